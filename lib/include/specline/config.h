@@ -1,0 +1,133 @@
+/* config.yaml: the campaign definition (DESIGN.md §6), loaded with libyaml and validated
+ * strictly. Every error names file:line:column and the field, e.g.
+ *   examples/x/config.yaml:3:1: unknown key 'inptus' (did you mean 'inputs'?)
+ */
+#ifndef SPECLINE_CONFIG_H
+#define SPECLINE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "specline/error.h"
+
+/* Codes of domain SL_ERR_CONFIG. */
+typedef enum sl_config_code {
+  SL_CONFIG_E_IO = 1,      /* cannot open or read the file */
+  SL_CONFIG_E_SYNTAX,      /* YAML syntax */
+  SL_CONFIG_E_UNKNOWN_KEY, /* key not in the schema */
+  SL_CONFIG_E_MISSING,     /* required key absent */
+  SL_CONFIG_E_TYPE,        /* wrong YAML type or unparsable number */
+  SL_CONFIG_E_RANGE,       /* value out of its allowed range, empty/inverted value_range */
+  SL_CONFIG_E_DUPLICATE,   /* duplicate variable name or duplicate key */
+  SL_CONFIG_E_VALUE,       /* other invalid value (bad enum word, bad name characters) */
+} sl_config_code_t;
+
+/* One input or output variable. */
+typedef struct sl_var {
+  char *name;         /* [A-Za-z_][A-Za-z0-9_]*, at most 63 chars */
+  char *type;         /* "float" (the only type for now) */
+  bool has_default;
+  double default_value;
+  bool has_range;     /* inputs: required; outputs: optional */
+  double lo, hi;      /* value_range, lo < hi */
+} sl_var_t;
+
+typedef struct sl_calibration {
+  char *name;   /* output name */
+  double alpha; /* experimental = simulation / alpha + beta */
+  double beta;
+} sl_calibration_t;
+
+typedef struct sl_config {
+  char *path;         /* the file it came from */
+  char *experiment;   /* campaign name: [A-Za-z0-9_-]+, at most 64 chars */
+
+  sl_var_t *inputs;
+  size_t n_inputs;    /* >= 1 */
+  sl_var_t *outputs;
+  size_t n_outputs;   /* >= 0 */
+
+  struct {
+    bool present;
+    char *name;       /* name of the history variable in the simulator's "values" */
+    int checkpoints;  /* K checkpoints the surrogate predicts, default 32 */
+  } history;
+
+  struct {
+    char **argv;      /* NULL-terminated; argv[0] a program name or path */
+    size_t argc;
+    int64_t max_steps;    /* default 1000 */
+    double wall_s;        /* per-run wall limit, default 3600 */
+    double step_delay;    /* passed as --step-delay when > 0 (tests), default 0 */
+    double term_grace_s;  /* SIGTERM → SIGKILL grace, default 2 */
+  } simulator;
+
+  struct {
+    char *initial;        /* "sobol" (default) | "lhs" | "grid" */
+    int initial_n;        /* default 16 */
+    char *acquisition;    /* "max_std" (default) | "ucb" | "none" */
+    char *objective;      /* output to maximise for ucb, or NULL */
+    double ucb_kappa;     /* default 2 */
+    double oversubscribe; /* default 2 */
+    int batch;            /* acquisition batch size, default = slots */
+    uint64_t seed;        /* default 1 */
+    double diversity;     /* diversity penalty length scale in normalised units, default 0.1 */
+    struct {
+      bool enabled;         /* default false */
+      double min_fraction;  /* default 0.2 */
+      double confidence;    /* predicted std of the rest (normalised) below which to stop, default 0.02 */
+      double surprise_p;    /* chi-square tail probability for the surprise test, default 0.01 */
+      double audit_fraction;/* fraction of stops re-run to completion, default 0.1 */
+    } speculative;
+  } policy;
+
+  struct {
+    int64_t max_sims;     /* 0 = unlimited (but some budget must be set) */
+    int64_t max_steps;
+    double target_nrmse;  /* 0 = none */
+    double wall_s;
+  } budget;
+
+  struct {
+    int ensemble;         /* default 5 */
+    int hidden;           /* default 64 */
+    int layers;           /* hidden layers, default 2 */
+    int epochs;           /* default 200 */
+    int batch;            /* default 64 */
+    double lr;            /* default 1e-3 */
+    int retrain_every;    /* new stored points between retrains, default 8 */
+    double validation_fraction; /* of full runs held out, default 0.2 */
+    char *loss;           /* "nll" (default) | "mse" */
+  } learn;
+
+  struct {
+    int simulate_workers; /* `specline run` local workers, default 1 */
+    int slots;            /* slots per simulate worker, default 2 */
+  } workers;
+
+  char *store;            /* "sqlite:PATH" (default sqlite:run/<experiment>.db) or mongodb://... */
+  char *broker;           /* amqp(s):// URL without credentials, or NULL = local broker */
+  char *credentials_file; /* optional file with user:password for the broker */
+
+  sl_calibration_t *calibration;
+  size_t n_calibration;
+} sl_config_t;
+
+/* Loads and validates PATH. Returns a new config or NULL with *err set (domain
+ * SL_ERR_CONFIG, message "PATH:LINE:COL: ..." naming the field). */
+sl_config_t *sl_config_load(const char *path, sl_error_t *err);
+
+/* Same, from a string; `name` is used in error messages in place of a path. */
+sl_config_t *sl_config_load_string(const char *yaml, size_t len, const char *name, sl_error_t *err);
+
+void sl_config_destroy(sl_config_t *cfg);
+
+/* Index of a named input / output, or -1. */
+int sl_config_input_index(const sl_config_t *cfg, const char *name);
+int sl_config_output_index(const sl_config_t *cfg, const char *name);
+
+/* The broker URL to use: SPECLINE_AMQP_URL if set, else cfg->broker, else NULL (local). */
+const char *sl_config_broker_url(const sl_config_t *cfg);
+
+#endif

@@ -1,0 +1,44 @@
+/* The one error type of specline: a domain, a code within it and a message. Errors of
+ * dependencies (rabbitmq-c, libyaml, jansson, libuv, sqlite, libmongoc, curl, CUDA) are
+ * translated into a domain once, at the boundary that calls them. */
+#ifndef SPECLINE_ERROR_H
+#define SPECLINE_ERROR_H
+
+#include <stdbool.h>
+
+typedef enum sl_domain {
+  SL_ERR_NONE = 0,
+  SL_ERR_SYS,    /* errno values */
+  SL_ERR_CONFIG, /* config.yaml: codes are sl_config_code */
+  SL_ERR_AMQP,   /* broker and rabbitmq-c: codes are AMQP reply codes or amqp_status_enum */
+  SL_ERR_PROTO,  /* message decode: codes are sl_proto_code */
+  SL_ERR_STORE,  /* store backends: sqlite or mongo codes */
+  SL_ERR_UV,     /* libuv: negative uv errno */
+  SL_ERR_HTTP,   /* management API: CURLcode or HTTP status */
+  SL_ERR_MODEL,  /* surrogate model files and training */
+  SL_ERR_SIM,    /* simulator protocol */
+  SL_ERR_CUDA,   /* cudaError_t, cublasStatus_t, ncclResult_t */
+  SL_ERR_USAGE,  /* command-line usage */
+} sl_domain_t;
+
+typedef struct sl_error {
+  int domain;
+  int code;
+  char message[256];
+} sl_error_t;
+
+/* Sets *err (a no-op when err is NULL). The message is printf-formatted, lower-case, no
+ * trailing period, and truncated to fit. */
+void sl_error_set(sl_error_t *err, int domain, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Clears *err to domain SL_ERR_NONE (no-op on NULL). */
+void sl_error_clear(sl_error_t *err);
+
+/* Prefixes the existing message of *err with the given context ("loading 'x': <old>"). */
+void sl_error_prefix(sl_error_t *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A short lower-case name of a domain ("amqp", "config", ...). Never NULL. */
+const char *sl_domain_name(int domain);
+
+#endif

@@ -1,0 +1,53 @@
+/* Small helpers shared by every module: checked allocation, time, string building. */
+#ifndef SPECLINE_UTIL_H
+#define SPECLINE_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Allocation that aborts with a message on out-of-memory (we do not limp on after ENOMEM). */
+void *sl_malloc(size_t n);
+void *sl_calloc(size_t n, size_t size);
+void *sl_realloc(void *p, size_t n);
+char *sl_strdup(const char *s);                    /* NULL in, NULL out */
+char *sl_strndup(const char *s, size_t n);
+char *sl_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Seconds since the epoch (wall clock) and a monotonic clock in seconds and nanoseconds. */
+double sl_now(void);
+double sl_mono(void);
+uint64_t sl_mono_ns(void);
+
+/* Bounded copy that always terminates dst (dst_size > 0); returns false if truncated. */
+bool sl_strlcpy(char *dst, const char *src, size_t dst_size);
+
+/* Growable byte buffer, caller storage: _init/_release. */
+typedef struct sl_buf {
+  char *data;
+  size_t len;
+  size_t cap;
+} sl_buf_t;
+void sl_buf_init(sl_buf_t *b);
+void sl_buf_release(sl_buf_t *b);
+void sl_buf_append(sl_buf_t *b, const void *p, size_t n);
+void sl_buf_printf(sl_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sl_buf_vprintf(sl_buf_t *b, const char *fmt, va_list ap);
+/* Takes the data (NUL-terminated) out of the buffer; the buffer is empty afterwards. */
+char *sl_buf_take(sl_buf_t *b);
+
+/* 64-bit FNV-1a and a hex rendering, used for deterministic ids. */
+uint64_t sl_hash64(const void *p, size_t n, uint64_t seed);
+
+/* Directory of the running executable (from /proc/self/exe), malloc'd, or NULL. */
+char *sl_exe_dir(void);
+
+/* Finds a helper program: first next to the running executable, then on PATH. Returns a
+ * malloc'd path or NULL. */
+char *sl_find_program(const char *name);
+
+/* Reads a whole file (up to max bytes) into a malloc'd NUL-terminated buffer. */
+char *sl_read_file(const char *path, size_t max, size_t *len_out);
+
+#endif

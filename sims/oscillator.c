@@ -1,0 +1,285 @@
+/* specline-sim-oscillator: the driven, damped harmonic oscillator, the reference campaign's
+ * simulator. It solves x'' + 2 zeta omega0 x' + omega0^2 x = F cos(omega t), x(0) = x0,
+ * x'(0) = 0, with classical RK4 at a fixed internal step of 0.005 (20 substeps per output
+ * step of 0.1), writes x at every output step and, at the end, the steady-state amplitude
+ * and max |x|. Once the transient (decaying like exp(-zeta omega0 t)) has died out, the
+ * amplitude tends to the analytic F / sqrt((omega0^2 - omega^2)^2 + (2 zeta omega0 omega)^2);
+ * the estimate is half the peak-to-peak of x over the last forcing period of the run (at
+ * most the last half of the run), taken on the internal substeps. It is a user program that
+ * knows only the simulator protocol (docs/simulator-protocol.md) and never links libspecline:
+ * one JSON line on stdin, JSON lines on stdout, exit 0 on success, 2 on bad input. */
+#define _POSIX_C_SOURCE 200809L
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define SIM_NAME "specline-sim-oscillator"
+#define SIM_LINE_MAX (1024 * 1024) /* longest accepted input line, bytes */
+#define SIM_STEPS_MAX 100000000L   /* largest accepted max_steps */
+#define SIM_STEPS_DEFAULT 400L     /* t up to 40 */
+#define OUT_DT 0.1                 /* simulated time between output steps */
+#define SUBSTEPS 20                /* RK4 steps per output step */
+#define SIM_PI 3.14159265358979323846
+
+typedef struct sim_input {
+  const char *name;
+  double lo, hi; /* recommended design range */
+  const char *doc;
+} sim_input_t;
+
+enum { IN_ZETA, IN_OMEGA0, IN_F, IN_OMEGA, IN_X0, N_INPUTS };
+
+static const sim_input_t INPUTS[N_INPUTS] = {
+  {"zeta", 0.05, 0.5, "damping ratio (>= 0)"},
+  {"omega0", 0.5, 2.0, "natural angular frequency (> 0)"},
+  {"F", 0.1, 1.0, "forcing amplitude"},
+  {"omega", 0.5, 2.0, "forcing angular frequency (> 0)"},
+  {"x0", -1.0, 1.0, "initial displacement (initial velocity is 0)"},
+};
+
+static void usage(FILE *f)
+{
+  fprintf(f,
+          "usage: " SIM_NAME " [--step-delay SECONDS] [--help]\n"
+          "\n"
+          "Driven damped harmonic oscillator, speaking the specline simulator protocol:\n"
+          "reads one JSON line {\"inputs\": {...}, \"max_steps\": N, \"sample_id\": \"...\"}\n"
+          "on stdin, writes {\"step\": i, \"t\": t, \"values\": {\"x\": x}} for i = 1..N and\n"
+          "then {\"final\": {\"amplitude\": A, \"max_abs_x\": M}}.\n"
+          "\n"
+          "  x'' + 2 zeta omega0 x' + omega0^2 x = F cos(omega t),  x(0) = x0, x'(0) = 0\n"
+          "  RK4, internal step %g, output step %g (t = %g i), max_steps default %ld\n"
+          "  amplitude: half the peak-to-peak of x over the last forcing period 2 pi/omega\n"
+          "             of the run (at most its last half); tends to the steady state\n"
+          "             F / sqrt((omega0^2 - omega^2)^2 + (2 zeta omega0 omega)^2)\n"
+          "  max_abs_x: max |x| over the whole run, x0 included\n"
+          "\n"
+          "inputs (all required; values outside the recommended range are accepted):\n",
+          OUT_DT / SUBSTEPS, OUT_DT, OUT_DT, SIM_STEPS_DEFAULT);
+  for (int i = 0; i < N_INPUTS; i++)
+    fprintf(f, "  %-8s [%g, %g]  %s\n", INPUTS[i].name, INPUTS[i].lo, INPUTS[i].hi,
+            INPUTS[i].doc);
+  fprintf(f, "\n"
+             "options:\n"
+             "  --step-delay S  sleep S seconds after each output step (tests)\n"
+             "  --help          this text\n"
+             "\n"
+             "exit status: 0 ok, 1 output or numerical failure, 2 bad input or usage;\n"
+             "SIGTERM ends the run at once (default action)\n");
+}
+
+static void fail(int status, const char *fmt, ...)
+{
+  va_list ap;
+  fputs(SIM_NAME ": ", stderr);
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputc('\n', stderr);
+  exit(status);
+}
+
+/* SIGTERM and SIGPIPE must kill us even when the parent ignored or blocked them. */
+static void sim_signals(void)
+{
+  sigset_t set;
+  signal(SIGTERM, SIG_DFL);
+  signal(SIGPIPE, SIG_DFL);
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigprocmask(SIG_UNBLOCK, &set, NULL);
+}
+
+static void sim_sleep(double s)
+{
+  struct timespec ts, rem;
+  if (s <= 0)
+    return;
+  ts.tv_sec = (time_t)s;
+  ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
+  while (nanosleep(&ts, &rem) != 0 && errno == EINTR)
+    ts = rem;
+}
+
+static double parse_seconds(const char *opt, const char *s)
+{
+  char *end;
+  double v;
+  if (!s)
+    fail(2, "option '%s' needs a value", opt);
+  errno = 0;
+  v = strtod(s, &end);
+  if (errno || end == s || *end || !(v >= 0) || v > 3600)
+    fail(2, "option '%s': '%s' is not a number of seconds in [0, 3600]", opt, s);
+  return v;
+}
+
+/* Reads the one input line (at most SIM_LINE_MAX bytes) and parses it as a JSON object. */
+static json_t *read_request(void)
+{
+  char *buf = malloc(SIM_LINE_MAX);
+  size_t n = 0;
+  int c;
+  json_error_t jerr;
+  json_t *root;
+
+  if (!buf)
+    fail(1, "out of memory");
+  while ((c = getchar()) != EOF && c != '\n') {
+    if (n == SIM_LINE_MAX)
+      fail(2, "input line longer than %d bytes", SIM_LINE_MAX);
+    buf[n++] = (char)c;
+  }
+  if (n == 0 && c == EOF)
+    fail(2, "no input line on stdin");
+  root = json_loadb(buf, n, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL, &jerr);
+  free(buf);
+  if (!root)
+    fail(2, "input line is not JSON: column %d: %s", jerr.column, jerr.text);
+  if (!json_is_object(root))
+    fail(2, "input line is not a JSON object");
+  return root;
+}
+
+/* Fills vals[] from root.inputs: every name known, every value a number, none missing. */
+static void parse_inputs(json_t *root, double *vals)
+{
+  json_t *in = json_object_get(root, "inputs"), *v;
+  const char *key;
+  bool seen[N_INPUTS] = {false};
+
+  if (!json_is_object(in))
+    fail(2, "input line has no 'inputs' object");
+  json_object_foreach(in, key, v)
+  {
+    int i;
+    for (i = 0; i < N_INPUTS && strcmp(key, INPUTS[i].name) != 0; i++)
+      ;
+    if (i == N_INPUTS)
+      fail(2, "unknown input '%s' (known: zeta, omega0, F, omega, x0)", key);
+    if (!json_is_number(v))
+      fail(2, "input '%s' is not a number", key);
+    vals[i] = json_number_value(v);
+    seen[i] = true;
+  }
+  for (int i = 0; i < N_INPUTS; i++)
+    if (!seen[i])
+      fail(2, "missing input '%s'", INPUTS[i].name);
+}
+
+static long parse_max_steps(json_t *root, long dflt)
+{
+  json_t *m = json_object_get(root, "max_steps");
+  double v;
+  if (!m || json_is_null(m))
+    return dflt;
+  if (!json_is_number(m))
+    fail(2, "'max_steps' is not a number");
+  v = json_number_value(m);
+  if (!(v >= 1 && v <= (double)SIM_STEPS_MAX) || v != floor(v))
+    fail(2, "'max_steps' must be an integer in [1, %ld]", SIM_STEPS_MAX);
+  return (long)v;
+}
+
+typedef struct osc {
+  double zeta, omega0, F, omega;
+} osc_t;
+
+static void deriv(const osc_t *o, double t, double x, double v, double *dx, double *dv)
+{
+  *dx = v;
+  *dv = o->F * cos(o->omega * t) - 2 * o->zeta * o->omega0 * v - o->omega0 * o->omega0 * x;
+}
+
+static void rk4(const osc_t *o, double t, double h, double *x, double *v)
+{
+  double k1x, k1v, k2x, k2v, k3x, k3v, k4x, k4v;
+  deriv(o, t, *x, *v, &k1x, &k1v);
+  deriv(o, t + h / 2, *x + h / 2 * k1x, *v + h / 2 * k1v, &k2x, &k2v);
+  deriv(o, t + h / 2, *x + h / 2 * k2x, *v + h / 2 * k2v, &k3x, &k3v);
+  deriv(o, t + h, *x + h * k3x, *v + h * k3v, &k4x, &k4v);
+  *x += h / 6 * (k1x + 2 * k2x + 2 * k3x + k4x);
+  *v += h / 6 * (k1v + 2 * k2v + 2 * k3v + k4v);
+}
+
+int main(int argc, char **argv)
+{
+  double step_delay = 0, in[N_INPUTS];
+  osc_t o;
+  json_t *root;
+  long n;
+
+  sim_signals();
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+      usage(stdout);
+      return 0;
+    } else if (!strcmp(argv[i], "--step-delay")) {
+      step_delay = parse_seconds(argv[i], argv[i + 1]);
+      i++;
+    } else if (!strncmp(argv[i], "--step-delay=", 13)) {
+      step_delay = parse_seconds("--step-delay", argv[i] + 13);
+    } else {
+      usage(stderr);
+      fail(2, "unknown argument '%s'", argv[i]);
+    }
+  }
+
+  root = read_request();
+  parse_inputs(root, in);
+  n = parse_max_steps(root, SIM_STEPS_DEFAULT);
+  json_decref(root);
+  o.zeta = in[IN_ZETA];
+  o.omega0 = in[IN_OMEGA0];
+  o.F = in[IN_F];
+  o.omega = in[IN_OMEGA];
+  if (!(o.zeta >= 0))
+    fail(2, "input 'zeta' must be >= 0");
+  if (!(o.omega0 > 0))
+    fail(2, "input 'omega0' must be > 0");
+  if (!(o.omega > 0))
+    fail(2, "input 'omega' must be > 0");
+
+  {
+    const double h = OUT_DT / SUBSTEPS, t_end = (double)n * OUT_DT;
+    double window = 2 * SIM_PI / o.omega;
+    double x = in[IN_X0], v = 0, max_abs = fabs(x), lo = INFINITY, hi = -INFINITY;
+    if (window > t_end / 2)
+      window = t_end / 2;
+    const double t_from = t_end - window;
+
+    for (long i = 1; i <= n; i++) {
+      for (int k = 0; k < SUBSTEPS; k++) {
+        double t = ((double)(i - 1) * SUBSTEPS + k) * h;
+        rk4(&o, t, h, &x, &v);
+        t += h;
+        if (fabs(x) > max_abs)
+          max_abs = fabs(x);
+        if (t >= t_from - 1e-9) {
+          lo = x < lo ? x : lo;
+          hi = x > hi ? x : hi;
+        }
+      }
+      if (!isfinite(x))
+        fail(1, "solution is not finite at step %ld", i);
+      printf("{\"step\": %ld, \"t\": %.10g, \"values\": {\"x\": %.15g}}\n", i,
+             (double)i * OUT_DT, x);
+      if (fflush(stdout) != 0)
+        fail(1, "cannot write to stdout");
+      sim_sleep(step_delay);
+    }
+    printf("{\"final\": {\"amplitude\": %.15g, \"max_abs_x\": %.15g}}\n", (hi - lo) / 2,
+           max_abs);
+    if (fflush(stdout) != 0)
+      fail(1, "cannot write to stdout");
+  }
+  return 0;
+}

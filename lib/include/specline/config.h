@@ -14,13 +14,15 @@
 /* Codes of domain SL_ERR_CONFIG. */
 typedef enum sl_config_code {
   SL_CONFIG_E_IO = 1,      /* cannot open or read the file */
-  SL_CONFIG_E_SYNTAX,      /* YAML syntax */
+  SL_CONFIG_E_SYNTAX,      /* YAML syntax, more than one document */
   SL_CONFIG_E_UNKNOWN_KEY, /* key not in the schema */
   SL_CONFIG_E_MISSING,     /* required key absent */
   SL_CONFIG_E_TYPE,        /* wrong YAML type or unparsable number */
-  SL_CONFIG_E_RANGE,       /* value out of its allowed range, empty/inverted value_range */
+  SL_CONFIG_E_RANGE,       /* value out of its allowed range, empty/inverted value_range,
+                              non-finite number (.inf, .nan), document over 1 MiB, nesting */
   SL_CONFIG_E_DUPLICATE,   /* duplicate variable name or duplicate key */
-  SL_CONFIG_E_VALUE,       /* other invalid value (bad enum word, bad name characters) */
+  SL_CONFIG_E_VALUE,       /* other invalid value (bad enum word, bad name characters,
+                              yaml anchors/aliases/custom tags) */
 } sl_config_code_t;
 
 /* One input or output variable. */
@@ -122,6 +124,10 @@ sl_config_t *sl_config_load(const char *path, sl_error_t *err);
 sl_config_t *sl_config_load_string(const char *yaml, size_t len, const char *name, sl_error_t *err);
 
 void sl_config_destroy(sl_config_t *cfg);
+
+/* The effective config (defaults filled in) as indented JSON text, for `specline config
+ * check --print`. Returns a malloc'd string the caller frees, or NULL when cfg is NULL. */
+char *sl_config_dump(const sl_config_t *cfg);
 
 /* Index of a named input / output, or -1. */
 int sl_config_input_index(const sl_config_t *cfg, const char *name);

@@ -1,0 +1,38 @@
+/* The simulator line protocol (docs/simulator-protocol.md) seen from the line's side:
+ * parsing one line a simulator wrote on stdout, and building the one input line it reads.
+ * Every line is bounded and validated; a bad line is an error naming the line number and
+ * what is wrong, never a crash. */
+#ifndef SPECLINE_SIMLINE_H
+#define SPECLINE_SIMLINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "specline/error.h"
+#include "specline/proto.h"
+
+#define SL_SIMLINE_MAX (1u << 20) /* longest accepted output line, bytes */
+
+typedef enum sl_simline_kind { SL_SIMLINE_STEP = 1, SL_SIMLINE_FINAL } sl_simline_kind_t;
+
+/* One parsed line: a step {"step": i, "t": time, "values": {...}} or a final
+ * {"final": {...}}. `values` holds the step's values or the final outputs. */
+typedef struct sl_simline {
+  sl_simline_kind_t kind;
+  int64_t step; /* steps: >= 0; 0 when the simulator omits it */
+  double t;     /* steps: simulated time; NAN when omitted */
+  sl_values_t values;
+} sl_simline_t;
+
+/* Parses one line (without its newline). lineno is used in error messages only. On
+ * failure *err has domain SL_ERR_SIM and says "line N: ...". On success the caller
+ * releases *out with sl_simline_release. */
+bool sl_simline_parse(const char *line, size_t len, int64_t lineno, sl_simline_t *out, sl_error_t *err);
+void sl_simline_release(sl_simline_t *l);
+
+/* The input line for a task: {"inputs": {...}, "max_steps": N, "sample_id": "..."} plus a
+ * trailing newline. Returns a malloc'd string. */
+char *sl_simline_input(const sl_values_t *inputs, int64_t max_steps, const char *sample_id);
+
+#endif

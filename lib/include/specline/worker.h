@@ -1,0 +1,85 @@
+/* What every worker process shares: the common command-line options, the config, the
+ * broker URL, one AMQP session driven by a libuv loop with the campaign topology declared
+ * on every (re)connect, SIGTERM/SIGINT handling, and the periodic worker.status message
+ * (`specline top`, explore's leases). Workers keep only their own logic in their main.c. */
+#ifndef SPECLINE_WORKER_H
+#define SPECLINE_WORKER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "specline/amqp.h"
+#include "specline/broker.h"
+#include "specline/config.h"
+#include "specline/error.h"
+#include "specline/proto.h"
+
+typedef struct sl_worker sl_worker_t;
+
+/* Called on the first SIGTERM/SIGINT: the worker should drain and then call
+ * sl_worker_finish(). A second signal exits at once (status 1). */
+typedef void (*sl_worker_stop_fn)(sl_worker_t *w, int signum);
+
+/* Fills the role-specific parts of the periodic status (running, counters). */
+typedef void (*sl_worker_status_fn)(sl_worker_t *w, sl_worker_status_t *st);
+
+/* Extra topology on each (re)connect (control or event queues). */
+typedef bool (*sl_worker_setup_fn)(sl_worker_t *w, sl_error_t *err);
+
+struct sl_worker {
+  const char *role;           /* "simulate", "store", ... */
+  char id[96];                /* worker id: --id or ROLE-HOST-PID */
+  sl_config_t *cfg;
+  char *config_path;
+  char *broker_dir;           /* --broker-dir, or NULL */
+  sl_amqp_t *amqp;
+  uv_loop_t *loop;
+  uv_signal_t sigterm, sigint;
+  uv_timer_t status_timer;
+  double status_s;            /* status period, default 1 s */
+  bool stopping;
+  int exit_code;
+  char status_rk[SL_NAME_MAX]; /* C.event.status */
+  sl_worker_stop_fn on_stop;
+  sl_worker_status_fn on_status;
+  sl_worker_setup_fn on_setup;
+  void *ud;
+  uint16_t prefetch;
+};
+
+/* Common options every worker accepts; argv parsing stops at the first unknown option,
+ * leaving it for the worker (returned index in *next). */
+typedef struct sl_worker_args {
+  const char *config;     /* positional CONFIG */
+  const char *id;         /* --id ID */
+  const char *broker_dir; /* --broker-dir DIR: use DIR/broker.env of a local broker */
+  double status_s;        /* --status-s S */
+} sl_worker_args_t;
+
+/* Resolves the broker URL: SPECLINE_AMQP_URL, else DIR/broker.env when broker_dir is set,
+ * else the config's `broker:`. Returns malloc'd or NULL with *err set. */
+char *sl_worker_broker_url(const sl_config_t *cfg, const char *broker_dir, sl_error_t *err);
+
+/* Loads the config, creates the session (name = id, prefetch) with a setup callback that
+ * declares the campaign topology and then calls w->on_setup, installs signal handlers
+ * and the status timer on `loop`. Set role, on_* and ud before calling. */
+bool sl_worker_init(sl_worker_t *w, uv_loop_t *loop, const sl_worker_args_t *args, uint16_t prefetch, sl_error_t *err);
+
+/* Connects (retrying up to timeout_s) and attaches the session to the loop. */
+bool sl_worker_start(sl_worker_t *w, double timeout_s, sl_error_t *err);
+
+/* Stops the timers and signal handlers and detaches the session; the loop then ends. */
+void sl_worker_finish(sl_worker_t *w, int exit_code);
+
+/* Frees what sl_worker_init made (after the loop has ended). */
+void sl_worker_release(sl_worker_t *w);
+
+/* Publishes a worker.status now (untracked, non-persistent). */
+void sl_worker_publish_status(sl_worker_t *w);
+
+/* Resident set size of this process in KiB (from /proc/self/statm), 0 if unknown. */
+int64_t sl_rss_kb(void);
+
+#endif

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what specline needs on Debian 12 (as root) and builds it into build/.
+# Idempotent: packages already present are skipped, the build is incremental.
+# Usage: scripts/setup.sh [extra cmake args...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PKGS=(build-essential cmake pkg-config clang libclang-rt-14-dev
+      rabbitmq-server librabbitmq-dev libmongoc-dev libbson-dev libyaml-dev libjansson-dev
+      libuv1-dev libcurl4-openssl-dev libsqlite3-dev sqlite3 openssl procps iproute2
+      python3-celery slurm-wlm munge nodejs npm)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "setup: missing packages: ${missing[*]} (run as root to install them)" >&2
+    exit 1
+  fi
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+cmake --build build -j"$(nproc)"

@@ -1,0 +1,300 @@
+/* specline-store: consumes `<c>.store` and writes each store.point to the store (SQLite or
+ * MongoDB) as an upsert by sample_id. Deliveries are gathered into batches (one
+ * transaction each) and acked only after the batch commits; a redelivered point updates
+ * its record and never duplicates it. A malformed message, or a point the store refuses
+ * as invalid, is dead-lettered with the reason logged; a transient store error leaves the
+ * batch unacked and retries it. After each commit an event.stored per point goes to
+ * `<c>.event.stored` for explore and learn. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "specline/log.h"
+#include "specline/store.h"
+#include "specline/util.h"
+#include "specline/worker.h"
+
+#define BATCH_MAX 256
+
+typedef struct item {
+  uint64_t tag;
+  sl_store_point_t point;
+} item_t;
+
+typedef struct store_worker {
+  sl_worker_t w;
+  sl_store_t *store;
+  char *store_uri;
+  char queue[SL_NAME_MAX];
+  char stored_rk[SL_NAME_MAX];
+  item_t batch[BATCH_MAX];
+  size_t n;
+  uv_check_t check;
+  uv_timer_t retry;
+  bool retry_armed;
+  int64_t n_stored, n_new, n_dead, n_batches, n_retries;
+} store_worker_t;
+
+static store_worker_t g_st;
+
+static void publish_stored(store_worker_t *st, const sl_store_point_t *p, bool is_new, int64_t n_sim, int64_t n_exp)
+{
+  sl_event_stored_t ev;
+  sl_amqp_props_t props = {.persistent = false, .type = "event.stored"};
+  char *body;
+
+  memset(&ev, 0, sizeof ev);
+  ev.campaign = st->w.cfg->experiment;
+  ev.n_sim = n_sim;
+  ev.n_exp = n_exp;
+  ev.sample_id = p->sample_id;
+  ev.status = (char *)sl_point_status_name(p->status);
+  ev.steps = p->steps;
+  ev.is_new = is_new;
+  body = sl_event_stored_encode(&ev);
+  sl_amqp_publish(st->w.amqp, SL_EXCHANGE, st->stored_rk, body, strlen(body), &props, NULL, NULL, NULL);
+  free(body);
+}
+
+static void batch_clear(store_worker_t *st)
+{
+  size_t i;
+  for (i = 0; i < st->n; i++)
+    sl_store_point_release(&st->batch[i].point);
+  st->n = 0;
+}
+
+static void dead_letter(store_worker_t *st, item_t *it, const char *why)
+{
+  SL_WARN("dead-lettering point '%s': %s", it->point.sample_id ? it->point.sample_id : "?", why);
+  sl_amqp_nack(st->w.amqp, it->tag, false, NULL);
+  st->n_dead++;
+}
+
+static void on_retry(uv_timer_t *t);
+
+/* Writes the batch; returns false when a transient error means "try again later". */
+static bool flush(store_worker_t *st)
+{
+  const sl_store_point_t *ptrs[BATCH_MAX];
+  bool is_new[BATCH_MAX];
+  int64_t n_sim = 0, n_exp = 0;
+  sl_error_t err;
+  size_t i;
+
+  if (st->n == 0)
+    return true;
+  for (i = 0; i < st->n; i++)
+    ptrs[i] = &st->batch[i].point;
+  if (!sl_store_put(st->store, ptrs, st->n, is_new, &err)) {
+    if (sl_store_error_is_transient(&err)) {
+      SL_WARN("store busy, retrying a batch of %zu: %s", st->n, err.message);
+      st->n_retries++;
+      return false;
+    }
+    /* a permanent error in the batch: write the points one by one, dead-letter the bad */
+    for (i = 0; i < st->n; i++) {
+      const sl_store_point_t *one = &st->batch[i].point;
+      if (sl_store_put(st->store, &one, 1, &is_new[i], &err)) {
+        sl_amqp_ack(st->w.amqp, st->batch[i].tag, NULL);
+        st->n_stored++;
+        st->n_new += is_new[i];
+        publish_stored(st, one, is_new[i], -1, -1);
+      } else if (sl_store_error_is_transient(&err)) {
+        /* keep the rest for a retry: shift them to the front */
+        size_t k, m = 0;
+        for (k = i; k < st->n; k++)
+          st->batch[m++] = st->batch[k];
+        st->n = m;
+        st->n_retries++;
+        return false;
+      } else {
+        dead_letter(st, &st->batch[i], err.message);
+      }
+    }
+    batch_clear(st);
+    return true;
+  }
+  if (!sl_store_count(st->store, &n_sim, &n_exp, &err))
+    n_sim = n_exp = -1;
+  for (i = 0; i < st->n; i++) {
+    sl_amqp_ack(st->w.amqp, st->batch[i].tag, NULL);
+    publish_stored(st, ptrs[i], is_new[i], n_sim, n_exp);
+    st->n_stored++;
+    st->n_new += is_new[i];
+  }
+  st->n_batches++;
+  batch_clear(st);
+  return true;
+}
+
+static void schedule_retry(store_worker_t *st)
+{
+  if (st->retry_armed)
+    return;
+  st->retry_armed = true;
+  uv_timer_start(&st->retry, on_retry, 500, 0);
+}
+
+static void on_retry(uv_timer_t *t)
+{
+  store_worker_t *st = t->data;
+
+  st->retry_armed = false;
+  if (!flush(st))
+    schedule_retry(st);
+}
+
+/* After each loop iteration (all available deliveries handled): commit. */
+static void on_check(uv_check_t *h)
+{
+  store_worker_t *st = h->data;
+
+  if (st->retry_armed || st->n == 0)
+    return;
+  if (!flush(st))
+    schedule_retry(st);
+}
+
+static void on_delivery(sl_amqp_t *s, const sl_amqp_delivery_t *d, void *ud)
+{
+  store_worker_t *st = ud;
+  item_t *it;
+  sl_error_t err;
+
+  if (st->n == BATCH_MAX && (st->retry_armed || !flush(st))) {
+    /* cannot take more until the store recovers: give it back */
+    sl_amqp_nack(s, d->tag, true, NULL);
+    schedule_retry(st);
+    return;
+  }
+  it = &st->batch[st->n];
+  memset(it, 0, sizeof *it);
+  it->tag = d->tag;
+  if (!sl_store_point_decode(d->body, d->len, NULL, &it->point, &err)) {
+    SL_WARN("dead-lettering a store message: %s (%s)", err.message, sl_proto_code_name(err.code));
+    sl_amqp_nack(s, d->tag, false, NULL);
+    st->n_dead++;
+    return;
+  }
+  if (strcmp(it->point.campaign, st->w.cfg->experiment) != 0) {
+    char why[160];
+    snprintf(why, sizeof why, "campaign '%.64s' is not '%.64s'", it->point.campaign, st->w.cfg->experiment);
+    dead_letter(st, it, why);
+    sl_store_point_release(&it->point);
+    return;
+  }
+  st->n++;
+}
+
+static void on_setup_reset(store_worker_t *st)
+{
+  /* a reconnect: every unacked delivery was requeued by the broker; drop our copies */
+  batch_clear(st);
+}
+
+static bool on_setup(sl_worker_t *w, sl_error_t *err)
+{
+  (void)err;
+  on_setup_reset((store_worker_t *)w);
+  return true;
+}
+
+static void on_status(sl_worker_t *w, sl_worker_status_t *st)
+{
+  store_worker_t *s = (store_worker_t *)w;
+
+  sl_values_add(&st->counters, "stored", (double)s->n_stored);
+  sl_values_add(&st->counters, "new", (double)s->n_new);
+  sl_values_add(&st->counters, "dead", (double)s->n_dead);
+  sl_values_add(&st->counters, "batches", (double)s->n_batches);
+  sl_values_add(&st->counters, "retries", (double)s->n_retries);
+}
+
+static void on_stop(sl_worker_t *w, int signum)
+{
+  store_worker_t *st = (store_worker_t *)w;
+
+  (void)signum;
+  sl_amqp_cancel(w->amqp, st->queue, NULL);
+  flush(st);
+  uv_timer_stop(&st->retry);
+  uv_close((uv_handle_t *)&st->retry, NULL);
+  uv_check_stop(&st->check);
+  uv_close((uv_handle_t *)&st->check, NULL);
+  sl_worker_finish(w, 0);
+}
+
+static void usage(FILE *f)
+{
+  fprintf(f, "usage: specline-store CONFIG [options]\n\n"
+             "Writes results and shots from '<experiment>.store' to the store.\n\n"
+             "  --store URI         sqlite:PATH or mongodb://... (default: config store)\n"
+             "  --prefetch N        deliveries in flight (default 256)\n"
+             "  --id ID             worker id\n"
+             "  --broker-dir DIR    use the local broker described by DIR/broker.env\n"
+             "  --status-s S        status message period (default 1)\n");
+}
+
+int main(int argc, char **argv)
+{
+  static const struct option opts[] = {{"store", required_argument, 0, 'u'}, {"prefetch", required_argument, 0, 'p'},
+                                       {"id", required_argument, 0, 'i'},    {"broker-dir", required_argument, 0, 'b'},
+                                       {"status-s", required_argument, 0, 'S'}, {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
+  store_worker_t *st = &g_st;
+  sl_worker_args_t wa = {0};
+  uv_loop_t *loop = uv_default_loop();
+  sl_error_t err;
+  int c, prefetch = BATCH_MAX;
+
+  sl_log_init("store");
+  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    switch (c) {
+    case 'u': st->store_uri = optarg; break;
+    case 'p': prefetch = atoi(optarg); break;
+    case 'i': wa.id = optarg; break;
+    case 'b': wa.broker_dir = optarg; break;
+    case 'S': wa.status_s = atof(optarg); break;
+    case 'h': usage(stdout); return 0;
+    default: usage(stderr); return 2;
+    }
+  }
+  if (optind != argc - 1) {
+    usage(stderr);
+    return 2;
+  }
+  if (prefetch < 1 || prefetch > BATCH_MAX)
+    prefetch = BATCH_MAX;
+  wa.config = argv[optind];
+  st->w.role = "store";
+  st->w.on_stop = on_stop;
+  st->w.on_status = on_status;
+  st->w.on_setup = on_setup;
+  if (!sl_worker_init(&st->w, loop, &wa, (uint16_t)prefetch, &err)) {
+    fprintf(stderr, "specline-store: %s\n", err.message);
+    return 1;
+  }
+  st->store = sl_store_open(st->store_uri ? st->store_uri : st->w.cfg->store, st->w.cfg, &err);
+  if (!st->store) {
+    fprintf(stderr, "specline-store: %s\n", err.message);
+    return 1;
+  }
+  sl_name(st->queue, st->w.cfg->experiment, "store");
+  sl_name(st->stored_rk, st->w.cfg->experiment, "event.stored");
+  uv_check_init(loop, &st->check);
+  st->check.data = st;
+  uv_check_start(&st->check, on_check);
+  uv_timer_init(loop, &st->retry);
+  st->retry.data = st;
+  if (!sl_amqp_consume(st->w.amqp, st->queue, on_delivery, st, &err) || !sl_worker_start(&st->w, 60, &err)) {
+    fprintf(stderr, "specline-store: %s\n", err.message);
+    return 1;
+  }
+  uv_run(loop, UV_RUN_DEFAULT);
+  c = st->w.exit_code;
+  sl_store_destroy(st->store);
+  sl_worker_release(&st->w);
+  return c;
+}

@@ -36,6 +36,7 @@ typedef struct sim_input {
 } sim_input_t;
 
 enum { IN_ZETA, IN_OMEGA0, IN_F, IN_OMEGA, IN_X0, N_INPUTS };
+#define KNOWN_INPUTS "zeta, omega0, F, omega, x0"
 
 static const sim_input_t INPUTS[N_INPUTS] = {
   {"zeta", 0.05, 0.5, "damping ratio (>= 0)"},
@@ -164,7 +165,7 @@ static void parse_inputs(json_t *root, double *vals)
     for (i = 0; i < N_INPUTS && strcmp(key, INPUTS[i].name) != 0; i++)
       ;
     if (i == N_INPUTS)
-      fail(2, "unknown input '%s' (known: zeta, omega0, F, omega, x0)", key);
+      fail(2, "unknown input '%s' (known: %s)", key, KNOWN_INPUTS);
     if (!json_is_number(v))
       fail(2, "input '%s' is not a number", key);
     vals[i] = json_number_value(v);

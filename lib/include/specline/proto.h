@@ -6,7 +6,24 @@
  *
  * Ownership: decoded structs own their strings and arrays; release them with the kind's
  * _release(). Encoders return a malloc'd NUL-terminated JSON string (the caller frees it)
- * and never fail except on out-of-memory (which aborts). */
+ * and never fail except on out-of-memory (which aborts). Encoding is deterministic: "v",
+ * "kind", then the fields in the order of the struct; optional fields that are absent
+ * (NULL, 0, false, empty) are left out; numbers get the shortest of 15/16/17 significant
+ * digits that reads back to the same double. Strings are escaped and invalid UTF-8 bytes
+ * become U+FFFD. A non-finite double is written as null, which every decoder rejects
+ * (E_NONFINITE): callers must pass finite numbers. A NULL required string is left out
+ * (the message then fails to decode with E_MISSING).
+ *
+ * Decoders: on failure *out is left zeroed, so calling _release() on it is always safe.
+ * Checks in this order: size (E_TOO_LARGE), empty or whitespace-only (E_EMPTY), a
+ * pre-scan of the bytes (E_UTF8; E_DEPTH where brackets nest deeper than max_depth; a
+ * NaN/Infinity literal, which is not JSON, gives E_NONFINITE), jansson with duplicate keys
+ * rejected (E_JSON; a number that overflows, like 1e999 or an integer beyond int64, gives
+ * E_NONFINITE), then "v", "kind" and the fields in document order, then missing required
+ * fields. A JSON null where a number is expected is E_NONFINITE (JavaScript writes NaN and
+ * Infinity as null). Integer fields accept integral reals (3.0). Wire name differences:
+ * sl_event_model_t.kind travels as "model_kind" ("kind" is the envelope's). Decoders are
+ * thread-safe (no shared state). */
 #ifndef SPECLINE_PROTO_H
 #define SPECLINE_PROTO_H
 
@@ -219,5 +236,15 @@ void sl_sample_id(const char *campaign, const sl_values_t *inputs, uint32_t repl
 /* Peeks at a body's "kind" field without full validation (NULL if absent); for routing
  * mixed queues. Returns a malloc'd string. */
 char *sl_proto_peek_kind(const char *buf, size_t len);
+
+/* The kind names this codec knows ("sim.task", ...), NULL-terminated, in a fixed order. */
+const char *const *sl_proto_kinds(void);
+
+/* Decodes buf as a message of `kind` with every check of that kind's decoder and returns
+ * its canonical encoding (malloc'd, the caller frees it), or NULL with err set (E_KIND
+ * when `kind` is not a known kind). For tools: golden vectors, fuzzing, dead-letter
+ * inspection. Thread-safe. */
+char *sl_proto_reencode(const char *kind, const char *buf, size_t len, const sl_proto_limits_t *lim,
+                        sl_error_t *err);
 
 #endif

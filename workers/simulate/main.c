@@ -869,7 +869,12 @@ static bool on_setup(sl_worker_t *w, sl_error_t *err)
   /* a (re)connect: deliveries of the old connection were requeued by the broker */
   for (t = sw->pending_head; t; t = t->next)
     t->dropped = true;
-  return sl_topology_declare_control(w->amqp, w->cfg->experiment, w->id, sw->control_queue, err);
+  if (!sl_topology_declare_control(w->amqp, w->cfg->experiment, w->id, sw->control_queue, err))
+    return false;
+  /* operators broadcast terminates (`specline sim terminate`) to every worker */
+  char all[SL_NAME_MAX];
+  sl_name(all, w->cfg->experiment, "control.all");
+  return sl_amqp_bind(w->amqp, sw->control_queue, SL_EXCHANGE, all, err);
 }
 
 static void usage(FILE *f)

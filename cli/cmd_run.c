@@ -1,0 +1,439 @@
+/* `specline run CONFIG`: one command for a whole campaign on one machine. With no broker
+ * configured it starts a local RabbitMQ (removed again at the end); it launches the store,
+ * explore and simulate workers as child processes (restarting any that die), shows a live
+ * progress line from the explorer's status messages, and stops everything cleanly when
+ * the explorer reports the campaign finished, or on Ctrl-C. The broker URL reaches the
+ * workers through the environment, never argv. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "specline/amqp.h"
+#include "specline/broker.h"
+#include "specline/config.h"
+#include "specline/log.h"
+#include "specline/proto.h"
+#include "specline/store.h"
+#include "specline/util.h"
+#include "specline/worker.h"
+
+#define MAX_CHILDREN 64
+#define MAX_RESTARTS 5
+
+typedef struct child {
+  const char *role;
+  char *argv[12];
+  pid_t pid;
+  int restarts;
+  double restart_at;
+  bool done;       /* exited for good */
+  int status;
+} child_t;
+
+typedef struct run_state {
+  sl_config_t *cfg;
+  child_t kids[MAX_CHILDREN];
+  int n_kids;
+  sl_worker_status_t explore;  /* last explore status */
+  bool have_explore;
+  double started;
+  int64_t sims_stored;
+} run_state_t;
+
+static volatile sig_atomic_t g_interrupted;
+
+static void on_sigint(int sig)
+{
+  (void)sig;
+  g_interrupted++;
+}
+
+static pid_t spawn_child(child_t *c)
+{
+  pid_t pid = fork();
+
+  if (pid == 0) {
+    setpgid(0, 0);
+    execv(c->argv[0], c->argv);
+    fprintf(stderr, "specline run: cannot exec '%s': %s\n", c->argv[0], strerror(errno));
+    _exit(127);
+  }
+  if (pid > 0)
+    c->pid = pid;
+  return pid;
+}
+
+static bool add_child(run_state_t *rs, const char *role, const char *prog, const char *config, const char *extra1,
+                      const char *extra2, const char *id, sl_error_t *err)
+{
+  child_t *c;
+  char *path = sl_find_program(prog);
+  int n = 0;
+
+  if (!path) {
+    sl_error_set(err, SL_ERR_USAGE, 1, "cannot find '%s' next to specline or on PATH", prog);
+    return false;
+  }
+  if (rs->n_kids == MAX_CHILDREN) {
+    free(path);
+    sl_error_set(err, SL_ERR_USAGE, 1, "too many workers (at most %d)", MAX_CHILDREN);
+    return false;
+  }
+  c = &rs->kids[rs->n_kids++];
+  memset(c, 0, sizeof *c);
+  c->role = role;
+  c->argv[n++] = path;
+  c->argv[n++] = sl_strdup(config);
+  c->argv[n++] = sl_strdup("--id");
+  c->argv[n++] = sl_strdup(id);
+  if (extra1)
+    c->argv[n++] = sl_strdup(extra1);
+  if (extra2)
+    c->argv[n++] = sl_strdup(extra2);
+  c->argv[n] = NULL;
+  if (spawn_child(c) < 0) {
+    sl_error_set(err, SL_ERR_SYS, errno, "cannot start '%s': %s", prog, strerror(errno));
+    return false;
+  }
+  return true;
+}
+
+static void free_children(run_state_t *rs)
+{
+  int i, k;
+  for (i = 0; i < rs->n_kids; i++)
+    for (k = 0; rs->kids[i].argv[k]; k++)
+      free(rs->kids[i].argv[k]);
+}
+
+/* Reaps children; restarts workers that died (not explore once it finished). Returns
+ * true when explore has exited with status 0 (the campaign is complete). */
+static bool reap(run_state_t *rs, int *explore_status)
+{
+  int i, st;
+  pid_t pid;
+  bool explore_done = false;
+
+  while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+    for (i = 0; i < rs->n_kids; i++) {
+      child_t *c = &rs->kids[i];
+      if (c->pid != pid)
+        continue;
+      c->pid = 0;
+      c->status = st;
+      if (!strcmp(c->role, "explore") && WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+        c->done = true;
+        explore_done = true;
+        *explore_status = 0;
+      } else if (WIFEXITED(st) && (WEXITSTATUS(st) == 1 || WEXITSTATUS(st) == 2) && c->restarts == 0 &&
+                 sl_mono() - rs->started < 5) {
+        /* a configuration or usage error at start: restarting will not help */
+        c->done = true;
+        SL_ERROR("%s worker failed at start (exit %d)", c->role, WEXITSTATUS(st));
+        if (!strcmp(c->role, "explore") || !strcmp(c->role, "store"))
+          *explore_status = 1;
+      } else if (c->restarts < MAX_RESTARTS) {
+        c->restarts++;
+        c->restart_at = sl_mono() + 0.5 * c->restarts;
+        SL_WARN("%s worker %s (%s %d); restarting it", c->role, c->argv[3],
+                WIFSIGNALED(st) ? "signal" : "exit", WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+      } else {
+        c->done = true;
+        SL_ERROR("%s worker %s keeps dying; giving up on it", c->role, c->argv[3]);
+        if (!strcmp(c->role, "explore") || !strcmp(c->role, "store"))
+          *explore_status = 1;
+      }
+    }
+  }
+  for (i = 0; i < rs->n_kids; i++) {
+    child_t *c = &rs->kids[i];
+    if (!c->pid && !c->done && c->restart_at > 0 && sl_mono() >= c->restart_at) {
+      c->restart_at = 0;
+      spawn_child(c);
+    }
+  }
+  return explore_done;
+}
+
+static void stop_children(run_state_t *rs, double grace_s)
+{
+  double deadline = sl_mono() + grace_s;
+  int i, st, alive;
+
+  for (i = 0; i < rs->n_kids; i++)
+    if (rs->kids[i].pid > 0)
+      kill(rs->kids[i].pid, SIGTERM);
+  do {
+    alive = 0;
+    for (i = 0; i < rs->n_kids; i++) {
+      if (rs->kids[i].pid <= 0)
+        continue;
+      if (waitpid(rs->kids[i].pid, &st, WNOHANG) == rs->kids[i].pid)
+        rs->kids[i].pid = 0;
+      else
+        alive++;
+    }
+    if (alive)
+      usleep(50000);
+  } while (alive && sl_mono() < deadline);
+  for (i = 0; i < rs->n_kids; i++) {
+    if (rs->kids[i].pid > 0) {
+      SL_WARN("%s worker did not stop in %g s; killing it", rs->kids[i].role, grace_s);
+      kill(-rs->kids[i].pid, SIGKILL);
+      kill(rs->kids[i].pid, SIGKILL);
+      waitpid(rs->kids[i].pid, &st, 0);
+      rs->kids[i].pid = 0;
+    }
+  }
+}
+
+static double counter(const sl_worker_status_t *st, const char *name)
+{
+  const double *v = sl_values_get(&st->counters, name);
+  return v ? *v : 0;
+}
+
+static void on_event(sl_amqp_t *s, const sl_amqp_delivery_t *d, void *ud)
+{
+  run_state_t *rs = ud;
+  sl_worker_status_t st;
+
+  if (d->type && !strcmp(d->type, "worker.status") && sl_worker_status_decode(d->body, d->len, NULL, &st, NULL)) {
+    if (!strcmp(st.role, "explore")) {
+      if (rs->have_explore)
+        sl_worker_status_release(&rs->explore);
+      rs->explore = st;
+      rs->have_explore = true;
+    } else {
+      sl_worker_status_release(&st);
+    }
+  }
+  sl_amqp_ack(s, d->tag, NULL);
+}
+
+static void progress_line(run_state_t *rs, bool tty, bool final)
+{
+  double el = sl_mono() - rs->started;
+  double done, running, queued, steps, max_sims, rate, eta;
+  char line[256];
+
+  if (!rs->have_explore) {
+    if (tty)
+      fprintf(stderr, "\r[%6.1fs] waiting for the explorer...", el);
+    return;
+  }
+  done = counter(&rs->explore, "done");
+  running = counter(&rs->explore, "running");
+  queued = counter(&rs->explore, "queued");
+  steps = counter(&rs->explore, "steps");
+  max_sims = counter(&rs->explore, "max_sims");
+  rate = el > 0 ? done / el : 0;
+  eta = (max_sims > 0 && rate > 0) ? (max_sims - done) / rate : -1;
+  snprintf(line, sizeof line, "[%6.1fs] done %.0f%s%.0f  running %.0f  queued %.0f  steps %.0f  %.1f sims/s%s", el,
+           done, max_sims > 0 ? "/" : "", max_sims > 0 ? max_sims : 0, running, queued, steps, rate,
+           eta >= 0 && !final ? "" : "");
+  if (eta >= 0 && !final)
+    snprintf(line + strlen(line), sizeof line - strlen(line), "  eta %.0fs", eta);
+  if (tty)
+    fprintf(stderr, "\r%-100s", line);
+  else
+    fprintf(stderr, "%s\n", line);
+  if (final && tty)
+    fputc('\n', stderr);
+}
+
+static bool summary(const sl_config_t *cfg, double wall)
+{
+  sl_store_t *st;
+  sl_error_t err;
+  int64_t n_sim = 0, n_exp = 0;
+
+  st = sl_store_open(cfg->store, cfg, &err);
+  if (!st) {
+    fprintf(stderr, "specline run: cannot open the store for the summary: %s\n", err.message);
+    return false;
+  }
+  sl_store_count(st, &n_sim, &n_exp, &err);
+  sl_store_destroy(st);
+  printf("campaign '%s': %lld simulations and %lld shots stored in %s (%.1f s)\n", cfg->experiment,
+         (long long)n_sim, (long long)n_exp, cfg->store, wall);
+  printf("see them with: specline results %s\n", cfg->path);
+  return true;
+}
+
+static void usage(FILE *f)
+{
+  fprintf(f, "usage: specline run CONFIG [options]\n\n"
+             "Runs a campaign end to end on this machine: store, explore and simulate workers as\n"
+             "child processes; a local RabbitMQ is started when no broker is configured\n"
+             "(SPECLINE_AMQP_URL or `broker:` in the config).\n\n"
+             "  --workers N         simulate workers (default: config workers.simulate_workers)\n"
+             "  --slots N           slots per simulate worker (default: config workers.slots)\n"
+             "  --broker-dir DIR    where the local broker lives (default: a temporary dir)\n"
+             "  --keep-broker       leave the local broker running at the end\n"
+             "  --no-progress       no live progress line\n");
+}
+
+int sl_cmd_run(int argc, char **argv)
+{
+  static const struct option opts[] = {{"workers", required_argument, 0, 'w'}, {"slots", required_argument, 0, 's'},
+                                       {"broker-dir", required_argument, 0, 'b'}, {"keep-broker", no_argument, 0, 'k'},
+                                       {"no-progress", no_argument, 0, 'n'},  {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
+  run_state_t rs;
+  sl_local_broker_t *broker = NULL;
+  sl_local_broker_opts_t bo;
+  sl_amqp_t *amqp = NULL;
+  sl_amqp_opts_t ao;
+  sl_error_t err;
+  char *url = NULL, events_q[SL_NAME_MAX], id[64], slots_s[16];
+  const char *broker_dir = NULL;
+  bool keep_broker = false, show = true, tty = isatty(STDERR_FILENO);
+  int c, i, n_workers = 0, slots = 0, rc = 1, explore_status = -1;
+  double last_line = 0;
+  struct sigaction sa;
+
+  memset(&rs, 0, sizeof rs);
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    switch (c) {
+    case 'w': n_workers = atoi(optarg); break;
+    case 's': slots = atoi(optarg); break;
+    case 'b': broker_dir = optarg; break;
+    case 'k': keep_broker = true; break;
+    case 'n': show = false; break;
+    case 'h': usage(stdout); return 0;
+    default: usage(stderr); return 2;
+    }
+  }
+  if (optind != argc - 1) {
+    usage(stderr);
+    return 2;
+  }
+  rs.cfg = sl_config_load(argv[optind], &err);
+  if (!rs.cfg) {
+    fprintf(stderr, "specline run: %s\n", err.message);
+    return 1;
+  }
+  if (n_workers <= 0)
+    n_workers = rs.cfg->workers.simulate_workers > 0 ? rs.cfg->workers.simulate_workers : 1;
+  if (slots <= 0)
+    slots = rs.cfg->workers.slots > 0 ? rs.cfg->workers.slots : 1;
+  if (n_workers > MAX_CHILDREN - 4)
+    n_workers = MAX_CHILDREN - 4;
+
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_sigint;
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
+
+  rs.started = sl_mono();
+  if (getenv("SPECLINE_AMQP_URL") && *getenv("SPECLINE_AMQP_URL")) {
+    url = sl_strdup(getenv("SPECLINE_AMQP_URL"));
+  } else if (rs.cfg->broker) {
+    url = sl_strdup(rs.cfg->broker);
+  } else {
+    sl_local_broker_opts_default(&bo);
+    bo.dir = broker_dir;
+    fprintf(stderr, "specline run: starting a local RabbitMQ...\n");
+    broker = sl_local_broker_start(&bo, &err);
+    if (!broker) {
+      fprintf(stderr, "specline run: cannot start a local broker: %s\n", err.message);
+      goto out;
+    }
+    url = sl_strdup(broker->url);
+    fprintf(stderr, "specline run: local broker on 127.0.0.1:%d (management http://127.0.0.1:%d), dir %s\n",
+            broker->amqp_port, broker->mgmt_port, broker->dir);
+  }
+  setenv("SPECLINE_AMQP_URL", url, 1);
+
+  /* our own session: topology and the events we show */
+  memset(&ao, 0, sizeof ao);
+  ao.url = url;
+  ao.name = "specline-run";
+  ao.prefetch = 100;
+  amqp = sl_amqp_new(&ao, &err);
+  if (!amqp || !sl_amqp_connect(amqp, 30, &err) || !sl_topology_declare(amqp, rs.cfg->experiment, NULL, &err)) {
+    fprintf(stderr, "specline run: broker: %s\n", err.message);
+    goto out;
+  }
+  snprintf(id, sizeof id, "run-%d", (int)getpid());
+  {
+    const char *pat[] = {"status"};
+    if (!sl_topology_declare_events(amqp, rs.cfg->experiment, id, pat, 1, NULL, events_q, &err) ||
+        !sl_amqp_consume(amqp, events_q, on_event, &rs, &err)) {
+      fprintf(stderr, "specline run: broker: %s\n", err.message);
+      goto out;
+    }
+  }
+
+  snprintf(slots_s, sizeof slots_s, "%d", slots);
+  if (!add_child(&rs, "store", "specline-store", rs.cfg->path, NULL, NULL, "store", &err) ||
+      !add_child(&rs, "explore", "specline-explore", rs.cfg->path, NULL, NULL, "explore", &err))
+    goto out_err;
+  for (i = 0; i < n_workers; i++) {
+    char wid[32];
+    snprintf(wid, sizeof wid, "sim%d", i);
+    if (!add_child(&rs, "simulate", "specline-simulate", rs.cfg->path, "--slots", slots_s, wid, &err))
+      goto out_err;
+  }
+  fprintf(stderr, "specline run: campaign '%s': %d simulate worker(s) x %d slot(s), store %s\n", rs.cfg->experiment,
+          n_workers, slots, rs.cfg->store);
+
+  while (!g_interrupted) {
+    if (!sl_amqp_run_once(amqp, 100, &err)) {
+      fprintf(stderr, "\nspecline run: broker: %s\n", err.message);
+      break;
+    }
+    if (reap(&rs, &explore_status) || explore_status >= 0)
+      break;
+    if (show && sl_mono() - last_line >= (tty ? 0.5 : 5.0)) {
+      progress_line(&rs, tty, false);
+      last_line = sl_mono();
+    }
+  }
+  if (show)
+    progress_line(&rs, tty, true);
+  if (g_interrupted)
+    fprintf(stderr, "specline run: interrupted; stopping the workers\n");
+  stop_children(&rs, 30);
+  if (explore_status == 0) {
+    rc = summary(rs.cfg, sl_mono() - rs.started) ? 0 : 1;
+  } else if (g_interrupted) {
+    summary(rs.cfg, sl_mono() - rs.started);
+    rc = 130;
+  } else {
+    fprintf(stderr, "specline run: the campaign did not complete\n");
+    rc = 1;
+  }
+  goto out;
+
+out_err:
+  fprintf(stderr, "specline run: %s\n", err.message);
+  stop_children(&rs, 10);
+out:
+  if (amqp)
+    sl_amqp_destroy(amqp);
+  if (broker) {
+    if (keep_broker) {
+      fprintf(stderr, "specline run: the broker keeps running: %s/broker.env\n", broker->dir);
+      sl_local_broker_destroy(broker, false);
+    } else {
+      sl_local_broker_stop(broker, 20, NULL);
+      sl_local_broker_destroy(broker, broker_dir == NULL);
+    }
+  }
+  if (rs.have_explore)
+    sl_worker_status_release(&rs.explore);
+  free_children(&rs);
+  free(url);
+  sl_config_destroy(rs.cfg);
+  return rc;
+}

@@ -1,0 +1,547 @@
+/* specline-explore: the campaign's brain. It plans samples (the initial space-filling
+ * design, then more), keeps `<c>.sim` filled to about slots × oversubscribe, follows every
+ * sample through progress, worker status and stored events in its ledger, re-issues
+ * samples whose lease lapsed, and ends the campaign at its budget: it exits 0 once the
+ * budget is reached and nothing is in flight. After a restart its ledger is rebuilt from
+ * the store and the deterministic plan. */
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ledger.h"
+#include "specline/design.h"
+#include "specline/log.h"
+#include "specline/store.h"
+#include "specline/util.h"
+#include "specline/worker.h"
+
+#define REISSUE_CAP 256
+
+typedef struct explorer {
+  sl_worker_t w;
+  sl_ledger_t *ledger;
+  sl_store_t *store;
+  sl_sobol_t *sobol;
+  double *initial;          /* initial design (initial_n × d), scaled */
+  size_t n_initial;
+  uint64_t plan_next;       /* next plan position */
+  size_t d;
+  double *lo, *hi;
+  double lease_s;
+  size_t slots_cfg;         /* slots from the config */
+  size_t slots_seen;        /* slots reported by simulate workers */
+  sl_ledger_budget_t budget;
+  char sim_rk[SL_NAME_MAX], sim_queue[SL_NAME_MAX], progress_queue[SL_NAME_MAX];
+  char events_queue[SL_NAME_MAX];
+  uv_timer_t tick;
+  bool finishing;
+  char reason[160];
+  int64_t n_unconfirmed_tasks;
+  int64_t n_nacked_tasks;
+  int64_t n_dead;
+  double last_queue_check;
+  int64_t sim_ready;
+  /* simulate workers seen: id → slots, for the total */
+  struct { char id[96]; int64_t slots; double at; } workers[256];
+  size_t n_workers;
+} explorer_t;
+
+static explorer_t g_ex;
+
+/* ---- the plan ---- */
+
+static void plan_point(explorer_t *ex, uint64_t pos, double *x)
+{
+  size_t j;
+
+  if (pos < ex->n_initial) {
+    memcpy(x, ex->initial + pos * ex->d, ex->d * sizeof *x);
+    return;
+  }
+  sl_sobol_point(ex->sobol, pos, x);
+  for (j = 0; j < ex->d; j++)
+    x[j] = ex->lo[j] + x[j] * (ex->hi[j] - ex->lo[j]);
+}
+
+static void make_sample_id(explorer_t *ex, const double *x, uint32_t replica, char id[24])
+{
+  sl_values_t v;
+  size_t j;
+
+  sl_values_init(&v);
+  for (j = 0; j < ex->d; j++)
+    sl_values_add(&v, ex->w.cfg->inputs[j].name, x[j]);
+  sl_sample_id(ex->w.cfg->experiment, &v, replica, id);
+  sl_values_release(&v);
+}
+
+/* Adds plan position pos to the ledger (PLANNED). */
+static sl_sample_t *plan_one(explorer_t *ex, uint64_t pos)
+{
+  double x[64];
+  char id[24];
+
+  plan_point(ex, pos, x);
+  make_sample_id(ex, x, 0, id);
+  return sl_ledger_plan(ex->ledger, id, x, pos < ex->n_initial ? SL_ORIGIN_INITIAL : SL_ORIGIN_EXPLORE, 0, NULL,
+                        NULL);
+}
+
+static sl_sample_t *next_sample(explorer_t *ex)
+{
+  sl_sample_t *s = sl_ledger_next_planned(ex->ledger);
+  bool created;
+
+  while (!s) {
+    double x[64];
+    char id[24];
+    plan_point(ex, ex->plan_next, x);
+    make_sample_id(ex, x, 0, id);
+    s = sl_ledger_plan(ex->ledger, id, x, ex->plan_next < ex->n_initial ? SL_ORIGIN_INITIAL : SL_ORIGIN_EXPLORE, 0,
+                       &created, NULL);
+    ex->plan_next++;
+    if (s && !created)
+      s = NULL; /* already known (stored before a restart): take the next */
+    else if (s && s->state != SL_SAMPLE_PLANNED)
+      s = NULL;
+  }
+  return s;
+}
+
+/* ---- publishing tasks ---- */
+
+static void on_task_confirmed(sl_amqp_t *s, uint64_t token, bool acked, void *ud)
+{
+  explorer_t *ex = &g_ex;
+
+  (void)s;
+  (void)token;
+  (void)ud;
+  ex->n_unconfirmed_tasks--;
+  if (!acked) {
+    ex->n_nacked_tasks++;
+    SL_WARN("a sim.task was not accepted by the broker; its lease will re-issue it");
+  }
+}
+
+static bool publish_task(explorer_t *ex, sl_sample_t *s, const char *origin)
+{
+  sl_sim_task_t t;
+  sl_amqp_props_t props = {.persistent = true, .mandatory = true, .type = "sim.task"};
+  const double *x = sl_ledger_inputs(ex->ledger, s);
+  sl_error_t err;
+  char *body;
+  size_t j;
+  uint64_t tok;
+
+  memset(&t, 0, sizeof t);
+  t.campaign = ex->w.cfg->experiment;
+  t.sample_id = s->id;
+  sl_values_init(&t.inputs);
+  for (j = 0; j < ex->d; j++)
+    sl_values_add(&t.inputs, ex->w.cfg->inputs[j].name, x[j]);
+  t.max_steps = ex->w.cfg->simulator.max_steps;
+  t.speculative = ex->w.cfg->policy.speculative.enabled && s->origin != SL_ORIGIN_AUDIT;
+  t.origin = (char *)origin;
+  t.issued_at = sl_now();
+  body = sl_sim_task_encode(&t);
+  sl_values_release(&t.inputs);
+  tok = sl_amqp_publish(ex->w.amqp, SL_EXCHANGE, ex->sim_rk, body, strlen(body), &props, on_task_confirmed, ex, &err);
+  free(body);
+  if (!tok) {
+    SL_WARN("cannot publish task '%s': %s", s->id, err.message);
+    return false;
+  }
+  ex->n_unconfirmed_tasks++;
+  sl_ledger_issue(ex->ledger, s, sl_now());
+  return true;
+}
+
+static size_t total_slots(explorer_t *ex)
+{
+  double now = sl_now();
+  size_t i, total = 0;
+
+  for (i = 0; i < ex->n_workers; i++)
+    if (now - ex->workers[i].at < 3 * ex->lease_s)
+      total += (size_t)ex->workers[i].slots;
+  ex->slots_seen = total;
+  return total > ex->slots_cfg ? total : ex->slots_cfg;
+}
+
+/* ---- the tick: leases, issuing, the end ---- */
+
+static void finish(explorer_t *ex, int code)
+{
+  sl_ledger_stats_t st;
+
+  sl_ledger_stats(ex->ledger, &st);
+  SL_INFO("campaign finished: %s; %lld stored (%lld complete, %lld terminated, %lld failed), %lld steps, %lld "
+          "re-issues",
+          ex->reason, (long long)st.stored, (long long)st.done, (long long)st.terminated, (long long)st.failed,
+          (long long)st.steps_stored, (long long)st.reissues);
+  ex->finishing = true;
+  sl_worker_publish_status(&ex->w);
+  uv_timer_stop(&ex->tick);
+  uv_close((uv_handle_t *)&ex->tick, NULL);
+  sl_worker_finish(&ex->w, code);
+}
+
+static void check_store(explorer_t *ex, sl_sample_t *s)
+{
+  sl_store_point_t p;
+  bool found = false;
+
+  if (!ex->store || !sl_store_get(ex->store, s->id, &p, &found, NULL) || !found)
+    return;
+  sl_ledger_on_stored(ex->ledger, s->id, p.status, p.steps, sl_now());
+  sl_store_point_release(&p);
+}
+
+static void on_tick(uv_timer_t *h)
+{
+  explorer_t *ex = h->data;
+  sl_sample_t *re[REISSUE_CAP], *gone[REISSUE_CAP];
+  size_t n_re = 0, n_gone = 0, i, n;
+  double now = sl_now();
+  sl_ledger_stats_t st;
+  uint32_t ready = 0, consumers = 0;
+
+  if (ex->finishing || !sl_amqp_is_up(ex->w.amqp))
+    return;
+  if (now - ex->last_queue_check >= 1.0) {
+    ex->last_queue_check = now;
+    ex->sim_ready = sl_amqp_queue_counts(ex->w.amqp, ex->sim_queue, &ready, &consumers, NULL) ? (int64_t)ready : -1;
+    sl_ledger_expire(ex->ledger, now, ex->lease_s, ex->sim_ready, 5, re, REISSUE_CAP, &n_re, gone, REISSUE_CAP,
+                     &n_gone);
+    for (i = 0; i < n_re; i++) {
+      check_store(ex, re[i]);
+      if (sl_sample_state_finished((sl_sample_state_t)re[i]->state))
+        continue;
+      SL_INFO("lease of '%s' lapsed; re-issuing it (attempt %u)", re[i]->id, re[i]->attempts + 1u);
+      publish_task(ex, re[i], "reissue");
+    }
+    for (i = 0; i < n_gone; i++)
+      SL_ERROR("giving up on '%s' after %u attempts", gone[i]->id, gone[i]->attempts);
+  }
+
+  if (sl_ledger_budget_exhausted(ex->ledger, &ex->budget, now, ex->reason, sizeof ex->reason)) {
+    sl_ledger_stats(ex->ledger, &st);
+    if (st.in_flight == 0 && ex->n_unconfirmed_tasks == 0) {
+      finish(ex, 0);
+      return;
+    }
+    if (ex->budget.wall_s > 0 && now - st.started_at > ex->budget.wall_s + 2 * ex->lease_s) {
+      SL_WARN("wall budget over and %lld samples still in flight; finishing without them", (long long)st.in_flight);
+      finish(ex, 0);
+    }
+    return;
+  }
+  n = sl_ledger_to_issue(ex->ledger, total_slots(ex), ex->w.cfg->policy.oversubscribe, &ex->budget, now);
+  for (i = 0; i < n; i++) {
+    sl_sample_t *s = next_sample(ex);
+    if (!publish_task(ex, s, sl_sample_origin_name((sl_sample_origin_t)s->origin)))
+      break;
+  }
+}
+
+/* ---- messages ---- */
+
+static void on_progress(sl_amqp_t *s, const sl_amqp_delivery_t *d, void *ud)
+{
+  explorer_t *ex = ud;
+  sl_sim_progress_t p;
+  sl_error_t err;
+
+  if (!sl_sim_progress_decode(d->body, d->len, NULL, &p, &err)) {
+    SL_WARN("dropping a bad progress message: %s", err.message);
+    sl_amqp_nack(s, d->tag, false, NULL);
+    ex->n_dead++;
+    return;
+  }
+  if (!strcmp(p.campaign, ex->w.cfg->experiment))
+    sl_ledger_on_progress(ex->ledger, p.sample_id, p.worker, p.control, p.step, sl_now());
+  sl_sim_progress_release(&p);
+  sl_amqp_ack(s, d->tag, NULL);
+}
+
+static void note_worker(explorer_t *ex, const sl_worker_status_t *st)
+{
+  size_t i;
+
+  for (i = 0; i < ex->n_workers; i++)
+    if (!strcmp(ex->workers[i].id, st->worker))
+      break;
+  if (i == ex->n_workers) {
+    if (ex->n_workers == sizeof ex->workers / sizeof ex->workers[0])
+      return;
+    ex->n_workers++;
+    sl_strlcpy(ex->workers[i].id, st->worker, sizeof ex->workers[i].id);
+  }
+  ex->workers[i].slots = st->slots;
+  ex->workers[i].at = sl_now();
+}
+
+static void on_event(sl_amqp_t *s, const sl_amqp_delivery_t *d, void *ud)
+{
+  explorer_t *ex = ud;
+  char *kind = sl_proto_peek_kind(d->body, d->len);
+  sl_error_t err;
+  bool ok = true;
+
+  if (kind && !strcmp(kind, "event.stored")) {
+    sl_event_stored_t ev;
+    if ((ok = sl_event_stored_decode(d->body, d->len, NULL, &ev, &err))) {
+      sl_point_status_t status = SL_POINT_COMPLETE;
+      if (ev.sample_id && ev.status && sl_point_status_parse(ev.status, &status) && !strcmp(ev.campaign, ex->w.cfg->experiment))
+        sl_ledger_on_stored(ex->ledger, ev.sample_id, status, ev.steps, sl_now());
+      sl_event_stored_release(&ev);
+    }
+  } else if (kind && !strcmp(kind, "worker.status")) {
+    sl_worker_status_t st;
+    if ((ok = sl_worker_status_decode(d->body, d->len, NULL, &st, &err))) {
+      if (!strcmp(st.role, "simulate") && !strcmp(st.campaign, ex->w.cfg->experiment)) {
+        note_worker(ex, &st);
+        sl_ledger_on_worker_status(ex->ledger, st.worker, st.control, (const char *const *)st.running, st.n_running,
+                                   sl_now());
+      }
+      sl_worker_status_release(&st);
+    }
+  } else if (kind && !strcmp(kind, "event.model")) {
+    /* models matter to acquisition and speculative termination */
+  } else {
+    ok = false;
+    sl_error_set(&err, SL_ERR_PROTO, SL_PROTO_E_KIND, "unknown event kind '%s'", kind ? kind : "(none)");
+  }
+  free(kind);
+  if (!ok) {
+    SL_WARN("dead-lettering a bad event: %s", err.message);
+    sl_amqp_nack(s, d->tag, false, NULL);
+    ex->n_dead++;
+    return;
+  }
+  sl_amqp_ack(s, d->tag, NULL);
+}
+
+static bool on_setup(sl_worker_t *w, sl_error_t *err)
+{
+  explorer_t *ex = (explorer_t *)w;
+  const char *pat[] = {"#"};
+
+  return sl_topology_declare_events(w->amqp, w->cfg->experiment, "explore", pat, 1, NULL, ex->events_queue, err);
+}
+
+static void on_status(sl_worker_t *w, sl_worker_status_t *out)
+{
+  explorer_t *ex = (explorer_t *)w;
+  sl_ledger_stats_t st;
+
+  sl_ledger_stats(ex->ledger, &st);
+  sl_values_add(&out->counters, "done", (double)st.stored);
+  sl_values_add(&out->counters, "complete", (double)st.done);
+  sl_values_add(&out->counters, "failed", (double)st.failed);
+  sl_values_add(&out->counters, "terminated", (double)st.terminated);
+  sl_values_add(&out->counters, "running", (double)st.running);
+  sl_values_add(&out->counters, "queued", (double)(st.in_flight - st.running));
+  sl_values_add(&out->counters, "issued", (double)st.issues);
+  sl_values_add(&out->counters, "reissues", (double)st.reissues);
+  sl_values_add(&out->counters, "steps", (double)(st.steps_stored + st.steps_in_flight));
+  sl_values_add(&out->counters, "max_sims", (double)ex->budget.max_sims);
+  sl_values_add(&out->counters, "max_steps", (double)ex->budget.max_steps);
+  sl_values_add(&out->counters, "slots", (double)ex->slots_seen);
+  sl_values_add(&out->counters, "dead", (double)ex->n_dead);
+  sl_values_add(&out->counters, "finished", ex->finishing ? 1 : 0);
+  out->slots = (int64_t)ex->slots_seen;
+}
+
+static void on_stop(sl_worker_t *w, int signum)
+{
+  explorer_t *ex = (explorer_t *)w;
+
+  (void)signum;
+  if (!ex->finishing) {
+    ex->finishing = true;
+    uv_timer_stop(&ex->tick);
+    uv_close((uv_handle_t *)&ex->tick, NULL);
+    sl_worker_finish(w, 3); /* stopped before the end: not a finished campaign */
+  }
+}
+
+typedef struct rebuild_ctx {
+  sl_ledger_stored_t *v;
+  char **ids;
+  size_t n, cap;
+  double first_at;
+} rebuild_ctx_t;
+
+static bool collect_stored(const sl_store_point_t *p, void *ud)
+{
+  rebuild_ctx_t *c = ud;
+
+  if (c->n == c->cap) {
+    c->cap = c->cap ? 2 * c->cap : 256;
+    c->v = sl_realloc(c->v, c->cap * sizeof *c->v);
+    c->ids = sl_realloc(c->ids, c->cap * sizeof *c->ids);
+  }
+  c->ids[c->n] = sl_strdup(p->sample_id);
+  c->v[c->n].sample_id = c->ids[c->n];
+  c->v[c->n].status = p->status;
+  c->v[c->n].steps = p->steps;
+  if (p->produced_at > 0 && (c->first_at == 0 || p->produced_at < c->first_at))
+    c->first_at = p->produced_at;
+  c->n++;
+  return true;
+}
+
+/* Rebuilds the ledger from the store: re-plans the plan's prefix that can have been
+ * issued, then marks what the store holds. */
+static bool rebuild(explorer_t *ex, size_t max_in_flight, sl_error_t *err)
+{
+  rebuild_ctx_t c = {0};
+  sl_store_query_t q = {.experimental = 0, .status_mask = 0, .with_history = false};
+  size_t i, prefix;
+
+  if (!sl_store_scan(ex->store, &q, collect_stored, &c, err))
+    return false;
+  if (c.n == 0)
+    return true;
+  prefix = c.n + max_in_flight;
+  for (i = 0; i < prefix; i++)
+    plan_one(ex, i);
+  ex->plan_next = prefix;
+  sl_ledger_rebuild(ex->ledger, c.v, c.n, prefix, sl_now());
+  if (c.first_at > 0)
+    sl_ledger_set_started_at(ex->ledger, c.first_at);
+  SL_INFO("rebuilt the ledger from the store: %zu points stored, plan prefix %zu", c.n, prefix);
+  for (i = 0; i < c.n; i++)
+    free(c.ids[i]);
+  free(c.ids);
+  free(c.v);
+  return true;
+}
+
+static void usage(FILE *f)
+{
+  fprintf(f, "usage: specline-explore CONFIG [options]\n\n"
+             "Plans and issues the campaign's simulations and ends it at its budget.\n\n"
+             "  --lease-s S         re-issue a sample not heard of for S seconds (default 30)\n"
+             "  --slots N           total simulate slots to keep busy (default: from the config\n"
+             "                      and the workers' status messages)\n"
+             "  --store URI         store to rebuild the ledger from (default: config store)\n"
+             "  --id ID             worker id (default explore)\n"
+             "  --broker-dir DIR    use the local broker described by DIR/broker.env\n"
+             "  --status-s S        status message period (default 1)\n"
+             "Exits 0 when the campaign is complete, 3 when stopped before.\n");
+}
+
+int main(int argc, char **argv)
+{
+  static const struct option opts[] = {{"lease-s", required_argument, 0, 'l'}, {"slots", required_argument, 0, 's'},
+                                       {"store", required_argument, 0, 'u'},   {"id", required_argument, 0, 'i'},
+                                       {"broker-dir", required_argument, 0, 'b'}, {"status-s", required_argument, 0, 'S'},
+                                       {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
+  explorer_t *ex = &g_ex;
+  sl_worker_args_t wa = {0};
+  uv_loop_t *loop = uv_default_loop();
+  const sl_config_t *cfg;
+  const char *store_uri = NULL;
+  sl_error_t err;
+  size_t j, slots = 0;
+  int c;
+
+  sl_log_init("explore");
+  ex->lease_s = 30;
+  wa.id = "explore";
+  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    switch (c) {
+    case 'l': ex->lease_s = atof(optarg); break;
+    case 's': slots = (size_t)atol(optarg); break;
+    case 'u': store_uri = optarg; break;
+    case 'i': wa.id = optarg; break;
+    case 'b': wa.broker_dir = optarg; break;
+    case 'S': wa.status_s = atof(optarg); break;
+    case 'h': usage(stdout); return 0;
+    default: usage(stderr); return 2;
+    }
+  }
+  if (optind != argc - 1) {
+    usage(stderr);
+    return 2;
+  }
+  wa.config = argv[optind];
+  ex->w.role = "explore";
+  ex->w.on_stop = on_stop;
+  ex->w.on_status = on_status;
+  ex->w.on_setup = on_setup;
+  if (!sl_worker_init(&ex->w, loop, &wa, 200, &err)) {
+    fprintf(stderr, "specline-explore: %s\n", err.message);
+    return 1;
+  }
+  cfg = ex->w.cfg;
+  ex->d = cfg->n_inputs;
+  if (ex->d > 64) {
+    fprintf(stderr, "specline-explore: at most 64 inputs are supported\n");
+    return 1;
+  }
+  ex->lo = sl_calloc(ex->d, sizeof *ex->lo);
+  ex->hi = sl_calloc(ex->d, sizeof *ex->hi);
+  for (j = 0; j < ex->d; j++) {
+    ex->lo[j] = cfg->inputs[j].lo;
+    ex->hi[j] = cfg->inputs[j].hi;
+  }
+  ex->slots_cfg = slots ? slots : (size_t)(cfg->workers.simulate_workers > 0 ? cfg->workers.simulate_workers : 1) *
+                                      (size_t)(cfg->workers.slots > 0 ? cfg->workers.slots : 1);
+  ex->budget.max_sims = cfg->budget.max_sims;
+  ex->budget.max_steps = cfg->budget.max_steps;
+  ex->budget.wall_s = cfg->budget.wall_s;
+  ex->sobol = sl_sobol_new(ex->d, SL_SCRAMBLE_LMS, cfg->policy.seed, &err);
+  if (!ex->sobol) {
+    fprintf(stderr, "specline-explore: %s\n", err.message);
+    return 1;
+  }
+  ex->n_initial = cfg->policy.initial_n > 0 ? (size_t)cfg->policy.initial_n : 0;
+  if (strcmp(cfg->policy.initial, "sobol") != 0 && ex->n_initial > 0) {
+    ex->initial = sl_calloc(ex->n_initial * ex->d, sizeof *ex->initial);
+    if (!sl_design_make(cfg->policy.initial, ex->n_initial, ex->d, cfg->policy.seed, ex->initial, &err)) {
+      fprintf(stderr, "specline-explore: %s\n", err.message);
+      return 1;
+    }
+    sl_design_scale(ex->initial, ex->n_initial, ex->d, ex->lo, ex->hi);
+  } else {
+    ex->n_initial = 0; /* the Sobol sequence itself, from position 0 */
+  }
+  ex->ledger = sl_ledger_new(ex->d, cfg->history.present ? (size_t)cfg->history.checkpoints : 0, sl_now(),
+                             cfg->budget.max_sims > 0 ? (size_t)cfg->budget.max_sims : 1024);
+  ex->store = sl_store_open(store_uri ? store_uri : cfg->store, cfg, &err);
+  if (!ex->store) {
+    fprintf(stderr, "specline-explore: %s\n", err.message);
+    return 1;
+  }
+  if (!rebuild(ex, (size_t)ceil((double)ex->slots_cfg * cfg->policy.oversubscribe) + 64, &err)) {
+    fprintf(stderr, "specline-explore: cannot rebuild from the store: %s\n", err.message);
+    return 1;
+  }
+  sl_name(ex->sim_rk, cfg->experiment, "sim");
+  sl_name(ex->sim_queue, cfg->experiment, "sim");
+  sl_name(ex->progress_queue, cfg->experiment, "progress");
+  if (!sl_amqp_consume(ex->w.amqp, ex->progress_queue, on_progress, ex, &err) ||
+      !sl_worker_start(&ex->w, 60, &err) || !sl_amqp_consume(ex->w.amqp, ex->events_queue, on_event, ex, &err)) {
+    fprintf(stderr, "specline-explore: %s\n", err.message);
+    return 1;
+  }
+  uv_timer_init(loop, &ex->tick);
+  ex->tick.data = ex;
+  uv_timer_start(&ex->tick, on_tick, 100, 100);
+  uv_run(loop, UV_RUN_DEFAULT);
+  c = ex->w.exit_code;
+  sl_store_destroy(ex->store);
+  sl_ledger_destroy(ex->ledger);
+  sl_sobol_destroy(ex->sobol);
+  free(ex->initial);
+  free(ex->lo);
+  free(ex->hi);
+  sl_worker_release(&ex->w);
+  return c;
+}

@@ -1,0 +1,119 @@
+/* `specline config check` end to end: runs the built binary ($SPECLINE_BIN_DIR/specline) on
+ * good and bad configs and checks its exit status and the line it prints. Skips when the
+ * binary is not there (a partial build). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "sltest.h"
+#include "specline/util.h"
+
+#ifndef CONFIG_DATA_DIR
+#define CONFIG_DATA_DIR "tests/config/data"
+#endif
+
+/* Runs `specline ARGS 2>&1`, returns the exit status and the output (malloc'd) in *out. */
+static int run_cli(const char *args, char **out)
+{
+  const char *dir = getenv("SPECLINE_BIN_DIR");
+  char *cmd, buf[4096];
+  sl_buf_t b;
+  FILE *p;
+  size_t n;
+  int st;
+
+  cmd = sl_asprintf("'%s/specline' %s 2>&1", dir ? dir : "bin", args);
+  p = popen(cmd, "r");
+  free(cmd);
+  if (!p)
+    return -1;
+  sl_buf_init(&b);
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0)
+    sl_buf_append(&b, buf, n);
+  st = pclose(p);
+  *out = sl_buf_take(&b);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int have_cli(void)
+{
+  const char *dir = getenv("SPECLINE_BIN_DIR");
+  char *path = sl_asprintf("%s/specline", dir ? dir : "bin");
+  int ok = access(path, X_OK) == 0;
+
+  free(path);
+  return ok;
+}
+
+static void test_check_ok(void)
+{
+  char *out = NULL;
+  int rc;
+
+  if (!have_cli())
+    SL_SKIP("no specline binary in SPECLINE_BIN_DIR");
+  rc = run_cli("config check " CONFIG_DATA_DIR "/full.yaml", &out);
+  SL_CHECK_INT(rc, 0);
+  SL_CHECK_STR(out, CONFIG_DATA_DIR "/full.yaml: ok (experiment 'damped-oscillator', 2 inputs, 2 outputs)\n");
+  free(out);
+  rc = run_cli("config check " CONFIG_DATA_DIR "/minimal.yaml", &out);
+  SL_CHECK_INT(rc, 0);
+  SL_CHECK_STR(out, CONFIG_DATA_DIR "/minimal.yaml: ok (experiment 'minimal', 1 input, 1 output)\n");
+  free(out);
+}
+
+static void test_check_error(void)
+{
+  char path[] = "/tmp/sl_cfg_cli_XXXXXX";
+  char *out = NULL, *args;
+  int fd, rc;
+  static const char bad[] = "experiment: x\ninptus: []\n";
+
+  if (!have_cli())
+    SL_SKIP("no specline binary in SPECLINE_BIN_DIR");
+  fd = mkstemp(path);
+  SL_REQUIRE(fd >= 0);
+  SL_REQUIRE(write(fd, bad, sizeof bad - 1) == (ssize_t)(sizeof bad - 1));
+  close(fd);
+  args = sl_asprintf("config check %s", path);
+  rc = run_cli(args, &out);
+  free(args);
+  SL_CHECK_INT(rc, 1);
+  SL_REQUIRE(out);
+  SL_CHECK(strncmp(out, path, strlen(path)) == 0);
+  SL_CHECK_STR(out + strlen(path), ":2:1: unknown key 'inptus' in top level (did you mean 'inputs'?)\n");
+  free(out);
+  unlink(path);
+}
+
+static void test_print_and_usage(void)
+{
+  char *out = NULL;
+  int rc;
+
+  if (!have_cli())
+    SL_SKIP("no specline binary in SPECLINE_BIN_DIR");
+  rc = run_cli("config check --print " CONFIG_DATA_DIR "/minimal.yaml", &out);
+  SL_CHECK_INT(rc, 0);
+  SL_CHECK(out && strstr(out, "\"store\": \"sqlite:run/minimal.db\"") != NULL);
+  SL_CHECK(out && strstr(out, "\"initial_n\": 16") != NULL);
+  free(out);
+  rc = run_cli("config --help", &out);
+  SL_CHECK_INT(rc, 0);
+  SL_CHECK(out && strstr(out, "usage: specline config check CONFIG [--print]") != NULL);
+  free(out);
+  rc = run_cli("config check", &out);
+  SL_CHECK_INT(rc, 2);
+  free(out);
+  rc = run_cli("config check --bogus x.yaml", &out);
+  SL_CHECK_INT(rc, 2);
+  free(out);
+  rc = run_cli("config check /nonexistent.yaml", &out);
+  SL_CHECK_INT(rc, 1);
+  SL_CHECK_STR(out, "/nonexistent.yaml: cannot read: No such file or directory\n");
+  free(out);
+}
+
+SL_TEST_MAIN(SL_T(test_check_ok), SL_T(test_check_error), SL_T(test_print_and_usage))

@@ -1,6 +1,9 @@
 /* config.yaml: the campaign definition (DESIGN.md §6), loaded with libyaml and validated
  * strictly. Every error names file:line:column and the field, e.g.
- *   examples/x/config.yaml:3:1: unknown key 'inptus' (did you mean 'inputs'?)
+ *   examples/x/config.yaml:3:1: unknown key 'inptus' in top level (did you mean 'inputs'?)
+ * YAML anchors/aliases, custom tags, several documents and files over 1 MiB are refused.
+ * inputs/outputs may also be written as Synapse's map of id -> {name, ...}; Synapse's
+ * database/mlflow/execution_mode/date_filter sections are accepted and ignored.
  */
 #ifndef SPECLINE_CONFIG_H
 #define SPECLINE_CONFIG_H
@@ -36,7 +39,7 @@ typedef struct sl_var {
 } sl_var_t;
 
 typedef struct sl_calibration {
-  char *name;   /* output name */
+  char *name;   /* output (or input) name; Synapse's alpha_guess/beta_guess are read too */
   double alpha; /* experimental = simulation / alpha + beta */
   double beta;
 } sl_calibration_t;

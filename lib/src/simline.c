@@ -124,3 +124,25 @@ char *sl_simline_input(const sl_values_t *inputs, int64_t max_steps, const char 
   free(s);
   return line;
 }
+
+int64_t sl_checkpoint_step(int64_t k, int64_t checkpoints, int64_t max_steps)
+{
+  if (checkpoints <= 0 || max_steps <= 0)
+    return -1;
+  return ((k + 1) * max_steps + checkpoints - 1) / checkpoints;
+}
+
+int64_t sl_checkpoint_of_step(int64_t step, int64_t checkpoints, int64_t max_steps)
+{
+  int64_t k;
+
+  if (checkpoints <= 0 || max_steps <= 0 || step <= 0 || step > max_steps)
+    return -1;
+  /* the smallest k with ceil((k+1)·M/K) >= step */
+  k = (step * checkpoints) / max_steps - 1;
+  if (k < 0)
+    k = 0;
+  while (k < checkpoints && sl_checkpoint_step(k, checkpoints, max_steps) < step)
+    k++;
+  return k < checkpoints && sl_checkpoint_step(k, checkpoints, max_steps) == step ? k : -1;
+}

@@ -105,8 +105,9 @@ struct run {
   sl_values_t predicted;
   char *fail_reason;
   double started;
-  int64_t progress_every;
-  int64_t next_progress;
+  int64_t n_ckpt;           /* checkpoints K */
+  int64_t next_ckpt;        /* next checkpoint index to publish progress at */
+  int64_t next_progress;    /* its step */
   bool lease_sent;
   bool returning;          /* shutdown: re-publish the task instead of a point */
 };
@@ -469,9 +470,11 @@ static void handle_line(run_t *r, const char *line, size_t len)
       if (v)
         hist_push(r, *v);
     }
-    if (r->steps >= r->next_progress) {
+    if (r->steps == r->next_progress) {
       publish_progress(sw, r, r->steps, sl.t, &sl.values, false);
-      r->next_progress += r->progress_every;
+      r->next_ckpt++;
+      r->next_progress = r->next_ckpt < r->n_ckpt ? sl_checkpoint_step(r->next_ckpt, r->n_ckpt, r->task->msg.max_steps)
+                                                  : -1;
     }
     if (r->steps > r->task->msg.max_steps)
       run_fail(r, sl_asprintf("simulator ran past max_steps %lld", (long long)r->task->msg.max_steps));
@@ -584,12 +587,9 @@ static bool run_start(sim_worker_t *sw, task_t *t, int slot)
   sl_values_init(&r->final);
   sl_values_init(&r->predicted);
   r->started = sl_mono();
-  r->progress_every = cfg->history.present && cfg->history.checkpoints > 0
-                          ? (t->msg.max_steps + cfg->history.checkpoints - 1) / cfg->history.checkpoints
-                          : t->msg.max_steps;
-  if (r->progress_every < 1)
-    r->progress_every = 1;
-  r->next_progress = r->progress_every;
+  r->n_ckpt = cfg->history.present && cfg->history.checkpoints > 0 ? cfg->history.checkpoints : 1;
+  r->next_ckpt = 0;
+  r->next_progress = sl_checkpoint_step(0, r->n_ckpt, t->msg.max_steps);
 
   args = sl_calloc(cfg->simulator.argc + 4, sizeof *args);
   args[n++] = sw->program;

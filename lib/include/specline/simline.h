@@ -35,4 +35,13 @@ void sl_simline_release(sl_simline_t *l);
  * trailing newline. Returns a malloc'd string. */
 char *sl_simline_input(const sl_values_t *inputs, int64_t max_steps, const char *sample_id);
 
+/* Checkpoints: the surrogate predicts a history at K checkpoints of a run of max_steps
+ * steps. Checkpoint k (0-based) is step ceil((k + 1) · max_steps / K) (1-based), so the
+ * last checkpoint is the last step. Simulate publishes progress at these steps, explore
+ * compares them with the prediction and learn trains on them: one definition for all. */
+int64_t sl_checkpoint_step(int64_t k, int64_t checkpoints, int64_t max_steps);
+
+/* The checkpoint whose step is `step`, or -1 when `step` is not a checkpoint. */
+int64_t sl_checkpoint_of_step(int64_t step, int64_t checkpoints, int64_t max_steps);
+
 #endif

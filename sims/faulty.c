@@ -189,6 +189,66 @@ static int parse_mode(const char *opt, const char *s)
   return (int)v;
 }
 
+/* Behaves as mode says (the table in the file header); returns the exit status when the
+ * mode exits normally. */
+static int run_mode(int mode, long n, double y, double step_delay)
+{
+  switch (mode) {
+  case MODE_OK:
+  case MODE_SLOW:
+    for (long i = 1; i <= n; i++)
+      emit_step(i, step_delay);
+    emit_final(y);
+    return 0;
+  case MODE_SEGV: {
+    struct rlimit nocore = {0, 0};
+    emit_step(1, step_delay);
+    emit_step(2, step_delay);
+    setrlimit(RLIMIT_CORE, &nocore);
+    signal(SIGSEGV, SIG_DFL);
+    raise(SIGSEGV);
+    return 1; /* not reached */
+  }
+  case MODE_GARBAGE:
+    emit_step(1, step_delay);
+    fputs("this is not json\n"
+          "{\"step\": 2, \"t\": \n"
+          "\x01\x02\xff\xfe binary junk\n",
+          stdout);
+    emit_final(y);
+    return 0;
+  case MODE_HANG:
+    emit_step(1, step_delay);
+    hang_forever();
+    return 1;
+  case MODE_ERROR:
+    emit_step(1, step_delay);
+    emit_step(2, step_delay);
+    fputs(SIM_NAME ": reading mesh 'grid.dat'\n", stderr);
+    fputs(SIM_NAME ": warning: residual 1e3 after 50 iterations\n", stderr);
+    fail(3, "simulated failure (mode 4)");
+    return 3;
+  case MODE_BIGLINE: {
+    char *pad = malloc(BIG_LINE + 1);
+    if (!pad)
+      fail(1, "out of memory");
+    memset(pad, 'a', BIG_LINE);
+    pad[BIG_LINE] = '\0';
+    emit_step(1, step_delay);
+    printf("{\"step\": 2, \"t\": 2, \"values\": {\"x\": 2}, \"pad\": \"%s\"}\n", pad);
+    free(pad);
+    emit_final(y);
+    return 0;
+  }
+  case MODE_IMMORTAL:
+    signal(SIGTERM, SIG_IGN);
+    emit_step(1, step_delay);
+    hang_forever();
+    return 1;
+  }
+  return 1;
+}
+
 int main(int argc, char **argv)
 {
   double step_delay = -1, y = 0;
@@ -244,58 +304,5 @@ int main(int argc, char **argv)
   if (step_delay < 0)
     step_delay = mode == MODE_SLOW ? 0.2 : 0;
 
-  switch (mode) {
-  case MODE_OK:
-  case MODE_SLOW:
-    for (long i = 1; i <= n; i++)
-      emit_step(i, step_delay);
-    emit_final(y);
-    return 0;
-  case MODE_SEGV: {
-    struct rlimit nocore = {0, 0};
-    emit_step(1, step_delay);
-    emit_step(2, step_delay);
-    setrlimit(RLIMIT_CORE, &nocore);
-    signal(SIGSEGV, SIG_DFL);
-    raise(SIGSEGV);
-    return 1; /* not reached */
-  }
-  case MODE_GARBAGE:
-    emit_step(1, step_delay);
-    fputs("this is not json\n"
-          "{\"step\": 2, \"t\": \n"
-          "\x01\x02\xff\xfe binary junk\n",
-          stdout);
-    emit_final(y);
-    return 0;
-  case MODE_HANG:
-    emit_step(1, step_delay);
-    hang_forever();
-    return 1;
-  case MODE_ERROR:
-    emit_step(1, step_delay);
-    emit_step(2, step_delay);
-    fputs(SIM_NAME ": reading mesh 'grid.dat'\n", stderr);
-    fputs(SIM_NAME ": warning: residual 1e3 after 50 iterations\n", stderr);
-    fail(3, "simulated failure (mode 4)");
-    return 3;
-  case MODE_BIGLINE: {
-    char *pad = malloc(BIG_LINE + 1);
-    if (!pad)
-      fail(1, "out of memory");
-    memset(pad, 'a', BIG_LINE);
-    pad[BIG_LINE] = '\0';
-    emit_step(1, step_delay);
-    printf("{\"step\": 2, \"t\": 2, \"values\": {\"x\": 2}, \"pad\": \"%s\"}\n", pad);
-    free(pad);
-    emit_final(y);
-    return 0;
-  }
-  case MODE_IMMORTAL:
-    signal(SIGTERM, SIG_IGN);
-    emit_step(1, step_delay);
-    hang_forever();
-    return 1;
-  }
-  return 1;
+  return run_mode(mode, n, y, step_delay);
 }

@@ -504,6 +504,12 @@ static bool text_is_int(const char *s)
   return scan_digits(&p) && *p == '\0';
 }
 
+/* "the quoted string " for quoted scalars, so "got '10'" is not a puzzle. */
+static const char *quoted(const cnode_t *n)
+{
+  return n->kind == CN_SCALAR && !n->plain ? "the quoted string " : "";
+}
+
 static bool node_double(ctx_t *c, const cnode_t *n, const char *path, double *out)
 {
   char sbuf[64];
@@ -511,7 +517,8 @@ static bool node_double(ctx_t *c, const cnode_t *n, const char *path, double *ou
   double v;
 
   if (n->kind != CN_SCALAR || !n->plain || !text_is_float(n->str, &nonfinite))
-    return FAIL(c, n, SL_CONFIG_E_TYPE, "field '%s': expected a number, got %s", path, show(n, sbuf, sizeof sbuf));
+    return FAIL(c, n, SL_CONFIG_E_TYPE, "field '%s': expected a number, got %s%s", path, quoted(n),
+                show(n, sbuf, sizeof sbuf));
   if (nonfinite)
     return FAIL(c, n, SL_CONFIG_E_RANGE, "field '%s': expected a finite number, got %s", path,
                 show(n, sbuf, sizeof sbuf));
@@ -530,7 +537,8 @@ static bool node_int(ctx_t *c, const cnode_t *n, const char *path, int64_t lo, i
   long long v;
 
   if (n->kind != CN_SCALAR || !n->plain || !text_is_int(n->str))
-    return FAIL(c, n, SL_CONFIG_E_TYPE, "field '%s': expected an integer, got %s", path, show(n, sbuf, sizeof sbuf));
+    return FAIL(c, n, SL_CONFIG_E_TYPE, "field '%s': expected an integer, got %s%s", path, quoted(n),
+                show(n, sbuf, sizeof sbuf));
   errno = 0;
   v = strtoll(n->str, NULL, 10);
   if (errno == ERANGE || v < lo || v > hi)

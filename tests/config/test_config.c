@@ -290,7 +290,7 @@ static void test_wrong_type(void)
              "cfg.yaml:4:38: field 'simulator.max_steps': expected an integer, got '1.5'");
   /* a quoted number is a string */
   EXPECT_ERR(HEAD "simulator: {command: [s]}\nbudget: {max_sims: '10'}\n", SL_CONFIG_E_TYPE,
-             "cfg.yaml:5:20: field 'budget.max_sims': expected an integer, got '10'");
+             "cfg.yaml:5:20: field 'budget.max_sims': expected an integer, got the quoted string '10'");
   /* floats accept integers; a list is not a number */
   EXPECT_ERR(HEAD TAIL "learn: {lr: [1]}\n", SL_CONFIG_E_TYPE,
              "cfg.yaml:6:13: field 'learn.lr': expected a number, got a sequence");

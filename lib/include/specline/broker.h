@@ -63,6 +63,7 @@ typedef struct sl_local_broker {
   char *mgmt_url;       /* http://127.0.0.1:PORT */
   char *amqps_url;      /* when tls is on: amqps://guest:guest@localhost:PORT/ */
   int amqps_port;
+  int epmd_port;        /* its own epmd (ERL_EPMD_PORT), in the same process group */
 } sl_local_broker_t;
 
 typedef struct sl_local_broker_opts {
@@ -74,6 +75,8 @@ typedef struct sl_local_broker_opts {
   const char *tls_key;
   const char *tls_ca;
   double start_timeout_s;       /* default 90 */
+  bool force;                   /* replace a broker left in dir (killing it if it runs);
+                                 * without it such a dir is an error (EEXIST) */
 } sl_local_broker_opts_t;
 void sl_local_broker_opts_default(sl_local_broker_opts_t *o);
 

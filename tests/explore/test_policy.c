@@ -1,0 +1,325 @@
+/* Unit tests of the explorer's decisions: normal and chi-square quantiles against tabled
+ * values, the speculative termination rule on constructed runs (inside the band, outside
+ * it, before the minimum fraction, with a wide predicted tail), greedy batch acquisition
+ * (highest std first, a spread batch, in-flight points avoided, UCB), and the audit draw
+ * and false-stop judgement. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "policy.h"
+#include "sltest.h"
+#include "specline/design.h"
+
+static void test_quantiles(void)
+{
+  static const struct {
+    double prob, df, want;
+  } chi[] = {
+      {0.99, 1, 6.635}, {0.99, 10, 23.209}, {0.95, 30, 43.773}, {0.95, 1, 3.841},
+      {0.95, 2, 5.991}, {0.99, 5, 15.086},  {0.5, 4, 3.357},    {0.999, 20, 45.315},
+  };
+  size_t i;
+
+  SL_CHECK_NEAR(sl_normal_quantile(0.975), 1.959964, 1e-6);
+  SL_CHECK_NEAR(sl_normal_quantile(0.99), 2.326348, 1e-6);
+  SL_CHECK_NEAR(sl_normal_quantile(0.001), -3.090232, 1e-6);
+  SL_CHECK_NEAR(sl_normal_quantile(0.5), 0.0, 1e-12);
+  SL_CHECK(isnan(sl_normal_quantile(1.5)));
+  for (i = 0; i < sizeof chi / sizeof *chi; i++) {
+    double q = sl_chi2_quantile(chi[i].prob, chi[i].df), wh = sl_chi2_quantile_wh(chi[i].prob, chi[i].df);
+    printf("  chi2(df %g) at %g: %.4f (wilson-hilferty %.4f, table %.3f)\n", chi[i].df, chi[i].prob, q,
+           wh, chi[i].want);
+    SL_CHECK_NEAR(q, chi[i].want, 0.0005 * chi[i].want + 0.0006); /* table rounding */
+    if (i < 3) /* the brief's reference values: Wilson–Hilferty alone is within 2% there */
+      SL_CHECK_NEAR(wh, chi[i].want, 0.02 * chi[i].want);
+    SL_CHECK_NEAR(sl_chi2_cdf(q, chi[i].df), chi[i].prob, 1e-9);
+  }
+  SL_CHECK(isnan(sl_chi2_quantile(0.95, 0)));
+  SL_CHECK(isnan(sl_chi2_quantile(1.0, 3)));
+}
+
+#define K 20
+
+/* A predicted run: mu_k = sin(k/3), sigma_k = s_obs for the first half, s_tail after. */
+static void predicted(double *mu, double *sigma, double s_obs, double s_tail)
+{
+  int k;
+
+  for (k = 0; k < K; k++) {
+    mu[k] = sin(k / 3.0);
+    sigma[k] = k < K / 2 ? s_obs : s_tail;
+  }
+}
+
+static void test_termination_inside_band_stops(void)
+{
+  double mu[K], sigma[K], y[K];
+  sl_spec_params_t p;
+  sl_spec_decision_t dec;
+  size_t k_obs;
+  sl_rng_t r;
+  int k;
+
+  sl_spec_params_default(&p); /* min_fraction 0.2 → k_min 4, confidence 0.02 */
+  predicted(mu, sigma, 0.01, 0.01);
+  sl_rng_init(&r, 5);
+  for (k = 0; k < K; k++)
+    y[k] = mu[k] + 0.01 * 0.5 * sl_rng_normal(&r); /* well inside the band */
+  for (k_obs = 0; k_obs <= K; k_obs++) {
+    SL_REQUIRE(sl_spec_decide(&p, mu, sigma, K, y, k_obs, &dec, NULL));
+    SL_CHECK_INT(dec.k_min, 4);
+    if (k_obs < 4)
+      SL_CHECKF(dec.action == SL_SPEC_CONTINUE_EARLY, "k_obs %zu: %s", k_obs, sl_spec_action_name(dec.action));
+    else if (k_obs < K)
+      SL_CHECKF(dec.action == SL_SPEC_STOP, "k_obs %zu: %s", k_obs, sl_spec_action_name(dec.action));
+    else
+      SL_CHECK(dec.action == SL_SPEC_CONTINUE); /* nothing left to save */
+  }
+  /* the stop at the minimum fraction carries its numbers and the prediction relied on */
+  SL_REQUIRE(sl_spec_decide(&p, mu, sigma, K, y, 4, &dec, NULL));
+  SL_CHECK_INT(dec.action, SL_SPEC_STOP);
+  SL_CHECK_INT(dec.k_obs, 4);
+  SL_CHECK_INT(dec.n_pred, K - 4);
+  SL_CHECK(dec.pred_mean == mu + 4 && dec.pred_std == sigma + 4);
+  SL_CHECK_NEAR(dec.tail_std, 0.01, 1e-12);
+  SL_CHECK_NEAR(dec.threshold, 13.277, 0.01); /* chi2 df 4 at 0.99 */
+  SL_CHECK(dec.z2 < dec.threshold && dec.z2 > 0.0);
+  /* scale matters: the same sigma on an output of scale 0.1 is 10% uncertain */
+  p.scale = 0.1;
+  SL_REQUIRE(sl_spec_decide(&p, mu, sigma, K, y, 10, &dec, NULL));
+  SL_CHECK_INT(dec.action, SL_SPEC_CONTINUE);
+}
+
+static void test_termination_outside_band_never_stops(void)
+{
+  double mu[K], sigma[K], y[K];
+  sl_spec_params_t p;
+  sl_spec_decision_t dec;
+  size_t k_obs;
+  int k;
+
+  sl_spec_params_default(&p);
+  predicted(mu, sigma, 0.01, 0.01);
+  for (k = 0; k < K; k++)
+    y[k] = mu[k] + 0.05; /* 5 sigma off at every checkpoint */
+  for (k_obs = 0; k_obs <= K; k_obs++) {
+    SL_REQUIRE(sl_spec_decide(&p, mu, sigma, K, y, k_obs, &dec, NULL));
+    SL_CHECKF(dec.action != SL_SPEC_STOP, "k_obs %zu stopped", k_obs);
+    if (k_obs >= 4)
+      SL_CHECK_INT(dec.action, SL_SPEC_SURPRISED);
+    if (k_obs >= 1)
+      SL_CHECK(dec.surprised); /* reported even before the minimum fraction */
+  }
+  /* a single wild checkpoint among good ones is enough to refuse the stop */
+  for (k = 0; k < K; k++)
+    y[k] = mu[k];
+  y[2] = mu[2] + 0.06;
+  SL_REQUIRE(sl_spec_decide(&p, mu, sigma, K, y, 8, &dec, NULL));
+  SL_CHECK_INT(dec.action, SL_SPEC_SURPRISED);
+  SL_CHECK_NEAR(dec.z2, 36.0, 1e-9);
+  /* the sigma floor guards against a zero predicted std: the run is surprising, not NaN */
+  sigma[0] = 0.0;
+  y[2] = mu[2];
+  y[0] = mu[0] + 0.001;
+  SL_REQUIRE(sl_spec_decide(&p, mu, sigma, K, y, 8, &dec, NULL));
+  SL_CHECK(isfinite(dec.z2));
+  SL_CHECK_NEAR(dec.z2, 1.0, 1e-9); /* 0.001 / (1e-3 × scale 1) */
+}
+
+static void test_termination_wide_tail_continues(void)
+{
+  double mu[K], sigma[K], y[K];
+  sl_spec_params_t p;
+  sl_spec_decision_t dec;
+  sl_error_t err;
+  int k;
+
+  sl_spec_params_default(&p);
+  predicted(mu, sigma, 0.01, 0.01);
+  sigma[K - 1] = 0.05; /* the end of the run is uncertain */
+  for (k = 0; k < K; k++)
+    y[k] = mu[k];
+  SL_REQUIRE(sl_spec_decide(&p, mu, sigma, K, y, 10, &dec, NULL));
+  SL_CHECK_INT(dec.action, SL_SPEC_CONTINUE);
+  SL_CHECK_NEAR(dec.tail_std, 0.05, 1e-12);
+  SL_CHECK_INT(dec.k_tail_max, K - 1);
+  /* once the uncertain checkpoint is observed nothing uncertain is left */
+  SL_REQUIRE(sl_spec_decide(&p, mu, sigma, K, y, K - 1, &dec, NULL));
+  SL_CHECK_INT(dec.action, SL_SPEC_CONTINUE);
+  sigma[K - 1] = 0.01;
+  SL_REQUIRE(sl_spec_decide(&p, mu, sigma, K, y, K - 1, &dec, NULL));
+  SL_CHECK_INT(dec.action, SL_SPEC_STOP);
+
+  /* the minimum fraction rounds up: 0.25 × 20 = 5, 0.26 × 20 → 6 */
+  p.min_fraction = 0.25;
+  SL_REQUIRE(sl_spec_decide(&p, mu, sigma, K, y, 5, &dec, NULL));
+  SL_CHECK_INT(dec.k_min, 5);
+  SL_CHECK_INT(dec.action, SL_SPEC_STOP);
+  p.min_fraction = 0.26;
+  SL_REQUIRE(sl_spec_decide(&p, mu, sigma, K, y, 5, &dec, NULL));
+  SL_CHECK_INT(dec.action, SL_SPEC_CONTINUE_EARLY);
+
+  /* invalid inputs are errors, not decisions */
+  SL_CHECK(!sl_spec_decide(&p, mu, sigma, K, y, K + 1, &dec, &err));
+  SL_CHECK_INT(err.domain, SL_ERR_USAGE);
+  mu[3] = NAN;
+  SL_CHECK(!sl_spec_decide(&p, mu, sigma, K, y, 5, &dec, &err));
+  SL_CHECK_INT(err.domain, SL_ERR_MODEL);
+}
+
+static void test_acquisition_max_std(void)
+{
+  /* 5 candidates on a line; two high-std ones next to each other */
+  double cand[5 * 2] = {0.1, 0.5, 0.5, 0.5, 0.52, 0.5, 0.9, 0.5, 0.3, 0.5};
+  double mean[5 * 2] = {0};
+  double stdv[5 * 2] = {0.2, 0.2, 0.9, 0.9, 0.85, 0.85, 0.5, 0.5, 0.1, 0.1};
+  double scale[2] = {1.0, 1.0}, busy[2] = {0.88, 0.5}, score[5];
+  sl_acq_params_t p = {.kind = SL_ACQ_MAX_STD, .diversity = 0.1};
+  size_t chosen[5], n;
+  sl_error_t err;
+
+  /* batch 1: the highest std */
+  SL_REQUIRE(sl_acq_select(&p, cand, 5, 2, mean, stdv, 2, scale, NULL, 0, 1, chosen, score, &n, NULL));
+  SL_CHECK_INT(n, 1);
+  SL_CHECK_INT(chosen[0], 1);
+  SL_CHECK_NEAR(score[0], 0.9, 1e-12);
+
+  /* batch 2: the near twin (distance 0.02) is penalised, the far one (0.9) wins */
+  SL_REQUIRE(sl_acq_select(&p, cand, 5, 2, mean, stdv, 2, scale, NULL, 0, 2, chosen, score, &n, NULL));
+  SL_CHECK_INT(n, 2);
+  SL_CHECK_INT(chosen[0], 1);
+  SL_CHECK_INT(chosen[1], 3);
+  /* without the penalty the twin would be taken */
+  p.diversity = 0;
+  SL_REQUIRE(sl_acq_select(&p, cand, 5, 2, mean, stdv, 2, scale, NULL, 0, 2, chosen, NULL, &n, NULL));
+  SL_CHECK_INT(chosen[1], 2);
+  /* an in-flight point near candidate 3 pushes it behind */
+  p.diversity = 0.1;
+  SL_REQUIRE(sl_acq_select(&p, cand, 5, 2, mean, stdv, 2, scale, busy, 1, 2, chosen, NULL, &n, NULL));
+  SL_CHECK_INT(chosen[0], 1);
+  SL_CHECK(chosen[1] != 3 && chosen[1] != 2);
+  /* all of them, each once; a candidate on top of an in-flight point is never taken */
+  busy[0] = 0.1;
+  SL_REQUIRE(sl_acq_select(&p, cand, 5, 2, mean, stdv, 2, scale, busy, 1, 10, chosen, NULL, &n, NULL));
+  SL_CHECK_INT(n, 4);
+  for (size_t i = 0; i < n; i++)
+    SL_CHECK(chosen[i] != 0);
+  /* deterministic */
+  {
+    size_t again[5], n2;
+    SL_REQUIRE(sl_acq_select(&p, cand, 5, 2, mean, stdv, 2, scale, busy, 1, 10, again, NULL, &n2, NULL));
+    SL_CHECK(n2 == n && memcmp(again, chosen, n * sizeof *chosen) == 0);
+  }
+  /* scales weigh the outputs: output 1 on a tiny scale dominates */
+  scale[1] = 0.01;
+  for (size_t i = 0; i < 5; i++)
+    stdv[i * 2 + 1] = i == 4 ? 0.05 : 0.001; /* only candidate 4 uncertain on output 1 */
+  SL_REQUIRE(sl_acq_select(&p, cand, 5, 2, mean, stdv, 2, scale, NULL, 0, 1, chosen, NULL, &n, NULL));
+  SL_CHECK_INT(chosen[0], 4);
+  scale[1] = 0.0;
+  SL_CHECK(!sl_acq_select(&p, cand, 5, 2, mean, stdv, 2, scale, NULL, 0, 1, chosen, NULL, &n, &err));
+}
+
+static void test_acquisition_spread_and_ucb(void)
+{
+  /* 256 LHS candidates with a std that peaks at one corner: a batch of 8 must still spread */
+  size_t C = 256, d = 2, i, j, chosen[8], n;
+  double cand[256 * 2], mean[256], stdv[256], mind = INFINITY;
+  sl_acq_params_t p = {.kind = SL_ACQ_MAX_STD, .diversity = 0.15};
+  sl_acq_kind_t kind;
+
+  SL_REQUIRE(sl_design_lhs(C, d, 11, cand, NULL));
+  for (i = 0; i < C; i++) {
+    stdv[i] = exp(-(cand[2 * i] * cand[2 * i] + cand[2 * i + 1] * cand[2 * i + 1]));
+    mean[i] = cand[2 * i]; /* objective grows with x */
+  }
+  SL_REQUIRE(sl_acq_select(&p, cand, C, d, mean, stdv, 1, NULL, NULL, 0, 8, chosen, NULL, &n, NULL));
+  SL_CHECK_INT(n, 8);
+  for (i = 0; i < n; i++)
+    for (j = i + 1; j < n; j++) {
+      double dx = cand[2 * chosen[i]] - cand[2 * chosen[j]], dy = cand[2 * chosen[i] + 1] - cand[2 * chosen[j] + 1];
+      if (sqrt(dx * dx + dy * dy) < mind)
+        mind = sqrt(dx * dx + dy * dy);
+    }
+  printf("  batch of 8: nearest pair %.3f apart (diversity 0.15)\n", mind);
+  SL_CHECK(mind > 0.1);
+  /* the same batch without the penalty clusters at the std peak */
+  p.diversity = 0.0;
+  SL_REQUIRE(sl_acq_select(&p, cand, C, d, mean, stdv, 1, NULL, NULL, 0, 8, chosen, NULL, &n, NULL));
+  mind = INFINITY;
+  for (i = 0; i < n; i++)
+    for (j = i + 1; j < n; j++) {
+      double dx = cand[2 * chosen[i]] - cand[2 * chosen[j]], dy = cand[2 * chosen[i] + 1] - cand[2 * chosen[j] + 1];
+      if (sqrt(dx * dx + dy * dy) < mind)
+        mind = sqrt(dx * dx + dy * dy);
+    }
+  printf("  batch of 8 without penalty: nearest pair %.3f apart\n", mind);
+  SL_CHECK(mind < 0.1);
+
+  /* UCB: κ = 0 is pure exploitation → the largest x first */
+  p.kind = SL_ACQ_UCB;
+  p.kappa = 0.0;
+  p.objective = 0;
+  SL_REQUIRE(sl_acq_select(&p, cand, C, d, mean, stdv, 1, NULL, NULL, 0, 1, chosen, NULL, &n, NULL));
+  for (i = 0; i < C; i++)
+    SL_CHECK(cand[2 * i] <= cand[2 * chosen[0]]);
+  p.objective = 1;
+  SL_CHECK(!sl_acq_select(&p, cand, C, d, mean, stdv, 1, NULL, NULL, 0, 1, chosen, NULL, &n, NULL));
+  SL_CHECK(sl_acq_kind_parse("ucb", &kind) && kind == SL_ACQ_UCB);
+  SL_CHECK(sl_acq_kind_parse("max_std", &kind) && kind == SL_ACQ_MAX_STD);
+  SL_CHECK(!sl_acq_kind_parse("ei", &kind));
+}
+
+static void test_audit(void)
+{
+  char id[24];
+  int i, hits = 0, n = 20000;
+  double mu[8], sigma[8], y[8];
+  sl_audit_result_t r;
+  sl_error_t err;
+
+  for (i = 0; i < n; i++) {
+    snprintf(id, sizeof id, "s%016x", (unsigned)i * 2654435761u);
+    hits += sl_audit_draw(1, id, 0.1);
+  }
+  printf("  audit draws: %d of %d at fraction 0.1\n", hits, n);
+  SL_CHECK_NEAR(hits / (double)n, 0.1, 0.01);
+  SL_CHECK(sl_audit_draw(1, "s0123", 0.3) == sl_audit_draw(1, "s0123", 0.3));
+  SL_CHECK(!sl_audit_draw(1, "s0123", 0.0));
+  SL_CHECK(sl_audit_draw(1, "s0123", 1.0));
+  /* another seed draws differently for some ids */
+  for (i = 0, hits = 0; i < 200; i++) {
+    snprintf(id, sizeof id, "s%016x", (unsigned)i);
+    hits += sl_audit_draw(1, id, 0.5) != sl_audit_draw(2, id, 0.5);
+  }
+  SL_CHECK(hits > 0);
+
+  for (i = 0; i < 8; i++) {
+    mu[i] = i * 0.1;
+    sigma[i] = 0.01;
+    y[i] = mu[i] + (i % 2 ? 0.01 : -0.01); /* 1 sigma off: a good stop */
+  }
+  SL_REQUIRE(sl_audit_check(y, mu, sigma, 8, 1.0, 0.02, 0, &r, NULL));
+  SL_CHECK(!r.false_stop);
+  SL_CHECK_INT(r.n_outside, 0);
+  SL_CHECK_NEAR(r.tail_nrmse, 0.01, 1e-12);
+  /* one of 8 (12.5%) beyond 3 sigma: false */
+  y[5] = mu[5] + 0.04;
+  SL_REQUIRE(sl_audit_check(y, mu, sigma, 8, 1.0, 0.02, 0, &r, NULL));
+  SL_CHECK(r.false_stop);
+  SL_CHECK_INT(r.n_outside, 1);
+  /* inside 3 sigma everywhere but biased beyond 2 × confidence: false */
+  for (i = 0; i < 8; i++) {
+    sigma[i] = 0.02;
+    y[i] = mu[i] + 0.045;
+  }
+  SL_REQUIRE(sl_audit_check(y, mu, sigma, 8, 1.0, 0.02, 0, &r, NULL));
+  SL_CHECK_INT(r.n_outside, 0);
+  SL_CHECK(r.false_stop);
+  SL_CHECK(!sl_audit_check(y, mu, sigma, 0, 1.0, 0.02, 0, &r, &err));
+}
+
+SL_TEST_MAIN(SL_T(test_quantiles), SL_T(test_termination_inside_band_stops),
+             SL_T(test_termination_outside_band_never_stops), SL_T(test_termination_wide_tail_continues),
+             SL_T(test_acquisition_max_std), SL_T(test_acquisition_spread_and_ucb), SL_T(test_audit))

@@ -90,6 +90,17 @@ static void test_ledger_transitions(void)
   SL_CHECK(!sl_ledger_issue(l, s, 1007.0));
   SL_CHECK(sl_ledger_find(l, "sfeedfeedfeedfeed") == s);
   SL_CHECK(sl_ledger_find(l, "snothere") == NULL);
+
+  /* an audit re-run points back at the stop it repeats */
+  again = sl_ledger_plan(l, "s1111111111111111", in, SL_ORIGIN_AUDIT, 1, &created, NULL);
+  SL_REQUIRE(again && created);
+  sl_ledger_flag(l, sl_ledger_find(l, "s0123456789abcdef"), SL_SAMPLE_F_STOP_SENT);
+  sl_ledger_link_audit(l, again, sl_ledger_find(l, "s0123456789abcdef"));
+  SL_CHECK(sl_ledger_at(l, again->parent - 1) == sl_ledger_find(l, "s0123456789abcdef"));
+  SL_CHECK(sl_ledger_find(l, "s0123456789abcdef")->flags & SL_SAMPLE_F_AUDITED);
+  SL_CHECK(sl_ledger_find(l, "s0123456789abcdef")->flags & SL_SAMPLE_F_STOP_SENT);
+  SL_CHECK_INT(again->replica, 1);
+  SL_CHECK(sl_ledger_next_planned(l) == again);
   sl_ledger_destroy(l);
   sl_ledger_destroy(NULL);
 }

@@ -1,0 +1,214 @@
+/* Helpers of the store tests (see store_fixture.h). */
+#define _GNU_SOURCE
+#include "store_fixture.h"
+
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "specline/util.h"
+
+static void vars_fill(const char *const *names, sl_var_t **out, size_t *n)
+{
+  size_t i, k = 0;
+
+  while (names && names[k])
+    k++;
+  *out = sl_calloc(k + 1, sizeof **out);
+  for (i = 0; i < k; i++) {
+    (*out)[i].name = sl_strdup(names[i]);
+    (*out)[i].type = sl_strdup("float");
+  }
+  *n = k;
+}
+
+sl_config_t *fx_config(const char *experiment, const char *const *inputs, const char *const *outputs,
+                       const char *store)
+{
+  sl_config_t *c = sl_calloc(1, sizeof *c);
+
+  c->experiment = sl_strdup(experiment);
+  vars_fill(inputs, &c->inputs, &c->n_inputs);
+  vars_fill(outputs, &c->outputs, &c->n_outputs);
+  c->store = sl_strdup(store);
+  c->history.present = true;
+  c->history.name = sl_strdup("x");
+  c->history.checkpoints = 4;
+  return c;
+}
+
+void fx_config_free(sl_config_t *c)
+{
+  size_t i;
+
+  if (!c)
+    return;
+  for (i = 0; i < c->n_inputs; i++) {
+    free(c->inputs[i].name);
+    free(c->inputs[i].type);
+  }
+  for (i = 0; i < c->n_outputs; i++) {
+    free(c->outputs[i].name);
+    free(c->outputs[i].type);
+  }
+  free(c->inputs);
+  free(c->outputs);
+  free(c->experiment);
+  free(c->store);
+  free(c->history.name);
+  free(c);
+}
+
+sl_config_t *fx_osc_config(const char *store)
+{
+  static const char *const in[] = {"zeta", "omega", NULL};
+  static const char *const out[] = {"amplitude", "energy", NULL};
+
+  return fx_config("osc", in, out, store);
+}
+
+char *fx_tmpdir(void)
+{
+  const char *t = getenv("TMPDIR");
+  char *d = sl_asprintf("%s/sl-store-XXXXXX", t && *t ? t : "/tmp");
+
+  if (!mkdtemp(d)) {
+    perror("mkdtemp");
+    abort();
+  }
+  return d;
+}
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+  (void)sb;
+  (void)flag;
+  (void)ftw;
+  return remove(path);
+}
+
+void fx_rmrf(char *dir)
+{
+  if (!dir)
+    return;
+  nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+  free(dir);
+}
+
+void fx_point(sl_store_point_t *p, const char *campaign, const char *id, sl_point_status_t st, double zeta,
+              double amplitude)
+{
+  memset(p, 0, sizeof *p);
+  sl_values_init(&p->inputs);
+  sl_values_init(&p->outputs);
+  sl_series_init(&p->history);
+  sl_values_init(&p->predicted);
+  sl_values_init(&p->extra);
+  p->campaign = sl_strdup(campaign);
+  p->sample_id = sl_strdup(id);
+  sl_values_add(&p->inputs, "zeta", zeta);
+  sl_values_add(&p->inputs, "omega", 1.25);
+  if (st != SL_POINT_FAILED) {
+    sl_values_add(&p->outputs, "amplitude", amplitude);
+    sl_values_add(&p->outputs, "energy", amplitude * 0.5);
+  }
+  p->status = st;
+  p->steps = st == SL_POINT_COMPLETE ? 100 : 40;
+  p->wall_s = 1.5;
+  p->worker = sl_strdup("w1");
+  p->produced_at = 1700000000.25;
+  if (st == SL_POINT_FAILED)
+    p->error = sl_strdup("simulator exited with status 3");
+}
+
+void fx_point_full(sl_store_point_t *p, const char *campaign, const char *id)
+{
+  static const double x[] = {0.0, 0.125, -0.3333333333333333, 1e-300, 12345.678901234567};
+
+  fx_point(p, campaign, id, SL_POINT_TERMINATED, 0.1 + 0.2, 2.718281828459045);
+  p->experimental_flag = true;
+  sl_series_add(&p->history, "x", x, 5);
+  sl_series_add(&p->history, "v", x, 2);
+  sl_values_add(&p->predicted, "amplitude", 2.5);
+  sl_values_add(&p->predicted, "energy", 1.25);
+  sl_values_add(&p->extra, "shot_number", 42);
+  sl_values_add(&p->extra, "scan_number", 7);
+  sl_values_add(&p->extra, "laser_energy", 3.5);
+  p->date = sl_strdup("2024-05-06T07:08:09Z");
+  p->origin = sl_strdup("explore");
+  p->error = sl_strdup("stopped: confident");
+}
+
+static int str_diff(const char *what, const char *a, const char *b)
+{
+  if ((!a && !b) || (a && b && !strcmp(a, b)))
+    return 0;
+  fprintf(stderr, "    %s: '%s' != '%s'\n", what, a ? a : "(null)", b ? b : "(null)");
+  return 1;
+}
+
+static int values_diff(const char *what, const sl_values_t *a, const sl_values_t *b)
+{
+  size_t i;
+  int d = 0;
+
+  if (a->n != b->n) {
+    fprintf(stderr, "    %s: %zu values != %zu\n", what, a->n, b->n);
+    return 1;
+  }
+  for (i = 0; i < a->n; i++) {
+    const double *v = sl_values_get(b, a->names[i]);
+    if (!v || *v != a->vals[i]) {
+      fprintf(stderr, "    %s.%s: %.17g != %.17g\n", what, a->names[i], a->vals[i], v ? *v : -1.0);
+      d++;
+    }
+  }
+  return d;
+}
+
+int fx_point_diff(const sl_store_point_t *a, const sl_store_point_t *b, bool with_history)
+{
+  int d = 0;
+  size_t i, j;
+
+  d += str_diff("campaign", a->campaign, b->campaign);
+  d += str_diff("sample_id", a->sample_id, b->sample_id);
+  d += str_diff("worker", a->worker, b->worker);
+  d += str_diff("origin", a->origin, b->origin);
+  d += str_diff("error", a->error, b->error);
+  d += str_diff("date", a->date, b->date);
+  d += values_diff("inputs", &a->inputs, &b->inputs);
+  d += values_diff("outputs", &a->outputs, &b->outputs);
+  d += values_diff("predicted", &a->predicted, &b->predicted);
+  d += values_diff("extra", &a->extra, &b->extra);
+  if (a->experimental_flag != b->experimental_flag || a->status != b->status || a->steps != b->steps ||
+      a->wall_s != b->wall_s || a->produced_at != b->produced_at) {
+    fprintf(stderr, "    scalar fields differ: flag %d/%d status %d/%d steps %lld/%lld wall %g/%g produced %.17g/%.17g\n",
+            a->experimental_flag, b->experimental_flag, a->status, b->status, (long long)a->steps,
+            (long long)b->steps, a->wall_s, b->wall_s, a->produced_at, b->produced_at);
+    d++;
+  }
+  if (!with_history)
+    return d;
+  if (a->history.n != b->history.n) {
+    fprintf(stderr, "    history: %zu series != %zu\n", a->history.n, b->history.n);
+    return d + 1;
+  }
+  for (i = 0; i < a->history.n; i++) {
+    int k = sl_series_find(&b->history, a->history.names[i]);
+    if (k < 0 || b->history.lens[k] != a->history.lens[i]) {
+      fprintf(stderr, "    history.%s missing or of other length\n", a->history.names[i]);
+      d++;
+      continue;
+    }
+    for (j = 0; j < a->history.lens[i]; j++)
+      if (a->history.data[i][j] != b->history.data[k][j]) {
+        fprintf(stderr, "    history.%s[%zu]: %.17g != %.17g\n", a->history.names[i], j, a->history.data[i][j],
+                b->history.data[k][j]);
+        d++;
+      }
+  }
+  return d;
+}

@@ -1,0 +1,202 @@
+/* `specline results` end to end: a config.yaml and a SQLite store filled through the
+ * store API in a temp dir, then the built binary ($SPECLINE_BIN_DIR/specline) is run and
+ * its CSV and table output compared line by line; filters, the predicted columns, CSV
+ * quoting, usage errors and --help are checked too. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "sltest.h"
+#include "specline/store.h"
+#include "specline/util.h"
+#include "store_fixture.h"
+
+static const char config_yaml[] =
+    "experiment: osc\n"
+    "inputs:\n"
+    "  - {name: zeta, type: float, value_range: [0.0, 1.0]}\n"
+    "  - {name: omega, type: float, value_range: [0.5, 2.0]}\n"
+    "outputs:\n"
+    "  - {name: amplitude, type: float}\n"
+    "  - {name: energy, type: float}\n"
+    "simulator: {command: [\"true\"], max_steps: 100}\n"
+    "budget: {max_sims: 10}\n"
+    "store: sqlite:%s/from-config.db\n";
+
+typedef struct env {
+  char *dir;
+  char *config;
+  char *uri;
+  char *bin;
+} env_t;
+
+static bool setup(env_t *e)
+{
+  const char *bindir = getenv("SPECLINE_BIN_DIR");
+  sl_config_t *cfg;
+  sl_store_t *st;
+  sl_store_point_t p[3];
+  const sl_store_point_t *v[3] = {&p[0], &p[1], &p[2]};
+  sl_error_t err = {0};
+  FILE *f;
+  int i;
+
+  memset(e, 0, sizeof *e);
+  if (!bindir)
+    return false;
+  e->bin = sl_asprintf("%s/specline", bindir);
+  e->dir = fx_tmpdir();
+  e->config = sl_asprintf("%s/config.yaml", e->dir);
+  e->uri = sl_asprintf("sqlite:%s/results.db", e->dir);
+  f = fopen(e->config, "w");
+  if (!f)
+    return false;
+  fprintf(f, config_yaml, e->dir);
+  fclose(f);
+
+  cfg = fx_osc_config(e->uri);
+  st = sl_store_open(e->uri, cfg, &err);
+  if (!st) {
+    fprintf(stderr, "  %s\n", err.message);
+    fx_config_free(cfg);
+    return false;
+  }
+  fx_point(&p[0], "osc", "s1", SL_POINT_COMPLETE, 0.25, 3.0);
+  fx_point(&p[1], "osc", "s2", SL_POINT_TERMINATED, 0.5, 1.5);
+  sl_values_add(&p[1].predicted, "amplitude", 1.75);
+  free(p[1].origin);
+  p[1].origin = sl_strdup("explore, speculative");
+  fx_point(&p[2], "osc", "e1", SL_POINT_FAILED, 0.75, 0);
+  p[2].experimental_flag = true;
+  if (!sl_store_put(st, v, 3, NULL, &err))
+    fprintf(stderr, "  %s\n", err.message);
+  for (i = 0; i < 3; i++)
+    sl_store_point_release(&p[i]);
+  sl_store_destroy(st);
+  fx_config_free(cfg);
+  return true;
+}
+
+static void teardown(env_t *e)
+{
+  free(e->config);
+  free(e->uri);
+  free(e->bin);
+  fx_rmrf(e->dir);
+}
+
+/* Runs the binary with args; returns its exit status and its stdout (malloc'd). */
+static int run(const env_t *e, const char *args, char **out)
+{
+  char *cmd = sl_asprintf("'%s' results %s 2>/dev/null", e->bin, args);
+  FILE *p = popen(cmd, "r");
+  sl_buf_t b;
+  char chunk[4096];
+  size_t n;
+  int st;
+
+  free(cmd);
+  sl_buf_init(&b);
+  if (!p) {
+    *out = sl_buf_take(&b);
+    return -1;
+  }
+  while ((n = fread(chunk, 1, sizeof chunk, p)) > 0)
+    sl_buf_append(&b, chunk, n);
+  st = pclose(p);
+  *out = sl_buf_take(&b);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_results_csv(void)
+{
+  env_t e;
+  char *out = NULL, *args;
+
+  if (!getenv("SPECLINE_BIN_DIR"))
+    SL_SKIP("SPECLINE_BIN_DIR not set (run through ctest)");
+  SL_REQUIRE(setup(&e));
+  args = sl_asprintf("'%s' --csv --store '%s'", e.config, e.uri);
+  SL_CHECK_INT(run(&e, args, &out), 0);
+  SL_CHECK_STR(out, "sample_id,zeta,omega,amplitude,energy,status,steps,experimental_flag,origin,predicted_amplitude\n"
+                    "s1,0.25,1.25,3,1.5,complete,100,false,,\n"
+                    "s2,0.5,1.25,1.5,0.75,terminated,40,false,\"explore, speculative\",1.75\n"
+                    "e1,0.75,1.25,,,failed,40,true,,\n");
+  free(out);
+  free(args);
+
+  args = sl_asprintf("'%s' --csv --store '%s' --status complete,failed --simulations", e.config, e.uri);
+  SL_CHECK_INT(run(&e, args, &out), 0);
+  SL_CHECK_STR(out, "sample_id,zeta,omega,amplitude,energy,status,steps,experimental_flag,origin\n"
+                    "s1,0.25,1.25,3,1.5,complete,100,false,\n");
+  free(out);
+  free(args);
+
+  args = sl_asprintf("'%s' --csv --store=%s --experimental", e.config, e.uri);
+  SL_CHECK_INT(run(&e, args, &out), 0);
+  SL_CHECK_STR(out, "sample_id,zeta,omega,amplitude,energy,status,steps,experimental_flag,origin\n"
+                    "e1,0.75,1.25,,,failed,40,true,\n");
+  free(out);
+  free(args);
+  teardown(&e);
+}
+
+static void test_results_table(void)
+{
+  env_t e;
+  char *out = NULL, *args;
+
+  if (!getenv("SPECLINE_BIN_DIR"))
+    SL_SKIP("SPECLINE_BIN_DIR not set (run through ctest)");
+  SL_REQUIRE(setup(&e));
+  args = sl_asprintf("'%s' --store '%s' --status terminated", e.config, e.uri);
+  SL_CHECK_INT(run(&e, args, &out), 0);
+  SL_CHECK_STR(out, "sample_id  zeta  omega  amplitude  energy  status      steps  experimental_flag  origin                "
+                    "predicted_amplitude\n"
+                    "s2         0.5   1.25   1.5        0.75    terminated  40     false              explore, speculative  "
+                    "1.75\n"
+                    "1 point\n");
+  free(out);
+  free(args);
+
+  /* the config's own store is used without --store: empty there */
+  args = sl_asprintf("'%s' --csv", e.config);
+  SL_CHECK_INT(run(&e, args, &out), 0);
+  SL_CHECK_STR(out, "sample_id,zeta,omega,amplitude,energy,status,steps,experimental_flag,origin\n");
+  free(out);
+  free(args);
+  teardown(&e);
+}
+
+static void test_results_usage(void)
+{
+  env_t e;
+  char *out = NULL, *args;
+
+  if (!getenv("SPECLINE_BIN_DIR"))
+    SL_SKIP("SPECLINE_BIN_DIR not set (run through ctest)");
+  SL_REQUIRE(setup(&e));
+  SL_CHECK_INT(run(&e, "--help", &out), 0);
+  SL_CHECK(strstr(out, "usage: specline results CONFIG") != NULL);
+  free(out);
+  SL_CHECK_INT(run(&e, "", &out), 2);
+  free(out);
+  args = sl_asprintf("'%s' --bogus", e.config);
+  SL_CHECK_INT(run(&e, args, &out), 2);
+  free(out);
+  free(args);
+  args = sl_asprintf("'%s' --status done", e.config);
+  SL_CHECK_INT(run(&e, args, &out), 2);
+  free(out);
+  free(args);
+  SL_CHECK_INT(run(&e, "/nonexistent/config.yaml", &out), 1);
+  free(out);
+  args = sl_asprintf("'%s' --store postgres://x", e.config);
+  SL_CHECK_INT(run(&e, args, &out), 1);
+  free(out);
+  free(args);
+  teardown(&e);
+}
+
+SL_TEST_MAIN(SL_T(test_results_csv), SL_T(test_results_table), SL_T(test_results_usage))

@@ -1,0 +1,123 @@
+/* Training data for the surrogate: stored points turned into the arrays the model trains
+ * on, and the inverse mapping from a model output row back to a history and final
+ * outputs (learn, predict and explore share it).
+ *
+ * Layout, for a config with D inputs, K = history.checkpoints (0 without a history) and
+ * n_outputs outputs: an input row holds the D inputs in config order; an output row holds
+ * P = K + n_outputs columns, first the history at checkpoints k = 0..K-1, then the outputs
+ * in config order. Checkpoint k is step sl_checkpoint_step(k, K, simulator.max_steps)
+ * (1-based; history value history[step - 1]), the one definition of simline.h.
+ *
+ * Observation (mask 1 observed, 0 not): a complete point observes every column it has a
+ * finite value for; a terminated point observes only the checkpoints whose step is within
+ * its observed history, never the tail or the final outputs (those are not invented: the
+ * entries are 0 with mask 0). Failed points are skipped. Experimental points go to their
+ * own data set. Complete simulation runs are split into training and validation by a hash
+ * of the sample_id, so a run stays on its side as data grows; terminated runs always train.
+ *
+ * Pure: no I/O, no global state; thread-safe on distinct objects. */
+#ifndef SPECLINE_DATASET_H
+#define SPECLINE_DATASET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "specline/config.h"
+#include "specline/error.h"
+#include "specline/proto.h"
+
+/* Rows of one data set (caller storage: sl_dataset_init / sl_dataset_release). Arrays are
+ * row-major and owned by the data set; they grow as rows are added. */
+typedef struct sl_dataset {
+  int d;          /* inputs per row (D) */
+  int k;          /* history checkpoints (K) */
+  int n_out;      /* final outputs */
+  int p;          /* columns per output row: K + n_out */
+  size_t n;       /* rows */
+  size_t cap;     /* rows allocated */
+  float *x;       /* n x d inputs, raw units */
+  float *y;       /* n x p outputs, raw units (0 where mask is 0) */
+  float *mask;    /* n x p, 1 observed, 0 not */
+  char **ids;     /* n sample ids (owned) */
+  uint8_t *status;/* n sl_point_status_t values */
+} sl_dataset_t;
+
+/* Empty data set shaped for cfg (cfg is not kept). */
+void sl_dataset_init(sl_dataset_t *ds, const sl_config_t *cfg);
+/* Frees the rows; the data set is empty (and may be reused) afterwards. */
+void sl_dataset_release(sl_dataset_t *ds);
+/* Appends a row: x d floats, y and mask p floats each (copied); id may be NULL. */
+void sl_dataset_append(sl_dataset_t *ds, const float *x, const float *y, const float *mask, const char *id,
+                       sl_point_status_t status);
+/* Observed entries over all rows. */
+size_t sl_dataset_observed(const sl_dataset_t *ds);
+
+/* ---- shape and column mapping ---- */
+
+/* K: history checkpoints the surrogate predicts (0 when the config has no history). */
+int sl_dataset_checkpoints(const sl_config_t *cfg);
+/* P = K + n_outputs. */
+int sl_dataset_columns(const sl_config_t *cfg);
+/* The 1-based simulation step of checkpoint k in [0, K), or -1 when out of range. */
+int64_t sl_dataset_checkpoint_step(const sl_config_t *cfg, int k);
+/* Column of an output name (K + its index), or -1 when unknown. */
+int sl_dataset_output_column(const sl_config_t *cfg, const char *name);
+/* Column of a 1-based step when it is a checkpoint, else -1. */
+int sl_dataset_step_column(const sl_config_t *cfg, int64_t step);
+/* A column's name into buf: "<history>@<step>" for a checkpoint, the output name for a
+ * final output; "" for an out-of-range column. Returns buf. */
+char *sl_dataset_column_name(const sl_config_t *cfg, int col, char *buf, size_t size);
+
+/* ---- point → row ---- */
+
+/* Input row of a point or request: the config's inputs in config order from `inputs`.
+ * Returns false with *err (SL_ERR_USAGE) naming the first missing or non-finite input.
+ * x_double and x_float may each be NULL. */
+bool sl_dataset_input_row(const sl_config_t *cfg, const sl_values_t *inputs, double *x_double, float *x_float,
+                          sl_error_t *err);
+
+/* Output row and mask of a point (p floats each) by the observation rule above. Returns
+ * the number of observed entries (0 for a failed point, which is then not usable). */
+int sl_dataset_output_row(const sl_config_t *cfg, const sl_store_point_t *pt, float *y, float *mask);
+
+/* True when a complete run with this sample_id belongs to the validation set: a 64-bit
+ * hash of the id mapped to [0, 1) is below `fraction`. Deterministic across processes and
+ * independent of the other ids. */
+bool sl_dataset_is_validation(const char *sample_id, double fraction);
+
+/* ---- the split ---- */
+
+/* Where a point went. */
+typedef enum sl_dataset_dest {
+  SL_DATASET_SKIPPED = 0, /* failed, missing/non-finite inputs, or nothing observed */
+  SL_DATASET_TRAIN,
+  SL_DATASET_VAL,
+  SL_DATASET_EXP,
+} sl_dataset_dest_t;
+
+/* Simulation training and validation sets plus the experimental set (caller storage). */
+typedef struct sl_dataset_split {
+  const sl_config_t *cfg; /* borrowed: must outlive the split */
+  double validation_fraction;
+  sl_dataset_t train, val, exp;
+  size_t n_complete, n_terminated, n_failed, n_skipped; /* simulation points seen */
+} sl_dataset_split_t;
+
+/* validation_fraction < 0 means cfg->learn.validation_fraction. */
+void sl_dataset_split_init(sl_dataset_split_t *s, const sl_config_t *cfg, double validation_fraction);
+void sl_dataset_split_release(sl_dataset_split_t *s);
+/* Adds one point (copied) and says where it went. */
+sl_dataset_dest_t sl_dataset_split_add(sl_dataset_split_t *s, const sl_store_point_t *pt);
+/* An sl_store_visit_fn adding every point to the split passed as ud; always continues. */
+bool sl_dataset_split_visit(const sl_store_point_t *pt, void *ud);
+
+/* ---- model row → history + finals ---- */
+
+/* Splits an output row (p values, e.g. a predicted mean or std) into the history at the K
+ * checkpoints and the n_outputs final outputs; either destination may be NULL. */
+void sl_dataset_unpack_row(const sl_config_t *cfg, const float *row, double *history, double *finals);
+/* The same from doubles (predict replies). */
+void sl_dataset_unpack_row_d(const sl_config_t *cfg, const double *row, double *history, double *finals);
+
+#endif

@@ -404,8 +404,8 @@ static float clamp_logvar(float s)
 bool sl_model_predict(const sl_model_t *m, size_t n, const float *x, float *mean, float *std,
                       sl_error_t *err)
 {
-  size_t wmax, r0, i;
-  float *xt, *b0, *b1, *mu, *m2, *vs;
+  size_t wmax, r0;
+  float *xt, *b0, *b1, *mu, *m2, *vs, *om, *os;
   int P, e, j;
 
   if (!predict_args(m, x, mean, err))
@@ -418,48 +418,23 @@ bool sl_model_predict(const sl_model_t *m, size_t n, const float *x, float *mean
   mu = sl_malloc((size_t)P * PREDICT_CHUNK * sizeof(float));
   m2 = sl_malloc((size_t)P * PREDICT_CHUNK * sizeof(float));
   vs = sl_malloc((size_t)P * PREDICT_CHUNK * sizeof(float));
+  om = sl_malloc((size_t)P * 2 * sizeof(float));
+  os = om + P;
+  for (j = 0; j < P; j++) {
+    om[j] = (float)m->out_mean[j];
+    os[j] = (float)m->out_std[j];
+  }
   for (r0 = 0; r0 < n; r0 += PREDICT_CHUNK) {
-    size_t c = n - r0 < PREDICT_CHUNK ? n - r0 : PREDICT_CHUNK, pc = (size_t)P * c;
+    size_t c = n - r0 < PREDICT_CHUNK ? n - r0 : PREDICT_CHUNK;
 
     load_chunk(m, x, r0, c, xt);
     for (e = 0; e < m->E; e++) {
       const float *out = sl__model_forward_pp(m, e, c, xt, b0, b1);
-      float w = 1.0f / (float)(e + 1);
 
-      /* Welford over members: mu running mean, m2 sum of squared deviations */
-      if (e == 0) {
-        memcpy(mu, out, pc * sizeof(float));
-        memset(m2, 0, pc * sizeof(float));
-      } else {
-        for (i = 0; i < pc; i++) {
-          float d = out[i] - mu[i];
-
-          mu[i] += d * w;
-          m2[i] += d * (out[i] - mu[i]);
-        }
-      }
-      if (m->loss == SL_MODEL_LOSS_NLL) {
-        for (i = 0; i < pc; i++) {
-          float v = expf(clamp_logvar(out[pc + i]));
-
-          vs[i] = e == 0 ? v : vs[i] + v;
-        }
-      }
+      sl__ens_accumulate(e, (size_t)P * c, m->loss == SL_MODEL_LOSS_NLL, out, mu, m2, vs);
     }
-    for (j = 0; j < P; j++) {
-      float sd = (float)m->out_std[j], mo = (float)m->out_mean[j];
-
-      for (i = 0; i < c; i++) {
-        size_t k = (size_t)j * c + i;
-        float var = m2[k] / (float)m->E;
-
-        if (m->loss == SL_MODEL_LOSS_NLL)
-          var += vs[k] / (float)m->E;
-        mean[(r0 + i) * P + j] = mu[k] * sd + mo;
-        if (std)
-          std[(r0 + i) * P + j] = sqrtf(var > 0 ? var : 0) * sd;
-      }
-    }
+    sl__ens_finish(P, c, m->E, m->loss == SL_MODEL_LOSS_NLL, mu, m2, vs, om, os,
+                   mean + r0 * P, std ? std + r0 * P : NULL);
   }
   free(xt);
   free(b0);
@@ -467,6 +442,7 @@ bool sl_model_predict(const sl_model_t *m, size_t n, const float *x, float *mean
   free(mu);
   free(m2);
   free(vs);
+  free(om);
   return true;
 }
 

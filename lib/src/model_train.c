@@ -77,8 +77,7 @@ static void member_backward(const struct sl_model *m, int e, size_t n, const flo
                             int first_layer, float *g)
 {
   const float *p = m->params + (size_t)e * m->member_count;
-  int l, o;
-  size_t i, k;
+  int l;
 
   for (l = m->L; l >= first_layer; l--) {
     int in = m->l_in[l], out = m->l_out[l];
@@ -86,20 +85,12 @@ static void member_backward(const struct sl_model *m, int e, size_t n, const flo
 
     sl__transpose((size_t)in, n, ain, rowbuf);
     sl__gemm_nn(out, in, (int)n, delta, (int)n, rowbuf, in, g + m->w_off[l], in, 0);
-    for (o = 0; o < out; o++) {
-      const float *d = delta + (size_t)o * n;
-      float s = 0;
-
-      for (i = 0; i < n; i++)
-        s += d[i];
-      g[m->b_off[l] + o] = s;
-    }
+    sl__row_sums(out, n, delta, g + m->b_off[l]);
     if (l > first_layer) {
       float *tmp;
 
       sl__gemm_tn(in, (int)n, out, p + m->w_off[l], in, delta, (int)n, other, (int)n, 0);
-      for (k = 0; k < (size_t)in * n; k++)
-        other[k] *= 1.0f - ain[k] * ain[k];
+      sl__tanh_backward(other, ain, (size_t)in * n);
       tmp = delta;
       delta = other;
       other = tmp;
@@ -160,18 +151,9 @@ void sl_model_adam_update(float *restrict params, const float *restrict grad,
                           float *restrict m1, float *restrict m2, size_t n,
                           const sl_model_adam_t *a, long t)
 {
-  const float b1 = a->beta1, b2 = a->beta2, eps = a->eps;
-  const float c1 = (float)(1.0 / (1.0 - pow(a->beta1, (double)t)));
-  const float c2 = (float)(1.0 / (1.0 - pow(a->beta2, (double)t)));
-  size_t i;
-
-  for (i = 0; i < n; i++) {
-    float g = grad[i];
-
-    m1[i] = b1 * m1[i] + (1.0f - b1) * g;
-    m2[i] = b2 * m2[i] + (1.0f - b2) * g * g;
-    params[i] -= a->lr * (m1[i] * c1) / (sqrtf(m2[i] * c2) + eps);
-  }
+  sl__adam(params, grad, m1, m2, n, a->lr, a->beta1, a->beta2, a->eps,
+           (float)(1.0 / (1.0 - pow(a->beta1, (double)t))),
+           (float)(1.0 / (1.0 - pow(a->beta2, (double)t))));
 }
 
 void sl_model_train_opts_init(sl_model_train_opts_t *o)

@@ -101,7 +101,8 @@ static void fill_batch(size_t n, int D, int P, float *x, float *y, float *mask)
 }
 
 /* Checks every parameter tensor of every member against central differences (h = 1e-5 in
- * double): per tensor, max |analytic - fd| <= 2e-3 * max(max |fd|, 1e-2) + 1e-5. */
+ * double, of a double reference with the true tanh): per tensor, max |analytic - fd| <=
+ * 1e-4 * max(max |fd|, 1e-2) + 1e-6 (observed: below 1e-6 relative). */
 static void check_grad(sl_model_loss_t kind)
 {
   enum { E = 2, D = 3, H = 5, L = 2, P = 3, N = 7 };
@@ -147,7 +148,10 @@ static void check_grad(sl_model_loss_t kind)
           maxfd = fmax(maxfd, fabs(fd));
           maxerr = fmax(maxerr, fabs(fd - grad[e * mc + t]));
         }
-        SL_CHECKF(maxerr <= 2e-3 * fmax(maxfd, 1e-2) + 1e-5,
+        if (getenv("SL_MODEL_TEST_VERBOSE"))
+          printf("  member %d layer %d %s: max err %.3g, max abs fd %.3g\n", e, l,
+                 part ? "b" : "W", maxerr, maxfd);
+        SL_CHECKF(maxerr <= 1e-4 * fmax(maxfd, 1e-2) + 1e-6,
                   "member %d layer %d %s: max err %g, max |fd| %g", e, l, part ? "b" : "W",
                   maxerr, maxfd);
         SL_CHECK(maxfd > 1e-4); /* the check is not vacuous */

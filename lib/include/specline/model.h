@@ -191,8 +191,11 @@ typedef struct sl_model_train_result {
 /* Trains all members on n rows of raw data: x n x D, y n x P, mask n x P (NULL = all
  * observed), minibatches of the same shuffled rows for every member (shuffle from
  * opts->seed and the epoch), Adam restarted from zero moments. Layers below
- * opts->first_layer stay bit-identical. Deterministic for a given model, data and options.
- * opts NULL = defaults. Returns false with SL_MODEL_EINVAL (bad arguments) or
+ * opts->first_layer stay bit-identical; for last-layer fine-tuning (transfer learning) set
+ * first_layer = L and fit_output_stats = false. Deterministic for a given model, data and
+ * options on one machine; CPUs with other vector units (AVX-512, AVX2+FMA, baseline SSE2;
+ * chosen at load time, SPECLINE_MODEL_GEMM=base|avx2 forces a narrower one) may differ in
+ * the last bits. opts NULL = defaults. Returns false with SL_MODEL_EINVAL (bad arguments) or
  * SL_MODEL_ENUMERIC (non-finite loss; the model is then restored to its state before the
  * call). Not thread-safe on one model. */
 bool sl_model_train(sl_model_t *m, size_t n, const float *x, const float *y, const float *mask,

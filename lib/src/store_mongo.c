@@ -898,10 +898,13 @@ static bool upload_blob(mongo_store_t *m, const char *model_id, const void *blob
   bson_error_t berr;
   size_t off = 0;
   bool ok = false;
+  char *name;
 
   if (!open_bucket(m, err))
     return false;
-  s = mongoc_gridfs_bucket_open_upload_stream(m->bucket, model_id, NULL, id, &berr);
+  name = sl_asprintf("%s/%s", m->base.schema.campaign, model_id);
+  s = mongoc_gridfs_bucket_open_upload_stream(m->bucket, name, NULL, id, &berr);
+  free(name);
   if (!s) {
     fail_bson(m, &berr, NULL, "opening a gridfs upload", err);
     return false;

@@ -14,6 +14,7 @@
 typedef struct live {
   const char *uri;
   char campaign[64];
+  char db_name[128];
   sl_config_t *cfg;
   sl_store_t *st;
   mongoc_client_t *client;
@@ -40,10 +41,43 @@ static bool live_open(live_t *l)
   }
   u = sl__mongo_uri_new(l->uri, &err);
   l->client = mongoc_client_new_from_uri(u);
-  l->coll = mongoc_client_get_collection(l->client, sl__mongo_db_name(u), l->campaign);
+  snprintf(l->db_name, sizeof l->db_name, "%s", sl__mongo_db_name(u));
+  l->coll = mongoc_client_get_collection(l->client, l->db_name, l->campaign);
   l->models = mongoc_client_get_collection(l->client, sl__mongo_db_name(u), SL__MONGO_MODELS);
   mongoc_uri_destroy(u);
   return true;
+}
+
+/* Deletes the GridFS files of this run's models (named "<campaign>/<model_id>"). */
+static void live_drop_gridfs(live_t *l)
+{
+  mongoc_database_t *db = mongoc_client_get_database(l->client, l->db_name);
+  mongoc_gridfs_bucket_t *b;
+  mongoc_cursor_t *c;
+  bson_t opts, filter, re;
+  const bson_t *doc;
+  bson_iter_t it;
+  char *prefix = sl_asprintf("^%s/", l->campaign);
+
+  bson_init(&opts);
+  BSON_APPEND_UTF8(&opts, "bucketName", SL__MONGO_MODELS);
+  b = mongoc_gridfs_bucket_new(db, &opts, NULL, NULL);
+  bson_init(&filter);
+  BSON_APPEND_DOCUMENT_BEGIN(&filter, "filename", &re);
+  BSON_APPEND_UTF8(&re, "$regex", prefix);
+  bson_append_document_end(&filter, &re);
+  if (b) {
+    c = mongoc_gridfs_bucket_find(b, &filter, NULL);
+    while (mongoc_cursor_next(c, &doc))
+      if (bson_iter_init_find(&it, doc, "_id"))
+        mongoc_gridfs_bucket_delete_by_id(b, bson_iter_value(&it), NULL);
+    mongoc_cursor_destroy(c);
+    mongoc_gridfs_bucket_destroy(b);
+  }
+  bson_destroy(&filter);
+  bson_destroy(&opts);
+  mongoc_database_destroy(db);
+  free(prefix);
 }
 
 static void live_close(live_t *l)
@@ -57,6 +91,7 @@ static void live_close(live_t *l)
     BSON_APPEND_UTF8(&f, "campaign", l->campaign);
     mongoc_collection_delete_many(l->models, &f, NULL, NULL, NULL);
     bson_destroy(&f);
+    live_drop_gridfs(l);
     mongoc_collection_destroy(l->coll);
     mongoc_collection_destroy(l->models);
     mongoc_client_destroy(l->client);

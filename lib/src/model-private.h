@@ -46,23 +46,21 @@ bool sl__model_check_shape(int E, int D, int H, int L, int P, int code, sl_error
 
 /* Forward pass of member e over n feature-major rows xt [D][n]: writes layer outputs into
  * acts (L buffers of [H][n], consecutive) and out ([head][n]). */
-void sl__model_forward(const struct sl_model *m, int e, size_t n, const float *xt, float *acts,
-                       float *out);
+void sl__model_forward(const struct sl_model *m, int e, size_t n, const float *xt, float *acts, float *out);
 /* Same, ping-ponging between two [max(H, head)][n] buffers; returns the one holding the
  * output [head][n]. */
-float *sl__model_forward_pp(const struct sl_model *m, int e, size_t n, const float *xt,
-                            float *buf0, float *buf1);
+float *sl__model_forward_pp(const struct sl_model *m, int e, size_t n, const float *xt, float *buf0,
+                            float *buf1);
 
 /* Dense kernels (model_kernels.c). Row-major; C has leading dimension ldc.
  * sl__gemm_nn: C[M][N] = (acc ? C : 0) + A[M][K] B[K][N], A leading dim lda, B ldb.
  * sl__gemm_tn: C[M][N] = (acc ? C : 0) + A^T B with A stored [K][M].
  * sl__dense: C[M][N] = bias[m] + A[M][K] B[K][N], then tanh when act != 0. */
-void sl__gemm_nn(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
-                 float *C, int ldc, int acc);
-void sl__gemm_tn(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
-                 float *C, int ldc, int acc);
-void sl__dense(int M, int N, int K, const float *A, const float *bias, const float *B, float *C,
-               int act);
+void sl__gemm_nn(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc,
+                 int acc);
+void sl__gemm_tn(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc,
+                 int acc);
+void sl__dense(int M, int N, int K, const float *A, const float *bias, const float *B, float *C, int act);
 /* In-place fast tanh over n floats. */
 void sl__tanh(float *x, size_t n);
 /* d[i] *= 1 - a[i]^2 (tanh derivative from its output). */
@@ -71,18 +69,16 @@ void sl__tanh_backward(float *d, const float *a, size_t n);
 void sl__row_sums(int M, size_t N, const float *A, float *out);
 /* The Adam update of sl_model_adam_update with bias corrections c1 = 1 / (1 - b1^t) and
  * c2 = 1 / (1 - b2^t) precomputed. */
-void sl__adam(float *p, const float *g, float *m1, float *m2, size_t n, float lr, float b1,
-              float b2, float eps, float c1, float c2);
+void sl__adam(float *p, const float *g, float *m1, float *m2, size_t n, float lr, float b1, float b2,
+              float eps, float c1, float c2);
 /* Adds member e's output out [head][c] (pc = P c floats per half) to the running ensemble
  * statistics over [P][c]: mu (mean), m2 (Welford sum of squared deviations) and, for NLL,
  * vs (sum of variances exp(clamped log-variance)). e == 0 initialises them. */
-void sl__ens_accumulate(int e, size_t pc, int nll, const float *out, float *mu, float *m2,
-                        float *vs);
+void sl__ens_accumulate(int e, size_t pc, int nll, const float *out, float *mu, float *m2, float *vs);
 /* Writes rows of the ensemble mean and std (row-major [c][P], original units, std NULL
  * allowed) from the statistics of sl__ens_accumulate; omean/ostd are the output stats. */
-void sl__ens_finish(int P, size_t c, int E, int nll, const float *mu, const float *m2,
-                    const float *vs, const float *omean, const float *ostd, float *mean,
-                    float *std);
+void sl__ens_finish(int P, size_t c, int E, int nll, const float *mu, const float *m2, const float *vs,
+                    const float *omean, const float *ostd, float *mean, float *std);
 /* B[c][r] = A[r][c] for an rows x cols matrix A. */
 void sl__transpose(size_t rows, size_t cols, const float *A, float *B);
 

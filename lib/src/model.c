@@ -25,8 +25,7 @@ void sl_model_spec_init(sl_model_spec_t *spec)
 bool sl__model_check_shape(int E, int D, int H, int L, int P, int code, sl_error_t *err)
 {
   if (E < 1 || E > SL__MODEL_MAX_MEMBERS || D < 1 || D > SL__MODEL_MAX_INPUTS || H < 1 ||
-      H > SL__MODEL_MAX_HIDDEN || L < 1 || L > SL__MODEL_MAX_LAYERS || P < 1 ||
-      P > SL__MODEL_MAX_OUTPUTS) {
+      H > SL__MODEL_MAX_HIDDEN || L < 1 || L > SL__MODEL_MAX_LAYERS || P < 1 || P > SL__MODEL_MAX_OUTPUTS) {
     sl_error_set(err, SL_ERR_MODEL, code,
                  "model shape out of range: members %d, inputs %d, hidden %d, layers %d, "
                  "outputs %d",
@@ -34,8 +33,9 @@ bool sl__model_check_shape(int E, int D, int H, int L, int P, int code, sl_error
     return false;
   }
   /* parameter count bound: each factor is bounded above, so this cannot overflow */
-  if ((size_t)E * ((size_t)D * H + (size_t)(L - 1) * H * H + (size_t)H * 2 * P + 2 * (size_t)P +
-                   (size_t)L * H) > SL__MODEL_MAX_PARAMS) {
+  if ((size_t)E *
+          ((size_t)D * H + (size_t)(L - 1) * H * H + (size_t)H * 2 * P + 2 * (size_t)P + (size_t)L * H) >
+      SL__MODEL_MAX_PARAMS) {
     sl_error_set(err, SL_ERR_MODEL, code, "model too large: more than %zu parameters",
                  (size_t)SL__MODEL_MAX_PARAMS);
     return false;
@@ -132,8 +132,8 @@ sl_model_t *sl_model_new(const sl_model_spec_t *spec, sl_error_t *err)
   struct sl_model *m;
   int i;
 
-  if (!spec || !sl__model_check_shape(spec->members, spec->inputs, spec->hidden, spec->layers,
-                                      spec->outputs, SL_MODEL_EINVAL, err))
+  if (!spec || !sl__model_check_shape(spec->members, spec->inputs, spec->hidden, spec->layers, spec->outputs,
+                                      SL_MODEL_EINVAL, err))
     return NULL;
   if (spec->activation != SL_MODEL_ACT_TANH ||
       (spec->loss != SL_MODEL_LOSS_NLL && spec->loss != SL_MODEL_LOSS_MSE)) {
@@ -148,8 +148,8 @@ sl_model_t *sl_model_new(const sl_model_spec_t *spec, sl_error_t *err)
   for (i = 0; i < spec->inputs; i++) {
     if (!isfinite(spec->input_lo[i]) || !isfinite(spec->input_hi[i]) ||
         !(spec->input_hi[i] > spec->input_lo[i])) {
-      sl_error_set(err, SL_ERR_MODEL, SL_MODEL_EINVAL, "bad range [%g, %g] of input %d",
-                   spec->input_lo[i], spec->input_hi[i], i);
+      sl_error_set(err, SL_ERR_MODEL, SL_MODEL_EINVAL, "bad range [%g, %g] of input %d", spec->input_lo[i],
+                   spec->input_hi[i], i);
       return NULL;
     }
   }
@@ -215,19 +215,58 @@ sl_model_t *sl_model_clone(const sl_model_t *src)
   return m;
 }
 
-int sl_model_members(const sl_model_t *m) { return m->E; }
-int sl_model_inputs(const sl_model_t *m) { return m->D; }
-int sl_model_hidden(const sl_model_t *m) { return m->H; }
-int sl_model_layers(const sl_model_t *m) { return m->L; }
-int sl_model_outputs(const sl_model_t *m) { return m->P; }
-int sl_model_head(const sl_model_t *m) { return m->head; }
-sl_model_act_t sl_model_activation(const sl_model_t *m) { return m->act; }
-sl_model_loss_t sl_model_loss_kind(const sl_model_t *m) { return m->loss; }
-uint64_t sl_model_trained_rows(const sl_model_t *m) { return m->trained_rows; }
-size_t sl_model_param_count(const sl_model_t *m) { return m->count; }
-size_t sl_model_member_param_count(const sl_model_t *m) { return m->member_count; }
-float *sl_model_params(sl_model_t *m) { return m->params; }
-const float *sl_model_params_const(const sl_model_t *m) { return m->params; }
+int sl_model_members(const sl_model_t *m)
+{
+  return m->E;
+}
+int sl_model_inputs(const sl_model_t *m)
+{
+  return m->D;
+}
+int sl_model_hidden(const sl_model_t *m)
+{
+  return m->H;
+}
+int sl_model_layers(const sl_model_t *m)
+{
+  return m->L;
+}
+int sl_model_outputs(const sl_model_t *m)
+{
+  return m->P;
+}
+int sl_model_head(const sl_model_t *m)
+{
+  return m->head;
+}
+sl_model_act_t sl_model_activation(const sl_model_t *m)
+{
+  return m->act;
+}
+sl_model_loss_t sl_model_loss_kind(const sl_model_t *m)
+{
+  return m->loss;
+}
+uint64_t sl_model_trained_rows(const sl_model_t *m)
+{
+  return m->trained_rows;
+}
+size_t sl_model_param_count(const sl_model_t *m)
+{
+  return m->count;
+}
+size_t sl_model_member_param_count(const sl_model_t *m)
+{
+  return m->member_count;
+}
+float *sl_model_params(sl_model_t *m)
+{
+  return m->params;
+}
+const float *sl_model_params_const(const sl_model_t *m)
+{
+  return m->params;
+}
 
 const char *sl_model_input_name(const sl_model_t *m, int i)
 {
@@ -239,8 +278,7 @@ const char *sl_model_output_name(const sl_model_t *m, int j)
   return m->out_names && j >= 0 && j < m->P ? m->out_names[j] : NULL;
 }
 
-void sl_model_layer_offsets(const sl_model_t *m, int l, size_t *w_off, size_t *b_off, int *in,
-                            int *out)
+void sl_model_layer_offsets(const sl_model_t *m, int l, size_t *w_off, size_t *b_off, int *in, int *out)
 {
   if (w_off)
     *w_off = m->w_off[l];
@@ -268,15 +306,14 @@ void sl_model_output_stats(const sl_model_t *m, double *mean, double *std)
     memcpy(std, m->out_std, (size_t)m->P * sizeof(double));
 }
 
-bool sl_model_set_output_stats(sl_model_t *m, const double *mean, const double *std,
-                               sl_error_t *err)
+bool sl_model_set_output_stats(sl_model_t *m, const double *mean, const double *std, sl_error_t *err)
 {
   int j;
 
   for (j = 0; j < m->P; j++) {
     if (!isfinite(mean[j]) || !isfinite(std[j]) || !(std[j] > 0)) {
-      sl_error_set(err, SL_ERR_MODEL, SL_MODEL_EINVAL, "bad statistics of output %d: %g, %g",
-                   j, mean[j], std[j]);
+      sl_error_set(err, SL_ERR_MODEL, SL_MODEL_EINVAL, "bad statistics of output %d: %g, %g", j, mean[j],
+                   std[j]);
       return false;
     }
   }
@@ -322,9 +359,7 @@ void sl_model_normalize_inputs(const sl_model_t *m, size_t n, const float *x, fl
 
   for (i = 0; i < n; i++)
     for (d = 0; d < m->D; d++)
-      xn[i * m->D + d] = (float)(2.0 * (x[i * m->D + d] - m->in_lo[d]) /
-                                     (m->in_hi[d] - m->in_lo[d]) -
-                                 1.0);
+      xn[i * m->D + d] = (float)(2.0 * (x[i * m->D + d] - m->in_lo[d]) / (m->in_hi[d] - m->in_lo[d]) - 1.0);
 }
 
 void sl_model_normalize_outputs(const sl_model_t *m, size_t n, const float *y, float *yn)
@@ -337,8 +372,7 @@ void sl_model_normalize_outputs(const sl_model_t *m, size_t n, const float *y, f
       yn[i * m->P + j] = (float)((y[i * m->P + j] - m->out_mean[j]) / m->out_std[j]);
 }
 
-void sl__model_forward(const struct sl_model *m, int e, size_t n, const float *xt, float *acts,
-                       float *out)
+void sl__model_forward(const struct sl_model *m, int e, size_t n, const float *xt, float *acts, float *out)
 {
   const float *p = m->params + (size_t)e * m->member_count;
   const float *in = xt;
@@ -347,14 +381,13 @@ void sl__model_forward(const struct sl_model *m, int e, size_t n, const float *x
   for (l = 0; l <= m->L; l++) {
     float *dst = l == m->L ? out : acts + (size_t)l * m->H * n;
 
-    sl__dense(m->l_out[l], (int)n, m->l_in[l], p + m->w_off[l], p + m->b_off[l], in, dst,
-              l < m->L);
+    sl__dense(m->l_out[l], (int)n, m->l_in[l], p + m->w_off[l], p + m->b_off[l], in, dst, l < m->L);
     in = dst;
   }
 }
 
-float *sl__model_forward_pp(const struct sl_model *m, int e, size_t n, const float *xt,
-                            float *buf0, float *buf1)
+float *sl__model_forward_pp(const struct sl_model *m, int e, size_t n, const float *xt, float *buf0,
+                            float *buf1)
 {
   const float *p = m->params + (size_t)e * m->member_count;
   const float *in = xt;
@@ -363,8 +396,7 @@ float *sl__model_forward_pp(const struct sl_model *m, int e, size_t n, const flo
 
   for (l = 0; l <= m->L; l++) {
     dst = (l & 1) ? buf1 : buf0;
-    sl__dense(m->l_out[l], (int)n, m->l_in[l], p + m->w_off[l], p + m->b_off[l], in, dst,
-              l < m->L);
+    sl__dense(m->l_out[l], (int)n, m->l_in[l], p + m->w_off[l], p + m->b_off[l], in, dst, l < m->L);
     in = dst;
   }
   return dst;
@@ -385,8 +417,7 @@ static void load_chunk(const struct sl_model *m, const float *x, size_t r0, size
   }
 }
 
-static bool predict_args(const sl_model_t *m, const float *x, const float *mean,
-                         sl_error_t *err)
+static bool predict_args(const sl_model_t *m, const float *x, const float *mean, sl_error_t *err)
 {
   if (!m || !x || !mean) {
     sl_error_set(err, SL_ERR_MODEL, SL_MODEL_EINVAL, "predict needs a model, inputs and outputs");
@@ -397,12 +428,10 @@ static bool predict_args(const sl_model_t *m, const float *x, const float *mean,
 
 static float clamp_logvar(float s)
 {
-  return s < SL_MODEL_LOGVAR_MIN ? SL_MODEL_LOGVAR_MIN
-                                 : (s > SL_MODEL_LOGVAR_MAX ? SL_MODEL_LOGVAR_MAX : s);
+  return s < SL_MODEL_LOGVAR_MIN ? SL_MODEL_LOGVAR_MIN : (s > SL_MODEL_LOGVAR_MAX ? SL_MODEL_LOGVAR_MAX : s);
 }
 
-bool sl_model_predict(const sl_model_t *m, size_t n, const float *x, float *mean, float *std,
-                      sl_error_t *err)
+bool sl_model_predict(const sl_model_t *m, size_t n, const float *x, float *mean, float *std, sl_error_t *err)
 {
   size_t wmax, r0;
   float *xt, *b0, *b1, *mu, *m2, *vs, *om, *os;
@@ -433,8 +462,8 @@ bool sl_model_predict(const sl_model_t *m, size_t n, const float *x, float *mean
 
       sl__ens_accumulate(e, (size_t)P * c, m->loss == SL_MODEL_LOSS_NLL, out, mu, m2, vs);
     }
-    sl__ens_finish(P, c, m->E, m->loss == SL_MODEL_LOSS_NLL, mu, m2, vs, om, os,
-                   mean + r0 * P, std ? std + r0 * P : NULL);
+    sl__ens_finish(P, c, m->E, m->loss == SL_MODEL_LOSS_NLL, mu, m2, vs, om, os, mean + r0 * P,
+                   std ? std + r0 * P : NULL);
   }
   free(xt);
   free(b0);
@@ -446,8 +475,8 @@ bool sl_model_predict(const sl_model_t *m, size_t n, const float *x, float *mean
   return true;
 }
 
-bool sl_model_predict_members(const sl_model_t *m, size_t n, const float *x, float *mean,
-                              float *var, sl_error_t *err)
+bool sl_model_predict_members(const sl_model_t *m, size_t n, const float *x, float *mean, float *var,
+                              sl_error_t *err)
 {
   size_t wmax, r0, i;
   float *xt, *b0, *b1;
@@ -474,10 +503,9 @@ bool sl_model_predict_members(const sl_model_t *m, size_t n, const float *x, flo
         for (i = 0; i < c; i++) {
           me[(r0 + i) * P + j] = out[(size_t)j * c + i] * sd + mo;
           if (ve)
-            ve[(r0 + i) * P + j] =
-                m->loss == SL_MODEL_LOSS_NLL
-                    ? expf(clamp_logvar(out[(size_t)(P + j) * c + i])) * sd * sd
-                    : 0.0f;
+            ve[(r0 + i) * P + j] = m->loss == SL_MODEL_LOSS_NLL
+                                       ? expf(clamp_logvar(out[(size_t)(P + j) * c + i])) * sd * sd
+                                       : 0.0f;
         }
       }
     }
@@ -530,8 +558,8 @@ double sl_model_nrmse(size_t n, int p, const float *pred, const float *truth, co
   return used ? total / used : NAN;
 }
 
-double sl_model_coverage(size_t n, int p, const float *mean, const float *std,
-                         const float *truth, const float *mask, double k)
+double sl_model_coverage(size_t n, int p, const float *mean, const float *std, const float *truth,
+                         const float *mask, double k)
 {
   size_t i, inside = 0, c = 0;
 

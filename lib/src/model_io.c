@@ -199,32 +199,28 @@ static bool check_header(reader_t *r, struct sl_model *h, uint32_t *flags, sl_er
   v = (uint32_t)get_le(r, 4);
   if (v != SL_MODEL_FORMAT_VERSION) {
     sl_error_set(err, SL_ERR_MODEL, SL_MODEL_EVERSION,
-                 "unsupported model format version %u (this build reads %u)", v,
-                 SL_MODEL_FORMAT_VERSION);
+                 "unsupported model format version %u (this build reads %u)", v, SL_MODEL_FORMAT_VERSION);
     return false;
   }
   if (r->len < FIXED_HEADER + 8) {
-    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_ETRUNCATED, "model blob truncated: %zu bytes",
-                 r->len);
+    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_ETRUNCATED, "model blob truncated: %zu bytes", r->len);
     return false;
   }
   for (i = 0; i < 8; i++)
     f[i] = (uint32_t)get_le(r, 4);
   h->trained_rows = get_le(r, 8);
   count = get_le(r, 8);
-  if (f[0] > SL__MODEL_MAX_MEMBERS || f[1] > SL__MODEL_MAX_INPUTS ||
-      f[2] > SL__MODEL_MAX_HIDDEN || f[3] > SL__MODEL_MAX_LAYERS ||
-      f[4] > SL__MODEL_MAX_OUTPUTS) {
+  if (f[0] > SL__MODEL_MAX_MEMBERS || f[1] > SL__MODEL_MAX_INPUTS || f[2] > SL__MODEL_MAX_HIDDEN ||
+      f[3] > SL__MODEL_MAX_LAYERS || f[4] > SL__MODEL_MAX_OUTPUTS) {
     sl_error_set(err, SL_ERR_MODEL, SL_MODEL_EFORMAT, "model shape out of range");
     return false;
   }
-  if (!sl__model_check_shape((int)f[0], (int)f[1], (int)f[2], (int)f[3], (int)f[4],
-                             SL_MODEL_EFORMAT, err))
+  if (!sl__model_check_shape((int)f[0], (int)f[1], (int)f[2], (int)f[3], (int)f[4], SL_MODEL_EFORMAT, err))
     return false;
   if (f[5] != SL_MODEL_ACT_TANH || (f[6] != SL_MODEL_LOSS_NLL && f[6] != SL_MODEL_LOSS_MSE) ||
       (f[7] & ~FLAG_NAMES)) {
-    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_EFORMAT,
-                 "unknown model activation %u, loss %u or flags %u", f[5], f[6], f[7]);
+    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_EFORMAT, "unknown model activation %u, loss %u or flags %u",
+                 f[5], f[6], f[7]);
     return false;
   }
   h->E = (int)f[0];
@@ -238,8 +234,8 @@ static bool check_header(reader_t *r, struct sl_model *h, uint32_t *flags, sl_er
   *flags = f[7];
   if (count != shape_count(h)) {
     sl_error_set(err, SL_ERR_MODEL, SL_MODEL_EFORMAT,
-                 "model parameter count %llu does not match its shape (%llu)",
-                 (unsigned long long)count, (unsigned long long)shape_count(h));
+                 "model parameter count %llu does not match its shape (%llu)", (unsigned long long)count,
+                 (unsigned long long)shape_count(h));
     return false;
   }
   /* the exact length: fixed part, statistics, names (walked, bounds-checked), weights */
@@ -258,9 +254,8 @@ static bool check_header(reader_t *r, struct sl_model *h, uint32_t *flags, sl_er
   }
   min_len += 4 * count + 8;
   if (r->len != min_len) {
-    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_ETRUNCATED,
-                 "model blob is %zu bytes, its header says %llu", r->len,
-                 (unsigned long long)min_len);
+    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_ETRUNCATED, "model blob is %zu bytes, its header says %llu",
+                 r->len, (unsigned long long)min_len);
     return false;
   }
   tail.p = r->p;
@@ -269,8 +264,7 @@ static bool check_header(reader_t *r, struct sl_model *h, uint32_t *flags, sl_er
   sum_stored = get_le(&tail, 8);
   if (sl_hash64(r->p, r->len - 8, 0) != sum_stored) {
     sl_error_set(err, SL_ERR_MODEL, SL_MODEL_ECHECKSUM,
-                 "model checksum mismatch: corrupt blob (stored %016llx)",
-                 (unsigned long long)sum_stored);
+                 "model checksum mismatch: corrupt blob (stored %016llx)", (unsigned long long)sum_stored);
     return false;
   }
   return true;
@@ -322,8 +316,7 @@ sl_model_t *sl_model_load_mem(const void *buf, size_t len, sl_error_t *err)
       goto out_fail;
   }
   if (len - r.pos != m->count * 4 + 8) {
-    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_ETRUNCATED,
-                 "model blob is %zu bytes, its header says %zu", len,
+    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_ETRUNCATED, "model blob is %zu bytes, its header says %zu", len,
                  r.pos + m->count * 4 + 8);
     goto out_fail;
   }
@@ -348,19 +341,16 @@ bool sl_model_save_file(const sl_model_t *m, const char *path, sl_error_t *err)
   bool ok = false;
 
   if (!f) {
-    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_EIO, "cannot create '%s': %s", tmp,
-                 strerror(errno));
+    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_EIO, "cannot create '%s': %s", tmp, strerror(errno));
     goto out_free;
   }
   if (fwrite(blob, 1, len, f) != len || fflush(f) != 0 || fsync(fileno(f)) != 0) {
-    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_EIO, "cannot write '%s': %s", tmp,
-                 strerror(errno));
+    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_EIO, "cannot write '%s': %s", tmp, strerror(errno));
     fclose(f);
     goto out_unlink;
   }
   if (fclose(f) != 0 || rename(tmp, path) != 0) {
-    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_EIO, "cannot write '%s': %s", path,
-                 strerror(errno));
+    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_EIO, "cannot write '%s': %s", path, strerror(errno));
     goto out_unlink;
   }
   ok = true;

@@ -2,8 +2,8 @@
  * (bias + GEMM + tanh), a fast rational tanh and a transpose. The build compiles at -O2,
  * whose "very cheap" vectoriser skips loops of unknown trip count, so this file asks GCC
  * for -O3 and, on x86-64, builds the hot functions for AVX2/FMA and AVX-512 too with a
- * run-time choice (ifunc clones, and an explicit choice of GEMM tile width); results are deterministic on one machine, and may differ in the
- * last bits between machines with different vector units. */
+ * run-time choice (ifunc clones, and an explicit choice of GEMM tile width); results are deterministic on one
+ * machine, and may differ in the last bits between machines with different vector units. */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("O3", "no-math-errno")
 #endif
@@ -29,73 +29,73 @@
 /* C[M][N] = init + A B where A(i, k) = A[i * sai + k * sak]; init is C (acc), bias[i] or 0.
  * Tiles of RB x CB accumulators stay in registers across the k loop; CB is chosen per
  * vector width (16 accumulator registers: 4 x 64 floats in zmm, 4 x 32 in ymm). */
-#define SL_GEMM_KERNEL(NAME, CB, ATTR)                                                     \
-  ATTR static void NAME(int M, int N, int K, const float *restrict A, size_t sai,         \
-                        size_t sak, const float *restrict B, int ldb, float *restrict C,  \
-                        int ldc, int acc, const float *restrict bias)                    \
-  {                                                                                        \
-    int i = 0, j, k, c, r;                                                                 \
-                                                                                           \
-    for (; i + RB <= M; i += RB) {                                                         \
-      const float *a[RB];                                                                  \
-      float *cr[RB], iv[RB];                                                               \
-                                                                                           \
-      for (r = 0; r < RB; r++) {                                                           \
-        a[r] = A + (size_t)(i + r) * sai;                                                  \
-        cr[r] = C + (size_t)(i + r) * ldc;                                                 \
-        iv[r] = bias ? bias[i + r] : 0.0f;                                                 \
-      }                                                                                    \
-      for (j = 0; j + (CB) <= N; j += (CB)) {                                              \
-        float t[RB][CB];                                                                   \
-                                                                                           \
-        for (r = 0; r < RB; r++)                                                           \
-          for (c = 0; c < (CB); c++)                                                       \
-            t[r][c] = acc ? cr[r][j + c] : iv[r];                                          \
-        for (k = 0; k < K; k++) {                                                          \
-          const float *b = B + (size_t)k * ldb + j;                                        \
-                                                                                           \
-          for (r = 0; r < RB; r++) {                                                       \
-            float xv = a[r][k * sak];                                                      \
-                                                                                           \
-            for (c = 0; c < (CB); c++)                                                     \
-              t[r][c] += xv * b[c];                                                        \
-          }                                                                                \
-        }                                                                                  \
-        for (r = 0; r < RB; r++)                                                           \
-          for (c = 0; c < (CB); c++)                                                       \
-            cr[r][j + c] = t[r][c];                                                        \
-      }                                                                                    \
-      for (r = 0; r < RB && j < N; r++) {                                                  \
-        for (c = j; c < N; c++)                                                            \
-          cr[r][c] = acc ? cr[r][c] : iv[r];                                               \
-        for (k = 0; k < K; k++) {                                                          \
-          const float *b = B + (size_t)k * ldb;                                            \
-          float xv = a[r][k * sak];                                                        \
-                                                                                           \
-          for (c = j; c < N; c++)                                                          \
-            cr[r][c] += xv * b[c];                                                         \
-        }                                                                                  \
-      }                                                                                    \
-    }                                                                                      \
-    for (; i < M; i++) {                                                                   \
-      const float *ar = A + (size_t)i * sai;                                               \
-      float *cw = C + (size_t)i * ldc, iv = bias ? bias[i] : 0.0f;                         \
-                                                                                           \
-      if (!acc)                                                                            \
-        for (c = 0; c < N; c++)                                                            \
-          cw[c] = iv;                                                                      \
-      for (k = 0; k < K; k++) {                                                            \
-        const float *b = B + (size_t)k * ldb;                                              \
-        float xv = ar[k * sak];                                                            \
-                                                                                           \
-        for (c = 0; c < N; c++)                                                            \
-          cw[c] += xv * b[c];                                                              \
-      }                                                                                    \
-    }                                                                                      \
+#define SL_GEMM_KERNEL(NAME, CB, ATTR)                                                                       \
+  ATTR static void NAME(int M, int N, int K, const float *restrict A, size_t sai, size_t sak,                \
+                        const float *restrict B, int ldb, float *restrict C, int ldc, int acc,               \
+                        const float *restrict bias)                                                          \
+  {                                                                                                          \
+    int i = 0, j, k, c, r;                                                                                   \
+                                                                                                             \
+    for (; i + RB <= M; i += RB) {                                                                           \
+      const float *a[RB];                                                                                    \
+      float *cr[RB], iv[RB];                                                                                 \
+                                                                                                             \
+      for (r = 0; r < RB; r++) {                                                                             \
+        a[r] = A + (size_t)(i + r) * sai;                                                                    \
+        cr[r] = C + (size_t)(i + r) * ldc;                                                                   \
+        iv[r] = bias ? bias[i + r] : 0.0f;                                                                   \
+      }                                                                                                      \
+      for (j = 0; j + (CB) <= N; j += (CB)) {                                                                \
+        float t[RB][CB];                                                                                     \
+                                                                                                             \
+        for (r = 0; r < RB; r++)                                                                             \
+          for (c = 0; c < (CB); c++)                                                                         \
+            t[r][c] = acc ? cr[r][j + c] : iv[r];                                                            \
+        for (k = 0; k < K; k++) {                                                                            \
+          const float *b = B + (size_t)k * ldb + j;                                                          \
+                                                                                                             \
+          for (r = 0; r < RB; r++) {                                                                         \
+            float xv = a[r][k * sak];                                                                        \
+                                                                                                             \
+            for (c = 0; c < (CB); c++)                                                                       \
+              t[r][c] += xv * b[c];                                                                          \
+          }                                                                                                  \
+        }                                                                                                    \
+        for (r = 0; r < RB; r++)                                                                             \
+          for (c = 0; c < (CB); c++)                                                                         \
+            cr[r][j + c] = t[r][c];                                                                          \
+      }                                                                                                      \
+      for (r = 0; r < RB && j < N; r++) {                                                                    \
+        for (c = j; c < N; c++)                                                                              \
+          cr[r][c] = acc ? cr[r][c] : iv[r];                                                                 \
+        for (k = 0; k < K; k++) {                                                                            \
+          const float *b = B + (size_t)k * ldb;                                                              \
+          float xv = a[r][k * sak];                                                                          \
+                                                                                                             \
+          for (c = j; c < N; c++)                                                                            \
+            cr[r][c] += xv * b[c];                                                                           \
+        }                                                                                                    \
+      }                                                                                                      \
+    }                                                                                                        \
+    for (; i < M; i++) {                                                                                     \
+      const float *ar = A + (size_t)i * sai;                                                                 \
+      float *cw = C + (size_t)i * ldc, iv = bias ? bias[i] : 0.0f;                                           \
+                                                                                                             \
+      if (!acc)                                                                                              \
+        for (c = 0; c < N; c++)                                                                              \
+          cw[c] = iv;                                                                                        \
+      for (k = 0; k < K; k++) {                                                                              \
+        const float *b = B + (size_t)k * ldb;                                                                \
+        float xv = ar[k * sak];                                                                              \
+                                                                                                             \
+        for (c = 0; c < N; c++)                                                                              \
+          cw[c] += xv * b[c];                                                                                \
+      }                                                                                                      \
+    }                                                                                                        \
   }
 
-typedef void (*gemm_fn)(int, int, int, const float *, size_t, size_t, const float *, int,
-                        float *, int, int, const float *);
+typedef void (*gemm_fn)(int, int, int, const float *, size_t, size_t, const float *, int, float *, int, int,
+                        const float *);
 
 SL_GEMM_KERNEL(gemm_base, 16, )
 #ifdef SL_X86_DISPATCH
@@ -126,17 +126,16 @@ __attribute__((constructor)) static void gemm_choose(void)
 #endif
 }
 
-static void gemm_core(int M, int N, int K, const float *A, size_t sai, size_t sak,
-                      const float *B, int ldb, float *C, int ldc, int acc, const float *bias)
+static void gemm_core(int M, int N, int K, const float *A, size_t sai, size_t sak, const float *B, int ldb,
+                      float *C, int ldc, int acc, const float *bias)
 {
   gemm_chosen(M, N, K, A, sai, sak, B, ldb, C, ldc, acc, bias);
 }
 
 /* C[M] = init + A[M][K] b[K] (one column, A rows contiguous): 16 lane-wise partial sums
  * per row, so the reduction vectorises without reassociating the compiler's arithmetic. */
-SL_CLONES static void gemv_core(int M, int K, const float *restrict A, size_t lda,
-                                const float *restrict b, float *restrict C, size_t ldc, int acc,
-                                const float *restrict bias)
+SL_CLONES static void gemv_core(int M, int K, const float *restrict A, size_t lda, const float *restrict b,
+                                float *restrict C, size_t ldc, int acc, const float *restrict bias)
 {
   int i, k, u;
 
@@ -156,14 +155,14 @@ SL_CLONES static void gemv_core(int M, int K, const float *restrict A, size_t ld
   }
 }
 
-void sl__gemm_nn(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
-                 int ldc, int acc)
+void sl__gemm_nn(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc,
+                 int acc)
 {
   gemm_core(M, N, K, A, (size_t)lda, 1, B, ldb, C, ldc, acc, NULL);
 }
 
-void sl__gemm_tn(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
-                 int ldc, int acc)
+void sl__gemm_tn(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc,
+                 int acc)
 {
   gemm_core(M, N, K, A, 1, (size_t)lda, B, ldb, C, ldc, acc, NULL);
 }
@@ -194,8 +193,7 @@ SL_CLONES void sl__tanh(float *restrict x, size_t n)
   }
 }
 
-void sl__dense(int M, int N, int K, const float *A, const float *bias, const float *B, float *C,
-               int act)
+void sl__dense(int M, int N, int K, const float *A, const float *bias, const float *B, float *C, int act)
 {
   if (N == 1)
     gemv_core(M, K, A, (size_t)K, B, C, 1, 0, bias);
@@ -245,9 +243,8 @@ SL_CLONES void sl__row_sums(int M, size_t N, const float *restrict A, float *res
   }
 }
 
-SL_CLONES void sl__adam(float *restrict p, const float *restrict g, float *restrict m1,
-                        float *restrict m2, size_t n, float lr, float b1, float b2, float eps,
-                        float c1, float c2)
+SL_CLONES void sl__adam(float *restrict p, const float *restrict g, float *restrict m1, float *restrict m2,
+                        size_t n, float lr, float b1, float b2, float eps, float c1, float c2)
 {
   size_t i;
 
@@ -286,8 +283,8 @@ static inline float exp_logvar(float x)
   return p * scale;
 }
 
-SL_CLONES void sl__ens_accumulate(int e, size_t pc, int nll, const float *restrict out,
-                                  float *restrict mu, float *restrict m2, float *restrict vs)
+SL_CLONES void sl__ens_accumulate(int e, size_t pc, int nll, const float *restrict out, float *restrict mu,
+                                  float *restrict m2, float *restrict vs)
 {
   const float w = 1.0f / (float)(e + 1);
   size_t i;
@@ -315,9 +312,8 @@ SL_CLONES void sl__ens_accumulate(int e, size_t pc, int nll, const float *restri
 }
 
 SL_CLONES void sl__ens_finish(int P, size_t c, int E, int nll, const float *restrict mu,
-                              const float *restrict m2, const float *restrict vs,
-                              const float *restrict omean, const float *restrict ostd,
-                              float *restrict mean, float *restrict std)
+                              const float *restrict m2, const float *restrict vs, const float *restrict omean,
+                              const float *restrict ostd, float *restrict mean, float *restrict std)
 {
   const float inv = 1.0f / (float)E;
   size_t i;

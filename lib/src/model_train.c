@@ -58,8 +58,7 @@ static double member_loss(const struct sl_model *m, size_t n, const float *out, 
         if (dout) {
           dout[o] = -r * inv * inv_cnt;
           dout[(size_t)P * n + o] =
-              (sr < SL_MODEL_LOGVAR_MIN || sr > SL_MODEL_LOGVAR_MAX) ? 0.0f
-                                                                     : 0.5f * (1.0f - q) * inv_cnt;
+              (sr < SL_MODEL_LOGVAR_MIN || sr > SL_MODEL_LOGVAR_MAX) ? 0.0f : 0.5f * (1.0f - q) * inv_cnt;
         }
       } else {
         sum += (double)r * r;
@@ -72,9 +71,8 @@ static double member_loss(const struct sl_model *m, size_t n, const float *out, 
 }
 
 /* Back-propagates delta [head][n] through member e down to first_layer, writing g. */
-static void member_backward(const struct sl_model *m, int e, size_t n, const float *xt,
-                            const float *acts, float *delta, float *other, float *rowbuf,
-                            int first_layer, float *g)
+static void member_backward(const struct sl_model *m, int e, size_t n, const float *xt, const float *acts,
+                            float *delta, float *other, float *rowbuf, int first_layer, float *g)
 {
   const float *p = m->params + (size_t)e * m->member_count;
   int l;
@@ -100,9 +98,8 @@ static void member_backward(const struct sl_model *m, int e, size_t n, const flo
     memset(g, 0, m->w_off[first_layer] * sizeof(float));
 }
 
-bool sl_model_loss_grad(sl_model_t *m, size_t n, const float *xn, const float *yn,
-                        const float *mask, int first_layer, double *loss, float *grad,
-                        sl_error_t *err)
+bool sl_model_loss_grad(sl_model_t *m, size_t n, const float *xn, const float *yn, const float *mask,
+                        int first_layer, double *loss, float *grad, sl_error_t *err)
 {
   size_t wmax, i;
   float *xt, *acts, *out, *d0, *d1, *rowbuf;
@@ -133,8 +130,7 @@ bool sl_model_loss_grad(sl_model_t *m, size_t n, const float *xn, const float *y
     if (loss)
       loss[e] = l;
     if (grad)
-      member_backward(m, e, n, xt, acts, d0, d1, rowbuf, first_layer,
-                      grad + (size_t)e * m->member_count);
+      member_backward(m, e, n, xt, acts, d0, d1, rowbuf, first_layer, grad + (size_t)e * m->member_count);
   }
   return true;
 }
@@ -147,13 +143,11 @@ void sl_model_adam_init(sl_model_adam_t *a)
   a->eps = 1e-8f;
 }
 
-void sl_model_adam_update(float *restrict params, const float *restrict grad,
-                          float *restrict m1, float *restrict m2, size_t n,
-                          const sl_model_adam_t *a, long t)
+void sl_model_adam_update(float *restrict params, const float *restrict grad, float *restrict m1,
+                          float *restrict m2, size_t n, const sl_model_adam_t *a, long t)
 {
   sl__adam(params, grad, m1, m2, n, a->lr, a->beta1, a->beta2, a->eps,
-           (float)(1.0 / (1.0 - pow(a->beta1, (double)t))),
-           (float)(1.0 / (1.0 - pow(a->beta2, (double)t))));
+           (float)(1.0 / (1.0 - pow(a->beta1, (double)t))), (float)(1.0 / (1.0 - pow(a->beta2, (double)t))));
 }
 
 void sl_model_train_opts_init(sl_model_train_opts_t *o)
@@ -190,8 +184,8 @@ static void shuffle(size_t *perm, size_t n, uint64_t seed, int epoch)
 }
 
 /* Per-member validation loss over all rows, chunked, weighted by observed entries. */
-static void val_loss(struct sl_model *m, size_t n, const float *xn, const float *yn,
-                     const float *mask, double *out, double *tmp)
+static void val_loss(struct sl_model *m, size_t n, const float *xn, const float *yn, const float *mask,
+                     double *out, double *tmp)
 {
   double total = 0;
   size_t r0, i;
@@ -223,19 +217,18 @@ static bool train_args(const sl_model_t *m, size_t n, const float *x, const floa
     sl_error_set(err, SL_ERR_MODEL, SL_MODEL_EINVAL, "training needs a model and data rows");
     return false;
   }
-  if (o->epochs < 0 || o->batch_size < 1 || o->first_layer < 0 || o->first_layer > m->L ||
-      o->patience < 0 || !(o->adam.lr > 0) || (o->val_n && (!o->val_x || !o->val_y))) {
+  if (o->epochs < 0 || o->batch_size < 1 || o->first_layer < 0 || o->first_layer > m->L || o->patience < 0 ||
+      !(o->adam.lr > 0) || (o->val_n && (!o->val_x || !o->val_y))) {
     sl_error_set(err, SL_ERR_MODEL, SL_MODEL_EINVAL,
-                 "bad training options: epochs %d, batch %d, first layer %d, patience %d",
-                 o->epochs, o->batch_size, o->first_layer, o->patience);
+                 "bad training options: epochs %d, batch %d, first layer %d, patience %d", o->epochs,
+                 o->batch_size, o->first_layer, o->patience);
     return false;
   }
   return true;
 }
 
 bool sl_model_train(sl_model_t *m, size_t n, const float *x, const float *y, const float *mask,
-                    const sl_model_train_opts_t *opts, sl_model_train_result_t *result,
-                    sl_error_t *err)
+                    const sl_model_train_opts_t *opts, sl_model_train_result_t *result, sl_error_t *err)
 {
   sl_model_train_opts_t dflt;
   const sl_model_train_opts_t *o = opts;
@@ -312,8 +305,8 @@ bool sl_model_train(sl_model_t *m, size_t n, const float *x, const float *y, con
       for (e = 0; e < m->E; e++)
         bsum += tmp[e];
       if (!isfinite(bsum)) {
-        sl_error_set(err, SL_ERR_MODEL, SL_MODEL_ENUMERIC,
-                     "training diverged: non-finite loss at epoch %d", epoch);
+        sl_error_set(err, SL_ERR_MODEL, SL_MODEL_ENUMERIC, "training diverged: non-finite loss at epoch %d",
+                     epoch);
         memcpy(m->params, backup, m->count * sizeof(float));
         sl_model_set_output_stats(m, mean_bak, std_bak, NULL);
         goto out_free;
@@ -322,8 +315,8 @@ bool sl_model_train(sl_model_t *m, size_t n, const float *x, const float *y, con
       for (e = 0; e < m->E; e++) {
         size_t off = (size_t)e * m->member_count + start;
 
-        sl_model_adam_update(m->params + off, grad + off, m1 + off, m2 + off,
-                             m->member_count - start, &o->adam, t);
+        sl_model_adam_update(m->params + off, grad + off, m1 + off, m2 + off, m->member_count - start,
+                             &o->adam, t);
       }
       sum += bsum / m->E;
       nb++;

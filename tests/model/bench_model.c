@@ -19,8 +19,7 @@ static double cpu_now(void)
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static void bench(int E, int D, int H, int L, int P, sl_model_loss_t loss, int batch,
-                  int epochs)
+static void bench(int E, int D, int H, int L, int P, sl_model_loss_t loss, int batch, int epochs)
 {
   const size_t n = 4096, q = 20000;
   double lo[16], hi[16], t0, w0, t_train, w_train, t_pred, t_one;
@@ -74,8 +73,8 @@ static void bench(int E, int D, int H, int L, int P, sl_model_loss_t loss, int b
   t_one = (cpu_now() - t0) / 2000;
   printf("E=%d D=%d H=%d L=%d P=%d %s batch %4d: train %7.0f samples/s (wall %7.0f) | predict %8.0f "
          "rows/s batched | single row %.1f us\n",
-         E, D, H, L, P, loss == SL_MODEL_LOSS_NLL ? "nll" : "mse", batch,
-         (double)n * epochs / t_train, (double)n * epochs / w_train, (double)q / t_pred, t_one * 1e6);
+         E, D, H, L, P, loss == SL_MODEL_LOSS_NLL ? "nll" : "mse", batch, (double)n * epochs / t_train,
+         (double)n * epochs / w_train, (double)q / t_pred, t_one * 1e6);
   free(x);
   free(y);
   free(xq);

@@ -25,8 +25,7 @@ static double urand(void) /* [0, 1) */
   return (double)(z >> 11) * (1.0 / 9007199254740992.0);
 }
 
-static sl_model_t *tiny_model(sl_model_loss_t loss, int E, int D, int H, int L, int P,
-                              uint64_t seed)
+static sl_model_t *tiny_model(sl_model_loss_t loss, int E, int D, int H, int L, int P, uint64_t seed)
 {
   static const double lo[8] = {-1, -1, -1, -1, -1, -1, -1, -1};
   static const double hi[8] = {1, 1, 1, 1, 1, 1, 1, 1};
@@ -46,8 +45,8 @@ static sl_model_t *tiny_model(sl_model_loss_t loss, int E, int D, int H, int L, 
 }
 
 /* Double-precision reference loss of member e (true tanh), params given as doubles. */
-static double ref_loss(const sl_model_t *m, const double *p, size_t n, const float *xn,
-                       const float *yn, const float *mask)
+static double ref_loss(const sl_model_t *m, const double *p, size_t n, const float *xn, const float *yn,
+                       const float *mask)
 {
   int L = sl_model_layers(m), P = sl_model_outputs(m), l, o, k;
   bool nll = sl_model_loss_kind(m) == SL_MODEL_LOSS_NLL;
@@ -149,11 +148,10 @@ static void check_grad(sl_model_loss_t kind)
           maxerr = fmax(maxerr, fabs(fd - grad[e * mc + t]));
         }
         if (getenv("SL_MODEL_TEST_VERBOSE"))
-          printf("  member %d layer %d %s: max err %.3g, max abs fd %.3g\n", e, l,
-                 part ? "b" : "W", maxerr, maxfd);
-        SL_CHECKF(maxerr <= 1e-4 * fmax(maxfd, 1e-2) + 1e-6,
-                  "member %d layer %d %s: max err %g, max |fd| %g", e, l, part ? "b" : "W",
-                  maxerr, maxfd);
+          printf("  member %d layer %d %s: max err %.3g, max abs fd %.3g\n", e, l, part ? "b" : "W", maxerr,
+                 maxfd);
+        SL_CHECKF(maxerr <= 1e-4 * fmax(maxfd, 1e-2) + 1e-6, "member %d layer %d %s: max err %g, max |fd| %g",
+                  e, l, part ? "b" : "W", maxerr, maxfd);
         SL_CHECK(maxfd > 1e-4); /* the check is not vacuous */
       }
     }
@@ -163,8 +161,14 @@ static void check_grad(sl_model_loss_t kind)
   sl_model_destroy(m);
 }
 
-static void test_grad_nll(void) { check_grad(SL_MODEL_LOSS_NLL); }
-static void test_grad_mse(void) { check_grad(SL_MODEL_LOSS_MSE); }
+static void test_grad_nll(void)
+{
+  check_grad(SL_MODEL_LOSS_NLL);
+}
+static void test_grad_mse(void)
+{
+  check_grad(SL_MODEL_LOSS_MSE);
+}
 
 /* Masked entries change neither loss nor gradient; one observed entry gives its own loss. */
 static void test_mask(void)
@@ -379,8 +383,7 @@ static void test_last_layer(void)
   mc = sl_model_member_param_count(m);
   sl_model_layer_offsets(m, L, &wl, NULL, NULL, NULL);
   for (e = 0; e < 3; e++) {
-    SL_CHECK(memcmp(sl_model_params(m) + e * mc, sl_model_params(before) + e * mc,
-                    wl * sizeof(float)) == 0);
+    SL_CHECK(memcmp(sl_model_params(m) + e * mc, sl_model_params(before) + e * mc, wl * sizeof(float)) == 0);
     SL_CHECK(memcmp(sl_model_params(m) + e * mc + wl, sl_model_params(before) + e * mc + wl,
                     (mc - wl) * sizeof(float)) != 0);
   }
@@ -554,8 +557,7 @@ static void test_roundtrip(void)
   SL_REQUIRE(r);
   blob2 = sl_model_save_mem(r, &len2);
   SL_CHECK(len == len2 && memcmp(blob, blob2, len) == 0);
-  SL_CHECK(memcmp(sl_model_params(m), sl_model_params(r),
-                  sl_model_param_count(m) * sizeof(float)) == 0);
+  SL_CHECK(memcmp(sl_model_params(m), sl_model_params(r), sl_model_param_count(m) * sizeof(float)) == 0);
   SL_CHECK_STR(sl_model_input_name(r, 1), "omega");
   SL_CHECK_STR(sl_model_output_name(r, 2), "amplitude");
   SL_REQUIRE(sl_model_predict(m, 10, x, m1, s1, NULL));
@@ -685,14 +687,13 @@ static void test_bad_args(void)
     o.epochs = 2;
     o.fit_output_stats = false;
     y[0] = INFINITY;
-    SL_CHECK(!sl_model_train(m, 2, big, y, NULL, &o, NULL, &err) &&
-             err.code == SL_MODEL_ENUMERIC);
+    SL_CHECK(!sl_model_train(m, 2, big, y, NULL, &o, NULL, &err) && err.code == SL_MODEL_ENUMERIC);
     SL_CHECK(memcmp(before, sl_model_params(m), np * sizeof(float)) == 0);
   }
   sl_model_destroy(m);
 }
 
 SL_TEST_MAIN(SL_T(test_grad_nll), SL_T(test_grad_mse), SL_T(test_mask), SL_T(test_adam),
-             SL_T(test_train_smooth), SL_T(test_std_far), SL_T(test_last_layer),
-             SL_T(test_determinism), SL_T(test_predict_consistency), SL_T(test_metrics),
-             SL_T(test_roundtrip), SL_T(test_corruption), SL_T(test_bad_args))
+             SL_T(test_train_smooth), SL_T(test_std_far), SL_T(test_last_layer), SL_T(test_determinism),
+             SL_T(test_predict_consistency), SL_T(test_metrics), SL_T(test_roundtrip), SL_T(test_corruption),
+             SL_T(test_bad_args))

@@ -56,18 +56,18 @@ typedef enum sl_model_loss {
 
 /* What sl_model_new builds (caller storage; arrays are copied by sl_model_new). */
 typedef struct sl_model_spec {
-  int members;                    /* E, default 5 */
-  int inputs;                     /* D (required) */
-  int hidden;                     /* H, default 64 */
-  int layers;                     /* L hidden layers, default 3 (>= 1) */
-  int outputs;                    /* P (required) */
-  sl_model_act_t activation;      /* default SL_MODEL_ACT_TANH */
-  sl_model_loss_t loss;           /* default SL_MODEL_LOSS_NLL */
-  const double *input_lo;         /* D lower ends of the input ranges (required) */
-  const double *input_hi;         /* D upper ends, each > its lower end (required) */
-  const char *const *input_names; /* D names or NULL */
+  int members;                     /* E, default 5 */
+  int inputs;                      /* D (required) */
+  int hidden;                      /* H, default 64 */
+  int layers;                      /* L hidden layers, default 3 (>= 1) */
+  int outputs;                     /* P (required) */
+  sl_model_act_t activation;       /* default SL_MODEL_ACT_TANH */
+  sl_model_loss_t loss;            /* default SL_MODEL_LOSS_NLL */
+  const double *input_lo;          /* D lower ends of the input ranges (required) */
+  const double *input_hi;          /* D upper ends, each > its lower end (required) */
+  const char *const *input_names;  /* D names or NULL */
   const char *const *output_names; /* P names or NULL */
-  uint64_t seed;                  /* initialisation seed; member e uses a seed derived from it */
+  uint64_t seed;                   /* initialisation seed; member e uses a seed derived from it */
 } sl_model_spec_t;
 
 /* Fills *spec with the defaults above (inputs/outputs 0, ranges NULL, seed 1). */
@@ -109,19 +109,17 @@ size_t sl_model_param_count(const sl_model_t *m);
 size_t sl_model_member_param_count(const sl_model_t *m);
 /* Offset (in floats, from the start of the member) of W and b of weight layer l in
  * [0, L]; in/out receive the layer's shape. Any out pointer may be NULL. */
-void sl_model_layer_offsets(const sl_model_t *m, int l, size_t *w_off, size_t *b_off, int *in,
-                            int *out);
+void sl_model_layer_offsets(const sl_model_t *m, int l, size_t *w_off, size_t *b_off, int *in, int *out);
 /* The parameter buffer, borrowed; writable so tests and the CUDA learner can set weights. */
 float *sl_model_params(sl_model_t *m);
 const float *sl_model_params_const(const sl_model_t *m);
 
 /* Normalisation. Inputs: x_n = 2 (x - lo) / (hi - lo) - 1 (not clipped). Outputs:
  * y_n = (y - mean_j) / std_j. Arrays are row-major, n rows; in-place is allowed. */
-void sl_model_input_range(const sl_model_t *m, double *lo, double *hi); /* D each, may be NULL */
+void sl_model_input_range(const sl_model_t *m, double *lo, double *hi);     /* D each, may be NULL */
 void sl_model_output_stats(const sl_model_t *m, double *mean, double *std); /* P each */
 /* Sets output statistics (every std must be > 0 and finite); returns false on bad values. */
-bool sl_model_set_output_stats(sl_model_t *m, const double *mean, const double *std,
-                               sl_error_t *err);
+bool sl_model_set_output_stats(sl_model_t *m, const double *mean, const double *std, sl_error_t *err);
 /* Fits mean/std of each output column over observed entries (mask != 0; mask NULL = all
  * observed). A column with < 2 observed entries or std <= 1e-12 gets std 1 (mean 0 if none
  * observed). */
@@ -138,9 +136,8 @@ void sl_model_normalize_outputs(const sl_model_t *m, size_t n, const float *y, f
  * computed nor back-propagated into and are set to 0 (first_layer in [0, L]; 0 = all).
  * grad NULL computes only the losses. Uses scratch memory inside the model: not
  * thread-safe on one model. Returns false (SL_MODEL_EINVAL) on bad arguments. */
-bool sl_model_loss_grad(sl_model_t *m, size_t n, const float *xn, const float *yn,
-                        const float *mask, int first_layer, double *loss, float *grad,
-                        sl_error_t *err);
+bool sl_model_loss_grad(sl_model_t *m, size_t n, const float *xn, const float *yn, const float *mask,
+                        int first_layer, double *loss, float *grad, sl_error_t *err);
 
 /* Adam hyper-parameters. */
 typedef struct sl_model_adam {
@@ -199,8 +196,7 @@ typedef struct sl_model_train_result {
  * SL_MODEL_ENUMERIC (non-finite loss; the model is then restored to its state before the
  * call). Not thread-safe on one model. */
 bool sl_model_train(sl_model_t *m, size_t n, const float *x, const float *y, const float *mask,
-                    const sl_model_train_opts_t *opts, sl_model_train_result_t *result,
-                    sl_error_t *err);
+                    const sl_model_train_opts_t *opts, sl_model_train_result_t *result, sl_error_t *err);
 
 /* Ensemble prediction for n raw input rows x (n x D): mean and std (n x P each, original
  * units). NLL: std = sqrt(mean of member variances + variance of member means) (mixture);
@@ -212,8 +208,8 @@ bool sl_model_predict(const sl_model_t *m, size_t n, const float *x, float *mean
 
 /* Per-member predictions: mean and var, E x n x P each (original units; var is 0 for MSE).
  * var may be NULL. */
-bool sl_model_predict_members(const sl_model_t *m, size_t n, const float *x, float *mean,
-                              float *var, sl_error_t *err);
+bool sl_model_predict_members(const sl_model_t *m, size_t n, const float *x, float *mean, float *var,
+                              sl_error_t *err);
 
 /* Metrics. NRMSE: for each output column j, over the rows where mask != 0 (mask NULL = all):
  * RMSE_j = sqrt(mean (pred - truth)^2) divided by the population std of truth over those
@@ -224,8 +220,8 @@ double sl_model_nrmse(size_t n, int p, const float *pred, const float *truth, co
                       double *per_col);
 /* Coverage: fraction of observed entries with |truth - mean| <= k * std (k = 2 for +-2
  * sigma); NaN if nothing is observed. */
-double sl_model_coverage(size_t n, int p, const float *mean, const float *std,
-                         const float *truth, const float *mask, double k);
+double sl_model_coverage(size_t n, int p, const float *mean, const float *std, const float *truth,
+                         const float *mask, double k);
 
 /* File format (all integers and floats little-endian):
  *   "SLMODEL\0"  u32 version (1)  u32 E D H L P activation loss flags (flags bit 0: names)

@@ -480,6 +480,7 @@ static pid_t server_spawn(const sl_local_broker_t *b, const broker_user_t *u, sl
       dup2(devnull, 0);
     dup2(fd, 1);
     dup2(fd, 2);
+    close_range(3, ~0U, 0); /* nothing of ours (e.g. ctest's pipes) may live on in the broker */
     sigset_t none;
     for (i = 1; i < NSIG; i++)
       signal(i, SIG_DFL);

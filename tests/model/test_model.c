@@ -642,6 +642,20 @@ static void test_corruption(void)
     }
   }
   SL_CHECK_INT(undetected, 0);
+  /* random multi-byte mutations, some in the shape fields, are refused (and never crash) */
+  for (i = 0; i < 2000; i++) {
+    int k, nmut = 1 + (int)(urand() * 4);
+
+    memcpy(c, b, len);
+    for (k = 0; k < nmut; k++) {
+      size_t at = i % 2 ? (size_t)(urand() * 48) : (size_t)(urand() * len);
+
+      c[at] = (unsigned char)(urand() * 256);
+    }
+    if (memcmp(c, b, len) != 0)
+      undetected += load_code(c, len) == 0;
+  }
+  SL_CHECK_INT(undetected, 0);
   /* every truncation is refused */
   for (i = 0; i < len; i++)
     undetected += load_code(b, i) == 0;

@@ -1,0 +1,350 @@
+/* specline-learn: trains the surrogate. Consumes `<c>.events.learn` (event.stored) and
+ * counts new stored points; once retrain_every of them have arrived since the last
+ * training (and the store holds at least min_points usable rows), it loads every point
+ * with its history, builds the data set (dataset.h), trains a fresh ensemble and evaluates
+ * it on the held-out complete runs, writes the model to the store (kind "surrogate",
+ * metrics JSON) and publishes event.model to `<c>.event.model`. It also trains once at
+ * start when enough points are already stored. Store access and training run on the libuv
+ * thread pool so the loop keeps servicing AMQP heartbeats. SIGTERM abandons a training in
+ * progress at its next epoch and exits 0. */
+#include <getopt.h>
+#include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "specline/dataset.h"
+#include "specline/log.h"
+#include "specline/store.h"
+#include "specline/util.h"
+#include "specline/worker.h"
+#include "trainer.h"
+
+#define RETRY_MS 5000
+
+typedef struct learner learner_t;
+
+/* One store-load-train-save round, run on the thread pool. */
+typedef struct learn_job {
+  uv_work_t req;
+  learner_t *ln;
+  bool ok, skipped, transient;
+  sl_error_t err;
+  char model_id[128];
+  size_t n_usable;
+  sl_trainer_result_t res; /* model destroyed in the work function once saved */
+} learn_job_t;
+
+struct learner {
+  sl_worker_t w; /* first: the worker callbacks get &w */
+  const char *store_uri;
+  char events_queue[SL_NAME_MAX];
+  char model_rk[SL_NAME_MAX];
+  int retrain_every;
+  int min_points;
+  int64_t pending; /* new usable points announced since the last training started */
+  bool training;
+  atomic_bool abort;
+  uv_timer_t retry;
+  int64_t n_events, n_dead, n_models, n_failed, n_skipped;
+  double last_nrmse, last_coverage, last_train_s;
+};
+
+static learner_t g_ln;
+
+static void maybe_train(learner_t *ln, bool force);
+
+/* ---- thread pool side ---- */
+
+static void job_work(uv_work_t *req)
+{
+  learn_job_t *job = req->data;
+  learner_t *ln = job->ln;
+  const sl_config_t *cfg = ln->w.cfg;
+  sl_store_query_t q = {.experimental = -1, .status_mask = 0, .with_history = true};
+  sl_dataset_split_t split;
+  sl_store_t *st;
+  void *blob;
+  size_t len;
+  char *metrics;
+
+  st = sl_store_open(ln->store_uri, cfg, &job->err);
+  if (!st) {
+    job->transient = sl_store_error_is_transient(&job->err);
+    return;
+  }
+  sl_dataset_split_init(&split, cfg, -1);
+  if (!sl_store_scan(st, &q, sl_dataset_split_visit, &split, &job->err)) {
+    job->transient = sl_store_error_is_transient(&job->err);
+    goto out_release;
+  }
+  job->n_usable = split.train.n + split.val.n;
+  if (job->n_usable < (size_t)ln->min_points || split.train.n == 0) {
+    job->skipped = true;
+    goto out_release;
+  }
+  if (!sl_trainer_run(cfg, &split, &ln->abort, &job->res, &job->err))
+    goto out_release;
+  snprintf(job->model_id, sizeof job->model_id, "%s-m%lld-%d", cfg->experiment, (long long)(sl_now() * 1000.0),
+           (int)getpid());
+  blob = sl_model_save_mem(job->res.model, &len);
+  metrics = sl_trainer_metrics_json(&job->res);
+  job->ok = sl_store_put_model(st, job->model_id, "surrogate", blob, len, metrics, &job->err);
+  if (!job->ok)
+    job->transient = sl_store_error_is_transient(&job->err);
+  free(metrics);
+  free(blob);
+  sl_model_destroy(job->res.model);
+  job->res.model = NULL;
+out_release:
+  sl_dataset_split_release(&split);
+  sl_store_destroy(st);
+}
+
+/* ---- loop side ---- */
+
+static void publish_model(learner_t *ln, const learn_job_t *job)
+{
+  sl_event_model_t ev;
+  sl_amqp_props_t props = {.persistent = true, .type = "event.model"};
+  sl_error_t err;
+  char *body;
+
+  memset(&ev, 0, sizeof ev);
+  ev.campaign = ln->w.cfg->experiment;
+  ev.model_id = (char *)job->model_id;
+  ev.kind = "surrogate";
+  sl_values_init(&ev.metrics);
+  sl_trainer_metrics_values(&job->res, &ev.metrics);
+  body = sl_event_model_encode(&ev);
+  if (!sl_amqp_publish(ln->w.amqp, SL_EXCHANGE, ln->model_rk, body, strlen(body), &props, NULL, NULL, &err))
+    SL_WARN("cannot publish event.model for '%s': %s", job->model_id, err.message);
+  free(body);
+  sl_values_release(&ev.metrics);
+}
+
+static void on_retry(uv_timer_t *t)
+{
+  maybe_train(t->data, true);
+}
+
+static void job_done(uv_work_t *req, int status)
+{
+  learn_job_t *job = req->data;
+  learner_t *ln = job->ln;
+
+  ln->training = false;
+  if (status == UV_ECANCELED || atomic_load(&ln->abort)) {
+    SL_INFO("training abandoned");
+  } else if (job->ok) {
+    ln->n_models++;
+    ln->last_nrmse = job->res.nrmse;
+    ln->last_coverage = job->res.coverage;
+    ln->last_train_s = job->res.train_s;
+    SL_INFO("model '%s': %zu training rows, %zu held out, nrmse %.4g, coverage %.3g, %d epochs in %.2f s",
+            job->model_id, job->res.n_train, job->res.n_val, job->res.nrmse, job->res.coverage, job->res.epochs_run,
+            job->res.train_s);
+    publish_model(ln, job);
+  } else if (job->skipped) {
+    ln->n_skipped++;
+    SL_INFO("not training yet: %zu usable points, need %d", job->n_usable, ln->min_points);
+  } else {
+    ln->n_failed++;
+    SL_WARN("training failed: %s", job->err.message);
+    if (job->transient && !ln->w.stopping)
+      uv_timer_start(&ln->retry, on_retry, RETRY_MS, 0);
+  }
+  free(job);
+  if (ln->w.stopping) {
+    sl_worker_finish(&ln->w, 0);
+    return;
+  }
+  maybe_train(ln, false);
+}
+
+/* Starts a training when enough new points arrived (or when forced) and none runs. */
+static void maybe_train(learner_t *ln, bool force)
+{
+  learn_job_t *job;
+  int rc;
+
+  if (ln->training || ln->w.stopping)
+    return;
+  if (!force && ln->pending < ln->retrain_every)
+    return;
+  job = sl_calloc(1, sizeof *job);
+  job->ln = ln;
+  job->req.data = job;
+  ln->pending = 0;
+  ln->training = true;
+  uv_timer_stop(&ln->retry);
+  rc = uv_queue_work(ln->w.loop, &job->req, job_work, job_done);
+  if (rc != 0) {
+    SL_ERROR("cannot queue a training: %s", uv_strerror(rc));
+    ln->training = false;
+    free(job);
+  }
+}
+
+static void on_event(sl_amqp_t *s, const sl_amqp_delivery_t *d, void *ud)
+{
+  learner_t *ln = ud;
+  sl_event_stored_t ev;
+  sl_error_t err;
+
+  ln->n_events++;
+  if (!sl_event_stored_decode(d->body, d->len, NULL, &ev, &err)) {
+    SL_WARN("dead-lettering a bad event: %s (%s)", err.message, sl_proto_code_name(err.code));
+    sl_amqp_nack(s, d->tag, false, NULL);
+    ln->n_dead++;
+    return;
+  }
+  /* a redelivered write or a failed run adds nothing to learn from */
+  if (!strcmp(ev.campaign, ln->w.cfg->experiment) && ev.is_new && !(ev.status && !strcmp(ev.status, "failed")))
+    ln->pending++;
+  sl_event_stored_release(&ev);
+  sl_amqp_ack(s, d->tag, NULL);
+  maybe_train(ln, false);
+}
+
+static bool on_setup(sl_worker_t *w, sl_error_t *err)
+{
+  learner_t *ln = (learner_t *)w;
+  const char *pat[] = {"stored"};
+
+  return sl_topology_declare_events(w->amqp, w->cfg->experiment, "learn", pat, 1, NULL, ln->events_queue, err);
+}
+
+static void on_status(sl_worker_t *w, sl_worker_status_t *st)
+{
+  learner_t *ln = (learner_t *)w;
+
+  sl_values_add(&st->counters, "models", (double)ln->n_models);
+  sl_values_add(&st->counters, "pending", (double)ln->pending);
+  sl_values_add(&st->counters, "training", ln->training ? 1.0 : 0.0);
+  sl_values_add(&st->counters, "failed", (double)ln->n_failed);
+  sl_values_add(&st->counters, "events", (double)ln->n_events);
+  sl_values_add(&st->counters, "dead", (double)ln->n_dead);
+  if (ln->n_models && isfinite(ln->last_nrmse))
+    sl_values_add(&st->counters, "nrmse", ln->last_nrmse);
+  if (ln->n_models && isfinite(ln->last_coverage))
+    sl_values_add(&st->counters, "coverage", ln->last_coverage);
+  if (ln->n_models)
+    sl_values_add(&st->counters, "train_s", ln->last_train_s);
+}
+
+static void on_stop(sl_worker_t *w, int signum)
+{
+  learner_t *ln = (learner_t *)w;
+
+  (void)signum;
+  atomic_store(&ln->abort, true);
+  if (ln->events_queue[0])
+    sl_amqp_cancel(w->amqp, ln->events_queue, NULL);
+  uv_timer_stop(&ln->retry);
+  uv_close((uv_handle_t *)&ln->retry, NULL);
+  if (!ln->training)
+    sl_worker_finish(w, 0);
+  /* else job_done finishes once the thread pool hands the job back */
+}
+
+static void usage(FILE *f)
+{
+  fprintf(f, "usage: specline-learn CONFIG [options]\n\n"
+             "Trains the surrogate ensemble on the stored points and publishes event.model.\n\n"
+             "  --retrain-every N   new stored points between trainings (default: config learn.retrain_every)\n"
+             "  --min-points N      usable points needed before the first training (default 16)\n"
+             "  --store URI         sqlite:PATH or mongodb://... (default: config store)\n"
+             "  --id ID             worker id\n"
+             "  --broker-dir DIR    use the local broker described by DIR/broker.env\n"
+             "  --status-s S        status message period (default 1)\n");
+}
+
+static bool parse_count(const char *s, int *out)
+{
+  char *end;
+  long v = strtol(s, &end, 10);
+
+  if (end == s || *end || v < 1 || v > 100000000)
+    return false;
+  *out = (int)v;
+  return true;
+}
+
+int main(int argc, char **argv)
+{
+  static const struct option opts[] = {{"retrain-every", required_argument, 0, 'r'},
+                                       {"min-points", required_argument, 0, 'm'},
+                                       {"store", required_argument, 0, 'u'},
+                                       {"id", required_argument, 0, 'i'},
+                                       {"broker-dir", required_argument, 0, 'b'},
+                                       {"status-s", required_argument, 0, 'S'},
+                                       {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
+  learner_t *ln = &g_ln;
+  sl_worker_args_t wa = {0};
+  uv_loop_t *loop = uv_default_loop();
+  sl_error_t err;
+  int c, retrain_every = 0;
+
+  sl_log_init("learn");
+  ln->min_points = 16;
+  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    switch (c) {
+    case 'r':
+      if (!parse_count(optarg, &retrain_every)) {
+        fprintf(stderr, "specline-learn: --retrain-every wants a positive integer, not '%s'\n", optarg);
+        return 2;
+      }
+      break;
+    case 'm':
+      if (!parse_count(optarg, &ln->min_points)) {
+        fprintf(stderr, "specline-learn: --min-points wants a positive integer, not '%s'\n", optarg);
+        return 2;
+      }
+      break;
+    case 'u': ln->store_uri = optarg; break;
+    case 'i': wa.id = optarg; break;
+    case 'b': wa.broker_dir = optarg; break;
+    case 'S': wa.status_s = atof(optarg); break;
+    case 'h': usage(stdout); return 0;
+    default: usage(stderr); return 2;
+    }
+  }
+  if (optind != argc - 1) {
+    usage(stderr);
+    return 2;
+  }
+  wa.config = argv[optind];
+  ln->w.role = "learn";
+  ln->w.on_stop = on_stop;
+  ln->w.on_status = on_status;
+  ln->w.on_setup = on_setup;
+  atomic_init(&ln->abort, false);
+  if (!sl_worker_init(&ln->w, loop, &wa, 64, &err)) {
+    fprintf(stderr, "specline-learn: %s\n", err.message);
+    return 1;
+  }
+  if (sl_dataset_columns(ln->w.cfg) == 0) {
+    fprintf(stderr, "specline-learn: '%s' has neither outputs nor a history to learn\n", wa.config);
+    return 1;
+  }
+  if (!ln->store_uri)
+    ln->store_uri = ln->w.cfg->store;
+  ln->retrain_every = retrain_every ? retrain_every : ln->w.cfg->learn.retrain_every > 0 ? ln->w.cfg->learn.retrain_every : 8;
+  sl_name(ln->model_rk, ln->w.cfg->experiment, "event.model");
+  uv_timer_init(loop, &ln->retry);
+  ln->retry.data = ln;
+  if (!sl_worker_start(&ln->w, 60, &err) || !sl_amqp_consume(ln->w.amqp, ln->events_queue, on_event, ln, &err)) {
+    fprintf(stderr, "specline-learn: %s\n", err.message);
+    return 1;
+  }
+  SL_INFO("retraining every %d new points (at least %d usable)", ln->retrain_every, ln->min_points);
+  maybe_train(ln, true); /* what is already stored */
+  uv_run(loop, UV_RUN_DEFAULT);
+  c = ln->w.exit_code;
+  sl_worker_release(&ln->w);
+  return c;
+}

@@ -317,6 +317,12 @@ static void refresh_queues(top_ctx_t *t)
                 t->bad_status == 1 ? "" : "s");
   sl_name(prefix, t->cfg->experiment, "");
   if (t->mgmt_url && sl_mgmt_queues(t->mgmt_url, t->mgmt_user, t->mgmt_pass, t->vhost, prefix, &q, &n, &err)) {
+    size_t i;
+    for (i = 0; i < n; i++) /* our own status queue is not the campaign's */
+      if (!strcmp(q[i].name, t->queue)) {
+        free(q[i].name);
+        q[i].name = NULL;
+      }
     sl_top_set_mgmt_queues(&t->view, q, n);
     sl_queue_info_free(q, n);
     return;
@@ -437,6 +443,8 @@ int sl_cmd_top(int argc, char **argv)
   if (rc >= 0)
     return rc;
   rc = 0;
+  if (!getenv("SPECLINE_LOG"))
+    sl_log_set_level(SL_LOG_WARN); /* connection chatter would scribble over the view */
   if (!top_open(&t, &err)) {
     fprintf(stderr, "specline top: %s\n", err.message);
     top_close(&t);

@@ -684,7 +684,7 @@ char *sl_top_render(const sl_top_t *t, double now, double wall, int width)
   size_t i, nw;
   sl_buf_t b;
 
-  if (width < 40)
+  if (width > 0 && width < 40)
     width = 40;
   if (localtime_r(&secs, &tm))
     strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);

@@ -116,7 +116,8 @@ void sl_top_strv_free(char **v, size_t n);
  * wall-clock time printed as "at". */
 json_t *sl_top_json(const sl_top_t *t, double now, double wall);
 
-/* The snapshot as text lines for a terminal `width` columns wide (>= 40), malloc'd. */
+/* The snapshot as text lines cut to a terminal `width` columns wide (at least 40; 0 = no
+ * cut), malloc'd. */
 char *sl_top_render(const sl_top_t *t, double now, double wall, int width);
 
 /* Parts of an amqp[s]:// URL (percent-decoded), for the management API's defaults. */

@@ -103,8 +103,13 @@ bool sl_amqp_connect(sl_amqp_t *s, double timeout_s, sl_error_t *err);
 
 bool sl_amqp_is_up(const sl_amqp_t *s);
 
-/* The URL with the password replaced by "***", for logs. */
+/* The URL with the password replaced by "***", for logs. Credentials are taken, in this
+ * order, from opts.credentials_file, the URL's user info, SPECLINE_AMQP_CREDENTIALS_FILE,
+ * else guest:guest (refused by sl_amqp_new for a non-loopback host, code 403). */
 const char *sl_amqp_url_redacted(const sl_amqp_t *s);
+
+/* The connection name shown by the broker (opts.name, or "specline-<pid>"). */
+const char *sl_amqp_name(const sl_amqp_t *s);
 
 /* Registers a consumer (manual acks) on `queue`; it is re-registered after each reconnect.
  * May be called before connecting. Returns false only when the broker refuses it now. */

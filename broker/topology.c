@@ -1,0 +1,166 @@
+/* The queue topology of DESIGN.md §3, declared idempotently over an AMQP session: the
+ * topic exchange "specline" and its dead-letter exchange "specline.dlx", the campaign's
+ * shared queues (quorum work and store queues that dead-letter at-least-once, a bounded
+ * classic progress queue, the predict RPC queue, the dead-letter queue) and the
+ * per-worker event and control queues. Integer arguments are always sent as 64-bit
+ * ("long") so that every declarer agrees with the broker on their type. */
+#include <stdio.h>
+#include <string.h>
+
+#include "specline/amqp.h"
+#include "specline/broker.h"
+#include "specline/error.h"
+#include "specline/util.h"
+
+void sl_topology_opts_default(sl_topology_opts_t *o)
+{
+  o->delivery_limit = 5;
+  o->progress_max_length = 10000;
+  o->events_expires_ms = 3600 * 1000;
+}
+
+void sl_name(char out[SL_NAME_MAX], const char *campaign, const char *suffix)
+{
+  snprintf(out, SL_NAME_MAX, "%s.%s", campaign, suffix);
+}
+
+static bool campaign_check(const char *campaign, sl_error_t *err)
+{
+  size_t n = campaign ? strlen(campaign) : 0;
+
+  if (n == 0 || n > 200 || strpbrk(campaign, "#* ")) {
+    sl_error_set(err, SL_ERR_AMQP, 0, "invalid campaign name '%s': 1-200 characters, no '#', '*' or spaces",
+                 campaign ? campaign : "");
+    return false;
+  }
+  return true;
+}
+
+/* A quorum work queue bound to "C.<kind>" that dead-letters at-least-once. */
+static bool quorum_work_queue(sl_amqp_t *s, const char *campaign, const char *kind,
+                              const sl_topology_opts_t *o, sl_error_t *err)
+{
+  char q[SL_NAME_MAX];
+  const sl_amqp_arg_t args[] = {
+      {.key = "x-queue-type", .type = SL_ARG_STR, .s = "quorum"},
+      {.key = "x-delivery-limit", .type = SL_ARG_INT, .i = o->delivery_limit},
+      {.key = "x-dead-letter-exchange", .type = SL_ARG_STR, .s = SL_DLX},
+      {.key = "x-dead-letter-strategy", .type = SL_ARG_STR, .s = "at-least-once"},
+      {.key = "x-overflow", .type = SL_ARG_STR, .s = "reject-publish"},
+      {.key = NULL},
+  };
+
+  sl_name(q, campaign, kind);
+  return sl_amqp_declare_queue(s, q, true, false, false, args, err) &&
+         sl_amqp_bind(s, q, SL_EXCHANGE, q, err);
+}
+
+bool sl_topology_declare(sl_amqp_t *s, const char *campaign, const sl_topology_opts_t *opts,
+                         sl_error_t *err)
+{
+  sl_topology_opts_t o;
+  char q[SL_NAME_MAX], key[SL_NAME_MAX];
+
+  if (!campaign_check(campaign, err))
+    return false;
+  if (opts)
+    o = *opts;
+  else
+    sl_topology_opts_default(&o);
+  if (!sl_amqp_declare_exchange(s, SL_EXCHANGE, "topic", true, err) ||
+      !sl_amqp_declare_exchange(s, SL_DLX, "topic", true, err))
+    return false;
+
+  /* dead letters first, so the work queues never dead-letter into nothing */
+  {
+    const sl_amqp_arg_t args[] = {{.key = "x-queue-type", .type = SL_ARG_STR, .s = "quorum"},
+                                  {.key = NULL}};
+    sl_name(q, campaign, "dead");
+    sl_name(key, campaign, "#");
+    if (!sl_amqp_declare_queue(s, q, true, false, false, args, err) ||
+        !sl_amqp_bind(s, q, SL_DLX, key, err))
+      return false;
+  }
+  if (!quorum_work_queue(s, campaign, "sim", &o, err) ||
+      !quorum_work_queue(s, campaign, "store", &o, err))
+    return false;
+  {
+    const sl_amqp_arg_t args[] = {
+        {.key = "x-queue-type", .type = SL_ARG_STR, .s = "classic"},
+        {.key = "x-max-length", .type = SL_ARG_INT, .i = o.progress_max_length},
+        {.key = "x-overflow", .type = SL_ARG_STR, .s = "drop-head"},
+        {.key = NULL},
+    };
+    sl_name(q, campaign, "progress");
+    if (!sl_amqp_declare_queue(s, q, true, false, false, args, err) ||
+        !sl_amqp_bind(s, q, SL_EXCHANGE, q, err))
+      return false;
+  }
+  {
+    const sl_amqp_arg_t args[] = {{.key = "x-queue-type", .type = SL_ARG_STR, .s = "classic"},
+                                  {.key = NULL}};
+    sl_name(q, campaign, "predict");
+    if (!sl_amqp_declare_queue(s, q, true, false, false, args, err) ||
+        !sl_amqp_bind(s, q, SL_EXCHANGE, q, err))
+      return false;
+  }
+  return true;
+}
+
+bool sl_topology_declare_events(sl_amqp_t *s, const char *campaign, const char *worker,
+                                const char *const *patterns, size_t n_patterns,
+                                const sl_topology_opts_t *opts, char out_queue[SL_NAME_MAX],
+                                sl_error_t *err)
+{
+  sl_topology_opts_t o;
+  char q[SL_NAME_MAX], suffix[SL_NAME_MAX], key[SL_NAME_MAX];
+  size_t i;
+
+  if (!campaign_check(campaign, err))
+    return false;
+  if (opts)
+    o = *opts;
+  else
+    sl_topology_opts_default(&o);
+  snprintf(suffix, sizeof suffix, "events.%s", worker);
+  sl_name(q, campaign, suffix);
+  {
+    sl_amqp_arg_t args[] = {
+        {.key = "x-queue-type", .type = SL_ARG_STR, .s = "classic"},
+        {.key = "x-expires", .type = SL_ARG_INT, .i = o.events_expires_ms},
+        {.key = NULL},
+    };
+    if (o.events_expires_ms <= 0)
+      args[1].key = NULL;
+    if (!sl_amqp_declare_exchange(s, SL_EXCHANGE, "topic", true, err) ||
+        !sl_amqp_declare_queue(s, q, true, false, false, args, err))
+      return false;
+  }
+  for (i = 0; i < n_patterns; i++) {
+    snprintf(suffix, sizeof suffix, "event.%s", patterns[i]);
+    sl_name(key, campaign, suffix);
+    if (!sl_amqp_bind(s, q, SL_EXCHANGE, key, err))
+      return false;
+  }
+  if (out_queue)
+    sl_strlcpy(out_queue, q, SL_NAME_MAX);
+  return true;
+}
+
+bool sl_topology_declare_control(sl_amqp_t *s, const char *campaign, const char *worker,
+                                 char out_queue[SL_NAME_MAX], sl_error_t *err)
+{
+  char q[SL_NAME_MAX], suffix[SL_NAME_MAX];
+
+  if (!campaign_check(campaign, err))
+    return false;
+  snprintf(suffix, sizeof suffix, "control.%s", worker);
+  sl_name(q, campaign, suffix);
+  if (!sl_amqp_declare_exchange(s, SL_EXCHANGE, "topic", true, err) ||
+      !sl_amqp_declare_queue(s, q, false, true, true, NULL, err) ||
+      !sl_amqp_bind(s, q, SL_EXCHANGE, q, err))
+    return false;
+  if (out_queue)
+    sl_strlcpy(out_queue, q, SL_NAME_MAX);
+  return true;
+}

@@ -1,0 +1,87 @@
+/* Helpers shared by the AMQP system tests: opening the shared test broker of the ctest
+ * fixture (SPECLINE_TEST_BROKER_DIR/broker.env), unique names per run, pumping several
+ * blocking sessions until a condition holds, and closing a connection from the broker
+ * side with rabbitmqctl. */
+#ifndef SPECLINE_TESTS_AMQP_TEST_H
+#define SPECLINE_TESTS_AMQP_TEST_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sltest.h"
+#include "specline/amqp.h"
+#include "specline/broker.h"
+#include "specline/util.h"
+
+/* The shared broker, or NULL (the caller skips) when the fixture dir is not set. */
+static inline sl_local_broker_t *amqp_test_broker(void)
+{
+  const char *dir = getenv("SPECLINE_TEST_BROKER_DIR");
+  sl_error_t err;
+  sl_local_broker_t *b;
+
+  if (!dir || !*dir)
+    return NULL;
+  b = sl_local_broker_open(dir, &err);
+  if (!b)
+    fprintf(stderr, "  cannot open the test broker in '%s': %s\n", dir, err.message);
+  return b;
+}
+
+/* "amqptest-<pid>-<tag>" */
+static inline void amqp_test_name(char *out, size_t n, const char *tag)
+{
+  snprintf(out, n, "amqptest-%ld-%s", (long)getpid(), tag);
+}
+
+/* Runs every session until *flag becomes nonzero or timeout_s passes; returns *flag. */
+static inline int amqp_test_pump(sl_amqp_t **ss, size_t n, volatile int *flag, double timeout_s)
+{
+  double deadline = sl_mono() + timeout_s;
+  sl_error_t err;
+  size_t i;
+
+  while (!*flag && sl_mono() < deadline)
+    for (i = 0; i < n; i++)
+      if (!sl_amqp_run_once(ss[i], 5, &err))
+        fprintf(stderr, "  run_once: %s\n", err.message);
+  return *flag;
+}
+
+/* Closes, from the broker side, every connection whose client-given name is `name`
+ * (3.10 lists it inside client_properties). Returns how many, -1 on error. */
+static inline int amqp_test_close_connection(sl_local_broker_t *b, const char *name)
+{
+  const char *list[] = {"list_connections", "-q", "--no-table-headers", "pid", "client_properties", NULL};
+  char *out = NULL, *line, *next, needle[300];
+  sl_error_t err;
+  int closed = 0;
+
+  snprintf(needle, sizeof needle, "{\"connection_name\",\"%s\"}", name);
+  if (sl_local_broker_ctl(b, list, &out, &err) != 0 || !out) {
+    fprintf(stderr, "  list_connections failed\n");
+    free(out);
+    return -1;
+  }
+  for (line = out; line && *line; line = next) {
+    char *tab;
+    next = strchr(line, '\n');
+    if (next)
+      *next++ = '\0';
+    tab = strchr(line, '\t');
+    if (!tab || !strstr(tab, needle))
+      continue;
+    *tab = '\0';
+    {
+      const char *cl[] = {"close_connection", line, "test: forced by amqp test", NULL};
+      if (sl_local_broker_ctl(b, cl, NULL, &err) == 0)
+        closed++;
+    }
+  }
+  free(out);
+  return closed;
+}
+
+#endif

@@ -1,6 +1,7 @@
 /* specline-sim-oscillator: the driven, damped harmonic oscillator, the reference campaign's
- * simulator. It solves x'' + 2 zeta omega0 x' + omega0^2 x = F cos(omega t), x(0) = x0,
- * x'(0) = 0, with classical RK4 at a fixed internal step of 0.005 (20 substeps per output
+ * simulator. It solves x'' + 2 zeta omega0 x' + omega0^2 x + K x^3 = F cos(omega t),
+ * x(0) = x0, x'(0) = 0, where K = 0 unless --cubic K adds a cubic spring term (the "altered
+ * physics" that examples/oscillator-experiment uses to stand in for reality), with classical RK4 at a fixed internal step of 0.005 (20 substeps per output
  * step of 0.1), writes x at every output step and, at the end, the steady-state amplitude
  * and max |x|. Once the transient (decaying like exp(-zeta omega0 t)) has died out, the
  * amplitude tends to the analytic F / sqrt((omega0^2 - omega^2)^2 + (2 zeta omega0 omega)^2);
@@ -49,18 +50,18 @@ static const sim_input_t INPUTS[N_INPUTS] = {
 static void usage(FILE *f)
 {
   fprintf(f,
-          "usage: " SIM_NAME " [--step-delay SECONDS] [--help]\n"
+          "usage: " SIM_NAME " [--step-delay SECONDS] [--cubic K] [--help]\n"
           "\n"
           "Driven damped harmonic oscillator, speaking the specline simulator protocol:\n"
           "reads one JSON line {\"inputs\": {...}, \"max_steps\": N, \"sample_id\": \"...\"}\n"
           "on stdin, writes {\"step\": i, \"t\": t, \"values\": {\"x\": x}} for i = 1..N and\n"
           "then {\"final\": {\"amplitude\": A, \"max_abs_x\": M}}.\n"
           "\n"
-          "  x'' + 2 zeta omega0 x' + omega0^2 x = F cos(omega t),  x(0) = x0, x'(0) = 0\n"
+          "  x'' + 2 zeta omega0 x' + omega0^2 x + K x^3 = F cos(omega t),  x(0) = x0, x'(0) = 0\n"
           "  RK4, internal step %g, output step %g (t = %g i), max_steps default %ld\n"
           "  amplitude: half the peak-to-peak of x over the last forcing period 2 pi/omega\n"
           "             of the run (at most its last half); tends to the steady state\n"
-          "             F / sqrt((omega0^2 - omega^2)^2 + (2 zeta omega0 omega)^2)\n"
+          "             F / sqrt((omega0^2 - omega^2)^2 + (2 zeta omega0 omega)^2) when K = 0\n"
           "  max_abs_x: max |x| over the whole run, x0 included\n"
           "\n"
           "inputs (all required; values outside the recommended range are accepted):\n",
@@ -71,6 +72,7 @@ static void usage(FILE *f)
   fprintf(f, "\n"
              "options:\n"
              "  --step-delay S  sleep S seconds after each output step (tests)\n"
+             "  --cubic K       add the cubic spring term K x^3 (K in [-100, 100], default 0)\n"
              "  --help          this text\n"
              "\n"
              "exit status: 0 ok, 1 output or numerical failure, 2 bad input or usage;\n"
@@ -120,6 +122,19 @@ static double parse_seconds(const char *opt, const char *s)
   v = strtod(s, &end);
   if (errno || end == s || *end || !(v >= 0) || v > 3600)
     fail(2, "option '%s': '%s' is not a number of seconds in [0, 3600]", opt, s);
+  return v;
+}
+
+static double parse_cubic(const char *opt, const char *s)
+{
+  char *end;
+  double v;
+  if (!s)
+    fail(2, "option '%s' needs a value", opt);
+  errno = 0;
+  v = strtod(s, &end);
+  if (errno || end == s || *end || !(v >= -100 && v <= 100))
+    fail(2, "option '%s': '%s' is not a number in [-100, 100]", opt, s);
   return v;
 }
 
@@ -192,12 +207,15 @@ static long parse_max_steps(json_t *root, long dflt)
 
 typedef struct osc {
   double zeta, omega0, F, omega;
+  double cubic; /* K of the cubic spring term, 0 for the linear oscillator */
 } osc_t;
 
 static void deriv(const osc_t *o, double t, double x, double v, double *dx, double *dv)
 {
   *dx = v;
   *dv = o->F * cos(o->omega * t) - 2 * o->zeta * o->omega0 * v - o->omega0 * o->omega0 * x;
+  if (o->cubic != 0)
+    *dv -= o->cubic * x * x * x;
 }
 
 static void rk4(const osc_t *o, double t, double h, double *x, double *v)
@@ -213,7 +231,7 @@ static void rk4(const osc_t *o, double t, double h, double *x, double *v)
 
 int main(int argc, char **argv)
 {
-  double step_delay = 0, in[N_INPUTS];
+  double step_delay = 0, cubic = 0, in[N_INPUTS];
   osc_t o;
   json_t *root;
   long n;
@@ -228,6 +246,11 @@ int main(int argc, char **argv)
       i++;
     } else if (!strncmp(argv[i], "--step-delay=", 13)) {
       step_delay = parse_seconds("--step-delay", argv[i] + 13);
+    } else if (!strcmp(argv[i], "--cubic")) {
+      cubic = parse_cubic(argv[i], argv[i + 1]);
+      i++;
+    } else if (!strncmp(argv[i], "--cubic=", 8)) {
+      cubic = parse_cubic("--cubic", argv[i] + 8);
     } else {
       usage(stderr);
       fail(2, "unknown argument '%s'", argv[i]);
@@ -242,6 +265,7 @@ int main(int argc, char **argv)
   o.omega0 = in[IN_OMEGA0];
   o.F = in[IN_F];
   o.omega = in[IN_OMEGA];
+  o.cubic = cubic;
   if (!(o.zeta >= 0))
     fail(2, "input 'zeta' must be >= 0");
   if (!(o.omega0 > 0))

@@ -367,8 +367,39 @@ static const char broker_help[] =
     "  stop --dir DIR              stop the local RabbitMQ of DIR\n"
     "  init CONFIG [--broker-dir DIR]    declare the campaign's queues\n"
     "  status CONFIG [--broker-dir DIR]  show the campaign's queues\n"
+    "  ctl --dir DIR ARGS...       rabbitmqctl ARGS against the local RabbitMQ of DIR\n"
     "\n"
     "`specline broker SUBCOMMAND --help` for details.\n";
+
+/* `specline broker ctl --dir DIR ARGS...`: rabbitmqctl against a local broker, with the
+ * node name and Erlang cookie it needs (tests and operators). */
+static int cmd_ctl(int argc, char **argv)
+{
+  sl_local_broker_t *b;
+  sl_error_t err;
+  char *out = NULL;
+  int rc;
+
+  if (argc < 4 || strcmp(argv[1], "--dir") != 0) {
+    fputs("usage: specline broker ctl --dir DIR RABBITMQCTL-ARGS...\n", stderr);
+    return 2;
+  }
+  b = sl_local_broker_open(argv[2], &err);
+  if (!b) {
+    err_print("ctl", &err);
+    return 1;
+  }
+  rc = sl_local_broker_ctl(b, (const char *const *)(argv + 3), &out, &err);
+  if (rc < 0) {
+    err_print("ctl", &err);
+    rc = 1;
+  }
+  if (out)
+    fputs(out, stdout);
+  free(out);
+  sl_local_broker_destroy(b, false);
+  return rc;
+}
 
 int sl_cmd_broker(int argc, char **argv)
 {
@@ -388,6 +419,8 @@ int sl_cmd_broker(int argc, char **argv)
     return cmd_init(argc - 1, argv + 1);
   if (!strcmp(argv[1], "status"))
     return cmd_status(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "ctl"))
+    return cmd_ctl(argc - 1, argv + 1);
   fprintf(stderr, "specline broker: unknown subcommand '%s'\n\n", argv[1]);
   fputs(broker_help, stderr);
   return 2;

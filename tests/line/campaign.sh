@@ -30,5 +30,6 @@ check "each with its 100-step history" eq "$(sql "select count(*) from \"$C\" wh
 check "outputs present" eq "$(sql "select count(*) from \"$C\" where amplitude is not null and max_abs_x > 0")" 30
 check "results --csv has a header and 30 rows" eq "$("$BIN/specline" results "$T/config.yaml" --csv | wc -l)" 31
 check "results starts with sample_id" eq "$("$BIN/specline" results "$T/config.yaml" --csv | head -1 | cut -d, -f1)" sample_id
-check "sim queue left empty" eq "$(rabbitmqctl -n "$SPECLINE_BROKER_NODE" -q list_queues name messages | awk -v q="$C.sim" '$1==q{print $2}')" 0
+check "sim queue left empty" eq "$(queue_depth "$C.sim")" 0
+check "store queue left empty" eq "$(queue_depth "$C.store")" 0
 finish

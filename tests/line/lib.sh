@@ -44,6 +44,10 @@ wait_for() {
   return 1
 }
 
+ctl() { "$BIN/specline" broker ctl --dir "$SPECLINE_TEST_BROKER_DIR" "$@"; }
+# queue_depth QUEUE: messages in it (ready + unacked)
+queue_depth() { ctl -q list_queues name messages | awk -v q="$1" '$1==q{print $2}'; }
+
 sql() { sqlite3 "$T/store.db" "$@"; }
 
 finish() {

@@ -33,7 +33,7 @@ static double mean_finite(const double *v, int from, int to)
   return n ? s / n : NAN;
 }
 
-static sl_model_t *new_model(const sl_config_t *cfg, sl_error_t *err)
+static sl_model_t *new_model(const sl_config_t *cfg, sl_model_loss_t loss, sl_error_t *err)
 {
   int d = (int)cfg->n_inputs, p = sl_dataset_columns(cfg), i;
   double *lo = sl_malloc((size_t)d * sizeof *lo), *hi = sl_malloc((size_t)d * sizeof *hi);
@@ -56,7 +56,7 @@ static sl_model_t *new_model(const sl_config_t *cfg, sl_error_t *err)
   spec.layers = cfg->learn.layers > 0 ? cfg->learn.layers : spec.layers;
   spec.inputs = d;
   spec.outputs = p;
-  spec.loss = cfg->learn.loss && !strcmp(cfg->learn.loss, "mse") ? SL_MODEL_LOSS_MSE : SL_MODEL_LOSS_NLL;
+  spec.loss = loss;
   spec.input_lo = lo;
   spec.input_hi = hi;
   spec.input_names = in_names;
@@ -69,6 +69,78 @@ static sl_model_t *new_model(const sl_config_t *cfg, sl_error_t *err)
   free(out_names);
   free(names);
   return m;
+}
+
+/* Copies the weights of an MSE ensemble into an NLL ensemble of the same shape: every
+ * hidden layer and the output layer's mean rows [0, P). The log-variance rows start flat
+ * (zero weights) with each member's bias at the log of its own mean squared training
+ * residual per column (standardised units), so NLL training starts in balance instead of
+ * pushing large variance gradients back into the fitted hidden layers. The parameter
+ * layout is model.h's. */
+static void copy_mean_weights(const sl_model_t *mse, sl_model_t *nll, const sl_dataset_t *tr)
+{
+  const float *src = sl_model_params_const(mse);
+  float *dst = sl_model_params(nll);
+  size_t ms = sl_model_member_param_count(mse), md = sl_model_member_param_count(nll), n = tr->n, i;
+  int e, l, j, L = sl_model_layers(nll), P = sl_model_outputs(nll), E = sl_model_members(nll), H = sl_model_hidden(nll);
+  double *mean = sl_malloc((size_t)P * sizeof *mean), *std = sl_malloc((size_t)P * sizeof *std);
+  float *pm = sl_malloc((size_t)E * n * (size_t)P * sizeof *pm);
+
+  for (e = 0; e < E; e++)
+    for (l = 0; l <= L; l++) {
+      size_t ws, bs, wd, bd;
+      int in, out;
+      sl_model_layer_offsets(mse, l, &ws, &bs, &in, &out);
+      sl_model_layer_offsets(nll, l, &wd, &bd, NULL, NULL);
+      /* W is row-major [out][in]: the first `out` rows of the NLL head are the means */
+      memcpy(dst + e * md + wd, src + e * ms + ws, (size_t)out * (size_t)in * sizeof *dst);
+      memcpy(dst + e * md + bd, src + e * ms + bs, (size_t)out * sizeof *dst);
+    }
+  sl_model_output_stats(mse, mean, std);
+  sl_model_set_output_stats(nll, mean, std, NULL);
+  sl_model_predict_members(mse, n, tr->x, pm, NULL, NULL);
+  for (e = 0; e < E; e++) {
+    size_t wd, bd;
+    sl_model_layer_offsets(nll, L, &wd, &bd, NULL, NULL);
+    for (j = 0; j < P; j++) {
+      double se = 0, c = 0, v;
+      for (i = 0; i < n; i++) {
+        if (tr->mask[i * (size_t)P + (size_t)j] == 0.0f)
+          continue;
+        double r = (pm[((size_t)e * n + i) * (size_t)P + (size_t)j] - tr->y[i * (size_t)P + (size_t)j]) / std[j];
+        se += r * r;
+        c++;
+      }
+      v = c > 0 && se > 0 ? log(se / c) : 0.0;
+      v = v < SL_MODEL_LOGVAR_MIN ? SL_MODEL_LOGVAR_MIN : v > SL_MODEL_LOGVAR_MAX ? SL_MODEL_LOGVAR_MAX : v;
+      memset(dst + e * md + wd + (size_t)(P + j) * (size_t)H, 0, (size_t)H * sizeof *dst);
+      dst[e * md + bd + (size_t)(P + j)] = (float)v;
+    }
+  }
+  free(pm);
+  free(mean);
+  free(std);
+}
+
+/* NLL training from scratch lets the variance absorb the residuals before the mean has
+ * fitted (the mean gradient is scaled by 1/variance), which leaves a poor mean and a wide
+ * band. So the mean is fitted first with MSE for `warm` epochs, then the NLL ensemble
+ * starts from those weights. */
+static bool warm_start(const sl_config_t *cfg, sl_model_t *nll, const sl_dataset_t *tr, const sl_model_train_opts_t *o,
+                       int warm, sl_error_t *err)
+{
+  sl_model_train_opts_t wo = *o;
+  sl_model_t *mse = new_model(cfg, SL_MODEL_LOSS_MSE, err);
+  bool ok;
+
+  if (!mse)
+    return false;
+  wo.epochs = warm;
+  ok = sl_model_train(mse, tr->n, tr->x, tr->y, tr->mask, &wo, NULL, err);
+  if (ok)
+    copy_mean_weights(mse, nll, tr);
+  sl_model_destroy(mse);
+  return ok;
 }
 
 static void evaluate(const sl_config_t *cfg, const sl_dataset_t *val, sl_trainer_result_t *r)
@@ -102,6 +174,8 @@ bool sl_trainer_run(const sl_config_t *cfg, const sl_dataset_split_t *split, ato
   sl_model_train_opts_t o;
   sl_model_train_result_t res;
   double t0;
+  bool nll;
+  int warm;
 
   memset(out, 0, sizeof *out);
   out->nrmse = out->nrmse_history = out->nrmse_final = out->coverage = NAN;
@@ -111,7 +185,8 @@ bool sl_trainer_run(const sl_config_t *cfg, const sl_dataset_split_t *split, ato
     sl_error_set(err, SL_ERR_MODEL, SL_MODEL_EINVAL, "nothing to train on (%zu rows, %d columns)", tr->n, tr->p);
     return false;
   }
-  out->model = new_model(cfg, err);
+  nll = !(cfg->learn.loss && !strcmp(cfg->learn.loss, "mse"));
+  out->model = new_model(cfg, nll ? SL_MODEL_LOSS_NLL : SL_MODEL_LOSS_MSE, err);
   if (!out->model)
     return false;
   sl_model_train_opts_init(&o);
@@ -125,6 +200,10 @@ bool sl_trainer_run(const sl_config_t *cfg, const sl_dataset_split_t *split, ato
   o.progress = progress;
   o.progress_ud = abort_flag;
   t0 = sl_mono();
+  warm = nll && o.epochs >= 4 ? o.epochs / 2 : 0;
+  if (warm && !warm_start(cfg, out->model, tr, &o, warm, err))
+    goto out_fail;
+  o.epochs -= warm;
   if (!sl_model_train(out->model, tr->n, tr->x, tr->y, tr->mask, &o, &res, err))
     goto out_fail;
   out->train_s = sl_mono() - t0;
@@ -132,7 +211,7 @@ bool sl_trainer_run(const sl_config_t *cfg, const sl_dataset_split_t *split, ato
     sl_error_set(err, SL_ERR_MODEL, SL_MODEL_EINVAL, "abandoned");
     goto out_fail;
   }
-  out->epochs_run = res.epochs_run;
+  out->epochs_run = warm + res.epochs_run;
   out->train_loss = res.train_loss;
   evaluate(cfg, &split->val, out);
   return true;

@@ -1,0 +1,253 @@
+/* The socket-free logic of learn and predict: training and evaluating an ensemble from a
+ * data set split (metrics, abandon), and predict's request checks, batching and reply
+ * slicing (rows and columns match one direct model call). */
+#include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "learn_test.h"
+#include "serve.h"
+#include "sltest.h"
+#include "specline/dataset.h"
+#include "trainer.h"
+
+static sl_config_t *load_cfg(char **dir_out)
+{
+  char *dir = lt_tmpdir(), *path;
+  sl_config_t *cfg = NULL;
+  sl_error_t err;
+
+  if (!dir)
+    return NULL;
+  path = lt_write_config(dir, "logic", 8);
+  if (path) {
+    cfg = sl_config_load(path, &err);
+    if (!cfg)
+      fprintf(stderr, "  config: %s\n", err.message);
+  }
+  free(path);
+  *dir_out = dir;
+  return cfg;
+}
+
+/* n points of the design: every 10th terminated at 40 steps, every 15th failed. */
+static void fill_split(sl_dataset_split_t *s, int n)
+{
+  sl_store_point_t p;
+  double z, w;
+  int i;
+
+  for (i = 0; i < n; i++) {
+    sl_point_status_t st = i % 15 == 14 ? SL_POINT_FAILED : i % 10 == 9 ? SL_POINT_TERMINATED : SL_POINT_COMPLETE;
+    lt_design(i, &z, &w);
+    lt_point(&p, "logic", z, w, st, st == SL_POINT_TERMINATED ? 40 : LT_STEPS);
+    sl_dataset_split_add(s, &p);
+    sl_store_point_release(&p);
+  }
+}
+
+static void test_trainer_trains_and_evaluates(void)
+{
+  char *dir = NULL;
+  sl_config_t *cfg = load_cfg(&dir);
+  sl_dataset_split_t split;
+  sl_trainer_result_t r;
+  sl_error_t err;
+  char *json;
+  double t0;
+
+  SL_REQUIRE(cfg);
+  sl_dataset_split_init(&split, cfg, -1);
+  fill_split(&split, 240);
+  SL_REQUIRE(split.val.n > 10);
+  t0 = sl_mono();
+  SL_REQUIRE(sl_trainer_run(cfg, &split, NULL, &r, &err));
+  fprintf(stderr, "  %zu train / %zu val rows, %d epochs in %.2f s (%.2f s total): nrmse %.4f (history %.4f, "
+                  "final %.4f), coverage %.3f\n",
+          r.n_train, r.n_val, r.epochs_run, r.train_s, sl_mono() - t0, r.nrmse, r.nrmse_history, r.nrmse_final,
+          r.coverage);
+  SL_CHECK(r.model != NULL);
+  SL_CHECK_INT(sl_model_inputs(r.model), 2);
+  SL_CHECK_INT(sl_model_outputs(r.model), 10);
+  SL_CHECK_INT(sl_model_members(r.model), 4);
+  SL_CHECK_STR(sl_model_output_name(r.model, 0), "x@13");
+  SL_CHECK_STR(sl_model_output_name(r.model, 9), "final_x");
+  SL_CHECK_INT(r.n_train, split.train.n);
+  SL_CHECK(isfinite(r.nrmse) && r.nrmse < 0.5); /* a smooth function: far better than the mean */
+  SL_CHECK(isfinite(r.coverage) && r.coverage > 0.3 && r.coverage <= 1.0);
+  SL_CHECK(r.train_s > 0);
+  json = sl_trainer_metrics_json(&r);
+  SL_CHECK(strstr(json, "\"nrmse\": ") && strstr(json, "\"coverage\": ") && strstr(json, "\"n_train\": ") &&
+           strstr(json, "\"n_val\": ") && strstr(json, "\"train_s\": "));
+  free(json);
+  sl_model_destroy(r.model);
+  sl_dataset_split_release(&split);
+  sl_config_destroy(cfg);
+  lt_rmrf(dir);
+  free(dir);
+}
+
+static void test_trainer_abandon_and_empty(void)
+{
+  char *dir = NULL;
+  sl_config_t *cfg = load_cfg(&dir);
+  sl_dataset_split_t split;
+  sl_trainer_result_t r;
+  sl_error_t err;
+  atomic_bool stop;
+
+  SL_REQUIRE(cfg);
+  sl_dataset_split_init(&split, cfg, -1);
+  SL_CHECK(!sl_trainer_run(cfg, &split, NULL, &r, &err)); /* nothing to train on */
+  SL_CHECK(r.model == NULL);
+  fill_split(&split, 40);
+  atomic_init(&stop, true);
+  SL_CHECK(!sl_trainer_run(cfg, &split, &stop, &r, &err));
+  SL_CHECK_STR(err.message, "abandoned");
+  SL_CHECK(r.model == NULL);
+  /* no validation rows: metrics left out, not NaN in the JSON */
+  sl_dataset_split_release(&split);
+  sl_dataset_split_init(&split, cfg, 0.0);
+  fill_split(&split, 30);
+  cfg->learn.epochs = 5;
+  SL_REQUIRE(sl_trainer_run(cfg, &split, NULL, &r, &err));
+  SL_CHECK_INT(r.n_val, 0);
+  SL_CHECK(isnan(r.nrmse));
+  {
+    char *json = sl_trainer_metrics_json(&r);
+    SL_CHECK(!strstr(json, "nrmse") && !strstr(json, "nan"));
+    free(json);
+  }
+  sl_model_destroy(r.model);
+  sl_dataset_split_release(&split);
+  sl_config_destroy(cfg);
+  lt_rmrf(dir);
+  free(dir);
+}
+
+static sl_model_t *fresh_model(const sl_config_t *cfg)
+{
+  double lo[2] = {0.05, 0.5}, hi[2] = {0.5, 2.0};
+  sl_model_spec_t spec;
+
+  sl_model_spec_init(&spec);
+  spec.inputs = (int)cfg->n_inputs;
+  spec.outputs = sl_dataset_columns(cfg);
+  spec.members = 3;
+  spec.hidden = 16;
+  spec.input_lo = lo;
+  spec.input_hi = hi;
+  return sl_model_new(&spec, NULL);
+}
+
+static void test_serve_checks(void)
+{
+  char *dir = NULL;
+  sl_config_t *cfg = load_cfg(&dir);
+  double in[4] = {0.1, 1.0, 0.2, 1.5};
+  sl_predict_request_t rq = {.campaign = "logic", .n_rows = 2, .n_cols = 2, .inputs = in};
+  sl_model_t *m;
+  sl_error_t err;
+
+  SL_REQUIRE(cfg);
+  SL_CHECK(sl_serve_check(cfg, &rq, &err));
+  rq.campaign = "other";
+  SL_CHECK(!sl_serve_check(cfg, &rq, &err));
+  SL_CHECK_INT(err.code, SL_PROTO_E_CAMPAIGN);
+  rq.campaign = "logic";
+  rq.n_rows = 1;
+  rq.n_cols = 3;
+  SL_CHECK(!sl_serve_check(cfg, &rq, &err));
+  SL_CHECK_INT(err.code, SL_PROTO_E_VALUE);
+  rq.n_cols = 2;
+  in[1] = 1e300; /* finite as a double, not as a float */
+  SL_CHECK(!sl_serve_check(cfg, &rq, &err));
+  in[1] = 1.0;
+  rq.model = "elevated";
+  SL_CHECK(sl_serve_check(cfg, &rq, &err));
+  m = fresh_model(cfg);
+  SL_REQUIRE(m);
+  SL_CHECK(sl_serve_model_fits(cfg, m, &err));
+  sl_model_destroy(m);
+  cfg->n_outputs = 1; /* the model no longer fits */
+  m = fresh_model(cfg);
+  cfg->n_outputs = 2;
+  SL_CHECK(!sl_serve_model_fits(cfg, m, &err));
+  sl_model_destroy(m);
+  sl_config_destroy(cfg);
+  lt_rmrf(dir);
+  free(dir);
+}
+
+static void test_serve_batch_slices(void)
+{
+  char *dir = NULL;
+  sl_config_t *cfg = load_cfg(&dir);
+  double a[2] = {0.1, 1.0}, b[6] = {0.2, 1.5, 0.3, 0.7, 0.45, 1.9};
+  float xb[8] = {0.1f, 1.0f, 0.2f, 1.5f, 0.3f, 0.7f, 0.45f, 1.9f}, mean[4 * 10], std[4 * 10];
+  sl_predict_request_t ra = {.campaign = "logic", .n_rows = 1, .n_cols = 2, .inputs = a, .history = true};
+  sl_predict_request_t rb = {.campaign = "logic", .n_rows = 3, .n_cols = 2, .inputs = b, .history = false};
+  sl_serve_batch_t batch;
+  sl_predict_reply_t rep;
+  sl_model_t *m;
+  sl_error_t err;
+  size_t fa, fb;
+  int r, j, bad = 0;
+
+  SL_REQUIRE(cfg);
+  m = fresh_model(cfg);
+  SL_REQUIRE(m);
+  SL_REQUIRE(sl_model_predict(m, 4, xb, mean, std, &err));
+  sl_serve_batch_init(&batch, 2, 10);
+  fa = sl_serve_batch_add(&batch, &ra);
+  fb = sl_serve_batch_add(&batch, &rb);
+  SL_CHECK_INT(fa, 0);
+  SL_CHECK_INT(fb, 1);
+  SL_CHECK_INT(batch.n, 4);
+  SL_REQUIRE(sl_serve_batch_run(&batch, m, &err));
+  /* with history: every column of row 0 */
+  sl_serve_reply(&batch, fa, 1, 2, true, "mid", &rep);
+  SL_CHECK_INT(rep.n_rows, 1);
+  SL_CHECK_INT(rep.n_cols, 10);
+  SL_CHECK_STR(rep.model_id, "mid");
+  for (j = 0; j < 10; j++)
+    bad += rep.mean[j] != (double)mean[j] || rep.std[j] != (double)std[j];
+  sl_predict_reply_release(&rep);
+  /* without: the last two columns of rows 1..3 */
+  sl_serve_reply(&batch, fb, 3, 2, false, "mid", &rep);
+  SL_CHECK_INT(rep.n_rows, 3);
+  SL_CHECK_INT(rep.n_cols, 2);
+  for (r = 0; r < 3; r++)
+    for (j = 0; j < 2; j++)
+      bad += rep.mean[r * 2 + j] != (double)mean[(1 + r) * 10 + 8 + j] || rep.std[r * 2 + j] != (double)std[(1 + r) * 10 + 8 + j];
+  SL_CHECK_INT(bad, 0);
+  {
+    char *json = sl_predict_reply_encode(&rep);
+    sl_predict_reply_t back;
+    SL_CHECK(sl_predict_reply_decode(json, strlen(json), NULL, &back, &err));
+    SL_CHECK_INT(back.n_rows, 3);
+    sl_predict_reply_release(&back);
+    free(json);
+  }
+  sl_predict_reply_release(&rep);
+  sl_serve_error_reply(NULL, "no model yet", &rep);
+  {
+    char *json = sl_predict_reply_encode(&rep);
+    sl_predict_reply_t back;
+    SL_CHECK(sl_predict_reply_decode(json, strlen(json), NULL, &back, &err));
+    SL_CHECK_STR(back.error, "no model yet");
+    sl_predict_reply_release(&back);
+    free(json);
+  }
+  sl_predict_reply_release(&rep);
+  sl_serve_batch_release(&batch);
+  sl_model_destroy(m);
+  sl_config_destroy(cfg);
+  lt_rmrf(dir);
+  free(dir);
+}
+
+SL_TEST_MAIN(SL_T(test_trainer_trains_and_evaluates), SL_T(test_trainer_abandon_and_empty), SL_T(test_serve_checks),
+             SL_T(test_serve_batch_slices))

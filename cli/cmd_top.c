@@ -150,16 +150,19 @@ static void on_status(sl_amqp_t *s, const sl_amqp_delivery_t *d, void *ud)
   sl_amqp_ack(s, d->tag, NULL);
 }
 
-/* On each (re)connect: the exchange (idempotent) and our own exclusive status queue. */
+/* On each (re)connect: our own exclusive status queue bound to C.event.status. The
+ * exchange is not declared here (a watcher needs no configure right on it). */
 static bool top_setup(sl_amqp_t *s, void *ud, sl_error_t *err)
 {
   top_ctx_t *t = ud;
 
-  if (!sl_amqp_declare_exchange(s, SL_EXCHANGE, "topic", true, err))
-    return false;
   if (!sl_amqp_declare_queue(s, t->queue, false, true, true, NULL, err))
     return false;
-  return sl_amqp_bind(s, t->queue, SL_EXCHANGE, t->status_rk, err);
+  if (sl_amqp_bind(s, t->queue, SL_EXCHANGE, t->status_rk, err))
+    return true;
+  if (err && err->code == 404)
+    sl_error_prefix(err, "exchange '%s' missing, run `specline broker init`", SL_EXCHANGE);
+  return false;
 }
 
 /* Reads "user:password" from a credentials file (first line). */

@@ -143,10 +143,42 @@ static inline char *lt_bin(const char *name)
   return sl_asprintf("%s/%s", d && *d ? d : ".", name);
 }
 
+/* Children still running when the test returns early are killed at exit. */
+static pid_t lt_children[8];
+
+static void lt_kill_children(void)
+{
+  size_t i;
+
+  for (i = 0; i < 8; i++)
+    if (lt_children[i] > 0) {
+      kill(lt_children[i], SIGKILL);
+      waitpid(lt_children[i], NULL, 0);
+      lt_children[i] = 0;
+    }
+}
+
+static inline void lt_forget_child(pid_t pid)
+{
+  size_t i;
+
+  for (i = 0; i < 8; i++)
+    if (lt_children[i] == pid)
+      lt_children[i] = 0;
+}
+
 /* Starts argv[0] (a path) with stdout and stderr appended to `log`. Returns the pid or -1. */
 static inline pid_t lt_spawn(char *const *argv, const char *log)
 {
-  pid_t pid = fork();
+  static bool registered;
+  pid_t pid;
+  size_t i;
+
+  if (!registered) {
+    atexit(lt_kill_children);
+    registered = true;
+  }
+  pid = fork();
 
   if (pid == 0) {
     int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
@@ -158,6 +190,11 @@ static inline pid_t lt_spawn(char *const *argv, const char *log)
     execv(argv[0], argv);
     _exit(127);
   }
+  for (i = 0; pid > 0 && i < 8; i++)
+    if (lt_children[i] <= 0) {
+      lt_children[i] = pid;
+      break;
+    }
   return pid;
 }
 
@@ -170,6 +207,7 @@ static inline int lt_stop(pid_t pid, double timeout_s)
 
   if (pid <= 0)
     return -1;
+  lt_forget_child(pid);
   kill(pid, SIGTERM);
   while (sl_mono() < deadline) {
     pid_t r = waitpid(pid, &st, WNOHANG);

@@ -28,8 +28,9 @@
 #define SL__FRAME_MAX 131072
 #define SL__RPC_TIMEOUT_S 30
 #define SL__DRAIN_MAX 4096
-#define SL__FREE_RECS_MAX 64
+#define SL__FREE_RECS_MAX 256
 #define SL__CHANNEL_ERRORS_MAX 3
+#define SL__SYSTEM_CA "/etc/ssl/certs/ca-certificates.crt"
 
 enum { SL__RPC_OK = 0, SL__RPC_CHANNEL, SL__RPC_CONN };
 
@@ -1393,6 +1394,7 @@ static void go_down(sl_amqp_t *s, const sl_error_t *why)
 static amqp_socket_t *socket_new(sl_amqp_t *s, amqp_connection_state_t conn, sl_error_t *err)
 {
   amqp_socket_t *sock;
+  const char *ca;
   int rc;
 
   if (!s->ssl) {
@@ -1407,9 +1409,10 @@ static amqp_socket_t *socket_new(sl_amqp_t *s, amqp_connection_state_t conn, sl_
     return NULL;
   }
   amqp_ssl_socket_set_ssl_versions(sock, AMQP_TLSv1_2, AMQP_TLSvLATEST);
-  if (s->ca_file && (rc = amqp_ssl_socket_set_cacert(sock, s->ca_file)) != AMQP_STATUS_OK) {
-    sl_error_set(err, SL_ERR_AMQP, rc, "cannot load ca file '%s': %s", s->ca_file,
-                 amqp_error_string2(rc));
+  /* rabbitmq-c 0.11 loads no default CA paths: fall back to the system bundle */
+  ca = s->ca_file ? s->ca_file : (access(SL__SYSTEM_CA, R_OK) == 0 ? SL__SYSTEM_CA : NULL);
+  if (ca && (rc = amqp_ssl_socket_set_cacert(sock, ca)) != AMQP_STATUS_OK) {
+    sl_error_set(err, SL_ERR_AMQP, rc, "cannot load ca file '%s': %s", ca, amqp_error_string2(rc));
     return NULL;
   }
   if (s->cert_file && s->key_file &&
@@ -1685,8 +1688,17 @@ bool sl_amqp_consume(sl_amqp_t *s, const char *queue, sl_amqp_deliver_fn cb, voi
 {
   sl__consumer_t *c;
   sl_error_t e;
+  size_t i;
   int kind;
 
+  for (i = 0; i < s->n_consumers; i++) {
+    if (!strcmp(s->consumers[i].queue, queue)) {
+      /* again (e.g. from a setup callback after a reconnect): same consumer, new callback */
+      s->consumers[i].cb = cb;
+      s->consumers[i].ud = ud;
+      return true;
+    }
+  }
   if (s->n_consumers == s->cap_consumers) {
     s->cap_consumers = s->cap_consumers ? s->cap_consumers * 2 : 4;
     s->consumers = sl_realloc(s->consumers, s->cap_consumers * sizeof *s->consumers);

@@ -415,6 +415,174 @@ static void test_libuv_consumer(void)
   free(c.seen);
 }
 
+/* ---- libuv mode across a reconnect: a stream published from a timer and consumed in
+ * the same loop, the connection closed by the broker (rabbitmqctl runs in the thread
+ * pool so the loop keeps going) ---- */
+
+typedef struct uvrc {
+  uv_loop_t loop;
+  uv_timer_t pub_timer, guard;
+  uv_work_t work;
+  sl_amqp_t *s;
+  char q[64], name[64];
+  int n, next, received, dups, confirmed, failed, closed;
+  unsigned char *seen;
+  bool close_started, done, timed_out;
+} uvrc_t;
+
+static void uvrc_finish(uvrc_t *c)
+{
+  if (c->done)
+    return;
+  c->done = true;
+  uv_close((uv_handle_t *)&c->pub_timer, NULL);
+  uv_close((uv_handle_t *)&c->guard, NULL);
+  sl_amqp_detach(c->s, uv_detached, c);
+}
+
+static void uvrc_check(uvrc_t *c)
+{
+  if (c->received == c->n && c->confirmed + c->failed == c->n && c->close_started && c->closed >= 0)
+    uvrc_finish(c);
+}
+
+static void uvrc_confirm(sl_amqp_t *s, uint64_t token, bool acked, void *ud)
+{
+  uvrc_t *c = ud;
+
+  if (acked)
+    c->confirmed++;
+  else
+    c->failed++;
+  uvrc_check(c);
+}
+
+static void uvrc_close_work(uv_work_t *w)
+{
+  uvrc_t *c = w->data;
+
+  c->closed = amqp_test_close_connection(g_broker, c->name);
+}
+
+static void uvrc_close_done(uv_work_t *w, int status)
+{
+  uvrc_check(w->data);
+}
+
+static void uvrc_deliver(sl_amqp_t *s, const sl_amqp_delivery_t *d, void *ud)
+{
+  uvrc_t *c = ud;
+  sl_error_t err;
+  char buf[32];
+  int id;
+
+  SL_CHECK(sl_amqp_ack(s, d->tag, &err));
+  if (d->len >= sizeof buf)
+    return;
+  memcpy(buf, d->body, d->len);
+  buf[d->len] = '\0';
+  id = atoi(buf + 2);
+  if (id < 0 || id >= c->n)
+    return;
+  if (c->seen[id]++)
+    c->dups++;
+  else
+    c->received++;
+  if (c->received >= c->n / 5 && !c->close_started) {
+    c->close_started = true;
+    c->closed = -2; /* running */
+    c->work.data = c;
+    uv_queue_work(&c->loop, &c->work, uvrc_close_work, uvrc_close_done);
+  }
+  uvrc_check(c);
+}
+
+static void uvrc_publish(uv_timer_t *t)
+{
+  uvrc_t *c = t->data;
+  sl_amqp_props_t props = {.persistent = true};
+  sl_error_t err;
+  int k, limit;
+
+  /* the second half only once rabbitmqctl has closed the connection: so some publishes
+   * happen while it is down or just back, whatever the machine's speed */
+  limit = c->close_started && c->closed != -2 ? c->n : c->n / 2;
+  for (k = 0; k < 4 && c->next < limit; k++, c->next++) {
+    char body[32];
+    int len = snprintf(body, sizeof body, "r-%d", c->next);
+    /* tracked: queued while the session is down, re-sent after the reconnect */
+    SL_CHECK(sl_amqp_publish(c->s, "", c->q, body, (size_t)len, &props, uvrc_confirm, c, &err) > 0);
+  }
+  if (c->next == c->n)
+    uv_timer_stop(t);
+}
+
+static void uvrc_guard(uv_timer_t *t)
+{
+  uvrc_t *c = t->data;
+
+  c->timed_out = true;
+  uvrc_finish(c);
+}
+
+static void test_libuv_reconnect(void)
+{
+  uvrc_t c;
+  sl_amqp_opts_t o;
+  sl_amqp_stats_t st;
+  sl_error_t err;
+  uint32_t ready = 99;
+
+  if (!broker_or_skip())
+    SL_SKIP("SPECLINE_TEST_BROKER_DIR not set");
+  memset(&c, 0, sizeof c);
+  c.n = 4000;
+  c.seen = calloc((size_t)c.n, 1);
+  amqp_test_name(c.q, sizeof c.q, "uvrc");
+  amqp_test_name(c.name, sizeof c.name, "uvrc");
+  SL_REQUIRE(uv_loop_init(&c.loop) == 0);
+  memset(&o, 0, sizeof o);
+  o.url = g_broker->url;
+  o.name = c.name;
+  o.prefetch = 50;
+  o.backoff_initial_s = 0.05;
+  c.s = sl_amqp_new(&o, &err);
+  SL_REQUIRE(c.s);
+  SL_REQUIRE(sl_amqp_connect(c.s, 10, &err));
+  sl_amqp_delete_queue(c.s, c.q, NULL);
+  SL_REQUIRE(sl_amqp_declare_queue(c.s, c.q, true, false, false, quorum_args, &err));
+  SL_REQUIRE(sl_amqp_consume(c.s, c.q, uvrc_deliver, &c, &err));
+  SL_REQUIRE(sl_amqp_attach(c.s, &c.loop, &err));
+  uv_timer_init(&c.loop, &c.pub_timer);
+  c.pub_timer.data = &c;
+  uv_timer_start(&c.pub_timer, uvrc_publish, 1, 1);
+  uv_timer_init(&c.loop, &c.guard);
+  c.guard.data = &c;
+  uv_timer_start(&c.guard, uvrc_guard, 60000, 0);
+  uv_run(&c.loop, UV_RUN_DEFAULT);
+  SL_CHECK(uv_loop_close(&c.loop) == 0);
+
+  sl_amqp_stats(c.s, &st);
+  printf("  %d messages, reconnects %llu, republished %llu, redelivered %llu, duplicates %d\n", c.n,
+         (unsigned long long)st.reconnects, (unsigned long long)st.republished,
+         (unsigned long long)st.redelivered, c.dups);
+  SL_CHECK(!c.timed_out);
+  SL_CHECK_INT(c.closed, 1);
+  SL_CHECK_INT(st.reconnects, 1);
+  SL_CHECK_INT(c.received, c.n);
+  SL_CHECK_INT(c.confirmed, c.n);
+  SL_CHECK_INT(c.failed, 0);
+  SL_CHECK_INT(sl_amqp_unconfirmed(c.s), 0);
+  /* back in blocking mode after the detach: the acks are in, the queue is empty */
+  sl_amqp_run_once(c.s, 100, &err);
+  SL_CHECK(sl_amqp_cancel(c.s, c.q, &err));
+  SL_CHECK(sl_amqp_queue_counts(c.s, c.q, &ready, NULL, &err));
+  SL_CHECK_INT(ready, 0);
+  SL_CHECK(sl_amqp_delete_queue(c.s, c.q, &err));
+  sl_amqp_destroy(c.s);
+  free(c.seen);
+}
+
 /* ---- channel errors, returns, stale acks ---- */
 
 typedef struct box {
@@ -638,4 +806,5 @@ static void test_topology(void)
 }
 
 SL_TEST_MAIN(SL_T(test_quorum_10k), SL_T(test_reconnect_midstream), SL_T(test_libuv_consumer),
+             SL_T(test_libuv_reconnect),
              SL_T(test_channel_errors), SL_T(test_topology))

@@ -112,7 +112,9 @@ const char *sl_amqp_url_redacted(const sl_amqp_t *s);
 const char *sl_amqp_name(const sl_amqp_t *s);
 
 /* Registers a consumer (manual acks) on `queue`; it is re-registered after each reconnect.
- * May be called before connecting. Returns false only when the broker refuses it now. */
+ * May be called before connecting and from the setup callback. One consumer per queue: a
+ * second call for the same queue only replaces cb and ud. Returns false only when the
+ * broker refuses it now. */
 bool sl_amqp_consume(sl_amqp_t *s, const char *queue, sl_amqp_deliver_fn cb, void *ud, sl_error_t *err);
 
 /* Cancels the consumer on `queue` (no more deliveries; unacked ones stay ours to ack). */

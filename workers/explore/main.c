@@ -1,9 +1,18 @@
 /* specline-explore: the campaign's brain. It plans samples (the initial space-filling
- * design, then more), keeps `<c>.sim` filled to about slots × oversubscribe, follows every
- * sample through progress, worker status and stored events in its ledger, re-issues
- * samples whose lease lapsed, and ends the campaign at its budget: it exits 0 once the
- * budget is reached and nothing is in flight. After a restart its ledger is rebuilt from
- * the store and the deterministic plan. */
+ * design, then batches chosen by acquisition on the surrogate — max predicted std, or UCB
+ * on an objective — with a diversity penalty), keeps `<c>.sim` filled to about slots ×
+ * oversubscribe, follows every sample through progress, worker status and stored events
+ * in its ledger, re-issues samples whose lease lapsed, and ends the campaign at its
+ * budget: it exits 0 once the budget is reached and nothing is in flight.
+ *
+ * Speculative termination (DESIGN.md §5): at each checkpoint of a speculative run it
+ * compares the observed partial history with the surrogate's prediction (policy.c): a run
+ * outside the predicted band is never stopped; one that tracks it, past the minimum
+ * fraction, with a confidently predicted rest, gets a `terminate` carrying the prediction
+ * it relied on. A seeded fraction of stops is audited: the same inputs are re-run to
+ * completion (replica 1) and the full run is compared with that prediction, so the
+ * false-stop rate is measured. After a restart the ledger is rebuilt from the store and
+ * the deterministic plan. */
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
@@ -11,8 +20,12 @@
 #include <string.h>
 
 #include "ledger.h"
+#include "policy.h"
+#include "specline/dataset.h"
 #include "specline/design.h"
 #include "specline/log.h"
+#include "specline/model.h"
+#include "specline/simline.h"
 #include "specline/store.h"
 #include "specline/util.h"
 #include "specline/worker.h"
@@ -43,6 +56,19 @@ typedef struct explorer {
   int64_t n_dead;
   double last_queue_check;
   int64_t sim_ready;
+  /* the surrogate */
+  sl_model_t *model;
+  char model_id[128];
+  bool model_wanted;         /* an event.model arrived: load the newest at the next tick */
+  size_t initial_n;          /* plan positions that are the initial design */
+  int K, P, n_out;           /* checkpoints, model columns, final outputs */
+  double *scale;             /* P output scales (model's output std) */
+  sl_sobol_t *cand_sobol;    /* candidates for acquisition */
+  uint64_t cand_next;
+  sl_acq_params_t acq;
+  bool acquire;              /* acquisition configured (not "none") */
+  sl_spec_params_t spec;
+  int64_t n_stops, n_surprised, n_audits, n_audits_done, n_false_stops, n_acquired;
   /* simulate workers seen: id → slots, for the total */
   struct { char id[96]; int64_t slots; double at; } workers[256];
   size_t n_workers;
@@ -85,7 +111,7 @@ static sl_sample_t *plan_one(explorer_t *ex, uint64_t pos)
 
   plan_point(ex, pos, x);
   make_sample_id(ex, x, 0, id);
-  return sl_ledger_plan(ex->ledger, id, x, pos < ex->n_initial ? SL_ORIGIN_INITIAL : SL_ORIGIN_EXPLORE, 0, NULL,
+  return sl_ledger_plan(ex->ledger, id, x, pos < ex->initial_n ? SL_ORIGIN_INITIAL : SL_ORIGIN_EXPLORE, 0, NULL,
                         NULL);
 }
 
@@ -99,7 +125,7 @@ static sl_sample_t *next_sample(explorer_t *ex)
     char id[24];
     plan_point(ex, ex->plan_next, x);
     make_sample_id(ex, x, 0, id);
-    s = sl_ledger_plan(ex->ledger, id, x, ex->plan_next < ex->n_initial ? SL_ORIGIN_INITIAL : SL_ORIGIN_EXPLORE, 0,
+    s = sl_ledger_plan(ex->ledger, id, x, ex->plan_next < ex->initial_n ? SL_ORIGIN_INITIAL : SL_ORIGIN_EXPLORE, 0,
                        &created, NULL);
     ex->plan_next++;
     if (s && !created)
@@ -108,6 +134,269 @@ static sl_sample_t *next_sample(explorer_t *ex)
       s = NULL;
   }
   return s;
+}
+
+/* ---- the surrogate: loading, acquisition, speculative termination ---- */
+
+static void load_model(explorer_t *ex)
+{
+  char *id = NULL, *metrics = NULL;
+  void *blob = NULL;
+  size_t len = 0;
+  bool found = false;
+  sl_error_t err;
+  sl_model_t *m;
+  double *mean;
+  int j;
+
+  ex->model_wanted = false;
+  if (!sl_store_get_model(ex->store, "surrogate", &id, &blob, &len, &metrics, &found, &err)) {
+    SL_WARN("cannot read the newest model: %s", err.message);
+    return;
+  }
+  if (!found || (ex->model && !strcmp(id, ex->model_id)))
+    goto out;
+  m = sl_model_load_mem(blob, len, &err);
+  if (!m) {
+    SL_WARN("cannot load model '%s': %s", id, err.message);
+    goto out;
+  }
+  if (sl_model_inputs(m) != (int)ex->d || sl_model_outputs(m) != ex->P) {
+    SL_WARN("model '%s' has %d inputs and %d outputs; this campaign needs %zu and %d", id, sl_model_inputs(m),
+            sl_model_outputs(m), ex->d, ex->P);
+    sl_model_destroy(m);
+    goto out;
+  }
+  sl_model_destroy(ex->model);
+  ex->model = m;
+  sl_strlcpy(ex->model_id, id, sizeof ex->model_id);
+  mean = sl_calloc((size_t)ex->P, sizeof *mean);
+  sl_model_output_stats(m, mean, ex->scale);
+  for (j = 0; j < ex->P; j++)
+    if (!(ex->scale[j] > 0))
+      ex->scale[j] = 1;
+  free(mean);
+  /* the history's scale: the mean std of its checkpoint columns */
+  if (ex->K > 0) {
+    double sum = 0;
+    for (j = 0; j < ex->K; j++)
+      sum += ex->scale[j];
+    ex->spec.scale = sum / ex->K;
+  }
+  SL_INFO("using model '%s' (%s)", id, metrics ? metrics : "no metrics");
+out:
+  free(id);
+  free(blob);
+  free(metrics);
+}
+
+/* Plans a batch of n samples chosen by acquisition on the surrogate. Returns how many. */
+static size_t acquire_batch(explorer_t *ex, size_t n)
+{
+  enum { N_CAND = 512, MAX_BUSY = 4096 };
+  double *cand = sl_calloc(N_CAND * ex->d, sizeof *cand);
+  double *mean = sl_calloc((size_t)N_CAND * (size_t)ex->P, sizeof *mean);
+  double *std = sl_calloc((size_t)N_CAND * (size_t)ex->P, sizeof *std);
+  float *xf = sl_calloc(N_CAND * ex->d, sizeof *xf);
+  float *mf = sl_calloc((size_t)N_CAND * (size_t)ex->P, sizeof *mf);
+  float *sf = sl_calloc((size_t)N_CAND * (size_t)ex->P, sizeof *sf);
+  sl_sample_t **fl = sl_calloc(MAX_BUSY, sizeof *fl);
+  double *busy = sl_calloc(MAX_BUSY * ex->d, sizeof *busy);
+  size_t *chosen = sl_calloc(n, sizeof *chosen);
+  size_t i, j, n_busy, n_chosen = 0, planned = 0;
+  sl_error_t err;
+
+  for (i = 0; i < N_CAND; i++) {
+    sl_sobol_point(ex->cand_sobol, ex->cand_next++, cand + i * ex->d);
+    for (j = 0; j < ex->d; j++)
+      xf[i * ex->d + j] = (float)(ex->lo[j] + cand[i * ex->d + j] * (ex->hi[j] - ex->lo[j]));
+  }
+  if (!sl_model_predict(ex->model, N_CAND, xf, mf, sf, &err)) {
+    SL_WARN("acquisition: %s", err.message);
+    goto out;
+  }
+  for (i = 0; i < (size_t)N_CAND * (size_t)ex->P; i++) {
+    mean[i] = mf[i];
+    std[i] = sf[i];
+  }
+  n_busy = sl_ledger_in_flight(ex->ledger, fl, MAX_BUSY);
+  if (n_busy > MAX_BUSY)
+    n_busy = MAX_BUSY;
+  for (i = 0; i < n_busy; i++) {
+    const double *x = sl_ledger_inputs(ex->ledger, fl[i]);
+    for (j = 0; j < ex->d; j++)
+      busy[i * ex->d + j] = isfinite(x[j]) ? (x[j] - ex->lo[j]) / (ex->hi[j] - ex->lo[j]) : -10;
+  }
+  if (!sl_acq_select(&ex->acq, cand, N_CAND, ex->d, mean, std, (size_t)ex->P, ex->scale, busy, n_busy, n, chosen,
+                     NULL, &n_chosen, &err)) {
+    SL_WARN("acquisition: %s", err.message);
+    goto out;
+  }
+  for (i = 0; i < n_chosen; i++) {
+    double x[64];
+    char id[24];
+    bool created;
+    for (j = 0; j < ex->d; j++)
+      x[j] = ex->lo[j] + cand[chosen[i] * ex->d + j] * (ex->hi[j] - ex->lo[j]);
+    make_sample_id(ex, x, 0, id);
+    if (sl_ledger_plan(ex->ledger, id, x, SL_ORIGIN_EXPLORE, 0, &created, NULL) && created)
+      planned++;
+  }
+  ex->n_acquired += (int64_t)planned;
+out:
+  free(cand);
+  free(mean);
+  free(std);
+  free(xf);
+  free(mf);
+  free(sf);
+  free(fl);
+  free(busy);
+  free(chosen);
+  return planned;
+}
+
+static void publish_terminate(explorer_t *ex, sl_sample_t *s, const sl_spec_decision_t *dec)
+{
+  sl_control_terminate_t m;
+  sl_amqp_props_t props = {.persistent = false, .type = "control.terminate"};
+  const char *control = sl_ledger_name(ex->ledger, s->control);
+  char name[96], *body;
+  size_t k;
+
+  memset(&m, 0, sizeof m);
+  m.campaign = ex->w.cfg->experiment;
+  m.sample_id = s->id;
+  m.reason = "speculative";
+  sl_values_init(&m.predicted);
+  for (k = 0; k < dec->n_pred; k++) {
+    snprintf(name, sizeof name, "%s.%zu", ex->w.cfg->history.name, dec->k_obs + k);
+    sl_values_add(&m.predicted, name, dec->pred_mean[k]);
+    snprintf(name, sizeof name, "%s.%zu.std", ex->w.cfg->history.name, dec->k_obs + k);
+    sl_values_add(&m.predicted, name, dec->pred_std[k]);
+  }
+  sl_values_add(&m.predicted, "z2", dec->z2);
+  body = sl_control_terminate_encode(&m);
+  sl_values_release(&m.predicted);
+  sl_amqp_publish(ex->w.amqp, SL_EXCHANGE, control, body, strlen(body), &props, NULL, NULL, NULL);
+  free(body);
+}
+
+/* A checkpoint of a running speculative sample was observed: decide. */
+static void speculate(explorer_t *ex, sl_sample_t *s)
+{
+  float x[64], *mean, *std;
+  double *mu, *sigma;
+  sl_spec_decision_t dec;
+  sl_error_t err;
+  const double *in = sl_ledger_inputs(ex->ledger, s);
+  size_t j;
+
+  if (!ex->model || !s->history || (s->flags & SL_SAMPLE_F_STOP_SENT) || s->origin == SL_ORIGIN_AUDIT ||
+      (s->flags & SL_SAMPLE_F_NO_INPUTS) || !s->control)
+    return;
+  for (j = 0; j < ex->d; j++)
+    x[j] = (float)in[j];
+  mean = sl_calloc((size_t)ex->P, sizeof *mean);
+  std = sl_calloc((size_t)ex->P, sizeof *std);
+  mu = sl_calloc((size_t)ex->K, sizeof *mu);
+  sigma = sl_calloc((size_t)ex->K, sizeof *sigma);
+  if (!sl_model_predict(ex->model, 1, x, mean, std, &err))
+    goto out;
+  for (j = 0; j < (size_t)ex->K; j++) {
+    mu[j] = mean[j];
+    sigma[j] = std[j];
+  }
+  if (!sl_spec_decide(&ex->spec, mu, sigma, (size_t)ex->K, s->history, s->k_obs, &dec, &err))
+    goto out;
+  if (dec.surprised && !(s->flags & SL_SAMPLE_F_SURPRISED)) {
+    sl_ledger_flag(ex->ledger, s, SL_SAMPLE_F_SURPRISED);
+    ex->n_surprised++;
+    SL_DEBUG("'%s' surprised the model at checkpoint %zu (z2 %.1f > %.1f)", s->id, dec.k_obs, dec.z2, dec.threshold);
+  }
+  if (dec.action == SL_SPEC_STOP) {
+    sl_ledger_flag(ex->ledger, s, SL_SAMPLE_F_STOP_SENT);
+    ex->n_stops++;
+    SL_INFO("stopping '%s' at checkpoint %zu/%zu: tracks the model (z2 %.1f <= %.1f), rest predicted to %.3g",
+            s->id, dec.k_obs, dec.K, dec.z2, dec.threshold, dec.tail_std);
+    publish_terminate(ex, s, &dec);
+    if (sl_audit_draw(ex->w.cfg->policy.seed, s->id, ex->w.cfg->policy.speculative.audit_fraction)) {
+      char id[24];
+      double xa[64];
+      sl_sample_t *a;
+      memcpy(xa, in, ex->d * sizeof *xa);
+      make_sample_id(ex, xa, 1, id);
+      a = sl_ledger_plan(ex->ledger, id, xa, SL_ORIGIN_AUDIT, 1, NULL, NULL);
+      if (a) {
+        sl_ledger_link_audit(ex->ledger, a, s);
+        ex->n_audits++;
+        SL_INFO("auditing the stop of '%s' with a full re-run '%s'", s->id, id);
+      }
+    }
+  }
+out:
+  free(mean);
+  free(std);
+  free(mu);
+  free(sigma);
+}
+
+/* An audit re-run was stored: compare its full history with the prediction the stop
+ * relied on (kept in the stopped point's `predicted`). */
+static void check_audit(explorer_t *ex, sl_sample_t *audit)
+{
+  sl_sample_t *stopped = audit->parent ? sl_ledger_at(ex->ledger, audit->parent - 1) : NULL;
+  sl_store_point_t full, stop;
+  bool f1 = false, f2 = false;
+  sl_audit_result_t r;
+  double *y = NULL, *mu = NULL, *sd = NULL;
+  size_t n = 0, k;
+  char name[96];
+  int hi;
+
+  if (!stopped || !ex->store || audit->state != SL_SAMPLE_DONE)
+    return;
+  if (!sl_store_get(ex->store, audit->id, &full, &f1, NULL) || !f1)
+    return;
+  if (!sl_store_get(ex->store, stopped->id, &stop, &f2, NULL) || !f2)
+    goto out_full;
+  hi = sl_series_find(&full.history, ex->w.cfg->history.name);
+  if (hi < 0 || stop.status != SL_POINT_TERMINATED)
+    goto out;
+  y = sl_calloc((size_t)ex->K, sizeof *y);
+  mu = sl_calloc((size_t)ex->K, sizeof *mu);
+  sd = sl_calloc((size_t)ex->K, sizeof *sd);
+  for (k = 0; k < (size_t)ex->K; k++) {
+    int64_t step = sl_checkpoint_step((int64_t)k, ex->K, ex->w.cfg->simulator.max_steps);
+    const double *m, *sv;
+    snprintf(name, sizeof name, "%s.%zu", ex->w.cfg->history.name, k);
+    m = sl_values_get(&stop.predicted, name);
+    snprintf(name, sizeof name, "%s.%zu.std", ex->w.cfg->history.name, k);
+    sv = sl_values_get(&stop.predicted, name);
+    if (!m || !sv || step < 1 || (size_t)step > full.history.lens[hi])
+      continue;
+    y[n] = full.history.data[hi][step - 1];
+    mu[n] = *m;
+    sd[n] = *sv;
+    n++;
+  }
+  if (n > 0 && sl_audit_check(y, mu, sd, n, ex->spec.scale, ex->spec.confidence, ex->spec.sigma_floor, &r, NULL)) {
+    ex->n_audits_done++;
+    if (r.false_stop) {
+      ex->n_false_stops++;
+      SL_WARN("audit: the stop of '%s' was false (%zu of %zu checkpoints outside 3 sigma, tail nrmse %.3g)",
+              stopped->id, r.n_outside, r.n_tail, r.tail_nrmse);
+    } else {
+      SL_INFO("audit: the stop of '%s' was right (tail nrmse %.3g)", stopped->id, r.tail_nrmse);
+    }
+  }
+out:
+  free(y);
+  free(mu);
+  free(sd);
+  sl_store_point_release(&stop);
+out_full:
+  sl_store_point_release(&full);
 }
 
 /* ---- publishing tasks ---- */
@@ -239,7 +528,11 @@ static void on_tick(uv_timer_t *h)
     }
     return;
   }
+  if (ex->model_wanted)
+    load_model(ex);
   n = sl_ledger_to_issue(ex->ledger, total_slots(ex), ex->w.cfg->policy.oversubscribe, &ex->budget, now);
+  if (n > 0 && ex->acquire && ex->model && ex->plan_next >= ex->initial_n && !sl_ledger_next_planned(ex->ledger))
+    acquire_batch(ex, n);
   for (i = 0; i < n; i++) {
     sl_sample_t *s = next_sample(ex);
     if (!publish_task(ex, s, sl_sample_origin_name((sl_sample_origin_t)s->origin)))
@@ -261,8 +554,14 @@ static void on_progress(sl_amqp_t *s, const sl_amqp_delivery_t *d, void *ud)
     ex->n_dead++;
     return;
   }
-  if (!strcmp(p.campaign, ex->w.cfg->experiment))
-    sl_ledger_on_progress(ex->ledger, p.sample_id, p.worker, p.control, p.step, sl_now());
+  if (!strcmp(p.campaign, ex->w.cfg->experiment)) {
+    sl_sample_t *smp = sl_ledger_on_progress(ex->ledger, p.sample_id, p.worker, p.control, p.step, sl_now());
+    int64_t k = ex->K > 0 ? sl_checkpoint_of_step(p.step, ex->K, ex->w.cfg->simulator.max_steps) : -1;
+    const double *v = ex->K > 0 ? sl_values_get(&p.values, ex->w.cfg->history.name) : NULL;
+    if (smp && k >= 0 && v && sl_ledger_observe(ex->ledger, smp, (size_t)k, *v) &&
+        ex->w.cfg->policy.speculative.enabled)
+      speculate(ex, smp);
+  }
   sl_sim_progress_release(&p);
   sl_amqp_ack(s, d->tag, NULL);
 }
@@ -295,8 +594,12 @@ static void on_event(sl_amqp_t *s, const sl_amqp_delivery_t *d, void *ud)
     sl_event_stored_t ev;
     if ((ok = sl_event_stored_decode(d->body, d->len, NULL, &ev, &err))) {
       sl_point_status_t status = SL_POINT_COMPLETE;
-      if (ev.sample_id && ev.status && sl_point_status_parse(ev.status, &status) && !strcmp(ev.campaign, ex->w.cfg->experiment))
-        sl_ledger_on_stored(ex->ledger, ev.sample_id, status, ev.steps, sl_now());
+      if (ev.sample_id && ev.status && sl_point_status_parse(ev.status, &status) &&
+          !strcmp(ev.campaign, ex->w.cfg->experiment)) {
+        sl_sample_t *smp = sl_ledger_on_stored(ex->ledger, ev.sample_id, status, ev.steps, sl_now());
+        if (smp && smp->origin == SL_ORIGIN_AUDIT && ev.is_new)
+          check_audit(ex, smp);
+      }
       sl_event_stored_release(&ev);
     }
   } else if (kind && !strcmp(kind, "worker.status")) {
@@ -310,7 +613,12 @@ static void on_event(sl_amqp_t *s, const sl_amqp_delivery_t *d, void *ud)
       sl_worker_status_release(&st);
     }
   } else if (kind && !strcmp(kind, "event.model")) {
-    /* models matter to acquisition and speculative termination */
+    sl_event_model_t ev;
+    if ((ok = sl_event_model_decode(d->body, d->len, NULL, &ev, &err))) {
+      if (!ev.kind || !strcmp(ev.kind, "surrogate"))
+        ex->model_wanted = true; /* loaded at the next tick, from the store */
+      sl_event_model_release(&ev);
+    }
   } else {
     ok = false;
     sl_error_set(&err, SL_ERR_PROTO, SL_PROTO_E_KIND, "unknown event kind '%s'", kind ? kind : "(none)");
@@ -353,6 +661,13 @@ static void on_status(sl_worker_t *w, sl_worker_status_t *out)
   sl_values_add(&out->counters, "slots", (double)ex->slots_seen);
   sl_values_add(&out->counters, "dead", (double)ex->n_dead);
   sl_values_add(&out->counters, "finished", ex->finishing ? 1 : 0);
+  sl_values_add(&out->counters, "stops", (double)ex->n_stops);
+  sl_values_add(&out->counters, "surprised", (double)ex->n_surprised);
+  sl_values_add(&out->counters, "audits", (double)ex->n_audits);
+  sl_values_add(&out->counters, "audits_done", (double)ex->n_audits_done);
+  sl_values_add(&out->counters, "false_stops", (double)ex->n_false_stops);
+  sl_values_add(&out->counters, "acquired", (double)ex->n_acquired);
+  sl_values_add(&out->counters, "model", ex->model ? 1 : 0);
   out->slots = (int64_t)ex->slots_seen;
 }
 
@@ -502,6 +817,29 @@ int main(int argc, char **argv)
     return 1;
   }
   ex->n_initial = cfg->policy.initial_n > 0 ? (size_t)cfg->policy.initial_n : 0;
+  ex->initial_n = ex->n_initial;
+  ex->K = sl_dataset_checkpoints(cfg);
+  ex->P = sl_dataset_columns(cfg);
+  ex->scale = sl_calloc((size_t)ex->P + 1, sizeof *ex->scale);
+  ex->cand_sobol = sl_sobol_new(ex->d, SL_SCRAMBLE_LMS, cfg->policy.seed + 0x9e3779b97f4a7c15ull, &err);
+  if (!ex->cand_sobol) {
+    fprintf(stderr, "specline-explore: %s\n", err.message);
+    return 1;
+  }
+  ex->acquire = strcmp(cfg->policy.acquisition, "none") != 0;
+  memset(&ex->acq, 0, sizeof ex->acq);
+  ex->acq.kind = !strcmp(cfg->policy.acquisition, "ucb") ? SL_ACQ_UCB : SL_ACQ_MAX_STD;
+  ex->acq.kappa = cfg->policy.ucb_kappa;
+  ex->acq.diversity = cfg->policy.diversity;
+  if (cfg->policy.objective) {
+    int col = sl_dataset_output_column(cfg, cfg->policy.objective);
+    ex->acq.objective = col >= 0 ? (size_t)col : 0;
+  }
+  sl_spec_params_default(&ex->spec);
+  ex->spec.min_fraction = cfg->policy.speculative.min_fraction;
+  ex->spec.confidence = cfg->policy.speculative.confidence;
+  ex->spec.surprise_p = cfg->policy.speculative.surprise_p;
+  ex->spec.scale = 1;
   if (strcmp(cfg->policy.initial, "sobol") != 0 && ex->n_initial > 0) {
     ex->initial = sl_calloc(ex->n_initial * ex->d, sizeof *ex->initial);
     if (!sl_design_make(cfg->policy.initial, ex->n_initial, ex->d, cfg->policy.seed, ex->initial, &err)) {
@@ -531,6 +869,7 @@ int main(int argc, char **argv)
     fprintf(stderr, "specline-explore: %s\n", err.message);
     return 1;
   }
+  load_model(ex);
   uv_timer_init(loop, &ex->tick);
   ex->tick.data = ex;
   uv_timer_start(&ex->tick, on_tick, 100, 100);
@@ -539,6 +878,9 @@ int main(int argc, char **argv)
   sl_store_destroy(ex->store);
   sl_ledger_destroy(ex->ledger);
   sl_sobol_destroy(ex->sobol);
+  sl_sobol_destroy(ex->cand_sobol);
+  sl_model_destroy(ex->model);
+  free(ex->scale);
   free(ex->initial);
   free(ex->lo);
   free(ex->hi);

@@ -153,14 +153,21 @@ size_t sl_amqp_unconfirmed(const sl_amqp_t *s);
 
 /* Blocking-mode engine step: sends due heartbeats, reconnects when due, reads and
  * dispatches every frame already buffered or arriving within `timeout_ms` (0 = do not
- * wait). Returns false only on a fatal error (e.g. access refused) with *err set. */
+ * wait); returns as soon as a batch of frames was handled. Acks made from callbacks are
+ * sent at the end of the step (with `multiple` where exact). Returns false only on a
+ * fatal error (e.g. access refused) with *err set.
+ * Callbacks may publish, ack, use the helpers below and even wait for confirms; a
+ * delivery that completes while another callback runs is dispatched after it returns
+ * (callbacks never nest for deliveries). Never destroy the session from a callback. */
 bool sl_amqp_run_once(sl_amqp_t *s, int timeout_ms, sl_error_t *err);
 
 /* Blocking: runs the engine until every tracked publish is confirmed, or timeout. */
 bool sl_amqp_wait_confirms(sl_amqp_t *s, double timeout_s, sl_error_t *err);
 
 /* libuv mode: drives the session from `loop` (uv_poll on the socket, heartbeat and
- * reconnect timers, a check for buffered frames). Connects from the loop if not yet up. */
+ * reconnect timers, a check for buffered frames). Connects from the loop if not yet up.
+ * A connect attempt is blocking (at most connect_timeout_s plus the setup callback's
+ * RPCs); acks made in the loop are sent in batches before it sleeps. */
 bool sl_amqp_attach(sl_amqp_t *s, uv_loop_t *loop, sl_error_t *err);
 
 /* Stops and closes the uv handles; `done` is called from the loop when they are closed

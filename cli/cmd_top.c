@@ -64,12 +64,12 @@ typedef struct top_ctx {
   char *amqp_url;
   char *mgmt_url;
   char *mgmt_user, *mgmt_pass, *vhost;
-  char queue[SL_NAME_MAX];   /* our exclusive status queue */
+  char queue[SL_NAME_MAX]; /* our exclusive status queue */
   char status_rk[SL_NAME_MAX];
   sl_top_t view;
   bool tty, raw;
   struct termios saved;
-  uint64_t bad_status;       /* undecodable status messages heard */
+  uint64_t bad_status; /* undecodable status messages heard */
 } top_ctx_t;
 
 static volatile sig_atomic_t top_quit;
@@ -89,12 +89,12 @@ static int usage_error(const char *msg)
 static int args_parse(int argc, char **argv, top_args_t *a)
 {
   static const struct option longopts[] = {{"interval", required_argument, NULL, 'i'},
-                                            {"once", no_argument, NULL, '1'},
-                                            {"json", no_argument, NULL, 'j'},
-                                            {"mgmt-url", required_argument, NULL, 'm'},
-                                            {"broker-dir", required_argument, NULL, 'b'},
-                                            {"help", no_argument, NULL, 'h'},
-                                            {NULL, 0, NULL, 0}};
+                                           {"once", no_argument, NULL, '1'},
+                                           {"json", no_argument, NULL, 'j'},
+                                           {"mgmt-url", required_argument, NULL, 'm'},
+                                           {"broker-dir", required_argument, NULL, 'b'},
+                                           {"help", no_argument, NULL, 'h'},
+                                           {NULL, 0, NULL, 0}};
   char *end;
   int c;
 
@@ -202,7 +202,8 @@ static bool resolve_broker(top_ctx_t *t, sl_error_t *err)
   } else {
     const char *url = sl_config_broker_url(t->cfg);
     if (!url) {
-      sl_error_set(err, SL_ERR_USAGE, 0, "no broker: set SPECLINE_AMQP_URL, 'broker:' in '%s', or use --broker-dir DIR",
+      sl_error_set(err, SL_ERR_USAGE, 0,
+                   "no broker: set SPECLINE_AMQP_URL, 'broker:' in '%s', or use --broker-dir DIR",
                    t->a.config);
       return false;
     }
@@ -316,10 +317,11 @@ static void refresh_queues(top_ctx_t *t)
   if (!sl_amqp_is_up(t->amqp))
     sl_top_note(&t->view, "not connected to the broker at '%s': reconnecting", sl_amqp_url_redacted(t->amqp));
   if (t->bad_status)
-    sl_top_note(&t->view, "%llu worker.status message%s could not be decoded", (unsigned long long)t->bad_status,
-                t->bad_status == 1 ? "" : "s");
+    sl_top_note(&t->view, "%llu worker.status message%s could not be decoded",
+                (unsigned long long)t->bad_status, t->bad_status == 1 ? "" : "s");
   sl_name(prefix, t->cfg->experiment, "");
-  if (t->mgmt_url && sl_mgmt_queues(t->mgmt_url, t->mgmt_user, t->mgmt_pass, t->vhost, prefix, &q, &n, &err)) {
+  if (t->mgmt_url &&
+      sl_mgmt_queues(t->mgmt_url, t->mgmt_user, t->mgmt_pass, t->vhost, prefix, &q, &n, &err)) {
     size_t i;
     for (i = 0; i < n; i++) /* our own status queue is not the campaign's */
       if (!strcmp(q[i].name, t->queue)) {
@@ -333,7 +335,8 @@ static void refresh_queues(top_ctx_t *t)
   if (!t->mgmt_url)
     sl_top_note(&t->view, "no management API URL: queue rates unavailable");
   else if (err.domain == SL_ERR_HTTP && (err.code == 401 || err.code == 403))
-    sl_top_note(&t->view, "management API not authorised for user '%s': queue rates unavailable", t->mgmt_user);
+    sl_top_note(&t->view, "management API not authorised for user '%s': queue rates unavailable",
+                t->mgmt_user);
   else
     sl_top_note(&t->view, "management API unavailable (%s): queue rates unavailable", err.message);
   refresh_passive(t);

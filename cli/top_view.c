@@ -384,10 +384,12 @@ char **sl_top_warnings(const sl_top_t *t, double now, size_t *n)
     strv_push(&v, n, sl_strdup(t->notes[i]));
   for (i = 0; i < t->n_queues; i++)
     if (t->queues[i].missing)
-      strv_push(&v, n, sl_asprintf("queue '%s' does not exist: run `specline broker init`", t->queues[i].name));
+      strv_push(&v, n,
+                sl_asprintf("queue '%s' does not exist: run `specline broker init`", t->queues[i].name));
   if (dead && !dead->missing && dead->ready > 0)
-    strv_push(&v, n, sl_asprintf("%lld dead letter%s in '%s'", (long long)dead->ready, dead->ready == 1 ? "" : "s",
-                                 dead->name));
+    strv_push(&v, n,
+              sl_asprintf("%lld dead letter%s in '%s'", (long long)dead->ready, dead->ready == 1 ? "" : "s",
+                          dead->name));
   for (i = 0; i < t->n_workers; i++) {
     const sl_top_worker_t *w = &t->workers[i];
     if (sl_top_worker_stale(t, w, now))
@@ -622,8 +624,8 @@ static void render_queues(sl_buf_t *b, const sl_top_t *t, int width)
   char r[16], u[16], c[16], pr[16], dr[16], ar[16], label[SL_NAME_MAX + 16];
   size_t i;
 
-  put_linef(b, width, "%-34s %-8s %8s %8s %5s %8s %8s %8s", "QUEUE", "TYPE", "READY", "UNACKED", "CONS", "PUB/S",
-            "DLV/S", "ACK/S");
+  put_linef(b, width, "%-34s %-8s %8s %8s %5s %8s %8s %8s", "QUEUE", "TYPE", "READY", "UNACKED", "CONS",
+            "PUB/S", "DLV/S", "ACK/S");
   if (!t->queues_known)
     put_line(b, "(not read yet)", width);
   for (i = 0; i < t->n_queues; i++) {
@@ -642,7 +644,8 @@ static void render_queues(sl_buf_t *b, const sl_top_t *t, int width)
     fmt_rate(pr, q->have_rates, q->publish_rate);
     fmt_rate(dr, q->have_rates, q->deliver_rate);
     fmt_rate(ar, q->have_rates, q->ack_rate);
-    put_linef(b, width, "%-34s %-8s %8s %8s %5s %8s %8s %8s", label, q->type ? q->type : "-", r, u, c, pr, dr, ar);
+    put_linef(b, width, "%-34s %-8s %8s %8s %5s %8s %8s %8s", label, q->type ? q->type : "-", r, u, c, pr, dr,
+              ar);
   }
 }
 
@@ -695,8 +698,8 @@ char *sl_top_render(const sl_top_t *t, double now, double wall, int width)
   put_line(&b, "", width);
   render_queues(&b, t, width);
   put_line(&b, "", width);
-  put_linef(&b, width, "%-30s %-8s %7s %7s %6s %5s %4s  %s", "WORKER", "ROLE", "AGE", "PID", "RSS", "SLOTS", "RUN",
-            "COUNTERS");
+  put_linef(&b, width, "%-30s %-8s %7s %7s %6s %5s %4s  %s", "WORKER", "ROLE", "AGE", "PID", "RSS", "SLOTS",
+            "RUN", "COUNTERS");
   if (!t->n_workers)
     put_linef(&b, width, "(no worker.status heard yet on '%s.event.status')", t->campaign);
   for (i = 0; i < t->n_workers; i++)
@@ -815,7 +818,8 @@ char *sl_top_mgmt_url_from_amqp(const char *amqp_url)
 
   if (!sl_top_url_parse(amqp_url, &u))
     return NULL;
-  out = strchr(u.host, ':') ? sl_asprintf("http://[%s]:15672", u.host) : sl_asprintf("http://%s:15672", u.host);
+  out =
+      strchr(u.host, ':') ? sl_asprintf("http://[%s]:15672", u.host) : sl_asprintf("http://%s:15672", u.host);
   sl_top_url_release(&u);
   return out;
 }

@@ -27,22 +27,22 @@
 typedef struct sl_top_worker {
   char *id;
   char *role;
-  char *control;          /* NULL when absent */
+  char *control; /* NULL when absent */
   int64_t pid, rss_kb, slots;
-  char **running;         /* sample ids running now */
+  char **running; /* sample ids running now */
   size_t n_running;
-  sl_values_t counters;   /* copied as received; any may be absent */
-  double at;              /* the worker's wall clock when it sent the status */
-  double heard;           /* our monotonic clock when we heard it */
+  sl_values_t counters; /* copied as received; any may be absent */
+  double at;            /* the worker's wall clock when it sent the status */
+  double heard;         /* our monotonic clock when we heard it */
 } sl_top_worker_t;
 
 typedef struct sl_top_queue {
-  char *name;             /* "C.sim", or "C.events.*" for a group */
-  char *type;             /* "quorum", "classic", ..., NULL when unknown */
-  bool group;             /* a summary of `count` queues (events, control, others) */
+  char *name; /* "C.sim", or "C.events.*" for a group */
+  char *type; /* "quorum", "classic", ..., NULL when unknown */
+  bool group; /* a summary of `count` queues (events, control, others) */
   size_t count;
-  bool missing;           /* a queue of the campaign that does not exist */
-  bool have_unacked;      /* false after a passive declare (ready and consumers only) */
+  bool missing;      /* a queue of the campaign that does not exist */
+  bool have_unacked; /* false after a passive declare (ready and consumers only) */
   bool have_rates;
   int64_t ready, unacked, consumers;
   double publish_rate, deliver_rate, ack_rate;
@@ -55,8 +55,8 @@ typedef struct sl_top {
   size_t n_workers, cap_workers;
   sl_top_queue_t *queues;
   size_t n_queues;
-  bool queues_known;      /* a queue refresh has happened */
-  char **notes;           /* warnings of the last refresh (management API, broker) */
+  bool queues_known; /* a queue refresh has happened */
+  char **notes;      /* warnings of the last refresh (management API, broker) */
   size_t n_notes;
 } sl_top_t;
 
@@ -65,11 +65,11 @@ typedef struct sl_top {
 typedef struct sl_top_progress {
   double sims_done, sims_running, sims_queued, sims_issued, max_sims;
   double steps, max_steps;
-  double nrmse, models;   /* learn: last validation error, models trained */
-  double stops;           /* explore: speculative stops */
-  double dead_letters;    /* ready messages in C.dead */
+  double nrmse, models;          /* learn: last validation error, models trained */
+  double stops;                  /* explore: speculative stops */
+  double dead_letters;           /* ready messages in C.dead */
   double slots, running_samples; /* summed over live simulate workers */
-  double finished;        /* explore's "finished" flag */
+  double finished;               /* explore's "finished" flag */
   size_t workers_live, workers_stale;
 } sl_top_progress_t;
 
@@ -123,10 +123,10 @@ char *sl_top_render(const sl_top_t *t, double now, double wall, int width);
 /* Parts of an amqp[s]:// URL (percent-decoded), for the management API's defaults. */
 typedef struct sl_top_url {
   bool tls;
-  char *user, *pass;      /* NULL when the URL has none */
-  char *host;             /* without brackets */
+  char *user, *pass; /* NULL when the URL has none */
+  char *host;        /* without brackets */
   int port;
-  char *vhost;            /* "/" when absent */
+  char *vhost; /* "/" when absent */
 } sl_top_url_t;
 bool sl_top_url_parse(const char *url, sl_top_url_t *out);
 void sl_top_url_release(sl_top_url_t *u);

@@ -43,7 +43,8 @@ static bool fixture_open(fixture_t *f, const char *tag)
     fprintf(stderr, "  %s\n", err.message);
     return false;
   }
-  snprintf(f->campaign, sizeof f->campaign, "sltop%s%d%04x", tag, (int)getpid(), (unsigned)(sl_mono_ns() & 0xffff));
+  snprintf(f->campaign, sizeof f->campaign, "sltop%s%d%04x", tag, (int)getpid(),
+           (unsigned)(sl_mono_ns() & 0xffff));
   snprintf(f->cfgpath, sizeof f->cfgpath, "/tmp/sltest-top-XXXXXX");
   fd = mkstemp(f->cfgpath);
   if (fd < 0)
@@ -59,7 +60,8 @@ static bool fixture_open(fixture_t *f, const char *tag)
   o.url = f->b->url;
   o.name = "test-top";
   f->s = sl_amqp_new(&o, &err);
-  if (!ok || !f->s || !sl_amqp_connect(f->s, 10, &err) || !sl_topology_declare(f->s, f->campaign, NULL, &err)) {
+  if (!ok || !f->s || !sl_amqp_connect(f->s, 10, &err) ||
+      !sl_topology_declare(f->s, f->campaign, NULL, &err)) {
     fprintf(stderr, "  %s\n", err.message);
     return false;
   }
@@ -261,9 +263,10 @@ static void test_top_reports_rabbitmqctl_depths_and_heard_workers(void)
   sl_name(sim, f.campaign, "sim");
   sl_name(store, f.campaign, "store");
   st = statuses_make(&f, &n_st);
-  cmd = sl_asprintf("env -u SPECLINE_AMQP_URL -u SPECLINE_MGMT_URL -u SPECLINE_MGMT_USER -u SPECLINE_MGMT_PASSWORD "
-                    "'%s/specline' top '%s' --broker-dir '%s' --once --json --interval 1.5",
-                    f.bindir, f.cfgpath, f.bdir);
+  cmd = sl_asprintf(
+      "env -u SPECLINE_AMQP_URL -u SPECLINE_MGMT_URL -u SPECLINE_MGMT_USER -u SPECLINE_MGMT_PASSWORD "
+      "'%s/specline' top '%s' --broker-dir '%s' --once --json --interval 1.5",
+      f.bindir, f.cfgpath, f.bdir);
   /* the management API's statistics lag by up to its collection interval (5 s) */
   deadline = sl_mono() + 60;
   while (!equal && sl_mono() < deadline) {
@@ -286,7 +289,8 @@ static void test_top_reports_rabbitmqctl_depths_and_heard_workers(void)
   q = queue_of(snap, sim);
   SL_CHECK_INT(json_integer_value(json_object_get(q, "ready")), 7);
   SL_CHECK_STR(json_string_value(json_object_get(q, "type")), "quorum");
-  SL_CHECK(json_is_number(json_object_get(q, "publish_rate")) && json_is_integer(json_object_get(q, "unacked")));
+  SL_CHECK(json_is_number(json_object_get(q, "publish_rate")) &&
+           json_is_integer(json_object_get(q, "unacked")));
   SL_CHECK_INT(json_integer_value(json_object_get(queue_of(snap, store), "ready")), 3);
   SL_CHECK_STR(json_string_value(json_object_get(snap, "campaign")), f.campaign);
 
@@ -314,13 +318,14 @@ static void test_top_reports_rabbitmqctl_depths_and_heard_workers(void)
 
   /* the text view: no terminal sequences when stdout is a pipe */
   free(cmd);
-  cmd = sl_asprintf("env -u SPECLINE_AMQP_URL -u SPECLINE_MGMT_URL '%s/specline' top '%s' --broker-dir '%s' --once "
-                    "--interval 1",
-                    f.bindir, f.cfgpath, f.bdir);
+  cmd = sl_asprintf(
+      "env -u SPECLINE_AMQP_URL -u SPECLINE_MGMT_URL '%s/specline' top '%s' --broker-dir '%s' --once "
+      "--interval 1",
+      f.bindir, f.cfgpath, f.bdir);
   free(out);
   out = run_while_publishing(&f, cmd, st, n_st, &status);
-  SL_CHECKF(status == 0 && strstr(out, sim) && strstr(out, id) && !strchr(out, '\033'), "status %d: %s", status,
-            out);
+  SL_CHECKF(status == 0 && strstr(out, sim) && strstr(out, id) && !strchr(out, '\033'), "status %d: %s",
+            status, out);
 
   for (i = 0; i < n_st; i++)
     free(st[i]);
@@ -360,9 +365,10 @@ static void test_top_without_management_access_falls_back(void)
     SL_CHECK(sl_local_broker_ctl(f.b, perm, NULL, &err) == 0);
   }
 
-  cmd = sl_asprintf("env -u SPECLINE_MGMT_USER -u SPECLINE_MGMT_PASSWORD SPECLINE_AMQP_URL='amqp://%s:%s@127.0.0.1:%d/' "
-                    "SPECLINE_MGMT_URL='%s' '%s/specline' top '%s' --once --json --interval 0.5",
-                    user, pass, f.b->amqp_port, f.b->mgmt_url, f.bindir, f.cfgpath);
+  cmd = sl_asprintf(
+      "env -u SPECLINE_MGMT_USER -u SPECLINE_MGMT_PASSWORD SPECLINE_AMQP_URL='amqp://%s:%s@127.0.0.1:%d/' "
+      "SPECLINE_MGMT_URL='%s' '%s/specline' top '%s' --once --json --interval 0.5",
+      user, pass, f.b->amqp_port, f.b->mgmt_url, f.bindir, f.cfgpath);
   out = run_while_publishing(&f, cmd, NULL, 0, &status);
   SL_CHECKF(status == 0, "status %d: %s", status, out);
   snap = json_loads(out, 0, &jerr);
@@ -384,11 +390,13 @@ static void test_top_without_management_access_falls_back(void)
   free(cmd);
 
   /* the same in the text view */
-  cmd = sl_asprintf("env -u SPECLINE_MGMT_USER -u SPECLINE_MGMT_PASSWORD SPECLINE_AMQP_URL='amqp://%s:%s@127.0.0.1:%d/' "
-                    "SPECLINE_MGMT_URL='%s' '%s/specline' top '%s' --once --interval 0.5 2>&1",
-                    user, pass, f.b->amqp_port, f.b->mgmt_url, f.bindir, f.cfgpath);
+  cmd = sl_asprintf(
+      "env -u SPECLINE_MGMT_USER -u SPECLINE_MGMT_PASSWORD SPECLINE_AMQP_URL='amqp://%s:%s@127.0.0.1:%d/' "
+      "SPECLINE_MGMT_URL='%s' '%s/specline' top '%s' --once --interval 0.5 2>&1",
+      user, pass, f.b->amqp_port, f.b->mgmt_url, f.bindir, f.cfgpath);
   out = run_while_publishing(&f, cmd, NULL, 0, &status);
-  SL_CHECKF(status == 0 && strstr(out, want) && strstr(out, sim) && !strstr(out, pass), "status %d: %s", status, out);
+  SL_CHECKF(status == 0 && strstr(out, want) && strstr(out, sim) && !strstr(out, pass), "status %d: %s",
+            status, out);
   free(out);
   free(cmd);
   free(want);

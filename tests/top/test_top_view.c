@@ -113,8 +113,8 @@ static void test_progress_with_absent_counters(void)
   SL_CHECK(isnan(p.sims_done) && isnan(p.nrmse) && isnan(p.stops) && isnan(p.slots) && isnan(p.dead_letters));
 
   /* explore without "stops", no learner yet */
-  status_make(&st, "osc", "explore-1", "explore", "done", 12.0, "running", 4.0, "queued", 8.0, "steps", 4800.0,
-              "max_sims", 500.0, "max_steps", 0.0, "finished", 0.0, NULL);
+  status_make(&st, "osc", "explore-1", "explore", "done", 12.0, "running", 4.0, "queued", 8.0, "steps",
+              4800.0, "max_sims", 500.0, "max_steps", 0.0, "finished", 0.0, NULL);
   sl_top_note_status(&t, &st, 10.0);
   sl_values_release(&st.counters);
   status_make(&st, "osc", "sim-1", "simulate", "done", 3.0, NULL);
@@ -154,8 +154,8 @@ static void test_progress_with_absent_counters(void)
   sl_top_release(&t);
 }
 
-static sl_queue_info_t qi(const char *name, const char *type, int64_t ready, int64_t unacked, int64_t consumers,
-                          double pub)
+static sl_queue_info_t qi(const char *name, const char *type, int64_t ready, int64_t unacked,
+                          int64_t consumers, double pub)
 {
   sl_queue_info_t q;
 
@@ -174,10 +174,14 @@ static sl_queue_info_t qi(const char *name, const char *type, int64_t ready, int
 static void test_mgmt_queues_grouped(void)
 {
   sl_queue_info_t in[] = {
-      qi("osc.store", "quorum", 3, 0, 1, 2.0),       qi("osc.sim", "quorum", 7, 2, 2, 8.0),
-      qi("osc.events.explore", "classic", 1, 0, 1, 1), qi("osc.events.learn", "classic", 2, 1, 1, 1),
-      qi("osc.control.sim-1", "classic", 0, 0, 1, 0),  qi("osc.progress", "classic", 5, 0, 1, 10),
-      qi("osc.dead", "quorum", 2, 0, 0, 0),           qi("oscx.sim", "quorum", 99, 0, 0, 0),
+      qi("osc.store", "quorum", 3, 0, 1, 2.0),
+      qi("osc.sim", "quorum", 7, 2, 2, 8.0),
+      qi("osc.events.explore", "classic", 1, 0, 1, 1),
+      qi("osc.events.learn", "classic", 2, 1, 1, 1),
+      qi("osc.control.sim-1", "classic", 0, 0, 1, 0),
+      qi("osc.progress", "classic", 5, 0, 1, 10),
+      qi("osc.dead", "quorum", 2, 0, 0, 0),
+      qi("oscx.sim", "quorum", 99, 0, 0, 0),
       qi("osc.weird", "stream", 4, 0, 0, 0),
   };
   sl_top_t t;
@@ -214,10 +218,11 @@ static void test_mgmt_queues_grouped(void)
 
 static void test_json_shape(void)
 {
-  static const char *const qkeys[] = {"name", "type", "ready", "unacked", "consumers",
-                                      "publish_rate", "deliver_rate", "ack_rate"};
-  static const char *const pkeys[] = {"sims_done", "sims_running", "sims_queued", "steps", "nrmse", "models",
-                                      "stops", "dead_letters", "slots", "running_samples"};
+  static const char *const qkeys[] = {"name",      "type",         "ready",        "unacked",
+                                      "consumers", "publish_rate", "deliver_rate", "ack_rate"};
+  static const char *const pkeys[] = {"sims_done", "sims_running",   "sims_queued", "steps",
+                                      "nrmse",     "models",         "stops",       "dead_letters",
+                                      "slots",     "running_samples"};
   sl_queue_info_t in[] = {qi("osc.sim", "quorum", 7, 0, 1, 1.5)};
   sl_worker_status_t st;
   char *running[] = {"s00aa"};
@@ -239,7 +244,8 @@ static void test_json_shape(void)
   SL_REQUIRE(json_is_object(o));
   SL_CHECK_STR(json_string_value(json_object_get(o, "campaign")), "osc");
   SL_REQUIRE(json_is_array(json_object_get(o, "queues")) && json_is_array(json_object_get(o, "workers")) &&
-             json_is_object(json_object_get(o, "campaign_progress")) && json_is_array(json_object_get(o, "warnings")));
+             json_is_object(json_object_get(o, "campaign_progress")) &&
+             json_is_array(json_object_get(o, "warnings")));
   q = json_array_get(json_object_get(o, "queues"), 0);
   for (i = 0; i < sizeof qkeys / sizeof qkeys[0]; i++)
     SL_CHECKF(json_object_get(q, qkeys[i]) != NULL, "queue key %s", qkeys[i]);
@@ -298,7 +304,8 @@ static void test_passive_queues_have_no_rates(void)
   SL_CHECK(json_is_null(json_object_get(q, "type")));
   q = json_array_get(json_object_get(o, "queues"), 2);
   SL_CHECK(json_is_true(json_object_get(q, "missing")));
-  SL_CHECK_INT(json_integer_value(json_object_get(json_object_get(o, "campaign_progress"), "dead_letters")), 1);
+  SL_CHECK_INT(json_integer_value(json_object_get(json_object_get(o, "campaign_progress"), "dead_letters")),
+               1);
   json_decref(o);
   text = sl_top_render(&t, 0, 0, 200);
   SL_CHECKF(strstr(text, "warning: management API not authorised for user 'watcher'") != NULL, "%s", text);

@@ -5,6 +5,7 @@
  * the explorer reports the campaign finished, or on Ctrl-C. The broker URL reaches the
  * workers through the environment, never argv. */
 #include <errno.h>
+#include <math.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -42,6 +43,7 @@ typedef struct run_state {
   int n_kids;
   sl_worker_status_t explore;  /* last explore status */
   bool have_explore;
+  double nrmse;                /* last validation nrmse from learn (NaN: none yet) */
   double started;
   int64_t sims_stored;
 } run_state_t;
@@ -211,6 +213,11 @@ static void on_event(sl_amqp_t *s, const sl_amqp_delivery_t *d, void *ud)
       rs->explore = st;
       rs->have_explore = true;
     } else {
+      if (!strcmp(st.role, "learn")) {
+        const double *v = sl_values_get(&st.counters, "nrmse");
+        if (v)
+          rs->nrmse = *v;
+      }
       sl_worker_status_release(&st);
     }
   }
@@ -238,6 +245,10 @@ static void progress_line(run_state_t *rs, bool tty, bool final)
   snprintf(line, sizeof line, "[%6.1fs] done %.0f%s%.0f  running %.0f  queued %.0f  steps %.0f  %.1f sims/s%s", el,
            done, max_sims > 0 ? "/" : "", max_sims > 0 ? max_sims : 0, running, queued, steps, rate,
            eta >= 0 && !final ? "" : "");
+  if (counter(&rs->explore, "stops") > 0)
+    snprintf(line + strlen(line), sizeof line - strlen(line), "  stops %.0f", counter(&rs->explore, "stops"));
+  if (rs->nrmse == rs->nrmse)
+    snprintf(line + strlen(line), sizeof line - strlen(line), "  nrmse %.3f", rs->nrmse);
   if (eta >= 0 && !final)
     snprintf(line + strlen(line), sizeof line - strlen(line), "  eta %.0fs", eta);
   if (tty)
@@ -277,14 +288,16 @@ static void usage(FILE *f)
              "  --slots N           slots per simulate worker (default: config workers.slots)\n"
              "  --broker-dir DIR    where the local broker lives (default: a temporary dir)\n"
              "  --keep-broker       leave the local broker running at the end\n"
-             "  --no-progress       no live progress line\n");
+             "  --no-progress       no live progress line\n"
+             "  --no-model          no learn/predict workers (no surrogate, no speculative stops)\n");
 }
 
 int sl_cmd_run(int argc, char **argv)
 {
   static const struct option opts[] = {{"workers", required_argument, 0, 'w'}, {"slots", required_argument, 0, 's'},
                                        {"broker-dir", required_argument, 0, 'b'}, {"keep-broker", no_argument, 0, 'k'},
-                                       {"no-progress", no_argument, 0, 'n'},  {"help", no_argument, 0, 'h'},
+                                       {"no-progress", no_argument, 0, 'n'},  {"no-model", no_argument, 0, 'm'},
+                                       {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
   run_state_t rs;
   sl_local_broker_t *broker = NULL;
@@ -294,12 +307,13 @@ int sl_cmd_run(int argc, char **argv)
   sl_error_t err;
   char *url = NULL, events_q[SL_NAME_MAX], id[64], slots_s[16];
   const char *broker_dir = NULL;
-  bool keep_broker = false, show = true, tty = isatty(STDERR_FILENO);
+  bool keep_broker = false, show = true, tty = isatty(STDERR_FILENO), with_model = true;
   int c, i, n_workers = 0, slots = 0, rc = 1, explore_status = -1;
   double last_line = 0;
   struct sigaction sa;
 
   memset(&rs, 0, sizeof rs);
+  rs.nrmse = NAN;
   optind = 1;
   while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
     switch (c) {
@@ -308,6 +322,7 @@ int sl_cmd_run(int argc, char **argv)
     case 'b': broker_dir = optarg; break;
     case 'k': keep_broker = true; break;
     case 'n': show = false; break;
+    case 'm': with_model = false; break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
     }
@@ -327,6 +342,8 @@ int sl_cmd_run(int argc, char **argv)
     slots = rs.cfg->workers.slots > 0 ? rs.cfg->workers.slots : 1;
   if (n_workers > MAX_CHILDREN - 4)
     n_workers = MAX_CHILDREN - 4;
+  if (rs.cfg->n_outputs == 0 && !rs.cfg->history.present)
+    with_model = false; /* nothing for a surrogate to learn */
 
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_sigint;
@@ -377,6 +394,9 @@ int sl_cmd_run(int argc, char **argv)
   snprintf(slots_s, sizeof slots_s, "%d", slots);
   if (!add_child(&rs, "store", "specline-store", rs.cfg->path, NULL, NULL, "store", &err) ||
       !add_child(&rs, "explore", "specline-explore", rs.cfg->path, NULL, NULL, "explore", &err))
+    goto out_err;
+  if (with_model && (!add_child(&rs, "learn", "specline-learn", rs.cfg->path, NULL, NULL, "learn", &err) ||
+                     !add_child(&rs, "predict", "specline-predict", rs.cfg->path, NULL, NULL, "predict", &err)))
     goto out_err;
   for (i = 0; i < n_workers; i++) {
     char wid[32];

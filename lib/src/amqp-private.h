@@ -46,11 +46,14 @@ typedef struct sl__slot {
   sl__rec_t *rec;
 } sl__slot_t;
 
+/* A consumer; once cancelled it is kept (cancelled = true) until the deliveries the
+ * broker sent before its cancel-ok, already read into rabbitmq-c, have been dispatched. */
 typedef struct sl__consumer {
   char *queue;
   char tag[32];
   sl_amqp_deliver_fn cb;
   void *ud;
+  bool cancelled;
 } sl__consumer_t;
 
 /* A delivery completed while a callback was running, dispatched after it returns. */
@@ -118,7 +121,7 @@ struct sl_amqp {
 
   /* consumers and dispatch */
   sl__consumer_t *consumers;
-  size_t n_consumers, cap_consumers;
+  size_t n_consumers, cap_consumers, n_cancelled;
   unsigned next_ctag;
   sl__inbound_t in;
   sl_buf_t body;

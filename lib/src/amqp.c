@@ -868,6 +868,31 @@ static sl__consumer_t *consumer_by_tag(sl_amqp_t *s, amqp_bytes_t tag)
   return NULL;
 }
 
+/* Forgets cancelled consumers (no delivery for them can still be on its way). */
+static void consumers_prune(sl_amqp_t *s)
+{
+  size_t i, j = 0;
+
+  for (i = 0; i < s->n_consumers; i++) {
+    if (s->consumers[i].cancelled)
+      free(s->consumers[i].queue);
+    else
+      s->consumers[j++] = s->consumers[i];
+  }
+  s->n_consumers = j;
+  s->n_cancelled = 0;
+}
+
+static sl__consumer_t *consumer_by_queue(sl_amqp_t *s, const char *queue)
+{
+  size_t i;
+
+  for (i = 0; i < s->n_consumers; i++)
+    if (!s->consumers[i].cancelled && !strcmp(s->consumers[i].queue, queue))
+      return &s->consumers[i];
+  return NULL;
+}
+
 static void cstr(char *dst, size_t cap, amqp_bytes_t b)
 {
   size_t n = b.len < cap - 1 ? b.len : cap - 1;
@@ -1000,7 +1025,7 @@ static void delivery_complete(sl_amqp_t *s)
   if (m->redelivered)
     s->stats.redelivered++;
   if (!c) {
-    /* a consumer cancelled since: hand the message back */
+    /* no consumer of ours has this tag (the broker cancelled it): hand the message back */
     amqp_basic_nack(s->conn, SL__CH_MAIN, m->delivery_tag, 0, 1);
     DL(s, m->delivery_tag) = 2;
     dl_advance(s);
@@ -1209,8 +1234,12 @@ static int drain(sl_amqp_t *s)
   }
   if (s->deferred && s->depth == 0)
     deferred_run(s);
-  if (s->conn && !s->in.kind)
+  if (s->conn && !s->in.kind) {
+    if (s->n_cancelled && s->depth == 0 && !s->deferred && !amqp_frames_enqueued(s->conn) &&
+        !amqp_data_in_buffer(s->conn))
+      consumers_prune(s);
     amqp_maybe_release_buffers(s->conn);
+  }
   return n;
 }
 
@@ -1252,6 +1281,7 @@ static bool ch1_open(sl_amqp_t *s, bool with_consumers, sl_error_t *err, int *ki
   inbound_reset(s);
   if (!with_consumers)
     return true;
+  consumers_prune(s);
   for (i = 0; i < s->n_consumers; i++)
     if (!consumer_start(s, &s->consumers[i], err, kind))
       return false;
@@ -1519,6 +1549,7 @@ static bool connect_attempt(sl_amqp_t *s, sl_error_t *err, bool *fatal)
       goto out_teardown;
     }
   }
+  consumers_prune(s);
   for (size_t i = 0; i < s->n_consumers; i++)
     if (!consumer_start(s, &s->consumers[i], err, &kind))
       goto out_teardown;
@@ -1688,16 +1719,14 @@ bool sl_amqp_consume(sl_amqp_t *s, const char *queue, sl_amqp_deliver_fn cb, voi
 {
   sl__consumer_t *c;
   sl_error_t e;
-  size_t i;
   int kind;
 
-  for (i = 0; i < s->n_consumers; i++) {
-    if (!strcmp(s->consumers[i].queue, queue)) {
-      /* again (e.g. from a setup callback after a reconnect): same consumer, new callback */
-      s->consumers[i].cb = cb;
-      s->consumers[i].ud = ud;
-      return true;
-    }
+  c = consumer_by_queue(s, queue);
+  if (c) {
+    /* again (e.g. from a setup callback after a reconnect): same consumer, new callback */
+    c->cb = cb;
+    c->ud = ud;
+    return true;
   }
   if (s->n_consumers == s->cap_consumers) {
     s->cap_consumers = s->cap_consumers ? s->cap_consumers * 2 : 4;
@@ -1708,6 +1737,7 @@ bool sl_amqp_consume(sl_amqp_t *s, const char *queue, sl_amqp_deliver_fn cb, voi
   snprintf(c->tag, sizeof c->tag, "sl-%u", ++s->next_ctag);
   c->cb = cb;
   c->ud = ud;
+  c->cancelled = false;
   if (!s->conn || !s->ch1_ready || s->state != SL__UP)
     return true;
   if (consumer_start(s, c, &e, &kind))
@@ -1722,23 +1752,23 @@ bool sl_amqp_consume(sl_amqp_t *s, const char *queue, sl_amqp_deliver_fn cb, voi
 
 bool sl_amqp_cancel(sl_amqp_t *s, const char *queue, sl_error_t *err)
 {
-  size_t i;
+  sl__consumer_t *c;
   char tag[32];
   sl_error_t e;
   int kind;
 
-  for (i = 0; i < s->n_consumers; i++)
-    if (!strcmp(s->consumers[i].queue, queue))
-      break;
-  if (i == s->n_consumers) {
+  c = consumer_by_queue(s, queue);
+  if (!c) {
     sl_error_set(err, SL_ERR_AMQP, AMQP_NOT_FOUND, "cannot cancel: no consumer on queue '%s'", queue);
     return false;
   }
-  sl_strlcpy(tag, s->consumers[i].tag, sizeof tag);
-  free(s->consumers[i].queue);
-  s->consumers[i] = s->consumers[--s->n_consumers];
-  if (!s->conn || !s->ch1_ready)
+  sl_strlcpy(tag, c->tag, sizeof tag);
+  c->cancelled = true;
+  s->n_cancelled++;
+  if (!s->conn || !s->ch1_ready || s->state != SL__UP) {
+    consumers_prune(s);
     return true;
+  }
   acks_flush(s);
   if (!s->conn)
     return true;

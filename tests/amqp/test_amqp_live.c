@@ -710,6 +710,77 @@ static void test_channel_errors(void)
   sl_amqp_destroy(s);
 }
 
+/* ---- cancel from inside a delivery: in-flight deliveries still reach the callback and
+ * nothing is requeued behind our back ---- */
+
+typedef struct cancel_ctx {
+  const char *q;
+  int received, redelivered, cancels;
+  volatile int flag;
+} cancel_ctx_t;
+
+static void cancel_deliver(sl_amqp_t *s, const sl_amqp_delivery_t *d, void *ud)
+{
+  cancel_ctx_t *c = ud;
+  sl_error_t err;
+
+  c->received++;
+  if (d->redelivered)
+    c->redelivered++;
+  SL_CHECK(sl_amqp_ack(s, d->tag, &err));
+  if (c->cancels == 0) {
+    c->cancels++;
+    SL_CHECK(sl_amqp_cancel(s, c->q, &err));
+  }
+  c->flag = 1;
+}
+
+static void test_cancel_in_flight(void)
+{
+  char q[64], name[64];
+  cancel_ctx_t c = {0};
+  box_t pub = {0};
+  sl_amqp_t *s;
+  sl_error_t err;
+  uint32_t ready = 0;
+  volatile int never = 0;
+  int i, first;
+
+  if (!broker_or_skip())
+    SL_SKIP("SPECLINE_TEST_BROKER_DIR not set");
+  amqp_test_name(q, sizeof q, "cancel");
+  amqp_test_name(name, sizeof name, "cancel");
+  c.q = q;
+  s = session(name, 50, NULL, NULL);
+  SL_REQUIRE(s);
+  sl_amqp_delete_queue(s, q, NULL);
+  SL_REQUIRE(sl_amqp_declare_queue(s, q, true, false, false, quorum_args, &err));
+  for (i = 0; i < 50; i++)
+    sl_amqp_publish(s, "", q, "c", 1, NULL, box_confirm, &pub, &err);
+  SL_REQUIRE(sl_amqp_wait_confirms(s, 10, &err));
+  SL_CHECK_INT(pub.acked, 50);
+  SL_REQUIRE(sl_amqp_consume(s, q, cancel_deliver, &c, &err));
+  amqp_test_pump(&s, 1, &never, 1.0);
+  first = c.received;
+  printf("  %d deliveries reached the callback after cancelling at the first\n", first - 1);
+  SL_CHECK(first >= 1);
+  SL_CHECK_INT(c.cancels, 1);
+  /* nothing came back requeued: the rest is ready, and a new consumer sees no redelivery */
+  SL_CHECK(sl_amqp_queue_counts(s, q, &ready, NULL, &err));
+  SL_CHECK_INT((int)ready + first, 50);
+  c.cancels = 1; /* do not cancel again */
+  SL_CHECK(sl_amqp_consume(s, q, cancel_deliver, &c, &err));
+  while (c.received < 50) {
+    c.flag = 0;
+    if (!amqp_test_pump(&s, 1, &c.flag, 5))
+      break;
+  }
+  SL_CHECK_INT(c.received, 50);
+  SL_CHECK_INT(c.redelivered, 0);
+  SL_CHECK(sl_amqp_delete_queue(s, q, &err));
+  sl_amqp_destroy(s);
+}
+
 /* ---- topology ---- */
 
 static void deliver_nack(sl_amqp_t *s, const sl_amqp_delivery_t *d, void *ud)
@@ -807,4 +878,4 @@ static void test_topology(void)
 
 SL_TEST_MAIN(SL_T(test_quorum_10k), SL_T(test_reconnect_midstream), SL_T(test_libuv_consumer),
              SL_T(test_libuv_reconnect),
-             SL_T(test_channel_errors), SL_T(test_topology))
+             SL_T(test_channel_errors), SL_T(test_cancel_in_flight), SL_T(test_topology))

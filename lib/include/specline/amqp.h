@@ -117,7 +117,10 @@ const char *sl_amqp_name(const sl_amqp_t *s);
  * broker refuses it now. */
 bool sl_amqp_consume(sl_amqp_t *s, const char *queue, sl_amqp_deliver_fn cb, void *ud, sl_error_t *err);
 
-/* Cancels the consumer on `queue` (no more deliveries; unacked ones stay ours to ack). */
+/* Cancels the consumer on `queue`: unacked deliveries stay ours to ack, and the few the
+ * broker had sent before it confirmed the cancel (already read, not yet dispatched) still
+ * go to its callback, rather than being requeued (which a quorum queue would count toward
+ * x-delivery-limit). Nothing arrives for it after the next pass of the engine. */
 bool sl_amqp_cancel(sl_amqp_t *s, const char *queue, sl_error_t *err);
 
 /* Changes prefetch now and for later reconnects. */

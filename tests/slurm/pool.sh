@@ -71,7 +71,7 @@ alive() { kill -0 "$1" 2>/dev/null; }
 explore_done() { ! alive "$EXPLORE"; }
 
 rc=0
-slurm_start "$SD" 4 || rc=$?
+slurm_start "$SD" 6 || rc=$?
 if [ $rc -ne 0 ]; then
   echo "cannot start the test Slurm (status $rc)"
   echo "0 passed, 1 failed"
@@ -160,4 +160,21 @@ check "$MAX_SIMS points stored" eq "$(stored)" "$MAX_SIMS"
 check "$MAX_SIMS distinct sample ids" eq "$(sql "select count(distinct sample_id) from \"$C\"")" "$MAX_SIMS"
 check "all complete" eq "$(sql "select count(*) from \"$C\" where status='complete'")" "$MAX_SIMS"
 check "points from at least two pools" ge "$(sql "select count(distinct substr(worker, 1, instr(worker, '.'))) from \"$C\"")" 2
+
+# --- a second campaign entirely in Slurm: services.sbatch ends the pool when it is done
+C2="slurm-svc-$$-$RANDOM"
+sed -e "s/^experiment: .*/experiment: $C2/" -e "s/max_sims: $MAX_SIMS/max_sims: 6/" \
+  -e "s#sqlite:$T/store.db#sqlite:$T/store2.db#" "$T/config.yaml" >"$T/config2.yaml"
+check "node idle before the services job" slurm_wait_idle "$SD" 60
+S=$(SPECLINE_BIN_DIR=$BIN SPECLINE_STOP_JOBS="pool-S-$$" SPECLINE_PREDICT=0 \
+  timeout 30 sbatch --parsable --job-name="svc-$$" --time=10 --output="$T/services.out" \
+  "$SRC/deploy/slurm/services.sbatch" "$T/config2.yaml")
+P=$(SPECLINE_BIN_DIR=$BIN timeout 30 sbatch --parsable --job-name="pool-S-$$" --nodes=1 --ntasks-per-node=1 \
+  --cpus-per-task=2 --time=10 --output="$T/pool-S.out" "$POOL" "$T/config2.yaml")
+check "services job ends with the campaign" wait_for 180 job_gone "$S"
+check "explore in the services job completed the campaign" grep -q 'explore ended with status 0' "$T/services.out"
+check "the services job drained its pool" wait_for 60 job_gone "$P"
+check "the pool's worker drained" grep -q 'drained:' "$T/pool-S.out"
+check "6 points of the second campaign, complete and distinct" eq \
+  "$(sqlite3 "$T/store2.db" "select count(*) || '/' || count(distinct sample_id) || '/' || sum(status='complete') from \"$C2\"" 2>/dev/null)" 6/6/6
 finish

@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# Throughput benchmark (prints numbers; not a test). On ONE local broker started for the run,
+# side by side:
+#   a. the specline line: N no-op tasks explore -> simulate -> store (`specline run`), once per
+#      oversubscribe value in OVERSUB (the design default 2, and a deep window)
+#   b. Celery 5.2 with Merlin's settings, a no-op task and a task that spawns the same no-op
+#      simulator, one prefork worker with concurrency = S
+#   c. the raw rabbitmq-c round-trip ceiling (bench-rt), classic/quorum x prefetch 1/S/100
+# and worker memory (specline-simulate idle and under load). See bench/README.md.
+#
+# usage: bench/throughput/run.sh [N]
+# env:   N=5000 tasks per system; S=4 slots (= Celery concurrency); W=1 simulate workers;
+#        OVERSUB="2 64" explore's policy.oversubscribe values; RT_N=5000 messages per rt run;
+#        PARTS="line celery rt" which parts to run; BIN=<build>/bin (default build-bench/bin,
+#        else build/bin); KEEP=1 keeps the temp dir.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+N=${1:-${N:-5000}}
+S=${S:-4}
+W=${W:-1}
+OVERSUB=${OVERSUB:-"2 64"}
+RT_N=${RT_N:-5000}
+PARTS=${PARTS:-"line celery rt"}
+if [ -z "${BIN:-}" ]; then
+  BIN=$ROOT/build-bench/bin
+  [ -x "$BIN/specline" ] || BIN=$ROOT/build/bin
+fi
+for b in specline specline-simulate specline-store specline-explore specline-sim-noop bench-rt; do
+  [ -x "$BIN/$b" ] || { echo "run.sh: $BIN/$b missing; build first (see bench/README.md)" >&2; exit 2; }
+done
+PY=/usr/bin/python3
+H="$PY $HERE/helpers.py"
+export PATH="$BIN:$PATH"
+
+T=$(mktemp -d /tmp/specline-bench.XXXXXX)
+chmod 755 "$T"
+BR="$T/broker"
+PIDS=()
+cleanup() {
+  set +e
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done
+  sleep 0.5
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null; done
+  [ -f "$BR/broker.env" ] && "$BIN/specline" broker stop --dir "$BR" >/dev/null 2>&1
+  if [ -n "${KEEP:-}" ]; then echo "kept $T"; else rm -rf "$T"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+has() { case " $PARTS " in *" $1 "*) return 0 ;; esac; return 1; }
+now() { date +%s.%N; }
+RES="$T/results"   # one row per line: key|system|rate|p50_ms|p99_ms|rss|note
+: >"$RES"
+
+echo "== starting a local broker"
+timeout 120 "$BIN/specline" broker start --dir "$BR" >"$T/broker.log" 2>&1
+# shellcheck disable=SC1091
+. "$BR/broker.env"
+export SPECLINE_AMQP_URL
+echo "   $SPECLINE_AMQP_URL (node $SPECLINE_BROKER_NODE)"
+echo "   host: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+
+config() { # config FILE CAMPAIGN OVERSUB DB
+  cat >"$1" <<YAML
+experiment: $2
+inputs:
+  - {name: a, type: float, value_range: [0.0, 1.0]}
+  - {name: b, type: float, value_range: [0.0, 1.0]}
+outputs:
+  - {name: y, type: float}
+simulator: {command: ["specline-sim-noop"], max_steps: 1}
+policy: {initial: sobol, initial_n: $N, acquisition: none, oversubscribe: $3, seed: 1}
+budget: {max_sims: $N, wall_s: 900}
+workers: {simulate_workers: $W, slots: $S}
+store: sqlite:$4
+YAML
+}
+
+# ---- specline: worker memory at idle -------------------------------------------------
+if has line; then
+  echo "== specline workers at idle (connected, consuming an empty campaign, 3 s)"
+  C="bench-idle-$$"
+  config "$T/idle.yaml" "$C" 2 "$T/idle.db"
+  "$BIN/specline-simulate" "$T/idle.yaml" --slots "$S" >"$T/idle-sim.log" 2>&1 &
+  P1=$!; PIDS+=("$P1")
+  "$BIN/specline-store" "$T/idle.yaml" >"$T/idle-store.log" 2>&1 &
+  P2=$!; PIDS+=("$P2")
+  sleep 3
+  IDLE_SIM=$($H rss1 "$P1" | awk '{print $2}')
+  IDLE_STORE=$($H rss1 "$P2" | awk '{print $2}')
+  kill "$P1" "$P2"; wait "$P1" "$P2" 2>/dev/null || true
+  echo "   specline-simulate ${IDLE_SIM} kB, specline-store ${IDLE_STORE} kB"
+  echo "idle-sim|specline-simulate idle|-|-|-|$IDLE_SIM|" >>"$RES"
+  echo "idle-store|specline-store idle|-|-|-|$IDLE_STORE|" >>"$RES"
+
+  for O in $OVERSUB; do
+    C="bench-tp-$$-o$O"
+    echo "== specline line: $N no-op tasks, $W simulate worker(s) x $S slots, oversubscribe $O (window $((S * W * O)))"
+    config "$T/line-$O.yaml" "$C" "$O" "$T/line-$O.db"
+    $H tap-declare "$SPECLINE_AMQP_URL" "$C" "bench-tap-$C"
+    t0=$(now)
+    "$BIN/specline" run "$T/line-$O.yaml" --no-progress >"$T/line-$O.log" 2>&1 &
+    RP=$!; PIDS+=("$RP")
+    $H rss "$T/rss-line-$O" --kids "$RP" &
+    SP=$!; PIDS+=("$SP")
+    rc=0; wait "$RP" || rc=$?
+    t1=$(now)
+    kill "$SP" 2>/dev/null || true; wait "$SP" 2>/dev/null || true
+    wall=$(echo "$t1 - $t0" | bc -l)
+    [ $rc -eq 0 ] || { echo "   specline run exited $rc:"; tail -5 "$T/line-$O.log"; }
+    ntap=$($H tap-drain "$SPECLINE_AMQP_URL" "bench-tap-$C" "$T/tap-$O")
+    A=$($H analyze "$T/line-$O.db" "$C" "$T/tap-$O")
+    echo "   $A"
+    printf '   wall %.2f s for the whole command; %s tasks seen issued\n' "$wall" "$ntap"
+    echo "   max RSS: $(tr '\n' ' ' <"$T/rss-line-$O")"
+    get() { echo "$A" | tr ' ' '\n' | awk -F= -v k="$1" '$1==k{print $2}'; }
+    rsim=$(awk '$1 ~ /^specline-simul/{print $2}' "$T/rss-line-$O")
+    rsto=$(awk '$1 ~ /^specline-store/{print $2}' "$T/rss-line-$O")
+    rexp=$(awk '$1 ~ /^specline-explo/{print $2}' "$T/rss-line-$O")
+    echo "line-$O|specline line, oversubscribe $O (window $((S * W * O)))|$(get rate)|$(get lat_p50_ms)|$(get lat_p99_ms)|$rsim|store ${rsto} kB, explore ${rexp} kB; $(get n) stored, wall $(printf %.1f "$wall") s" >>"$RES"
+    echo "p2s-$O|  of which produced->stored|-|$(get p2s_p50_ms)|$(get p2s_p99_ms)|-|" >>"$RES"
+    echo "sim-load-$O|specline-simulate under load (o=$O)|-|-|-|$rsim|" >>"$RES"
+  done
+fi
+
+# ---- Celery with Merlin's settings ---------------------------------------------------
+if has celery; then
+  CW=$(( S * W * ${OVERSUB##* } ))   # the same in-flight window as the deepest line run
+  export BENCH_CELERY_BROKER="pyamqp://guest:guest@127.0.0.1:${SPECLINE_BROKER_AMQP_PORT}//"
+  export BENCH_CELERY_QUEUE="bench-celery-$$"
+  export BENCH_NOOP_SIM="$BIN/specline-sim-noop"
+  export C_FORCE_ROOT=1
+  for kind in noop spawn; do
+    echo "== Celery 5.2 (Merlin's settings: acks_late, prefetch x1, pickle, durable queue, rpc:// results), $kind, concurrency $S, window $CW"
+    t0=$(now)
+    (cd "$HERE" && exec $PY -m celery -A celery_tasks worker -c "$S" -P prefork --without-gossip --without-mingle \
+        --without-heartbeat -l warning) >"$T/celery-$kind.log" 2>&1 &
+    CP=$!; PIDS+=("$CP")
+    $H rss "$T/rss-celery-$kind" --tree "$CP" &
+    SP=$!; PIDS+=("$SP")
+    out=$(cd "$HERE" && timeout 600 $PY celery_bench.py "$kind" "$N" "$CW" 2>"$T/celery-client-$kind.log") || {
+      echo "   client failed:"; tail -5 "$T/celery-client-$kind.log"; }
+    t1=$(now)
+    kill "$SP" 2>/dev/null || true; wait "$SP" 2>/dev/null || true
+    kill "$CP" 2>/dev/null || true; wait "$CP" 2>/dev/null || true
+    echo "   $out"
+    echo "   max RSS: $(tr '\n' ' ' <"$T/rss-celery-$kind")"
+    g() { echo "$out" | tr ' ' '\n' | awk -F= -v k="$1" '$1==k{print $2}'; }
+    tree=$(awk '$1=="tree"{print $2}' "$T/rss-celery-$kind")
+    echo "celery-$kind|Celery, $kind task|$(g rate)|$(g p50_ms)|$(g p99_ms)|$tree|main + $S pool children (sum of RSS); wall $(printf %.1f "$(echo "$t1 - $t0" | bc -l)") s incl. start" >>"$RES"
+  done
+fi
+
+# ---- the raw broker ceiling ----------------------------------------------------------
+if has rt; then
+  for q in classic quorum; do
+    for p in 1 "$S" 100; do
+      echo "== rabbitmq-c round trip: $q queue, prefetch $p, $RT_N persistent messages, confirms, manual acks"
+      out=$(timeout 300 "$BIN/bench-rt" --type "$q" --prefetch "$p" --n "$RT_N" --window 1000)
+      lat=$(timeout 120 "$BIN/bench-rt" --type "$q" --prefetch "$p" --n 300 --window 1)
+      echo "   $out"
+      echo "   unloaded (window 1): $lat"
+      g() { echo "$1" | tr ' ' '\n' | awk -F= -v k="$2" '$1==k{print $2}'; }
+      echo "rt-$q-$p|rabbitmq-c raw, $q, prefetch $p|$(g "$out" rate)|$(g "$lat" p50_ms)|$(g "$lat" p99_ms)|-|rate at window 1000; latency at window 1" >>"$RES"
+    done
+  done
+fi
+
+echo
+$H report "$RES" "$S"

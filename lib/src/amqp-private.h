@@ -139,6 +139,10 @@ struct sl_amqp {
   void (*detach_done)(sl_amqp_t *s, void *ud);
   void *detach_ud;
   double last_hb_sent;
+  uv_work_t work;                   /* a connect's blocking part, on the thread pool */
+  bool work_busy, work_fatal;
+  amqp_connection_state_t work_conn; /* its result, handed back to the loop */
+  sl_error_t work_err;
 
   sl_amqp_stats_t stats;
 };

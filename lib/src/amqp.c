@@ -1421,7 +1421,7 @@ static void go_down(sl_amqp_t *s, const sl_error_t *why)
   }
 }
 
-static amqp_socket_t *socket_new(sl_amqp_t *s, amqp_connection_state_t conn, sl_error_t *err)
+static amqp_socket_t *socket_new(const sl_amqp_t *s, amqp_connection_state_t conn, sl_error_t *err)
 {
   amqp_socket_t *sock;
   const char *ca;
@@ -1456,7 +1456,7 @@ static amqp_socket_t *socket_new(sl_amqp_t *s, amqp_connection_state_t conn, sl_
   return sock;
 }
 
-static bool login(sl_amqp_t *s, amqp_connection_state_t conn, sl_error_t *err, bool *fatal)
+static bool login(const sl_amqp_t *s, amqp_connection_state_t conn, sl_error_t *err, bool *fatal)
 {
   amqp_table_entry_t caps[2], props[2];
   amqp_table_t caps_t, props_t;
@@ -1496,21 +1496,22 @@ static bool login(sl_amqp_t *s, amqp_connection_state_t conn, sl_error_t *err, b
   return false;
 }
 
-/* One connect attempt: socket, login, channel 1, setup callback, consumers, re-publish. */
-static bool connect_attempt(sl_amqp_t *s, sl_error_t *err, bool *fatal)
+/* Connect phase 1: socket (TLS) and login. Touches no session state, so the libuv mode
+ * runs it on the thread pool. Returns the logged-in connection or NULL with *err set. */
+static amqp_connection_state_t conn_open(const sl_amqp_t *s, sl_error_t *err, bool *fatal)
 {
   struct timeval tv = {(time_t)s->connect_timeout,
                        (suseconds_t)((s->connect_timeout - (double)(time_t)s->connect_timeout) * 1e6)};
   struct timeval rpc_tv = {SL__RPC_TIMEOUT_S, 0};
   amqp_connection_state_t conn;
   amqp_socket_t *sock;
-  int rc, kind;
+  int rc;
 
   *fatal = false;
   conn = amqp_new_connection();
   if (!conn) {
     sl_error_set(err, SL_ERR_AMQP, AMQP_STATUS_NO_MEMORY, "cannot allocate a connection");
-    return false;
+    return NULL;
   }
   sock = socket_new(s, conn, err);
   if (!sock)
@@ -1532,6 +1533,18 @@ static bool connect_attempt(sl_amqp_t *s, sl_error_t *err, bool *fatal)
   if (!login(s, conn, err, fatal))
     goto out_destroy;
   amqp_set_rpc_timeout(conn, &rpc_tv);
+  return conn;
+out_destroy:
+  amqp_destroy_connection(conn);
+  return NULL;
+}
+
+/* Connect phase 2, on the session's thread: channel 1, setup callback, consumers,
+ * re-publish. Takes conn (destroyed on failure). */
+static bool conn_setup(sl_amqp_t *s, amqp_connection_state_t conn, sl_error_t *err, bool *fatal)
+{
+  int kind;
+
   s->conn = conn;
   s->state = SL__CONNECTING;
   s->ch2_open = false;
@@ -1562,19 +1575,14 @@ out_teardown:
   if (s->conn == conn)
     conn_teardown(s);
   return false;
-out_destroy:
-  amqp_destroy_connection(conn);
-  return false;
 }
 
-/* A connect attempt with its bookkeeping: counters, logs, state callback, next attempt. */
-static bool connect_once(sl_amqp_t *s, sl_error_t *err, bool *fatal)
+/* The bookkeeping after a connect attempt: counters, logs, state callback, next attempt. */
+static bool connect_finish(sl_amqp_t *s, bool ok, const sl_error_t *e, sl_error_t *err)
 {
-  sl_error_t e;
   double delay;
 
-  sl_error_clear(&e);
-  if (connect_attempt(s, &e, fatal)) {
+  if (ok) {
     if (s->ever_up)
       s->stats.reconnects++;
     SL_INFO("%s to %s as '%s' (heartbeat %d s, prefetch %u)",
@@ -1593,11 +1601,24 @@ static bool connect_once(sl_amqp_t *s, sl_error_t *err, bool *fatal)
   }
   delay = backoff_delay(s);
   s->attempt++;
-  SL_WARN("%s; retrying in %.2f s", e.message, delay);
+  SL_WARN("%s; retrying in %.2f s", e->message, delay);
   schedule_reconnect(s, delay);
   if (err)
-    *err = e;
+    *err = *e;
   return false;
+}
+
+/* One blocking connect attempt with its bookkeeping. */
+static bool connect_once(sl_amqp_t *s, sl_error_t *err, bool *fatal)
+{
+  amqp_connection_state_t conn;
+  sl_error_t e;
+  bool ok;
+
+  sl_error_clear(&e);
+  conn = conn_open(s, &e, fatal);
+  ok = conn && conn_setup(s, conn, &e, fatal);
+  return connect_finish(s, ok, &e, err);
 }
 
 bool sl_amqp_connect(sl_amqp_t *s, double timeout_s, sl_error_t *err)
@@ -1609,6 +1630,11 @@ bool sl_amqp_connect(sl_amqp_t *s, double timeout_s, sl_error_t *err)
     double now, wait;
     if (s->conn && s->state == SL__UP)
       return true;
+    if (s->work_busy) {
+      sl_error_set(err, SL_ERR_AMQP, AMQP_STATUS_INVALID_PARAMETER,
+                   "cannot connect: the session's loop is connecting it");
+      return false;
+    }
     if (connect_once(s, err, &fatal))
       return true;
     if (fatal)
@@ -1656,14 +1682,16 @@ bool sl_amqp_run_once(sl_amqp_t *s, int timeout_ms, sl_error_t *err)
     int n;
     if (!s->conn) {
       bool fatal = false;
-      if (sl_mono() >= s->next_attempt && !connect_once(s, err, &fatal) && fatal)
+      if (!s->work_busy && sl_mono() >= s->next_attempt && !connect_once(s, err, &fatal) && fatal)
         return false;
       if (s->conn)
         continue;
       now = sl_mono();
-      wait = (s->next_attempt < deadline ? s->next_attempt : deadline) - now;
-      if (wait <= 0 && now >= deadline)
+      if (now >= deadline)
         return true;
+      wait = (s->next_attempt < deadline ? s->next_attempt : deadline) - now;
+      if (s->work_busy) /* the loop's attempt finishes only when the loop runs */
+        wait = deadline - now < 0.01 ? deadline - now : 0.01;
       if (wait > 0) {
         struct timespec ts = {(time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9)};
         nanosleep(&ts, NULL);
@@ -2010,15 +2038,52 @@ static void on_heartbeat(uv_timer_t *h)
   acks_flush(s);
 }
 
+static void uv_handle_gone(sl_amqp_t *s);
+
+/* On the thread pool: the blocking part of a connect (TCP, TLS, login). */
+static void rc_work(uv_work_t *w)
+{
+  sl_amqp_t *s = w->data;
+
+  sl_error_clear(&s->work_err);
+  s->work_conn = conn_open(s, &s->work_err, &s->work_fatal);
+}
+
+/* Back on the loop: channels, setup, consumers, or the next attempt. */
+static void rc_work_done(uv_work_t *w, int status)
+{
+  sl_amqp_t *s = w->data;
+  amqp_connection_state_t conn = s->work_conn;
+  sl_error_t e = s->work_err;
+  bool fatal = s->work_fatal, ok;
+
+  s->work_conn = NULL;
+  s->work_busy = false;
+  if (status == UV_ECANCELED || s->detaching || s->conn) {
+    if (conn)
+      amqp_destroy_connection(conn);
+  } else {
+    ok = conn && conn_setup(s, conn, &e, &fatal);
+    if (!connect_finish(s, ok, &e, NULL) && fatal)
+      SL_ERROR("cannot connect to %s and retrying will not help; still retrying", s->redacted);
+  }
+  uv_handle_gone(s); /* last: a detach may complete here */
+}
+
 static void on_reconnect(uv_timer_t *h)
 {
   sl_amqp_t *s = h->data;
-  bool fatal;
 
-  if (s->conn)
+  if (s->conn || s->work_busy || s->detaching)
     return;
-  if (!connect_once(s, NULL, &fatal) && fatal)
-    SL_ERROR("cannot connect to %s and retrying will not help; still retrying", s->redacted);
+  s->work.data = s;
+  if (uv_queue_work(s->loop, &s->work, rc_work, rc_work_done) != 0) {
+    bool fatal;
+    connect_once(s, NULL, &fatal);
+    return;
+  }
+  s->work_busy = true;
+  s->uv_open++;
 }
 
 /* One of our handles is closed; after the last one a detach completes. */
@@ -2119,6 +2184,8 @@ void sl_amqp_detach(sl_amqp_t *s, void (*done)(sl_amqp_t *s, void *ud), void *ud
   s->detaching = true;
   s->detach_done = done;
   s->detach_ud = ud;
+  if (s->work_busy)
+    uv_cancel((uv_req_t *)&s->work); /* its completion still runs, and counts */
   if (s->poll) {
     uv_poll_stop(&s->poll->h);
     uv_close((uv_handle_t *)&s->poll->h, poll_closed);

@@ -169,8 +169,9 @@ bool sl_amqp_wait_confirms(sl_amqp_t *s, double timeout_s, sl_error_t *err);
 
 /* libuv mode: drives the session from `loop` (uv_poll on the socket, heartbeat and
  * reconnect timers, a check for buffered frames). Connects from the loop if not yet up.
- * A connect attempt is blocking (at most connect_timeout_s plus the setup callback's
- * RPCs); acks made in the loop are sent in batches before it sleeps. */
+ * A connect attempt opens the socket, TLS and login on the libuv thread pool, then runs
+ * channel setup, the setup callback and the consumers on the loop (blocking only for
+ * those RPCs); acks made in the loop are sent in batches before it sleeps. */
 bool sl_amqp_attach(sl_amqp_t *s, uv_loop_t *loop, sl_error_t *err);
 
 /* Stops and closes the uv handles; `done` is called from the loop when they are closed

@@ -27,6 +27,27 @@ slurm_kill_stale() {
   done
 }
 
+# slurm_kill_steps DIR: stops the job processes of DIR's cluster that outlived slurmd: each
+# slurmstepd works in DIR/log, and its tasks descend from it
+slurm_kill_steps() {
+  local d=$1 pid cwd pids=() all
+  for pid in $(pgrep -x slurmstepd 2>/dev/null); do
+    cwd=$(readlink "/proc/$pid/cwd" 2>/dev/null) || continue
+    case $cwd in "$d"/*) pids+=("$pid") ;; esac
+  done
+  [ ${#pids[@]} -gt 0 ] || return 0
+  all=$(ps -eo pid=,ppid= | awk -v roots="${pids[*]}" '
+    BEGIN { n = split(roots, r, " "); for (i = 1; i <= n; i++) keep[r[i]] = 1 }
+    { parent[$1] = $2 }
+    END { for (p in parent) { q = p; while (q in parent && !(q in keep) && q > 1) q = parent[q]; if (q in keep) print p } }')
+  # shellcheck disable=SC2086
+  kill -TERM $all 2>/dev/null
+  sleep 1
+  # shellcheck disable=SC2086
+  kill -KILL $all 2>/dev/null
+  return 0
+}
+
 # slurm_free_port: a TCP port free on loopback now
 slurm_free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
@@ -105,6 +126,7 @@ slurm_start() {
   mkdir -p "$d"
   chmod 755 "$d"
   slurm_kill_stale "$d"
+  slurm_kill_steps "$d"
   rm -rf "$d/state" "$d/spool" "$d/log" "$d/munge"
   mkdir -p "$d/state" "$d/spool" "$d/log"
   install -d -m 755 -o munge -g munge "$d/munge"
@@ -122,13 +144,20 @@ slurm_start() {
   fi
 }
 
-# slurm_stop DIR: cancels what is left, stops the daemons
+# slurm_stop DIR: cancels what is left (and what a resubmitting job just queued), waits a
+# little for the jobs to end, stops the daemons and any job process that outlived them
 slurm_stop() {
-  local d=$1
-  if [ -f "$d/slurm.conf" ]; then
-    SLURM_CONF=$d/slurm.conf timeout 10 scancel --quiet --user=root 2>/dev/null || true
+  local d=$1 end
+  if [ -f "$d/slurm.conf" ] && [ -s "$d/slurmctld.pid" ]; then
+    end=$((SECONDS + 30))
+    while [ $SECONDS -lt $end ]; do
+      SLURM_CONF=$d/slurm.conf timeout 10 scancel --quiet --user=root 2>/dev/null
+      SLURM_CONF=$d/slurm.conf timeout 10 squeue -h 2>/dev/null | grep -q . || break
+      sleep 1
+    done
   fi
   slurm_kill_stale "$d"
+  slurm_kill_steps "$d"
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then

@@ -65,8 +65,8 @@ C="slurm-pool-$$-$RANDOM"
 sql() { sqlite3 "$T/store.db" "$@" 2>/dev/null; }
 stored() { local n; n=$(sql "select count(*) from \"$C\"") || n=0; echo "${n:-0}"; }
 stored_at_least() { [ "$(stored)" -ge "$1" ]; }
-job_gone() { ! squeue -h -j "$1" 2>/dev/null | grep -q .; }
-job_running() { [ "$(squeue -h -j "$1" -o %T 2>/dev/null)" = RUNNING ]; }
+job_gone() { ! timeout 10 squeue -h -j "$1" 2>/dev/null | grep -q .; }
+job_running() { [ "$(timeout 10 squeue -h -j "$1" -o %T 2>/dev/null)" = RUNNING ]; }
 alive() { kill -0 "$1" 2>/dev/null; }
 explore_done() { ! alive "$EXPLORE"; }
 
@@ -127,7 +127,7 @@ A=$(submit A)
 check "pool A submitted" test -n "$A"
 check "pool A runs" wait_for 60 job_running "$A"
 check "pool A stores points" wait_for 120 stored_at_least 4
-scancel --signal=URG "$A"
+timeout 10 scancel --signal=URG "$A"
 check "pool A ends after the drain" wait_for 60 job_gone "$A"
 nA=$(stored)
 check "campaign not complete when pool A ended" lt "$nA" "$MAX_SIMS"
@@ -140,7 +140,7 @@ check "node idle before pool B" slurm_wait_idle "$SD" 60
 B=$(submit B)
 check "pool B runs" wait_for 60 job_running "$B"
 check "pool B stores points" wait_for 120 stored_at_least $((nA + 4))
-scancel "$B"
+timeout 10 scancel "$B"
 check "pool B is gone after scancel" wait_for 60 job_gone "$B"
 nB=$(stored)
 check "campaign not complete when pool B was cancelled" lt "$nB" "$MAX_SIMS"
@@ -153,7 +153,7 @@ check "explore ends the campaign" wait_for 300 explore_done
 erc=0
 if explore_done; then wait "$EXPLORE" || erc=$?; else erc=timeout; fi
 check "explore exits 0" eq "$erc" 0
-scancel --signal=URG "$Cj"
+timeout 10 scancel --signal=URG "$Cj"
 check "pool C drains and ends" wait_for 60 job_gone "$Cj"
 
 check "$MAX_SIMS points stored" eq "$(stored)" "$MAX_SIMS"

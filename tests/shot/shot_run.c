@@ -1,0 +1,103 @@
+/* See shot_run.h. */
+#define _GNU_SOURCE
+#include "shot_run.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "specline/util.h"
+
+const char *shot_tmpdir(void)
+{
+  static char dir[256];
+  if (!dir[0]) {
+    const char *t = getenv("TMPDIR");
+    snprintf(dir, sizeof dir, "%s/specline-shot-XXXXXX", t && *t ? t : "/tmp");
+    if (!mkdtemp(dir))
+      abort();
+  }
+  return dir;
+}
+
+char *shot_write(const char *name, const char *text)
+{
+  char *path = sl_asprintf("%s/%s", shot_tmpdir(), name);
+  FILE *f = fopen(path, "wb");
+  if (!f)
+    abort();
+  fputs(text, f);
+  fclose(f);
+  return path;
+}
+
+const char *shot_example(const char *file)
+{
+  static char paths[4][1024];
+  static int next;
+  char *path = paths[next++ % 4];
+  const char *src = getenv("SPECLINE_SOURCE_DIR");
+  snprintf(path, sizeof paths[0], "%s/examples/oscillator-experiment/%s", src ? src : ".", file);
+  return path;
+}
+
+static char *slurp(const char *path)
+{
+  size_t len = 0;
+  char *s = sl_read_file(path, 64u << 20, &len);
+  if (s && len > 0)
+    return s;
+  free(s);
+  return sl_strdup("");
+}
+
+int shot_run(const char *const *args, char **out, char **err)
+{
+  char *argv[64], *opath = sl_asprintf("%s/.out", shot_tmpdir()), *epath = sl_asprintf("%s/.err", shot_tmpdir());
+  int argc = 0, rc, o, e, fo, fe;
+
+  argv[argc++] = sl_strdup("shot");
+  for (; *args && argc < 63; args++)
+    argv[argc++] = sl_strdup(*args);
+  argv[argc] = NULL;
+  fflush(stdout);
+  fflush(stderr);
+  o = dup(1);
+  e = dup(2);
+  fo = open(opath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  fe = open(epath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  dup2(fo, 1);
+  dup2(fe, 2);
+  close(fo);
+  close(fe);
+  rc = sl_cmd_shot(argc, argv);
+  fflush(stdout);
+  fflush(stderr);
+  dup2(o, 1);
+  dup2(e, 2);
+  close(o);
+  close(e);
+  if (out)
+    *out = slurp(opath);
+  if (err)
+    *err = slurp(epath);
+  while (argc > 0)
+    free(argv[--argc]);
+  free(opath);
+  free(epath);
+  return rc;
+}
+
+int shot_count(const char *hay, const char *needle)
+{
+  int n = 0;
+  const char *p = hay;
+  while ((p = strstr(p, needle))) {
+    n++;
+    p += strlen(needle);
+  }
+  return n;
+}

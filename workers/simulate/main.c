@@ -110,6 +110,7 @@ struct run {
   int64_t next_progress;    /* its step */
   bool lease_sent;
   bool returning;          /* shutdown: re-publish the task instead of a point */
+  bool deferred;           /* killed by a signal we did not send: decide after a moment */
 };
 
 static sim_worker_t g_sw;
@@ -366,6 +367,19 @@ static void run_kill(run_t *r, int sig)
   kill(-r->proc.pid, sig);
 }
 
+static void on_timer(uv_timer_t *h);
+
+/* A simulator killed by SIGTERM/SIGKILL/SIGINT/SIGHUP that this worker did not send was
+ * most likely ended by its environment (Slurm's scancel or walltime signals the whole job
+ * step, the OOM killer): not a result. When the worker itself is being stopped within a
+ * moment of it, the task is returned to the queue instead of being stored as failed. */
+static bool killed_from_outside(const run_t *r)
+{
+  int sig = r->term_signal;
+  return (sig == SIGTERM || sig == SIGKILL || sig == SIGINT || sig == SIGHUP) && !r->terminating &&
+         !r->returning && !r->killing;
+}
+
 static void run_finish(run_t *r)
 {
   sim_worker_t *sw = r->sw;
@@ -373,6 +387,14 @@ static void run_finish(run_t *r)
 
   if (r->finished)
     return;
+  if (killed_from_outside(r) && !r->deferred && !sw->w.stopping) {
+    r->deferred = true;
+    uv_timer_stop(&r->timer);
+    uv_timer_start(&r->timer, on_timer, 1500, 0);
+    return;
+  }
+  if (killed_from_outside(r) && sw->w.stopping)
+    r->returning = true;
   r->finished = true;
   uv_timer_stop(&r->timer);
   if (r->returning)
@@ -406,7 +428,9 @@ static void on_timer(uv_timer_t *h)
   sim_worker_t *sw = r->sw;
 
   if (r->exited) {
-    /* exited but stdout never reached EOF (a grandchild holds it): finish anyway */
+    /* exited but stdout never reached EOF (a grandchild holds it), or an outside kill
+     * whose decision was deferred: finish now */
+    r->out_eof = true;
     run_finish(r);
     return;
   }

@@ -3,6 +3,7 @@
 #include "shot_run.h"
 
 #include <fcntl.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,16 +12,32 @@
 #include "commands.h"
 #include "specline/util.h"
 
+static char tmp_dir[256];
+static pid_t tmp_owner;
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+  return remove(path);
+}
+
+/* Removes the temp dir at exit (only in the process that made it, not in forked children). */
+static void tmp_cleanup(void)
+{
+  if (tmp_dir[0] && getpid() == tmp_owner && !getenv("SPECLINE_TEST_KEEP"))
+    nftw(tmp_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 const char *shot_tmpdir(void)
 {
-  static char dir[256];
-  if (!dir[0]) {
+  if (!tmp_dir[0]) {
     const char *t = getenv("TMPDIR");
-    snprintf(dir, sizeof dir, "%s/specline-shot-XXXXXX", t && *t ? t : "/tmp");
-    if (!mkdtemp(dir))
+    snprintf(tmp_dir, sizeof tmp_dir, "%s/specline-shot-XXXXXX", t && *t ? t : "/tmp");
+    if (!mkdtemp(tmp_dir))
       abort();
+    tmp_owner = getpid();
+    atexit(tmp_cleanup);
   }
-  return dir;
+  return tmp_dir;
 }
 
 char *shot_write(const char *name, const char *text)

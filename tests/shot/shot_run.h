@@ -5,7 +5,8 @@
 
 #include <stdbool.h>
 
-/* A fresh temp dir (static string) for this process. */
+/* A fresh temp dir (static string) for this process, removed at exit unless
+ * SPECLINE_TEST_KEEP is set. */
 const char *shot_tmpdir(void);
 /* Writes text to DIR/name; returns the malloc'd path. */
 char *shot_write(const char *name, const char *text);

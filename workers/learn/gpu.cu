@@ -667,13 +667,9 @@ static bool step(sl_gpu_t *g, size_t c, size_t lo, size_t hi, int first_layer, c
   if (!batch(g, &g->train, g->state, 0, c, lo, hi, true, first_layer, err))
     return false;
 #ifdef SPECLINE_HAVE_NCCL
-  if (g->comm) {
-    ev_mark(g);
-    if (!sl_nccl_allreduce_dev(g->comm, g->g, g->count, g->st, err) ||
-        !sl__nccl_allreduce_dev_f64(g->comm, g->lsum, (size_t)g->E, g->st, err))
-      return false;
-    ev_mark(g);
-  }
+  if (g->comm && (!sl_nccl_allreduce_dev(g->comm, g->g, g->count, g->st, err) ||
+                  !sl__nccl_allreduce_dev_f64(g->comm, g->lsum, (size_t)g->E, g->st, err)))
+    return false;
 #endif
   k_finish<<<1, 1, 0, g->st>>>(g->lsum, g->cnt, g->E, g->ep_loss);
   k_adam<<<grid_for(g->count), SL_GPU_THREADS, 0, g->st>>>(g->p, g->g, g->m1, g->m2, g->count, g->mc, start, a->lr,
@@ -682,8 +678,7 @@ static bool step(sl_gpu_t *g, size_t c, size_t lo, size_t hi, int first_layer, c
   return cu_ok(cudaGetLastError(), "step kernels", err);
 }
 
-/* Adds the step's event pairs to the stats: [0] start, pairs of GEMMs (and the
- * all-reduce), last = end. */
+/* Adds the step's event pairs to the stats: [0] start, pairs around GEMMs, last = end. */
 static bool profile_step(sl_gpu_t *g, sl_error_t *err)
 {
   float ms;

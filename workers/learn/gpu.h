@@ -65,7 +65,6 @@ typedef struct sl_gpu_stats {
   long steps;
   double step_ms;   /* summed GPU time of the training steps */
   double gemm_ms;   /* of which in cuBLAS GEMMs */
-  double reduce_ms; /* of which in the NCCL all-reduce */
 } sl_gpu_stats_t;
 
 #ifdef SPECLINE_HAVE_CUDA
@@ -147,7 +146,7 @@ static inline bool sl_gpu_epoch(sl_gpu_t *g, int epoch, uint64_t seed, int batch
 static inline bool sl_gpu_reset_adam(sl_gpu_t *g, sl_error_t *err) { return sl__gpu_none(err); }
 static inline void sl_gpu_stats(const sl_gpu_t *g, sl_gpu_stats_t *out)
 {
-  sl_gpu_stats_t z = {0, 0, 0, 0};
+  sl_gpu_stats_t z = {0, 0, 0};
   *out = z;
 }
 static inline bool sl_gpu_train(sl_model_t *m, size_t n, const float *x, const float *y, const float *mask,

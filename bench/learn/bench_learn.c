@@ -82,8 +82,8 @@ static void make_data(size_t n, int D, int P, float *x, float *y, float *mask)
 }
 
 /* One epoch on the CPU over rows that take at least `secs` (doubling from one batch). */
-static double bench_cpu(int E, int D, int H, int L, int P, int bs, size_t rows, const float *x, const float *y,
-                        const float *mask, double secs)
+static double bench_cpu(int E, int D, int H, int L, int P, int bs, size_t rows, const float *x,
+                        const float *y, const float *mask, double secs)
 {
   size_t n = (size_t)bs;
 
@@ -189,8 +189,10 @@ int main(int argc, char **argv)
     else if (!strcmp(a, "--tf32"))
       tf32 = true;
     else {
-      fprintf(stderr, "usage: bench_learn [--hidden 64,256,1024] [--batch 256,4096] [--layers 3] [--members 5] "
-                      "[--inputs 8] [--outputs 16] [--rows 65536] [--cpu-seconds 1] [--no-cpu] [--no-gpu] [--tf32]\n");
+      fprintf(
+          stderr,
+          "usage: bench_learn [--hidden 64,256,1024] [--batch 256,4096] [--layers 3] [--members 5] "
+          "[--inputs 8] [--outputs 16] [--rows 65536] [--cpu-seconds 1] [--no-cpu] [--no-gpu] [--tf32]\n");
       return 2;
     }
   }

@@ -34,7 +34,8 @@ static void parity_case(sl_model_loss_t kind, size_t n, int first_layer, double 
   const int E = 5, D = 4, H = 32, L = 3, P = 6;
   sl_model_t *m = ld_model(kind, E, D, H, L, P, 11);
   size_t np = sl_model_param_count(m);
-  float *x = malloc(n * D * sizeof(float)), *y = malloc(n * P * sizeof(float)), *mk = malloc(n * P * sizeof(float));
+  float *x = malloc(n * D * sizeof(float)), *y = malloc(n * P * sizeof(float)),
+        *mk = malloc(n * P * sizeof(float));
   float *gc = malloc(np * sizeof(float)), *gg = malloc(np * sizeof(float));
   double lc[5], lg[5], rel;
   sl_gpu_opts_t go;
@@ -50,7 +51,8 @@ static void parity_case(sl_model_loss_t kind, size_t n, int first_layer, double 
     sl_model_layer_offsets(m, L, &w_off, &b_off, &in, &out);
     for (e = 0; e < E; e++)
       for (j = P; j < 2 * P; j++)
-        sl_model_params(m)[(size_t)e * sl_model_member_param_count(m) + b_off + j] = (j % 3 == 0) ? 8.0f : -14.0f;
+        sl_model_params(m)[(size_t)e * sl_model_member_param_count(m) + b_off + j] =
+            (j % 3 == 0) ? 8.0f : -14.0f;
   }
   sl_gpu_opts_init(&go);
   go.max_rows = n;
@@ -59,10 +61,11 @@ static void parity_case(sl_model_loss_t kind, size_t n, int first_layer, double 
   SL_REQUIRE(sl_model_loss_grad(m, n, x, y, masked > 0 ? mk : NULL, first_layer, lc, gc, NULL));
   SL_REQUIRE(sl_gpu_loss_grad(g, n, x, y, masked > 0 ? mk : NULL, first_layer, lg, gg, &err));
   for (e = 0; e < E; e++)
-    SL_CHECKF(fabs(lc[e] - lg[e]) <= LOSS_TOL * fabs(lc[e]) + 1e-7, "member %d: cpu %.9g gpu %.9g", e, lc[e], lg[e]);
+    SL_CHECKF(fabs(lc[e] - lg[e]) <= LOSS_TOL * fabs(lc[e]) + 1e-7, "member %d: cpu %.9g gpu %.9g", e, lc[e],
+              lg[e]);
   rel = ld_rel_err(np, gg, gc);
-  SL_CHECKF(rel <= GRAD_TOL, "kind %d n %zu first layer %d: gradient relative error %g", (int)kind, n, first_layer,
-            rel);
+  SL_CHECKF(rel <= GRAD_TOL, "kind %d n %zu first layer %d: gradient relative error %g", (int)kind, n,
+            first_layer, rel);
   if (first_layer > 0) {
     size_t w_off, i;
 
@@ -70,8 +73,8 @@ static void parity_case(sl_model_loss_t kind, size_t n, int first_layer, double 
     for (i = 0; i < w_off; i++)
       SL_CHECK(gg[i] == 0.0f);
   }
-  fprintf(stderr, "  kind %d n %zu first %d masked %.1f clamp %d: gradient rel diff %.3g\n", (int)kind, n, first_layer,
-          masked, (int)clamp, rel);
+  fprintf(stderr, "  kind %d n %zu first %d masked %.1f clamp %d: gradient rel diff %.3g\n", (int)kind, n,
+          first_layer, masked, (int)clamp, rel);
   sl_gpu_destroy(g);
   sl_model_destroy(m);
   free(x);

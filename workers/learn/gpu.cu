@@ -10,18 +10,18 @@
  * same rows, takes its share of each global batch (dp.h), scales by the global observed
  * count (which every rank can count itself) and sums gradients and losses over the group. */
 extern "C" {
+#include "dp.h"
 #include "specline/error.h"
 #include "specline/log.h"
 #include "specline/model.h"
 #include "specline/util.h"
-#include "dp.h"
 }
 #include "gpu.h"
 
+#include <atomic>
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <math.h>
-#include <atomic>
 #include <stdlib.h>
 #include <string.h>
 
@@ -183,8 +183,8 @@ __global__ void k_gather(const int *perm, const long long *b0, size_t off, int n
 }
 
 /* z[e][o][i] = act(z + b[e][o]) for E members of [out][nl] at member stride zs. */
-__global__ void k_bias_act(float *z, size_t zs, const float *p, size_t mc, size_t b_off, int out, int nl, int E,
-                           int act)
+__global__ void k_bias_act(float *z, size_t zs, const float *p, size_t mc, size_t b_off, int out, int nl,
+                           int E, int act)
 {
   size_t per = (size_t)out * nl, n = per * E, k;
 
@@ -223,13 +223,15 @@ __global__ void k_loss(const float *outb, size_t os, const float *yb, const floa
     r = yb[y] - out[o];
     if (nll) {
       float sr = out[pn + o];
-      float s = sr < SL_MODEL_LOGVAR_MIN ? SL_MODEL_LOGVAR_MIN : (sr > SL_MODEL_LOGVAR_MAX ? SL_MODEL_LOGVAR_MAX : sr);
+      float s = sr < SL_MODEL_LOGVAR_MIN ? SL_MODEL_LOGVAR_MIN
+                                         : (sr > SL_MODEL_LOGVAR_MAX ? SL_MODEL_LOGVAR_MAX : sr);
       float inv = expf(-s), q = r * r * inv;
 
       sum += 0.5 * ((double)s + (double)q);
       if (d) {
         d[o] = -r * inv * inv_cnt;
-        d[pn + o] = (sr < SL_MODEL_LOGVAR_MIN || sr > SL_MODEL_LOGVAR_MAX) ? 0.0f : 0.5f * (1.0f - q) * inv_cnt;
+        d[pn + o] =
+            (sr < SL_MODEL_LOGVAR_MIN || sr > SL_MODEL_LOGVAR_MAX) ? 0.0f : 0.5f * (1.0f - q) * inv_cnt;
       }
     } else {
       sum += (double)r * r;
@@ -367,11 +369,12 @@ static bool rows_set(sl_gpu_t *g, struct gpu_rows *r, size_t n, const float *xn,
   id = (int *)sl_malloc(n * sizeof(int));
   for (i = 0; i < n; i++)
     id[i] = (int)i;
-  ok = cu_ok(cudaMemcpy(r->xn, xn, n * g->D * sizeof(float), cudaMemcpyHostToDevice), "uploading rows", err) &&
-       cu_ok(cudaMemcpy(r->yn, yn, n * g->P * sizeof(float), cudaMemcpyHostToDevice), "uploading rows", err) &&
-       (!mask || cu_ok(cudaMemcpy(r->mask, mask, n * g->P * sizeof(float), cudaMemcpyHostToDevice),
-                       "uploading rows", err)) &&
-       cu_ok(cudaMemcpy(r->perm, id, n * sizeof(int), cudaMemcpyHostToDevice), "uploading rows", err);
+  ok =
+      cu_ok(cudaMemcpy(r->xn, xn, n * g->D * sizeof(float), cudaMemcpyHostToDevice), "uploading rows", err) &&
+      cu_ok(cudaMemcpy(r->yn, yn, n * g->P * sizeof(float), cudaMemcpyHostToDevice), "uploading rows", err) &&
+      (!mask || cu_ok(cudaMemcpy(r->mask, mask, n * g->P * sizeof(float), cudaMemcpyHostToDevice),
+                      "uploading rows", err)) &&
+      cu_ok(cudaMemcpy(r->perm, id, n * sizeof(int), cudaMemcpyHostToDevice), "uploading rows", err);
   free(id);
   /* rows without a mask: gather and loss skip it */
   if (ok && !mask) {
@@ -447,7 +450,8 @@ static bool gpu_alloc(sl_gpu_t *g, sl_error_t *err)
          cu_ok(cudaMemset(g->m2, 0, g->count * sizeof(float)), "clearing moments", err) &&
          cu_ok(cudaMalloc(&g->cb_ws, ws), "allocating cublas workspace", err) &&
          cu_ok(cudaStreamCreateWithFlags(&g->st, cudaStreamNonBlocking), "creating stream", err) &&
-         cb_ok(cublasCreate(&g->cb), "creating handle", err) && cb_ok(cublasSetStream(g->cb, g->st), "stream", err) &&
+         cb_ok(cublasCreate(&g->cb), "creating handle", err) &&
+         cb_ok(cublasSetStream(g->cb, g->st), "stream", err) &&
          cb_ok(cublasSetWorkspace(g->cb, g->cb_ws, ws), "workspace", err);
 }
 
@@ -551,14 +555,15 @@ void sl_gpu_stats(const sl_gpu_t *g, sl_gpu_stats_t *out)
 /* ---- one batch ---- */
 
 static cublasStatus_t gemm(sl_gpu_t *g, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
-                           const float *A, int lda, long long sa, const float *B, int ldb, long long sb, float *C,
-                           int ldc, long long sc)
+                           const float *A, int lda, long long sa, const float *B, int ldb, long long sb,
+                           float *C, int ldc, long long sc)
 {
   const float one = 1.0f, zero = 0.0f;
   cublasStatus_t s;
 
   ev_mark(g);
-  s = cublasSgemmStridedBatched(g->cb, ta, tb, m, n, k, &one, A, lda, sa, B, ldb, sb, &zero, C, ldc, sc, g->E);
+  s = cublasSgemmStridedBatched(g->cb, ta, tb, m, n, k, &one, A, lda, sa, B, ldb, sb, &zero, C, ldc, sc,
+                                g->E);
   ev_mark(g);
   return s;
 }
@@ -584,16 +589,17 @@ static bool batch(sl_gpu_t *g, const struct gpu_rows *r, const long long *b0, si
     float *C = l == g->L ? g->outb : g->acts + (size_t)l * g->H * nl;
     long long sC = l == g->L ? (long long)outS : (long long)actS;
 
-    if (!cb_ok(gemm(g, CUBLAS_OP_N, CUBLAS_OP_N, nl, g->l_out[l], g->l_in[l], A, nl, l == 0 ? 0 : (long long)actS,
-                    g->p + g->w_off[l], g->l_in[l], (long long)g->mc, C, nl, sC),
+    if (!cb_ok(gemm(g, CUBLAS_OP_N, CUBLAS_OP_N, nl, g->l_out[l], g->l_in[l], A, nl,
+                    l == 0 ? 0 : (long long)actS, g->p + g->w_off[l], g->l_in[l], (long long)g->mc, C, nl,
+                    sC),
                "forward gemm", err))
       return false;
     k_bias_act<<<grid_for((size_t)E * g->l_out[l] * nl), SL_GPU_THREADS, 0, g->st>>>(
         C, (size_t)sC, g->p, g->mc, g->b_off[l], g->l_out[l], nl, E, l < g->L);
   }
-  k_loss<<<dim3(grid_for((size_t)g->P * nl) > 1024 ? 1024 : grid_for((size_t)g->P * nl), E), SL_GPU_THREADS, 0,
-           g->st>>>(g->outb, outS, g->yb, r->mask ? g->mb : NULL, g->P, nl, g->nll, g->cnt, grad ? delta : NULL, dS,
-                    g->lsum);
+  k_loss<<<dim3(grid_for((size_t)g->P * nl) > 1024 ? 1024 : grid_for((size_t)g->P * nl), E), SL_GPU_THREADS,
+           0, g->st>>>(g->outb, outS, g->yb, r->mask ? g->mb : NULL, g->P, nl, g->nll, g->cnt,
+                       grad ? delta : NULL, dS, g->lsum);
   for (l = g->L; grad && l >= first_layer; l--) {
     int in = g->l_in[l], out = g->l_out[l];
     const float *ain = l == 0 ? g->xt : g->acts + (size_t)(l - 1) * g->H * nl;
@@ -605,8 +611,8 @@ static bool batch(sl_gpu_t *g, const struct gpu_rows *r, const long long *b0, si
       return false;
     k_colsum<<<dim3(out, E), SL_GPU_THREADS, 0, g->st>>>(delta, dS, nl, g->g, g->mc, g->b_off[l]);
     if (l > first_layer) {
-      if (!cb_ok(gemm(g, CUBLAS_OP_N, CUBLAS_OP_T, nl, in, out, delta, nl, (long long)dS, g->p + g->w_off[l], in,
-                      (long long)g->mc, other, nl, (long long)dS),
+      if (!cb_ok(gemm(g, CUBLAS_OP_N, CUBLAS_OP_T, nl, in, out, delta, nl, (long long)dS, g->p + g->w_off[l],
+                      in, (long long)g->mc, other, nl, (long long)dS),
                  "delta gemm", err))
         return false;
       k_tanh_back<<<grid_for((size_t)E * in * nl), SL_GPU_THREADS, 0, g->st>>>(other, dS, ain, actS,
@@ -626,7 +632,8 @@ bool sl_gpu_loss_grad(sl_gpu_t *g, size_t n, const float *xn, const float *yn, c
                       int first_layer, double *loss, float *grad, sl_error_t *err)
 {
   if (!g || n == 0 || n > g->max_rows || !xn || !yn || first_layer < 0 || first_layer > g->L) {
-    sl_error_set(err, SL_ERR_CUDA, SL_GPU_EINVAL, "gpu loss needs 1..max rows, inputs, targets and a first layer in [0, L]");
+    sl_error_set(err, SL_ERR_CUDA, SL_GPU_EINVAL,
+                 "gpu loss needs 1..max rows, inputs, targets and a first layer in [0, L]");
     return false;
   }
   if (!cu_ok(cudaSetDevice(g->dev), "selecting device", err) || !rows_set(g, &g->tmp, n, xn, yn, mask, err) ||
@@ -640,16 +647,19 @@ bool sl_gpu_loss_grad(sl_gpu_t *g, size_t n, const float *xn, const float *yn, c
     return false;
   if (loss && !cu_ok(cudaMemcpy(loss, g->lsum, g->E * sizeof(double), cudaMemcpyDeviceToHost), "losses", err))
     return false;
-  return !grad || cu_ok(cudaMemcpy(grad, g->g, g->count * sizeof(float), cudaMemcpyDeviceToHost), "gradient", err);
+  return !grad ||
+         cu_ok(cudaMemcpy(grad, g->g, g->count * sizeof(float), cudaMemcpyDeviceToHost), "gradient", err);
 }
 
-bool sl_gpu_set_data(sl_gpu_t *g, size_t n, const float *xn, const float *yn, const float *mask, sl_error_t *err)
+bool sl_gpu_set_data(sl_gpu_t *g, size_t n, const float *xn, const float *yn, const float *mask,
+                     sl_error_t *err)
 {
   if (!g || n == 0 || n > (size_t)1 << 31 || !xn || !yn) {
     sl_error_set(err, SL_ERR_CUDA, SL_GPU_EINVAL, "gpu training needs rows, inputs and targets");
     return false;
   }
-  return cu_ok(cudaSetDevice(g->dev), "selecting device", err) && rows_set(g, &g->train, n, xn, yn, mask, err);
+  return cu_ok(cudaSetDevice(g->dev), "selecting device", err) &&
+         rows_set(g, &g->train, n, xn, yn, mask, err);
 }
 
 /* One training step on the global batch at state[0] of c rows: batch, sum over the
@@ -672,8 +682,8 @@ static bool step(sl_gpu_t *g, size_t c, size_t lo, size_t hi, int first_layer, c
     return false;
 #endif
   k_finish<<<1, 1, 0, g->st>>>(g->lsum, g->cnt, g->E, g->ep_loss);
-  k_adam<<<grid_for(g->count), SL_GPU_THREADS, 0, g->st>>>(g->p, g->g, g->m1, g->m2, g->count, g->mc, start, a->lr,
-                                                            a->beta1, a->beta2, a->eps, g->state);
+  k_adam<<<grid_for(g->count), SL_GPU_THREADS, 0, g->st>>>(g->p, g->g, g->m1, g->m2, g->count, g->mc, start,
+                                                           a->lr, a->beta1, a->beta2, a->eps, g->state);
   k_advance<<<1, 1, 0, g->st>>>(g->state, (long long)c);
   return cu_ok(cudaGetLastError(), "step kernels", err);
 }
@@ -753,7 +763,8 @@ bool sl_gpu_epoch(sl_gpu_t *g, int epoch, uint64_t seed, int batch_size, int fir
   bool ok;
 
   if (!g || !g->train.n || batch_size < 1 || first_layer < 0 || first_layer > g->L || !adam) {
-    sl_error_set(err, SL_ERR_CUDA, SL_GPU_EINVAL, "gpu epoch needs uploaded rows, a batch size and a first layer");
+    sl_error_set(err, SL_ERR_CUDA, SL_GPU_EINVAL,
+                 "gpu epoch needs uploaded rows, a batch size and a first layer");
     return false;
   }
   n = g->train.n;
@@ -769,7 +780,8 @@ bool sl_gpu_epoch(sl_gpu_t *g, int epoch, uint64_t seed, int batch_size, int fir
   for (i = 0; i < n; i++)
     perm32[i] = (int)perm[i];
   ok = cu_ok(cudaSetDevice(g->dev), "selecting device", err) &&
-       cu_ok(cudaMemcpyAsync(g->train.perm, perm32, n * sizeof(int), cudaMemcpyHostToDevice, g->st), "perm", err) &&
+       cu_ok(cudaMemcpyAsync(g->train.perm, perm32, n * sizeof(int), cudaMemcpyHostToDevice, g->st), "perm",
+             err) &&
        cu_ok(cudaMemsetAsync(g->state, 0, sizeof(long long), g->st), "state", err) &&
        cu_ok(cudaMemsetAsync(g->ep_loss, 0, sizeof(double), g->st), "state", err);
   for (b0 = 0; ok && b0 < n; b0 += bs, nb++) {
@@ -782,7 +794,8 @@ bool sl_gpu_epoch(sl_gpu_t *g, int epoch, uint64_t seed, int batch_size, int fir
                                    : step(g, c, lo, hi, first_layer, adam, err);
     ok = ok && profile_step(g, err);
   }
-  ok = ok && cu_ok(cudaMemcpyAsync(&sum, g->ep_loss, sizeof sum, cudaMemcpyDeviceToHost, g->st), "loss", err) &&
+  ok = ok &&
+       cu_ok(cudaMemcpyAsync(&sum, g->ep_loss, sizeof sum, cudaMemcpyDeviceToHost, g->st), "loss", err) &&
        cu_ok(cudaStreamSynchronize(g->st), "epoch", err); /* perm32 is read until here */
   if (ok && train_loss)
     *train_loss = sum / (double)nb;
@@ -808,7 +821,8 @@ static bool val_loss(sl_gpu_t *g, double *out, sl_error_t *err)
     if (!batch(g, &g->val, g->state + 2, r0, c, 0, c, false, 0, err))
       return false;
   }
-  if (!cu_ok(cudaMemcpyAsync(out, g->lsum, g->E * sizeof(double), cudaMemcpyDeviceToHost, g->st), "val", err) ||
+  if (!cu_ok(cudaMemcpyAsync(out, g->lsum, g->E * sizeof(double), cudaMemcpyDeviceToHost, g->st), "val",
+             err) ||
       !cu_ok(cudaMemcpyAsync(&total, g->cnt, sizeof total, cudaMemcpyDeviceToHost, g->st), "val", err) ||
       !cu_ok(cudaStreamSynchronize(g->st), "val", err))
     return false;
@@ -817,8 +831,8 @@ static bool val_loss(sl_gpu_t *g, double *out, sl_error_t *err)
   return true;
 }
 
-static bool train_args(const sl_model_t *m, size_t n, const float *x, const float *y, const sl_model_train_opts_t *o,
-                       sl_error_t *err)
+static bool train_args(const sl_model_t *m, size_t n, const float *x, const float *y,
+                       const sl_model_train_opts_t *o, sl_error_t *err)
 {
   if (!m || n == 0 || !x || !y) {
     sl_error_set(err, SL_ERR_MODEL, SL_MODEL_EINVAL, "training needs a model and data rows");
@@ -827,16 +841,16 @@ static bool train_args(const sl_model_t *m, size_t n, const float *x, const floa
   if (o->epochs < 0 || o->batch_size < 1 || o->first_layer < 0 || o->first_layer > sl_model_layers(m) ||
       o->patience < 0 || !(o->adam.lr > 0) || (o->val_n && (!o->val_x || !o->val_y))) {
     sl_error_set(err, SL_ERR_MODEL, SL_MODEL_EINVAL,
-                 "bad training options: epochs %d, batch %d, first layer %d, patience %d", o->epochs, o->batch_size,
-                 o->first_layer, o->patience);
+                 "bad training options: epochs %d, batch %d, first layer %d, patience %d", o->epochs,
+                 o->batch_size, o->first_layer, o->patience);
     return false;
   }
   return true;
 }
 
 bool sl_gpu_train(sl_model_t *m, size_t n, const float *x, const float *y, const float *mask,
-                  const sl_model_train_opts_t *opts, const sl_gpu_opts_t *gopts, sl_model_train_result_t *result,
-                  sl_error_t *err)
+                  const sl_model_train_opts_t *opts, const sl_gpu_opts_t *gopts,
+                  sl_model_train_result_t *result, sl_error_t *err)
 {
   sl_model_train_opts_t dflt;
   sl_gpu_opts_t gdflt;
@@ -884,13 +898,15 @@ bool sl_gpu_train(sl_model_t *m, size_t n, const float *x, const float *y, const
   if (!sl_gpu_set_data(g, n, xn, yn, mask, err))
     goto out_restore;
   if (o->val_n) {
-    float *vxn = (float *)sl_malloc(o->val_n * D * sizeof(float)), *vyn = (float *)sl_malloc(o->val_n * P * sizeof(float));
+    float *vxn = (float *)sl_malloc(o->val_n * D * sizeof(float)),
+          *vyn = (float *)sl_malloc(o->val_n * P * sizeof(float));
 
     sl_model_normalize_inputs(m, o->val_n, o->val_x, vxn);
     sl_model_normalize_outputs(m, o->val_n, o->val_y, vyn);
     ok = rows_set(g, &g->val, o->val_n, vxn, vyn, o->val_mask, err) &&
          cu_ok(cudaMalloc(&g->best, g->count * sizeof(float)), "allocating best weights", err) &&
-         cu_ok(cudaMemcpy(g->best, g->p, g->count * sizeof(float), cudaMemcpyDeviceToDevice), "best weights", err);
+         cu_ok(cudaMemcpy(g->best, g->p, g->count * sizeof(float), cudaMemcpyDeviceToDevice), "best weights",
+               err);
     free(vxn);
     free(vyn);
     if (!ok)
@@ -909,7 +925,8 @@ bool sl_gpu_train(sl_model_t *m, size_t n, const float *x, const float *y, const
     if (!sl_gpu_epoch(g, epoch, o->seed, o->batch_size, o->first_layer, &o->adam, &tl, err))
       goto out_restore;
     if (!isfinite(tl)) {
-      sl_error_set(err, SL_ERR_MODEL, SL_MODEL_ENUMERIC, "training diverged: non-finite loss at epoch %d", epoch);
+      sl_error_set(err, SL_ERR_MODEL, SL_MODEL_ENUMERIC, "training diverged: non-finite loss at epoch %d",
+                   epoch);
       goto out_restore;
     }
     res.train_loss = tl;
@@ -923,8 +940,8 @@ bool sl_gpu_train(sl_model_t *m, size_t n, const float *x, const float *y, const
           bl[e] = vl[e];
           since[e] = 0;
           improved = true;
-          if (!cu_ok(cudaMemcpyAsync(g->best + e * mc, g->p + e * mc, mc * sizeof(float), cudaMemcpyDeviceToDevice,
-                                     g->st),
+          if (!cu_ok(cudaMemcpyAsync(g->best + e * mc, g->p + e * mc, mc * sizeof(float),
+                                     cudaMemcpyDeviceToDevice, g->st),
                      "best weights", err))
             goto out_restore;
         } else {
@@ -946,9 +963,9 @@ bool sl_gpu_train(sl_model_t *m, size_t n, const float *x, const float *y, const
   if (o->val_n && res.best_epoch >= 0) {
     res.val_loss = 0;
     for (e = 0; e < E; e++) {
-      if (isfinite(bl[e]) &&
-          !cu_ok(cudaMemcpyAsync(g->p + e * mc, g->best + e * mc, mc * sizeof(float), cudaMemcpyDeviceToDevice, g->st),
-                 "best weights", err))
+      if (isfinite(bl[e]) && !cu_ok(cudaMemcpyAsync(g->p + e * mc, g->best + e * mc, mc * sizeof(float),
+                                                    cudaMemcpyDeviceToDevice, g->st),
+                                    "best weights", err))
         goto out_restore;
       res.val_loss += bl[e] / E;
     }

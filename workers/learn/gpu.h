@@ -41,12 +41,12 @@ typedef struct sl_nccl sl_nccl_t;
 
 /* Options of the GPU learner (caller storage). */
 typedef struct sl_gpu_opts {
-  int device;        /* CUDA device, -1 (default) = the communicator's rank modulo the devices, or 0 */
-  size_t max_rows;   /* largest batch passed to sl_gpu_loss_grad/epochs; default 4096 */
-  bool graph;        /* replay full-size training steps as a CUDA graph (default true) */
-  bool profile;      /* time each step and its GEMMs with events (slower; disables graphs) */
-  bool tf32;         /* let cuBLAS use TF32 tensor cores (faster, ~1e-3 relative; default false) */
-  sl_nccl_t *comm;   /* data-parallel group (borrowed), NULL = one rank */
+  int device;      /* CUDA device, -1 (default) = the communicator's rank modulo the devices, or 0 */
+  size_t max_rows; /* largest batch passed to sl_gpu_loss_grad/epochs; default 4096 */
+  bool graph;      /* replay full-size training steps as a CUDA graph (default true) */
+  bool profile;    /* time each step and its GEMMs with events (slower; disables graphs) */
+  bool tf32;       /* let cuBLAS use TF32 tensor cores (faster, ~1e-3 relative; default false) */
+  sl_nccl_t *comm; /* data-parallel group (borrowed), NULL = one rank */
 } sl_gpu_opts_t;
 
 /* Fills *o with the defaults above. */
@@ -63,8 +63,8 @@ static inline void sl_gpu_opts_init(sl_gpu_opts_t *o)
 /* Timings gathered with opts.profile. */
 typedef struct sl_gpu_stats {
   long steps;
-  double step_ms;   /* summed GPU time of the training steps */
-  double gemm_ms;   /* of which in cuBLAS GEMMs */
+  double step_ms; /* summed GPU time of the training steps */
+  double gemm_ms; /* of which in cuBLAS GEMMs */
 } sl_gpu_stats_t;
 
 #ifdef SPECLINE_HAVE_CUDA
@@ -109,8 +109,8 @@ void sl_gpu_stats(const sl_gpu_t *g, sl_gpu_stats_t *out);
  * divergence. Fails with SL_GPU_ENODEV, leaving m untouched, when no GPU can be used.
  * gopts NULL = defaults. */
 bool sl_gpu_train(sl_model_t *m, size_t n, const float *x, const float *y, const float *mask,
-                  const sl_model_train_opts_t *opts, const sl_gpu_opts_t *gopts, sl_model_train_result_t *result,
-                  sl_error_t *err);
+                  const sl_model_train_opts_t *opts, const sl_gpu_opts_t *gopts,
+                  sl_model_train_result_t *result, sl_error_t *err);
 
 #else /* built without CUDA: stubs */
 
@@ -119,17 +119,27 @@ static inline bool sl__gpu_none(sl_error_t *err)
   sl_error_set(err, SL_ERR_CUDA, SL_GPU_ENODEV, "built without CUDA");
   return false;
 }
-static inline bool sl_gpu_available(sl_error_t *err) { return sl__gpu_none(err); }
+static inline bool sl_gpu_available(sl_error_t *err)
+{
+  return sl__gpu_none(err);
+}
 static inline sl_gpu_t *sl_gpu_new(const sl_model_t *m, const sl_gpu_opts_t *opts, sl_error_t *err)
 {
   sl__gpu_none(err);
   return NULL;
 }
 static inline void sl_gpu_destroy(sl_gpu_t *g) {}
-static inline bool sl_gpu_set_params(sl_gpu_t *g, const sl_model_t *m, sl_error_t *err) { return sl__gpu_none(err); }
-static inline bool sl_gpu_get_params(sl_gpu_t *g, sl_model_t *m, sl_error_t *err) { return sl__gpu_none(err); }
-static inline bool sl_gpu_loss_grad(sl_gpu_t *g, size_t n, const float *xn, const float *yn, const float *mask,
-                                    int first_layer, double *loss, float *grad, sl_error_t *err)
+static inline bool sl_gpu_set_params(sl_gpu_t *g, const sl_model_t *m, sl_error_t *err)
+{
+  return sl__gpu_none(err);
+}
+static inline bool sl_gpu_get_params(sl_gpu_t *g, sl_model_t *m, sl_error_t *err)
+{
+  return sl__gpu_none(err);
+}
+static inline bool sl_gpu_loss_grad(sl_gpu_t *g, size_t n, const float *xn, const float *yn,
+                                    const float *mask, int first_layer, double *loss, float *grad,
+                                    sl_error_t *err)
 {
   return sl__gpu_none(err);
 }
@@ -143,7 +153,10 @@ static inline bool sl_gpu_epoch(sl_gpu_t *g, int epoch, uint64_t seed, int batch
 {
   return sl__gpu_none(err);
 }
-static inline bool sl_gpu_reset_adam(sl_gpu_t *g, sl_error_t *err) { return sl__gpu_none(err); }
+static inline bool sl_gpu_reset_adam(sl_gpu_t *g, sl_error_t *err)
+{
+  return sl__gpu_none(err);
+}
 static inline void sl_gpu_stats(const sl_gpu_t *g, sl_gpu_stats_t *out)
 {
   sl_gpu_stats_t z = {0, 0, 0};
@@ -199,9 +212,18 @@ static inline sl_nccl_t *sl_nccl_new(const char *id_path, int rank, int nranks, 
   return NULL;
 }
 static inline void sl_nccl_destroy(sl_nccl_t *c) {}
-static inline int sl_nccl_rank(const sl_nccl_t *c) { return 0; }
-static inline int sl_nccl_size(const sl_nccl_t *c) { return 1; }
-static inline int sl_nccl_device(const sl_nccl_t *c) { return 0; }
+static inline int sl_nccl_rank(const sl_nccl_t *c)
+{
+  return 0;
+}
+static inline int sl_nccl_size(const sl_nccl_t *c)
+{
+  return 1;
+}
+static inline int sl_nccl_device(const sl_nccl_t *c)
+{
+  return 0;
+}
 static inline bool sl_nccl_allreduce_dev(sl_nccl_t *c, float *dev, size_t n, void *stream, sl_error_t *err)
 {
   return sl__nccl_none(err);

@@ -4,10 +4,10 @@
  * hanging, and the all-reduces the trainer needs (gradient sum on the device, and the
  * count-weighted combine of dp.h on host memory). */
 extern "C" {
+#include "dp.h"
 #include "specline/error.h"
 #include "specline/log.h"
 #include "specline/util.h"
-#include "dp.h"
 }
 #include "gpu.h"
 
@@ -91,8 +91,9 @@ static bool wait_done(sl_nccl_t *c, cudaStream_t st, const char *what, sl_error_
       ncclCommAbort(c->comm);
       c->comm = NULL;
       c->broken = true;
-      sl_error_set(err, SL_ERR_CUDA, SL_GPU_ETIMEOUT, "nccl: %s: no answer from the group in %.1f s (rank %d of %d)",
-                   what, c->timeout_s, c->rank, c->size);
+      sl_error_set(err, SL_ERR_CUDA, SL_GPU_ETIMEOUT,
+                   "nccl: %s: no answer from the group in %.1f s (rank %d of %d)", what, c->timeout_s,
+                   c->rank, c->size);
       return false;
     }
     nap();
@@ -145,15 +146,16 @@ static bool exchange_id(const char *path, int rank, double timeout_s, ncclUnique
       }
     }
     if (now_s() - t0 > timeout_s) {
-      sl_error_set(err, SL_ERR_CUDA, SL_GPU_ETIMEOUT, "nccl: no id file '%s' after %.1f s (rank %d)", path, timeout_s,
-                   rank);
+      sl_error_set(err, SL_ERR_CUDA, SL_GPU_ETIMEOUT, "nccl: no id file '%s' after %.1f s (rank %d)", path,
+                   timeout_s, rank);
       return false;
     }
     usleep(20000);
   }
 }
 
-sl_nccl_t *sl_nccl_new(const char *id_path, int rank, int nranks, int device, double timeout_s, sl_error_t *err)
+sl_nccl_t *sl_nccl_new(const char *id_path, int rank, int nranks, int device, double timeout_s,
+                       sl_error_t *err)
 {
   ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
   ncclUniqueId id;
@@ -162,7 +164,8 @@ sl_nccl_t *sl_nccl_new(const char *id_path, int rank, int nranks, int device, do
   int ndev = 0;
 
   if (!id_path || nranks < 1 || rank < 0 || rank >= nranks || !(timeout_s > 0)) {
-    sl_error_set(err, SL_ERR_CUDA, SL_GPU_EINVAL, "nccl group needs an id file, 0 <= rank < ranks and a timeout");
+    sl_error_set(err, SL_ERR_CUDA, SL_GPU_EINVAL,
+                 "nccl group needs an id file, 0 <= rank < ranks and a timeout");
     return NULL;
   }
   if (!sl_gpu_available(err))
@@ -173,7 +176,8 @@ sl_nccl_t *sl_nccl_new(const char *id_path, int rank, int nranks, int device, do
   c->size = nranks;
   c->timeout_s = timeout_s;
   c->dev = (device >= 0 ? device : rank) % ndev;
-  if (cudaSetDevice(c->dev) != cudaSuccess || cudaStreamCreateWithFlags(&c->st, cudaStreamNonBlocking) != cudaSuccess) {
+  if (cudaSetDevice(c->dev) != cudaSuccess ||
+      cudaStreamCreateWithFlags(&c->st, cudaStreamNonBlocking) != cudaSuccess) {
     sl_error_set(err, SL_ERR_CUDA, SL_GPU_ENODEV, "nccl: cannot use device %d", c->dev);
     goto out_free;
   }
@@ -221,9 +225,18 @@ void sl_nccl_destroy(sl_nccl_t *c)
   free(c);
 }
 
-int sl_nccl_rank(const sl_nccl_t *c) { return c->rank; }
-int sl_nccl_size(const sl_nccl_t *c) { return c->size; }
-int sl_nccl_device(const sl_nccl_t *c) { return c->dev; }
+int sl_nccl_rank(const sl_nccl_t *c)
+{
+  return c->rank;
+}
+int sl_nccl_size(const sl_nccl_t *c)
+{
+  return c->size;
+}
+int sl_nccl_device(const sl_nccl_t *c)
+{
+  return c->dev;
+}
 
 static bool allreduce(sl_nccl_t *c, void *dev, size_t n, ncclDataType_t t, void *stream, sl_error_t *err)
 {

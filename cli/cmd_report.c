@@ -57,7 +57,7 @@ static void report_usage(FILE *f)
 /* One simulation point or shot, without its history. */
 typedef struct pt {
   char *id;
-  double *x;        /* D inputs in config order, NaN when absent */
+  double *x; /* D inputs in config order, NaN when absent */
   double produced_at;
   int64_t steps;
   sl_point_status_t status;
@@ -237,7 +237,8 @@ static const pt_t *find_stopped(const report_t *r, const stop_key_t *ix, size_t 
 
 /* Compares the audit's full history with the prediction the stop relied on: the
  * checkpoints "<h>.<k>" (mean) and "<h>.<k>.std" recorded in the stopped point. */
-static void audit_compare(report_t *r, audit_row_t *row, const sl_store_point_t *full, const sl_store_point_t *stop)
+static void audit_compare(report_t *r, audit_row_t *row, const sl_store_point_t *full,
+                          const sl_store_point_t *stop)
 {
   const char *h = r->cfg->history.name;
   int hi = sl_series_find(&full->history, h);
@@ -487,7 +488,8 @@ static char *summary_text(const report_t *r, const char *out_path)
   sl_buf_printf(&b, "steps consumed: %lld\n", (long long)r->steps_total);
   sl_buf_printf(&b, "steps saved by stops: %lld (max_steps %lld)\n", (long long)r->steps_saved,
                 (long long)r->cfg->simulator.max_steps);
-  sl_buf_printf(&b, "speculative stops: %lld (terminated %lld)\n", (long long)r->n_spec, (long long)r->n_terminated);
+  sl_buf_printf(&b, "speculative stops: %lld (terminated %lld)\n", (long long)r->n_spec,
+                (long long)r->n_terminated);
   sl_buf_printf(&b, "audits: %zu (checked %zu, false stops %zu)\n", r->n_audits, r->n_checked, r->n_false);
   if (r->n_checked > 0)
     sl_buf_printf(&b, "false-stop rate: %.3g\n", (double)r->n_false / (double)r->n_checked);
@@ -557,10 +559,11 @@ static void html_summary(report_t *r, sl_buf_t *h, const char *text)
     note(h, r->model_note);
   if (r->n_audits == 0)
     return;
-  sl_buf_printf(h, "<h3>Audits</h3>\n<p>A stop is false when more than %.0f%% of the predicted checkpoints it "
-                   "relied on fall outside &#177;%.0f&#963; of the audit&#39;s full run.</p>\n"
-                   "<table><tr><th>audit run</th><th>stopped run</th><th>checkpoints compared</th>"
-                   "<th>outside &#177;3&#963;</th><th>verdict</th></tr>\n",
+  sl_buf_printf(h,
+                "<h3>Audits</h3>\n<p>A stop is false when more than %.0f%% of the predicted checkpoints it "
+                "relied on fall outside &#177;%.0f&#963; of the audit&#39;s full run.</p>\n"
+                "<table><tr><th>audit run</th><th>stopped run</th><th>checkpoints compared</th>"
+                "<th>outside &#177;3&#963;</th><th>verdict</th></tr>\n",
                 100 * AUDIT_MAX_OUTSIDE, AUDIT_NSIGMA);
   for (i = 0; i < r->n_audits; i++) {
     const audit_row_t *a = &r->audits[i];
@@ -569,7 +572,9 @@ static void html_summary(report_t *r, sl_buf_t *h, const char *text)
     sl_buf_printf(h, "</td><td>");
     sl_html_escape(h, a->stopped_id ? a->stopped_id : "(not found)");
     sl_buf_printf(h, "</td><td>%zu</td><td>%zu</td><td>%s</td></tr>\n", a->n_compared, a->n_outside,
-                  !a->checked ? "not checked" : a->false_stop ? "<b class=\"bad\">false stop</b>" : "right");
+                  !a->checked     ? "not checked"
+                  : a->false_stop ? "<b class=\"bad\">false stop</b>"
+                                  : "right");
   }
   sl_buf_printf(h, "</table>\n");
 }
@@ -629,9 +634,11 @@ static void html_learning(report_t *r, sl_buf_t *h)
   free(tl);
   if (r->cfg->budget.target_nrmse > 0)
     sl_svg_range_add(&ry, r->cfg->budget.target_nrmse, true);
-  sl_buf_printf(h, "<p>%zu surrogate model%s; each plotted at the simulator steps stored (any status) when it was "
-                   "made, with the metrics the learner measured on its validation split.</p>\n",
-                n, n == 1 ? "" : "s");
+  sl_buf_printf(
+      h,
+      "<p>%zu surrogate model%s; each plotted at the simulator steps stored (any status) when it was "
+      "made, with the metrics the learner measured on its validation split.</p>\n",
+      n, n == 1 ? "" : "s");
   sl_svg_range_pad(&rx, 0.04);
   ylog = ry.any && ry.lo > 0 && ry.hi / ry.lo > 5;
   if (ylog) {
@@ -646,22 +653,25 @@ static void html_learning(report_t *r, sl_buf_t *h)
   if (m == 0) {
     note(h, "the models carry no nrmse metric");
   } else {
-    sl_svg_plot_begin(&p, h, r->plot_id++, 460, 300, "validation NRMSE", "simulator steps", "NRMSE", rx.lo, rx.hi,
-                      ry.lo, ry.hi, false, ylog);
+    sl_svg_plot_begin(&p, h, r->plot_id++, 460, 300, "validation NRMSE", "simulator steps", "NRMSE", rx.lo,
+                      rx.hi, ry.lo, ry.hi, false, ylog, SL_SVG_TOP_RIGHT);
     if (r->cfg->budget.target_nrmse > 0)
       sl_svg_hline(&p, r->cfg->budget.target_nrmse, C_FAILED, "5 4", "target");
     sl_svg_line(&p, n, xs, nr, C_COMPLETE, 1.6, NULL);
     sl_svg_points(&p, n, xs, nr, SL_SVG_DOT, C_COMPLETE, 3.5);
-    sl_svg_plot_end(&p, NULL, 0, true);
+    sl_svg_plot_end(&p, NULL, 0);
   }
-  sl_svg_plot_begin(&p, h, r->plot_id++, 460, 300, "\xc2\xb1" "2\xcf\x83 coverage", "simulator steps", "coverage", rx.lo,
-                    rx.hi, 0, 1.02, false, false);
+  sl_svg_plot_begin(&p, h, r->plot_id++, 460, 300,
+                    "\xc2\xb1"
+                    "2\xcf\x83 coverage",
+                    "simulator steps", "coverage", rx.lo, rx.hi, 0, 1.02, false, false, SL_SVG_BOTTOM_RIGHT);
   sl_svg_hband(&p, 0.90, 0.98, C_AUDIT, 0.15);
   sl_svg_line(&p, n, xs, cov, C_STOPPED, 1.6, NULL);
   sl_svg_points(&p, n, xs, cov, SL_SVG_DOT, C_STOPPED, 3.5);
   {
-    const sl_svg_legend_t lg[] = {{"coverage", SL_SVG_DOT, false, C_STOPPED}, {"target 90-98%", SL_SVG_SQUARE, false, C_AUDIT}};
-    sl_svg_plot_end(&p, lg, 2, false);
+    const sl_svg_legend_t lg[] = {{"coverage", SL_SVG_DOT, false, C_STOPPED},
+                                  {"target 90-98%", SL_SVG_SQUARE, false, C_AUDIT}};
+    sl_svg_plot_end(&p, lg, 2);
   }
   sl_buf_printf(h, "</div>\n<table><tr><th>model</th><th>created (UTC)</th><th>steps</th><th>nrmse</th>"
                    "<th>coverage</th><th>n_train</th><th>n_val</th></tr>\n");
@@ -679,7 +689,8 @@ static void scatter_column(report_t *r, sl_buf_t *h, int col)
   const sl_dataset_t *v = &r->split.val;
   double *ya = sl_calloc(v->n, sizeof *ya), *ym = sl_calloc(v->n, sizeof *ym);
   double *lo = sl_calloc(v->n, sizeof *lo), *hi = sl_calloc(v->n, sizeof *hi);
-  float *fa = sl_calloc(v->n, sizeof *fa), *fm = sl_calloc(v->n, sizeof *fm), *fs = sl_calloc(v->n, sizeof *fs);
+  float *fa = sl_calloc(v->n, sizeof *fa), *fm = sl_calloc(v->n, sizeof *fm),
+        *fs = sl_calloc(v->n, sizeof *fs);
   double diag[2];
   char title[160], name[96], n1[32], n2[32];
   sl_svg_range_t rg;
@@ -707,14 +718,14 @@ static void scatter_column(report_t *r, sl_buf_t *h, int col)
   fmt_num(n2, sizeof n2, sl_model_coverage(n, 1, fm, fs, fa, NULL, 2.0));
   snprintf(title, sizeof title, "%s (%zu runs, nrmse %s, coverage %s)", name, n, n1, n2);
   sl_svg_range_pad(&rg, 0.06);
-  sl_svg_plot_begin(&p, h, r->plot_id++, 400, 340, title, "actual", "predicted mean \xc2\xb1 2\xcf\x83", rg.lo, rg.hi,
-                    rg.lo, rg.hi, false, false);
+  sl_svg_plot_begin(&p, h, r->plot_id++, 400, 340, title, "actual", "predicted mean \xc2\xb1 2\xcf\x83",
+                    rg.lo, rg.hi, rg.lo, rg.hi, false, false, SL_SVG_TOP_LEFT);
   diag[0] = rg.lo;
   diag[1] = rg.hi;
   sl_svg_line(&p, 2, diag, diag, "#999", 1, "4 3");
   sl_svg_errbars(&p, n, ya, lo, hi, C_COMPLETE);
   sl_svg_points(&p, n, ya, ym, SL_SVG_DOT, C_COMPLETE, 3);
-  sl_svg_plot_end(&p, NULL, 0, false);
+  sl_svg_plot_end(&p, NULL, 0);
   free(ya);
   free(ym);
   free(lo);
@@ -774,16 +785,18 @@ static bool history_plot(report_t *r, sl_buf_t *h, const char *id)
   }
   sl_svg_range_pad(&ry, 0.05);
   snprintf(title, sizeof title, "%s of held-out run %s", r->cfg->history.name, id);
-  sl_svg_plot_begin(&p, h, r->plot_id++, 460, 280, title, "step", r->cfg->history.name, rx.lo, rx.hi, ry.lo, ry.hi,
-                    false, false);
+  sl_svg_plot_begin(&p, h, r->plot_id++, 460, 280, title, "step", r->cfg->history.name, rx.lo, rx.hi, ry.lo,
+                    ry.hi, false, false, SL_SVG_BELOW);
   sl_svg_band(&p, (size_t)r->K, cx, clo, chi, C_STOPPED, 0.25);
   sl_svg_line(&p, (size_t)r->K, cx, cm, C_STOPPED, 1.5, "5 3");
   sl_svg_line(&p, n, sx, sy, C_COMPLETE, 1.4, NULL);
   {
     const sl_svg_legend_t lg[] = {{"actual", SL_SVG_DOT, true, C_COMPLETE},
                                   {"predicted mean", SL_SVG_DOT, true, C_STOPPED},
-                                  {"\xc2\xb1" "2\xcf\x83 band", SL_SVG_SQUARE, false, C_STOPPED}};
-    sl_svg_plot_end(&p, lg, 3, true);
+                                  {"\xc2\xb1"
+                                   "2\xcf\x83 band",
+                                   SL_SVG_SQUARE, false, C_STOPPED}};
+    sl_svg_plot_end(&p, lg, 3);
   }
   free(sx);
   free(sy);
@@ -817,9 +830,11 @@ static void html_heldout(report_t *r, sl_buf_t *h)
   sl_buf_printf(h, "<p>%zu held-out complete runs (validation fraction %.3g), model ", v->n,
                 r->cfg->learn.validation_fraction);
   sl_html_escape(h, r->model_id);
-  sl_buf_printf(h, ": NRMSE %s, &#177;2&#963; coverage %s over all columns. Error bars are &#177;2&#963;; the dashed "
-                   "line is predicted = actual.</p>\n<div class=\"row\">\n",
-                n1, n2);
+  sl_buf_printf(
+      h,
+      ": NRMSE %s, &#177;2&#963; coverage %s over all columns. Error bars are &#177;2&#963;; the dashed "
+      "line is predicted = actual.</p>\n<div class=\"row\">\n",
+      n1, n2);
   if (r->cfg->n_outputs > 0) {
     for (j = 0; j < (int)r->cfg->n_outputs; j++)
       scatter_column(r, h, r->K + j);
@@ -841,7 +856,8 @@ static void html_heldout(report_t *r, sl_buf_t *h)
 
 /* Markers of one group (status/origin) on the pair (a, b); b < 0 plots input a against
  * the steps run. Thinned evenly to MAX_MARKERS. */
-static size_t pair_group(report_t *r, sl_svg_plot_t *p, int a, int b, int group, sl_svg_marker_t m, const char *color)
+static size_t pair_group(report_t *r, sl_svg_plot_t *p, int a, int b, int group, sl_svg_marker_t m,
+                         const char *color)
 {
   size_t i, n = 0, total = 0, stride, seen = 0;
   double *xs, *ys;
@@ -877,10 +893,10 @@ static void pair_plot(report_t *r, sl_buf_t *h, int a, int b)
     sl_svg_marker_t m;
     const char *color;
   } groups[] = {{"complete", SL_SVG_DOT, C_COMPLETE},
-                {"terminated (stopped)", SL_SVG_TRIANGLE, C_STOPPED},
+                {"stopped", SL_SVG_TRIANGLE, C_STOPPED},
                 {"failed", SL_SVG_CROSS, C_FAILED},
-                {"audit re-run", SL_SVG_RING, C_AUDIT},
-                {"experimental shot", SL_SVG_SQUARE, C_SHOT}};
+                {"audit", SL_SVG_RING, C_AUDIT},
+                {"shot", SL_SVG_SQUARE, C_SHOT}};
   const sl_var_t *va = &r->cfg->inputs[a], *vb = b >= 0 ? &r->cfg->inputs[b] : NULL;
   sl_svg_legend_t lg[5];
   sl_svg_range_t rx, ry;
@@ -902,8 +918,8 @@ static void pair_plot(report_t *r, sl_buf_t *h, int a, int b)
   sl_svg_range_pad(&rx, 0.03);
   sl_svg_range_pad(&ry, 0.03);
   snprintf(title, sizeof title, "%s vs %s", vb ? vb->name : "steps run", va->name);
-  sl_svg_plot_begin(&p, h, r->plot_id++, 460, 400, title, va->name, vb ? vb->name : "steps run", rx.lo, rx.hi, ry.lo,
-                    ry.hi, false, false);
+  sl_svg_plot_begin(&p, h, r->plot_id++, 460, 400, title, va->name, vb ? vb->name : "steps run", rx.lo, rx.hi,
+                    ry.lo, ry.hi, false, false, SL_SVG_BELOW);
   for (g = 0; g < 5; g++) {
     if (pair_group(r, &p, a, b, (int)g, groups[g].m, groups[g].color) > 0) {
       lg[nl].label = groups[g].label;
@@ -912,7 +928,7 @@ static void pair_plot(report_t *r, sl_buf_t *h, int a, int b)
       lg[nl++].color = groups[g].color;
     }
   }
-  sl_svg_plot_end(&p, lg, nl, true);
+  sl_svg_plot_end(&p, lg, nl);
 }
 
 static void html_space(report_t *r, sl_buf_t *h)
@@ -922,8 +938,10 @@ static void html_space(report_t *r, sl_buf_t *h)
     note(h, "no simulations stored yet");
     return;
   }
-  sl_buf_printf(h, "<p>Complete runs (dots), runs stopped early (triangles), failed runs (crosses) and audit "
-                   "re-runs of stops (rings)%s.</p>\n<div class=\"row\">\n",
+  sl_buf_printf(h,
+                "<p>Complete runs (dots), runs terminated early (triangles), failed runs (crosses), audit "
+                "re-runs of speculative stops (rings, around the stop they repeat) and experimental shots "
+                "(squares)%s.</p>\n<div class=\"row\">\n",
                 r->d > 3 ? ", on the first three pairs of inputs" : "");
   if (r->d == 1) {
     pair_plot(r, h, 0, -1);
@@ -942,7 +960,8 @@ static const char page_css[] =
     "h1{font-size:22px}h2{font-size:18px;border-bottom:1px solid #ccc;padding-bottom:4px;margin-top:32px}"
     "h3{font-size:15px}.meta{color:#666}.note{color:#8a5a00;font-style:italic}.bad{color:#d62728}"
     "pre.summary{background:#f6f6f6;padding:10px;border:1px solid #ddd}"
-    "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}"
+    "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px "
+    "8px;text-align:left}"
     ".row{display:flex;flex-wrap:wrap;gap:12px}svg{border:1px solid #ddd}"
     "svg .grid{stroke:#eee;stroke-width:1}svg .frame{fill:none;stroke:#888}"
     "svg text{font-family:sans-serif}svg .tick{font-size:11px;fill:#444}"
@@ -959,7 +978,8 @@ static char *report_html(report_t *r, const char *summary)
   gmtime_r(&now, &tmv);
   strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &tmv);
   sl_buf_init(&h);
-  sl_buf_printf(&h, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>specline report: ");
+  sl_buf_printf(
+      &h, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>specline report: ");
   sl_html_escape(&h, r->cfg->experiment);
   sl_buf_printf(&h, "</title>\n<style>%s</style>\n</head>\n<body>\n<h1>specline report: ", page_css);
   sl_html_escape(&h, r->cfg->experiment);
@@ -969,7 +989,8 @@ static char *report_html(report_t *r, const char *summary)
   sl_html_escape(&h, !strncmp(r->uri, "sqlite:", 7) ? r->uri : "mongodb");
   sl_buf_printf(&h, ", written %s</p>\n", when);
   if (r->n_pts == 0)
-    note(&h, r->st ? "the store is empty: no simulations stored yet" : "the store does not exist yet: no simulations stored");
+    note(&h, r->st ? "the store is empty: no simulations stored yet"
+                   : "the store does not exist yet: no simulations stored");
   html_summary(r, &h, summary);
   html_learning(r, &h);
   html_heldout(r, &h);

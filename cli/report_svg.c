@@ -17,12 +17,23 @@ void sl_html_escape(sl_buf_t *b, const char *s)
   for (; *s; s++) {
     const char *rep = NULL;
     switch (*s) {
-    case '&': rep = "&amp;"; break;
-    case '<': rep = "&lt;"; break;
-    case '>': rep = "&gt;"; break;
-    case '"': rep = "&quot;"; break;
-    case '\'': rep = "&#39;"; break;
-    default: break;
+    case '&':
+      rep = "&amp;";
+      break;
+    case '<':
+      rep = "&lt;";
+      break;
+    case '>':
+      rep = "&gt;";
+      break;
+    case '"':
+      rep = "&quot;";
+      break;
+    case '\'':
+      rep = "&#39;";
+      break;
+    default:
+      break;
     }
     if (!rep)
       continue;
@@ -167,8 +178,8 @@ static void tick_y(sl_svg_plot_t *p, double v, double step)
   fmt_tick(lab, sizeof lab, v, step);
   sl_buf_printf(p->out, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"grid\"/>", p->ml, y,
                 p->w - p->mr, y);
-  sl_buf_printf(p->out, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\" class=\"tick\">%s</text>\n", p->ml - 4,
-                y + 4, lab);
+  sl_buf_printf(p->out, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\" class=\"tick\">%s</text>\n",
+                p->ml - 4, y + 4, lab);
 }
 
 static void axis_ticks(sl_svg_plot_t *p, bool is_x)
@@ -207,9 +218,12 @@ static void axis_ticks(sl_svg_plot_t *p, bool is_x)
 
 void sl_svg_plot_begin(sl_svg_plot_t *p, sl_buf_t *out, int id, double w, double h, const char *title,
                        const char *xlabel, const char *ylabel, double x0, double x1, double y0, double y1,
-                       bool xlog, bool ylog)
+                       bool xlog, bool ylog, sl_svg_corner_t legend)
 {
+  double total_h = legend == SL_SVG_BELOW ? h + 22 : h;
+
   memset(p, 0, sizeof *p);
+  p->legend = legend;
   p->out = out;
   p->id = id;
   p->w = w;
@@ -225,29 +239,35 @@ void sl_svg_plot_begin(sl_svg_plot_t *p, sl_buf_t *out, int id, double w, double
   p->y0 = y0;
   p->y1 = y1 > y0 ? y1 : y0 + 1;
 
-  sl_buf_printf(out, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
-                     "role=\"img\">\n",
-                w, h, w, h);
+  sl_buf_printf(
+      out,
+      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
+      "role=\"img\">\n",
+      w, total_h, w, total_h);
   sl_buf_printf(out, "<title>");
   sl_html_escape(out, title);
-  sl_buf_printf(out, "</title>\n<rect x=\"0\" y=\"0\" width=\"%.0f\" height=\"%.0f\" fill=\"#fff\"/>\n", w, h);
+  sl_buf_printf(out, "</title>\n<rect x=\"0\" y=\"0\" width=\"%.0f\" height=\"%.0f\" fill=\"#fff\"/>\n", w,
+                total_h);
   sl_buf_printf(out, "<text x=\"%.1f\" y=\"17\" text-anchor=\"middle\" class=\"ptitle\">", w / 2);
   sl_html_escape(out, title);
   sl_buf_printf(out, "</text>\n");
   axis_ticks(p, true);
   axis_ticks(p, false);
-  sl_buf_printf(out, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" class=\"frame\"/>\n", p->ml, p->mt,
-                w - p->ml - p->mr, h - p->mt - p->mb);
-  sl_buf_printf(out, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" class=\"alabel\">", p->ml + (w - p->ml - p->mr) / 2,
-                h - 8);
+  sl_buf_printf(out, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" class=\"frame\"/>\n", p->ml,
+                p->mt, w - p->ml - p->mr, h - p->mt - p->mb);
+  sl_buf_printf(out, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" class=\"alabel\">",
+                p->ml + (w - p->ml - p->mr) / 2, h - 8);
   sl_html_escape(out, xlabel);
-  sl_buf_printf(out, "</text>\n<text x=\"14\" y=\"%.1f\" text-anchor=\"middle\" class=\"alabel\" "
-                     "transform=\"rotate(-90 14 %.1f)\">",
+  sl_buf_printf(out,
+                "</text>\n<text x=\"14\" y=\"%.1f\" text-anchor=\"middle\" class=\"alabel\" "
+                "transform=\"rotate(-90 14 %.1f)\">",
                 p->mt + (h - p->mt - p->mb) / 2, p->mt + (h - p->mt - p->mb) / 2);
   sl_html_escape(out, ylabel);
-  sl_buf_printf(out, "</text>\n<clipPath id=\"clip%d\"><rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\"/>"
-                     "</clipPath>\n<g clip-path=\"url(#clip%d)\">\n",
-                id, p->ml, p->mt, w - p->ml - p->mr, h - p->mt - p->mb, id);
+  sl_buf_printf(
+      out,
+      "</text>\n<clipPath id=\"clip%d\"><rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\"/>"
+      "</clipPath>\n<g clip-path=\"url(#clip%d)\">\n",
+      id, p->ml, p->mt, w - p->ml - p->mr, h - p->mt - p->mb, id);
   p->open = true;
 }
 
@@ -255,24 +275,28 @@ static void marker_at(sl_buf_t *b, double x, double y, sl_svg_marker_t m, const 
 {
   switch (m) {
   case SL_SVG_DOT:
-    sl_buf_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%.1f\" fill=\"%s\" fill-opacity=\"0.8\"/>", x, y, s, color);
+    sl_buf_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%.1f\" fill=\"%s\" fill-opacity=\"0.8\"/>", x, y, s,
+                  color);
     break;
   case SL_SVG_TRIANGLE:
     sl_buf_printf(b, "<path d=\"M%.1f %.1fL%.1f %.1fL%.1f %.1fZ\" fill=\"%s\" fill-opacity=\"0.85\"/>", x,
                   y - 1.2 * s, x - 1.1 * s, y + 0.8 * s, x + 1.1 * s, y + 0.8 * s, color);
     break;
   case SL_SVG_CROSS:
-    sl_buf_printf(b, "<path d=\"M%.1f %.1fL%.1f %.1fM%.1f %.1fL%.1f %.1f\" stroke=\"%s\" stroke-width=\"1.8\"/>",
+    sl_buf_printf(b,
+                  "<path d=\"M%.1f %.1fL%.1f %.1fM%.1f %.1fL%.1f %.1f\" stroke=\"%s\" stroke-width=\"1.8\"/>",
                   x - s, y - s, x + s, y + s, x - s, y + s, x + s, y - s, color);
     break;
   case SL_SVG_SQUARE:
-    sl_buf_printf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"%s\" "
-                     "stroke-width=\"1.6\"/>",
+    sl_buf_printf(b,
+                  "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"%s\" "
+                  "stroke-width=\"1.6\"/>",
                   x - s, y - s, 2 * s, 2 * s, color);
     break;
   case SL_SVG_RING:
-    sl_buf_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%.1f\" fill=\"none\" stroke=\"%s\" stroke-width=\"1.6\"/>", x,
-                  y, s, color);
+    sl_buf_printf(
+        b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%.1f\" fill=\"none\" stroke=\"%s\" stroke-width=\"1.6\"/>", x,
+        y, s, color);
     break;
   }
 }
@@ -305,16 +329,16 @@ void sl_svg_errbars(sl_svg_plot_t *p, size_t n, const double *x, const double *y
     x0 = px(p, x[i]);
     a = py(p, ylo[i]);
     b = py(p, yhi[i]);
-    sl_buf_printf(p->out, "M%.1f %.1fV%.1fM%.1f %.1fH%.1fM%.1f %.1fH%.1f", x0, a, b, x0 - 2.5, a, x0 + 2.5, x0 - 2.5,
-                  b, x0 + 2.5);
+    sl_buf_printf(p->out, "M%.1f %.1fV%.1fM%.1f %.1fH%.1fM%.1f %.1fH%.1f", x0, a, b, x0 - 2.5, a, x0 + 2.5,
+                  x0 - 2.5, b, x0 + 2.5);
     if (i % 8 == 7)
       sl_buf_append(p->out, "\n", 1);
   }
   sl_buf_printf(p->out, "\"/>\n");
 }
 
-void sl_svg_line(sl_svg_plot_t *p, size_t n, const double *x, const double *y, const char *color, double width,
-                 const char *dash)
+void sl_svg_line(sl_svg_plot_t *p, size_t n, const double *x, const double *y, const char *color,
+                 double width, const char *dash)
 {
   size_t i;
   bool pen = false;
@@ -361,8 +385,10 @@ void sl_svg_hband(sl_svg_plot_t *p, double lo, double hi, const char *color, dou
     return;
   a = py(p, hi);
   b = py(p, lo);
-  sl_buf_printf(p->out, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\" fill-opacity=\"%.2f\"/>\n",
-                p->ml, a, p->w - p->ml - p->mr, b - a, color, opacity);
+  sl_buf_printf(
+      p->out,
+      "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\" fill-opacity=\"%.2f\"/>\n",
+      p->ml, a, p->w - p->ml - p->mr, b - a, color, opacity);
 }
 
 void sl_svg_hline(sl_svg_plot_t *p, double y, const char *color, const char *dash, const char *label)
@@ -372,9 +398,11 @@ void sl_svg_hline(sl_svg_plot_t *p, double y, const char *color, const char *das
   if (!ok_y(p, y))
     return;
   yy = py(p, y);
-  sl_buf_printf(p->out, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"1.2\"%s%s%s/>\n",
-                p->ml, yy, p->w - p->mr, yy, color, dash ? " stroke-dasharray=\"" : "", dash ? dash : "",
-                dash ? "\"" : "");
+  sl_buf_printf(
+      p->out,
+      "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"1.2\"%s%s%s/>\n",
+      p->ml, yy, p->w - p->mr, yy, color, dash ? " stroke-dasharray=\"" : "", dash ? dash : "",
+      dash ? "\"" : "");
   if (label) {
     sl_buf_printf(p->out, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\" class=\"tick\" fill=\"%s\">",
                   p->w - p->mr - 4, yy - 4, color);
@@ -383,10 +411,23 @@ void sl_svg_hline(sl_svg_plot_t *p, double y, const char *color, const char *das
   }
 }
 
-void sl_svg_plot_end(sl_svg_plot_t *p, const sl_svg_legend_t *legend, size_t n, bool right)
+static void legend_entry(sl_svg_plot_t *p, const sl_svg_legend_t *e, double x, double cy)
+{
+  if (e->line)
+    sl_buf_printf(p->out,
+                  "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"2\"/>",
+                  x + 5, cy, x + 21, cy, e->color);
+  else
+    marker_at(p->out, x + 13, cy, e->marker, e->color, 4);
+  sl_buf_printf(p->out, "<text x=\"%.1f\" y=\"%.1f\" class=\"tick\">", x + 26, cy + 4);
+  sl_html_escape(p->out, e->label);
+  sl_buf_printf(p->out, "</text>\n");
+}
+
+void sl_svg_plot_end(sl_svg_plot_t *p, const sl_svg_legend_t *legend, size_t n)
 {
   size_t i, maxlen = 0;
-  double lw, x, y;
+  double lw, lh, x, y;
 
   if (p->open)
     sl_buf_printf(p->out, "</g>\n");
@@ -394,23 +435,22 @@ void sl_svg_plot_end(sl_svg_plot_t *p, const sl_svg_legend_t *legend, size_t n, 
   for (i = 0; i < n; i++)
     if (legend[i].label && strlen(legend[i].label) > maxlen)
       maxlen = strlen(legend[i].label);
-  if (n > 0) {
-    lw = 30 + 6.2 * (double)maxlen;
-    x = right ? p->w - p->mr - lw - 6 : p->ml + 6;
-    y = p->mt + 6;
-    sl_buf_printf(p->out, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" class=\"legend\"/>\n", x, y, lw,
-                  8 + 16.0 * (double)n);
+  if (n > 0 && p->legend == SL_SVG_BELOW) {
+    x = p->ml;
     for (i = 0; i < n; i++) {
-      double cy = y + 12 + 16.0 * (double)i;
-      if (legend[i].line)
-        sl_buf_printf(p->out, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"2\"/>",
-                      x + 5, cy, x + 21, cy, legend[i].color);
-      else
-        marker_at(p->out, x + 13, cy, legend[i].marker, legend[i].color, 4);
-      sl_buf_printf(p->out, "<text x=\"%.1f\" y=\"%.1f\" class=\"tick\">", x + 26, cy + 4);
-      sl_html_escape(p->out, legend[i].label);
-      sl_buf_printf(p->out, "</text>\n");
+      legend_entry(p, &legend[i], x, p->h + 8);
+      x += 34 + 6.2 * (double)(legend[i].label ? strlen(legend[i].label) : 0);
     }
+  } else if (n > 0) {
+    lw = 30 + 6.2 * (double)maxlen;
+    lh = 8 + 16.0 * (double)n;
+    x = p->legend == SL_SVG_TOP_RIGHT || p->legend == SL_SVG_BOTTOM_RIGHT ? p->w - p->mr - lw - 6 : p->ml + 6;
+    y = p->legend == SL_SVG_BOTTOM_LEFT || p->legend == SL_SVG_BOTTOM_RIGHT ? p->h - p->mb - lh - 6
+                                                                            : p->mt + 6;
+    sl_buf_printf(p->out, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" class=\"legend\"/>\n",
+                  x, y, lw, lh);
+    for (i = 0; i < n; i++)
+      legend_entry(p, &legend[i], x, y + 12 + 16.0 * (double)i);
   }
   sl_buf_printf(p->out, "</svg>\n");
 }

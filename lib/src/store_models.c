@@ -113,8 +113,8 @@ bool sl_store_models_list(const char *uri, const char *campaign, const char *kin
     goto out_close;
   }
   sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
-  rc = sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'models'", -1,
-                          &q, NULL);
+  rc = sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'models'",
+                          -1, &q, NULL);
   if (rc != SQLITE_OK || (rc = sqlite3_step(q)) != SQLITE_ROW)
     goto out_fail;
   if (sqlite3_column_int(q, 0) == 0) {

@@ -94,7 +94,8 @@ static void make_point(sl_store_point_t *p, const sl_config_t *cfg, const double
 
 /* A speculative stop after `steps`: the predicted rest, offset by `bias` (0: the truth)
  * with sigma 0.01. */
-static void add_prediction(sl_store_point_t *p, const sl_config_t *cfg, const double *x, int steps, double bias)
+static void add_prediction(sl_store_point_t *p, const sl_config_t *cfg, const double *x, int steps,
+                           double bias)
 {
   char name[64];
   int k;
@@ -164,9 +165,10 @@ static bool put_model(env_t *e, sl_store_t *st, const char *model_id, int epochs
   mean = sl_calloc(s.val.n * (size_t)s.val.p + 1, sizeof *mean);
   sd = sl_calloc(s.val.n * (size_t)s.val.p + 1, sizeof *sd);
   sl_model_predict(m, s.val.n, s.val.x, mean, sd, NULL);
-  metrics = sl_asprintf("{\"nrmse\": %.6g, \"coverage\": %.6g, \"n_train\": %zu, \"n_val\": %zu, \"train_s\": 0.1}",
-                        sl_model_nrmse(s.val.n, s.val.p, mean, s.val.y, s.val.mask, NULL),
-                        sl_model_coverage(s.val.n, s.val.p, mean, sd, s.val.y, s.val.mask, 2.0), s.train.n, s.val.n);
+  metrics = sl_asprintf(
+      "{\"nrmse\": %.6g, \"coverage\": %.6g, \"n_train\": %zu, \"n_val\": %zu, \"train_s\": 0.1}",
+      sl_model_nrmse(s.val.n, s.val.p, mean, s.val.y, s.val.mask, NULL),
+      sl_model_coverage(s.val.n, s.val.p, mean, sd, s.val.y, s.val.mask, 2.0), s.train.n, s.val.n);
   blob = sl_model_save_mem(m, &len);
   if (!sl_store_put_model(st, model_id, "surrogate", blob, len, metrics, &err))
     goto out;
@@ -224,6 +226,11 @@ static void env_release(env_t *e)
   free(e->db);
   free(e->bin);
   sl_config_destroy(e->cfg);
+  if (getenv("SPECLINE_TEST_KEEP")) { /* to look at the pages */
+    fprintf(stderr, "  kept %s\n", e->dir);
+    free(e->dir);
+    return;
+  }
   fx_rmrf(e->dir);
 }
 
@@ -382,7 +389,7 @@ static void test_report_campaign(void)
   SL_CHECK(strstr(html, "<td>4415</td>") != NULL);
   SL_CHECK(strstr(html, "false stop</b>") != NULL);
   SL_CHECK(strstr(html, "Held-out histories") != NULL);
-  SL_CHECK(strstr(html, "audit re-run") != NULL);
+  SL_CHECK(strstr(html, ">audit</text>") != NULL); /* the legend of the input-space plots */
   SL_CHECK(strstr(html, "no model yet") == NULL);
   free(html);
   free(out);
@@ -477,6 +484,73 @@ static void test_report_no_history(void)
   env_release(&e);
 }
 
+/* One input: the runs are plotted against the steps they ran. */
+static void test_report_one_input(void)
+{
+  static const char yaml[] = "experiment: one\n"
+                             "inputs: [{name: a, type: float, value_range: [0.0, 2.0]}]\n"
+                             "simulator: {command: [\"true\"], max_steps: 50}\n"
+                             "budget: {max_sims: 10}\n"
+                             "store: sqlite:%s/one.db\n";
+  env_t e;
+  char *out = NULL, *args, *html, *path;
+  sl_error_t err = {0};
+  sl_store_t *st;
+  FILE *f;
+  int i;
+
+  if (!getenv("SPECLINE_BIN_DIR"))
+    SL_SKIP("SPECLINE_BIN_DIR not set (run through ctest)");
+  memset(&e, 0, sizeof e);
+  e.bin = sl_asprintf("%s/specline", getenv("SPECLINE_BIN_DIR"));
+  e.dir = fx_tmpdir();
+  e.config = sl_asprintf("%s/one.yaml", e.dir);
+  f = fopen(e.config, "w");
+  SL_REQUIRE(f != NULL);
+  fprintf(f, yaml, e.dir);
+  fclose(f);
+  e.cfg = sl_config_load(e.config, &err);
+  SL_REQUIRE(e.cfg != NULL);
+  st = sl_store_open(e.cfg->store, e.cfg, &err);
+  SL_REQUIRE(st != NULL);
+  for (i = 0; i < 6; i++) {
+    sl_store_point_t p;
+    char id[24];
+    memset(&p, 0, sizeof p);
+    sl_values_init(&p.inputs);
+    sl_values_init(&p.outputs);
+    sl_series_init(&p.history);
+    sl_values_init(&p.predicted);
+    sl_values_init(&p.extra);
+    p.campaign = sl_strdup("one");
+    sl_values_add(&p.inputs, "a", 0.3 * i);
+    sl_sample_id("one", &p.inputs, 0, id);
+    p.sample_id = sl_strdup(id);
+    p.status = i == 5 ? SL_POINT_TERMINATED : SL_POINT_COMPLETE;
+    p.steps = i == 5 ? 20 : 50;
+    p.produced_at = T0 + i;
+    SL_CHECK(put(st, &p));
+  }
+  sl_store_destroy(st);
+  path = sl_asprintf("%s/one.html", e.dir);
+  args = sl_asprintf("'%s' --out '%s'", e.config, path);
+  SL_CHECK_INT(run(&e, args, &out), 0);
+  SL_CHECK(strstr(out, "simulations: 6 (complete 5, terminated 1, failed 0)\n") != NULL);
+  SL_CHECK(strstr(out, "steps saved by stops: 30 (max_steps 50)\n") != NULL);
+  SL_CHECK(strstr(out, "speculative stops: 0 (terminated 1)\n") != NULL);
+  SL_CHECK(strstr(out, "origins: (none) 6\n") != NULL);
+  html = sl_read_file(path, 16u << 20, NULL);
+  SL_REQUIRE(html != NULL);
+  check_html_shape(html);
+  SL_CHECK(strstr(html, "steps run vs a</text>") != NULL);
+  SL_CHECK_INT(count(html, "<svg "), 1);
+  free(html);
+  free(out);
+  free(args);
+  free(path);
+  env_release(&e);
+}
+
 static void test_report_usage(void)
 {
   env_t e;
@@ -513,7 +587,8 @@ static void test_report_usage(void)
 
 static void test_models_list(void)
 {
-  char *dir = fx_tmpdir(), *uri = sl_asprintf("sqlite:%s/m.db", dir), *missing = sl_asprintf("sqlite:%s/no.db", dir);
+  char *dir = fx_tmpdir(), *uri = sl_asprintf("sqlite:%s/m.db", dir),
+       *missing = sl_asprintf("sqlite:%s/no.db", dir);
   const char *in[] = {"zeta", NULL}, *outn[] = {"amp", NULL};
   sl_config_t *c1 = fx_config("one", in, outn, uri), *c2 = fx_config("two", in, outn, uri);
   sl_store_t *s1, *s2;
@@ -558,5 +633,5 @@ static void test_models_list(void)
   fx_rmrf(dir);
 }
 
-SL_TEST_MAIN(SL_T(test_models_list), SL_T(test_report_campaign), SL_T(test_report_empty), SL_T(test_report_no_history),
-             SL_T(test_report_usage))
+SL_TEST_MAIN(SL_T(test_models_list), SL_T(test_report_campaign), SL_T(test_report_empty),
+             SL_T(test_report_no_history), SL_T(test_report_one_input), SL_T(test_report_usage))

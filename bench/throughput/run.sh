@@ -71,7 +71,7 @@ outputs:
   - {name: y, type: float}
 simulator: {command: ["specline-sim-noop"], max_steps: 1}
 policy: {initial: sobol, initial_n: $N, acquisition: none, oversubscribe: $3, seed: 1}
-budget: {max_sims: $N, wall_s: 900}
+budget: {max_sims: $N, wall_s: 600}
 workers: {simulate_workers: $W, slots: $S}
 store: sqlite:$4
 YAML

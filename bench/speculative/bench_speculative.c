@@ -65,7 +65,7 @@ typedef struct opts {
   const char *examples, *bin_dir, *out_dir, *cache_dir;
   const char *sims[MAX_SIMS];
   int n_sims;
-  int seeds, seed0, jobs, n_val, slots;
+  int seeds, seed0, jobs, n_val, slots, retrain_every;
   double oversubscribe, cap_runs;
   bool arm_on[N_ARMS];
   sl_spec_params_t spec; /* min_fraction, confidence, surprise_p (scale per model) */
@@ -592,6 +592,8 @@ static void run_campaign(const opts_t *o, const simdef_t *sd, result_t *r)
   c.arm = r->arm;
   c.cfg = *sd->cfg;
   c.cfg.policy.seed = (uint64_t)r->seed;
+  if (o->retrain_every > 0)
+    c.cfg.learn.retrain_every = o->retrain_every;
   for (j = 0; j < N_THR; j++)
     r->steps_to[j] = r->ticks_to[j] = -1;
   r->final_nrmse = r->final_cov = NAN;
@@ -1066,14 +1068,16 @@ static void usage(FILE *f)
 {
   fprintf(f,
           "usage: bench_speculative [--quick] [options]\n\n"
-          "  --quick              3 seeds, 64 validation runs, cap 160 runs (about 2 minutes on 2 cores)\n"
+          "  --quick              3 seeds, 64 validation runs, cap 128 runs (about 2 minutes on 2 cores)\n"
           "  --sims LIST          comma-separated: oscillator,environ,lorenz96 (default all)\n"
           "  --arms LIST          sobol,lhs,active,spec,spec+over (default all; sobol is the reference)\n"
           "  --seeds N            seeds per arm (default 10), first seed --seed0 (default 1)\n"
           "  --jobs N             campaigns run in parallel (default 2)\n"
           "  --val N              validation runs per simulator (default 128)\n"
-          "  --cap-runs R         step cap per campaign, in full runs (default 320)\n"
+          "  --cap-runs R         step cap per campaign, in full runs (default 192)\n"
           "  --slots S            simulate slots (default 4); --oversubscribe O for spec+over (default 2)\n"
+          "  --retrain-every B    new stored points between trainings, every simulator (default 16;\n"
+          "                       0 = the config's learn.retrain_every)\n"
           "  --min-fraction F --confidence C --surprise-p P --audit-fraction A\n"
           "                       termination rule (defaults 0.25, 0.02, 0.01, 0.1; one set for all)\n"
           "  --out DIR            where the table, CSVs and speculative.svg go (default the build dir)\n"
@@ -1122,7 +1126,8 @@ int main(int argc, char **argv)
       {"surprise-p", required_argument, 0, 'p'}, {"audit-fraction", required_argument, 0, 'a'},
       {"out", required_argument, 0, 'O'},      {"cache", required_argument, 0, 'k'},
       {"examples", required_argument, 0, 'e'}, {"bin", required_argument, 0, 'b'},
-      {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
+      {"retrain-every", required_argument, 0, 'B'}, {"help", no_argument, 0, 'h'},
+      {0, 0, 0, 0}};
   opts_t o;
   pool_t pool;
   simdef_t sims[MAX_SIMS];
@@ -1145,9 +1150,10 @@ int main(int argc, char **argv)
   o.seed0 = 1;
   o.jobs = 2;
   o.n_val = 128;
-  o.cap_runs = 320;
+  o.cap_runs = 192;
   o.slots = 4;
   o.oversubscribe = 2;
+  o.retrain_every = 16;
   sl_spec_params_default(&o.spec);
   o.spec.min_fraction = 0.25;
   o.spec.confidence = 0.02;
@@ -1176,6 +1182,7 @@ int main(int argc, char **argv)
     case 'k': o.cache_dir = optarg; break;
     case 'e': o.examples = optarg; break;
     case 'b': o.bin_dir = optarg; break;
+    case 'B': o.retrain_every = atoi(optarg); break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
     }
@@ -1186,7 +1193,7 @@ int main(int argc, char **argv)
     if (!val_set)
       o.n_val = 64;
     if (!cap_set)
-      o.cap_runs = 160;
+      o.cap_runs = 128;
   }
   if (o.seeds < 1 || o.jobs < 1 || o.jobs > 64 || o.n_val < 8 || o.slots < 1 || o.oversubscribe < 1 ||
       o.cap_runs < 16) {
@@ -1196,9 +1203,9 @@ int main(int argc, char **argv)
   mkdir(o.out_dir, 0777);
   mkdir(o.cache_dir, 0777);
   fprintf(stderr, "bench_speculative: %d seeds, %d validation runs, cap %.0f runs, %d slots (x%.1f for spec+over), "
-                  "min_fraction %.2f, confidence %.3f, surprise_p %.3f, audit %.2f, %d jobs\n",
-          o.seeds, o.n_val, o.cap_runs, o.slots, o.oversubscribe, o.spec.min_fraction, o.spec.confidence,
-          o.spec.surprise_p, o.audit_fraction, o.jobs);
+                  "retrain every %d, min_fraction %.2f, confidence %.3f, surprise_p %.3f, audit %.2f, %d jobs\n",
+          o.seeds, o.n_val, o.cap_runs, o.slots, o.oversubscribe, o.retrain_every, o.spec.min_fraction,
+          o.spec.confidence, o.spec.surprise_p, o.audit_fraction, o.jobs);
   for (s = 0; s < o.n_sims; s++)
     if (!sim_setup(&o, o.sims[s], &sims[s]))
       return 1;
@@ -1232,9 +1239,9 @@ int main(int argc, char **argv)
   snprintf(path, sizeof path, "%s/speculative-table.txt", o.out_dir);
   if ((tf = fopen(path, "w"))) {
     fprintf(tf, "bench_speculative: %d seeds, %d validation runs, cap %.0f runs, %d slots (x%.1f for spec+over), "
-                "min_fraction %.2f, confidence %.3f, surprise_p %.3f, audit %.2f\n",
-            o.seeds, o.n_val, o.cap_runs, o.slots, o.oversubscribe, o.spec.min_fraction, o.spec.confidence,
-            o.spec.surprise_p, o.audit_fraction);
+                "retrain every %d, min_fraction %.2f, confidence %.3f, surprise_p %.3f, audit %.2f\n",
+            o.seeds, o.n_val, o.cap_runs, o.slots, o.oversubscribe, o.retrain_every, o.spec.min_fraction,
+            o.spec.confidence, o.spec.surprise_p, o.audit_fraction);
     print_table(&o, sims, pool.res, pool.n, tf);
     fclose(tf);
   }

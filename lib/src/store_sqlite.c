@@ -747,13 +747,23 @@ static bool set_pragmas(sqlite_store_t *s, sl_error_t *err)
   int rc;
 
   sqlite3_busy_timeout(s->db, busy_ms >= 0 ? busy_ms : BUSY_TIMEOUT_MS);
-  rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode=WAL", -1, &q, NULL);
-  if (rc == SQLITE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
-    const char *m = (const char *)sqlite3_column_text(q, 0);
-    wal = m && !strcasecmp(m, "wal");
-    rc = SQLITE_OK;
+  /* switching to WAL needs a moment alone with the file and does not always wait on the
+   * busy handler (two workers opening a new store at once): retry within the timeout */
+  for (int waited = 0;; waited += 10) {
+    rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode=WAL", -1, &q, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+      const char *m = (const char *)sqlite3_column_text(q, 0);
+      wal = m && !strcasecmp(m, "wal");
+      rc = SQLITE_OK;
+    }
+    sqlite3_finalize(q);
+    q = NULL;
+    if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED)
+      break;
+    if (waited >= (busy_ms >= 0 ? busy_ms : BUSY_TIMEOUT_MS))
+      break;
+    sqlite3_sleep(10);
   }
-  sqlite3_finalize(q);
   if (rc != SQLITE_OK) {
     fail_rc(s, rc, "setting WAL mode", err);
     return false;

@@ -489,11 +489,29 @@ static void check_store(explorer_t *ex, sl_sample_t *s)
   sl_store_point_release(&p);
 }
 
+/* Tops the sim queue up to slots × oversubscribe (called on the tick and after each
+ * stored point, so a finished run is replaced at once). */
+static void issue_now(explorer_t *ex, double now)
+{
+  size_t i, n;
+
+  if (ex->finishing || !sl_amqp_is_up(ex->w.amqp))
+    return;
+  n = sl_ledger_to_issue(ex->ledger, total_slots(ex), ex->w.cfg->policy.oversubscribe, &ex->budget, now);
+  if (n > 0 && ex->acquire && ex->model && ex->plan_next >= ex->initial_n && !sl_ledger_next_planned(ex->ledger))
+    acquire_batch(ex, n);
+  for (i = 0; i < n; i++) {
+    sl_sample_t *s = next_sample(ex);
+    if (!publish_task(ex, s, sl_sample_origin_name((sl_sample_origin_t)s->origin)))
+      break;
+  }
+}
+
 static void on_tick(uv_timer_t *h)
 {
   explorer_t *ex = h->data;
   sl_sample_t *re[REISSUE_CAP], *gone[REISSUE_CAP];
-  size_t n_re = 0, n_gone = 0, i, n;
+  size_t n_re = 0, n_gone = 0, i;
   double now = sl_now();
   sl_ledger_stats_t st;
   uint32_t ready = 0, consumers = 0;
@@ -530,14 +548,7 @@ static void on_tick(uv_timer_t *h)
   }
   if (ex->model_wanted)
     load_model(ex);
-  n = sl_ledger_to_issue(ex->ledger, total_slots(ex), ex->w.cfg->policy.oversubscribe, &ex->budget, now);
-  if (n > 0 && ex->acquire && ex->model && ex->plan_next >= ex->initial_n && !sl_ledger_next_planned(ex->ledger))
-    acquire_batch(ex, n);
-  for (i = 0; i < n; i++) {
-    sl_sample_t *s = next_sample(ex);
-    if (!publish_task(ex, s, sl_sample_origin_name((sl_sample_origin_t)s->origin)))
-      break;
-  }
+  issue_now(ex, now);
 }
 
 /* ---- messages ---- */
@@ -599,6 +610,8 @@ static void on_event(sl_amqp_t *s, const sl_amqp_delivery_t *d, void *ud)
         sl_sample_t *smp = sl_ledger_on_stored(ex->ledger, ev.sample_id, status, ev.steps, sl_now());
         if (smp && smp->origin == SL_ORIGIN_AUDIT && ev.is_new)
           check_audit(ex, smp);
+        if (!sl_ledger_budget_exhausted(ex->ledger, &ex->budget, sl_now(), NULL, 0))
+          issue_now(ex, sl_now());
       }
       sl_event_stored_release(&ev);
     }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "specline/util.h"
+#include "gpu.h"
 #include "trainer.h"
 
 #define NAME_MAX_LEN 96
@@ -204,7 +205,7 @@ bool sl_trainer_run(const sl_config_t *cfg, const sl_dataset_split_t *split, ato
   if (warm && !warm_start(cfg, out->model, tr, &o, warm, err))
     goto out_fail;
   o.epochs -= warm;
-  if (!sl_model_train(out->model, tr->n, tr->x, tr->y, tr->mask, &o, &res, err))
+  if (!sl_learn_train(out->model, tr->n, tr->x, tr->y, tr->mask, &o, NULL, &res, err))
     goto out_fail;
   out->train_s = sl_mono() - t0;
   if (abort_flag && atomic_load(abort_flag)) {

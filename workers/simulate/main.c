@@ -796,6 +796,20 @@ static void on_control_delivery(sl_amqp_t *s, const sl_amqp_delivery_t *d, void 
   sl_amqp_ack(s, d->tag, NULL);
 }
 
+/* Hands every pending task back to the queue as a fresh copy (confirmed, then the
+ * original is acked): a requeue would count toward the quorum queue's delivery limit and
+ * could dead-letter a task that merely waited for a slot. */
+static void hand_back_pending(sim_worker_t *sw)
+{
+  task_t *t;
+
+  while ((t = pending_pop(sw)) != NULL) {
+    if (!t->dropped)
+      return_task(sw, t);
+    task_unref(t);
+  }
+}
+
 /* ---- periodic work ---- */
 
 static void on_tick(uv_timer_t *h)
@@ -814,13 +828,8 @@ static void on_tick(uv_timer_t *h)
   }
   /* pending tasks waiting too long while every slot is busy go back */
   if (sw->pending_head && free_slot(sw) < 0 && now - sw->pending_head->received > sw->pending_max_s) {
-    task_t *t;
     consume_pause(sw);
-    while ((t = pending_pop(sw)) != NULL) {
-      if (!t->dropped)
-        sl_amqp_nack(sw->w.amqp, t->tag, true, NULL);
-      task_unref(t);
-    }
+    hand_back_pending(sw);
   }
   /* shutdown: past the drain deadline, end the runs and return their tasks */
   if (sw->w.stopping && sw->drain_deadline > 0 && now >= sw->drain_deadline) {
@@ -853,15 +862,10 @@ static void maybe_finish_shutdown(sim_worker_t *sw)
 static void on_stop(sl_worker_t *w, int signum)
 {
   sim_worker_t *sw = (sim_worker_t *)w;
-  task_t *t;
 
   (void)signum;
   consume_pause(sw);
-  while ((t = pending_pop(sw)) != NULL) {
-    if (!t->dropped)
-      sl_amqp_nack(w->amqp, t->tag, true, NULL);
-    task_unref(t);
-  }
+  hand_back_pending(sw);
   sw->drain_deadline = sl_mono() + sw->drain_s;
   maybe_finish_shutdown(sw);
 }
@@ -907,7 +911,7 @@ static void usage(FILE *f)
           "usage: specline-simulate CONFIG [options]\n\n"
           "Runs the campaign's simulator for tasks from the '<experiment>.sim' queue.\n\n"
           "  --slots N           simulations run at once (default: config workers.slots)\n"
-          "  --prefetch N        deliveries held at most (default: slots)\n"
+          "  --prefetch N        deliveries held at most (default: 2 x slots)\n"
           "  --id ID             worker id (default simulate-HOST-PID)\n"
           "  --broker-dir DIR    use the local broker described by DIR/broker.env\n"
           "  --lease-ack-s S     ack a running task after S seconds (default 5)\n"
@@ -964,7 +968,9 @@ int main(int argc, char **argv)
     return 1;
   }
   sw->slots = slots > 0 ? slots : (sw->w.cfg->workers.slots > 0 ? sw->w.cfg->workers.slots : 1);
-  sw->prefetch = prefetch > 0 ? prefetch : sw->slots;
+  /* a few deliveries beyond the slots wait ready, so a freed slot starts its next run at
+   * once instead of after an ack-and-deliver round trip */
+  sw->prefetch = prefetch > 0 ? prefetch : 2 * sw->slots;
   if (sw->prefetch > 65535)
     sw->prefetch = 65535;
   sl_amqp_set_prefetch(sw->w.amqp, (uint16_t)sw->prefetch, NULL);

@@ -34,6 +34,7 @@ typedef struct store_worker {
   uv_timer_t retry;
   bool retry_armed;
   int64_t n_stored, n_new, n_dead, n_batches, n_retries;
+  int64_t n_sim, n_exp;      /* points in the store: counted once at start, then kept */
 } store_worker_t;
 
 static store_worker_t g_st;
@@ -100,7 +101,9 @@ static bool flush(store_worker_t *st)
         sl_amqp_ack(st->w.amqp, st->batch[i].tag, NULL);
         st->n_stored++;
         st->n_new += is_new[i];
-        publish_stored(st, one, is_new[i], -1, -1);
+        if (is_new[i])
+          *(one->experimental_flag ? &st->n_exp : &st->n_sim) += 1;
+        publish_stored(st, one, is_new[i], st->n_sim, st->n_exp);
       } else if (sl_store_error_is_transient(&err)) {
         /* keep the rest for a retry: shift them to the front */
         size_t k, m = 0;
@@ -116,8 +119,11 @@ static bool flush(store_worker_t *st)
     batch_clear(st);
     return true;
   }
-  if (!sl_store_count(st->store, &n_sim, &n_exp, &err))
-    n_sim = n_exp = -1;
+  for (i = 0; i < st->n; i++)
+    if (is_new[i])
+      *(ptrs[i]->experimental_flag ? &st->n_exp : &st->n_sim) += 1;
+  n_sim = st->n_sim;
+  n_exp = st->n_exp;
   for (i = 0; i < st->n; i++) {
     sl_amqp_ack(st->w.amqp, st->batch[i].tag, NULL);
     publish_stored(st, ptrs[i], is_new[i], n_sim, n_exp);
@@ -278,6 +284,10 @@ int main(int argc, char **argv)
   }
   st->store = sl_store_open(st->store_uri ? st->store_uri : st->w.cfg->store, st->w.cfg, &err);
   if (!st->store) {
+    fprintf(stderr, "specline-store: %s\n", err.message);
+    return 1;
+  }
+  if (!sl_store_count(st->store, &st->n_sim, &st->n_exp, &err)) {
     fprintf(stderr, "specline-store: %s\n", err.message);
     return 1;
   }

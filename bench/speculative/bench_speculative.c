@@ -1068,7 +1068,7 @@ static void usage(FILE *f)
 {
   fprintf(f,
           "usage: bench_speculative [--quick] [options]\n\n"
-          "  --quick              3 seeds, 64 validation runs, cap 128 runs (about 2 minutes on 2 cores)\n"
+          "  --quick              3 seeds, 64 validation runs, cap 128 runs (under a minute on 2 cores)\n"
           "  --sims LIST          comma-separated: oscillator,environ,lorenz96 (default all)\n"
           "  --arms LIST          sobol,lhs,active,spec,spec+over (default all; sobol is the reference)\n"
           "  --seeds N            seeds per arm (default 10), first seed --seed0 (default 1)\n"

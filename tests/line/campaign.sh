@@ -21,7 +21,7 @@ budget: {max_sims: 30, wall_s: 240}
 workers: {simulate_workers: 2, slots: 2}
 store: sqlite:$T/store.db
 YAML
-timeout 240 "$BIN/specline" run "$T/config.yaml" --no-progress >"$T/run.log" 2>&1; rc=$?
+timeout 240 "$BIN/specline" run "$T/config.yaml" --no-progress >"$T/run.log" 2>&1 || rc=$?
 check "specline run exits 0" eq "$rc" 0
 check "30 points stored" eq "$(sql "select count(*) from \"$C\"")" 30
 check "30 distinct sample ids" eq "$(sql "select count(distinct sample_id) from \"$C\"")" 30

@@ -22,7 +22,7 @@ budget: {max_sims: 12, wall_s: 200}
 workers: {simulate_workers: 1, slots: 3}
 store: sqlite:$T/store.db
 YAML
-timeout 200 "$BIN/specline" run "$T/config.yaml" --no-progress >"$T/run.log" 2>&1; rc=$?
+timeout 200 "$BIN/specline" run "$T/config.yaml" --no-progress >"$T/run.log" 2>&1 || rc=$?
 check "specline run exits 0" eq "$rc" 0
 check "12 points stored" eq "$(sql "select count(*) from \"$C\"")" 12
 q() { sql "select count(*) from \"$C\" where status='failed' and error like '$1'"; }

@@ -10,6 +10,7 @@ export PATH="$BIN:$PATH"
 T=$(mktemp -d /tmp/specline-line.XXXXXX)
 PIDS=()
 FAILS=0
+rc=0
 CHECKS=0
 
 cleanup() {

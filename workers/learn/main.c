@@ -18,6 +18,7 @@
 #include "specline/dataset.h"
 #include "specline/log.h"
 #include "specline/store.h"
+#include "specline/transfer.h"
 #include "specline/util.h"
 #include "specline/worker.h"
 #include "trainer.h"
@@ -35,6 +36,11 @@ typedef struct learn_job {
   char model_id[128];
   size_t n_usable;
   sl_trainer_result_t res; /* model destroyed in the work function once saved */
+  /* the elevated model (transfer learning on experimental shots), when shots exist */
+  bool elevated_ok;
+  char elevated_id[160];
+  size_t n_shots, n_shots_heldout;
+  double shots_nrmse_before, shots_nrmse_after; /* on held-out shots: surrogate vs elevated */
 } learn_job_t;
 
 struct learner {
@@ -57,6 +63,62 @@ static learner_t g_ln;
 static void maybe_train(learner_t *ln, bool force);
 
 /* ---- thread pool side ---- */
+
+/* Copies the rows of `from` whose held-out flag equals `heldout` into `to`. */
+static void split_rows(const sl_dataset_t *from, bool heldout, double fraction, sl_dataset_t *to)
+{
+  size_t i;
+
+  for (i = 0; i < from->n; i++)
+    if (sl_dataset_is_validation(from->ids[i], fraction) == heldout)
+      sl_dataset_append(to, from->x + i * (size_t)from->d, from->y + i * (size_t)from->p,
+                        from->mask + i * (size_t)from->p, from->ids[i], (sl_point_status_t)from->status[i]);
+}
+
+/* Transfer learning (DESIGN.md §5): retrains the last layer of the surrogate on the
+ * experimental shots and stores the result as kind "elevated"; the error on held-out
+ * shots before and after goes with it. The surrogate itself is kept as it is. */
+static void elevate(learn_job_t *job, const sl_config_t *cfg, const sl_dataset_split_t *split, sl_store_t *st)
+{
+  sl_dataset_t tr, ho;
+  sl_transfer_opts_t o;
+  sl_transfer_result_t r;
+  sl_model_t *el;
+  void *blob;
+  size_t len;
+  char *metrics;
+  double frac = cfg->learn.validation_fraction > 0 ? cfg->learn.validation_fraction : 0.2;
+
+  sl_dataset_init(&tr, cfg);
+  sl_dataset_init(&ho, cfg);
+  split_rows(&split->exp, false, frac, &tr);
+  split_rows(&split->exp, true, frac, &ho);
+  job->n_shots = tr.n;
+  job->n_shots_heldout = ho.n;
+  if (tr.n == 0)
+    goto out;
+  sl_transfer_opts_from_config(&o, cfg);
+  el = sl_transfer_elevate(job->res.model, tr.n, tr.x, tr.y, tr.mask, &o, &r, &job->err);
+  if (!el) {
+    SL_WARN("elevated model: %s", job->err.message);
+    goto out;
+  }
+  job->shots_nrmse_before = ho.n ? sl_transfer_nrmse(job->res.model, ho.n, ho.x, ho.y, ho.mask, NULL, NULL) : NAN;
+  job->shots_nrmse_after = ho.n ? sl_transfer_nrmse(el, ho.n, ho.x, ho.y, ho.mask, NULL, NULL) : NAN;
+  snprintf(job->elevated_id, sizeof job->elevated_id, "%s-elevated", job->model_id);
+  blob = sl_model_save_mem(el, &len);
+  metrics = sl_asprintf("{\"surrogate\": \"%s\", \"n_shots\": %zu, \"n_heldout\": %zu, \"nrmse_before\": %.6g, "
+                        "\"nrmse_after\": %.6g, \"first_layer\": %d}",
+                        job->model_id, tr.n, ho.n, isfinite(job->shots_nrmse_before) ? job->shots_nrmse_before : -1,
+                        isfinite(job->shots_nrmse_after) ? job->shots_nrmse_after : -1, r.first_layer);
+  job->elevated_ok = sl_store_put_model(st, job->elevated_id, "elevated", blob, len, metrics, &job->err);
+  free(metrics);
+  free(blob);
+  sl_model_destroy(el);
+out:
+  sl_dataset_release(&tr);
+  sl_dataset_release(&ho);
+}
 
 static void job_work(uv_work_t *req)
 {
@@ -96,6 +158,8 @@ static void job_work(uv_work_t *req)
     job->transient = sl_store_error_is_transient(&job->err);
   free(metrics);
   free(blob);
+  if (job->ok && split.exp.n > 0)
+    elevate(job, cfg, &split, st);
   sl_model_destroy(job->res.model);
   job->res.model = NULL;
 out_release:
@@ -121,6 +185,25 @@ static void publish_model(learner_t *ln, const learn_job_t *job)
   body = sl_event_model_encode(&ev);
   if (!sl_amqp_publish(ln->w.amqp, SL_EXCHANGE, ln->model_rk, body, strlen(body), &props, NULL, NULL, &err))
     SL_WARN("cannot publish event.model for '%s': %s", job->model_id, err.message);
+  free(body);
+  sl_values_release(&ev.metrics);
+  if (!job->elevated_ok)
+    return;
+  ev.model_id = (char *)job->elevated_id;
+  ev.kind = "elevated";
+  sl_values_init(&ev.metrics);
+  sl_values_add(&ev.metrics, "n_shots", (double)job->n_shots);
+  sl_values_add(&ev.metrics, "n_heldout", (double)job->n_shots_heldout);
+  if (isfinite(job->shots_nrmse_before))
+    sl_values_add(&ev.metrics, "nrmse_before", job->shots_nrmse_before);
+  if (isfinite(job->shots_nrmse_after))
+    sl_values_add(&ev.metrics, "nrmse_after", job->shots_nrmse_after);
+  body = sl_event_model_encode(&ev);
+  if (!sl_amqp_publish(ln->w.amqp, SL_EXCHANGE, ln->model_rk, body, strlen(body), &props, NULL, NULL, &err))
+    SL_WARN("cannot publish event.model for '%s': %s", job->elevated_id, err.message);
+  else
+    SL_INFO("elevated model '%s' on %zu shots: held-out shot nrmse %.4g -> %.4g", job->elevated_id, job->n_shots,
+            job->shots_nrmse_before, job->shots_nrmse_after);
   free(body);
   sl_values_release(&ev.metrics);
 }

@@ -6,7 +6,18 @@
  * and max |x|. Once the transient (decaying like exp(-zeta omega0 t)) has died out, the
  * amplitude tends to the analytic F / sqrt((omega0^2 - omega^2)^2 + (2 zeta omega0 omega)^2);
  * the estimate is half the peak-to-peak of x over the last forcing period of the run (at
- * most the last half of the run), taken on the internal substeps. It is a user program that
+ * most the last half of the run), taken on the internal substeps.
+ *
+ * Besides x, every output step carries "env", a smooth estimate of the envelope (amplitude)
+ * of x: env = sqrt(2 * mean of x^2 over the trailing window of one forcing period), the mean
+ * taken over the internal substeps in [t - 2 pi/omega, t] (the window rounded up to whole
+ * substeps; while t is shorter than a period the window is [0, t], x0 included; a window
+ * longer than the run is the whole run). For x = A cos(omega t - phi) it is exactly A, so
+ * env shows the transient and then settles on the steady-state amplitude. Unlike x itself,
+ * whose phase omega t runs to tens of radians over a run, it is a slowly varying, smooth
+ * function of t and of the inputs (a moving average, no maximum), so a history of env at a
+ * few dozen checkpoints is learnable from the inputs and predictable from its
+ * prefix (the reference campaign's history, examples/oscillator). It is a user program that
  * knows only the simulator protocol (docs/simulator-protocol.md) and never links libspecline:
  * one JSON line on stdin, JSON lines on stdout, exit 0 on success, 2 on bad input. */
 #define _POSIX_C_SOURCE 200809L
@@ -54,8 +65,8 @@ static void usage(FILE *f)
           "\n"
           "Driven damped harmonic oscillator, speaking the specline simulator protocol:\n"
           "reads one JSON line {\"inputs\": {...}, \"max_steps\": N, \"sample_id\": \"...\"}\n"
-          "on stdin, writes {\"step\": i, \"t\": t, \"values\": {\"x\": x}} for i = 1..N and\n"
-          "then {\"final\": {\"amplitude\": A, \"max_abs_x\": M}}.\n"
+          "on stdin, writes {\"step\": i, \"t\": t, \"values\": {\"x\": x, \"env\": e}} for\n"
+          "i = 1..N and then {\"final\": {\"amplitude\": A, \"max_abs_x\": M}}.\n"
           "\n"
           "  x'' + 2 zeta omega0 x' + omega0^2 x + K x^3 = F cos(omega t),  x(0) = x0, x'(0) = 0\n"
           "  RK4, internal step %g, output step %g (t = %g i), max_steps default %ld\n"
@@ -63,6 +74,9 @@ static void usage(FILE *f)
           "             of the run (at most its last half); tends to the steady state\n"
           "             F / sqrt((omega0^2 - omega^2)^2 + (2 zeta omega0 omega)^2) when K = 0\n"
           "  max_abs_x: max |x| over the whole run, x0 included\n"
+          "  env:       per step, the envelope of x: max |x| over the trailing forcing period\n"
+          "             [t - 2 pi/omega, t] on the internal substeps ([0, t], x0 included,\n"
+          "             while t <= 2 pi/omega); transient, then the steady-state amplitude\n"
           "\n"
           "inputs (all required; values outside the recommended range are accepted):\n",
           OUT_DT / SUBSTEPS, OUT_DT, OUT_DT, SIM_STEPS_DEFAULT);
@@ -277,11 +291,27 @@ int main(int argc, char **argv)
     const double h = OUT_DT / SUBSTEPS, t_end = (double)n * OUT_DT;
     double window = 2 * SIM_PI / o.omega;
     double x = in[IN_X0], v = 0, max_abs = fabs(x), lo = INFINITY, hi = -INFINITY;
+    /* env: x^2 on the last w_len substeps (one forcing period) plus the window's start, a
+     * ring buffer; slot 0 starts with x0^2; until the ring is full the mean is over [0, t] */
+    double w_sub = ceil(2 * SIM_PI / o.omega / h - 1e-9);
+    size_t w_len, w_pos;
+    double *ring;
+    if (!(w_sub <= (double)n * SUBSTEPS)) /* a window longer than the run is the whole run */
+      w_sub = (double)n * SUBSTEPS;
+    w_len = w_sub < 1 ? 1 : (size_t)w_sub;
+    ring = calloc(w_len + 1, sizeof *ring);
+    if (!ring)
+      fail(1, "out of memory");
+    ring[0] = x * x;
+    w_pos = 1;
+    w_len += 1; /* the window's substeps plus its start point */
     if (window > t_end / 2)
       window = t_end / 2;
     const double t_from = t_end - window;
 
     for (long i = 1; i <= n; i++) {
+      double env = 0, filled = (double)i * SUBSTEPS + 1;
+      size_t n_env;
       for (int k = 0; k < SUBSTEPS; k++) {
         double t = ((double)(i - 1) * SUBSTEPS + k) * h;
         rk4(&o, t, h, &x, &v);
@@ -292,15 +322,22 @@ int main(int argc, char **argv)
           lo = x < lo ? x : lo;
           hi = x > hi ? x : hi;
         }
+        ring[w_pos] = x * x;
+        w_pos = (w_pos + 1) % w_len;
       }
       if (!isfinite(x))
         fail(1, "solution is not finite at step %ld", i);
-      printf("{\"step\": %ld, \"t\": %.10g, \"values\": {\"x\": %.15g}}\n", i,
-             (double)i * OUT_DT, x);
+      n_env = filled < (double)w_len ? (size_t)filled : w_len;
+      for (size_t j = 0; j < n_env; j++) /* unfilled slots are 0: summing all is the same */
+        env += ring[j];
+      env = sqrt(2 * env / (double)n_env);
+      printf("{\"step\": %ld, \"t\": %.10g, \"values\": {\"x\": %.15g, \"env\": %.15g}}\n", i,
+             (double)i * OUT_DT, x, env);
       if (fflush(stdout) != 0)
         fail(1, "cannot write to stdout");
       sim_sleep(step_delay);
     }
+    free(ring);
     printf("{\"final\": {\"amplitude\": %.15g, \"max_abs_x\": %.15g}}\n", (hi - lo) / 2,
            max_abs);
     if (fflush(stdout) != 0)

@@ -337,6 +337,40 @@ static void test_oscillator_amplitude(void)
   sim_free(&p);
 }
 
+/* The oscillator's per-step "env": sqrt(2 mean x^2) over the trailing forcing period. It
+ * starts at |x0|-ish, is smooth in t (no jump between output steps larger than the transient
+ * allows) and settles on the analytic steady-state amplitude; "x" is still there. */
+static void test_oscillator_env(void)
+{
+  const double zeta = 0.1, w0 = 2, F = 0.5, w = 1;
+  const double a = F / sqrt(pow(w0 * w0 - w * w, 2) + pow(2 * zeta * w0 * w, 2));
+  simproc_t p;
+  json_t *final;
+  double env[400], x[400], max_jump = 0;
+
+  sim_run("oscillator", NULL,
+          "{\"inputs\": {\"zeta\": 0.1, \"omega0\": 2, \"F\": 0.5, \"omega\": 1, \"x0\": 0.8},"
+          " \"max_steps\": 400}\n",
+          20, &p);
+  SL_REQUIRE(exited_with(&p, 0));
+  json_decref(check_protocol(&p, "x", 400, x));
+  final = check_protocol(&p, "env", 400, env);
+  for (int i = 0; i < 400; i++) {
+    SL_CHECKF(env[i] >= 0 && isfinite(env[i]), "env[%d] = %g", i, env[i]);
+    if (i > 0 && fabs(env[i] - env[i - 1]) > max_jump)
+      max_jump = fabs(env[i] - env[i - 1]);
+  }
+  /* the first step's window is [0, 0.1]: x stays near x0 = 0.8, so env ~ sqrt(2) 0.8 */
+  SL_CHECK_NEAR(env[0], sqrt(2) * 0.8, 0.05);
+  /* the transient decays like exp(-0.2 t): by t = 40 env is the steady amplitude */
+  SL_CHECKF(fabs(env[399] - a) <= 0.01 * a, "env(40) %g, analytic amplitude %g", env[399], a);
+  SL_CHECKF(fabs(env[399] - final_num(final, "amplitude")) <= 0.01 * a, "env(40) %g vs amplitude %g",
+            env[399], final_num(final, "amplitude"));
+  SL_CHECKF(max_jump < 0.1, "env jumps by %g between output steps", max_jump);
+  json_decref(final);
+  sim_free(&p);
+}
+
 static double environ_c(double M, double D, double L, double tau, double s, double t)
 {
   double c = M / sqrt(4 * M_PI * D * t) * exp(-s * s / (4 * D * t));
@@ -655,6 +689,6 @@ static void test_faulty_modes(void)
   }
 }
 
-SL_TEST_MAIN(SL_T(test_protocol_shape), SL_T(test_oscillator_amplitude),
+SL_TEST_MAIN(SL_T(test_protocol_shape), SL_T(test_oscillator_amplitude), SL_T(test_oscillator_env),
              SL_T(test_environ_formula), SL_T(test_lorenz96_sensitivity), SL_T(test_bad_input),
              SL_T(test_sigterm), SL_T(test_noop), SL_T(test_help), SL_T(test_faulty_modes))

@@ -2,7 +2,9 @@
  * values, the speculative termination rule on constructed runs (inside the band, outside
  * it, before the minimum fraction, with a wide predicted tail), greedy batch acquisition
  * (highest std first, a spread batch, in-flight points avoided, UCB), and the audit draw
- * and false-stop judgement. */
+ * and false-stop judgement; the prefix-conditioned rule on ensemble members (the weight
+ * goes to the member the prefix matches and shrinks the tail; a run outside every member's
+ * band is still surprised and never stopped). */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -320,6 +322,115 @@ static void test_audit(void)
   SL_CHECK(!sl_audit_check(y, mu, sigma, 0, 1.0, 0.02, 0, &r, &err));
 }
 
+/* Five members that agree on the shape and differ in level: member e predicts
+ * (1 + 0.2 (e − 2)) (1 − 0.5 exp(−k/5)) with σ 0.01 (var 1e-4), stored with a row length
+ * of K + 2 (two final outputs after the history, as sl_model_predict_members gives). */
+#define NM 5
+#define LD (K + 2)
+static double member_curve(int e, int k)
+{
+  return (1.0 + 0.2 * (e - 2)) * (1.0 - 0.5 * exp(-k / 5.0));
+}
+
+static void members(double *mu, double *var)
+{
+  int e, k;
+
+  for (e = 0; e < NM; e++)
+    for (k = 0; k < LD; k++) {
+      mu[e * LD + k] = k < K ? member_curve(e, k) : 100.0 + e; /* finals: ignored */
+      var[e * LD + k] = 1e-4;
+    }
+}
+
+static void test_members_prefix_concentrates(void)
+{
+  double mu[NM * LD], var[NM * LD], y[K], em[K], es[K], mm[K], ms[K], w[NM], w2[NM], mm2[K];
+  sl_spec_params_t p;
+  sl_spec_decision_t dec, old;
+  size_t k_obs;
+  sl_rng_t r;
+  int k, e;
+
+  sl_spec_params_default(&p); /* k_min 4, confidence 0.02, scale 1 */
+  members(mu, var);
+  sl_rng_init(&r, 11);
+  for (k = 0; k < K; k++)
+    y[k] = member_curve(3, k) + 0.005 * sl_rng_normal(&r); /* member 3 is right */
+  for (k_obs = 0; k_obs <= K; k_obs++) {
+    SL_REQUIRE(sl_spec_decide_members(&p, mu, var, NM, LD, K, y, k_obs, em, es, mm, ms, w, &dec, NULL));
+    SL_CHECK(!dec.surprised); /* inside the ensemble's (wide) band */
+    if (k_obs < 4)
+      SL_CHECKF(dec.action == SL_SPEC_CONTINUE_EARLY, "k_obs %zu: %s", k_obs, sl_spec_action_name(dec.action));
+    else if (k_obs < K)
+      SL_CHECKF(dec.action == SL_SPEC_STOP, "k_obs %zu: %s (tail %g)", k_obs, sl_spec_action_name(dec.action),
+                dec.tail_std);
+    else
+      SL_CHECK(dec.action == SL_SPEC_CONTINUE);
+  }
+  /* at the minimum fraction: the weight is on member 3, the tail is its prediction, its
+   * std about its own σ; the unweighted ensemble would not stop (spread ~0.28) */
+  SL_REQUIRE(sl_spec_decide_members(&p, mu, var, NM, LD, K, y, 4, em, es, mm, ms, w, &dec, NULL));
+  SL_CHECKF(w[3] > 0.99, "w[3] = %g", w[3]);
+  SL_CHECK_NEAR(w[0] + w[1] + w[2] + w[3] + w[4], 1.0, 1e-12);
+  SL_CHECK(dec.pred_mean == mm + 4 && dec.pred_std == ms + 4 && dec.n_pred == K - 4);
+  for (k = 4; k < K; k++)
+    SL_CHECK_NEAR(mm[k], member_curve(3, k), 1e-3);
+  SL_CHECKF(dec.tail_std < 0.012 && dec.tail_std >= 0.01 - 1e-12, "tail std %g", dec.tail_std);
+  for (k = 0; k < K; k++)
+    SL_CHECK_NEAR(em[k], member_curve(2, k), 1e-12); /* the unweighted mean */
+  SL_REQUIRE(sl_spec_decide(&p, em, es, K, y, 4, &old, NULL));
+  SL_CHECK_INT(old.action, SL_SPEC_CONTINUE);
+  SL_CHECK_NEAR(old.z2, dec.z2, 1e-12); /* the same surprise test */
+  SL_CHECKF(old.tail_std > 0.2, "unweighted tail std %g", old.tail_std);
+  /* deterministic; equal weights before anything is observed */
+  SL_REQUIRE(sl_spec_decide_members(&p, mu, var, NM, LD, K, y, 4, em, es, mm2, ms, w2, &dec, NULL));
+  SL_CHECK(memcmp(w, w2, sizeof w) == 0 && memcmp(mm, mm2, sizeof mm) == 0);
+  SL_REQUIRE(sl_spec_decide_members(&p, mu, var, NM, LD, K, y, 0, em, es, mm, ms, w, &dec, NULL));
+  for (e = 0; e < NM; e++)
+    SL_CHECK_NEAR(w[e], 0.2, 1e-12);
+  /* MSE members (no variances): each member's σ is the ensemble spread, so the weighted
+   * tail is never narrower than that spread and nothing is stopped */
+  SL_REQUIRE(sl_spec_decide_members(&p, mu, NULL, NM, LD, K, y, 10, em, es, mm, ms, NULL, &dec, NULL));
+  SL_CHECKF(dec.action == SL_SPEC_CONTINUE, "MSE members: %s (tail %g)", sl_spec_action_name(dec.action),
+            dec.tail_std);
+  /* bad arguments */
+  SL_CHECK(!sl_spec_decide_members(&p, mu, var, 0, LD, K, y, 4, em, es, mm, ms, w, &dec, NULL));
+  SL_CHECK(!sl_spec_decide_members(&p, mu, var, NM, K - 1, K, y, 4, em, es, mm, ms, w, &dec, NULL));
+  mu[LD + 3] = NAN;
+  SL_CHECK(!sl_spec_decide_members(&p, mu, var, NM, LD, K, y, 4, em, es, mm, ms, w, &dec, NULL));
+}
+
+static void test_members_outside_band_never_stops(void)
+{
+  double mu[NM * LD], var[NM * LD], y[K], em[K], es[K], mm[K], ms[K], w[NM];
+  sl_spec_params_t p;
+  sl_spec_decision_t dec;
+  size_t k_obs;
+  int k;
+
+  sl_spec_params_default(&p);
+  members(mu, var);
+  /* twice the highest member: the weight goes to member 4, whose own tail is narrow, but
+   * the run is outside the ensemble's band: SURPRISED at every decision, never stopped */
+  for (k = 0; k < K; k++)
+    y[k] = 2.0 * member_curve(4, k);
+  for (k_obs = 0; k_obs <= K; k_obs++) {
+    SL_REQUIRE(sl_spec_decide_members(&p, mu, var, NM, LD, K, y, k_obs, em, es, mm, ms, w, &dec, NULL));
+    SL_CHECK(dec.action != SL_SPEC_STOP);
+    if (k_obs >= 1)
+      SL_CHECK(dec.surprised);
+    if (k_obs >= 4)
+      SL_CHECKF(dec.action == SL_SPEC_SURPRISED, "k_obs %zu: %s", k_obs, sl_spec_action_name(dec.action));
+    else
+      SL_CHECK_INT(dec.action, SL_SPEC_CONTINUE_EARLY);
+  }
+  SL_CHECKF(w[4] > 0.99 && dec.tail_std == 0.0, "w[4] %g, tail %g", w[4], dec.tail_std);
+  SL_REQUIRE(sl_spec_decide_members(&p, mu, var, NM, LD, K, y, 10, em, es, mm, ms, w, &dec, NULL));
+  SL_CHECKF(dec.tail_std < 0.02, "weighted tail std %g (would stop but for the surprise test)", dec.tail_std);
+}
+
 SL_TEST_MAIN(SL_T(test_quantiles), SL_T(test_termination_inside_band_stops),
              SL_T(test_termination_outside_band_never_stops), SL_T(test_termination_wide_tail_continues),
-             SL_T(test_acquisition_max_std), SL_T(test_acquisition_spread_and_ucb), SL_T(test_audit))
+             SL_T(test_acquisition_max_std), SL_T(test_acquisition_spread_and_ucb), SL_T(test_audit),
+             SL_T(test_members_prefix_concentrates), SL_T(test_members_outside_band_never_stops))

@@ -344,6 +344,111 @@ bool sl_spec_decide(const sl_spec_params_t *p, const double *mu, const double *s
   return true;
 }
 
+/* Member e's σ at checkpoint k: its own (var) or the ensemble spread, floored. */
+static double member_sigma(const sl_spec_params_t *p, const double *var, size_t ld, size_t e, size_t k,
+                           const double *spread)
+{
+  double s = var ? sqrt(var[e * ld + k] > 0.0 ? var[e * ld + k] : 0.0) : spread[k];
+
+  return sigma_floored(s, p->scale, p->sigma_floor);
+}
+
+bool sl_spec_decide_members(const sl_spec_params_t *p, const double *mu, const double *var, size_t E,
+                            size_t ld, size_t K, const double *y, size_t k_obs, double *ens_mu,
+                            double *ens_sigma, double *mix_mu, double *mix_sigma, double *weight,
+                            sl_spec_decision_t *out, sl_error_t *err)
+{
+  double *w = NULL, *spread = NULL, lmax = -INFINITY, wsum = 0.0;
+  size_t e, k;
+  bool ok = false;
+
+  memset(out, 0, sizeof *out);
+  if (E == 0 || ld < K) {
+    sl_error_set(err, SL_ERR_USAGE, 0, "termination: %zu members, row length %zu for %zu checkpoints", E, ld, K);
+    return false;
+  }
+  for (e = 0; e < E; e++)
+    for (k = 0; k < K; k++)
+      if (!isfinite(mu[e * ld + k]) || (var && !(var[e * ld + k] >= -1e-300 && isfinite(var[e * ld + k])))) {
+        sl_error_set(err, SL_ERR_MODEL, 0, "termination: non-finite member %zu prediction at checkpoint %zu", e, k);
+        return false;
+      }
+  /* the unweighted ensemble: the mixture of all members with equal weights */
+  spread = sl_calloc(K ? K : 1, sizeof *spread);
+  for (k = 0; k < K; k++) {
+    double m = 0.0, v = 0.0, s2 = 0.0;
+    for (e = 0; e < E; e++)
+      m += mu[e * ld + k];
+    m /= (double)E;
+    for (e = 0; e < E; e++) {
+      double dlt = mu[e * ld + k] - m;
+      s2 += dlt * dlt;
+      if (var)
+        v += var[e * ld + k] > 0.0 ? var[e * ld + k] : 0.0;
+    }
+    spread[k] = sqrt(s2 / (double)E);
+    ens_mu[k] = m;
+    ens_sigma[k] = sqrt(v / (double)E + s2 / (double)E);
+  }
+  /* the surprise test, the minimum fraction and the argument checks: sl_spec_decide on it */
+  if (!sl_spec_decide(p, ens_mu, ens_sigma, K, y, k_obs, out, err))
+    goto done;
+  /* member weights: Gaussian log-likelihood of the observed prefix */
+  w = weight ? weight : sl_calloc(E, sizeof *w);
+  for (e = 0; e < E; e++) {
+    double ll = 0.0;
+    for (k = 0; k < k_obs; k++) {
+      double s = member_sigma(p, var, ld, e, k, spread), r = (y[k] - mu[e * ld + k]) / s;
+      ll -= 0.5 * r * r + log(s);
+    }
+    w[e] = ll;
+    if (ll > lmax)
+      lmax = ll;
+  }
+  for (e = 0; e < E; e++) {
+    w[e] = exp(w[e] - lmax);
+    wsum += w[e];
+  }
+  for (e = 0; e < E; e++)
+    w[e] /= wsum;
+  /* the weighted mixture, and the rest's uncertainty from it */
+  for (k = 0; k < K; k++) {
+    double m = 0.0, m2 = 0.0;
+    for (e = 0; e < E; e++) {
+      double s = member_sigma(p, var, ld, e, k, spread), me = mu[e * ld + k];
+      m += w[e] * me;
+      m2 += w[e] * (s * s + me * me);
+    }
+    mix_mu[k] = m;
+    mix_sigma[k] = sqrt(m2 - m * m > 0.0 ? m2 - m * m : 0.0);
+  }
+  out->pred_mean = mix_mu + k_obs;
+  out->pred_std = mix_sigma + k_obs;
+  out->tail_std = 0.0;
+  out->k_tail_max = k_obs;
+  for (k = k_obs; k < K; k++) {
+    double t = mix_sigma[k] / p->scale;
+    if (t > out->tail_std) {
+      out->tail_std = t;
+      out->k_tail_max = k;
+    }
+  }
+  if (k_obs < out->k_min)
+    out->action = SL_SPEC_CONTINUE_EARLY;
+  else if (out->surprised)
+    out->action = SL_SPEC_SURPRISED;
+  else if (k_obs < K && out->tail_std < p->confidence)
+    out->action = SL_SPEC_STOP;
+  else
+    out->action = SL_SPEC_CONTINUE;
+  ok = true;
+done:
+  if (w != weight)
+    free(w);
+  free(spread);
+  return ok;
+}
+
 /* ---- audit ---- */
 
 bool sl_audit_draw(uint64_t seed, const char *sample_id, double audit_fraction)

@@ -117,6 +117,30 @@ typedef struct sl_spec_decision {
 bool sl_spec_decide(const sl_spec_params_t *p, const double *mu, const double *sigma, size_t K,
                     const double *y, size_t k_obs, sl_spec_decision_t *out, sl_error_t *err);
 
+/* Prefix-conditioned termination from the ensemble's members. mu, var: E members × K
+ * checkpoints of the history output, member e's checkpoint k at [e·ld + k] (ld >= K: pass
+ * P to use sl_model_predict_members' E × P rows for one input directly, the history
+ * columns first); var may be NULL (MSE members: then every member's σ_k is the ensemble
+ * spread at k). Each member's σ is floored at sigma_floor·scale.
+ *  - the unweighted ensemble (mean of the member means; σ² = mean member variance +
+ *    variance of the member means: the mixture sl_model_predict reports) goes to ens_mu,
+ *    ens_sigma and decides the surprise test exactly as sl_spec_decide does (z2,
+ *    threshold, surprised), so a run outside the ensemble's band is never stopped;
+ *  - each member gets the weight w_e ∝ exp(log-likelihood of the observed y_0..y_{k_obs-1}
+ *    under N(mu_ek, σ_ek²)) (all equal when k_obs is 0); the weighted mixture (mean
+ *    Σ w_e mu_ek, variance Σ w_e (σ_ek² + mu_ek²) − mean²) goes to mix_mu, mix_sigma and is
+ *    the prediction of the rest: tail_std, k_tail_max, pred_mean = mix_mu + k_obs and
+ *    pred_std = mix_sigma + k_obs (what a stop relies on and an audit checks) come from it;
+ *  - the action: CONTINUE_EARLY before k_min, then SURPRISED, then STOP when k_obs < K and
+ *    tail_std < confidence, else CONTINUE (the order of sl_spec_decide).
+ * ens_mu, ens_sigma, mix_mu, mix_sigma: K each, filled (borrowed by out); weight: E, the
+ * member weights (may be NULL). Deterministic, O(E·K). False with err as sl_spec_decide,
+ * and for E == 0 or ld < K (SL_ERR_USAGE). */
+bool sl_spec_decide_members(const sl_spec_params_t *p, const double *mu, const double *var, size_t E,
+                            size_t ld, size_t K, const double *y, size_t k_obs, double *ens_mu,
+                            double *ens_sigma, double *mix_mu, double *mix_sigma, double *weight,
+                            sl_spec_decision_t *out, sl_error_t *err);
+
 /* ---- audit of stops ---- */
 
 /* A stop is judged false when more than this fraction of the unobserved checkpoints fall

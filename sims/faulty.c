@@ -13,26 +13,22 @@
  *   7 slow     steps 1..N (default N = 1000), sleeping --step-delay (default 0.2 s) after
  *              each, then the final, exit 0; SIGTERM ends it
  * Input errors exit 2 as in every simulator. It knows only the simulator protocol
- * (docs/simulator-protocol.md) and never links libspecline. */
+ * (docs/simulator-protocol.md), whose plumbing it shares with the other simulators through
+ * sims/common/simio.c, and never links libspecline. */
 #define _POSIX_C_SOURCE 200809L
 
-#include <errno.h>
-#include <jansson.h>
 #include <math.h>
 #include <signal.h>
-#include <stdarg.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "simio.h"
+
 #define SIM_NAME "specline-sim-faulty"
-#define SIM_LINE_MAX (1024 * 1024) /* longest accepted input line, bytes */
-#define SIM_STEPS_MAX 100000000L   /* largest accepted max_steps */
-#define BIG_LINE (SIM_LINE_MAX + SIM_LINE_MAX / 2) /* padding of mode 5's line */
+#define BIG_LINE (SIMIO_LINE_MAX + SIMIO_LINE_MAX / 2) /* padding of mode 5's line */
 
 enum { MODE_OK, MODE_SEGV, MODE_GARBAGE, MODE_HANG, MODE_ERROR, MODE_BIGLINE, MODE_IMMORTAL,
        MODE_SLOW, N_MODES };
@@ -68,125 +64,20 @@ static void usage(FILE *f)
         f);
 }
 
-static void fail(int status, const char *fmt, ...)
-{
-  va_list ap;
-  fputs(SIM_NAME ": ", stderr);
-  va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
-  va_end(ap);
-  fputc('\n', stderr);
-  exit(status);
-}
-
-/* SIGTERM and SIGPIPE must kill us even when the parent ignored or blocked them. */
-static void sim_signals(void)
-{
-  sigset_t set;
-  signal(SIGTERM, SIG_DFL);
-  signal(SIGPIPE, SIG_DFL);
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigprocmask(SIG_UNBLOCK, &set, NULL);
-}
-
-static void sim_sleep(double s)
-{
-  struct timespec ts, rem;
-  if (s <= 0)
-    return;
-  ts.tv_sec = (time_t)s;
-  ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
-  while (nanosleep(&ts, &rem) != 0 && errno == EINTR)
-    ts = rem;
-}
-
-static double parse_seconds(const char *opt, const char *s)
-{
-  char *end;
-  double v;
-  if (!s)
-    fail(2, "option '%s' needs a value", opt);
-  errno = 0;
-  v = strtod(s, &end);
-  if (errno || end == s || *end || !(v >= 0) || v > 3600)
-    fail(2, "option '%s': '%s' is not a number of seconds in [0, 3600]", opt, s);
-  return v;
-}
-
-/* Reads the one input line (at most SIM_LINE_MAX bytes) and parses it as a JSON object. */
-static json_t *read_request(void)
-{
-  char *buf = malloc(SIM_LINE_MAX);
-  size_t n = 0;
-  int c;
-  json_error_t jerr;
-  json_t *root;
-
-  if (!buf)
-    fail(1, "out of memory");
-  while ((c = getchar()) != EOF && c != '\n') {
-    if (n == SIM_LINE_MAX)
-      fail(2, "input line longer than %d bytes", SIM_LINE_MAX);
-    buf[n++] = (char)c;
-  }
-  if (n == 0 && c == EOF)
-    fail(2, "no input line on stdin");
-  root = json_loadb(buf, n, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL, &jerr);
-  free(buf);
-  if (!root)
-    fail(2, "input line is not JSON: column %d: %s", jerr.column, jerr.text);
-  if (!json_is_object(root))
-    fail(2, "input line is not a JSON object");
-  return root;
-}
-
-static long parse_max_steps(json_t *root, long dflt)
-{
-  json_t *m = json_object_get(root, "max_steps");
-  double v;
-  if (!m || json_is_null(m))
-    return dflt;
-  if (!json_is_number(m))
-    fail(2, "'max_steps' is not a number");
-  v = json_number_value(m);
-  if (!(v >= 1 && v <= (double)SIM_STEPS_MAX) || v != floor(v))
-    fail(2, "'max_steps' must be an integer in [1, %ld]", SIM_STEPS_MAX);
-  return (long)v;
-}
-
 static void emit_step(long i, double step_delay)
 {
-  printf("{\"step\": %ld, \"t\": %ld, \"values\": {\"x\": %ld}}\n", i, i, i);
-  if (fflush(stdout) != 0)
-    fail(1, "cannot write to stdout");
-  sim_sleep(step_delay);
+  simio_step(step_delay, "{\"step\": %ld, \"t\": %ld, \"values\": {\"x\": %ld}}", i, i, i);
 }
 
 static void emit_final(double y)
 {
-  printf("{\"final\": {\"y\": %.17g}}\n", y);
-  if (fflush(stdout) != 0)
-    fail(1, "cannot write to stdout");
+  simio_final("{\"final\": {\"y\": %.17g}}", y);
 }
 
 static void hang_forever(void)
 {
   for (;;)
     pause();
-}
-
-static int parse_mode(const char *opt, const char *s)
-{
-  char *end;
-  long v;
-  if (!s)
-    fail(2, "option '%s' needs a value", opt);
-  errno = 0;
-  v = strtol(s, &end, 10);
-  if (errno || end == s || *end || v < 0 || v >= N_MODES)
-    fail(2, "option '%s': '%s' is not a mode in [0, %d]", opt, s, N_MODES - 1);
-  return (int)v;
 }
 
 /* Behaves as mode says (the table in the file header); returns the exit status when the
@@ -226,12 +117,12 @@ static int run_mode(int mode, long n, double y, double step_delay)
     emit_step(2, step_delay);
     fputs(SIM_NAME ": reading mesh 'grid.dat'\n", stderr);
     fputs(SIM_NAME ": warning: residual 1e3 after 50 iterations\n", stderr);
-    fail(3, "simulated failure (mode 4)");
+    simio_fail(3, "simulated failure (mode 4)");
     return 3;
   case MODE_BIGLINE: {
     char *pad = malloc(BIG_LINE + 1);
     if (!pad)
-      fail(1, "out of memory");
+      simio_fail(1, "out of memory");
     memset(pad, 'a', BIG_LINE);
     pad[BIG_LINE] = '\0';
     emit_step(1, step_delay);
@@ -254,53 +145,41 @@ int main(int argc, char **argv)
   double step_delay = -1, y = 0;
   int mode = -1;
   json_t *root, *in, *v;
-  const char *key;
+  const char *key, *val;
   long n;
 
-  sim_signals();
+  simio_init(SIM_NAME);
   for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-      usage(stdout);
-      return 0;
-    } else if (!strcmp(argv[i], "--step-delay")) {
-      step_delay = parse_seconds(argv[i], argv[i + 1]);
-      i++;
-    } else if (!strncmp(argv[i], "--step-delay=", 13)) {
-      step_delay = parse_seconds("--step-delay", argv[i] + 13);
-    } else if (!strcmp(argv[i], "--mode")) {
-      mode = parse_mode(argv[i], argv[i + 1]);
-      i++;
-    } else if (!strncmp(argv[i], "--mode=", 7)) {
-      mode = parse_mode("--mode", argv[i] + 7);
+    if (simio_common_option(argv, &i, usage, &step_delay))
+      continue;
+    if (simio_option(argv, &i, "--mode", &val)) {
+      mode = (int)simio_parse_long("--mode", val, 0, N_MODES - 1, "a mode");
     } else {
-      usage(stderr);
-      fail(2, "unknown argument '%s'", argv[i]);
+      simio_unknown_arg(usage, argv[i]);
     }
   }
 
-  root = read_request();
-  in = json_object_get(root, "inputs");
-  if (!json_is_object(in))
-    fail(2, "input line has no 'inputs' object");
+  root = simio_read_request();
+  in = simio_inputs_object(root);
   json_object_foreach(in, key, v)
   {
     if (!json_is_number(v))
-      fail(2, "input '%s' is not a number", key);
+      simio_fail(2, "input '%s' is not a number", key);
     if (strcmp(key, "mode") != 0) {
       y += json_number_value(v);
     } else if (mode < 0) {
       double m = floor(json_number_value(v));
       if (!(m >= 0 && m < N_MODES))
-        fail(2, "input 'mode' must be in [0, %d]", N_MODES - 1);
+        simio_fail(2, "input 'mode' must be in [0, %d]", N_MODES - 1);
       mode = (int)m;
     }
   }
   if (mode < 0)
     mode = MODE_OK;
-  n = parse_max_steps(root, mode == MODE_SLOW ? 1000 : 5);
+  n = simio_parse_max_steps(root, mode == MODE_SLOW ? 1000 : 5);
   json_decref(root);
   if (!isfinite(y))
-    fail(2, "the sum of the inputs is not finite");
+    simio_fail(2, "the sum of the inputs is not finite");
   if (step_delay < 0)
     step_delay = mode == MODE_SLOW ? 0.2 : 0;
 

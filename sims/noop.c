@@ -2,19 +2,16 @@
  * It reads the one input line of the simulator protocol (docs/simulator-protocol.md),
  * accepts any input names as long as every value is a number, and at once writes
  * {"final": {"y": <sum of the inputs>}} with no step lines, then exits 0. Bad input exits
- * 2 with a message on stderr. It never links libspecline. */
+ * 2 with a message on stderr. The protocol plumbing is shared with the other simulators
+ * through sims/common/simio.c; it never links libspecline. */
 #define _POSIX_C_SOURCE 200809L
 
-#include <jansson.h>
 #include <math.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+
+#include "simio.h"
 
 #define SIM_NAME "specline-sim-noop"
-#define SIM_LINE_MAX (1024 * 1024) /* longest accepted input line, bytes */
 
 static void usage(FILE *f)
 {
@@ -36,80 +33,34 @@ static void usage(FILE *f)
         f);
 }
 
-static void fail(int status, const char *fmt, ...)
-{
-  va_list ap;
-  fputs(SIM_NAME ": ", stderr);
-  va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
-  va_end(ap);
-  fputc('\n', stderr);
-  exit(status);
-}
-
-/* Reads the one input line (at most SIM_LINE_MAX bytes) and parses it as a JSON object. */
-static json_t *read_request(void)
-{
-  char *buf = malloc(SIM_LINE_MAX);
-  size_t n = 0;
-  int c;
-  json_error_t jerr;
-  json_t *root;
-
-  if (!buf)
-    fail(1, "out of memory");
-  while ((c = getchar()) != EOF && c != '\n') {
-    if (n == SIM_LINE_MAX)
-      fail(2, "input line longer than %d bytes", SIM_LINE_MAX);
-    buf[n++] = (char)c;
-  }
-  if (n == 0 && c == EOF)
-    fail(2, "no input line on stdin");
-  root = json_loadb(buf, n, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL, &jerr);
-  free(buf);
-  if (!root)
-    fail(2, "input line is not JSON: column %d: %s", jerr.column, jerr.text);
-  if (!json_is_object(root))
-    fail(2, "input line is not a JSON object");
-  return root;
-}
-
 int main(int argc, char **argv)
 {
   json_t *root, *in, *v;
-  const char *key;
+  const char *key, *val;
   double y = 0;
 
-  signal(SIGTERM, SIG_DFL);
-  signal(SIGPIPE, SIG_DFL);
+  simio_init(SIM_NAME);
   for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+    if (simio_is_help(argv[i])) {
       usage(stdout);
       return 0;
-    } else if (!strcmp(argv[i], "--step-delay") && i + 1 < argc) {
-      i++;
-    } else if (!strncmp(argv[i], "--step-delay=", 13)) {
-      continue;
+    } else if (simio_option(argv, &i, "--step-delay", &val) && val) {
+      continue; /* accepted and ignored */
     } else {
-      usage(stderr);
-      fail(2, "unknown argument '%s'", argv[i]);
+      simio_unknown_arg(usage, argv[i]);
     }
   }
-  root = read_request();
-  in = json_object_get(root, "inputs");
-  if (!json_is_object(in))
-    fail(2, "input line has no 'inputs' object");
+  root = simio_read_request();
+  in = simio_inputs_object(root);
   json_object_foreach(in, key, v)
   {
     if (!json_is_number(v))
-      fail(2, "input '%s' is not a number", key);
+      simio_fail(2, "input '%s' is not a number", key);
     y += json_number_value(v);
   }
   json_decref(root);
   if (!isfinite(y))
-    fail(2, "the sum of the inputs is not finite");
-  printf("{\"final\": {\"y\": %.17g}}\n", y);
-  if (fflush(stdout) != 0)
-    fail(1, "cannot write to stdout");
+    simio_fail(2, "the sum of the inputs is not finite");
+  simio_final("{\"final\": {\"y\": %.17g}}", y);
   return 0;
 }

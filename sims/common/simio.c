@@ -1,0 +1,254 @@
+/* simio: the simulator-protocol plumbing compiled into every built-in simulator (simio.h
+ * says what each function does). It holds what the simulators used to carry one copy each
+ * of: the bounded read of the JSON input line, the checks of "inputs" and "max_steps", the
+ * option parsing shared by all, the signal reset and the flushed writes of step and final
+ * lines, with the error texts and exit statuses the tests and the simulate worker expect.
+ * It depends on jansson and libc only, never on libspecline. */
+#define _POSIX_C_SOURCE 200809L
+
+#include "simio.h"
+
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char *sim_name = "specline-sim";
+
+void simio_init(const char *name)
+{
+  sigset_t set;
+  sim_name = name;
+  signal(SIGTERM, SIG_DFL);
+  signal(SIGPIPE, SIG_DFL);
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigprocmask(SIG_UNBLOCK, &set, NULL);
+}
+
+void simio_fail(int status, const char *fmt, ...)
+{
+  va_list ap;
+  fprintf(stderr, "%s: ", sim_name);
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputc('\n', stderr);
+  exit(status);
+}
+
+bool simio_is_help(const char *arg)
+{
+  return !strcmp(arg, "--help") || !strcmp(arg, "-h");
+}
+
+bool simio_option(char **argv, int *i, const char *name, const char **value)
+{
+  size_t len = strlen(name);
+  const char *arg = argv[*i];
+
+  if (!strcmp(arg, name)) {
+    *value = argv[*i + 1];
+    if (*value)
+      (*i)++;
+    return true;
+  }
+  if (!strncmp(arg, name, len) && arg[len] == '=') {
+    *value = arg + len + 1;
+    return true;
+  }
+  return false;
+}
+
+bool simio_common_option(char **argv, int *i, void (*usage)(FILE *), double *step_delay)
+{
+  const char *val;
+  if (simio_is_help(argv[*i])) {
+    usage(stdout);
+    exit(0);
+  }
+  if (simio_option(argv, i, "--step-delay", &val)) {
+    *step_delay = simio_parse_seconds("--step-delay", val);
+    return true;
+  }
+  return false;
+}
+
+void simio_unknown_arg(void (*usage)(FILE *), const char *arg)
+{
+  usage(stderr);
+  simio_fail(2, "unknown argument '%s'", arg);
+}
+
+/* Converts the value s of option opt into *v; fails with status 2 when s is NULL (no value)
+ * and returns false when s is not a number from end to end. */
+static bool option_double(const char *opt, const char *s, double *v)
+{
+  char *end;
+  if (!s)
+    simio_fail(2, "option '%s' needs a value", opt);
+  errno = 0;
+  *v = strtod(s, &end);
+  return !errno && end != s && !*end;
+}
+
+double simio_parse_seconds(const char *opt, const char *s)
+{
+  double v;
+  if (!option_double(opt, s, &v) || !(v >= 0) || v > 3600)
+    simio_fail(2, "option '%s': '%s' is not a number of seconds in [0, 3600]", opt, s);
+  return v;
+}
+
+double simio_parse_number(const char *opt, const char *s)
+{
+  double v;
+  if (!option_double(opt, s, &v) || !isfinite(v))
+    simio_fail(2, "option '%s': '%s' is not a number", opt, s);
+  return v;
+}
+
+long simio_parse_long(const char *opt, const char *s, long lo, long hi, const char *what)
+{
+  char *end;
+  long v;
+  if (!s)
+    simio_fail(2, "option '%s' needs a value", opt);
+  errno = 0;
+  v = strtol(s, &end, 10);
+  if (errno || end == s || *end || v < lo || v > hi)
+    simio_fail(2, "option '%s': '%s' is not %s in [%ld, %ld]", opt, s, what, lo, hi);
+  return v;
+}
+
+json_t *simio_read_request(void)
+{
+  char *buf = malloc(SIMIO_LINE_MAX);
+  size_t n = 0;
+  int c;
+  json_error_t jerr;
+  json_t *root;
+
+  if (!buf)
+    simio_fail(1, "out of memory");
+  while ((c = getchar()) != EOF && c != '\n') {
+    if (n == SIMIO_LINE_MAX)
+      simio_fail(2, "input line longer than %d bytes", SIMIO_LINE_MAX);
+    buf[n++] = (char)c;
+  }
+  if (n == 0 && c == EOF)
+    simio_fail(2, "no input line on stdin");
+  root = json_loadb(buf, n, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL, &jerr);
+  free(buf);
+  if (!root)
+    simio_fail(2, "input line is not JSON: column %d: %s", jerr.column, jerr.text);
+  if (!json_is_object(root))
+    simio_fail(2, "input line is not a JSON object");
+  return root;
+}
+
+json_t *simio_inputs_object(json_t *root)
+{
+  json_t *in = json_object_get(root, "inputs");
+  if (!json_is_object(in))
+    simio_fail(2, "input line has no 'inputs' object");
+  return in;
+}
+
+/* Fails with status 2 on the input key that is not in table, listing the known names. */
+static void fail_unknown_input(const char *key, const struct simio_input *table, int n)
+{
+  fprintf(stderr, "%s: unknown input '%s' (known: ", sim_name, key);
+  for (int i = 0; i < n; i++)
+    fprintf(stderr, "%s%s", i ? ", " : "", table[i].name);
+  fputs(")\n", stderr);
+  exit(2);
+}
+
+void simio_parse_inputs(json_t *root, const struct simio_input *table, int n, double *vals)
+{
+  json_t *in = simio_inputs_object(root), *v;
+  const char *key;
+  bool *seen = calloc((size_t)n, sizeof(*seen));
+
+  if (!seen)
+    simio_fail(1, "out of memory");
+  json_object_foreach(in, key, v)
+  {
+    int i;
+    for (i = 0; i < n && strcmp(key, table[i].name) != 0; i++)
+      ;
+    if (i == n)
+      fail_unknown_input(key, table, n);
+    if (!json_is_number(v))
+      simio_fail(2, "input '%s' is not a number", key);
+    vals[i] = json_number_value(v);
+    seen[i] = true;
+  }
+  for (int i = 0; i < n; i++)
+    if (!seen[i])
+      simio_fail(2, "missing input '%s'", table[i].name);
+  free(seen);
+}
+
+long simio_parse_max_steps(json_t *root, long dflt)
+{
+  json_t *m = json_object_get(root, "max_steps");
+  double v;
+  if (!m || json_is_null(m))
+    return dflt;
+  if (!json_is_number(m))
+    simio_fail(2, "'max_steps' is not a number");
+  v = json_number_value(m);
+  if (!(v >= 1 && v <= (double)SIMIO_STEPS_MAX) || v != floor(v))
+    simio_fail(2, "'max_steps' must be an integer in [1, %ld]", SIMIO_STEPS_MAX);
+  return (long)v;
+}
+
+void simio_usage_inputs(FILE *f, const struct simio_input *table, int n, int width)
+{
+  for (int i = 0; i < n; i++)
+    fprintf(f, "  %-*s [%g, %g]  %s\n", width, table[i].name, table[i].lo, table[i].hi,
+            table[i].doc);
+}
+
+void simio_sleep(double s)
+{
+  struct timespec ts, rem;
+  if (s <= 0)
+    return;
+  ts.tv_sec = (time_t)s;
+  ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
+  while (nanosleep(&ts, &rem) != 0 && errno == EINTR)
+    ts = rem;
+}
+
+/* Ends the line just written on stdout and flushes it; fails with status 1 on error. */
+static void end_line(void)
+{
+  putchar('\n');
+  if (fflush(stdout) != 0)
+    simio_fail(1, "cannot write to stdout");
+}
+
+void simio_step(double step_delay, const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  vprintf(fmt, ap);
+  va_end(ap);
+  end_line();
+  simio_sleep(step_delay);
+}
+
+void simio_final(const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  vprintf(fmt, ap);
+  va_end(ap);
+  end_line();
+}

@@ -17,8 +17,8 @@ rc=0
 sh "$SRC/tests/fuzz/run.sh" "$SECS" || rc=1
 
 echo "== fuzz_simline for ${SECS}s"
-if ! make -C "$build" -j"${FUZZ_JOBS:-2}" fuzz_simline >"$build.simline.make.log" 2>&1; then
-  tail -30 "$build.simline.make.log"
+if ! make -C "$build" -j"${FUZZ_JOBS:-2}" fuzz_simline >"$build/simline.make.log" 2>&1; then
+  tail -30 "$build/simline.make.log"
   exit 1
 fi
 work=$build/fuzz-corpus/simline

@@ -6,6 +6,10 @@
  *   spec       active + speculative termination (sl_spec_decide at every checkpoint,
  *              seeded audits re-run a fraction of the stops to completion)
  *   spec+over  spec with slots x oversubscribe samples in flight (the rest queued)
+ *   spec-m     spec deciding with sl_spec_decide_members: the ensemble's members weighted by
+ *              their likelihood on the observed prefix predict the rest (prefix-conditioned
+ *              tail); the surprise test stays on the unweighted ensemble
+ *   spec-m+over  spec-m with slots x oversubscribe samples in flight
  * it emulates the line's decisions in-process — the explorer's issue / acquisition /
  * speculate / audit logic on its ledger, the learn worker's retraining every
  * learn.retrain_every stored points with its trainer (sl_trainer_run: MSE warm start, then
@@ -49,9 +53,10 @@
 #define N_THR 6
 static const double g_thr[N_THR] = {0.5, 0.2, 0.1, 0.05, 0.02, 0.01};
 
-enum { ARM_SOBOL, ARM_LHS, ARM_ACTIVE, ARM_SPEC, ARM_SPEC_OVER, N_ARMS };
-static const char *g_arm_names[N_ARMS] = {"sobol", "lhs", "active", "spec", "spec+over"};
-static const char *g_arm_colors[N_ARMS] = {"#222222", "#8c8c8c", "#1f77b4", "#d62728", "#ff7f0e"};
+enum { ARM_SOBOL, ARM_LHS, ARM_ACTIVE, ARM_SPEC, ARM_SPEC_OVER, ARM_SPECM, ARM_SPECM_OVER, N_ARMS };
+static const char *g_arm_names[N_ARMS] = {"sobol", "lhs", "active", "spec", "spec+over", "spec-m", "spec-m+over"};
+static const char *g_arm_colors[N_ARMS] = {"#222222", "#8c8c8c", "#1f77b4", "#d62728",
+                                           "#ff7f0e", "#2ca02c", "#9467bd"};
 
 #define MAX_SIMS 3
 #define MIN_POINTS 16  /* usable points before the first training (specline-learn --min-points) */
@@ -66,6 +71,8 @@ typedef struct opts {
   const char *sims[MAX_SIMS];
   int n_sims;
   int seeds, seed0, jobs, n_val, slots, retrain_every;
+  int epochs, hidden, batch; /* > 0: override every config's learn section */
+  double lr;
   double oversubscribe, cap_runs;
   bool arm_on[N_ARMS];
   sl_spec_params_t spec; /* min_fraction, confidence, surprise_p (scale per model) */
@@ -143,7 +150,7 @@ typedef struct campaign {
   double *scale; /* P output scales of the model */
   sl_spec_params_t spec;
   sl_acq_params_t acq;
-  bool acquire, speculative;
+  bool acquire, speculative, members;
   size_t slots;
   double oversubscribe;
   flight_t *fl;
@@ -411,7 +418,7 @@ static void speculate(campaign_t *c, flight_t *f)
   size_t K = (size_t)c->sd->K, P = (size_t)c->sd->P, d = (size_t)c->sd->d, j;
   const double *in = sl_ledger_inputs(c->ledger, s);
   float x[MAX_D], *mean, *std;
-  double *mu, *sigma;
+  double *mu, *sigma, *mmu = NULL, *mvar = NULL, *emu = NULL, *esd = NULL;
   sl_spec_decision_t dec;
 
   if (!c->model || !s->history || (s->flags & SL_SAMPLE_F_STOP_SENT) || s->origin == SL_ORIGIN_AUDIT)
@@ -422,14 +429,38 @@ static void speculate(campaign_t *c, flight_t *f)
   std = sl_calloc(P, sizeof *std);
   mu = sl_calloc(K, sizeof *mu);
   sigma = sl_calloc(K, sizeof *sigma);
-  if (!sl_model_predict(c->model, 1, x, mean, std, NULL))
-    goto out;
-  for (j = 0; j < K; j++) {
-    mu[j] = mean[j];
-    sigma[j] = std[j];
+  if (c->members) {
+    /* the prefix-conditioned rule: per-member predictions, E x P for this one input */
+    size_t E = (size_t)sl_model_members(c->model), n = E * P;
+    bool nll = sl_model_head(c->model) == 2 * (int)P; /* MSE members have no variance */
+    float *mm = sl_calloc(n, sizeof *mm), *mv = sl_calloc(n, sizeof *mv);
+    bool ok = sl_model_predict_members(c->model, 1, x, mm, mv, NULL);
+    if (ok) {
+      mmu = sl_calloc(n, sizeof *mmu);
+      mvar = sl_calloc(n, sizeof *mvar);
+      emu = sl_calloc(K, sizeof *emu);
+      esd = sl_calloc(K, sizeof *esd);
+      for (j = 0; j < n; j++) {
+        mmu[j] = mm[j];
+        mvar[j] = mv[j];
+      }
+      ok = sl_spec_decide_members(&c->spec, mmu, nll ? mvar : NULL, E, P, K, s->history, s->k_obs, emu, esd, mu, sigma, NULL,
+                                  NULL, &dec, NULL);
+    }
+    free(mm);
+    free(mv);
+    if (!ok)
+      goto out;
+  } else {
+    if (!sl_model_predict(c->model, 1, x, mean, std, NULL))
+      goto out;
+    for (j = 0; j < K; j++) {
+      mu[j] = mean[j];
+      sigma[j] = std[j];
+    }
+    if (!sl_spec_decide(&c->spec, mu, sigma, K, s->history, s->k_obs, &dec, NULL))
+      goto out;
   }
-  if (!sl_spec_decide(&c->spec, mu, sigma, K, s->history, s->k_obs, &dec, NULL))
-    goto out;
   if (dec.action != SL_SPEC_CONTINUE_EARLY) {
     result_t *r = c->r;
     r->n_decisions++;
@@ -453,7 +484,9 @@ static void speculate(campaign_t *c, flight_t *f)
     c->r->n_stops++;
     c->r->stop_fraction_sum += (double)dec.k_obs / (double)K;
     f->stopped = true; /* terminate obeyed at once: the run ends at this step */
-    judge_stop(c, f->run, &dec, mu, sigma);
+    /* the surprise-later check uses the band the surprise test used: the unweighted
+     * ensemble (for spec-m; mu/sigma are then the weighted mixture the stop relied on) */
+    judge_stop(c, f->run, &dec, emu ? emu : mu, emu ? esd : sigma);
     if (audit) {
       char id[24];
       double xa[MAX_D];
@@ -473,6 +506,10 @@ out:
   free(std);
   free(mu);
   free(sigma);
+  free(mmu);
+  free(mvar);
+  free(emu);
+  free(esd);
 }
 
 /* specline-explore's check_audit: the audit re-run is complete; compare its unobserved
@@ -594,6 +631,14 @@ static void run_campaign(const opts_t *o, const simdef_t *sd, result_t *r)
   c.cfg.policy.seed = (uint64_t)r->seed;
   if (o->retrain_every > 0)
     c.cfg.learn.retrain_every = o->retrain_every;
+  if (o->epochs > 0)
+    c.cfg.learn.epochs = o->epochs;
+  if (o->hidden > 0)
+    c.cfg.learn.hidden = o->hidden;
+  if (o->batch > 0)
+    c.cfg.learn.batch = o->batch;
+  if (o->lr > 0)
+    c.cfg.learn.lr = o->lr;
   for (j = 0; j < N_THR; j++)
     r->steps_to[j] = r->ticks_to[j] = -1;
   r->final_nrmse = r->final_cov = NAN;
@@ -602,9 +647,10 @@ static void run_campaign(const opts_t *o, const simdef_t *sd, result_t *r)
     c.hi[j] = c.cfg.inputs[j].hi;
   }
   c.slots = (size_t)o->slots;
-  c.oversubscribe = c.arm == ARM_SPEC_OVER ? o->oversubscribe : 1.0;
+  c.oversubscribe = c.arm == ARM_SPEC_OVER || c.arm == ARM_SPECM_OVER ? o->oversubscribe : 1.0;
   c.acquire = c.arm >= ARM_ACTIVE;
   c.speculative = c.arm >= ARM_SPEC;
+  c.members = c.arm >= ARM_SPECM;
   c.initial_n = c.acquire ? (size_t)(c.cfg.policy.initial_n > 0 ? c.cfg.policy.initial_n : 16) : 0;
   c.sobol = sl_sobol_new(d, SL_SCRAMBLE_LMS, c.cfg.policy.seed, &err);
   c.cand_sobol = sl_sobol_new(d, SL_SCRAMBLE_LMS, c.cfg.policy.seed + 0x9e3779b97f4a7c15ull, &err);
@@ -708,7 +754,9 @@ static bool sim_setup(const opts_t *o, const char *name, simdef_t *sd)
     return false;
   }
   sd->cap_steps = (int64_t)(o->cap_runs * (double)sd->cfg->simulator.max_steps);
-  snprintf(cache, sizeof cache, "%s/%s-%lld.bin", o->cache_dir, name, (long long)sd->cfg->simulator.max_steps);
+  /* the history's name is in the key: a cache of another history is another file */
+  snprintf(cache, sizeof cache, "%s/%s-%s-%lld.bin", o->cache_dir, name, sd->cfg->history.name,
+           (long long)sd->cfg->simulator.max_steps);
   sd->cache = simcache_new(sd->cfg, o->bin_dir, cache);
   d = (size_t)sd->d;
   xv = sl_calloc((size_t)o->n_val * d, sizeof *xv);
@@ -1070,14 +1118,17 @@ static void usage(FILE *f)
           "usage: bench_speculative [--quick] [options]\n\n"
           "  --quick              3 seeds, 64 validation runs, cap 128 runs (under a minute on 2 cores)\n"
           "  --sims LIST          comma-separated: oscillator,environ,lorenz96 (default all)\n"
-          "  --arms LIST          sobol,lhs,active,spec,spec+over (default all; sobol is the reference)\n"
+          "  --arms LIST          sobol,lhs,active,spec,spec+over,spec-m,spec-m+over (default all;\n"
+          "                       sobol is the reference)\n"
           "  --seeds N            seeds per arm (default 10), first seed --seed0 (default 1)\n"
           "  --jobs N             campaigns run in parallel (default 2)\n"
           "  --val N              validation runs per simulator (default 128)\n"
           "  --cap-runs R         step cap per campaign, in full runs (default 192)\n"
-          "  --slots S            simulate slots (default 4); --oversubscribe O for spec+over (default 2)\n"
+          "  --slots S            simulate slots (default 4); --oversubscribe O for the +over arms (default 2)\n"
           "  --retrain-every B    new stored points between trainings, every simulator (default 16;\n"
           "                       0 = the config's learn.retrain_every)\n"
+          "  --epochs E --hidden H --batch N --lr R\n"
+          "                       override the configs' learn section (every simulator run)\n"
           "  --min-fraction F --confidence C --surprise-p P --audit-fraction A\n"
           "                       termination rule (defaults 0.25, 0.02, 0.01, 0.1; one set for all)\n"
           "  --out DIR            where the table, CSVs and speculative.svg go (default the build dir)\n"
@@ -1127,6 +1178,8 @@ int main(int argc, char **argv)
       {"out", required_argument, 0, 'O'},      {"cache", required_argument, 0, 'k'},
       {"examples", required_argument, 0, 'e'}, {"bin", required_argument, 0, 'b'},
       {"retrain-every", required_argument, 0, 'B'}, {"help", no_argument, 0, 'h'},
+      {"epochs", required_argument, 0, 'E'}, {"hidden", required_argument, 0, 'H'},
+      {"batch", required_argument, 0, 'N'}, {"lr", required_argument, 0, 'L'},
       {0, 0, 0, 0}};
   opts_t o;
   pool_t pool;
@@ -1183,6 +1236,10 @@ int main(int argc, char **argv)
     case 'e': o.examples = optarg; break;
     case 'b': o.bin_dir = optarg; break;
     case 'B': o.retrain_every = atoi(optarg); break;
+    case 'E': o.epochs = atoi(optarg); break;
+    case 'H': o.hidden = atoi(optarg); break;
+    case 'N': o.batch = atoi(optarg); break;
+    case 'L': o.lr = atof(optarg); break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
     }
@@ -1242,6 +1299,9 @@ int main(int argc, char **argv)
                 "retrain every %d, min_fraction %.2f, confidence %.3f, surprise_p %.3f, audit %.2f\n",
             o.seeds, o.n_val, o.cap_runs, o.slots, o.oversubscribe, o.retrain_every, o.spec.min_fraction,
             o.spec.confidence, o.spec.surprise_p, o.audit_fraction);
+    if (o.epochs > 0 || o.hidden > 0 || o.batch > 0 || o.lr > 0)
+      fprintf(tf, "learn override: epochs %d, hidden %d, batch %d, lr %g (0 = the config's)\n", o.epochs, o.hidden,
+              o.batch, o.lr);
     print_table(&o, sims, pool.res, pool.n, tf);
     fclose(tf);
   }

@@ -346,6 +346,7 @@ static void members(double *mu, double *var)
 static void test_members_prefix_concentrates(void)
 {
   double mu[NM * LD], var[NM * LD], y[K], em[K], es[K], mm[K], ms[K], w[NM], w2[NM], mm2[K];
+  sl_spec_members_info_t info;
   sl_spec_params_t p;
   sl_spec_decision_t dec, old;
   size_t k_obs;
@@ -358,7 +359,7 @@ static void test_members_prefix_concentrates(void)
   for (k = 0; k < K; k++)
     y[k] = member_curve(3, k) + 0.005 * sl_rng_normal(&r); /* member 3 is right */
   for (k_obs = 0; k_obs <= K; k_obs++) {
-    SL_REQUIRE(sl_spec_decide_members(&p, mu, var, NM, LD, K, y, k_obs, em, es, mm, ms, w, &dec, NULL));
+    SL_REQUIRE(sl_spec_decide_members(&p, mu, var, NM, LD, K, y, k_obs, em, es, mm, ms, w, NULL, &dec, NULL));
     SL_CHECK(!dec.surprised); /* inside the ensemble's (wide) band */
     if (k_obs < 4)
       SL_CHECKF(dec.action == SL_SPEC_CONTINUE_EARLY, "k_obs %zu: %s", k_obs, sl_spec_action_name(dec.action));
@@ -370,8 +371,10 @@ static void test_members_prefix_concentrates(void)
   }
   /* at the minimum fraction: the weight is on member 3, the tail is its prediction, its
    * std about its own σ; the unweighted ensemble would not stop (spread ~0.28) */
-  SL_REQUIRE(sl_spec_decide_members(&p, mu, var, NM, LD, K, y, 4, em, es, mm, ms, w, &dec, NULL));
+  SL_REQUIRE(sl_spec_decide_members(&p, mu, var, NM, LD, K, y, 4, em, es, mm, ms, w, &info, &dec, NULL));
   SL_CHECKF(w[3] > 0.99, "w[3] = %g", w[3]);
+  SL_CHECK(info.e_max == 3 && info.w_max == w[3] && info.ess < 1.02 && info.mix_fits);
+  SL_CHECKF(info.tail_std_ens > 0.2, "ensemble tail %g", info.tail_std_ens);
   SL_CHECK_NEAR(w[0] + w[1] + w[2] + w[3] + w[4], 1.0, 1e-12);
   SL_CHECK(dec.pred_mean == mm + 4 && dec.pred_std == ms + 4 && dec.n_pred == K - 4);
   for (k = 4; k < K; k++)
@@ -384,21 +387,21 @@ static void test_members_prefix_concentrates(void)
   SL_CHECK_NEAR(old.z2, dec.z2, 1e-12); /* the same surprise test */
   SL_CHECKF(old.tail_std > 0.2, "unweighted tail std %g", old.tail_std);
   /* deterministic; equal weights before anything is observed */
-  SL_REQUIRE(sl_spec_decide_members(&p, mu, var, NM, LD, K, y, 4, em, es, mm2, ms, w2, &dec, NULL));
+  SL_REQUIRE(sl_spec_decide_members(&p, mu, var, NM, LD, K, y, 4, em, es, mm2, ms, w2, NULL, &dec, NULL));
   SL_CHECK(memcmp(w, w2, sizeof w) == 0 && memcmp(mm, mm2, sizeof mm) == 0);
-  SL_REQUIRE(sl_spec_decide_members(&p, mu, var, NM, LD, K, y, 0, em, es, mm, ms, w, &dec, NULL));
+  SL_REQUIRE(sl_spec_decide_members(&p, mu, var, NM, LD, K, y, 0, em, es, mm, ms, w, NULL, &dec, NULL));
   for (e = 0; e < NM; e++)
     SL_CHECK_NEAR(w[e], 0.2, 1e-12);
   /* MSE members (no variances): each member's σ is the ensemble spread, so the weighted
    * tail is never narrower than that spread and nothing is stopped */
-  SL_REQUIRE(sl_spec_decide_members(&p, mu, NULL, NM, LD, K, y, 10, em, es, mm, ms, NULL, &dec, NULL));
+  SL_REQUIRE(sl_spec_decide_members(&p, mu, NULL, NM, LD, K, y, 10, em, es, mm, ms, NULL, NULL, &dec, NULL));
   SL_CHECKF(dec.action == SL_SPEC_CONTINUE, "MSE members: %s (tail %g)", sl_spec_action_name(dec.action),
             dec.tail_std);
   /* bad arguments */
-  SL_CHECK(!sl_spec_decide_members(&p, mu, var, 0, LD, K, y, 4, em, es, mm, ms, w, &dec, NULL));
-  SL_CHECK(!sl_spec_decide_members(&p, mu, var, NM, K - 1, K, y, 4, em, es, mm, ms, w, &dec, NULL));
+  SL_CHECK(!sl_spec_decide_members(&p, mu, var, 0, LD, K, y, 4, em, es, mm, ms, w, NULL, &dec, NULL));
+  SL_CHECK(!sl_spec_decide_members(&p, mu, var, NM, K - 1, K, y, 4, em, es, mm, ms, w, NULL, &dec, NULL));
   mu[LD + 3] = NAN;
-  SL_CHECK(!sl_spec_decide_members(&p, mu, var, NM, LD, K, y, 4, em, es, mm, ms, w, &dec, NULL));
+  SL_CHECK(!sl_spec_decide_members(&p, mu, var, NM, LD, K, y, 4, em, es, mm, ms, w, NULL, &dec, NULL));
 }
 
 static void test_members_outside_band_never_stops(void)
@@ -416,7 +419,7 @@ static void test_members_outside_band_never_stops(void)
   for (k = 0; k < K; k++)
     y[k] = 2.0 * member_curve(4, k);
   for (k_obs = 0; k_obs <= K; k_obs++) {
-    SL_REQUIRE(sl_spec_decide_members(&p, mu, var, NM, LD, K, y, k_obs, em, es, mm, ms, w, &dec, NULL));
+    SL_REQUIRE(sl_spec_decide_members(&p, mu, var, NM, LD, K, y, k_obs, em, es, mm, ms, w, NULL, &dec, NULL));
     SL_CHECK(dec.action != SL_SPEC_STOP);
     if (k_obs >= 1)
       SL_CHECK(dec.surprised);
@@ -426,11 +429,38 @@ static void test_members_outside_band_never_stops(void)
       SL_CHECK_INT(dec.action, SL_SPEC_CONTINUE_EARLY);
   }
   SL_CHECKF(w[4] > 0.99 && dec.tail_std == 0.0, "w[4] %g, tail %g", w[4], dec.tail_std);
-  SL_REQUIRE(sl_spec_decide_members(&p, mu, var, NM, LD, K, y, 10, em, es, mm, ms, w, &dec, NULL));
+  SL_REQUIRE(sl_spec_decide_members(&p, mu, var, NM, LD, K, y, 10, em, es, mm, ms, w, NULL, &dec, NULL));
   SL_CHECKF(dec.tail_std < 0.02, "weighted tail std %g (would stop but for the surprise test)", dec.tail_std);
+}
+
+/* A prefix inside the ensemble's band but fitting no member: 1.45 × the curve, between
+ * member 4 (1.4) and nothing above it. The weight goes to member 4, whose tail σ is 0.01,
+ * but member 4 misses the prefix by many of its σ: the mixture does not explain the prefix,
+ * so the run is never stopped (CONTINUE while the ensemble is not surprised). */
+static void test_members_least_wrong_never_stops(void)
+{
+  double mu[NM * LD], var[NM * LD], y[K], em[K], es[K], mm[K], ms[K], w[NM];
+  sl_spec_members_info_t info;
+  sl_spec_params_t p;
+  sl_spec_decision_t dec;
+  size_t k_obs;
+  int k, n_continue = 0;
+
+  sl_spec_params_default(&p);
+  members(mu, var);
+  for (k = 0; k < K; k++)
+    y[k] = 1.45 * member_curve(2, k);
+  for (k_obs = 4; k_obs <= K; k_obs++) {
+    SL_REQUIRE(sl_spec_decide_members(&p, mu, var, NM, LD, K, y, k_obs, em, es, mm, ms, w, &info, &dec, NULL));
+    SL_CHECKF(dec.action != SL_SPEC_STOP, "k_obs %zu stopped (w_max %g, tail %g)", k_obs, info.w_max, dec.tail_std);
+    SL_CHECK(info.e_max == 4 && !info.mix_fits);
+    n_continue += dec.action == SL_SPEC_CONTINUE;
+  }
+  SL_CHECKF(n_continue > 0, "never CONTINUE: the guard is not what held it (%d)", n_continue);
 }
 
 SL_TEST_MAIN(SL_T(test_quantiles), SL_T(test_termination_inside_band_stops),
              SL_T(test_termination_outside_band_never_stops), SL_T(test_termination_wide_tail_continues),
              SL_T(test_acquisition_max_std), SL_T(test_acquisition_spread_and_ucb), SL_T(test_audit),
-             SL_T(test_members_prefix_concentrates), SL_T(test_members_outside_band_never_stops))
+             SL_T(test_members_prefix_concentrates), SL_T(test_members_outside_band_never_stops),
+             SL_T(test_members_least_wrong_never_stops))

@@ -337,7 +337,8 @@ static void test_oscillator_amplitude(void)
   sim_free(&p);
 }
 
-/* The oscillator's per-step "env": sqrt(2 mean x^2) over the trailing forcing period. It
+/* The oscillator's per-step "env": sqrt(2 mean x^2) over the trailing forcing period, and
+ * "log_env", its log. It
  * starts at |x0|-ish, is smooth in t (no jump between output steps larger than the transient
  * allows) and settles on the analytic steady-state amplitude; "x" is still there. */
 static void test_oscillator_env(void)
@@ -368,6 +369,12 @@ static void test_oscillator_env(void)
             env[399], final_num(final, "amplitude"));
   SL_CHECKF(max_jump < 0.1, "env jumps by %g between output steps", max_jump);
   json_decref(final);
+  {
+    double lenv[400];
+    json_decref(check_protocol(&p, "log_env", 400, lenv));
+    for (int i = 0; i < 400; i += 13)
+      SL_CHECK_NEAR(lenv[i], log(env[i]), 1e-9);
+  }
   sim_free(&p);
 }
 

@@ -356,13 +356,18 @@ static double member_sigma(const sl_spec_params_t *p, const double *var, size_t 
 bool sl_spec_decide_members(const sl_spec_params_t *p, const double *mu, const double *var, size_t E,
                             size_t ld, size_t K, const double *y, size_t k_obs, double *ens_mu,
                             double *ens_sigma, double *mix_mu, double *mix_sigma, double *weight,
-                            sl_spec_decision_t *out, sl_error_t *err)
+                            sl_spec_members_info_t *info, sl_spec_decision_t *out, sl_error_t *err)
 {
-  double *w = NULL, *spread = NULL, lmax = -INFINITY, wsum = 0.0;
+  double *w = NULL, *spread = NULL, lmax = -INFINITY, wsum = 0.0, w2 = 0.0, z2_mix = 0.0;
+  sl_spec_members_info_t inf;
+  bool fits = true;
   size_t e, k;
   bool ok = false;
 
   memset(out, 0, sizeof *out);
+  memset(&inf, 0, sizeof inf);
+  if (info)
+    *info = inf;
   if (E == 0 || ld < K) {
     sl_error_set(err, SL_ERR_USAGE, 0, "termination: %zu members, row length %zu for %zu checkpoints", E, ld, K);
     return false;
@@ -409,8 +414,15 @@ bool sl_spec_decide_members(const sl_spec_params_t *p, const double *mu, const d
     w[e] = exp(w[e] - lmax);
     wsum += w[e];
   }
-  for (e = 0; e < E; e++)
+  for (e = 0; e < E; e++) {
     w[e] /= wsum;
+    w2 += w[e] * w[e];
+    if (w[e] > inf.w_max) {
+      inf.w_max = w[e];
+      inf.e_max = e;
+    }
+  }
+  inf.ess = 1.0 / w2;
   /* the weighted mixture, and the rest's uncertainty from it */
   for (k = 0; k < K; k++) {
     double m = 0.0, m2 = 0.0;
@@ -422,6 +434,16 @@ bool sl_spec_decide_members(const sl_spec_params_t *p, const double *mu, const d
     mix_mu[k] = m;
     mix_sigma[k] = sqrt(m2 - m * m > 0.0 ? m2 - m * m : 0.0);
   }
+  /* does the weighted mixture itself explain the prefix? */
+  for (k = 0; k < k_obs; k++) {
+    double r = (y[k] - mix_mu[k]) / sigma_floored(mix_sigma[k], p->scale, p->sigma_floor);
+    z2_mix += r * r;
+  }
+  if (k_obs > 0)
+    fits = z2_mix <= out->threshold;
+  inf.z2_mix = z2_mix;
+  inf.mix_fits = fits;
+  inf.tail_std_ens = out->tail_std; /* sl_spec_decide's, on the unweighted ensemble */
   out->pred_mean = mix_mu + k_obs;
   out->pred_std = mix_sigma + k_obs;
   out->tail_std = 0.0;
@@ -437,10 +459,12 @@ bool sl_spec_decide_members(const sl_spec_params_t *p, const double *mu, const d
     out->action = SL_SPEC_CONTINUE_EARLY;
   else if (out->surprised)
     out->action = SL_SPEC_SURPRISED;
-  else if (k_obs < K && out->tail_std < p->confidence)
+  else if (k_obs < K && fits && out->tail_std < p->confidence)
     out->action = SL_SPEC_STOP;
   else
     out->action = SL_SPEC_CONTINUE;
+  if (info)
+    *info = inf;
   ok = true;
 done:
   if (w != weight)

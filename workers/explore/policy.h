@@ -117,6 +117,16 @@ typedef struct sl_spec_decision {
 bool sl_spec_decide(const sl_spec_params_t *p, const double *mu, const double *sigma, size_t K,
                     const double *y, size_t k_obs, sl_spec_decision_t *out, sl_error_t *err);
 
+/* What sl_spec_decide_members saw besides the decision (for the record and the bench). */
+typedef struct sl_spec_members_info {
+  double w_max;        /* the largest member weight */
+  size_t e_max;        /* its member */
+  double ess;          /* effective number of members, 1 / Σ w_e² (E when all equal) */
+  double z2_mix;       /* Σ_{k<k_obs} ((y_k − mix_mu_k)/mix_sigma_k)², σ floored */
+  bool mix_fits;       /* z2_mix <= the chi-square threshold (true when k_obs is 0) */
+  double tail_std_ens; /* max σ_k/scale of the unweighted ensemble over the rest */
+} sl_spec_members_info_t;
+
 /* Prefix-conditioned termination from the ensemble's members. mu, var: E members × K
  * checkpoints of the history output, member e's checkpoint k at [e·ld + k] (ld >= K: pass
  * P to use sl_model_predict_members' E × P rows for one input directly, the history
@@ -131,15 +141,18 @@ bool sl_spec_decide(const sl_spec_params_t *p, const double *mu, const double *s
  *    Σ w_e mu_ek, variance Σ w_e (σ_ek² + mu_ek²) − mean²) goes to mix_mu, mix_sigma and is
  *    the prediction of the rest: tail_std, k_tail_max, pred_mean = mix_mu + k_obs and
  *    pred_std = mix_sigma + k_obs (what a stop relies on and an audit checks) come from it;
- *  - the action: CONTINUE_EARLY before k_min, then SURPRISED, then STOP when k_obs < K and
- *    tail_std < confidence, else CONTINUE (the order of sl_spec_decide).
+ *  - the weighted mixture must itself explain the prefix: when its z2 over the observed
+ *    checkpoints (z2_mix) exceeds the same chi-square threshold, the best members are
+ *    merely the least wrong and the run is not stopped (CONTINUE);
+ *  - the action: CONTINUE_EARLY before k_min, then SURPRISED, then STOP when k_obs < K,
+ *    the mixture fits the prefix and tail_std < confidence, else CONTINUE.
  * ens_mu, ens_sigma, mix_mu, mix_sigma: K each, filled (borrowed by out); weight: E, the
- * member weights (may be NULL). Deterministic, O(E·K). False with err as sl_spec_decide,
- * and for E == 0 or ld < K (SL_ERR_USAGE). */
+ * member weights (may be NULL); info may be NULL. Deterministic, O(E·K). False with err as
+ * sl_spec_decide, and for E == 0 or ld < K (SL_ERR_USAGE). */
 bool sl_spec_decide_members(const sl_spec_params_t *p, const double *mu, const double *var, size_t E,
                             size_t ld, size_t K, const double *y, size_t k_obs, double *ens_mu,
                             double *ens_sigma, double *mix_mu, double *mix_sigma, double *weight,
-                            sl_spec_decision_t *out, sl_error_t *err);
+                            sl_spec_members_info_t *info, sl_spec_decision_t *out, sl_error_t *err);
 
 /* ---- audit of stops ---- */
 

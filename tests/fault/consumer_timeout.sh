@@ -43,7 +43,6 @@ B="fault-ctB-$$"
 mkcampaign "$A" "$T/a"
 mkcampaign "$B" "$T/b"
 ledger_tap "$A"
-LEDGER_A=$LEDGER_Q
 "$FBIN/fault_amqp" tap "$B" "$B.fault-ledger" "$B.sim"
 
 start storeA "$BIN/specline-store" "$T/a/config.yaml"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # Helpers for the fault tests (sourced): a broker (the shared fixture, or one of the test's
 # own that it may kill), workers that are always cleaned up (one log per incarnation), the
 # ledger oracle, and checks that print what they compare.

@@ -46,7 +46,8 @@ for w in $WORKERS; do LOST0[$w]=$(n_log $w "lost the broker"); done
 log "SIGSTOP of the broker's process group $pg for ${FREEZE_S}s (stored so far: $(stored_now))"
 t0=$SECONDS
 kill -STOP -- "-$pg"
-EXTRA_CLEANUP="kill -CONT -- -$pg 2>/dev/null" # shellcheck disable=SC2034 # run by cleanup
+# shellcheck disable=SC2034 # run by cleanup()
+EXTRA_CLEANUP="kill -CONT -- -$pg 2>/dev/null"
 detected() {
   local w
   for w in $WORKERS; do [ "$(n_log $w "lost the broker")" -gt "${LOST0[$w]}" ] || return 1; done

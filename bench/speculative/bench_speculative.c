@@ -10,6 +10,8 @@
  *              their likelihood on the observed prefix predict the rest (prefix-conditioned
  *              tail); the surprise test stays on the unweighted ensemble
  *   spec-m+over  spec-m with slots x oversubscribe samples in flight
+ *   sobol+spec-m the Sobol plan (no acquisition) with spec-m's termination: speculation
+ *              alone, without the acquisition function
  * it emulates the line's decisions in-process — the explorer's issue / acquisition /
  * speculate / audit logic on its ledger, the learn worker's retraining every
  * learn.retrain_every stored points with its trainer (sl_trainer_run: MSE warm start, then
@@ -53,10 +55,11 @@
 #define N_THR 6
 static const double g_thr[N_THR] = {0.5, 0.2, 0.1, 0.05, 0.02, 0.01};
 
-enum { ARM_SOBOL, ARM_LHS, ARM_ACTIVE, ARM_SPEC, ARM_SPEC_OVER, ARM_SPECM, ARM_SPECM_OVER, N_ARMS };
-static const char *g_arm_names[N_ARMS] = {"sobol", "lhs", "active", "spec", "spec+over", "spec-m", "spec-m+over"};
+enum { ARM_SOBOL, ARM_LHS, ARM_ACTIVE, ARM_SPEC, ARM_SPEC_OVER, ARM_SPECM, ARM_SPECM_OVER, ARM_SOBOL_SPECM, N_ARMS };
+static const char *g_arm_names[N_ARMS] = {"sobol", "lhs",    "active",      "spec",
+                                          "spec+over", "spec-m", "spec-m+over", "sobol+spec-m"};
 static const char *g_arm_colors[N_ARMS] = {"#222222", "#8c8c8c", "#1f77b4", "#d62728",
-                                           "#ff7f0e", "#2ca02c", "#9467bd"};
+                                           "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b"};
 
 #define MAX_SIMS 3
 #define MIN_POINTS 16  /* usable points before the first training (specline-learn --min-points) */
@@ -648,7 +651,7 @@ static void run_campaign(const opts_t *o, const simdef_t *sd, result_t *r)
   }
   c.slots = (size_t)o->slots;
   c.oversubscribe = c.arm == ARM_SPEC_OVER || c.arm == ARM_SPECM_OVER ? o->oversubscribe : 1.0;
-  c.acquire = c.arm >= ARM_ACTIVE;
+  c.acquire = c.arm >= ARM_ACTIVE && c.arm != ARM_SOBOL_SPECM;
   c.speculative = c.arm >= ARM_SPEC;
   c.members = c.arm >= ARM_SPECM;
   c.initial_n = c.acquire ? (size_t)(c.cfg.policy.initial_n > 0 ? c.cfg.policy.initial_n : 16) : 0;
@@ -718,7 +721,7 @@ static void *worker(void *ud)
     run_campaign(p->o, &p->sims[r->sim], r);
     done = atomic_fetch_add(&p->done, 1) + 1;
     pthread_mutex_lock(&p->print_mu);
-    fprintf(stderr, "[%3zu/%zu %6.0fs] %-9s %-9s seed %2d: %7lld steps, %4lld runs (%lld stopped), nrmse %.4f, "
+    fprintf(stderr, "[%3zu/%zu %6.0fs] %-9s %-12s seed %2d: %7lld steps, %4lld runs (%lld stopped), nrmse %.4f, "
                     "cov %.3f, %lld trainings %.1fs\n",
             done, p->n, sl_mono() - p->t0, p->sims[r->sim].name, g_arm_names[r->arm], r->seed, (long long)r->steps,
             (long long)r->n_runs, (long long)r->n_terminated, r->final_nrmse, r->final_cov, (long long)r->n_trainings,
@@ -855,14 +858,14 @@ static void print_table(const opts_t *o, simdef_t *sims, result_t *res, size_t n
     fprintf(out, "\n== %s (d %d, K %d, P %d, %lld steps/run, cap %lld steps = %.0f full runs, %d validation runs)\n",
             sd->name, sd->d, sd->K, sd->P, (long long)sd->cfg->simulator.max_steps, (long long)sd->cap_steps,
             o->cap_runs, o->n_val);
-    fprintf(out, "%-10s", "arm");
+    fprintf(out, "%-12s", "arm");
     for (t = 0; t < N_THR; t++)
       fprintf(out, " | NRMSE %-4g%% %-18s", g_thr[t] * 100, "");
     fprintf(out, "\n");
     for (a = 0; a < N_ARMS; a++) {
       if (!o->arm_on[a])
         continue;
-      fprintf(out, "%-10s", g_arm_names[a]);
+      fprintf(out, "%-12s", g_arm_names[a]);
       for (t = 0; t < N_THR; t++) {
         int reached = 0, nv = 0;
         double q1, med, q3;
@@ -895,7 +898,7 @@ static void print_table(const opts_t *o, simdef_t *sims, result_t *res, size_t n
   }
   fprintf(out, "\nB. speculation and the final model (sums over seeds; medians over seeds for the model)\n");
   for (s = 0; s < o->n_sims; s++) {
-    fprintf(out, "\n== %s\n%-10s | %6s %6s %5s | %9s %8s %10s | %-15s %-15s %-8s | %-23s %6s\n", sims[s].name, "arm",
+    fprintf(out, "\n== %s\n%-12s | %6s %6s %5s | %9s %8s %10s | %-15s %-15s %-8s | %-23s %6s\n", sims[s].name, "arm",
             "runs", "stops", "stop@", "decisions", "surpr%", "tailσ med", "false (audit)", "false (true)",
             "surpr-l", "final NRMSE all/hist/fin", "cov2σ");
     for (a = 0; a < N_ARMS; a++) {
@@ -932,7 +935,7 @@ static void print_table(const opts_t *o, simdef_t *sims, result_t *res, size_t n
       quartiles(h, (size_t)n, &q1, &m_hist, &q3);
       quartiles(fn, (size_t)n, &q1, &m_fin, &q3);
       quartiles(w, (size_t)n, &q1, &med, &q3);
-      fprintf(out, "%-10s | %6.0f", g_arm_names[a], runs);
+      fprintf(out, "%-12s | %6.0f", g_arm_names[a], runs);
       if (a >= ARM_SPEC) {
         double tq1, tmed, tq3;
         quartiles(ts, n_ts, &tq1, &tmed, &tq3);
@@ -1118,8 +1121,8 @@ static void usage(FILE *f)
           "usage: bench_speculative [--quick] [options]\n\n"
           "  --quick              3 seeds, 64 validation runs, cap 128 runs (under a minute on 2 cores)\n"
           "  --sims LIST          comma-separated: oscillator,environ,lorenz96 (default all)\n"
-          "  --arms LIST          sobol,lhs,active,spec,spec+over,spec-m,spec-m+over (default all;\n"
-          "                       sobol is the reference)\n"
+          "  --arms LIST          sobol,lhs,active,spec,spec+over,spec-m,spec-m+over,sobol+spec-m\n"
+          "                       (default all; sobol is the reference)\n"
           "  --seeds N            seeds per arm (default 10), first seed --seed0 (default 1)\n"
           "  --jobs N             campaigns run in parallel (default 2)\n"
           "  --val N              validation runs per simulator (default 128)\n"

@@ -139,6 +139,7 @@ struct sl_amqp {
   void (*detach_done)(sl_amqp_t *s, void *ud);
   void *detach_ud;
   double last_hb_sent;
+  double last_recv; /* libuv mode: when the socket last had bytes for us (heartbeats included) */
   uv_work_t work;                   /* a connect's blocking part, on the thread pool */
   bool work_busy, work_fatal;
   amqp_connection_state_t work_conn; /* its result, handed back to the loop */

@@ -651,6 +651,50 @@ static bool slot_send(sl_amqp_t *s, size_t i, sl_error_t *err)
   return true;
 }
 
+/* True when the socket can take more bytes now. rabbitmq-c waits for writability with no
+ * deadline inside amqp_basic_publish, so writing to a broker that stopped reading (frozen,
+ * overloaded, a dead link with no RST) would block the whole worker, timers included; the
+ * heartbeat watchdog (on_heartbeat) then declares it dead instead. */
+static bool sock_writable(sl_amqp_t *s)
+{
+  struct pollfd pfd;
+
+  if (!s->conn)
+    return false;
+  pfd.fd = amqp_get_sockfd(s->conn);
+  pfd.events = POLLOUT;
+  pfd.revents = 0;
+  return poll(&pfd, 1, 0) > 0 && (pfd.revents & POLLOUT);
+}
+
+/* libuv mode: true (and the session is taken down) when the broker has sent nothing for
+ * 1.5 heartbeat intervals. RabbitMQ sends a heartbeat every half interval, so that is
+ * three missed in a row; it must fire before rabbitmq-c's own 2-interval deadline, past
+ * which amqp_basic_publish waits for the peer with no timeout. */
+static bool peer_gone(sl_amqp_t *s)
+{
+  struct pollfd pfd;
+  double silent;
+  int hb;
+
+  if (!s->loop || !s->conn || s->last_recv <= 0 || (hb = amqp_get_heartbeat(s->conn)) <= 0)
+    return false;
+  /* bytes waiting that the loop has not polled yet (a loop busy for a while) count */
+  pfd.fd = amqp_get_sockfd(s->conn);
+  pfd.events = POLLIN;
+  pfd.revents = 0;
+  if (poll(&pfd, 1, 0) > 0)
+    s->last_recv = sl_mono();
+  silent = sl_mono() - s->last_recv;
+  if (silent <= 1.5 * hb)
+    return false;
+  sl_error_t e;
+  sl_error_set(&e, SL_ERR_AMQP, AMQP_STATUS_HEARTBEAT_TIMEOUT,
+               "no data from the broker for %.0f s (%d s heartbeats): connection presumed dead", silent, hb);
+  go_down(s, &e);
+  return true;
+}
+
 /* Sends every unsent tracked publish, in order. False (session down) on failure. */
 static bool republish(sl_amqp_t *s, sl_error_t *err)
 {
@@ -659,6 +703,8 @@ static bool republish(sl_amqp_t *s, sl_error_t *err)
   for (i = 0; i < s->ring_n; i++) {
     if (SLOT(s, i).seq || !SLOT(s, i).rec)
       continue;
+    if (!sock_writable(s))
+      return true; /* the rest goes out from the heartbeat timer */
     if (!slot_send(s, i, err))
       return false;
   }
@@ -686,6 +732,12 @@ uint64_t sl_amqp_publish(sl_amqp_t *s, const char *exchange, const char *routing
                    routing_key);
       return 0;
     }
+    if (peer_gone(s) || !sock_writable(s)) {
+      sl_error_set(err, SL_ERR_AMQP, AMQP_STATUS_SOCKET_ERROR,
+                   "cannot publish to '%s' with key '%s': the broker is not reading (send buffer full)", exchange,
+                   routing_key);
+      return 0;
+    }
     props_fill(&p, props, NULL, exp_buf);
     rc = amqp_basic_publish(s->conn, SL__CH_MAIN, amqp_cstring_bytes(exchange),
                             amqp_cstring_bytes(routing_key), props && props->mandatory, 0, &p,
@@ -709,7 +761,9 @@ uint64_t sl_amqp_publish(sl_amqp_t *s, const char *exchange, const char *routing
   ring_push(s, r);
   s->n_unresolved++;
   s->stats.published++;
-  if (s->conn && s->ch1_ready && s->state == SL__UP) {
+  /* not writable now: it stays unsent in the ring and goes out from the heartbeat timer,
+   * or after a reconnect */
+  if (s->conn && s->ch1_ready && s->state == SL__UP && !peer_gone(s) && sock_writable(s)) {
     if (!slot_send(s, s->ring_n - 1, &e))
       go_down(s, &e);
   }
@@ -769,6 +823,8 @@ static void acks_flush(sl_amqp_t *s)
 
   if (!s->dl_npending)
     return;
+  if (s->conn && s->ch1_ready && !sock_writable(s))
+    return; /* kept pending; flushed once the broker reads again */
   if (!s->conn || !s->ch1_ready) {
     s->dl_npending = 0;
     return;
@@ -1591,6 +1647,7 @@ static bool connect_finish(sl_amqp_t *s, bool ok, const sl_error_t *e, sl_error_
     s->ever_up = true;
     s->attempt = 0;
     s->last_hb_sent = sl_mono();
+    s->last_recv = s->last_hb_sent;
     uv_conn_started(s);
     if (s->on_state) {
       s->depth++;
@@ -1661,7 +1718,7 @@ static void heartbeat_maybe(sl_amqp_t *s)
   if (hb <= 0)
     return;
   now = sl_mono();
-  if (now - s->last_hb_sent >= hb / 2.0) {
+  if (now - s->last_hb_sent >= hb / 2.0 && sock_writable(s)) {
     amqp_frame_t f = {.frame_type = AMQP_FRAME_HEARTBEAT, .channel = 0};
     int rc = amqp_send_frame(s->conn, &f);
     s->last_hb_sent = now;
@@ -2003,6 +2060,8 @@ static void on_poll(uv_poll_t *h, int status, int events)
     go_down(s, &e);
     return;
   }
+  if (events & UV_READABLE)
+    s->last_recv = sl_mono();
   drain(s);
   acks_flush(s);
 }
@@ -2034,7 +2093,21 @@ static void on_heartbeat(uv_timer_t *h)
     return;
   heartbeat_maybe(s);
   if (s->conn)
-    drain(s); /* also makes rabbitmq-c notice a peer silent for 2 heartbeats */
+    drain(s);
+  /* a non-blocking read never reports rabbitmq-c's heartbeat timeout, so watch the
+   * socket ourselves: a peer silent for two heartbeat intervals (it sends one every
+   * interval) is gone, even when no RST ever comes (a frozen broker, a cut cable) */
+  if (s->conn) {
+    if (peer_gone(s))
+      return;
+    if (s->ch1_ready && s->state == SL__UP && sock_writable(s)) {
+      sl_error_t e;
+      if (!republish(s, &e)) {
+        go_down(s, &e);
+        return;
+      }
+    }
+  }
   acks_flush(s);
 }
 

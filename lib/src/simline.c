@@ -10,6 +10,18 @@
 
 #define MAX_VALUES 1024
 
+/* Copies at most max bytes of untrusted text for an error message: printable ASCII kept,
+ * anything else (control bytes, UTF-8 sequences that might be cut) becomes '?'. */
+static const char *clean(char *dst, size_t size, const char *src, size_t max)
+{
+  size_t i;
+
+  for (i = 0; src[i] && i < max && i + 1 < size; i++)
+    dst[i] = (src[i] >= 0x20 && src[i] < 0x7f) ? src[i] : '?';
+  dst[i] = '\0';
+  return dst;
+}
+
 static bool parse_values(json_t *obj, const char *what, int64_t lineno, sl_values_t *out, sl_error_t *err)
 {
   const char *key;
@@ -26,14 +38,17 @@ static bool parse_values(json_t *obj, const char *what, int64_t lineno, sl_value
   }
   json_object_foreach(obj, key, v)
   {
+    char nm[72];
     double d;
     if (!json_is_number(v)) {
-      sl_error_set(err, SL_ERR_SIM, 1, "line %lld: '%s.%.64s' is not a number", (long long)lineno, what, key);
+      sl_error_set(err, SL_ERR_SIM, 1, "line %lld: '%s.%s' is not a number", (long long)lineno, what,
+                   clean(nm, sizeof nm, key, 64));
       return false;
     }
     d = json_number_value(v);
     if (!isfinite(d)) {
-      sl_error_set(err, SL_ERR_SIM, 1, "line %lld: '%s.%.64s' is not finite", (long long)lineno, what, key);
+      sl_error_set(err, SL_ERR_SIM, 1, "line %lld: '%s.%s' is not finite", (long long)lineno, what,
+                   clean(nm, sizeof nm, key, 64));
       return false;
     }
     if (strlen(key) == 0 || strlen(key) > 63) {
@@ -59,8 +74,9 @@ bool sl_simline_parse(const char *line, size_t len, int64_t lineno, sl_simline_t
   }
   root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
   if (!root) {
+    char txt[sizeof jerr.text];
     sl_error_set(err, SL_ERR_SIM, 1, "line %lld: not JSON (column %d: %s)", (long long)lineno, jerr.column,
-                 jerr.text);
+                 clean(txt, sizeof txt, jerr.text, sizeof txt - 1));
     return false;
   }
   if (!json_is_object(root)) {

@@ -63,6 +63,56 @@ static void on_signal(uv_signal_t *h, int signum)
     sl_worker_finish(w, 0);
 }
 
+typedef struct dead_ctx {
+  uint64_t tag;
+} dead_ctx_t;
+
+static void on_dead_confirmed(sl_amqp_t *s, uint64_t token, bool acked, void *ud)
+{
+  dead_ctx_t *c = ud;
+
+  (void)token;
+  if (acked)
+    sl_amqp_ack(s, c->tag, NULL);
+  else
+    sl_amqp_nack(s, c->tag, false, NULL); /* the queue's own dead-lettering, if any */
+  free(c);
+}
+
+void sl_worker_dead_letter(sl_worker_t *w, const sl_amqp_delivery_t *d, const char *reason)
+{
+  sl_amqp_props_t props = {.persistent = true, .content_type = "application/octet-stream"};
+  char type[200], rk[SL_NAME_MAX];
+  size_t n = strlen(w->cfg->experiment);
+  dead_ctx_t *c = sl_malloc(sizeof *c);
+  sl_error_t err;
+
+  snprintf(type, sizeof type, "rejected: %s: %s", d->queue ? d->queue : "?", reason);
+  props.type = type;
+  props.correlation_id = d->correlation_id;
+  props.message_id = d->message_id;
+  if (d->routing_key && !strncmp(d->routing_key, w->cfg->experiment, n) && d->routing_key[n] == '.')
+    sl_strlcpy(rk, d->routing_key, sizeof rk);
+  else
+    sl_name(rk, w->cfg->experiment, "dead.unrouted");
+  c->tag = d->tag;
+  if (!sl_amqp_publish(w->amqp, SL_DLX, rk, d->body, d->len, &props, on_dead_confirmed, c, &err)) {
+    SL_WARN("cannot dead-letter a message: %s", err.message);
+    sl_amqp_nack(w->amqp, d->tag, false, NULL);
+    free(c);
+  }
+}
+
+void sl_worker_reject(sl_worker_t *w, const sl_amqp_delivery_t *d, const sl_error_t *err)
+{
+  char reason[300];
+
+  snprintf(reason, sizeof reason, "%s: %s", err->domain == SL_ERR_PROTO ? sl_proto_code_name(err->code)
+                                                                       : sl_domain_name(err->domain),
+           err->message);
+  sl_worker_dead_letter(w, d, reason);
+}
+
 int64_t sl_rss_kb(void)
 {
   FILE *f = fopen("/proc/self/statm", "r");

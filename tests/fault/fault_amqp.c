@@ -203,6 +203,18 @@ static int cmd_drain(const char *queue)
             dq = v->value.bytes;
         }
       }
+      /* a worker's own dead-lettering (sl_worker_dead_letter): no x-death, the type
+       * property says "rejected: QUEUE: REASON" */
+      if (!reason.len && (m.properties._flags & AMQP_BASIC_TYPE_FLAG) && m.properties.type.len > 10 &&
+          !memcmp(m.properties.type.bytes, "rejected: ", 10)) {
+        const char *t = (const char *)m.properties.type.bytes + 10;
+        size_t tl = m.properties.type.len - 10, k;
+        for (k = 0; k + 1 < tl && !(t[k] == ':' && t[k + 1] == ' '); k++)
+          ;
+        reason = amqp_cstring_bytes("rejected");
+        dq.bytes = (void *)t;
+        dq.len = k;
+      }
       putchar('\t');
       print_bytes(reason);
       putchar('\t');

@@ -560,12 +560,19 @@ static void on_progress(sl_amqp_t *s, const sl_amqp_delivery_t *d, void *ud)
   sl_error_t err;
 
   if (!sl_sim_progress_decode(d->body, d->len, NULL, &p, &err)) {
-    SL_WARN("dropping a bad progress message: %s", err.message);
-    sl_amqp_nack(s, d->tag, false, NULL);
+    SL_WARN("dead-lettering a bad progress message: %s", err.message);
+    sl_worker_reject(&ex->w, d, &err);
     ex->n_dead++;
     return;
   }
-  if (!strcmp(p.campaign, ex->w.cfg->experiment)) {
+  if (strcmp(p.campaign, ex->w.cfg->experiment) != 0) {
+    SL_WARN("dead-lettering a progress message of campaign '%s'", p.campaign);
+    sl_worker_dead_letter(&ex->w, d, "E_CAMPAIGN: progress of another campaign");
+    sl_sim_progress_release(&p);
+    ex->n_dead++;
+    return;
+  }
+  {
     sl_sample_t *smp = sl_ledger_on_progress(ex->ledger, p.sample_id, p.worker, p.control, p.step, sl_now());
     int64_t k = ex->K > 0 ? sl_checkpoint_of_step(p.step, ex->K, ex->w.cfg->simulator.max_steps) : -1;
     const double *v = ex->K > 0 ? sl_values_get(&p.values, ex->w.cfg->history.name) : NULL;
@@ -605,8 +612,10 @@ static void on_event(sl_amqp_t *s, const sl_amqp_delivery_t *d, void *ud)
     sl_event_stored_t ev;
     if ((ok = sl_event_stored_decode(d->body, d->len, NULL, &ev, &err))) {
       sl_point_status_t status = SL_POINT_COMPLETE;
-      if (ev.sample_id && ev.status && sl_point_status_parse(ev.status, &status) &&
-          !strcmp(ev.campaign, ex->w.cfg->experiment)) {
+      if (strcmp(ev.campaign, ex->w.cfg->experiment) != 0) {
+        ok = false;
+        sl_error_set(&err, SL_ERR_PROTO, SL_PROTO_E_CAMPAIGN, "event.stored of campaign '%.64s'", ev.campaign);
+      } else if (ev.sample_id && ev.status && sl_point_status_parse(ev.status, &status)) {
         sl_sample_t *smp = sl_ledger_on_stored(ex->ledger, ev.sample_id, status, ev.steps, sl_now());
         if (smp && smp->origin == SL_ORIGIN_AUDIT && ev.is_new)
           check_audit(ex, smp);
@@ -618,7 +627,10 @@ static void on_event(sl_amqp_t *s, const sl_amqp_delivery_t *d, void *ud)
   } else if (kind && !strcmp(kind, "worker.status")) {
     sl_worker_status_t st;
     if ((ok = sl_worker_status_decode(d->body, d->len, NULL, &st, &err))) {
-      if (!strcmp(st.role, "simulate") && !strcmp(st.campaign, ex->w.cfg->experiment)) {
+      if (strcmp(st.campaign, ex->w.cfg->experiment) != 0) {
+        ok = false;
+        sl_error_set(&err, SL_ERR_PROTO, SL_PROTO_E_CAMPAIGN, "worker.status of campaign '%.64s'", st.campaign);
+      } else if (!strcmp(st.role, "simulate")) {
         note_worker(ex, &st);
         sl_ledger_on_worker_status(ex->ledger, st.worker, st.control, (const char *const *)st.running, st.n_running,
                                    sl_now());
@@ -628,8 +640,12 @@ static void on_event(sl_amqp_t *s, const sl_amqp_delivery_t *d, void *ud)
   } else if (kind && !strcmp(kind, "event.model")) {
     sl_event_model_t ev;
     if ((ok = sl_event_model_decode(d->body, d->len, NULL, &ev, &err))) {
-      if (!ev.kind || !strcmp(ev.kind, "surrogate"))
+      if (strcmp(ev.campaign, ex->w.cfg->experiment) != 0) {
+        ok = false;
+        sl_error_set(&err, SL_ERR_PROTO, SL_PROTO_E_CAMPAIGN, "event.model of campaign '%.64s'", ev.campaign);
+      } else if (!ev.kind || !strcmp(ev.kind, "surrogate")) {
         ex->model_wanted = true; /* loaded at the next tick, from the store */
+      }
       sl_event_model_release(&ev);
     }
   } else {
@@ -639,7 +655,7 @@ static void on_event(sl_amqp_t *s, const sl_amqp_delivery_t *d, void *ud)
   free(kind);
   if (!ok) {
     SL_WARN("dead-lettering a bad event: %s", err.message);
-    sl_amqp_nack(s, d->tag, false, NULL);
+    sl_worker_reject(&ex->w, d, &err);
     ex->n_dead++;
     return;
   }

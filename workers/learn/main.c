@@ -280,7 +280,7 @@ static void on_event(sl_amqp_t *s, const sl_amqp_delivery_t *d, void *ud)
   ln->n_events++;
   if (!sl_event_stored_decode(d->body, d->len, NULL, &ev, &err)) {
     SL_WARN("dead-lettering a bad event: %s (%s)", err.message, sl_proto_code_name(err.code));
-    sl_amqp_nack(s, d->tag, false, NULL);
+    sl_worker_reject(&ln->w, d, &err);
     ln->n_dead++;
     return;
   }

@@ -283,7 +283,7 @@ static void on_request(sl_amqp_t *s, const sl_amqp_delivery_t *d, void *ud)
   if (!sl_predict_request_decode(d->body, d->len, NULL, &p.rq, &err) || !sl_serve_check(pr->w.cfg, &p.rq, &err)) {
     SL_WARN("dead-lettering a bad predict request: %s (%s)", err.message, sl_proto_code_name(err.code));
     send_error(pr, d->reply_to, d->correlation_id, NULL, err.message);
-    sl_amqp_nack(s, d->tag, false, NULL);
+    sl_worker_reject(&pr->w, d, &err);
     sl_predict_request_release(&p.rq);
     pr->n_dead++;
     return;
@@ -313,7 +313,7 @@ static void on_event(sl_amqp_t *s, const sl_amqp_delivery_t *d, void *ud)
 
   if (!sl_event_model_decode(d->body, d->len, NULL, &ev, &err)) {
     SL_WARN("dead-lettering a bad event: %s (%s)", err.message, sl_proto_code_name(err.code));
-    sl_amqp_nack(s, d->tag, false, NULL);
+    sl_worker_reject(&pr->w, d, &err);
     pr->n_dead++;
     return;
   }

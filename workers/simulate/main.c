@@ -730,14 +730,14 @@ static void on_sim_delivery(sl_amqp_t *s, const sl_amqp_delivery_t *d, void *ud)
   t->received = sl_mono();
   if (!sl_sim_task_decode(d->body, d->len, NULL, &t->msg, &err)) {
     SL_WARN("dead-lettering a sim.task: %s (%s)", err.message, sl_proto_code_name(err.code));
-    sl_amqp_nack(s, d->tag, false, NULL);
+    sl_worker_reject(&sw->w, d, &err);
     sw->n_dead++;
     free(t);
     return;
   }
   if (strcmp(t->msg.campaign, sw->w.cfg->experiment) != 0) {
     SL_WARN("dead-lettering a sim.task of campaign '%s' (this is '%s')", t->msg.campaign, sw->w.cfg->experiment);
-    sl_amqp_nack(s, d->tag, false, NULL);
+    sl_worker_dead_letter(&sw->w, d, "E_CAMPAIGN: sim.task of another campaign");
     sw->n_dead++;
     task_unref(t);
     return;
@@ -774,8 +774,14 @@ static void on_control_delivery(sl_amqp_t *s, const sl_amqp_delivery_t *d, void 
   run_t *r;
 
   if (!sl_control_terminate_decode(d->body, d->len, NULL, &m, &err)) {
-    SL_WARN("dropping a bad control message: %s", err.message);
-    sl_amqp_nack(s, d->tag, false, NULL);
+    SL_WARN("dead-lettering a bad control message: %s", err.message);
+    sl_worker_reject(&sw->w, d, &err);
+    return;
+  }
+  if (strcmp(m.campaign, sw->w.cfg->experiment) != 0) {
+    SL_WARN("dead-lettering a terminate of campaign '%s'", m.campaign);
+    sl_worker_dead_letter(&sw->w, d, "E_CAMPAIGN: terminate of another campaign");
+    sl_control_terminate_release(&m);
     return;
   }
   r = find_run(sw, m.sample_id);

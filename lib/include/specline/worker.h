@@ -79,6 +79,17 @@ void sl_worker_release(sl_worker_t *w);
 /* Publishes a worker.status now (untracked, non-persistent). */
 void sl_worker_publish_status(sl_worker_t *w);
 
+/* Dead-letters a delivery the worker cannot use (malformed, wrong campaign, refused by the
+ * store): a persistent copy goes to the dead-letter exchange specline.dlx (routing key the
+ * delivery's own, so `<c>.dead` receives it) with the source queue and the reason in its AMQP `type`
+ * property ("rejected: c.progress: E_JSON ..."), and the delivery is acked once the broker confirms the copy.
+ * Works the same for every queue type (classic queues have no dead-letter exchange of
+ * their own: per-message TTLs of status messages must not fill `<c>.dead`). */
+void sl_worker_dead_letter(sl_worker_t *w, const sl_amqp_delivery_t *d, const char *reason);
+
+/* Same, with the reason taken from a decode error: "E_JSON: field 'x': ...". */
+void sl_worker_reject(sl_worker_t *w, const sl_amqp_delivery_t *d, const sl_error_t *err);
+
 /* Resident set size of this process in KiB (from /proc/self/statm), 0 if unknown. */
 int64_t sl_rss_kb(void);
 

@@ -100,7 +100,7 @@ if has line; then
     config "$T/line-$O.yaml" "$C" "$O" "$T/line-$O.db"
     $H tap-declare "$SPECLINE_AMQP_URL" "$C" "bench-tap-$C"
     t0=$(now)
-    "$BIN/specline" run "$T/line-$O.yaml" --no-progress >"$T/line-$O.log" 2>&1 &
+    "$BIN/specline" run "$T/line-$O.yaml" --no-progress --no-model >"$T/line-$O.log" 2>&1 &
     RP=$!; PIDS+=("$RP")
     $H rss "$T/rss-line-$O" --kids "$RP" &
     SP=$!; PIDS+=("$SP")

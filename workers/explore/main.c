@@ -297,17 +297,28 @@ static void speculate(explorer_t *ex, sl_sample_t *s)
     return;
   for (j = 0; j < ex->d; j++)
     x[j] = (float)in[j];
-  mean = sl_calloc((size_t)ex->P, sizeof *mean);
-  std = sl_calloc((size_t)ex->P, sizeof *std);
-  mu = sl_calloc((size_t)ex->K, sizeof *mu);
-  sigma = sl_calloc((size_t)ex->K, sizeof *sigma);
-  if (!sl_model_predict(ex->model, 1, x, mean, std, &err))
-    goto out;
-  for (j = 0; j < (size_t)ex->K; j++) {
-    mu[j] = mean[j];
-    sigma[j] = std[j];
+  /* the members' predictions, weighted by how well each explains the observed prefix
+   * (policy.c): the surprise test uses the whole ensemble, the tail the weighted mixture */
+  size_t E = (size_t)sl_model_members(ex->model), P = (size_t)ex->P, K = (size_t)ex->K, n = E * P;
+  bool nll = sl_model_head(ex->model) == 2 * ex->P, ok;
+  double *dmu = sl_calloc(n, sizeof *dmu), *dvar = sl_calloc(n, sizeof *dvar);
+  double *emu = sl_calloc(K, sizeof *emu), *esd = sl_calloc(K, sizeof *esd);
+  mean = sl_calloc(n, sizeof *mean);
+  std = sl_calloc(n, sizeof *std);
+  mu = sl_calloc(K, sizeof *mu);
+  sigma = sl_calloc(K, sizeof *sigma);
+  ok = sl_model_predict_members(ex->model, 1, x, mean, std, &err);
+  for (j = 0; ok && j < n; j++) {
+    dmu[j] = mean[j];
+    dvar[j] = std[j];
   }
-  if (!sl_spec_decide(&ex->spec, mu, sigma, (size_t)ex->K, s->history, s->k_obs, &dec, &err))
+  ok = ok && sl_spec_decide_members(&ex->spec, dmu, nll ? dvar : NULL, E, P, K, s->history, s->k_obs, emu, esd, mu,
+                                    sigma, NULL, NULL, &dec, &err);
+  free(dmu);
+  free(dvar);
+  free(emu);
+  free(esd);
+  if (!ok)
     goto out;
   if (dec.surprised && !(s->flags & SL_SAMPLE_F_SURPRISED)) {
     sl_ledger_flag(ex->ledger, s, SL_SAMPLE_F_SURPRISED);

@@ -56,6 +56,7 @@ struct learner {
   uv_timer_t retry;
   int64_t n_events, n_dead, n_models, n_failed, n_skipped;
   double last_nrmse, last_coverage, last_train_s;
+  int64_t last_n_train; /* rows of the last training (train + held out) */
 };
 
 static learner_t g_ln;
@@ -226,6 +227,7 @@ static void job_done(uv_work_t *req, int status)
     ln->last_nrmse = job->res.nrmse;
     ln->last_coverage = job->res.coverage;
     ln->last_train_s = job->res.train_s;
+    ln->last_n_train = (int64_t)(job->res.n_train + job->res.n_val);
     SL_INFO("model '%s': %zu training rows, %zu held out, nrmse %.4g, coverage %.3g, %d epochs in %.2f s",
             job->model_id, job->res.n_train, job->res.n_val, job->res.nrmse, job->res.coverage, job->res.epochs_run,
             job->res.train_s);
@@ -255,7 +257,9 @@ static void maybe_train(learner_t *ln, bool force)
 
   if (ln->training || ln->w.stopping)
     return;
-  if (!force && ln->pending < ln->retrain_every)
+  /* retrain every retrain_every new points, but at most once per 1/8 growth of the data:
+   * a campaign of thousands of cheap runs must not spend its cores retraining */
+  if (!force && (ln->pending < ln->retrain_every || ln->pending < ln->last_n_train / 8))
     return;
   job = sl_calloc(1, sizeof *job);
   job->ln = ln;

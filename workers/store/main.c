@@ -180,7 +180,7 @@ static void on_delivery(sl_amqp_t *s, const sl_amqp_delivery_t *d, void *ud)
   it->tag = d->tag;
   if (!sl_store_point_decode(d->body, d->len, NULL, &it->point, &err)) {
     SL_WARN("dead-lettering a store message: %s (%s)", err.message, sl_proto_code_name(err.code));
-    sl_amqp_nack(s, d->tag, false, NULL);
+    sl_worker_reject(&st->w, d, &err);
     st->n_dead++;
     return;
   }

@@ -20,39 +20,27 @@
  * "log_env" is its natural log (floored at 1e-300 before the log): the same curve with the
  * resonance ridge tamed (env spans about 0.04 to 7 over the recommended ranges), the
  * reference campaign's history (examples/oscillator). It is a user program that
- * knows only the simulator protocol (docs/simulator-protocol.md) and never links libspecline:
+ * knows only the simulator protocol (docs/simulator-protocol.md), whose plumbing it shares
+ * with the other simulators through sims/common/simio.c, and never links libspecline:
  * one JSON line on stdin, JSON lines on stdout, exit 0 on success, 2 on bad input. */
 #define _POSIX_C_SOURCE 200809L
 
 #include <errno.h>
-#include <jansson.h>
 #include <math.h>
-#include <signal.h>
-#include <stdarg.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <time.h>
+
+#include "simio.h"
 
 #define SIM_NAME "specline-sim-oscillator"
-#define SIM_LINE_MAX (1024 * 1024) /* longest accepted input line, bytes */
-#define SIM_STEPS_MAX 100000000L   /* largest accepted max_steps */
-#define SIM_STEPS_DEFAULT 400L     /* t up to 40 */
-#define OUT_DT 0.1                 /* simulated time between output steps */
-#define SUBSTEPS 20                /* RK4 steps per output step */
+#define SIM_STEPS_DEFAULT 400L /* t up to 40 */
+#define OUT_DT 0.1             /* simulated time between output steps */
+#define SUBSTEPS 20            /* RK4 steps per output step */
 #define SIM_PI 3.14159265358979323846
 
-typedef struct sim_input {
-  const char *name;
-  double lo, hi; /* recommended design range */
-  const char *doc;
-} sim_input_t;
-
 enum { IN_ZETA, IN_OMEGA0, IN_F, IN_OMEGA, IN_X0, N_INPUTS };
-#define KNOWN_INPUTS "zeta, omega0, F, omega, x0"
 
-static const sim_input_t INPUTS[N_INPUTS] = {
+static const struct simio_input INPUTS[N_INPUTS] = {
   {"zeta", 0.05, 0.5, "damping ratio (>= 0)"},
   {"omega0", 0.5, 2.0, "natural angular frequency (> 0)"},
   {"F", 0.1, 1.0, "forcing amplitude"},
@@ -84,9 +72,7 @@ static void usage(FILE *f)
           "\n"
           "inputs (all required; values outside the recommended range are accepted):\n",
           OUT_DT / SUBSTEPS, OUT_DT, OUT_DT, SIM_STEPS_DEFAULT);
-  for (int i = 0; i < N_INPUTS; i++)
-    fprintf(f, "  %-8s [%g, %g]  %s\n", INPUTS[i].name, INPUTS[i].lo, INPUTS[i].hi,
-            INPUTS[i].doc);
+  simio_usage_inputs(f, INPUTS, N_INPUTS, 8);
   fprintf(f, "\n"
              "options:\n"
              "  --step-delay S  sleep S seconds after each output step (tests)\n"
@@ -97,130 +83,19 @@ static void usage(FILE *f)
              "SIGTERM ends the run at once (default action)\n");
 }
 
-static void fail(int status, const char *fmt, ...)
-{
-  va_list ap;
-  fputs(SIM_NAME ": ", stderr);
-  va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
-  va_end(ap);
-  fputc('\n', stderr);
-  exit(status);
-}
-
-/* SIGTERM and SIGPIPE must kill us even when the parent ignored or blocked them. */
-static void sim_signals(void)
-{
-  sigset_t set;
-  signal(SIGTERM, SIG_DFL);
-  signal(SIGPIPE, SIG_DFL);
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigprocmask(SIG_UNBLOCK, &set, NULL);
-}
-
-static void sim_sleep(double s)
-{
-  struct timespec ts, rem;
-  if (s <= 0)
-    return;
-  ts.tv_sec = (time_t)s;
-  ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
-  while (nanosleep(&ts, &rem) != 0 && errno == EINTR)
-    ts = rem;
-}
-
-static double parse_seconds(const char *opt, const char *s)
-{
-  char *end;
-  double v;
-  if (!s)
-    fail(2, "option '%s' needs a value", opt);
-  errno = 0;
-  v = strtod(s, &end);
-  if (errno || end == s || *end || !(v >= 0) || v > 3600)
-    fail(2, "option '%s': '%s' is not a number of seconds in [0, 3600]", opt, s);
-  return v;
-}
-
+/* Parses the value s of option opt as K of --cubic, a number in [-100, 100]; fails with
+ * status 2 otherwise. */
 static double parse_cubic(const char *opt, const char *s)
 {
   char *end;
   double v;
   if (!s)
-    fail(2, "option '%s' needs a value", opt);
+    simio_fail(2, "option '%s' needs a value", opt);
   errno = 0;
   v = strtod(s, &end);
   if (errno || end == s || *end || !(v >= -100 && v <= 100))
-    fail(2, "option '%s': '%s' is not a number in [-100, 100]", opt, s);
+    simio_fail(2, "option '%s': '%s' is not a number in [-100, 100]", opt, s);
   return v;
-}
-
-/* Reads the one input line (at most SIM_LINE_MAX bytes) and parses it as a JSON object. */
-static json_t *read_request(void)
-{
-  char *buf = malloc(SIM_LINE_MAX);
-  size_t n = 0;
-  int c;
-  json_error_t jerr;
-  json_t *root;
-
-  if (!buf)
-    fail(1, "out of memory");
-  while ((c = getchar()) != EOF && c != '\n') {
-    if (n == SIM_LINE_MAX)
-      fail(2, "input line longer than %d bytes", SIM_LINE_MAX);
-    buf[n++] = (char)c;
-  }
-  if (n == 0 && c == EOF)
-    fail(2, "no input line on stdin");
-  root = json_loadb(buf, n, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL, &jerr);
-  free(buf);
-  if (!root)
-    fail(2, "input line is not JSON: column %d: %s", jerr.column, jerr.text);
-  if (!json_is_object(root))
-    fail(2, "input line is not a JSON object");
-  return root;
-}
-
-/* Fills vals[] from root.inputs: every name known, every value a number, none missing. */
-static void parse_inputs(json_t *root, double *vals)
-{
-  json_t *in = json_object_get(root, "inputs"), *v;
-  const char *key;
-  bool seen[N_INPUTS] = {false};
-
-  if (!json_is_object(in))
-    fail(2, "input line has no 'inputs' object");
-  json_object_foreach(in, key, v)
-  {
-    int i;
-    for (i = 0; i < N_INPUTS && strcmp(key, INPUTS[i].name) != 0; i++)
-      ;
-    if (i == N_INPUTS)
-      fail(2, "unknown input '%s' (known: %s)", key, KNOWN_INPUTS);
-    if (!json_is_number(v))
-      fail(2, "input '%s' is not a number", key);
-    vals[i] = json_number_value(v);
-    seen[i] = true;
-  }
-  for (int i = 0; i < N_INPUTS; i++)
-    if (!seen[i])
-      fail(2, "missing input '%s'", INPUTS[i].name);
-}
-
-static long parse_max_steps(json_t *root, long dflt)
-{
-  json_t *m = json_object_get(root, "max_steps");
-  double v;
-  if (!m || json_is_null(m))
-    return dflt;
-  if (!json_is_number(m))
-    fail(2, "'max_steps' is not a number");
-  v = json_number_value(m);
-  if (!(v >= 1 && v <= (double)SIM_STEPS_MAX) || v != floor(v))
-    fail(2, "'max_steps' must be an integer in [1, %ld]", SIM_STEPS_MAX);
-  return (long)v;
 }
 
 typedef struct osc {
@@ -250,34 +125,25 @@ static void rk4(const osc_t *o, double t, double h, double *x, double *v)
 int main(int argc, char **argv)
 {
   double step_delay = 0, cubic = 0, in[N_INPUTS];
+  const char *val;
   osc_t o;
   json_t *root;
   long n;
 
-  sim_signals();
+  simio_init(SIM_NAME);
   for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-      usage(stdout);
-      return 0;
-    } else if (!strcmp(argv[i], "--step-delay")) {
-      step_delay = parse_seconds(argv[i], argv[i + 1]);
-      i++;
-    } else if (!strncmp(argv[i], "--step-delay=", 13)) {
-      step_delay = parse_seconds("--step-delay", argv[i] + 13);
-    } else if (!strcmp(argv[i], "--cubic")) {
-      cubic = parse_cubic(argv[i], argv[i + 1]);
-      i++;
-    } else if (!strncmp(argv[i], "--cubic=", 8)) {
-      cubic = parse_cubic("--cubic", argv[i] + 8);
+    if (simio_common_option(argv, &i, usage, &step_delay))
+      continue;
+    if (simio_option(argv, &i, "--cubic", &val)) {
+      cubic = parse_cubic("--cubic", val);
     } else {
-      usage(stderr);
-      fail(2, "unknown argument '%s'", argv[i]);
+      simio_unknown_arg(usage, argv[i]);
     }
   }
 
-  root = read_request();
-  parse_inputs(root, in);
-  n = parse_max_steps(root, SIM_STEPS_DEFAULT);
+  root = simio_read_request();
+  simio_parse_inputs(root, INPUTS, N_INPUTS, in);
+  n = simio_parse_max_steps(root, SIM_STEPS_DEFAULT);
   json_decref(root);
   o.zeta = in[IN_ZETA];
   o.omega0 = in[IN_OMEGA0];
@@ -285,11 +151,11 @@ int main(int argc, char **argv)
   o.omega = in[IN_OMEGA];
   o.cubic = cubic;
   if (!(o.zeta >= 0))
-    fail(2, "input 'zeta' must be >= 0");
+    simio_fail(2, "input 'zeta' must be >= 0");
   if (!(o.omega0 > 0))
-    fail(2, "input 'omega0' must be > 0");
+    simio_fail(2, "input 'omega0' must be > 0");
   if (!(o.omega > 0))
-    fail(2, "input 'omega' must be > 0");
+    simio_fail(2, "input 'omega' must be > 0");
 
   {
     const double h = OUT_DT / SUBSTEPS, t_end = (double)n * OUT_DT;
@@ -305,7 +171,7 @@ int main(int argc, char **argv)
     w_len = w_sub < 1 ? 1 : (size_t)w_sub;
     ring = calloc(w_len + 1, sizeof *ring);
     if (!ring)
-      fail(1, "out of memory");
+      simio_fail(1, "out of memory");
     ring[0] = x * x;
     w_pos = 1;
     w_len += 1; /* the window's substeps plus its start point */
@@ -330,23 +196,19 @@ int main(int argc, char **argv)
         w_pos = (w_pos + 1) % w_len;
       }
       if (!isfinite(x))
-        fail(1, "solution is not finite at step %ld", i);
+        simio_fail(1, "solution is not finite at step %ld", i);
       n_env = filled < (double)w_len ? (size_t)filled : w_len;
       for (size_t j = 0; j < n_env; j++) /* unfilled slots are 0: summing all is the same */
         env += ring[j];
       env = sqrt(2 * env / (double)n_env);
-      printf("{\"step\": %ld, \"t\": %.10g, \"values\": {\"x\": %.15g, \"env\": %.15g, "
-             "\"log_env\": %.15g}}\n",
-             i, (double)i * OUT_DT, x, env, log(env > 1e-300 ? env : 1e-300));
-      if (fflush(stdout) != 0)
-        fail(1, "cannot write to stdout");
-      sim_sleep(step_delay);
+      simio_step(step_delay,
+                 "{\"step\": %ld, \"t\": %.10g, \"values\": {\"x\": %.15g, \"env\": %.15g, "
+                 "\"log_env\": %.15g}}",
+                 i, (double)i * OUT_DT, x, env, log(env > 1e-300 ? env : 1e-300));
     }
     free(ring);
-    printf("{\"final\": {\"amplitude\": %.15g, \"max_abs_x\": %.15g}}\n", (hi - lo) / 2,
-           max_abs);
-    if (fflush(stdout) != 0)
-      fail(1, "cannot write to stdout");
+    simio_final("{\"final\": {\"amplitude\": %.15g, \"max_abs_x\": %.15g}}", (hi - lo) / 2,
+                max_abs);
   }
   return 0;
 }

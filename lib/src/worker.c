@@ -18,17 +18,11 @@ char *sl_worker_broker_url(const sl_config_t *cfg, const char *broker_dir, sl_er
   if (env && *env)
     return sl_strdup(env);
   if (broker_dir) {
-    /* read DIR/broker.env here rather than through sl_local_broker_open, which would link
-     * the whole local-broker module (and libcurl) into every worker */
-    char *path = sl_asprintf("%s/broker.env", broker_dir), *text = sl_read_file(path, 65536, NULL), *line, *p;
-    url = NULL;
-    for (p = text; p && (line = strsep(&p, "\n")) != NULL;)
-      if (!strncmp(line, "SPECLINE_AMQP_URL=", 18))
-        url = sl_strdup(line + 18);
-    if (!url)
-      sl_error_set(err, SL_ERR_USAGE, 1, "no SPECLINE_AMQP_URL in '%s' (is a broker started there?)", path);
-    free(text);
-    free(path);
+    sl_local_broker_t *lb = sl_local_broker_open(broker_dir, err);
+    if (!lb)
+      return NULL;
+    url = sl_strdup(lb->url);
+    sl_local_broker_free(lb);
     return url;
   }
   if (cfg && cfg->broker)

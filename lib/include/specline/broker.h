@@ -102,6 +102,9 @@ bool sl_local_broker_kill(sl_local_broker_t *b, sl_error_t *err);
 /* Starts it again with the same node, dir and ports (after stop or kill). */
 bool sl_local_broker_restart(sl_local_broker_t *b, const sl_local_broker_opts_t *opts, sl_error_t *err);
 
+/* Frees the struct only (no broker is touched, nothing removed). NULL ok. */
+void sl_local_broker_free(sl_local_broker_t *b);
+
 /* Frees the struct; does not stop the broker. With remove_dir, deletes its directory. */
 void sl_local_broker_destroy(sl_local_broker_t *b, bool remove_dir);
 

@@ -78,4 +78,28 @@ char *sl__store_json_dump_take(json_t *obj);
 sl_store_t *sl__store_sqlite_open(const char *path, const sl_config_t *cfg, sl_error_t *err);
 sl_store_t *sl__store_mongo_open(const char *uri, const sl_config_t *cfg, sl_error_t *err);
 
+/* The MongoDB backend is a plugin (libspecline-store-mongo.so, lib/specline/ beside the
+ * binaries) so that a worker on SQLite never loads mongo-c-driver and what it pulls in
+ * (OpenSSL initialised, ICU, SASL, libmongocrypt: ~6 MB RSS) nor runs its constructor.
+ * The plugin exports one table, SL__STORE_PLUGIN_SYMBOL, checked against the host: same
+ * version and the same struct sizes, or it is refused. It calls back into the host's
+ * libspecline (the executables export their sl_* symbols). */
+#define SL__STORE_PLUGIN_SYMBOL "sl_store_plugin_mongo"
+#define SL__STORE_PLUGIN_FILE "libspecline-store-mongo.so"
+typedef struct sl__store_plugin {
+  const char *version; /* SPECLINE_VERSION of the build */
+  size_t sizes[5];     /* sizeof of the structs both sides share, see SL__STORE_PLUGIN_SIZES */
+  sl_store_t *(*open)(const char *uri, const sl_config_t *cfg, sl_error_t *err);
+} sl__store_plugin_t;
+#define SL__STORE_PLUGIN_SIZES                                                                                   \
+  { sizeof(sl_store_t), sizeof(sl_store_point_t), sizeof(sl_config_t), sizeof(sl_error_t), sizeof(sl__store_schema_t) }
+
+/* Opens a mongodb:// store: the backend linked into this executable if it is (the unit
+ * tests of its builders), else the plugin. Errors name the paths searched. */
+sl_store_t *sl__store_mongo_load(const char *uri, const sl_config_t *cfg, sl_error_t *err);
+/* The directories searched for the plugin, in order, as one "a:b:c" string (malloc'd):
+ * $SPECLINE_PLUGIN_DIR when set (alone), else <exe dir>/../lib/specline, then the
+ * installed SPECLINE_PLUGIN_INSTALL_DIR. */
+char *sl__store_plugin_path(void);
+
 #endif

@@ -328,7 +328,7 @@ sl_store_t *sl_store_open(const char *uri, const sl_config_t *cfg, sl_error_t *e
     }
     st = sl__store_sqlite_open(path, cfg, err);
   } else if (!strncmp(uri, "mongodb://", 10) || !strncmp(uri, "mongodb+srv://", 14)) {
-    st = sl__store_mongo_open(uri, cfg, err);
+    st = sl__store_mongo_load(uri, cfg, err);
   } else {
     SL__STORE_FAIL(err, SL_STORE_E_URI, "unsupported store uri '%.64s' (want sqlite:PATH or mongodb://...)", uri);
     return NULL;

@@ -1166,3 +1166,10 @@ fail:
   mongo_destroy(&m->base);
   return NULL;
 }
+
+/* The plugin's one export (store-private.h); the rest of the plugin is hidden. */
+__attribute__((visibility("default"))) const sl__store_plugin_t sl_store_plugin_mongo = {
+  .version = SPECLINE_VERSION,
+  .sizes = SL__STORE_PLUGIN_SIZES,
+  .open = sl__store_mongo_open,
+};

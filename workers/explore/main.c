@@ -13,7 +13,6 @@
  * completion (replica 1) and the full run is compared with that prediction, so the
  * false-stop rate is measured. After a restart the ledger is rebuilt from the store and
  * the deterministic plan. */
-#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -793,39 +792,27 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-  static const struct option opts[] = {{"lease-s", required_argument, 0, 'l'}, {"slots", required_argument, 0, 's'},
-                                       {"store", required_argument, 0, 'u'},   {"id", required_argument, 0, 'i'},
-                                       {"broker-dir", required_argument, 0, 'b'}, {"status-s", required_argument, 0, 'S'},
-                                       {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
   explorer_t *ex = &g_ex;
   sl_worker_args_t wa = {0};
   uv_loop_t *loop = uv_default_loop();
   const sl_config_t *cfg;
   const char *store_uri = NULL;
   sl_error_t err;
-  size_t j, slots = 0;
-  int c;
+  size_t j;
+  long slots = 0;
+  int rc;
 
   sl_log_init("explore");
   ex->lease_s = 30;
   wa.id = "explore";
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-    switch (c) {
-    case 'l': ex->lease_s = atof(optarg); break;
-    case 's': slots = (size_t)atol(optarg); break;
-    case 'u': store_uri = optarg; break;
-    case 'i': wa.id = optarg; break;
-    case 'b': wa.broker_dir = optarg; break;
-    case 'S': wa.status_s = atof(optarg); break;
-    case 'h': usage(stdout); return 0;
-    default: usage(stderr); return 2;
-    }
+  {
+    const sl_worker_opt_t opts[] = {{"lease-s", SL_OPT_NUMBER, 0.1, 86400, &ex->lease_s},
+                                    {"slots", SL_OPT_INTEGER, 0, 1e6, &slots},
+                                    {"store", SL_OPT_STRING, 0, 0, &store_uri},
+                                    {NULL, 0, 0, 0, NULL}};
+    if ((rc = sl_worker_parse_args(argc, argv, "specline-explore", opts, usage, &wa)) >= 0)
+      return rc;
   }
-  if (optind != argc - 1) {
-    usage(stderr);
-    return 2;
-  }
-  wa.config = argv[optind];
   ex->w.role = "explore";
   ex->w.on_stop = on_stop;
   ex->w.on_status = on_status;
@@ -846,7 +833,7 @@ int main(int argc, char **argv)
     ex->lo[j] = cfg->inputs[j].lo;
     ex->hi[j] = cfg->inputs[j].hi;
   }
-  ex->slots_cfg = slots ? slots : (size_t)(cfg->workers.simulate_workers > 0 ? cfg->workers.simulate_workers : 1) *
+  ex->slots_cfg = slots ? (size_t)slots : (size_t)(cfg->workers.simulate_workers > 0 ? cfg->workers.simulate_workers : 1) *
                                       (size_t)(cfg->workers.slots > 0 ? cfg->workers.slots : 1);
   ex->budget.max_sims = cfg->budget.max_sims;
   ex->budget.max_steps = cfg->budget.max_steps;
@@ -914,7 +901,7 @@ int main(int argc, char **argv)
   ex->tick.data = ex;
   uv_timer_start(&ex->tick, on_tick, 100, 100);
   uv_run(loop, UV_RUN_DEFAULT);
-  c = ex->w.exit_code;
+  rc = ex->w.exit_code;
   sl_store_destroy(ex->store);
   sl_ledger_destroy(ex->ledger);
   sl_sobol_destroy(ex->sobol);
@@ -925,5 +912,5 @@ int main(int argc, char **argv)
   free(ex->lo);
   free(ex->hi);
   sl_worker_release(&ex->w);
-  return c;
+  return rc;
 }

@@ -7,7 +7,6 @@
  * start when enough points are already stored. Store access and training run on the libuv
  * thread pool so the loop keeps servicing AMQP heartbeats. SIGTERM abandons a training in
  * progress at its next epoch and exits 0. */
-#include <getopt.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -349,62 +348,23 @@ static void usage(FILE *f)
              "  --status-s S        status message period (default 1)\n");
 }
 
-static bool parse_count(const char *s, int *out)
-{
-  char *end;
-  long v = strtol(s, &end, 10);
-
-  if (end == s || *end || v < 1 || v > 100000000)
-    return false;
-  *out = (int)v;
-  return true;
-}
-
 int main(int argc, char **argv)
 {
-  static const struct option opts[] = {{"retrain-every", required_argument, 0, 'r'},
-                                       {"min-points", required_argument, 0, 'm'},
-                                       {"store", required_argument, 0, 'u'},
-                                       {"id", required_argument, 0, 'i'},
-                                       {"broker-dir", required_argument, 0, 'b'},
-                                       {"status-s", required_argument, 0, 'S'},
-                                       {"help", no_argument, 0, 'h'},
-                                       {0, 0, 0, 0}};
   learner_t *ln = &g_ln;
+  long retrain_every = 0, min_points = 16;
+  const sl_worker_opt_t opts[] = {{"retrain-every", SL_OPT_INTEGER, 1, 1e9, &retrain_every},
+                                  {"min-points", SL_OPT_INTEGER, 1, 1e9, &min_points},
+                                  {"store", SL_OPT_STRING, 0, 0, &ln->store_uri},
+                                  {NULL, 0, 0, 0, NULL}};
   sl_worker_args_t wa = {0};
   uv_loop_t *loop = uv_default_loop();
   sl_error_t err;
-  int c, retrain_every = 0;
+  int rc;
 
   sl_log_init("learn");
-  ln->min_points = 16;
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-    switch (c) {
-    case 'r':
-      if (!parse_count(optarg, &retrain_every)) {
-        fprintf(stderr, "specline-learn: --retrain-every wants a positive integer, not '%s'\n", optarg);
-        return 2;
-      }
-      break;
-    case 'm':
-      if (!parse_count(optarg, &ln->min_points)) {
-        fprintf(stderr, "specline-learn: --min-points wants a positive integer, not '%s'\n", optarg);
-        return 2;
-      }
-      break;
-    case 'u': ln->store_uri = optarg; break;
-    case 'i': wa.id = optarg; break;
-    case 'b': wa.broker_dir = optarg; break;
-    case 'S': wa.status_s = atof(optarg); break;
-    case 'h': usage(stdout); return 0;
-    default: usage(stderr); return 2;
-    }
-  }
-  if (optind != argc - 1) {
-    usage(stderr);
-    return 2;
-  }
-  wa.config = argv[optind];
+  if ((rc = sl_worker_parse_args(argc, argv, "specline-learn", opts, usage, &wa)) >= 0)
+    return rc;
+  ln->min_points = (int)min_points;
   ln->w.role = "learn";
   ln->w.on_stop = on_stop;
   ln->w.on_status = on_status;
@@ -420,7 +380,7 @@ int main(int argc, char **argv)
   }
   if (!ln->store_uri)
     ln->store_uri = ln->w.cfg->store;
-  ln->retrain_every = retrain_every ? retrain_every : ln->w.cfg->learn.retrain_every > 0 ? ln->w.cfg->learn.retrain_every : 8;
+  ln->retrain_every = retrain_every ? (int)retrain_every : ln->w.cfg->learn.retrain_every > 0 ? ln->w.cfg->learn.retrain_every : 8;
   sl_name(ln->model_rk, ln->w.cfg->experiment, "event.model");
   uv_timer_init(loop, &ln->retry);
   ln->retry.data = ln;
@@ -431,7 +391,7 @@ int main(int argc, char **argv)
   SL_INFO("retraining every %d new points (at least %d usable)", ln->retrain_every, ln->min_points);
   maybe_train(ln, true); /* what is already stored */
   uv_run(loop, UV_RUN_DEFAULT);
-  c = ln->w.exit_code;
+  rc = ln->w.exit_code;
   sl_worker_release(&ln->w);
-  return c;
+  return rc;
 }

@@ -7,7 +7,6 @@
  * A request it cannot decode or check is answered with the error (when it has a reply_to)
  * and dead-lettered; a request that arrives before any model gets "no model yet". Model
  * loads run on the libuv thread pool and swap in on the loop thread. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -382,32 +381,17 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-  static const struct option opts[] = {{"store", required_argument, 0, 'u'},    {"id", required_argument, 0, 'i'},
-                                       {"broker-dir", required_argument, 0, 'b'}, {"status-s", required_argument, 0, 'S'},
-                                       {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
   predictor_t *pr = &g_pr;
+  const sl_worker_opt_t opts[] = {{"store", SL_OPT_STRING, 0, 0, &pr->store_uri}, {NULL, 0, 0, 0, NULL}};
   sl_worker_args_t wa = {0};
   uv_loop_t *loop = uv_default_loop();
   served_t got[N_KINDS];
   sl_error_t err;
-  int c, k;
+  int k, rc;
 
   sl_log_init("predict");
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-    switch (c) {
-    case 'u': pr->store_uri = optarg; break;
-    case 'i': wa.id = optarg; break;
-    case 'b': wa.broker_dir = optarg; break;
-    case 'S': wa.status_s = atof(optarg); break;
-    case 'h': usage(stdout); return 0;
-    default: usage(stderr); return 2;
-    }
-  }
-  if (optind != argc - 1) {
-    usage(stderr);
-    return 2;
-  }
-  wa.config = argv[optind];
+  if ((rc = sl_worker_parse_args(argc, argv, "specline-predict", opts, usage, &wa)) >= 0)
+    return rc;
   pr->w.role = "predict";
   pr->w.on_stop = on_stop;
   pr->w.on_status = on_status;
@@ -439,7 +423,7 @@ int main(int argc, char **argv)
   /* a model may have been written between the first load and the events queue binding */
   start_load(pr);
   uv_run(loop, UV_RUN_DEFAULT);
-  c = pr->w.exit_code;
+  rc = pr->w.exit_code;
   for (k = 0; k < N_KINDS; k++) {
     sl_model_destroy(pr->models[k].model);
     free(pr->models[k].model_id);
@@ -447,5 +431,5 @@ int main(int argc, char **argv)
   }
   free(pr->pend);
   sl_worker_release(&pr->w);
-  return c;
+  return rc;
 }

@@ -5,7 +5,6 @@
  * as invalid, is dead-lettered with the reason logged; a transient store error leaves the
  * batch unacked and retries it. After each commit an event.stored per point goes to
  * `<c>.event.stored` for explore and learn. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +24,7 @@ typedef struct item {
 typedef struct store_worker {
   sl_worker_t w;
   sl_store_t *store;
-  char *store_uri;
+  const char *store_uri;
   char queue[SL_NAME_MAX];
   char stored_rk[SL_NAME_MAX];
   item_t batch[BATCH_MAX];
@@ -245,35 +244,19 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-  static const struct option opts[] = {{"store", required_argument, 0, 'u'}, {"prefetch", required_argument, 0, 'p'},
-                                       {"id", required_argument, 0, 'i'},    {"broker-dir", required_argument, 0, 'b'},
-                                       {"status-s", required_argument, 0, 'S'}, {"help", no_argument, 0, 'h'},
-                                       {0, 0, 0, 0}};
   store_worker_t *st = &g_st;
+  long prefetch = BATCH_MAX;
+  const sl_worker_opt_t opts[] = {{"store", SL_OPT_STRING, 0, 0, &st->store_uri},
+                                  {"prefetch", SL_OPT_INTEGER, 1, BATCH_MAX, &prefetch},
+                                  {NULL, 0, 0, 0, NULL}};
   sl_worker_args_t wa = {0};
   uv_loop_t *loop = uv_default_loop();
   sl_error_t err;
-  int c, prefetch = BATCH_MAX;
+  int rc;
 
   sl_log_init("store");
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-    switch (c) {
-    case 'u': st->store_uri = optarg; break;
-    case 'p': prefetch = atoi(optarg); break;
-    case 'i': wa.id = optarg; break;
-    case 'b': wa.broker_dir = optarg; break;
-    case 'S': wa.status_s = atof(optarg); break;
-    case 'h': usage(stdout); return 0;
-    default: usage(stderr); return 2;
-    }
-  }
-  if (optind != argc - 1) {
-    usage(stderr);
-    return 2;
-  }
-  if (prefetch < 1 || prefetch > BATCH_MAX)
-    prefetch = BATCH_MAX;
-  wa.config = argv[optind];
+  if ((rc = sl_worker_parse_args(argc, argv, "specline-store", opts, usage, &wa)) >= 0)
+    return rc;
   st->w.role = "store";
   st->w.on_stop = on_stop;
   st->w.on_status = on_status;
@@ -303,8 +286,8 @@ int main(int argc, char **argv)
     return 1;
   }
   uv_run(loop, UV_RUN_DEFAULT);
-  c = st->w.exit_code;
+  rc = st->w.exit_code;
   sl_store_destroy(st->store);
   sl_worker_release(&st->w);
-  return c;
+  return rc;
 }

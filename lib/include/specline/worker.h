@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <uv.h>
 
@@ -49,14 +50,32 @@ struct sl_worker {
   uint16_t prefetch;
 };
 
-/* Common options every worker accepts; argv parsing stops at the first unknown option,
- * leaving it for the worker (returned index in *next). */
+/* The options every worker accepts (sl_worker_parse_args). */
 typedef struct sl_worker_args {
   const char *config;     /* positional CONFIG */
   const char *id;         /* --id ID */
   const char *broker_dir; /* --broker-dir DIR: use DIR/broker.env of a local broker */
   double status_s;        /* --status-s S */
 } sl_worker_args_t;
+
+/* One of a worker's own command-line options, for sl_worker_parse_args: --NAME VALUE
+ * stored in dst, a `const char **` (SL_OPT_STRING), `double *` (SL_OPT_NUMBER) or `long *`
+ * (SL_OPT_INTEGER). A number outside [lo, hi] or not a number at all is a usage error. */
+typedef enum { SL_OPT_STRING, SL_OPT_NUMBER, SL_OPT_INTEGER } sl_opt_kind_t;
+typedef struct sl_worker_opt {
+  const char *name; /* without the dashes; NULL ends the array */
+  sl_opt_kind_t kind;
+  double lo, hi;
+  void *dst;
+} sl_worker_opt_t;
+
+/* Parses argv: one positional CONFIG, the options every worker takes (--id ID,
+ * --broker-dir DIR, --status-s S, --help) into *wa, and the worker's own `opts` into their
+ * dst (untouched when absent: set defaults first). `prog` names the program in errors.
+ * Returns -1 to go on, else the exit code to return from main: 0 after --help (usage on
+ * stdout), 2 after a usage error (the reason, then usage, on stderr). */
+int sl_worker_parse_args(int argc, char **argv, const char *prog, const sl_worker_opt_t *opts,
+                         void (*usage)(FILE *out), sl_worker_args_t *wa);
 
 /* Resolves the broker URL: SPECLINE_AMQP_URL, else DIR/broker.env when broker_dir is set,
  * else the config's `broker:`. Returns malloc'd or NULL with *err set. */

@@ -1069,7 +1069,19 @@ bool sl_local_broker_restart(sl_local_broker_t *b, const sl_local_broker_opts_t 
 
 bool sl_local_broker_kill(sl_local_broker_t *b, sl_error_t *err)
 {
-  return group_kill(b->pid, err);
+  double t0;
+
+  if (!group_kill(b->pid, err))
+    return false;
+  /* The group is gone, but the listening socket can outlive it for a moment on a loaded
+   * machine; a caller that restarts at once (or checks the port) must find it closed. */
+  for (t0 = sl_mono(); b->amqp_port > 0 && port_accepts(b->amqp_port); usleep(20000)) {
+    if (sl_mono() - t0 > 10) {
+      sl_error_set(err, SL_ERR_SYS, EBUSY, "port %d still accepts 10 s after the broker was killed", b->amqp_port);
+      return false;
+    }
+  }
+  return true;
 }
 
 bool sl_local_broker_stop(sl_local_broker_t *b, double grace_s, sl_error_t *err)

@@ -96,7 +96,8 @@ int sl_local_broker_ctl(const sl_local_broker_t *b, const char *const *args, cha
 /* Stops gracefully (rabbitmqctl stop), then SIGKILL after `grace_s`. */
 bool sl_local_broker_stop(sl_local_broker_t *b, double grace_s, sl_error_t *err);
 
-/* SIGKILL of the broker's whole process group (fault tests). */
+/* SIGKILL of the broker's whole process group (fault tests); returns once the group is
+ * gone and its AMQP port no longer accepts connections. */
 bool sl_local_broker_kill(sl_local_broker_t *b, sl_error_t *err);
 
 /* Starts it again with the same node, dir and ports (after stop or kill). */

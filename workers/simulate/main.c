@@ -1,10 +1,11 @@
 /* specline-simulate: runs simulator processes for the tasks of `<c>.sim`.
  *
- * One AMQP session and one libuv loop. For each task: spawn the simulator (uv_spawn),
- * write the input line on its stdin, read its JSON lines, publish progress at checkpoints,
- * obey `terminate` from the worker's control queue (SIGTERM, SIGKILL after the grace),
- * and publish the store.point (complete, terminated with the partial history, or failed
- * with the exit status and the stderr tail) with a publisher confirm.
+ * One AMQP session and one libuv loop. For each task: spawn the simulator (posix_spawnp,
+ * sim_spawn.c; its exit is reaped on SIGCHLD), write the input line on its stdin, read its
+ * JSON lines, publish progress at checkpoints, obey `terminate` from the worker's control
+ * queue (SIGTERM, SIGKILL after the grace), and publish the store.point (complete,
+ * terminated with the partial history, or failed with the exit status and the stderr
+ * tail) with a publisher confirm.
  *
  * When the task is acked (the lease, DESIGN.md §3): a run that ends within --lease-ack-s
  * is acked after its point is confirmed; a longer run publishes a "started" progress
@@ -26,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "specline/log.h"
@@ -33,6 +35,8 @@
 #include "specline/simline.h"
 #include "specline/util.h"
 #include "specline/worker.h"
+
+#include "sim_spawn.h"
 
 #define STDERR_TAIL 2048
 
@@ -58,6 +62,7 @@ typedef struct sim_worker {
   int n_pending;
   bool consuming;
   uv_timer_t tick;
+  uv_signal_t sigchld;      /* reaps the runs' simulators */
   double drain_deadline;
   /* counters */
   int64_t n_done, n_failed, n_terminated, n_returned, n_dead, n_started;
@@ -80,7 +85,7 @@ struct run {
   sim_worker_t *sw;
   int slot;
   task_t *task;
-  uv_process_t proc;
+  pid_t pid;               /* 0 until spawned; reaped once exited is set */
   uv_pipe_t in, out, err;
   uv_timer_t timer;        /* wall limit, then kill grace */
   uv_write_t wreq;
@@ -114,6 +119,12 @@ struct run {
 };
 
 static sim_worker_t g_sw;
+
+/* errno text the way libuv words it (lower case), as the worker's other errors are */
+static const char *sys_strerror(int errnum)
+{
+  return uv_strerror(uv_translate_sys_error(errnum));
+}
 
 static void task_unref(task_t *t)
 {
@@ -349,8 +360,8 @@ static void on_run_handle_closed(uv_handle_t *h)
 
 static void run_close_handles(run_t *r)
 {
-  uv_handle_t *hs[] = {(uv_handle_t *)&r->proc, (uv_handle_t *)&r->in, (uv_handle_t *)&r->out,
-                       (uv_handle_t *)&r->err, (uv_handle_t *)&r->timer};
+  uv_handle_t *hs[] = {(uv_handle_t *)&r->in, (uv_handle_t *)&r->out, (uv_handle_t *)&r->err,
+                       (uv_handle_t *)&r->timer};
   size_t i;
 
   for (i = 0; i < sizeof hs / sizeof hs[0]; i++)
@@ -360,11 +371,12 @@ static void run_close_handles(run_t *r)
 
 static void run_kill(run_t *r, int sig)
 {
-  if (r->exited)
+  /* a reaped pid may belong to someone else by now; pid 0 would be our own group */
+  if (r->exited || r->pid <= 0)
     return;
-  uv_process_kill(&r->proc, sig);
+  kill(r->pid, sig);
   /* the simulator may have started children: signal its process group too */
-  kill(-r->proc.pid, sig);
+  kill(-r->pid, sig);
 }
 
 static void on_timer(uv_timer_t *h);
@@ -443,10 +455,8 @@ static void on_timer(uv_timer_t *h)
   run_fail(r, sl_asprintf("wall limit of %g s exceeded", sw->w.cfg->simulator.wall_s));
 }
 
-static void on_exit_cb(uv_process_t *p, int64_t exit_status, int term_signal)
+static void run_exited(run_t *r, int64_t exit_status, int term_signal)
 {
-  run_t *r = p->data;
-
   r->exited = true;
   r->exit_status = exit_status;
   r->term_signal = term_signal;
@@ -456,6 +466,42 @@ static void on_exit_cb(uv_process_t *p, int64_t exit_status, int term_signal)
     /* give the pipe a moment to drain, then finish regardless */
     uv_timer_stop(&r->timer);
     uv_timer_start(&r->timer, on_timer, 500, 0);
+  }
+}
+
+static void run_reap(run_t *r)
+{
+  pid_t got;
+  int st;
+
+  do
+    got = waitpid(r->pid, &st, WNOHANG);
+  while (got < 0 && errno == EINTR);
+  if (got == 0)
+    return;
+  if (got < 0) {
+    /* ECHILD: reaped by someone else, its status is lost */
+    if (!r->fail_reason)
+      r->fail_reason = sl_asprintf("cannot wait for simulator pid %ld: %s", (long)r->pid, sys_strerror(errno));
+    run_exited(r, 0, 0);
+    return;
+  }
+  run_exited(r, WIFEXITED(st) ? WEXITSTATUS(st) : 0, WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+}
+
+/* SIGCHLDs coalesce, so every running simulator is polled on each. Only our own pids are
+ * waited for, never waitpid(-1): other code in the process may have children. A run is
+ * registered before the loop can dispatch its child's SIGCHLD, so no exit is missed. */
+static void on_sigchld(uv_signal_t *h, int signum)
+{
+  sim_worker_t *sw = h->data;
+  int i;
+
+  (void)signum;
+  for (i = 0; i < sw->slots; i++) {
+    run_t *r = sw->runs[i];
+    if (r && !r->exited && r->pid > 0)
+      run_reap(r);
   }
 }
 
@@ -593,16 +639,10 @@ static void on_input_written(uv_write_t *req, int status)
     uv_close((uv_handle_t *)&r->in, on_run_handle_closed);
 }
 
-static bool run_start(sim_worker_t *sw, task_t *t, int slot)
+static run_t *run_new(sim_worker_t *sw, task_t *t, int slot)
 {
   const sl_config_t *cfg = sw->w.cfg;
   run_t *r = sl_calloc(1, sizeof *r);
-  uv_process_options_t o;
-  uv_stdio_container_t stdio[3];
-  char **args;
-  char delay[64];
-  size_t i, n = 0;
-  int rc;
 
   r->sw = sw;
   r->slot = slot;
@@ -614,6 +654,24 @@ static bool run_start(sim_worker_t *sw, task_t *t, int slot)
   r->n_ckpt = cfg->history.present && cfg->history.checkpoints > 0 ? cfg->history.checkpoints : 1;
   r->next_ckpt = 0;
   r->next_progress = sl_checkpoint_step(0, r->n_ckpt, t->msg.max_steps);
+  uv_pipe_init(sw->w.loop, &r->in, 0);
+  uv_pipe_init(sw->w.loop, &r->out, 0);
+  uv_pipe_init(sw->w.loop, &r->err, 0);
+  uv_timer_init(sw->w.loop, &r->timer);
+  r->in.data = r->out.data = r->err.data = r->timer.data = r;
+  r->open_handles = 4;
+  return r;
+}
+
+/* Starts the simulator with the config's arguments. Returns 0 with *proc filled, or an
+ * errno value when no process was started. */
+static int spawn_simulator(const sim_worker_t *sw, sl_sim_proc_t *proc)
+{
+  const sl_config_t *cfg = sw->w.cfg;
+  char **args;
+  char delay[64];
+  size_t i, n = 0;
+  int rc;
 
   args = sl_calloc(cfg->simulator.argc + 4, sizeof *args);
   args[n++] = sw->program;
@@ -625,46 +683,61 @@ static bool run_start(sim_worker_t *sw, task_t *t, int slot)
     args[n++] = delay;
   }
   args[n] = NULL;
-
-  uv_pipe_init(sw->w.loop, &r->in, 0);
-  uv_pipe_init(sw->w.loop, &r->out, 0);
-  uv_pipe_init(sw->w.loop, &r->err, 0);
-  uv_timer_init(sw->w.loop, &r->timer);
-  r->in.data = r->out.data = r->err.data = r->timer.data = r->proc.data = r;
-  r->open_handles = 5;
-  stdio[0].flags = UV_CREATE_PIPE | UV_READABLE_PIPE;
-  stdio[0].data.stream = (uv_stream_t *)&r->in;
-  stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-  stdio[1].data.stream = (uv_stream_t *)&r->out;
-  stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-  stdio[2].data.stream = (uv_stream_t *)&r->err;
-  memset(&o, 0, sizeof o);
-  o.file = sw->program;
-  o.args = args;
-  o.exit_cb = on_exit_cb;
-  o.stdio = stdio;
-  o.stdio_count = 3;
-  o.flags = UV_PROCESS_DETACHED; /* own process group, so a kill reaches its children */
-  rc = uv_spawn(sw->w.loop, &r->proc, &o);
+  rc = sl_sim_spawn(args, proc);
   free(args);
+  return rc;
+}
+
+/* Hands the worker's pipe ends to libuv, which makes them non-blocking. An end it refuses
+ * is closed (the simulator sees EOF or EPIPE on it). Returns 0 or the first uv error. */
+static int run_open_pipes(run_t *r, const sl_sim_proc_t *proc)
+{
+  uv_pipe_t *pipes[] = {&r->in, &r->out, &r->err};
+  const int fds[] = {proc->in, proc->out, proc->err};
+  int i, rc, first = 0;
+
+  for (i = 0; i < 3; i++) {
+    rc = uv_pipe_open(pipes[i], fds[i]);
+    if (rc != 0) {
+      close(fds[i]);
+      if (first == 0)
+        first = rc;
+    }
+  }
+  return first;
+}
+
+static bool run_start(sim_worker_t *sw, task_t *t, int slot)
+{
+  const sl_config_t *cfg = sw->w.cfg;
+  run_t *r = run_new(sw, t, slot);
+  sl_sim_proc_t proc;
+  int rc;
+
+  rc = spawn_simulator(sw, &proc);
   sw->runs[slot] = r;
   sw->running++;
   sw->n_started++;
   if (rc != 0) {
-    /* the process handle is not active; fail the run right away */
+    /* no process to wait for; fail the run right away */
     r->exited = true;
     r->out_eof = true;
-    r->fail_reason = sl_asprintf("cannot start simulator '%s': %s", sw->program, uv_strerror(rc));
+    r->fail_reason = sl_asprintf("cannot start simulator '%s': %s", sw->program, sys_strerror(rc));
     r->exit_status = 127;
     run_finish(r);
     return false;
   }
+  r->pid = proc.pid;
+  rc = run_open_pipes(r, &proc);
+  if (rc != 0)
+    run_fail(r, sl_asprintf("cannot watch the pipes of simulator '%s': %s", sw->program, uv_strerror(rc)));
   r->input_line = sl_simline_input(&t->msg.inputs, t->msg.max_steps, t->msg.sample_id);
   uv_buf_t b = uv_buf_init(r->input_line, (unsigned)strlen(r->input_line));
   r->wreq.data = r;
   if (uv_write(&r->wreq, (uv_stream_t *)&r->in, &b, 1, on_input_written) != 0)
     uv_close((uv_handle_t *)&r->in, on_run_handle_closed);
-  uv_read_start((uv_stream_t *)&r->out, on_alloc, on_out_read);
+  if (uv_read_start((uv_stream_t *)&r->out, on_alloc, on_out_read) != 0)
+    r->out_eof = true; /* its pipe was refused above: the exit alone ends the run */
   uv_read_start((uv_stream_t *)&r->err, on_alloc, on_err_read);
   if (cfg->simulator.wall_s > 0)
     uv_timer_start(&r->timer, on_timer, (uint64_t)(cfg->simulator.wall_s * 1000), 0);
@@ -862,6 +935,7 @@ static void maybe_finish_shutdown(sim_worker_t *sw)
           (long long)sw->n_failed, (long long)sw->n_terminated, (long long)sw->n_returned);
   uv_timer_stop(&sw->tick);
   uv_close((uv_handle_t *)&sw->tick, NULL);
+  uv_close((uv_handle_t *)&sw->sigchld, NULL);
   sl_worker_finish(&sw->w, 0);
 }
 
@@ -991,6 +1065,12 @@ int main(int argc, char **argv)
   sl_name(sw->sim_rk, sw->w.cfg->experiment, "sim");
   sl_name(sw->store_rk, sw->w.cfg->experiment, "store");
   sl_name(sw->progress_rk, sw->w.cfg->experiment, "progress");
+  uv_signal_init(loop, &sw->sigchld);
+  sw->sigchld.data = sw;
+  if ((c = uv_signal_start(&sw->sigchld, on_sigchld, SIGCHLD)) != 0) {
+    fprintf(stderr, "specline-simulate: cannot watch SIGCHLD: %s\n", uv_strerror(c));
+    return 1;
+  }
   if (!sl_amqp_consume(sw->w.amqp, sw->sim_queue, on_sim_delivery, sw, &err) ||
       !sl_worker_start(&sw->w, 60, &err)) {
     fprintf(stderr, "specline-simulate: %s\n", err.message);

@@ -21,7 +21,6 @@
  * re-publish their tasks (confirmed) before exiting: in-flight work is finished or
  * returned, never lost. */
 #include <errno.h>
-#include <getopt.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -1003,41 +1002,25 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-  static const struct option opts[] = {
-      {"slots", required_argument, 0, 's'},      {"prefetch", required_argument, 0, 'p'},
-      {"id", required_argument, 0, 'i'},         {"broker-dir", required_argument, 0, 'b'},
-      {"lease-ack-s", required_argument, 0, 'l'}, {"pending-max-s", required_argument, 0, 'P'},
-      {"drain-s", required_argument, 0, 'd'},    {"status-s", required_argument, 0, 'S'},
-      {"help", no_argument, 0, 'h'},             {0, 0, 0, 0}};
   sim_worker_t *sw = &g_sw;
+  long slots = 0, prefetch = 0;
+  const sl_worker_opt_t opts[] = {{"slots", SL_OPT_INTEGER, 1, 4096, &slots},
+                                  {"prefetch", SL_OPT_INTEGER, 1, 65535, &prefetch},
+                                  {"lease-ack-s", SL_OPT_NUMBER, 0, 86400, &sw->lease_ack_s},
+                                  {"pending-max-s", SL_OPT_NUMBER, 0, 86400 * 30.0, &sw->pending_max_s},
+                                  {"drain-s", SL_OPT_NUMBER, 0, 86400, &sw->drain_s},
+                                  {NULL, 0, 0, 0, NULL}};
   sl_worker_args_t wa = {0};
   uv_loop_t *loop = uv_default_loop();
   sl_error_t err;
-  int c, slots = 0, prefetch = 0;
+  int c;
 
   sl_log_init("simulate");
   sw->lease_ack_s = 5;
   sw->pending_max_s = 300;
   sw->drain_s = 20;
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-    switch (c) {
-    case 's': slots = atoi(optarg); break;
-    case 'p': prefetch = atoi(optarg); break;
-    case 'i': wa.id = optarg; break;
-    case 'b': wa.broker_dir = optarg; break;
-    case 'l': sw->lease_ack_s = atof(optarg); break;
-    case 'P': sw->pending_max_s = atof(optarg); break;
-    case 'd': sw->drain_s = atof(optarg); break;
-    case 'S': wa.status_s = atof(optarg); break;
-    case 'h': usage(stdout); return 0;
-    default: usage(stderr); return 2;
-    }
-  }
-  if (optind != argc - 1) {
-    usage(stderr);
-    return 2;
-  }
-  wa.config = argv[optind];
+  if ((c = sl_worker_parse_args(argc, argv, "specline-simulate", opts, usage, &wa)) >= 0)
+    return c;
   sw->w.role = "simulate";
   sw->w.on_stop = on_stop;
   sw->w.on_status = on_status;
@@ -1047,10 +1030,10 @@ int main(int argc, char **argv)
     fprintf(stderr, "specline-simulate: %s\n", err.message);
     return 1;
   }
-  sw->slots = slots > 0 ? slots : (sw->w.cfg->workers.slots > 0 ? sw->w.cfg->workers.slots : 1);
+  sw->slots = slots > 0 ? (int)slots : (sw->w.cfg->workers.slots > 0 ? sw->w.cfg->workers.slots : 1);
   /* a few deliveries beyond the slots wait ready, so a freed slot starts its next run at
    * once instead of after an ack-and-deliver round trip */
-  sw->prefetch = prefetch > 0 ? prefetch : 2 * sw->slots;
+  sw->prefetch = prefetch > 0 ? (int)prefetch : 2 * sw->slots;
   if (sw->prefetch > 65535)
     sw->prefetch = 65535;
   sl_amqp_set_prefetch(sw->w.amqp, (uint16_t)sw->prefetch, NULL);

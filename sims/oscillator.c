@@ -9,11 +9,18 @@
  * most the last half of the run), taken on the internal substeps.
  *
  * Besides x, every output step carries "env", a smooth estimate of the envelope (amplitude)
- * of x: env = sqrt(2 * mean of x^2 over the trailing window of one forcing period), the mean
- * taken over the internal substeps in [t - 2 pi/omega, t] (the window rounded up to whole
- * substeps; while t is shorter than a period the window is [0, t], x0 included; a window
- * longer than the run is the whole run). For x = A cos(omega t - phi) it is exactly A, so
- * env shows the transient and then settles on the steady-state amplitude. Unlike x itself,
+ * of x: env = sqrt(2 * Hann-weighted mean of x^2 over the trailing window of ENV_PERIODS (2)
+ * periods of the slower of the two oscillations, the forcing (omega) and the free, damped
+ * one (omega0 sqrt(1 - zeta^2))), taken on the internal substeps (the window rounded up to
+ * whole substeps; while t is shorter than the window the Hann weights are stretched over
+ * [0, t], x0 included; a window longer than the run is the whole run). For
+ * x = A cos(omega t - phi) it is A up to the Hann window's leakage (exactly A when the window
+ * holds a whole number of periods of x^2, a few 0.1% otherwise), so env shows the transient
+ * and then settles on the steady-state amplitude. The window spans the slower period because
+ * the transient oscillates at the free frequency: a window of one forcing period (the first
+ * definition) left the free oscillation in env whenever omega0 < omega (env wiggled with
+ * the phase of x, jagged from checkpoint to checkpoint), and the Hann weights damp the beat
+ * and double-frequency terms that a flat window leaves. Unlike x itself,
  * whose phase omega t runs to tens of radians over a run, it is a slowly varying, smooth
  * function of t and of the inputs (a moving average, no maximum), so a history of env at a
  * few dozen checkpoints is learnable from the inputs and predictable from its prefix.
@@ -37,6 +44,7 @@
 #define OUT_DT 0.1             /* simulated time between output steps */
 #define SUBSTEPS 20            /* RK4 steps per output step */
 #define SIM_PI 3.14159265358979323846
+#define ENV_PERIODS 2 /* env's window: periods of the slower oscillation */
 
 enum { IN_ZETA, IN_OMEGA0, IN_F, IN_OMEGA, IN_X0, N_INPUTS };
 
@@ -64,10 +72,11 @@ static void usage(FILE *f)
           "             of the run (at most its last half); tends to the steady state\n"
           "             F / sqrt((omega0^2 - omega^2)^2 + (2 zeta omega0 omega)^2) when K = 0\n"
           "  max_abs_x: max |x| over the whole run, x0 included\n"
-          "  env:       per step, a smooth envelope of x: sqrt(2 mean x^2) over the trailing\n"
-          "             forcing period [t - 2 pi/omega, t] on the internal substeps ([0, t],\n"
-          "             x0 included, while t is shorter than a period); exactly A for\n"
-          "             x = A cos(omega t - phi): the transient, then the steady amplitude\n"
+          "  env:       per step, a smooth envelope of x: sqrt(2 mean x^2), the mean Hann-\n"
+          "             weighted over the trailing 2 periods of the slower of the forcing\n"
+          "             (omega) and the free oscillation (omega0 sqrt(1 - zeta^2)) on the\n"
+          "             internal substeps ([0, t], x0 included, while t is shorter); about A\n"
+          "             for x = A cos(omega t - phi): the transient, then the steady amplitude\n"
           "  log_env:   per step, ln(env) (env floored at 1e-300)\n"
           "\n"
           "inputs (all required; values outside the recommended range are accepted):\n",
@@ -109,6 +118,13 @@ static void deriv(const osc_t *o, double t, double x, double v, double *dx, doub
   *dv = o->F * cos(o->omega * t) - 2 * o->zeta * o->omega0 * v - o->omega0 * o->omega0 * x;
   if (o->cubic != 0)
     *dv -= o->cubic * x * x * x;
+}
+
+/* Hann weights of a window of m points (the end points get 0 unless m < 3, then all 1). */
+static void hann_weights(double *w, size_t m)
+{
+  for (size_t j = 0; j < m; j++)
+    w[j] = m < 3 ? 1.0 : 0.5 * (1 - cos(2 * SIM_PI * (double)j / (double)(m - 1)));
 }
 
 static void rk4(const osc_t *o, double t, double h, double *x, double *v)
@@ -161,27 +177,33 @@ int main(int argc, char **argv)
     const double h = OUT_DT / SUBSTEPS, t_end = (double)n * OUT_DT;
     double window = 2 * SIM_PI / o.omega;
     double x = in[IN_X0], v = 0, max_abs = fabs(x), lo = INFINITY, hi = -INFINITY;
-    /* env: x^2 on the last w_len substeps (one forcing period) plus the window's start, a
-     * ring buffer; slot 0 starts with x0^2; until the ring is full the mean is over [0, t] */
-    double w_sub = ceil(2 * SIM_PI / o.omega / h - 1e-9);
+    /* env: a Hann-weighted mean of x^2 over the trailing ENV_PERIODS periods of the slower of
+     * the forcing and the free (damped) oscillation, on the internal substeps; a ring of the
+     * last w_sub + 1 values of x^2 (slot 0 starts with x0^2); until the ring is full the
+     * window is [0, t], its Hann weights stretched over it */
+    double w_slow = o.omega, w_free = o.zeta < 1 ? o.omega0 * sqrt(1 - o.zeta * o.zeta) : 0;
+    double w_sub, *ring, *hann;
     size_t w_len, w_pos;
-    double *ring;
+    if (w_free > 0 && w_free < w_slow)
+      w_slow = w_free;
+    w_sub = ceil(ENV_PERIODS * 2 * SIM_PI / w_slow / h - 1e-9);
     if (!(w_sub <= (double)n * SUBSTEPS)) /* a window longer than the run is the whole run */
       w_sub = (double)n * SUBSTEPS;
-    w_len = w_sub < 1 ? 1 : (size_t)w_sub;
-    ring = calloc(w_len + 1, sizeof *ring);
-    if (!ring)
+    w_len = (w_sub < 1 ? 1 : (size_t)w_sub) + 1; /* the window's substeps plus its start point */
+    ring = calloc(w_len, sizeof *ring);
+    hann = calloc(w_len, sizeof *hann);
+    if (!ring || !hann)
       simio_fail(1, "out of memory");
+    hann_weights(hann, w_len);
     ring[0] = x * x;
     w_pos = 1;
-    w_len += 1; /* the window's substeps plus its start point */
     if (window > t_end / 2)
       window = t_end / 2;
     const double t_from = t_end - window;
 
     for (long i = 1; i <= n; i++) {
-      double env = 0, filled = (double)i * SUBSTEPS + 1;
-      size_t n_env;
+      double env;
+      size_t filled = (size_t)i * SUBSTEPS + 1;
       for (int k = 0; k < SUBSTEPS; k++) {
         double t = ((double)(i - 1) * SUBSTEPS + k) * h;
         rk4(&o, t, h, &x, &v);
@@ -197,16 +219,31 @@ int main(int argc, char **argv)
       }
       if (!isfinite(x))
         simio_fail(1, "solution is not finite at step %ld", i);
-      n_env = filled < (double)w_len ? (size_t)filled : w_len;
-      for (size_t j = 0; j < n_env; j++) /* unfilled slots are 0: summing all is the same */
-        env += ring[j];
-      env = sqrt(2 * env / (double)n_env);
+      if (filled < w_len) { /* [0, t]: slots 0..filled-1 in time order, weights stretched */
+        double s = 0, ws = 0;
+        hann_weights(hann, filled);
+        for (size_t j = 0; j < filled; j++) {
+          s += hann[j] * ring[j];
+          ws += hann[j];
+        }
+        env = sqrt(2 * s / ws);
+        if (filled + SUBSTEPS >= w_len)
+          hann_weights(hann, w_len); /* the full window from the next step on */
+      } else { /* the oldest value is at w_pos */
+        double s = 0, ws = 0;
+        for (size_t j = 0; j < w_len; j++) {
+          s += hann[j] * ring[(w_pos + j) % w_len];
+          ws += hann[j];
+        }
+        env = sqrt(2 * s / ws);
+      }
       simio_step(step_delay,
                  "{\"step\": %ld, \"t\": %.10g, \"values\": {\"x\": %.15g, \"env\": %.15g, "
                  "\"log_env\": %.15g}}",
                  i, (double)i * OUT_DT, x, env, log(env > 1e-300 ? env : 1e-300));
     }
     free(ring);
+    free(hann);
     simio_final("{\"final\": {\"amplitude\": %.15g, \"max_abs_x\": %.15g}}", (hi - lo) / 2,
                 max_abs);
   }

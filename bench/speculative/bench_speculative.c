@@ -733,6 +733,36 @@ static void *worker(void *ud)
 
 /* ---- setup ---- */
 
+/* A hash of the simulator binary's bytes (0 when it cannot be read): part of the cache
+ * key, so a changed simulator (a redefined history value) never serves stale runs. */
+static uint64_t binary_hash(const char *bin_dir, const char *prog)
+{
+  const char *base = strrchr(prog, '/');
+  char path[4096];
+  uint64_t h = 0;
+  size_t n, len = 0, cap = 0;
+  unsigned char *buf = NULL, chunk[65536];
+  FILE *f;
+
+  snprintf(path, sizeof path, "%s/%s", bin_dir, base ? base + 1 : prog);
+  f = fopen(path, "rb");
+  if (!f)
+    return 0;
+  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+    if (len + n > cap) {
+      cap = 2 * (len + n);
+      buf = sl_realloc(buf, cap);
+    }
+    memcpy(buf + len, chunk, n);
+    len += n;
+  }
+  fclose(f);
+  if (len)
+    h = sl_hash64(buf, len, 0x51cac4e);
+  free(buf);
+  return h;
+}
+
 static bool sim_setup(const opts_t *o, const char *name, simdef_t *sd)
 {
   char path[4096], cache[4096];
@@ -757,9 +787,11 @@ static bool sim_setup(const opts_t *o, const char *name, simdef_t *sd)
     return false;
   }
   sd->cap_steps = (int64_t)(o->cap_runs * (double)sd->cfg->simulator.max_steps);
-  /* the history's name is in the key: a cache of another history is another file */
-  snprintf(cache, sizeof cache, "%s/%s-%s-%lld.bin", o->cache_dir, name, sd->cfg->history.name,
-           (long long)sd->cfg->simulator.max_steps);
+  /* the history's name and the simulator binary are in the key: a cache of another
+   * history, or of another build of the simulator, is another file */
+  snprintf(cache, sizeof cache, "%s/%s-%s-%lld-%016llx.bin", o->cache_dir, name, sd->cfg->history.name,
+           (long long)sd->cfg->simulator.max_steps,
+           (unsigned long long)binary_hash(o->bin_dir, sd->cfg->simulator.argv[0]));
   sd->cache = simcache_new(sd->cfg, o->bin_dir, cache);
   d = (size_t)sd->d;
   xv = sl_calloc((size_t)o->n_val * d, sizeof *xv);

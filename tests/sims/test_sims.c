@@ -337,8 +337,8 @@ static void test_oscillator_amplitude(void)
   sim_free(&p);
 }
 
-/* The oscillator's per-step "env": sqrt(2 mean x^2) over the trailing forcing period, and
- * "log_env", its log. It
+/* The oscillator's per-step "env": sqrt(2 Hann-weighted mean x^2) over the trailing two
+ * periods of the slower of the free and the forced oscillation, and "log_env", its log. It
  * starts at |x0|-ish, is smooth in t (no jump between output steps larger than the transient
  * allows) and settles on the analytic steady-state amplitude; "x" is still there. */
 static void test_oscillator_env(void)

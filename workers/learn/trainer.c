@@ -10,6 +10,14 @@
 
 #define NAME_MAX_LEN 96
 
+int sl_trainer_epochs(int epochs, size_t n, int batch)
+{
+  size_t bs = batch > 0 ? (size_t)batch : 1, per_epoch = n == 0 ? 1 : (n + bs - 1) / bs;
+  size_t floor_epochs = (SL_TRAINER_MIN_STEPS + per_epoch - 1) / per_epoch;
+
+  return epochs > 0 && (size_t)epochs >= floor_epochs ? epochs : (int)floor_epochs;
+}
+
 static bool progress(void *ud, int epoch, double train_loss, double val_loss)
 {
   atomic_bool *abort_flag = ud;
@@ -198,6 +206,7 @@ bool sl_trainer_run(const sl_config_t *cfg, const sl_dataset_split_t *split, ato
   if (cfg->learn.lr > 0)
     o.adam.lr = (float)cfg->learn.lr;
   o.seed = cfg->policy.seed;
+  o.epochs = sl_trainer_epochs(o.epochs, tr->n, o.batch_size);
   o.progress = progress;
   o.progress_ud = abort_flag;
   t0 = sl_mono();

@@ -1,6 +1,7 @@
 /* The learn worker's logic: from a data set split to a trained surrogate and its metrics.
  * A fresh ensemble shaped by the config (learn: ensemble, hidden, layers, epochs, batch,
- * lr, loss; seed from policy.seed) is trained on the training rows with the masked loss,
+ * lr, loss; seed from policy.seed; the epochs raised to SL_TRAINER_MIN_STEPS steps when
+ * the data set is small) is trained on the training rows with the masked loss,
  * then evaluated on the held-out complete runs: validation NRMSE (model.h's definition,
  * over all P columns, and separately over the history and the final outputs) and the
  * fraction of observed entries within +-2 sigma. Pure: no sockets, no store; the caller
@@ -17,6 +18,16 @@
 #include "specline/dataset.h"
 #include "specline/error.h"
 #include "specline/model.h"
+
+/* The least number of Adam steps a training takes (MSE warm start and NLL together): a
+ * campaign's data sets are small (16 to a few hundred runs), and an epoch budget alone
+ * then means a few hundred steps, far from a fit (environ, 128 runs, the config's 150
+ * epochs of batch 64: 300 steps, validation NRMSE 0.51; 4,000 steps: 0.08). */
+#define SL_TRAINER_MIN_STEPS 4000
+
+/* The epochs a training of n rows in batches of `batch` runs: learn.epochs, raised so that
+ * the epochs hold at least SL_TRAINER_MIN_STEPS minibatches in all. */
+int sl_trainer_epochs(int epochs, size_t n, int batch);
 
 typedef struct sl_trainer_result {
   sl_model_t *model;    /* the trained ensemble (owned by the caller), NULL on failure */

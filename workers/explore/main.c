@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "ledger.h"
 #include "policy.h"
 #include "specline/dataset.h"
@@ -30,6 +32,7 @@
 #include "specline/worker.h"
 
 #define REISSUE_CAP 256
+#define TARGET_MIN_VAL 5 /* held-out runs a model's NRMSE needs before it can end the campaign */
 
 typedef struct explorer {
   sl_worker_t w;
@@ -50,6 +53,8 @@ typedef struct explorer {
   uv_timer_t tick;
   bool finishing;
   char reason[160];
+  double model_nrmse;        /* validation NRMSE of the model in use (NAN: none or unknown) */
+  int64_t model_n_val;       /* held-out runs it was measured on */
   int64_t n_unconfirmed_tasks;
   int64_t n_nacked_tasks;
   int64_t n_dead;
@@ -137,6 +142,38 @@ static sl_sample_t *next_sample(explorer_t *ex)
 
 /* ---- the surrogate: loading, acquisition, speculative termination ---- */
 
+/* The validation NRMSE and held-out count of the newest model from its metrics JSON
+ * ({"nrmse": .., "n_val": ..}, the learn worker's); NAN when absent. */
+static void model_metrics(explorer_t *ex, const char *metrics)
+{
+  json_t *j = metrics ? json_loads(metrics, 0, NULL) : NULL;
+  json_t *v = j ? json_object_get(j, "nrmse") : NULL, *n = j ? json_object_get(j, "n_val") : NULL;
+
+  ex->model_nrmse = json_is_number(v) ? json_number_value(v) : NAN;
+  ex->model_n_val = json_is_number(n) ? (int64_t)json_number_value(n) : 0;
+  json_decref(j);
+}
+
+/* budget.target_nrmse: the campaign has reached its accuracy when the model in use was
+ * measured at or below it on at least TARGET_MIN_VAL held-out runs (fewer is luck). */
+static bool target_reached(explorer_t *ex, char *reason, size_t size)
+{
+  double target = ex->w.cfg->budget.target_nrmse;
+
+  if (!(target > 0) || !isfinite(ex->model_nrmse) || ex->model_n_val < TARGET_MIN_VAL || ex->model_nrmse > target)
+    return false;
+  if (reason)
+    snprintf(reason, size, "target_nrmse %g reached (model '%s': %.4g on %lld held-out runs)", target, ex->model_id,
+             ex->model_nrmse, (long long)ex->model_n_val);
+  return true;
+}
+
+/* Whether the campaign issues nothing more: a budget is spent or the target is reached. */
+static bool campaign_over(explorer_t *ex, double now, char *reason, size_t size)
+{
+  return sl_ledger_budget_exhausted(ex->ledger, &ex->budget, now, reason, size) || target_reached(ex, reason, size);
+}
+
 static void load_model(explorer_t *ex)
 {
   char *id = NULL, *metrics = NULL;
@@ -182,6 +219,7 @@ static void load_model(explorer_t *ex)
       sum += ex->scale[j];
     ex->spec.scale = sum / ex->K;
   }
+  model_metrics(ex, metrics);
   SL_INFO("using model '%s' (%s)", id, metrics ? metrics : "no metrics");
 out:
   free(id);
@@ -505,7 +543,7 @@ static void issue_now(explorer_t *ex, double now)
 {
   size_t i, n;
 
-  if (ex->finishing || !sl_amqp_is_up(ex->w.amqp))
+  if (ex->finishing || !sl_amqp_is_up(ex->w.amqp) || target_reached(ex, NULL, 0))
     return;
   n = sl_ledger_to_issue(ex->ledger, total_slots(ex), ex->w.cfg->policy.oversubscribe, &ex->budget, now);
   if (n > 0 && ex->acquire && ex->model && ex->plan_next >= ex->initial_n && !sl_ledger_next_planned(ex->ledger))
@@ -544,7 +582,7 @@ static void on_tick(uv_timer_t *h)
       SL_ERROR("giving up on '%s' after %u attempts", gone[i]->id, gone[i]->attempts);
   }
 
-  if (sl_ledger_budget_exhausted(ex->ledger, &ex->budget, now, ex->reason, sizeof ex->reason)) {
+  if (campaign_over(ex, now, ex->reason, sizeof ex->reason)) {
     sl_ledger_stats(ex->ledger, &st);
     if (st.in_flight == 0 && ex->n_unconfirmed_tasks == 0) {
       finish(ex, 0);
@@ -629,7 +667,7 @@ static void on_event(sl_amqp_t *s, const sl_amqp_delivery_t *d, void *ud)
         sl_sample_t *smp = sl_ledger_on_stored(ex->ledger, ev.sample_id, status, ev.steps, sl_now());
         if (smp && smp->origin == SL_ORIGIN_AUDIT && ev.is_new)
           check_audit(ex, smp);
-        if (!sl_ledger_budget_exhausted(ex->ledger, &ex->budget, sl_now(), NULL, 0))
+        if (!campaign_over(ex, sl_now(), NULL, 0))
           issue_now(ex, sl_now());
       }
       sl_event_stored_release(&ev);
@@ -804,6 +842,7 @@ int main(int argc, char **argv)
 
   sl_log_init("explore");
   ex->lease_s = 30;
+  ex->model_nrmse = NAN;
   wa.id = "explore";
   {
     const sl_worker_opt_t opts[] = {{"lease-s", SL_OPT_NUMBER, 0.1, 86400, &ex->lease_s},

@@ -78,6 +78,7 @@ typedef struct sl__inbound {
 typedef struct sl__uvpoll {
   uv_poll_t h;
   sl_amqp_t *s;
+  int events; /* what it is started for: UV_READABLE, plus UV_WRITABLE while publishes wait */
 } sl__uvpoll_t;
 
 struct sl_amqp {
@@ -109,6 +110,7 @@ struct sl_amqp {
   sl__slot_t *ring;
   size_t ring_cap, ring_head, ring_n;
   size_t n_unresolved;
+  bool unsent;        /* some ring record may be unsent (socket was full, or after a loss) */
   uint64_t next_token;
   sl__rec_t *free_recs;
   size_t n_free_recs;

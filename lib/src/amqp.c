@@ -500,6 +500,7 @@ static void ring_unsend(sl_amqp_t *s)
     j++;
   }
   s->ring_n = j;
+  s->unsent = j > 0;
 }
 
 /* Reports a tracked publish to its owner exactly once and recycles it. */
@@ -667,6 +668,23 @@ static bool sock_writable(sl_amqp_t *s)
   return poll(&pfd, 1, 0) > 0 && (pfd.revents & POLLOUT);
 }
 
+static void on_poll(uv_poll_t *h, int status, int events);
+
+/* libuv mode: polls the socket for writability too while publishes wait in the ring
+ * (s->unsent), so they go out as soon as the broker reads again; readable only otherwise. */
+static void uv_want_writable(sl_amqp_t *s)
+{
+  int want;
+
+  if (!s->poll || !s->conn)
+    return;
+  want = UV_READABLE | (s->unsent && s->ch1_ready && s->state == SL__UP ? UV_WRITABLE : 0);
+  if (want != s->poll->events) {
+    s->poll->events = want;
+    uv_poll_start(&s->poll->h, want, on_poll);
+  }
+}
+
 /* libuv mode: true (and the session is taken down) when the broker has sent nothing for
  * 1.5 heartbeat intervals. RabbitMQ sends a heartbeat every half interval, so that is
  * three missed in a row; it must fire before rabbitmq-c's own 2-interval deadline, past
@@ -700,14 +718,20 @@ static bool republish(sl_amqp_t *s, sl_error_t *err)
 {
   size_t i;
 
+  if (!s->unsent)
+    return true;
   for (i = 0; i < s->ring_n; i++) {
     if (SLOT(s, i).seq || !SLOT(s, i).rec)
       continue;
-    if (!sock_writable(s))
-      return true; /* the rest goes out from the heartbeat timer */
+    if (!sock_writable(s)) {
+      uv_want_writable(s); /* the rest goes out when the socket drains */
+      return true;
+    }
     if (!slot_send(s, i, err))
       return false;
   }
+  s->unsent = false;
+  uv_want_writable(s);
   return true;
 }
 
@@ -732,12 +756,13 @@ uint64_t sl_amqp_publish(sl_amqp_t *s, const char *exchange, const char *routing
                    routing_key);
       return 0;
     }
-    if (peer_gone(s) || !sock_writable(s)) {
+    if (peer_gone(s)) {
       sl_error_set(err, SL_ERR_AMQP, AMQP_STATUS_SOCKET_ERROR,
-                   "cannot publish to '%s' with key '%s': the broker is not reading (send buffer full)", exchange,
-                   routing_key);
+                   "cannot publish to '%s' with key '%s': the broker stopped answering", exchange, routing_key);
       return 0;
     }
+    if (!sock_writable(s))
+      goto queue; /* the send buffer is full: keep it in the ring, unconfirmed-to-nobody */
     props_fill(&p, props, NULL, exp_buf);
     rc = amqp_basic_publish(s->conn, SL__CH_MAIN, amqp_cstring_bytes(exchange),
                             amqp_cstring_bytes(routing_key), props && props->mandatory, 0, &p,
@@ -754,6 +779,7 @@ uint64_t sl_amqp_publish(sl_amqp_t *s, const char *exchange, const char *routing
     s->stats.published++;
     return ++s->next_token;
   }
+queue:
   r = rec_build(s, exchange, routing_key, body, len, props);
   r->token = ++s->next_token;
   r->cb = cb;
@@ -766,6 +792,9 @@ uint64_t sl_amqp_publish(sl_amqp_t *s, const char *exchange, const char *routing
   if (s->conn && s->ch1_ready && s->state == SL__UP && !peer_gone(s) && sock_writable(s)) {
     if (!slot_send(s, s->ring_n - 1, &e))
       go_down(s, &e);
+  } else {
+    s->unsent = true;
+    uv_want_writable(s);
   }
   return r->token;
 }
@@ -1625,6 +1654,7 @@ static bool conn_setup(sl_amqp_t *s, amqp_connection_state_t conn, sl_error_t *e
   if (!republish(s, err))
     goto out_teardown;
   s->state = SL__UP;
+  uv_want_writable(s);
   return true;
 
 out_teardown:
@@ -1758,6 +1788,11 @@ bool sl_amqp_run_once(sl_amqp_t *s, int timeout_ms, sl_error_t *err)
     heartbeat_maybe(s);
     n = drain(s);
     acks_flush(s);
+    if (s->unsent && s->conn && s->ch1_ready && s->state == SL__UP && sock_writable(s)) {
+      sl_error_t e;
+      if (!republish(s, &e))
+        go_down(s, &e);
+    }
     if (!s->conn)
       continue;
     now = sl_mono();
@@ -1766,7 +1801,7 @@ bool sl_amqp_run_once(sl_amqp_t *s, int timeout_ms, sl_error_t *err)
     wait = deadline - now;
     {
       int hb = amqp_get_heartbeat(s->conn);
-      struct pollfd pfd = {.fd = amqp_get_sockfd(s->conn), .events = POLLIN};
+      struct pollfd pfd = {.fd = amqp_get_sockfd(s->conn), .events = POLLIN | (s->unsent && s->ch1_ready && s->state == SL__UP ? POLLOUT : 0)};
       if (hb > 0 && wait > hb / 2.0)
         wait = hb / 2.0;
       if (amqp_frames_enqueued(s->conn) || amqp_data_in_buffer(s->conn))
@@ -2063,6 +2098,14 @@ static void on_poll(uv_poll_t *h, int status, int events)
   if (events & UV_READABLE)
     s->last_recv = sl_mono();
   drain(s);
+  if ((events & UV_WRITABLE) && s->conn && s->ch1_ready && s->state == SL__UP) {
+    sl_error_t e;
+    if (!republish(s, &e)) {
+      go_down(s, &e);
+      return;
+    }
+  }
+  uv_want_writable(s);
   acks_flush(s);
 }
 
@@ -2193,7 +2236,9 @@ static void uv_conn_started(sl_amqp_t *s)
   uv_poll_init(s->loop, &s->poll->h, amqp_get_sockfd(s->conn));
   s->poll->h.data = s->poll;
   s->uv_open++;
+  s->poll->events = UV_READABLE;
   uv_poll_start(&s->poll->h, UV_READABLE, on_poll);
+  uv_want_writable(s);
   hb = amqp_get_heartbeat(s->conn);
   if (hb > 0) {
     uint64_t ms = (uint64_t)hb * 1000 / 4;

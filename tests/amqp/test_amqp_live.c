@@ -876,6 +876,78 @@ static void test_topology(void)
   sl_amqp_destroy(s);
 }
 
+/* ---- untracked publishes into a full send buffer wait, none is dropped ---- */
+
+typedef struct burst {
+  int n, received, dups;
+  unsigned char *seen;
+} burst_t;
+
+static void burst_deliver(sl_amqp_t *s, const sl_amqp_delivery_t *d, void *ud)
+{
+  burst_t *b = ud;
+  int id = -1;
+
+  if (d->len >= sizeof id)
+    memcpy(&id, d->body, sizeof id);
+  if (id >= 0 && id < b->n) {
+    if (b->seen[id])
+      b->dups++;
+    b->seen[id] = 1;
+    b->received++;
+  }
+  sl_amqp_ack(s, d->tag, NULL);
+}
+
+static void test_untracked_burst(void)
+{
+  enum { N = 1000, SIZE = 64 * 1024 };
+  char q[64], pn[64], cn[64];
+  burst_t b = {.n = N};
+  sl_amqp_stats_t st;
+  sl_amqp_t *pub, *con;
+  sl_error_t err;
+  char *body;
+  int i, failed = 0;
+  double t0;
+
+  if (!broker_or_skip())
+    SL_SKIP("SPECLINE_TEST_BROKER_DIR not set");
+  amqp_test_name(q, sizeof q, "burst");
+  amqp_test_name(pn, sizeof pn, "pubburst");
+  amqp_test_name(cn, sizeof cn, "conburst");
+  pub = session(pn, 0, NULL, NULL);
+  con = session(cn, 200, NULL, NULL);
+  SL_REQUIRE(pub && con);
+  SL_REQUIRE(sl_amqp_declare_queue(pub, q, false, false, false, NULL, &err));
+  b.seen = calloc(N, 1);
+  body = calloc(1, SIZE);
+  /* 64 MB in a tight loop, the loop never run: the socket buffer fills long before */
+  for (i = 0; i < N; i++) {
+    memcpy(body, &i, sizeof i);
+    if (!sl_amqp_publish(pub, "", q, body, SIZE, NULL, NULL, NULL, &err))
+      failed++;
+  }
+  SL_CHECK_INT(failed, 0);
+  SL_REQUIRE(sl_amqp_consume(con, q, burst_deliver, &b, &err));
+  for (t0 = sl_mono(); b.received < N && sl_mono() - t0 < 60;) {
+    sl_amqp_run_once(pub, 5, NULL);
+    sl_amqp_run_once(con, 5, NULL);
+  }
+  sl_amqp_stats(pub, &st);
+  fprintf(stderr, "  %d of %d received, %llu waited for the socket (kept until confirmed)\n", b.received, N,
+          (unsigned long long)st.confirmed);
+  SL_CHECK_INT(b.received, N);
+  SL_CHECK_INT(b.dups, 0);
+  SL_CHECK(st.confirmed > 0); /* the full-buffer path was taken */
+  SL_CHECK(sl_amqp_delete_queue(pub, q, &err));
+  free(body);
+  free(b.seen);
+  sl_amqp_destroy(con);
+  sl_amqp_destroy(pub);
+}
+
 SL_TEST_MAIN(SL_T(test_quorum_10k), SL_T(test_reconnect_midstream), SL_T(test_libuv_consumer),
              SL_T(test_libuv_reconnect),
-             SL_T(test_channel_errors), SL_T(test_cancel_in_flight), SL_T(test_topology))
+             SL_T(test_channel_errors), SL_T(test_cancel_in_flight), SL_T(test_topology),
+             SL_T(test_untracked_burst))

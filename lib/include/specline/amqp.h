@@ -145,8 +145,11 @@ typedef struct sl_amqp_props {
 /* Publishes. When `cb` is non-NULL the message is tracked until the broker confirms it: it
  * is kept and re-published after a reconnect, and `cb` is called exactly once (acked, or
  * nacked/returned). While the session is down a tracked publish is queued and sent after
- * the reconnect; an untracked publish while down fails. Returns a token > 0, or 0 with
- * *err set. Copies body and props. */
+ * the reconnect; an untracked publish while down fails. A publish (tracked or not) made
+ * while the socket's send buffer is full waits in memory and goes out, in order, as soon
+ * as the broker reads again (an untracked one is then kept until confirmed, like a
+ * tracked one with no callback). Returns a token > 0, or 0 with *err set. Copies body and
+ * props. */
 uint64_t sl_amqp_publish(sl_amqp_t *s, const char *exchange, const char *routing_key,
                          const void *body, size_t len, const sl_amqp_props_t *props,
                          sl_amqp_confirm_fn cb, void *ud, sl_error_t *err);

@@ -3,7 +3,6 @@
  * life of the process (it is never unloaded: the driver keeps global state). */
 #include <dlfcn.h>
 #include <errno.h>
-#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,21 +39,6 @@ __attribute__((used)) static void *const plugin_needs[] = {
 static pthread_mutex_t plugin_lock = PTHREAD_MUTEX_INITIALIZER;
 static const sl__store_plugin_t *plugin;
 
-static char *exe_dir(void)
-{
-  char buf[PATH_MAX];
-  ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
-  char *slash;
-
-  if (n <= 0)
-    return NULL;
-  buf[n] = '\0';
-  if (!(slash = strrchr(buf, '/')))
-    return NULL;
-  *slash = '\0';
-  return sl_strdup(buf);
-}
-
 char *sl__store_plugin_path(void)
 {
   const char *env = getenv("SPECLINE_PLUGIN_DIR");
@@ -62,7 +46,7 @@ char *sl__store_plugin_path(void)
 
   if (env && *env)
     return sl_strdup(env);
-  if (!(dir = exe_dir()))
+  if (!(dir = sl_exe_dir()))
     return sl_strdup(SPECLINE_PLUGIN_INSTALL_DIR);
   path = sl_asprintf("%s/../lib/specline:%s", dir, SPECLINE_PLUGIN_INSTALL_DIR);
   free(dir);

@@ -167,6 +167,7 @@ char *sl_buf_take(sl_buf_t *b)
   char *d;
 
   buf_reserve(b, 0);
+  b->data[b->len] = '\0'; /* an empty buffer was never terminated */
   d = b->data;
   sl_buf_init(b);
   return d;

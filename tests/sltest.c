@@ -1,7 +1,9 @@
 /* The runner behind sltest.h. */
+#include <sys/wait.h>
 #include <time.h>
 
 #include "sltest.h"
+#include "specline/util.h"
 
 int sl_test_failures_;
 int sl_test_skipped_;
@@ -40,4 +42,24 @@ int sl_test_run(const sl_test_case_t *tests, int argc, char **argv)
   if (passed == 0 && skipped > 0)
     return 77;
   return 0;
+}
+
+int sl_test_capture(const char *cmd, char **out)
+{
+  FILE *p = popen(cmd, "r");
+  char chunk[4096];
+  sl_buf_t b;
+  size_t n;
+  int st;
+
+  sl_buf_init(&b);
+  if (!p) {
+    *out = sl_buf_take(&b);
+    return -1;
+  }
+  while ((n = fread(chunk, 1, sizeof chunk, p)) > 0)
+    sl_buf_append(&b, chunk, n);
+  st = pclose(p);
+  *out = sl_buf_take(&b);
+  return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }

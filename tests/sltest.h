@@ -98,4 +98,8 @@ int sl_test_run(const sl_test_case_t *tests, int argc, char **argv);
 
 #define SL_T(fn) {#fn, fn}
 
+/* Runs the shell command line `cmd`, reads its stdout to the end into *out (malloc'd, ""
+ * at least) and returns its exit status, or -1 when it could not run or was killed. */
+int sl_test_capture(const char *cmd, char **out);
+
 #endif

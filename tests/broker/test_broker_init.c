@@ -13,20 +13,10 @@
 
 static char *run_capture(const char *cmd, int *status)
 {
-  sl_buf_t b;
-  char buf[4096];
-  size_t n;
-  FILE *p = popen(cmd, "r");
+  char *out;
 
-  sl_buf_init(&b);
-  if (!p) {
-    *status = -1;
-    return sl_buf_take(&b);
-  }
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0)
-    sl_buf_append(&b, buf, n);
-  *status = pclose(p);
-  return sl_buf_take(&b);
+  *status = sl_test_capture(cmd, &out);
+  return out;
 }
 
 /* The list_queues line of queue `name` ("name\ttype\tdurable\targuments"), or NULL. */

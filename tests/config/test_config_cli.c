@@ -18,23 +18,11 @@
 static int run_cli(const char *args, char **out)
 {
   const char *dir = getenv("SPECLINE_BIN_DIR");
-  char *cmd, buf[4096];
-  sl_buf_t b;
-  FILE *p;
-  size_t n;
-  int st;
+  char *cmd = sl_asprintf("'%s/specline' %s 2>&1", dir ? dir : "bin", args);
+  int rc = sl_test_capture(cmd, out);
 
-  cmd = sl_asprintf("'%s/specline' %s 2>&1", dir ? dir : "bin", args);
-  p = popen(cmd, "r");
   free(cmd);
-  if (!p)
-    return -1;
-  sl_buf_init(&b);
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0)
-    sl_buf_append(&b, buf, n);
-  st = pclose(p);
-  *out = sl_buf_take(&b);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return rc;
 }
 
 static int have_cli(void)

@@ -116,20 +116,7 @@ static char *request_body(const char *campaign, const double *x, size_t rows, si
 /* Runs the CLI; returns its exit status and its stdout in *out (malloc'd). */
 static int run_cli(const char *cmdline, char **out)
 {
-  sl_buf_t b;
-  char chunk[4096];
-  size_t n;
-  FILE *f = popen(cmdline, "r");
-  int st;
-
-  sl_buf_init(&b);
-  if (!f)
-    return -1;
-  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-    sl_buf_append(&b, chunk, n);
-  st = pclose(f);
-  *out = sl_buf_take(&b);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return sl_test_capture(cmdline, out);
 }
 
 static bool wait_models(sl_amqp_t *s, events_t *ev, int n, double timeout_s)

@@ -90,23 +90,10 @@ static void teardown(env_t *e)
 static int run(const env_t *e, const char *args, char **out)
 {
   char *cmd = sl_asprintf("'%s' results %s 2>/dev/null", e->bin, args);
-  FILE *p = popen(cmd, "r");
-  sl_buf_t b;
-  char chunk[4096];
-  size_t n;
-  int st;
+  int rc = sl_test_capture(cmd, out);
 
   free(cmd);
-  sl_buf_init(&b);
-  if (!p) {
-    *out = sl_buf_take(&b);
-    return -1;
-  }
-  while ((n = fread(chunk, 1, sizeof chunk, p)) > 0)
-    sl_buf_append(&b, chunk, n);
-  st = pclose(p);
-  *out = sl_buf_take(&b);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return rc;
 }
 
 static void test_results_csv(void)

@@ -17,7 +17,6 @@ start sim2 "$BIN/specline-simulate" "$T/config.yaml" --slots 2
 start explore "$BIN/specline-explore" "$T/config.yaml" --lease-s 5
 PIDS0="${WPID[store]} ${WPID[sim1]} ${WPID[sim2]} ${WPID[explore]}"
 
-stored_now() { sql "select count(*) from \"$C\"" 2>/dev/null || echo 0; }
 group_gone() { ! ps -o pid= -g "$1" >/dev/null 2>&1; }
 # all_reconnected N: every worker has logged N reconnects
 all_reconnected() {
@@ -54,16 +53,7 @@ sleep 1
 "$FBIN/fault_broker" restart "$BROKER_DIR" >"$T/broker-restart.g.log" 2>&1 && restarts=$((restarts + 1))
 broker_env
 
-pid=${WPID[explore]}
-end=$((SECONDS + 180))
-while alive "$pid" && [ $SECONDS -lt $end ]; do sleep 0.5; done
-if alive "$pid"; then
-  explore_done=timeout
-else
-  wait "$pid"
-  explore_done=$?
-fi
-log "campaign ended: explore status $explore_done"
+wait_explore 180
 survivors=0
 for p in ${WPID[store]} ${WPID[sim1]} ${WPID[sim2]}; do alive "$p" && survivors=$((survivors + 1)); done
 kill "${WPID[sim1]}" "${WPID[sim2]}" "${WPID[store]}" 2>/dev/null

@@ -24,7 +24,6 @@ all_logged() { # all_logged PATTERN N
   local w
   for w in $WORKERS; do [ "$(n_log $w "$1")" -ge "$2" ] || return 1; done
 }
-stored_now() { sql "select count(*) from \"$C\"" 2>/dev/null || echo 0; }
 
 check "every worker connected" wait_for 60 all_logged "connected to" 1
 sleep 3
@@ -67,16 +66,7 @@ log "SIGCONT (stored so far: $(stored_now))"
 check "every worker noticed the freeze by itself (heartbeats) within ${FREEZE_S}s" eq "$detected_all" 0
 check "every worker reconnected after the freeze" wait_for 60 all_logged "reconnected to" 2
 
-pid=${WPID[explore]}
-end=$((SECONDS + 150))
-while alive "$pid" && [ $SECONDS -lt $end ]; do sleep 0.5; done
-if alive "$pid"; then
-  explore_done=timeout
-else
-  wait "$pid"
-  explore_done=$?
-fi
-log "campaign ended: explore status $explore_done"
+wait_explore 150
 survivors=0
 for p in ${WPID[store]} ${WPID[sim1]} ${WPID[sim2]}; do alive "$p" && survivors=$((survivors + 1)); done
 kill "${WPID[sim1]}" "${WPID[sim2]}" "${WPID[store]}" 2>/dev/null

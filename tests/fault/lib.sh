@@ -148,6 +148,22 @@ YAML
 }
 
 sql() { sqlite3 -cmd ".timeout 5000" "$T/store.db" "$@"; }
+stored_now() { sql "select count(*) from \"$C\"" 2>/dev/null || echo 0; }
+
+# wait_explore SECONDS: waits up to SECONDS for the explore worker (WPID[explore]) to end;
+# explore_done = its exit status, or "timeout".
+explore_done=""
+wait_explore() {
+  local pid=${WPID[explore]} end=$((SECONDS + $1))
+  while alive "$pid" && [ $SECONDS -lt $end ]; do sleep 0.3; done
+  if alive "$pid"; then
+    explore_done=timeout
+  else
+    wait "$pid"
+    explore_done=$?
+  fi
+  log "campaign ended: explore status $explore_done"
+}
 
 # ---- the ledger oracle ----
 

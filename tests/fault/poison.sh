@@ -15,7 +15,6 @@ ledger_tap "$C"
 start store "$BIN/specline-store" "$T/config.yaml"
 start sim "$BIN/specline-simulate" "$T/config.yaml" --slots 2
 start explore "$BIN/specline-explore" "$T/config.yaml" --lease-s 5
-stored_now() { sql "select count(*) from \"$C\"" 2>/dev/null || echo 0; }
 stored_ge() { [ "$(stored_now)" -ge "$1" ]; }
 check "the campaign is under way" wait_for 60 stored_ge 2
 
@@ -42,14 +41,7 @@ for w in store sim explore; do
   check "$w still running after the poison" alive "${WPID[$w]}"
 done
 
-pid=${WPID[explore]}
-end=$((SECONDS + 150))
-while alive "$pid" && [ $SECONDS -lt $end ]; do sleep 0.5; done
-if alive "$pid"; then explore_done=timeout; else
-  wait "$pid"
-  explore_done=$?
-fi
-log "campaign ended: explore status $explore_done"
+wait_explore 150
 for w in store sim; do
   check "$w still running at the end" alive "${WPID[$w]}"
 done

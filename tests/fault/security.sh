@@ -105,13 +105,7 @@ check "no password in ps" eq "$(ps -eo args | grep -F -- "$PASS" | grep -vc 'gre
 tls_conns=$(ctl -q list_connections user ssl 2>/dev/null | awk -v u="$USER_" '$1 == u && $2 == "true"' | wc -l)
 check "the broker lists the workers' connections as TLS ($tls_conns >= 3)" test "$tls_conns" -ge 3
 
-pid=${WPID[explore]}
-end=$((SECONDS + 90))
-while alive "$pid" && [ $SECONDS -lt $end ]; do sleep 0.3; done
-if alive "$pid"; then explore_done=timeout; else
-  wait "$pid"
-  explore_done=$?
-fi
+wait_explore 90
 kill "${WPID[sim]}" "${WPID[store]}" 2>/dev/null
 wait "${WPID[sim]}" "${WPID[store]}" 2>/dev/null
 check "a campaign completes over TLS (explore exit 0)" eq "$explore_done" 0

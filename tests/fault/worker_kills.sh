@@ -62,19 +62,10 @@ done
 log "kills: simulate=${KILLS[sim]} store=${KILLS[store]} explore=${KILLS[explore]}"
 
 if [ -z "$explore_done" ]; then
-  # let the campaign finish (bounded)
-  pid=${WPID[explore]}
-  end=$((SECONDS + 150))
-  while alive "$pid" && [ $SECONDS -lt $end ]; do sleep 0.5; done
-  if alive "$pid"; then
-    echo "explore still running after 150 s"
-    explore_done=timeout
-  else
-    wait "$pid"
-    explore_done=$?
-  fi
+  wait_explore 150 # let the campaign finish (bounded)
+else
+  log "campaign ended: explore status $explore_done"
 fi
-log "campaign ended: explore status $explore_done"
 kill "${WPID[sim1]}" "${WPID[sim2]}" "${WPID[store]}" 2>/dev/null
 wait "${WPID[sim1]}" "${WPID[sim2]}" "${WPID[store]}" 2>/dev/null
 

@@ -39,8 +39,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "ledger.h"
-#include "policy.h"
+#include "specline/ledger.h"
+#include "specline/policy.h"
 #include "simcache.h"
 #include "specline/dataset.h"
 #include "specline/design.h"

@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "policy.h"
+#include "specline/policy.h"
 #include "sltest.h"
 #include "specline/design.h"
 

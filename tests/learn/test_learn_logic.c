@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "learn_test.h"
-#include "serve.h"
+#include "specline/serve.h"
 #include "sltest.h"
 #include "specline/dataset.h"
 #include "trainer.h"

@@ -20,8 +20,8 @@
 
 #include <jansson.h>
 
-#include "ledger.h"
-#include "policy.h"
+#include "specline/ledger.h"
+#include "specline/policy.h"
 #include "specline/dataset.h"
 #include "specline/design.h"
 #include "specline/log.h"

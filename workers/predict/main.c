@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "serve.h"
+#include "specline/serve.h"
 #include "specline/dataset.h"
 #include "specline/log.h"
 #include "specline/store.h"

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "specline/broker.h"
+#include "specline/broker_env.h"
 #include "specline/util.h"
 
 void sl_local_broker_free(sl_local_broker_t *b)

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ledger.h"
+#include "specline/ledger.h"
 #include "specline/util.h"
 
 #define CHUNK_BITS 12

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "serve.h"
+#include "specline/serve.h"
 #include "specline/dataset.h"
 #include "specline/util.h"
 

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "specline/amqp.h"
-#include "specline/broker.h"
+#include "specline/topology.h"
 #include "specline/error.h"
 #include "specline/util.h"
 

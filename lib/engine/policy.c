@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "policy.h"
+#include "specline/policy.h"
 #include "specline/design.h"
 #include "specline/util.h"
 

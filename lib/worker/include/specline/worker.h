@@ -12,7 +12,8 @@
 #include <uv.h>
 
 #include "specline/amqp.h"
-#include "specline/broker.h"
+#include "specline/broker_env.h"
+#include "specline/topology.h"
 #include "specline/config.h"
 #include "specline/error.h"
 #include "specline/proto.h"

@@ -1,0 +1,74 @@
+/* Development tools, never linked by a production worker: a local RabbitMQ launcher for
+ * single-machine runs, tests and benchmarks (Debian's rabbitmq-server with its own node name,
+ * data directory and ports), and the management HTTP API client (libcurl). Linked by cli/,
+ * tests and benchmarks through libspecline_dev. */
+#ifndef SPECLINE_BROKER_H
+#define SPECLINE_BROKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "specline/amqp.h"
+#include "specline/broker_env.h"
+#include "specline/error.h"
+#include "specline/topology.h"
+
+/* ---- local broker ---- */
+
+typedef struct sl_local_broker_opts {
+  const char *dir;              /* NULL = a new mkdtemp dir under $TMPDIR */
+  bool management;              /* enable rabbitmq_management (default in _default: true) */
+  int64_t consumer_timeout_ms;  /* 0 = RabbitMQ's default (30 min); global on 3.10 */
+  int heartbeat_s;              /* server-side heartbeat, 0 = default */
+  const char *tls_cert;         /* PEM server cert; with tls_key and tls_ca enables amqps */
+  const char *tls_key;
+  const char *tls_ca;
+  double start_timeout_s;       /* default 90 */
+  bool force;                   /* replace a broker left in dir (killing it if it runs);
+                                 * without it such a dir is an error (EEXIST) */
+} sl_local_broker_opts_t;
+void sl_local_broker_opts_default(sl_local_broker_opts_t *o);
+
+/* Starts Debian's rabbitmq-server on 127.0.0.1 with its own node name, data and log dirs
+ * and free ports; waits until it answers (and the management plugin when asked). Writes
+ * DIR/broker.env (SPECLINE_AMQP_URL=..., SPECLINE_MGMT_URL=..., SPECLINE_BROKER_PID=...,
+ * SPECLINE_BROKER_NODE=..., SPECLINE_BROKER_DIR=...). */
+sl_local_broker_t *sl_local_broker_start(const sl_local_broker_opts_t *opts, sl_error_t *err);
+
+
+/* Runs `rabbitmqctl -n NODE args...` (NULL-terminated); captures stdout into *out
+ * (malloc'd, may be NULL). Returns the exit status, or -1 with *err set. */
+int sl_local_broker_ctl(const sl_local_broker_t *b, const char *const *args, char **out, sl_error_t *err);
+
+/* Stops gracefully (rabbitmqctl stop), then SIGKILL after `grace_s`. */
+bool sl_local_broker_stop(sl_local_broker_t *b, double grace_s, sl_error_t *err);
+
+/* SIGKILL of the broker's whole process group (fault tests); returns once the group is
+ * gone and its AMQP port no longer accepts connections. */
+bool sl_local_broker_kill(sl_local_broker_t *b, sl_error_t *err);
+
+/* Starts it again with the same node, dir and ports (after stop or kill). */
+bool sl_local_broker_restart(sl_local_broker_t *b, const sl_local_broker_opts_t *opts, sl_error_t *err);
+
+
+/* Frees the struct; does not stop the broker. With remove_dir, deletes its directory. */
+void sl_local_broker_destroy(sl_local_broker_t *b, bool remove_dir);
+
+/* ---- management API (libcurl) ---- */
+typedef struct sl_queue_info {
+  char *name;
+  char *type;           /* "quorum" | "classic" | "stream" */
+  bool durable;
+  int64_t ready, unacked, consumers;
+  double publish_rate, deliver_rate, ack_rate; /* msgs/s; 0 when not reported */
+} sl_queue_info_t;
+
+/* GET /api/queues/VHOST: queues whose names start with `prefix` (NULL = all). URL like
+ * http://host:15672; user/pass NULL = guest/guest or SPECLINE_MGMT_USER/PASSWORD. */
+bool sl_mgmt_queues(const char *mgmt_url, const char *user, const char *pass, const char *vhost,
+                    const char *prefix, sl_queue_info_t **out, size_t *n_out, sl_error_t *err);
+void sl_queue_info_free(sl_queue_info_t *q, size_t n);
+
+#endif

@@ -1,0 +1,57 @@
+/* The queue topology of the line (DESIGN.md §3): every exchange, queue and routing-key
+ * name in one place, and their idempotent declaration on an AMQP session.
+ *
+ * Names, for campaign C and worker W:
+ *   exchange  "specline" (topic), dead-letter exchange "specline.dlx" (topic)
+ *   C.sim     quorum, routing key "C.sim", x-delivery-limit, dead-letters at-least-once
+ *   C.store   quorum, routing key "C.store", same dead-lettering
+ *   C.progress classic, routing key "C.progress", x-max-length + drop-head, non-durable msgs
+ *   C.predict classic, routing key "C.predict"
+ *   C.dead    quorum, bound to specline.dlx with "C.#"
+ *   C.events.W classic durable with x-expires, bound to "C.event.<pattern>"
+ *   C.control.W exclusive auto-delete, bound to "C.control.W"
+ * Event routing keys: "C.event.stored", "C.event.model", "C.event.status".
+ *
+ * The header does not include the AMQP session's: layers above (the engine) use the names
+ * without seeing a socket.
+ */
+#ifndef SPECLINE_TOPOLOGY_H
+#define SPECLINE_TOPOLOGY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "specline/error.h"
+
+typedef struct sl_amqp sl_amqp_t;
+
+#define SL_EXCHANGE "specline"
+#define SL_DLX "specline.dlx"
+#define SL_NAME_MAX 256
+
+typedef struct sl_topology_opts {
+  int delivery_limit;        /* quorum x-delivery-limit, default 5 */
+  int progress_max_length;   /* default 10000 */
+  int64_t events_expires_ms; /* x-expires of per-worker event queues, default 1 h */
+} sl_topology_opts_t;
+void sl_topology_opts_default(sl_topology_opts_t *o);
+
+/* Writes "C.<suffix>" into out (SL_NAME_MAX). */
+void sl_name(char out[SL_NAME_MAX], const char *campaign, const char *suffix);
+
+/* Declares exchanges and the campaign's shared queues (sim, store, progress, predict,
+ * dead) with their bindings. Idempotent; an existing queue declared with other arguments
+ * is a PRECONDITION_FAILED error naming the queue. opts NULL = defaults. */
+bool sl_topology_declare(sl_amqp_t *s, const char *campaign, const sl_topology_opts_t *opts, sl_error_t *err);
+
+/* Declares C.events.W bound to "C.event.<p>" for each pattern (e.g. "stored", "#"). */
+bool sl_topology_declare_events(sl_amqp_t *s, const char *campaign, const char *worker,
+                                const char *const *patterns, size_t n_patterns,
+                                const sl_topology_opts_t *opts, char out_queue[SL_NAME_MAX], sl_error_t *err);
+
+/* Declares C.control.W (exclusive, auto-delete) bound to "C.control.W". */
+bool sl_topology_declare_control(sl_amqp_t *s, const char *campaign, const char *worker,
+                                 char out_queue[SL_NAME_MAX], sl_error_t *err);
+
+#endif

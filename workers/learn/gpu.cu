@@ -298,9 +298,19 @@ __global__ void k_finish(double *lsum, const unsigned int *cnt, int E, double *e
 __global__ void k_adam(float *p, const float *g, float *m1, float *m2, size_t count, size_t mc, size_t start,
                        float lr, float b1, float b2, float eps, const long long *state)
 {
-  const double t = (double)(state[1] + 1);
-  const float c1 = (float)(1.0 / (1.0 - pow((double)b1, t))), c2 = (float)(1.0 / (1.0 - pow((double)b2, t)));
+  __shared__ float cs[2]; /* bias corrections, as sl_model_adam_update: two double pows per block */
+  float c1, c2;
   size_t k;
+
+  if (threadIdx.x == 0) {
+    const double t = (double)(state[1] + 1);
+
+    cs[0] = (float)(1.0 / (1.0 - pow((double)b1, t)));
+    cs[1] = (float)(1.0 / (1.0 - pow((double)b2, t)));
+  }
+  __syncthreads();
+  c1 = cs[0];
+  c2 = cs[1];
 
   for (k = blockIdx.x * (size_t)blockDim.x + threadIdx.x; k < count; k += (size_t)gridDim.x * blockDim.x) {
     float gi, a, v;

@@ -156,6 +156,15 @@ static bool bench_gpu(int E, int D, int H, int L, int P, int bs, size_t rows, in
         goto out;
       sl_gpu_stats(g, &st);
       *share = st.step_ms > 0 ? st.gemm_ms / st.step_ms : NAN;
+      printf("# gpu hidden %d batch %d: %.1f us a step (profiled), GEMMs (m n k, x%d members):", H, bs,
+             st.steps ? 1e3 * st.step_ms / (double)st.steps : NAN, E);
+      for (i = 0; i < st.gemms; i++) {
+        const sl_gpu_gemm_stat_t *q = &st.gemm[i];
+        double us = q->calls ? 1e3 * q->ms / (double)q->calls : NAN;
+
+        printf(" %dx%dx%d %.1fus %.1fTF/s;", q->m, q->n, q->k, us, 2e-6 * E * q->m * q->n * q->k / us);
+      }
+      printf("\n");
     }
     sl_gpu_destroy(g);
     g = NULL;

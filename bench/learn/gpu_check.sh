@@ -52,8 +52,10 @@ BENCH_TIMEOUT=${BENCH_TIMEOUT:-90} TORCH_TIMEOUT=${TORCH_TIMEOUT:-150} RAW_OUT="
   > "$out/bench_table.txt" 2> "$out/bench.log"
 echo "bench done $(el)"
 
-{ # GPU-only extras: TF32, and the other hidden widths (our side only)
+{ # GPU-only extras (our side only): TF32, split weight-gradient GEMMs off, other hidden widths
   timeout 60 "$build/bin/bench_learn" --hidden 256 --batch 256,4096 --no-cpu --tf32
+  echo "# SPECLINE_GPU_SPLITK=1 (weight-gradient GEMMs not split):"
+  SPECLINE_GPU_SPLITK=1 timeout 60 "$build/bin/bench_learn" --hidden 256 --batch 256,4096 --no-cpu
   timeout 60 "$build/bin/bench_learn" --hidden 64,1024 --batch 256,4096 --no-cpu
   nvidia-smi --query-gpu=clocks.sm,clocks.mem,temperature.gpu,power.draw --format=csv
 } > "$out/bench_extra.tsv" 2>&1
@@ -63,7 +65,7 @@ echo "extras done $(el)"
   echo "# gpu_check $(date -u +%FT%TZ), $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>&1)"
   grep -E '^== |^(PASS|FAIL|SKIP)|passed|rel diff|NRMSE|curves|check failed|required|!=|gpu error' "$out/tests.log"
   cat "$out/bench_table.txt"
-  grep -v '^#' "$out/bench_extra.tsv" | grep -v '^impl'
+  grep -v '^# gpu' "$out/bench_extra.tsv" | grep -v '^impl'
   grep -iE 'error|fail|warn|no .* column' "$out/bench.log" | head -20
   echo "total $(el)"
 } > "$out/summary.txt" 2>&1

@@ -118,6 +118,7 @@ static void test_parity(void)
   parity_case(SL_MODEL_LOSS_NLL, 64, 2, 0.2, false);
   parity_case(SL_MODEL_LOSS_NLL, 1, 0, 0.0, false);
   parity_case(SL_MODEL_LOSS_NLL, 4096, 0, 0.1, false);
+  parity_case(SL_MODEL_LOSS_NLL, 3000, 1, 0.2, false); /* weight gradients split in 4 parts of 750 rows */
   /* the benchmark's shape (bench/learn): hidden 256 x 3, 8 inputs, 16 outputs, both batches */
   parity_shape(8, 256, 16, SL_MODEL_LOSS_NLL, 256, 0, 0.1, false);
   parity_shape(8, 256, 16, SL_MODEL_LOSS_NLL, 4096, 0, 0.1, false);
@@ -225,13 +226,13 @@ static bool record(void *ud, int epoch, double train_loss, double val_loss)
 
 /* Same data, same seed, same options: the GPU's per-epoch training-loss curve and the
  * trained ensemble's predictions (mean and std) match the CPU's. The last batch of each
- * epoch is smaller (1500 rows, batch 64), so plain launches and graph replays both run.
+ * epoch is smaller (1500 rows, batch 64 or 1024), so plain launches and graph replays both run.
  * Tolerances: each epoch's loss 1e-3 relative, predictions 1e-3 of the largest value
  * (a 1e-6 relative perturbation of the weights moves the CPU's own curve by ~3e-6). */
 #define CURVE_TOL 1e-3
 #define PRED_TOL 1e-3
 
-static void test_curves(void)
+static void curves_case(int batch)
 {
   const int D = 3, P = 4;
   sl_model_t *cpu, *gpu;
@@ -243,14 +244,12 @@ static void test_curves(void)
   double worst = 0, dm, ds;
   int e;
 
-  if (!have_gpu())
-    SL_SKIP("no GPU");
   set_make(&s, D, P);
   cpu = ld_model(SL_MODEL_LOSS_NLL, 5, D, 32, 3, P, 5);
   gpu = sl_model_clone(cpu);
   sl_model_train_opts_init(&o);
   o.epochs = 20;
-  o.batch_size = 64;
+  o.batch_size = batch;
   o.progress = record;
   o.progress_ud = &cc;
   SL_REQUIRE(sl_model_train(cpu, s.n, s.x, s.y, s.mk, &o, NULL, NULL));
@@ -272,9 +271,9 @@ static void test_curves(void)
   dm = ld_rel_err(s.vn * P, mg, mc);
   ds = ld_rel_err(s.vn * P, sg, sc);
   fprintf(stderr,
-          "  curves: %d epochs, loss %.5f -> %.5f (cpu), worst epoch rel diff %.3g; predictions: mean rel "
-          "diff %.3g, std rel diff %.3g; weights rel diff %.3g\n",
-          cc.n, cc.loss[0], cc.loss[cc.n - 1], worst, dm, ds,
+          "  curves, batch %d: %d epochs, loss %.5f -> %.5f (cpu), worst epoch rel diff %.3g; predictions: "
+          "mean rel diff %.3g, std rel diff %.3g; weights rel diff %.3g\n",
+          batch, cc.n, cc.loss[0], cc.loss[cc.n - 1], worst, dm, ds,
           ld_rel_err(sl_model_param_count(cpu), sl_model_params(gpu), sl_model_params(cpu)));
   SL_CHECKF(dm <= PRED_TOL, "prediction means: %g", dm);
   SL_CHECKF(ds <= PRED_TOL, "prediction stds: %g", ds);
@@ -285,6 +284,14 @@ static void test_curves(void)
   sl_model_destroy(cpu);
   sl_model_destroy(gpu);
   set_free(&s);
+}
+
+static void test_curves(void)
+{
+  if (!have_gpu())
+    SL_SKIP("no GPU");
+  curves_case(64);
+  curves_case(1024); /* full batches' weight gradients split in 2 parts; the last batch (476 rows) not */
 }
 
 static void test_nccl_single_rank(void)

@@ -4,9 +4,12 @@ MLP (D inputs, L tanh layers of width H, 2P outputs: mean and log-variance), mem
 batched matmul (torch.baddbmm over [E, batch, features]), Gaussian NLL per entry
 0.5 * (s + (y - mu)^2 * exp(-s)) with s clamped to [-12, 6], mean over observed (mask != 0)
 entries per member, summed over members (each member's gradient is its own), Adam
-(lr 1e-3), rows resident on the GPU, shuffled each epoch. Prints one tab-separated row per
-measurement, like bench_learn:  impl hidden batch samples_per_s gemm_share
-impl is torch-eager or torch-compile (torch.compile of the whole step)."""
+(lr 1e-3, torch's default multi-tensor implementation), rows resident on the GPU, shuffled
+each epoch, FP32 matrix products (no TF32, as the C learner's default). After one warm-up
+epoch (compilation included) --epochs epochs are timed; the median is reported. Prints one
+tab-separated row per measurement, like bench_learn:  impl hidden batch samples_per_s gemm_share
+impl is torch-eager, torch-compile (torch.compile of the whole step, default mode) or
+torch-compile-ro (mode="reduce-overhead": CUDA graphs of the compiled step)."""
 import argparse
 import math
 import sys
@@ -52,7 +55,8 @@ def nll(out, y, mask, P):
     return per.sum(dim=(1, 2)).div(cnt).sum()  # sum over members of each member's mean
 
 
-def bench(impl, E, D, H, L, P, batch, rows, dev):
+def bench(impl, E, D, H, L, P, batch, rows, epochs, dev):
+    torch._dynamo.reset()
     torch.manual_seed(1)
     model = Ensemble(E, D, H, L, P).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -67,19 +71,39 @@ def bench(impl, E, D, H, L, P, batch, rows, dev):
         opt.step()
         return loss
 
-    fn = torch.compile(step) if impl == "torch-compile" else step
+    if impl == "torch-compile":
+        fn = torch.compile(step, dynamic=False)
+    elif impl == "torch-compile-ro":
+        fn = torch.compile(step, dynamic=False, mode="reduce-overhead")
+    else:
+        fn = step
+
+    ro = impl == "torch-compile-ro"
 
     def epoch():
         perm = torch.randperm(rows, device=dev)
+        loss = None
         for b0 in range(0, rows, batch):
             idx = perm[b0:b0 + batch]
-            fn(x[idx], y[idx], mask[idx])
+            if ro:  # a new iteration: the graph's earlier outputs may be overwritten
+                torch.compiler.cudagraph_mark_step_begin()
+            loss = fn(x[idx], y[idx], mask[idx])
+        v = float(loss)  # synchronises
         torch.cuda.synchronize()
+        return v
 
-    epoch()  # warm-up (and compilation)
     t0 = time.perf_counter()
-    epoch()
-    return rows / (time.perf_counter() - t0)
+    epoch()  # warm-up (and compilation)
+    warm = time.perf_counter() - t0
+    sps = []
+    for _ in range(epochs):
+        t0 = time.perf_counter()
+        loss = epoch()
+        sps.append(rows / (time.perf_counter() - t0))
+    sps.sort()
+    print(f"# {impl} hidden {H} batch {batch}: warm-up {warm:.1f} s, last loss {loss / E:.6g} (mean member), "
+          f"epochs {sps[0]:.0f}..{sps[-1]:.0f} samples/s", flush=True)
+    return sps[len(sps) // 2]
 
 
 def main():
@@ -91,19 +115,20 @@ def main():
     ap.add_argument("--inputs", type=int, default=8)
     ap.add_argument("--outputs", type=int, default=16)
     ap.add_argument("--rows", type=int, default=65536)
+    ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--impl", default="torch-eager,torch-compile")
     a, _ = ap.parse_known_args()  # run.sh passes bench_learn options too
     if not torch.cuda.is_available():
         sys.stderr.write("torch_baseline.py: no CUDA device visible to PyTorch; no baseline measured\n")
         sys.exit(3)
     dev = torch.device("cuda")
-    torch.backends.cuda.matmul.allow_tf32 = False  # FP32 GEMMs, like the C learner's default
+    torch.set_float32_matmul_precision("highest")  # FP32 GEMMs, like the C learner's default
     print(f"# torch {torch.__version__} on {torch.cuda.get_device_name(0)}")
     print("impl\thidden\tbatch\tsamples_per_s\tgemm_share")
     for H in [int(v) for v in a.hidden.split(",")]:
         for B in [int(v) for v in a.batch.split(",")]:
             for impl in a.impl.split(","):
-                sps = bench(impl, a.members, a.inputs, H, a.layers, a.outputs, B, a.rows, dev)
+                sps = bench(impl, a.members, a.inputs, H, a.layers, a.outputs, B, a.rows, a.epochs, dev)
                 print(f"{impl}\t{H}\t{B}\t{sps:.0f}\t-", flush=True)
 
 

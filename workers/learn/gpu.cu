@@ -28,6 +28,13 @@ extern "C" {
 #define SL_GPU_THREADS 256
 #define SL_GPU_VAL_CHUNK 1024 /* validation rows per pass, as the CPU trainer */
 #define SL_GPU_MAX_EVENTS 256
+/* Weight-gradient GEMMs (in x out per member, over nl rows) have few output tiles: with
+ * nl >= 2 * SL_GPU_SPLIT_ROWS their rows are split into parts of about this many, the parts
+ * run as one batched GEMM and a kernel sums them (H200, hidden 256, batch 4096: 157 -> 87 us
+ * for a 256x256x4096 product of 5 members; 512 rows a part was the best of 256..1024). */
+#define SL_GPU_SPLIT_ROWS 512
+#define SL_GPU_SPLIT_MAX 16
+#define SL_GPU_SPLIT_BYTES ((size_t)256 << 20) /* cap on the parts' workspace */
 
 /* Rows on the device: normalised inputs (row-major n x D), targets and mask (n x P), and
  * the row order (the epoch's permutation, or the identity). */
@@ -53,6 +60,10 @@ struct sl_gpu {
   cudaStream_t st;
   cublasHandle_t cb;
   void *cb_ws;
+  int splitk;           /* most parts a weight-gradient GEMM's rows are split into (1 = never split) */
+  bool split_fixed;     /* SPECLINE_GPU_SPLITK=N: always N parts where they divide the rows */
+  float *sk_ws;         /* the parts' products, E * splitk * max(in * out) floats */
+  const float **sk_ptr; /* device pointer arrays A, B, C of E * splitk entries each */
   float *p, *g, *m1, *m2, *best;
   float *xt, *yb, *mb, *acts, *outb, *d0, *d1;
   double *lsum, *ep_loss; /* E raw loss sums of a batch; the epoch's sum of mean member losses */
@@ -64,7 +75,7 @@ struct sl_gpu {
   struct graph_key gkey, pending;
   bool have_graph, have_pending;
   cudaEvent_t ev[SL_GPU_MAX_EVENTS];
-  int nev;
+  int nev, gshape[SL_GPU_MAX_GEMMS][3]; /* shapes of this step's GEMMs, in event-pair order */
   sl_gpu_stats_t stats;
 };
 
@@ -298,9 +309,19 @@ __global__ void k_finish(double *lsum, const unsigned int *cnt, int E, double *e
 __global__ void k_adam(float *p, const float *g, float *m1, float *m2, size_t count, size_t mc, size_t start,
                        float lr, float b1, float b2, float eps, const long long *state)
 {
-  const double t = (double)(state[1] + 1);
-  const float c1 = (float)(1.0 / (1.0 - pow((double)b1, t))), c2 = (float)(1.0 / (1.0 - pow((double)b2, t)));
+  __shared__ float cs[2]; /* bias corrections, as sl_model_adam_update: two double pows per block */
+  float c1, c2;
   size_t k;
+
+  if (threadIdx.x == 0) {
+    const double t = (double)(state[1] + 1);
+
+    cs[0] = (float)(1.0 / (1.0 - pow((double)b1, t)));
+    cs[1] = (float)(1.0 / (1.0 - pow((double)b2, t)));
+  }
+  __syncthreads();
+  c1 = cs[0];
+  c2 = cs[1];
 
   for (k = blockIdx.x * (size_t)blockDim.x + threadIdx.x; k < count; k += (size_t)gridDim.x * blockDim.x) {
     float gi, a, v;
@@ -313,6 +334,38 @@ __global__ void k_adam(float *p, const float *g, float *m1, float *m2, size_t co
     m1[k] = a;
     m2[k] = v;
     p[k] -= lr * (a * c1) / (sqrtf(v * c2) + eps);
+  }
+}
+
+/* Pointer arrays of a split weight-gradient GEMM: entry e * S + s is member e's rows
+ * [s * kc, + kc) of ain (member stride as) and delta (stride ds), and its own partial
+ * product of in * out floats in ws. */
+__global__ void k_split_ptrs(const float **ptr, const float *ain, size_t as, const float *delta, size_t ds,
+                             const float *ws, size_t io, int kc, int S, int E)
+{
+  int b = blockIdx.x * blockDim.x + threadIdx.x, e = b / S, sp = b % S;
+
+  if (b >= E * S)
+    return;
+  ptr[b] = ain + e * as + (size_t)sp * kc;
+  ptr[E * S + b] = delta + e * ds + (size_t)sp * kc;
+  ptr[2 * E * S + b] = ws + (size_t)b * io;
+}
+
+/* g[e][w_off + t] = sum over s of ws[e * S + s][t], t < io. */
+__global__ void k_split_sum(const float *ws, int S, size_t io, int E, float *g, size_t mc, size_t w_off)
+{
+  size_t n = io * E, k;
+
+  for (k = blockIdx.x * (size_t)blockDim.x + threadIdx.x; k < n; k += (size_t)gridDim.x * blockDim.x) {
+    size_t e = k / io, t = k % io;
+    const float *p = ws + e * S * io + t;
+    float v = 0;
+    int sp;
+
+    for (sp = 0; sp < S; sp++)
+      v += p[(size_t)sp * io];
+    g[e * mc + w_off + t] = v;
   }
 }
 
@@ -415,6 +468,8 @@ void sl_gpu_destroy(sl_gpu_t *g)
   cudaFree(g->cnt);
   cudaFree(g->state);
   cudaFree(g->cb_ws);
+  cudaFree(g->sk_ws);
+  cudaFree((void *)g->sk_ptr);
   if (g->cb)
     cublasDestroy(g->cb);
   if (g->st)
@@ -453,6 +508,37 @@ static bool gpu_alloc(sl_gpu_t *g, sl_error_t *err)
          cb_ok(cublasCreate(&g->cb), "creating handle", err) &&
          cb_ok(cublasSetStream(g->cb, g->st), "stream", err) &&
          cb_ok(cublasSetWorkspace(g->cb, g->cb_ws, ws), "workspace", err);
+}
+
+/* Parts to split a weight-gradient GEMM over nl rows into (1 = don't). */
+static int split_parts(const sl_gpu_t *g, int nl)
+{
+  int S;
+
+  if (g->split_fixed)
+    return g->splitk > 1 && nl % g->splitk == 0 && nl / g->splitk >= 64 ? g->splitk : 1;
+  for (S = 1; S < g->splitk && S * 2 * SL_GPU_SPLIT_ROWS <= nl;)
+    S *= 2;
+  while (S > 1 && nl % S)
+    S /= 2;
+  return S;
+}
+
+static bool split_alloc(sl_gpu_t *g, sl_error_t *err)
+{
+  size_t io = 0, b;
+  int l;
+
+  for (l = 0; l <= g->L; l++)
+    io = (size_t)g->l_in[l] * g->l_out[l] > io ? (size_t)g->l_in[l] * g->l_out[l] : io;
+  while (!g->split_fixed && g->splitk > 1 &&
+         (size_t)g->E * g->splitk * io * sizeof(float) > SL_GPU_SPLIT_BYTES)
+    g->splitk /= 2;
+  if (g->splitk < 2)
+    return true;
+  b = (size_t)g->E * g->splitk;
+  return cu_ok(cudaMalloc(&g->sk_ws, b * io * sizeof(float)), "allocating split products", err) &&
+         cu_ok(cudaMalloc((void **)&g->sk_ptr, 3 * b * sizeof(float *)), "allocating split pointers", err);
 }
 
 sl_gpu_t *sl_gpu_new(const sl_model_t *m, const sl_gpu_opts_t *opts, sl_error_t *err)
@@ -499,7 +585,21 @@ sl_gpu_t *sl_gpu_new(const sl_model_t *m, const sl_gpu_opts_t *opts, sl_error_t 
   g->l_out = (int *)sl_malloc((size_t)(g->L + 1) * sizeof(int));
   for (l = 0; l <= g->L; l++)
     sl_model_layer_offsets(m, l, &g->w_off[l], &g->b_off[l], &g->l_in[l], &g->l_out[l]);
+  { /* SPECLINE_GPU_SPLITK: unset or 0 = automatic, 1 = off, N = always N parts (experiments) */
+    const char *v = getenv("SPECLINE_GPU_SPLITK");
+    int want = v && *v ? atoi(v) : 0;
+
+    g->split_fixed = want > 0;
+    if (want > 0) {
+      g->splitk = want > 64 ? 64 : want;
+    } else {
+      for (g->splitk = 1;
+           g->splitk < SL_GPU_SPLIT_MAX && (size_t)g->splitk * 2 * SL_GPU_SPLIT_ROWS <= g->max_rows;)
+        g->splitk *= 2;
+    }
+  }
   if (!cu_ok(cudaSetDevice(g->dev), "selecting device", err) || !gpu_alloc(g, err) ||
+      (g->splitk > 1 && !split_alloc(g, err)) ||
       (opts->tf32 && !cb_ok(cublasSetMathMode(g->cb, CUBLAS_TF32_TENSOR_OP_MATH), "tf32", err)))
     goto out_destroy;
   if (g->profile)
@@ -561,6 +661,13 @@ static cublasStatus_t gemm(sl_gpu_t *g, cublasOperation_t ta, cublasOperation_t 
   const float one = 1.0f, zero = 0.0f;
   cublasStatus_t s;
 
+  if (g->profile && g->nev >= 1 && (g->nev - 1) / 2 < SL_GPU_MAX_GEMMS) {
+    int *sh = g->gshape[(g->nev - 1) / 2];
+
+    sh[0] = m;
+    sh[1] = n;
+    sh[2] = k;
+  }
   ev_mark(g);
   s = cublasSgemmStridedBatched(g->cb, ta, tb, m, n, k, &one, A, lda, sa, B, ldb, sb, &zero, C, ldc, sc,
                                 g->E);
@@ -605,10 +712,35 @@ static bool batch(sl_gpu_t *g, const struct gpu_rows *r, const long long *b0, si
     const float *ain = l == 0 ? g->xt : g->acts + (size_t)(l - 1) * g->H * nl;
     long long sain = l == 0 ? 0 : (long long)actS;
 
-    if (!cb_ok(gemm(g, CUBLAS_OP_T, CUBLAS_OP_N, in, out, nl, ain, nl, sain, delta, nl, (long long)dS,
-                    g->g + g->w_off[l], in, (long long)g->mc),
-               "weight gradient gemm", err))
+    const int S = g->sk_ws ? split_parts(g, nl) : 1;
+
+    if (S > 1) { /* few output tiles (in x out per member) over many rows: split the rows, sum the parts */
+      const int kc = nl / S, nb = E * S;
+      const size_t io = (size_t)in * out;
+      const float one = 1.0f, zero = 0.0f;
+
+      k_split_ptrs<<<(nb + 127) / 128, 128, 0, g->st>>>(g->sk_ptr, ain, (size_t)sain, delta, dS, g->sk_ws, io,
+                                                        kc, S, E);
+      if (g->profile && g->nev >= 1 && (g->nev - 1) / 2 < SL_GPU_MAX_GEMMS) {
+        int *sh = g->gshape[(g->nev - 1) / 2];
+
+        sh[0] = in;
+        sh[1] = out;
+        sh[2] = nl;
+      }
+      ev_mark(g);
+      if (!cb_ok(cublasSgemmBatched(g->cb, CUBLAS_OP_T, CUBLAS_OP_N, in, out, kc, &one, g->sk_ptr, nl,
+                                    g->sk_ptr + nb, nl, &zero, (float *const *)(g->sk_ptr + 2 * nb), in, nb),
+                 "split weight gradient gemm", err))
+        return false;
+      k_split_sum<<<grid_for((size_t)E * io), SL_GPU_THREADS, 0, g->st>>>(g->sk_ws, S, io, E,
+                                                                          g->g + g->w_off[l], g->mc, 0);
+      ev_mark(g);
+    } else if (!cb_ok(gemm(g, CUBLAS_OP_T, CUBLAS_OP_N, in, out, nl, ain, nl, sain, delta, nl, (long long)dS,
+                           g->g + g->w_off[l], in, (long long)g->mc),
+                      "weight gradient gemm", err)) {
       return false;
+    }
     k_colsum<<<dim3(out, E), SL_GPU_THREADS, 0, g->st>>>(delta, dS, nl, g->g, g->mc, g->b_off[l]);
     if (l > first_layer) {
       if (!cb_ok(gemm(g, CUBLAS_OP_N, CUBLAS_OP_T, nl, in, out, delta, nl, (long long)dS, g->p + g->w_off[l],
@@ -702,8 +834,20 @@ static bool profile_step(sl_gpu_t *g, sl_error_t *err)
   cudaEventElapsedTime(&ms, g->ev[0], g->ev[g->nev - 1]);
   g->stats.step_ms += ms;
   for (i = 1; i + 1 < g->nev - 1; i += 2) {
+    const int j = (i - 1) / 2;
+
     cudaEventElapsedTime(&ms, g->ev[i], g->ev[i + 1]);
     g->stats.gemm_ms += ms;
+    if (j < SL_GPU_MAX_GEMMS) {
+      sl_gpu_gemm_stat_t *gs = &g->stats.gemm[j];
+
+      gs->m = g->gshape[j][0];
+      gs->n = g->gshape[j][1];
+      gs->k = g->gshape[j][2];
+      gs->calls++;
+      gs->ms += ms;
+      g->stats.gemms = j + 1 > g->stats.gemms ? j + 1 : g->stats.gemms;
+    }
   }
   g->stats.steps++;
   g->nev = 0;

@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "specline/error.h"
 #include "specline/model.h"
@@ -61,10 +62,18 @@ static inline void sl_gpu_opts_init(sl_gpu_opts_t *o)
 }
 
 /* Timings gathered with opts.profile. */
+#define SL_GPU_MAX_GEMMS 32
+typedef struct sl_gpu_gemm_stat {
+  int m, n, k; /* cuBLAS's shape of one member's product (E of them per call) */
+  long calls;  /* profiled calls at this position of a step */
+  double ms;   /* their summed GPU time */
+} sl_gpu_gemm_stat_t;
 typedef struct sl_gpu_stats {
   long steps;
   double step_ms; /* summed GPU time of the training steps */
   double gemm_ms; /* of which in cuBLAS GEMMs */
+  int gemms;      /* GEMM positions in a step seen so far (forward, then backward) */
+  sl_gpu_gemm_stat_t gemm[SL_GPU_MAX_GEMMS]; /* each position's shape and time */
 } sl_gpu_stats_t;
 
 #ifdef SPECLINE_HAVE_CUDA
@@ -159,8 +168,7 @@ static inline bool sl_gpu_reset_adam(sl_gpu_t *g, sl_error_t *err)
 }
 static inline void sl_gpu_stats(const sl_gpu_t *g, sl_gpu_stats_t *out)
 {
-  sl_gpu_stats_t z = {0, 0, 0};
-  *out = z;
+  memset(out, 0, sizeof *out);
 }
 static inline bool sl_gpu_train(sl_model_t *m, size_t n, const float *x, const float *y, const float *mask,
                                 const sl_model_train_opts_t *opts, const sl_gpu_opts_t *gopts,

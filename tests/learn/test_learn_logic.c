@@ -7,11 +7,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gpu.h"
 #include "learn_test.h"
 #include "specline/serve.h"
 #include "sltest.h"
 #include "specline/dataset.h"
-#include "trainer.h"
+#include "specline/trainer.h"
+
+/* The learn worker's backend: the GPU when one can be used, else the CPU (gpu.h). */
+static bool gpu_train(void *ud, sl_model_t *m, size_t n, const float *x, const float *y, const float *mask,
+                      const sl_model_train_opts_t *opts, sl_model_train_result_t *result, sl_error_t *err)
+{
+  (void)ud;
+  return sl_learn_train(m, n, x, y, mask, opts, NULL, result, err);
+}
+
+static const sl_trainer_backend_t lt_backend = {"cuda-or-cpu", gpu_train, NULL};
 
 static sl_config_t *load_cfg(char **dir_out)
 {
@@ -63,7 +74,7 @@ static void test_trainer_trains_and_evaluates(void)
   fill_split(&split, 240);
   SL_REQUIRE(split.val.n > 10);
   t0 = sl_mono();
-  SL_REQUIRE(sl_trainer_run(cfg, &split, NULL, &r, &err));
+  SL_REQUIRE(sl_trainer_run_on(cfg, &split, &lt_backend, NULL, &r, &err));
   fprintf(stderr, "  %zu train / %zu val rows, %d epochs in %.2f s (%.2f s total): nrmse %.4f (history %.4f, "
                   "final %.4f), coverage %.3f\n",
           r.n_train, r.n_val, r.epochs_run, r.train_s, sl_mono() - t0, r.nrmse, r.nrmse_history, r.nrmse_final,
@@ -89,6 +100,51 @@ static void test_trainer_trains_and_evaluates(void)
   free(dir);
 }
 
+typedef struct counting {
+  int calls;
+  int epochs;
+} counting_t;
+
+static bool counting_train(void *ud, sl_model_t *m, size_t n, const float *x, const float *y, const float *mask,
+                           const sl_model_train_opts_t *opts, sl_model_train_result_t *result, sl_error_t *err)
+{
+  counting_t *c = ud;
+
+  c->calls++;
+  c->epochs = opts->epochs;
+  return sl_model_train(m, n, x, y, mask, opts, result, err);
+}
+
+/* The backend hook: the main training (after the MSE warm start) goes through it, once,
+ * with the epochs left after the warm start; NULL is the CPU. */
+static void test_trainer_backend_hook(void)
+{
+  char *dir = NULL;
+  sl_config_t *cfg = load_cfg(&dir);
+  counting_t c = {0, 0};
+  sl_trainer_backend_t b = {"counting", counting_train, &c};
+  sl_dataset_split_t split;
+  sl_trainer_result_t r;
+  sl_error_t err;
+
+  SL_REQUIRE(cfg);
+  sl_dataset_split_init(&split, cfg, -1);
+  fill_split(&split, 30);
+  cfg->learn.epochs = 5;
+  SL_REQUIRE(sl_trainer_run_on(cfg, &split, &b, NULL, &r, &err));
+  SL_CHECK_INT(c.calls, 1);
+  SL_CHECK_INT(c.epochs + c.epochs, r.epochs_run); /* NLL: half warm start, half the backend */
+  sl_model_destroy(r.model);
+  SL_CHECK_STR(sl_trainer_backend_cpu()->name, "cpu");
+  SL_REQUIRE(sl_trainer_run_on(cfg, &split, NULL, NULL, &r, &err));
+  SL_CHECK_INT(c.calls, 1);
+  sl_model_destroy(r.model);
+  sl_dataset_split_release(&split);
+  sl_config_destroy(cfg);
+  lt_rmrf(dir);
+  free(dir);
+}
+
 static void test_trainer_abandon_and_empty(void)
 {
   char *dir = NULL;
@@ -100,11 +156,11 @@ static void test_trainer_abandon_and_empty(void)
 
   SL_REQUIRE(cfg);
   sl_dataset_split_init(&split, cfg, -1);
-  SL_CHECK(!sl_trainer_run(cfg, &split, NULL, &r, &err)); /* nothing to train on */
+  SL_CHECK(!sl_trainer_run_on(cfg, &split, &lt_backend, NULL, &r, &err)); /* nothing to train on */
   SL_CHECK(r.model == NULL);
   fill_split(&split, 40);
   atomic_init(&stop, true);
-  SL_CHECK(!sl_trainer_run(cfg, &split, &stop, &r, &err));
+  SL_CHECK(!sl_trainer_run_on(cfg, &split, &lt_backend, &stop, &r, &err));
   SL_CHECK_STR(err.message, "abandoned");
   SL_CHECK(r.model == NULL);
   /* no validation rows: metrics left out, not NaN in the JSON */
@@ -112,7 +168,7 @@ static void test_trainer_abandon_and_empty(void)
   sl_dataset_split_init(&split, cfg, 0.0);
   fill_split(&split, 30);
   cfg->learn.epochs = 5;
-  SL_REQUIRE(sl_trainer_run(cfg, &split, NULL, &r, &err));
+  SL_REQUIRE(sl_trainer_run_on(cfg, &split, &lt_backend, NULL, &r, &err));
   SL_CHECK_INT(r.n_val, 0);
   SL_CHECK(isnan(r.nrmse));
   {
@@ -207,7 +263,7 @@ static void test_trainer_fits_log_envelope(void)
   split.val = vsplit.train;
   memset(&vsplit.train, 0, sizeof vsplit.train);
   SL_REQUIRE(split.train.n == 128 && split.val.n == 64);
-  SL_REQUIRE(sl_trainer_run(cfg, &split, NULL, &r, &err));
+  SL_REQUIRE(sl_trainer_run_on(cfg, &split, &lt_backend, NULL, &r, &err));
   fprintf(stderr, "  log-envelope family: nrmse %.4f (history %.4f, final %.4f), coverage %.3f, %.2f s\n", r.nrmse,
           r.nrmse_history, r.nrmse_final, r.coverage, r.train_s);
   SL_CHECK(isfinite(r.nrmse) && r.nrmse < 0.03);
@@ -357,5 +413,6 @@ static void test_serve_batch_slices(void)
 }
 
 SL_TEST_MAIN(SL_T(test_trainer_trains_and_evaluates), SL_T(test_trainer_abandon_and_empty),
+             SL_T(test_trainer_backend_hook),
              SL_T(test_trainer_fits_log_envelope), SL_T(test_trainer_epoch_floor), SL_T(test_serve_checks),
              SL_T(test_serve_batch_slices))

@@ -412,7 +412,121 @@ static void test_serve_batch_slices(void)
   free(dir);
 }
 
+/* What the server emitted, copied. */
+typedef struct emitted {
+  int n;
+  uint64_t tags[8];
+  char errors[8][64];
+  size_t rows[8];
+  char model_ids[8][32];
+} emitted_t;
+
+static void on_emit(void *ud, const sl_serve_pending_t *p, const sl_predict_reply_t *r)
+{
+  emitted_t *e = ud;
+
+  if (e->n >= 8)
+    return;
+  e->tags[e->n] = p->tag;
+  snprintf(e->errors[e->n], sizeof e->errors[0], "%s", r->error ? r->error : "");
+  snprintf(e->model_ids[e->n], sizeof e->model_ids[0], "%s", r->model_id ? r->model_id : "");
+  e->rows[e->n] = r->n_rows;
+  e->n++;
+}
+
+static sl_predict_request_t request(const char *model, size_t n_rows, double *x)
+{
+  sl_predict_request_t rq;
+
+  memset(&rq, 0, sizeof rq);
+  rq.campaign = sl_strdup("logic");
+  rq.model = model ? sl_strdup(model) : NULL;
+  rq.n_rows = n_rows;
+  rq.n_cols = 2;
+  rq.inputs = sl_malloc(n_rows * 2 * sizeof *rq.inputs);
+  memcpy(rq.inputs, x, n_rows * 2 * sizeof *x);
+  return rq;
+}
+
+/* The predict server (lib/engine/serve.c) event by event: requests before any model, a
+ * model switch only to a newer id, one flush answering each request in order from its
+ * kind's model, a load asked while one is in flight, and the counters. */
+static void test_server_flow(void)
+{
+  char *dir = NULL;
+  sl_config_t *cfg = load_cfg(&dir);
+  double x[6] = {0.1, 1.0, 0.2, 1.5, 0.3, 0.7};
+  sl_serve_model_t got[SL_SERVE_KINDS];
+  sl_predict_request_t rq;
+  emitted_t e;
+  sl_server_t s;
+  sl_values_t v;
+
+  SL_REQUIRE(cfg);
+  memset(&e, 0, sizeof e);
+  sl_server_init(&s, cfg);
+  rq = request(NULL, 1, x);
+  sl_server_add_take(&s, 1, "r", "c1", &rq, on_emit, &e);
+  SL_CHECK(rq.inputs == NULL); /* taken */
+  sl_server_flush(&s, on_emit, &e);
+  SL_REQUIRE(e.n == 1);
+  SL_CHECK_STR(e.errors[0], "no model yet");
+  SL_CHECK_INT(s.n_errors, 1);
+
+  SL_CHECK(sl_server_load_wanted(&s));
+  SL_CHECK(!sl_server_load_wanted(&s)); /* in flight: repeated after */
+  memset(got, 0, sizeof got);
+  got[0].model = fresh_model(cfg);
+  got[0].model_id = sl_strdup("m1");
+  SL_CHECK_INT(sl_server_swap_take(&s, got), 1);
+  SL_CHECK(got[0].model == NULL && got[0].model_id == NULL);
+  SL_CHECK(sl_server_load_done(&s));
+  SL_CHECK(!sl_server_load_done(&s));
+  got[0].model = fresh_model(cfg);
+  got[0].model_id = sl_strdup("m1"); /* the same id again: kept as it is */
+  SL_CHECK_INT(sl_server_swap_take(&s, got), 0);
+  SL_CHECK_INT(s.n_loads, 1);
+
+  memset(&e, 0, sizeof e);
+  rq = request(NULL, 2, x);
+  sl_server_add_take(&s, 2, "r", "c2", &rq, on_emit, &e);
+  rq = request("elevated", 1, x);
+  sl_server_add_take(&s, 3, NULL, "c3", &rq, on_emit, &e);
+  rq = request("surrogate", 3, x);
+  sl_server_add_take(&s, 4, "r", "c4", &rq, on_emit, &e);
+  SL_CHECK_INT(e.n, 0);
+  sl_server_flush(&s, on_emit, &e);
+  SL_REQUIRE(e.n == 3);
+  SL_CHECK(e.tags[0] == 2 && e.tags[1] == 3 && e.tags[2] == 4);
+  SL_CHECK_INT(e.rows[0], 2);
+  SL_CHECK_STR(e.model_ids[0], "m1");
+  SL_CHECK_STR(e.errors[1], "no model yet (elevated)");
+  SL_CHECK_INT(e.rows[2], 3);
+  SL_CHECK_INT(s.n_batches, 1); /* one model call for both surrogate requests */
+  SL_CHECK_INT(s.n_rows, 5);
+  SL_CHECK_INT(s.n_pend, 0);
+
+  rq = request(NULL, 1, x);
+  sl_server_add_take(&s, 5, "r", "c5", &rq, on_emit, &e);
+  sl_server_forget(&s); /* a reconnect: requeued by the broker, not answered here */
+  sl_server_flush(&s, on_emit, &e);
+  SL_CHECK_INT(e.n, 3);
+  sl_server_dead(&s);
+  sl_values_init(&v);
+  sl_server_status(&s, &v);
+  SL_REQUIRE(v.n == 6);
+  SL_CHECK_STR(v.names[0], "requests");
+  SL_CHECK_NEAR(v.vals[0], 6, 0); /* 5 queued + 1 dead */
+  SL_CHECK_STR(v.names[4], "dead");
+  SL_CHECK_NEAR(v.vals[4], 1, 0);
+  sl_values_release(&v);
+  sl_server_release(&s);
+  sl_config_destroy(cfg);
+  lt_rmrf(dir);
+  free(dir);
+}
+
 SL_TEST_MAIN(SL_T(test_trainer_trains_and_evaluates), SL_T(test_trainer_abandon_and_empty),
              SL_T(test_trainer_backend_hook),
              SL_T(test_trainer_fits_log_envelope), SL_T(test_trainer_epoch_floor), SL_T(test_serve_checks),
-             SL_T(test_serve_batch_slices))
+             SL_T(test_serve_batch_slices), SL_T(test_server_flow))

@@ -337,7 +337,9 @@ static void load_models(report_t *r)
   bool found = false;
 
   sl_store_model_list_init(&all);
-  if (sl_store_models_list(r->uri, r->cfg->experiment, NULL, &all, &err)) {
+  /* no store handle: the SQLite file is missing, so no model was made yet */
+  if (r->st ? sl_store_list_models(r->st, NULL, &all, &err)
+            : sl_store_models_list(r->uri, r->cfg->experiment, NULL, &all, &err)) {
     r->models_listed = true;
     for (i = 0; i < all.n; i++) {
       if (!strcmp(all.items[i].kind, "surrogate")) {

@@ -48,7 +48,7 @@
 #include "specline/proto.h"
 #include "specline/simline.h"
 #include "specline/util.h"
-#include "trainer.h"
+#include "specline/trainer.h"
 
 /* The NRMSE levels timed: DESIGN.md §9's 2% with 5% and 1% around it, and coarser levels
  * so that a simulator whose surrogate never gets near 2% still shows where arms differ. */

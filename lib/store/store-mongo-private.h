@@ -72,6 +72,14 @@ void sl__mongo_model_update(const char *model_id, const char *campaign, const ch
 /* Newest model of a kind: filter {campaign, kind}, opts {sort: {created_at: -1, _id: -1}, limit: 1}. */
 void sl__mongo_model_filter(const char *campaign, const char *kind, bson_t *filter, bson_t *opts);
 
+/* Every model of a campaign, oldest first: filter {campaign[, kind]} (kind NULL = all),
+ * opts {sort: {created_at: 1, _id: 1}, projection: {model_id, kind, created_at, metrics}}
+ * (no blob). */
+void sl__mongo_models_list_filter(const char *campaign, const char *kind, bson_t *filter, bson_t *opts);
+/* Appends the listing entry of one model document (model_id, kind, created_at as a number
+ * or a date, metrics as relaxed extended JSON, "{}" when absent) to *out. */
+void sl__mongo_model_info_push(const bson_t *doc, sl_store_model_list_t *out);
+
 /* Classifies a driver/server error (error API v2) into an SL_STORE_E_* code; reply may be
  * NULL. Network, server selection, not-primary, shutdown, timeouts, write concern and
  * "RetryableWriteError"-labelled errors are transient; authentication is E_AUTH. */

@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "specline/store.h"
+#include "specline/store_models.h"
 
 /* What a store needs from the config, copied at open. */
 typedef struct sl__store_schema {
@@ -30,6 +31,9 @@ typedef struct sl__store_ops {
                     const char *metrics_json, sl_error_t *err);
   bool (*get_model)(sl_store_t *st, const char *kind, char **model_id, void **blob, size_t *len,
                     char **metrics_json, bool *found, sl_error_t *err);
+  /* sl_store_list_models: appends the campaign's models of `kind` (NULL = all) to *out
+   * (emptied by the caller), oldest first; on failure *out may hold some of them. */
+  bool (*list_models)(sl_store_t *st, const char *kind, sl_store_model_list_t *out, sl_error_t *err);
 } sl__store_ops_t;
 
 /* The common head of every backend's handle (backends embed it first). */
@@ -71,28 +75,42 @@ void sl__store_series_from_json(const json_t *obj, sl_series_t *out);
  * consumes the reference. NULL in, NULL out. */
 char *sl__store_json_dump_take(json_t *obj);
 
+/* Appends one model to a listing (strings copied; NULL id or kind as "", NULL or empty
+ * metrics as "{}"). */
+void sl__store_model_list_push(sl_store_model_list_t *l, const char *model_id, const char *kind, double created_at,
+                               const char *metrics_json);
+
 /* Sets *err to SL_ERR_STORE/code after a failed allocation-free check; convenience. */
 #define SL__STORE_FAIL(err, code, ...) sl_error_set((err), SL_ERR_STORE, (code), __VA_ARGS__)
 
 /* Backends. */
 sl_store_t *sl__store_sqlite_open(const char *path, const sl_config_t *cfg, sl_error_t *err);
 sl_store_t *sl__store_mongo_open(const char *uri, const sl_config_t *cfg, sl_error_t *err);
+/* sl_store_models_list of a SQLite file, on its own read-only connection: a missing file
+ * or one without a models table is an empty list. */
+bool sl__store_sqlite_models_list(const char *path, const char *campaign, const char *kind,
+                                  sl_store_model_list_t *out, sl_error_t *err);
 
 /* The MongoDB backend is a plugin (libspecline-store-mongo.so, lib/specline/ beside the
  * binaries) so that a worker on SQLite never loads mongo-c-driver and what it pulls in
  * (OpenSSL initialised, ICU, SASL, libmongocrypt: ~6 MB RSS) nor runs its constructor.
  * The plugin exports one table, SL__STORE_PLUGIN_SYMBOL, checked against the host: same
- * version and the same struct sizes, or it is refused. It calls back into the host's
+ * version, same table ABI (SL__STORE_PLUGIN_ABI, bumped whenever sl__store_ops_t or the
+ * table change) and the same struct sizes, or it is refused. It calls back into the host's
  * libspecline (the executables export their sl_* symbols). */
 #define SL__STORE_PLUGIN_SYMBOL "sl_store_plugin_mongo"
 #define SL__STORE_PLUGIN_FILE "libspecline-store-mongo.so"
+/* 2: sl__store_ops_t gained list_models; the table gained abi and sizeof(sl__store_ops_t). */
+#define SL__STORE_PLUGIN_ABI 2
 typedef struct sl__store_plugin {
   const char *version; /* SPECLINE_VERSION of the build */
-  size_t sizes[5];     /* sizeof of the structs both sides share, see SL__STORE_PLUGIN_SIZES */
+  int abi;             /* SL__STORE_PLUGIN_ABI of the build */
+  size_t sizes[6];     /* sizeof of the structs both sides share, see SL__STORE_PLUGIN_SIZES */
   sl_store_t *(*open)(const char *uri, const sl_config_t *cfg, sl_error_t *err);
 } sl__store_plugin_t;
 #define SL__STORE_PLUGIN_SIZES                                                                                   \
-  { sizeof(sl_store_t), sizeof(sl_store_point_t), sizeof(sl_config_t), sizeof(sl_error_t), sizeof(sl__store_schema_t) }
+  { sizeof(sl_store_t), sizeof(sl_store_point_t), sizeof(sl_config_t), sizeof(sl_error_t),                          \
+    sizeof(sl__store_schema_t), sizeof(sl__store_ops_t) }
 
 /* Opens a mongodb:// store: the backend linked into this executable if it is (the unit
  * tests of its builders), else the plugin. Errors name the paths searched. */

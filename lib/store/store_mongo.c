@@ -522,6 +522,66 @@ void sl__mongo_model_filter(const char *campaign, const char *kind, bson_t *filt
   BSON_APPEND_INT64(opts, "limit", 1);
 }
 
+void sl__mongo_models_list_filter(const char *campaign, const char *kind, bson_t *filter, bson_t *opts)
+{
+  bson_t sort, proj;
+
+  BSON_APPEND_UTF8(filter, "campaign", campaign);
+  if (kind)
+    BSON_APPEND_UTF8(filter, "kind", kind);
+  BSON_APPEND_DOCUMENT_BEGIN(opts, "sort", &sort);
+  BSON_APPEND_INT32(&sort, "created_at", 1);
+  BSON_APPEND_INT32(&sort, "_id", 1);
+  bson_append_document_end(opts, &sort);
+  BSON_APPEND_DOCUMENT_BEGIN(opts, "projection", &proj);
+  BSON_APPEND_INT32(&proj, "model_id", 1);
+  BSON_APPEND_INT32(&proj, "kind", 1);
+  BSON_APPEND_INT32(&proj, "created_at", 1);
+  BSON_APPEND_INT32(&proj, "metrics", 1);
+  bson_append_document_end(opts, &proj);
+}
+
+/* The metrics subdocument of a model document as relaxed extended JSON (malloc'd), "{}"
+ * when it has none. */
+static char *model_metrics_json(const bson_t *doc)
+{
+  const uint8_t *d;
+  uint32_t dl;
+  bson_iter_t it;
+  bson_t sub;
+  char *j, *out;
+
+  if (!bson_iter_init_find(&it, doc, "metrics") || !BSON_ITER_HOLDS_DOCUMENT(&it))
+    return sl_strdup("{}");
+  bson_iter_document(&it, &dl, &d);
+  bson_init_static(&sub, d, dl);
+  j = bson_as_relaxed_extended_json(&sub, NULL);
+  out = sl_strdup(j);
+  bson_free(j);
+  return out;
+}
+
+void sl__mongo_model_info_push(const bson_t *doc, sl_store_model_list_t *out)
+{
+  const char *id = NULL, *kind = NULL;
+  double created_at = 0;
+  bson_iter_t it;
+  char *metrics = model_metrics_json(doc);
+
+  if (bson_iter_init_find(&it, doc, "model_id") && BSON_ITER_HOLDS_UTF8(&it))
+    id = bson_iter_utf8(&it, NULL);
+  if (bson_iter_init_find(&it, doc, "kind") && BSON_ITER_HOLDS_UTF8(&it))
+    kind = bson_iter_utf8(&it, NULL);
+  if (bson_iter_init_find(&it, doc, "created_at")) {
+    if (BSON_ITER_HOLDS_DATE_TIME(&it))
+      created_at = (double)bson_iter_date_time(&it) / 1000.0;
+    else
+      iter_number(&it, &created_at);
+  }
+  sl__store_model_list_push(out, id, kind, created_at, metrics);
+  free(metrics);
+}
+
 int sl__mongo_error_class(const bson_error_t *e, const bson_t *reply)
 {
   /* Server codes worth a retry: network, not primary, shutdown, timeouts, write concern. */
@@ -1048,21 +1108,8 @@ static bool mongo_get_model(sl_store_t *st, const char *kind, char **model_id, v
     if (model_id)
       *model_id = bson_iter_init_find(&it, doc, "model_id") && BSON_ITER_HOLDS_UTF8(&it) ? iter_strdup(&it)
                                                                                          : sl_strdup("");
-    if (metrics_json) {
-      if (bson_iter_init_find(&it, doc, "metrics") && BSON_ITER_HOLDS_DOCUMENT(&it)) {
-        const uint8_t *d;
-        uint32_t dl;
-        bson_t sub;
-        char *j;
-        bson_iter_document(&it, &dl, &d);
-        bson_init_static(&sub, d, dl);
-        j = bson_as_relaxed_extended_json(&sub, NULL);
-        *metrics_json = sl_strdup(j);
-        bson_free(j);
-      } else {
-        *metrics_json = sl_strdup("{}");
-      }
-    }
+    if (metrics_json)
+      *metrics_json = model_metrics_json(doc);
     if (blob) {
       *blob = data;
       data = NULL;
@@ -1084,6 +1131,31 @@ out:
   return ok;
 }
 
+static bool mongo_list_models(sl_store_t *st, const char *kind, sl_store_model_list_t *out, sl_error_t *err)
+{
+  mongo_store_t *m = (mongo_store_t *)st;
+  bson_t filter, opts;
+  const bson_t *doc, *reply = NULL;
+  bson_error_t berr;
+  mongoc_cursor_t *cur;
+  bool ok = true;
+
+  bson_init(&filter);
+  bson_init(&opts);
+  sl__mongo_models_list_filter(m->base.schema.campaign, kind, &filter, &opts);
+  cur = mongoc_collection_find_with_opts(m->models, &filter, &opts, NULL);
+  while (mongoc_cursor_next(cur, &doc))
+    sl__mongo_model_info_push(doc, out);
+  if (mongoc_cursor_error_document(cur, &berr, &reply)) {
+    fail_bson(m, &berr, reply, "listing models", err);
+    ok = false;
+  }
+  mongoc_cursor_destroy(cur);
+  bson_destroy(&filter);
+  bson_destroy(&opts);
+  return ok;
+}
+
 static const sl__store_ops_t mongo_ops = {
     .name = "mongodb",
     .destroy = mongo_destroy,
@@ -1093,6 +1165,7 @@ static const sl__store_ops_t mongo_ops = {
     .get = mongo_get,
     .put_model = mongo_put_model,
     .get_model = mongo_get_model,
+    .list_models = mongo_list_models,
 };
 
 static bool run_write_cmd(mongo_store_t *m, const bson_t *cmd, const char *what, sl_error_t *err)
@@ -1170,6 +1243,7 @@ fail:
 /* The plugin's one export (store-private.h); the rest of the plugin is hidden. */
 __attribute__((visibility("default"))) const sl__store_plugin_t sl_store_plugin_mongo = {
   .version = SPECLINE_VERSION,
+  .abi = SL__STORE_PLUGIN_ABI,
   .sizes = SL__STORE_PLUGIN_SIZES,
   .open = sl__store_mongo_open,
 };

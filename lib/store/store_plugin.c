@@ -63,7 +63,7 @@ static bool plugin_fits(const sl__store_plugin_t *p, const char *file, sl_error_
                    p->version ? p->version : "?", SPECLINE_VERSION);
     return false;
   }
-  if (memcmp(p->sizes, want, sizeof want) || !p->open) {
+  if (p->abi != SL__STORE_PLUGIN_ABI || memcmp(p->sizes, want, sizeof want) || !p->open) {
     SL__STORE_FAIL(err, SL_STORE_E_BACKEND, "%s was built from other sources than this binary: rebuild both", file);
     return false;
   }

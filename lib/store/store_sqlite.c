@@ -726,6 +726,88 @@ static bool sqlite_get_model(sl_store_t *st, const char *kind, char **model_id, 
   return true;
 }
 
+#define MODELS_LIST_SQL                                                                                        \
+  "SELECT model_id, kind, created_at, metrics FROM models WHERE campaign = ?1 AND (?2 IS NULL OR kind = ?2) "   \
+  "ORDER BY created_at, rowid"
+
+/* Runs a prepared MODELS_LIST_SQL for campaign/kind, appending its rows to *out. Returns
+ * the last sqlite code (SQLITE_DONE when every row was read). */
+static int models_list_rows(sqlite3_stmt *q, const char *campaign, const char *kind, sl_store_model_list_t *out)
+{
+  int rc;
+
+  sqlite3_bind_text(q, 1, campaign ? campaign : "", -1, SQLITE_STATIC);
+  if (kind)
+    sqlite3_bind_text(q, 2, kind, -1, SQLITE_STATIC);
+  else
+    sqlite3_bind_null(q, 2);
+  while ((rc = sqlite3_step(q)) == SQLITE_ROW)
+    sl__store_model_list_push(out, (const char *)sqlite3_column_text(q, 0), (const char *)sqlite3_column_text(q, 1),
+                              sqlite3_column_double(q, 2), (const char *)sqlite3_column_text(q, 3));
+  return rc;
+}
+
+static bool sqlite_list_models(sl_store_t *st, const char *kind, sl_store_model_list_t *out, sl_error_t *err)
+{
+  sqlite_store_t *s = (sqlite_store_t *)st;
+  sqlite3_stmt *q = NULL;
+  int rc = sqlite3_prepare_v2(s->db, MODELS_LIST_SQL, -1, &q, NULL);
+
+  if (rc == SQLITE_OK)
+    rc = models_list_rows(q, s->base.schema.campaign, kind, out);
+  sqlite3_finalize(q);
+  if (rc != SQLITE_DONE) {
+    fail_rc(s, rc, "listing models", err);
+    return false;
+  }
+  return true;
+}
+
+bool sl__store_sqlite_models_list(const char *path, const char *campaign, const char *kind,
+                                  sl_store_model_list_t *out, sl_error_t *err)
+{
+  sqlite3 *db = NULL;
+  sqlite3_stmt *q = NULL;
+  struct stat sb;
+  const char *what = "listing models";
+  bool ok = false;
+  int rc;
+
+  if (stat(path, &sb) != 0)
+    return true; /* no file: nothing stored yet */
+  rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);
+  if (rc != SQLITE_OK) {
+    what = "opening";
+    goto out_fail;
+  }
+  sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
+  rc = sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'models'", -1, &q,
+                          NULL);
+  if (rc != SQLITE_OK || (rc = sqlite3_step(q)) != SQLITE_ROW)
+    goto out_fail;
+  if (sqlite3_column_int(q, 0) == 0) {
+    ok = true; /* a store without models yet */
+    goto out_close;
+  }
+  sqlite3_finalize(q);
+  q = NULL;
+  rc = sqlite3_prepare_v2(db, MODELS_LIST_SQL, -1, &q, NULL);
+  if (rc == SQLITE_OK)
+    rc = models_list_rows(q, campaign, kind, out);
+  if (rc == SQLITE_DONE) {
+    ok = true;
+    goto out_close;
+  }
+out_fail:
+  SL__STORE_FAIL(err, (rc & 0xff) == SQLITE_CANTOPEN ? SL_STORE_E_AUTH : code_of(rc),
+                 "sqlite '%s': %s: %s (code %d)", path, what, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc), rc);
+  sl_store_model_list_release(out);
+out_close:
+  sqlite3_finalize(q);
+  sqlite3_close(db);
+  return ok;
+}
+
 static const sl__store_ops_t sqlite_ops = {
     .name = "sqlite",
     .destroy = sqlite_destroy,
@@ -735,6 +817,7 @@ static const sl__store_ops_t sqlite_ops = {
     .get = sqlite_get,
     .put_model = sqlite_put_model,
     .get_model = sqlite_get_model,
+    .list_models = sqlite_list_models,
 };
 
 /* WAL and synchronous=FULL are the durability contract: check that they took. */

@@ -7,11 +7,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gpu.h"
 #include "learn_test.h"
 #include "specline/serve.h"
 #include "sltest.h"
 #include "specline/dataset.h"
-#include "trainer.h"
+#include "specline/trainer.h"
+
+/* The learn worker's backend: the GPU when one can be used, else the CPU (gpu.h). */
+static bool gpu_train(void *ud, sl_model_t *m, size_t n, const float *x, const float *y, const float *mask,
+                      const sl_model_train_opts_t *opts, sl_model_train_result_t *result, sl_error_t *err)
+{
+  (void)ud;
+  return sl_learn_train(m, n, x, y, mask, opts, NULL, result, err);
+}
+
+static const sl_trainer_backend_t lt_backend = {"cuda-or-cpu", gpu_train, NULL};
 
 static sl_config_t *load_cfg(char **dir_out)
 {
@@ -63,7 +74,7 @@ static void test_trainer_trains_and_evaluates(void)
   fill_split(&split, 240);
   SL_REQUIRE(split.val.n > 10);
   t0 = sl_mono();
-  SL_REQUIRE(sl_trainer_run(cfg, &split, NULL, &r, &err));
+  SL_REQUIRE(sl_trainer_run_on(cfg, &split, &lt_backend, NULL, &r, &err));
   fprintf(stderr, "  %zu train / %zu val rows, %d epochs in %.2f s (%.2f s total): nrmse %.4f (history %.4f, "
                   "final %.4f), coverage %.3f\n",
           r.n_train, r.n_val, r.epochs_run, r.train_s, sl_mono() - t0, r.nrmse, r.nrmse_history, r.nrmse_final,
@@ -89,6 +100,51 @@ static void test_trainer_trains_and_evaluates(void)
   free(dir);
 }
 
+typedef struct counting {
+  int calls;
+  int epochs;
+} counting_t;
+
+static bool counting_train(void *ud, sl_model_t *m, size_t n, const float *x, const float *y, const float *mask,
+                           const sl_model_train_opts_t *opts, sl_model_train_result_t *result, sl_error_t *err)
+{
+  counting_t *c = ud;
+
+  c->calls++;
+  c->epochs = opts->epochs;
+  return sl_model_train(m, n, x, y, mask, opts, result, err);
+}
+
+/* The backend hook: the main training (after the MSE warm start) goes through it, once,
+ * with the epochs left after the warm start; NULL is the CPU. */
+static void test_trainer_backend_hook(void)
+{
+  char *dir = NULL;
+  sl_config_t *cfg = load_cfg(&dir);
+  counting_t c = {0, 0};
+  sl_trainer_backend_t b = {"counting", counting_train, &c};
+  sl_dataset_split_t split;
+  sl_trainer_result_t r;
+  sl_error_t err;
+
+  SL_REQUIRE(cfg);
+  sl_dataset_split_init(&split, cfg, -1);
+  fill_split(&split, 30);
+  cfg->learn.epochs = 5;
+  SL_REQUIRE(sl_trainer_run_on(cfg, &split, &b, NULL, &r, &err));
+  SL_CHECK_INT(c.calls, 1);
+  SL_CHECK_INT(c.epochs + c.epochs, r.epochs_run); /* NLL: half warm start, half the backend */
+  sl_model_destroy(r.model);
+  SL_CHECK_STR(sl_trainer_backend_cpu()->name, "cpu");
+  SL_REQUIRE(sl_trainer_run_on(cfg, &split, NULL, NULL, &r, &err));
+  SL_CHECK_INT(c.calls, 1);
+  sl_model_destroy(r.model);
+  sl_dataset_split_release(&split);
+  sl_config_destroy(cfg);
+  lt_rmrf(dir);
+  free(dir);
+}
+
 static void test_trainer_abandon_and_empty(void)
 {
   char *dir = NULL;
@@ -100,11 +156,11 @@ static void test_trainer_abandon_and_empty(void)
 
   SL_REQUIRE(cfg);
   sl_dataset_split_init(&split, cfg, -1);
-  SL_CHECK(!sl_trainer_run(cfg, &split, NULL, &r, &err)); /* nothing to train on */
+  SL_CHECK(!sl_trainer_run_on(cfg, &split, &lt_backend, NULL, &r, &err)); /* nothing to train on */
   SL_CHECK(r.model == NULL);
   fill_split(&split, 40);
   atomic_init(&stop, true);
-  SL_CHECK(!sl_trainer_run(cfg, &split, &stop, &r, &err));
+  SL_CHECK(!sl_trainer_run_on(cfg, &split, &lt_backend, &stop, &r, &err));
   SL_CHECK_STR(err.message, "abandoned");
   SL_CHECK(r.model == NULL);
   /* no validation rows: metrics left out, not NaN in the JSON */
@@ -112,7 +168,7 @@ static void test_trainer_abandon_and_empty(void)
   sl_dataset_split_init(&split, cfg, 0.0);
   fill_split(&split, 30);
   cfg->learn.epochs = 5;
-  SL_REQUIRE(sl_trainer_run(cfg, &split, NULL, &r, &err));
+  SL_REQUIRE(sl_trainer_run_on(cfg, &split, &lt_backend, NULL, &r, &err));
   SL_CHECK_INT(r.n_val, 0);
   SL_CHECK(isnan(r.nrmse));
   {
@@ -207,7 +263,7 @@ static void test_trainer_fits_log_envelope(void)
   split.val = vsplit.train;
   memset(&vsplit.train, 0, sizeof vsplit.train);
   SL_REQUIRE(split.train.n == 128 && split.val.n == 64);
-  SL_REQUIRE(sl_trainer_run(cfg, &split, NULL, &r, &err));
+  SL_REQUIRE(sl_trainer_run_on(cfg, &split, &lt_backend, NULL, &r, &err));
   fprintf(stderr, "  log-envelope family: nrmse %.4f (history %.4f, final %.4f), coverage %.3f, %.2f s\n", r.nrmse,
           r.nrmse_history, r.nrmse_final, r.coverage, r.train_s);
   SL_CHECK(isfinite(r.nrmse) && r.nrmse < 0.03);
@@ -356,6 +412,121 @@ static void test_serve_batch_slices(void)
   free(dir);
 }
 
+/* What the server emitted, copied. */
+typedef struct emitted {
+  int n;
+  uint64_t tags[8];
+  char errors[8][64];
+  size_t rows[8];
+  char model_ids[8][32];
+} emitted_t;
+
+static void on_emit(void *ud, const sl_serve_pending_t *p, const sl_predict_reply_t *r)
+{
+  emitted_t *e = ud;
+
+  if (e->n >= 8)
+    return;
+  e->tags[e->n] = p->tag;
+  snprintf(e->errors[e->n], sizeof e->errors[0], "%s", r->error ? r->error : "");
+  snprintf(e->model_ids[e->n], sizeof e->model_ids[0], "%s", r->model_id ? r->model_id : "");
+  e->rows[e->n] = r->n_rows;
+  e->n++;
+}
+
+static sl_predict_request_t request(const char *model, size_t n_rows, double *x)
+{
+  sl_predict_request_t rq;
+
+  memset(&rq, 0, sizeof rq);
+  rq.campaign = sl_strdup("logic");
+  rq.model = model ? sl_strdup(model) : NULL;
+  rq.n_rows = n_rows;
+  rq.n_cols = 2;
+  rq.inputs = sl_malloc(n_rows * 2 * sizeof *rq.inputs);
+  memcpy(rq.inputs, x, n_rows * 2 * sizeof *x);
+  return rq;
+}
+
+/* The predict server (lib/engine/serve.c) event by event: requests before any model, a
+ * model switch only to a newer id, one flush answering each request in order from its
+ * kind's model, a load asked while one is in flight, and the counters. */
+static void test_server_flow(void)
+{
+  char *dir = NULL;
+  sl_config_t *cfg = load_cfg(&dir);
+  double x[6] = {0.1, 1.0, 0.2, 1.5, 0.3, 0.7};
+  sl_serve_model_t got[SL_SERVE_KINDS];
+  sl_predict_request_t rq;
+  emitted_t e;
+  sl_server_t s;
+  sl_values_t v;
+
+  SL_REQUIRE(cfg);
+  memset(&e, 0, sizeof e);
+  sl_server_init(&s, cfg);
+  rq = request(NULL, 1, x);
+  sl_server_add_take(&s, 1, "r", "c1", &rq, on_emit, &e);
+  SL_CHECK(rq.inputs == NULL); /* taken */
+  sl_server_flush(&s, on_emit, &e);
+  SL_REQUIRE(e.n == 1);
+  SL_CHECK_STR(e.errors[0], "no model yet");
+  SL_CHECK_INT(s.n_errors, 1);
+
+  SL_CHECK(sl_server_load_wanted(&s));
+  SL_CHECK(!sl_server_load_wanted(&s)); /* in flight: repeated after */
+  memset(got, 0, sizeof got);
+  got[0].model = fresh_model(cfg);
+  got[0].model_id = sl_strdup("m1");
+  SL_CHECK_INT(sl_server_swap_take(&s, got), 1);
+  SL_CHECK(got[0].model == NULL && got[0].model_id == NULL);
+  SL_CHECK(sl_server_load_done(&s));
+  SL_CHECK(!sl_server_load_done(&s));
+  got[0].model = fresh_model(cfg);
+  got[0].model_id = sl_strdup("m1"); /* the same id again: kept as it is */
+  SL_CHECK_INT(sl_server_swap_take(&s, got), 0);
+  SL_CHECK_INT(s.n_loads, 1);
+
+  memset(&e, 0, sizeof e);
+  rq = request(NULL, 2, x);
+  sl_server_add_take(&s, 2, "r", "c2", &rq, on_emit, &e);
+  rq = request("elevated", 1, x);
+  sl_server_add_take(&s, 3, NULL, "c3", &rq, on_emit, &e);
+  rq = request("surrogate", 3, x);
+  sl_server_add_take(&s, 4, "r", "c4", &rq, on_emit, &e);
+  SL_CHECK_INT(e.n, 0);
+  sl_server_flush(&s, on_emit, &e);
+  SL_REQUIRE(e.n == 3);
+  SL_CHECK(e.tags[0] == 2 && e.tags[1] == 3 && e.tags[2] == 4);
+  SL_CHECK_INT(e.rows[0], 2);
+  SL_CHECK_STR(e.model_ids[0], "m1");
+  SL_CHECK_STR(e.errors[1], "no model yet (elevated)");
+  SL_CHECK_INT(e.rows[2], 3);
+  SL_CHECK_INT(s.n_batches, 1); /* one model call for both surrogate requests */
+  SL_CHECK_INT(s.n_rows, 5);
+  SL_CHECK_INT(s.n_pend, 0);
+
+  rq = request(NULL, 1, x);
+  sl_server_add_take(&s, 5, "r", "c5", &rq, on_emit, &e);
+  sl_server_forget(&s); /* a reconnect: requeued by the broker, not answered here */
+  sl_server_flush(&s, on_emit, &e);
+  SL_CHECK_INT(e.n, 3);
+  sl_server_dead(&s);
+  sl_values_init(&v);
+  sl_server_status(&s, &v);
+  SL_REQUIRE(v.n == 6);
+  SL_CHECK_STR(v.names[0], "requests");
+  SL_CHECK_NEAR(v.vals[0], 6, 0); /* 5 queued + 1 dead */
+  SL_CHECK_STR(v.names[4], "dead");
+  SL_CHECK_NEAR(v.vals[4], 1, 0);
+  sl_values_release(&v);
+  sl_server_release(&s);
+  sl_config_destroy(cfg);
+  lt_rmrf(dir);
+  free(dir);
+}
+
 SL_TEST_MAIN(SL_T(test_trainer_trains_and_evaluates), SL_T(test_trainer_abandon_and_empty),
+             SL_T(test_trainer_backend_hook),
              SL_T(test_trainer_fits_log_envelope), SL_T(test_trainer_epoch_floor), SL_T(test_serve_checks),
-             SL_T(test_serve_batch_slices))
+             SL_T(test_serve_batch_slices), SL_T(test_server_flow))

@@ -7,9 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
-#include "commands.h"
 #include "specline/util.h"
 
 static char tmp_dir[256];
@@ -74,29 +74,28 @@ static char *slurp(const char *path)
 int shot_run(const char *const *args, char **out, char **err)
 {
   char *argv[64], *opath = sl_asprintf("%s/.out", shot_tmpdir()), *epath = sl_asprintf("%s/.err", shot_tmpdir());
-  int argc = 0, rc, o, e, fo, fe;
+  const char *bin = getenv("SPECLINE_BIN_DIR");
+  int argc = 0, rc = -1, status, fo, fe;
+  pid_t pid;
 
+  argv[argc++] = sl_asprintf("%s/specline", bin && *bin ? bin : ".");
   argv[argc++] = sl_strdup("shot");
   for (; *args && argc < 63; args++)
     argv[argc++] = sl_strdup(*args);
   argv[argc] = NULL;
   fflush(stdout);
   fflush(stderr);
-  o = dup(1);
-  e = dup(2);
-  fo = open(opath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  fe = open(epath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  dup2(fo, 1);
-  dup2(fe, 2);
-  close(fo);
-  close(fe);
-  rc = sl_cmd_shot(argc, argv);
-  fflush(stdout);
-  fflush(stderr);
-  dup2(o, 1);
-  dup2(e, 2);
-  close(o);
-  close(e);
+  pid = fork();
+  if (pid == 0) {
+    fo = open(opath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    fe = open(epath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fo < 0 || fe < 0 || dup2(fo, 1) < 0 || dup2(fe, 2) < 0)
+      _exit(127);
+    execv(argv[0], argv);
+    _exit(127);
+  }
+  if (pid > 0 && waitpid(pid, &status, 0) == pid)
+    rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   if (out)
     *out = slurp(opath);
   if (err)

@@ -1,5 +1,5 @@
-/* Helpers of the shot tests: temp files, and `specline shot` run in-process (cli/cmd_shot.c
- * is compiled into the test) with its stdout and stderr captured. */
+/* Helpers of the shot tests: temp files, and the built `specline shot` run as a child
+ * process ($SPECLINE_BIN_DIR/specline) with its stdout and stderr captured. */
 #ifndef SPECLINE_TEST_SHOT_RUN_H
 #define SPECLINE_TEST_SHOT_RUN_H
 
@@ -12,8 +12,9 @@ const char *shot_tmpdir(void);
 char *shot_write(const char *name, const char *text);
 /* A file of examples/oscillator-experiment (static string, valid for 4 calls). */
 const char *shot_example(const char *file);
-/* Runs sl_cmd_shot with args (NULL-terminated, without "shot"); *out / *err receive what it
- * printed (malloc'd, either pointer may be NULL). Returns its exit code. */
+/* Runs `specline shot` with args (NULL-terminated, without "shot"); *out / *err receive
+ * what it printed (malloc'd, either pointer may be NULL). Returns its exit code, -1 when it
+ * could not run or was killed. */
 int shot_run(const char *const *args, char **out, char **err);
 /* Counts occurrences of needle in hay. */
 int shot_count(const char *hay, const char *needle);

@@ -465,6 +465,59 @@ static void test_model_docs(void)
   bson_destroy(&metrics);
 }
 
+/* The listing of models (sl_store_list_models on MongoDB): its find filter and options
+ * (no blob), and reading a document back into a listing entry. */
+static void test_models_list_docs(void)
+{
+  sl_store_model_list_t l;
+  bson_t f, o, doc, metrics;
+  char *j;
+
+  bson_init(&f);
+  bson_init(&o);
+  sl__mongo_models_list_filter("osc", NULL, &f, &o);
+  j = json_at(&f, NULL);
+  SL_CHECK_STR(j, "{ \"campaign\" : \"osc\" }");
+  free(j);
+  j = json_at(&o, NULL);
+  SL_CHECK_STR(j, "{ \"sort\" : { \"created_at\" : 1, \"_id\" : 1 }, \"projection\" : { \"model_id\" : 1, "
+                  "\"kind\" : 1, \"created_at\" : 1, \"metrics\" : 1 } }");
+  free(j);
+  bson_reinit(&f);
+  bson_reinit(&o);
+  sl__mongo_models_list_filter("osc", "elevated", &f, &o);
+  j = json_at(&f, NULL);
+  SL_CHECK_STR(j, "{ \"campaign\" : \"osc\", \"kind\" : \"elevated\" }");
+  free(j);
+  bson_destroy(&f);
+  bson_destroy(&o);
+
+  sl_store_model_list_init(&l);
+  bson_init(&doc);
+  bson_init(&metrics);
+  BSON_APPEND_DOUBLE(&metrics, "nrmse", 0.25);
+  BSON_APPEND_UTF8(&doc, "model_id", "m1");
+  BSON_APPEND_UTF8(&doc, "kind", "surrogate");
+  BSON_APPEND_DOUBLE(&doc, "created_at", 1700000000.5);
+  BSON_APPEND_DOCUMENT(&doc, "metrics", &metrics);
+  sl__mongo_model_info_push(&doc, &l);
+  bson_reinit(&doc);
+  BSON_APPEND_UTF8(&doc, "model_id", "m2");
+  BSON_APPEND_DATE_TIME(&doc, "created_at", 1700000001500); /* a date written by another tool */
+  sl__mongo_model_info_push(&doc, &l);
+  SL_REQUIRE(l.n == 2);
+  SL_CHECK_STR(l.items[0].model_id, "m1");
+  SL_CHECK_STR(l.items[0].kind, "surrogate");
+  SL_CHECK_NEAR(l.items[0].created_at, 1700000000.5, 1e-6);
+  SL_CHECKF(strstr(l.items[0].metrics_json, "\"nrmse\" : 0.25") != NULL, "%s", l.items[0].metrics_json);
+  SL_CHECK_STR(l.items[1].kind, "");
+  SL_CHECK_NEAR(l.items[1].created_at, 1700000001.5, 1e-6);
+  SL_CHECK_STR(l.items[1].metrics_json, "{}");
+  sl_store_model_list_release(&l);
+  bson_destroy(&doc);
+  bson_destroy(&metrics);
+}
+
 static void test_error_class(void)
 {
   bson_error_t e;
@@ -584,5 +637,6 @@ static void test_open_unreachable_is_transient(void)
 
 SL_TEST_MAIN(SL_T(test_point_doc_full), SL_T(test_update_doc_and_unset), SL_T(test_upsert_selector_rule),
              SL_T(test_index_cmds_and_write_concern), SL_T(test_scan_filters), SL_T(test_point_roundtrip),
-             SL_T(test_synapse_doc), SL_T(test_model_docs), SL_T(test_error_class), SL_T(test_uri_resolution),
+             SL_T(test_synapse_doc), SL_T(test_model_docs), SL_T(test_models_list_docs), SL_T(test_error_class),
+             SL_T(test_uri_resolution),
              SL_T(test_open_unreachable_is_transient))

@@ -230,6 +230,20 @@ static void test_live_models(void)
     free(metrics);
   }
   free(big);
+  /* the listing through the store interface: both, oldest first, no blobs */
+  {
+    sl_store_model_list_t ml;
+    sl_store_model_list_init(&ml);
+    SL_CHECKF(sl_store_list_models(l.st, NULL, &ml, &err), "%s", err.message);
+    SL_REQUIRE(ml.n == 2);
+    SL_CHECK_STR(ml.items[0].model_id, "m1-small");
+    SL_CHECK_STR(ml.items[1].model_id, "m2-big");
+    SL_CHECK(strstr(ml.items[0].metrics_json, "0.5") != NULL);
+    SL_CHECK(ml.items[0].created_at <= ml.items[1].created_at);
+    SL_CHECK(sl_store_list_models(l.st, "elevated", &ml, &err));
+    SL_CHECK_INT(ml.n, 0);
+    sl_store_model_list_release(&ml);
+  }
   live_close(&l);
 }
 

@@ -12,6 +12,7 @@
 
 #include "sltest.h"
 #include "specline/store.h"
+#include "specline/store_models.h"
 #include "specline/util.h"
 #include "store_fixture.h"
 
@@ -430,6 +431,30 @@ static void test_models(void)
 
   SL_CHECK(!sl_store_put_model(f.st, "m3", "surrogate", "x", 1, "not json", &err));
   SL_CHECK_INT(err.code, SL_STORE_E_INVALID);
+
+  /* the listing through the store interface: oldest first, no blobs, kind filter */
+  {
+    sl_store_model_list_t l;
+    sl_store_model_list_init(&l);
+    SL_CHECK(sl_store_list_models(f.st, NULL, &l, &err));
+    SL_REQUIRE(l.n == 3);
+    SL_CHECK_STR(l.items[0].model_id, "m1");
+    SL_CHECK_STR(l.items[1].model_id, "m2");
+    SL_CHECK_STR(l.items[2].model_id, "e1");
+    SL_CHECK_STR(l.items[2].kind, "elevated");
+    SL_CHECK_STR(l.items[2].metrics_json, "{}");
+    SL_CHECK(strstr(l.items[0].metrics_json, "0.5") != NULL);
+    SL_CHECK(l.items[0].created_at > 1.6e9 && l.items[0].created_at <= l.items[2].created_at);
+    SL_CHECK(sl_store_list_models(f.st, "surrogate", &l, &err));
+    SL_CHECK_INT(l.n, 2);
+    SL_CHECK(sl_store_list_models(f.st, "none", &l, &err));
+    SL_CHECK_INT(l.n, 0);
+    /* the read-only URI form agrees */
+    SL_CHECK(sl_store_models_list(f.uri, f.cfg->experiment, "surrogate", &l, &err));
+    SL_REQUIRE(l.n == 2);
+    SL_CHECK_STR(l.items[1].model_id, "m2");
+    sl_store_model_list_release(&l);
+  }
 
   /* another campaign in the same file sees none of these models */
   {

@@ -12,39 +12,19 @@
 #include <string.h>
 
 #include "specline/serve.h"
-#include "specline/dataset.h"
 #include "specline/log.h"
 #include "specline/store.h"
 #include "specline/util.h"
 #include "specline/worker.h"
 
-#define N_KINDS 2
-#define MAX_BATCH_ROWS 65536
 #define PREFETCH 256
-
-static const char *const kinds[N_KINDS] = {"surrogate", "elevated"};
-
-typedef struct served {
-  sl_model_t *model;
-  char *model_id;
-} served_t;
-
-/* A checked request waiting for the batch. */
-typedef struct pending {
-  uint64_t tag;
-  char *reply_to;
-  char *correlation_id;
-  sl_predict_request_t rq;
-  int kind;
-  size_t first;
-} pending_t;
 
 typedef struct predictor predictor_t;
 
 typedef struct load_job {
   uv_work_t req;
   predictor_t *pr;
-  served_t got[N_KINDS]; /* what the store holds now (model NULL when none or unusable) */
+  sl_serve_model_t got[SL_SERVE_KINDS]; /* what the store holds now (model NULL when none or unusable) */
   sl_error_t err;
   bool ok;
 } load_job_t;
@@ -54,14 +34,9 @@ struct predictor {
   const char *store_uri;
   char events_queue[SL_NAME_MAX];
   char predict_queue[SL_NAME_MAX];
-  served_t models[N_KINDS];
-  pending_t *pend;
-  size_t n_pend, cap_pend;
-  sl_serve_batch_t batch[N_KINDS];
+  sl_server_t srv;
   uv_check_t check;
   uv_idle_t idle;
-  bool loading, reload;
-  int64_t n_requests, n_rows, n_errors, n_dead, n_batches, n_loads;
 };
 
 static predictor_t g_pr;
@@ -69,7 +44,7 @@ static predictor_t g_pr;
 /* ---- models ---- */
 
 /* Loads the newest model of every kind (any thread; opens its own store handle). */
-static bool load_models(const sl_config_t *cfg, const char *uri, served_t *got, sl_error_t *err)
+static bool load_models(const sl_config_t *cfg, const char *uri, sl_serve_model_t *got, sl_error_t *err)
 {
   sl_store_t *st = sl_store_open(uri, cfg, err);
   bool ok = true;
@@ -77,14 +52,14 @@ static bool load_models(const sl_config_t *cfg, const char *uri, served_t *got, 
 
   if (!st)
     return false;
-  for (k = 0; k < N_KINDS && ok; k++) {
+  for (k = 0; k < SL_SERVE_KINDS && ok; k++) {
     void *blob = NULL;
     size_t len = 0;
     char *metrics = NULL;
     bool found = false;
     sl_error_t merr;
 
-    ok = sl_store_get_model(st, kinds[k], &got[k].model_id, &blob, &len, &metrics, &found, err);
+    ok = sl_store_get_model(st, sl_serve_kind_name(k), &got[k].model_id, &blob, &len, &metrics, &found, err);
     if (ok && found) {
       got[k].model = sl_model_load_mem(blob, len, &merr);
       if (got[k].model && !sl_serve_model_fits(cfg, got[k].model, &merr)) {
@@ -92,7 +67,7 @@ static bool load_models(const sl_config_t *cfg, const char *uri, served_t *got, 
         got[k].model = NULL;
       }
       if (!got[k].model)
-        SL_WARN("ignoring %s model '%s': %s", kinds[k], got[k].model_id, merr.message);
+        SL_WARN("ignoring %s model '%s': %s", sl_serve_kind_name(k), got[k].model_id, merr.message);
     }
     if (!got[k].model) {
       free(got[k].model_id);
@@ -105,25 +80,15 @@ static bool load_models(const sl_config_t *cfg, const char *uri, served_t *got, 
   return ok;
 }
 
-/* Takes what was loaded in place of the served models when it is newer. */
-static void swap_models(predictor_t *pr, served_t *got)
+/* Serves what was loaded where it is newer. */
+static void swap_models(predictor_t *pr, sl_serve_model_t *got)
 {
+  unsigned swapped = sl_server_swap_take(&pr->srv, got);
   int k;
 
-  for (k = 0; k < N_KINDS; k++) {
-    if (got[k].model && (!pr->models[k].model_id || strcmp(got[k].model_id, pr->models[k].model_id) != 0)) {
-      sl_model_destroy(pr->models[k].model);
-      free(pr->models[k].model_id);
-      pr->models[k] = got[k];
-      SL_INFO("serving %s model '%s'", kinds[k], pr->models[k].model_id);
-      pr->n_loads++;
-    } else {
-      sl_model_destroy(got[k].model);
-      free(got[k].model_id);
-    }
-    got[k].model = NULL;
-    got[k].model_id = NULL;
-  }
+  for (k = 0; k < SL_SERVE_KINDS; k++)
+    if (swapped & (1u << k))
+      SL_INFO("serving %s model '%s'", sl_serve_kind_name(k), pr->srv.models[k].model_id);
 }
 
 static void load_work(uv_work_t *req)
@@ -139,9 +104,9 @@ static void load_done(uv_work_t *req, int status)
 {
   load_job_t *job = req->data;
   predictor_t *pr = job->pr;
+  bool again = sl_server_load_done(&pr->srv);
 
   (void)status;
-  pr->loading = false;
   if (!job->ok)
     SL_WARN("cannot load the newest model: %s", job->err.message);
   swap_models(pr, job->got);
@@ -150,10 +115,8 @@ static void load_done(uv_work_t *req, int status)
     sl_worker_finish(&pr->w, 0);
     return;
   }
-  if (pr->reload) {
-    pr->reload = false;
+  if (again)
     start_load(pr);
-  }
 }
 
 static void start_load(predictor_t *pr)
@@ -161,18 +124,15 @@ static void start_load(predictor_t *pr)
   load_job_t *job;
   int rc;
 
-  if (pr->loading) {
-    pr->reload = true; /* another event came: load again once this one is done */
-    return;
-  }
+  if (!sl_server_load_wanted(&pr->srv))
+    return; /* another event came: load again once this one is done */
   job = sl_calloc(1, sizeof *job);
   job->pr = pr;
   job->req.data = job;
-  pr->loading = true;
   rc = uv_queue_work(pr->w.loop, &job->req, load_work, load_done);
   if (rc != 0) {
     SL_ERROR("cannot queue a model load: %s", uv_strerror(rc));
-    pr->loading = false;
+    sl_server_load_done(&pr->srv);
     free(job);
   }
 }
@@ -193,73 +153,20 @@ static void send_reply(predictor_t *pr, const char *reply_to, const char *correl
   free(body);
 }
 
-static void send_error(predictor_t *pr, const char *reply_to, const char *correlation_id, const char *model_id,
-                       const char *error)
+/* The server's answer to one pending request: reply, then ack. */
+static void emit(void *ud, const sl_serve_pending_t *p, const sl_predict_reply_t *r)
 {
-  sl_predict_reply_t r;
+  predictor_t *pr = ud;
 
-  sl_serve_error_reply(model_id, error, &r);
-  send_reply(pr, reply_to, correlation_id, &r);
-  sl_predict_reply_release(&r);
-}
-
-static void pending_release(pending_t *p)
-{
-  free(p->reply_to);
-  free(p->correlation_id);
-  sl_predict_request_release(&p->rq);
-}
-
-/* Answers every pending request: one model call per kind for all their rows. */
-static void flush(predictor_t *pr)
-{
-  bool ran[N_KINDS] = {false, false};
-  sl_error_t errs[N_KINDS];
-  size_t i;
-  int k;
-
-  if (pr->n_pend == 0)
-    return;
-  for (k = 0; k < N_KINDS; k++)
-    sl_serve_batch_clear(&pr->batch[k]);
-  for (i = 0; i < pr->n_pend; i++) {
-    pending_t *p = &pr->pend[i];
-    if (pr->models[p->kind].model)
-      p->first = sl_serve_batch_add(&pr->batch[p->kind], &p->rq);
-  }
-  for (k = 0; k < N_KINDS; k++)
-    if (pr->models[k].model && pr->batch[k].n) {
-      ran[k] = sl_serve_batch_run(&pr->batch[k], pr->models[k].model, &errs[k]);
-      pr->n_batches++;
-    }
-  for (i = 0; i < pr->n_pend; i++) {
-    pending_t *p = &pr->pend[i];
-    served_t *m = &pr->models[p->kind];
-    if (!m->model) {
-      char why[96];
-      snprintf(why, sizeof why, "no model yet%s", p->kind ? " (elevated)" : "");
-      send_error(pr, p->reply_to, p->correlation_id, NULL, why);
-      pr->n_errors++;
-    } else if (p->rq.n_rows && !ran[p->kind]) {
-      send_error(pr, p->reply_to, p->correlation_id, m->model_id, errs[p->kind].message);
-      pr->n_errors++;
-    } else {
-      sl_predict_reply_t r;
-      sl_serve_reply(&pr->batch[p->kind], p->first, p->rq.n_rows, (int)pr->w.cfg->n_outputs, p->rq.history,
-                     m->model_id, &r);
-      send_reply(pr, p->reply_to, p->correlation_id, &r);
-      sl_predict_reply_release(&r);
-      pr->n_rows += (int64_t)p->rq.n_rows;
-    }
-    sl_amqp_ack(pr->w.amqp, p->tag, NULL);
-    pending_release(p);
-  }
-  pr->n_pend = 0;
+  send_reply(pr, p->reply_to, p->correlation_id, r);
+  sl_amqp_ack(pr->w.amqp, p->tag, NULL);
 }
 
 static void on_check(uv_check_t *h)
 {
-  flush(h->data);
+  predictor_t *pr = h->data;
+
+  sl_server_flush(&pr->srv, emit, pr);
 }
 
 static void on_idle(uv_idle_t *h)
@@ -267,39 +174,28 @@ static void on_idle(uv_idle_t *h)
   predictor_t *pr = h->data;
 
   uv_idle_stop(h);
-  flush(pr);
+  sl_server_flush(&pr->srv, emit, pr);
 }
 
 static void on_request(sl_amqp_t *s, const sl_amqp_delivery_t *d, void *ud)
 {
   predictor_t *pr = ud;
-  pending_t p;
+  sl_predict_request_t rq;
   sl_error_t err;
-  size_t rows = 0, i;
 
-  pr->n_requests++;
-  memset(&p, 0, sizeof p);
-  if (!sl_predict_request_decode(d->body, d->len, NULL, &p.rq, &err) || !sl_serve_check(pr->w.cfg, &p.rq, &err)) {
+  memset(&rq, 0, sizeof rq);
+  if (!sl_predict_request_decode(d->body, d->len, NULL, &rq, &err) || !sl_serve_check(pr->w.cfg, &rq, &err)) {
+    sl_predict_reply_t r;
     SL_WARN("dead-lettering a bad predict request: %s (%s)", err.message, sl_proto_code_name(err.code));
-    send_error(pr, d->reply_to, d->correlation_id, NULL, err.message);
+    sl_serve_error_reply(NULL, err.message, &r);
+    send_reply(pr, d->reply_to, d->correlation_id, &r);
+    sl_predict_reply_release(&r);
     sl_worker_reject(&pr->w, d, &err);
-    sl_predict_request_release(&p.rq);
-    pr->n_dead++;
+    sl_predict_request_release(&rq);
+    sl_server_dead(&pr->srv);
     return;
   }
-  p.tag = d->tag;
-  p.kind = p.rq.model && !strcmp(p.rq.model, "elevated") ? 1 : 0;
-  p.reply_to = sl_strdup(d->reply_to);
-  p.correlation_id = sl_strdup(d->correlation_id);
-  for (i = 0; i < pr->n_pend; i++)
-    rows += pr->pend[i].rq.n_rows;
-  if (rows + p.rq.n_rows > MAX_BATCH_ROWS)
-    flush(pr);
-  if (pr->n_pend == pr->cap_pend) {
-    pr->cap_pend = pr->cap_pend ? 2 * pr->cap_pend : 64;
-    pr->pend = sl_realloc(pr->pend, pr->cap_pend * sizeof *pr->pend);
-  }
-  pr->pend[pr->n_pend++] = p;
+  sl_server_add_take(&pr->srv, d->tag, d->reply_to, d->correlation_id, &rq, emit, pr);
   /* never block in poll with requests waiting: the next iteration flushes them */
   uv_idle_start(&pr->idle, on_idle);
 }
@@ -313,7 +209,7 @@ static void on_event(sl_amqp_t *s, const sl_amqp_delivery_t *d, void *ud)
   if (!sl_event_model_decode(d->body, d->len, NULL, &ev, &err)) {
     SL_WARN("dead-lettering a bad event: %s (%s)", err.message, sl_proto_code_name(err.code));
     sl_worker_reject(&pr->w, d, &err);
-    pr->n_dead++;
+    pr->srv.n_dead++;
     return;
   }
   if (!strcmp(ev.campaign, pr->w.cfg->experiment)) {
@@ -330,25 +226,14 @@ static bool on_setup(sl_worker_t *w, sl_error_t *err)
 {
   predictor_t *pr = (predictor_t *)w;
   const char *pat[] = {"model"};
-  size_t i;
 
-  /* a reconnect requeued every unacked request: forget our copies */
-  for (i = 0; i < pr->n_pend; i++)
-    pending_release(&pr->pend[i]);
-  pr->n_pend = 0;
+  sl_server_forget(&pr->srv); /* a reconnect requeued every unacked request */
   return sl_topology_declare_events(w->amqp, w->cfg->experiment, w->id, pat, 1, NULL, pr->events_queue, err);
 }
 
 static void on_status(sl_worker_t *w, sl_worker_status_t *st)
 {
-  predictor_t *pr = (predictor_t *)w;
-
-  sl_values_add(&st->counters, "requests", (double)pr->n_requests);
-  sl_values_add(&st->counters, "rows", (double)pr->n_rows);
-  sl_values_add(&st->counters, "batches", (double)pr->n_batches);
-  sl_values_add(&st->counters, "errors", (double)pr->n_errors);
-  sl_values_add(&st->counters, "dead", (double)pr->n_dead);
-  sl_values_add(&st->counters, "models_loaded", (double)pr->n_loads);
+  sl_server_status(&((predictor_t *)w)->srv, &st->counters);
 }
 
 static void on_stop(sl_worker_t *w, int signum)
@@ -359,12 +244,12 @@ static void on_stop(sl_worker_t *w, int signum)
   sl_amqp_cancel(w->amqp, pr->predict_queue, NULL);
   if (pr->events_queue[0])
     sl_amqp_cancel(w->amqp, pr->events_queue, NULL);
-  flush(pr);
+  sl_server_flush(&pr->srv, emit, pr);
   uv_idle_stop(&pr->idle);
   uv_close((uv_handle_t *)&pr->idle, NULL);
   uv_check_stop(&pr->check);
   uv_close((uv_handle_t *)&pr->check, NULL);
-  if (!pr->loading)
+  if (!pr->srv.loading)
     sl_worker_finish(w, 0);
   /* else load_done finishes */
 }
@@ -385,9 +270,9 @@ int main(int argc, char **argv)
   const sl_worker_opt_t opts[] = {{"store", SL_OPT_STRING, 0, 0, &pr->store_uri}, {NULL, 0, 0, 0, NULL}};
   sl_worker_args_t wa = {0};
   uv_loop_t *loop = uv_default_loop();
-  served_t got[N_KINDS];
+  sl_serve_model_t got[SL_SERVE_KINDS];
   sl_error_t err;
-  int k, rc;
+  int rc;
 
   sl_log_init("predict");
   if ((rc = sl_worker_parse_args(argc, argv, "specline-predict", opts, usage, &wa)) >= 0)
@@ -402,13 +287,12 @@ int main(int argc, char **argv)
   }
   if (!pr->store_uri)
     pr->store_uri = pr->w.cfg->store;
+  sl_server_init(&pr->srv, pr->w.cfg);
   /* the newest model before the first request, so a fresh worker does not answer "no model" */
   memset(got, 0, sizeof got);
   if (!load_models(pr->w.cfg, pr->store_uri, got, &err))
     SL_WARN("cannot load the newest model: %s", err.message);
   swap_models(pr, got);
-  for (k = 0; k < N_KINDS; k++)
-    sl_serve_batch_init(&pr->batch[k], (int)pr->w.cfg->n_inputs, sl_dataset_columns(pr->w.cfg));
   sl_name(pr->predict_queue, pr->w.cfg->experiment, "predict");
   uv_check_init(loop, &pr->check);
   pr->check.data = pr;
@@ -424,12 +308,7 @@ int main(int argc, char **argv)
   start_load(pr);
   uv_run(loop, UV_RUN_DEFAULT);
   rc = pr->w.exit_code;
-  for (k = 0; k < N_KINDS; k++) {
-    sl_model_destroy(pr->models[k].model);
-    free(pr->models[k].model_id);
-    sl_serve_batch_release(&pr->batch[k]);
-  }
-  free(pr->pend);
+  sl_server_release(&pr->srv);
   sl_worker_release(&pr->w);
   return rc;
 }

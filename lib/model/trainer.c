@@ -1,12 +1,13 @@
-/* From a data set split to a trained, evaluated surrogate ensemble (see trainer.h). */
+/* From a data set split to a trained, evaluated surrogate ensemble, and the elevated model
+ * on experimental shots (see trainer.h). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "specline/trainer.h"
+#include "specline/transfer.h"
 #include "specline/util.h"
-#include "gpu.h"
-#include "trainer.h"
 
 #define NAME_MAX_LEN 96
 
@@ -16,6 +17,20 @@ int sl_trainer_epochs(int epochs, size_t n, int batch)
   size_t floor_epochs = (SL_TRAINER_MIN_STEPS + per_epoch - 1) / per_epoch;
 
   return epochs > 0 && (size_t)epochs >= floor_epochs ? epochs : (int)floor_epochs;
+}
+
+static bool cpu_train(void *ud, sl_model_t *m, size_t n, const float *x, const float *y, const float *mask,
+                      const sl_model_train_opts_t *opts, sl_model_train_result_t *result, sl_error_t *err)
+{
+  (void)ud;
+  return sl_model_train(m, n, x, y, mask, opts, result, err);
+}
+
+const sl_trainer_backend_t *sl_trainer_backend_cpu(void)
+{
+  static const sl_trainer_backend_t cpu = {"cpu", cpu_train, NULL};
+
+  return &cpu;
 }
 
 static bool progress(void *ud, int epoch, double train_loss, double val_loss)
@@ -179,6 +194,12 @@ static void evaluate(const sl_config_t *cfg, const sl_dataset_t *val, sl_trainer
 bool sl_trainer_run(const sl_config_t *cfg, const sl_dataset_split_t *split, atomic_bool *abort_flag,
                     sl_trainer_result_t *out, sl_error_t *err)
 {
+  return sl_trainer_run_on(cfg, split, NULL, abort_flag, out, err);
+}
+
+bool sl_trainer_run_on(const sl_config_t *cfg, const sl_dataset_split_t *split, const sl_trainer_backend_t *backend,
+                       atomic_bool *abort_flag, sl_trainer_result_t *out, sl_error_t *err)
+{
   const sl_dataset_t *tr = &split->train;
   sl_model_train_opts_t o;
   sl_model_train_result_t res;
@@ -214,7 +235,9 @@ bool sl_trainer_run(const sl_config_t *cfg, const sl_dataset_split_t *split, ato
   if (warm && !warm_start(cfg, out->model, tr, &o, warm, err))
     goto out_fail;
   o.epochs -= warm;
-  if (!sl_learn_train(out->model, tr->n, tr->x, tr->y, tr->mask, &o, NULL, &res, err))
+  if (!backend)
+    backend = sl_trainer_backend_cpu();
+  if (!backend->train(backend->ud, out->model, tr->n, tr->x, tr->y, tr->mask, &o, &res, err))
     goto out_fail;
   out->train_s = sl_mono() - t0;
   if (abort_flag && atomic_load(abort_flag)) {
@@ -262,4 +285,67 @@ char *sl_trainer_metrics_json(const sl_trainer_result_t *r)
   sl_buf_append(&b, "}", 1);
   sl_values_release(&v);
   return sl_buf_take(&b);
+}
+
+/* Copies the rows of `from` whose held-out flag equals `heldout` into `to`. */
+static void split_rows(const sl_dataset_t *from, bool heldout, double fraction, sl_dataset_t *to)
+{
+  size_t i;
+
+  for (i = 0; i < from->n; i++)
+    if (sl_dataset_is_validation(from->ids[i], fraction) == heldout)
+      sl_dataset_append(to, from->x + i * (size_t)from->d, from->y + i * (size_t)from->p,
+                        from->mask + i * (size_t)from->p, from->ids[i], (sl_point_status_t)from->status[i]);
+}
+
+bool sl_trainer_elevate(const sl_config_t *cfg, const sl_dataset_split_t *split, const sl_model_t *surrogate,
+                        sl_trainer_elevated_t *out, sl_error_t *err)
+{
+  double frac = cfg->learn.validation_fraction > 0 ? cfg->learn.validation_fraction : 0.2;
+  sl_dataset_t tr, ho;
+  sl_transfer_opts_t o;
+  sl_transfer_result_t r;
+  bool ok = true;
+
+  memset(out, 0, sizeof *out);
+  out->nrmse_before = out->nrmse_after = NAN;
+  sl_dataset_init(&tr, cfg);
+  sl_dataset_init(&ho, cfg);
+  split_rows(&split->exp, false, frac, &tr);
+  split_rows(&split->exp, true, frac, &ho);
+  out->n_shots = tr.n;
+  out->n_heldout = ho.n;
+  if (tr.n == 0)
+    goto out_release;
+  sl_transfer_opts_from_config(&o, cfg);
+  out->model = sl_transfer_elevate(surrogate, tr.n, tr.x, tr.y, tr.mask, &o, &r, err);
+  if (!out->model) {
+    ok = false;
+    goto out_release;
+  }
+  out->first_layer = r.first_layer;
+  out->nrmse_before = ho.n ? sl_transfer_nrmse(surrogate, ho.n, ho.x, ho.y, ho.mask, NULL, NULL) : NAN;
+  out->nrmse_after = ho.n ? sl_transfer_nrmse(out->model, ho.n, ho.x, ho.y, ho.mask, NULL, NULL) : NAN;
+out_release:
+  sl_dataset_release(&tr);
+  sl_dataset_release(&ho);
+  return ok;
+}
+
+char *sl_trainer_elevated_metrics_json(const sl_trainer_elevated_t *e, const char *surrogate_id)
+{
+  return sl_asprintf("{\"surrogate\": \"%s\", \"n_shots\": %zu, \"n_heldout\": %zu, \"nrmse_before\": %.6g, "
+                     "\"nrmse_after\": %.6g, \"first_layer\": %d}",
+                     surrogate_id, e->n_shots, e->n_heldout, isfinite(e->nrmse_before) ? e->nrmse_before : -1,
+                     isfinite(e->nrmse_after) ? e->nrmse_after : -1, e->first_layer);
+}
+
+void sl_trainer_elevated_metrics_values(const sl_trainer_elevated_t *e, sl_values_t *out)
+{
+  sl_values_add(out, "n_shots", (double)e->n_shots);
+  sl_values_add(out, "n_heldout", (double)e->n_heldout);
+  if (isfinite(e->nrmse_before))
+    sl_values_add(out, "nrmse_before", e->nrmse_before);
+  if (isfinite(e->nrmse_after))
+    sl_values_add(out, "nrmse_after", e->nrmse_after);
 }

@@ -335,5 +335,34 @@ static void test_results_columns(void)
   teardown(&e);
 }
 
+/* The config's relative store is found from any directory: it is relative to the config
+ * file, not to where the command runs. */
+static void test_results_other_cwd(void)
+{
+  env_t e;
+  char *out = NULL, *cfg2, *cmd;
+  FILE *f;
+
+  if (!getenv("SPECLINE_BIN_DIR"))
+    SL_SKIP("SPECLINE_BIN_DIR not set (run through ctest)");
+  SL_REQUIRE(setup_history(&e));
+  cfg2 = sl_asprintf("%s/sub/relative.yaml", e.dir);
+  cmd = sl_asprintf("mkdir -p '%s/sub'", e.dir);
+  SL_REQUIRE(system(cmd) == 0);
+  free(cmd);
+  f = fopen(cfg2, "w");
+  SL_REQUIRE(f);
+  fprintf(f, history_yaml, "..");
+  fclose(f);
+  cmd = sl_asprintf("cd / && '%s' results '%s' --csv --columns sample_id,status 2>&1", e.bin, cfg2);
+  SL_CHECK_INT(sl_test_capture(cmd, &out), 0);
+  SL_CHECK_STR(out, "sample_id,status\nt1,terminated\nt2,terminated\nf1,failed\n");
+  free(out);
+  free(cmd);
+  free(cfg2);
+  teardown(&e);
+}
+
 SL_TEST_MAIN(SL_T(test_results_csv), SL_T(test_results_table), SL_T(test_results_usage),
-             SL_T(test_results_json), SL_T(test_results_columns))
+             SL_T(test_results_json), SL_T(test_results_columns),
+             SL_T(test_results_other_cwd))

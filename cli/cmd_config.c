@@ -4,7 +4,8 @@
  * will (relative to the config when it has a '/', else beside the specline binaries, then
  * on PATH) and, for an interpreter (python3 decay.py), its script: a missing one is an
  * error that says where it looked. --print dumps the effective config, defaults included,
- * as JSON on stdout. Exit 0 when valid, 1 when not, 2 on usage errors. */
+ * as JSON on stdout; --no-simulator skips the search. Exit 0 when valid, 1 when not, 2 on
+ * usage errors. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,13 +18,14 @@
 
 static void config_usage(FILE *f)
 {
-  fprintf(f, "usage: specline config check CONFIG [--print]\n\n"
+  fprintf(f, "usage: specline config check CONFIG [--print] [--no-simulator]\n\n"
              "Validates a campaign config.yaml and finds its simulator program (relative to the\n"
              "config when it holds a '/', else beside specline, then on PATH) and an interpreter's\n"
              "script: prints 'CONFIG: ok (...)' and exits 0, or prints the error (file:line:column,\n"
              "field, or where the simulator was looked for) and exits 1.\n\n"
-             "  --print   also print the effective config, defaults filled in, as JSON\n"
-             "  --help    this text\n");
+             "  --print         also print the effective config, defaults filled in, as JSON\n"
+             "  --no-simulator  do not look for the simulator (a config read on a machine without it)\n"
+             "  --help          this text\n");
 }
 
 /* Programs that take a script as their first argument. */
@@ -80,7 +82,7 @@ static bool check_simulator(const char *path, const sl_config_t *cfg)
   return false;
 }
 
-static int config_check(const char *path, bool print)
+static int config_check(const char *path, bool print, bool find_sim)
 {
   sl_error_t err = {0};
   sl_config_t *cfg = sl_config_load(path, &err);
@@ -90,7 +92,7 @@ static int config_check(const char *path, bool print)
     fprintf(stderr, "%s\n", err.message);
     return 1;
   }
-  if (!check_simulator(path, cfg)) {
+  if (find_sim && !check_simulator(path, cfg)) {
     sl_config_destroy(cfg);
     return 1;
   }
@@ -111,7 +113,7 @@ static int config_check(const char *path, bool print)
 int sl_cmd_config(int argc, char **argv)
 {
   const char *path = NULL;
-  bool print = false;
+  bool print = false, find_sim = true;
   int i;
 
   for (i = 1; i < argc; i++) {
@@ -129,6 +131,8 @@ int sl_cmd_config(int argc, char **argv)
   for (i = 2; i < argc; i++) {
     if (!strcmp(argv[i], "--print")) {
       print = true;
+    } else if (!strcmp(argv[i], "--no-simulator")) {
+      find_sim = false;
     } else if (argv[i][0] == '-' && argv[i][1]) {
       fprintf(stderr, "specline config check: unknown option '%s'\n", argv[i]);
       return 2;
@@ -143,5 +147,5 @@ int sl_cmd_config(int argc, char **argv)
     config_usage(stderr);
     return 2;
   }
-  return config_check(path, print);
+  return config_check(path, print, find_sim);
 }

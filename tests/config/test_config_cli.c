@@ -138,6 +138,10 @@ static void test_check_simulator(void)
   SL_CHECK(out && strstr(out, "and on PATH (") != NULL);
   free(out);
   free(args);
+  args = sl_asprintf("config check --no-simulator %s/missing.yaml", dir); /* read elsewhere */
+  SL_CHECK_INT(run_cli(args, &out), 0);
+  free(out);
+  free(args);
 
   write_config(dir, "slash.yaml", "[\"./bin/sim.sh\"]");
   args = sl_asprintf("config check %s/slash.yaml", dir);

@@ -14,6 +14,7 @@
 #include "specline/config.h"
 #include "specline/log.h"
 #include "specline/util.h"
+#include "specline/worker.h"
 
 static void err_print(const char *what, const sl_error_t *err)
 {
@@ -199,7 +200,7 @@ static bool campaign_open(const campaign_args_t *a, sl_config_t **cfg, sl_amqp_t
 {
   sl_local_broker_t *lb = NULL;
   sl_amqp_opts_t o;
-  const char *url;
+  char *url = NULL;
   bool ok = false;
 
   *s = NULL;
@@ -208,21 +209,16 @@ static bool campaign_open(const campaign_args_t *a, sl_config_t **cfg, sl_amqp_t
   if (!*cfg)
     return false;
   memset(&o, 0, sizeof o);
+  url = sl_worker_broker_url(*cfg, a->broker_dir, err); /* the one order: docs/broker.md */
+  if (!url)
+    goto out;
   if (a->broker_dir) {
     lb = sl_local_broker_open(a->broker_dir, err);
     if (!lb)
       goto out;
-    url = lb->url;
     *mgmt_url = sl_strdup(lb->mgmt_url);
-  } else {
-    url = sl_config_broker_url(*cfg);
-    if (!url) {
-      sl_error_set(err, SL_ERR_USAGE, 0,
-                   "no broker: set SPECLINE_AMQP_URL, 'broker:' in '%s', or use --broker-dir DIR", a->config);
-      goto out;
-    }
-    if (getenv("SPECLINE_MGMT_URL"))
-      *mgmt_url = sl_strdup(getenv("SPECLINE_MGMT_URL"));
+  } else if (getenv("SPECLINE_MGMT_URL")) {
+    *mgmt_url = sl_strdup(getenv("SPECLINE_MGMT_URL"));
   }
   o.url = url;
   o.name = "specline-broker";
@@ -243,6 +239,7 @@ out:
     *cfg = NULL;
   }
   sl_local_broker_destroy(lb, false);
+  free(url);
   return ok;
 }
 
@@ -251,8 +248,8 @@ static const char init_help[] =
     "\n"
     "Declares the campaign's topology (exchanges 'specline' and 'specline.dlx'; queues\n"
     "<experiment>.sim, .store, .progress, .predict, .dead with their bindings). Idempotent.\n"
-    "The broker is SPECLINE_AMQP_URL, else the config's 'broker:', else --broker-dir DIR\n"
-    "(a local broker's directory, see `specline broker start`).\n";
+    "The broker is --broker-dir DIR's (a local broker's directory, see `specline broker\n"
+    "start`), else SPECLINE_AMQP_URL, else the config's 'broker:'.\n";
 
 static int cmd_init(int argc, char **argv)
 {

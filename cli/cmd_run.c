@@ -282,8 +282,8 @@ static void usage(FILE *f)
 {
   fprintf(f, "usage: specline run CONFIG [options]\n\n"
              "Runs a campaign end to end on this machine: store, explore and simulate workers as\n"
-             "child processes; a local RabbitMQ is started when no broker is configured\n"
-             "(SPECLINE_AMQP_URL or `broker:` in the config).\n\n"
+             "child processes; a local RabbitMQ is started when --broker-dir is given or no\n"
+             "broker is configured (SPECLINE_AMQP_URL, else `broker:` in the config).\n\n"
              "  --workers N         simulate workers (default: config workers.simulate_workers)\n"
              "  --slots N           slots per simulate worker (default: config workers.slots)\n"
              "  --broker-dir DIR    where the local broker lives (default: a temporary dir)\n"
@@ -352,9 +352,10 @@ int sl_cmd_run(int argc, char **argv)
   signal(SIGPIPE, SIG_IGN);
 
   rs.started = sl_mono();
-  if (getenv("SPECLINE_AMQP_URL") && *getenv("SPECLINE_AMQP_URL")) {
+  /* the order of every command (docs/broker.md): --broker-dir, SPECLINE_AMQP_URL, broker: */
+  if (!broker_dir && getenv("SPECLINE_AMQP_URL") && *getenv("SPECLINE_AMQP_URL")) {
     url = sl_strdup(getenv("SPECLINE_AMQP_URL"));
-  } else if (rs.cfg->broker) {
+  } else if (!broker_dir && rs.cfg->broker) {
     url = sl_strdup(rs.cfg->broker);
   } else {
     sl_local_broker_opts_default(&bo);

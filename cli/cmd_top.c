@@ -22,6 +22,7 @@
 #include "specline/log.h"
 #include "specline/proto.h"
 #include "specline/util.h"
+#include "specline/worker.h"
 #include "top_view.h"
 
 static const char top_help[] =
@@ -192,22 +193,15 @@ static bool resolve_broker(top_ctx_t *t, sl_error_t *err)
   sl_local_broker_t *lb = NULL;
   sl_top_url_t u;
 
+  t->amqp_url = sl_worker_broker_url(t->cfg, t->a.broker_dir, err); /* the one order: docs/broker.md */
+  if (!t->amqp_url)
+    return false;
   if (t->a.broker_dir) {
     lb = sl_local_broker_open(t->a.broker_dir, err);
     if (!lb)
       return false;
-    t->amqp_url = sl_strdup(lb->url);
     t->mgmt_url = sl_strdup(lb->mgmt_url);
     sl_local_broker_destroy(lb, false);
-  } else {
-    const char *url = sl_config_broker_url(t->cfg);
-    if (!url) {
-      sl_error_set(err, SL_ERR_USAGE, 0,
-                   "no broker: set SPECLINE_AMQP_URL, 'broker:' in '%s', or use --broker-dir DIR",
-                   t->a.config);
-      return false;
-    }
-    t->amqp_url = sl_strdup(url);
   }
   if (t->a.mgmt_url) {
     free(t->mgmt_url);

@@ -23,14 +23,20 @@ static const struct {
   const char *help;
 } commands[] = {
     {"run", sl_cmd_run, "run CONFIG            run a campaign end to end (starts a local broker if none)"},
-    {"results", sl_cmd_results, "results CONFIG [--csv] print the stored points"},
-    {"sim", sl_cmd_sim, "sim terminate CONFIG SAMPLE_ID  end one running simulation"},
+    {"results", sl_cmd_results,
+     "results CONFIG [--csv|--json|--jsonl] [--columns A,B] [--models]\n"
+     "                        print the stored points (reasons, histories) or models"},
+    {"sim", sl_cmd_sim,
+     "sim list CONFIG       the simulations in flight\n"
+     "  sim terminate CONFIG SAMPLE_ID  end one running simulation"},
     {"predict", sl_cmd_predict, "predict CONFIG --input name=value ...  ask the surrogate"},
     {"report", sl_cmd_report, "report CONFIG         write report.html"},
     {"shot", sl_cmd_shot, "shot submit CONFIG FILE  feed experimental shots to the store"},
     {"top", sl_cmd_top, "top CONFIG [--once] [--json]  live view of a campaign"},
-    {"broker", sl_cmd_broker, "broker init|status CONFIG | start|stop --dir DIR  the broker side"},
-    {"config", sl_cmd_config, "config check CONFIG   validate a config.yaml"},
+    {"broker", sl_cmd_broker,
+     "broker init|status CONFIG | start|stop --dir DIR  the broker side\n"
+     "  broker ctl --dir DIR ARGS...  rabbitmqctl against a local broker"},
+    {"config", sl_cmd_config, "config check CONFIG   validate a config.yaml and find its simulator"},
 };
 
 static void usage(FILE *f)
@@ -44,6 +50,8 @@ static void usage(FILE *f)
     if (commands[i].fn)
       fprintf(f, "  %s\n", commands[i].help);
   fprintf(f, "\n`specline COMMAND --help` for details; SPECLINE_LOG=debug for more output.\n"
+             "Paths in a config are relative to the config file (docs/config.md); the broker is\n"
+             "--broker-dir's, else SPECLINE_AMQP_URL, else the config's (docs/broker.md).\n"
              "version " SPECLINE_VERSION "\n");
 }
 

@@ -17,6 +17,7 @@
 #include <jansson.h>
 #include <yaml.h>
 
+#include "config-private.h"
 #include "specline/config.h"
 #include "specline/util.h"
 
@@ -1218,7 +1219,10 @@ out:
 
 /* ---- public API --------------------------------------------------------------------- */
 
-sl_config_t *sl_config_load_string(const char *yaml, size_t len, const char *name, sl_error_t *err)
+/* Parses and validates yaml; `file`, when not NULL, is the file it came from: the paths
+ * the config names are then resolved against its directory. */
+static sl_config_t *config_load_text(const char *yaml, size_t len, const char *name, const char *file,
+                                     sl_error_t *err)
 {
   ctx_t c = {name ? name : "<string>", err};
   cnode_t *root = NULL;
@@ -1245,10 +1249,17 @@ sl_config_t *sl_config_load_string(const char *yaml, size_t len, const char *nam
   if (!config_parse(&c, root, cfg)) {
     sl_config_destroy(cfg);
     cfg = NULL;
+  } else {
+    sl__config_resolve_paths(cfg, file);
   }
 out_free_root:
   node_free(root);
   return cfg;
+}
+
+sl_config_t *sl_config_load_string(const char *yaml, size_t len, const char *name, sl_error_t *err)
+{
+  return config_load_text(yaml, len, name, NULL, err);
 }
 
 sl_config_t *sl_config_load(const char *path, sl_error_t *err)
@@ -1270,7 +1281,7 @@ sl_config_t *sl_config_load(const char *path, sl_error_t *err)
       sl_error_set(err, SL_ERR_CONFIG, SL_CONFIG_E_IO, "%s: cannot read: %s", path, strerror(errno));
     return NULL;
   }
-  cfg = sl_config_load_string(text, len, path, err);
+  cfg = config_load_text(text, len, path, path, err);
   free(text);
   return cfg;
 }
@@ -1306,6 +1317,12 @@ void sl_config_destroy(sl_config_t *cfg)
   free(cfg->store);
   free(cfg->broker);
   free(cfg->credentials_file);
+  free(cfg->dir);
+  free(cfg->written.store);
+  free(cfg->written.credentials_file);
+  for (i = 0; cfg->written.simulator_argv && cfg->written.simulator_argv[i]; i++)
+    free(cfg->written.simulator_argv[i]);
+  free(cfg->written.simulator_argv);
   for (i = 0; i < cfg->n_calibration; i++)
     free(cfg->calibration[i].name);
   free(cfg->calibration);
@@ -1367,6 +1384,18 @@ static json_t *vars_json(const sl_var_t *v, size_t n)
   return a;
 }
 
+/* The paths as the workers use them, relative ones resolved against the config's dir. */
+static json_t *resolved_json(const sl_config_t *cfg)
+{
+  json_t *argv = json_array();
+  size_t i;
+
+  for (i = 0; i < cfg->simulator.argc; i++)
+    json_array_append_new(argv, json_string(cfg->simulator.argv[i]));
+  return json_pack("{sosososo}", "config_dir", json_str_or_null(cfg->dir), "store", json_str_or_null(cfg->store),
+                   "credentials_file", json_str_or_null(cfg->credentials_file), "simulator_command", argv);
+}
+
 char *sl_config_dump(const sl_config_t *cfg)
 {
   json_t *root, *argv, *cal;
@@ -1377,7 +1406,8 @@ char *sl_config_dump(const sl_config_t *cfg)
     return NULL;
   argv = json_array();
   for (i = 0; i < cfg->simulator.argc; i++)
-    json_array_append_new(argv, json_string(cfg->simulator.argv[i]));
+    json_array_append_new(argv, json_string(cfg->written.simulator_argv ? cfg->written.simulator_argv[i]
+                                                                        : cfg->simulator.argv[i]));
   cal = json_object();
   for (i = 0; i < cfg->n_calibration; i++)
     json_object_set_new(cal, cfg->calibration[i].name,
@@ -1416,10 +1446,13 @@ char *sl_config_dump(const sl_config_t *cfg)
   json_object_set_new(root, "workers",
                       json_pack("{sisi}", "simulate_workers", cfg->workers.simulate_workers, "slots",
                                 cfg->workers.slots));
-  json_object_set_new(root, "store", json_str_or_null(cfg->store));
+  json_object_set_new(root, "store", json_str_or_null(cfg->written.store ? cfg->written.store : cfg->store));
   json_object_set_new(root, "broker", json_str_or_null(cfg->broker));
-  json_object_set_new(root, "credentials_file", json_str_or_null(cfg->credentials_file));
+  json_object_set_new(root, "credentials_file", json_str_or_null(cfg->written.credentials_file
+                                                                     ? cfg->written.credentials_file
+                                                                     : cfg->credentials_file));
   json_object_set_new(root, "simulation_calibration", cal);
+  json_object_set_new(root, "resolved", resolved_json(cfg));
   text = json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(15));
   json_decref(root);
   if (!text)

@@ -15,8 +15,6 @@ char *sl_worker_broker_url(const sl_config_t *cfg, const char *broker_dir, sl_er
   const char *env = getenv("SPECLINE_AMQP_URL");
   char *url;
 
-  if (env && *env)
-    return sl_strdup(env);
   if (broker_dir) {
     sl_local_broker_t *lb = sl_local_broker_open(broker_dir, err);
     if (!lb)
@@ -25,10 +23,12 @@ char *sl_worker_broker_url(const sl_config_t *cfg, const char *broker_dir, sl_er
     sl_local_broker_free(lb);
     return url;
   }
+  if (env && *env)
+    return sl_strdup(env);
   if (cfg && cfg->broker)
     return sl_strdup(cfg->broker);
   sl_error_set(err, SL_ERR_USAGE, 1,
-               "no broker: set SPECLINE_AMQP_URL, `broker:` in the config, or --broker-dir DIR");
+               "no broker: use --broker-dir DIR, set SPECLINE_AMQP_URL, or set `broker:` in the config");
   return NULL;
 }
 

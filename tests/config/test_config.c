@@ -1,11 +1,12 @@
 /* Unit tests of the config.yaml loader (lib/src/config.c): a full config with every key,
  * the defaults, and each error class with its exact file:line:column, field and code;
  * Synapse's map forms; the JSON dump; and a robustness pass over every truncated prefix
- * of a valid file. No servers involved. */
+ * of a valid file; paths relative to the config file. No servers involved. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -190,7 +191,8 @@ static void test_defaults(void)
   SL_CHECK_STR(cfg->learn.loss, "nll");
   SL_CHECK_INT(cfg->workers.simulate_workers, 1);
   SL_CHECK_INT(cfg->workers.slots, 2);
-  SL_CHECK_STR(cfg->store, "sqlite:run/minimal.db");
+  SL_CHECK_STR(cfg->written.store, "sqlite:run/minimal.db");
+  SL_CHECK_STR(cfg->store, "sqlite:" CONFIG_DATA_DIR "/run/minimal.db"); /* relative to the config file */
   SL_CHECK(cfg->broker == NULL);
   SL_CHECK(cfg->credentials_file == NULL);
   SL_CHECK_INT(cfg->n_calibration, 0);
@@ -677,9 +679,111 @@ static void test_truncated_prefixes(void)
   SL_CHECK(failed > len / 2);
 }
 
+/* Paths are relative to the config file, whatever the current directory: the store, the
+ * credentials file, a simulator given with a '/', and arguments naming files beside the
+ * config; a bare program name, options, absent files and absolute paths stay as written. */
+static void test_relative_paths(void)
+{
+  static const char yaml[] = "experiment: rel\n"
+                             "inputs:\n  - {name: a, value_range: [0, 1]}\n"
+                             "simulator: {command: [\"python3\", \"decay.py\", \"--n\", \"3\", \"out.dat\", "
+                             "\"/bin/true\", \"./data/table.csv\"]}\n"
+                             "budget: {max_sims: 5}\n"
+                             "store: sqlite:run/rel.db\n"
+                             "credentials_file: secrets/amqp\n";
+  char tmpl[] = "/tmp/sl-config-rel-XXXXXX", cwd[4096], *dir, *sub, *path, *s;
+  sl_config_t *cfg;
+  sl_error_t err;
+  FILE *f;
+
+  dir = mkdtemp(tmpl);
+  SL_REQUIRE(dir && getcwd(cwd, sizeof cwd));
+  sub = sl_asprintf("%s/c", dir);
+  SL_REQUIRE(mkdir(sub, 0700) == 0);
+  path = sl_asprintf("%s/data", sub);
+  SL_REQUIRE(mkdir(path, 0700) == 0);
+  free(path);
+  path = sl_asprintf("%s/decay.py", sub);
+  f = fopen(path, "w");
+  SL_REQUIRE(f);
+  fclose(f);
+  free(path);
+  path = sl_asprintf("%s/data/table.csv", sub);
+  f = fopen(path, "w");
+  SL_REQUIRE(f);
+  fclose(f);
+  free(path);
+  path = sl_asprintf("%s/config.yaml", sub);
+  f = fopen(path, "w");
+  SL_REQUIRE(f);
+  fputs(yaml, f);
+  fclose(f);
+  free(path);
+
+  SL_REQUIRE(chdir(dir) == 0); /* load as "c/config.yaml" from the parent */
+  cfg = sl_config_load("./c/config.yaml", &err);
+  SL_REQUIRE(chdir(cwd) == 0);
+  if (!cfg)
+    fprintf(stderr, "  %s\n", err.message);
+  SL_REQUIRE(cfg);
+  SL_CHECK_STR(cfg->dir, sub);
+  s = sl_asprintf("sqlite:%s/run/rel.db", sub);
+  SL_CHECK_STR(cfg->store, s);
+  free(s);
+  s = sl_asprintf("%s/secrets/amqp", sub);
+  SL_CHECK_STR(cfg->credentials_file, s);
+  free(s);
+  SL_CHECK_STR(cfg->simulator.argv[0], "python3");
+  s = sl_asprintf("%s/decay.py", sub);
+  SL_CHECK_STR(cfg->simulator.argv[1], s);
+  free(s);
+  SL_CHECK_STR(cfg->simulator.argv[2], "--n");
+  SL_CHECK_STR(cfg->simulator.argv[3], "3");
+  SL_CHECK_STR(cfg->simulator.argv[4], "out.dat");
+  SL_CHECK_STR(cfg->simulator.argv[5], "/bin/true");
+  s = sl_asprintf("%s/data/table.csv", sub);
+  SL_CHECK_STR(cfg->simulator.argv[6], s);
+  free(s);
+  SL_CHECK(cfg->simulator.argv[7] == NULL);
+  SL_CHECK_STR(cfg->written.store, "sqlite:run/rel.db");
+  SL_CHECK_STR(cfg->written.simulator_argv[1], "decay.py");
+  SL_CHECK_STR(cfg->written.credentials_file, "secrets/amqp");
+  s = sl_config_dump(cfg);
+  SL_CHECK(s && strstr(s, "\"store\": \"sqlite:run/rel.db\"") && strstr(s, "\"resolved\""));
+  free(s);
+  sl_config_destroy(cfg);
+
+  /* a simulator named with a '/' is relative to the config too */
+  cfg = load("experiment: t\ninputs:\n  - {name: a, value_range: [0, 1]}\n"
+             "simulator: {command: [\"./bin/sim\"]}\nbudget: {max_sims: 5}\n", &err);
+  SL_REQUIRE(cfg);
+  SL_CHECK_STR(cfg->simulator.argv[0], "./bin/sim"); /* from a string: nothing to resolve against */
+  SL_CHECK(cfg->dir == NULL);
+  sl_config_destroy(cfg);
+  path = sl_asprintf("%s/config.yaml", sub);
+  f = fopen(path, "w");
+  SL_REQUIRE(f);
+  fputs("experiment: t\ninputs:\n  - {name: a, value_range: [0, 1]}\n"
+        "simulator: {command: [\"./bin/sim\"]}\nbudget: {max_sims: 5}\nstore: sqlite:///abs.db\n", f);
+  fclose(f);
+  cfg = sl_config_load(path, &err);
+  SL_REQUIRE(cfg);
+  s = sl_asprintf("%s/bin/sim", sub);
+  SL_CHECK_STR(cfg->simulator.argv[0], s);
+  free(s);
+  SL_CHECK_STR(cfg->store, "sqlite:///abs.db");
+  sl_config_destroy(cfg);
+  free(path);
+
+  s = sl_asprintf("rm -rf '%s'", dir);
+  SL_CHECK_INT(system(s), 0);
+  free(s);
+  free(sub);
+}
+
 SL_TEST_MAIN(SL_T(test_full), SL_T(test_defaults), SL_T(test_batch_follows_slots),
              SL_T(test_flow_style_and_string_command), SL_T(test_synapse_forms), SL_T(test_unknown_key),
              SL_T(test_wrong_type), SL_T(test_missing), SL_T(test_value_range), SL_T(test_duplicates),
              SL_T(test_nonfinite), SL_T(test_bad_names), SL_T(test_enums), SL_T(test_anchors_aliases),
              SL_T(test_documents_and_size), SL_T(test_syntax), SL_T(test_deep_nesting), SL_T(test_broker_url),
-             SL_T(test_dump), SL_T(test_truncated_prefixes))
+             SL_T(test_dump), SL_T(test_truncated_prefixes), SL_T(test_relative_paths))

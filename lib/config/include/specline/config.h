@@ -60,7 +60,7 @@ typedef struct sl_config {
   } history;
 
   struct {
-    char **argv;      /* NULL-terminated; argv[0] a program name or path */
+    char **argv;      /* NULL-terminated; argv[0] a program name or path (see `dir` below) */
     size_t argc;
     int64_t max_steps;    /* default 1000 */
     double wall_s;        /* per-run wall limit, default 3600 */
@@ -111,12 +111,26 @@ typedef struct sl_config {
     int slots;            /* slots per simulate worker, default 2 */
   } workers;
 
-  char *store;            /* "sqlite:PATH" (default sqlite:run/<experiment>.db) or mongodb://... */
+  char *store;            /* "sqlite:PATH" (default sqlite:run/<experiment>.db) or mongodb://...;
+                             a relative PATH is resolved against `dir` */
   char *broker;           /* amqp(s):// URL without credentials, or NULL = local broker */
-  char *credentials_file; /* optional file with user:password for the broker */
+  char *credentials_file; /* optional file with user:password for the broker (resolved against
+                             `dir` when relative) */
 
   sl_calibration_t *calibration;
   size_t n_calibration;
+
+  /* Paths a config names are relative to the config file (docs/config.md): at load,
+   * `store` (sqlite:PATH), `credentials_file` and the simulator command (argv[0] when it
+   * holds a '/', a later argument when a file of that name is beside the config) are
+   * made absolute against `dir`; `written` keeps the text as the file has it.
+   * sl_config_load_string resolves nothing (dir NULL: relative to the current directory). */
+  char *dir;              /* absolute directory of the config file, or NULL */
+  struct {
+    char *store;
+    char *credentials_file;
+    char **simulator_argv; /* NULL-terminated, simulator.argc entries */
+  } written;
 } sl_config_t;
 
 /* Loads and validates PATH. Returns a new config or NULL with *err set (domain

@@ -78,8 +78,9 @@ typedef struct sl_worker_opt {
 int sl_worker_parse_args(int argc, char **argv, const char *prog, const sl_worker_opt_t *opts,
                          void (*usage)(FILE *out), sl_worker_args_t *wa);
 
-/* Resolves the broker URL: SPECLINE_AMQP_URL, else DIR/broker.env when broker_dir is set,
- * else the config's `broker:`. Returns malloc'd or NULL with *err set. */
+/* Resolves the broker URL, in the one order every command and worker uses (docs/broker.md):
+ * DIR/broker.env when broker_dir is set (--broker-dir: what was typed wins), else
+ * SPECLINE_AMQP_URL, else the config's `broker:`. Returns malloc'd or NULL with *err set. */
 char *sl_worker_broker_url(const sl_config_t *cfg, const char *broker_dir, sl_error_t *err);
 
 /* Loads the config, creates the session (name = id, prefetch) with a setup callback that

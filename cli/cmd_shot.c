@@ -53,7 +53,7 @@ static void shot_usage(FILE *f)
           "  --format F        csv or jsonl, when the file name does not tell\n"
           "  --timeout S       seconds to wait for the broker and its confirms (default 30)\n"
           "  --help            this text\n\n"
-          "The broker is SPECLINE_AMQP_URL, else --broker-dir, else the config's `broker:`.\n"
+          "The broker is --broker-dir, else SPECLINE_AMQP_URL, else the config's `broker:`.\n"
           "Shot ids are deterministic: resubmitting a file stores nothing twice.\n");
 }
 

@@ -514,7 +514,7 @@ static char *summary_text(const report_t *r, const char *out_path)
   }
   if (out_path)
     sl_buf_printf(&b, "report: %s\n", out_path);
-  return sl_buf_take(&b);
+  return sl_buf_detach(&b);
 }
 
 /* ---- HTML sections ---- */
@@ -996,7 +996,7 @@ static char *report_html(report_t *r, const char *summary)
   html_heldout(r, &h);
   html_space(r, &h);
   sl_buf_printf(&h, "</body>\n</html>\n");
-  return sl_buf_take(&h);
+  return sl_buf_detach(&h);
 }
 
 /* ---- driver ---- */

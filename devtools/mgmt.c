@@ -84,7 +84,7 @@ static char *mgmt_get(const char *base, const char *path, const char *user, cons
     sl_error_set(err, SL_ERR_HTTP, (int)status, "management API at '%s' answered HTTP %ld for '%s'", base, status, path);
     goto out;
   }
-  body = sl_buf_take(&buf);
+  body = sl_buf_detach(&buf);
 out:
   if (c)
     curl_easy_cleanup(c);

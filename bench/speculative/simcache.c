@@ -121,7 +121,7 @@ simcache_t *simcache_new(const sl_config_t *cfg, const char *bin_dir, const char
   c->argv = sl_calloc(cfg->simulator.argc + 1, sizeof *c->argv);
   sl_buf_init(&b);
   sl_buf_printf(&b, "%s/%s", bin_dir, base ? base + 1 : prog);
-  c->argv[0] = sl_buf_take(&b);
+  c->argv[0] = sl_buf_detach(&b);
   for (i = 1; i < cfg->simulator.argc; i++)
     c->argv[i] = sl_strdup(cfg->simulator.argv[i]);
   if (cache_path) {

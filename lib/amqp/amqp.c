@@ -218,7 +218,7 @@ static char *url_redact(const sl_amqp_t *s)
                 s->host, v6 ? "]" : "", s->port);
   if (strcmp(s->vhost, "/") != 0)
     vhost_encode(&b, s->vhost);
-  return sl_buf_take(&b);
+  return sl_buf_detach(&b);
 }
 
 /* Fills host, port, vhost, ssl, user and pass from the options and the environment. */

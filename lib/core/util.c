@@ -67,7 +67,7 @@ char *sl_asprintf(const char *fmt, ...)
   va_start(ap, fmt);
   sl_buf_vprintf(&b, fmt, ap);
   va_end(ap);
-  return sl_buf_take(&b);
+  return sl_buf_detach(&b);
 }
 
 double sl_now(void)
@@ -162,7 +162,7 @@ void sl_buf_printf(sl_buf_t *b, const char *fmt, ...)
   va_end(ap);
 }
 
-char *sl_buf_take(sl_buf_t *b)
+char *sl_buf_detach(sl_buf_t *b)
 {
   char *d;
 
@@ -265,5 +265,5 @@ char *sl_read_file(const char *path, size_t max, size_t *len_out)
   fclose(f);
   if (len_out)
     *len_out = b.len;
-  return sl_buf_take(&b);
+  return sl_buf_detach(&b);
 }

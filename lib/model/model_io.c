@@ -104,7 +104,7 @@ void *sl_model_save_mem(const sl_model_t *m, size_t *len_out)
   }
   put_u64(&b, sl_hash64(b.data, b.len, 0));
   *len_out = b.len;
-  return sl_buf_take(&b);
+  return sl_buf_detach(&b);
 }
 
 /* A bounds-checked little-endian reader over a blob. */

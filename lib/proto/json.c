@@ -913,7 +913,7 @@ char *sl__encode(const sl__kind_t *k, const void *m)
     }
   }
   sl_buf_append(&b, "}", 1);
-  return sl_buf_take(&b);
+  return sl_buf_detach(&b);
 }
 
 /* ---- release ---- */

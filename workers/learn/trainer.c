@@ -261,5 +261,5 @@ char *sl_trainer_metrics_json(const sl_trainer_result_t *r)
     sl_buf_printf(&b, "%s\"%s\": %.17g", i ? ", " : "", v.names[i], v.vals[i]);
   sl_buf_append(&b, "}", 1);
   sl_values_release(&v);
-  return sl_buf_take(&b);
+  return sl_buf_detach(&b);
 }

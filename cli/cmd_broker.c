@@ -217,7 +217,7 @@ static bool campaign_open(const campaign_args_t *a, sl_config_t **cfg, sl_amqp_t
   } else {
     url = sl_config_broker_url(*cfg);
     if (!url) {
-      sl_error_set(err, SL_ERR_USAGE, 0,
+      sl_error_set(err, SL_ERR_USAGE, SL_USAGE_E_NO_BROKER,
                    "no broker: set SPECLINE_AMQP_URL, 'broker:' in '%s', or use --broker-dir DIR", a->config);
       goto out;
     }

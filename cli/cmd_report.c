@@ -7,6 +7,7 @@
  * validation split of complete runs) with the newest model; stopped vs completed runs over
  * pairs of inputs. What is missing (no points, no model, no history in the config) is said
  * in the section instead of a plot. Exit 0 ok, 1 failure, 2 usage. */
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -1053,7 +1054,7 @@ static bool write_file(const char *path, const char *text, sl_error_t *err)
   if (ok && rename(tmp, path) != 0)
     ok = false;
   if (!ok) {
-    sl_error_set(err, SL_ERR_SYS, 0, "cannot write '%s'", path);
+    sl_error_set(err, SL_ERR_SYS, EIO, "cannot write '%s'", path);
     remove(tmp);
   }
   free(tmp);

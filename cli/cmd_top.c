@@ -202,7 +202,7 @@ static bool resolve_broker(top_ctx_t *t, sl_error_t *err)
   } else {
     const char *url = sl_config_broker_url(t->cfg);
     if (!url) {
-      sl_error_set(err, SL_ERR_USAGE, 0,
+      sl_error_set(err, SL_ERR_USAGE, SL_USAGE_E_NO_BROKER,
                    "no broker: set SPECLINE_AMQP_URL, 'broker:' in '%s', or use --broker-dir DIR",
                    t->a.config);
       return false;

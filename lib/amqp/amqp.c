@@ -170,7 +170,7 @@ static bool creds_read(const char *path, char **user, char **pass, sl_error_t *e
   errno = 0;
   text = sl_read_file(path, 4096, &len);
   if (!text) {
-    sl_error_set(err, SL_ERR_AMQP, errno, "cannot read credentials file '%s': %s", path,
+    sl_error_set(err, SL_ERR_SYS, errno ? errno : EFBIG, "cannot read credentials file '%s': %s", path,
                  errno ? strerror(errno) : "too large or unreadable");
     return false;
   }

@@ -67,10 +67,10 @@ static void node_add(cnode_t *parent, cnode_t *kid)
   parent->kids[parent->n++] = kid;
 }
 
-static void fail_at(ctx_t *c, unsigned line, unsigned col, int code, const char *fmt, ...)
+static void fail_at(ctx_t *c, unsigned line, unsigned col, sl_config_code_t code, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
-static void fail_at(ctx_t *c, unsigned line, unsigned col, int code, const char *fmt, ...)
+static void fail_at(ctx_t *c, unsigned line, unsigned col, sl_config_code_t code, const char *fmt, ...)
 {
   char msg[256];
   va_list ap;

@@ -340,8 +340,9 @@ typedef struct dctx {
   const char *dims_from;
 } dctx_t;
 
-static bool failf(dctx_t *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static bool failf(dctx_t *c, int code, const char *fmt, ...)
+static bool failf(dctx_t *c, sl_proto_code_t code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static bool failf(dctx_t *c, sl_proto_code_t code, const char *fmt, ...)
 {
   char msg[160];
   va_list ap;

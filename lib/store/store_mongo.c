@@ -522,7 +522,7 @@ void sl__mongo_model_filter(const char *campaign, const char *kind, bson_t *filt
   BSON_APPEND_INT64(opts, "limit", 1);
 }
 
-int sl__mongo_error_class(const bson_error_t *e, const bson_t *reply)
+sl_store_code_t sl__mongo_error_class(const bson_error_t *e, const bson_t *reply)
 {
   /* Server codes worth a retry: network, not primary, shutdown, timeouts, write concern. */
   static const uint32_t transient_codes[] = {

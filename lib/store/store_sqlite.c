@@ -51,7 +51,7 @@ typedef struct sqlite_store {
 } sqlite_store_t;
 
 /* Transient: worth retrying once the lock, the disk or the I/O problem is gone. */
-static int code_of(int rc)
+static sl_store_code_t code_of(int rc)
 {
   switch (rc & 0xff) {
   case SQLITE_BUSY:

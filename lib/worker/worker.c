@@ -27,7 +27,7 @@ char *sl_worker_broker_url(const sl_config_t *cfg, const char *broker_dir, sl_er
   }
   if (cfg && cfg->broker)
     return sl_strdup(cfg->broker);
-  sl_error_set(err, SL_ERR_USAGE, 1,
+  sl_error_set(err, SL_ERR_USAGE, SL_USAGE_E_NO_BROKER,
                "no broker: set SPECLINE_AMQP_URL, `broker:` in the config, or --broker-dir DIR");
   return NULL;
 }

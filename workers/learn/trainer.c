@@ -191,7 +191,8 @@ bool sl_trainer_run(const sl_config_t *cfg, const sl_dataset_split_t *split, ato
   out->n_train = tr->n;
   out->n_val = split->val.n;
   if (tr->n == 0 || tr->p == 0) {
-    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_EINVAL, "nothing to train on (%zu rows, %d columns)", tr->n, tr->p);
+    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_E_INVALID, "nothing to train on (%zu rows, %d columns)", tr->n,
+                 tr->p);
     return false;
   }
   nll = !(cfg->learn.loss && !strcmp(cfg->learn.loss, "mse"));
@@ -218,7 +219,7 @@ bool sl_trainer_run(const sl_config_t *cfg, const sl_dataset_split_t *split, ato
     goto out_fail;
   out->train_s = sl_mono() - t0;
   if (abort_flag && atomic_load(abort_flag)) {
-    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_EINVAL, "abandoned");
+    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_E_INVALID, "abandoned");
     goto out_fail;
   }
   out->epochs_run = warm + res.epochs_run;

@@ -18,6 +18,7 @@
 #include <yaml.h>
 
 #include "specline/config.h"
+#include "specline/json.h"
 #include "specline/util.h"
 
 #define SL_CONFIG_MAX_BYTES ((size_t)1 << 20)
@@ -1370,7 +1371,7 @@ static json_t *vars_json(const sl_var_t *v, size_t n)
 char *sl_config_dump(const sl_config_t *cfg)
 {
   json_t *root, *argv, *cal;
-  char *text, *out;
+  char *out;
   size_t i;
 
   if (!cfg)
@@ -1420,11 +1421,7 @@ char *sl_config_dump(const sl_config_t *cfg)
   json_object_set_new(root, "broker", json_str_or_null(cfg->broker));
   json_object_set_new(root, "credentials_file", json_str_or_null(cfg->credentials_file));
   json_object_set_new(root, "simulation_calibration", cal);
-  text = json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(15));
+  out = sl_json_dump(root, 2);
   json_decref(root);
-  if (!text)
-    return NULL;
-  out = sl_strdup(text);
-  free(text);
   return out;
 }

@@ -1,9 +1,10 @@
 /* The engine behind every codec of proto/: the pre-scan that bounds hostile bytes before
  * jansson sees them (UTF-8, bracket depth, NaN/Infinity literals, with the field path where
  * it stopped), the table-driven decoder that turns a jansson tree into a C struct with one
- * error code and a field path per failure, the deterministic JSON writer the encoders use,
- * and the generic release. Decoding uses jansson; encoding writes JSON directly into a
- * buffer (fixed field order, shortest round-trip numbers, no tree to allocate). */
+ * error code and a field path per failure, the deterministic encoder and the generic
+ * release. Decoding uses jansson; encoding writes JSON directly into a
+ * buffer with core's writer (fixed field order, shortest round-trip numbers, no tree to
+ * allocate). */
 #include <inttypes.h>
 #include <jansson.h>
 #include <math.h>
@@ -249,83 +250,6 @@ out:
   if (path_size)
     scan_path(st, r == SL__SCAN_OK ? 0 : depth, path, path_size);
   return r;
-}
-
-/* ---- JSON writer ---- */
-
-void sl__json_put_string(sl_buf_t *b, const char *s)
-{
-  static const char hex[] = "0123456789abcdef";
-  const unsigned char *p = (const unsigned char *)(s ? s : "");
-  size_t n = strlen((const char *)p), i = 0, run = 0, seq;
-
-  sl_buf_append(b, "\"", 1);
-  while (i < n) {
-    unsigned char c = p[i];
-    if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
-      i++;
-      run++;
-      continue;
-    }
-    if (c >= 0x80 && (seq = sl__utf8_seq(p + i, n - i)) > 0) {
-      i += seq;
-      run += seq;
-      continue;
-    }
-    sl_buf_append(b, p + i - run, run);
-    run = 0;
-    if (c == '"' || c == '\\') {
-      char e[2] = {'\\', (char)c};
-      sl_buf_append(b, e, 2);
-    } else if (c == '\n') {
-      sl_buf_append(b, "\\n", 2);
-    } else if (c == '\t') {
-      sl_buf_append(b, "\\t", 2);
-    } else if (c == '\r') {
-      sl_buf_append(b, "\\r", 2);
-    } else if (c < 0x20) {
-      char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-      sl_buf_append(b, e, 6);
-    } else {
-      sl_buf_append(b, "\\ufffd", 6); /* invalid UTF-8 byte */
-    }
-    i++;
-  }
-  sl_buf_append(b, p + i - run, run);
-  sl_buf_append(b, "\"", 1);
-}
-
-void sl__json_put_double(sl_buf_t *b, double d)
-{
-  char tmp[40];
-  int prec, n = 0;
-
-  if (!isfinite(d)) {
-    sl_buf_append(b, "null", 4);
-    return;
-  }
-  if (d == 0.0) {
-    sl_buf_append(b, signbit(d) ? "-0.0" : "0.0", signbit(d) ? 4 : 3);
-    return;
-  }
-  for (prec = 15; prec <= 17; prec++) {
-    n = snprintf(tmp, sizeof tmp, "%.*g", prec, d);
-    if (prec == 17 || strtod(tmp, NULL) == d)
-      break;
-  }
-  if (!strpbrk(tmp, ".eE") && n + 2 < (int)sizeof tmp) {
-    tmp[n++] = '.';
-    tmp[n++] = '0';
-    tmp[n] = '\0';
-  }
-  sl_buf_append(b, tmp, (size_t)n);
-}
-
-void sl__json_put_int(sl_buf_t *b, int64_t i)
-{
-  char tmp[24];
-  int n = snprintf(tmp, sizeof tmp, "%" PRId64, i);
-  sl_buf_append(b, tmp, (size_t)n);
 }
 
 /* ---- decoder ---- */
@@ -789,9 +713,9 @@ static void put_values(sl_buf_t *b, const sl_values_t *v)
   for (i = 0; i < v->n; i++) {
     if (i)
       sl_buf_append(b, ",", 1);
-    sl__json_put_string(b, v->names[i]);
+    sl_json_put_string(b, v->names[i]);
     sl_buf_append(b, ":", 1);
-    sl__json_put_double(b, v->vals[i]);
+    sl_json_put_double(b, v->vals[i]);
   }
   sl_buf_append(b, "}", 1);
 }
@@ -804,7 +728,7 @@ static void put_numbers(sl_buf_t *b, const double *d, size_t n)
   for (i = 0; i < n; i++) {
     if (i)
       sl_buf_append(b, ",", 1);
-    sl__json_put_double(b, d[i]);
+    sl_json_put_double(b, d[i]);
   }
   sl_buf_append(b, "]", 1);
 }
@@ -817,7 +741,7 @@ static void put_series(sl_buf_t *b, const sl_series_t *s)
   for (i = 0; i < s->n; i++) {
     if (i)
       sl_buf_append(b, ",", 1);
-    sl__json_put_string(b, s->names[i]);
+    sl_json_put_string(b, s->names[i]);
     sl_buf_append(b, ":", 1);
     put_numbers(b, s->data[i], s->lens[i]);
   }
@@ -868,13 +792,13 @@ char *sl__encode(const sl__kind_t *k, const void *m)
     case SL__F_ID:
     case SL__F_TEXT:
     case SL__F_ENUM:
-      sl__json_put_string(&b, *MEMBER(m, f->off, char *));
+      sl_json_put_string(&b, *MEMBER(m, f->off, char *));
       break;
     case SL__F_INT:
-      sl__json_put_int(&b, *MEMBER(m, f->off, int64_t));
+      sl_json_put_int(&b, *MEMBER(m, f->off, int64_t));
       break;
     case SL__F_NUM:
-      sl__json_put_double(&b, *MEMBER(m, f->off, double));
+      sl_json_put_double(&b, *MEMBER(m, f->off, double));
       break;
     case SL__F_BOOL:
       sl_buf_append(&b, *MEMBER(m, f->off, bool) ? "true" : "false",
@@ -887,7 +811,7 @@ char *sl__encode(const sl__kind_t *k, const void *m)
       put_series(&b, MEMBER(m, f->off, sl_series_t));
       break;
     case SL__F_STATUS:
-      sl__json_put_string(&b, sl_point_status_name(*MEMBER(m, f->off, sl_point_status_t)));
+      sl_json_put_string(&b, sl_point_status_name(*MEMBER(m, f->off, sl_point_status_t)));
       break;
     case SL__F_IDLIST:
       n = *MEMBER(m, f->off2, size_t);
@@ -895,7 +819,7 @@ char *sl__encode(const sl__kind_t *k, const void *m)
       for (r = 0; r < n; r++) {
         if (r)
           sl_buf_append(&b, ",", 1);
-        sl__json_put_string(&b, (*MEMBER(m, f->off, char **))[r]);
+        sl_json_put_string(&b, (*MEMBER(m, f->off, char **))[r]);
       }
       sl_buf_append(&b, "]", 1);
       break;

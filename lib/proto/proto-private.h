@@ -3,8 +3,8 @@
  * C struct, bounds); one generic decoder validates a body against that table, one generic
  * encoder writes the fields in table order (so encoding is deterministic) and one generic
  * release frees what the decoder allocated. The kind modules (sim_task.c, ...) hold only
- * their table and the public wrappers. Also here: the JSON writer and the UTF-8 check that
- * the encoder and the pre-scan share. */
+ * their table and the public wrappers. Also here: the UTF-8 check of the pre-scan. The JSON
+ * writer the encoder uses is core's (specline/json.h). */
 #ifndef SPECLINE_PROTO_PRIVATE_H
 #define SPECLINE_PROTO_PRIVATE_H
 
@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "specline/error.h"
+#include "specline/json.h"
 #include "specline/proto.h"
 #include "specline/util.h"
 
@@ -83,13 +84,6 @@ size_t sl__utf8_seq(const unsigned char *p, size_t n);
 
 /* True when s[0..n) is a valid identifier of at most max bytes. */
 bool sl__is_ident(const char *s, size_t n, size_t max);
-
-/* JSON writer: a string (escaped; invalid UTF-8 bytes become U+FFFD), a number with the
- * shortest of 15, 16 or 17 significant digits that reads back to the same bits (non-finite
- * numbers become null), an integer. */
-void sl__json_put_string(sl_buf_t *b, const char *s);
-void sl__json_put_double(sl_buf_t *b, double d);
-void sl__json_put_int(sl_buf_t *b, int64_t i);
 
 /* Outcome of the pre-scan of a body. */
 typedef enum sl__scan_result {

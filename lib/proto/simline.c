@@ -5,6 +5,7 @@
 
 #include <jansson.h>
 
+#include "specline/json.h"
 #include "specline/simline.h"
 #include "specline/util.h"
 
@@ -138,7 +139,7 @@ char *sl_simline_input(const sl_values_t *inputs, int64_t max_steps, const char 
   json_object_set_new(root, "max_steps", json_integer(max_steps));
   if (sample_id)
     json_object_set_new(root, "sample_id", json_string(sample_id));
-  s = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
+  s = sl_json_dump(root, 0);
   json_decref(root);
   line = sl_asprintf("%s\n", s);
   free(s);

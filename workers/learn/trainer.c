@@ -4,8 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "specline/util.h"
 #include "gpu.h"
+#include "specline/json.h"
+#include "specline/util.h"
 #include "trainer.h"
 
 #define NAME_MAX_LEN 96
@@ -258,8 +259,10 @@ char *sl_trainer_metrics_json(const sl_trainer_result_t *r)
   sl_trainer_metrics_values(r, &v);
   sl_buf_init(&b);
   sl_buf_append(&b, "{", 1);
-  for (i = 0; i < v.n; i++)
-    sl_buf_printf(&b, "%s\"%s\": %.17g", i ? ", " : "", v.names[i], v.vals[i]);
+  for (i = 0; i < v.n; i++) {
+    sl_buf_printf(&b, "%s\"%s\": ", i ? ", " : "", v.names[i]);
+    sl_json_put_double(&b, v.vals[i]);
+  }
   sl_buf_append(&b, "}", 1);
   sl_values_release(&v);
   return sl_buf_detach(&b);

@@ -34,36 +34,6 @@ size_t sl_json_number(char buf[SL_JSON_NUMBER_MAX], double d)
   return (size_t)n;
 }
 
-/* Length of the valid UTF-8 sequence at p (n bytes available), or 0 if invalid. */
-static size_t utf8_seq(const unsigned char *p, size_t n)
-{
-  unsigned c = p[0];
-
-  if (c < 0x80)
-    return 1;
-  if (c >= 0xc2 && c <= 0xdf)
-    return (n >= 2 && (p[1] & 0xc0) == 0x80) ? 2 : 0;
-  if (c >= 0xe0 && c <= 0xef) {
-    if (n < 3 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80)
-      return 0;
-    if (c == 0xe0 && p[1] < 0xa0)
-      return 0; /* overlong */
-    if (c == 0xed && p[1] > 0x9f)
-      return 0; /* surrogate */
-    return 3;
-  }
-  if (c >= 0xf0 && c <= 0xf4) {
-    if (n < 4 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 || (p[3] & 0xc0) != 0x80)
-      return 0;
-    if (c == 0xf0 && p[1] < 0x90)
-      return 0; /* overlong */
-    if (c == 0xf4 && p[1] > 0x8f)
-      return 0; /* above U+10FFFF */
-    return 4;
-  }
-  return 0;
-}
-
 /* Appends the escape of byte c, which cannot stand as it is in a JSON string. */
 static void put_escape(sl_buf_t *b, unsigned char c)
 {
@@ -99,7 +69,7 @@ void sl_json_put_string(sl_buf_t *b, const char *s)
       run++;
       continue;
     }
-    if (c >= 0x80 && (seq = utf8_seq(p + i, n - i)) > 0) {
+    if (c >= 0x80 && (seq = sl_utf8_seq(p + i, n - i)) > 0) {
       i += seq;
       run += seq;
       continue;

@@ -173,6 +173,45 @@ char *sl_buf_detach(sl_buf_t *b)
   return d;
 }
 
+size_t sl_utf8_seq(const unsigned char *p, size_t n)
+{
+  unsigned c = p[0];
+
+  if (c < 0x80)
+    return 1;
+  if (c >= 0xc2 && c <= 0xdf)
+    return (n >= 2 && (p[1] & 0xc0) == 0x80) ? 2 : 0;
+  if (c >= 0xe0 && c <= 0xef) {
+    if (n < 3 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80)
+      return 0;
+    if (c == 0xe0 && p[1] < 0xa0)
+      return 0; /* overlong */
+    if (c == 0xed && p[1] > 0x9f)
+      return 0; /* surrogate */
+    return 3;
+  }
+  if (c >= 0xf0 && c <= 0xf4) {
+    if (n < 4 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 || (p[3] & 0xc0) != 0x80)
+      return 0;
+    if (c == 0xf0 && p[1] < 0x90)
+      return 0; /* overlong */
+    if (c == 0xf4 && p[1] > 0x8f)
+      return 0; /* above U+10FFFF */
+    return 4;
+  }
+  return 0;
+}
+
+size_t sl_utf8_valid_prefix(const char *s, size_t n)
+{
+  const unsigned char *p = (const unsigned char *)s;
+  size_t i = 0, seq;
+
+  while (i < n && (seq = sl_utf8_seq(p + i, n - i)) > 0)
+    i += seq;
+  return i;
+}
+
 uint64_t sl_hash64(const void *p, size_t n, uint64_t seed)
 {
   const unsigned char *c = p;

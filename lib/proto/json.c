@@ -1,10 +1,10 @@
 /* The engine behind every codec of proto/: the pre-scan that bounds hostile bytes before
- * jansson sees them (UTF-8, bracket depth, NaN/Infinity literals, with the field path where
- * it stopped), the table-driven decoder that turns a jansson tree into a C struct with one
- * error code and a field path per failure, the deterministic encoder and the generic
- * release. Decoding uses jansson; encoding writes JSON directly into a
- * buffer with core's writer (fixed field order, shortest round-trip numbers, no tree to
- * allocate). */
+ * jansson sees them (bracket depth, NaN/Infinity literals, with the field path where it
+ * stopped; UTF-8 is jansson's to check), the table-driven decoder that turns a jansson tree
+ * into a C struct with one error code and a field path per failure, the deterministic
+ * encoder and the generic release. Decoding uses jansson; encoding writes JSON directly
+ * into a buffer with core's writer (fixed field order, shortest round-trip numbers, no tree
+ * to allocate). */
 #include <inttypes.h>
 #include <jansson.h>
 #include <math.h>
@@ -19,36 +19,7 @@
 #define PATH_MAX_BYTES 160
 #define KEY_SHOWN 48
 
-/* ---- UTF-8, identifiers, readable names ---- */
-
-size_t sl__utf8_seq(const unsigned char *p, size_t n)
-{
-  unsigned c = p[0];
-
-  if (c < 0x80)
-    return 1;
-  if (c >= 0xc2 && c <= 0xdf)
-    return (n >= 2 && (p[1] & 0xc0) == 0x80) ? 2 : 0;
-  if (c >= 0xe0 && c <= 0xef) {
-    if (n < 3 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80)
-      return 0;
-    if (c == 0xe0 && p[1] < 0xa0)
-      return 0; /* overlong */
-    if (c == 0xed && p[1] > 0x9f)
-      return 0; /* surrogate */
-    return 3;
-  }
-  if (c >= 0xf0 && c <= 0xf4) {
-    if (n < 4 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 || (p[3] & 0xc0) != 0x80)
-      return 0;
-    if (c == 0xf0 && p[1] < 0x90)
-      return 0; /* overlong */
-    if (c == 0xf4 && p[1] > 0x8f)
-      return 0; /* above U+10FFFF */
-    return 4;
-  }
-  return 0;
-}
+/* ---- identifiers, readable names ---- */
 
 bool sl__is_ident(const char *s, size_t n, size_t max)
 {
@@ -153,7 +124,7 @@ sl__scan_result_t sl__prescan(const char *buf, size_t len, int max_depth, size_t
   scan_frame_t st[SCAN_STACK];
   sl__scan_result_t r = SL__SCAN_OK;
   int depth = 0;
-  size_t i = 0, j, seq;
+  size_t i = 0, j;
 
   if (max_depth < 1)
     max_depth = 1;
@@ -166,14 +137,6 @@ sl__scan_result_t sl__prescan(const char *buf, size_t len, int max_depth, size_t
       r = SL__SCAN_STOPPED;
       goto out;
     }
-    if (c >= 0x80) {
-      if (!(seq = sl__utf8_seq(p + i, len - i))) {
-        r = SL__SCAN_UTF8;
-        goto out;
-      }
-      i += seq;
-      continue;
-    }
     switch (c) {
     case '"':
       for (j = i + 1; j < len && p[j] != '"';) {
@@ -182,18 +145,7 @@ sl__scan_result_t sl__prescan(const char *buf, size_t len, int max_depth, size_t
           r = SL__SCAN_STOPPED;
           goto out;
         }
-        if (p[j] == '\\') {
-          j += 2;
-        } else if (p[j] >= 0x80) {
-          if (!(seq = sl__utf8_seq(p + j, len - j))) {
-            i = j;
-            r = SL__SCAN_UTF8;
-            goto out;
-          }
-          j += seq;
-        } else {
-          j++;
-        }
+        j += p[j] == '\\' ? 2 : 1;
       }
       if (j > len)
         j = len;
@@ -569,10 +521,17 @@ static void jansson_error(const json_error_t *je, const char *buf, size_t len,
                           const sl_proto_limits_t *lim, sl_error_t *err)
 {
   char text[96], path[PATH_MAX_BYTES];
-  size_t tlen = 0, at;
+  size_t tlen = 0, at, bad;
 
   readable_append(text, sizeof text, &tlen, je->text, strnlen(je->text, sizeof je->text - 1),
                   sizeof text, true);
+  /* jansson stops at its first error: a body it rejects earlier for another reason (a NUL
+   * byte, say) is still E_UTF8 when it holds invalid UTF-8 further on */
+  bad = sl_utf8_valid_prefix(buf, len);
+  if (bad < len) {
+    sl_error_set(err, SL_ERR_PROTO, SL_PROTO_E_UTF8, "invalid UTF-8 at byte %zu", bad);
+    return;
+  }
   switch (json_error_code(je)) {
   case json_error_invalid_utf8:
     sl_error_set(err, SL_ERR_PROTO, SL_PROTO_E_UTF8, "invalid UTF-8 at byte %d", je->position);
@@ -643,9 +602,6 @@ bool sl__decode(const sl__kind_t *k, const char *buf, size_t len, const sl_proto
     return false;
   }
   switch (sl__prescan(buf, len, lim->max_depth, SIZE_MAX, &at, path, sizeof path)) {
-  case SL__SCAN_UTF8:
-    sl_error_set(err, SL_ERR_PROTO, SL_PROTO_E_UTF8, "invalid UTF-8 at byte %zu", at);
-    return false;
   case SL__SCAN_DEPTH:
     sl_error_set(err, SL_ERR_PROTO, SL_PROTO_E_DEPTH, "field '%s': nesting deeper than %d",
                  path, lim->max_depth);

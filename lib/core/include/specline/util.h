@@ -39,6 +39,13 @@ void sl_buf_vprintf(sl_buf_t *b, const char *fmt, va_list ap);
  * (Named after git's strbuf_detach: `_take` is reserved for the callee taking ownership.) */
 char *sl_buf_detach(sl_buf_t *b);
 
+/* Length of the valid UTF-8 sequence at p (n > 0 bytes available), or 0 if invalid. Strict:
+ * no overlong forms, no surrogates, nothing above U+10FFFF. */
+size_t sl_utf8_seq(const unsigned char *p, size_t n);
+/* Length of the longest valid UTF-8 prefix of s[0..n): n when all of it is valid, else the
+ * offset of the first invalid byte. */
+size_t sl_utf8_valid_prefix(const char *s, size_t n);
+
 /* 64-bit FNV-1a and a hex rendering, used for deterministic ids. */
 uint64_t sl_hash64(const void *p, size_t n, uint64_t seed);
 

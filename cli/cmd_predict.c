@@ -17,6 +17,7 @@
 #include "specline/broker.h"
 #include "specline/config.h"
 #include "specline/dataset.h"
+#include "specline/json.h"
 #include "specline/util.h"
 #include "specline/worker.h"
 
@@ -124,18 +125,26 @@ static void print_text(const sl_config_t *cfg, const sl_predict_reply_t *r, bool
   }
 }
 
+/* d as JSON writes it (shortest round-trip, null when not finite), in buf. */
+static const char *jnum(char buf[SL_JSON_NUMBER_MAX], double d)
+{
+  sl_json_number(buf, d);
+  return buf;
+}
+
 static void print_json(const sl_config_t *cfg, const double *x, const sl_predict_reply_t *r, bool history)
 {
   int K = history ? sl_dataset_checkpoints(cfg) : 0, j;
+  char a[SL_JSON_NUMBER_MAX], s[SL_JSON_NUMBER_MAX];
   size_t i;
 
   printf("{\"model_id\": \"%s\", \"inputs\": {", r->model_id ? r->model_id : "");
   for (i = 0; i < cfg->n_inputs; i++)
-    printf("%s\"%s\": %.17g", i ? ", " : "", cfg->inputs[i].name, x[i]);
+    printf("%s\"%s\": %s", i ? ", " : "", cfg->inputs[i].name, jnum(a, x[i]));
   printf("}, \"outputs\": {");
   for (i = 0; i < cfg->n_outputs && K + (int)i < (int)r->n_cols; i++)
-    printf("%s\"%s\": {\"mean\": %.17g, \"std\": %.17g}", i ? ", " : "", cfg->outputs[i].name, r->mean[K + i],
-           r->std[K + i]);
+    printf("%s\"%s\": {\"mean\": %s, \"std\": %s}", i ? ", " : "", cfg->outputs[i].name,
+           jnum(a, r->mean[K + i]), jnum(s, r->std[K + i]));
   printf("}");
   if (history && K > 0 && (int)r->n_cols >= K) {
     printf(", \"history\": {\"name\": \"%s\", \"steps\": [", cfg->history.name);
@@ -143,10 +152,10 @@ static void print_json(const sl_config_t *cfg, const double *x, const sl_predict
       printf("%s%lld", j ? ", " : "", (long long)sl_dataset_checkpoint_step(cfg, j));
     printf("], \"mean\": [");
     for (j = 0; j < K; j++)
-      printf("%s%.17g", j ? ", " : "", r->mean[j]);
+      printf("%s%s", j ? ", " : "", jnum(a, r->mean[j]));
     printf("], \"std\": [");
     for (j = 0; j < K; j++)
-      printf("%s%.17g", j ? ", " : "", r->std[j]);
+      printf("%s%s", j ? ", " : "", jnum(a, r->std[j]));
     printf("]}");
   }
   printf("}\n");

@@ -7,6 +7,7 @@
  * validation split of complete runs) with the newest model; stopped vs completed runs over
  * pairs of inputs. What is missing (no points, no model, no history in the config) is said
  * in the section instead of a plot. Exit 0 ok, 1 failure, 2 usage. */
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -516,7 +517,7 @@ static char *summary_text(const report_t *r, const char *out_path)
   }
   if (out_path)
     sl_buf_printf(&b, "report: %s\n", out_path);
-  return sl_buf_take(&b);
+  return sl_buf_detach(&b);
 }
 
 /* ---- HTML sections ---- */
@@ -998,7 +999,7 @@ static char *report_html(report_t *r, const char *summary)
   html_heldout(r, &h);
   html_space(r, &h);
   sl_buf_printf(&h, "</body>\n</html>\n");
-  return sl_buf_take(&h);
+  return sl_buf_detach(&h);
 }
 
 /* ---- driver ---- */
@@ -1055,7 +1056,7 @@ static bool write_file(const char *path, const char *text, sl_error_t *err)
   if (ok && rename(tmp, path) != 0)
     ok = false;
   if (!ok) {
-    sl_error_set(err, SL_ERR_SYS, 0, "cannot write '%s'", path);
+    sl_error_set(err, SL_ERR_SYS, EIO, "cannot write '%s'", path);
     remove(tmp);
   }
   free(tmp);

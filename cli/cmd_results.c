@@ -18,6 +18,7 @@
 #include "specline/config.h"
 #include "specline/store.h"
 #include "specline/store_models.h"
+#include "specline/json.h"
 #include "specline/util.h"
 
 static void results_usage(FILE *f)
@@ -154,11 +155,21 @@ static bool parse_cols(table_t *t, const char *list)
   return ok;
 }
 
+/* A number as every writer of the project prints it: the shortest text that reads back to
+ * the same double (core/json). */
+static char *number_text(double d)
+{
+  char buf[SL_JSON_NUMBER_MAX];
+
+  sl_json_number(buf, d);
+  return sl_strdup(buf);
+}
+
 static char *fmt_number(const double *v, bool csv)
 {
   if (!v)
     return sl_strdup("");
-  return csv ? sl_asprintf("%.17g", *v) : sl_asprintf("%.6g", *v);
+  return csv ? number_text(*v) : sl_asprintf("%.6g", *v);
 }
 
 /* Compact JSON text of o (consumed); "" for NULL. */
@@ -168,7 +179,7 @@ static char *json_text_take(json_t *o)
 
   if (!o)
     return sl_strdup("");
-  s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17) | JSON_ENCODE_ANY);
+  s = sl_json_dump(o, 0);
   json_decref(o);
   out = sl_strdup(s ? s : "");
   free(s);
@@ -198,7 +209,7 @@ static char *history_cell(const sl_store_point_t *p, bool csv)
     sl_buf_init(&b);
     for (i = 0; i < p->history.n; i++)
       sl_buf_printf(&b, "%s%s: %zu values", i ? ", " : "", p->history.names[i], p->history.lens[i]);
-    return sl_buf_take(&b);
+    return sl_buf_detach(&b);
   }
   if (!p->history.n)
     return sl_strdup("");
@@ -224,7 +235,7 @@ static char *extra_cell(const sl_store_point_t *p, bool csv)
     sl_buf_init(&b);
     for (i = 0; i < p->extra.n; i++)
       sl_buf_printf(&b, "%s%s=%.6g", i ? " " : "", p->extra.names[i], p->extra.vals[i]);
-    return sl_buf_take(&b);
+    return sl_buf_detach(&b);
   }
   o = json_object();
   for (i = 0; i < p->extra.n; i++)
@@ -252,7 +263,7 @@ static char *cell(const table_t *t, const col_t *c, const sl_store_point_t *p)
     return t->csv ? sl_strdup(p->error ? p->error : "") : one_line_take(sl_strdup(p->error ? p->error : ""));
   case C_WALL: return fmt_number(&p->wall_s, t->csv);
   case C_WORKER: return sl_strdup(p->worker ? p->worker : "");
-  case C_PRODUCED: return t->csv ? sl_asprintf("%.17g", p->produced_at) : sl_asprintf("%.3f", p->produced_at);
+  case C_PRODUCED: return t->csv ? number_text(p->produced_at) : sl_asprintf("%.3f", p->produced_at);
   case C_DATE: return sl_strdup(p->date ? p->date : "");
   case C_EXTRA: return extra_cell(p, t->csv);
   case C_HISTORY: return history_cell(p, t->csv);
@@ -385,7 +396,7 @@ static bool print_point_json(const sl_store_point_t *p, void *ud)
 {
   json_out_t *j = ud;
   json_t *o = sl_results_point_json(j->cfg, p);
-  char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17));
+  char *s = sl_json_dump(o, 0);
 
   json_decref(o);
   if (j->lines)
@@ -470,7 +481,7 @@ static int print_models(const opts_t *o, const char *uri, const sl_config_t *cfg
     char *s = NULL;
     if (o->fmt == FMT_JSON || o->fmt == FMT_JSONL) {
       json_t *m = model_json(&l.items[i]);
-      s = json_dumps(m, JSON_COMPACT | JSON_REAL_PRECISION(17));
+      s = sl_json_dump(m, 0);
       json_decref(m);
       printf("%s%s%s", o->fmt == FMT_JSON ? (i ? ",\n" : "[") : "", s ? s : "{}", o->fmt == FMT_JSONL ? "\n" : "");
     } else if (o->fmt == FMT_CSV) {

@@ -79,12 +79,13 @@ static bool add_child(run_state_t *rs, const char *role, const char *prog, const
   int n = 0;
 
   if (!path) {
-    sl_error_set(err, SL_ERR_USAGE, 1, "cannot find '%s' next to specline or on PATH", prog);
+    sl_error_set(err, SL_ERR_USAGE, SL_USAGE_E_NOT_FOUND, "cannot find '%s' next to specline or on PATH",
+                 prog);
     return false;
   }
   if (rs->n_kids == MAX_CHILDREN) {
     free(path);
-    sl_error_set(err, SL_ERR_USAGE, 1, "too many workers (at most %d)", MAX_CHILDREN);
+    sl_error_set(err, SL_ERR_USAGE, SL_USAGE_E_INVALID, "too many workers (at most %d)", MAX_CHILDREN);
     return false;
   }
   c = &rs->kids[rs->n_kids++];

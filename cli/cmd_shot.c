@@ -129,7 +129,7 @@ static bool shot_publish(const sl_config_t *cfg, const sl_shot_file_t *sf, const
   if (!sl_amqp_wait_confirms(s, timeout_s, err))
     goto out_destroy;
   if (sp.refused) {
-    sl_error_set(err, SL_ERR_AMQP, 0, "the broker refused %zu of %zu shots (nacked or unroutable to '%s')",
+    sl_error_set(err, SL_ERR_AMQP, SL_AMQP_E_REFUSED, "the broker refused %zu of %zu shots (nacked or unroutable to '%s')",
                  sp.refused, sf->n_rows, rk);
     goto out_destroy;
   }

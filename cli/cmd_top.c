@@ -19,6 +19,7 @@
 #include "specline/amqp.h"
 #include "specline/broker.h"
 #include "specline/config.h"
+#include "specline/json.h"
 #include "specline/log.h"
 #include "specline/proto.h"
 #include "specline/util.h"
@@ -395,7 +396,7 @@ static void show(top_ctx_t *t)
 
   if (t->a.json) {
     json_t *o = sl_top_json(&t->view, now, wall);
-    text = json_dumps(o, JSON_COMPACT);
+    text = sl_json_dump(o, 0);
     json_decref(o);
     printf("%s\n", text);
   } else if (t->tty) {

@@ -167,7 +167,7 @@ char *sl_results_predicted_text(const sl_config_t *cfg, const sl_store_point_t *
   for (i = 0; i < p->predicted.n; i++)
     if (!is_tail_name(cfg, p->predicted.names[i]))
       sl_buf_printf(&b, "%s%s=%.4g", b.len ? " " : "", p->predicted.names[i], p->predicted.vals[i]);
-  return sl_buf_take(&b);
+  return sl_buf_detach(&b);
 }
 
 /* The number of checkpoints a stopped run had observed: the first predicted one. */
@@ -204,7 +204,7 @@ static char *terminated_reason(const sl_config_t *cfg, const sl_store_point_t *p
   sl_buf_printf(&b, ": tracked the model");
   if (z2)
     sl_buf_printf(&b, " (z2 %.3g)", *z2);
-  return sl_buf_take(&b);
+  return sl_buf_detach(&b);
 }
 
 char *sl_results_reason(const sl_config_t *cfg, const sl_store_point_t *p)

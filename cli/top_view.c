@@ -94,7 +94,7 @@ void sl_top_note(sl_top_t *t, const char *fmt, ...)
   va_start(ap, fmt);
   sl_buf_vprintf(&b, fmt, ap);
   va_end(ap);
-  strv_push(&t->notes, &t->n_notes, sl_buf_take(&b));
+  strv_push(&t->notes, &t->n_notes, sl_buf_detach(&b));
 }
 
 /* ---- workers ---- */
@@ -585,7 +585,7 @@ static void put_linef(sl_buf_t *b, int width, const char *fmt, ...)
   va_start(ap, fmt);
   sl_buf_vprintf(&l, fmt, ap);
   va_end(ap);
-  s = sl_buf_take(&l);
+  s = sl_buf_detach(&l);
   put_line(b, s, width);
   free(s);
 }
@@ -672,7 +672,7 @@ static void render_worker(sl_buf_t *b, const sl_top_t *t, const sl_top_worker_t 
       snprintf(v, sizeof v, "%.4g", w->counters.vals[i]);
     sl_buf_printf(&l, " %s=%s", w->counters.names[i], v);
   }
-  s = sl_buf_take(&l);
+  s = sl_buf_detach(&l);
   put_line(b, s, width);
   free(s);
 }
@@ -712,7 +712,7 @@ char *sl_top_render(const sl_top_t *t, double now, double wall, int width)
   }
   sl_top_strv_free(wv, nw);
   free(sorted);
-  return sl_buf_take(&b);
+  return sl_buf_detach(&b);
 }
 
 /* ---- URLs ---- */

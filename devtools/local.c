@@ -250,7 +250,7 @@ static int port_pick(const int *taken, size_t n_taken)
 }
 
 /* Picks a port and records it in taken[*nt]. */
-static int port_take(int *taken, size_t *nt)
+static int port_claim(int *taken, size_t *nt)
 {
   int port = port_pick(taken, *nt);
 
@@ -616,9 +616,9 @@ static int ctl_run(const sl_local_broker_t *b, const char *prog, const char *con
   if (rc != 0)
     SL_DEBUG("%s %s: exit %d: %s", prog, n ? args[0] : "", rc, eb.data ? eb.data : "");
   if (out)
-    *out = sl_buf_take(&ob);
+    *out = sl_buf_detach(&ob);
   if (errout)
-    *errout = sl_buf_take(&eb);
+    *errout = sl_buf_detach(&eb);
 out:
   for (i = 0; i < 2; i++) {
     if (po[i] >= 0)
@@ -1008,13 +1008,13 @@ sl_local_broker_t *sl_local_broker_start(const sl_local_broker_opts_t *opts, sl_
   if (!ok)
     goto out;
   ok = false;
-  b->amqp_port = port_take(taken, &nt);
-  b->dist_port = port_take(taken, &nt);
-  b->epmd_port = port_take(taken, &nt);
+  b->amqp_port = port_claim(taken, &nt);
+  b->dist_port = port_claim(taken, &nt);
+  b->epmd_port = port_claim(taken, &nt);
   if (opts->management)
-    b->mgmt_port = port_take(taken, &nt);
+    b->mgmt_port = port_claim(taken, &nt);
   if (tls)
-    b->amqps_port = port_take(taken, &nt);
+    b->amqps_port = port_claim(taken, &nt);
   if (!b->amqp_port || !b->dist_port || !b->epmd_port || (opts->management && !b->mgmt_port) ||
       (tls && !b->amqps_port)) {
     sl_error_set(err, SL_ERR_SYS, EADDRINUSE, "cannot find free loopback ports");

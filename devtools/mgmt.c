@@ -84,7 +84,7 @@ static char *mgmt_get(const char *base, const char *path, const char *user, cons
     sl_error_set(err, SL_ERR_HTTP, (int)status, "management API at '%s' answered HTTP %ld for '%s'", base, status, path);
     goto out;
   }
-  body = sl_buf_take(&buf);
+  body = sl_buf_detach(&buf);
 out:
   if (c)
     curl_easy_cleanup(c);
@@ -163,12 +163,14 @@ bool sl_mgmt_queues(const char *mgmt_url, const char *user, const char *pass, co
     goto out;
   root = json_loads(body, 0, &jerr);
   if (!root) {
-    sl_error_set(err, SL_ERR_HTTP, 200, "management API at '%s' returned invalid JSON: %s (line %d)", mgmt_url,
-                 jerr.text, jerr.line);
+    sl_error_set(err, SL_ERR_HTTP, SL_HTTP_E_BODY,
+                 "management API at '%s' returned invalid JSON: %s (line %d)", mgmt_url, jerr.text,
+                 jerr.line);
     goto out;
   }
   if (!json_is_array(root)) {
-    sl_error_set(err, SL_ERR_HTTP, 200, "management API at '%s' returned JSON that is not a queue list", mgmt_url);
+    sl_error_set(err, SL_ERR_HTTP, SL_HTTP_E_BODY,
+                 "management API at '%s' returned JSON that is not a queue list", mgmt_url);
     goto out;
   }
   qs = sl_calloc(json_array_size(root) + 1, sizeof *qs);
@@ -178,7 +180,8 @@ bool sl_mgmt_queues(const char *mgmt_url, const char *user, const char *pass, co
     if (json_is_string(name) && prefix && strncmp(json_string_value(name), prefix, strlen(prefix)) != 0)
       continue;
     if (!queue_from_json(el, &qs[n])) {
-      sl_error_set(err, SL_ERR_HTTP, 200, "management API at '%s': queue entry %zu has no 'name'", mgmt_url, i);
+      sl_error_set(err, SL_ERR_HTTP, SL_HTTP_E_BODY, "management API at '%s': queue entry %zu has no 'name'",
+                   mgmt_url, i);
       goto out;
     }
     n++;

@@ -54,12 +54,12 @@ int sl_test_capture(const char *cmd, char **out)
 
   sl_buf_init(&b);
   if (!p) {
-    *out = sl_buf_take(&b);
+    *out = sl_buf_detach(&b);
     return -1;
   }
   while ((n = fread(chunk, 1, sizeof chunk, p)) > 0)
     sl_buf_append(&b, chunk, n);
   st = pclose(p);
-  *out = sl_buf_take(&b);
+  *out = sl_buf_detach(&b);
   return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }

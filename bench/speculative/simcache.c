@@ -121,7 +121,7 @@ simcache_t *simcache_new(const sl_config_t *cfg, const char *bin_dir, const char
   c->argv = sl_calloc(cfg->simulator.argc + 1, sizeof *c->argv);
   sl_buf_init(&b);
   sl_buf_printf(&b, "%s/%s", bin_dir, base ? base + 1 : prog);
-  c->argv[0] = sl_buf_take(&b);
+  c->argv[0] = sl_buf_detach(&b);
   for (i = 1; i < cfg->simulator.argc; i++)
     c->argv[i] = sl_strdup(cfg->simulator.argv[i]);
   if (cache_path) {
@@ -170,14 +170,14 @@ static bool run_sim(simcache_t *c, const double *x, simrun_t *r, sl_error_t *err
   FILE *f;
 
   if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0) {
-    sl_error_set(err, SL_ERR_SIM, 0, "pipe: %s", strerror(errno));
+    sl_error_set(err, SL_ERR_SIM, SL_SIM_E_START, "pipe: %s", strerror(errno));
     return false;
   }
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, in[0], 0);
   posix_spawn_file_actions_adddup2(&fa, out[1], 1);
   if (posix_spawn(&pid, c->argv[0], &fa, NULL, c->argv, environ) != 0) {
-    sl_error_set(err, SL_ERR_SIM, 0, "cannot start '%s'", c->argv[0]);
+    sl_error_set(err, SL_ERR_SIM, SL_SIM_E_START, "cannot start '%s'", c->argv[0]);
     posix_spawn_file_actions_destroy(&fa);
     close(in[0]);
     close(in[1]);
@@ -194,7 +194,7 @@ static bool run_sim(simcache_t *c, const double *x, simrun_t *r, sl_error_t *err
   input = sl_simline_input(&v, cfg->simulator.max_steps, "bench");
   sl_values_release(&v);
   if (write(in[1], input, strlen(input)) != (ssize_t)strlen(input))
-    sl_error_set(err, SL_ERR_SIM, 0, "cannot write the input line");
+    sl_error_set(err, SL_ERR_SIM, SL_SIM_E_START, "cannot write the input line");
   free(input);
   close(in[1]);
   r->n_fin = (int)cfg->n_outputs;
@@ -226,12 +226,12 @@ static bool run_sim(simcache_t *c, const double *x, simrun_t *r, sl_error_t *err
   fclose(f);
   waitpid(pid, &status, 0);
   if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0) || !got_final)
-    sl_error_set(err, SL_ERR_SIM, 0, "'%s' failed (status %d, %s)", c->argv[0], status,
+    sl_error_set(err, SL_ERR_SIM, SL_SIM_E_EXIT, "'%s' failed (status %d, %s)", c->argv[0], status,
                  got_final ? "final seen" : "no final line");
   else
     ok = r->n_hist == (int)cfg->simulator.max_steps;
   if (!ok && WIFEXITED(status) && got_final)
-    sl_error_set(err, SL_ERR_SIM, 0, "'%s' wrote %d steps, not %lld", c->argv[0], r->n_hist,
+    sl_error_set(err, SL_ERR_SIM, SL_SIM_E_EXIT, "'%s' wrote %d steps, not %lld", c->argv[0], r->n_hist,
                  (long long)cfg->simulator.max_steps);
   return ok;
 }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "specline/json.h"
 #include "specline/util.h"
 
 const char *oscsim_path(void)
@@ -32,8 +33,10 @@ bool oscsim_run(const sl_config_t *cfg, const double *in, double cubic, sl_store
   memset(pt, 0, sizeof *pt);
   sl_buf_init(&cmd);
   sl_buf_printf(&cmd, "printf '%%s\\n' '{\"inputs\": {");
-  for (i = 0; i < cfg->n_inputs; i++)
-    sl_buf_printf(&cmd, "%s\"%s\": %.17g", i ? ", " : "", cfg->inputs[i].name, in[i]);
+  for (i = 0; i < cfg->n_inputs; i++) {
+    sl_buf_printf(&cmd, "%s\"%s\": ", i ? ", " : "", cfg->inputs[i].name);
+    sl_json_put_double(&cmd, in[i]);
+  }
   sl_buf_printf(&cmd, "}, \"max_steps\": %lld}' | '%s' --cubic %.17g", (long long)cfg->simulator.max_steps,
                 oscsim_path(), cubic);
   f = popen(cmd.data, "r");

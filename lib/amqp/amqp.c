@@ -170,7 +170,7 @@ static bool creds_read(const char *path, char **user, char **pass, sl_error_t *e
   errno = 0;
   text = sl_read_file(path, 4096, &len);
   if (!text) {
-    sl_error_set(err, SL_ERR_AMQP, errno, "cannot read credentials file '%s': %s", path,
+    sl_error_set(err, SL_ERR_SYS, errno ? errno : EFBIG, "cannot read credentials file '%s': %s", path,
                  errno ? strerror(errno) : "too large or unreadable");
     return false;
   }
@@ -218,7 +218,7 @@ static char *url_redact(const sl_amqp_t *s)
                 s->host, v6 ? "]" : "", s->port);
   if (strcmp(s->vhost, "/") != 0)
     vhost_encode(&b, s->vhost);
-  return sl_buf_take(&b);
+  return sl_buf_detach(&b);
 }
 
 /* Fills host, port, vhost, ssl, user and pass from the options and the environment. */

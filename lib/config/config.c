@@ -19,6 +19,7 @@
 
 #include "config-private.h"
 #include "specline/config.h"
+#include "specline/json.h"
 #include "specline/util.h"
 
 #define SL_CONFIG_MAX_BYTES ((size_t)1 << 20)
@@ -68,10 +69,10 @@ static void node_add(cnode_t *parent, cnode_t *kid)
   parent->kids[parent->n++] = kid;
 }
 
-static void fail_at(ctx_t *c, unsigned line, unsigned col, int code, const char *fmt, ...)
+static void fail_at(ctx_t *c, unsigned line, unsigned col, sl_config_code_t code, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
-static void fail_at(ctx_t *c, unsigned line, unsigned col, int code, const char *fmt, ...)
+static void fail_at(ctx_t *c, unsigned line, unsigned col, sl_config_code_t code, const char *fmt, ...)
 {
   char msg[256];
   va_list ap;
@@ -1399,7 +1400,7 @@ static json_t *resolved_json(const sl_config_t *cfg)
 char *sl_config_dump(const sl_config_t *cfg)
 {
   json_t *root, *argv, *cal;
-  char *text, *out;
+  char *out;
   size_t i;
 
   if (!cfg)
@@ -1453,11 +1454,7 @@ char *sl_config_dump(const sl_config_t *cfg)
                                                                      : cfg->credentials_file));
   json_object_set_new(root, "simulation_calibration", cal);
   json_object_set_new(root, "resolved", resolved_json(cfg));
-  text = json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(15));
+  out = sl_json_dump(root, 2);
   json_decref(root);
-  if (!text)
-    return NULL;
-  out = sl_strdup(text);
-  free(text);
   return out;
 }

@@ -67,7 +67,7 @@ char *sl_asprintf(const char *fmt, ...)
   va_start(ap, fmt);
   sl_buf_vprintf(&b, fmt, ap);
   va_end(ap);
-  return sl_buf_take(&b);
+  return sl_buf_detach(&b);
 }
 
 double sl_now(void)
@@ -162,7 +162,7 @@ void sl_buf_printf(sl_buf_t *b, const char *fmt, ...)
   va_end(ap);
 }
 
-char *sl_buf_take(sl_buf_t *b)
+char *sl_buf_detach(sl_buf_t *b)
 {
   char *d;
 
@@ -171,6 +171,45 @@ char *sl_buf_take(sl_buf_t *b)
   d = b->data;
   sl_buf_init(b);
   return d;
+}
+
+size_t sl_utf8_seq(const unsigned char *p, size_t n)
+{
+  unsigned c = p[0];
+
+  if (c < 0x80)
+    return 1;
+  if (c >= 0xc2 && c <= 0xdf)
+    return (n >= 2 && (p[1] & 0xc0) == 0x80) ? 2 : 0;
+  if (c >= 0xe0 && c <= 0xef) {
+    if (n < 3 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80)
+      return 0;
+    if (c == 0xe0 && p[1] < 0xa0)
+      return 0; /* overlong */
+    if (c == 0xed && p[1] > 0x9f)
+      return 0; /* surrogate */
+    return 3;
+  }
+  if (c >= 0xf0 && c <= 0xf4) {
+    if (n < 4 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 || (p[3] & 0xc0) != 0x80)
+      return 0;
+    if (c == 0xf0 && p[1] < 0x90)
+      return 0; /* overlong */
+    if (c == 0xf4 && p[1] > 0x8f)
+      return 0; /* above U+10FFFF */
+    return 4;
+  }
+  return 0;
+}
+
+size_t sl_utf8_valid_prefix(const char *s, size_t n)
+{
+  const unsigned char *p = (const unsigned char *)s;
+  size_t i = 0, seq;
+
+  while (i < n && (seq = sl_utf8_seq(p + i, n - i)) > 0)
+    i += seq;
+  return i;
 }
 
 uint64_t sl_hash64(const void *p, size_t n, uint64_t seed)
@@ -265,5 +304,5 @@ char *sl_read_file(const char *path, size_t max, size_t *len_out)
   fclose(f);
   if (len_out)
     *len_out = b.len;
-  return sl_buf_take(&b);
+  return sl_buf_detach(&b);
 }

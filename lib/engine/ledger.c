@@ -204,7 +204,7 @@ static bool id_valid(const char *id, sl_error_t *err)
   size_t n = id ? strnlen(id, SL_SAMPLE_ID_MAX) : 0;
 
   if (n == 0 || n >= SL_SAMPLE_ID_MAX) {
-    sl_error_set(err, SL_ERR_USAGE, 0, "invalid sample id '%.40s'", id ? id : "(null)");
+    sl_error_set(err, SL_ERR_USAGE, SL_USAGE_E_INVALID, "invalid sample id '%.40s'", id ? id : "(null)");
     return false;
   }
   return true;

@@ -7,6 +7,7 @@
 
 #include "specline/policy.h"
 #include "specline/design.h"
+#include "specline/model.h"
 #include "specline/util.h"
 
 #define DEFAULT_SIGMA_FLOOR 1e-3
@@ -199,13 +200,13 @@ bool sl_acq_select(const sl_acq_params_t *p, const double *cand, size_t n_cand, 
 
   *n_chosen = 0;
   if (p->kind == SL_ACQ_UCB && p->objective >= n_out) {
-    sl_error_set(err, SL_ERR_USAGE, 0, "ucb objective column %zu out of range (%zu outputs)",
+    sl_error_set(err, SL_ERR_USAGE, SL_USAGE_E_INVALID, "ucb objective column %zu out of range (%zu outputs)",
                  p->objective, n_out);
     return false;
   }
   for (i = 0; scale && i < n_out; i++) {
     if (!(scale[i] > 0.0)) {
-      sl_error_set(err, SL_ERR_USAGE, 0, "output scale %zu is not positive", i);
+      sl_error_set(err, SL_ERR_USAGE, SL_USAGE_E_INVALID, "output scale %zu is not positive", i);
       return false;
     }
   }
@@ -292,19 +293,19 @@ bool sl_spec_decide(const sl_spec_params_t *p, const double *mu, const double *s
 
   memset(out, 0, sizeof *out);
   if (K == 0 || k_obs > K) {
-    sl_error_set(err, SL_ERR_USAGE, 0, "termination: %zu observed of %zu checkpoints", k_obs, K);
+    sl_error_set(err, SL_ERR_USAGE, SL_USAGE_E_INVALID, "termination: %zu observed of %zu checkpoints", k_obs, K);
     return false;
   }
   if (!(p->scale > 0.0) || !(p->surprise_p > 0.0 && p->surprise_p < 1.0) ||
       !(p->min_fraction >= 0.0 && p->min_fraction <= 1.0) || !(p->confidence >= 0.0)) {
-    sl_error_set(err, SL_ERR_USAGE, 0,
+    sl_error_set(err, SL_ERR_USAGE, SL_USAGE_E_INVALID,
                  "termination: invalid parameters (scale %g, surprise_p %g, min_fraction %g, confidence %g)",
                  p->scale, p->surprise_p, p->min_fraction, p->confidence);
     return false;
   }
   for (k = 0; k < K; k++) {
     if (!isfinite(mu[k]) || !(sigma[k] >= 0.0) || !isfinite(sigma[k]) || (k < k_obs && !isfinite(y[k]))) {
-      sl_error_set(err, SL_ERR_MODEL, 0, "termination: non-finite value at checkpoint %zu", k);
+      sl_error_set(err, SL_ERR_MODEL, SL_MODEL_E_NUMERIC, "termination: non-finite value at checkpoint %zu", k);
       return false;
     }
   }
@@ -369,13 +370,13 @@ bool sl_spec_decide_members(const sl_spec_params_t *p, const double *mu, const d
   if (info)
     *info = inf;
   if (E == 0 || ld < K) {
-    sl_error_set(err, SL_ERR_USAGE, 0, "termination: %zu members, row length %zu for %zu checkpoints", E, ld, K);
+    sl_error_set(err, SL_ERR_USAGE, SL_USAGE_E_INVALID, "termination: %zu members, row length %zu for %zu checkpoints", E, ld, K);
     return false;
   }
   for (e = 0; e < E; e++)
     for (k = 0; k < K; k++)
       if (!isfinite(mu[e * ld + k]) || (var && !(var[e * ld + k] >= -1e-300 && isfinite(var[e * ld + k])))) {
-        sl_error_set(err, SL_ERR_MODEL, 0, "termination: non-finite member %zu prediction at checkpoint %zu", e, k);
+        sl_error_set(err, SL_ERR_MODEL, SL_MODEL_E_NUMERIC, "termination: non-finite member %zu prediction at checkpoint %zu", e, k);
         return false;
       }
   /* the unweighted ensemble: the mixture of all members with equal weights */
@@ -496,7 +497,7 @@ bool sl_audit_check(const double *y_tail, const double *mu_tail, const double *s
 
   memset(out, 0, sizeof *out);
   if (n_tail == 0 || !(scale > 0.0)) {
-    sl_error_set(err, SL_ERR_USAGE, 0, "audit: %zu tail checkpoints, scale %g", n_tail, scale);
+    sl_error_set(err, SL_ERR_USAGE, SL_USAGE_E_INVALID, "audit: %zu tail checkpoints, scale %g", n_tail, scale);
     return false;
   }
   for (k = 0; k < n_tail; k++) {

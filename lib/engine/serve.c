@@ -11,7 +11,7 @@
 bool sl_serve_model_fits(const sl_config_t *cfg, const sl_model_t *model, sl_error_t *err)
 {
   if (sl_model_inputs(model) != (int)cfg->n_inputs || sl_model_outputs(model) != sl_dataset_columns(cfg)) {
-    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_EINVAL,
+    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_E_INVALID,
                  "model has %d inputs and %d outputs, campaign '%s' wants %zu and %d", sl_model_inputs(model),
                  sl_model_outputs(model), cfg->experiment, cfg->n_inputs, sl_dataset_columns(cfg));
     return false;

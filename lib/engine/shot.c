@@ -91,7 +91,7 @@ static void shot_error(sl_shot_file_t *sf, int line, const char *col, const char
   va_end(ap);
   if (!sf->errors)
     sf->errors = sl_calloc(SL_SHOT_ERRORS_KEPT, sizeof *sf->errors);
-  sf->errors[sf->n_kept++] = sl_buf_take(&b);
+  sf->errors[sf->n_kept++] = sl_buf_detach(&b);
 }
 
 static const char *slot_name(const sl_shot_file_t *sf, size_t slot)

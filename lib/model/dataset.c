@@ -126,7 +126,8 @@ bool sl_dataset_input_row(const sl_config_t *cfg, const sl_values_t *inputs, dou
   for (i = 0; i < cfg->n_inputs; i++) {
     const double *v = sl_values_get(inputs, cfg->inputs[i].name);
     if (!v || !isfinite(*v)) {
-      sl_error_set(err, SL_ERR_USAGE, 1, "input '%s' is %s", cfg->inputs[i].name, v ? "not finite" : "missing");
+      sl_error_set(err, SL_ERR_USAGE, SL_USAGE_E_INVALID, "input '%s' is %s", cfg->inputs[i].name,
+                   v ? "not finite" : "missing");
       return false;
     }
     if (x_double)

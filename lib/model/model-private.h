@@ -41,8 +41,8 @@ struct sl_model {
 void sl__model_layout(struct sl_model *m);
 /* Allocates the arrays of a model whose shape fields are set (params zeroed). */
 void sl__model_alloc(struct sl_model *m);
-/* Checks a shape against the limits; returns false with SL_MODEL_EINVAL or `code`. */
-bool sl__model_check_shape(int E, int D, int H, int L, int P, int code, sl_error_t *err);
+/* Checks a shape against the limits; returns false with SL_MODEL_E_INVALID or `code`. */
+bool sl__model_check_shape(int E, int D, int H, int L, int P, sl_model_code_t code, sl_error_t *err);
 
 /* Forward pass of member e over n feature-major rows xt [D][n]: writes layer outputs into
  * acts (L buffers of [H][n], consecutive) and out ([head][n]). */

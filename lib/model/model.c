@@ -22,7 +22,7 @@ void sl_model_spec_init(sl_model_spec_t *spec)
   spec->seed = 1;
 }
 
-bool sl__model_check_shape(int E, int D, int H, int L, int P, int code, sl_error_t *err)
+bool sl__model_check_shape(int E, int D, int H, int L, int P, sl_model_code_t code, sl_error_t *err)
 {
   if (E < 1 || E > SL__MODEL_MAX_MEMBERS || D < 1 || D > SL__MODEL_MAX_INPUTS || H < 1 ||
       H > SL__MODEL_MAX_HIDDEN || L < 1 || L > SL__MODEL_MAX_LAYERS || P < 1 || P > SL__MODEL_MAX_OUTPUTS) {
@@ -133,22 +133,22 @@ sl_model_t *sl_model_new(const sl_model_spec_t *spec, sl_error_t *err)
   int i;
 
   if (!spec || !sl__model_check_shape(spec->members, spec->inputs, spec->hidden, spec->layers, spec->outputs,
-                                      SL_MODEL_EINVAL, err))
+                                      SL_MODEL_E_INVALID, err))
     return NULL;
   if (spec->activation != SL_MODEL_ACT_TANH ||
       (spec->loss != SL_MODEL_LOSS_NLL && spec->loss != SL_MODEL_LOSS_MSE)) {
-    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_EINVAL, "unknown activation %d or loss %d",
+    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_E_INVALID, "unknown activation %d or loss %d",
                  (int)spec->activation, (int)spec->loss);
     return NULL;
   }
   if (!spec->input_lo || !spec->input_hi) {
-    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_EINVAL, "model needs input ranges");
+    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_E_INVALID, "model needs input ranges");
     return NULL;
   }
   for (i = 0; i < spec->inputs; i++) {
     if (!isfinite(spec->input_lo[i]) || !isfinite(spec->input_hi[i]) ||
         !(spec->input_hi[i] > spec->input_lo[i])) {
-      sl_error_set(err, SL_ERR_MODEL, SL_MODEL_EINVAL, "bad range [%g, %g] of input %d", spec->input_lo[i],
+      sl_error_set(err, SL_ERR_MODEL, SL_MODEL_E_INVALID, "bad range [%g, %g] of input %d", spec->input_lo[i],
                    spec->input_hi[i], i);
       return NULL;
     }
@@ -312,7 +312,7 @@ bool sl_model_set_output_stats(sl_model_t *m, const double *mean, const double *
 
   for (j = 0; j < m->P; j++) {
     if (!isfinite(mean[j]) || !isfinite(std[j]) || !(std[j] > 0)) {
-      sl_error_set(err, SL_ERR_MODEL, SL_MODEL_EINVAL, "bad statistics of output %d: %g, %g", j, mean[j],
+      sl_error_set(err, SL_ERR_MODEL, SL_MODEL_E_INVALID, "bad statistics of output %d: %g, %g", j, mean[j],
                    std[j]);
       return false;
     }
@@ -420,7 +420,7 @@ static void load_chunk(const struct sl_model *m, const float *x, size_t r0, size
 static bool predict_args(const sl_model_t *m, const float *x, const float *mean, sl_error_t *err)
 {
   if (!m || !x || !mean) {
-    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_EINVAL, "predict needs a model, inputs and outputs");
+    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_E_INVALID, "predict needs a model, inputs and outputs");
     return false;
   }
   return true;

@@ -104,7 +104,7 @@ void *sl_model_save_mem(const sl_model_t *m, size_t *len_out)
   }
   put_u64(&b, sl_hash64(b.data, b.len, 0));
   *len_out = b.len;
-  return sl_buf_take(&b);
+  return sl_buf_detach(&b);
 }
 
 /* A bounds-checked little-endian reader over a blob. */
@@ -116,7 +116,7 @@ typedef struct reader {
 static bool need(reader_t *r, size_t n, sl_error_t *err)
 {
   if (r->len - r->pos < n) {
-    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_ETRUNCATED,
+    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_E_TRUNCATED,
                  "model blob truncated: %zu bytes, needs more than %zu", r->len, r->pos + n - 1);
     return false;
   }
@@ -156,7 +156,7 @@ static char **get_names(reader_t *r, int n, sl_error_t *err)
     len = (size_t)get_le(r, 2);
     if (len > SL__MODEL_MAX_NAME || !need(r, len + 8, err)) {
       if (len > SL__MODEL_MAX_NAME)
-        sl_error_set(err, SL_ERR_MODEL, SL_MODEL_EFORMAT, "model name %d too long", i);
+        sl_error_set(err, SL_ERR_MODEL, SL_MODEL_E_FORMAT, "model name %d too long", i);
       goto out_fail;
     }
     out[i] = sl_strndup((const char *)r->p + r->pos, len);
@@ -190,7 +190,7 @@ static bool check_header(reader_t *r, struct sl_model *h, uint32_t *flags, sl_er
   int i;
 
   if (r->len < MAGIC_LEN || memcmp(r->p, MAGIC, MAGIC_LEN) != 0) {
-    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_EFORMAT, "not a specline model (bad magic)");
+    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_E_FORMAT, "not a specline model (bad magic)");
     return false;
   }
   r->pos = MAGIC_LEN;
@@ -198,12 +198,12 @@ static bool check_header(reader_t *r, struct sl_model *h, uint32_t *flags, sl_er
     return false;
   v = (uint32_t)get_le(r, 4);
   if (v != SL_MODEL_FORMAT_VERSION) {
-    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_EVERSION,
+    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_E_VERSION,
                  "unsupported model format version %u (this build reads %u)", v, SL_MODEL_FORMAT_VERSION);
     return false;
   }
   if (r->len < FIXED_HEADER + 8) {
-    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_ETRUNCATED, "model blob truncated: %zu bytes", r->len);
+    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_E_TRUNCATED, "model blob truncated: %zu bytes", r->len);
     return false;
   }
   for (i = 0; i < 8; i++)
@@ -212,14 +212,14 @@ static bool check_header(reader_t *r, struct sl_model *h, uint32_t *flags, sl_er
   count = get_le(r, 8);
   if (f[0] > SL__MODEL_MAX_MEMBERS || f[1] > SL__MODEL_MAX_INPUTS || f[2] > SL__MODEL_MAX_HIDDEN ||
       f[3] > SL__MODEL_MAX_LAYERS || f[4] > SL__MODEL_MAX_OUTPUTS) {
-    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_EFORMAT, "model shape out of range");
+    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_E_FORMAT, "model shape out of range");
     return false;
   }
-  if (!sl__model_check_shape((int)f[0], (int)f[1], (int)f[2], (int)f[3], (int)f[4], SL_MODEL_EFORMAT, err))
+  if (!sl__model_check_shape((int)f[0], (int)f[1], (int)f[2], (int)f[3], (int)f[4], SL_MODEL_E_FORMAT, err))
     return false;
   if (f[5] != SL_MODEL_ACT_TANH || (f[6] != SL_MODEL_LOSS_NLL && f[6] != SL_MODEL_LOSS_MSE) ||
       (f[7] & ~FLAG_NAMES)) {
-    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_EFORMAT, "unknown model activation %u, loss %u or flags %u",
+    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_E_FORMAT, "unknown model activation %u, loss %u or flags %u",
                  f[5], f[6], f[7]);
     return false;
   }
@@ -233,7 +233,7 @@ static bool check_header(reader_t *r, struct sl_model *h, uint32_t *flags, sl_er
   h->head = h->loss == SL_MODEL_LOSS_NLL ? 2 * h->P : h->P;
   *flags = f[7];
   if (count != shape_count(h)) {
-    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_EFORMAT,
+    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_E_FORMAT,
                  "model parameter count %llu does not match its shape (%llu)", (unsigned long long)count,
                  (unsigned long long)shape_count(h));
     return false;
@@ -254,7 +254,7 @@ static bool check_header(reader_t *r, struct sl_model *h, uint32_t *flags, sl_er
   }
   min_len += 4 * count + 8;
   if (r->len != min_len) {
-    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_ETRUNCATED, "model blob is %zu bytes, its header says %llu",
+    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_E_TRUNCATED, "model blob is %zu bytes, its header says %llu",
                  r->len, (unsigned long long)min_len);
     return false;
   }
@@ -263,7 +263,7 @@ static bool check_header(reader_t *r, struct sl_model *h, uint32_t *flags, sl_er
   tail.pos = r->len - 8;
   sum_stored = get_le(&tail, 8);
   if (sl_hash64(r->p, r->len - 8, 0) != sum_stored) {
-    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_ECHECKSUM,
+    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_E_CHECKSUM,
                  "model checksum mismatch: corrupt blob (stored %016llx)", (unsigned long long)sum_stored);
     return false;
   }
@@ -301,13 +301,13 @@ sl_model_t *sl_model_load_mem(const void *buf, size_t len, sl_error_t *err)
     m->out_std[j] = get_f64(&r);
   for (j = 0; j < m->D; j++) {
     if (!isfinite(m->in_lo[j]) || !isfinite(m->in_hi[j]) || !(m->in_hi[j] > m->in_lo[j])) {
-      sl_error_set(err, SL_ERR_MODEL, SL_MODEL_EFORMAT, "model input range %d is invalid", j);
+      sl_error_set(err, SL_ERR_MODEL, SL_MODEL_E_FORMAT, "model input range %d is invalid", j);
       goto out_fail;
     }
   }
   for (j = 0; j < m->P; j++) {
     if (!isfinite(m->out_mean[j]) || !isfinite(m->out_std[j]) || !(m->out_std[j] > 0)) {
-      sl_error_set(err, SL_ERR_MODEL, SL_MODEL_EFORMAT, "model output statistics %d invalid", j);
+      sl_error_set(err, SL_ERR_MODEL, SL_MODEL_E_FORMAT, "model output statistics %d invalid", j);
       goto out_fail;
     }
   }
@@ -316,7 +316,7 @@ sl_model_t *sl_model_load_mem(const void *buf, size_t len, sl_error_t *err)
       goto out_fail;
   }
   if (len - r.pos != m->count * 4 + 8) {
-    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_ETRUNCATED, "model blob is %zu bytes, its header says %zu", len,
+    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_E_TRUNCATED, "model blob is %zu bytes, its header says %zu", len,
                  r.pos + m->count * 4 + 8);
     goto out_fail;
   }
@@ -341,16 +341,16 @@ bool sl_model_save_file(const sl_model_t *m, const char *path, sl_error_t *err)
   bool ok = false;
 
   if (!f) {
-    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_EIO, "cannot create '%s': %s", tmp, strerror(errno));
+    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_E_IO, "cannot create '%s': %s", tmp, strerror(errno));
     goto out_free;
   }
   if (fwrite(blob, 1, len, f) != len || fflush(f) != 0 || fsync(fileno(f)) != 0) {
-    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_EIO, "cannot write '%s': %s", tmp, strerror(errno));
+    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_E_IO, "cannot write '%s': %s", tmp, strerror(errno));
     fclose(f);
     goto out_unlink;
   }
   if (fclose(f) != 0 || rename(tmp, path) != 0) {
-    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_EIO, "cannot write '%s': %s", path, strerror(errno));
+    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_E_IO, "cannot write '%s': %s", path, strerror(errno));
     goto out_unlink;
   }
   ok = true;
@@ -373,7 +373,7 @@ sl_model_t *sl_model_load_file(const char *path, sl_error_t *err)
   errno = 0;
   data = sl_read_file(path, MAX_FILE, &len);
   if (!data) {
-    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_EIO, "cannot read '%s': %s", path,
+    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_E_IO, "cannot read '%s': %s", path,
                  errno ? strerror(errno) : "too large or unreadable");
     return NULL;
   }

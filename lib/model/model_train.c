@@ -107,7 +107,7 @@ bool sl_model_loss_grad(sl_model_t *m, size_t n, const float *xn, const float *y
   int e;
 
   if (!m || n == 0 || !xn || !yn || first_layer < 0 || first_layer > m->L) {
-    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_EINVAL,
+    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_E_INVALID,
                  "loss needs a model, rows, inputs, targets and a first layer in [0, L]");
     return false;
   }
@@ -214,12 +214,12 @@ static bool train_args(const sl_model_t *m, size_t n, const float *x, const floa
                        const sl_model_train_opts_t *o, sl_error_t *err)
 {
   if (!m || n == 0 || !x || !y) {
-    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_EINVAL, "training needs a model and data rows");
+    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_E_INVALID, "training needs a model and data rows");
     return false;
   }
   if (o->epochs < 0 || o->batch_size < 1 || o->first_layer < 0 || o->first_layer > m->L || o->patience < 0 ||
       !(o->adam.lr > 0) || (o->val_n && (!o->val_x || !o->val_y))) {
-    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_EINVAL,
+    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_E_INVALID,
                  "bad training options: epochs %d, batch %d, first layer %d, patience %d", o->epochs,
                  o->batch_size, o->first_layer, o->patience);
     return false;
@@ -305,7 +305,7 @@ bool sl_model_train(sl_model_t *m, size_t n, const float *x, const float *y, con
       for (e = 0; e < m->E; e++)
         bsum += tmp[e];
       if (!isfinite(bsum)) {
-        sl_error_set(err, SL_ERR_MODEL, SL_MODEL_ENUMERIC, "training diverged: non-finite loss at epoch %d",
+        sl_error_set(err, SL_ERR_MODEL, SL_MODEL_E_NUMERIC, "training diverged: non-finite loss at epoch %d",
                      epoch);
         memcpy(m->params, backup, m->count * sizeof(float));
         sl_model_set_output_stats(m, mean_bak, std_bak, NULL);

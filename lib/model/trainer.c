@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "specline/json.h"
 #include "specline/trainer.h"
 #include "specline/transfer.h"
 #include "specline/util.h"
@@ -212,7 +213,8 @@ bool sl_trainer_run_on(const sl_config_t *cfg, const sl_dataset_split_t *split, 
   out->n_train = tr->n;
   out->n_val = split->val.n;
   if (tr->n == 0 || tr->p == 0) {
-    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_EINVAL, "nothing to train on (%zu rows, %d columns)", tr->n, tr->p);
+    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_E_INVALID, "nothing to train on (%zu rows, %d columns)", tr->n,
+                 tr->p);
     return false;
   }
   nll = !(cfg->learn.loss && !strcmp(cfg->learn.loss, "mse"));
@@ -241,7 +243,7 @@ bool sl_trainer_run_on(const sl_config_t *cfg, const sl_dataset_split_t *split, 
     goto out_fail;
   out->train_s = sl_mono() - t0;
   if (abort_flag && atomic_load(abort_flag)) {
-    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_EINVAL, "abandoned");
+    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_E_INVALID, "abandoned");
     goto out_fail;
   }
   out->epochs_run = warm + res.epochs_run;
@@ -280,11 +282,13 @@ char *sl_trainer_metrics_json(const sl_trainer_result_t *r)
   sl_trainer_metrics_values(r, &v);
   sl_buf_init(&b);
   sl_buf_append(&b, "{", 1);
-  for (i = 0; i < v.n; i++)
-    sl_buf_printf(&b, "%s\"%s\": %.17g", i ? ", " : "", v.names[i], v.vals[i]);
+  for (i = 0; i < v.n; i++) {
+    sl_buf_printf(&b, "%s\"%s\": ", i ? ", " : "", v.names[i]);
+    sl_json_put_double(&b, v.vals[i]);
+  }
   sl_buf_append(&b, "}", 1);
   sl_values_release(&v);
-  return sl_buf_take(&b);
+  return sl_buf_detach(&b);
 }
 
 /* Copies the rows of `from` whose held-out flag equals `heldout` into `to`. */

@@ -54,13 +54,13 @@ bool sl_transfer_calibrate(sl_model_t *m, const sl_calibration_t *cal, size_t n_
   if (n_applied)
     *n_applied = 0;
   if (!m || (n_cal && !cal)) {
-    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_EINVAL, "calibration needs a model");
+    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_E_INVALID, "calibration needs a model");
     return false;
   }
   for (i = 0; i < n_cal; i++)
     if (!(isfinite(cal[i].alpha) && isfinite(cal[i].beta) && cal[i].alpha != 0)) {
-      sl_error_set(err, SL_ERR_MODEL, SL_MODEL_EINVAL, "calibration of '%s': alpha must be finite and non-zero",
-                   cal[i].name ? cal[i].name : "?");
+      sl_error_set(err, SL_ERR_MODEL, SL_MODEL_E_INVALID,
+                   "calibration of '%s': alpha must be finite and non-zero", cal[i].name ? cal[i].name : "?");
       return false;
     }
   p = sl_model_outputs(m);
@@ -253,15 +253,15 @@ sl_model_t *sl_transfer_elevate(const sl_model_t *surrogate, size_t n, const flo
     *res = r;
   if (!surrogate || !x || !y || n == 0 || opts->epochs < 0 || !(opts->lr > 0) || !(opts->prior >= 0) ||
       opts->batch_size < 0) {
-    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_EINVAL,
+    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_E_INVALID,
                  "transfer needs a surrogate, shots, epochs >= 0, lr > 0, prior >= 0, batch_size >= 0");
     return NULL;
   }
   L = sl_model_layers(surrogate);
   r.first_layer = opts->first_layer < 0 ? L : opts->first_layer;
   if (r.first_layer > L) {
-    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_EINVAL, "first trainable layer %d is not in [0, %d]", opts->first_layer,
-                 L);
+    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_E_INVALID, "first trainable layer %d is not in [0, %d]",
+                 opts->first_layer, L);
     return NULL;
   }
   m = sl_model_clone(surrogate);
@@ -270,7 +270,7 @@ sl_model_t *sl_transfer_elevate(const sl_model_t *surrogate, size_t n, const flo
   tl_data_init(&t, m, n, x, y, mask, &r.n_observed);
   r.n_shots = t.n;
   if (t.n == 0) {
-    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_EINVAL, "no shot observes any output of the model");
+    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_E_INVALID, "no shot observes any output of the model");
     goto out_data;
   }
 
@@ -328,7 +328,8 @@ sl_model_t *sl_transfer_elevate(const sl_model_t *surrogate, size_t n, const flo
       if (!sl_model_loss_grad(m, nb, bx, by, bm, r.first_layer, loss, grad, err))
         goto out_train;
       if (!isfinite(mean_of(loss, E))) {
-        sl_error_set(err, SL_ERR_MODEL, SL_MODEL_ENUMERIC, "transfer diverged at epoch %d (non-finite loss)", ep);
+        sl_error_set(err, SL_ERR_MODEL, SL_MODEL_E_NUMERIC, "transfer diverged at epoch %d (non-finite loss)",
+                     ep);
         goto out_train;
       }
       step++;
@@ -349,7 +350,7 @@ sl_model_t *sl_transfer_elevate(const sl_model_t *surrogate, size_t n, const flo
     goto out_train;
   r.loss_after = mean_of(loss, E);
   if (!isfinite(r.loss_after)) {
-    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_ENUMERIC, "transfer diverged (non-finite loss)");
+    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_E_NUMERIC, "transfer diverged (non-finite loss)");
     goto out_train;
   }
   ok = true;
@@ -379,7 +380,7 @@ double sl_transfer_nrmse(const sl_model_t *m, size_t n, const float *x, const fl
   int p;
 
   if (!m || !x || !y || n == 0) {
-    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_EINVAL, "nrmse needs a model and held-out shots");
+    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_E_INVALID, "nrmse needs a model and held-out shots");
     return NAN;
   }
   p = sl_model_outputs(m);

@@ -1,9 +1,10 @@
 /* The engine behind every codec of proto/: the pre-scan that bounds hostile bytes before
- * jansson sees them (UTF-8, bracket depth, NaN/Infinity literals, with the field path where
- * it stopped), the table-driven decoder that turns a jansson tree into a C struct with one
- * error code and a field path per failure, the deterministic JSON writer the encoders use,
- * and the generic release. Decoding uses jansson; encoding writes JSON directly into a
- * buffer (fixed field order, shortest round-trip numbers, no tree to allocate). */
+ * jansson sees them (bracket depth, NaN/Infinity literals, with the field path where it
+ * stopped; UTF-8 is jansson's to check), the table-driven decoder that turns a jansson tree
+ * into a C struct with one error code and a field path per failure, the deterministic
+ * encoder and the generic release. Decoding uses jansson; encoding writes JSON directly
+ * into a buffer with core's writer (fixed field order, shortest round-trip numbers, no tree
+ * to allocate). */
 #include <inttypes.h>
 #include <jansson.h>
 #include <math.h>
@@ -18,36 +19,7 @@
 #define PATH_MAX_BYTES 160
 #define KEY_SHOWN 48
 
-/* ---- UTF-8, identifiers, readable names ---- */
-
-size_t sl__utf8_seq(const unsigned char *p, size_t n)
-{
-  unsigned c = p[0];
-
-  if (c < 0x80)
-    return 1;
-  if (c >= 0xc2 && c <= 0xdf)
-    return (n >= 2 && (p[1] & 0xc0) == 0x80) ? 2 : 0;
-  if (c >= 0xe0 && c <= 0xef) {
-    if (n < 3 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80)
-      return 0;
-    if (c == 0xe0 && p[1] < 0xa0)
-      return 0; /* overlong */
-    if (c == 0xed && p[1] > 0x9f)
-      return 0; /* surrogate */
-    return 3;
-  }
-  if (c >= 0xf0 && c <= 0xf4) {
-    if (n < 4 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 || (p[3] & 0xc0) != 0x80)
-      return 0;
-    if (c == 0xf0 && p[1] < 0x90)
-      return 0; /* overlong */
-    if (c == 0xf4 && p[1] > 0x8f)
-      return 0; /* above U+10FFFF */
-    return 4;
-  }
-  return 0;
-}
+/* ---- identifiers, readable names ---- */
 
 bool sl__is_ident(const char *s, size_t n, size_t max)
 {
@@ -152,7 +124,7 @@ sl__scan_result_t sl__prescan(const char *buf, size_t len, int max_depth, size_t
   scan_frame_t st[SCAN_STACK];
   sl__scan_result_t r = SL__SCAN_OK;
   int depth = 0;
-  size_t i = 0, j, seq;
+  size_t i = 0, j;
 
   if (max_depth < 1)
     max_depth = 1;
@@ -165,14 +137,6 @@ sl__scan_result_t sl__prescan(const char *buf, size_t len, int max_depth, size_t
       r = SL__SCAN_STOPPED;
       goto out;
     }
-    if (c >= 0x80) {
-      if (!(seq = sl__utf8_seq(p + i, len - i))) {
-        r = SL__SCAN_UTF8;
-        goto out;
-      }
-      i += seq;
-      continue;
-    }
     switch (c) {
     case '"':
       for (j = i + 1; j < len && p[j] != '"';) {
@@ -181,18 +145,7 @@ sl__scan_result_t sl__prescan(const char *buf, size_t len, int max_depth, size_t
           r = SL__SCAN_STOPPED;
           goto out;
         }
-        if (p[j] == '\\') {
-          j += 2;
-        } else if (p[j] >= 0x80) {
-          if (!(seq = sl__utf8_seq(p + j, len - j))) {
-            i = j;
-            r = SL__SCAN_UTF8;
-            goto out;
-          }
-          j += seq;
-        } else {
-          j++;
-        }
+        j += p[j] == '\\' ? 2 : 1;
       }
       if (j > len)
         j = len;
@@ -251,83 +204,6 @@ out:
   return r;
 }
 
-/* ---- JSON writer ---- */
-
-void sl__json_put_string(sl_buf_t *b, const char *s)
-{
-  static const char hex[] = "0123456789abcdef";
-  const unsigned char *p = (const unsigned char *)(s ? s : "");
-  size_t n = strlen((const char *)p), i = 0, run = 0, seq;
-
-  sl_buf_append(b, "\"", 1);
-  while (i < n) {
-    unsigned char c = p[i];
-    if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
-      i++;
-      run++;
-      continue;
-    }
-    if (c >= 0x80 && (seq = sl__utf8_seq(p + i, n - i)) > 0) {
-      i += seq;
-      run += seq;
-      continue;
-    }
-    sl_buf_append(b, p + i - run, run);
-    run = 0;
-    if (c == '"' || c == '\\') {
-      char e[2] = {'\\', (char)c};
-      sl_buf_append(b, e, 2);
-    } else if (c == '\n') {
-      sl_buf_append(b, "\\n", 2);
-    } else if (c == '\t') {
-      sl_buf_append(b, "\\t", 2);
-    } else if (c == '\r') {
-      sl_buf_append(b, "\\r", 2);
-    } else if (c < 0x20) {
-      char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-      sl_buf_append(b, e, 6);
-    } else {
-      sl_buf_append(b, "\\ufffd", 6); /* invalid UTF-8 byte */
-    }
-    i++;
-  }
-  sl_buf_append(b, p + i - run, run);
-  sl_buf_append(b, "\"", 1);
-}
-
-void sl__json_put_double(sl_buf_t *b, double d)
-{
-  char tmp[40];
-  int prec, n = 0;
-
-  if (!isfinite(d)) {
-    sl_buf_append(b, "null", 4);
-    return;
-  }
-  if (d == 0.0) {
-    sl_buf_append(b, signbit(d) ? "-0.0" : "0.0", signbit(d) ? 4 : 3);
-    return;
-  }
-  for (prec = 15; prec <= 17; prec++) {
-    n = snprintf(tmp, sizeof tmp, "%.*g", prec, d);
-    if (prec == 17 || strtod(tmp, NULL) == d)
-      break;
-  }
-  if (!strpbrk(tmp, ".eE") && n + 2 < (int)sizeof tmp) {
-    tmp[n++] = '.';
-    tmp[n++] = '0';
-    tmp[n] = '\0';
-  }
-  sl_buf_append(b, tmp, (size_t)n);
-}
-
-void sl__json_put_int(sl_buf_t *b, int64_t i)
-{
-  char tmp[24];
-  int n = snprintf(tmp, sizeof tmp, "%" PRId64, i);
-  sl_buf_append(b, tmp, (size_t)n);
-}
-
 /* ---- decoder ---- */
 
 typedef struct dctx {
@@ -340,8 +216,9 @@ typedef struct dctx {
   const char *dims_from;
 } dctx_t;
 
-static bool failf(dctx_t *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static bool failf(dctx_t *c, int code, const char *fmt, ...)
+static bool failf(dctx_t *c, sl_proto_code_t code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static bool failf(dctx_t *c, sl_proto_code_t code, const char *fmt, ...)
 {
   char msg[160];
   va_list ap;
@@ -644,10 +521,17 @@ static void jansson_error(const json_error_t *je, const char *buf, size_t len,
                           const sl_proto_limits_t *lim, sl_error_t *err)
 {
   char text[96], path[PATH_MAX_BYTES];
-  size_t tlen = 0, at;
+  size_t tlen = 0, at, bad;
 
   readable_append(text, sizeof text, &tlen, je->text, strnlen(je->text, sizeof je->text - 1),
                   sizeof text, true);
+  /* jansson stops at its first error: a body it rejects earlier for another reason (a NUL
+   * byte, say) is still E_UTF8 when it holds invalid UTF-8 further on */
+  bad = sl_utf8_valid_prefix(buf, len);
+  if (bad < len) {
+    sl_error_set(err, SL_ERR_PROTO, SL_PROTO_E_UTF8, "invalid UTF-8 at byte %zu", bad);
+    return;
+  }
   switch (json_error_code(je)) {
   case json_error_invalid_utf8:
     sl_error_set(err, SL_ERR_PROTO, SL_PROTO_E_UTF8, "invalid UTF-8 at byte %d", je->position);
@@ -718,9 +602,6 @@ bool sl__decode(const sl__kind_t *k, const char *buf, size_t len, const sl_proto
     return false;
   }
   switch (sl__prescan(buf, len, lim->max_depth, SIZE_MAX, &at, path, sizeof path)) {
-  case SL__SCAN_UTF8:
-    sl_error_set(err, SL_ERR_PROTO, SL_PROTO_E_UTF8, "invalid UTF-8 at byte %zu", at);
-    return false;
   case SL__SCAN_DEPTH:
     sl_error_set(err, SL_ERR_PROTO, SL_PROTO_E_DEPTH, "field '%s': nesting deeper than %d",
                  path, lim->max_depth);
@@ -788,9 +669,9 @@ static void put_values(sl_buf_t *b, const sl_values_t *v)
   for (i = 0; i < v->n; i++) {
     if (i)
       sl_buf_append(b, ",", 1);
-    sl__json_put_string(b, v->names[i]);
+    sl_json_put_string(b, v->names[i]);
     sl_buf_append(b, ":", 1);
-    sl__json_put_double(b, v->vals[i]);
+    sl_json_put_double(b, v->vals[i]);
   }
   sl_buf_append(b, "}", 1);
 }
@@ -803,7 +684,7 @@ static void put_numbers(sl_buf_t *b, const double *d, size_t n)
   for (i = 0; i < n; i++) {
     if (i)
       sl_buf_append(b, ",", 1);
-    sl__json_put_double(b, d[i]);
+    sl_json_put_double(b, d[i]);
   }
   sl_buf_append(b, "]", 1);
 }
@@ -816,7 +697,7 @@ static void put_series(sl_buf_t *b, const sl_series_t *s)
   for (i = 0; i < s->n; i++) {
     if (i)
       sl_buf_append(b, ",", 1);
-    sl__json_put_string(b, s->names[i]);
+    sl_json_put_string(b, s->names[i]);
     sl_buf_append(b, ":", 1);
     put_numbers(b, s->data[i], s->lens[i]);
   }
@@ -867,13 +748,13 @@ char *sl__encode(const sl__kind_t *k, const void *m)
     case SL__F_ID:
     case SL__F_TEXT:
     case SL__F_ENUM:
-      sl__json_put_string(&b, *MEMBER(m, f->off, char *));
+      sl_json_put_string(&b, *MEMBER(m, f->off, char *));
       break;
     case SL__F_INT:
-      sl__json_put_int(&b, *MEMBER(m, f->off, int64_t));
+      sl_json_put_int(&b, *MEMBER(m, f->off, int64_t));
       break;
     case SL__F_NUM:
-      sl__json_put_double(&b, *MEMBER(m, f->off, double));
+      sl_json_put_double(&b, *MEMBER(m, f->off, double));
       break;
     case SL__F_BOOL:
       sl_buf_append(&b, *MEMBER(m, f->off, bool) ? "true" : "false",
@@ -886,7 +767,7 @@ char *sl__encode(const sl__kind_t *k, const void *m)
       put_series(&b, MEMBER(m, f->off, sl_series_t));
       break;
     case SL__F_STATUS:
-      sl__json_put_string(&b, sl_point_status_name(*MEMBER(m, f->off, sl_point_status_t)));
+      sl_json_put_string(&b, sl_point_status_name(*MEMBER(m, f->off, sl_point_status_t)));
       break;
     case SL__F_IDLIST:
       n = *MEMBER(m, f->off2, size_t);
@@ -894,7 +775,7 @@ char *sl__encode(const sl__kind_t *k, const void *m)
       for (r = 0; r < n; r++) {
         if (r)
           sl_buf_append(&b, ",", 1);
-        sl__json_put_string(&b, (*MEMBER(m, f->off, char **))[r]);
+        sl_json_put_string(&b, (*MEMBER(m, f->off, char **))[r]);
       }
       sl_buf_append(&b, "]", 1);
       break;
@@ -913,7 +794,7 @@ char *sl__encode(const sl__kind_t *k, const void *m)
     }
   }
   sl_buf_append(&b, "}", 1);
-  return sl_buf_take(&b);
+  return sl_buf_detach(&b);
 }
 
 /* ---- release ---- */

@@ -3,8 +3,8 @@
  * C struct, bounds); one generic decoder validates a body against that table, one generic
  * encoder writes the fields in table order (so encoding is deterministic) and one generic
  * release frees what the decoder allocated. The kind modules (sim_task.c, ...) hold only
- * their table and the public wrappers. Also here: the JSON writer and the UTF-8 check that
- * the encoder and the pre-scan share. */
+ * their table and the public wrappers. The JSON writer the encoder uses is core's
+ * (specline/json.h); UTF-8 is checked by jansson when decoding. */
 #ifndef SPECLINE_PROTO_PRIVATE_H
 #define SPECLINE_PROTO_PRIVATE_H
 
@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "specline/error.h"
+#include "specline/json.h"
 #include "specline/proto.h"
 #include "specline/util.h"
 
@@ -78,23 +79,12 @@ void sl__release(const sl__kind_t *k, void *m);
 /* The point status words, indexed by sl_point_status_t, NULL-terminated. */
 extern const char *const sl__status_words[];
 
-/* Length of the valid UTF-8 sequence at p (n bytes available), or 0 if invalid. */
-size_t sl__utf8_seq(const unsigned char *p, size_t n);
-
 /* True when s[0..n) is a valid identifier of at most max bytes. */
 bool sl__is_ident(const char *s, size_t n, size_t max);
-
-/* JSON writer: a string (escaped; invalid UTF-8 bytes become U+FFFD), a number with the
- * shortest of 15, 16 or 17 significant digits that reads back to the same bits (non-finite
- * numbers become null), an integer. */
-void sl__json_put_string(sl_buf_t *b, const char *s);
-void sl__json_put_double(sl_buf_t *b, double d);
-void sl__json_put_int(sl_buf_t *b, int64_t i);
 
 /* Outcome of the pre-scan of a body. */
 typedef enum sl__scan_result {
   SL__SCAN_OK = 0,
-  SL__SCAN_UTF8,      /* invalid UTF-8 */
   SL__SCAN_DEPTH,     /* brackets nested deeper than max_depth */
   SL__SCAN_NONFINITE, /* a NaN / Infinity literal outside strings */
   SL__SCAN_STOPPED,   /* reached the stop offset (path lookup) */

@@ -5,6 +5,7 @@
 
 #include <jansson.h>
 
+#include "specline/json.h"
 #include "specline/simline.h"
 #include "specline/util.h"
 
@@ -28,12 +29,12 @@ static bool parse_values(json_t *obj, const char *what, int64_t lineno, sl_value
   json_t *v;
 
   if (!json_is_object(obj)) {
-    sl_error_set(err, SL_ERR_SIM, 1, "line %lld: '%s' is not an object", (long long)lineno, what);
+    sl_error_set(err, SL_ERR_SIM, SL_SIM_E_LINE, "line %lld: '%s' is not an object", (long long)lineno, what);
     return false;
   }
   if (json_object_size(obj) > MAX_VALUES) {
-    sl_error_set(err, SL_ERR_SIM, 1, "line %lld: '%s' has more than %d entries", (long long)lineno, what,
-                 MAX_VALUES);
+    sl_error_set(err, SL_ERR_SIM, SL_SIM_E_LINE, "line %lld: '%s' has more than %d entries",
+                 (long long)lineno, what, MAX_VALUES);
     return false;
   }
   json_object_foreach(obj, key, v)
@@ -41,18 +42,19 @@ static bool parse_values(json_t *obj, const char *what, int64_t lineno, sl_value
     char nm[72];
     double d;
     if (!json_is_number(v)) {
-      sl_error_set(err, SL_ERR_SIM, 1, "line %lld: '%s.%s' is not a number", (long long)lineno, what,
-                   clean(nm, sizeof nm, key, 64));
+      sl_error_set(err, SL_ERR_SIM, SL_SIM_E_LINE, "line %lld: '%s.%s' is not a number", (long long)lineno,
+                   what, clean(nm, sizeof nm, key, 64));
       return false;
     }
     d = json_number_value(v);
     if (!isfinite(d)) {
-      sl_error_set(err, SL_ERR_SIM, 1, "line %lld: '%s.%s' is not finite", (long long)lineno, what,
-                   clean(nm, sizeof nm, key, 64));
+      sl_error_set(err, SL_ERR_SIM, SL_SIM_E_LINE, "line %lld: '%s.%s' is not finite", (long long)lineno,
+                   what, clean(nm, sizeof nm, key, 64));
       return false;
     }
     if (strlen(key) == 0 || strlen(key) > 63) {
-      sl_error_set(err, SL_ERR_SIM, 1, "line %lld: bad value name in '%s'", (long long)lineno, what);
+      sl_error_set(err, SL_ERR_SIM, SL_SIM_E_LINE, "line %lld: bad value name in '%s'", (long long)lineno,
+                   what);
       return false;
     }
     sl_values_add(out, key, d);
@@ -69,18 +71,19 @@ bool sl_simline_parse(const char *line, size_t len, int64_t lineno, sl_simline_t
   memset(out, 0, sizeof *out);
   sl_values_init(&out->values);
   if (len > SL_SIMLINE_MAX) {
-    sl_error_set(err, SL_ERR_SIM, 1, "line %lld: longer than %u bytes", (long long)lineno, SL_SIMLINE_MAX);
+    sl_error_set(err, SL_ERR_SIM, SL_SIM_E_LINE, "line %lld: longer than %u bytes", (long long)lineno,
+                 SL_SIMLINE_MAX);
     return false;
   }
   root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
   if (!root) {
     char txt[sizeof jerr.text];
-    sl_error_set(err, SL_ERR_SIM, 1, "line %lld: not JSON (column %d: %s)", (long long)lineno, jerr.column,
-                 clean(txt, sizeof txt, jerr.text, sizeof txt - 1));
+    sl_error_set(err, SL_ERR_SIM, SL_SIM_E_LINE, "line %lld: not JSON (column %d: %s)", (long long)lineno,
+                 jerr.column, clean(txt, sizeof txt, jerr.text, sizeof txt - 1));
     return false;
   }
   if (!json_is_object(root)) {
-    sl_error_set(err, SL_ERR_SIM, 1, "line %lld: not a JSON object", (long long)lineno);
+    sl_error_set(err, SL_ERR_SIM, SL_SIM_E_LINE, "line %lld: not a JSON object", (long long)lineno);
     goto out_free_root;
   }
   final = json_object_get(root, "final");
@@ -94,15 +97,17 @@ bool sl_simline_parse(const char *line, size_t len, int64_t lineno, sl_simline_t
   step = json_object_get(root, "step");
   t = json_object_get(root, "t");
   if (!values) {
-    sl_error_set(err, SL_ERR_SIM, 1, "line %lld: neither 'values' nor 'final'", (long long)lineno);
+    sl_error_set(err, SL_ERR_SIM, SL_SIM_E_LINE, "line %lld: neither 'values' nor 'final'",
+                 (long long)lineno);
     goto out_free_root;
   }
   if (step && (!json_is_integer(step) || json_integer_value(step) < 0)) {
-    sl_error_set(err, SL_ERR_SIM, 1, "line %lld: 'step' is not a non-negative integer", (long long)lineno);
+    sl_error_set(err, SL_ERR_SIM, SL_SIM_E_LINE, "line %lld: 'step' is not a non-negative integer",
+                 (long long)lineno);
     goto out_free_root;
   }
   if (t && (!json_is_number(t) || !isfinite(json_number_value(t)))) {
-    sl_error_set(err, SL_ERR_SIM, 1, "line %lld: 't' is not a finite number", (long long)lineno);
+    sl_error_set(err, SL_ERR_SIM, SL_SIM_E_LINE, "line %lld: 't' is not a finite number", (long long)lineno);
     goto out_free_root;
   }
   out->step = step ? json_integer_value(step) : 0;
@@ -134,7 +139,7 @@ char *sl_simline_input(const sl_values_t *inputs, int64_t max_steps, const char 
   json_object_set_new(root, "max_steps", json_integer(max_steps));
   if (sample_id)
     json_object_set_new(root, "sample_id", json_string(sample_id));
-  s = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
+  s = sl_json_dump(root, 0);
   json_decref(root);
   line = sl_asprintf("%s\n", s);
   free(s);

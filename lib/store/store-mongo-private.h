@@ -83,7 +83,7 @@ void sl__mongo_model_info_push(const bson_t *doc, sl_store_model_list_t *out);
 /* Classifies a driver/server error (error API v2) into an SL_STORE_E_* code; reply may be
  * NULL. Network, server selection, not-primary, shutdown, timeouts, write concern and
  * "RetryableWriteError"-labelled errors are transient; authentication is E_AUTH. */
-int sl__mongo_error_class(const bson_error_t *e, const bson_t *reply);
+sl_store_code_t sl__mongo_error_class(const bson_error_t *e, const bson_t *reply);
 /* True for the duplicate-key error (11000). */
 bool sl__mongo_error_is_dup(const bson_error_t *e);
 

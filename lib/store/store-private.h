@@ -71,8 +71,8 @@ json_t *sl__store_series_json(const sl_series_t *s);
 /* The reverse; non-numeric members are skipped. Appends to *out (already initialised). */
 void sl__store_values_from_json(const json_t *obj, sl_values_t *out);
 void sl__store_series_from_json(const json_t *obj, sl_series_t *out);
-/* Compact JSON text of obj (malloc'd, sl_ allocation), doubles kept to 17 digits;
- * consumes the reference. NULL in, NULL out. */
+/* Compact JSON text of obj (malloc'd, sl_ allocation), numbers in their shortest
+ * round-trip form (sl_json_dump); consumes the reference. NULL in, NULL out. */
 char *sl__store_json_dump_take(json_t *obj);
 
 /* Appends one model to a listing (strings copied; NULL id or kind as "", NULL or empty

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "specline/json.h"
 #include "specline/util.h"
 #include "store-private.h"
 
@@ -297,10 +298,8 @@ char *sl__store_json_dump_take(json_t *obj)
 
   if (!obj)
     return NULL;
-  s = json_dumps(obj, JSON_COMPACT | JSON_REAL_PRECISION(17));
+  s = sl_json_dump(obj, 0);
   json_decref(obj);
-  if (!s)
-    abort(); /* only on out-of-memory */
   return s;
 }
 

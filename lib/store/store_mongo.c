@@ -582,7 +582,7 @@ void sl__mongo_model_info_push(const bson_t *doc, sl_store_model_list_t *out)
   free(metrics);
 }
 
-int sl__mongo_error_class(const bson_error_t *e, const bson_t *reply)
+sl_store_code_t sl__mongo_error_class(const bson_error_t *e, const bson_t *reply)
 {
   /* Server codes worth a retry: network, not primary, shutdown, timeouts, write concern. */
   static const uint32_t transient_codes[] = {

@@ -51,7 +51,7 @@ typedef struct sqlite_store {
 } sqlite_store_t;
 
 /* Transient: worth retrying once the lock, the disk or the I/O problem is gone. */
-static int code_of(int rc)
+static sl_store_code_t code_of(int rc)
 {
   switch (rc & 0xff) {
   case SQLITE_BUSY:
@@ -92,7 +92,7 @@ static char *quote_ident(const char *name)
     sl_buf_append(&b, name, 1);
   }
   sl_buf_append(&b, "\"", 1);
-  return sl_buf_take(&b);
+  return sl_buf_detach(&b);
 }
 
 /* mkdir -p of the directory part of path. */
@@ -192,7 +192,7 @@ static bool ensure_table(sqlite_store_t *s, sl_error_t *err)
     free(q);
   }
   sl_buf_printf(&b, ")");
-  sql = sl_buf_take(&b);
+  sql = sl_buf_detach(&b);
   ok = exec_sql(s, sql, "creating the campaign table", err);
   free(sql);
   if (!ok)
@@ -276,7 +276,7 @@ static bool prepare_all(sqlite_store_t *s, sl_error_t *err)
   }
   sl_buf_printf(&b, " WHERE " RANK_SQL("excluded.status") " >= (CASE %s.status WHEN 'complete' THEN 2 "
                     "WHEN 'terminated' THEN 1 ELSE 0 END)", s->table);
-  sql = sl_buf_take(&b);
+  sql = sl_buf_detach(&b);
   ok = prepare(s, sql, &s->q_upsert, err);
   free(sql);
   if (!ok)
@@ -292,7 +292,7 @@ static bool prepare_all(sqlite_store_t *s, sl_error_t *err)
   sl_buf_printf(&b, "SELECT ");
   append_col_list(&b, s);
   sl_buf_printf(&b, " FROM %s WHERE sample_id = ?1", s->table);
-  sql = sl_buf_take(&b);
+  sql = sl_buf_detach(&b);
   ok = prepare(s, sql, &s->q_get, err);
   free(sql);
   if (!ok)
@@ -326,7 +326,7 @@ static char *scan_sql(const sqlite_store_t *s)
                     "((?2 >> (CASE status WHEN 'complete' THEN 0 WHEN 'terminated' THEN 1 WHEN 'failed' "
                     "THEN 2 ELSE 0 END)) & 1) = 1) ORDER BY rowid",
                 s->table);
-  return sl_buf_take(&b);
+  return sl_buf_detach(&b);
 }
 
 static void sqlite_destroy(sl_store_t *st)

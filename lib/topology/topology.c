@@ -29,7 +29,8 @@ static bool campaign_check(const char *campaign, sl_error_t *err)
   size_t n = campaign ? strlen(campaign) : 0;
 
   if (n == 0 || n > 200 || strpbrk(campaign, "#* ")) {
-    sl_error_set(err, SL_ERR_AMQP, 0, "invalid campaign name '%s': 1-200 characters, no '#', '*' or spaces",
+    sl_error_set(err, SL_ERR_USAGE, SL_USAGE_E_INVALID,
+                 "invalid campaign name '%s': 1-200 characters, no '#', '*' or spaces",
                  campaign ? campaign : "");
     return false;
   }

@@ -27,7 +27,7 @@ char *sl_worker_broker_url(const sl_config_t *cfg, const char *broker_dir, sl_er
     return sl_strdup(env);
   if (cfg && cfg->broker)
     return sl_strdup(cfg->broker);
-  sl_error_set(err, SL_ERR_USAGE, 1,
+  sl_error_set(err, SL_ERR_USAGE, SL_USAGE_E_NO_BROKER,
                "no broker: use --broker-dir DIR, set SPECLINE_AMQP_URL, or set `broker:` in the config");
   return NULL;
 }

@@ -312,7 +312,7 @@ static void test_nccl_single_rank(void)
     SL_SKIP("no GPU");
   snprintf(path, sizeof path, "/tmp/specline-nccl-id-%ld", (long)getpid());
   c = sl_nccl_new(path, 0, 1, -1, 20.0, &err);
-  if (!c && err.code == SL_GPU_ENONCCL)
+  if (!c && err.code == SL_CUDA_E_NO_NCCL)
     SL_SKIP("built without NCCL");
   SL_REQUIRE(said(c != NULL, &err));
   SL_CHECK(access(path, F_OK) != 0); /* rank 0 removed the id file */
@@ -352,10 +352,10 @@ static void test_nccl_timeout(void)
   snprintf(path, sizeof path, "/tmp/specline-nccl-none-%ld", (long)getpid());
   unlink(path);
   c = sl_nccl_new(path, 1, 2, -1, 1.0, &err); /* rank 1 waits for an id no rank 0 writes */
-  if (!c && err.code == SL_GPU_ENONCCL)
+  if (!c && err.code == SL_CUDA_E_NO_NCCL)
     SL_SKIP("built without NCCL");
   SL_CHECK(c == NULL);
-  SL_CHECK_INT(err.code, SL_GPU_ETIMEOUT);
+  SL_CHECK_INT(err.code, SL_CUDA_E_TIMEOUT);
   sl_nccl_destroy(c);
 }
 

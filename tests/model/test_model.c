@@ -573,7 +573,7 @@ static void test_roundtrip(void)
   SL_REQUIRE(sl_model_predict(f, 10, x, m2, s2, NULL));
   SL_CHECK(memcmp(m1, m2, sizeof m1) == 0 && memcmp(s1, s2, sizeof s1) == 0);
   unlink(file);
-  SL_CHECK(sl_model_load_file(file, &err) == NULL && err.code == SL_MODEL_EIO);
+  SL_CHECK(sl_model_load_file(file, &err) == NULL && err.code == SL_MODEL_E_IO);
   free(blob);
   free(blob2);
   sl_model_destroy(f);
@@ -607,30 +607,30 @@ static void test_corruption(void)
   c = malloc(len);
   SL_CHECK_INT(load_code(b, len), 0);
   /* truncated, or with a byte added */
-  SL_CHECK_INT(load_code(b, len - 1), SL_MODEL_ETRUNCATED);
-  SL_CHECK_INT(load_code(b, len / 2), SL_MODEL_ETRUNCATED);
-  SL_CHECK_INT(load_code(b, 20), SL_MODEL_ETRUNCATED);
-  SL_CHECK_INT(load_code(b, 3), SL_MODEL_EFORMAT);
+  SL_CHECK_INT(load_code(b, len - 1), SL_MODEL_E_TRUNCATED);
+  SL_CHECK_INT(load_code(b, len / 2), SL_MODEL_E_TRUNCATED);
+  SL_CHECK_INT(load_code(b, 20), SL_MODEL_E_TRUNCATED);
+  SL_CHECK_INT(load_code(b, 3), SL_MODEL_E_FORMAT);
   memcpy(c, b, len);
   /* wrong magic, wrong version */
   c[0] = 'X';
-  SL_CHECK_INT(load_code(c, len), SL_MODEL_EFORMAT);
+  SL_CHECK_INT(load_code(c, len), SL_MODEL_E_FORMAT);
   memcpy(c, b, len);
   c[8] = 2;
-  SL_CHECK_INT(load_code(c, len), SL_MODEL_EVERSION);
+  SL_CHECK_INT(load_code(c, len), SL_MODEL_E_VERSION);
   /* flipped byte in header (hidden width), in the stats, in weights, in the checksum */
   memcpy(c, b, len);
   c[8 + 4 + 8] ^= 0x01;
   SL_CHECK(load_code(c, len) != 0);
   memcpy(c, b, len);
   c[60] ^= 0x10; /* inside input_lo */
-  SL_CHECK_INT(load_code(c, len), SL_MODEL_ECHECKSUM);
+  SL_CHECK_INT(load_code(c, len), SL_MODEL_E_CHECKSUM);
   memcpy(c, b, len);
   c[len - 8 - 4 * 10] ^= 0x80;
-  SL_CHECK_INT(load_code(c, len), SL_MODEL_ECHECKSUM);
+  SL_CHECK_INT(load_code(c, len), SL_MODEL_E_CHECKSUM);
   memcpy(c, b, len);
   c[len - 1] ^= 0x01;
-  SL_CHECK_INT(load_code(c, len), SL_MODEL_ECHECKSUM);
+  SL_CHECK_INT(load_code(c, len), SL_MODEL_E_CHECKSUM);
   /* exhaustive: every single-bit flip of every byte is refused */
   for (i = 0; i < len; i++) {
     int bit;
@@ -679,16 +679,16 @@ static void test_bad_args(void)
   s.outputs = 1;
   s.input_lo = lo;
   s.input_hi = hi;
-  SL_CHECK(sl_model_new(&s, &err) == NULL && err.code == SL_MODEL_EINVAL);
+  SL_CHECK(sl_model_new(&s, &err) == NULL && err.code == SL_MODEL_E_INVALID);
   hi[0] = 2;
   s.hidden = 0;
-  SL_CHECK(sl_model_new(&s, &err) == NULL && err.code == SL_MODEL_EINVAL);
+  SL_CHECK(sl_model_new(&s, &err) == NULL && err.code == SL_MODEL_E_INVALID);
   s.hidden = 4;
   m = sl_model_new(&s, &err);
   SL_REQUIRE(m);
   sl_model_train_opts_init(&o);
   o.first_layer = 4;
-  SL_CHECK(!sl_model_train(m, 2, x, y, NULL, &o, NULL, &err) && err.code == SL_MODEL_EINVAL);
+  SL_CHECK(!sl_model_train(m, 2, x, y, NULL, &o, NULL, &err) && err.code == SL_MODEL_E_INVALID);
   SL_CHECK(!sl_model_loss_grad(m, 2, x, y, NULL, -1, NULL, NULL, &err));
   /* divergence is reported and the model restored */
   {
@@ -701,7 +701,7 @@ static void test_bad_args(void)
     o.epochs = 2;
     o.fit_output_stats = false;
     y[0] = INFINITY;
-    SL_CHECK(!sl_model_train(m, 2, big, y, NULL, &o, NULL, &err) && err.code == SL_MODEL_ENUMERIC);
+    SL_CHECK(!sl_model_train(m, 2, big, y, NULL, &o, NULL, &err) && err.code == SL_MODEL_E_NUMERIC);
     SL_CHECK(memcmp(before, sl_model_params(m), np * sizeof(float)) == 0);
   }
   sl_model_destroy(m);

@@ -53,7 +53,7 @@ static char *generate(const char *spec, size_t *len)
     sl_buf_append(&b, repeat, strlen(repeat));
   sl_buf_append(&b, suffix, strlen(suffix));
   *len = b.len;
-  out = sl_buf_take(&b);
+  out = sl_buf_detach(&b);
 out_free:
   free(copy);
   return out;

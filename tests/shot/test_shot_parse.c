@@ -194,7 +194,7 @@ static char *ids_of(const char *name, const char *text)
     sl_buf_printf(&b, "%.17s ", p + 13);
   free(out);
   free(path);
-  return b.data ? sl_buf_take(&b) : sl_strdup("");
+  return b.data ? sl_buf_detach(&b) : sl_strdup("");
 }
 
 static void test_sample_ids(void)

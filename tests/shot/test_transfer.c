@@ -222,7 +222,7 @@ static void test_calibration_exact(void)
   }
   cal[0].alpha = 0;
   SL_CHECK(!sl_transfer_calibrate(m, cal, 1, NULL, &err));
-  SL_CHECK_INT(err.code, SL_MODEL_EINVAL);
+  SL_CHECK_INT(err.code, SL_MODEL_E_INVALID);
   sl_model_destroy(m);
 }
 
@@ -235,11 +235,11 @@ static void test_bad_arguments(void)
 
   SL_REQUIRE(s);
   SL_CHECK(sl_transfer_elevate(s, 4, x, y, mk, NULL, NULL, &err) == NULL); /* nothing observed */
-  SL_CHECK_INT(err.code, SL_MODEL_EINVAL);
+  SL_CHECK_INT(err.code, SL_MODEL_E_INVALID);
   sl_transfer_opts_init(&o);
   o.first_layer = 9;
   SL_CHECK(sl_transfer_elevate(s, 4, x, y, NULL, &o, NULL, &err) == NULL);
-  SL_CHECK_INT(err.code, SL_MODEL_EINVAL);
+  SL_CHECK_INT(err.code, SL_MODEL_E_INVALID);
   SL_CHECK(sl_transfer_elevate(NULL, 4, x, y, NULL, NULL, NULL, &err) == NULL);
   SL_CHECK(isnan(sl_transfer_nrmse(s, 0, x, y, NULL, NULL, &err)));
 }

@@ -22,7 +22,7 @@ static char *keys_of(const bson_t *b)
   if (bson_iter_init(&it, b))
     while (bson_iter_next(&it))
       sl_buf_printf(&buf, "%s%s", buf.len ? "," : "", bson_iter_key(&it));
-  return sl_buf_take(&buf);
+  return sl_buf_detach(&buf);
 }
 
 /* Relaxed extended JSON of a document or of the subdocument/array at a dotted path. */

@@ -176,7 +176,7 @@ static char *run_while_publishing(fixture_t *f, const char *cmd, char **statuses
   sl_name(rk, f->campaign, "event.status");
   if (!p) {
     *status = -1;
-    return sl_buf_take(&out);
+    return sl_buf_detach(&out);
   }
   for (;;) {
     struct pollfd pf = {.fd = fileno(p), .events = POLLIN};
@@ -195,7 +195,7 @@ static char *run_while_publishing(fixture_t *f, const char *cmd, char **statuses
     sl_buf_append(&out, buf, (size_t)got);
   }
   *status = pclose(p);
-  return sl_buf_take(&out);
+  return sl_buf_detach(&out);
 }
 
 static json_t *queue_of(json_t *snap, const char *name)

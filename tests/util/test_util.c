@@ -1,12 +1,12 @@
-/* sl_buf: taking a buffer always gives a terminated string, empty ones included (an empty
- * take returned unterminated heap bytes: a command with no output read as garbage). */
+/* sl_buf: detaching a buffer always gives a terminated string, empty ones included (an empty
+ * one gave unterminated heap bytes: a command with no output read as garbage). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "sltest.h"
 #include "specline/util.h"
 
-static void test_take_empty_is_terminated(void)
+static void test_detach_empty_is_terminated(void)
 {
   for (int i = 0; i < 50; i++) {
     sl_buf_t b;
@@ -16,14 +16,14 @@ static void test_take_empty_is_terminated(void)
     memset(junk, 'x', 64);
     free(junk);
     sl_buf_init(&b);
-    s = sl_buf_take(&b);
+    s = sl_buf_detach(&b);
     SL_REQUIRE(s != NULL);
     SL_CHECK_STR(s, "");
     free(s);
   }
 }
 
-static void test_append_and_take(void)
+static void test_append_and_detach(void)
 {
   sl_buf_t b;
   char *s;
@@ -31,10 +31,10 @@ static void test_append_and_take(void)
   sl_buf_init(&b);
   sl_buf_append(&b, "abc", 3);
   sl_buf_printf(&b, "-%d-", 42);
-  s = sl_buf_take(&b);
+  s = sl_buf_detach(&b);
   SL_CHECK_STR(s, "abc-42-");
-  SL_CHECK(b.data == NULL && b.len == 0); /* taken: the buffer is empty again */
+  SL_CHECK(b.data == NULL && b.len == 0); /* detached: the buffer is empty again */
   free(s);
 }
 
-SL_TEST_MAIN(SL_T(test_take_empty_is_terminated), SL_T(test_append_and_take))
+SL_TEST_MAIN(SL_T(test_detach_empty_is_terminated), SL_T(test_append_and_detach))

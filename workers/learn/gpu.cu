@@ -107,7 +107,7 @@ bool sl_gpu_available(sl_error_t *err)
     return true;
   if (said.exchange(1) == 0)
     SL_INFO("no GPU: using the CPU path");
-  sl_error_set(err, SL_ERR_CUDA, SL_GPU_ENODEV, "no GPU (%s)",
+  sl_error_set(err, SL_ERR_CUDA, SL_CUDA_E_NO_DEVICE, "no GPU (%s)",
                e == cudaSuccess ? "no device" : cudaGetErrorString(e));
   return false;
 }
@@ -552,7 +552,7 @@ sl_gpu_t *sl_gpu_new(const sl_model_t *m, const sl_gpu_opts_t *opts, sl_error_t 
     opts = &dflt;
   }
   if (!m || opts->max_rows < 1 || opts->max_rows > (size_t)1 << 24) {
-    sl_error_set(err, SL_ERR_CUDA, SL_GPU_EINVAL, "gpu learner needs a model and max rows in [1, 2^24]");
+    sl_error_set(err, SL_ERR_CUDA, SL_CUDA_E_INVALID, "gpu learner needs a model and max rows in [1, 2^24]");
     return NULL;
   }
   if (!sl_gpu_available(err))
@@ -620,7 +620,7 @@ static bool same_shape(const sl_gpu_t *g, const sl_model_t *m, sl_error_t *err)
   if (m && sl_model_param_count(m) == g->count && sl_model_members(m) == g->E && sl_model_inputs(m) == g->D &&
       sl_model_outputs(m) == g->P && sl_model_hidden(m) == g->H && sl_model_layers(m) == g->L)
     return true;
-  sl_error_set(err, SL_ERR_CUDA, SL_GPU_EINVAL, "model shape differs from the gpu learner's");
+  sl_error_set(err, SL_ERR_CUDA, SL_CUDA_E_INVALID, "model shape differs from the gpu learner's");
   return false;
 }
 
@@ -764,7 +764,7 @@ bool sl_gpu_loss_grad(sl_gpu_t *g, size_t n, const float *xn, const float *yn, c
                       int first_layer, double *loss, float *grad, sl_error_t *err)
 {
   if (!g || n == 0 || n > g->max_rows || !xn || !yn || first_layer < 0 || first_layer > g->L) {
-    sl_error_set(err, SL_ERR_CUDA, SL_GPU_EINVAL,
+    sl_error_set(err, SL_ERR_CUDA, SL_CUDA_E_INVALID,
                  "gpu loss needs 1..max rows, inputs, targets and a first layer in [0, L]");
     return false;
   }
@@ -787,7 +787,7 @@ bool sl_gpu_set_data(sl_gpu_t *g, size_t n, const float *xn, const float *yn, co
                      sl_error_t *err)
 {
   if (!g || n == 0 || n > (size_t)1 << 31 || !xn || !yn) {
-    sl_error_set(err, SL_ERR_CUDA, SL_GPU_EINVAL, "gpu training needs rows, inputs and targets");
+    sl_error_set(err, SL_ERR_CUDA, SL_CUDA_E_INVALID, "gpu training needs rows, inputs and targets");
     return false;
   }
   return cu_ok(cudaSetDevice(g->dev), "selecting device", err) &&
@@ -907,14 +907,14 @@ bool sl_gpu_epoch(sl_gpu_t *g, int epoch, uint64_t seed, int batch_size, int fir
   bool ok;
 
   if (!g || !g->train.n || batch_size < 1 || first_layer < 0 || first_layer > g->L || !adam) {
-    sl_error_set(err, SL_ERR_CUDA, SL_GPU_EINVAL,
+    sl_error_set(err, SL_ERR_CUDA, SL_CUDA_E_INVALID,
                  "gpu epoch needs uploaded rows, a batch size and a first layer");
     return false;
   }
   n = g->train.n;
   bs = (size_t)batch_size < n ? (size_t)batch_size : n;
   if ((bs + (size_t)R - 1) / (size_t)R > g->max_rows) {
-    sl_error_set(err, SL_ERR_CUDA, SL_GPU_EINVAL, "batch %zu is over the gpu learner's %zu rows per rank", bs,
+    sl_error_set(err, SL_ERR_CUDA, SL_CUDA_E_INVALID, "batch %zu is over the gpu learner's %zu rows per rank", bs,
                  g->max_rows);
     return false;
   }
@@ -979,12 +979,12 @@ static bool train_args(const sl_model_t *m, size_t n, const float *x, const floa
                        const sl_model_train_opts_t *o, sl_error_t *err)
 {
   if (!m || n == 0 || !x || !y) {
-    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_EINVAL, "training needs a model and data rows");
+    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_E_INVALID, "training needs a model and data rows");
     return false;
   }
   if (o->epochs < 0 || o->batch_size < 1 || o->first_layer < 0 || o->first_layer > sl_model_layers(m) ||
       o->patience < 0 || !(o->adam.lr > 0) || (o->val_n && (!o->val_x || !o->val_y))) {
-    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_EINVAL,
+    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_E_INVALID,
                  "bad training options: epochs %d, batch %d, first layer %d, patience %d", o->epochs,
                  o->batch_size, o->first_layer, o->patience);
     return false;
@@ -1069,7 +1069,7 @@ bool sl_gpu_train(sl_model_t *m, size_t n, const float *x, const float *y, const
     if (!sl_gpu_epoch(g, epoch, o->seed, o->batch_size, o->first_layer, &o->adam, &tl, err))
       goto out_restore;
     if (!isfinite(tl)) {
-      sl_error_set(err, SL_ERR_MODEL, SL_MODEL_ENUMERIC, "training diverged: non-finite loss at epoch %d",
+      sl_error_set(err, SL_ERR_MODEL, SL_MODEL_E_NUMERIC, "training diverged: non-finite loss at epoch %d",
                    epoch);
       goto out_restore;
     }

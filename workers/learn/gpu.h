@@ -7,8 +7,8 @@
  * is tested for parity with sl_model_loss_grad and sl_gpu_train with sl_model_train.
  *
  * Built without CUDA (SPECLINE_HAVE_CUDA undefined) every function below is a stub that
- * fails with SL_GPU_ENODEV "built without CUDA"; with CUDA but no device they fail with
- * SL_GPU_ENODEV too (logging "no GPU: using the CPU path" once). Callers fall back to the
+ * fails with SL_CUDA_E_NO_DEVICE "built without CUDA"; with CUDA but no device they fail with
+ * SL_CUDA_E_NO_DEVICE too (logging "no GPU: using the CPU path" once). Callers fall back to the
  * CPU path on that code, as sl_learn_train does. Errors are in domain SL_ERR_CUDA: the
  * codes below, or the raw cudaError_t / cublasStatus_t / ncclResult_t (named in the
  * message). None of these functions is thread-safe on one object. */
@@ -27,13 +27,14 @@
 extern "C" {
 #endif
 
-/* Our own codes in domain SL_ERR_CUDA, above every CUDA, cuBLAS and NCCL code. */
-enum sl_gpu_code {
-  SL_GPU_ENODEV = 100001,   /* no usable GPU or built without CUDA: use the CPU path */
-  SL_GPU_EINVAL = 100002,   /* bad argument */
-  SL_GPU_ETIMEOUT = 100003, /* NCCL: a peer did not arrive in time; the communicator is aborted */
-  SL_GPU_ENONCCL = 100004,  /* built without NCCL */
-};
+/* Codes of domain SL_ERR_CUDA: cudaError_t, cublasStatus_t and ncclResult_t as they are,
+ * and these of our own, above every CUDA, cuBLAS and NCCL code. */
+typedef enum sl_cuda_code {
+  SL_CUDA_E_NO_DEVICE = 100001, /* no usable GPU or built without CUDA: use the CPU path */
+  SL_CUDA_E_INVALID,            /* bad argument */
+  SL_CUDA_E_TIMEOUT,            /* NCCL: a peer did not arrive in time; the communicator is aborted */
+  SL_CUDA_E_NO_NCCL,            /* built without NCCL */
+} sl_cuda_code_t;
 
 /* A device-resident trainer for one ensemble shape (opaque). */
 typedef struct sl_gpu sl_gpu_t;
@@ -78,12 +79,12 @@ typedef struct sl_gpu_stats {
 
 #ifdef SPECLINE_HAVE_CUDA
 
-/* True when a CUDA device can be used. Otherwise false with SL_GPU_ENODEV, and the first
+/* True when a CUDA device can be used. Otherwise false with SL_CUDA_E_NO_DEVICE, and the first
  * such answer in the process logs "no GPU: using the CPU path" at info level. */
 bool sl_gpu_available(sl_error_t *err);
 
 /* Allocates a trainer for m's shape on the device and uploads m's weights; NULL on error
- * (SL_GPU_ENODEV when there is no device). opts NULL = defaults. */
+ * (SL_CUDA_E_NO_DEVICE when there is no device). opts NULL = defaults. */
 sl_gpu_t *sl_gpu_new(const sl_model_t *m, const sl_gpu_opts_t *opts, sl_error_t *err);
 void sl_gpu_destroy(sl_gpu_t *g); /* NULL is a no-op */
 
@@ -115,7 +116,7 @@ bool sl_gpu_reset_adam(sl_gpu_t *g, sl_error_t *err);
 void sl_gpu_stats(const sl_gpu_t *g, sl_gpu_stats_t *out);
 
 /* sl_model_train on the GPU: same arguments, options, results, errors and restore on
- * divergence. Fails with SL_GPU_ENODEV, leaving m untouched, when no GPU can be used.
+ * divergence. Fails with SL_CUDA_E_NO_DEVICE, leaving m untouched, when no GPU can be used.
  * gopts NULL = defaults. */
 bool sl_gpu_train(sl_model_t *m, size_t n, const float *x, const float *y, const float *mask,
                   const sl_model_train_opts_t *opts, const sl_gpu_opts_t *gopts,
@@ -125,7 +126,7 @@ bool sl_gpu_train(sl_model_t *m, size_t n, const float *x, const float *y, const
 
 static inline bool sl__gpu_none(sl_error_t *err)
 {
-  sl_error_set(err, SL_ERR_CUDA, SL_GPU_ENODEV, "built without CUDA");
+  sl_error_set(err, SL_ERR_CUDA, SL_CUDA_E_NO_DEVICE, "built without CUDA");
   return false;
 }
 static inline bool sl_gpu_available(sl_error_t *err)
@@ -184,7 +185,7 @@ static inline bool sl_gpu_train(sl_model_t *m, size_t n, const float *x, const f
 /* Joins rank `rank` of `nranks` on CUDA device `device` (-1 = rank modulo the devices).
  * The unique id goes through the file id_path: rank 0 creates it (written to a temporary
  * name, then renamed) and removes it once the group is up; the others wait for it. Gives
- * up after timeout_s seconds (id file, or peers not joining) with SL_GPU_ETIMEOUT, the
+ * up after timeout_s seconds (id file, or peers not joining) with SL_CUDA_E_TIMEOUT, the
  * communicator aborted. A stale id file from an earlier run makes the others join a dead
  * group and time out: rank 0 removes any before writing. */
 sl_nccl_t *sl_nccl_new(const char *id_path, int rank, int nranks, int device, double timeout_s,
@@ -196,7 +197,7 @@ int sl_nccl_size(const sl_nccl_t *c);
 int sl_nccl_device(const sl_nccl_t *c);
 /* In-place sum over the group of n floats in device memory, enqueued on `stream` (a
  * cudaStream_t, NULL = the communicator's own) and waited for: a peer that does not
- * arrive within the timeout makes this fail with SL_GPU_ETIMEOUT, the communicator
+ * arrive within the timeout makes this fail with SL_CUDA_E_TIMEOUT, the communicator
  * aborted (every later call fails). */
 bool sl_nccl_allreduce_dev(sl_nccl_t *c, float *dev, size_t n, void *stream, sl_error_t *err);
 /* The count-weighted combine of dp.h over the group, on host memory: each rank passes its
@@ -210,7 +211,7 @@ bool sl__nccl_allreduce_dev_f64(sl_nccl_t *c, double *dev, size_t n, void *strea
 
 static inline bool sl__nccl_none(sl_error_t *err)
 {
-  sl_error_set(err, SL_ERR_CUDA, SL_GPU_ENONCCL, "built without NCCL");
+  sl_error_set(err, SL_ERR_CUDA, SL_CUDA_E_NO_NCCL, "built without NCCL");
   return false;
 }
 static inline sl_nccl_t *sl_nccl_new(const char *id_path, int rank, int nranks, int device, double timeout_s,
@@ -256,7 +257,7 @@ static inline bool sl_learn_train(sl_model_t *m, size_t n, const float *x, const
   sl_error_clear(&gerr);
   if (sl_gpu_train(m, n, x, y, mask, opts, gopts, result, &gerr))
     return true;
-  if (gerr.domain != SL_ERR_CUDA || gerr.code != SL_GPU_ENODEV) {
+  if (gerr.domain != SL_ERR_CUDA || gerr.code != SL_CUDA_E_NO_DEVICE) {
     if (err)
       *err = gerr;
     return false;

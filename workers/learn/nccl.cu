@@ -91,7 +91,7 @@ static bool wait_done(sl_nccl_t *c, cudaStream_t st, const char *what, sl_error_
       ncclCommAbort(c->comm);
       c->comm = NULL;
       c->broken = true;
-      sl_error_set(err, SL_ERR_CUDA, SL_GPU_ETIMEOUT,
+      sl_error_set(err, SL_ERR_CUDA, SL_CUDA_E_TIMEOUT,
                    "nccl: %s: no answer from the group in %.1f s (rank %d of %d)", what, c->timeout_s,
                    c->rank, c->size);
       return false;
@@ -146,7 +146,7 @@ static bool exchange_id(const char *path, int rank, double timeout_s, ncclUnique
       }
     }
     if (now_s() - t0 > timeout_s) {
-      sl_error_set(err, SL_ERR_CUDA, SL_GPU_ETIMEOUT, "nccl: no id file '%s' after %.1f s (rank %d)", path,
+      sl_error_set(err, SL_ERR_CUDA, SL_CUDA_E_TIMEOUT, "nccl: no id file '%s' after %.1f s (rank %d)", path,
                    timeout_s, rank);
       return false;
     }
@@ -164,7 +164,7 @@ sl_nccl_t *sl_nccl_new(const char *id_path, int rank, int nranks, int device, do
   int ndev = 0;
 
   if (!id_path || nranks < 1 || rank < 0 || rank >= nranks || !(timeout_s > 0)) {
-    sl_error_set(err, SL_ERR_CUDA, SL_GPU_EINVAL,
+    sl_error_set(err, SL_ERR_CUDA, SL_CUDA_E_INVALID,
                  "nccl group needs an id file, 0 <= rank < ranks and a timeout");
     return NULL;
   }
@@ -178,7 +178,7 @@ sl_nccl_t *sl_nccl_new(const char *id_path, int rank, int nranks, int device, do
   c->dev = (device >= 0 ? device : rank) % ndev;
   if (cudaSetDevice(c->dev) != cudaSuccess ||
       cudaStreamCreateWithFlags(&c->st, cudaStreamNonBlocking) != cudaSuccess) {
-    sl_error_set(err, SL_ERR_CUDA, SL_GPU_ENODEV, "nccl: cannot use device %d", c->dev);
+    sl_error_set(err, SL_ERR_CUDA, SL_CUDA_E_NO_DEVICE, "nccl: cannot use device %d", c->dev);
     goto out_free;
   }
   if (!exchange_id(id_path, rank, timeout_s, &id, err))
@@ -244,7 +244,7 @@ static bool allreduce(sl_nccl_t *c, void *dev, size_t n, ncclDataType_t t, void 
   ncclResult_t r;
 
   if (c->broken || !c->comm) {
-    sl_error_set(err, SL_ERR_CUDA, SL_GPU_ETIMEOUT, "nccl: the group was aborted earlier");
+    sl_error_set(err, SL_ERR_CUDA, SL_CUDA_E_TIMEOUT, "nccl: the group was aborted earlier");
     return false;
   }
   r = ncclAllReduce(dev, dev, n, t, ncclSum, c->comm, st);
@@ -269,20 +269,20 @@ bool sl_nccl_combine_host(sl_nccl_t *c, float *grad, size_t n, size_t count, siz
   size_t i;
 
   if (cudaSetDevice(c->dev) != cudaSuccess) {
-    sl_error_set(err, SL_ERR_CUDA, SL_GPU_ENODEV, "nccl: cannot use device %d", c->dev);
+    sl_error_set(err, SL_ERR_CUDA, SL_CUDA_E_NO_DEVICE, "nccl: cannot use device %d", c->dev);
     return false;
   }
   if (n > c->buf_n) {
     cudaFree(c->buf);
     c->buf = NULL;
     if (cudaMalloc(&c->buf, n * sizeof(float)) != cudaSuccess) {
-      sl_error_set(err, SL_ERR_CUDA, SL_GPU_EINVAL, "nccl: cannot allocate %zu floats", n);
+      sl_error_set(err, SL_ERR_CUDA, SL_CUDA_E_INVALID, "nccl: cannot allocate %zu floats", n);
       return false;
     }
     c->buf_n = n;
   }
   if (!c->cnt && cudaMalloc(&c->cnt, sizeof(double)) != cudaSuccess) {
-    sl_error_set(err, SL_ERR_CUDA, SL_GPU_EINVAL, "nccl: cannot allocate the count");
+    sl_error_set(err, SL_ERR_CUDA, SL_CUDA_E_INVALID, "nccl: cannot allocate the count");
     return false;
   }
   /* the group's observed count first, then the weighted sum */
@@ -290,7 +290,7 @@ bool sl_nccl_combine_host(sl_nccl_t *c, float *grad, size_t n, size_t count, siz
       !sl__nccl_allreduce_dev_f64(c, c->cnt, 1, NULL, err) ||
       cudaMemcpy(&cd, c->cnt, sizeof cd, cudaMemcpyDeviceToHost) != cudaSuccess) {
     if (err && err->domain == SL_ERR_NONE)
-      sl_error_set(err, SL_ERR_CUDA, SL_GPU_EINVAL, "nccl: copying the count failed");
+      sl_error_set(err, SL_ERR_CUDA, SL_CUDA_E_INVALID, "nccl: copying the count failed");
     return false;
   }
   w = sl_dp_weight(count, (size_t)cd);
@@ -300,7 +300,7 @@ bool sl_nccl_combine_host(sl_nccl_t *c, float *grad, size_t n, size_t count, siz
       !sl_nccl_allreduce_dev(c, c->buf, n, NULL, err) ||
       cudaMemcpy(grad, c->buf, n * sizeof(float), cudaMemcpyDeviceToHost) != cudaSuccess) {
     if (err && err->domain == SL_ERR_NONE)
-      sl_error_set(err, SL_ERR_CUDA, SL_GPU_EINVAL, "nccl: copying the gradient failed");
+      sl_error_set(err, SL_ERR_CUDA, SL_CUDA_E_INVALID, "nccl: copying the gradient failed");
     return false;
   }
   if (total)

@@ -316,7 +316,7 @@ static void publish_point(sim_worker_t *sw, run_t *r)
     if (r->errtail_len)
       sl_buf_printf(&b, "; stderr tail: %.*s", (int)r->errtail_len, r->errtail);
     p.status = SL_POINT_FAILED;
-    p.error = sl_buf_take(&b);
+    p.error = sl_buf_detach(&b);
     sw->n_failed++;
   }
 

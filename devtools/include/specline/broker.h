@@ -57,6 +57,13 @@ bool sl_local_broker_restart(sl_local_broker_t *b, const sl_local_broker_opts_t 
 void sl_local_broker_destroy(sl_local_broker_t *b, bool remove_dir);
 
 /* ---- management API (libcurl) ---- */
+
+/* Codes of domain SL_ERR_HTTP: CURLcode (below 100) and HTTP statuses (401, 404, ...) as
+ * they are, and these of our own, above both. */
+typedef enum sl_http_code {
+  SL_HTTP_E_BODY = 100001, /* answered 200 with a body that is not the JSON asked for */
+} sl_http_code_t;
+
 typedef struct sl_queue_info {
   char *name;
   char *type;           /* "quorum" | "classic" | "stream" */

@@ -24,6 +24,12 @@
 
 #include "specline/error.h"
 
+/* Codes of domain SL_ERR_AMQP: rabbitmq-c's amqp_status_enum (negative) and AMQP reply codes
+ * (AMQP_NOT_FOUND, ...) as they are, and these of our own, above both. */
+typedef enum sl_amqp_code {
+  SL_AMQP_E_REFUSED = 100001, /* the broker nacked or returned messages published to it */
+} sl_amqp_code_t;
+
 typedef struct sl_amqp sl_amqp_t;
 
 /* A delivery, valid only during the callback (copy what you keep). `tag` is opaque: it

@@ -8,18 +8,26 @@
 
 typedef enum sl_domain {
   SL_ERR_NONE = 0,
-  SL_ERR_SYS,    /* errno values */
-  SL_ERR_CONFIG, /* config.yaml: codes are sl_config_code */
-  SL_ERR_AMQP,   /* broker and rabbitmq-c: codes are AMQP reply codes or amqp_status_enum */
-  SL_ERR_PROTO,  /* message decode: codes are sl_proto_code */
-  SL_ERR_STORE,  /* store backends: sqlite or mongo codes */
+  SL_ERR_SYS,    /* errno values (ENOENT, ...) */
+  SL_ERR_CONFIG, /* config.yaml: sl_config_code_t (specline/config.h) */
+  SL_ERR_AMQP,   /* broker and rabbitmq-c: AMQP reply codes, amqp_status_enum or sl_amqp_code_t
+                    (specline/amqp.h) */
+  SL_ERR_PROTO,  /* message decode: sl_proto_code_t (specline/proto.h) */
+  SL_ERR_STORE,  /* store backends: sl_store_code_t (specline/store.h) */
   SL_ERR_UV,     /* libuv: negative uv errno */
   SL_ERR_HTTP,   /* management API: CURLcode or HTTP status */
-  SL_ERR_MODEL,  /* surrogate model files and training */
-  SL_ERR_SIM,    /* simulator protocol */
-  SL_ERR_CUDA,   /* cudaError_t, cublasStatus_t, ncclResult_t */
-  SL_ERR_USAGE,  /* command-line usage */
+  SL_ERR_MODEL,  /* surrogate model files and training: sl_model_code_t (specline/model.h) */
+  SL_ERR_SIM,    /* simulator protocol: sl_sim_code_t (specline/simline.h) */
+  SL_ERR_CUDA,   /* cudaError_t, cublasStatus_t, ncclResult_t or sl_cuda_code_t (learn's gpu.h) */
+  SL_ERR_USAGE,  /* command-line usage and bad arguments: sl_usage_code_t (below) */
 } sl_domain_t;
+
+/* Codes of domain SL_ERR_USAGE, which belongs to no layer. */
+typedef enum sl_usage_code {
+  SL_USAGE_E_INVALID = 1, /* a bad argument, option or input value */
+  SL_USAGE_E_NO_BROKER,   /* no broker given: no url, no `broker:` in the config, no --broker-dir */
+  SL_USAGE_E_NOT_FOUND,   /* a program the command runs cannot be found */
+} sl_usage_code_t;
 
 typedef struct sl_error {
   int domain;

@@ -34,8 +34,17 @@ void sl_buf_release(sl_buf_t *b);
 void sl_buf_append(sl_buf_t *b, const void *p, size_t n);
 void sl_buf_printf(sl_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void sl_buf_vprintf(sl_buf_t *b, const char *fmt, va_list ap);
-/* Takes the data (NUL-terminated) out of the buffer; the buffer is empty afterwards. */
-char *sl_buf_take(sl_buf_t *b);
+/* Detaches the data (NUL-terminated, malloc'd) from the buffer: the caller owns the
+ * returned string and frees it; the buffer is empty afterwards and may be reused.
+ * (Named after git's strbuf_detach: `_take` is reserved for the callee taking ownership.) */
+char *sl_buf_detach(sl_buf_t *b);
+
+/* Length of the valid UTF-8 sequence at p (n > 0 bytes available), or 0 if invalid. Strict:
+ * no overlong forms, no surrogates, nothing above U+10FFFF. */
+size_t sl_utf8_seq(const unsigned char *p, size_t n);
+/* Length of the longest valid UTF-8 prefix of s[0..n): n when all of it is valid, else the
+ * offset of the first invalid byte. */
+size_t sl_utf8_valid_prefix(const char *s, size_t n);
 
 /* 64-bit FNV-1a and a hex rendering, used for deterministic ids. */
 uint64_t sl_hash64(const void *p, size_t n, uint64_t seed);

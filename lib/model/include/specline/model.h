@@ -20,16 +20,16 @@
 /* An ensemble model (opaque). */
 typedef struct sl_model sl_model_t;
 
-/* Error codes in domain SL_ERR_MODEL. */
-enum sl_model_code {
-  SL_MODEL_EINVAL = 1,     /* bad argument or specification */
-  SL_MODEL_EFORMAT = 2,    /* model blob: bad magic, sizes or fields */
-  SL_MODEL_EVERSION = 3,   /* model blob: unsupported format version */
-  SL_MODEL_ETRUNCATED = 4, /* model blob: shorter or longer than its header says */
-  SL_MODEL_ECHECKSUM = 5,  /* model blob: checksum mismatch */
-  SL_MODEL_EIO = 6,        /* reading or writing a model file (errno in the message) */
-  SL_MODEL_ENUMERIC = 7,   /* training diverged (non-finite loss) */
-};
+/* Codes of domain SL_ERR_MODEL. */
+typedef enum sl_model_code {
+  SL_MODEL_E_INVALID = 1, /* bad argument or specification */
+  SL_MODEL_E_FORMAT,      /* model blob: bad magic, sizes or fields */
+  SL_MODEL_E_VERSION,     /* model blob: unsupported format version */
+  SL_MODEL_E_TRUNCATED,   /* model blob: shorter or longer than its header says */
+  SL_MODEL_E_CHECKSUM,    /* model blob: checksum mismatch */
+  SL_MODEL_E_IO,          /* reading or writing a model file (errno in the message) */
+  SL_MODEL_E_NUMERIC,     /* non-finite numbers: training diverged, a prediction is not finite */
+} sl_model_code_t;
 
 /* Hidden-layer activation. Only tanh today (a fast rational approximation, accurate to a
  * few float ulps, whose derivative is taken as 1 - tanh^2); the field exists in the file
@@ -75,7 +75,7 @@ void sl_model_spec_init(sl_model_spec_t *spec);
 
 /* Creates an ensemble with Glorot-uniform weights (different, deterministic per member),
  * zero biases, output statistics mean 0 / std 1. Returns NULL and sets *err
- * (SL_MODEL_EINVAL) on a bad spec. The result is owned by the caller. */
+ * (SL_MODEL_E_INVALID) on a bad spec. The result is owned by the caller. */
 sl_model_t *sl_model_new(const sl_model_spec_t *spec, sl_error_t *err);
 
 /* Frees the model; NULL is a no-op. */
@@ -135,7 +135,7 @@ void sl_model_normalize_outputs(const sl_model_t *m, size_t n, const float *y, f
  * loss w.r.t. its own parameters (layout above); layers below first_layer are neither
  * computed nor back-propagated into and are set to 0 (first_layer in [0, L]; 0 = all).
  * grad NULL computes only the losses. Uses scratch memory inside the model: not
- * thread-safe on one model. Returns false (SL_MODEL_EINVAL) on bad arguments. */
+ * thread-safe on one model. Returns false (SL_MODEL_E_INVALID) on bad arguments. */
 bool sl_model_loss_grad(sl_model_t *m, size_t n, const float *xn, const float *yn, const float *mask,
                         int first_layer, double *loss, float *grad, sl_error_t *err);
 
@@ -192,8 +192,8 @@ typedef struct sl_model_train_result {
  * first_layer = L and fit_output_stats = false. Deterministic for a given model, data and
  * options on one machine; CPUs with other vector units (AVX-512, AVX2+FMA, baseline SSE2;
  * chosen at load time, SPECLINE_MODEL_GEMM=base|avx2 forces a narrower one) may differ in
- * the last bits. opts NULL = defaults. Returns false with SL_MODEL_EINVAL (bad arguments) or
- * SL_MODEL_ENUMERIC (non-finite loss; the model is then restored to its state before the
+ * the last bits. opts NULL = defaults. Returns false with SL_MODEL_E_INVALID (bad arguments) or
+ * SL_MODEL_E_NUMERIC (non-finite loss; the model is then restored to its state before the
  * call). Not thread-safe on one model. */
 bool sl_model_train(sl_model_t *m, size_t n, const float *x, const float *y, const float *mask,
                     const sl_model_train_opts_t *opts, sl_model_train_result_t *result, sl_error_t *err);

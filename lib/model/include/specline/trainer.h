@@ -64,9 +64,9 @@ bool sl_trainer_run(const sl_config_t *cfg, const sl_dataset_split_t *split, ato
                     sl_trainer_result_t *out, sl_error_t *err);
 
 /* Trains and evaluates, the main training on `backend` (NULL = the CPU). `abort`, when not NULL, is polled once per epoch: when it becomes
- * true training stops and the call returns false with code SL_MODEL_EINVAL and the
- * message "abandoned". Fails (SL_MODEL_EINVAL) when the split has no training rows; a
- * diverged training is SL_MODEL_ENUMERIC. On success *out owns a model. */
+ * true training stops and the call returns false with code SL_MODEL_E_INVALID and the
+ * message "abandoned". Fails (SL_MODEL_E_INVALID) when the split has no training rows; a
+ * diverged training is SL_MODEL_E_NUMERIC. On success *out owns a model. */
 bool sl_trainer_run_on(const sl_config_t *cfg, const sl_dataset_split_t *split,
                        const sl_trainer_backend_t *backend, atomic_bool *abort, sl_trainer_result_t *out,
                        sl_error_t *err);

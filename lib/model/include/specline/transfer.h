@@ -59,7 +59,7 @@ typedef struct sl_transfer_result {
 /* Folds the calibration into m, exactly: for each entry naming output j (by name),
  * prediction_j becomes prediction_j / alpha + beta (output mean and std rescaled; for a
  * negative alpha the mean row of output j in the last layer changes sign). *n_applied (may
- * be NULL) receives how many outputs changed. Returns false (SL_MODEL_EINVAL) on alpha 0 or
+ * be NULL) receives how many outputs changed. Returns false (SL_MODEL_E_INVALID) on alpha 0 or
  * a non-finite alpha/beta, with m unchanged. */
 bool sl_transfer_calibrate(sl_model_t *m, const sl_calibration_t *cal, size_t n_cal, int *n_applied,
                            sl_error_t *err);
@@ -69,8 +69,8 @@ bool sl_transfer_calibrate(sl_model_t *m, const sl_calibration_t *cal, size_t n_
  * n x P (1 = observed; mask NULL = all observed; y may hold anything where unobserved).
  * Layers below the first trainable one are bit-identical to the surrogate's, and so is
  * every last-layer row no shot observes. Deterministic for given inputs. Returns a new
- * model (owned by the caller) or NULL with *err set: SL_MODEL_EINVAL (bad arguments, no
- * observed entry), SL_MODEL_ENUMERIC (non-finite loss). opts NULL = defaults. The
+ * model (owned by the caller) or NULL with *err set: SL_MODEL_E_INVALID (bad arguments, no
+ * observed entry), SL_MODEL_E_NUMERIC (non-finite loss). opts NULL = defaults. The
  * surrogate is only read: concurrent calls on one surrogate are safe. */
 sl_model_t *sl_transfer_elevate(const sl_model_t *surrogate, size_t n, const float *x, const float *y,
                                 const float *mask, const sl_transfer_opts_t *opts, sl_transfer_result_t *res,

@@ -16,10 +16,10 @@
  *
  * Decoders: on failure *out is left zeroed, so calling _release() on it is always safe.
  * Checks in this order: size (E_TOO_LARGE), empty or whitespace-only (E_EMPTY), a
- * pre-scan of the bytes (E_UTF8; E_DEPTH where brackets nest deeper than max_depth; a
- * NaN/Infinity literal, which is not JSON, gives E_NONFINITE), jansson with duplicate keys
- * rejected (E_JSON; a number that overflows, like 1e999 or an integer beyond int64, gives
- * E_NONFINITE), then "v", "kind" and the fields in document order, then missing required
+ * pre-scan of the bytes (E_DEPTH where brackets nest deeper than max_depth; a NaN/Infinity
+ * literal, which is not JSON, gives E_NONFINITE), jansson with duplicate keys rejected
+ * (E_UTF8 for invalid UTF-8, E_JSON; a number that overflows, like 1e999 or an integer
+ * beyond int64, gives E_NONFINITE), then "v", "kind" and the fields in document order, then missing required
  * fields. A JSON null where a number is expected is E_NONFINITE (JavaScript writes NaN and
  * Infinity as null). Integer fields accept integral reals (3.0). Wire name differences:
  * sl_event_model_t.kind travels as "model_kind" ("kind" is the envelope's). Decoders are

@@ -14,6 +14,13 @@
 
 #define SL_SIMLINE_MAX (1u << 20) /* longest accepted output line, bytes */
 
+/* Codes of domain SL_ERR_SIM. */
+typedef enum sl_sim_code {
+  SL_SIM_E_LINE = 1, /* a line breaks the protocol (docs/simulator-protocol.md) */
+  SL_SIM_E_START,    /* the simulator cannot be started or given its input line */
+  SL_SIM_E_EXIT,     /* the simulator failed: non-zero exit, no final line or too few steps */
+} sl_sim_code_t;
+
 typedef enum sl_simline_kind { SL_SIMLINE_STEP = 1, SL_SIMLINE_FINAL } sl_simline_kind_t;
 
 /* One parsed line: a step {"step": i, "t": time, "values": {...}} or a final
@@ -26,7 +33,7 @@ typedef struct sl_simline {
 } sl_simline_t;
 
 /* Parses one line (without its newline). lineno is used in error messages only. On
- * failure *err has domain SL_ERR_SIM and says "line N: ...". On success the caller
+ * failure *err has domain SL_ERR_SIM, code SL_SIM_E_LINE, and says "line N: ...". On success the caller
  * releases *out with sl_simline_release. */
 bool sl_simline_parse(const char *line, size_t len, int64_t lineno, sl_simline_t *out, sl_error_t *err);
 void sl_simline_release(sl_simline_t *l);

@@ -155,13 +155,15 @@ static bool parse_cols(table_t *t, const char *list)
   return ok;
 }
 
-/* A number as every writer of the project prints it: the shortest text that reads back to
- * the same double (core/json). */
+/* A CSV number: the shortest text that reads back to the same double, as every JSON
+ * writer of the project prints it (core/json), without JSON's ".0" on whole numbers. */
 static char *number_text(double d)
 {
   char buf[SL_JSON_NUMBER_MAX];
+  size_t n = sl_json_number(buf, d);
 
-  sl_json_number(buf, d);
+  if (n > 2 && strcmp(buf + n - 2, ".0") == 0)
+    buf[n - 2] = '\0';
   return sl_strdup(buf);
 }
 

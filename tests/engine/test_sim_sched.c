@@ -644,7 +644,8 @@ static void test_reject_and_reconnect(void)
   teardown();
 }
 
-SL_TEST_MAIN(SL_T(test_run_complete), SL_T(test_lease_order), SL_T(test_lease_refused), SL_T(test_terminate_grace),
-             SL_T(test_terminate_races_completion), SL_T(test_drain_with_pending), SL_T(test_crash_is_failed_point),
-             SL_T(test_outside_kill), SL_T(test_wall_limit), SL_T(test_slot_reuse_after_terminate),
-             SL_T(test_pause_when_full), SL_T(test_reject_and_reconnect))
+SL_TEST_MAIN(SL_T(test_run_complete), SL_T(test_lease_order), SL_T(test_lease_refused),
+             SL_T(test_terminate_grace), SL_T(test_terminate_races_completion), SL_T(test_drain_with_pending),
+             SL_T(test_crash_is_failed_point), SL_T(test_outside_kill), SL_T(test_wall_limit),
+             SL_T(test_slot_reuse_after_terminate), SL_T(test_pause_when_full),
+             SL_T(test_reject_and_reconnect))

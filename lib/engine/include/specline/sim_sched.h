@@ -1,0 +1,170 @@
+/* The simulate worker's scheduler: which task runs in which slot, what waits, when a
+ * delivery is acked, when a run is told to stop and how hard, what is published when it
+ * ends, and when the worker may exit. A plain state machine: the wiring (workers/simulate)
+ * feeds it events (a delivery, a line of the simulator's stdout, an exit, a confirm, the
+ * clock) and carries out the actions it queues (spawn, signal, arm a timer, publish, ack,
+ * pause the consumer). It owns no socket, process, timer or clock: every time is a
+ * monotonic number of seconds passed in by the caller.
+ *
+ * The rules (DESIGN.md §3): a run that ends within lease_ack_s is acked once its point is
+ * confirmed; a longer one publishes a "started" progress (confirmed) at lease_ack_s and is
+ * acked then (the lease). Deliveries beyond the free slots wait, unacked; one that waits
+ * longer than pending_max_s while every slot is busy is handed back and the consumer
+ * pauses until a slot frees. A terminate sends SIGTERM and SIGKILL after the config's
+ * term_grace_s; a run killed by a signal the worker did not send is decided a moment later
+ * (returned when the worker is being stopped, else failed). On stop: pause, hand back the
+ * pending tasks, let the runs finish for drain_s, then end them and re-publish their tasks;
+ * SL_SIM_ACT_DRAINED comes only when no run is left and every publish is confirmed. A task
+ * is never acked before what replaces it (point, lease or returned copy) is confirmed.
+ *
+ * Thread-safety: none; one scheduler is used by one thread. */
+#ifndef SPECLINE_ENGINE_SIM_SCHED_H
+#define SPECLINE_ENGINE_SIM_SCHED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "specline/config.h"
+#include "specline/proto.h"
+
+typedef struct sl_sim_sched sl_sim_sched_t;
+
+/* What the scheduler needs to know; strings and cfg are borrowed and must outlive it. */
+typedef struct sl_sim_sched_opts {
+  const sl_config_t *cfg; /* campaign (experiment), outputs, history, simulator wall/grace */
+  const char *worker;     /* worker id, in points and progress */
+  const char *control;    /* the worker's control queue, in progress messages */
+  int slots;              /* runs at once, >= 1 */
+  double lease_ack_s;     /* ack a running task after this long */
+  double pending_max_s;   /* hand back a task waiting longer for a slot */
+  double drain_s;         /* on stop, let runs finish this long */
+} sl_sim_sched_opts_t;
+
+typedef enum sl_sim_action_kind {
+  SL_SIM_ACT_START = 1, /* spawn the simulator in `slot`, write `input` on its stdin, then
+                           call sl_sim_sched_run_spawned */
+  SL_SIM_ACT_TIMER,     /* (re)arm the slot's one timer to fire at `deadline`, then call
+                           sl_sim_sched_run_timer */
+  SL_SIM_ACT_KILL,      /* send `signal` to the slot's simulator and its process group */
+  SL_SIM_ACT_CLOSE,     /* the slot's run is over: stop its timer, close its pipes; no more
+                           events for that process (the slot may start again at once) */
+  SL_SIM_ACT_POINT,     /* publish `point` to <c>.store (persistent, mandatory) with `confirm`;
+                           the wiring stamps point->produced_at */
+  SL_SIM_ACT_PROGRESS,  /* publish `progress` to <c>.progress (transient); with `confirm`
+                           when not NULL (a lease) */
+  SL_SIM_ACT_RETURN,    /* re-publish the task's `body` to <c>.sim (persistent, mandatory)
+                           with `confirm` */
+  SL_SIM_ACT_ACK,       /* ack delivery `tag` (`sample_id` names a task, else NULL) */
+  SL_SIM_ACT_NACK,      /* nack delivery `tag` with requeue */
+  SL_SIM_ACT_REJECT,    /* dead-letter the delivery `tag` being handled, for `reason` */
+  SL_SIM_ACT_PAUSE,     /* stop consuming <c>.sim */
+  SL_SIM_ACT_RESUME,    /* consume <c>.sim again (on failure: sl_sim_sched_consume_failed) */
+  SL_SIM_ACT_DRAINED,   /* stopping and nothing left here: exit once the session has no
+                           unconfirmed publish (repeated on later ticks until then) */
+} sl_sim_action_kind_t;
+
+/* One action. Pointers are borrowed: valid until the next sl_sim_sched_next call. */
+typedef struct sl_sim_action {
+  sl_sim_action_kind_t kind;
+  int slot;                          /* START, TIMER, KILL, CLOSE */
+  double deadline;                   /* TIMER: monotonic seconds */
+  int signal;                        /* KILL */
+  const char *input;                 /* START: one line with its newline */
+  uint64_t tag;                      /* ACK, NACK, REJECT */
+  const char *sample_id;             /* ACK of a task, START, POINT, PROGRESS, RETURN */
+  const char *reason;                /* REJECT */
+  sl_store_point_t *point;           /* POINT */
+  const sl_sim_progress_t *progress; /* PROGRESS */
+  const char *body;                  /* RETURN */
+  size_t len;                        /* RETURN */
+  void *confirm; /* POINT, RETURN, PROGRESS: hand to sl_sim_sched_confirmed; NULL untracked */
+} sl_sim_action_t;
+
+/* How a tracked publish ended. */
+typedef enum sl_sim_confirm {
+  SL_SIM_CONFIRM_ACK = 1, /* the broker confirmed it */
+  SL_SIM_CONFIRM_NACK,    /* nacked or returned unroutable */
+  SL_SIM_CONFIRM_UNSENT,  /* the publish itself failed (no confirm will come) */
+} sl_sim_confirm_t;
+
+/* Counters and state, for the status message and tests. */
+typedef struct sl_sim_sched_stats {
+  int64_t done, failed, terminated, returned, dead, started;
+  int slots, running, pending;
+  bool consuming, stopping;
+  int64_t unconfirmed; /* tracked publishes the scheduler awaits */
+} sl_sim_sched_stats_t;
+
+/* A scheduler with every slot free, consuming (the wiring consumes <c>.sim from the
+ * start). Returns NULL when opts are invalid (slots < 1, no cfg). Free with _destroy. */
+sl_sim_sched_t *sl_sim_sched_new(const sl_sim_sched_opts_t *opts);
+/* Frees the scheduler, its tasks and queued actions (NULL is a no-op). */
+void sl_sim_sched_destroy(sl_sim_sched_t *s);
+
+/* Pops the next queued action into *a; false when none. Carry each out before the next
+ * call; events may be fed while carrying one out (they queue more actions). */
+bool sl_sim_sched_next(sl_sim_sched_t *s, sl_sim_action_t *a);
+
+/* ---- events: deliveries and control ---- */
+
+/* A sim.task delivery (body not NUL-terminated). Queues REJECT (malformed, another
+ * campaign), ACK (a redelivery of a sample running here), NACK (stopping), or keeps it
+ * pending and starts what fits in the free slots. */
+void sl_sim_sched_deliver(sl_sim_sched_t *s, uint64_t tag, const char *body, size_t len, double now);
+/* A control delivery (control.terminate): REJECT when malformed or of another campaign,
+ * else sl_sim_sched_terminate and ACK. */
+void sl_sim_sched_control(sl_sim_sched_t *s, uint64_t tag, const char *body, size_t len, double now);
+/* Ends the run of sample_id with a terminated point (SIGTERM, SIGKILL after the grace).
+ * predicted is copied (may be NULL). False when the sample is not running here or is
+ * already terminating or has exited (then nothing changes). */
+bool sl_sim_sched_terminate(sl_sim_sched_t *s, const char *sample_id, const char *reason,
+                            const sl_values_t *predicted, double now);
+/* A publish made for action `confirm` ended. */
+void sl_sim_sched_confirmed(sl_sim_sched_t *s, void *confirm, sl_sim_confirm_t result);
+/* The session reconnected: pending deliveries were requeued by the broker and are
+ * forgotten (never acked or returned). */
+void sl_sim_sched_reconnected(sl_sim_sched_t *s);
+/* A RESUME could not be carried out: the consumer is still paused. */
+void sl_sim_sched_consume_failed(sl_sim_sched_t *s);
+
+/* ---- events: the runs (slot as in START) ---- */
+
+/* After START: error NULL when the simulator started (arms the wall limit), else why it
+ * could not (the run fails at once, exit status 127). */
+void sl_sim_sched_run_spawned(sl_sim_sched_t *s, int slot, const char *error, double now);
+/* Bytes of the simulator's stdout: split into lines (each at most SL_SIMLINE_MAX). */
+void sl_sim_sched_run_output(sl_sim_sched_t *s, int slot, const char *data, size_t n);
+/* One stdout line without its newline: a step (progress at checkpoints) or the final. */
+void sl_sim_sched_run_line(sl_sim_sched_t *s, int slot, const char *line, size_t len);
+/* The simulator's stdout reached EOF (or cannot be read). */
+void sl_sim_sched_run_output_end(sl_sim_sched_t *s, int slot, double now);
+/* Bytes of its stderr: the last 2 KiB go into a failed point's error. */
+void sl_sim_sched_run_stderr(sl_sim_sched_t *s, int slot, const char *data, size_t n);
+/* The simulator was reaped: exit status or the signal that ended it; `why` (may be NULL)
+ * when its status is lost (the run fails with it). */
+void sl_sim_sched_run_exited(sl_sim_sched_t *s, int slot, int64_t exit_status, int term_signal,
+                             const char *why, double now);
+/* The run fails with `reason` (copied): SIGKILL, then a failed point once it exits. */
+void sl_sim_sched_run_fail(sl_sim_sched_t *s, int slot, const char *reason);
+/* The slot's timer (last TIMER) fired. */
+void sl_sim_sched_run_timer(sl_sim_sched_t *s, int slot, double now);
+
+/* ---- events: time and shutdown ---- */
+
+/* Periodic (the worker: every 200 ms): leases, pending tasks waiting too long, the drain
+ * deadline, DRAINED. */
+void sl_sim_sched_tick(sl_sim_sched_t *s, double now);
+/* Stop (SIGTERM): pause, hand back pending tasks, drain the runs for drain_s. */
+void sl_sim_sched_stop(sl_sim_sched_t *s, double now);
+
+/* ---- queries ---- */
+
+void sl_sim_sched_stats(const sl_sim_sched_t *s, sl_sim_sched_stats_t *out);
+/* Sample running in slot, or NULL (borrowed, valid until the next event). */
+const char *sl_sim_sched_slot_sample(const sl_sim_sched_t *s, int slot);
+/* Fills the role-specific parts of a worker.status: slots, running (array allocated here,
+ * ids borrowed), counters. */
+void sl_sim_sched_status(const sl_sim_sched_t *s, sl_worker_status_t *st);
+
+#endif

@@ -1,0 +1,651 @@
+/* The simulate scheduler driven event by event, with no broker and no process: deliveries,
+ * simulator output and exits, confirms and the clock go in; the queued actions are
+ * recorded and checked. Covers a run from delivery to acked point, the lease and its
+ * confirm ordering, terminate (grace, racing a completion), a drain with tasks pending,
+ * crashes as failed points, slot reuse and the consumer pause when slots are full. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sltest.h"
+#include "specline/sim_sched.h"
+#include "specline/util.h"
+
+/* K = 2 checkpoints of a 4-step run: progress at steps 2 and 4. */
+static const char *YAML = "experiment: sched\n"
+                          "inputs:\n"
+                          "  - {name: zeta, default: 0.1, value_range: [0.0, 1.0]}\n"
+                          "outputs:\n"
+                          "  - {name: amplitude}\n"
+                          "history: {name: x, checkpoints: 2}\n"
+                          "simulator: {command: [\"true\"], max_steps: 4, wall_s: 100, term_grace_s: 2}\n"
+                          "budget: {max_sims: 10}\n";
+
+typedef struct rec {
+  sl_sim_action_kind_t kind;
+  int slot, signal;
+  double deadline;
+  uint64_t tag;
+  char sample[32];
+  char *text; /* POINT error, REJECT reason, START input */
+  sl_point_status_t status;
+  int64_t step, steps;
+  size_t n_outputs, n_hist, n_predicted;
+  void *confirm;
+} rec_t;
+
+typedef struct harness {
+  sl_config_t *cfg;
+  sl_sim_sched_t *s;
+  rec_t log[256];
+  int n;
+} harness_t;
+
+static harness_t H;
+
+static bool setup(int slots, double lease_ack_s, double pending_max_s)
+{
+  sl_error_t err;
+  sl_sim_sched_opts_t o = {.worker = "w1", .control = "sched.control.w1", .slots = slots};
+
+  memset(&H, 0, sizeof H);
+  H.cfg = sl_config_load_string(YAML, strlen(YAML), "sched.yaml", &err);
+  if (!H.cfg) {
+    fprintf(stderr, "  config: %s\n", err.message);
+    return false;
+  }
+  o.cfg = H.cfg;
+  o.lease_ack_s = lease_ack_s;
+  o.pending_max_s = pending_max_s;
+  o.drain_s = 20;
+  H.s = sl_sim_sched_new(&o);
+  return H.s != NULL;
+}
+
+static void teardown(void)
+{
+  int i;
+
+  for (i = 0; i < H.n; i++)
+    free(H.log[i].text);
+  sl_sim_sched_destroy(H.s);
+  sl_config_destroy(H.cfg);
+}
+
+/* Records every queued action; returns the index of the first one recorded. */
+static int drain(void)
+{
+  sl_sim_action_t a;
+  int first = H.n;
+
+  while (sl_sim_sched_next(H.s, &a) && H.n < 256) {
+    rec_t *r = &H.log[H.n++];
+    memset(r, 0, sizeof *r);
+    r->kind = a.kind;
+    r->slot = a.slot;
+    r->signal = a.signal;
+    r->deadline = a.deadline;
+    r->tag = a.tag;
+    r->confirm = a.confirm;
+    if (a.sample_id)
+      snprintf(r->sample, sizeof r->sample, "%s", a.sample_id);
+    if (a.kind == SL_SIM_ACT_POINT) {
+      r->status = a.point->status;
+      r->text = sl_strdup(a.point->error);
+      r->steps = a.point->steps;
+      r->n_outputs = a.point->outputs.n;
+      r->n_hist = a.point->history.n ? a.point->history.lens[0] : 0;
+      r->n_predicted = a.point->predicted.n;
+    } else if (a.kind == SL_SIM_ACT_PROGRESS) {
+      r->step = a.progress->step;
+    } else if (a.kind == SL_SIM_ACT_REJECT) {
+      r->text = sl_strdup(a.reason);
+    } else if (a.kind == SL_SIM_ACT_START) {
+      r->text = sl_strdup(a.input);
+    }
+  }
+  return first;
+}
+
+/* Index of the first action of kind at or after `from`, or -1. */
+static int find(int from, sl_sim_action_kind_t kind)
+{
+  int i;
+
+  for (i = from; i < H.n; i++)
+    if (H.log[i].kind == kind)
+      return i;
+  return -1;
+}
+
+static int count(int from, sl_sim_action_kind_t kind)
+{
+  int i, c = 0;
+
+  for (i = from; i < H.n; i++)
+    c += H.log[i].kind == kind;
+  return c;
+}
+
+static void deliver(uint64_t tag, const char *sample_id, const char *campaign, double now)
+{
+  sl_sim_task_t t;
+  char *body;
+
+  memset(&t, 0, sizeof t);
+  t.campaign = (char *)campaign;
+  t.sample_id = (char *)sample_id;
+  sl_values_init(&t.inputs);
+  sl_values_add(&t.inputs, "zeta", 0.5);
+  t.max_steps = 4;
+  t.origin = "explore";
+  body = sl_sim_task_encode(&t);
+  sl_sim_sched_deliver(H.s, tag, body, strlen(body), now);
+  free(body);
+  sl_values_release(&t.inputs);
+}
+
+static void terminate_msg(uint64_t tag, const char *sample_id, double now)
+{
+  sl_control_terminate_t m;
+  char *body;
+
+  memset(&m, 0, sizeof m);
+  m.campaign = "sched";
+  m.sample_id = (char *)sample_id;
+  m.reason = "speculative";
+  sl_values_init(&m.predicted);
+  sl_values_add(&m.predicted, "amplitude", 1.5);
+  body = sl_control_terminate_encode(&m);
+  sl_sim_sched_control(H.s, tag, body, strlen(body), now);
+  free(body);
+  sl_values_release(&m.predicted);
+}
+
+/* The simulator of slot writes n steps (x = step) and, when final, the final line. */
+static void output(int slot, int from, int n, bool final)
+{
+  char line[128];
+  int i;
+
+  for (i = from; i < from + n; i++) {
+    snprintf(line, sizeof line, "{\"step\": %d, \"t\": %d.5, \"values\": {\"x\": %d}}\n", i, i, i);
+    sl_sim_sched_run_output(H.s, slot, line, strlen(line));
+  }
+  if (final) {
+    const char *f = "{\"final\": {\"amplitude\": 2.25}}\n";
+    /* in two pieces: lines are joined across reads */
+    sl_sim_sched_run_output(H.s, slot, f, 10);
+    sl_sim_sched_run_output(H.s, slot, f + 10, strlen(f) - 10);
+  }
+}
+
+static void confirm_all(int from, sl_sim_action_kind_t kind, sl_sim_confirm_t result)
+{
+  int i;
+
+  for (i = from; i < H.n; i++)
+    if (H.log[i].kind == kind && H.log[i].confirm) {
+      sl_sim_sched_confirmed(H.s, H.log[i].confirm, result);
+      H.log[i].confirm = NULL;
+    }
+}
+
+/* ---- tests ---- */
+
+/* Delivery, start, checkpoint progress, final, exit, EOF, point, confirm, ack: in order. */
+static void test_run_complete(void)
+{
+  int i, p;
+
+  SL_REQUIRE(setup(2, 5, 300));
+  deliver(7, "s1", "sched", 100);
+  i = drain();
+  SL_CHECK_INT(H.n - i, 1);
+  SL_CHECK_INT(H.log[i].kind, SL_SIM_ACT_START);
+  SL_CHECK_INT(H.log[i].slot, 0);
+  SL_CHECK(strstr(H.log[i].text, "\"sample_id\":") && strchr(H.log[i].text, '\n'));
+  sl_sim_sched_run_spawned(H.s, 0, NULL, 100);
+  i = drain();
+  SL_CHECK_INT(H.log[i].kind, SL_SIM_ACT_TIMER); /* the wall limit */
+  SL_CHECK_NEAR(H.log[i].deadline, 200, 1e-9);
+  output(0, 1, 4, true);
+  i = drain();
+  SL_CHECK_INT(count(i, SL_SIM_ACT_PROGRESS), 2);
+  SL_CHECK_INT(H.log[find(i, SL_SIM_ACT_PROGRESS)].step, 2);
+  SL_CHECK(H.log[find(i, SL_SIM_ACT_PROGRESS)].confirm == NULL); /* checkpoints are untracked */
+  sl_sim_sched_run_exited(H.s, 0, 0, 0, NULL, 101);
+  i = drain();
+  SL_CHECK_INT(H.log[i].kind, SL_SIM_ACT_TIMER); /* a moment for stdout's EOF */
+  SL_CHECK_NEAR(H.log[i].deadline, 101.5, 1e-9);
+  sl_sim_sched_run_output_end(H.s, 0, 101.1);
+  i = drain();
+  p = find(i, SL_SIM_ACT_POINT);
+  SL_REQUIRE(p >= 0);
+  SL_CHECK_INT(H.log[p].status, SL_POINT_COMPLETE);
+  SL_CHECK_INT(H.log[p].steps, 4);
+  SL_CHECK_INT(H.log[p].n_outputs, 1);
+  SL_CHECK_INT(H.log[p].n_hist, 4);
+  SL_CHECK(find(i, SL_SIM_ACT_CLOSE) > p);
+  SL_CHECK_INT(count(0, SL_SIM_ACT_ACK), 0); /* nothing acked before the point is durable */
+  sl_sim_sched_confirmed(H.s, H.log[p].confirm, SL_SIM_CONFIRM_ACK);
+  i = drain();
+  SL_CHECK_INT(H.n - i, 1);
+  SL_CHECK_INT(H.log[i].kind, SL_SIM_ACT_ACK);
+  SL_CHECK_INT(H.log[i].tag, 7);
+  teardown();
+}
+
+/* The lease: a "started" progress at lease_ack_s, tracked; the ack follows its confirm, once. */
+static void test_lease_order(void)
+{
+  sl_sim_sched_stats_t st;
+  int i, lease, p;
+
+  SL_REQUIRE(setup(1, 5, 300));
+  deliver(1, "s1", "sched", 100);
+  sl_sim_sched_run_spawned(H.s, 0, NULL, 100);
+  drain();
+  sl_sim_sched_tick(H.s, 104.9);
+  i = drain();
+  SL_CHECK_INT(H.n - i, 0);
+  sl_sim_sched_tick(H.s, 105);
+  i = drain();
+  lease = find(i, SL_SIM_ACT_PROGRESS);
+  SL_REQUIRE(lease >= 0);
+  SL_CHECK_INT(H.log[lease].step, 0);
+  SL_CHECK(H.log[lease].confirm != NULL);
+  SL_CHECK_INT(count(0, SL_SIM_ACT_ACK), 0); /* not before the lease is confirmed */
+  sl_sim_sched_tick(H.s, 106);
+  SL_CHECK_INT(count(drain(), SL_SIM_ACT_PROGRESS), 0); /* one lease per run */
+  /* the run completes and its point is confirmed before the lease: the point acks */
+  output(0, 1, 4, true);
+  sl_sim_sched_run_output_end(H.s, 0, 107);
+  sl_sim_sched_run_exited(H.s, 0, 0, 0, NULL, 107);
+  i = drain();
+  p = find(i, SL_SIM_ACT_POINT);
+  SL_REQUIRE(p >= 0);
+  sl_sim_sched_confirmed(H.s, H.log[p].confirm, SL_SIM_CONFIRM_ACK);
+  i = drain();
+  SL_CHECK_INT(count(i, SL_SIM_ACT_ACK), 1);
+  sl_sim_sched_stats(H.s, &st);
+  SL_CHECK_INT(st.unconfirmed, 1);
+  sl_sim_sched_confirmed(H.s, H.log[lease].confirm, SL_SIM_CONFIRM_ACK);
+  SL_CHECK_INT(count(drain(), SL_SIM_ACT_ACK), 0); /* acked once */
+  sl_sim_sched_stats(H.s, &st);
+  SL_CHECK_INT(st.unconfirmed, 0);
+  teardown();
+}
+
+/* A lease the broker refuses (or that cannot be sent) acks nothing: the delivery stays with
+ * the broker, and the point's confirm acks it later. */
+static void test_lease_refused(void)
+{
+  int i, lease;
+
+  SL_REQUIRE(setup(1, 5, 300));
+  deliver(3, "s1", "sched", 100);
+  sl_sim_sched_run_spawned(H.s, 0, NULL, 100);
+  sl_sim_sched_tick(H.s, 106);
+  i = drain();
+  lease = find(i, SL_SIM_ACT_PROGRESS);
+  SL_REQUIRE(lease >= 0 && H.log[lease].confirm);
+  sl_sim_sched_confirmed(H.s, H.log[lease].confirm, SL_SIM_CONFIRM_NACK);
+  SL_CHECK_INT(count(drain(), SL_SIM_ACT_ACK), 0);
+  sl_sim_sched_tick(H.s, 107);
+  SL_CHECK_INT(count(drain(), SL_SIM_ACT_PROGRESS), 0); /* not re-sent: the status renews it */
+  output(0, 1, 4, true);
+  sl_sim_sched_run_exited(H.s, 0, 0, 0, NULL, 108);
+  sl_sim_sched_run_output_end(H.s, 0, 108);
+  i = drain();
+  confirm_all(i, SL_SIM_ACT_POINT, SL_SIM_CONFIRM_ACK);
+  i = drain();
+  SL_CHECK_INT(count(i, SL_SIM_ACT_ACK), 1);
+  SL_CHECK_INT(H.log[find(i, SL_SIM_ACT_ACK)].tag, 3);
+  teardown();
+}
+
+/* Terminate: SIGTERM, SIGKILL after the grace, a terminated point with the prediction. */
+static void test_terminate_grace(void)
+{
+  int i, p;
+
+  SL_REQUIRE(setup(1, 5, 300));
+  deliver(1, "s1", "sched", 100);
+  sl_sim_sched_run_spawned(H.s, 0, NULL, 100);
+  output(0, 1, 2, false);
+  drain();
+  terminate_msg(50, "s1", 101);
+  i = drain();
+  SL_CHECK_INT(H.log[i].kind, SL_SIM_ACT_KILL);
+  SL_CHECK_INT(H.log[i].signal, SIGTERM);
+  SL_CHECK_INT(H.log[i + 1].kind, SL_SIM_ACT_TIMER);
+  SL_CHECK_NEAR(H.log[i + 1].deadline, 103, 1e-9);
+  SL_CHECK_INT(H.log[i + 2].kind, SL_SIM_ACT_ACK);
+  SL_CHECK_INT(H.log[i + 2].tag, 50);
+  terminate_msg(51, "s1", 101.5); /* a second terminate changes nothing */
+  i = drain();
+  SL_CHECK_INT(H.n - i, 1);
+  SL_CHECK_INT(H.log[i].kind, SL_SIM_ACT_ACK);
+  sl_sim_sched_run_timer(H.s, 0, 103); /* the simulator ignored SIGTERM */
+  i = drain();
+  SL_CHECK_INT(H.log[i].kind, SL_SIM_ACT_KILL);
+  SL_CHECK_INT(H.log[i].signal, SIGKILL);
+  sl_sim_sched_run_exited(H.s, 0, 0, SIGKILL, NULL, 103.1);
+  sl_sim_sched_run_output_end(H.s, 0, 103.1);
+  i = drain();
+  p = find(i, SL_SIM_ACT_POINT);
+  SL_REQUIRE(p >= 0); /* our own kill: decided at once, not deferred */
+  SL_CHECK_INT(H.log[p].status, SL_POINT_TERMINATED);
+  SL_CHECK_STR(H.log[p].text, "speculative");
+  SL_CHECK_INT(H.log[p].n_hist, 2);
+  SL_CHECK_INT(H.log[p].n_predicted, 1);
+  teardown();
+}
+
+/* A terminate racing a completion: after the exit it is ignored (the run stores complete);
+ * one that arrives after the point names nothing; one sent just before a clean exit wins
+ * (terminated: the stop was decided on the partial history). */
+static void test_terminate_races_completion(void)
+{
+  int i, p;
+
+  SL_REQUIRE(setup(1, 5, 300));
+  deliver(1, "s1", "sched", 100);
+  sl_sim_sched_run_spawned(H.s, 0, NULL, 100);
+  output(0, 1, 4, true);
+  sl_sim_sched_run_exited(H.s, 0, 0, 0, NULL, 101); /* stdout not at EOF yet */
+  drain();
+  terminate_msg(60, "s1", 101.1);
+  i = drain();
+  SL_CHECK_INT(count(i, SL_SIM_ACT_KILL), 0);
+  SL_CHECK_INT(count(i, SL_SIM_ACT_ACK), 1); /* the control message */
+  sl_sim_sched_run_output_end(H.s, 0, 101.2);
+  i = drain();
+  p = find(i, SL_SIM_ACT_POINT);
+  SL_REQUIRE(p >= 0);
+  SL_CHECK_INT(H.log[p].status, SL_POINT_COMPLETE);
+  terminate_msg(61, "s1", 101.3); /* after the point: not running here */
+  i = drain();
+  SL_CHECK_INT(H.n - i, 1);
+  SL_CHECK_INT(H.log[i].kind, SL_SIM_ACT_ACK);
+  SL_CHECK(!sl_sim_sched_terminate(H.s, "s1", "operator", NULL, 101.4));
+
+  deliver(2, "s2", "sched", 102);
+  sl_sim_sched_run_spawned(H.s, 0, NULL, 102);
+  output(0, 1, 3, false);
+  SL_CHECK(sl_sim_sched_terminate(H.s, "s2", "speculative", NULL, 102.5));
+  output(0, 4, 1, true); /* it finished before SIGTERM landed */
+  sl_sim_sched_run_exited(H.s, 0, 0, 0, NULL, 102.6);
+  sl_sim_sched_run_output_end(H.s, 0, 102.6);
+  i = drain();
+  p = find(i, SL_SIM_ACT_POINT);
+  SL_REQUIRE(p >= 0);
+  SL_CHECK_INT(H.log[p].status, SL_POINT_TERMINATED);
+  SL_CHECK_INT(H.log[p].steps, 4);
+  teardown();
+}
+
+/* SIGTERM with one run and two tasks pending: the pending ones are handed back at once
+ * (confirmed copies, then acked), the run drains, is ended at the deadline and returned;
+ * DRAINED comes only once every copy is confirmed, and nothing is acked before. */
+static void test_drain_with_pending(void)
+{
+  sl_sim_sched_stats_t st;
+  int i, r, acks;
+
+  SL_REQUIRE(setup(1, 5, 300));
+  deliver(1, "s1", "sched", 100);
+  deliver(2, "s2", "sched", 100);
+  deliver(3, "s3", "sched", 100);
+  sl_sim_sched_run_spawned(H.s, 0, NULL, 100);
+  drain();
+  sl_sim_sched_stop(H.s, 101);
+  i = drain();
+  SL_CHECK_INT(H.log[i].kind, SL_SIM_ACT_PAUSE);
+  SL_CHECK_INT(count(i, SL_SIM_ACT_RETURN), 2);
+  SL_CHECK_STR(H.log[find(i, SL_SIM_ACT_RETURN)].sample, "s2");
+  SL_CHECK_INT(count(i, SL_SIM_ACT_ACK), 0);
+  SL_CHECK_INT(count(i, SL_SIM_ACT_DRAINED), 0);
+  deliver(4, "s4", "sched", 101.5); /* arrived while stopping: straight back */
+  i = drain();
+  SL_CHECK_INT(H.log[i].kind, SL_SIM_ACT_NACK);
+  SL_CHECK_INT(H.log[i].tag, 4);
+  sl_sim_sched_tick(H.s, 110);
+  i = drain();
+  SL_CHECK_INT(count(i, SL_SIM_ACT_KILL), 0); /* still within drain_s */
+  sl_sim_sched_tick(H.s, 121);
+  i = drain();
+  SL_CHECK_INT(H.log[i].kind, SL_SIM_ACT_KILL);
+  SL_CHECK_INT(H.log[i].signal, SIGTERM);
+  sl_sim_sched_run_exited(H.s, 0, 0, SIGTERM, NULL, 121.2);
+  sl_sim_sched_run_output_end(H.s, 0, 121.2);
+  i = drain();
+  r = find(i, SL_SIM_ACT_RETURN);
+  SL_REQUIRE(r >= 0);
+  SL_CHECK_STR(H.log[r].sample, "s1");
+  SL_CHECK_INT(count(i, SL_SIM_ACT_POINT), 0);
+  SL_CHECK_INT(count(i, SL_SIM_ACT_START), 0);
+  SL_CHECK_INT(count(i, SL_SIM_ACT_RESUME), 0);
+  SL_CHECK_INT(count(i, SL_SIM_ACT_DRAINED), 0); /* three copies unconfirmed */
+  sl_sim_sched_tick(H.s, 121.4);
+  SL_CHECK_INT(count(drain(), SL_SIM_ACT_DRAINED), 0);
+  confirm_all(0, SL_SIM_ACT_RETURN, SL_SIM_CONFIRM_ACK);
+  i = drain();
+  acks = count(i, SL_SIM_ACT_ACK);
+  SL_CHECK_INT(acks, 3);
+  SL_CHECK_INT(count(i, SL_SIM_ACT_DRAINED), 0); /* the lease published at 110 s is not confirmed */
+  confirm_all(0, SL_SIM_ACT_PROGRESS, SL_SIM_CONFIRM_ACK);
+  i = drain();
+  SL_CHECK_INT(count(i, SL_SIM_ACT_ACK), 0); /* s1 was acked by its returned copy */
+  SL_CHECK_INT(count(i, SL_SIM_ACT_DRAINED), 1);
+  sl_sim_sched_stats(H.s, &st);
+  SL_CHECK_INT(st.returned, 3);
+  SL_CHECK_INT(st.running + st.pending, 0);
+  teardown();
+}
+
+/* Crashes and bad output are failed points that say why, with the stderr tail. */
+static void test_crash_is_failed_point(void)
+{
+  int i, p;
+
+  SL_REQUIRE(setup(1, 5, 300));
+  deliver(1, "s1", "sched", 100);
+  sl_sim_sched_run_spawned(H.s, 0, NULL, 100);
+  output(0, 1, 2, false);
+  sl_sim_sched_run_stderr(H.s, 0, "segfault in\nstep 3\n", 19);
+  sl_sim_sched_run_exited(H.s, 0, 0, SIGSEGV, NULL, 101);
+  sl_sim_sched_run_output_end(H.s, 0, 101);
+  i = drain();
+  p = find(i, SL_SIM_ACT_POINT);
+  SL_REQUIRE(p >= 0);
+  SL_CHECK_INT(H.log[p].status, SL_POINT_FAILED);
+  SL_CHECK_STR(H.log[p].text, "simulator killed by signal 11; stderr tail: segfault in step 3 ");
+  SL_CHECK_INT(H.log[p].n_hist, 2);
+  /* the slot went to nobody; a redelivery of a running sample is acked, not run twice */
+  deliver(2, "s2", "sched", 102);
+  sl_sim_sched_run_spawned(H.s, 0, NULL, 102);
+  deliver(9, "s2", "sched", 102.1);
+  i = drain();
+  SL_CHECK_INT(count(i, SL_SIM_ACT_ACK), 1);
+  SL_CHECK_INT(H.log[find(i, SL_SIM_ACT_ACK)].tag, 9);
+  sl_sim_sched_run_output(H.s, 0, "not json\n", 9); /* bad output: killed and failed */
+  i = drain();
+  SL_CHECK_INT(H.log[i].kind, SL_SIM_ACT_KILL);
+  SL_CHECK_INT(H.log[i].signal, SIGKILL);
+  sl_sim_sched_run_exited(H.s, 0, 0, SIGKILL, NULL, 102.5);
+  sl_sim_sched_run_output_end(H.s, 0, 102.5);
+  i = drain();
+  p = find(i, SL_SIM_ACT_POINT);
+  SL_REQUIRE(p >= 0);
+  SL_CHECKF(strncmp(H.log[p].text, "bad simulator output: line 1:", 29) == 0, "%s", H.log[p].text);
+  /* exit status without a final line; a missing program */
+  deliver(3, "s3", "sched", 103);
+  sl_sim_sched_run_spawned(H.s, 0, NULL, 103);
+  output(0, 1, 4, false);
+  sl_sim_sched_run_exited(H.s, 0, 3, 0, NULL, 104);
+  sl_sim_sched_run_output_end(H.s, 0, 104);
+  deliver(4, "s4", "sched", 104);
+  sl_sim_sched_run_spawned(H.s, 0, "cannot start simulator 'x': no such file or directory", 104);
+  i = drain();
+  SL_CHECK_INT(count(i, SL_SIM_ACT_POINT), 2);
+  SL_CHECK_STR(H.log[find(i, SL_SIM_ACT_POINT)].text, "simulator exited with status 3");
+  p = find(find(i, SL_SIM_ACT_POINT) + 1, SL_SIM_ACT_POINT);
+  SL_CHECK_STR(H.log[p].text, "cannot start simulator 'x': no such file or directory");
+  teardown();
+}
+
+/* A kill this worker did not send (scancel, OOM) is decided a moment later: failed while
+ * the worker runs, returned when it is being stopped. */
+static void test_outside_kill(void)
+{
+  int i, p;
+
+  SL_REQUIRE(setup(1, 5, 300));
+  deliver(1, "s1", "sched", 100);
+  sl_sim_sched_run_spawned(H.s, 0, NULL, 100);
+  sl_sim_sched_run_exited(H.s, 0, 0, SIGKILL, NULL, 101);
+  sl_sim_sched_run_output_end(H.s, 0, 101);
+  i = drain();
+  SL_CHECK_INT(count(i, SL_SIM_ACT_POINT), 0);
+  SL_CHECK_INT(H.log[H.n - 1].kind, SL_SIM_ACT_TIMER);
+  SL_CHECK_NEAR(H.log[H.n - 1].deadline, 102.5, 1e-9);
+  sl_sim_sched_run_timer(H.s, 0, 102.5);
+  i = drain();
+  p = find(i, SL_SIM_ACT_POINT);
+  SL_REQUIRE(p >= 0);
+  SL_CHECK_INT(H.log[p].status, SL_POINT_FAILED);
+
+  deliver(2, "s2", "sched", 103);
+  sl_sim_sched_run_spawned(H.s, 0, NULL, 103);
+  sl_sim_sched_run_exited(H.s, 0, 0, SIGTERM, NULL, 104);
+  sl_sim_sched_run_output_end(H.s, 0, 104);
+  sl_sim_sched_stop(H.s, 104.2);
+  sl_sim_sched_run_timer(H.s, 0, 105.5);
+  i = drain();
+  SL_CHECK_INT(count(i, SL_SIM_ACT_POINT), 0);
+  SL_CHECK_INT(count(i, SL_SIM_ACT_RETURN), 1);
+  teardown();
+}
+
+/* The wall limit fails a run that is still going. */
+static void test_wall_limit(void)
+{
+  int i, p;
+
+  SL_REQUIRE(setup(1, 5, 300));
+  deliver(1, "s1", "sched", 100);
+  sl_sim_sched_run_spawned(H.s, 0, NULL, 100);
+  sl_sim_sched_run_timer(H.s, 0, 200);
+  i = drain();
+  SL_CHECK_INT(H.log[find(i, SL_SIM_ACT_KILL)].signal, SIGKILL);
+  sl_sim_sched_run_exited(H.s, 0, 0, SIGKILL, NULL, 200.1);
+  sl_sim_sched_run_output_end(H.s, 0, 200.1);
+  i = drain();
+  p = find(i, SL_SIM_ACT_POINT);
+  SL_REQUIRE(p >= 0);
+  SL_CHECK_STR(H.log[p].text, "wall limit of 100 s exceeded");
+  teardown();
+}
+
+/* A slot freed by a terminated run starts the next pending task at once: CLOSE first. */
+static void test_slot_reuse_after_terminate(void)
+{
+  int i, close, start;
+
+  SL_REQUIRE(setup(1, 5, 300));
+  deliver(1, "s1", "sched", 100);
+  deliver(2, "s2", "sched", 100);
+  sl_sim_sched_run_spawned(H.s, 0, NULL, 100);
+  i = drain();
+  SL_CHECK_INT(count(i, SL_SIM_ACT_START), 1);
+  SL_CHECK_STR(sl_sim_sched_slot_sample(H.s, 0), "s1");
+  SL_CHECK(sl_sim_sched_terminate(H.s, "s1", "operator", NULL, 101));
+  sl_sim_sched_run_exited(H.s, 0, 0, SIGTERM, NULL, 101.1);
+  sl_sim_sched_run_output_end(H.s, 0, 101.1);
+  i = drain();
+  close = find(i, SL_SIM_ACT_CLOSE);
+  start = find(i, SL_SIM_ACT_START);
+  SL_REQUIRE(close >= 0 && start >= 0);
+  SL_CHECK(find(i, SL_SIM_ACT_POINT) < close && close < start);
+  SL_CHECK_INT(H.log[start].slot, 0);
+  SL_CHECK_STR(H.log[start].sample, "s2");
+  SL_CHECK_STR(sl_sim_sched_slot_sample(H.s, 0), "s2");
+  teardown();
+}
+
+/* Slots full: deliveries wait (prefetch); one waiting past pending_max_s is handed back
+ * and the consumer pauses until a slot frees. */
+static void test_pause_when_full(void)
+{
+  sl_sim_sched_stats_t st;
+  int i;
+
+  SL_REQUIRE(setup(1, 5, 10));
+  deliver(1, "s1", "sched", 100);
+  deliver(2, "s2", "sched", 101);
+  sl_sim_sched_run_spawned(H.s, 0, NULL, 100);
+  drain();
+  sl_sim_sched_stats(H.s, &st);
+  SL_CHECK_INT(st.running, 1);
+  SL_CHECK_INT(st.pending, 1);
+  sl_sim_sched_tick(H.s, 111);
+  SL_CHECK_INT(count(drain(), SL_SIM_ACT_RETURN), 0); /* 10 s, not more */
+  sl_sim_sched_tick(H.s, 111.5);
+  i = drain();
+  SL_CHECK_INT(H.log[i].kind, SL_SIM_ACT_PAUSE);
+  SL_CHECK_INT(count(i, SL_SIM_ACT_RETURN), 1);
+  sl_sim_sched_stats(H.s, &st);
+  SL_CHECK(!st.consuming);
+  SL_CHECK_INT(st.pending, 0);
+  confirm_all(i, SL_SIM_ACT_RETURN, SL_SIM_CONFIRM_ACK);
+  i = drain();
+  SL_CHECK_INT(H.log[i].kind, SL_SIM_ACT_ACK);
+  SL_CHECK_INT(H.log[i].tag, 2);
+  output(0, 1, 4, true);
+  sl_sim_sched_run_exited(H.s, 0, 0, 0, NULL, 112);
+  sl_sim_sched_run_output_end(H.s, 0, 112);
+  i = drain();
+  SL_CHECK_INT(count(i, SL_SIM_ACT_RESUME), 1);
+  sl_sim_sched_consume_failed(H.s); /* the wiring could not resume: the next finish retries */
+  sl_sim_sched_stats(H.s, &st);
+  SL_CHECK(!st.consuming);
+  teardown();
+}
+
+/* Malformed and foreign messages are dead-lettered; after a reconnect, pending deliveries
+ * belong to the old connection: neither run, returned nor acked. */
+static void test_reject_and_reconnect(void)
+{
+  sl_sim_sched_stats_t st;
+  int i;
+
+  SL_REQUIRE(setup(1, 5, 300));
+  sl_sim_sched_deliver(H.s, 1, "{nope", 5, 100);
+  deliver(2, "s2", "other", 100);
+  sl_sim_sched_control(H.s, 3, "[]", 2, 100);
+  i = drain();
+  SL_CHECK_INT(count(i, SL_SIM_ACT_REJECT), 3);
+  SL_CHECK(strncmp(H.log[i].text, "E_", 2) == 0);
+  SL_CHECK_STR(H.log[i + 1].text, "E_CAMPAIGN: sim.task of another campaign");
+  SL_CHECK_INT(count(i, SL_SIM_ACT_ACK), 0);
+  deliver(4, "s4", "sched", 100);
+  deliver(5, "s5", "sched", 100);
+  sl_sim_sched_run_spawned(H.s, 0, NULL, 100);
+  sl_sim_sched_reconnected(H.s);
+  sl_sim_sched_stop(H.s, 101);
+  i = drain();
+  SL_CHECK_INT(count(i, SL_SIM_ACT_RETURN), 0);
+  sl_sim_sched_stats(H.s, &st);
+  SL_CHECK_INT(st.dead, 2);
+  SL_CHECK_INT(st.pending, 0);
+  teardown();
+}
+
+SL_TEST_MAIN(SL_T(test_run_complete), SL_T(test_lease_order), SL_T(test_lease_refused),
+             SL_T(test_terminate_grace), SL_T(test_terminate_races_completion), SL_T(test_drain_with_pending),
+             SL_T(test_crash_is_failed_point), SL_T(test_outside_kill), SL_T(test_wall_limit),
+             SL_T(test_slot_reuse_after_terminate), SL_T(test_pause_when_full),
+             SL_T(test_reject_and_reconnect))

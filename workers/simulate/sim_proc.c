@@ -1,0 +1,301 @@
+/* The simulate worker's processes (see sim_proc.h). A process record holds its libuv
+ * handles, handle.data points back, and it is freed in the last close callback; CLOSE
+ * detaches it from its slot first, so no event of an old process reaches a new run. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "specline/util.h"
+
+#include "sim_proc.h"
+#include "sim_spawn.h"
+
+struct sim_proc {
+  sim_procs_t *ps;
+  int slot;
+  pid_t pid;   /* 0 until spawned */
+  bool exited; /* reaped */
+  uv_pipe_t in, out, err;
+  uv_timer_t timer;
+  uv_write_t wreq;
+  char *input;
+  int open_handles;
+};
+
+/* errno text the way libuv words it (lower case), as the worker's other errors are */
+static const char *sys_strerror(int errnum)
+{
+  return uv_strerror(uv_translate_sys_error(errnum));
+}
+
+/* ---- process events into the scheduler ---- */
+
+static void on_timer(uv_timer_t *h)
+{
+  sim_proc_t *p = h->data;
+
+  sl_sim_sched_run_timer(p->ps->sched, p->slot, sl_mono());
+  p->ps->dispatch(p->ps->ud);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+  (void)h;
+  buf->base = sl_malloc(suggested);
+  buf->len = suggested;
+}
+
+static void on_out_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+  sim_proc_t *p = s->data;
+
+  if (n > 0)
+    sl_sim_sched_run_output(p->ps->sched, p->slot, buf->base, (size_t)n);
+  free(buf->base);
+  if (n < 0) {
+    uv_read_stop(s);
+    sl_sim_sched_run_output_end(p->ps->sched, p->slot, sl_mono());
+  }
+  p->ps->dispatch(p->ps->ud);
+}
+
+static void on_err_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+  sim_proc_t *p = s->data;
+
+  if (n > 0)
+    sl_sim_sched_run_stderr(p->ps->sched, p->slot, buf->base, (size_t)n);
+  else if (n < 0)
+    uv_read_stop(s);
+  free(buf->base);
+}
+
+static void reap(sim_proc_t *p)
+{
+  pid_t got;
+  int st;
+  char *why;
+
+  do
+    got = waitpid(p->pid, &st, WNOHANG);
+  while (got < 0 && errno == EINTR);
+  if (got == 0)
+    return;
+  p->exited = true;
+  if (got < 0) {
+    /* ECHILD: reaped by someone else, its status is lost */
+    why = sl_asprintf("cannot wait for simulator pid %ld: %s", (long)p->pid, sys_strerror(errno));
+    sl_sim_sched_run_exited(p->ps->sched, p->slot, 0, 0, why, sl_mono());
+    free(why);
+  } else {
+    sl_sim_sched_run_exited(p->ps->sched, p->slot, WIFEXITED(st) ? WEXITSTATUS(st) : 0,
+                            WIFSIGNALED(st) ? WTERMSIG(st) : 0, NULL, sl_mono());
+  }
+  p->ps->dispatch(p->ps->ud);
+}
+
+/* SIGCHLDs coalesce, so every running simulator is polled on each. Only our own pids are
+ * waited for, never waitpid(-1): other code in the process may have children. A process
+ * is in its slot before it is spawned, so no exit is missed. */
+static void on_sigchld(uv_signal_t *h, int signum)
+{
+  sim_procs_t *ps = h->data;
+  int i;
+
+  (void)signum;
+  for (i = 0; i < ps->slots; i++) {
+    sim_proc_t *p = ps->by_slot[i];
+    if (p && !p->exited && p->pid > 0)
+      reap(p);
+  }
+}
+
+/* ---- actions ---- */
+
+static void on_closed(uv_handle_t *h)
+{
+  sim_proc_t *p = h->data;
+
+  if (--p->open_handles == 0) {
+    free(p->input);
+    free(p);
+  }
+}
+
+static void on_input_written(uv_write_t *req, int status)
+{
+  sim_proc_t *p = req->data;
+
+  (void)status; /* a simulator that does not read its input fails on its own */
+  if (!uv_is_closing((uv_handle_t *)&p->in))
+    uv_close((uv_handle_t *)&p->in, on_closed);
+}
+
+static sim_proc_t *proc_new(sim_procs_t *ps, int slot)
+{
+  sim_proc_t *p = sl_calloc(1, sizeof *p);
+
+  p->ps = ps;
+  p->slot = slot;
+  uv_pipe_init(ps->loop, &p->in, 0);
+  uv_pipe_init(ps->loop, &p->out, 0);
+  uv_pipe_init(ps->loop, &p->err, 0);
+  uv_timer_init(ps->loop, &p->timer);
+  p->in.data = p->out.data = p->err.data = p->timer.data = p;
+  p->open_handles = 4;
+  return p;
+}
+
+static void proc_close(sim_proc_t *p)
+{
+  uv_handle_t *hs[] = {(uv_handle_t *)&p->in, (uv_handle_t *)&p->out, (uv_handle_t *)&p->err,
+                       (uv_handle_t *)&p->timer};
+  size_t i;
+
+  for (i = 0; i < sizeof hs / sizeof hs[0]; i++)
+    if (!uv_is_closing(hs[i]))
+      uv_close(hs[i], on_closed);
+}
+
+static void proc_kill(sim_proc_t *p, int sig)
+{
+  /* a reaped pid may belong to someone else by now; pid 0 would be our own group */
+  if (p->exited || p->pid <= 0)
+    return;
+  kill(p->pid, sig);
+  /* the simulator may have started children: signal its process group too */
+  kill(-p->pid, sig);
+}
+
+/* Starts the simulator with the config's arguments. Returns 0 with *proc filled, or an
+ * errno value when no process was started. */
+static int spawn(const sl_config_t *cfg, const char *program, sl_sim_proc_t *proc)
+{
+  char **args;
+  char delay[64];
+  size_t i, n = 0;
+  int rc;
+
+  args = sl_calloc(cfg->simulator.argc + 4, sizeof *args);
+  args[n++] = (char *)program;
+  for (i = 1; i < cfg->simulator.argc; i++)
+    args[n++] = cfg->simulator.argv[i];
+  if (cfg->simulator.step_delay > 0) {
+    snprintf(delay, sizeof delay, "%g", cfg->simulator.step_delay);
+    args[n++] = "--step-delay";
+    args[n++] = delay;
+  }
+  args[n] = NULL;
+  rc = sl_sim_spawn(args, proc);
+  free(args);
+  return rc;
+}
+
+/* Hands the worker's pipe ends to libuv, which makes them non-blocking. An end it refuses
+ * is closed (the simulator sees EOF or EPIPE on it). Returns 0 or the first uv error. */
+static int open_pipes(sim_proc_t *p, const sl_sim_proc_t *proc)
+{
+  uv_pipe_t *pipes[] = {&p->in, &p->out, &p->err};
+  const int fds[] = {proc->in, proc->out, proc->err};
+  int i, rc, first = 0;
+
+  for (i = 0; i < 3; i++) {
+    rc = uv_pipe_open(pipes[i], fds[i]);
+    if (rc != 0) {
+      close(fds[i]);
+      if (first == 0)
+        first = rc;
+    }
+  }
+  return first;
+}
+
+static void proc_start(sim_procs_t *ps, int slot, const char *input)
+{
+  sim_proc_t *p = proc_new(ps, slot);
+  sl_sim_proc_t proc;
+  uv_buf_t b;
+  char *why;
+  int rc;
+
+  ps->by_slot[slot] = p;
+  if ((rc = spawn(ps->cfg, ps->program, &proc)) != 0) {
+    why = sl_asprintf("cannot start simulator '%s': %s", ps->program, sys_strerror(rc));
+    sl_sim_sched_run_spawned(ps->sched, slot, why, sl_mono());
+    free(why);
+    return;
+  }
+  p->pid = proc.pid;
+  sl_sim_sched_run_spawned(ps->sched, slot, NULL, sl_mono());
+  if ((rc = open_pipes(p, &proc)) != 0) {
+    why = sl_asprintf("cannot watch the pipes of simulator '%s': %s", ps->program, uv_strerror(rc));
+    sl_sim_sched_run_fail(ps->sched, slot, why);
+    free(why);
+  }
+  p->input = sl_strdup(input);
+  b = uv_buf_init(p->input, (unsigned)strlen(p->input));
+  p->wreq.data = p;
+  if (uv_write(&p->wreq, (uv_stream_t *)&p->in, &b, 1, on_input_written) != 0)
+    uv_close((uv_handle_t *)&p->in, on_closed);
+  if (uv_read_start((uv_stream_t *)&p->out, on_alloc, on_out_read) != 0)
+    sl_sim_sched_run_output_end(ps->sched, slot,
+                                sl_mono()); /* its pipe was refused: the exit alone ends the run */
+  uv_read_start((uv_stream_t *)&p->err, on_alloc, on_err_read);
+}
+
+bool sim_procs_act(sim_procs_t *ps, const sl_sim_action_t *a)
+{
+  sim_proc_t *p = a->slot >= 0 && a->slot < ps->slots ? ps->by_slot[a->slot] : NULL;
+  double delay;
+
+  if (a->kind == SL_SIM_ACT_START) {
+    proc_start(ps, a->slot, a->input);
+  } else if (a->kind == SL_SIM_ACT_TIMER && p) {
+    delay = a->deadline - sl_mono();
+    uv_timer_stop(&p->timer);
+    uv_timer_start(&p->timer, on_timer, delay > 0 ? (uint64_t)(delay * 1000 + 0.5) : 0, 0);
+  } else if (a->kind == SL_SIM_ACT_KILL && p) {
+    proc_kill(p, a->signal);
+  } else if (a->kind == SL_SIM_ACT_CLOSE && p) {
+    proc_close(p);
+    ps->by_slot[a->slot] = NULL;
+  } else {
+    return a->kind == SL_SIM_ACT_TIMER || a->kind == SL_SIM_ACT_KILL || a->kind == SL_SIM_ACT_CLOSE;
+  }
+  return true;
+}
+
+int sim_procs_init(sim_procs_t *ps, uv_loop_t *loop, sl_sim_sched_t *sched, const sl_config_t *cfg,
+                   const char *program, void (*dispatch)(void *ud), void *ud)
+{
+  sl_sim_sched_stats_t st;
+
+  sl_sim_sched_stats(sched, &st);
+  ps->loop = loop;
+  ps->sched = sched;
+  ps->cfg = cfg;
+  ps->program = program;
+  ps->slots = st.slots;
+  ps->dispatch = dispatch;
+  ps->ud = ud;
+  ps->by_slot = sl_calloc((size_t)ps->slots, sizeof *ps->by_slot);
+  uv_signal_init(ps->loop, &ps->sigchld);
+  ps->sigchld.data = ps;
+  return uv_signal_start(&ps->sigchld, on_sigchld, SIGCHLD);
+}
+
+void sim_procs_stop(sim_procs_t *ps)
+{
+  if (!uv_is_closing((uv_handle_t *)&ps->sigchld))
+    uv_close((uv_handle_t *)&ps->sigchld, NULL);
+}
+
+void sim_procs_release(sim_procs_t *ps)
+{
+  free(ps->by_slot);
+  ps->by_slot = NULL;
+}

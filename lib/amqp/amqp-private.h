@@ -89,6 +89,14 @@ typedef struct sl__inbound {
   bool have_header;
 } sl__inbound_t;
 
+/* A broker node of the setting (one URL of the list): where, and as whom. */
+typedef struct sl__node {
+  char *host, *vhost, *user, *pass;
+  char *redacted; /* its URL with the password as "***", for logs and errors */
+  int port;
+  bool ssl;
+} sl__node_t;
+
 typedef struct sl__uvpoll {
   uv_poll_t h;
   sl_amqp_t *s;
@@ -97,9 +105,9 @@ typedef struct sl__uvpoll {
 
 struct sl_amqp {
   /* configuration */
-  char *host, *vhost, *user, *pass, *name, *redacted;
-  int port;
-  bool ssl;
+  sl__node_t *nodes;  /* the broker's nodes, shuffled; one for a single URL */
+  size_t n_nodes;
+  char *name;
   char *ca_file, *cert_file, *key_file;
   bool insecure;
   int heartbeat_s;
@@ -116,7 +124,9 @@ struct sl_amqp {
   bool ch1_ready, ch2_open, ever_up;
   uint32_t gen;       /* channel-1 generation, bumped whenever channel 1 is lost */
   uint64_t next_seq;  /* publish sequence number on channel 1 */
-  int attempt;        /* failed attempts since the last success */
+  int attempt;        /* failed rounds (every node tried once) since the last success */
+  size_t node;        /* index of the node in use, or of the next to try while down */
+  size_t n_tried;     /* nodes tried and failed in the current round */
   double next_attempt; /* sl_mono() time of the next connect attempt */
   uint64_t rng;
 
@@ -169,6 +179,9 @@ struct sl_amqp {
 /* The state of delivery tag `tag` on channel 1 (0 outstanding, 1 ack pending, 2 done). */
 #define SL__DL(s, tag) ((s)->dl_st[(tag) & ((s)->dl_cap - 1)])
 
+/* The node in use, or the next to try while down. */
+#define SL__NODE(s) (&(s)->nodes[(s)->node])
+
 /* Bytes to keep a copy of string p (with its NUL), 0 for NULL. */
 static inline size_t sl__str_need(const char *p)
 {
@@ -198,8 +211,19 @@ int sl__rpc_check(sl_amqp_t *s, amqp_channel_t ch, amqp_rpc_reply_t r, sl_error_
 void sl__rpc_repair(sl_amqp_t *s, amqp_channel_t ch, int kind, const sl_error_t *why);
 
 /* url.c */
-/* Fills host, port, vhost, ssl, user, pass and redacted from the options and environment. */
+/* Fills s->nodes from the options and the environment (one node per URL of the list, in
+ * an order shuffled with seed s->rng). On failure *err is set; s->nodes is then still
+ * freed by sl_amqp_destroy. */
 bool sl__url_setup(sl_amqp_t *s, const sl_amqp_opts_t *o, sl_error_t *err);
+/* Frees a node's strings (the password wiped first). */
+void sl__node_release(sl__node_t *nd);
+/* Splits a broker setting into its URLs: at each comma followed, after blanks, by another
+ * amqp:// or amqps:// (so a comma in a password splits nothing); blanks around separators
+ * dropped. Returns a NULL-terminated array of *n >= 1 strings (sl__url_list_free). */
+char **sl__url_list_split(const char *list, size_t *n);
+void sl__url_list_free(char **urls);
+/* Puts nodes[0..n) in a random order drawn from `seed` (Fisher-Yates). */
+void sl__nodes_shuffle(sl__node_t *nodes, size_t n, uint64_t seed);
 
 /* connection.c */
 /* Connect phase 1 (socket, TLS, login); touches no session state (runs on the thread pool). */

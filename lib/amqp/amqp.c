@@ -91,6 +91,7 @@ sl_amqp_t *sl_amqp_new(const sl_amqp_opts_t *opts, sl_error_t *err)
   if (!opts)
     opts = &dflt;
   s = sl_calloc(1, sizeof *s);
+  s->rng = sl_mono_ns() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)s;
   if (!sl__url_setup(s, opts, err)) {
     sl_amqp_destroy(s);
     return NULL;
@@ -115,7 +116,6 @@ sl_amqp_t *sl_amqp_new(const sl_amqp_opts_t *opts, sl_error_t *err)
   s->gen = 1;
   s->next_seq = 1;
   s->dl_base = 1;
-  s->rng = sl_mono_ns() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)s;
   sl_buf_init(&s->body);
   return s;
 }
@@ -159,14 +159,10 @@ void sl_amqp_destroy(sl_amqp_t *s)
   free(s->ring);
   free(s->dl_st);
   sl_buf_release(&s->body);
-  if (s->pass)
-    explicit_bzero(s->pass, strlen(s->pass));
-  free(s->host);
-  free(s->vhost);
-  free(s->user);
-  free(s->pass);
+  for (i = 0; i < s->n_nodes; i++)
+    sl__node_release(&s->nodes[i]);
+  free(s->nodes);
   free(s->name);
-  free(s->redacted);
   free(s->ca_file);
   free(s->cert_file);
   free(s->key_file);
@@ -180,7 +176,7 @@ bool sl_amqp_is_up(const sl_amqp_t *s)
 
 const char *sl_amqp_url_redacted(const sl_amqp_t *s)
 {
-  return s ? s->redacted : "";
+  return s && s->n_nodes ? SL__NODE(s)->redacted : "";
 }
 
 const char *sl_amqp_name(const sl_amqp_t *s)

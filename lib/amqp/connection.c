@@ -144,8 +144,17 @@ void sl__go_down(sl_amqp_t *s, const sl_error_t *why)
   if (!was_up)
     return; /* a failing connect attempt: its caller reports and schedules */
   s->attempt = 0;
+  s->n_tried = 0;
   delay = backoff_delay(s);
-  SL_WARN("lost the broker at %s: %s; reconnecting in %.2f s", s->redacted, why->message, delay);
+  if (s->n_nodes > 1) { /* another node first: this one may be gone for good */
+    const sl__node_t *lost = SL__NODE(s);
+    s->node = (s->node + 1) % s->n_nodes;
+    SL_WARN("lost the broker at %s: %s; reconnecting to %s in %.2f s", lost->redacted, why->message,
+            SL__NODE(s)->redacted, delay);
+  } else {
+    SL_WARN("lost the broker at %s: %s; reconnecting in %.2f s", SL__NODE(s)->redacted, why->message,
+            delay);
+  }
   schedule_reconnect(s, delay);
   if (s->on_state) {
     s->depth++;
@@ -160,7 +169,7 @@ static amqp_socket_t *socket_new(const sl_amqp_t *s, amqp_connection_state_t con
   const char *ca;
   int rc;
 
-  if (!s->ssl) {
+  if (!SL__NODE(s)->ssl) {
     sock = amqp_tcp_socket_new(conn);
     if (!sock)
       sl_error_set(err, SL_ERR_AMQP, AMQP_STATUS_NO_MEMORY, "cannot create a socket");
@@ -193,6 +202,7 @@ static bool login(const sl_amqp_t *s, amqp_connection_state_t conn, sl_error_t *
 {
   amqp_table_entry_t caps[2], props[2];
   amqp_table_t caps_t, props_t;
+  const sl__node_t *nd = SL__NODE(s);
   amqp_rpc_reply_t r;
 
   caps[0].key = amqp_cstring_bytes("consumer_cancel_notify");
@@ -211,20 +221,20 @@ static bool login(const sl_amqp_t *s, amqp_connection_state_t conn, sl_error_t *
   props[1].value.value.table = caps_t;
   props_t.num_entries = 2;
   props_t.entries = props;
-  r = amqp_login_with_properties(conn, s->vhost, 0, SL__FRAME_MAX, s->heartbeat_s, &props_t,
-                                 AMQP_SASL_METHOD_PLAIN, s->user, s->pass);
+  r = amqp_login_with_properties(conn, nd->vhost, 0, SL__FRAME_MAX, s->heartbeat_s, &props_t,
+                                 AMQP_SASL_METHOD_PLAIN, nd->user, nd->pass);
   if (r.reply_type == AMQP_RESPONSE_NORMAL)
     return true;
   if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION && r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
     amqp_connection_close_t *m = r.reply.decoded;
     *fatal = m->reply_code == AMQP_ACCESS_REFUSED || m->reply_code == AMQP_NOT_ALLOWED;
-    sl_error_set(err, SL_ERR_AMQP, m->reply_code, "cannot log in to %s: %.*s", s->redacted,
+    sl_error_set(err, SL_ERR_AMQP, m->reply_code, "cannot log in to %s: %.*s", nd->redacted,
                  (int)m->reply_text.len, (const char *)m->reply_text.bytes);
   } else if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION) {
     sl__err_status(err, r.library_error, "cannot log in");
-    sl_error_prefix(err, "%s", s->redacted);
+    sl_error_prefix(err, "%s", nd->redacted);
   } else {
-    sl_error_set(err, SL_ERR_AMQP, AMQP_STATUS_UNEXPECTED_STATE, "cannot log in to %s", s->redacted);
+    sl_error_set(err, SL_ERR_AMQP, AMQP_STATUS_UNEXPECTED_STATE, "cannot log in to %s", nd->redacted);
   }
   return false;
 }
@@ -237,6 +247,7 @@ amqp_connection_state_t sl__conn_open(const sl_amqp_t *s, sl_error_t *err, bool 
                        (suseconds_t)((s->connect_timeout - (double)(time_t)s->connect_timeout) * 1e6)};
   struct timeval rpc_tv = {SL__RPC_TIMEOUT_S, 0};
   amqp_connection_state_t conn;
+  const sl__node_t *nd = SL__NODE(s);
   amqp_socket_t *sock;
   int rc;
 
@@ -251,16 +262,16 @@ amqp_connection_state_t sl__conn_open(const sl_amqp_t *s, sl_error_t *err, bool 
     goto out_destroy;
   amqp_set_handshake_timeout(conn, &tv);
   errno = 0;
-  rc = amqp_socket_open_noblock(sock, s->host, s->port, &tv);
+  rc = amqp_socket_open_noblock(sock, nd->host, nd->port, &tv);
   if (rc != AMQP_STATUS_OK) {
     int e = errno;
     if (rc == AMQP_STATUS_SOCKET_ERROR && e && e != EINPROGRESS)
-      sl_error_set(err, SL_ERR_AMQP, rc, "cannot connect to %s: %s", s->redacted, strerror(e));
+      sl_error_set(err, SL_ERR_AMQP, rc, "cannot connect to %s: %s", nd->redacted, strerror(e));
     else if (rc == AMQP_STATUS_SOCKET_ERROR)
       sl_error_set(err, SL_ERR_AMQP, rc, "cannot connect to %s: connection refused or unreachable",
-                   s->redacted);
+                   nd->redacted);
     else
-      sl_error_set(err, SL_ERR_AMQP, rc, "cannot connect to %s: %s", s->redacted, amqp_error_string2(rc));
+      sl_error_set(err, SL_ERR_AMQP, rc, "cannot connect to %s: %s", nd->redacted, amqp_error_string2(rc));
     goto out_destroy;
   }
   if (!login(s, conn, err, fatal))
@@ -311,6 +322,21 @@ out_teardown:
   return false;
 }
 
+/* After a failed attempt: the next node of the list at once, or, when every node has
+ * failed in this round, the first one again after a backoff. Returns the delay. */
+static double next_node(sl_amqp_t *s)
+{
+  double delay;
+
+  s->node = (s->node + 1) % s->n_nodes;
+  if (++s->n_tried < s->n_nodes)
+    return 0;
+  s->n_tried = 0;
+  delay = backoff_delay(s);
+  s->attempt++;
+  return delay;
+}
+
 /* The bookkeeping after a connect attempt: counters, logs, state callback, next attempt. */
 bool sl__connect_finish(sl_amqp_t *s, bool ok, const sl_error_t *e, sl_error_t *err)
 {
@@ -319,11 +345,18 @@ bool sl__connect_finish(sl_amqp_t *s, bool ok, const sl_error_t *e, sl_error_t *
   if (ok) {
     if (s->ever_up)
       s->stats.reconnects++;
-    SL_INFO("%s to %s as '%s' (heartbeat %d s, prefetch %u)",
-            s->ever_up ? "reconnected" : "connected", s->redacted, s->name, amqp_get_heartbeat(s->conn),
-            (unsigned)s->prefetch);
+    if (s->n_nodes > 1) {
+      const sl__node_t *nd = SL__NODE(s);
+      bool v6 = strchr(nd->host, ':') != NULL;
+      SL_INFO("%s to %s (node %s%s%s:%d, one of %zu) as '%s' (heartbeat %d s, prefetch %u)",
+              s->ever_up ? "reconnected" : "connected", nd->redacted, v6 ? "[" : "", nd->host, v6 ? "]" : "",
+              nd->port, s->n_nodes, s->name, amqp_get_heartbeat(s->conn), (unsigned)s->prefetch);
+    } else
+      SL_INFO("%s to %s as '%s' (heartbeat %d s, prefetch %u)", s->ever_up ? "reconnected" : "connected",
+              SL__NODE(s)->redacted, s->name, amqp_get_heartbeat(s->conn), (unsigned)s->prefetch);
     s->ever_up = true;
     s->attempt = 0;
+    s->n_tried = 0;
     s->last_hb_sent = sl_mono();
     s->last_recv = s->last_hb_sent;
     sl__uv_conn_started(s);
@@ -334,9 +367,11 @@ bool sl__connect_finish(sl_amqp_t *s, bool ok, const sl_error_t *e, sl_error_t *
     }
     return true;
   }
-  delay = backoff_delay(s);
-  s->attempt++;
-  SL_WARN("%s; retrying in %.2f s", e->message, delay);
+  delay = next_node(s);
+  if (s->n_tried)
+    SL_WARN("%s; trying %s", e->message, SL__NODE(s)->redacted);
+  else
+    SL_WARN("%s; retrying in %.2f s", e->message, delay);
   schedule_reconnect(s, delay);
   if (err)
     *err = *e;
@@ -375,7 +410,7 @@ bool sl_amqp_connect(sl_amqp_t *s, double timeout_s, sl_error_t *err)
     if (fatal)
       return false;
     now = sl_mono();
-    if (now >= deadline)
+    if (now >= deadline && !s->n_tried) /* a list's round ends before the deadline counts */
       return false;
     wait = s->next_attempt - now;
     if (wait > deadline - now)

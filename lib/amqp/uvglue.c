@@ -183,9 +183,10 @@ static void rc_work_done(uv_work_t *w, int status)
     if (conn)
       amqp_destroy_connection(conn);
   } else {
+    const sl__node_t *nd = SL__NODE(s);
     ok = conn && sl__conn_setup(s, conn, &e, &fatal);
     if (!sl__connect_finish(s, ok, &e, NULL) && fatal)
-      SL_ERROR("cannot connect to %s and retrying will not help; still retrying", s->redacted);
+      SL_ERROR("cannot connect to %s and retrying will not help; still retrying", nd->redacted);
   }
   uv_handle_gone(s); /* last: a detach may complete here */
 }

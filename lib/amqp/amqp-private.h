@@ -1,12 +1,23 @@
-/* Private to lib/src/amqp.c: the body of sl_amqp_t and the small records it keeps
- * (tracked publishes, consumers, deliveries deferred while a callback runs). One
- * connection, channel 1 for publishes, confirms, consumers and acks, channel 2 for the
- * synchronous helpers, so a 404/406 from a declare never costs the consumers. */
+/* Private to the files of the AMQP session in lib/amqp: the body of sl_amqp_t, the small
+ * records it keeps (tracked publishes, consumers, deliveries deferred while a callback
+ * runs) and the sl__ functions the files call across. One connection, channel 1 for
+ * publishes, confirms, consumers and acks, channel 2 for the synchronous helpers, so a
+ * 404/406 from a declare never costs the consumers. Who does what:
+ *   amqp.c        new/destroy, the blocking engine step, rabbitmq-c errors into SL_ERR_AMQP
+ *   url.c         URL, credentials (file, environment), redaction for logs
+ *   connection.c  socket, TLS, login, channel 1 (confirms, qos), setup, backoff, heartbeats
+ *   confirms.c    tracked publishes: the ring in publish order, confirms, re-publish
+ *   frames.c      the frame pump: deliveries, returns, broker closes and cancels
+ *   acks.c        deliveries' tags, acks batched with `multiple`, nacks
+ *   consumers.c   consumers (re-registered after each reconnect), prefetch
+ *   sync.c        declare/bind/inspect/delete/purge on channel 2
+ *   uvglue.c      libuv mode: uv_poll on the socket, timers, writability, peer watchdog */
 #ifndef SPECLINE_AMQP_PRIVATE_H
 #define SPECLINE_AMQP_PRIVATE_H
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <amqp.h>
 #include <uv.h>
@@ -18,6 +29,9 @@
 #define SL__CH_SYNC 2 /* declare/bind/inspect/delete/purge */
 #define SL__TAG_BITS 40 /* delivery tag = generation << 40 | broker tag */
 #define SL__TOKEN_HEADER "x-sl-token" /* on tracked mandatory publishes, to match returns */
+
+/* What a failed RPC cost (sl__rpc_check): nothing, a channel, or the connection. */
+enum { SL__RPC_OK = 0, SL__RPC_CHANNEL, SL__RPC_CONN };
 
 typedef enum sl__state { SL__DOWN = 0, SL__CONNECTING, SL__UP } sl__state_t;
 
@@ -75,6 +89,14 @@ typedef struct sl__inbound {
   bool have_header;
 } sl__inbound_t;
 
+/* A broker node of the setting (one URL of the list): where, and as whom. */
+typedef struct sl__node {
+  char *host, *vhost, *user, *pass;
+  char *redacted; /* its URL with the password as "***", for logs and errors */
+  int port;
+  bool ssl;
+} sl__node_t;
+
 typedef struct sl__uvpoll {
   uv_poll_t h;
   sl_amqp_t *s;
@@ -83,9 +105,9 @@ typedef struct sl__uvpoll {
 
 struct sl_amqp {
   /* configuration */
-  char *host, *vhost, *user, *pass, *name, *redacted;
-  int port;
-  bool ssl;
+  sl__node_t *nodes;  /* the broker's nodes, shuffled; one for a single URL */
+  size_t n_nodes;
+  char *name;
   char *ca_file, *cert_file, *key_file;
   bool insecure;
   int heartbeat_s;
@@ -102,7 +124,9 @@ struct sl_amqp {
   bool ch1_ready, ch2_open, ever_up;
   uint32_t gen;       /* channel-1 generation, bumped whenever channel 1 is lost */
   uint64_t next_seq;  /* publish sequence number on channel 1 */
-  int attempt;        /* failed attempts since the last success */
+  int attempt;        /* failed rounds (every node tried once) since the last success */
+  size_t node;        /* index of the node in use, or of the next to try while down */
+  size_t n_tried;     /* nodes tried and failed in the current round */
   double next_attempt; /* sl_mono() time of the next connect attempt */
   uint64_t rng;
 
@@ -149,5 +173,101 @@ struct sl_amqp {
 
   sl_amqp_stats_t stats;
 };
+
+/* The i-th slot of the unconfirmed ring, oldest first. */
+#define SL__SLOT(s, i) ((s)->ring[((s)->ring_head + (i)) & ((s)->ring_cap - 1)])
+/* The state of delivery tag `tag` on channel 1 (0 outstanding, 1 ack pending, 2 done). */
+#define SL__DL(s, tag) ((s)->dl_st[(tag) & ((s)->dl_cap - 1)])
+
+/* The node in use, or the next to try while down. */
+#define SL__NODE(s) (&(s)->nodes[(s)->node])
+
+/* Bytes to keep a copy of string p (with its NUL), 0 for NULL. */
+static inline size_t sl__str_need(const char *p)
+{
+  return p ? strlen(p) + 1 : 0;
+}
+
+/* Copies str with its NUL to *pp, advances *pp, and returns the copy as AMQP bytes. */
+static inline amqp_bytes_t sl__put_str(char **pp, const char *str)
+{
+  amqp_bytes_t b;
+  size_t n = strlen(str);
+
+  memcpy(*pp, str, n + 1);
+  b.bytes = *pp;
+  b.len = n;
+  *pp += n + 1;
+  return b;
+}
+
+/* amqp.c: rabbitmq-c errors, translated once into SL_ERR_AMQP */
+void sl__err_status(sl_error_t *err, int status, const char *what);
+/* Translates a failed RPC reply into *err ("<what>: <reason>"); for a closed channel or
+ * connection it answers close-ok. Returns SL__RPC_OK, SL__RPC_CHANNEL or SL__RPC_CONN. */
+int sl__rpc_check(sl_amqp_t *s, amqp_channel_t ch, amqp_rpc_reply_t r, sl_error_t *err,
+                  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* Repairs the session after sl__rpc_check reported a closed channel or connection. */
+void sl__rpc_repair(sl_amqp_t *s, amqp_channel_t ch, int kind, const sl_error_t *why);
+
+/* url.c */
+/* Fills s->nodes from the options and the environment (one node per URL of the list, in
+ * an order shuffled with seed s->rng). On failure *err is set; s->nodes is then still
+ * freed by sl_amqp_destroy. */
+bool sl__url_setup(sl_amqp_t *s, const sl_amqp_opts_t *o, sl_error_t *err);
+/* Frees a node's strings (the password wiped first). */
+void sl__node_release(sl__node_t *nd);
+/* Splits a broker setting into its URLs: at each comma followed, after blanks, by another
+ * amqp:// or amqps:// (so a comma in a password splits nothing); blanks around separators
+ * dropped. Returns a NULL-terminated array of *n >= 1 strings (sl__url_list_free). */
+char **sl__url_list_split(const char *list, size_t *n);
+void sl__url_list_free(char **urls);
+/* Puts nodes[0..n) in a random order drawn from `seed` (Fisher-Yates). */
+void sl__nodes_shuffle(sl__node_t *nodes, size_t n, uint64_t seed);
+
+/* connection.c */
+/* Connect phase 1 (socket, TLS, login); touches no session state (runs on the thread pool). */
+amqp_connection_state_t sl__conn_open(const sl_amqp_t *s, sl_error_t *err, bool *fatal);
+/* Connect phase 2 on the session's thread: channel 1, setup, consumers, re-publish. */
+bool sl__conn_setup(sl_amqp_t *s, amqp_connection_state_t conn, sl_error_t *err, bool *fatal);
+bool sl__connect_finish(sl_amqp_t *s, bool ok, const sl_error_t *e, sl_error_t *err);
+bool sl__connect_once(sl_amqp_t *s, sl_error_t *err, bool *fatal);
+void sl__conn_teardown(sl_amqp_t *s);
+void sl__go_down(sl_amqp_t *s, const sl_error_t *why);
+void sl__ch1_lost(sl_amqp_t *s, const sl_error_t *why);
+void sl__heartbeat_maybe(sl_amqp_t *s);
+
+/* confirms.c */
+void sl__ring_unsend(sl_amqp_t *s);
+long sl__ring_find_token(const sl_amqp_t *s, uint64_t token);
+void sl__confirm_handle(sl_amqp_t *s, uint64_t tag, bool multiple, bool ack);
+void sl__fail_poisoned(sl_amqp_t *s, const sl_error_t *why);
+bool sl__republish(sl_amqp_t *s, sl_error_t *err);
+
+/* frames.c */
+void sl__inbound_reset(sl_amqp_t *s);
+void sl__method_handle(sl_amqp_t *s, amqp_frame_t *f);
+void sl__frame_handle(sl_amqp_t *s, amqp_frame_t *f);
+int sl__drain(sl_amqp_t *s);
+
+/* acks.c */
+void sl__dl_reset(sl_amqp_t *s);
+void sl__dl_track(sl_amqp_t *s, uint64_t dtag);
+void sl__dl_advance(sl_amqp_t *s);
+void sl__acks_flush(sl_amqp_t *s);
+
+/* consumers.c */
+sl__consumer_t *sl__consumer_by_tag(sl_amqp_t *s, amqp_bytes_t tag);
+void sl__consumers_prune(sl_amqp_t *s);
+bool sl__consumer_start(sl_amqp_t *s, sl__consumer_t *c, sl_error_t *err, int *kind);
+
+/* uvglue.c */
+bool sl__sock_writable(sl_amqp_t *s);
+void sl__uv_want_writable(sl_amqp_t *s);
+bool sl__peer_gone(sl_amqp_t *s);
+void sl__uv_conn_started(sl_amqp_t *s);
+void sl__uv_conn_stopped(sl_amqp_t *s);
+/* libuv mode: arms the reconnect timer to fire in `delay` seconds (no-op when detached). */
+void sl__uv_reconnect_in(sl_amqp_t *s, double delay);
 
 #endif

@@ -1046,11 +1046,94 @@ static bool parse_workers(ctx_t *c, const cnode_t *w, sl_config_t *cfg)
          get_int(c, w, "workers", "slots", 1, 4096, &cfg->workers.slots);
 }
 
+/* One URL of `broker:` (len bytes of url): amqp:// or amqps://, and no credentials. */
+static bool broker_url_check(ctx_t *c, const cnode_t *n, const char *url, size_t len)
+{
+  const char *rest = NULL, *slash, *end = url + len;
+
+  if (len > 7 && !strncmp(url, "amqp://", 7))
+    rest = url + 7;
+  else if (len > 8 && !strncmp(url, "amqps://", 8))
+    rest = url + 8;
+  if (!rest)
+    return FAIL(c, n, SL_CONFIG_E_VALUE, "field 'broker': expected an amqp:// or amqps:// url");
+  slash = memchr(rest, '/', (size_t)(end - rest));
+  if (memchr(rest, '@', (size_t)((slash ? slash : end) - rest)))
+    return FAIL(c, n, SL_CONFIG_E_VALUE,
+                "field 'broker': credentials do not belong in the config; use credentials_file or the environment");
+  return true;
+}
+
+/* The comma ending the first URL of a broker list: one followed, after blanks, by another
+ * amqp:// or amqps:// (the AMQP session splits the same way); NULL for the last URL. */
+static const char *broker_list_sep(const char *p)
+{
+  for (; (p = strchr(p, ',')) != NULL; p++) {
+    const char *q = p + 1 + strspn(p + 1, " \t");
+    if (!strncmp(q, "amqp://", 7) || !strncmp(q, "amqps://", 8))
+      return p;
+  }
+  return NULL;
+}
+
+/* Checks each URL of a comma-separated broker list. */
+static bool broker_list_check(ctx_t *c, const cnode_t *n, const char *list)
+{
+  const char *p = list, *sep, *end;
+
+  do {
+    sep = broker_list_sep(p);
+    end = sep ? sep : p + strlen(p);
+    if (sep || p != list)
+      while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    if (!broker_url_check(c, n, p, (size_t)(end - p)))
+      return false;
+    if (sep)
+      p = sep + 1 + strspn(sep + 1, " \t");
+  } while (sep);
+  return true;
+}
+
+/* `broker:`: one amqp(s):// URL, several separated by commas, or a YAML list of them (the
+ * nodes of a cluster); kept as one comma-separated string, which is what SPECLINE_AMQP_URL
+ * and the AMQP session take. */
+static bool get_broker(ctx_t *c, const cnode_t *root, sl_config_t *cfg)
+{
+  const cnode_t *v = map_get(root, "broker");
+  char sbuf[64];
+  sl_buf_t b;
+  size_t i;
+
+  if (!v || is_null(v))
+    return true;
+  if (v->kind != CN_SEQ)
+    return get_str(c, root, "", "broker", &cfg->broker) && broker_list_check(c, v, cfg->broker);
+  if (v->n == 0)
+    return FAIL(c, v, SL_CONFIG_E_VALUE, "field 'broker': expected at least one url");
+  sl_buf_init(&b);
+  for (i = 0; i < v->n; i++) {
+    const cnode_t *k = v->kids[i];
+    if (k->kind != CN_SCALAR || strlen(k->str) != k->len) {
+      sl_buf_release(&b);
+      return FAIL(c, k, SL_CONFIG_E_TYPE, "field 'broker[%zu]': expected a url, got %s", i, show(k, sbuf, sizeof sbuf));
+    }
+    if (!broker_url_check(c, k, k->str, k->len)) {
+      sl_buf_release(&b);
+      return false;
+    }
+    sl_buf_printf(&b, "%s%s", i ? "," : "", k->str);
+  }
+  free(cfg->broker);
+  cfg->broker = sl_buf_detach(&b);
+  return true;
+}
+
 static bool parse_urls(ctx_t *c, const cnode_t *root, sl_config_t *cfg)
 {
   const cnode_t *n;
 
-  if (!get_str(c, root, "", "store", &cfg->store) || !get_str(c, root, "", "broker", &cfg->broker) ||
+  if (!get_str(c, root, "", "store", &cfg->store) || !get_broker(c, root, cfg) ||
       !get_str(c, root, "", "credentials_file", &cfg->credentials_file))
     return false;
   n = map_get(root, "store");
@@ -1058,21 +1141,6 @@ static bool parse_urls(ctx_t *c, const cnode_t *root, sl_config_t *cfg)
     if (!(strncmp(cfg->store, "sqlite:", 7) == 0 && cfg->store[7]) && strncmp(cfg->store, "mongodb://", 10) != 0 &&
         strncmp(cfg->store, "mongodb+srv://", 14) != 0)
       return FAIL(c, n, SL_CONFIG_E_VALUE, "field 'store': expected 'sqlite:PATH' or a mongodb:// url");
-  }
-  n = map_get(root, "broker");
-  if (cfg->broker && n) {
-    const char *rest = NULL, *slash;
-
-    if (!strncmp(cfg->broker, "amqp://", 7))
-      rest = cfg->broker + 7;
-    else if (!strncmp(cfg->broker, "amqps://", 8))
-      rest = cfg->broker + 8;
-    if (!rest || !*rest)
-      return FAIL(c, n, SL_CONFIG_E_VALUE, "field 'broker': expected an amqp:// or amqps:// url");
-    slash = strchr(rest, '/');
-    if (memchr(rest, '@', slash ? (size_t)(slash - rest) : strlen(rest)))
-      return FAIL(c, n, SL_CONFIG_E_VALUE,
-                  "field 'broker': credentials do not belong in the config; use credentials_file or the environment");
   }
   n = map_get(root, "credentials_file");
   if (cfg->credentials_file && n && !*cfg->credentials_file)

@@ -1,13 +1,14 @@
-/* Helpers shared by the AMQP system tests: opening the shared test broker of the ctest
- * fixture (SPECLINE_TEST_BROKER_DIR/broker.env), unique names per run, pumping several
- * blocking sessions until a condition holds, and closing a connection from the broker
- * side with rabbitmqctl. */
+/* Helpers shared by the AMQP tests: opening the shared test broker of the ctest fixture
+ * (SPECLINE_TEST_BROKER_DIR/broker.env), unique names per run, pumping several blocking
+ * sessions until a condition holds, closing a connection from the broker side with
+ * rabbitmqctl, and capturing the log (stderr) of a stretch of a test. */
 #ifndef SPECLINE_TESTS_AMQP_TEST_H
 #define SPECLINE_TESTS_AMQP_TEST_H
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdbool.h>
 #include <unistd.h>
 
 #include "sltest.h"
@@ -82,6 +83,43 @@ static inline int amqp_test_close_connection(sl_local_broker_t *b, const char *n
   }
   free(out);
   return closed;
+}
+
+/* The log of a stretch of a test: stderr goes to a temporary file in between. */
+typedef struct amqp_test_log {
+  int saved;
+  char path[64];
+} amqp_test_log_t;
+
+static inline bool amqp_test_log_begin(amqp_test_log_t *l)
+{
+  int fd;
+
+  snprintf(l->path, sizeof l->path, "/tmp/sl-amqp-log-XXXXXX");
+  fd = mkstemp(l->path);
+  if (fd < 0)
+    return false;
+  fflush(stderr);
+  l->saved = dup(2);
+  dup2(fd, 2);
+  close(fd);
+  return true;
+}
+
+/* Restores stderr, echoes the captured text there, and returns it (malloc'd, never NULL). */
+static inline char *amqp_test_log_end(amqp_test_log_t *l)
+{
+  char *text;
+
+  fflush(stderr);
+  dup2(l->saved, 2);
+  close(l->saved);
+  text = sl_read_file(l->path, 1 << 20, NULL);
+  unlink(l->path);
+  if (!text)
+    text = sl_strdup("");
+  fputs(text, stderr);
+  return text;
 }
 
 #endif

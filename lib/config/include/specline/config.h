@@ -113,7 +113,8 @@ typedef struct sl_config {
 
   char *store;            /* "sqlite:PATH" (default sqlite:run/<experiment>.db) or mongodb://...;
                              a relative PATH is resolved against `dir` */
-  char *broker;           /* amqp(s):// URL without credentials, or NULL = local broker */
+  char *broker;           /* amqp(s):// URL without credentials, or several (a cluster's nodes)
+                             joined by commas (from a YAML list or a string); NULL = local */
   char *credentials_file; /* optional file with user:password for the broker (resolved against
                              `dir` when relative) */
 
@@ -150,7 +151,8 @@ char *sl_config_dump(const sl_config_t *cfg);
 int sl_config_input_index(const sl_config_t *cfg, const char *name);
 int sl_config_output_index(const sl_config_t *cfg, const char *name);
 
-/* The broker URL to use: SPECLINE_AMQP_URL if set, else cfg->broker, else NULL (local). */
+/* The broker URL (or comma-separated URL list) to use: SPECLINE_AMQP_URL if set, else
+ * cfg->broker, else NULL (local). */
 const char *sl_config_broker_url(const sl_config_t *cfg);
 
 #endif

@@ -64,6 +64,7 @@ typedef struct top_ctx {
   sl_config_t *cfg;
   sl_amqp_t *amqp;
   char *amqp_url;
+  char *node_url; /* the first node's URL when amqp_url lists a cluster's nodes, else NULL */
   char *mgmt_url;
   char *mgmt_user, *mgmt_pass, *vhost;
   char queue[SL_NAME_MAX]; /* our exclusive status queue */
@@ -195,6 +196,14 @@ static bool resolve_broker(top_ctx_t *t, sl_error_t *err)
   sl_top_url_t u;
 
   t->amqp_url = sl_worker_broker_url(t->cfg, t->a.broker_dir, err); /* the one order: docs/broker.md */
+  if (t->amqp_url && strstr(t->amqp_url, ",")) {
+    /* a cluster's node list: the management API and the vhost come from its first node */
+    size_t n;
+    char **urls = sl_amqp_url_list_split(t->amqp_url, &n);
+
+    t->node_url = sl_strdup(urls[0]);
+    sl_amqp_url_list_free(urls);
+  }
   if (!t->amqp_url)
     return false;
   if (t->a.broker_dir) {
@@ -210,9 +219,9 @@ static bool resolve_broker(top_ctx_t *t, sl_error_t *err)
   } else if (!t->mgmt_url && env_mgmt && *env_mgmt) {
     t->mgmt_url = sl_strdup(env_mgmt);
   } else if (!t->mgmt_url) {
-    t->mgmt_url = sl_top_mgmt_url_from_amqp(t->amqp_url);
+    t->mgmt_url = sl_top_mgmt_url_from_amqp(t->node_url ? t->node_url : t->amqp_url);
   }
-  if (!sl_top_url_parse(t->amqp_url, &u))
+  if (!sl_top_url_parse(t->node_url ? t->node_url : t->amqp_url, &u))
     memset(&u, 0, sizeof u); /* sl_amqp_new reports the bad URL */
   t->vhost = sl_strdup(u.vhost ? u.vhost : "/");
   /* the order of sl_amqp_new: the config's file, the URL's user info, the env's file */
@@ -272,6 +281,7 @@ static void top_close(top_ctx_t *t)
   sl_top_release(&t->view);
   sl_config_destroy(t->cfg);
   free(t->amqp_url);
+  free(t->node_url);
   free(t->mgmt_url);
   if (t->mgmt_pass)
     memset(t->mgmt_pass, 0, strlen(t->mgmt_pass));

@@ -217,11 +217,6 @@ void sl__rpc_repair(sl_amqp_t *s, amqp_channel_t ch, int kind, const sl_error_t 
 bool sl__url_setup(sl_amqp_t *s, const sl_amqp_opts_t *o, sl_error_t *err);
 /* Frees a node's strings (the password wiped first). */
 void sl__node_release(sl__node_t *nd);
-/* Splits a broker setting into its URLs: at each comma followed, after blanks, by another
- * amqp:// or amqps:// (so a comma in a password splits nothing); blanks around separators
- * dropped. Returns a NULL-terminated array of *n >= 1 strings (sl__url_list_free). */
-char **sl__url_list_split(const char *list, size_t *n);
-void sl__url_list_free(char **urls);
 /* Puts nodes[0..n) in a random order drawn from `seed` (Fisher-Yates). */
 void sl__nodes_shuffle(sl__node_t *nodes, size_t n, uint64_t seed);
 

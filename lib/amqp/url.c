@@ -224,7 +224,7 @@ static const char *url_list_sep(const char *p)
   return NULL;
 }
 
-char **sl__url_list_split(const char *list, size_t *n)
+char **sl_amqp_url_list_split(const char *list, size_t *n)
 {
   char **urls = NULL;
   const char *p = list, *sep, *end;
@@ -249,7 +249,7 @@ char **sl__url_list_split(const char *list, size_t *n)
   return urls;
 }
 
-void sl__url_list_free(char **urls)
+void sl_amqp_url_list_free(char **urls)
 {
   size_t i;
 
@@ -295,14 +295,14 @@ bool sl__url_setup(sl_amqp_t *s, const sl_amqp_opts_t *o, sl_error_t *err)
                  "no broker url: give one in the config or in SPECLINE_AMQP_URL");
     return false;
   }
-  urls = sl__url_list_split(list, &n);
+  urls = sl_amqp_url_list_split(list, &n);
   s->nodes = sl_calloc(n, sizeof *s->nodes);
   for (i = 0; ok && i < n; i++) {
     ok = node_parse(&s->nodes[i], urls[i], o->credentials_file, &cache, err);
     s->n_nodes = i + 1; /* freed by sl_amqp_destroy, even on failure */
   }
   creds_release(&cache);
-  sl__url_list_free(urls);
+  sl_amqp_url_list_free(urls);
   if (ok && n > 1) /* each process its own order, so a cluster's clients spread */
     sl__nodes_shuffle(s->nodes, n, s->rng);
   return ok;

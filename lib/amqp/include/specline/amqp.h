@@ -208,4 +208,11 @@ bool sl_amqp_queue_counts(sl_amqp_t *s, const char *name, uint32_t *ready, uint3
 bool sl_amqp_delete_queue(sl_amqp_t *s, const char *name, sl_error_t *err);
 bool sl_amqp_purge_queue(sl_amqp_t *s, const char *name, sl_error_t *err);
 
+/* Splits a broker setting (one URL, or a cluster's nodes joined by commas) into its URLs:
+ * at each comma followed, after blanks, by another amqp:// or amqps:// (so a comma in a
+ * password splits nothing); blanks around separators dropped. Returns a NULL-terminated
+ * array of *n >= 1 malloc'd strings; free it with sl_amqp_url_list_free (NULL ok). */
+char **sl_amqp_url_list_split(const char *list, size_t *n);
+void sl_amqp_url_list_free(char **urls);
+
 #endif

@@ -808,6 +808,11 @@ void sl_planner_stop(sl_planner_t *p)
 
 /* ---- counters ---- */
 
+const sl_spec_params_t *sl_planner_spec(const sl_planner_t *p)
+{
+  return &p->prm.spec;
+}
+
 void sl_planner_stats(const sl_planner_t *p, sl_planner_stats_t *out)
 {
   *out = p->st;

@@ -173,6 +173,9 @@ void sl_planner_on_task_confirmed(sl_planner_t *p, bool acked);
 /* Stopped from outside (a signal): nothing more is issued. */
 void sl_planner_stop(sl_planner_t *p);
 
+/* The termination rule in use: params.spec with the scale of the model in use. Borrowed. */
+const sl_spec_params_t *sl_planner_spec(const sl_planner_t *p);
+
 /* Counters of the explorer. */
 typedef struct sl_planner_stats {
   int64_t stops, surprised, audits, audits_done, false_stops, acquired;

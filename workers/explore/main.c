@@ -1,11 +1,8 @@
-/* specline-explore: the campaign's brain, wired to the line. The decisions — the plan, the
- * issue rule, acquisition, speculative termination and audits, leases, the budget and the
- * end of the campaign — are the planner's (lib/engine/planner.c, over the ledger); this
- * file translates deliveries (sim.progress, event.stored, worker.status, event.model) and
- * the tick into planner events, and the planner's actions into publishes (sim.task with a
- * confirm, control.terminate), store reads on the thread pool (reader.c) and the exit:
- * 0 once the budget is reached and nothing is in flight, 3 when stopped before. After a
- * restart the planner is rebuilt from the points already stored. */
+/* specline-explore: the campaign's brain, wired to the line. Its decisions are the
+ * planner's (lib/engine/planner.c); this file turns deliveries (sim.progress, event.stored,
+ * worker.status, event.model) and the tick into planner events, and the planner's actions
+ * into publishes, store reads on the thread pool (reader.c) and the exit: 0 once the
+ * budget is reached and nothing is in flight, 3 when stopped before. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,9 +66,9 @@ static void run_actions(explorer_t *ex)
     switch (a->kind) {
     case SL_PLANNER_PUBLISH_TASK:
     case SL_PLANNER_TERMINATE: publish(ex, a); break;
-    case SL_PLANNER_READ_POINT: explore_reader_ask(&ex->reader, EXPLORE_READ_POINT, a); break;
-    case SL_PLANNER_READ_AUDIT: explore_reader_ask(&ex->reader, EXPLORE_READ_AUDIT, a); break;
-    case SL_PLANNER_LOAD_MODEL: explore_reader_ask(&ex->reader, EXPLORE_READ_MODEL, a); break;
+    case SL_PLANNER_READ_POINT:
+    case SL_PLANNER_READ_AUDIT:
+    case SL_PLANNER_LOAD_MODEL: explore_reader_ask(&ex->reader, a); break;
     case SL_PLANNER_DECIDED: break;
     case SL_PLANNER_FINISH:
       if (!ex->finishing)
@@ -86,28 +83,14 @@ static void run_actions(explorer_t *ex)
 static void on_read(explore_read_t *r, void *ud)
 {
   explorer_t *ex = ud;
-  double now = sl_now();
 
   if (r->kind == EXPLORE_READ_ALL && !r->ok) {
     fprintf(stderr, "specline-explore: cannot rebuild from the store: %s\n", r->err.message);
     ex->start_failed = true;
     return;
   }
-  if (r->err.message[0])
-    SL_WARN("%s", r->err.message);
-  if (r->kind == EXPLORE_READ_POINT)
-    sl_planner_on_point_read(ex->planner, r->sample_id, r->ok && r->found, r->pt.status, r->pt.steps, now, &ex->acts);
-  else if (r->kind == EXPLORE_READ_AUDIT)
-    sl_planner_on_audit_read(ex->planner, r->sample_id, r->ok && r->found ? &r->pt : NULL,
-                             r->ok && r->found2 ? &r->pt2 : NULL);
-  if (r->kind == EXPLORE_READ_ALL) {
-    ex->started = true;
-    sl_planner_rebuild(ex->planner, r->stored, r->n, r->first_at, now);
-  }
-  if (r->kind == EXPLORE_READ_ALL || r->kind == EXPLORE_READ_MODEL) {
-    sl_planner_on_model(ex->planner, r->model, r->mid, r->metrics);
-    r->model = NULL; /* taken */
-  }
+  ex->started = true;
+  explore_read_feed(r, ex->planner, sl_now(), &ex->acts);
   if (!ex->finishing)
     run_actions(ex);
   sl_planner_actions_clear(&ex->acts);
@@ -282,7 +265,7 @@ static bool start(explorer_t *ex, double lease_s, long slots, const char *store_
   if (!(ex->store = sl_store_open(store_uri ? store_uri : cfg->store, cfg, err)))
     return false;
   explore_reader_init(&ex->reader, ex->w.loop, ex->store, on_read, ex);
-  explore_reader_ask(&ex->reader, EXPLORE_READ_ALL, NULL);
+  explore_reader_ask(&ex->reader, NULL); /* the resume */
   while (!ex->started && !ex->start_failed && !ex->finishing)
     uv_run(ex->w.loop, UV_RUN_ONCE);
   if (ex->start_failed || ex->finishing)

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "reader.h"
+#include "specline/log.h"
 #include "specline/util.h"
 
 void explore_reader_init(explore_reader_t *rd, uv_loop_t *loop, sl_store_t *store, explore_read_done_fn done,
@@ -107,12 +108,15 @@ static void pump(explore_reader_t *rd)
   uv_queue_work(rd->loop, &rd->head->work, on_work, on_after);
 }
 
-void explore_reader_ask(explore_reader_t *rd, explore_read_kind_t kind, const sl_planner_action_t *a)
+void explore_reader_ask(explore_reader_t *rd, const sl_planner_action_t *a)
 {
   explore_read_t *r = sl_calloc(1, sizeof *r);
 
   r->rd = rd;
-  r->kind = kind;
+  r->kind = !a                                 ? EXPLORE_READ_ALL
+            : a->kind == SL_PLANNER_READ_POINT ? EXPLORE_READ_POINT
+            : a->kind == SL_PLANNER_READ_AUDIT ? EXPLORE_READ_AUDIT
+                                               : EXPLORE_READ_MODEL;
   if (a) {
     sl_strlcpy(r->sample_id, a->sample_id, sizeof r->sample_id);
     sl_strlcpy(r->other_id, a->other_id, sizeof r->other_id);
@@ -152,4 +156,25 @@ void explore_reader_release(explore_reader_t *rd)
     explore_read_free(r);
   }
   rd->tail = NULL;
+}
+
+void explore_read_feed(explore_read_t *r, sl_planner_t *p, double now, sl_planner_actions_t *out)
+{
+  if (r->err.message[0])
+    SL_WARN("%s", r->err.message);
+  switch (r->kind) {
+  case EXPLORE_READ_POINT:
+    sl_planner_on_point_read(p, r->sample_id, r->ok && r->found, r->pt.status, r->pt.steps, now, out);
+    return;
+  case EXPLORE_READ_AUDIT:
+    sl_planner_on_audit_read(p, r->sample_id, r->ok && r->found ? &r->pt : NULL, r->ok && r->found2 ? &r->pt2 : NULL);
+    return;
+  case EXPLORE_READ_ALL:
+    sl_planner_rebuild(p, r->stored, r->n, r->first_at, now);
+    break;
+  case EXPLORE_READ_MODEL:
+    break;
+  }
+  sl_planner_on_model(p, r->model, r->mid, r->metrics);
+  r->model = NULL; /* taken */
 }

@@ -54,8 +54,12 @@ struct explore_reader {
 
 void explore_reader_init(explore_reader_t *rd, uv_loop_t *loop, sl_store_t *store, explore_read_done_fn done,
                          void *ud);
-/* Queues a read of kind for the planner's action a (NULL for EXPLORE_READ_ALL). */
-void explore_reader_ask(explore_reader_t *rd, explore_read_kind_t kind, const sl_planner_action_t *a);
+/* Queues the read the planner's action a asks for (READ_POINT, READ_AUDIT, LOAD_MODEL);
+ * a NULL: EXPLORE_READ_ALL, the startup read. */
+void explore_reader_ask(explore_reader_t *rd, const sl_planner_action_t *a);
+/* Feeds an answered read into the planner (ALL: the resume, then the model); the planner's
+ * actions go to out. Takes r->model. */
+void explore_read_feed(explore_read_t *r, sl_planner_t *p, double now, sl_planner_actions_t *out);
 /* Frees the reads still queued (none may be in flight: call after the loop ended). */
 void explore_reader_release(explore_reader_t *rd);
 /* Frees one answered read (and its model, unless taken: set r->model NULL). */

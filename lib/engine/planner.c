@@ -150,7 +150,7 @@ sl_planner_t *sl_planner_new(const sl_config_t *cfg, const sl_planner_params_t *
   size_t j;
 
   if (cfg->n_inputs > MAX_D) {
-    sl_error_set(err, SL_ERR_USAGE, 0, "at most %d inputs are supported", MAX_D);
+    sl_error_set(err, SL_ERR_CONFIG, SL_CONFIG_E_RANGE, "at most %d inputs are supported", MAX_D);
     return NULL;
   }
   p = sl_calloc(1, sizeof *p);

@@ -37,6 +37,7 @@ static void on_task_confirmed(sl_amqp_t *s, uint64_t token, bool acked, void *ud
 static void finish(explorer_t *ex, int code)
 {
   ex->finishing = true;
+  explore_reader_cancel(&ex->reader);
   sl_worker_publish_status(&ex->w);
   uv_timer_stop(&ex->tick);
   uv_close((uv_handle_t *)&ex->tick, NULL);
@@ -230,6 +231,7 @@ static void on_stop(sl_worker_t *w, int signum)
   (void)signum;
   if (!ex->finishing) {
     ex->finishing = true;
+    explore_reader_cancel(&ex->reader);
     sl_planner_stop(ex->planner);
     uv_timer_stop(&ex->tick);
     uv_close((uv_handle_t *)&ex->tick, NULL);

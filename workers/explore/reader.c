@@ -148,6 +148,20 @@ void explore_read_free(explore_read_t *r)
   free(r);
 }
 
+void explore_reader_cancel(explore_reader_t *rd)
+{
+  explore_read_t *keep = rd->busy ? rd->head : NULL, *r = keep ? keep->next : rd->head;
+
+  while (r) {
+    explore_read_t *next = r->next;
+    explore_read_free(r);
+    r = next;
+  }
+  if (keep)
+    keep->next = NULL;
+  rd->head = rd->tail = keep;
+}
+
 void explore_reader_release(explore_reader_t *rd)
 {
   while (rd->head) {

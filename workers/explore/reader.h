@@ -60,6 +60,8 @@ void explore_reader_ask(explore_reader_t *rd, const sl_planner_action_t *a);
 /* Feeds an answered read into the planner (ALL: the resume, then the model); the planner's
  * actions go to out. Takes r->model. */
 void explore_read_feed(explore_read_t *r, sl_planner_t *p, double now, sl_planner_actions_t *out);
+/* Drops the reads queued behind the one in flight (the worker is finishing). */
+void explore_reader_cancel(explore_reader_t *rd);
 /* Frees the reads still queued (none may be in flight: call after the loop ended). */
 void explore_reader_release(explore_reader_t *rd);
 /* Frees one answered read (and its model, unless taken: set r->model NULL). */

@@ -21,15 +21,10 @@
 #include "specline/config.h"
 #include "specline/dataset.h"
 #include "specline/model.h"
+#include "specline/policy.h"
 #include "specline/store.h"
 #include "specline/store_models.h"
 #include "specline/util.h"
-
-/* The audit rule of workers/explore/policy.h (SL_AUDIT_MAX_OUTSIDE, SL_AUDIT_NSIGMA),
- * restated here: the CLI does not link the explorer's sources. */
-#define AUDIT_MAX_OUTSIDE 0.10
-#define AUDIT_NSIGMA 3.0
-#define AUDIT_SIGMA_FLOOR 1e-3
 
 #define MAX_HELDOUT_HISTORIES 4
 #define MAX_MARKERS 4000 /* per group and plot; more are thinned evenly */
@@ -259,14 +254,14 @@ static void audit_compare(report_t *r, audit_row_t *row, const sl_store_point_t 
     if (!m || !s || step < 1 || (size_t)step > full->history.lens[hi])
       continue;
     y = full->history.data[hi][step - 1];
-    sigma = fmax(*s, AUDIT_SIGMA_FLOOR * r->hist_scale);
+    sigma = fmax(*s, SL_SPEC_SIGMA_FLOOR_DEFAULT * r->hist_scale);
     row->n_compared++;
-    if (!(fabs(y - *m) <= AUDIT_NSIGMA * sigma))
+    if (!(fabs(y - *m) <= SL_AUDIT_NSIGMA * sigma))
       row->n_outside++; /* NaN counts as outside */
   }
   if (row->n_compared > 0) {
     row->checked = true;
-    row->false_stop = (double)row->n_outside / (double)row->n_compared > AUDIT_MAX_OUTSIDE;
+    row->false_stop = (double)row->n_outside / (double)row->n_compared > SL_AUDIT_MAX_OUTSIDE;
   }
 }
 
@@ -567,7 +562,7 @@ static void html_summary(report_t *r, sl_buf_t *h, const char *text)
                 "relied on fall outside &#177;%.0f&#963; of the audit&#39;s full run.</p>\n"
                 "<table><tr><th>audit run</th><th>stopped run</th><th>checkpoints compared</th>"
                 "<th>outside &#177;3&#963;</th><th>verdict</th></tr>\n",
-                100 * AUDIT_MAX_OUTSIDE, AUDIT_NSIGMA);
+                100 * SL_AUDIT_MAX_OUTSIDE, SL_AUDIT_NSIGMA);
   for (i = 0; i < r->n_audits; i++) {
     const audit_row_t *a = &r->audits[i];
     sl_buf_printf(h, "<tr><td>");

@@ -12,8 +12,9 @@
  *   spec-m+over  spec-m with slots x oversubscribe samples in flight
  *   sobol+spec-m the Sobol plan (no acquisition) with spec-m's termination: speculation
  *              alone, without the acquisition function
- * it emulates the line's decisions in-process — the explorer's issue / acquisition /
- * speculate / audit logic on its ledger, the learn worker's retraining every
+ * it runs the line's decisions in-process — the explorer's planner itself
+ * (lib/engine/planner.c: issue rule, acquisition, speculative stops, audits, on its
+ * ledger), fed the events specline-explore feeds it, the learn worker's retraining every
  * learn.retrain_every stored points with its trainer (sl_trainer_run: MSE warm start, then
  * NLL), the simulate slots as a clock that advances every running sample one step per
  * tick — on the real simulator binaries (full runs cached; a stopped run is the prefix of
@@ -39,8 +40,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "specline/ledger.h"
-#include "specline/policy.h"
+#include "specline/log.h"
+#include "specline/planner.h"
 #include "simcache.h"
 #include "specline/dataset.h"
 #include "specline/design.h"
@@ -120,12 +121,11 @@ typedef struct result {
   double train_s;
 } result_t;
 
-/* A stop, with the prediction it relied on (kept while its audit is pending). */
+/* An audited stop: the prediction it relied on, for the stopped point the audit reads. */
 typedef struct stoprec {
   uint32_t index; /* the stopped sample's ledger index */
   size_t k_obs;
   double *mu, *sigma; /* K each */
-  bool pending_audit;
 } stoprec_t;
 
 /* A sample in a slot or queued for one. */
@@ -136,26 +136,18 @@ typedef struct flight {
   bool done, stopped;
 } flight_t;
 
+/* One campaign: the real planner (lib/engine/planner.c) on its ledger, driven as
+ * specline-explore drives it, with simulate and learn emulated around it. */
 typedef struct campaign {
   const opts_t *o;
   const simdef_t *sd;
   result_t *r;
   int arm;
   sl_config_t cfg; /* shallow copy of sd->cfg with this seed */
-  sl_ledger_t *ledger;
-  sl_sobol_t *sobol, *cand_sobol;
-  double *lhs;
-  size_t n_lhs;
-  uint64_t plan_next, cand_next;
-  size_t initial_n;
-  double lo[MAX_D], hi[MAX_D];
-  sl_model_t *model;
-  double *scale; /* P output scales of the model */
-  sl_spec_params_t spec;
-  sl_acq_params_t acq;
-  bool acquire, speculative, members;
-  size_t slots;
-  double oversubscribe;
+  sl_planner_t *pl;
+  sl_ledger_t *ledger; /* the planner's */
+  sl_planner_actions_t acts;
+  sl_sim_progress_t prog; /* the progress message, reused */
   flight_t *fl;
   size_t n_fl, fl_cap;
   stoprec_t *stops;
@@ -165,109 +157,10 @@ typedef struct campaign {
   int64_t now; /* ticks */
   int64_t steps;
   int reached; /* thresholds reached so far */
+  bool failed;
 } campaign_t;
 
-/* ---- the plan (as specline-explore: the initial design, then the Sobol sequence) ---- */
-
-static void plan_point(campaign_t *c, uint64_t pos, double *x)
-{
-  size_t j, d = (size_t)c->sd->d;
-
-  if (c->arm == ARM_LHS && pos < c->n_lhs)
-    memcpy(x, c->lhs + pos * d, d * sizeof *x);
-  else
-    sl_sobol_point(c->sobol, pos, x);
-  for (j = 0; j < d; j++)
-    x[j] = c->lo[j] + x[j] * (c->hi[j] - c->lo[j]);
-}
-
-static void make_sample_id(campaign_t *c, const double *x, uint32_t replica, char id[24])
-{
-  sl_values_t v;
-  size_t j;
-
-  sl_values_init(&v);
-  for (j = 0; j < (size_t)c->sd->d; j++)
-    sl_values_add(&v, c->cfg.inputs[j].name, x[j]);
-  sl_sample_id(c->cfg.experiment, &v, replica, id);
-  sl_values_release(&v);
-}
-
-static sl_sample_t *next_sample(campaign_t *c)
-{
-  sl_sample_t *s = sl_ledger_next_planned(c->ledger);
-  bool created;
-
-  while (!s) {
-    double x[MAX_D];
-    char id[24];
-    plan_point(c, c->plan_next, x);
-    make_sample_id(c, x, 0, id);
-    s = sl_ledger_plan(c->ledger, id, x, c->plan_next < c->initial_n ? SL_ORIGIN_INITIAL : SL_ORIGIN_EXPLORE, 0,
-                       &created, NULL);
-    c->plan_next++;
-    if (s && (!created || s->state != SL_SAMPLE_PLANNED))
-      s = NULL;
-  }
-  return s;
-}
-
-/* specline-explore's acquire_batch: N_CAND candidates from the candidate Sobol stream,
- * scored by the model, chosen with the diversity penalty against the samples in flight. */
-static void acquire_batch(campaign_t *c, size_t n)
-{
-  size_t d = (size_t)c->sd->d, P = (size_t)c->sd->P, i, j, n_busy, n_chosen = 0;
-  double *cand = sl_calloc(N_CAND * d, sizeof *cand), *mean = sl_calloc(N_CAND * P, sizeof *mean);
-  double *std = sl_calloc(N_CAND * P, sizeof *std);
-  float *xf = sl_calloc(N_CAND * d, sizeof *xf), *mf = sl_calloc(N_CAND * P, sizeof *mf);
-  float *sf = sl_calloc(N_CAND * P, sizeof *sf);
-  size_t busy_cap = c->n_fl + 1;
-  sl_sample_t **fl = sl_calloc(busy_cap, sizeof *fl);
-  double *busy = sl_calloc(busy_cap * d, sizeof *busy);
-  size_t *chosen = sl_calloc(n, sizeof *chosen);
-  sl_error_t err;
-
-  for (i = 0; i < N_CAND; i++) {
-    sl_sobol_point(c->cand_sobol, c->cand_next++, cand + i * d);
-    for (j = 0; j < d; j++)
-      xf[i * d + j] = (float)(c->lo[j] + cand[i * d + j] * (c->hi[j] - c->lo[j]));
-  }
-  if (!sl_model_predict(c->model, N_CAND, xf, mf, sf, &err))
-    goto out;
-  for (i = 0; i < N_CAND * P; i++) {
-    mean[i] = mf[i];
-    std[i] = sf[i];
-  }
-  n_busy = sl_ledger_in_flight(c->ledger, fl, busy_cap);
-  if (n_busy > busy_cap)
-    n_busy = busy_cap;
-  for (i = 0; i < n_busy; i++) {
-    const double *x = sl_ledger_inputs(c->ledger, fl[i]);
-    for (j = 0; j < d; j++)
-      busy[i * d + j] = (x[j] - c->lo[j]) / (c->hi[j] - c->lo[j]);
-  }
-  if (!sl_acq_select(&c->acq, cand, N_CAND, d, mean, std, P, c->scale, busy, n_busy, n, chosen, NULL, &n_chosen,
-                     &err))
-    goto out;
-  for (i = 0; i < n_chosen; i++) {
-    double x[MAX_D];
-    char id[24];
-    for (j = 0; j < d; j++)
-      x[j] = c->lo[j] + cand[chosen[i] * d + j] * (c->hi[j] - c->lo[j]);
-    make_sample_id(c, x, 0, id);
-    sl_ledger_plan(c->ledger, id, x, SL_ORIGIN_EXPLORE, 0, NULL, NULL);
-  }
-out:
-  free(cand);
-  free(mean);
-  free(std);
-  free(xf);
-  free(mf);
-  free(sf);
-  free(fl);
-  free(busy);
-  free(chosen);
-}
+static void run_actions(campaign_t *c, flight_t *f);
 
 /* ---- the learn worker: data and training ---- */
 
@@ -305,7 +198,9 @@ static void store_point(campaign_t *c, flight_t *f, sl_point_status_t status)
   sl_series_release(&pt.history);
   free(y);
   free(m);
-  sl_ledger_on_stored(c->ledger, f->s->id, status, f->step, (double)c->now);
+  /* the store's event.stored, into the planner (an audit re-run asks for its points) */
+  sl_planner_on_stored(c->pl, f->s->id, status, f->step, true, (double)c->now, &c->acts);
+  run_actions(c, f);
   c->r->n_runs++;
   if (status == SL_POINT_COMPLETE)
     c->r->n_complete++;
@@ -335,13 +230,13 @@ static void record_eval(campaign_t *c, const sl_trainer_result_t *res)
   r->final_cov = cov;
 }
 
-/* Retrains when retrain_every new points arrived (specline-learn), then evaluates. */
+/* Retrains when retrain_every new points arrived (specline-learn), evaluates, and hands
+ * the model to the planner (specline-explore's model load). */
 static void maybe_train(campaign_t *c)
 {
-  int B = c->cfg.learn.retrain_every > 0 ? c->cfg.learn.retrain_every : 8, j, K = c->sd->K;
+  int B = c->cfg.learn.retrain_every > 0 ? c->cfg.learn.retrain_every : 8;
   sl_trainer_result_t res;
   sl_error_t err;
-  double *mean, sum = 0;
 
   if (c->pending < B || c->split.train.n < MIN_POINTS)
     return;
@@ -353,48 +248,15 @@ static void maybe_train(campaign_t *c)
   }
   c->r->n_trainings++;
   c->r->train_s += res.train_s;
-  sl_model_destroy(c->model);
-  c->model = res.model;
-  /* specline-explore's load_model: acquisition scales and the history's scale */
-  mean = sl_calloc((size_t)c->sd->P, sizeof *mean);
-  sl_model_output_stats(c->model, mean, c->scale);
-  free(mean);
-  for (j = 0; j < c->sd->P; j++)
-    if (!(c->scale[j] > 0))
-      c->scale[j] = 1;
-  for (j = 0; j < K; j++)
-    sum += c->scale[j];
-  c->spec.scale = K > 0 ? sum / K : 1;
+  sl_planner_on_model(c->pl, res.model, "bench", NULL);
   record_eval(c, &res);
 }
 
-/* ---- explore: speculation and audits ---- */
-
-static void add_stop(campaign_t *c, sl_sample_t *s, const sl_spec_decision_t *dec, const double *mu,
-                     const double *sigma, bool audit)
-{
-  stoprec_t *st;
-  size_t K = (size_t)c->sd->K;
-
-  if (c->n_stops == c->stops_cap) {
-    c->stops_cap = c->stops_cap ? 2 * c->stops_cap : 64;
-    c->stops = sl_realloc(c->stops, c->stops_cap * sizeof *c->stops);
-  }
-  st = &c->stops[c->n_stops++];
-  st->index = s->index;
-  st->k_obs = dec->k_obs;
-  st->pending_audit = audit;
-  st->mu = st->sigma = NULL;
-  if (audit) {
-    st->mu = sl_malloc(K * sizeof *st->mu);
-    st->sigma = sl_malloc(K * sizeof *st->sigma);
-    memcpy(st->mu, mu, K * sizeof *mu);
-    memcpy(st->sigma, sigma, K * sizeof *sigma);
-  }
-}
+/* ---- explore: the planner's decisions, measured ---- */
 
 /* The truth about a stop, from the cached full run: would the audit have called it false,
- * and would the surprise test have fired had the run gone on to the end? */
+ * and would the surprise test have fired had the run gone on to the end? mu, sigma: the
+ * band the surprise test used (the unweighted ensemble for spec-m). */
 static void judge_stop(campaign_t *c, const simrun_t *run, const sl_spec_decision_t *dec, const double *mu,
                        const double *sigma)
 {
@@ -402,213 +264,158 @@ static void judge_stop(campaign_t *c, const simrun_t *run, const sl_spec_decisio
   double *y = sl_malloc(K * sizeof *y);
   sl_audit_result_t a;
   sl_spec_decision_t full;
+  const sl_spec_params_t *spec = sl_planner_spec(c->pl); /* the rule in use, at the model's scale */
 
   for (k = 0; k < K; k++)
     y[k] = run->hist[sl_dataset_checkpoint_step(&c->cfg, (int)k) - 1];
-  if (sl_audit_check(y + dec->k_obs, dec->pred_mean, dec->pred_std, dec->n_pred, c->spec.scale, c->spec.confidence,
-                     c->spec.sigma_floor, &a, NULL) &&
+  if (sl_audit_check(y + dec->k_obs, dec->pred_mean, dec->pred_std, dec->n_pred, spec->scale, spec->confidence,
+                     spec->sigma_floor, &a, NULL) &&
       a.false_stop)
     c->r->n_true_false++;
-  if (sl_spec_decide(&c->spec, mu, sigma, K, y, K, &full, NULL) && full.surprised)
+  if (sl_spec_decide(spec, mu, sigma, K, y, K, &full, NULL) && full.surprised)
     c->r->n_surprise_later++;
   free(y);
 }
 
-/* specline-explore's speculate(): a checkpoint of a running speculative sample was seen. */
-static void speculate(campaign_t *c, flight_t *f)
+static void on_decided(campaign_t *c, const sl_spec_decision_t *dec)
 {
-  sl_sample_t *s = f->s;
-  size_t K = (size_t)c->sd->K, P = (size_t)c->sd->P, d = (size_t)c->sd->d, j;
-  const double *in = sl_ledger_inputs(c->ledger, s);
-  float x[MAX_D], *mean, *std;
-  double *mu, *sigma, *mmu = NULL, *mvar = NULL, *emu = NULL, *esd = NULL;
-  sl_spec_decision_t dec;
+  result_t *r = c->r;
 
-  if (!c->model || !s->history || (s->flags & SL_SAMPLE_F_STOP_SENT) || s->origin == SL_ORIGIN_AUDIT)
-    return;
-  for (j = 0; j < d; j++)
-    x[j] = (float)in[j];
-  mean = sl_calloc(P, sizeof *mean);
-  std = sl_calloc(P, sizeof *std);
-  mu = sl_calloc(K, sizeof *mu);
-  sigma = sl_calloc(K, sizeof *sigma);
-  if (c->members) {
-    /* the prefix-conditioned rule: per-member predictions, E x P for this one input */
-    size_t E = (size_t)sl_model_members(c->model), n = E * P;
-    bool nll = sl_model_head(c->model) == 2 * (int)P; /* MSE members have no variance */
-    float *mm = sl_calloc(n, sizeof *mm), *mv = sl_calloc(n, sizeof *mv);
-    bool ok = sl_model_predict_members(c->model, 1, x, mm, mv, NULL);
-    if (ok) {
-      mmu = sl_calloc(n, sizeof *mmu);
-      mvar = sl_calloc(n, sizeof *mvar);
-      emu = sl_calloc(K, sizeof *emu);
-      esd = sl_calloc(K, sizeof *esd);
-      for (j = 0; j < n; j++) {
-        mmu[j] = mm[j];
-        mvar[j] = mv[j];
-      }
-      ok = sl_spec_decide_members(&c->spec, mmu, nll ? mvar : NULL, E, P, K, s->history, s->k_obs, emu, esd, mu, sigma, NULL,
-                                  NULL, &dec, NULL);
+  r->n_decisions++;
+  r->n_dec_surprised += dec->action == SL_SPEC_SURPRISED;
+  r->n_dec_continue += dec->action == SL_SPEC_CONTINUE;
+  if (dec->action != SL_SPEC_SURPRISED && dec->n_pred > 0) {
+    if (r->n_tail_std == r->tail_std_cap) {
+      r->tail_std_cap = r->tail_std_cap ? 2 * r->tail_std_cap : 1024;
+      r->tail_std = sl_realloc(r->tail_std, r->tail_std_cap * sizeof *r->tail_std);
     }
-    free(mm);
-    free(mv);
-    if (!ok)
-      goto out;
-  } else {
-    if (!sl_model_predict(c->model, 1, x, mean, std, NULL))
-      goto out;
-    for (j = 0; j < K; j++) {
-      mu[j] = mean[j];
-      sigma[j] = std[j];
-    }
-    if (!sl_spec_decide(&c->spec, mu, sigma, K, s->history, s->k_obs, &dec, NULL))
-      goto out;
+    r->tail_std[r->n_tail_std++] = dec->tail_std;
   }
-  if (dec.action != SL_SPEC_CONTINUE_EARLY) {
-    result_t *r = c->r;
-    r->n_decisions++;
-    r->n_dec_surprised += dec.action == SL_SPEC_SURPRISED;
-    r->n_dec_continue += dec.action == SL_SPEC_CONTINUE;
-    if (dec.action != SL_SPEC_SURPRISED && dec.n_pred > 0) {
-      if (r->n_tail_std == r->tail_std_cap) {
-        r->tail_std_cap = r->tail_std_cap ? 2 * r->tail_std_cap : 1024;
-        r->tail_std = sl_realloc(r->tail_std, r->tail_std_cap * sizeof *r->tail_std);
-      }
-      r->tail_std[r->n_tail_std++] = dec.tail_std;
-    }
-  }
-  if (dec.surprised && !(s->flags & SL_SAMPLE_F_SURPRISED)) {
-    sl_ledger_flag(c->ledger, s, SL_SAMPLE_F_SURPRISED);
-    c->r->n_surprised++;
-  }
-  if (dec.action == SL_SPEC_STOP) {
-    bool audit = sl_audit_draw(c->cfg.policy.seed, s->id, c->o->audit_fraction);
-    sl_ledger_flag(c->ledger, s, SL_SAMPLE_F_STOP_SENT);
-    c->r->n_stops++;
-    c->r->stop_fraction_sum += (double)dec.k_obs / (double)K;
-    f->stopped = true; /* terminate obeyed at once: the run ends at this step */
-    /* the surprise-later check uses the band the surprise test used: the unweighted
-     * ensemble (for spec-m; mu/sigma are then the weighted mixture the stop relied on) */
-    judge_stop(c, f->run, &dec, emu ? emu : mu, emu ? esd : sigma);
-    if (audit) {
-      char id[24];
-      double xa[MAX_D];
-      sl_sample_t *a;
-      memcpy(xa, in, d * sizeof *xa);
-      make_sample_id(c, xa, 1, id);
-      a = sl_ledger_plan(c->ledger, id, xa, SL_ORIGIN_AUDIT, 1, NULL, NULL);
-      if (a) {
-        sl_ledger_link_audit(c->ledger, a, s);
-        c->r->n_audits++;
-      }
-    }
-    add_stop(c, s, &dec, mu, sigma, audit);
-  }
-out:
-  free(mean);
-  free(std);
-  free(mu);
-  free(sigma);
-  free(mmu);
-  free(mvar);
-  free(emu);
-  free(esd);
 }
 
-/* specline-explore's check_audit: the audit re-run is complete; compare its unobserved
- * checkpoints with the prediction the stop relied on, at the explorer's current scale. */
-static void check_audit(campaign_t *c, flight_t *f)
+/* A terminate: obeyed at once (the run ends at this step); an audited stop keeps the
+ * prediction it relied on for the audit's read. */
+static void on_terminate(campaign_t *c, flight_t *f, const sl_planner_action_t *a)
 {
-  uint32_t parent = f->s->parent;
-  size_t K = (size_t)c->sd->K, i, k, n = 0;
-  double *y, *mu, *sd;
-  sl_audit_result_t a;
+  size_t K = (size_t)c->sd->K;
+  stoprec_t *st;
 
-  if (!parent)
+  c->r->stop_fraction_sum += (double)a->dec.k_obs / (double)K;
+  f->stopped = true;
+  judge_stop(c, f->run, &a->dec, a->band_mu, a->band_sigma);
+  if (!a->audit)
     return;
-  for (i = 0; i < c->n_stops; i++)
-    if (c->stops[i].index == parent - 1 && c->stops[i].pending_audit)
+  if (c->n_stops == c->stops_cap) {
+    c->stops_cap = c->stops_cap ? 2 * c->stops_cap : 64;
+    c->stops = sl_realloc(c->stops, c->stops_cap * sizeof *c->stops);
+  }
+  st = &c->stops[c->n_stops++];
+  st->index = a->sample->index;
+  st->k_obs = a->dec.k_obs;
+  st->mu = sl_malloc(K * sizeof *st->mu);
+  st->sigma = sl_malloc(K * sizeof *st->sigma);
+  memcpy(st->mu, a->mu, K * sizeof *st->mu);
+  memcpy(st->sigma, a->sigma, K * sizeof *st->sigma);
+}
+
+/* The store's answer to an audit's read: the re-run's full history and the stopped point
+ * with the prediction its terminate carried. */
+static void on_read_audit(campaign_t *c, flight_t *f, const sl_planner_action_t *a)
+{
+  sl_sample_t *stopped = sl_ledger_find(c->ledger, a->other_id);
+  size_t K = (size_t)c->sd->K, i, k;
+  sl_store_point_t full, stop;
+  char name[96];
+
+  for (i = 0; stopped && i < c->n_stops; i++)
+    if (c->stops[i].index == stopped->index && c->stops[i].mu)
       break;
-  if (i == c->n_stops)
+  if (!stopped || i == c->n_stops)
     return;
-  y = sl_malloc(K * sizeof *y);
-  mu = sl_malloc(K * sizeof *mu);
-  sd = sl_malloc(K * sizeof *sd);
+  memset(&full, 0, sizeof full);
+  memset(&stop, 0, sizeof stop);
+  sl_series_init(&full.history);
+  sl_values_init(&stop.predicted);
+  sl_series_add(&full.history, c->cfg.history.name, f->run->hist, (size_t)c->cfg.simulator.max_steps);
+  stop.status = SL_POINT_TERMINATED;
   for (k = c->stops[i].k_obs; k < K; k++) {
-    y[n] = f->run->hist[sl_dataset_checkpoint_step(&c->cfg, (int)k) - 1];
-    mu[n] = c->stops[i].mu[k];
-    sd[n] = c->stops[i].sigma[k];
-    n++;
+    snprintf(name, sizeof name, "%s.%zu", c->cfg.history.name, k);
+    sl_values_add(&stop.predicted, name, c->stops[i].mu[k]);
+    snprintf(name, sizeof name, "%s.%zu.std", c->cfg.history.name, k);
+    sl_values_add(&stop.predicted, name, c->stops[i].sigma[k]);
   }
-  if (n > 0 && sl_audit_check(y, mu, sd, n, c->spec.scale, c->spec.confidence, c->spec.sigma_floor, &a, NULL)) {
-    c->r->n_audits_done++;
-    if (a.false_stop)
-      c->r->n_audit_false++;
-  }
-  c->stops[i].pending_audit = false;
+  sl_planner_on_audit_read(c->pl, a->sample_id, &full, &stop);
+  sl_series_release(&full.history);
+  sl_values_release(&stop.predicted);
   free(c->stops[i].mu);
   free(c->stops[i].sigma);
   c->stops[i].mu = c->stops[i].sigma = NULL;
-  free(y);
-  free(mu);
-  free(sd);
+}
+
+/* A task published: a flight, queued behind the slots. */
+static void on_task(campaign_t *c, sl_sample_t *s)
+{
+  sl_error_t err;
+  flight_t *f;
+
+  if (c->n_fl == c->fl_cap) {
+    c->fl_cap = c->fl_cap ? 2 * c->fl_cap : 16;
+    c->fl = sl_realloc(c->fl, c->fl_cap * sizeof *c->fl);
+  }
+  f = &c->fl[c->n_fl];
+  memset(f, 0, sizeof *f);
+  f->s = s;
+  f->run = simcache_get(c->sd->cache, sl_ledger_inputs(c->ledger, s), &err);
+  if (!f->run) {
+    fprintf(stderr, "bench_speculative: %s: %s\n", c->sd->name, err.message);
+    c->failed = true;
+    return;
+  }
+  sl_planner_on_task_confirmed(c->pl, true);
+  c->n_fl++;
+}
+
+/* Carries out the planner's actions (f: the flight the event was about, or NULL). */
+static void run_actions(campaign_t *c, flight_t *f)
+{
+  size_t i;
+
+  for (i = 0; i < c->acts.n; i++) {
+    const sl_planner_action_t *a = &c->acts.v[i];
+    switch (a->kind) {
+    case SL_PLANNER_PUBLISH_TASK: on_task(c, a->sample); break;
+    case SL_PLANNER_DECIDED: on_decided(c, &a->dec); break;
+    case SL_PLANNER_TERMINATE: on_terminate(c, f, a); break;
+    case SL_PLANNER_READ_AUDIT: on_read_audit(c, f, a); break;
+    default: break; /* no lease lapses, models are handed over directly, no budget */
+    }
+  }
+  sl_planner_actions_clear(&c->acts);
 }
 
 /* ---- one campaign ---- */
-
-static bool issue(campaign_t *c)
-{
-  size_t n, i;
-
-  n = sl_ledger_to_issue(c->ledger, c->slots, c->oversubscribe, NULL, (double)c->now);
-  if (n > 0 && c->acquire && c->model && c->plan_next >= c->initial_n && !sl_ledger_next_planned(c->ledger))
-    acquire_batch(c, n);
-  for (i = 0; i < n; i++) {
-    sl_sample_t *s = next_sample(c);
-    sl_error_t err;
-    flight_t *f;
-    if (c->n_fl == c->fl_cap) {
-      c->fl_cap = c->fl_cap ? 2 * c->fl_cap : 16;
-      c->fl = sl_realloc(c->fl, c->fl_cap * sizeof *c->fl);
-    }
-    f = &c->fl[c->n_fl];
-    memset(f, 0, sizeof *f);
-    f->s = s;
-    f->run = simcache_get(c->sd->cache, sl_ledger_inputs(c->ledger, s), &err);
-    if (!f->run) {
-      fprintf(stderr, "bench_speculative: %s: %s\n", c->sd->name, err.message);
-      return false;
-    }
-    sl_ledger_issue(c->ledger, s, (double)c->now);
-    c->n_fl++;
-  }
-  return true;
-}
 
 /* One tick: the first `slots` samples in flight (issue order) advance one step each. */
 static void tick(campaign_t *c)
 {
   int64_t max_steps = c->cfg.simulator.max_steps;
-  size_t i, running = c->n_fl < c->slots ? c->n_fl : c->slots, kept = 0;
+  size_t i, running = c->n_fl < (size_t)c->o->slots ? c->n_fl : (size_t)c->o->slots, kept = 0;
 
   c->now++;
   for (i = 0; i < running; i++) {
     flight_t *f = &c->fl[i];
-    int64_t k;
     f->step++;
     c->steps++;
-    sl_ledger_on_progress(c->ledger, f->s->id, "bench", "bench.control", f->step, (double)c->now);
-    k = sl_checkpoint_of_step(f->step, c->sd->K, max_steps);
-    if (k >= 0 && sl_ledger_observe(c->ledger, f->s, (size_t)k, f->run->hist[f->step - 1]) && c->speculative)
-      speculate(c, f);
+    c->prog.sample_id = f->s->id;
+    c->prog.step = f->step;
+    c->prog.values.vals[0] = f->run->hist[f->step - 1];
+    sl_planner_on_progress(c->pl, &c->prog, (double)c->now, &c->acts);
+    run_actions(c, f);
     if (f->stopped) {
       store_point(c, f, SL_POINT_TERMINATED);
       f->done = true;
     } else if (f->step >= max_steps) {
-      bool is_audit = f->s->origin == SL_ORIGIN_AUDIT;
       store_point(c, f, SL_POINT_COMPLETE);
-      if (is_audit)
-        check_audit(c, f);
       f->done = true;
     }
   }
@@ -619,11 +426,41 @@ static void tick(campaign_t *c)
   maybe_train(c);
 }
 
+/* The planner's parameters for this arm: specline-explore's, with the bench's options. */
+static void arm_params(const campaign_t *c, sl_planner_params_t *prm)
+{
+  const opts_t *o = c->o;
+  bool acquire = c->arm >= ARM_ACTIVE && c->arm != ARM_SOBOL_SPECM;
+
+  sl_planner_params_from_config(&c->cfg, (size_t)o->slots, prm);
+  memset(&prm->budget, 0, sizeof prm->budget);
+  prm->target_nrmse = 0;
+  prm->oversubscribe = c->arm == ARM_SPEC_OVER || c->arm == ARM_SPECM_OVER ? o->oversubscribe : 1.0;
+  prm->acquire = acquire;
+  prm->speculative = c->arm >= ARM_SPEC;
+  prm->members = c->arm >= ARM_SPECM;
+  prm->initial = c->arm == ARM_LHS ? "lhs" : "sobol";
+  if (c->arm == ARM_LHS)
+    prm->initial_n = (size_t)(c->sd->cap_steps / c->cfg.simulator.max_steps) + 1; /* the cap's size */
+  else
+    prm->initial_n = acquire ? (size_t)(c->cfg.policy.initial_n > 0 ? c->cfg.policy.initial_n : 16) : 0;
+  memset(&prm->acq, 0, sizeof prm->acq);
+  prm->acq.kind = SL_ACQ_MAX_STD;
+  prm->acq.diversity = c->cfg.policy.diversity;
+  prm->spec = o->spec;
+  prm->spec.scale = 1;
+  prm->audit_fraction = o->audit_fraction;
+  prm->replace_at_once = false; /* the bench issues once per tick */
+  prm->report_decisions = true;
+}
+
 static void run_campaign(const opts_t *o, const simdef_t *sd, result_t *r)
 {
   campaign_t c;
-  size_t j, d = (size_t)sd->d;
+  sl_planner_params_t prm;
+  sl_planner_stats_t st;
   sl_error_t err;
+  size_t j;
 
   memset(&c, 0, sizeof c);
   c.o = o;
@@ -645,43 +482,38 @@ static void run_campaign(const opts_t *o, const simdef_t *sd, result_t *r)
   for (j = 0; j < N_THR; j++)
     r->steps_to[j] = r->ticks_to[j] = -1;
   r->final_nrmse = r->final_cov = NAN;
-  for (j = 0; j < d; j++) {
-    c.lo[j] = c.cfg.inputs[j].lo;
-    c.hi[j] = c.cfg.inputs[j].hi;
+  arm_params(&c, &prm);
+  c.pl = sl_planner_new(&c.cfg, &prm, 0, &err);
+  if (!c.pl) {
+    fprintf(stderr, "bench_speculative: %s: %s\n", sd->name, err.message);
+    r->ok = false;
+    return;
   }
-  c.slots = (size_t)o->slots;
-  c.oversubscribe = c.arm == ARM_SPEC_OVER || c.arm == ARM_SPECM_OVER ? o->oversubscribe : 1.0;
-  c.acquire = c.arm >= ARM_ACTIVE && c.arm != ARM_SOBOL_SPECM;
-  c.speculative = c.arm >= ARM_SPEC;
-  c.members = c.arm >= ARM_SPECM;
-  c.initial_n = c.acquire ? (size_t)(c.cfg.policy.initial_n > 0 ? c.cfg.policy.initial_n : 16) : 0;
-  c.sobol = sl_sobol_new(d, SL_SCRAMBLE_LMS, c.cfg.policy.seed, &err);
-  c.cand_sobol = sl_sobol_new(d, SL_SCRAMBLE_LMS, c.cfg.policy.seed + 0x9e3779b97f4a7c15ull, &err);
-  if (c.arm == ARM_LHS) {
-    c.n_lhs = (size_t)(sd->cap_steps / c.cfg.simulator.max_steps) + 1;
-    c.lhs = sl_calloc(c.n_lhs * d, sizeof *c.lhs);
-    sl_design_lhs(c.n_lhs, d, c.cfg.policy.seed, c.lhs, NULL);
-  }
-  memset(&c.acq, 0, sizeof c.acq);
-  c.acq.kind = SL_ACQ_MAX_STD;
-  c.acq.diversity = c.cfg.policy.diversity;
-  c.spec = o->spec;
-  c.spec.scale = 1;
-  c.scale = sl_calloc((size_t)sd->P, sizeof *c.scale);
-  c.ledger = sl_ledger_new(d, (size_t)sd->K, 0, 1024);
+  c.ledger = sl_planner_ledger(c.pl);
+  sl_planner_actions_init(&c.acts);
+  c.prog.campaign = c.cfg.experiment;
+  c.prog.worker = "bench";
+  c.prog.control = "bench.control";
+  sl_values_init(&c.prog.values);
+  sl_values_add(&c.prog.values, c.cfg.history.name, 0);
   sl_dataset_split_init(&c.split, &c.cfg, 0);
   sl_dataset_release(&c.split.val);
   c.split.val = sd->val; /* borrowed, read only */
-  r->ok = true;
-  while (c.steps < sd->cap_steps && c.reached < N_THR) {
-    if (!issue(&c)) {
-      r->ok = false;
-      break;
-    }
-    tick(&c);
+  while (c.steps < sd->cap_steps && c.reached < N_THR && !c.failed) {
+    sl_planner_issue(c.pl, (double)c.now, &c.acts);
+    run_actions(&c, NULL);
+    if (!c.failed)
+      tick(&c);
   }
+  r->ok = !c.failed;
   r->steps = c.steps;
   r->ticks = c.now;
+  sl_planner_stats(c.pl, &st);
+  r->n_stops = st.stops;
+  r->n_surprised = st.surprised;
+  r->n_audits = st.audits;
+  r->n_audits_done = st.audits_done;
+  r->n_audit_false = st.false_stops;
   memset(&c.split.val, 0, sizeof c.split.val);
   sl_dataset_split_release(&c.split);
   for (j = 0; j < c.n_stops; j++) {
@@ -690,12 +522,9 @@ static void run_campaign(const opts_t *o, const simdef_t *sd, result_t *r)
   }
   free(c.stops);
   free(c.fl);
-  free(c.lhs);
-  free(c.scale);
-  sl_model_destroy(c.model);
-  sl_ledger_destroy(c.ledger);
-  sl_sobol_destroy(c.sobol);
-  sl_sobol_destroy(c.cand_sobol);
+  sl_values_release(&c.prog.values);
+  sl_planner_actions_release(&c.acts);
+  sl_planner_destroy(c.pl);
 }
 
 /* ---- the job pool ---- */
@@ -1226,6 +1055,7 @@ int main(int argc, char **argv)
   const char *env_bin = getenv("SPECLINE_BIN_DIR");
   FILE *tf;
 
+  sl_log_set_level(SL_LOG_ERROR); /* the planner's per-decision log lines */
   memset(&o, 0, sizeof o);
   o.examples = SL_BENCH_SOURCE_DIR "/examples";
   o.bin_dir = env_bin && *env_bin ? env_bin : SL_BENCH_BIN_DIR;

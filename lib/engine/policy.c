@@ -10,7 +10,6 @@
 #include "specline/model.h"
 #include "specline/util.h"
 
-#define DEFAULT_SIGMA_FLOOR 1e-3
 
 /* ---- distributions ---- */
 
@@ -275,12 +274,12 @@ void sl_spec_params_default(sl_spec_params_t *p)
   p->confidence = 0.02;
   p->surprise_p = 0.01;
   p->scale = 1.0;
-  p->sigma_floor = DEFAULT_SIGMA_FLOOR;
+  p->sigma_floor = SL_SPEC_SIGMA_FLOOR_DEFAULT;
 }
 
 static double sigma_floored(double sigma, double scale, double floor_rel)
 {
-  double f = (floor_rel > 0.0 ? floor_rel : DEFAULT_SIGMA_FLOOR) * scale;
+  double f = (floor_rel > 0.0 ? floor_rel : SL_SPEC_SIGMA_FLOOR_DEFAULT) * scale;
 
   return sigma > f ? sigma : f;
 }

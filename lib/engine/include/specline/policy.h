@@ -81,12 +81,15 @@ typedef enum sl_spec_action {
 /* "continue_early", "continue", "surprised", "stop". */
 const char *sl_spec_action_name(sl_spec_action_t a);
 
+/* The σ floor (× scale) used when sl_spec_params_t.sigma_floor is 0. */
+#define SL_SPEC_SIGMA_FLOOR_DEFAULT 1e-3
+
 typedef struct sl_spec_params {
   double min_fraction; /* of the K checkpoints before any stop (config: 0.2) */
   double confidence;   /* stop when max σ_k/scale over the rest is below this (0.02) */
   double surprise_p;   /* chi-square upper-tail probability of the surprise test (0.01) */
   double scale;        /* the history output's scale (e.g. its std in the training data) */
-  double sigma_floor;  /* σ_k is floored at sigma_floor·scale; 0 means 1e-3 */
+  double sigma_floor;  /* σ_k is floored at sigma_floor·scale; 0 means SL_SPEC_SIGMA_FLOOR_DEFAULT */
 } sl_spec_params_t;
 
 /* Fills the config defaults above with scale 1. */

@@ -2,7 +2,7 @@
 # specline_learn_gpu: dp.c always; gpu.cu (cuBLAS) when SPECLINE_HAVE_CUDA, nccl.cu when NCCL
 # is found too. Consumers include gpu.h/dp.h and get SPECLINE_HAVE_CUDA/SPECLINE_HAVE_NCCL
 # from the target, so without CUDA gpu.h's stubs answer "built without CUDA". Included by
-# workers/learn, tests/gpu and bench/learn (whichever comes first defines the target).
+# workers/learn/CMakeLists.txt (added before tests/ and bench/, which link the target).
 include_guard(GLOBAL)
 
 set(SPECLINE_CUDA_ARCHITECTURES "90" CACHE STRING "CUDA architectures of the learner (90 = H100)")

@@ -231,6 +231,7 @@ static int cmd_stop(int argc, char **argv)
   }
   if (a.node)
     return usage_error("stop", "--node needs a local cluster (broker start --nodes N)");
+  rc = 0;
   b = sl_local_broker_open(a.dir, &err);
   if (!b) {
     err_print("stop", &err);
@@ -285,198 +286,77 @@ static int cmd_restart(int argc, char **argv)
   return rc;
 }
 
-/* ---- init / status: the campaign's queues ---- */
-
-typedef struct campaign_args {
-  const char *config;
-  const char *broker_dir;
-} campaign_args_t;
-
-static int campaign_args_parse(const char *what, const char *help, int argc, char **argv, campaign_args_t *a)
-{
-  static const struct option longopts[] = {{"broker-dir", required_argument, NULL, 'b'},
-                                            {"help", no_argument, NULL, 'h'},
-                                            {NULL, 0, NULL, 0}};
-  int c;
-
-  memset(a, 0, sizeof *a);
-  optind = 1;
-  while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-    switch (c) {
-    case 'b':
-      a->broker_dir = optarg;
-      break;
-    case 'h':
-      fputs(help, stdout);
-      return 0;
-    default:
-      return usage_error(what, "unknown option");
-    }
-  }
-  if (optind != argc - 1)
-    return usage_error(what, "needs exactly one CONFIG");
-  a->config = argv[optind];
-  return -1;
-}
-
-/* The campaign's config and a session (not connected) to its broker. mgmt_url (may be
- * NULL) receives the management URL when a local broker dir is used. */
-static bool campaign_open(const campaign_args_t *a, sl_config_t **cfg, sl_amqp_t **s, char **mgmt_url, sl_error_t *err)
-{
-  sl_local_broker_t *lb = NULL;
-  sl_amqp_opts_t o;
-  char *url = NULL;
-  bool ok = false;
-
-  *s = NULL;
-  *mgmt_url = NULL;
-  *cfg = sl_config_load(a->config, err);
-  if (!*cfg)
-    return false;
-  memset(&o, 0, sizeof o);
-  url = sl_worker_broker_url(*cfg, a->broker_dir, err); /* the one order: docs/broker.md */
-  if (!url)
-    goto out;
-  if (a->broker_dir) {
-    lb = sl_local_broker_open(a->broker_dir, err);
-    if (!lb)
-      goto out;
-    *mgmt_url = sl_strdup(lb->mgmt_url);
-  } else if (getenv("SPECLINE_MGMT_URL")) {
-    *mgmt_url = sl_strdup(getenv("SPECLINE_MGMT_URL"));
-  }
-  o.url = url;
-  o.name = "specline-broker";
-  o.credentials_file = (*cfg)->credentials_file;
-  *s = sl_amqp_new(&o, err);
-  if (!*s)
-    goto out;
-  if (!sl_amqp_connect(*s, 0, err)) /* one attempt: one clear error line */
-    goto out;
-  ok = true;
-out:
-  if (!ok) {
-    sl_amqp_destroy(*s);
-    *s = NULL;
-    free(*mgmt_url);
-    *mgmt_url = NULL;
-    sl_config_destroy(*cfg);
-    *cfg = NULL;
-  }
-  sl_local_broker_destroy(lb, false);
-  free(url);
-  return ok;
-}
+/* ---- init: the campaign's queues ---- */
 
 static const char init_help[] =
-    "usage: specline broker init CONFIG [--broker-dir DIR]\n"
+    "usage: specline broker init CONFIG [--broker-dir DIR] [--quorum-group-size N]\n"
     "\n"
     "Declares the campaign's topology (exchanges 'specline' and 'specline.dlx'; queues\n"
     "<experiment>.sim, .store, .progress, .predict, .dead with their bindings). Idempotent.\n"
     "The broker is --broker-dir DIR's (a local broker's directory, see `specline broker\n"
-    "start`), else SPECLINE_AMQP_URL, else the config's 'broker:'.\n";
+    "start`), else SPECLINE_AMQP_URL, else the config's 'broker:'.\n"
+    "\n"
+    "The quorum queues are created with x-quorum-initial-group-size N; by default min(3,\n"
+    "number of broker URLs) for a list of URLs, and not set for one URL (RabbitMQ then takes\n"
+    "min(3, nodes in the cluster)). A queue that already exists keeps its group size.\n";
 
 static int cmd_init(int argc, char **argv)
 {
-  campaign_args_t a;
-  sl_config_t *cfg;
-  sl_amqp_t *s;
-  char *mgmt;
+  static const struct option longopts[] = {{"broker-dir", required_argument, NULL, 'b'},
+                                            {"quorum-group-size", required_argument, NULL, 'q'},
+                                            {"help", no_argument, NULL, 'h'},
+                                            {NULL, 0, NULL, 0}};
+  const char *dir = NULL;
+  sl_topology_opts_t to;
+  sl_config_t *cfg = NULL;
+  sl_amqp_opts_t o;
+  sl_amqp_t *s = NULL;
+  char *url = NULL;
   sl_error_t err;
-  int rc = campaign_args_parse("init", init_help, argc, argv, &a);
+  int64_t group = -1;
+  int c, rc = 1;
 
-  if (rc >= 0)
-    return rc;
-  if (!campaign_open(&a, &cfg, &s, &mgmt, &err)) {
-    err_print("init", &err);
-    return 1;
-  }
-  rc = 0;
-  if (!sl_topology_declare(s, cfg->experiment, NULL, &err)) {
-    err_print("init", &err);
-    rc = 1;
-  } else {
-    printf("declared the topology of campaign '%s' on %s\n", cfg->experiment, sl_amqp_url_redacted(s));
-  }
-  sl_amqp_destroy(s);
-  free(mgmt);
-  sl_config_destroy(cfg);
-  return rc;
-}
-
-static const char status_help[] =
-    "usage: specline broker status CONFIG [--broker-dir DIR]\n"
-    "\n"
-    "Shows the campaign's queues: name, type, ready, unacked, consumers. Uses the management\n"
-    "API (SPECLINE_MGMT_URL, or the local broker's) when it answers; otherwise passive\n"
-    "declares, which tell only ready and consumers.\n";
-
-static const char *const status_suffixes[] = {"sim", "store", "progress", "predict", "dead"};
-
-static void status_print_mgmt(const sl_queue_info_t *q, size_t n)
-{
-  size_t i;
-
-  printf("%-40s %-8s %10s %10s %10s\n", "queue", "type", "ready", "unacked", "consumers");
-  for (i = 0; i < n; i++)
-    printf("%-40s %-8s %10lld %10lld %10lld\n", q[i].name, q[i].type, (long long)q[i].ready,
-           (long long)q[i].unacked, (long long)q[i].consumers);
-}
-
-static int status_print_passive(sl_amqp_t *s, const char *campaign)
-{
-  char name[SL_NAME_MAX];
-  uint32_t ready, consumers;
-  sl_error_t err;
-  size_t i;
-  int missing = 0;
-
-  printf("%-40s %-8s %10s %10s %10s\n", "queue", "type", "ready", "unacked", "consumers");
-  for (i = 0; i < sizeof status_suffixes / sizeof status_suffixes[0]; i++) {
-    sl_name(name, campaign, status_suffixes[i]);
-    if (!sl_amqp_queue_counts(s, name, &ready, &consumers, &err)) {
-      printf("%-40s %-8s %10s %10s %10s  (%s)\n", name, "?", "-", "-", "-",
-             err.code == 404 ? "missing: run `specline broker init`" : err.message);
-      missing++;
-      continue;
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    switch (c) {
+    case 'b':
+      dir = optarg;
+      break;
+    case 'q':
+      if (!parse_int64(optarg, &group) || group < 1 || group > 9)
+        return usage_error("init", "--quorum-group-size needs a number from 1 to 9");
+      break;
+    case 'h':
+      fputs(init_help, stdout);
+      return 0;
+    default:
+      return usage_error("init", "unknown option");
     }
-    printf("%-40s %-8s %10u %10s %10u\n", name, "?", ready, "?", consumers);
   }
-  return missing ? 1 : 0;
-}
-
-static int cmd_status(int argc, char **argv)
-{
-  campaign_args_t a;
-  sl_config_t *cfg;
-  sl_amqp_t *s;
-  sl_queue_info_t *q = NULL;
-  size_t n = 0;
-  char *mgmt, prefix[SL_NAME_MAX];
-  sl_error_t err;
-  int rc = campaign_args_parse("status", status_help, argc, argv, &a);
-
-  if (rc >= 0)
-    return rc;
-  if (!campaign_open(&a, &cfg, &s, &mgmt, &err)) {
-    err_print("status", &err);
-    return 1;
-  }
-  sl_name(prefix, cfg->experiment, "");
-  if (mgmt && sl_mgmt_queues(mgmt, NULL, NULL, "/", prefix, &q, &n, &err)) {
-    status_print_mgmt(q, n);
-    rc = n ? 0 : 1;
-    if (!n)
-      fprintf(stderr, "specline broker status: campaign '%s' has no queues: run `specline broker init`\n",
-              cfg->experiment);
-  } else {
-    if (mgmt)
-      fprintf(stderr, "specline broker status: %s; falling back to passive declares\n", err.message);
-    rc = status_print_passive(s, cfg->experiment);
-  }
-  sl_queue_info_free(q, n);
+  if (optind != argc - 1)
+    return usage_error("init", "needs exactly one CONFIG");
+  cfg = sl_config_load(argv[optind], &err);
+  url = cfg ? sl_worker_broker_url(cfg, dir, &err) : NULL; /* the one order: docs/broker.md */
+  if (!url)
+    goto out;
+  memset(&o, 0, sizeof o);
+  o.url = url;
+  o.name = "specline-broker";
+  o.credentials_file = cfg->credentials_file;
+  s = sl_amqp_new(&o, &err);
+  if (!s || !sl_amqp_connect(s, 0, &err)) /* one attempt: one clear error line */
+    goto out;
+  sl_topology_opts_default(&to);
+  to.quorum_group_size = group > 0 ? (int)group : sl_topology_group_size(url);
+  if (!sl_topology_declare(s, cfg->experiment, &to, &err))
+    goto out;
+  printf("declared the topology of campaign '%s' on %s\n", cfg->experiment, sl_amqp_url_redacted(s));
+  rc = 0;
+out:
+  if (rc)
+    err_print("init", &err);
   sl_amqp_destroy(s);
-  free(mgmt);
+  free(url);
   sl_config_destroy(cfg);
   return rc;
 }
@@ -588,7 +468,7 @@ int sl_cmd_broker(int argc, char **argv)
   if (!strcmp(argv[1], "init"))
     return cmd_init(argc - 1, argv + 1);
   if (!strcmp(argv[1], "status"))
-    return cmd_status(argc - 1, argv + 1);
+    return sl__cmd_broker_status(argc - 1, argv + 1);
   if (!strcmp(argv[1], "ctl"))
     return cmd_ctl(argc - 1, argv + 1);
   fprintf(stderr, "specline broker: unknown subcommand '%s'\n\n", argv[1]);

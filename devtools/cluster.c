@@ -385,6 +385,39 @@ out:
   return c;
 }
 
+char *sl_local_cluster_running_nodes(const sl_local_cluster_t *c)
+{
+  const char *args[] = {"-q", "cluster_status", "--formatter", "json", NULL};
+  char *out = NULL;
+  json_t *root = NULL, *el;
+  sl_buf_t b;
+  size_t i, k;
+
+  for (i = 0; i < c->n && !root; i++) {
+    if (!sl_local_broker_running(c->nodes[i]) || sl_local_broker_ctl(c->nodes[i], args, &out, NULL) != 0) {
+      free(out);
+      out = NULL;
+      continue;
+    }
+    root = out ? json_loads(out, 0, NULL) : NULL;
+    free(out);
+    out = NULL;
+  }
+  if (!json_is_array(json_object_get(root, "running_nodes"))) {
+    json_decref(root);
+    return NULL;
+  }
+  sl_buf_init(&b);
+  sl_buf_append(&b, "", 0);
+  json_array_foreach(json_object_get(root, "running_nodes"), k, el)
+  {
+    if (json_is_string(el))
+      sl_buf_printf(&b, "%s\n", json_string_value(el));
+  }
+  json_decref(root);
+  return sl_buf_detach(&b);
+}
+
 /* ---- stop / restart ---- */
 
 static bool node_index(const sl_local_cluster_t *c, int node, sl_error_t *err)
@@ -432,4 +465,57 @@ bool sl_local_cluster_restart(sl_local_cluster_t *c, int node, sl_error_t *err)
       return false;
   }
   return sl_local_cluster_env_write(c, err);
+}
+
+/* ---- queues through rabbitmqctl ---- */
+
+static int64_t json_int(json_t *o, const char *key)
+{
+  json_t *v = json_object_get(o, key);
+
+  return json_is_integer(v) ? (int64_t)json_integer_value(v) : 0;
+}
+
+bool sl_local_broker_queues(const sl_local_broker_t *b, const char *prefix, sl_queue_info_t **out, size_t *n_out,
+                            sl_error_t *err)
+{
+  const char *args[] = {"-q", "list_queues", "name", "type", "durable", "messages_ready",
+                        "messages_unacknowledged", "consumers", "leader", "members", "online",
+                        "--formatter", "json", NULL};
+  sl_queue_info_t *qs = NULL;
+  char *text = NULL;
+  json_t *root = NULL, *el, *name, *type;
+  size_t i, n = 0;
+
+  *out = NULL;
+  *n_out = 0;
+  if (!ctl(b, args, &text, err))
+    return false;
+  root = text ? json_loads(text, 0, NULL) : NULL;
+  free(text);
+  if (!json_is_array(root)) {
+    sl_error_set(err, SL_ERR_SYS, EIO, "cannot read the queue list of node '%s'", b->nodename);
+    json_decref(root);
+    return false;
+  }
+  qs = sl_calloc(json_array_size(root) + 1, sizeof *qs);
+  json_array_foreach(root, i, el)
+  {
+    name = json_object_get(el, "name");
+    type = json_object_get(el, "type");
+    if (!json_is_string(name) || (prefix && strncmp(json_string_value(name), prefix, strlen(prefix)) != 0))
+      continue;
+    qs[n].name = sl_strdup(json_string_value(name));
+    qs[n].type = sl_strdup(json_is_string(type) ? json_string_value(type) : "classic");
+    qs[n].durable = json_is_true(json_object_get(el, "durable"));
+    qs[n].ready = json_int(el, "messages_ready");
+    qs[n].unacked = json_int(el, "messages_unacknowledged");
+    qs[n].consumers = json_int(el, "consumers");
+    sl__queue_members_from_json(el, &qs[n]);
+    n++;
+  }
+  json_decref(root);
+  *out = qs;
+  *n_out = n;
+  return true;
 }

@@ -34,4 +34,10 @@ bool sl__dev_epmd_alive(pid_t pid, int port);
 /* SIGKILL of a whole process group; waits until it is gone. */
 bool sl__dev_group_kill(pid_t pgid, sl_error_t *err);
 
+/* Fills q's leader, members and online from a queue object of the management API or of
+ * `rabbitmqctl list_queues --formatter json` (the same field names). */
+struct json_t;
+struct sl_queue_info;
+void sl__queue_members_from_json(struct json_t *o, struct sl_queue_info *q);
+
 #endif

@@ -114,6 +114,10 @@ bool sl_local_cluster_stop(sl_local_cluster_t *c, int node, double grace_s, sl_e
  * when it is gone. Rewrites DIR/broker.env. */
 bool sl_local_cluster_restart(sl_local_cluster_t *c, int node, sl_error_t *err);
 
+/* The nodes the cluster counts as running (`rabbitmqctl cluster_status` of the first
+ * node that answers), one name a line; NULL when no node answers. */
+char *sl_local_cluster_running_nodes(const sl_local_cluster_t *c);
+
 /* Rewrites DIR/broker.env from the nodes' current state (after a node's restart). */
 bool sl_local_cluster_env_write(const sl_local_cluster_t *c, sl_error_t *err);
 
@@ -134,12 +138,25 @@ typedef struct sl_queue_info {
   bool durable;
   int64_t ready, unacked, consumers;
   double publish_rate, deliver_rate, ack_rate; /* msgs/s; 0 when not reported */
+  char *leader;         /* the quorum queue's leader, else the node holding it; NULL if unknown */
+  char **members;       /* quorum queues: every member node; NULL otherwise */
+  size_t n_members;
+  char **online;        /* quorum queues: the members online */
+  size_t n_online;
 } sl_queue_info_t;
+
+/* Whether a quorum queue has fewer members online than a majority of its members. */
+bool sl_queue_info_below_quorum(const sl_queue_info_t *q);
 
 /* GET /api/queues/VHOST: queues whose names start with `prefix` (NULL = all). URL like
  * http://host:15672; user/pass NULL = guest/guest or SPECLINE_MGMT_USER/PASSWORD. */
 bool sl_mgmt_queues(const char *mgmt_url, const char *user, const char *pass, const char *vhost,
                     const char *prefix, sl_queue_info_t **out, size_t *n_out, sl_error_t *err);
 void sl_queue_info_free(sl_queue_info_t *q, size_t n);
+
+/* The same list from `rabbitmqctl list_queues` against a local broker or cluster node (no
+ * management plugin needed): name, type, ready, unacked, consumers, leader, members, online. */
+bool sl_local_broker_queues(const sl_local_broker_t *b, const char *prefix, sl_queue_info_t **out, size_t *n_out,
+                            sl_error_t *err);
 
 #endif

@@ -15,10 +15,13 @@ BROKER_DIR=$CL
 # every worker gets the list of the nodes' URLs, as from `. DIR/broker.env`
 # shellcheck disable=SC1091
 . "$CL/broker.env"
-export SPECLINE_AMQP_URL
 N_NODES=$SPECLINE_CLUSTER_NODES
-
 nodevar() { (. "$CL/broker.env" && eval "echo \"\${SPECLINE_NODE$1_$2}\""); }
+# CLUSTER_ONE_URL=I (debugging the scripts without client failover): the workers get node
+# I's URL only, and reconnect to it alone
+[ -n "${CLUSTER_ONE_URL:-}" ] && SPECLINE_AMQP_URL=$(nodevar "$CLUSTER_ONE_URL" URL)
+export SPECLINE_AMQP_URL
+
 node_url() { nodevar "$1" URL; }
 node_name() { nodevar "$1" NAME; }
 node_pgid() { (. "$CL/node$1/broker.env" && echo "$SPECLINE_BROKER_PID"); }

@@ -7,8 +7,8 @@
 # leader's death to the next stored result.
 . "$(dirname "$0")/lib.sh"
 C="cl-loss-$$"
-# 60 sims of ~1 s (40 steps x 0.025 s) on 2 workers x 2 slots
-osc_config "$C" 60 0.025 40 2 2
+# 100 sims of ~1 s (40 steps x 0.025 s) on 2 workers x 2 slots: ~25 s of work
+osc_config "$C" 100 0.025 40 2 2
 init_campaign
 ledger_tap "$C"
 
@@ -21,7 +21,7 @@ kills=0
 restarts=0
 for q in sim store; do
   wait_for 60 all_online "$C.sim" "$C.store" "$C.dead" || echo "  not every member online before the kill"
-  wait_for 30 bash -c "[ \"\$(sqlite3 '$T/store.db' 'select count(*) from \"$C\"' 2>/dev/null || echo 0)\" -ge $((kills * 15 + 5)) ]" ||
+  wait_for 30 bash -c "[ \"\$(sqlite3 '$T/store.db' 'select count(*) from \"$C\"' 2>/dev/null || echo 0)\" -ge $((kills * 35 + 5)) ]" ||
     echo "  the campaign is slow to move"
   leader=$(leader_of "$C.$q")
   victim=$(node_of "$leader")
@@ -49,7 +49,7 @@ wait "${WPID[sim1]}" "${WPID[sim2]}" "${WPID[store]}" 2>/dev/null
 ledger_report "$C"
 check "two leaders killed ($kills) and their nodes restarted ($restarts)" test "$kills" -eq 2 -a "$restarts" -eq 2
 check "the campaign completed (explore exit 0)" eq "$explore_done" 0
-check "the budget stored ($STORED >= 60)" test "$STORED" -ge 60
+check "the budget stored ($STORED >= 100)" test "$STORED" -ge 100
 ledger_checks
 for q in sim store dead progress predict fault-ledger; do cctl -q delete_queue "$C.$q" >/dev/null 2>&1; done
 finish

@@ -7,7 +7,7 @@
 . "$(dirname "$0")/lib.sh"
 C="cl-pause-$$"
 PAUSE_S=${CLUSTER_PAUSE_S:-25}
-osc_config "$C" 50 0.025 40 2 2
+osc_config "$C" 100 0.025 40 2 2
 init_campaign
 ledger_tap "$C"
 
@@ -42,7 +42,7 @@ kill "${WPID[sim1]}" "${WPID[sim2]}" "${WPID[store]}" 2>/dev/null
 wait "${WPID[sim1]}" "${WPID[sim2]}" "${WPID[store]}" 2>/dev/null
 ledger_report "$C"
 check "the campaign completed (explore exit 0)" eq "$explore_done" 0
-check "the budget stored ($STORED >= 50)" test "$STORED" -ge 50
+check "the budget stored ($STORED >= 100)" test "$STORED" -ge 100
 ledger_checks
 for q in sim store dead progress predict fault-ledger; do cctl -q delete_queue "$C.$q" >/dev/null 2>&1; done
 finish

@@ -5,7 +5,8 @@
 # campaign completes with nothing lost and nothing duplicated.
 . "$(dirname "$0")/lib.sh"
 C="cl-roll-$$"
-osc_config "$C" 60 0.025 40 2 2
+# 150 sims of ~1 s (20 steps x 0.05 s) on 2 workers x 2 slots: ~40 s of work
+osc_config "$C" 150 0.05 20 2 2
 init_campaign
 ledger_tap "$C"
 
@@ -30,7 +31,7 @@ kill "${WPID[sim1]}" "${WPID[sim2]}" "${WPID[store]}" 2>/dev/null
 wait "${WPID[sim1]}" "${WPID[sim2]}" "${WPID[store]}" 2>/dev/null
 ledger_report "$C"
 check "the campaign completed (explore exit 0)" eq "$explore_done" 0
-check "the budget stored ($STORED >= 60)" test "$STORED" -ge 60
+check "the budget stored ($STORED >= 150)" test "$STORED" -ge 150
 ledger_checks
 for q in sim store dead progress predict fault-ledger; do cctl -q delete_queue "$C.$q" >/dev/null 2>&1; done
 finish

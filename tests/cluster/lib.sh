@@ -97,3 +97,17 @@ progress_after() {
   local n0=$1 limit=$2
   wait_for "$limit" bash -c "[ \"\$(sqlite3 -cmd '.timeout 5000' '$T/store.db' 'select count(*) from \"$C\"' 2>/dev/null || echo 0)\" -gt $n0 ]"
 }
+
+# workers_started: fails the test at once when a worker exits during its first seconds
+# (e.g. a build whose workers cannot take a list of URLs) instead of waiting for the campaign
+workers_started() {
+  local w
+  sleep 3
+  for w in "$@"; do
+    alive "${WPID[$w]}" && continue
+    check "worker $w runs (it exited at start)" false
+    logs "$w" | tail -3 | sed 's/^/  /'
+    finish
+    exit 1
+  done
+}

@@ -16,6 +16,7 @@ start store "$BIN/specline-store" "$T/config.yaml"
 start sim1 "$BIN/specline-simulate" "$T/config.yaml" --slots 2
 start sim2 "$BIN/specline-simulate" "$T/config.yaml" --slots 2
 start explore "$BIN/specline-explore" "$T/config.yaml" --lease-s 5
+workers_started store sim1 sim2 explore
 
 kills=0
 restarts=0

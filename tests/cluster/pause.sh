@@ -15,6 +15,7 @@ start store "$BIN/specline-store" "$T/config.yaml"
 start sim1 "$BIN/specline-simulate" "$T/config.yaml" --slots 2
 start sim2 "$BIN/specline-simulate" "$T/config.yaml" --slots 2
 start explore "$BIN/specline-explore" "$T/config.yaml" --lease-s 5
+workers_started store sim1 sim2 explore
 
 wait_for 60 bash -c "[ \"\$(sqlite3 '$T/store.db' 'select count(*) from \"$C\"' 2>/dev/null || echo 0)\" -ge 5 ]" ||
   echo "  the campaign is slow to start"

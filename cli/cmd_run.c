@@ -305,6 +305,7 @@ int sl_cmd_run(int argc, char **argv)
   sl_local_broker_opts_t bo;
   sl_amqp_t *amqp = NULL;
   sl_amqp_opts_t ao;
+  sl_topology_opts_t topo;
   sl_error_t err;
   char *url = NULL, events_q[SL_NAME_MAX], id[64], slots_s[16];
   const char *broker_dir = NULL;
@@ -379,7 +380,9 @@ int sl_cmd_run(int argc, char **argv)
   ao.name = "specline-run";
   ao.prefetch = 100;
   amqp = sl_amqp_new(&ao, &err);
-  if (!amqp || !sl_amqp_connect(amqp, 30, &err) || !sl_topology_declare(amqp, rs.cfg->experiment, NULL, &err)) {
+  sl_topology_opts_default(&topo);
+  topo.quorum_group_size = sl_topology_group_size(url); /* min(3, URLs) for a list */
+  if (!amqp || !sl_amqp_connect(amqp, 30, &err) || !sl_topology_declare(amqp, rs.cfg->experiment, &topo, &err)) {
     fprintf(stderr, "specline run: broker: %s\n", err.message);
     goto out;
   }

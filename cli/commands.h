@@ -13,4 +13,7 @@ int sl_cmd_report(int argc, char **argv);  /* report CONFIG */
 int sl_cmd_shot(int argc, char **argv);    /* shot submit CONFIG FILE */
 int sl_cmd_top(int argc, char **argv);     /* top CONFIG */
 
+/* `broker status`, in cmd_broker_status.c; argv[0] is "status". */
+int sl__cmd_broker_status(int argc, char **argv);
+
 #endif

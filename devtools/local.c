@@ -28,6 +28,7 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
+#include "dev-private.h"
 #include "specline/broker.h"
 #include "specline/log.h"
 #include "specline/util.h"
@@ -680,6 +681,8 @@ static bool config_write(const sl_local_broker_t *b, const sl_local_broker_opts_
     sl_buf_printf(&c, "heartbeat = %d\n", o->heartbeat_s);
   if (b->mgmt_port)
     sl_buf_printf(&c, "management.tcp.port = %d\nmanagement.tcp.ip = 127.0.0.1\n", b->mgmt_port);
+  if (o->conf_extra)
+    sl_buf_printf(&c, "%s%s", o->conf_extra, *o->conf_extra && o->conf_extra[strlen(o->conf_extra) - 1] != '\n' ? "\n" : "");
   if (b->amqps_port) {
     tlsdir = dir_file(b, "tls");
     if (!mkdir_p(tlsdir, 0700, err))
@@ -715,7 +718,12 @@ static bool config_write(const sl_local_broker_t *b, const sl_local_broker_opts_
     goto out;
   free(path);
   path = dir_file(b, "rabbitmq-env.conf");
-  if (!file_write(path, "# empty on purpose: settings come from the environment specline sets\n", 0644, err))
+  sl_buf_release(&c);
+  sl_buf_init(&c);
+  sl_buf_printf(&c, "# settings come from the environment specline sets; sourced by rabbitmq-env\n");
+  if (o->erl_args && *o->erl_args)
+    sl_buf_printf(&c, "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS=\"$RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS %s\"\n", o->erl_args);
+  if (!file_write(path, c.data, 0644, err))
     goto out;
   ok = true;
 out:
@@ -726,7 +734,7 @@ out:
   return ok;
 }
 
-static bool cookie_write(const sl_local_broker_t *b, sl_error_t *err)
+static bool cookie_write(const sl_local_broker_t *b, const char *given, sl_error_t *err)
 {
   char cookie[33], *path = dir_file(b, ".erlang.cookie");
   bool ok;
@@ -736,7 +744,7 @@ static bool cookie_write(const sl_local_broker_t *b, sl_error_t *err)
     cookie[i] = (char)('A' + (int)(rng_next() % 26));
   cookie[32] = '\0';
   unlink(path);
-  ok = file_write(path, cookie, 0400, err);
+  ok = file_write(path, given ? given : cookie, 0400, err);
   free(path);
   return ok;
 }
@@ -955,7 +963,7 @@ sl_local_broker_t *sl_local_broker_start(const sl_local_broker_opts_t *opts, sl_
   sl_local_broker_t *b = NULL;
   broker_user_t u;
   char real[PATH_MAX], *subdir;
-  int taken[6];
+  int taken[6] = {0};
   size_t nt = 0;
   bool tls, ok = false;
 
@@ -1010,7 +1018,7 @@ sl_local_broker_t *sl_local_broker_start(const sl_local_broker_opts_t *opts, sl_
   ok = false;
   b->amqp_port = port_claim(taken, &nt);
   b->dist_port = port_claim(taken, &nt);
-  b->epmd_port = port_claim(taken, &nt);
+  b->epmd_port = opts->epmd_port > 0 ? opts->epmd_port : port_claim(taken, &nt);
   if (opts->management)
     b->mgmt_port = port_claim(taken, &nt);
   if (tls)
@@ -1020,13 +1028,14 @@ sl_local_broker_t *sl_local_broker_start(const sl_local_broker_opts_t *opts, sl_
     sl_error_set(err, SL_ERR_SYS, EADDRINUSE, "cannot find free loopback ports");
     goto out;
   }
-  b->nodename = sl_asprintf("specline-%d-%d@localhost", (int)getpid(), b->amqp_port);
+  b->nodename = opts->node_name ? sl_strdup(opts->node_name)
+                                 : sl_asprintf("specline-%d-%d@localhost", (int)getpid(), b->amqp_port);
   b->url = sl_asprintf("amqp://guest:guest@127.0.0.1:%d/", b->amqp_port);
   if (b->mgmt_port)
     b->mgmt_url = sl_asprintf("http://127.0.0.1:%d", b->mgmt_port);
   if (b->amqps_port)
     b->amqps_url = sl_asprintf("amqps://guest:guest@localhost:%d/", b->amqps_port);
-  if (!config_write(b, opts, err) || !cookie_write(b, err))
+  if (!config_write(b, opts, err) || !cookie_write(b, opts->cookie, err))
     goto out;
   SL_INFO("starting rabbitmq node '%s' in '%s' (amqp port %d)", b->nodename, b->dir, b->amqp_port);
   ok = broker_launch(b, &u, opts->start_timeout_s, err);
@@ -1108,4 +1117,171 @@ out:
     unlink(pidfile);
   free(pidfile);
   return ok;
+}
+
+bool sl_local_broker_running(const sl_local_broker_t *b)
+{
+  reap(b->pid);
+  return group_count(b->pid, b) > 0;
+}
+
+/* ---- for devtools/cluster.c (dev-private.h) ---- */
+
+bool sl__dev_mkdir_p(const char *path, mode_t mode, sl_error_t *err)
+{
+  return mkdir_p(path, mode, err);
+}
+
+bool sl__dev_file_write(const char *path, const char *text, mode_t mode, sl_error_t *err)
+{
+  return file_write(path, text, mode, err);
+}
+
+void sl__dev_tree_remove(const char *path)
+{
+  tree_remove(path);
+}
+
+int sl__dev_port_pick(void)
+{
+  int none[1] = {0};
+
+  return port_pick(none, 0);
+}
+
+bool sl__dev_port_accepts(int port)
+{
+  return port_accepts(port);
+}
+
+bool sl__dev_group_kill(pid_t pgid, sl_error_t *err)
+{
+  return group_kill(pgid, err);
+}
+
+char *sl__dev_cookie_new(void)
+{
+  char *c = sl_calloc(33, 1);
+  int i;
+
+  for (i = 0; i < 32; i++)
+    c[i] = (char)('A' + (int)(rng_next() % 26));
+  return c;
+}
+
+char *sl__dev_dir_prepare(const char *dir, sl_error_t *err)
+{
+  broker_user_t u;
+  char real[PATH_MAX];
+
+  if (!user_resolve(&u, err))
+    return NULL;
+  if (dir) {
+    if (!mkdir_p(dir, 0755, err))
+      return NULL;
+    if (!realpath(dir, real)) {
+      sl_error_set(err, SL_ERR_SYS, errno, "cannot resolve '%s': %s", dir, strerror(errno));
+      return NULL;
+    }
+  } else {
+    const char *tmp = getenv("TMPDIR");
+    char *tmpl = sl_asprintf("%s/specline-cluster-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(tmpl) || !realpath(tmpl, real)) {
+      sl_error_set(err, SL_ERR_SYS, errno, "cannot create a directory like '%s': %s", tmpl, strerror(errno));
+      free(tmpl);
+      return NULL;
+    }
+    free(tmpl);
+    chmod(real, 0755);
+  }
+  if (!path_is_safe(real)) {
+    sl_error_set(err, SL_ERR_SYS, EINVAL,
+                 "broker directory '%s' has characters rabbitmq-server cannot take (use [A-Za-z0-9/._+-@])", real);
+    return NULL;
+  }
+  if (u.switch_user && lchown(real, u.uid, u.gid) != 0) {
+    sl_error_set(err, SL_ERR_SYS, errno, "cannot give '%s' to user 'rabbitmq': %s", real, strerror(errno));
+    return NULL;
+  }
+  if (!dir_check_access(real, &u, err))
+    return NULL;
+  return sl_strdup(real);
+}
+
+bool sl__dev_epmd_alive(pid_t pid, int port)
+{
+  char *cmd, *want;
+  bool ok;
+
+  if (pid <= 1 || kill(pid, 0) != 0)
+    return false;
+  cmd = proc_cmdline(pid);
+  want = sl_asprintf("epmd -port %d ", port);
+  ok = cmd && strstr(cmd, want);
+  free(cmd);
+  free(want);
+  return ok;
+}
+
+pid_t sl__dev_epmd_spawn(const char *dir, int port, sl_error_t *err)
+{
+  char *epmd = sl_find_program("epmd"), *logpath = sl_asprintf("%s/epmd.log", dir), portbuf[16];
+  char *argv[] = {"epmd", "-port", portbuf, "-address", "127.0.0.1", NULL};
+  char *envp[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8", NULL};
+  broker_user_t u;
+  pid_t pid = -1;
+  int fd, i;
+
+  snprintf(portbuf, sizeof portbuf, "%d", port);
+  if (!epmd) {
+    sl_error_set(err, SL_ERR_SYS, ENOENT, "cannot find 'epmd': install Debian's rabbitmq-server");
+    goto out;
+  }
+  if (!user_resolve(&u, err))
+    goto out;
+  fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    sl_error_set(err, SL_ERR_SYS, errno, "cannot open '%s': %s", logpath, strerror(errno));
+    goto out;
+  }
+  pid = fork();
+  if (pid < 0) {
+    sl_error_set(err, SL_ERR_SYS, errno, "cannot fork: %s", strerror(errno));
+    close(fd);
+    goto out;
+  }
+  if (pid == 0) {
+    int devnull = open("/dev/null", O_RDONLY);
+    sigset_t none;
+    setsid();
+    if (devnull >= 0)
+      dup2(devnull, 0);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    close_range(3, ~0U, 0);
+    for (i = 1; i < NSIG; i++)
+      signal(i, SIG_DFL);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    if (user_become(&u) != 0 || chdir(dir) != 0)
+      _exit(126);
+    execve(epmd, argv, envp);
+    _exit(127);
+  }
+  close(fd);
+  for (i = 0; i < 400 && !port_accepts(port); i++) {
+    reap(pid);
+    if (kill(pid, 0) != 0)
+      break;
+    sleep_s(0.025);
+  }
+  if (!port_accepts(port)) {
+    sl_error_set(err, SL_ERR_SYS, EIO, "epmd did not listen on port %d; see '%s'", port, logpath);
+    group_kill(pid, NULL);
+    pid = -1;
+  }
+out:
+  free(epmd);
+  free(logpath);
+  return pid;
 }

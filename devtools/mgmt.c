@@ -9,6 +9,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "dev-private.h"
 #include "specline/broker.h"
 #include "specline/util.h"
 
@@ -112,6 +113,41 @@ static double rate_of(json_t *stats, const char *key)
   return json_is_number(r) ? json_number_value(r) : 0.0;
 }
 
+static char **strings_from_json(json_t *a, size_t *n)
+{
+  char **v;
+  size_t i;
+  json_t *el;
+
+  *n = 0;
+  if (!json_is_array(a))
+    return NULL;
+  v = sl_calloc(json_array_size(a) + 1, sizeof *v);
+  json_array_foreach(a, i, el)
+  {
+    if (json_is_string(el))
+      v[(*n)++] = sl_strdup(json_string_value(el));
+  }
+  return v;
+}
+
+/* The membership fields: "leader" (quorum) or "node" (classic), "members", "online". */
+void sl__queue_members_from_json(json_t *o, sl_queue_info_t *q)
+{
+  json_t *leader = json_object_get(o, "leader");
+
+  if (!json_is_string(leader) || !*json_string_value(leader))
+    leader = json_object_get(o, "node");
+  q->leader = json_is_string(leader) && *json_string_value(leader) ? sl_strdup(json_string_value(leader)) : NULL;
+  q->members = strings_from_json(json_object_get(o, "members"), &q->n_members);
+  q->online = strings_from_json(json_object_get(o, "online"), &q->n_online);
+}
+
+bool sl_queue_info_below_quorum(const sl_queue_info_t *q)
+{
+  return q->n_members > 0 && q->n_online < q->n_members / 2 + 1;
+}
+
 /* Fills q from one element of /api/queues; false when it has no name. */
 static bool queue_from_json(json_t *o, sl_queue_info_t *q)
 {
@@ -132,6 +168,7 @@ static bool queue_from_json(json_t *o, sl_queue_info_t *q)
     q->deliver_rate = rate_of(stats, "deliver_get_details");
     q->ack_rate = rate_of(stats, "ack_details");
   }
+  sl__queue_members_from_json(o, q);
   return true;
 }
 
@@ -201,13 +238,20 @@ out:
 
 void sl_queue_info_free(sl_queue_info_t *q, size_t n)
 {
-  size_t i;
+  size_t i, j;
 
   if (!q)
     return;
   for (i = 0; i < n; i++) {
     free(q[i].name);
     free(q[i].type);
+    free(q[i].leader);
+    for (j = 0; j < q[i].n_members; j++)
+      free(q[i].members[j]);
+    free(q[i].members);
+    for (j = 0; j < q[i].n_online; j++)
+      free(q[i].online[j]);
+    free(q[i].online);
   }
   free(q);
 }

@@ -13,6 +13,10 @@
 #        OVERSUB="2 64" explore's policy.oversubscribe values; RT_N=5000 messages per rt run;
 #        PARTS="line celery rt" which parts to run; BIN=<build>/bin (default build-bench/bin,
 #        else build/bin); KEEP=1 keeps the temp dir.
+#        NODES=3: the line again, same run, on a local 3-node cluster (`specline broker start
+#        --nodes 3`, quorum queues replicated on all three), its rate printed beside the one
+#        node's; the workers get the three URLs (CLUSTER_URLS=one gives them node 1's only,
+#        for builds without client failover).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -43,6 +47,7 @@ cleanup() {
   sleep 0.5
   for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null; done
   [ -f "$BR/broker.env" ] && "$BIN/specline" broker stop --dir "$BR" >/dev/null 2>&1
+  [ -f "$T/cluster/broker.env" ] && "$BIN/specline" broker stop --dir "$T/cluster" --grace 15 >/dev/null 2>&1
   if [ -n "${KEEP:-}" ]; then echo "kept $T"; else rm -rf "$T"; fi
 }
 trap cleanup EXIT
@@ -77,6 +82,40 @@ store: sqlite:$4
 YAML
 }
 
+# line_runs TAG LABEL TOOL_URL: the line once per OVERSUB value on the broker of
+# SPECLINE_AMQP_URL; TOOL_URL (one node) for the bench's own tap
+line_runs() {
+  local tag=$1 label=$2 turl=$3 O C A rc t0 t1 wall ntap rsim rsto rexp RP SP
+  for O in $OVERSUB; do
+    C="bench-tp-$$-$tag$O"
+    echo "== specline line$label: $N no-op tasks, $W simulate worker(s) x $S slots, oversubscribe $O (window $((S * W * O)))"
+    config "$T/line-$tag$O.yaml" "$C" "$O" "$T/line-$tag$O.db"
+    $H tap-declare "$turl" "$C" "bench-tap-$C"
+    t0=$(now)
+    "$BIN/specline" run "$T/line-$tag$O.yaml" --no-progress --no-model >"$T/line-$tag$O.log" 2>&1 &
+    RP=$!; PIDS+=("$RP")
+    $H rss "$T/rss-line-$tag$O" --kids "$RP" &
+    SP=$!; PIDS+=("$SP")
+    rc=0; wait "$RP" || rc=$?
+    t1=$(now)
+    kill "$SP" 2>/dev/null || true; wait "$SP" 2>/dev/null || true
+    wall=$(echo "$t1 - $t0" | bc -l)
+    [ $rc -eq 0 ] || { echo "   specline run exited $rc:"; tail -5 "$T/line-$tag$O.log"; }
+    ntap=$($H tap-drain "$turl" "bench-tap-$C" "$T/tap-$tag$O")
+    A=$($H analyze "$T/line-$tag$O.db" "$C" "$T/tap-$tag$O")
+    echo "   $A"
+    printf '   wall %.2f s for the whole command; %s tasks seen issued\n' "$wall" "$ntap"
+    echo "   max RSS: $(tr '\n' ' ' <"$T/rss-line-$tag$O")"
+    get() { echo "$A" | tr ' ' '\n' | awk -F= -v k="$1" '$1==k{print $2}'; }
+    rsim=$(awk '$1 ~ /^specline-simul/{print $2}' "$T/rss-line-$tag$O")
+    rsto=$(awk '$1 ~ /^specline-store/{print $2}' "$T/rss-line-$tag$O")
+    rexp=$(awk '$1 ~ /^specline-explo/{print $2}' "$T/rss-line-$tag$O")
+    echo "line-$tag$O|specline line$label, oversubscribe $O (window $((S * W * O)))|$(get rate)|$(get lat_p50_ms)|$(get lat_p99_ms)|$rsim|store ${rsto} kB, explore ${rexp} kB; $(get n) stored, wall $(printf %.1f "$wall") s" >>"$RES"
+    echo "p2s-$tag$O|  of which produced->stored|-|$(get p2s_p50_ms)|$(get p2s_p99_ms)|-|" >>"$RES"
+    [ -n "$tag" ] || echo "sim-load-$O|specline-simulate under load (o=$O)|-|-|-|$rsim|" >>"$RES"
+  done
+}
+
 # ---- specline: worker memory at idle -------------------------------------------------
 if has line; then
   echo "== specline workers at idle (connected, consuming an empty campaign, 3 s)"
@@ -94,34 +133,22 @@ if has line; then
   echo "idle-sim|specline-simulate idle|-|-|-|$IDLE_SIM|" >>"$RES"
   echo "idle-store|specline-store idle|-|-|-|$IDLE_STORE|" >>"$RES"
 
-  for O in $OVERSUB; do
-    C="bench-tp-$$-o$O"
-    echo "== specline line: $N no-op tasks, $W simulate worker(s) x $S slots, oversubscribe $O (window $((S * W * O)))"
-    config "$T/line-$O.yaml" "$C" "$O" "$T/line-$O.db"
-    $H tap-declare "$SPECLINE_AMQP_URL" "$C" "bench-tap-$C"
-    t0=$(now)
-    "$BIN/specline" run "$T/line-$O.yaml" --no-progress --no-model >"$T/line-$O.log" 2>&1 &
-    RP=$!; PIDS+=("$RP")
-    $H rss "$T/rss-line-$O" --kids "$RP" &
-    SP=$!; PIDS+=("$SP")
-    rc=0; wait "$RP" || rc=$?
-    t1=$(now)
-    kill "$SP" 2>/dev/null || true; wait "$SP" 2>/dev/null || true
-    wall=$(echo "$t1 - $t0" | bc -l)
-    [ $rc -eq 0 ] || { echo "   specline run exited $rc:"; tail -5 "$T/line-$O.log"; }
-    ntap=$($H tap-drain "$SPECLINE_AMQP_URL" "bench-tap-$C" "$T/tap-$O")
-    A=$($H analyze "$T/line-$O.db" "$C" "$T/tap-$O")
-    echo "   $A"
-    printf '   wall %.2f s for the whole command; %s tasks seen issued\n' "$wall" "$ntap"
-    echo "   max RSS: $(tr '\n' ' ' <"$T/rss-line-$O")"
-    get() { echo "$A" | tr ' ' '\n' | awk -F= -v k="$1" '$1==k{print $2}'; }
-    rsim=$(awk '$1 ~ /^specline-simul/{print $2}' "$T/rss-line-$O")
-    rsto=$(awk '$1 ~ /^specline-store/{print $2}' "$T/rss-line-$O")
-    rexp=$(awk '$1 ~ /^specline-explo/{print $2}' "$T/rss-line-$O")
-    echo "line-$O|specline line, oversubscribe $O (window $((S * W * O)))|$(get rate)|$(get lat_p50_ms)|$(get lat_p99_ms)|$rsim|store ${rsto} kB, explore ${rexp} kB; $(get n) stored, wall $(printf %.1f "$wall") s" >>"$RES"
-    echo "p2s-$O|  of which produced->stored|-|$(get p2s_p50_ms)|$(get p2s_p99_ms)|-|" >>"$RES"
-    echo "sim-load-$O|specline-simulate under load (o=$O)|-|-|-|$rsim|" >>"$RES"
-  done
+  line_runs "" "" "$SPECLINE_AMQP_URL"
+  if [ "${NODES:-1}" -gt 1 ]; then
+    echo "== starting a local cluster of $NODES nodes"
+    timeout 300 "$BIN/specline" broker start --nodes "$NODES" --dir "$T/cluster" --no-management >"$T/cluster.log" 2>&1 ||
+      { cat "$T/cluster.log"; exit 1; }
+    ONE_URL=$SPECLINE_AMQP_URL
+    # shellcheck disable=SC1091
+    SPECLINE_AMQP_URL=$(. "$T/cluster/broker.env" && echo "$SPECLINE_AMQP_URL")
+    # shellcheck disable=SC1091
+    N1_URL=$(. "$T/cluster/broker.env" && echo "$SPECLINE_NODE1_URL")
+    [ "${CLUSTER_URLS:-all}" = one ] && SPECLINE_AMQP_URL=$N1_URL
+    echo "   workers: $SPECLINE_AMQP_URL"
+    line_runs "c$NODES-" " on $NODES nodes" "$N1_URL"
+    "$BIN/specline" broker stop --dir "$T/cluster" --grace 15 >/dev/null 2>&1 || true
+    SPECLINE_AMQP_URL=$ONE_URL
+  fi
 fi
 
 # ---- Celery with Merlin's settings ---------------------------------------------------

@@ -5,18 +5,40 @@
  * per-worker event and control queues. Integer arguments are always sent as 64-bit
  * ("long") so that every declarer agrees with the broker on their type. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "specline/amqp.h"
 #include "specline/topology.h"
 #include "specline/error.h"
+#include "specline/log.h"
 #include "specline/util.h"
+
+#define GROUP_SIZE_ARG "x-quorum-initial-group-size"
 
 void sl_topology_opts_default(sl_topology_opts_t *o)
 {
   o->delivery_limit = 5;
   o->progress_max_length = 10000;
   o->events_expires_ms = 3600 * 1000;
+  o->quorum_group_size = 0;
+}
+
+int sl_topology_group_size(const char *urls)
+{
+  const char *p;
+  int n = 0;
+  bool in_url = false;
+
+  for (p = urls; p && *p; p++) {
+    if (*p == ',' || *p == ' ') {
+      in_url = false;
+    } else if (!in_url) {
+      in_url = true;
+      n++;
+    }
+  }
+  return n >= 2 ? (n < 3 ? n : 3) : 0;
 }
 
 void sl_name(char out[SL_NAME_MAX], const char *campaign, const char *suffix)
@@ -37,23 +59,70 @@ static bool campaign_check(const char *campaign, sl_error_t *err)
   return true;
 }
 
+/* The group size an existing queue has, from the broker's PRECONDITION_FAILED text
+ * ("... received X but current is none" or "... current is [the value ]'3'..."): 0 for
+ * none, the number, or -1 when the error is about something else or cannot be read. */
+static int group_size_current(const sl_error_t *e)
+{
+  const char *p;
+
+  if (e->code != 406 || !strstr(e->message, GROUP_SIZE_ARG))
+    return -1;
+  p = strstr(e->message, "current is ");
+  if (!p)
+    return -1;
+  p += strlen("current is ");
+  if (!strncmp(p, "none", 4))
+    return 0;
+  p = strchr(p, '\'');
+  return p && p[1] >= '1' && p[1] <= '9' ? atoi(p + 1) : -1;
+}
+
+/* Declares quorum queue q with args (room for one more entry before the terminator at
+ * args[n]) plus the group size when > 0; a queue that exists with another group size is
+ * declared again with its own. */
+static bool quorum_declare(sl_amqp_t *s, const char *q, sl_amqp_arg_t *args, size_t n, int group_size,
+                           sl_error_t *err)
+{
+  sl_error_t e;
+  int current;
+
+  args[n].key = group_size > 0 ? GROUP_SIZE_ARG : NULL;
+  args[n].type = SL_ARG_INT;
+  args[n].i = group_size;
+  args[n + 1].key = NULL;
+  memset(&e, 0, sizeof e);
+  if (sl_amqp_declare_queue(s, q, true, false, false, args, &e))
+    return true;
+  current = group_size_current(&e);
+  if (current < 0 || current == group_size) {
+    if (err)
+      *err = e;
+    return false;
+  }
+  SL_INFO("queue '%s' exists with %s %d; keeping it (asked for %d)", q, GROUP_SIZE_ARG, current, group_size);
+  args[n].key = current > 0 ? GROUP_SIZE_ARG : NULL;
+  args[n].i = current;
+  return sl_amqp_declare_queue(s, q, true, false, false, args, err);
+}
+
 /* A quorum work queue bound to "C.<kind>" that dead-letters at-least-once. */
 static bool quorum_work_queue(sl_amqp_t *s, const char *campaign, const char *kind,
                               const sl_topology_opts_t *o, sl_error_t *err)
 {
   char q[SL_NAME_MAX];
-  const sl_amqp_arg_t args[] = {
+  sl_amqp_arg_t args[] = {
       {.key = "x-queue-type", .type = SL_ARG_STR, .s = "quorum"},
       {.key = "x-delivery-limit", .type = SL_ARG_INT, .i = o->delivery_limit},
       {.key = "x-dead-letter-exchange", .type = SL_ARG_STR, .s = SL_DLX},
       {.key = "x-dead-letter-strategy", .type = SL_ARG_STR, .s = "at-least-once"},
       {.key = "x-overflow", .type = SL_ARG_STR, .s = "reject-publish"},
       {.key = NULL},
+      {.key = NULL},
   };
 
   sl_name(q, campaign, kind);
-  return sl_amqp_declare_queue(s, q, true, false, false, args, err) &&
-         sl_amqp_bind(s, q, SL_EXCHANGE, q, err);
+  return quorum_declare(s, q, args, 5, o->quorum_group_size, err) && sl_amqp_bind(s, q, SL_EXCHANGE, q, err);
 }
 
 bool sl_topology_declare(sl_amqp_t *s, const char *campaign, const sl_topology_opts_t *opts,
@@ -74,11 +143,12 @@ bool sl_topology_declare(sl_amqp_t *s, const char *campaign, const sl_topology_o
 
   /* dead letters first, so the work queues never dead-letter into nothing */
   {
-    const sl_amqp_arg_t args[] = {{.key = "x-queue-type", .type = SL_ARG_STR, .s = "quorum"},
-                                  {.key = NULL}};
+    sl_amqp_arg_t args[] = {{.key = "x-queue-type", .type = SL_ARG_STR, .s = "quorum"},
+                            {.key = NULL},
+                            {.key = NULL}};
     sl_name(q, campaign, "dead");
     sl_name(key, campaign, "#");
-    if (!sl_amqp_declare_queue(s, q, true, false, false, args, err) ||
+    if (!quorum_declare(s, q, args, 1, o.quorum_group_size, err) ||
         !sl_amqp_bind(s, q, SL_DLX, key, err))
       return false;
   }

@@ -35,8 +35,14 @@ char *sl_worker_broker_url(const sl_config_t *cfg, const char *broker_dir, sl_er
 static bool worker_setup(sl_amqp_t *s, void *ud, sl_error_t *err)
 {
   sl_worker_t *w = ud;
+  sl_topology_opts_t o;
+  char *url = sl_worker_broker_url(w->cfg, w->broker_dir, NULL);
 
-  if (!sl_topology_declare(s, w->cfg->experiment, NULL, err))
+  /* the group size from the broker list, like `specline run` and `broker init` */
+  sl_topology_opts_default(&o);
+  o.quorum_group_size = sl_topology_group_size(url);
+  free(url);
+  if (!sl_topology_declare(s, w->cfg->experiment, &o, err))
     return false;
   return w->on_setup ? w->on_setup(w, err) : true;
 }

@@ -58,7 +58,10 @@ static sl_amqp_t *session(void)
 
 static int cmd_tap(const char *campaign, const char *queue, const char *rk)
 {
-  const sl_amqp_arg_t args[] = {{.key = "x-queue-type", .type = SL_ARG_STR, .s = "classic"}, {.key = NULL}};
+  /* quorum on a cluster (SPECLINE_FAULT_TAP_TYPE=quorum): a classic tap dies with its node */
+  const char *type = getenv("SPECLINE_FAULT_TAP_TYPE");
+  const sl_amqp_arg_t args[] = {{.key = "x-queue-type", .type = SL_ARG_STR, .s = type && *type ? type : "classic"},
+                                {.key = NULL}};
   sl_amqp_t *s = session();
   sl_error_t err;
   bool ok;

@@ -34,15 +34,27 @@ typedef struct sl_topology_opts {
   int delivery_limit;        /* quorum x-delivery-limit, default 5 */
   int progress_max_length;   /* default 10000 */
   int64_t events_expires_ms; /* x-expires of per-worker event queues, default 1 h */
+  int quorum_group_size;     /* x-quorum-initial-group-size of the quorum queues; 0 (the
+                              * default) = not sent: RabbitMQ 3.10 then takes its
+                              * quorum_cluster_size (3) capped at the cluster's nodes */
 } sl_topology_opts_t;
 void sl_topology_opts_default(sl_topology_opts_t *o);
+
+/* The initial group size for a broker given as `urls` (comma-separated): min(3, number of
+ * URLs) for two or more, 0 (leave it to the broker) for one, since one URL may well be a
+ * load balancer in front of a cluster. */
+int sl_topology_group_size(const char *urls);
 
 /* Writes "C.<suffix>" into out (SL_NAME_MAX). */
 void sl_name(char out[SL_NAME_MAX], const char *campaign, const char *suffix);
 
 /* Declares exchanges and the campaign's shared queues (sim, store, progress, predict,
  * dead) with their bindings. Idempotent; an existing queue declared with other arguments
- * is a PRECONDITION_FAILED error naming the queue. opts NULL = defaults. */
+ * is a PRECONDITION_FAILED error naming the queue, except for the quorum group size: it
+ * only matters when a queue is created, so a quorum queue that exists with another (or no)
+ * x-quorum-initial-group-size is kept as it is (the declare is repeated with the broker's
+ * value; membership changes go through `rabbitmq-queues grow|add_member`). opts NULL =
+ * defaults. */
 bool sl_topology_declare(sl_amqp_t *s, const char *campaign, const sl_topology_opts_t *opts, sl_error_t *err);
 
 /* Declares C.events.W bound to "C.event.<p>" for each pattern (e.g. "stored", "#"). */

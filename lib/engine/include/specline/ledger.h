@@ -72,11 +72,17 @@ typedef struct sl_sample {
 
 typedef struct sl_ledger sl_ledger_t;
 
-/* A stored point as the rebuild needs it (from sl_store_scan). */
+/* A stored point as the rebuild needs it (from sl_store_scan). The fields after steps are
+ * optional (zero: unknown); sl_planner_rebuild uses them, sl_ledger_rebuild does not. */
 typedef struct sl_ledger_stored {
   const char *sample_id;
   sl_point_status_t status;
   int64_t steps;
+  const double *inputs; /* n_inputs values in the config's order, or NULL */
+  const char *origin;   /* the stored point's origin ("initial", "explore", "audit", ...), or NULL */
+  double produced_at;   /* epoch seconds the point was produced, 0 unknown */
+  double wall_s;        /* the run's own wall time, 0 unknown */
+  const char *error;    /* a failed point's reason, or NULL */
 } sl_ledger_stored_t;
 
 /* Counters; all cumulative except in_flight, running and steps_in_flight. */

@@ -246,9 +246,14 @@ static sl_sample_t *plan_one(sl_planner_t *p, uint64_t pos, bool *created)
   double x[MAX_D];
   char id[SL_SAMPLE_ID_MAX];
 
+  sl_sample_t *s;
+
   plan_point(p, pos, x);
   make_sample_id(p, x, 0, id);
-  return sl_ledger_plan(p->ledger, id, x, plan_origin(p, pos), 0, created, NULL);
+  s = sl_ledger_plan(p->ledger, id, x, plan_origin(p, pos), 0, created, NULL);
+  if (s && (s->flags & SL_SAMPLE_F_NO_INPUTS)) /* adopted from a worker after a restart */
+    sl_ledger_set_inputs(p->ledger, s, x, plan_origin(p, pos));
+  return s;
 }
 
 /* The oldest planned sample, or the next plan position not known yet. */

@@ -208,6 +208,11 @@ void sl_ledger_expire(sl_ledger_t *l, double now, double lease_s, int64_t sim_qu
 void sl_ledger_rebuild(sl_ledger_t *l, const sl_ledger_stored_t *stored, size_t n_stored,
                        size_t n_issued_plan, double now);
 
+/* Gives a sample adopted with unknown inputs (SL_SAMPLE_F_NO_INPUTS) its inputs and
+ * origin, once the plan names it: a lapsed lease can then re-issue it. False (nothing
+ * changes) when its inputs were known already. */
+bool sl_ledger_set_inputs(sl_ledger_t *l, sl_sample_t *s, const double *inputs, sl_sample_origin_t origin);
+
 /* Links an audit re-run to the stopped sample it repeats: audit->parent = stopped->index + 1
  * and the stopped sample gets SL_SAMPLE_F_AUDITED. */
 void sl_ledger_link_audit(sl_ledger_t *l, sl_sample_t *audit, sl_sample_t *stopped);

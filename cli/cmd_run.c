@@ -1,10 +1,16 @@
 /* `specline run CONFIG`: one command for a whole campaign on one machine. With no broker
- * configured it starts a local RabbitMQ (removed again at the end); it launches the store,
- * explore and simulate workers as child processes (restarting any that die), shows a live
- * progress line from the explorer's status messages, and stops everything cleanly when
- * the explorer reports the campaign finished, or on Ctrl-C. The broker URL reaches the
- * workers through the environment, never argv. */
+ * configured it runs a local RabbitMQ whose data lives in the campaign's directory
+ * (<config dir>/run/broker), so an interrupted campaign resumes with its queues; it
+ * launches the store, explore and simulate workers as child processes (restarting any
+ * that die), shows a live progress line from the explorer's status messages, and stops
+ * everything when the explorer reports the campaign finished, or on Ctrl-C: explore and
+ * simulate first (simulate drains its runs into the store queue), then the store once
+ * that queue is empty, then the broker, so no produced point is lost. The exit code is
+ * 0 for a complete campaign, explore's code when it ended on failures (4), 130 when
+ * interrupted, 1 otherwise. The broker URL reaches the workers through the environment,
+ * never argv. */
 #include <errno.h>
+#include <libgen.h>
 #include <math.h>
 #include <getopt.h>
 #include <signal.h>
@@ -33,6 +39,7 @@ typedef struct child {
   pid_t pid;
   int restarts;
   double restart_at;
+  double spawned_at; /* sl_mono() of the last start */
   bool done;       /* exited for good */
   int status;
 } child_t;
@@ -66,8 +73,10 @@ static pid_t spawn_child(child_t *c)
     fprintf(stderr, "specline run: cannot exec '%s': %s\n", c->argv[0], strerror(errno));
     _exit(127);
   }
-  if (pid > 0)
+  if (pid > 0) {
     c->pid = pid;
+    c->spawned_at = sl_mono();
+  }
   return pid;
 }
 
@@ -115,6 +124,20 @@ static void free_children(run_state_t *rs)
       free(rs->kids[i].argv[k]);
 }
 
+/* True when every simulate worker gave up (failed at start or kept dying). */
+static bool no_simulate_left(const run_state_t *rs)
+{
+  int i, n = 0;
+
+  for (i = 0; i < rs->n_kids; i++)
+    if (!strcmp(rs->kids[i].role, "simulate")) {
+      if (!rs->kids[i].done)
+        return false;
+      n++;
+    }
+  return n > 0;
+}
+
 /* Reaps children; restarts workers that died (not explore once it finished). Returns
  * true when explore has exited with status 0 (the campaign is complete). */
 static bool reap(run_state_t *rs, int *explore_status)
@@ -130,12 +153,12 @@ static bool reap(run_state_t *rs, int *explore_status)
         continue;
       c->pid = 0;
       c->status = st;
-      if (!strcmp(c->role, "explore") && WIFEXITED(st) && WEXITSTATUS(st) == 0) {
-        c->done = true;
+      if (!strcmp(c->role, "explore") && WIFEXITED(st) && (WEXITSTATUS(st) == 0 || WEXITSTATUS(st) == 4)) {
+        c->done = true; /* finished: complete (0) or on failures (4, its reason printed) */
         explore_done = true;
-        *explore_status = 0;
+        *explore_status = WEXITSTATUS(st);
       } else if (WIFEXITED(st) && (WEXITSTATUS(st) == 1 || WEXITSTATUS(st) == 2) && c->restarts == 0 &&
-                 sl_mono() - rs->started < 5) {
+                 sl_mono() - c->spawned_at < 5) {
         /* a configuration or usage error at start: restarting will not help */
         c->done = true;
         SL_ERROR("%s worker failed at start (exit %d)", c->role, WEXITSTATUS(st));
@@ -161,21 +184,30 @@ static bool reap(run_state_t *rs, int *explore_status)
       spawn_child(c);
     }
   }
+  if (*explore_status < 0 && !explore_done && no_simulate_left(rs)) {
+    fprintf(stderr, "\nspecline run: every simulate worker failed (see its messages above): the simulator "
+                    "cannot run; giving up on the campaign\n");
+    *explore_status = 1;
+  }
   return explore_done;
 }
 
-static void stop_children(run_state_t *rs, double grace_s)
+/* Stops the children of role (NULL: all) with SIGTERM, SIGKILL after grace_s. */
+static void stop_children(run_state_t *rs, const char *role, double grace_s)
 {
   double deadline = sl_mono() + grace_s;
   int i, st, alive;
 
   for (i = 0; i < rs->n_kids; i++)
-    if (rs->kids[i].pid > 0)
+    if (!role || !strcmp(rs->kids[i].role, role))
+      rs->kids[i].done = true; /* not restarted */
+  for (i = 0; i < rs->n_kids; i++)
+    if (rs->kids[i].pid > 0 && (!role || !strcmp(rs->kids[i].role, role)))
       kill(rs->kids[i].pid, SIGTERM);
   do {
     alive = 0;
     for (i = 0; i < rs->n_kids; i++) {
-      if (rs->kids[i].pid <= 0)
+      if (rs->kids[i].pid <= 0 || (role && strcmp(rs->kids[i].role, role) != 0))
         continue;
       if (waitpid(rs->kids[i].pid, &st, WNOHANG) == rs->kids[i].pid)
         rs->kids[i].pid = 0;
@@ -186,7 +218,7 @@ static void stop_children(run_state_t *rs, double grace_s)
       usleep(50000);
   } while (alive && sl_mono() < deadline);
   for (i = 0; i < rs->n_kids; i++) {
-    if (rs->kids[i].pid > 0) {
+    if (rs->kids[i].pid > 0 && (!role || !strcmp(rs->kids[i].role, role))) {
       SL_WARN("%s worker did not stop in %g s; killing it", rs->kids[i].role, grace_s);
       kill(-rs->kids[i].pid, SIGKILL);
       kill(rs->kids[i].pid, SIGKILL);
@@ -194,6 +226,44 @@ static void stop_children(run_state_t *rs, double grace_s)
       rs->kids[i].pid = 0;
     }
   }
+}
+
+/* Waits (up to timeout_s) until the store queue is empty and stays so for a moment, the
+ * store worker still running: every point simulate produced is written. */
+static void drain_store_queue(run_state_t *rs, sl_amqp_t *amqp, double timeout_s)
+{
+  char q[SL_NAME_MAX];
+  double deadline = sl_mono() + timeout_s, empty_since = 0;
+  uint32_t ready = 1;
+  int dummy = 0;
+
+  sl_name(q, rs->cfg->experiment, "store");
+  while (sl_mono() < deadline) {
+    sl_amqp_run_once(amqp, 100, NULL);
+    reap(rs, &dummy); /* a store that dies meanwhile is restarted */
+    if (!sl_amqp_queue_counts(amqp, q, &ready, NULL, NULL))
+      ready = 1;
+    if (ready == 0 && empty_since == 0)
+      empty_since = sl_mono();
+    else if (ready > 0)
+      empty_since = 0;
+    if (empty_since > 0 && sl_mono() - empty_since > 1.5) /* its last batch committed */
+      return;
+  }
+  SL_WARN("the store queue %s still holds %u points; they stay in the broker for the next run", q, ready);
+}
+
+/* The ordered stop: nothing new is planned or run, simulate drains its runs into the
+ * store queue, the store writes them, then the rest. */
+static void stop_all(run_state_t *rs, sl_amqp_t *amqp)
+{
+  stop_children(rs, "explore", 10);
+  stop_children(rs, "simulate", 60);
+  stop_children(rs, "learn", 20);
+  stop_children(rs, "predict", 10);
+  if (amqp)
+    drain_store_queue(rs, amqp, 60);
+  stop_children(rs, NULL, 30);
 }
 
 static double counter(const sl_worker_status_t *st, const char *name)
@@ -279,6 +349,65 @@ static bool summary(const sl_config_t *cfg, double wall)
   return true;
 }
 
+/* The campaign's local broker in dir, kept across runs so a restart finds its queues: one
+ * still running is used, a stopped one restarted with its node, data and ports; else (or
+ * with fresh) a new one is started there. */
+static sl_local_broker_t *local_broker(const char *dir, bool fresh, sl_error_t *err)
+{
+  sl_local_broker_opts_t bo;
+  sl_local_broker_t *b = fresh ? NULL : sl_local_broker_open(dir, NULL);
+
+  sl_local_broker_opts_default(&bo);
+  bo.dir = dir;
+  if (b && b->pid > 0 && kill(b->pid, 0) == 0) {
+    fprintf(stderr, "specline run: using the campaign's broker, still running (%s)\n", dir);
+    return b;
+  }
+  if (b) {
+    fprintf(stderr, "specline run: restarting the campaign's local RabbitMQ (%s)...\n", dir);
+    if (sl_local_broker_restart(b, &bo, err))
+      return b;
+    fprintf(stderr, "specline run: cannot restart it (%s); starting a new one: the queued messages are lost\n",
+            err->message);
+    sl_local_broker_destroy(b, false);
+  } else {
+    fprintf(stderr, "specline run: starting a local RabbitMQ...\n");
+  }
+  bo.force = true; /* what is left in dir is replaced */
+  return sl_local_broker_start(&bo, err);
+}
+
+/* --fresh: the campaign starts over: its stored points (an SQLite store file) and its
+ * local broker's data are removed, after asking (unless yes). False: not confirmed. */
+static bool start_fresh(const sl_config_t *cfg, const char *broker_dir, bool yes)
+{
+  const char *db = !strncmp(cfg->store, "sqlite:", 7) ? cfg->store + 7 : NULL;
+  char line[16], *path;
+
+  if (!db && strncmp(cfg->store, "mongodb", 7) == 0) {
+    fprintf(stderr, "specline run: --fresh cannot empty a MongoDB store; drop collection '%s' yourself\n",
+            cfg->experiment);
+    return false;
+  }
+  if (!yes) {
+    fprintf(stderr, "specline run: --fresh deletes campaign '%s' (%s) and its broker data (%s). Continue? [y/N] ",
+            cfg->experiment, cfg->store, broker_dir ? broker_dir : "none");
+    if (!fgets(line, sizeof line, stdin) || (line[0] != 'y' && line[0] != 'Y')) {
+      fprintf(stderr, "specline run: nothing deleted\n");
+      return false;
+    }
+  }
+  if (db) {
+    static const char *const sfx[] = {"", "-wal", "-shm", "-journal"};
+    for (size_t i = 0; i < 4; i++) {
+      path = sl_asprintf("%s%s", db, sfx[i]);
+      unlink(path);
+      free(path);
+    }
+  }
+  return true;
+}
+
 static void usage(FILE *f)
 {
   fprintf(f, "usage: specline run CONFIG [options]\n\n"
@@ -287,10 +416,18 @@ static void usage(FILE *f)
              "broker is configured (SPECLINE_AMQP_URL, else `broker:` in the config).\n\n"
              "  --workers N         simulate workers (default: config workers.simulate_workers)\n"
              "  --slots N           slots per simulate worker (default: config workers.slots)\n"
-             "  --broker-dir DIR    where the local broker lives (default: a temporary dir)\n"
+             "  --broker-dir DIR    where the local broker lives (default: <config dir>/run/broker;\n"
+             "                      kept across runs, so an interrupted campaign resumes)\n"
              "  --keep-broker       leave the local broker running at the end\n"
+             "  --fresh             start the campaign over: delete its stored points (SQLite) and\n"
+             "                      its local broker's data first (asks; --yes does not)\n"
+             "  --yes               do not ask\n"
              "  --no-progress       no live progress line\n"
-             "  --no-model          no learn/predict workers (no surrogate, no speculative stops)\n");
+             "  --no-model          no learn/predict workers (no surrogate, no speculative stops)\n\n"
+             "Ctrl-C stops explore and simulate, writes every point already produced to the store,\n"
+             "then stops; running it again resumes the campaign (exactly budget.max_sims in the end).\n"
+             "Exits 0 when the campaign completed, 4 when it ended because its runs kept failing\n"
+             "(budget.max_failed; the first failure is printed), 130 when interrupted, 1 on errors.\n");
 }
 
 int sl_cmd_run(int argc, char **argv)
@@ -298,18 +435,19 @@ int sl_cmd_run(int argc, char **argv)
   static const struct option opts[] = {{"workers", required_argument, 0, 'w'}, {"slots", required_argument, 0, 's'},
                                        {"broker-dir", required_argument, 0, 'b'}, {"keep-broker", no_argument, 0, 'k'},
                                        {"no-progress", no_argument, 0, 'n'},  {"no-model", no_argument, 0, 'm'},
+                                       {"fresh", no_argument, 0, 'f'},        {"yes", no_argument, 0, 'y'},
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
   run_state_t rs;
   sl_local_broker_t *broker = NULL;
-  sl_local_broker_opts_t bo;
   sl_amqp_t *amqp = NULL;
   sl_amqp_opts_t ao;
   sl_topology_opts_t topo;
   sl_error_t err;
   char *url = NULL, events_q[SL_NAME_MAX], id[64], slots_s[16];
   const char *broker_dir = NULL;
-  bool keep_broker = false, show = true, tty = isatty(STDERR_FILENO), with_model = true;
+  char *own_dir = NULL;
+  bool fresh = false, yes = false, keep_broker = false, show = true, tty = isatty(STDERR_FILENO), with_model = true;
   int c, i, n_workers = 0, slots = 0, rc = 1, explore_status = -1;
   double last_line = 0;
   struct sigaction sa;
@@ -325,6 +463,8 @@ int sl_cmd_run(int argc, char **argv)
     case 'k': keep_broker = true; break;
     case 'n': show = false; break;
     case 'm': with_model = false; break;
+    case 'f': fresh = true; break;
+    case 'y': yes = true; break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
     }
@@ -353,6 +493,10 @@ int sl_cmd_run(int argc, char **argv)
   sigaction(SIGTERM, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
 
+  if (fresh && !start_fresh(rs.cfg, broker_dir ? broker_dir : "<config dir>/run/broker", yes)) {
+    rc = 1;
+    goto out;
+  }
   rs.started = sl_mono();
   /* the order of every command (docs/broker.md): --broker-dir, SPECLINE_AMQP_URL, broker: */
   if (!broker_dir && getenv("SPECLINE_AMQP_URL") && *getenv("SPECLINE_AMQP_URL")) {
@@ -360,10 +504,12 @@ int sl_cmd_run(int argc, char **argv)
   } else if (!broker_dir && rs.cfg->broker) {
     url = sl_strdup(rs.cfg->broker);
   } else {
-    sl_local_broker_opts_default(&bo);
-    bo.dir = broker_dir;
-    fprintf(stderr, "specline run: starting a local RabbitMQ...\n");
-    broker = sl_local_broker_start(&bo, &err);
+    if (!broker_dir) { /* the campaign's own: <config dir>/run/broker */
+      char *cp = sl_strdup(rs.cfg->path);
+      own_dir = sl_asprintf("%s/run/broker", rs.cfg->dir ? rs.cfg->dir : dirname(cp));
+      free(cp);
+    }
+    broker = local_broker(broker_dir ? broker_dir : own_dir, fresh, &err);
     if (!broker) {
       fprintf(stderr, "specline run: cannot start a local broker: %s\n", err.message);
       goto out;
@@ -427,10 +573,14 @@ int sl_cmd_run(int argc, char **argv)
   if (show)
     progress_line(&rs, tty, true);
   if (g_interrupted)
-    fprintf(stderr, "specline run: interrupted; stopping the workers\n");
-  stop_children(&rs, 30);
+    fprintf(stderr, "specline run: interrupted; writing the points produced, then stopping\n");
+  stop_all(&rs, amqp);
   if (explore_status == 0) {
     rc = summary(rs.cfg, sl_mono() - rs.started) ? 0 : 1;
+  } else if (explore_status == 4) {
+    summary(rs.cfg, sl_mono() - rs.started);
+    fprintf(stderr, "specline run: the campaign ended because its runs kept failing (see the first failure above)\n");
+    rc = 4;
   } else if (g_interrupted) {
     summary(rs.cfg, sl_mono() - rs.started);
     rc = 130;
@@ -442,7 +592,7 @@ int sl_cmd_run(int argc, char **argv)
 
 out_err:
   fprintf(stderr, "specline run: %s\n", err.message);
-  stop_children(&rs, 10);
+  stop_children(&rs, NULL, 10);
 out:
   if (amqp)
     sl_amqp_destroy(amqp);
@@ -452,13 +602,14 @@ out:
       sl_local_broker_destroy(broker, false);
     } else {
       sl_local_broker_stop(broker, 20, NULL);
-      sl_local_broker_destroy(broker, broker_dir == NULL);
+      sl_local_broker_destroy(broker, false); /* its data stays for the next run */
     }
   }
   if (rs.have_explore)
     sl_worker_status_release(&rs.explore);
   free_children(&rs);
   free(url);
+  free(own_dir);
   sl_config_destroy(rs.cfg);
   return rc;
 }

@@ -996,7 +996,7 @@ static bool parse_policy(ctx_t *c, const cnode_t *p, sl_config_t *cfg, bool *bat
 
 static bool parse_budget(ctx_t *c, const cnode_t *b, const cnode_t *root, sl_config_t *cfg)
 {
-  static const char *const keys[] = {"max_sims", "max_steps", "target_nrmse", "wall_s", NULL};
+  static const char *const keys[] = {"max_sims", "max_steps", "target_nrmse", "wall_s", "max_failed", NULL};
 
   if (!b || is_null(b))
     return FAIL(c, root, SL_CONFIG_E_MISSING,
@@ -1005,7 +1005,8 @@ static bool parse_budget(ctx_t *c, const cnode_t *b, const cnode_t *root, sl_con
       !get_int64(c, b, "budget", "max_sims", 0, INT64_MAX, &cfg->budget.max_sims) ||
       !get_int64(c, b, "budget", "max_steps", 0, INT64_MAX, &cfg->budget.max_steps) ||
       !get_double(c, b, "budget", "target_nrmse", &NONNEG, &cfg->budget.target_nrmse) ||
-      !get_double(c, b, "budget", "wall_s", &NONNEG, &cfg->budget.wall_s))
+      !get_double(c, b, "budget", "wall_s", &NONNEG, &cfg->budget.wall_s) ||
+      !get_double(c, b, "budget", "max_failed", &NONNEG, &cfg->budget.max_failed))
     return false;
   if (cfg->budget.max_sims == 0 && cfg->budget.max_steps == 0 && cfg->budget.target_nrmse == 0 &&
       cfg->budget.wall_s == 0)
@@ -1209,6 +1210,7 @@ static void config_defaults(sl_config_t *cfg)
   cfg->history.checkpoints = 32;
   cfg->simulator.max_steps = 1000;
   cfg->simulator.wall_s = 3600;
+  cfg->budget.max_failed = 0.5;
   cfg->simulator.step_delay = 0;
   cfg->simulator.term_grace_s = 2;
   cfg->policy.initial = sl_strdup("sobol");
@@ -1504,9 +1506,9 @@ char *sl_config_dump(const sl_config_t *cfg)
                 cfg->policy.speculative.confidence, "surprise_p", cfg->policy.speculative.surprise_p,
                 "audit_fraction", cfg->policy.speculative.audit_fraction));
   json_object_set_new(root, "budget",
-                      json_pack("{sIsIsfsf}", "max_sims", (json_int_t)cfg->budget.max_sims, "max_steps",
+                      json_pack("{sIsIsfsfsf}", "max_sims", (json_int_t)cfg->budget.max_sims, "max_steps",
                                 (json_int_t)cfg->budget.max_steps, "target_nrmse", cfg->budget.target_nrmse, "wall_s",
-                                cfg->budget.wall_s));
+                                cfg->budget.wall_s, "max_failed", cfg->budget.max_failed));
   json_object_set_new(root, "learn",
                       json_pack("{sisisisisisfsisfss}", "ensemble", cfg->learn.ensemble, "hidden", cfg->learn.hidden,
                                 "layers", cfg->learn.layers, "epochs", cfg->learn.epochs, "batch", cfg->learn.batch,

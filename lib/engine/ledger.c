@@ -541,6 +541,16 @@ void sl_ledger_rebuild(sl_ledger_t *l, const sl_ledger_stored_t *stored, size_t 
   }
 }
 
+bool sl_ledger_set_inputs(sl_ledger_t *l, sl_sample_t *s, const double *inputs, sl_sample_origin_t origin)
+{
+  if (!(s->flags & SL_SAMPLE_F_NO_INPUTS))
+    return false;
+  memcpy((double *)sl_ledger_inputs(l, s), inputs, l->d * sizeof *inputs);
+  s->flags &= (uint8_t)~SL_SAMPLE_F_NO_INPUTS;
+  s->origin = (uint8_t)origin;
+  return true;
+}
+
 void sl_ledger_link_audit(sl_ledger_t *l, sl_sample_t *audit, sl_sample_t *stopped)
 {
   audit->parent = stopped->index + 1;

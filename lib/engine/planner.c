@@ -46,6 +46,10 @@ struct sl_planner {
   size_t n_reading;
   struct { char id[96]; int64_t slots; double at; } workers[MAX_WORKERS];
   size_t n_workers;
+  bool resumed;            /* rebuilt from stored points: the sim queue is purged first */
+  bool purged;             /* the start's purge was asked for */
+  char first_failed[SL_SAMPLE_ID_MAX]; /* the first failed point's id, "" none */
+  char first_failure[256];             /* its reason when known (from a rebuild), "" */
 };
 
 /* ---- actions ---- */
@@ -93,6 +97,12 @@ static sl_planner_action_t *emit(sl_planner_actions_t *a, sl_planner_action_kind
   return x;
 }
 
+/* Emits the purge of the sim queue. */
+static void purge_sim(sl_planner_t *p, sl_planner_actions_t *out)
+{
+  emit(out, SL_PLANNER_PURGE_SIM, NULL)->route = p->sim_rk;
+}
+
 /* ---- setup ---- */
 
 void sl_planner_params_from_config(const sl_config_t *cfg, size_t slots, sl_planner_params_t *o)
@@ -109,6 +119,7 @@ void sl_planner_params_from_config(const sl_config_t *cfg, size_t slots, sl_plan
   o->budget.max_sims = cfg->budget.max_sims;
   o->budget.max_steps = cfg->budget.max_steps;
   o->budget.wall_s = cfg->budget.wall_s;
+  o->max_failed = cfg->budget.max_failed;
   o->target_nrmse = cfg->budget.target_nrmse;
   o->acquire = strcmp(cfg->policy.acquisition, "none") != 0;
   o->acq.kind = !strcmp(cfg->policy.acquisition, "ucb") ? SL_ACQ_UCB : SL_ACQ_MAX_STD;
@@ -235,9 +246,14 @@ static sl_sample_t *plan_one(sl_planner_t *p, uint64_t pos, bool *created)
   double x[MAX_D];
   char id[SL_SAMPLE_ID_MAX];
 
+  sl_sample_t *s;
+
   plan_point(p, pos, x);
   make_sample_id(p, x, 0, id);
-  return sl_ledger_plan(p->ledger, id, x, plan_origin(p, pos), 0, created, NULL);
+  s = sl_ledger_plan(p->ledger, id, x, plan_origin(p, pos), 0, created, NULL);
+  if (s && (s->flags & SL_SAMPLE_F_NO_INPUTS)) /* adopted from a worker after a restart */
+    sl_ledger_set_inputs(p->ledger, s, x, plan_origin(p, pos));
+  return s;
 }
 
 /* The oldest planned sample, or the next plan position not known yet. */
@@ -254,22 +270,118 @@ static sl_sample_t *next_sample(sl_planner_t *p)
   return s;
 }
 
+/* The origin named by a stored point, or UNKNOWN. */
+static sl_sample_origin_t origin_parse(const char *name)
+{
+  if (name && !strcmp(name, "initial"))
+    return SL_ORIGIN_INITIAL;
+  if (name && !strcmp(name, "explore"))
+    return SL_ORIGIN_EXPLORE;
+  if (name && !strcmp(name, "audit"))
+    return SL_ORIGIN_AUDIT;
+  return SL_ORIGIN_UNKNOWN;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* The running time the campaign had before this start, from its stored points: the first
+ * point's own run time, plus every gap between consecutive produced_at that is at most
+ * max(2 leases, 2 × the longest run): a longer gap is downtime (nothing was running). */
+static double accumulated_running(const sl_planner_t *p, const sl_ledger_stored_t *stored, size_t n, double first_at)
+{
+  double *t = sl_calloc(n + 1, sizeof *t), cap = 2 * p->prm.lease_s, acc = 0, first_wall = 0;
+  size_t i, m = 0;
+
+  for (i = 0; i < n; i++) {
+    if (!(stored[i].produced_at > 0))
+      continue;
+    t[m++] = stored[i].produced_at;
+    if (2 * stored[i].wall_s > cap)
+      cap = 2 * stored[i].wall_s;
+  }
+  if (m == 0) { /* nothing to measure with: the old rule, from the first point */
+    free(t);
+    return first_at > 0 ? -1 : 0;
+  }
+  qsort(t, m, sizeof *t, cmp_double);
+  for (i = 0; i < n; i++)
+    if (stored[i].produced_at == t[0])
+      first_wall = stored[i].wall_s;
+  acc = first_wall;
+  for (i = 1; i < m; i++)
+    if (t[i] - t[i - 1] <= cap)
+      acc += t[i] - t[i - 1];
+  free(t);
+  return acc;
+}
+
+/* A stored stop whose audit was drawn but is not stored: the audit re-run is planned
+ * again (the previous explorer's plan for it died with it). */
+static void replan_audit(sl_planner_t *p, sl_sample_t *s)
+{
+  char id[SL_SAMPLE_ID_MAX];
+  double x[MAX_D];
+  sl_sample_t *audit;
+  bool created;
+
+  if (!p->prm.speculative || s->state != SL_SAMPLE_TERMINATED || s->origin == SL_ORIGIN_AUDIT || (s->flags & SL_SAMPLE_F_NO_INPUTS) ||
+      (s->flags & SL_SAMPLE_F_AUDITED) || !sl_audit_draw(p->prm.seed, s->id, p->prm.audit_fraction))
+    return;
+  memcpy(x, sl_ledger_inputs(p->ledger, s), p->d * sizeof *x);
+  make_sample_id(p, x, 1, id);
+  audit = sl_ledger_plan(p->ledger, id, x, SL_ORIGIN_AUDIT, 1, &created, NULL);
+  if (audit && created) {
+    sl_ledger_link_audit(p->ledger, audit, s);
+    p->st.audits++;
+  } else if (audit) {
+    sl_ledger_flag(p->ledger, s, SL_SAMPLE_F_AUDITED);
+  }
+}
+
 void sl_planner_rebuild(sl_planner_t *p, const sl_ledger_stored_t *stored, size_t n, double first_at, double now)
 {
-  size_t i, prefix;
+  size_t i, count;
+  double acc;
 
   if (n == 0)
     return;
-  /* issue 13: every position up to stored + the most that can be in flight is re-planned
-   * and marked issued, whatever was issued before the restart */
-  prefix = n + (size_t)ceil((double)p->prm.slots * p->prm.oversubscribe) + 64;
-  for (i = 0; i < prefix; i++)
+  /* the initial design is re-planned (PLANNED: its unstored positions are issued first, as
+   * "initial"); nothing is assumed in flight: what a live worker still runs is learnt
+   * from its progress and status, and the sim queue is purged at start (SL_PLANNER_PURGE) */
+  for (i = 0; i < p->prm.initial_n; i++)
     plan_one(p, i, NULL);
-  p->plan_next = prefix;
-  sl_ledger_rebuild(p->ledger, stored, n, prefix, now);
-  if (first_at > 0)
-    sl_ledger_set_started_at(p->ledger, first_at);
-  SL_INFO("rebuilt the ledger from the store: %zu points stored, plan prefix %zu", n, prefix);
+  p->plan_next = p->prm.initial_n;
+  for (i = 0; i < n; i++) /* the others with their stored inputs and origin */
+    if (stored[i].inputs)
+      sl_ledger_plan(p->ledger, stored[i].sample_id, stored[i].inputs, origin_parse(stored[i].origin),
+                     origin_parse(stored[i].origin) == SL_ORIGIN_AUDIT ? 1 : 0, NULL, NULL);
+  sl_ledger_rebuild(p->ledger, stored, n, 0, now);
+  for (i = 0; i < n; i++)
+    if (stored[i].status == SL_POINT_FAILED && !p->first_failed[0]) {
+      sl_strlcpy(p->first_failed, stored[i].sample_id, sizeof p->first_failed);
+      sl_strlcpy(p->first_failure, stored[i].error ? stored[i].error : "", sizeof p->first_failure);
+    }
+  count = sl_ledger_count(p->ledger);
+  for (i = 0; i < count; i++) { /* a stored audit marks the stop it re-ran audited */
+    sl_sample_t *s = sl_ledger_at(p->ledger, i), *o;
+    char id[SL_SAMPLE_ID_MAX];
+    if (s->origin != SL_ORIGIN_AUDIT || (s->flags & SL_SAMPLE_F_NO_INPUTS))
+      continue;
+    make_sample_id(p, sl_ledger_inputs(p->ledger, s), 0, id);
+    if ((o = sl_ledger_find(p->ledger, id)) != NULL)
+      sl_ledger_flag(p->ledger, o, SL_SAMPLE_F_AUDITED);
+  }
+  for (i = 0; i < count; i++)
+    replan_audit(p, sl_ledger_at(p->ledger, i));
+  acc = accumulated_running(p, stored, n, first_at);
+  sl_ledger_set_started_at(p->ledger, acc >= 0 ? now - acc : first_at);
+  p->resumed = true;
+  SL_INFO("rebuilt the ledger from the store: %zu points stored, %.0f s of running time before, %zu to re-plan", n,
+          acc >= 0 ? acc : now - first_at, (size_t)sl_ledger_count(p->ledger) - n);
 }
 
 /* ---- the surrogate ---- */
@@ -650,12 +762,38 @@ static bool campaign_over(sl_planner_t *p, double now, char *reason, size_t size
          target_reached(p, reason, size);
 }
 
+/* budget.max_failed: true (with the reason) once failures pass it. */
+static bool failing(sl_planner_t *p, const sl_ledger_stats_t *st)
+{
+  double m = p->prm.max_failed;
+  bool over;
+
+  if (!(m > 0) || st->failed == 0)
+    return false;
+  over = m >= 1 ? st->failed >= (int64_t)m
+                : st->failed >= SL_PLANNER_MIN_FAILED && (double)st->failed >= m * (double)st->stored;
+  if (over)
+    snprintf(p->reason, sizeof p->reason, "runs keep failing: %lld of %lld stored failed (budget.max_failed %g); "
+             "first failure '%s'%s%.80s", (long long)st->failed, (long long)st->stored, m, p->first_failed,
+             p->first_failure[0] ? ": " : "", p->first_failure);
+  return over;
+}
+
 void sl_planner_issue(sl_planner_t *p, double now, sl_planner_actions_t *out)
 {
   size_t i, n;
 
+  sl_ledger_stats_t st;
+
   if (p->finishing || target_reached(p, NULL, 0))
     return;
+  sl_ledger_stats(p->ledger, &st);
+  if (failing(p, &st))
+    return; /* the next tick ends the campaign */
+  if (p->resumed && !p->purged) { /* the previous explorer's queued tasks: re-planned here */
+    p->purged = true;
+    purge_sim(p, out);
+  }
   n = sl_ledger_to_issue(p->ledger, total_slots(p, now), p->prm.oversubscribe, &p->prm.budget, now);
   if (n > 0 && p->prm.acquire && p->model && p->plan_next >= p->prm.initial_n && !sl_ledger_next_planned(p->ledger))
     acquire_batch(p, n);
@@ -679,6 +817,7 @@ static void finish(sl_planner_t *p, int code, sl_planner_actions_t *out)
           (long long)st.steps_stored, (long long)st.reissues);
   p->finishing = true;
   a = emit(out, SL_PLANNER_FINISH, NULL);
+  a->route = p->sim_rk; /* purged by the driver: copies still queued are not run after the end */
   a->code = code;
   sl_strlcpy(a->reason, p->reason, sizeof a->reason);
 }
@@ -689,13 +828,21 @@ void sl_planner_tick(sl_planner_t *p, double now, sl_planner_actions_t *out)
 
   if (p->finishing)
     return;
+  sl_ledger_stats(p->ledger, &st);
+  if (failing(p, &st)) {
+    finish(p, SL_PLANNER_FAILING, out);
+    return;
+  }
   if (campaign_over(p, now, p->reason, sizeof p->reason)) {
-    sl_ledger_stats(p->ledger, &st);
-    if (st.in_flight == 0 && p->st.unconfirmed == 0) {
-      finish(p, 0, out);
+    if (p->prm.budget.max_sims > 0 && st.stored >= p->prm.budget.max_sims && p->st.unconfirmed == 0) {
+      if (st.in_flight > 0)
+        SL_INFO("max_sims reached: the %lld samples still in flight are over the budget", (long long)st.in_flight);
+      finish(p, SL_PLANNER_DONE, out);
+    } else if (st.in_flight == 0 && p->st.unconfirmed == 0) {
+      finish(p, SL_PLANNER_DONE, out);
     } else if (p->prm.budget.wall_s > 0 && now - st.started_at > p->prm.budget.wall_s + 2 * p->prm.lease_s) {
       SL_WARN("wall budget over and %lld samples still in flight; finishing without them", (long long)st.in_flight);
-      finish(p, 0, out);
+      finish(p, SL_PLANNER_DONE, out);
     }
     return;
   }
@@ -774,6 +921,8 @@ void sl_planner_on_stored(sl_planner_t *p, const char *sample_id, sl_point_statu
 {
   sl_sample_t *s = sl_ledger_on_stored(p->ledger, sample_id, status, steps, now);
 
+  if (s && status == SL_POINT_FAILED && !p->first_failed[0])
+    sl_strlcpy(p->first_failed, s->id, sizeof p->first_failed);
   if (s && s->origin == SL_ORIGIN_AUDIT && is_new && s->parent && s->state == SL_SAMPLE_DONE) {
     sl_planner_action_t *a = emit(out, SL_PLANNER_READ_AUDIT, s);
     sl_strlcpy(a->other_id, sl_ledger_at(p->ledger, s->parent - 1)->id, sizeof a->other_id);

@@ -393,30 +393,88 @@ static void test_planner_speculative(void)
   sl_config_destroy(cfg);
 }
 
-/* Resume: the store holds the first 3 plan positions. The planner re-plans the prefix
- * stored + ceil(slots × oversubscribe) + 64 = 3 + 4 + 64 = 71 positions and marks the 68
- * unstored ones ISSUED (issue 13: this overruns max_sims 10 once their leases lapse: all
- * 68 are read and re-issued; this test pins the behaviour as it is, see
- * sl_planner_rebuild). */
+/* The first n (<= 4, the window) sample ids the planner of cfg issues from scratch. */
+static void first_ids(const sl_config_t *cfg, size_t n, char ids[][SL_SAMPLE_ID_MAX])
+{
+  sl_planner_t *p = planner(cfg);
+  sl_planner_actions_t a;
+  size_t i;
+
+  sl_planner_actions_init(&a);
+  if (p)
+    sl_planner_tick(p, T0, &a);
+  for (i = 0; i < n && i < a.n; i++)
+    sl_strlcpy(ids[i], a.v[i].sample_id, SL_SAMPLE_ID_MAX);
+  sl_planner_actions_release(&a);
+  sl_planner_destroy(p);
+}
+
+/* Counts the actions of a; the tasks published are stored at once with status. */
+static void consume(sl_planner_t *p, sl_planner_actions_t *a, double t, sl_point_status_t status, int *code,
+                    size_t *n_issued, size_t *n_reissued, size_t *purges)
+{
+  sl_planner_actions_t b;
+  size_t i;
+
+  sl_planner_actions_init(&b);
+  confirm_all(p, a);
+  for (i = 0; i < a->n; i++) {
+    const sl_planner_action_t *x = &a->v[i];
+    if (x->kind == SL_PLANNER_PURGE_SIM)
+      (*purges)++;
+    if (x->kind == SL_PLANNER_FINISH)
+      *code = x->code;
+    if (x->kind != SL_PLANNER_PUBLISH_TASK)
+      continue;
+    *(strcmp(x->origin, "reissue") ? n_issued : n_reissued) += 1;
+    sl_planner_on_stored(p, x->sample_id, status, 40, true, t, &b);
+  }
+  sl_planner_actions_clear(a);
+  if (b.n > 0)
+    consume(p, &b, t, status, code, n_issued, n_reissued, purges);
+  sl_planner_actions_release(&b);
+}
+
+/* Drives a planner to its end: every task issued is stored at once with status. Returns
+ * the FINISH code (-1: none within 1000 ticks); *n_issued counts first issues,
+ * *n_reissued re-issues and *purges the PURGE_SIM actions. */
+static int drive(sl_planner_t *p, double t, size_t *n_issued, size_t *n_reissued, size_t *purges,
+                 sl_point_status_t status)
+{
+  sl_planner_actions_t a;
+  int code = -1;
+  size_t round;
+
+  sl_planner_actions_init(&a);
+  for (round = 0; round < 1000 && code < 0; round++) {
+    t += 1;
+    sl_planner_tick(p, t, &a);
+    consume(p, &a, t, status, &code, n_issued, n_reissued, purges);
+  }
+  sl_planner_actions_release(&a);
+  return code;
+}
+
+/* Resume is exact: the store holds 3 of the first 4 plan positions (the 4th was in flight
+ * when the explorer died). The stored points count against max_sims 10; nothing is
+ * assumed in flight, so no lease lapses on work nobody has; the sim queue is purged before
+ * the first issue; the unstored initial position is issued first as "initial" (not
+ * "reissue"), then the plan continues; the campaign ends with exactly 10 stored. */
 static void test_planner_resume(void)
 {
   sl_config_t *cfg = config(POLICY);
-  sl_planner_t *p0 = planner(cfg), *p;
+  sl_planner_t *p;
   sl_planner_actions_t a;
   sl_ledger_stored_t stored[3];
   char ids[4][SL_SAMPLE_ID_MAX];
   sl_ledger_stats_t st;
   sl_ledger_t *l;
-  size_t i;
+  size_t i, issued = 0, reissued = 0, purges = 0;
+  int code = -1;
 
-  SL_REQUIRE(p0);
-  sl_planner_actions_init(&a);
-  sl_planner_tick(p0, T0, &a); /* the plan's first positions, as the previous run had them */
-  SL_REQUIRE(a.n == 4);
-  for (i = 0; i < 4; i++)
-    sl_strlcpy(ids[i], a.v[i].sample_id, sizeof ids[i]);
-  sl_planner_actions_clear(&a);
-  sl_planner_destroy(p0);
+  SL_REQUIRE(cfg);
+  first_ids(cfg, 4, ids);
+  memset(stored, 0, sizeof stored);
   for (i = 0; i < 3; i++) {
     stored[i].sample_id = ids[i];
     stored[i].status = i == 1 ? SL_POINT_TERMINATED : SL_POINT_COMPLETE;
@@ -427,23 +485,195 @@ static void test_planner_resume(void)
   l = sl_planner_ledger(p);
   sl_planner_rebuild(p, stored, 3, T0 - 50, T0 + 100);
   sl_ledger_stats(l, &st);
-  SL_CHECK_INT(sl_ledger_count(l), 71);
+  SL_CHECK_INT(sl_ledger_count(l), 4); /* the initial design */
   SL_CHECK_INT(st.stored, 3);
   SL_CHECK_INT(st.done, 2);
   SL_CHECK_INT(st.terminated, 1);
-  SL_CHECK_INT(st.in_flight, 68);
-  SL_CHECK(st.started_at == T0 - 50);
-  SL_CHECK_STR(sl_ledger_at(l, 0)->id, ids[0]);
-  SL_CHECK_INT(sl_ledger_at(l, 0)->state, SL_SAMPLE_DONE);
-  SL_CHECK_STR(sl_ledger_at(l, 3)->id, ids[3]); /* the same plan: position 3 has the same id */
-  SL_CHECK_INT(sl_ledger_at(l, 3)->state, SL_SAMPLE_ISSUED);
-  SL_CHECK_INT(sl_ledger_at(l, 3)->attempts, 1);
-  sl_planner_tick(p, T0 + 101, &a);
-  SL_CHECK_INT(a.n, 0); /* 68 in flight already: nothing issued */
+  SL_CHECK_INT(st.in_flight, 0);
+  SL_CHECK(st.started_at == T0 - 50); /* no produced_at: the first point's time */
+  SL_CHECK_STR(sl_ledger_at(l, 3)->id, ids[3]);
+  SL_CHECK_INT(sl_ledger_at(l, 3)->state, SL_SAMPLE_PLANNED);
+  sl_planner_actions_init(&a);
   sl_planner_expire(p, T0 + 131, 0, &a);
-  SL_CHECK_INT(count(&a, SL_PLANNER_READ_POINT), 68); /* issue 13: every one is checked, then re-issued */
+  SL_CHECK_INT(a.n, 0); /* nothing to re-issue: nothing is in flight */
+  sl_planner_tick(p, T0 + 132, &a);
+  SL_REQUIRE(a.n == 5);
+  SL_CHECK_INT(a.v[0].kind, SL_PLANNER_PURGE_SIM); /* the previous explorer's queued tasks */
+  SL_CHECK_STR(a.v[0].route, "tp.sim");
+  SL_CHECK_INT(a.v[1].kind, SL_PLANNER_PUBLISH_TASK);
+  SL_CHECK_STR(a.v[1].sample_id, ids[3]);
+  SL_CHECK_STR(a.v[1].origin, "initial");
+  SL_CHECK_INT(a.v[1].sample->attempts, 1);
+  for (i = 2; i < 5; i++)
+    SL_CHECK_STR(a.v[i].origin, "explore");
+  consume(p, &a, T0 + 133, SL_POINT_COMPLETE, &code, &issued, &reissued, &purges);
+  SL_CHECK_INT(drive(p, T0 + 134, &issued, &reissued, &purges, SL_POINT_COMPLETE), 0);
+  sl_ledger_stats(l, &st);
+  SL_CHECK_INT(st.stored, 10); /* exactly max_sims */
+  SL_CHECK_INT(issued, 7);     /* 3 stored + 7 issued, each once */
+  SL_CHECK_INT(reissued, 0);
+  SL_CHECK_INT(purges, 1);     /* once only, before the first issue */
+  SL_CHECK_INT(st.reissues, 0);
   sl_planner_actions_release(&a);
   sl_planner_destroy(p);
+  sl_config_destroy(cfg);
+}
+
+/* After a restart a live worker still runs a sample of the previous explorer: its progress
+ * adopts it (in flight, against the budget), so one place fewer is issued; at max_sims the
+ * campaign ends at once, even with samples still in flight (they are over the budget). */
+static void test_planner_resume_adopts(void)
+{
+  sl_config_t *cfg = config("policy: {initial: sobol, initial_n: 4, acquisition: none, oversubscribe: 2, seed: 7}\n"
+                            "budget: {max_sims: 6}\n");
+  sl_planner_t *p;
+  sl_planner_actions_t a, b;
+  sl_ledger_stored_t stored[4];
+  char ids[4][SL_SAMPLE_ID_MAX];
+  sl_sim_progress_t m;
+  sl_ledger_stats_t st;
+  size_t i, n = 0;
+
+  SL_REQUIRE(cfg);
+  first_ids(cfg, 4, ids);
+  memset(stored, 0, sizeof stored);
+  for (i = 0; i < 4; i++) {
+    stored[i].sample_id = ids[i];
+    stored[i].status = SL_POINT_COMPLETE;
+    stored[i].steps = 40;
+  }
+  p = planner(cfg);
+  SL_REQUIRE(p);
+  sl_planner_rebuild(p, stored, 4, 0, T0);
+  memset(&m, 0, sizeof m);
+  m.campaign = "tp";
+  m.worker = "w1";
+  m.control = "ctl.w1";
+  m.sample_id = "s00000000000beef1";
+  m.step = 5;
+  sl_values_init(&m.values);
+  sl_planner_actions_init(&a);
+  sl_planner_actions_init(&b);
+  sl_planner_on_progress(p, &m, T0 + 1, &a);
+  sl_planner_tick(p, T0 + 2, &a);
+  SL_CHECK_INT(count(&a, SL_PLANNER_PUBLISH_TASK), 1); /* room 6 - 4 stored - 1 adopted */
+  confirm_all(p, &a);
+  for (i = 0; i < a.n; i++)
+    if (a.v[i].kind == SL_PLANNER_PUBLISH_TASK) {
+      SL_CHECK_STR(a.v[i].origin, "explore");
+      sl_planner_on_stored(p, a.v[i].sample_id, SL_POINT_COMPLETE, 40, true, T0 + 3, &b);
+    }
+  sl_planner_actions_clear(&a);
+  /* one more point of a lost copy lands (an old task that was not seen): max_sims reached
+   * while the adopted one still runs */
+  sl_planner_on_stored(p, "s00000000000beef2", SL_POINT_COMPLETE, 40, true, T0 + 4, &b);
+  SL_CHECK_INT(b.n, 0); /* no room: nothing replaces them */
+  sl_planner_actions_release(&b);
+  sl_planner_tick(p, T0 + 5, &a);
+  for (i = 0; i < a.n; i++)
+    n += a.v[i].kind == SL_PLANNER_FINISH && a.v[i].code == 0 && !strcmp(a.v[i].route, "tp.sim");
+  SL_CHECK_INT(n, 1);
+  sl_ledger_stats(sl_planner_ledger(p), &st);
+  SL_CHECK_INT(st.stored, 6);
+  SL_CHECK_INT(st.in_flight, 1);
+  sl_values_release(&m.values);
+  sl_planner_actions_release(&a);
+  sl_planner_destroy(p);
+  sl_config_destroy(cfg);
+}
+
+/* Stored points keep their origin and inputs across a restart; with acquisition max_std
+ * the planner acquires again once it has a model (not the Sobol plan); the wall budget's
+ * clock counts the running time before (gaps up to 2 leases) and not the downtime. */
+static void test_planner_resume_acquires(void)
+{
+  sl_config_t *cfg = config("policy: {initial: sobol, initial_n: 4, acquisition: max_std, oversubscribe: 2, seed: 7}\n"
+                            "budget: {max_sims: 12, wall_s: 3600}\n");
+  sl_planner_t *p;
+  sl_planner_actions_t a;
+  sl_ledger_stored_t stored[5];
+  char ids[4][SL_SAMPLE_ID_MAX];
+  double x5[2] = {0.25, 0.75};
+  sl_planner_stats_t ps;
+  sl_ledger_stats_t st;
+  sl_sample_t *s;
+  size_t i;
+
+  SL_REQUIRE(cfg);
+  first_ids(cfg, 4, ids);
+  memset(stored, 0, sizeof stored);
+  for (i = 0; i < 5; i++) {
+    stored[i].sample_id = i < 4 ? ids[i] : "s0000000000acq001";
+    stored[i].status = SL_POINT_COMPLETE;
+    stored[i].steps = 40;
+    stored[i].origin = i < 4 ? "initial" : "explore";
+    stored[i].inputs = i < 4 ? NULL : x5;
+    stored[i].wall_s = 5;
+    /* produced 10 s apart from T0 + 3000, then 1960 s down before this start */
+    stored[i].produced_at = T0 + 3000 + 10.0 * (double)i;
+  }
+  p = planner(cfg);
+  SL_REQUIRE(p);
+  sl_planner_rebuild(p, stored, 5, T0 + 3000, T0 + 5000);
+  sl_ledger_stats(sl_planner_ledger(p), &st);
+  SL_CHECK(fabs(st.started_at - (T0 + 5000 - 45)) < 1e-9); /* 5 s of the first run + 4 gaps of 10 s */
+  s = sl_ledger_find(sl_planner_ledger(p), "s0000000000acq001");
+  SL_REQUIRE(s);
+  SL_CHECK_INT(s->origin, SL_ORIGIN_EXPLORE);
+  SL_CHECK(sl_ledger_inputs(sl_planner_ledger(p), s)[1] == 0.75);
+  sl_planner_on_model(p, flat_model(0.5), "m1", "{\"nrmse\":0.5,\"n_val\":2}");
+  sl_planner_actions_init(&a);
+  sl_planner_tick(p, T0 + 5001, &a);
+  SL_CHECK_INT(count(&a, SL_PLANNER_PUBLISH_TASK), 4);
+  for (i = 0; i < a.n; i++)
+    if (a.v[i].kind == SL_PLANNER_PUBLISH_TASK)
+      SL_CHECK_STR(a.v[i].origin, "explore");
+  sl_planner_stats(p, &ps);
+  SL_CHECK_INT(ps.acquired, 4); /* chosen by max_std, not the Sobol plan */
+  sl_planner_actions_release(&a);
+  sl_planner_destroy(p);
+  sl_config_destroy(cfg);
+}
+
+/* budget.max_failed: the default (0.5 of the stored runs, after 5 failures) ends a
+ * campaign whose every run fails, with SL_PLANNER_FAILING and the first failure named;
+ * a count ends it at that many. */
+static void test_planner_failing(void)
+{
+  sl_config_t *cfg = config(POLICY), *cfg2;
+  sl_planner_t *p;
+  size_t issued = 0, reissued = 0, purges = 0;
+  sl_ledger_stats_t st;
+
+  SL_REQUIRE(cfg);
+  SL_CHECK(cfg->budget.max_failed == 0.5);
+  p = planner(cfg);
+  SL_REQUIRE(p);
+  SL_CHECK_INT(drive(p, T0, &issued, &reissued, &purges, SL_POINT_FAILED), SL_PLANNER_FAILING);
+  sl_ledger_stats(sl_planner_ledger(p), &st);
+  SL_CHECK(st.failed >= SL_PLANNER_MIN_FAILED && st.failed < 10);
+  sl_planner_destroy(p);
+  cfg2 = config("policy: {initial: sobol, initial_n: 4, acquisition: none, oversubscribe: 2, seed: 7}\n"
+                "budget: {max_sims: 10, max_failed: 2}\n");
+  SL_REQUIRE(cfg2);
+  p = planner(cfg2);
+  SL_REQUIRE(p);
+  {
+    sl_planner_actions_t a;
+    sl_planner_actions_init(&a);
+    sl_planner_tick(p, T0, &a);
+    confirm_all(p, &a);
+    sl_planner_on_stored(p, a.v[0].sample_id, SL_POINT_FAILED, 0, true, T0 + 1, &a);
+    sl_planner_on_stored(p, a.v[1].sample_id, SL_POINT_FAILED, 0, true, T0 + 1, &a);
+    sl_planner_actions_clear(&a);
+    sl_planner_tick(p, T0 + 2, &a);
+    SL_REQUIRE(a.n == 1 && a.v[0].kind == SL_PLANNER_FINISH);
+    SL_CHECK_INT(a.v[0].code, SL_PLANNER_FAILING);
+    SL_CHECK(strstr(a.v[0].reason, "2 of 2 stored failed") != NULL);
+    sl_planner_actions_release(&a);
+  }
+  sl_planner_destroy(p);
+  sl_config_destroy(cfg2);
   sl_config_destroy(cfg);
 }
 
@@ -451,7 +681,9 @@ int main(int argc, char **argv)
 {
   static const sl_test_case_t tests[] = {SL_T(test_planner_initial_issue), SL_T(test_planner_lease),
                                          SL_T(test_planner_budget), SL_T(test_planner_speculative),
-                                         SL_T(test_planner_resume), {NULL, NULL}};
+                                         SL_T(test_planner_resume), SL_T(test_planner_resume_adopts),
+                                         SL_T(test_planner_resume_acquires), SL_T(test_planner_failing),
+                                         {NULL, NULL}};
 
   sl_log_set_level(SL_LOG_ERROR);
   return sl_test_run(tests, argc, argv);

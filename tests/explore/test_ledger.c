@@ -209,9 +209,9 @@ static void test_ledger_rebuild(void)
     x = (double)i / 6;
     SL_REQUIRE(sl_ledger_plan(l, ids[i], &x, SL_ORIGIN_INITIAL, 0, NULL, NULL));
   }
-  stored[0] = (sl_ledger_stored_t){ids[0], SL_POINT_COMPLETE, 100};
-  stored[1] = (sl_ledger_stored_t){ids[2], SL_POINT_TERMINATED, 30};
-  stored[2] = (sl_ledger_stored_t){"s00000000deadbeef", SL_POINT_COMPLETE, 100}; /* explore point */
+  stored[0] = (sl_ledger_stored_t){.sample_id = ids[0], .status = SL_POINT_COMPLETE, .steps = 100};
+  stored[1] = (sl_ledger_stored_t){.sample_id = ids[2], .status = SL_POINT_TERMINATED, .steps = 30};
+  stored[2] = (sl_ledger_stored_t){.sample_id = "s00000000deadbeef", .status = SL_POINT_COMPLETE, .steps = 100}; /* explore point */
   sl_ledger_rebuild(l, stored, 3, 4, 500.0); /* the previous run had issued plan[0..3] */
 
   SL_CHECK_INT(sl_ledger_find(l, ids[0])->state, SL_SAMPLE_DONE);

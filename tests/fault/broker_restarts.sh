@@ -71,6 +71,6 @@ check "the same worker processes throughout (started $PIDS0; none restarted)" eq
 for w in store sim1 sim2 explore; do
   check "$w reconnected after every broker restart" test "$(logs $w | grep -c 'reconnected to')" -ge $((N_KILLS + 1))
 done
-check "the budget stored ($STORED >= 80)" test "$STORED" -ge 80
+check "exactly the budget stored ($STORED == 80)" eq "$STORED" 80
 ledger_checks
 finish

@@ -74,6 +74,6 @@ wait "${WPID[sim1]}" "${WPID[sim2]}" "${WPID[store]}" 2>/dev/null
 ledger_report "$C"
 check "the campaign completed, nothing hung (explore exit 0)" eq "$explore_done" 0
 check "the same worker processes throughout" eq "$survivors" 3
-check "the budget stored ($STORED >= 80)" test "$STORED" -ge 80
+check "exactly the budget stored ($STORED == 80)" eq "$STORED" 80
 ledger_checks
 finish

@@ -49,7 +49,7 @@ kill "${WPID[sim]}" "${WPID[store]}" 2>/dev/null
 wait "${WPID[sim]}" "${WPID[store]}" 2>/dev/null
 ledger_report "$C"
 check "the campaign completed (explore exit 0)" eq "$explore_done" 0
-check "the budget stored ($STORED >= 40)" test "$STORED" -ge 40
+check "exactly the budget stored ($STORED == 40)" eq "$STORED" 40
 ledger_checks
 
 # dead letters per source queue (x-death queue; the control queues are <c>.control.<worker>)

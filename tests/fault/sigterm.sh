@@ -97,6 +97,6 @@ echo "simulator starts: $(starts); points: $(sql "select status || ':' || count(
 check "the campaign completed (explore exit 0)" eq "$RC" 0
 check "every stored point is complete (none failed by the shutdowns)" \
   eq "$(sql "select count(*) from \"$C\" where status != 'complete'")" 0
-check "the budget stored ($STORED >= 8)" test "$STORED" -ge 8
+check "exactly the budget stored ($STORED == 8)" eq "$STORED" 8
 ledger_checks
 finish

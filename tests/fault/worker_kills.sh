@@ -75,6 +75,6 @@ check "the campaign completed (explore exit 0)" eq "$explore_done" 0
 check "simulate killed >= $PER_ROLE times (${KILLS[sim]})" test "${KILLS[sim]}" -ge "$PER_ROLE"
 check "store killed >= $PER_ROLE times (${KILLS[store]})" test "${KILLS[store]}" -ge "$PER_ROLE"
 check "explore killed >= $PER_ROLE times (${KILLS[explore]})" test "${KILLS[explore]}" -ge "$PER_ROLE"
-check "at least the budget stored ($STORED >= $MAX_SIMS)" test "$STORED" -ge $MAX_SIMS
+check "exactly the budget stored ($STORED == $MAX_SIMS)" eq "$STORED" $MAX_SIMS
 ledger_checks
 finish

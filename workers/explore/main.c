@@ -2,7 +2,7 @@
  * planner's (lib/engine/planner.c); this file turns deliveries (sim.progress, event.stored,
  * worker.status, event.model) and the tick into planner events, and the planner's actions
  * into publishes, store reads on the thread pool (reader.c) and the exit: 0 once the
- * budget is reached and nothing is in flight, 3 when stopped before. */
+ * budget is reached, 3 when stopped before, 4 when runs kept failing (budget.max_failed). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,8 +34,41 @@ static void on_task_confirmed(sl_amqp_t *s, uint64_t token, bool acked, void *ud
   sl_planner_on_task_confirmed(((explorer_t *)ud)->planner, acked);
 }
 
-static void finish(explorer_t *ex, int code)
+/* Drops the tasks still queued in <c>.sim (a resume re-plans them; after the end nothing
+ * more runs). */
+static void purge_sim(explorer_t *ex)
 {
+  sl_error_t err;
+
+  if (!sl_amqp_purge_queue(ex->w.amqp, ex->sim_queue, &err))
+    SL_WARN("cannot purge %s: %s", ex->sim_queue, err.message);
+}
+
+/* The first failed point's reason, read from the store (at the end only: blocking). */
+static bool first_failure(const sl_store_point_t *p, void *ud)
+{
+  if (p->status != SL_POINT_FAILED || p->experimental_flag)
+    return true;
+  if (p->error)
+    sl_strlcpy(ud, p->error, 512);
+  return !p->error;
+}
+
+static void finish(explorer_t *ex, const sl_planner_action_t *a)
+{
+  int code = a->code;
+
+  purge_sim(ex);
+  if (code == SL_PLANNER_FAILING) {
+    char why[512] = "";
+    sl_store_query_t q = {.experimental = 0, .status_mask = 0, .with_history = false};
+    explore_reader_cancel(&ex->reader);
+    if (!ex->reader.busy) /* the store handle is the loop's only when no read is in flight */
+      sl_store_scan(ex->store, &q, first_failure, why, NULL);
+    fprintf(stderr, "specline-explore: campaign '%s' failed: %s\n", ex->w.cfg->experiment, a->reason);
+    if (why[0])
+      fprintf(stderr, "specline-explore: first failure: %s\n", why);
+  }
   ex->finishing = true;
   explore_reader_cancel(&ex->reader);
   sl_worker_publish_status(&ex->w);
@@ -71,9 +104,10 @@ static void run_actions(explorer_t *ex)
     case SL_PLANNER_READ_AUDIT:
     case SL_PLANNER_LOAD_MODEL: explore_reader_ask(&ex->reader, a); break;
     case SL_PLANNER_DECIDED: break;
+    case SL_PLANNER_PURGE_SIM: purge_sim(ex); break;
     case SL_PLANNER_FINISH:
       if (!ex->finishing)
-        finish(ex, a->code);
+        finish(ex, a);
       break;
     }
   }
@@ -250,7 +284,8 @@ static void usage(FILE *f)
              "  --id ID             worker id (default explore)\n"
              "  --broker-dir DIR    use the local broker described by DIR/broker.env\n"
              "  --status-s S        status message period (default 1)\n"
-             "Exits 0 when the campaign is complete, 3 when stopped before.\n");
+             "Exits 0 when the campaign is complete, 3 when stopped before, 4 when its runs\n"
+             "kept failing (budget.max_failed; the first failure is printed).\n");
 }
 
 /* The planner, the store, and the resume: the stored points and the newest model are read
@@ -266,7 +301,7 @@ static bool start(explorer_t *ex, double lease_s, long slots, const char *store_
     return false;
   if (!(ex->store = sl_store_open(store_uri ? store_uri : cfg->store, cfg, err)))
     return false;
-  explore_reader_init(&ex->reader, ex->w.loop, ex->store, on_read, ex);
+  explore_reader_init(&ex->reader, ex->w.loop, ex->store, cfg, on_read, ex);
   explore_reader_ask(&ex->reader, NULL); /* the resume */
   while (!ex->started && !ex->start_failed && !ex->finishing)
     uv_run(ex->w.loop, UV_RUN_ONCE);

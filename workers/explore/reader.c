@@ -7,29 +7,62 @@
 #include "specline/log.h"
 #include "specline/util.h"
 
-void explore_reader_init(explore_reader_t *rd, uv_loop_t *loop, sl_store_t *store, explore_read_done_fn done,
+void explore_reader_init(explore_reader_t *rd, uv_loop_t *loop, sl_store_t *store, const sl_config_t *cfg,
+                         explore_read_done_fn done,
                          void *ud)
 {
   memset(rd, 0, sizeof *rd);
   rd->loop = loop;
   rd->store = store;
+  rd->cfg = cfg;
   rd->done = done;
   rd->ud = ud;
+}
+
+/* The point's inputs in the config's order into x; false when one is missing. */
+static bool point_inputs(const sl_config_t *cfg, const sl_store_point_t *p, double *x)
+{
+  size_t j;
+
+  for (j = 0; j < cfg->n_inputs; j++) {
+    const double *v = sl_values_get(&p->inputs, cfg->inputs[j].name);
+    if (!v)
+      return false;
+    x[j] = *v;
+  }
+  return true;
 }
 
 static bool collect_stored(const sl_store_point_t *p, void *ud)
 {
   explore_read_t *r = ud;
+  sl_ledger_stored_t *s;
+  size_t d = r->rd->cfg->n_inputs;
 
+  if (p->experimental_flag)
+    return true; /* shots are no simulations */
   if (r->n == r->cap) {
     r->cap = r->cap ? 2 * r->cap : 256;
     r->stored = sl_realloc(r->stored, r->cap * sizeof *r->stored);
     r->ids = sl_realloc(r->ids, r->cap * sizeof *r->ids);
+    r->origins = sl_realloc(r->origins, r->cap * sizeof *r->origins);
+    r->errors = sl_realloc(r->errors, r->cap * sizeof *r->errors);
+    r->inputs = sl_realloc(r->inputs, r->cap * (d ? d : 1) * sizeof *r->inputs);
   }
+  r->d = d;
   r->ids[r->n] = sl_strdup(p->sample_id);
-  r->stored[r->n].sample_id = r->ids[r->n];
-  r->stored[r->n].status = p->status;
-  r->stored[r->n].steps = p->steps;
+  r->origins[r->n] = p->origin ? sl_strdup(p->origin) : NULL;
+  r->errors[r->n] = p->error ? sl_strdup(p->error) : NULL;
+  s = &r->stored[r->n];
+  memset(s, 0, sizeof *s);
+  s->sample_id = r->ids[r->n];
+  s->status = p->status;
+  s->steps = p->steps;
+  s->origin = r->origins[r->n];
+  s->error = r->errors[r->n];
+  s->produced_at = p->produced_at;
+  s->wall_s = p->wall_s;
+  s->inputs = point_inputs(r->rd->cfg, p, r->inputs + r->n * d) ? r->inputs + r->n * d : NULL;
   if (p->produced_at > 0 && (r->first_at == 0 || p->produced_at < r->first_at))
     r->first_at = p->produced_at;
   r->n++;
@@ -141,9 +174,15 @@ void explore_read_free(explore_read_t *r)
   sl_model_destroy(r->model);
   free(r->mid);
   free(r->metrics);
-  for (i = 0; i < r->n; i++)
+  for (i = 0; i < r->n; i++) {
     free(r->ids[i]);
+    free(r->origins[i]);
+    free(r->errors[i]);
+  }
   free(r->ids);
+  free(r->origins);
+  free(r->errors);
+  free(r->inputs);
   free(r->stored);
   free(r);
 }

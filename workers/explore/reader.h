@@ -38,21 +38,25 @@ struct explore_read {
   sl_model_t *model;            /* MODEL, ALL: a new model (owned until taken), or NULL */
   char *mid, *metrics;          /* its id and metrics JSON */
   sl_ledger_stored_t *stored;   /* ALL: the stored points */
-  char **ids;
-  size_t n, cap;
+  char **ids;                   /* ALL: the points' ids, origins and errors (owned) */
+  char **origins, **errors;
+  double *inputs;               /* ALL: n × d inputs in the config's order */
+  size_t n, cap, d;
   double first_at;
 };
 
 struct explore_reader {
   uv_loop_t *loop;
   sl_store_t *store;            /* borrowed; used by the pool thread of the read in flight */
+  const sl_config_t *cfg;       /* borrowed: the campaign (input names of the resume) */
   explore_read_t *head, *tail;  /* queued, head in flight when busy */
   bool busy;
   explore_read_done_fn done;
   void *ud;
 };
 
-void explore_reader_init(explore_reader_t *rd, uv_loop_t *loop, sl_store_t *store, explore_read_done_fn done,
+void explore_reader_init(explore_reader_t *rd, uv_loop_t *loop, sl_store_t *store, const sl_config_t *cfg,
+                         explore_read_done_fn done,
                          void *ud);
 /* Queues the read the planner's action a asks for (READ_POINT, READ_AUDIT, LOAD_MODEL);
  * a NULL: EXPLORE_READ_ALL, the startup read. */

@@ -91,7 +91,9 @@ typedef struct sl_config {
     int64_t max_sims;     /* 0 = unlimited (but some budget must be set) */
     int64_t max_steps;
     double target_nrmse;  /* 0 = none */
-    double wall_s;
+    double wall_s;        /* campaign running time (downtime not counted) */
+    double max_failed;    /* failed runs that end the campaign: >= 1 a count, < 1 a fraction
+                             of stored runs (after 5 failures); 0 never; default 0.5 */
   } budget;
 
   struct {

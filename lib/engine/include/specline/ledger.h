@@ -72,11 +72,17 @@ typedef struct sl_sample {
 
 typedef struct sl_ledger sl_ledger_t;
 
-/* A stored point as the rebuild needs it (from sl_store_scan). */
+/* A stored point as the rebuild needs it (from sl_store_scan). The fields after steps are
+ * optional (zero: unknown); sl_planner_rebuild uses them, sl_ledger_rebuild does not. */
 typedef struct sl_ledger_stored {
   const char *sample_id;
   sl_point_status_t status;
   int64_t steps;
+  const double *inputs; /* n_inputs values in the config's order, or NULL */
+  const char *origin;   /* the stored point's origin ("initial", "explore", "audit", ...), or NULL */
+  double produced_at;   /* epoch seconds the point was produced, 0 unknown */
+  double wall_s;        /* the run's own wall time, 0 unknown */
+  const char *error;    /* a failed point's reason, or NULL */
 } sl_ledger_stored_t;
 
 /* Counters; all cumulative except in_flight, running and steps_in_flight. */
@@ -201,6 +207,11 @@ void sl_ledger_expire(sl_ledger_t *l, double now, double lease_s, int64_t sim_qu
  * issued_at = now and attempts = 1, so the lease rule re-issues it if no worker has it. */
 void sl_ledger_rebuild(sl_ledger_t *l, const sl_ledger_stored_t *stored, size_t n_stored,
                        size_t n_issued_plan, double now);
+
+/* Gives a sample adopted with unknown inputs (SL_SAMPLE_F_NO_INPUTS) its inputs and
+ * origin, once the plan names it: a lapsed lease can then re-issue it. False (nothing
+ * changes) when its inputs were known already. */
+bool sl_ledger_set_inputs(sl_ledger_t *l, sl_sample_t *s, const double *inputs, sl_sample_origin_t origin);
 
 /* Links an audit re-run to the stopped sample it repeats: audit->parent = stopped->index + 1
  * and the stopped sample gets SL_SAMPLE_F_AUDITED. */

@@ -32,6 +32,7 @@
 #define SL_PLANNER_TARGET_MIN_VAL 5 /* held-out runs a model's NRMSE needs before it can end the campaign */
 #define SL_PLANNER_MAX_ATTEMPTS 5   /* lapsed leases before a sample is given up */
 #define SL_PLANNER_MODEL_ID_MAX 128
+#define SL_PLANNER_MIN_FAILED 5     /* failures a fractional max_failed needs before it ends a campaign */
 
 typedef struct sl_planner sl_planner_t;
 
@@ -47,6 +48,9 @@ typedef struct sl_planner_params {
   double oversubscribe;       /* samples in flight per slot */
   double lease_s;             /* a sample not heard of for this long is re-issued */
   sl_ledger_budget_t budget;  /* max_sims, max_steps, wall_s (0: no limit) */
+  double max_failed;          /* failed runs that end the campaign: >= 1 a count, in (0, 1) a
+                                 fraction of the stored runs (once SL_PLANNER_MIN_FAILED
+                                 failed), 0 no limit */
   double target_nrmse;        /* > 0: the campaign ends once the model in use reaches it */
   bool acquire;               /* batches by acquisition once the initial design is issued */
   sl_acq_params_t acq;
@@ -73,8 +77,15 @@ typedef enum sl_planner_action_kind {
   SL_PLANNER_LOAD_MODEL,       /* read the newest "surrogate" model, unless it is model_id
                                   (the one in use, "" none); answer sl_planner_on_model */
   SL_PLANNER_DECIDED,          /* (report_decisions) a speculative decision: dec, sample */
-  SL_PLANNER_FINISH,           /* the campaign is over: exit with code; reason says why */
+  SL_PLANNER_FINISH,           /* the campaign is over: purge the sim queue (route: nothing
+                                  more runs after the end) and exit with code; reason says why */
+  SL_PLANNER_PURGE_SIM,        /* purge the sim queue (route): before the first issue after a
+                                  resume (the previous explorer's tasks are re-planned) */
 } sl_planner_action_kind_t;
+
+/* FINISH codes. */
+#define SL_PLANNER_DONE 0   /* a budget or the target was reached */
+#define SL_PLANNER_FAILING 4 /* runs kept failing (budget.max_failed) */
 
 /* One action. Pointers are borrowed from the planner or owned by the action list. */
 typedef struct sl_planner_action {
@@ -116,16 +127,23 @@ void sl_planner_destroy(sl_planner_t *p);
 /* The ledger (borrowed; read it, change it only through the planner). */
 sl_ledger_t *sl_planner_ledger(sl_planner_t *p);
 
-/* Resume: rebuilds the ledger from the n points already stored (first_at: the earliest
- * produced_at among them, 0 unknown) before any other event. It re-plans the plan's first
- * n + ceil(slots × oversubscribe) + 64 positions, marks the stored ones finished and the
- * rest of that prefix ISSUED (attempt 1, issued now), so their leases re-issue them if no
- * worker has them; planning continues after the prefix. Nothing when n is 0. */
+/* Resume: rebuilds the ledger from the n points already stored before any other event.
+ * Stored points count against the budget; nothing is assumed in flight: the initial
+ * design's unstored positions are planned again (issued first, origin "initial"), the
+ * plan and acquisition continue after them, a drawn audit of a stored stop that was not
+ * stored is planned again, and the first issue is preceded by SL_PLANNER_PURGE_SIM (tasks
+ * of the previous explorer still queued are dropped; what a live worker still runs is
+ * adopted from its progress and status and counts as in flight). The wall budget's clock
+ * starts at now minus the running time before (the stored points' produced_at, with gaps
+ * longer than max(2 leases, 2 × the longest run) counted as downtime; first_at, the
+ * earliest produced_at, only when no point has one). Nothing when n is 0. */
 void sl_planner_rebuild(sl_planner_t *p, const sl_ledger_stored_t *stored, size_t n, double first_at,
                         double now);
 
-/* The periodic tick: ends the campaign (FINISH) once it is over and nothing is in flight
- * (or the wall budget is over by 2 leases), asks for the newest model after an
+/* The periodic tick: ends the campaign (FINISH) once max_sims points are
+ * stored (what still runs is over the budget), once another budget or the target is
+ * reached and nothing is in flight (or the wall budget is over by 2 leases), or with
+ * SL_PLANNER_FAILING once failures pass max_failed; asks for the newest model after an
  * event.model, and tops the sim queue up. */
 void sl_planner_tick(sl_planner_t *p, double now, sl_planner_actions_t *out);
 

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# `specline run` interrupted and resumed (issue 13): a campaign of max_sims 16 is
+# interrupted three times (SIGINT; kill -9 of the run command, every worker and the
+# broker; kill -9 of the broker alone) and run again each time; it ends with exactly
+# max_sims distinct points, none failed, every point stored before an interruption still
+# there. Then: a simulator that does not exist fails `run` in < 30 s with a non-zero exit,
+# and a campaign whose every run fails exits 4 with the reason. Label system.
+set -u
+BIN=${SPECLINE_BIN_DIR:?}
+export PATH="$BIN:$PATH"
+T=$(mktemp -d)
+chmod 755 "$T" # the broker runs as user rabbitmq
+FAILS=0
+trap 'for p in $(pgrep -f "$T/" 2>/dev/null); do kill -9 $p 2>/dev/null; done; rm -rf "$T"' EXIT
+check() { if eval "$2"; then echo "ok   $1"; else echo "FAIL $1"; FAILS=$((FAILS + 1)); fi; }
+count() { local n; n=$(sqlite3 -cmd ".timeout 5000" "$T/run/rr.db" "select count(distinct sample_id) from rr ${1:-}" 2>/dev/null); echo "${n:-0}"; }
+cat >"$T/config.yaml" <<YAML
+experiment: rr
+inputs:
+  - {name: zeta,   type: float, value_range: [0.05, 0.5]}
+  - {name: omega0, type: float, value_range: [0.5, 2.0]}
+  - {name: F,      type: float, value_range: [0.1, 1.0]}
+  - {name: omega,  type: float, value_range: [0.5, 2.0]}
+  - {name: x0,     type: float, value_range: [-1.0, 1.0]}
+outputs:
+  - {name: amplitude, type: float}
+history: {name: x, checkpoints: 8}
+simulator: {command: ["specline-sim-oscillator"], max_steps: 200, step_delay: 0.006}
+policy: {initial: sobol, initial_n: 8, acquisition: none, oversubscribe: 2, seed: 3}
+budget: {max_sims: 16, wall_s: 600}
+workers: {simulate_workers: 1, slots: 2}
+store: sqlite:run/rr.db
+YAML
+broker_pid() { sed -n 's/^SPECLINE_BROKER_PID=//p' "$T/run/broker/broker.env" 2>/dev/null; }
+start_run() { specline run "$T/config.yaml" --no-model --no-progress >>"$T/run.log" 2>&1 & RUN=$!; }
+wait_stored() { # wait_stored N: until N points are stored (at most 60 s)
+  local end=$((SECONDS + 60))
+  while [ "$(count)" -lt "$1" ] && [ $SECONDS -lt $end ]; do sleep 0.3; done
+}
+# 1. SIGINT
+start_run
+wait_stored 3
+kill -INT $RUN
+wait $RUN
+rc1=$?
+n1=$(count)
+check "SIGINT: run exits 130 ($rc1) with points stored ($n1)" '[ $rc1 = 130 ] && [ $n1 -ge 3 ]'
+check "SIGINT: every point simulate produced is stored" \
+  '[ "$(grep -o "drained: [0-9]* done" "$T/run.log" | tail -1 | grep -o "[0-9]*")" -le "$n1" ]'
+# 2. kill -9 of every process: the run command, its workers, the broker
+start_run
+wait_stored $((n1 + 3))
+bp=$(broker_pid)
+kids=$(pgrep -P $RUN)
+kill -9 $RUN $kids 2>/dev/null
+[ -n "$bp" ] && kill -9 -- -"$bp" 2>/dev/null
+wait $RUN 2>/dev/null
+sleep 1
+n2=$(count)
+check "kill -9 of everything: nothing stored is lost ($n2 >= $n1)" '[ $n2 -ge $n1 ]'
+# 3. kill -9 of the broker alone
+start_run
+wait_stored $((n2 + 2))
+bp=$(broker_pid)
+kill -9 -- -"$bp" 2>/dev/null
+wait $RUN
+rc3=$?
+n3=$(count)
+check "broker killed: run exits non-zero ($rc3)" '[ $rc3 != 0 ]'
+check "broker killed: nothing stored is lost ($n3 >= $n2)" '[ $n3 -ge $n2 ]'
+# resumed to the end
+start_run
+wait $RUN
+rc4=$?
+check "resumed: run exits 0 ($rc4)" '[ $rc4 = 0 ]'
+check "exactly max_sims distinct points ($(count))" '[ "$(count)" = 16 ]'
+check "no row duplicated" '[ "$(sqlite3 "$T/run/rr.db" "select count(*) from rr")" = 16 ]'
+check "none failed ($(count "where status = 'failed'"))" '[ "$(count "where status = '"'"'failed'"'"'")" = 0 ]'
+check "origins stay true (no 'reissue')" '[ "$(count "where origin not in ('"'"'initial'"'"','"'"'explore'"'"')")" = 0 ]'
+# a simulator that does not exist
+sed -e 's/"specline-sim-oscillator"/"no-such-simulator"/' -e 's/experiment: rr/experiment: rr-missing/' \
+  "$T/config.yaml" >"$T/missing.yaml"
+t0=$SECONDS
+timeout 60 specline run "$T/missing.yaml" --no-model --no-progress >"$T/missing.log" 2>&1
+rc=$?
+check "a missing simulator fails run in < 30 s (rc $rc, $((SECONDS - t0)) s)" \
+  '[ $rc != 0 ] && [ $rc != 124 ] && [ $((SECONDS - t0)) -lt 30 ]'
+check "... naming the simulator" 'grep -q "no-such-simulator" "$T/missing.log"'
+# every run fails
+sed -e 's/command: \["specline-sim-oscillator"\]/command: ["sh", "-c", "echo Starting up; exit 3"]/' \
+  -e 's/experiment: rr/experiment: rr-fail/' "$T/config.yaml" >"$T/fail.yaml"
+timeout 90 specline run "$T/fail.yaml" --no-model --no-progress >"$T/fail.log" 2>&1
+rc=$?
+check "every run failing: run exits 4 ($rc)" '[ $rc = 4 ]'
+check "... with the first failure's reason" 'grep -q "first failure" "$T/fail.log"'
+if [ $FAILS -gt 0 ]; then tail -40 "$T/run.log"; tail -15 "$T/fail.log"; fi
+[ $FAILS = 0 ]

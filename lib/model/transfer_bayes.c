@@ -8,6 +8,7 @@
  * symmetric eigendecomposition (cyclic Jacobi) per member and output, after which the
  * evidence and the posterior for any (alpha, beta) cost O(H). */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,8 +17,8 @@
 #include "specline/transfer.h"
 #include "specline/util.h"
 
-#define LN_ALPHA_LO (-8.0)
-#define LN_ALPHA_HI 10.0
+#define LN_RATIO_LO (-12.0)
+#define LN_RATIO_HI 8.0
 #define LN_BETA_LO (-4.0)
 #define LN_BETA_HI 14.0
 #define LN_STEP 0.25
@@ -211,30 +212,77 @@ static double *features(const sl_model_t *m, int e, size_t n, const float *xn)
 }
 
 /* The posterior of one mean row: prior mean w0 (M), features of the k observed rows, their
- * targets. On return: mean (M), the sampling factors U diag(1/sqrt(alpha + beta lambda))
- * in `fac` (M x M, row-major, columns the directions), alpha, beta, log evidence. */
+ * targets. The ratio alpha / beta (the ridge of the posterior mean) is chosen by the
+ * leave-one-out error (closed form: e_i / (1 - h_ii)), then beta (alpha = ratio beta) by
+ * the evidence: with fewer shots than features the evidence alone picks near-interpolating
+ * fits (measured on the synthetic test: held-out NRMSE 0.72 -> 1.75; see docs/transfer.md).
+ * On return: mean (M), the sampling factors U diag(1/sqrt(alpha + beta lambda)) in `fac`
+ * (M x M, row-major, columns the directions), alpha, beta, log evidence. */
 typedef struct bl_post {
   int M;
   double alpha, beta, logev;
   double *mean, *fac;
 } bl_post_t;
 
+/* The ridge ratio with the least leave-one-out error; B = phi U (k x M), r0 the prior
+ * residuals, g = U^T phi^T r0, lam the eigenvalues. */
+static double loo_ratio(int M, size_t k, const double *B, const double *r0, const double *g, const double *lam)
+{
+  double lr, best = INFINITY, ratio = 1;
+  size_t r;
+  int i;
+
+  for (lr = LN_RATIO_LO; lr <= LN_RATIO_HI + 1e-9; lr += LN_STEP) {
+    double rho = exp(lr), loo = 0;
+    for (r = 0; r < k && loo < best; r++) {
+      double e = r0[r], h = 0;
+      for (i = 0; i < M; i++) {
+        double bi = B[r * (size_t)M + (size_t)i];
+        e -= bi * g[i] / (lam[i] + rho);
+        h += bi * bi / (lam[i] + rho);
+      }
+      loo += h < 1 - 1e-9 ? (e / (1 - h)) * (e / (1 - h)) : INFINITY;
+    }
+    if (loo < best) {
+      best = loo;
+      ratio = rho;
+    }
+  }
+  return ratio;
+}
+
+/* Log evidence of (alpha, beta) in the eigenbasis (rr = |r0|^2). */
+static double evidence(int M, size_t k, double a, double b, double rr, const double *g, const double *lam)
+{
+  double fit = rr, reg = 0, logdet = 0;
+  int i;
+  for (i = 0; i < M; i++) {
+    double den = a + b * lam[i], dt = b * g[i] / den;
+    fit += -2 * dt * g[i] + lam[i] * dt * dt;
+    reg += dt * dt;
+    logdet += log(den);
+  }
+  return 0.5 * M * log(a) + 0.5 * (double)k * log(b) - 0.5 * b * fit - 0.5 * a * reg - 0.5 * logdet -
+         0.5 * (double)k * log(2 * M_PI);
+}
+
 static void bl_posterior(bl_post_t *po, size_t k, const double *phi_rows, const double *t, const double *w0)
 {
   int M = po->M, i, j;
   double *S = sl_calloc((size_t)M * (size_t)M, sizeof *S), *U = sl_malloc((size_t)M * (size_t)M * sizeof *U);
   double *lam = sl_malloc((size_t)M * sizeof *lam), *c = sl_calloc((size_t)M, sizeof *c);
-  double *g = sl_calloc((size_t)M, sizeof *g), rr = 0, la, lb, best = -INFINITY;
+  double *g = sl_calloc((size_t)M, sizeof *g), *r0 = sl_malloc(k * sizeof *r0);
+  double *B = sl_malloc(k * (size_t)M * sizeof *B), rr = 0, lb, best = -INFINITY, ratio;
   size_t r;
 
   for (r = 0; r < k; r++) {
     const double *ph = phi_rows + r * (size_t)M;
-    double r0 = t[r];
+    r0[r] = t[r];
     for (i = 0; i < M; i++)
-      r0 -= ph[i] * w0[i];
-    rr += r0 * r0;
+      r0[r] -= ph[i] * w0[i];
+    rr += r0[r] * r0[r];
     for (i = 0; i < M; i++) {
-      c[i] += ph[i] * r0;
+      c[i] += ph[i] * r0[r];
       for (j = 0; j < M; j++)
         S[i * M + j] += ph[i] * ph[j];
     }
@@ -243,23 +291,22 @@ static void bl_posterior(bl_post_t *po, size_t k, const double *phi_rows, const 
   for (i = 0; i < M; i++)
     for (j = 0; j < M; j++)
       g[i] += U[j * M + i] * c[j];
-  for (la = LN_ALPHA_LO; la <= LN_ALPHA_HI + 1e-9; la += LN_STEP)
-    for (lb = LN_BETA_LO; lb <= LN_BETA_HI + 1e-9; lb += LN_STEP) {
-      double a = exp(la), b = exp(lb), fit = rr, reg = 0, logdet = 0, ev;
-      for (i = 0; i < M; i++) {
-        double den = a + b * lam[i], dt = b * g[i] / den;
-        fit += -2 * dt * g[i] + lam[i] * dt * dt;
-        reg += dt * dt;
-        logdet += log(den);
-      }
-      ev = 0.5 * M * la + 0.5 * (double)k * lb - 0.5 * b * fit - 0.5 * a * reg - 0.5 * logdet -
-           0.5 * (double)k * log(2 * M_PI);
-      if (ev > best) {
-        best = ev;
-        po->alpha = a;
-        po->beta = b;
-      }
+  for (r = 0; r < k; r++)
+    for (i = 0; i < M; i++) {
+      double v = 0;
+      for (j = 0; j < M; j++)
+        v += phi_rows[r * (size_t)M + (size_t)j] * U[j * M + i];
+      B[r * (size_t)M + (size_t)i] = v;
     }
+  ratio = loo_ratio(M, k, B, r0, g, lam);
+  for (lb = LN_BETA_LO; lb <= LN_BETA_HI + 1e-9; lb += LN_STEP) {
+    double ev = evidence(M, k, ratio * exp(lb), exp(lb), rr, g, lam);
+    if (ev > best) {
+      best = ev;
+      po->alpha = ratio * exp(lb);
+      po->beta = exp(lb);
+    }
+  }
   po->logev = best;
   for (i = 0; i < M; i++) {
     double den = po->alpha + po->beta * lam[i], dt = po->beta * g[i] / den;
@@ -275,6 +322,8 @@ static void bl_posterior(bl_post_t *po, size_t k, const double *phi_rows, const 
   free(lam);
   free(c);
   free(g);
+  free(r0);
+  free(B);
 }
 
 /* Accumulates a Bayesian fit's hyper-parameters for the result's medians. */
@@ -347,6 +396,20 @@ static void bl_member(const sl_model_t *src, int e, const bl_data_t *t, int S, s
     w0[H] = pe[src->b_off[L] + (size_t)j];
     memset(po.mean, 0, (size_t)M * sizeof *po.mean);
     bl_posterior(&po, k, rows, tv, w0);
+    if (getenv("SL_DEBUG_BLL")) {
+      double e0 = 0, e1 = 0;
+      size_t q;
+      for (q = 0; q < k; q++) {
+        double f0 = 0, f1 = 0;
+        for (i = 0; i < M; i++) {
+          f0 += rows[q * (size_t)M + (size_t)i] * w0[i];
+          f1 += rows[q * (size_t)M + (size_t)i] * po.mean[i];
+        }
+        e0 += (f0 - tv[q]) * (f0 - tv[q]);
+        e1 += (f1 - tv[q]) * (f1 - tv[q]);
+      }
+      fprintf(stderr, "bll e%d j%d: k %zu rmse %.4f -> %.4f alpha %.3g beta %.3g\n", e, j, k, sqrt(e0 / k), sqrt(e1 / k), po.alpha, po.beta);
+    }
     bl_stats_add(st, &po);
     for (s = 0; s < S; s++) {
       float *q = dp + (size_t)(base + e * S + s) * mpc;
@@ -415,9 +478,9 @@ sl_model_t *sl_transfer_bayes(const sl_model_t *surrogate, size_t n, const float
   memset(&r, 0, sizeof r);
   memset(&st, 0, sizeof st);
   r.loss_before = r.loss_after = r.discrepancy = NAN;
-  r.first_layer = sl_model_layers(surrogate);
   if (!check_args(surrogate, n, x, y, err))
     goto out;
+  r.first_layer = sl_model_layers(surrogate);
   bl_data_init(&t, surrogate, n, x, y, mask);
   r.n_shots = t.n;
   if (t.n == 0) {
@@ -646,6 +709,17 @@ sl_model_t *sl_transfer_infer(const sl_model_t *surrogate, size_t n, const float
     sl_error_set(err, SL_ERR_MODEL, SL_MODEL_E_INVALID, "no shot observes any output of the model");
     goto out;
   }
+  ll = cal_loglik(surrogate, &g, n, xf, y, mask);
+  w = cal_posterior(&g, ll, &r.discrepancy);
+  cal_summary(&g, w, &r);
+  /* a second, finer grid over the posterior's bulk (mean +- 4 std, at least 2 steps) */
+  for (i = 0; i < g.c; i++) {
+    double step = (g.hi[i] - g.lo[i]) / (g.G > 1 ? g.G - 1 : 1), half = fmax(4 * r.calib_std[i], 2 * step);
+    g.lo[i] = fmax(g.lo[i], r.calib_mean[i] - half);
+    g.hi[i] = fmin(g.hi[i], r.calib_mean[i] + half);
+  }
+  free(ll);
+  free(w);
   ll = cal_loglik(surrogate, &g, n, xf, y, mask);
   w = cal_posterior(&g, ll, &r.discrepancy);
   cal_summary(&g, w, &r);

@@ -529,6 +529,7 @@ int main(int argc, char **argv)
   double t0 = sl_mono();
   int c, k;
 
+  setvbuf(stdout, NULL, _IOLBF, 0);
   while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
     switch (c) {
     case 'n': b.sims = atoi(optarg); break;

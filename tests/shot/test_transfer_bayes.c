@@ -169,6 +169,19 @@ static void test_bayes(void)
     for (int j = 0; j < 2 * P; j++)
       SL_CHECKF(fabsf(m1[j] - m2[j]) <= 1e-4f * (1 + fabsf(m2[j])), "mean %d: %g vs %g", j, m1[j], m2[j]);
   }
+  /* stored and loaded as any model (what the predict worker serves for --model elevated) */
+  {
+    size_t len;
+    void *blob = sl_model_save_mem(el, &len);
+    sl_model_t *back = sl_model_load_mem(blob, len, &err);
+    float m1[4 * P], s1[4 * P], m2[4 * P], s2[4 * P];
+    SL_CHECK(back != NULL);
+    sl_model_predict(el, 4, xh0, m1, s1, NULL);
+    sl_model_predict(back, 4, xh0, m2, s2, NULL);
+    SL_CHECK(!memcmp(m1, m2, sizeof m1) && !memcmp(s1, s2, sizeof s1));
+    sl_model_destroy(back);
+    free(blob);
+  }
   /* deterministic */
   o.samples = 8;
   el2 = sl_transfer_bayes(sur(), nt, x0, yt, NULL, &o, NULL, &err);

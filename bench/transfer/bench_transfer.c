@@ -461,6 +461,10 @@ static void run_case(const bench_t *b, const physics_t *ph)
   printf("  floor   (sim-only surrogate)            NRMSE %.4f  coverage %5.1f%%\n", floor, 100 * fcov);
   printf("  ceiling (surrogate on %d altered runs) NRMSE %.4f  coverage %5.1f%%  ratio %.2f\n", b->sims, ceil,
          100 * ccov, floor / ceil);
+  if (!(ceil < floor))
+    printf("  NOTE: the ceiling is not better than the floor: the surrogate's own error dominates this\n"
+           "  physics gap at %d runs, so the gain column (a fraction of a non-positive gain) means nothing\n",
+           b->sims);
   printf("  %-12s %5s %8s %6s %12s %7s %16s %7s\n", "method", "shots", "NRMSE", "ratio", "[95% CI]", "gain",
          "[95% CI]", "cov2σ");
   for (c = 0; c < N_COUNTS; c++) {

@@ -8,7 +8,6 @@
  * symmetric eigendecomposition (cyclic Jacobi) per member and output, after which the
  * evidence and the posterior for any (alpha, beta) cost O(H). */
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -396,20 +395,6 @@ static void bl_member(const sl_model_t *src, int e, const bl_data_t *t, int S, s
     w0[H] = pe[src->b_off[L] + (size_t)j];
     memset(po.mean, 0, (size_t)M * sizeof *po.mean);
     bl_posterior(&po, k, rows, tv, w0);
-    if (getenv("SL_DEBUG_BLL")) {
-      double e0 = 0, e1 = 0;
-      size_t q;
-      for (q = 0; q < k; q++) {
-        double f0 = 0, f1 = 0;
-        for (i = 0; i < M; i++) {
-          f0 += rows[q * (size_t)M + (size_t)i] * w0[i];
-          f1 += rows[q * (size_t)M + (size_t)i] * po.mean[i];
-        }
-        e0 += (f0 - tv[q]) * (f0 - tv[q]);
-        e1 += (f1 - tv[q]) * (f1 - tv[q]);
-      }
-      fprintf(stderr, "bll e%d j%d: k %zu rmse %.4f -> %.4f alpha %.3g beta %.3g\n", e, j, k, sqrt(e0 / k), sqrt(e1 / k), po.alpha, po.beta);
-    }
     bl_stats_add(st, &po);
     for (s = 0; s < S; s++) {
       float *q = dp + (size_t)(base + e * S + s) * mpc;

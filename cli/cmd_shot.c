@@ -54,7 +54,11 @@ static void shot_usage(FILE *f)
           "  --timeout S       seconds to wait for the broker and its confirms (default 30)\n"
           "  --help            this text\n\n"
           "The broker is --broker-dir, else SPECLINE_AMQP_URL, else the config's `broker:`.\n"
-          "Shot ids are deterministic: resubmitting a file stores nothing twice.\n");
+          "Shot ids are deterministic: resubmitting a file stores nothing twice.\n"
+          "Inputs marked `calibration: true` in the config may be left out (not known for a shot).\n\n"
+          "       specline shot suggest CONFIG [-n N] [--model FILE] [--shots FILE]\n"
+          "where the next N shots would reduce the elevated model's uncertainty most (CSV;\n"
+          "`specline shot suggest --help`).\n");
 }
 
 /* ---- publishing ---- */
@@ -300,6 +304,8 @@ int sl_cmd_shot(int argc, char **argv)
   }
   if (!strcmp(argv[1], "submit"))
     return shot_submit(argc - 1, argv + 1);
-  fprintf(stderr, "specline shot: unknown subcommand '%s' (expected submit)\n", argv[1]);
+  if (!strcmp(argv[1], "suggest"))
+    return sl__cmd_shot_suggest(argc - 1, argv + 1);
+  fprintf(stderr, "specline shot: unknown subcommand '%s' (expected submit or suggest)\n", argv[1]);
   return 2;
 }

@@ -10,7 +10,8 @@ int sl_cmd_sim(int argc, char **argv);     /* sim terminate CONFIG SAMPLE_ID */
 int sl_cmd_config(int argc, char **argv);  /* config check CONFIG */
 int sl_cmd_predict(int argc, char **argv); /* predict CONFIG --input name=value ... */
 int sl_cmd_report(int argc, char **argv);  /* report CONFIG */
-int sl_cmd_shot(int argc, char **argv);    /* shot submit CONFIG FILE */
+int sl_cmd_shot(int argc, char **argv);    /* shot submit CONFIG FILE | shot suggest CONFIG */
+int sl__cmd_shot_suggest(int argc, char **argv); /* cmd_shot_suggest.c; argv[0] = "suggest" */
 int sl_cmd_top(int argc, char **argv);     /* top CONFIG */
 
 /* `broker status`, in cmd_broker_status.c; argv[0] is "status". */

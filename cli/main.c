@@ -31,7 +31,7 @@ static const struct {
      "  sim terminate CONFIG SAMPLE_ID  end one running simulation"},
     {"predict", sl_cmd_predict, "predict CONFIG --input name=value ...  ask the surrogate"},
     {"report", sl_cmd_report, "report CONFIG         write report.html"},
-    {"shot", sl_cmd_shot, "shot submit CONFIG FILE  feed experimental shots to the store"},
+    {"shot", sl_cmd_shot, "shot submit|suggest     feed experimental shots to the store; where to shoot next"},
     {"top", sl_cmd_top, "top CONFIG [--once] [--json]  live view of a campaign"},
     {"broker", sl_cmd_broker,
      "broker init|status CONFIG | start|stop --dir DIR  the broker side\n"

@@ -1,13 +1,27 @@
-/* bench_transfer: the transfer-learning measure of DESIGN.md §9. Runs the linear oscillator
- * (the simulations) over a scrambled Sobol design, trains the sim-only surrogate exactly as
- * the learn worker would (history at K checkpoints + final outputs, the config's learn
- * settings), then for 5, 10, 20 and 40 training shots of the altered physics
- * (examples/oscillator-experiment/shots-train.csv + shots-extra.csv) builds the elevated
- * model with sl_transfer_elevate and prints the NRMSE of the final outputs on the 1,000
- * held-out shots (shots-heldout.csv) for both models and their ratio. Each shot count is
- * repeated over --repeats subsets of the 40 (the first subset is the first n shots in file
- * order, so n = 20 is shots-train.csv); the table shows the first subset and the median.
- * A benchmark: it prints numbers and never fails on them. */
+/* bench_transfer: the transfer-learning measure of DESIGN.md §9 (docs/transfer.md).
+ *
+ * Simulations: the linear oscillator over a scrambled Sobol design (--sims runs). The
+ * "reality" of the experiments is altered physics, two cases: `cubic` (a hardening cubic
+ * spring +0.5 x^3, a localised nonlinearity: it matters only at large amplitude) and
+ * `damping` (the damping ratio 0.05 above the nominal one, an unmodelled friction: a spread
+ * bias over the whole input space). For each case:
+ *   - floor: the sim-only surrogate (trained as the learn worker would, history + finals);
+ *   - ceiling: the same surrogate trained on --sims runs of the altered physics itself;
+ *   - shots: a pool of --pool and --heldout more shots, inputs uniform over the config's
+ *     value ranges, final outputs of the altered physics with 1% Gaussian noise; training
+ *     shots are drawn without replacement from the pool, so from the same distribution as
+ *     the held-out ones;
+ *   - methods, each on the same --draws draws of 5/10/20/40 shots: retrain (Adam on the last
+ *     layer, sl_transfer_elevate), alpha_beta (Synapse's output calibration fitted),
+ *     bayes (Bayesian last layer), calibrate (a second surrogate trained with the cubic
+ *     constant K as an input over [0, 1], config-k.yaml; K inferred from the shots, Bayesian
+ *     last layer as the discrepancy);
+ *   - suggested vs random: --seed-shots random shots, then rounds of 2 shots chosen by
+ *     sl_transfer_suggest on the best method's elevated model, up to 10.
+ * NRMSE is of the final outputs on the held-out shots; ratio = floor / method; gain =
+ * log(floor / method) / log(floor / ceiling) (1 = the ceiling's gain); medians over draws
+ * with 95% bootstrap CIs of the median; coverage = fraction of held-out entries within
+ * +-2 sigma. A benchmark: it prints numbers and never fails on them. */
 #define _GNU_SOURCE
 #include <getopt.h>
 #include <math.h>
@@ -22,76 +36,55 @@
 #include "specline/transfer.h"
 #include "specline/util.h"
 
+#define MAX_DRAWS 64
+#define N_COUNTS 4
+static const size_t COUNTS[N_COUNTS] = {5, 10, 20, 40};
+
+typedef struct physics {
+  const char *name, *what;
+  double cubic, dzeta;
+} physics_t;
+
+static const physics_t CASES[] = {
+    {"cubic", "hardening cubic spring +0.5 x^3 (localised: large amplitudes only)", 0.5, 0},
+    {"damping", "damping ratio +0.05 (unmodelled friction: a spread bias)", 0, 0.05},
+};
+#define N_CASES 2
+
+enum { M_RETRAIN, M_ALPHA_BETA, M_BAYES, M_CALIBRATE, N_METHODS };
+static const sl_transfer_method_t METHODS[N_METHODS] = {SL_TRANSFER_RETRAIN, SL_TRANSFER_ALPHA_BETA,
+                                                        SL_TRANSFER_BAYES, SL_TRANSFER_CALIBRATE};
+
 typedef struct shots {
   size_t n;
   int d, p;
   float *x, *y, *mask;
 } shots_t;
 
+typedef struct bench {
+  sl_config_t *cfg, *cfg_k;
+  int sims, epochs, patience, draws, pool, heldout, seed_shots, samples;
+  unsigned long long seed;
+  sl_model_t *floor, *sur_k;
+} bench_t;
+
 static void usage(FILE *f)
 {
-  fprintf(f, "usage: bench_transfer [--config PATH] [--sims N] [--seed S] [--epochs E] [--repeats R]\n"
-             "                      [--first-layer L] [--tl-epochs E] [--tl-lr LR] [--tl-prior P]\n"
-             "                      [--hidden H] [--layers L] [--patience N] [--oracle] [--verbose]\n"
-             "defaults: examples/oscillator-experiment/config.yaml, 300 simulations, seed 1, the config's\n"
-             "learn settings with up to 3000 epochs (early stopping, patience 200, on the 20%% held-out\n"
-             "runs), 5 repeats, transfer.h's defaults (last layer, 300 full-batch steps + 100 variance\n"
-             "steps, lr 1e-2, prior 1e-3). --oracle also scores the linear simulator itself on the\n"
-             "held-out shots (1,000 more runs): the physics gap no model of the simulations can close.\n");
+  fprintf(f, "usage: bench_transfer [--sims N] [--seed S] [--epochs E] [--patience N] [--draws R]\n"
+             "                      [--pool N] [--heldout N] [--seed-shots N] [--samples S] [--case NAME]\n"
+             "defaults: 300 simulations, seed 1, up to 3000 epochs (early stopping, patience 200), 10 draws,\n"
+             "pool 400, 1000 held-out shots, 4 seed shots before suggestions, 8 posterior draws per member,\n"
+             "both cases (cubic, damping).\n");
 }
 
-/* Reads a shots CSV written by make_shots (header of names, numbers only) into model rows:
- * the inputs, and the outputs in their model columns (history columns unobserved). */
-static bool shots_read(const sl_config_t *cfg, const char *path, shots_t *s)
+static void shots_alloc(shots_t *s, size_t n, int d, int p)
 {
-  char *line = NULL, *tok, *save;
-  size_t cap = 0, rows_cap = 0;
-  int col_map[256], n_cols = 0, c;
-  FILE *f = fopen(path, "r");
-
-  memset(s, 0, sizeof *s);
-  s->d = (int)cfg->n_inputs;
-  s->p = sl_dataset_columns(cfg);
-  if (!f) {
-    perror(path);
-    return false;
-  }
-  if (getline(&line, &cap, f) <= 0)
-    return false;
-  line[strcspn(line, "\r\n")] = '\0';
-  for (tok = strtok_r(line, ",", &save); tok && n_cols < 256; tok = strtok_r(NULL, ",", &save)) {
-    int in = sl_config_input_index(cfg, tok);
-    int out = sl_dataset_output_column(cfg, tok);
-    col_map[n_cols++] = in >= 0 ? in : out >= 0 ? 1000 + out : -1;
-  }
-  while (getline(&line, &cap, f) > 0) {
-    float *x, *y, *m;
-    if (s->n == rows_cap) {
-      rows_cap = rows_cap ? 2 * rows_cap : 64;
-      s->x = sl_realloc(s->x, rows_cap * (size_t)s->d * sizeof *s->x);
-      s->y = sl_realloc(s->y, rows_cap * (size_t)s->p * sizeof *s->y);
-      s->mask = sl_realloc(s->mask, rows_cap * (size_t)s->p * sizeof *s->mask);
-    }
-    x = s->x + s->n * (size_t)s->d;
-    y = s->y + s->n * (size_t)s->p;
-    m = s->mask + s->n * (size_t)s->p;
-    memset(y, 0, (size_t)s->p * sizeof *y);
-    memset(m, 0, (size_t)s->p * sizeof *m);
-    line[strcspn(line, "\r\n")] = '\0';
-    c = 0;
-    for (tok = strtok_r(line, ",", &save); tok && c < n_cols; tok = strtok_r(NULL, ",", &save), c++) {
-      if (col_map[c] >= 1000) {
-        y[col_map[c] - 1000] = strtof(tok, NULL);
-        m[col_map[c] - 1000] = 1;
-      } else if (col_map[c] >= 0) {
-        x[col_map[c]] = strtof(tok, NULL);
-      }
-    }
-    s->n++;
-  }
-  free(line);
-  fclose(f);
-  return s->n > 0;
+  s->n = n;
+  s->d = d;
+  s->p = p;
+  s->x = sl_calloc(n * (size_t)d, sizeof *s->x);
+  s->y = sl_calloc(n * (size_t)p, sizeof *s->y);
+  s->mask = sl_calloc(n * (size_t)p, sizeof *s->mask);
 }
 
 static void shots_release(shots_t *s)
@@ -101,18 +94,55 @@ static void shots_release(shots_t *s)
   free(s->mask);
 }
 
-/* Rows idx[0..n) of src into dst (malloc'd arrays). */
-static void shots_subset(const shots_t *src, const size_t *idx, size_t n, shots_t *dst)
+/* One shot of the altered physics at inputs in (config order of cfg) into row i. */
+static bool shot_row(const sl_config_t *cfg, const physics_t *ph, const double *in, sl_rng_t *rng, shots_t *s,
+                     size_t i)
+{
+  sl_store_point_t pt;
+  size_t k;
+
+  if (!oscsim_run_ex(cfg, in, ph->cubic, ph->dzeta, &pt))
+    return false;
+  for (k = 0; k < cfg->n_inputs; k++)
+    s->x[i * (size_t)s->d + k] = (float)in[k];
+  for (k = 0; k < pt.outputs.n; k++) {
+    int col = sl_dataset_output_column(cfg, pt.outputs.names[k]);
+    if (col >= 0) {
+      s->y[i * (size_t)s->p + (size_t)col] = (float)(pt.outputs.vals[k] * (1 + 0.01 * sl_rng_normal(rng)));
+      s->mask[i * (size_t)s->p + (size_t)col] = 1;
+    }
+  }
+  sl_store_point_release(&pt);
+  return true;
+}
+
+/* n shots with inputs uniform over the value ranges. */
+static bool shots_make(const sl_config_t *cfg, const physics_t *ph, size_t n, uint64_t seed, shots_t *s)
+{
+  sl_rng_t rng;
+  double in[64];
+  size_t i, k;
+
+  shots_alloc(s, n, (int)cfg->n_inputs, sl_dataset_columns(cfg));
+  sl_rng_init(&rng, seed);
+  for (i = 0; i < n; i++) {
+    for (k = 0; k < cfg->n_inputs; k++)
+      in[k] = cfg->inputs[k].lo + (cfg->inputs[k].hi - cfg->inputs[k].lo) * sl_rng_uniform(&rng);
+    if (!shot_row(cfg, ph, in, &rng, s, i))
+      return false;
+  }
+  return true;
+}
+
+/* Rows idx[0..n) of src; with d_out > src->d the extra input columns hold `fill`. */
+static void shots_subset(const shots_t *src, const size_t *idx, size_t n, int d_out, float fill, shots_t *dst)
 {
   size_t i;
-  dst->n = n;
-  dst->d = src->d;
-  dst->p = src->p;
-  dst->x = sl_malloc(n * (size_t)src->d * sizeof *dst->x);
-  dst->y = sl_malloc(n * (size_t)src->p * sizeof *dst->y);
-  dst->mask = sl_malloc(n * (size_t)src->p * sizeof *dst->mask);
+  int k;
+  shots_alloc(dst, n, d_out, src->p);
   for (i = 0; i < n; i++) {
-    memcpy(dst->x + i * (size_t)src->d, src->x + idx[i] * (size_t)src->d, (size_t)src->d * sizeof(float));
+    for (k = 0; k < d_out; k++)
+      dst->x[i * (size_t)d_out + (size_t)k] = k < src->d ? src->x[idx[i] * (size_t)src->d + (size_t)k] : fill;
     memcpy(dst->y + i * (size_t)src->p, src->y + idx[i] * (size_t)src->p, (size_t)src->p * sizeof(float));
     memcpy(dst->mask + i * (size_t)src->p, src->mask + idx[i] * (size_t)src->p, (size_t)src->p * sizeof(float));
   }
@@ -155,272 +185,397 @@ static sl_model_t *new_surrogate(const sl_config_t *cfg, uint64_t seed)
   return m;
 }
 
+/* Simulations of physics ph over a Sobol design of cfg's inputs (an input named K, when cfg
+ * has one, is the cubic constant), then a surrogate trained on them as the learn worker
+ * would. */
+static sl_model_t *surrogate_of(const bench_t *b, const sl_config_t *cfg, const physics_t *ph, const char *label)
+{
+  sl_sobol_t *sob = sl_sobol_new(cfg->n_inputs, SL_SCRAMBLE_LMS, b->seed, NULL);
+  int ki = sl_config_input_index(cfg, "K"), k;
+  sl_dataset_split_t split;
+  sl_model_train_opts_t mo;
+  sl_model_train_result_t mr;
+  sl_model_t *m = NULL;
+  sl_error_t err;
+  double t0 = sl_mono();
+  size_t i;
+
+  sl_dataset_split_init(&split, cfg, -1);
+  for (k = 0; k < b->sims; k++) {
+    double u[64], in[64];
+    sl_store_point_t pt;
+    sl_sobol_point(sob, (uint64_t)k, u);
+    for (i = 0; i < cfg->n_inputs; i++)
+      in[i] = cfg->inputs[i].lo + (cfg->inputs[i].hi - cfg->inputs[i].lo) * u[i];
+    if (!oscsim_run_ex(cfg, in, ki >= 0 ? in[ki] : ph->cubic, ph->dzeta, &pt))
+      goto out;
+    sl_dataset_split_add(&split, &pt);
+    sl_store_point_release(&pt);
+  }
+  m = new_surrogate(cfg, b->seed);
+  sl_model_train_opts_init(&mo);
+  mo.epochs = b->epochs;
+  mo.batch_size = cfg->learn.batch > 0 ? cfg->learn.batch : 64;
+  mo.adam.lr = (float)(cfg->learn.lr > 0 ? cfg->learn.lr : 1e-3);
+  mo.seed = b->seed;
+  mo.val_n = split.val.n;
+  mo.val_x = split.val.x;
+  mo.val_y = split.val.y;
+  mo.val_mask = split.val.mask;
+  mo.patience = b->patience;
+  if (m && !sl_model_train(m, split.train.n, split.train.x, split.train.y, split.train.mask, &mo, &mr, &err)) {
+    fprintf(stderr, "bench_transfer: training: %s\n", err.message);
+    sl_model_destroy(m);
+    m = NULL;
+  }
+  if (m)
+    fprintf(stderr, "  %-34s %d runs, %d epochs (best %d), %.1f s\n", label, b->sims, mr.epochs_run, mr.best_epoch,
+            sl_mono() - t0);
+out:
+  sl_sobol_destroy(sob);
+  sl_dataset_split_release(&split);
+  return m;
+}
+
+/* NRMSE of the final outputs and +-2 sigma coverage of m on the held-out shots (their
+ * inputs widened to m's with K = 0 when m has more). */
+static double score(const sl_model_t *m, const shots_t *held, double *coverage)
+{
+  int d = sl_model_inputs(m), p = held->p;
+  size_t *idx = sl_malloc(held->n * sizeof *idx), i;
+  float *mean = sl_malloc(held->n * (size_t)p * sizeof *mean), *std = sl_malloc(held->n * (size_t)p * sizeof *std);
+  shots_t h;
+  double v;
+
+  for (i = 0; i < held->n; i++)
+    idx[i] = i;
+  shots_subset(held, idx, held->n, d, 0, &h);
+  sl_model_predict(m, h.n, h.x, mean, std, NULL);
+  v = sl_model_nrmse(h.n, p, mean, h.y, h.mask, NULL);
+  if (coverage)
+    *coverage = sl_model_coverage(h.n, p, mean, std, h.y, h.mask, 2);
+  shots_release(&h);
+  free(idx);
+  free(mean);
+  free(std);
+  return v;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
   double x = *(const double *)a, y = *(const double *)b;
   return x < y ? -1 : x > y;
 }
 
+static double median_of(const double *v, int n)
+{
+  double s[MAX_DRAWS];
+  memcpy(s, v, (size_t)n * sizeof *s);
+  qsort(s, (size_t)n, sizeof *s, cmp_double);
+  return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
+}
+
+/* Median and the 95% percentile-bootstrap interval of the median (2000 resamples). */
+static void median_ci(const double *v, int n, double *med, double *lo, double *hi)
+{
+  static double meds[2000];
+  double s[MAX_DRAWS];
+  sl_rng_t rng;
+  int b, i;
+
+  *med = median_of(v, n);
+  sl_rng_init(&rng, 7);
+  for (b = 0; b < 2000; b++) {
+    for (i = 0; i < n; i++)
+      s[i] = v[sl_rng_below(&rng, (uint64_t)n)];
+    meds[b] = median_of(s, n);
+  }
+  qsort(meds, 2000, sizeof *meds, cmp_double);
+  *lo = meds[49];
+  *hi = meds[1949];
+}
+
+/* The elevated model of method k on the shots sub (5 inputs). */
+static sl_model_t *elevate(const bench_t *b, int k, const shots_t *sub, sl_transfer_result_t *tr)
+{
+  sl_transfer_opts_t o;
+  sl_error_t err;
+  sl_model_t *m;
+  size_t *idx = sl_malloc(sub->n * sizeof *idx), i;
+  shots_t s6;
+
+  sl_transfer_opts_from_config(&o, k == M_CALIBRATE ? b->cfg_k : b->cfg);
+  o.samples = b->samples;
+  o.calib_draws = 5;
+  if (k != M_CALIBRATE) {
+    m = sl_transfer_elevate_method(METHODS[k], b->floor, sub->n, sub->x, sub->y, sub->mask, &o, tr, &err);
+  } else {
+    for (i = 0; i < sub->n; i++)
+      idx[i] = i;
+    shots_subset(sub, idx, sub->n, sl_model_inputs(b->sur_k), NAN, &s6);
+    o.samples = b->samples > 2 ? b->samples / 2 : b->samples;
+    m = sl_transfer_infer(b->sur_k, s6.n, s6.x, s6.y, s6.mask, &o, tr, &err);
+    shots_release(&s6);
+  }
+  if (!m)
+    fprintf(stderr, "bench_transfer: %s on %zu shots: %s\n", sl_transfer_method_name(METHODS[k]), sub->n,
+            err.message);
+  free(idx);
+  return m;
+}
+
+/* A draw of n shot indices from the pool (Fisher-Yates prefix). */
+static void draw(sl_rng_t *rng, size_t pool, size_t n, size_t *idx)
+{
+  size_t i;
+  for (i = 0; i < pool; i++)
+    idx[i] = i;
+  for (i = 0; i < n; i++) {
+    size_t j = i + (size_t)sl_rng_below(rng, pool - i), t = idx[i];
+    idx[i] = idx[j];
+    idx[j] = t;
+  }
+}
+
+typedef struct cell_res {
+  double nrmse[MAX_DRAWS], cov[MAX_DRAWS];
+  int n;
+} cell_res_t;
+
+static void print_row(const char *label, size_t shots, const cell_res_t *c, double floor, double ceil)
+{
+  double r[MAX_DRAWS], g[MAX_DRAWS], nm, rm, rl, rh, gm, gl, gh, cm;
+  int i;
+  if (!c->n)
+    return;
+  for (i = 0; i < c->n; i++) {
+    r[i] = floor / c->nrmse[i];
+    g[i] = log(floor / c->nrmse[i]) / log(floor / ceil);
+  }
+  nm = median_of(c->nrmse, c->n);
+  median_ci(r, c->n, &rm, &rl, &rh);
+  median_ci(g, c->n, &gm, &gl, &gh);
+  cm = median_of(c->cov, c->n);
+  printf("  %-12s %5zu %8.4f %6.2f [%4.2f, %4.2f] %6.0f%% [%4.0f%%, %4.0f%%] %6.1f%%\n", label, shots, nm, rm, rl, rh,
+         100 * gm, 100 * gl, 100 * gh, 100 * cm);
+}
+
+/* Sequential design: seed_shots random shots of draw r, then rounds of 2 suggested ones
+ * (run through the altered physics) up to `upto`, method k's elevated model each round. */
+static double suggested(const bench_t *b, const physics_t *ph, int k, const shots_t *pool, const size_t *idx,
+                        size_t upto, const shots_t *held, uint64_t seed, double *cov)
+{
+  shots_t s;
+  sl_transfer_suggest_opts_t so;
+  sl_rng_t rng;
+  size_t n = (size_t)b->seed_shots, i;
+  sl_model_t *m = NULL;
+  double v = NAN;
+
+  shots_subset(pool, idx, n, pool->d, 0, &s);
+  sl_rng_init(&rng, seed);
+  sl_transfer_suggest_opts_init(&so);
+  so.candidates = 2048;
+  so.seed = seed;
+  for (;;) {
+    sl_transfer_result_t tr;
+    float xk[2 * 64];
+    sl_model_t *mk;
+    shots_t grown;
+    size_t all[128];
+    if (!(m = elevate(b, k, &s, &tr)))
+      break;
+    if (n >= upto)
+      break;
+    {
+      /* suggest on the model's inputs (6 for calibrate: K fixed at 0, ignored) */
+      int d = sl_model_inputs(m);
+      bool fixed[64] = {0};
+      double fv[64] = {0};
+      float *xs = sl_malloc(n * (size_t)d * sizeof *xs);
+      for (i = 0; i < n * (size_t)d; i++)
+        xs[i] = (int)(i % (size_t)d) < s.d ? s.x[(i / (size_t)d) * (size_t)s.d + i % (size_t)d] : 0;
+      if (d > s.d)
+        fixed[d - 1] = true;
+      so.fixed = fixed;
+      so.fixed_value = fv;
+      sl_transfer_suggest(m, n, xs, 2, &so, xk, NULL, NULL, NULL);
+      free(xs);
+      for (i = 0; i < n; i++)
+        all[i] = i;
+      shots_subset(&s, all, n, s.d, 0, &grown);
+      shots_release(&s);
+      s.x = sl_realloc(grown.x, (n + 2) * (size_t)grown.d * sizeof *s.x);
+      s.y = sl_realloc(grown.y, (n + 2) * (size_t)grown.p * sizeof *s.y);
+      s.mask = sl_realloc(grown.mask, (n + 2) * (size_t)grown.p * sizeof *s.mask);
+      s.d = grown.d;
+      s.p = grown.p;
+      memset(s.y + n * (size_t)s.p, 0, 2 * (size_t)s.p * sizeof *s.y);
+      memset(s.mask + n * (size_t)s.p, 0, 2 * (size_t)s.p * sizeof *s.mask);
+      for (i = 0; i < 2; i++) {
+        double in[64];
+        int c;
+        for (c = 0; c < s.d; c++)
+          in[c] = xk[i * (size_t)d + (size_t)c];
+        s.n = n + i + 1;
+        if (!shot_row(b->cfg, ph, in, &rng, &s, n + i))
+          break;
+      }
+      n += 2;
+      s.n = n;
+    }
+    mk = m;
+    sl_model_destroy(mk);
+    m = NULL;
+  }
+  if (m) {
+    v = score(m, held, cov);
+    sl_model_destroy(m);
+  }
+  shots_release(&s);
+  return v;
+}
+
+static void run_case(const bench_t *b, const physics_t *ph)
+{
+  static cell_res_t res[N_METHODS][N_COUNTS], sug;
+  shots_t pool, held;
+  sl_model_t *ceil_m;
+  double floor, ceil, fcov, ccov, t0 = sl_mono();
+  size_t idx[4096];
+  int k, c, r, best = M_BAYES;
+
+  memset(res, 0, sizeof res);
+  memset(&sug, 0, sizeof sug);
+  printf("\ncase %s: %s\n", ph->name, ph->what);
+  if (!shots_make(b->cfg, ph, (size_t)b->pool, b->seed * 100 + 11, &pool) ||
+      !shots_make(b->cfg, ph, (size_t)b->heldout, b->seed * 100 + 13, &held))
+    exit(1);
+  ceil_m = surrogate_of(b, b->cfg, ph, "ceiling (altered-physics runs):");
+  if (!ceil_m)
+    exit(1);
+  floor = score(b->floor, &held, &fcov);
+  ceil = score(ceil_m, &held, &ccov);
+  printf("  shots: pool %d, held out %d (inputs uniform over the value ranges, 1%% noise); draws %d\n", b->pool,
+         b->heldout, b->draws);
+  printf("  floor   (sim-only surrogate)            NRMSE %.4f  coverage %5.1f%%\n", floor, 100 * fcov);
+  printf("  ceiling (surrogate on %d altered runs) NRMSE %.4f  coverage %5.1f%%  ratio %.2f\n", b->sims, ceil,
+         100 * ccov, floor / ceil);
+  if (!(ceil < floor))
+    printf("  NOTE: the ceiling is not better than the floor: the surrogate's own error dominates this\n"
+           "  physics gap at %d runs, so the gain column (a fraction of a non-positive gain) means nothing\n",
+           b->sims);
+  printf("  %-12s %5s %8s %6s %12s %7s %16s %7s\n", "method", "shots", "NRMSE", "ratio", "[95% CI]", "gain",
+         "[95% CI]", "cov2σ");
+  for (c = 0; c < N_COUNTS; c++) {
+    sl_rng_t rng;
+    if (COUNTS[c] > pool.n)
+      continue;
+    sl_rng_init_stream(&rng, b->seed, COUNTS[c]);
+    for (r = 0; r < b->draws; r++) {
+      shots_t sub;
+      draw(&rng, pool.n, COUNTS[c], idx);
+      shots_subset(&pool, idx, COUNTS[c], pool.d, 0, &sub);
+      for (k = 0; k < N_METHODS; k++) {
+        sl_transfer_result_t tr;
+        sl_model_t *m = elevate(b, k, &sub, &tr);
+        cell_res_t *cr = &res[k][c];
+        if (!m)
+          continue;
+        cr->nrmse[cr->n] = score(m, &held, &cr->cov[cr->n]);
+        cr->n++;
+        sl_model_destroy(m);
+      }
+      shots_release(&sub);
+    }
+  }
+  for (k = 0; k < N_METHODS; k++) {
+    for (c = 0; c < N_COUNTS; c++)
+      print_row(sl_transfer_method_name(METHODS[k]), COUNTS[c], &res[k][c], floor, ceil);
+    if (res[k][2].n && res[best][2].n && median_of(res[k][2].nrmse, res[k][2].n) < median_of(res[best][2].nrmse, res[best][2].n))
+      best = k;
+  }
+  {
+    sl_rng_t rng;
+    sl_rng_init_stream(&rng, b->seed, 999);
+    for (r = 0; r < b->draws; r++) {
+      draw(&rng, pool.n, (size_t)b->seed_shots, idx);
+      sug.nrmse[sug.n] = suggested(b, ph, best, &pool, idx, 10, &held, b->seed * 1000 + (uint64_t)r, &sug.cov[sug.n]);
+      if (isfinite(sug.nrmse[sug.n]))
+        sug.n++;
+    }
+    printf("  suggested vs random, method %s (%d random + suggested in rounds of 2):\n",
+           sl_transfer_method_name(METHODS[best]), b->seed_shots);
+    print_row("suggested", 10, &sug, floor, ceil);
+    print_row("random", 10, &res[best][1], floor, ceil);
+    print_row("random", 20, &res[best][2], floor, ceil);
+  }
+  printf("  (case time %.0f s)\n", sl_mono() - t0);
+  sl_model_destroy(ceil_m);
+  shots_release(&pool);
+  shots_release(&held);
+}
+
 int main(int argc, char **argv)
 {
   static const struct option longopts[] = {
-      {"config", required_argument, NULL, 'c'},  {"sims", required_argument, NULL, 'n'},
-      {"seed", required_argument, NULL, 's'},    {"epochs", required_argument, NULL, 'e'},
-      {"repeats", required_argument, NULL, 'r'}, {"first-layer", required_argument, NULL, 'l'},
-      {"tl-epochs", required_argument, NULL, 'E'}, {"tl-lr", required_argument, NULL, 'L'},
-      {"tl-prior", required_argument, NULL, 'P'}, {"hidden", required_argument, NULL, 'H'},
-      {"layers", required_argument, NULL, 'Y'}, {"patience", required_argument, NULL, 'T'},
-      {"oracle", no_argument, NULL, 'O'},       {"verbose", no_argument, NULL, 'V'},
-      {"help", no_argument, NULL, 'h'},
-      {NULL, 0, NULL, 0}};
-  const char *config = SL_BENCH_SOURCE_DIR "/examples/oscillator-experiment/config.yaml";
-  static const size_t counts[] = {5, 10, 20, 40};
-  int n_sims = 300, epochs = 3000, repeats = 5, c, k, hidden = 0, layers = 0, patience = 200;
-  bool oracle = false, verbose = false;
-  unsigned long long seed = 1;
-  sl_transfer_opts_t to;
-  sl_config_t *cfg;
+      {"sims", required_argument, NULL, 'n'},       {"seed", required_argument, NULL, 's'},
+      {"epochs", required_argument, NULL, 'e'},     {"patience", required_argument, NULL, 'T'},
+      {"draws", required_argument, NULL, 'r'},      {"pool", required_argument, NULL, 'p'},
+      {"heldout", required_argument, NULL, 'H'},    {"seed-shots", required_argument, NULL, 'S'},
+      {"samples", required_argument, NULL, 'm'},    {"case", required_argument, NULL, 'C'},
+      {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0}};
+  bench_t b = {.sims = 300, .epochs = 3000, .patience = 200, .draws = 10, .pool = 400, .heldout = 1000,
+               .seed_shots = 4, .samples = 8, .seed = 1};
+  const char *only = NULL;
+  physics_t linear = {"linear", "", 0, 0};
   sl_error_t err;
-  sl_sobol_t *sob;
-  sl_dataset_split_t split;
-  sl_model_t *sur;
-  sl_model_train_opts_t mo;
-  sl_model_train_result_t mr;
-  shots_t train, extra, pool, held;
-  char dir[4096], path[4200];
-  double t0, base, base_col[256], ratio20 = NAN;
-  size_t i;
+  double t0 = sl_mono();
+  int c, k;
 
-  sl_transfer_opts_init(&to);
+  setvbuf(stdout, NULL, _IOLBF, 0);
   while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
     switch (c) {
-    case 'c': config = optarg; break;
-    case 'n': n_sims = atoi(optarg); break;
-    case 's': seed = strtoull(optarg, NULL, 10); break;
-    case 'e': epochs = atoi(optarg); break;
-    case 'r': repeats = atoi(optarg); break;
-    case 'l': to.first_layer = atoi(optarg); break;
-    case 'E': to.epochs = atoi(optarg); break;
-    case 'L': to.lr = strtof(optarg, NULL); break;
-    case 'P': to.prior = atof(optarg); break;
-    case 'H': hidden = atoi(optarg); break;
-    case 'Y': layers = atoi(optarg); break;
-    case 'T': patience = atoi(optarg); break;
-    case 'O': oracle = true; break;
-    case 'V': verbose = true; break;
+    case 'n': b.sims = atoi(optarg); break;
+    case 's': b.seed = strtoull(optarg, NULL, 10); break;
+    case 'e': b.epochs = atoi(optarg); break;
+    case 'T': b.patience = atoi(optarg); break;
+    case 'r': b.draws = atoi(optarg); break;
+    case 'p': b.pool = atoi(optarg); break;
+    case 'H': b.heldout = atoi(optarg); break;
+    case 'S': b.seed_shots = atoi(optarg); break;
+    case 'm': b.samples = atoi(optarg); break;
+    case 'C': only = optarg; break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
     }
   }
-  if (n_sims < 8 || repeats < 1 || epochs < 1) {
+  if (b.sims < 8 || b.draws < 1 || b.draws > MAX_DRAWS || b.pool < 40 || b.pool > 4096 || b.heldout < 10 ||
+      b.seed_shots < 1 || b.seed_shots > 10) {
     usage(stderr);
     return 2;
   }
-  cfg = sl_config_load(config, &err);
-  if (!cfg) {
+  b.cfg = sl_config_load(SL_BENCH_SOURCE_DIR "/examples/oscillator-experiment/config.yaml", &err);
+  b.cfg_k = b.cfg ? sl_config_load(SL_BENCH_SOURCE_DIR "/bench/transfer/config-k.yaml", &err) : NULL;
+  if (!b.cfg || !b.cfg_k) {
     fprintf(stderr, "bench_transfer: %s\n", err.message);
     return 1;
   }
-  sl_transfer_opts_t cal;
-  sl_transfer_opts_from_config(&cal, cfg);
-  to.calibration = cal.calibration;
-  to.n_calibration = cal.n_calibration;
-  if (hidden > 0)
-    cfg->learn.hidden = hidden;
-  if (layers > 0)
-    cfg->learn.layers = layers;
-  snprintf(dir, sizeof dir, "%s", config);
-  if (strrchr(dir, '/'))
-    *strrchr(dir, '/') = '\0';
-  else
-    snprintf(dir, sizeof dir, ".");
-
-  /* 1. simulations over a scrambled Sobol design */
-  printf("transfer learning bench: %s, %d simulations (linear oscillator), seed %llu\n", cfg->experiment, n_sims,
-         seed);
-  sob = sl_sobol_new(cfg->n_inputs, SL_SCRAMBLE_LMS, seed, &err);
-  sl_dataset_split_init(&split, cfg, -1);
-  t0 = sl_mono();
-  for (k = 0; k < n_sims; k++) {
-    double u[64], in[64];
-    sl_store_point_t pt;
-    sl_sobol_point(sob, (uint64_t)k, u);
-    for (i = 0; i < cfg->n_inputs; i++)
-      in[i] = cfg->inputs[i].lo + (cfg->inputs[i].hi - cfg->inputs[i].lo) * u[i];
-    if (!oscsim_run(cfg, in, 0, &pt))
-      return 1;
-    sl_dataset_split_add(&split, &pt);
-    sl_store_point_release(&pt);
-  }
-  sl_sobol_destroy(sob);
-  printf("  simulations: %.1f s (%zu train, %zu validation runs)\n", sl_mono() - t0, split.train.n, split.val.n);
-
-  /* 2. the sim-only surrogate, as the learn worker trains it */
-  sur = new_surrogate(cfg, seed);
-  if (!sur)
+  printf("transfer bench: %d simulations per surrogate (seed %llu), methods on the same %d draws per shot count\n",
+         b.sims, b.seed, b.draws);
+  printf("NRMSE: final outputs, held-out shots; ratio: floor / method; gain: log(floor/method) / "
+         "log(floor/ceiling); [95%% bootstrap CI of the median]\n");
+  b.floor = surrogate_of(&b, b.cfg, &linear, "floor (linear runs):");
+  b.sur_k = surrogate_of(&b, b.cfg_k, &linear, "calibrate's surrogate (K in [0, 1]):");
+  if (!b.floor || !b.sur_k)
     return 1;
-  sl_model_train_opts_init(&mo);
-  mo.epochs = epochs;
-  mo.batch_size = cfg->learn.batch > 0 ? cfg->learn.batch : 64;
-  mo.adam.lr = (float)(cfg->learn.lr > 0 ? cfg->learn.lr : 1e-3);
-  mo.seed = seed;
-  mo.val_n = split.val.n;
-  mo.val_x = split.val.x;
-  mo.val_y = split.val.y;
-  mo.val_mask = split.val.mask;
-  mo.patience = patience;
-  t0 = sl_mono();
-  if (!sl_model_train(sur, split.train.n, split.train.x, split.train.y, split.train.mask, &mo, &mr, &err)) {
-    fprintf(stderr, "bench_transfer: training: %s\n", err.message);
-    return 1;
-  }
-  {
-    float *mean = sl_malloc(split.val.n * (size_t)split.val.p * sizeof *mean);
-    double per[256], fin = 0;
-    int p = split.val.p, no = (int)cfg->n_outputs;
-    sl_model_predict(sur, split.val.n, split.val.x, mean, NULL, NULL);
-    printf("  surrogate: E=%d H=%d L=%d P=%d, %d epochs (best %d) in %.1f s\n", sl_model_members(sur),
-           sl_model_hidden(sur), sl_model_layers(sur), sl_model_outputs(sur), mr.epochs_run, mr.best_epoch,
-           sl_mono() - t0);
-    printf("  surrogate NRMSE on %zu held-out simulations: %.4f all columns", split.val.n,
-           sl_model_nrmse(split.val.n, p, mean, split.val.y, split.val.mask, per));
-    for (k = p - no; k < p; k++)
-      fin += per[k] / no;
-    printf(", %.4f final outputs\n", fin);
-    free(mean);
-  }
-
-  /* 3. the shots */
-  snprintf(path, sizeof path, "%s/shots-train.csv", dir);
-  if (!shots_read(cfg, path, &train))
-    return 1;
-  snprintf(path, sizeof path, "%s/shots-extra.csv", dir);
-  if (!shots_read(cfg, path, &extra))
-    return 1;
-  snprintf(path, sizeof path, "%s/shots-heldout.csv", dir);
-  if (!shots_read(cfg, path, &held))
-    return 1;
-  {
-    size_t idx[4096];
-    shots_t both = train;
-    memset(&pool, 0, sizeof pool);
-    /* pool = train then extra */
-    both.n = 0;
-    pool.d = train.d;
-    pool.p = train.p;
-    pool.n = train.n + extra.n;
-    pool.x = sl_malloc(pool.n * (size_t)pool.d * sizeof(float));
-    pool.y = sl_malloc(pool.n * (size_t)pool.p * sizeof(float));
-    pool.mask = sl_malloc(pool.n * (size_t)pool.p * sizeof(float));
-    memcpy(pool.x, train.x, train.n * (size_t)pool.d * sizeof(float));
-    memcpy(pool.y, train.y, train.n * (size_t)pool.p * sizeof(float));
-    memcpy(pool.mask, train.mask, train.n * (size_t)pool.p * sizeof(float));
-    memcpy(pool.x + train.n * (size_t)pool.d, extra.x, extra.n * (size_t)pool.d * sizeof(float));
-    memcpy(pool.y + train.n * (size_t)pool.p, extra.y, extra.n * (size_t)pool.p * sizeof(float));
-    memcpy(pool.mask + train.n * (size_t)pool.p, extra.mask, extra.n * (size_t)pool.p * sizeof(float));
-    (void)idx;
-    (void)both;
-  }
-  base = sl_transfer_nrmse(sur, held.n, held.x, held.y, held.mask, base_col, &err);
-  if (oracle) {
-    /* the simulator itself (no model) against the shots: the physics gap alone */
-    float *pred = sl_calloc(held.n * (size_t)held.p, sizeof *pred);
-    for (i = 0; i < held.n; i++) {
-      double in[64];
-      sl_store_point_t pt;
-      for (k = 0; k < held.d; k++)
-        in[k] = held.x[i * (size_t)held.d + (size_t)k];
-      if (!oscsim_run(cfg, in, 0, &pt))
-        return 1;
-      for (k = 0; k < (int)pt.outputs.n; k++) {
-        int col = sl_dataset_output_column(cfg, pt.outputs.names[k]);
-        if (col >= 0)
-          pred[i * (size_t)held.p + (size_t)col] = (float)pt.outputs.vals[k];
-      }
-      sl_store_point_release(&pt);
-    }
-    printf("  oracle: the linear simulator itself on the held-out shots: NRMSE %.4f\n",
-           sl_model_nrmse(held.n, held.p, pred, held.y, held.mask, NULL));
-    free(pred);
-  }
-  printf("  shots: %zu training pool (altered physics: cubic spring, 1%% noise), %zu held out\n", pool.n, held.n);
-  printf("  transfer: first layer %d (%s), %d full-batch steps, lr %g, prior %g, %zu calibration entries\n\n",
-         to.first_layer < 0 ? sl_model_layers(sur) : to.first_layer, to.first_layer < 0 ? "last only" : "given",
-         to.epochs, (double)to.lr, to.prior, to.n_calibration);
-
-  /* 4. the table */
-  printf("NRMSE of the final outputs on %zu held-out shots (mean of %d columns; target: ratio >= 3 at 20 shots)\n",
-         held.n, (int)cfg->n_outputs);
-  printf("%6s %10s %10s %10s %8s %8s %14s %8s\n", "shots", "sim-only", "elevated", "elev.med", "ratio", "r.med",
-         "r.range", "ms");
-  for (k = 0; k < (int)(sizeof counts / sizeof counts[0]); k++) {
-    size_t n = counts[k], idx[64];
-    double el[64], ratios[64], first = NAN, ms = 0;
-    sl_rng_t rng;
-    int r, ok = 0;
-    if (n > pool.n)
-      continue;
-    sl_rng_init_stream(&rng, seed, n);
-    for (r = 0; r < repeats && r < 64; r++) {
-      shots_t sub;
-      sl_transfer_result_t tr;
-      sl_model_t *el_m;
-      double t1;
-      for (i = 0; i < pool.n; i++)
-        idx[i] = i;
-      if (r > 0)
-        for (i = 0; i < n; i++) {
-          size_t j = i + (size_t)sl_rng_below(&rng, pool.n - i), t = idx[i];
-          idx[i] = idx[j];
-          idx[j] = t;
-        }
-      shots_subset(&pool, idx, n, &sub);
-      t1 = sl_mono();
-      el_m = sl_transfer_elevate(sur, sub.n, sub.x, sub.y, sub.mask, &to, &tr, &err);
-      ms += (sl_mono() - t1) * 1e3;
-      if (el_m && verbose)
-        fprintf(stderr, "  [%zu shots, subset %d] loss %.4f -> %.4f, NRMSE on its own shots %.4f -> %.4f\n", n, r,
-                tr.loss_before, tr.loss_after, sl_transfer_nrmse(sur, sub.n, sub.x, sub.y, sub.mask, NULL, NULL),
-                sl_transfer_nrmse(el_m, sub.n, sub.x, sub.y, sub.mask, NULL, NULL));
-      shots_release(&sub);
-      if (!el_m) {
-        fprintf(stderr, "bench_transfer: elevate (%zu shots): %s\n", n, err.message);
-        continue;
-      }
-      el[ok] = sl_transfer_nrmse(el_m, held.n, held.x, held.y, held.mask, NULL, NULL);
-      ratios[ok] = base / el[ok];
-      if (r == 0)
-        first = el[ok];
-      ok++;
-      sl_model_destroy(el_m);
-    }
-    if (!ok)
-      continue;
-    qsort(el, (size_t)ok, sizeof *el, cmp_double);
-    qsort(ratios, (size_t)ok, sizeof *ratios, cmp_double);
-    {
-      char range[64];
-      snprintf(range, sizeof range, "%.2f-%.2f", ratios[0], ratios[ok - 1]);
-      printf("%6zu %10.4f %10.4f %10.4f %8.2f %8.2f %14s %8.1f\n", n, base, first, el[ok / 2], base / first,
-             ratios[ok / 2], range, ms / ok);
-    }
-    if (n == 20)
-      ratio20 = base / first;
-  }
-  printf("\nsim-only per column:");
-  for (k = (int)(pool.p - (int)cfg->n_outputs); k < pool.p; k++) {
-    char name[96];
-    printf(" %s %.4f", sl_dataset_column_name(cfg, k, name, sizeof name), base_col[k]);
-  }
-  printf("\nDESIGN.md §9 target (>= 3x lower NRMSE with 20 shots, shots-train.csv): ratio %.2f, %s\n", ratio20,
-         ratio20 >= 3 ? "met" : "NOT met");
-
-  shots_release(&train);
-  shots_release(&extra);
-  shots_release(&pool);
-  shots_release(&held);
-  sl_model_destroy(sur);
-  sl_dataset_split_release(&split);
-  sl_config_destroy(cfg);
+  for (k = 0; k < N_CASES; k++)
+    if (!only || !strcmp(only, CASES[k].name))
+      run_case(&b, &CASES[k]);
+  printf("\ntotal %.0f s\n", sl_mono() - t0);
+  sl_model_destroy(b.floor);
+  sl_model_destroy(b.sur_k);
+  sl_config_destroy(b.cfg);
+  sl_config_destroy(b.cfg_k);
   return 0;
 }

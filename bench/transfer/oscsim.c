@@ -22,6 +22,12 @@ const char *oscsim_path(void)
 
 bool oscsim_run(const sl_config_t *cfg, const double *in, double cubic, sl_store_point_t *pt)
 {
+  return oscsim_run_ex(cfg, in, cubic, 0, pt);
+}
+
+bool oscsim_run_ex(const sl_config_t *cfg, const double *in, double cubic, double dzeta, sl_store_point_t *pt)
+{
+  int sent = 0;
   sl_buf_t cmd;
   char *line = NULL;
   size_t cap = 0, n_hist = 0, hist_cap = 0, i;
@@ -34,8 +40,10 @@ bool oscsim_run(const sl_config_t *cfg, const double *in, double cubic, sl_store
   sl_buf_init(&cmd);
   sl_buf_printf(&cmd, "printf '%%s\\n' '{\"inputs\": {");
   for (i = 0; i < cfg->n_inputs; i++) {
-    sl_buf_printf(&cmd, "%s\"%s\": ", i ? ", " : "", cfg->inputs[i].name);
-    sl_json_put_double(&cmd, in[i]);
+    if (cfg->inputs[i].calibration)
+      continue;
+    sl_buf_printf(&cmd, "%s\"%s\": ", sent++ ? ", " : "", cfg->inputs[i].name);
+    sl_json_put_double(&cmd, in[i] + (strcmp(cfg->inputs[i].name, "zeta") ? 0 : dzeta));
   }
   sl_buf_printf(&cmd, "}, \"max_steps\": %lld}' | '%s' --cubic %.17g", (long long)cfg->simulator.max_steps,
                 oscsim_path(), cubic);

@@ -18,4 +18,9 @@ const char *oscsim_path(void);
  * sl_store_point_release). False with a message on stderr when the run fails. */
 bool oscsim_run(const sl_config_t *cfg, const double *in, double cubic, sl_store_point_t *pt);
 
+/* The same with the damping ratio raised by dzeta (the input named zeta: an unmodelled
+ * friction). Inputs marked `calibration: true` are stored in *pt but not sent to the
+ * simulator (the caller passes their physics, e.g. K, as cubic). */
+bool oscsim_run_ex(const sl_config_t *cfg, const double *in, double cubic, double dzeta, sl_store_point_t *pt);
+
 #endif

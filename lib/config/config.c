@@ -736,7 +736,7 @@ static bool names_add(ctx_t *c, names_t *ns, const char *name, const cnode_t *no
   return true;
 }
 
-static const char *const VAR_KEYS[] = {"name", "type", "default", "value_range", NULL};
+static const char *const VAR_KEYS[] = {"name", "type", "default", "value_range", "calibration", NULL};
 
 /* One variable from map ITEM; KEYNAME is the Synapse map key (NULL in list form). */
 static bool parse_var(ctx_t *c, const cnode_t *item, const char *path, const cnode_t *keyname, bool is_input,
@@ -788,6 +788,11 @@ static bool parse_var(ctx_t *c, const cnode_t *item, const char *path, const cno
   } else if (is_input) {
     return FAIL(c, item, SL_CONFIG_E_MISSING, "field '%s': missing required key 'value_range'", path);
   }
+  if (!get_bool(c, item, path, "calibration", &v->calibration))
+    return false;
+  if (v->calibration && !is_input)
+    return FAIL(c, map_get(item, "calibration"), SL_CONFIG_E_VALUE,
+                "field '%s': only an input can be a calibration parameter", path);
   def = map_get(item, "default");
   if (def && !is_null(def)) {
     path_key(sub, path, "default");
@@ -1450,6 +1455,8 @@ static json_t *vars_json(const sl_var_t *v, size_t n)
     json_object_set_new(o, "type", json_string(v[i].type));
     json_object_set_new(o, "default", v[i].has_default ? json_real(v[i].default_value) : json_null());
     json_object_set_new(o, "value_range", v[i].has_range ? json_pack("[ff]", v[i].lo, v[i].hi) : json_null());
+    if (v[i].calibration)
+      json_object_set_new(o, "calibration", json_true());
     json_array_append_new(a, o);
   }
   return a;

@@ -194,7 +194,8 @@ void sl_shot_id(const sl_config_t *cfg, const sl_shot_row_t *r, char out[24])
 
   sl_values_init(&key);
   for (i = 0; i < cfg->n_inputs; i++)
-    sl_values_add(&key, cfg->inputs[i].name, r->in[i]);
+    if (!isnan(r->in[i]))
+      sl_values_add(&key, cfg->inputs[i].name, r->in[i]);
   sl_values_add(&key, "@experimental", 1);
   if (r->has_shot)
     sl_values_add(&key, "@shot_number", r->shot);
@@ -257,7 +258,9 @@ static void shot_add_row(sl_shot_file_t *sf, int line, const cell_t *cells)
     const sl_var_t *v = i < d ? &cfg->inputs[i] : &cfg->outputs[i - d];
     switch (c->kind) {
     case CELL_ABSENT:
-      if (i < d) {
+      if (i < d && v->calibration) {
+        r.in[i] = NAN; /* not known for this shot: inferred by the elevated model */
+      } else if (i < d) {
         shot_error(sf, line, c->label, "missing value for input '%s' (every input is required)", name);
         ok = false;
       }
@@ -529,7 +532,7 @@ static bool csv_header(sl_shot_file_t *sf, line_reader_t *lr, int *col_slot, int
     }
   }
   for (s = 0; ok && s < sf->cfg->n_inputs; s++)
-    if (!seen_col[s]) {
+    if (!seen_col[s] && !sf->cfg->inputs[s].calibration) {
       shot_error(sf, lr->line, "1", "missing column '%s' (every input is required)", slot_name(sf, s));
       ok = false;
     }
@@ -732,7 +735,8 @@ void sl_shot_point(const sl_config_t *cfg, const sl_shot_row_t *r, double now, s
   sl_values_init(&p->outputs);
   sl_values_init(&p->extra);
   for (i = 0; i < cfg->n_inputs; i++)
-    sl_values_add(&p->inputs, cfg->inputs[i].name, r->in[i]);
+    if (!isnan(r->in[i]))
+      sl_values_add(&p->inputs, cfg->inputs[i].name, r->in[i]);
   for (i = 0; i < cfg->n_outputs; i++)
     if (r->has_out[i])
       sl_values_add(&p->outputs, cfg->outputs[i].name, r->out[i]);

@@ -124,7 +124,11 @@ bool sl_dataset_input_row(const sl_config_t *cfg, const sl_values_t *inputs, dou
   size_t i;
 
   for (i = 0; i < cfg->n_inputs; i++) {
-    const double *v = sl_values_get(inputs, cfg->inputs[i].name);
+    const sl_var_t *var = &cfg->inputs[i];
+    const double *v = sl_values_get(inputs, var->name);
+    double nominal = var->has_default ? var->default_value : 0.5 * (var->lo + var->hi);
+    if (!v && var->calibration)
+      v = &nominal;
     if (!v || !isfinite(*v)) {
       sl_error_set(err, SL_ERR_USAGE, SL_USAGE_E_INVALID, "input '%s' is %s", cfg->inputs[i].name,
                    v ? "not finite" : "missing");

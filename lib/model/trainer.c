@@ -302,17 +302,34 @@ static void split_rows(const sl_dataset_t *from, bool heldout, double fraction, 
                         from->mask + i * (size_t)from->p, from->ids[i], (sl_point_status_t)from->status[i]);
 }
 
+/* NRMSE and +-2 sigma coverage of m on the held-out shots. */
+static double heldout_score(const sl_model_t *m, const sl_dataset_t *ho, double *coverage)
+{
+  size_t np = ho->n * (size_t)ho->p;
+  float *mean = sl_malloc((np ? np : 1) * sizeof *mean), *std = sl_malloc((np ? np : 1) * sizeof *std);
+  double v = NAN;
+
+  *coverage = NAN;
+  if (ho->n && sl_model_predict(m, ho->n, ho->x, mean, std, NULL)) {
+    v = sl_model_nrmse(ho->n, ho->p, mean, ho->y, ho->mask, NULL);
+    *coverage = sl_model_coverage(ho->n, ho->p, mean, std, ho->y, ho->mask, 2);
+  }
+  free(mean);
+  free(std);
+  return v;
+}
+
 bool sl_trainer_elevate(const sl_config_t *cfg, const sl_dataset_split_t *split, const sl_model_t *surrogate,
                         sl_trainer_elevated_t *out, sl_error_t *err)
 {
-  double frac = cfg->learn.validation_fraction > 0 ? cfg->learn.validation_fraction : 0.2;
+  double frac = cfg->learn.validation_fraction > 0 ? cfg->learn.validation_fraction : 0.2, cov;
   sl_dataset_t tr, ho;
   sl_transfer_opts_t o;
-  sl_transfer_result_t r;
   bool ok = true;
+  size_t i;
 
   memset(out, 0, sizeof *out);
-  out->nrmse_before = out->nrmse_after = NAN;
+  out->nrmse_before = out->nrmse_after = out->coverage = NAN;
   sl_dataset_init(&tr, cfg);
   sl_dataset_init(&ho, cfg);
   split_rows(&split->exp, false, frac, &tr);
@@ -321,27 +338,79 @@ bool sl_trainer_elevate(const sl_config_t *cfg, const sl_dataset_split_t *split,
   out->n_heldout = ho.n;
   if (tr.n == 0)
     goto out_release;
+  out->shot_ids = sl_malloc(tr.n * sizeof *out->shot_ids);
+  for (i = 0; i < tr.n; i++)
+    out->shot_ids[i] = sl_strdup(tr.ids[i]);
   sl_transfer_opts_from_config(&o, cfg);
-  out->model = sl_transfer_elevate(surrogate, tr.n, tr.x, tr.y, tr.mask, &o, &r, err);
+  out->method = o.n_calib_inputs ? SL_TRANSFER_CALIBRATE : SL_TRANSFER_BAYES;
+  out->model = sl_transfer_elevate_method(out->method, surrogate, tr.n, tr.x, tr.y, tr.mask, &o, &out->result, err);
   if (!out->model) {
     ok = false;
     goto out_release;
   }
-  out->first_layer = r.first_layer;
-  out->nrmse_before = ho.n ? sl_transfer_nrmse(surrogate, ho.n, ho.x, ho.y, ho.mask, NULL, NULL) : NAN;
-  out->nrmse_after = ho.n ? sl_transfer_nrmse(out->model, ho.n, ho.x, ho.y, ho.mask, NULL, NULL) : NAN;
+  out->first_layer = out->result.first_layer;
+  out->nrmse_before = heldout_score(surrogate, &ho, &cov);
+  out->nrmse_after = heldout_score(out->model, &ho, &out->coverage);
 out_release:
   sl_dataset_release(&tr);
   sl_dataset_release(&ho);
   return ok;
 }
 
-char *sl_trainer_elevated_metrics_json(const sl_trainer_elevated_t *e, const char *surrogate_id)
+void sl_trainer_elevated_release(sl_trainer_elevated_t *e)
 {
-  return sl_asprintf("{\"surrogate\": \"%s\", \"n_shots\": %zu, \"n_heldout\": %zu, \"nrmse_before\": %.6g, "
-                     "\"nrmse_after\": %.6g, \"first_layer\": %d}",
-                     surrogate_id, e->n_shots, e->n_heldout, isfinite(e->nrmse_before) ? e->nrmse_before : -1,
-                     isfinite(e->nrmse_after) ? e->nrmse_after : -1, e->first_layer);
+  size_t i;
+  for (i = 0; e->shot_ids && i < e->n_shots; i++)
+    free(e->shot_ids[i]);
+  free(e->shot_ids);
+  e->shot_ids = NULL;
+}
+
+static void put_num(sl_buf_t *b, const char *key, double v)
+{
+  sl_buf_printf(b, ", \"%s\": ", key);
+  sl_json_put_double(b, isfinite(v) ? v : -1);
+}
+
+char *sl_trainer_elevated_metrics_json(const sl_trainer_elevated_t *e, const sl_config_t *cfg,
+                                       const char *surrogate_id)
+{
+  sl_transfer_opts_t o;
+  sl_buf_t b;
+  size_t i;
+
+  sl_buf_init(&b);
+  sl_buf_printf(&b, "{\"surrogate\": ");
+  sl_json_put_string(&b, surrogate_id);
+  sl_buf_printf(&b, ", \"method\": \"%s\", \"n_shots\": %zu, \"n_heldout\": %zu",
+                e->method ? sl_transfer_method_name(e->method) : "none", e->n_shots, e->n_heldout);
+  put_num(&b, "nrmse_before", e->nrmse_before);
+  put_num(&b, "nrmse_after", e->nrmse_after);
+  put_num(&b, "coverage", e->coverage);
+  put_num(&b, "noise_std", e->model ? e->result.noise_std : NAN);
+  sl_buf_printf(&b, ", \"first_layer\": %d", e->first_layer);
+  sl_transfer_opts_from_config(&o, cfg);
+  if (e->method == SL_TRANSFER_CALIBRATE) {
+    sl_buf_printf(&b, ", \"calibration\": {");
+    for (i = 0; i < o.n_calib_inputs; i++) {
+      sl_buf_printf(&b, "%s", i ? ", " : "");
+      sl_json_put_string(&b, cfg->inputs[o.calib_inputs[i]].name);
+      sl_buf_printf(&b, ": [");
+      sl_json_put_double(&b, e->result.calib_mean[i]);
+      sl_buf_printf(&b, ", ");
+      sl_json_put_double(&b, e->result.calib_std[i]);
+      sl_buf_printf(&b, "]");
+    }
+    sl_buf_printf(&b, "}");
+    put_num(&b, "discrepancy", e->result.discrepancy);
+  }
+  sl_buf_printf(&b, ", \"shots\": [");
+  for (i = 0; e->shot_ids && i < e->n_shots; i++) {
+    sl_buf_printf(&b, "%s", i ? ", " : "");
+    sl_json_put_string(&b, e->shot_ids[i]);
+  }
+  sl_buf_printf(&b, "]}");
+  return sl_buf_detach(&b);
 }
 
 void sl_trainer_elevated_metrics_values(const sl_trainer_elevated_t *e, sl_values_t *out)
@@ -352,4 +421,6 @@ void sl_trainer_elevated_metrics_values(const sl_trainer_elevated_t *e, sl_value
     sl_values_add(out, "nrmse_before", e->nrmse_before);
   if (isfinite(e->nrmse_after))
     sl_values_add(out, "nrmse_after", e->nrmse_after);
+  if (isfinite(e->coverage))
+    sl_values_add(out, "coverage", e->coverage);
 }

@@ -20,14 +20,21 @@ void sl_transfer_opts_init(sl_transfer_opts_t *o)
   o->prior = 1e-3;
   o->var_epochs = 100;
   o->seed = 1;
+  o->samples = 8;
+  o->calib_grid = 41;
+  o->calib_draws = 5;
 }
 
 void sl_transfer_opts_from_config(sl_transfer_opts_t *o, const sl_config_t *cfg)
 {
   sl_transfer_opts_init(o);
   if (cfg) {
+    size_t i;
     o->calibration = cfg->calibration;
     o->n_calibration = cfg->n_calibration;
+    for (i = 0; i < cfg->n_inputs && o->n_calib_inputs < 4; i++)
+      if (cfg->inputs[i].calibration)
+        o->calib_inputs[o->n_calib_inputs++] = (int)i;
   }
 }
 

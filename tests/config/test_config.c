@@ -781,7 +781,25 @@ static void test_relative_paths(void)
   free(sub);
 }
 
-SL_TEST_MAIN(SL_T(test_full), SL_T(test_defaults), SL_T(test_batch_follows_slots),
+/* `calibration: true` marks an input a shot may not know (docs/transfer.md); outputs cannot
+ * carry it, and it must be a boolean. */
+static void test_calibration_input(void)
+{
+  sl_error_t err;
+  sl_config_t *cfg = load("experiment: t\ninputs:\n  - {name: a, value_range: [0, 1]}\n"
+                          "  - {name: K, value_range: [0, 1], calibration: true}\n" TAIL,
+                          &err);
+  SL_CHECKF(cfg != NULL, "%s", cfg ? "" : err.message);
+  if (cfg) {
+    SL_CHECK(!cfg->inputs[0].calibration && cfg->inputs[1].calibration);
+    sl_config_destroy(cfg);
+  }
+  EXPECT_ERR_PREFIX("experiment: t\ninputs:\n  - {name: a, value_range: [0, 1], calibration: yes}\n" TAIL,
+                    SL_CONFIG_E_TYPE, "cfg.yaml:3:");
+  EXPECT_ERR_PREFIX(HEAD "outputs:\n  - {name: y, calibration: true}\n" TAIL, SL_CONFIG_E_VALUE, "cfg.yaml:5:");
+}
+
+SL_TEST_MAIN(SL_T(test_calibration_input), SL_T(test_full), SL_T(test_defaults), SL_T(test_batch_follows_slots),
              SL_T(test_flow_style_and_string_command), SL_T(test_synapse_forms), SL_T(test_unknown_key),
              SL_T(test_wrong_type), SL_T(test_missing), SL_T(test_value_range), SL_T(test_duplicates),
              SL_T(test_nonfinite), SL_T(test_bad_names), SL_T(test_enums), SL_T(test_anchors_aliases),

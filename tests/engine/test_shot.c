@@ -2,6 +2,7 @@
  * CSV and JSON lines into rows, errors as path:line:column, the kept-errors cap, the
  * shot-id rule (deterministic, shot_number or outputs, never a simulation's id),
  * duplicates inside a file, the file-name formats, reserved names and the store.point. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -211,5 +212,52 @@ static void test_formats_reserved_and_point(void)
   sl_config_destroy(cfg);
 }
 
+/* Inputs marked `calibration: true` (bench/transfer/config-k.yaml: K) may be left out of
+ * a shot, as a missing column or an empty cell: the row is good, its K is NaN and absent
+ * from the store.point and the id. Any other missing input, or a measured output that is
+ * not a number, is still refused with file:line:column. */
+static void test_calibration_input_missing(void)
+{
+  const char *src = getenv("SPECLINE_SOURCE_DIR");
+  char *path = sl_asprintf("%s/bench/transfer/config-k.yaml", src ? src : ".");
+  sl_error_t err;
+  sl_config_t *cfg = sl_config_load(path, &err);
+  sl_shot_file_t sf;
+  sl_store_point_t pt;
+
+  SL_CHECKF(cfg != NULL, "%s", cfg ? "" : err.message);
+  free(path);
+  if (!cfg)
+    return;
+  SL_CHECK(cfg->inputs[5].calibration && !cfg->inputs[0].calibration);
+  parse(&sf, cfg, SL_SHOT_CSV, HDR GOOD1 GOOD2);
+  SL_CHECK_INT((int)sf.n_rows, 2);
+  SL_CHECK_INT((int)sf.n_errors, 0);
+  SL_CHECK(isnan(sf.rows[0].in[5]));
+  sl_shot_point(cfg, &sf.rows[0], 1.0, &pt);
+  SL_CHECK(sl_values_get(&pt.inputs, "K") == NULL && sl_values_get(&pt.inputs, "zeta") != NULL);
+  sl_shot_point_release(&pt);
+  sl_shot_file_release(&sf);
+  parse(&sf, cfg, SL_SHOT_CSV, "shot_number,zeta,omega0,F,omega,x0,K,amplitude\n1,0.1,1,0.5,1.2,0,,0.9\n2,0.1,1,0.5,1.2,0,0.5,0.9\n");
+  SL_CHECK_INT((int)sf.n_rows, 2);
+  SL_CHECK(isnan(sf.rows[0].in[5]) && sf.rows[1].in[5] == 0.5);
+  SL_CHECK(strcmp(sf.rows[0].id, sf.rows[1].id) != 0);
+  sl_shot_file_release(&sf);
+  parse(&sf, cfg, SL_SHOT_JSONL, "{\"zeta\": 0.1, \"omega0\": 1, \"F\": 0.5, \"omega\": 1.2, \"x0\": 0, \"amplitude\": 1}\n");
+  SL_CHECK_INT((int)sf.n_rows, 1);
+  sl_shot_file_release(&sf);
+  /* still refused: a missing ordinary input, a non-numeric or empty measured output */
+  parse(&sf, cfg, SL_SHOT_CSV, "zeta,omega0,F,x0,amplitude\n0.1,1,0.5,0,1\n");
+  SL_CHECK(sf.fatal && has_error(&sf, "1:1", "missing column 'omega'"));
+  sl_shot_file_release(&sf);
+  parse(&sf, cfg, SL_SHOT_CSV, HDR GOOD1 "2,0.1,1,0.5,1.2,0,0.9,abc\n");
+  SL_CHECK(sf.n_bad == 1 && has_error(&sf, "3:8", "'max_abs_x' is not a number"));
+  sl_shot_file_release(&sf);
+  parse(&sf, cfg, SL_SHOT_CSV, HDR GOOD1 "2,0.1,1,0.5,1.2,0,,\n");
+  SL_CHECK(sf.n_bad == 1 && has_error(&sf, "3:7", "no output value"));
+  sl_shot_file_release(&sf);
+  sl_config_destroy(cfg);
+}
+
 SL_TEST_MAIN(SL_T(test_csv_rows), SL_T(test_errors_name_line_and_column), SL_T(test_errors_kept_and_counted),
-             SL_T(test_ids), SL_T(test_formats_reserved_and_point))
+             SL_T(test_ids), SL_T(test_formats_reserved_and_point), SL_T(test_calibration_input_missing))

@@ -113,8 +113,9 @@ static void job_work(uv_work_t *req)
     } else if (job->el.model) {
       snprintf(job->elevated_id, sizeof job->elevated_id, "%s-elevated", job->model_id);
       job->elevated_ok = put_model(st, job->elevated_id, "elevated", job->el.model,
-                                   sl_trainer_elevated_metrics_json(&job->el, job->model_id), &job->err);
+                                   sl_trainer_elevated_metrics_json(&job->el, cfg, job->model_id), &job->err);
     }
+    sl_trainer_elevated_release(&job->el);
     sl_model_destroy(job->el.model);
     job->el.model = NULL;
   }

@@ -36,6 +36,9 @@ typedef struct sl_var {
   double default_value;
   bool has_range;     /* inputs: required; outputs: optional */
   double lo, hi;      /* value_range, lo < hi */
+  bool calibration;   /* inputs: `calibration: true`, a parameter of the physics that an
+                       * experiment does not know (shots may leave it out); the elevated
+                       * model infers it from the shots (docs/transfer.md) */
 } sl_var_t;
 
 typedef struct sl_calibration {

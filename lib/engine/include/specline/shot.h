@@ -6,13 +6,14 @@
  * Formats: CSV (header line = column names; lines starting with '#' and blank lines
  * skipped; RFC 4180 quotes; unquoted fields trimmed) or JSON lines (one object per line;
  * blank lines skipped). A UTF-8 BOM and CRLF line ends are accepted. Columns (keys) are the
- * config's inputs (all required, within their value_range) and outputs (optional, at least
- * one per row), and optionally `date` (a string), `shot_number` and `scan_number`
+ * config's inputs (all required, within their value_range, except the inputs marked
+ * `calibration: true`: a physics parameter the experiment does not know may be left out,
+ * as a missing column or an empty cell) and outputs (optional, at least one per row), and optionally `date` (a string), `shot_number` and `scan_number`
  * (integers). Every problem is one error "path:line:column: why" (column = the 1-based CSV
  * column or the JSON key).
  *
  * Identity of a shot (sl_shot_id): sample_id = sl_sample_id(campaign, key, 0) where key is
- * the inputs in config order followed by "@experimental" = 1 and, when the row has them,
+ * the inputs in config order (a missing calibration input left out) followed by "@experimental" = 1 and, when the row has them,
  * "@shot_number" and "@scan_number"; a row without a shot_number adds its outputs
  * ("@output.<name>") instead, so repeated shots at the same settings do not collide. "@"
  * cannot start a config name, so a shot never takes the id of a simulation at the same
@@ -40,7 +41,8 @@ typedef enum sl_shot_format {
 /* One good row. Arrays are owned by the file that holds the row. */
 typedef struct sl_shot_row {
   int line;        /* 1-based line in the file */
-  double *in;      /* the config's inputs, in config order */
+  double *in;      /* the config's inputs, in config order; NaN = a calibration input the
+                    * row leaves out (then absent from the store.point's inputs) */
   double *out;     /* the config's outputs (valid where has_out) */
   bool *has_out;
   bool has_shot, has_scan;

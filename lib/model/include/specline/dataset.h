@@ -71,7 +71,10 @@ char *sl_dataset_column_name(const sl_config_t *cfg, int col, char *buf, size_t 
 
 /* ---- point → row ---- */
 
-/* Input row of a point or request: the config's inputs in config order from `inputs`.
+/* Input row of a point or request: the config's inputs in config order from `inputs`. A
+ * missing input marked `calibration: true` (a shot does not know it) takes its default,
+ * else the middle of its value_range: the nominal value the surrogate is asked at; the
+ * elevated model of calibration inference ignores it (transfer.h).
  * Returns false with *err (SL_ERR_USAGE) naming the first missing or non-finite input.
  * x_double and x_float may each be NULL. */
 bool sl_dataset_input_row(const sl_config_t *cfg, const sl_values_t *inputs, double *x_double, float *x_float,

@@ -23,6 +23,7 @@
 #include "specline/dataset.h"
 #include "specline/error.h"
 #include "specline/model.h"
+#include "specline/transfer.h"
 
 /* The least number of Adam steps a training takes (MSE warm start and NLL together): a
  * campaign's data sets are small (16 to a few hundred runs), and an epoch budget alone
@@ -78,17 +79,26 @@ char *sl_trainer_metrics_json(const sl_trainer_result_t *r);
 /* The same metrics as named values (for event.model), non-finite ones left out. */
 void sl_trainer_metrics_values(const sl_trainer_result_t *r, sl_values_t *out);
 
-/* The elevated model (transfer learning on experimental shots, DESIGN.md §5): the last
- * layer(s) of the surrogate retrained on the shots of split->exp outside the held-out
- * fraction (learn.validation_fraction, default 0.2), and the NRMSE on the held-out shots
- * before (surrogate) and after (elevated). */
+/* The elevated model (transfer learning on experimental shots, DESIGN.md §5,
+ * docs/transfer.md): the surrogate elevated on the shots of split->exp outside the held-out
+ * fraction (learn.validation_fraction, default 0.2) by calibration inference when the
+ * config marks inputs `calibration: true`, else by the Bayesian last layer (transfer.h),
+ * and the NRMSE and +-2 sigma coverage on the held-out shots before (surrogate) and after
+ * (elevated). */
 typedef struct sl_trainer_elevated {
   sl_model_t *model; /* owned by the caller; NULL when there was no training shot */
   size_t n_shots;    /* training shots */
   size_t n_heldout;  /* held-out shots */
   double nrmse_before, nrmse_after; /* NaN without held-out shots */
+  double coverage;   /* the elevated model's +-2 sigma coverage on held-out shots, NaN without */
   int first_layer;
+  sl_transfer_method_t method;
+  sl_transfer_result_t result; /* what the method found (calibration posterior, noise) */
+  char **shot_ids;   /* the n_shots sample ids that trained it (owned; free with
+                      * sl_trainer_elevated_release) */
 } sl_trainer_elevated_t;
+
+void sl_trainer_elevated_release(sl_trainer_elevated_t *e); /* ids only; not the model */
 
 /* Elevates `surrogate` (borrowed, unchanged) on the split's shots into *out (zeroed
  * first). True with out->model NULL when the split has no training shot; false with *err
@@ -97,10 +107,13 @@ bool sl_trainer_elevate(const sl_config_t *cfg, const sl_dataset_split_t *split,
                         sl_trainer_elevated_t *out, sl_error_t *err);
 
 /* The elevated model's metrics as stored with it (malloc'd JSON object text): surrogate
- * id, n_shots, n_heldout, nrmse_before, nrmse_after (-1 when not finite), first_layer. */
-char *sl_trainer_elevated_metrics_json(const sl_trainer_elevated_t *e, const char *surrogate_id);
+ * id, method, n_shots, n_heldout, nrmse_before, nrmse_after (-1 when not finite),
+ * coverage (-1 when not finite), first_layer, noise_std, the calibration inputs' posterior
+ * ("calibration": {name: [mean, std]}) and "shots": the ids of the shots that trained it. */
+char *sl_trainer_elevated_metrics_json(const sl_trainer_elevated_t *e, const sl_config_t *cfg,
+                                       const char *surrogate_id);
 
-/* The same as event.model values: n_shots, n_heldout, and the finite NRMSEs. */
+/* The same as event.model values: n_shots, n_heldout, and the finite NRMSEs and coverage. */
 void sl_trainer_elevated_metrics_values(const sl_trainer_elevated_t *e, sl_values_t *out);
 
 #endif

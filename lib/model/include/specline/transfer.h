@@ -38,11 +38,22 @@ typedef struct sl_transfer_opts {
    * model does not have) are ignored. Borrowed. */
   const sl_calibration_t *calibration;
   size_t n_calibration;
+  /* Bayesian methods (sl_transfer_bayes, sl_transfer_infer): */
+  int samples;       /* posterior draws per member, in antithetic pairs (so the elevated
+                      * model's mean is the posterior mean exactly), default 8; 1 = the
+                      * posterior mean only (no posterior spread in the std) */
+  int calib_inputs[4]; /* sl_transfer_infer: model input indices not known for a shot
+                        * (config `calibration: true`; sl_transfer_opts_from_config fills them) */
+  size_t n_calib_inputs;
+  int calib_grid;    /* grid points per calibration input, default 41 (the grid is capped at
+                      * 4096 points in all) */
+  int calib_draws;   /* calibration values kept from the posterior (stratified), default 5 */
 } sl_transfer_opts_t;
 
 void sl_transfer_opts_init(sl_transfer_opts_t *o);
 
-/* The same, with the calibration of cfg (borrowed: cfg must outlive the options). */
+/* The same, with the calibration of cfg (borrowed: cfg must outlive the options) and its
+ * calibration inputs (config order = model input order, the first 4). */
 void sl_transfer_opts_from_config(sl_transfer_opts_t *o, const sl_config_t *cfg);
 
 /* What the retraining did (optional out-parameter). */
@@ -54,6 +65,14 @@ typedef struct sl_transfer_result {
   int epochs_run;
   double loss_before;  /* mean member loss on the shots before training (after calibration) */
   double loss_after;   /* the same after training */
+  /* Bayesian methods: medians over members and observed outputs (standardised units) */
+  double prior_precision; /* evidence-tuned alpha of the Gaussian prior at the surrogate's weights */
+  double noise_std;       /* evidence-tuned residual std, 1 / sqrt(beta) */
+  double log_evidence;    /* summed over members and outputs, per member */
+  /* sl_transfer_infer: the posterior of each calibration input (original units) and the
+   * discrepancy std (standardised units) chosen by marginal likelihood */
+  double calib_mean[4], calib_std[4];
+  double discrepancy;
 } sl_transfer_result_t;
 
 /* Folds the calibration into m, exactly: for each entry naming output j (by name),
@@ -75,6 +94,86 @@ bool sl_transfer_calibrate(sl_model_t *m, const sl_calibration_t *cal, size_t n_
 sl_model_t *sl_transfer_elevate(const sl_model_t *surrogate, size_t n, const float *x, const float *y,
                                 const float *mask, const sl_transfer_opts_t *opts, sl_transfer_result_t *res,
                                 sl_error_t *err);
+
+/* The methods of sl_transfer_elevate_method, by name ("retrain", "bayes", "alpha_beta",
+ * "calibrate"). */
+typedef enum sl_transfer_method {
+  SL_TRANSFER_RETRAIN = 1, /* sl_transfer_elevate: Adam on the last layer, L2 pull */
+  SL_TRANSFER_BAYES,       /* sl_transfer_bayes: Bayesian last layer */
+  SL_TRANSFER_ALPHA_BETA,  /* sl_transfer_alpha_beta: Synapse's output calibration, fitted */
+  SL_TRANSFER_CALIBRATE,   /* sl_transfer_infer: calibration inputs inferred + Bayesian last layer */
+} sl_transfer_method_t;
+
+const char *sl_transfer_method_name(sl_transfer_method_t m);
+/* 0 when the name is unknown. */
+sl_transfer_method_t sl_transfer_method_parse(const char *name);
+
+/* Bayesian last layer. For each member e and each output j the shots observe, the mean row
+ * j of the last layer (w over the member's last hidden features and a bias) gets a
+ * Gaussian posterior: prior w ~ N(w_surrogate, I / alpha), likelihood y_n ~ N(w . phi,
+ * 1 / beta) in the surrogate's standardised units, alpha and beta chosen by maximum
+ * marginal likelihood (the evidence) on a log grid. The elevated model holds E x samples
+ * members: member e's hidden layers, its last-layer row j drawn from the posterior in
+ * antithetic pairs (m + d, m - d), and (NLL models) its log-variance row j set to log(1 /
+ * beta); rows no shot observes stay the surrogate's. So the elevated model's mean is the
+ * ensemble of posterior means and its std mixes the posterior spread, the residual noise
+ * and the members' disagreement: a model.h ensemble like any other (saved, served, scored
+ * as one). Deterministic (opts->seed). Errors as sl_transfer_elevate. */
+sl_model_t *sl_transfer_bayes(const sl_model_t *surrogate, size_t n, const float *x, const float *y,
+                              const float *mask, const sl_transfer_opts_t *opts, sl_transfer_result_t *res,
+                              sl_error_t *err);
+
+/* Calibration inference: the surrogate takes the calibration inputs (opts->calib_inputs)
+ * as inputs, but a shot does not know them (their columns of x are ignored, NaN allowed).
+ * Their posterior on a grid over the model's input range (uniform prior) given the shots,
+ * with the surrogate's predictive variance plus a discrepancy variance tau^2 (tau chosen by
+ * marginal likelihood), is summarised by opts->calib_draws stratified draws; for each the
+ * value is folded into the first layer (the input's column then does nothing) and a
+ * Bayesian last layer on the shots models the remaining discrepancy. The elevated model
+ * holds the members of every draw: its prediction is marginalised over the calibration
+ * posterior. */
+sl_model_t *sl_transfer_infer(const sl_model_t *surrogate, size_t n, const float *x, const float *y,
+                              const float *mask, const sl_transfer_opts_t *opts, sl_transfer_result_t *res,
+                              sl_error_t *err);
+
+/* Synapse's output calibration fitted on the shots: per observed output, y = a f + b by
+ * least squares on the surrogate's mean f (alpha = 1 / a, beta = b; a = 1 with fewer than
+ * 3 shots), folded in with sl_transfer_calibrate, and the log-variance row (NLL) set to the
+ * residual variance. fitted (P entries, may be NULL) receives alpha/beta per output
+ * (alpha 1, beta 0 for unobserved ones; names borrowed from the model). */
+sl_model_t *sl_transfer_alpha_beta(const sl_model_t *surrogate, size_t n, const float *x, const float *y,
+                                   const float *mask, sl_calibration_t *fitted, sl_transfer_result_t *res,
+                                   sl_error_t *err);
+
+/* Dispatches to the method's function above (ALPHA_BETA ignores opts). */
+sl_model_t *sl_transfer_elevate_method(sl_transfer_method_t method, const sl_model_t *surrogate, size_t n,
+                                       const float *x, const float *y, const float *mask,
+                                       const sl_transfer_opts_t *opts, sl_transfer_result_t *res,
+                                       sl_error_t *err);
+
+/* Where the next shots should go (specline shot suggest). */
+typedef struct sl_transfer_suggest_opts {
+  size_t candidates;         /* scrambled Sobol candidates over the settable inputs, default 4096 */
+  uint64_t seed;             /* default 1 */
+  double spacing;            /* length scale (normalised input units) of the spacing factor, default 0.15 */
+  const bool *fixed;         /* D flags (NULL = none): inputs the experiment does not set
+                              * (calibration inputs), held at fixed_value */
+  const double *fixed_value; /* D values for the fixed inputs */
+  const float *col_weight;   /* P weights of the outputs in sigma (NULL = all 1); the
+                              * outputs a shot measures */
+} sl_transfer_suggest_opts_t;
+
+void sl_transfer_suggest_opts_init(sl_transfer_suggest_opts_t *o);
+
+/* Picks k input settings greedily: score = sigma(x) * (1 - exp(-d^2 / (2 spacing^2))),
+ * sigma the model's predictive std in its standardised output units (weighted mean over
+ * columns), d the distance (inputs scaled to [-1, 1], over the settable inputs, divided by
+ * sqrt of their count) to the nearest of the n existing shots xs (n x D raw, may be 0) and
+ * the settings already picked. Writes x_out (k x D raw), sigma and dist (k each, may be
+ * NULL). False (SL_MODEL_E_INVALID) on bad arguments. */
+bool sl_transfer_suggest(const sl_model_t *m, size_t n, const float *xs, size_t k,
+                         const sl_transfer_suggest_opts_t *opts, float *x_out, double *sigma, double *dist,
+                         sl_error_t *err);
 
 /* NRMSE (model.h's definition: per observed column, RMSE over the std of the truth,
  * averaged over columns) of m's ensemble mean on n held-out shots. per_col (P entries, NaN

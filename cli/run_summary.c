@@ -21,6 +21,31 @@
 
 /* ---- the final training ---- */
 
+/* Transfer learning on the experimental shots (DESIGN.md §5), as the learn worker does
+ * after a training: the elevated model of `surrogate` (stored as `id`-elevated). */
+static bool final_elevated(const sl_config_t *cfg, sl_store_t *st, const sl_dataset_split_t *split,
+                           const sl_model_t *surrogate, const char *id, sl_error_t *err)
+{
+  sl_trainer_elevated_t el;
+  char eid[200], *metrics;
+  void *blob;
+  size_t len;
+  bool ok;
+
+  if (!sl_trainer_elevate(cfg, split, surrogate, &el, err))
+    return false;
+  if (!el.model)
+    return true;
+  snprintf(eid, sizeof eid, "%s-elevated", id);
+  blob = sl_model_save_mem(el.model, &len);
+  metrics = sl_trainer_elevated_metrics_json(&el, id);
+  ok = sl_store_put_model(st, eid, "elevated", blob, len, metrics, err);
+  free(blob);
+  free(metrics);
+  sl_model_destroy(el.model);
+  return ok;
+}
+
 bool sl_run_final_model(const sl_config_t *cfg, sl_error_t *err)
 {
   sl_store_query_t q = {.experimental = -1, .status_mask = 0, .with_history = true};
@@ -48,6 +73,8 @@ bool sl_run_final_model(const sl_config_t *cfg, sl_error_t *err)
   ok = sl_store_put_model(st, id, "surrogate", blob, len, metrics, err);
   free(blob);
   free(metrics);
+  if (ok && split.exp.n > 0)
+    ok = final_elevated(cfg, st, &split, res.model, id, err);
   sl_model_destroy(res.model);
 out:
   sl_dataset_split_release(&split);
@@ -224,6 +251,28 @@ static void print_model(FILE *out, const char *id, const char *metrics)
   json_decref(j);
 }
 
+/* The newest elevated model (shots), when the campaign has one. */
+static void print_elevated(sl_store_t *st, FILE *out)
+{
+  char *id = NULL, *metrics = NULL;
+  void *blob = NULL;
+  size_t len = 0;
+  bool found = false;
+  sl_error_t err;
+  json_t *j;
+
+  if (!sl_store_get_model(st, "elevated", &id, &blob, &len, &metrics, &found, &err) || !found)
+    goto out;
+  j = metrics ? json_loads(metrics, 0, NULL) : NULL;
+  fprintf(out, "  elevated      %s: %.0f shots, held-out shot NRMSE %.3f before, %.3f after\n", id,
+          metric(j, "n_shots"), metric(j, "nrmse_before"), metric(j, "nrmse_after"));
+  json_decref(j);
+out:
+  free(id);
+  free(metrics);
+  free(blob);
+}
+
 bool sl_run_summary(const sl_config_t *cfg, double wall, FILE *out, sl_error_t *err)
 {
   sl_store_query_t q = {.experimental = 0, .status_mask = 0, .with_history = true};
@@ -258,6 +307,7 @@ bool sl_run_summary(const sl_config_t *cfg, double wall, FILE *out, sl_error_t *
       print_model(out, id, metrics);
     else
       fprintf(out, "  final model   none stored\n");
+    print_elevated(st, out);
     fprintf(out, "  store         %s (see: specline results %s)\n", cfg->store, cfg->path);
   }
   for (i = 0; i < t.n_stops; i++)

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "run_summary.h"
 #include "specline/amqp.h"
 #include "specline/broker.h"
 #include "specline/config.h"
@@ -330,22 +331,21 @@ static void progress_line(run_state_t *rs, bool tty, bool final)
     fputc('\n', stderr);
 }
 
-static bool summary(const sl_config_t *cfg, double wall)
+/* The end of a campaign: the learner's last training (with_model), then the summary
+ * (run_summary.h). */
+static bool summary(const sl_config_t *cfg, double wall, bool final_model)
 {
-  sl_store_t *st;
   sl_error_t err;
-  int64_t n_sim = 0, n_exp = 0;
 
-  st = sl_store_open(cfg->store, cfg, &err);
-  if (!st) {
-    fprintf(stderr, "specline run: cannot open the store for the summary: %s\n", err.message);
+  if (final_model) {
+    fprintf(stderr, "specline run: training the final model on everything stored...\n");
+    if (!sl_run_final_model(cfg, &err))
+      fprintf(stderr, "specline run: the final training failed: %s\n", err.message);
+  }
+  if (!sl_run_summary(cfg, wall, stdout, &err)) {
+    fprintf(stderr, "specline run: cannot read the store for the summary: %s\n", err.message);
     return false;
   }
-  sl_store_count(st, &n_sim, &n_exp, &err);
-  sl_store_destroy(st);
-  printf("campaign '%s': %lld simulations and %lld shots stored in %s (%.1f s)\n", cfg->experiment,
-         (long long)n_sim, (long long)n_exp, cfg->store, wall);
-  printf("see them with: specline results %s\n", cfg->path);
   return true;
 }
 
@@ -576,13 +576,14 @@ int sl_cmd_run(int argc, char **argv)
     fprintf(stderr, "specline run: interrupted; writing the points produced, then stopping\n");
   stop_all(&rs, amqp);
   if (explore_status == 0) {
-    rc = summary(rs.cfg, sl_mono() - rs.started) ? 0 : 1;
+    rc = summary(rs.cfg, sl_mono() - rs.started, with_model) ? 0 : 1;
   } else if (explore_status == 4) {
-    summary(rs.cfg, sl_mono() - rs.started);
-    fprintf(stderr, "specline run: the campaign ended because its runs kept failing (see the first failure above)\n");
+    summary(rs.cfg, sl_mono() - rs.started, false);
+    fprintf(stderr, "specline run: the campaign ended because its runs kept failing (see the first failure above)
+");
     rc = 4;
   } else if (g_interrupted) {
-    summary(rs.cfg, sl_mono() - rs.started);
+    summary(rs.cfg, sl_mono() - rs.started, false);
     rc = 130;
   } else {
     fprintf(stderr, "specline run: the campaign did not complete\n");

@@ -502,7 +502,30 @@ out:
 
 /* ---- speculative termination ---- */
 
-/* The body of the terminate for a stop: the prediction relied on, per checkpoint. */
+/* The ensemble's prediction of the final outputs of s, added to v as "<output>" and
+ * "<output>.std" (a stopped run never reaches them; the store keeps them flagged as
+ * predicted and training weighs them by their sigma, docs/store.md). */
+static void predicted_finals(const sl_planner_t *p, const sl_sample_t *s, sl_values_t *v)
+{
+  const double *in = sl_ledger_inputs(p->ledger, s);
+  float x[MAX_D], *mean = sl_calloc((size_t)p->P, sizeof *mean), *std = sl_calloc((size_t)p->P, sizeof *std);
+  char name[160];
+  size_t j;
+
+  for (j = 0; j < p->d; j++)
+    x[j] = (float)in[j];
+  if (sl_model_predict(p->model, 1, x, mean, std, NULL))
+    for (j = 0; j < p->cfg->n_outputs; j++) {
+      sl_values_add(v, p->cfg->outputs[j].name, mean[(size_t)p->K + j]);
+      snprintf(name, sizeof name, "%s.std", p->cfg->outputs[j].name);
+      sl_values_add(v, name, std[(size_t)p->K + j]);
+    }
+  free(mean);
+  free(std);
+}
+
+/* The body of the terminate for a stop: the prediction relied on, per checkpoint, and the
+ * predicted final outputs. */
 static char *terminate_body(const sl_planner_t *p, const sl_sample_t *s, const sl_spec_decision_t *dec)
 {
   sl_control_terminate_t m;
@@ -521,6 +544,7 @@ static char *terminate_body(const sl_planner_t *p, const sl_sample_t *s, const s
     sl_values_add(&m.predicted, name, dec->pred_std[k]);
   }
   sl_values_add(&m.predicted, "z2", dec->z2);
+  predicted_finals(p, s, &m.predicted);
   body = sl_control_terminate_encode(&m);
   sl_values_release(&m.predicted);
   return body;

@@ -1,6 +1,7 @@
 /* Training data for the surrogate: stored points → input rows, output rows and masks
- * (history at the checkpoints, then the final outputs), the hash split of complete runs
- * into training and validation, and the inverse mapping of an output row. */
+ * (history at the checkpoints, then the final outputs) with a stopped run's predicted tail
+ * and finals and their sigma, the training weights, the hash split of complete runs into
+ * training and validation, and the inverse mapping of an output row. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,15 +79,22 @@ void sl_dataset_release(sl_dataset_t *ds)
   free(ds->x);
   free(ds->y);
   free(ds->mask);
+  free(ds->sd);
   free(ds->status);
   ds->ids = NULL;
-  ds->x = ds->y = ds->mask = NULL;
+  ds->x = ds->y = ds->mask = ds->sd = NULL;
   ds->status = NULL;
   ds->n = ds->cap = 0;
 }
 
 void sl_dataset_append(sl_dataset_t *ds, const float *x, const float *y, const float *mask, const char *id,
                        sl_point_status_t status)
+{
+  sl_dataset_append_sd(ds, x, y, mask, NULL, id, status);
+}
+
+void sl_dataset_append_sd(sl_dataset_t *ds, const float *x, const float *y, const float *mask, const float *sd,
+                          const char *id, sl_point_status_t status)
 {
   size_t d = (size_t)ds->d, p = (size_t)ds->p;
 
@@ -95,6 +103,7 @@ void sl_dataset_append(sl_dataset_t *ds, const float *x, const float *y, const f
     ds->x = sl_realloc(ds->x, ds->cap * (d ? d : 1) * sizeof *ds->x);
     ds->y = sl_realloc(ds->y, ds->cap * (p ? p : 1) * sizeof *ds->y);
     ds->mask = sl_realloc(ds->mask, ds->cap * (p ? p : 1) * sizeof *ds->mask);
+    ds->sd = sl_realloc(ds->sd, ds->cap * (p ? p : 1) * sizeof *ds->sd);
     ds->ids = sl_realloc(ds->ids, ds->cap * sizeof *ds->ids);
     ds->status = sl_realloc(ds->status, ds->cap * sizeof *ds->status);
   }
@@ -103,6 +112,10 @@ void sl_dataset_append(sl_dataset_t *ds, const float *x, const float *y, const f
   if (p) {
     memcpy(ds->y + ds->n * p, y, p * sizeof *y);
     memcpy(ds->mask + ds->n * p, mask, p * sizeof *mask);
+    if (sd)
+      memcpy(ds->sd + ds->n * p, sd, p * sizeof *sd);
+    else
+      memset(ds->sd + ds->n * p, 0, p * sizeof *sd);
   }
   ds->ids[ds->n] = sl_strdup(id);
   ds->status[ds->n] = (uint8_t)status;
@@ -116,6 +129,61 @@ size_t sl_dataset_observed(const sl_dataset_t *ds)
   for (i = 0; i < total; i++)
     n += ds->mask[i] != 0.0f;
   return n;
+}
+
+size_t sl_dataset_predicted(const sl_dataset_t *ds)
+{
+  size_t i, n = 0, total = ds->n * (size_t)ds->p;
+
+  for (i = 0; i < total; i++)
+    n += ds->mask[i] == 0.0f && ds->sd[i] > 0.0f;
+  return n;
+}
+
+float sl_dataset_predicted_weight(double sd, double ref)
+{
+  if (!(sd > 0) || !(ref > 0) || !isfinite(sd))
+    return 0.0f;
+  return (float)(ref * ref / (ref * ref + sd * sd));
+}
+
+/* The spread of column j over its observed entries (0 when fewer than two). */
+static double observed_std(const sl_dataset_t *ds, int j)
+{
+  double s = 0, s2 = 0, c = 0, m;
+  size_t i;
+
+  for (i = 0; i < ds->n; i++) {
+    size_t at = i * (size_t)ds->p + (size_t)j;
+    if (ds->mask[at] != 0.0f) {
+      s += ds->y[at];
+      s2 += (double)ds->y[at] * ds->y[at];
+      c++;
+    }
+  }
+  if (c < 2)
+    return 0;
+  m = s / c;
+  return sqrt(fmax(s2 / c - m * m, 0));
+}
+
+size_t sl_dataset_weights(const sl_dataset_t *ds, float *w)
+{
+  size_t i, n_pred = 0;
+  int j;
+
+  for (j = 0; j < ds->p; j++) {
+    double ref = SL_DATASET_NOISE_REF * observed_std(ds, j);
+    for (i = 0; i < ds->n; i++) {
+      size_t at = i * (size_t)ds->p + (size_t)j;
+      w[at] = ds->mask[at];
+      if (ds->mask[at] == 0.0f && ds->sd[at] > 0.0f) {
+        w[at] = sl_dataset_predicted_weight(ds->sd[at], ref);
+        n_pred += w[at] > 0.0f;
+      }
+    }
+  }
+  return n_pred;
 }
 
 bool sl_dataset_input_row(const sl_config_t *cfg, const sl_values_t *inputs, double *x_double, float *x_float,
@@ -154,13 +222,49 @@ static bool put(float *y, float *mask, int j, double v)
   return true;
 }
 
+/* The stored prediction named `name` and its "<name>.std" for a stopped run: true with
+ * *mu, *sd (sd > 0 and both finite as floats) when both are there. */
+static bool predicted(const sl_store_point_t *pt, const char *name, float *mu, float *sd)
+{
+  char std_name[160];
+  const double *m = sl_values_get(&pt->predicted, name), *s;
+
+  snprintf(std_name, sizeof std_name, "%s.std", name);
+  s = sl_values_get(&pt->predicted, std_name);
+  if (!m || !s || !isfinite((float)*m) || !isfinite((float)*s) || !((float)*s > 0.0f))
+    return false;
+  *mu = (float)*m;
+  *sd = (float)*s;
+  return true;
+}
+
+/* Entry j of a stopped run not observed: its prediction when stored (and sd wanted). */
+static void put_predicted(const sl_store_point_t *pt, const char *name, float *y, float *sd, int j)
+{
+  float mu, s;
+
+  if (sd && pt->status == SL_POINT_TERMINATED && predicted(pt, name, &mu, &s)) {
+    y[j] = mu;
+    sd[j] = s;
+  }
+}
+
 int sl_dataset_output_row(const sl_config_t *cfg, const sl_store_point_t *pt, float *y, float *mask)
 {
+  return sl_dataset_output_row_sd(cfg, pt, y, mask, NULL);
+}
+
+int sl_dataset_output_row_sd(const sl_config_t *cfg, const sl_store_point_t *pt, float *y, float *mask, float *sd)
+{
   int K = sl_dataset_checkpoints(cfg), p = sl_dataset_columns(cfg), k, observed = 0;
+  char name[160];
   size_t i;
 
-  for (k = 0; k < p; k++)
+  for (k = 0; k < p; k++) {
     y[k] = mask[k] = 0.0f;
+    if (sd)
+      sd[k] = 0.0f;
+  }
   if (pt->status == SL_POINT_FAILED)
     return 0;
   if (K > 0) {
@@ -169,17 +273,20 @@ int sl_dataset_output_row(const sl_config_t *cfg, const sl_store_point_t *pt, fl
     size_t len = h >= 0 ? pt->history.lens[h] : 0;
     for (k = 0; k < K; k++) {
       int64_t step = sl_dataset_checkpoint_step(cfg, k);
-      if (step < 1 || (uint64_t)step > len)
-        break; /* beyond the observed history: never invented */
-      observed += put(y, mask, k, hist[step - 1]);
+      if (step >= 1 && (uint64_t)step <= len) {
+        observed += put(y, mask, k, hist[step - 1]);
+        continue;
+      }
+      snprintf(name, sizeof name, "%s.%d", cfg->history.name, k); /* beyond the observed prefix */
+      put_predicted(pt, name, y, sd, k);
     }
   }
-  if (pt->status != SL_POINT_COMPLETE)
-    return observed; /* a stopped run has no final outputs */
   for (i = 0; i < cfg->n_outputs; i++) {
     const double *v = sl_values_get(&pt->outputs, cfg->outputs[i].name);
-    if (v)
+    if (pt->status == SL_POINT_COMPLETE && v)
       observed += put(y, mask, K + (int)i, *v);
+    else if (pt->status == SL_POINT_TERMINATED)
+      put_predicted(pt, cfg->outputs[i].name, y, sd, K + (int)i); /* a stopped run's finals */
   }
   return observed;
 }
@@ -217,10 +324,11 @@ sl_dataset_dest_t sl_dataset_split_add(sl_dataset_split_t *s, const sl_store_poi
 {
   const sl_config_t *cfg = s->cfg;
   size_t d = cfg->n_inputs ? cfg->n_inputs : 1, p = (size_t)sl_dataset_columns(cfg);
-  float xs[64], ys[256], ms[256];
+  float xs[64], ys[256], ms[256], ss[256];
   float *x = d <= 64 ? xs : sl_malloc(d * sizeof *x);
   float *y = p <= 256 ? ys : sl_malloc(p * sizeof *y);
   float *m = p <= 256 ? ms : sl_malloc(p * sizeof *m);
+  float *sd = p <= 256 ? ss : sl_malloc(p * sizeof *sd);
   sl_dataset_dest_t dest = SL_DATASET_SKIPPED;
   sl_dataset_t *to = NULL;
 
@@ -230,7 +338,7 @@ sl_dataset_dest_t sl_dataset_split_add(sl_dataset_split_t *s, const sl_store_poi
     s->n_failed += pt->status == SL_POINT_FAILED;
   }
   if (pt->status == SL_POINT_FAILED || !sl_dataset_input_row(cfg, &pt->inputs, NULL, x, NULL) ||
-      sl_dataset_output_row(cfg, pt, y, m) == 0) {
+      sl_dataset_output_row_sd(cfg, pt, y, m, sd) == 0) {
     s->n_skipped += !pt->experimental_flag;
     goto out_free;
   }
@@ -244,7 +352,7 @@ sl_dataset_dest_t sl_dataset_split_add(sl_dataset_split_t *s, const sl_store_poi
     dest = SL_DATASET_TRAIN;
     to = &s->train;
   }
-  sl_dataset_append(to, x, y, m, pt->sample_id, pt->status);
+  sl_dataset_append_sd(to, x, y, m, sd, pt->sample_id, pt->status);
 out_free:
   if (x != xs)
     free(x);
@@ -252,6 +360,8 @@ out_free:
     free(y);
   if (m != ms)
     free(m);
+  if (sd != ss)
+    free(sd);
   return dest;
 }
 

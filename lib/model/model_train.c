@@ -1,4 +1,4 @@
-/* Training of the surrogate ensemble: the masked loss and its gradient for one batch
+/* Training of the surrogate ensemble: the masked (weighted) loss and its gradient for one batch
  * (forward, loss, backward over feature-major activations), the Adam update over flat
  * arrays, and the epoch loop with deterministic shuffling, layer freezing and per-member
  * early stopping on a validation set. */
@@ -43,9 +43,9 @@ static double member_loss(const struct sl_model *m, size_t n, const float *out, 
   for (j = 0; j < P; j++) {
     for (i = 0; i < n; i++) {
       size_t k = i * (size_t)P + j, o = (size_t)j * n + i;
-      float r;
+      float r, wk = mask ? mask[k] : 1.0f; /* an entry's weight: 1 observed, 0 not, between predicted */
 
-      if (mask && mask[k] == 0)
+      if (wk == 0)
         continue;
       r = yn[k] - out[o];
       if (m->loss == SL_MODEL_LOSS_NLL) {
@@ -54,16 +54,16 @@ static double member_loss(const struct sl_model *m, size_t n, const float *out, 
                                            : (sr > SL_MODEL_LOGVAR_MAX ? SL_MODEL_LOGVAR_MAX : sr);
         float inv = expf(-s), q = r * r * inv;
 
-        sum += 0.5 * ((double)s + (double)q);
+        sum += 0.5 * ((double)s + (double)q) * wk;
         if (dout) {
-          dout[o] = -r * inv * inv_cnt;
+          dout[o] = -r * inv * inv_cnt * wk;
           dout[(size_t)P * n + o] =
-              (sr < SL_MODEL_LOGVAR_MIN || sr > SL_MODEL_LOGVAR_MAX) ? 0.0f : 0.5f * (1.0f - q) * inv_cnt;
+              (sr < SL_MODEL_LOGVAR_MIN || sr > SL_MODEL_LOGVAR_MAX) ? 0.0f : 0.5f * (1.0f - q) * inv_cnt * wk;
         }
       } else {
-        sum += (double)r * r;
+        sum += (double)r * r * wk;
         if (dout)
-          dout[o] = -2.0f * r * inv_cnt;
+          dout[o] = -2.0f * r * inv_cnt * wk;
       }
     }
   }
@@ -121,7 +121,7 @@ bool sl_model_loss_grad(sl_model_t *m, size_t n, const float *xn, const float *y
   rowbuf = d1 + wmax * n;
   sl__transpose(n, (size_t)m->D, xn, xt);
   for (i = 0; i < n * (size_t)m->P; i++)
-    cnt += !mask || mask[i] != 0;
+    cnt += mask ? (double)mask[i] : 1.0; /* the total weight: the count when the mask is 0/1 */
   for (e = 0; e < m->E; e++) {
     double l;
 
@@ -183,7 +183,7 @@ static void shuffle(size_t *perm, size_t n, uint64_t seed, int epoch)
   }
 }
 
-/* Per-member validation loss over all rows, chunked, weighted by observed entries. */
+/* Per-member validation loss over all rows, chunked, weighted by the entries' weights. */
 static void val_loss(struct sl_model *m, size_t n, const float *xn, const float *yn, const float *mask,
                      double *out, double *tmp)
 {
@@ -194,17 +194,18 @@ static void val_loss(struct sl_model *m, size_t n, const float *xn, const float 
   for (e = 0; e < m->E; e++)
     out[e] = 0;
   for (r0 = 0; r0 < n; r0 += VAL_CHUNK) {
-    size_t c = n - r0 < VAL_CHUNK ? n - r0 : VAL_CHUNK, cnt = 0;
+    size_t c = n - r0 < VAL_CHUNK ? n - r0 : VAL_CHUNK;
     const float *mk = mask ? mask + r0 * m->P : NULL;
+    double cnt = 0;
 
     for (i = 0; i < c * (size_t)m->P; i++)
-      cnt += !mk || mk[i] != 0;
+      cnt += mk ? (double)mk[i] : 1.0;
     if (!cnt)
       continue;
     sl_model_loss_grad(m, c, xn + r0 * m->D, yn + r0 * m->P, mk, 0, tmp, NULL, NULL);
     for (e = 0; e < m->E; e++)
-      out[e] += tmp[e] * (double)cnt;
-    total += (double)cnt;
+      out[e] += tmp[e] * cnt;
+    total += cnt;
   }
   for (e = 0; e < m->E; e++)
     out[e] = total > 0 ? out[e] / total : NAN;

@@ -151,8 +151,8 @@ static void copy_mean_weights(const sl_model_t *mse, sl_model_t *nll, const sl_d
  * fitted (the mean gradient is scaled by 1/variance), which leaves a poor mean and a wide
  * band. So the mean is fitted first with MSE for `warm` epochs, then the NLL ensemble
  * starts from those weights. */
-static bool warm_start(const sl_config_t *cfg, sl_model_t *nll, const sl_dataset_t *tr, const sl_model_train_opts_t *o,
-                       int warm, sl_error_t *err)
+static bool warm_start(const sl_config_t *cfg, sl_model_t *nll, const sl_dataset_t *tr, const float *w,
+                       const sl_model_train_opts_t *o, int warm, sl_error_t *err)
 {
   sl_model_train_opts_t wo = *o;
   sl_model_t *mse = new_model(cfg, SL_MODEL_LOSS_MSE, err);
@@ -161,7 +161,7 @@ static bool warm_start(const sl_config_t *cfg, sl_model_t *nll, const sl_dataset
   if (!mse)
     return false;
   wo.epochs = warm;
-  ok = sl_model_train(mse, tr->n, tr->x, tr->y, tr->mask, &wo, NULL, err);
+  ok = sl_model_train(mse, tr->n, tr->x, tr->y, w, &wo, NULL, err);
   if (ok)
     copy_mean_weights(mse, nll, tr);
   sl_model_destroy(mse);
@@ -204,6 +204,7 @@ bool sl_trainer_run_on(const sl_config_t *cfg, const sl_dataset_split_t *split, 
   const sl_dataset_t *tr = &split->train;
   sl_model_train_opts_t o;
   sl_model_train_result_t res;
+  float *w = NULL; /* training weights: the mask, plus the stopped runs' predicted entries */
   double t0;
   bool nll;
   int warm;
@@ -232,14 +233,16 @@ bool sl_trainer_run_on(const sl_config_t *cfg, const sl_dataset_split_t *split, 
   o.epochs = sl_trainer_epochs(o.epochs, tr->n, o.batch_size);
   o.progress = progress;
   o.progress_ud = abort_flag;
+  w = sl_malloc(tr->n * (size_t)tr->p * sizeof *w);
+  out->n_predicted = sl_dataset_weights(tr, w);
   t0 = sl_mono();
   warm = nll && o.epochs >= 4 ? o.epochs / 2 : 0;
-  if (warm && !warm_start(cfg, out->model, tr, &o, warm, err))
+  if (warm && !warm_start(cfg, out->model, tr, w, &o, warm, err))
     goto out_fail;
   o.epochs -= warm;
   if (!backend)
     backend = sl_trainer_backend_cpu();
-  if (!backend->train(backend->ud, out->model, tr->n, tr->x, tr->y, tr->mask, &o, &res, err))
+  if (!backend->train(backend->ud, out->model, tr->n, tr->x, tr->y, w, &o, &res, err))
     goto out_fail;
   out->train_s = sl_mono() - t0;
   if (abort_flag && atomic_load(abort_flag)) {
@@ -249,8 +252,10 @@ bool sl_trainer_run_on(const sl_config_t *cfg, const sl_dataset_split_t *split, 
   out->epochs_run = warm + res.epochs_run;
   out->train_loss = res.train_loss;
   evaluate(cfg, &split->val, out);
+  free(w);
   return true;
 out_fail:
+  free(w);
   sl_model_destroy(out->model);
   out->model = NULL;
   return false;
@@ -264,6 +269,7 @@ void sl_trainer_metrics_values(const sl_trainer_result_t *r, sl_values_t *out)
     sl_values_add(out, "coverage", r->coverage);
   sl_values_add(out, "n_train", (double)r->n_train);
   sl_values_add(out, "n_val", (double)r->n_val);
+  sl_values_add(out, "n_predicted", (double)r->n_predicted);
   sl_values_add(out, "train_s", r->train_s);
   if (isfinite(r->nrmse_history))
     sl_values_add(out, "nrmse_history", r->nrmse_history);
@@ -298,8 +304,9 @@ static void split_rows(const sl_dataset_t *from, bool heldout, double fraction, 
 
   for (i = 0; i < from->n; i++)
     if (sl_dataset_is_validation(from->ids[i], fraction) == heldout)
-      sl_dataset_append(to, from->x + i * (size_t)from->d, from->y + i * (size_t)from->p,
-                        from->mask + i * (size_t)from->p, from->ids[i], (sl_point_status_t)from->status[i]);
+      sl_dataset_append_sd(to, from->x + i * (size_t)from->d, from->y + i * (size_t)from->p,
+                           from->mask + i * (size_t)from->p, from->sd + i * (size_t)from->p, from->ids[i],
+                           (sl_point_status_t)from->status[i]);
 }
 
 /* NRMSE and +-2 sigma coverage of m on the held-out shots. */

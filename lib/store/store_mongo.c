@@ -48,6 +48,103 @@ static void append_values_doc(bson_t *b, const char *key, const sl_values_t *v, 
   bson_append_document_end(b, &child);
 }
 
+/* ---- the `predicted` subdocument ----
+ * The flat names of a stop's prediction ("log_env.8", "log_env.8.std", "amplitude",
+ * "amplitude.std", "z2") are stored without dots in field names (MongoDB paths use them):
+ * the name's dot-separated parts nest, a value with its ".std" becomes {mean, std}, a
+ * lone value stays a number: {"log_env": {"8": {"mean": m, "std": s}}, "amplitude":
+ * {"mean": m, "std": s}, "z2": 1.4} (docs/store.md). Reading flattens it back, and
+ * still reads the flat, dotted keys of older documents. */
+
+typedef struct pnode {
+  char *key;
+  double mean, std;
+  bool has_mean, has_std;
+  struct pnode *kids;
+  size_t n;
+} pnode_t;
+
+static pnode_t *pnode_kid(pnode_t *n, const char *key, size_t len)
+{
+  size_t i;
+
+  for (i = 0; i < n->n; i++)
+    if (strlen(n->kids[i].key) == len && !strncmp(n->kids[i].key, key, len))
+      return &n->kids[i];
+  n->kids = sl_realloc(n->kids, (n->n + 1) * sizeof *n->kids);
+  memset(&n->kids[n->n], 0, sizeof *n->kids);
+  n->kids[n->n].key = sl_strndup(key, len);
+  return &n->kids[n->n++];
+}
+
+static void pnode_add(pnode_t *root, const char *name, double v)
+{
+  size_t len = strlen(name);
+  bool is_std = len > 4 && !strcmp(name + len - 4, ".std");
+  const char *p = name, *end = name + (is_std ? len - 4 : len), *dot;
+  pnode_t *n = root;
+
+  while (p < end) {
+    dot = memchr(p, '.', (size_t)(end - p));
+    n = pnode_kid(n, p, dot ? (size_t)(dot - p) : (size_t)(end - p));
+    p = dot ? dot + 1 : end;
+  }
+  if (is_std) {
+    n->std = v;
+    n->has_std = true;
+  } else {
+    n->mean = v;
+    n->has_mean = true;
+  }
+}
+
+static void pnode_append(bson_t *b, const pnode_t *n)
+{
+  size_t i;
+
+  for (i = 0; i < n->n; i++) {
+    const pnode_t *k = &n->kids[i];
+    bson_t child;
+    if (!k->n && k->has_mean && !k->has_std) {
+      BSON_APPEND_DOUBLE(b, k->key, k->mean);
+      continue;
+    }
+    BSON_APPEND_DOCUMENT_BEGIN(b, k->key, &child);
+    if (k->has_mean)
+      BSON_APPEND_DOUBLE(&child, "mean", k->mean);
+    if (k->has_std)
+      BSON_APPEND_DOUBLE(&child, "std", k->std);
+    pnode_append(&child, k);
+    bson_append_document_end(b, &child);
+  }
+}
+
+static void pnode_free(pnode_t *n)
+{
+  size_t i;
+
+  for (i = 0; i < n->n; i++) {
+    pnode_free(&n->kids[i]);
+    free(n->kids[i].key);
+  }
+  free(n->kids);
+}
+
+static void append_predicted_doc(bson_t *b, const sl_values_t *v)
+{
+  pnode_t root;
+  bson_t child;
+  size_t i;
+
+  memset(&root, 0, sizeof root);
+  for (i = 0; i < v->n; i++)
+    pnode_add(&root, v->names[i], v->vals[i]);
+  BSON_APPEND_DOCUMENT_BEGIN(b, "predicted", &child);
+  pnode_append(&child, &root);
+  bson_append_document_end(b, &child);
+  pnode_free(&root);
+}
+
 void sl__mongo_point_doc(const sl__store_schema_t *s, const sl_store_point_t *p, bson_t *out)
 {
   const double *v;
@@ -97,7 +194,7 @@ void sl__mongo_point_doc(const sl__store_schema_t *s, const sl_store_point_t *p,
     bson_append_document_end(out, &h);
   }
   if (p->predicted.n)
-    append_values_doc(out, "predicted", &p->predicted, false);
+    append_predicted_doc(out, &p->predicted);
   if (n_other)
     append_values_doc(out, "extra", &p->extra, true);
 }
@@ -363,6 +460,30 @@ static void values_from_subdoc(const bson_iter_t *it, sl_values_t *out)
       sl_values_add(out, bson_iter_key(&c), v);
 }
 
+/* Flattens a `predicted` (sub)document under prefix (see append_predicted_doc). */
+static void predicted_from_subdoc(const bson_iter_t *it, const char *prefix, sl_values_t *out)
+{
+  bson_iter_t c;
+  double v;
+  char name[256];
+
+  if (!BSON_ITER_HOLDS_DOCUMENT(it) || !bson_iter_recurse(it, &c))
+    return;
+  while (bson_iter_next(&c)) {
+    const char *key = bson_iter_key(&c);
+    if (*prefix && !strcmp(key, "mean"))
+      snprintf(name, sizeof name, "%s", prefix);
+    else if (*prefix && !strcmp(key, "std"))
+      snprintf(name, sizeof name, "%s.std", prefix);
+    else
+      snprintf(name, sizeof name, "%s%s%s", prefix, *prefix ? "." : "", key);
+    if (BSON_ITER_HOLDS_DOCUMENT(&c))
+      predicted_from_subdoc(&c, name, out);
+    else if (BSON_ITER_HOLDS_NUMBER(&c) && iter_number(&c, &v))
+      sl_values_add(out, name, v);
+  }
+}
+
 static void series_from_subdoc(const bson_iter_t *it, sl_series_t *out)
 {
   bson_iter_t c;
@@ -458,7 +579,7 @@ bool sl__mongo_point_from_doc(const sl__store_schema_t *s, const bson_t *doc, bo
   if (with_history && bson_iter_init_find(&it, doc, "history"))
     series_from_subdoc(&it, &p->history);
   if (bson_iter_init_find(&it, doc, "predicted"))
-    values_from_subdoc(&it, &p->predicted);
+    predicted_from_subdoc(&it, "", &p->predicted);
   if (bson_iter_init_find(&it, doc, "shot_number") && BSON_ITER_HOLDS_NUMBER(&it) && iter_number(&it, &v))
     sl_values_add(&p->extra, "shot_number", v);
   if (bson_iter_init_find(&it, doc, "scan_number") && BSON_ITER_HOLDS_NUMBER(&it) && iter_number(&it, &v))

@@ -335,6 +335,76 @@ static void test_scan_filters(void)
 }
 
 /* A point written by us reads back field for field. */
+
+/* A speculatively stopped run as simulate stores it: the observed prefix of x in history,
+ * no outputs, the prediction the stop relied on (tail checkpoints 3 and 4 of x, the
+ * finals, z2) in predicted (docs/store.md, "A stopped run"). */
+static void stopped_point(sl_store_point_t *p, const char *id)
+{
+  static const double h[3] = {0.5, 0.25, 0.125};
+
+  fx_point(p, "osc", id, SL_POINT_TERMINATED, 0.3, 0);
+  sl_values_release(&p->outputs);
+  sl_values_init(&p->outputs);
+  sl_series_add(&p->history, "x", h, 3);
+  p->steps = 3;
+  sl_values_add(&p->predicted, "x.3", 0.0625);
+  sl_values_add(&p->predicted, "x.3.std", 0.015625);
+  sl_values_add(&p->predicted, "x.4", 0.03125);
+  sl_values_add(&p->predicted, "x.4.std", 0.0078125);
+  sl_values_add(&p->predicted, "z2", 1.5);
+  sl_values_add(&p->predicted, "amplitude", 2.5);
+  sl_values_add(&p->predicted, "amplitude.std", 0.25);
+  sl_values_add(&p->predicted, "energy", 1.25);
+  sl_values_add(&p->predicted, "energy.std", 0.125);
+}
+
+/* A stop's prediction in the Synapse layout: no dotted field names, {mean, std} pairs
+ * nested by checkpoint, z2 a number; read back to the same flat names. Older documents
+ * with flat dotted keys still read. */
+static void test_stopped_point_doc(void)
+{
+  sl__store_schema_t s;
+  sl_store_point_t p, got;
+  bson_t doc, old;
+  sl_error_t err = {0};
+  char *j;
+
+  schema_of(&s);
+  stopped_point(&p, "s7");
+  bson_init(&doc);
+  sl__mongo_point_doc(&s, &p, &doc);
+  j = json_at(&doc, "predicted");
+  SL_CHECK_STR(j, "{ \"x\" : { \"3\" : { \"mean\" : 0.0625, \"std\" : 0.015625 }, \"4\" : { \"mean\" : 0.03125, "
+                  "\"std\" : 0.0078125 } }, \"z2\" : 1.5, \"amplitude\" : { \"mean\" : 2.5, \"std\" : 0.25 }, "
+                  "\"energy\" : { \"mean\" : 1.25, \"std\" : 0.125 } }");
+  free(j);
+  SL_CHECK_INT(check_absent(&doc, "amplitude"), 0); /* never a measured final */
+  SL_CHECK_INT(check_double(&doc, "predicted.x.4.std", 0.0078125), 0);
+  SL_REQUIRE(sl__mongo_point_from_doc(&s, &doc, true, &got, &err));
+  SL_CHECK_INT(fx_point_diff(&p, &got, true), 0);
+  sl_store_point_release(&got);
+  bson_destroy(&doc);
+  /* the flat layout of older documents */
+  bson_init(&old);
+  BSON_APPEND_UTF8(&old, "sample_id", "s8");
+  BSON_APPEND_UTF8(&old, "status", "terminated");
+  {
+    bson_t pr;
+    BSON_APPEND_DOCUMENT_BEGIN(&old, "predicted", &pr);
+    BSON_APPEND_DOUBLE(&pr, "x.3", 0.5);
+    BSON_APPEND_DOUBLE(&pr, "x.3.std", 0.25);
+    bson_append_document_end(&old, &pr);
+  }
+  SL_REQUIRE(sl__mongo_point_from_doc(&s, &old, true, &got, &err));
+  SL_CHECK_INT(got.predicted.n, 2);
+  SL_CHECK(sl_values_get(&got.predicted, "x.3.std") && *sl_values_get(&got.predicted, "x.3.std") == 0.25);
+  sl_store_point_release(&got);
+  bson_destroy(&old);
+  sl_store_point_release(&p);
+  sl__store_schema_release(&s);
+}
+
 static void test_point_roundtrip(void)
 {
   sl__store_schema_t s;
@@ -636,7 +706,7 @@ static void test_open_unreachable_is_transient(void)
 }
 
 SL_TEST_MAIN(SL_T(test_point_doc_full), SL_T(test_update_doc_and_unset), SL_T(test_upsert_selector_rule),
-             SL_T(test_index_cmds_and_write_concern), SL_T(test_scan_filters), SL_T(test_point_roundtrip),
+             SL_T(test_index_cmds_and_write_concern), SL_T(test_scan_filters), SL_T(test_point_roundtrip), SL_T(test_stopped_point_doc),
              SL_T(test_synapse_doc), SL_T(test_model_docs), SL_T(test_models_list_docs), SL_T(test_error_class),
              SL_T(test_uri_resolution),
              SL_T(test_open_unreachable_is_transient))

@@ -85,6 +85,56 @@ static bool put1(sl_store_t *st, const sl_store_point_t *p, bool *is_new, sl_err
   return sl_store_put(st, v, 1, is_new, err);
 }
 
+
+/* A speculatively stopped run as simulate stores it: the observed prefix of x in history,
+ * no outputs, the prediction the stop relied on (tail checkpoints 3 and 4 of x, the
+ * finals, z2) in predicted (docs/store.md, "A stopped run"). */
+static void stopped_point(sl_store_point_t *p, const char *id)
+{
+  static const double h[3] = {0.5, 0.25, 0.125};
+
+  fx_point(p, "osc", id, SL_POINT_TERMINATED, 0.3, 0);
+  sl_values_release(&p->outputs);
+  sl_values_init(&p->outputs);
+  sl_series_add(&p->history, "x", h, 3);
+  p->steps = 3;
+  sl_values_add(&p->predicted, "x.3", 0.0625);
+  sl_values_add(&p->predicted, "x.3.std", 0.015625);
+  sl_values_add(&p->predicted, "x.4", 0.03125);
+  sl_values_add(&p->predicted, "x.4.std", 0.0078125);
+  sl_values_add(&p->predicted, "z2", 1.5);
+  sl_values_add(&p->predicted, "amplitude", 2.5);
+  sl_values_add(&p->predicted, "amplitude.std", 0.25);
+  sl_values_add(&p->predicted, "energy", 1.25);
+  sl_values_add(&p->predicted, "energy.std", 0.125);
+}
+
+/* The observed prefix and the predicted tail and finals of a stop come back apart, and the
+ * documented columns hold them (history JSON: observed only; predicted JSON: flat names). */
+static void test_stopped_run_roundtrip(void)
+{
+  fx_t f;
+  sl_store_point_t p, got;
+  sl_error_t err = {0};
+  bool found = false;
+
+  SL_REQUIRE(fx_open(&f));
+  stopped_point(&p, "s00000000000000b1");
+  SL_CHECKF(put1(f.st, &p, NULL, &err), "%s", err.message);
+  SL_CHECKF(sl_store_get(f.st, "s00000000000000b1", &got, &found, &err), "%s", err.message);
+  SL_REQUIRE(found);
+  SL_CHECK_INT(fx_point_diff(&p, &got, true), 0);
+  SL_CHECK(got.status == SL_POINT_TERMINATED && got.outputs.n == 0 && got.history.lens[0] == 3);
+  SL_CHECK_INT(got.predicted.n, 9);
+  sl_store_point_release(&got);
+  SL_CHECK_INT(sql_int(f.path, "SELECT json_array_length(json_extract(history, '$.x')) FROM osc"), 3);
+  SL_CHECK_INT(sql_int(f.path, "SELECT json_extract(predicted, '$.\"x.4.std\"') * 1024 FROM osc"), 8);
+  SL_CHECK_INT(sql_int(f.path, "SELECT json_extract(predicted, '$.\"amplitude.std\"') * 100 FROM osc"), 25);
+  SL_CHECK_INT(sql_int(f.path, "SELECT count(*) FROM osc WHERE amplitude IS NULL AND energy IS NULL"), 1);
+  sl_store_point_release(&p);
+  fx_close(&f);
+}
+
 static void test_roundtrip_every_field(void)
 {
   fx_t f;
@@ -654,7 +704,7 @@ static void test_error_predicate(void)
   SL_CHECK_STR(sl_store_code_name(999), "E_UNKNOWN");
 }
 
-SL_TEST_MAIN(SL_T(test_roundtrip_every_field), SL_T(test_upsert_idempotent), SL_T(test_batch_atomic),
+SL_TEST_MAIN(SL_T(test_roundtrip_every_field), SL_T(test_stopped_run_roundtrip), SL_T(test_upsert_idempotent), SL_T(test_batch_atomic),
              SL_T(test_complete_never_downgraded), SL_T(test_scan_filters_and_count), SL_T(test_models),
              SL_T(test_reopen_and_new_output), SL_T(test_refused_names_and_uris), SL_T(test_transient_when_locked),
              SL_T(test_concurrent_writers), SL_T(test_error_predicate))

@@ -245,9 +245,23 @@ static inline bool sl_nccl_combine_host(sl_nccl_t *c, float *grad, size_t n, siz
 
 #endif /* SPECLINE_HAVE_NCCL */
 
+/* True when every entry of the mask is 0 or 1 (NULL too): the GPU kernels count and skip
+ * entries by mask != 0, they do not weight them. */
+static inline bool sl_learn_mask_binary(const float *mask, size_t count)
+{
+  size_t i;
+
+  for (i = 0; mask && i < count; i++)
+    if (mask[i] != 0.0f && mask[i] != 1.0f)
+      return false;
+  return true;
+}
+
 /* Trains on the GPU when one can be used, else with sl_model_train (the CPU path): the
- * learn worker's single call. gopts NULL = defaults. Errors other than "no GPU" are
- * returned, not hidden by a fallback. */
+ * learn worker's single call. A mask with weights other than 0 and 1 (the predicted tails
+ * of stopped runs, dataset.h) always trains on the CPU path, which weights entries; the
+ * GPU kernels do not. gopts NULL = defaults. Errors other than "no GPU" are returned, not
+ * hidden by a fallback. */
 static inline bool sl_learn_train(sl_model_t *m, size_t n, const float *x, const float *y, const float *mask,
                                   const sl_model_train_opts_t *opts, const sl_gpu_opts_t *gopts,
                                   sl_model_train_result_t *result, sl_error_t *err)
@@ -255,6 +269,8 @@ static inline bool sl_learn_train(sl_model_t *m, size_t n, const float *x, const
   sl_error_t gerr;
 
   sl_error_clear(&gerr);
+  if (m && !sl_learn_mask_binary(mask, n * (size_t)sl_model_outputs(m)))
+    return sl_model_train(m, n, x, y, mask, opts, result, err);
   if (sl_gpu_train(m, n, x, y, mask, opts, gopts, result, &gerr))
     return true;
   if (gerr.domain != SL_ERR_CUDA || gerr.code != SL_CUDA_E_NO_DEVICE) {

@@ -9,11 +9,21 @@
  * (1-based; history value history[step - 1]), the one definition of simline.h.
  *
  * Observation (mask 1 observed, 0 not): a complete point observes every column it has a
- * finite value for; a terminated point observes only the checkpoints whose step is within
- * its observed history, never the tail or the final outputs (those are not invented: the
- * entries are 0 with mask 0). Failed points are skipped. Experimental points go to their
+ * finite value for; a terminated point (a speculative stop) observes only the checkpoints
+ * whose step is within its observed history. Its other entries are not observed (mask 0)
+ * but, when the store kept the prediction the stop relied on (point.predicted
+ * "<history>.<k>" and "<history>.<k>.std" for checkpoint k, "<output>" and
+ * "<output>.std" for a final output; docs/store.md), they hold the predicted mean in y
+ * and its sigma in sd (> 0): a predicted entry. Entries neither observed nor predicted are
+ * 0 with mask 0 and sd 0. Failed points are skipped. Experimental points go to their
  * own data set. Complete simulation runs are split into training and validation by a hash
  * of the sample_id, so a run stays on its side as data grows; terminated runs always train.
+ *
+ * Training weights (sl_dataset_weights): 1 for an observed entry, and for a predicted one
+ * ref^2 / (ref^2 + sd^2), where ref = SL_DATASET_NOISE_REF x the column's spread over its
+ * observed entries stands for the noise the surrogate reaches on a measurement: a tail
+ * predicted to that accuracy counts half a measurement, a vaguer one much less. Metrics
+ * (NRMSE, coverage) and validation never use predicted entries.
  *
  * Pure: no I/O, no global state; thread-safe on distinct objects. */
 #ifndef SPECLINE_DATASET_H
@@ -39,6 +49,7 @@ typedef struct sl_dataset {
   float *x;       /* n x d inputs, raw units */
   float *y;       /* n x p outputs, raw units (0 where mask is 0) */
   float *mask;    /* n x p, 1 observed, 0 not */
+  float *sd;      /* n x p, the sigma of a predicted entry (mask 0), else 0 */
   char **ids;     /* n sample ids (owned) */
   uint8_t *status;/* n sl_point_status_t values */
 } sl_dataset_t;
@@ -50,8 +61,26 @@ void sl_dataset_release(sl_dataset_t *ds);
 /* Appends a row: x d floats, y and mask p floats each (copied); id may be NULL. */
 void sl_dataset_append(sl_dataset_t *ds, const float *x, const float *y, const float *mask, const char *id,
                        sl_point_status_t status);
+/* The same with the sigma of predicted entries (sd p floats; NULL = none predicted). */
+void sl_dataset_append_sd(sl_dataset_t *ds, const float *x, const float *y, const float *mask, const float *sd,
+                          const char *id, sl_point_status_t status);
 /* Observed entries over all rows. */
 size_t sl_dataset_observed(const sl_dataset_t *ds);
+/* Predicted entries (mask 0, sd > 0) over all rows. */
+size_t sl_dataset_predicted(const sl_dataset_t *ds);
+
+/* The noise a measured entry is taken to have, as a fraction of its column's spread: the
+ * residual a trained surrogate reaches on the oscillator and environ (0.03-0.06 of each
+ * column's std, docs/speculative.md). */
+#define SL_DATASET_NOISE_REF 0.05
+/* The weight of a predicted entry of sigma sd against a measurement of noise ref:
+ * ref^2 / (ref^2 + sd^2) in (0, 1); 0 when sd or ref is not positive and finite. */
+float sl_dataset_predicted_weight(double sd, double ref);
+/* Training weights of every entry into w (n x p): the mask for observed and unobserved
+ * entries, sl_dataset_predicted_weight(sd, SL_DATASET_NOISE_REF x the column's std over
+ * its observed entries) for predicted ones. Returns the number of predicted entries with
+ * a positive weight (0: w equals the mask). */
+size_t sl_dataset_weights(const sl_dataset_t *ds, float *w);
 
 /* ---- shape and column mapping ---- */
 
@@ -80,9 +109,14 @@ char *sl_dataset_column_name(const sl_config_t *cfg, int col, char *buf, size_t 
 bool sl_dataset_input_row(const sl_config_t *cfg, const sl_values_t *inputs, double *x_double, float *x_float,
                           sl_error_t *err);
 
-/* Output row and mask of a point (p floats each) by the observation rule above. Returns
- * the number of observed entries (0 for a failed point, which is then not usable). */
+/* Output row and mask of a point (p floats each) by the observation rule above, observed
+ * entries only (predicted ones stay 0). Returns the number of observed entries (0 for a
+ * failed point, which is then not usable). */
 int sl_dataset_output_row(const sl_config_t *cfg, const sl_store_point_t *pt, float *y, float *mask);
+/* The same with a stopped run's predicted entries: their mean in y, their sigma in sd (p
+ * floats, 0 where not predicted; sd NULL = as sl_dataset_output_row). Returns the number
+ * of observed entries. */
+int sl_dataset_output_row_sd(const sl_config_t *cfg, const sl_store_point_t *pt, float *y, float *mask, float *sd);
 
 /* True when a complete run with this sample_id belongs to the validation set: a 64-bit
  * hash of the id mapped to [0, 1) is below `fraction`. Deterministic across processes and

@@ -3,8 +3,9 @@
  * speculative-termination rule). Each member maps D inputs, scaled from their value ranges
  * to [-1, 1], through L tanh hidden layers of width H to 2P outputs (mean and log-variance
  * per output, Gaussian NLL) or P outputs (MSE), where the P outputs are standardised per
- * column. Training uses a mask so unobserved entries (the tail of a terminated run) add
- * nothing to the loss. The math is exposed in separate steps (loss and gradient of a batch,
+ * column. Training weights every entry by its mask: 0 adds nothing to the loss (an
+ * unobserved entry), 1 is a measurement, a value between down-weights an entry (the
+ * predicted tail of a stopped run, dataset.h). The math is exposed in separate steps (loss and gradient of a batch,
  * an Adam update over flat arrays) over one documented parameter layout so a CUDA learner
  * can mirror it and be tested for parity. Models are saved in a versioned, checksummed
  * little-endian binary format. */
@@ -42,7 +43,9 @@ typedef enum sl_model_act {
  * of each standardised output; per entry loss 0.5 * (s + (y - mu)^2 * exp(-s)) with s the
  * log-variance clamped to [SL_MODEL_LOGVAR_MIN, SL_MODEL_LOGVAR_MAX] (zero gradient to s
  * outside; the constant 0.5 log 2pi is left out). MSE: P outputs, per entry loss
- * (y - mu)^2. Either way a member's loss is the mean over observed (mask != 0) entries. */
+ * (y - mu)^2. Either way a member's loss is the weighted mean over the entries, each
+ * weighted by its mask value (mask >= 0; 0 = not observed, 1 = observed; a 0/1 mask
+ * gives the plain mean over observed entries). */
 typedef enum sl_model_loss {
   SL_MODEL_LOSS_NLL = 1,
   SL_MODEL_LOSS_MSE = 2,
@@ -129,9 +132,9 @@ void sl_model_normalize_outputs(const sl_model_t *m, size_t n, const float *y, f
 
 /* Loss and gradient of every member on one batch of n normalised rows, the same batch for
  * all members: xn n x D, yn n x P, mask n x P (row-major; mask NULL = all observed, an entry
- * is observed when mask != 0; masked entries of yn may hold anything, even NaN). loss, when
- * not NULL, receives E per-member losses (each the mean over the batch's observed entries;
- * 0 when none are observed). grad, when not NULL, receives the gradient of each member's
+ * is observed when mask != 0 and weighs mask in the loss; masked entries of yn may hold
+ * anything, even NaN). loss, when not NULL, receives E per-member losses (each the
+ * weighted mean over the batch's entries; 0 when none are observed). grad, when not NULL, receives the gradient of each member's
  * loss w.r.t. its own parameters (layout above); layers below first_layer are neither
  * computed nor back-propagated into and are set to 0 (first_layer in [0, L]; 0 = all).
  * grad NULL computes only the losses. Uses scratch memory inside the model: not

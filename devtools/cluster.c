@@ -8,7 +8,9 @@
  * memory watermark, a small disk limit, a 64 MB Raft WAL. Quorum queue leaders are placed
  * `balanced` (queue_leader_locator, a node setting, so no declarer has to send
  * x-queue-leader-locator and every declarer stays equivalent), and a node cut off from the
- * majority pauses itself (cluster_partition_handling = pause_minority). */
+ * majority pauses itself (cluster_partition_handling = pause_minority). net_ticktime 10 s
+ * (default 60): a frozen node is seen down, and the operations that need every member
+ * (declares, bindings) go on without it, within ~10-15 s instead of a minute. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -234,7 +236,8 @@ static char *node_conf(const sl_local_cluster_opts_t *o)
                      "disk_free_limit.absolute = 50000000\n"
                      "raft.wal_max_size_bytes = 64000000\n"
                      "queue_leader_locator = balanced\n"
-                     "cluster_partition_handling = pause_minority\n",
+                     "cluster_partition_handling = pause_minority\n"
+                     "net_ticktime = 10\n",
                      (long long)o->memory_mb * 1024 * 1024);
 }
 

@@ -12,5 +12,6 @@ int sl_cmd_predict(int argc, char **argv); /* predict CONFIG --input name=value 
 int sl_cmd_report(int argc, char **argv);  /* report CONFIG */
 int sl_cmd_shot(int argc, char **argv);    /* shot submit CONFIG FILE */
 int sl_cmd_top(int argc, char **argv);     /* top CONFIG */
+int sl_cmd_dashboard(int argc, char **argv); /* dashboard CONFIG [--listen HOST:PORT] */
 
 #endif

@@ -376,7 +376,8 @@ static double metric(json_t *m, const char *key, const char *fallback)
 
   if (!json_is_number(v) && fallback)
     v = json_object_get(m, fallback);
-  return json_is_number(v) ? json_number_value(v) : NAN;
+  /* a negative error is the learner's "not measured" (too few held-out shots) */
+  return json_is_number(v) && json_number_value(v) >= 0 ? json_number_value(v) : NAN;
 }
 
 /* Every model made (the last SL_DASH_MODELS_MAX), with the simulator steps stored when it

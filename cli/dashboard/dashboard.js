@@ -47,6 +47,9 @@
     if (p) p.destroy();
     box.textContent = '';
     const opts = optsFn();
+    opts.axes = opts.axes || [{}, {}];
+    opts.axes[1] = Object.assign({ size: 56 }, opts.axes[1]);
+    opts.legend = Object.assign({ live: false }, opts.legend);
     opts.width = plotWidth(box);
     opts.height = opts.height || 190;
     p = new uPlot(opts, data, box);
@@ -290,7 +293,7 @@
     const sig = 'o' + j + ':' + axis + ':' + models.map((m) => m.kind).join(',');
     plot('out' + j, box, sig, () => ({
       title: cfg.outputs[j], series: series, bands: bands, scales: { x: { time: false } },
-      legend: { show: true },
+      legend: { show: false },
       hooks: { draw: [(u) => { /* the point set by the sliders */
         const cx = u.valToPos(state.x[state.axis], 'x', true), ctx = u.ctx;
         ctx.save();
@@ -319,6 +322,7 @@
     });
     plot('hist', box, 'h:' + models.map((m) => m.kind).join(','), () => ({
       title: cfg.history.name + ' (history)', series: series, bands: bands, scales: { x: { time: false } },
+      legend: { show: false },
     }), data);
   }
 

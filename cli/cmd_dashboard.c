@@ -86,12 +86,15 @@ static int usage_error(const char *msg)
 
 static int args_parse(int argc, char **argv, dash_args_t *a)
 {
-  static const struct option longopts[] = {
-      {"listen", required_argument, NULL, 'l'},   {"interval", required_argument, NULL, 'i'},
-      {"token-file", required_argument, NULL, 't'}, {"store", required_argument, NULL, 's'},
-      {"mgmt-url", required_argument, NULL, 'm'}, {"broker-dir", required_argument, NULL, 'b'},
-      {"once", no_argument, NULL, '1'},           {"help", no_argument, NULL, 'h'},
-      {NULL, 0, NULL, 0}};
+  static const struct option longopts[] = {{"listen", required_argument, NULL, 'l'},
+                                           {"interval", required_argument, NULL, 'i'},
+                                           {"token-file", required_argument, NULL, 't'},
+                                           {"store", required_argument, NULL, 's'},
+                                           {"mgmt-url", required_argument, NULL, 'm'},
+                                           {"broker-dir", required_argument, NULL, 'b'},
+                                           {"once", no_argument, NULL, '1'},
+                                           {"help", no_argument, NULL, 'h'},
+                                           {NULL, 0, NULL, 0}};
   char *end;
   int c;
 
@@ -101,20 +104,35 @@ static int args_parse(int argc, char **argv, dash_args_t *a)
   optind = 1;
   while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
     switch (c) {
-    case 'l': a->listen = optarg; break;
-    case 't': a->token_file = optarg; break;
-    case 's': a->store = optarg; break;
-    case 'm': a->mgmt_url = optarg; break;
-    case 'b': a->broker_dir = optarg; break;
-    case '1': a->once = true; break;
+    case 'l':
+      a->listen = optarg;
+      break;
+    case 't':
+      a->token_file = optarg;
+      break;
+    case 's':
+      a->store = optarg;
+      break;
+    case 'm':
+      a->mgmt_url = optarg;
+      break;
+    case 'b':
+      a->broker_dir = optarg;
+      break;
+    case '1':
+      a->once = true;
+      break;
     case 'i':
       errno = 0;
       a->interval_s = strtod(optarg, &end);
       if (errno || end == optarg || *end || !(a->interval_s >= 0.2) || a->interval_s > 3600)
         return usage_error("--interval needs a number of seconds between 0.2 and 3600");
       break;
-    case 'h': fputs(dash_help, stdout); return 0;
-    default: return usage_error("unknown option");
+    case 'h':
+      fputs(dash_help, stdout);
+      return 0;
+    default:
+      return usage_error("unknown option");
     }
   }
   if (optind != argc - 1)
@@ -135,7 +153,8 @@ static bool token_load(dash_t *d)
   if (d->a.token_file) {
     t = sl_read_file(d->a.token_file, 4096, NULL);
     if (!t) {
-      fprintf(stderr, "specline dashboard: cannot read token file '%s': %s\n", d->a.token_file, strerror(errno));
+      fprintf(stderr, "specline dashboard: cannot read token file '%s': %s\n", d->a.token_file,
+              strerror(errno));
       return false;
     }
     if (stat(d->a.token_file, &sb) == 0 && (sb.st_mode & 0077))
@@ -185,7 +204,8 @@ static void mgmt_resolve(dash_t *d)
     d->mgmt_url = sl_top_mgmt_url_from_amqp(node);
   }
   if (!d->mgmt_url)
-    d->mgmt_note = sl_asprintf("no management API: queues unknown (%s)", err.message[0] ? err.message : "no broker");
+    d->mgmt_note =
+        sl_asprintf("no management API: queues unknown (%s)", err.message[0] ? err.message : "no broker");
   d->mgmt_user = sl_strdup(eu && *eu ? eu : u.user ? u.user : "guest");
   d->mgmt_pass = sl_strdup(eu && *eu ? (ep ? ep : "") : u.user ? (u.pass ? u.pass : "") : "guest");
   d->vhost = sl_strdup(u.vhost ? u.vhost : "/");

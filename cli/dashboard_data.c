@@ -166,8 +166,8 @@ static void model_load(sl_dash_models_t *m, sl_store_t *st, const sl_config_t *c
   }
   m->model[k] = sl_model_load_mem(blob, len, &err);
   if (m->model[k] && sl_model_inputs(m->model[k]) != (int)cfg->n_inputs) {
-    snprintf(err.message, sizeof err.message, "it has %d inputs, the config %zu", sl_model_inputs(m->model[k]),
-             cfg->n_inputs);
+    snprintf(err.message, sizeof err.message, "it has %d inputs, the config %zu",
+             sl_model_inputs(m->model[k]), cfg->n_inputs);
     sl_model_destroy(m->model[k]);
     m->model[k] = NULL;
   }
@@ -448,8 +448,9 @@ json_t *sl_dash_data_snapshot(const sl_dash_data_t *d, double now)
   json_object_set_new(steps, "full", json_integer(tot[4]));
   json_object_set_new(steps, "max_steps", json_integer(d->cfg->simulator.max_steps));
   json_object_set_new(o, "steps", steps);
-  json_object_set_new(o, "budget", json_pack("{s:I,s:I}", "max_sims", (json_int_t)d->cfg->budget.max_sims,
-                                             "max_steps", (json_int_t)d->cfg->budget.max_steps));
+  json_object_set_new(o, "budget",
+                      json_pack("{s:I,s:I}", "max_sims", (json_int_t)d->cfg->budget.max_sims, "max_steps",
+                                (json_int_t)d->cfg->budget.max_steps));
   json_object_set_new(o, "live", live_json(d));
   json_object_set_new(o, "queues", d->queues ? json_incref(d->queues) : json_null());
   json_object_set_new(o, "models", models_json(d));
@@ -475,10 +476,11 @@ json_t *sl_dash_config_json(const sl_config_t *cfg, bool token)
 
   for (i = 0; i < cfg->n_inputs; i++) {
     const sl_var_t *v = &cfg->inputs[i];
-    double def = v->has_default && v->default_value >= v->lo && v->default_value <= v->hi ? v->default_value
-                                                                                           : (v->lo + v->hi) / 2;
-    json_array_append_new(in, json_pack("{s:s,s:f,s:f,s:f}", "name", v->name, "lo", v->lo, "hi", v->hi,
-                                        "default", def));
+    double def = v->has_default && v->default_value >= v->lo && v->default_value <= v->hi
+                     ? v->default_value
+                     : (v->lo + v->hi) / 2;
+    json_array_append_new(
+        in, json_pack("{s:s,s:f,s:f,s:f}", "name", v->name, "lo", v->lo, "hi", v->hi, "default", def));
   }
   for (i = 0; i < cfg->n_outputs; i++)
     json_array_append_new(out, json_string(cfg->outputs[i].name));
@@ -517,8 +519,8 @@ static bool strict_number(const char *s, double *v, const char **end)
   return e != s && isfinite(*v);
 }
 
-bool sl_dash_parse_point(const sl_config_t *cfg, const char *x_text, const char *axis_text, double *x, int *axis,
-                         sl_error_t *err)
+bool sl_dash_parse_point(const sl_config_t *cfg, const char *x_text, const char *axis_text, double *x,
+                         int *axis, sl_error_t *err)
 {
   const char *p = x_text, *end;
   size_t i;
@@ -566,7 +568,8 @@ static json_t *farray(const float *v, size_t n, size_t stride)
 static json_t *model_predict(const sl_dash_data_t *d, int k, const double *x, int axis)
 {
   const sl_model_t *m = d->model[k];
-  size_t D = d->cfg->n_inputs, P = (size_t)sl_model_outputs(m), K = (size_t)sl_dataset_checkpoints(d->cfg), i, j;
+  size_t D = d->cfg->n_inputs, P = (size_t)sl_model_outputs(m), K = (size_t)sl_dataset_checkpoints(d->cfg), i,
+         j;
   size_t N = SL_DASH_CURVE_N;
   float *xf = sl_calloc((N + 1) * D, sizeof *xf), *mean = sl_calloc((N + 1) * P, sizeof *mean);
   float *sd = sl_calloc((N + 1) * P, sizeof *sd);
@@ -576,7 +579,8 @@ static json_t *model_predict(const sl_dash_data_t *d, int k, const double *x, in
   json_object_set_new(o, "kind", json_string(kind_names[k]));
   json_object_set_new(o, "id", json_string(d->model_id[k]));
   if (P != K + d->cfg->n_outputs) {
-    json_object_set_new(o, "error", json_sprintf("the model has %zu outputs, the config %zu", P, K + d->cfg->n_outputs));
+    json_object_set_new(o, "error",
+                        json_sprintf("the model has %zu outputs, the config %zu", P, K + d->cfg->n_outputs));
     goto out_free;
   }
   for (i = 0; i <= N; i++) { /* row 0: x itself; rows 1..N: the curve */
@@ -619,7 +623,8 @@ static json_t *nearest_json(const sl_dash_data_t *d, const double *x, bool exp)
 
   for (i = 0; i < s->n; i++) {
     double dist = 0;
-    if ((bool)s->exp[i] != exp || s->status[i] == SL_POINT_FAILED || (!exp && s->status[i] != SL_POINT_COMPLETE))
+    if ((bool)s->exp[i] != exp || s->status[i] == SL_POINT_FAILED ||
+        (!exp && s->status[i] != SL_POINT_COMPLETE))
       continue;
     for (j = 0; j < D; j++) {
       double u = (s->x[i * D + j] - x[j]) / (d->cfg->inputs[j].hi - d->cfg->inputs[j].lo);
@@ -664,7 +669,8 @@ json_t *sl_dash_data_predict(const sl_dash_data_t *d, const double *x, int axis)
   json_object_set_new(o, "axis", json_integer(axis));
   json_object_set_new(o, "columns", cols);
   json_object_set_new(o, "models", models);
-  json_object_set_new(o, "nearest", json_pack("{s:o,s:o}", "sim", nearest_json(d, x, false), "exp",
-                                              nearest_json(d, x, true)));
+  json_object_set_new(
+      o, "nearest",
+      json_pack("{s:o,s:o}", "sim", nearest_json(d, x, false), "exp", nearest_json(d, x, true)));
   return o;
 }

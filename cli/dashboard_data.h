@@ -36,12 +36,12 @@
 /* The stored points, as the dashboard keeps them (arrays of n, owned). */
 typedef struct sl_dash_scan {
   size_t n, cap;
-  double *x;        /* n x D inputs (NaN when missing) */
-  float *y;         /* n x n_outputs final outputs (NaN when missing) */
-  double *t;        /* produced_at */
+  double *x; /* n x D inputs (NaN when missing) */
+  float *y;  /* n x n_outputs final outputs (NaN when missing) */
+  double *t; /* produced_at */
   int64_t *steps;
-  uint8_t *status;  /* sl_point_status_t */
-  uint8_t *exp;     /* experimental_flag */
+  uint8_t *status; /* sl_point_status_t */
+  uint8_t *exp;    /* experimental_flag */
   char **ids;
   /* the simulations (experimental_flag false) in order of produced_at, with the running
    * sum of their steps: the steps stored by a time are one search */
@@ -59,9 +59,9 @@ bool sl_dash_scan_read(sl_dash_scan_t *s, sl_store_t *st, const sl_config_t *cfg
  * and elevated models loaded (NULL when none). */
 typedef struct sl_dash_models {
   sl_store_model_list_t list;
-  sl_model_t *model[2];  /* [0] surrogate, [1] elevated */
+  sl_model_t *model[2]; /* [0] surrogate, [1] elevated */
   char *model_id[2];
-  char *load_error;      /* why the newest could not be loaded, or NULL */
+  char *load_error; /* why the newest could not be loaded, or NULL */
 } sl_dash_models_t;
 
 void sl_dash_models_init(sl_dash_models_t *m);
@@ -79,11 +79,11 @@ typedef struct sl_dash_data {
   sl_store_model_list_t models;
   sl_model_t *model[2];
   char *model_id[2];
-  json_t *queues;  /* top's queue rows, or NULL when unknown */
+  json_t *queues; /* top's queue rows, or NULL when unknown */
   char *queues_note;
   char *store_error; /* the last store error, or NULL when the last read went well */
   char *model_error;
-  bool store_read;   /* the store has been read at least once */
+  bool store_read;         /* the store has been read at least once */
   int64_t running, queued; /* C.sim unacked / ready; -1 unknown */
   /* the live ring: running and queued samples as heard by this process */
   double live_t[SL_DASH_LIVE_MAX];
@@ -114,8 +114,8 @@ json_t *sl_dash_config_json(const sl_config_t *cfg, bool token);
 /* Parses the operator's query strictly: `x` holds exactly D comma-separated finite numbers,
  * each within its input's value_range; `axis` (may be NULL = 0) a decimal input index. No
  * text of the query goes anywhere else. False with *err (SL_ERR_USAGE) on anything else. */
-bool sl_dash_parse_point(const sl_config_t *cfg, const char *x_text, const char *axis_text, double *x, int *axis,
-                         sl_error_t *err);
+bool sl_dash_parse_point(const sl_config_t *cfg, const char *x_text, const char *axis_text, double *x,
+                         int *axis, sl_error_t *err);
 /* The prediction of every loaded model at x (D values) and along input `axis` through x,
  * with the nearest simulated and experimental points (new reference). */
 json_t *sl_dash_data_predict(const sl_dash_data_t *d, const double *x, int axis);

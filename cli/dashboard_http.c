@@ -124,8 +124,8 @@ bool sl_dash_addr_parse(const char *text, sl_dash_addr_t *out, sl_error_t *err)
   }
   return true;
 bad:
-  sl_error_set(err, SL_ERR_USAGE, 1, "--listen '%.80s': want HOST:PORT (an IPv4 address or localhost) or [IPv6]:PORT",
-               text);
+  sl_error_set(err, SL_ERR_USAGE, 1,
+               "--listen '%.80s': want HOST:PORT (an IPv4 address or localhost) or [IPv6]:PORT", text);
   return false;
 }
 
@@ -393,7 +393,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     return serve_predict(s, c);
   if (!strcmp(url, "/events"))
     return serve_events(s, c);
-  snprintf(cookie, sizeof cookie, TOKEN_COOKIE "=%s; Path=/; HttpOnly; SameSite=Strict", s->token ? s->token : "");
+  snprintf(cookie, sizeof cookie, TOKEN_COOKIE "=%s; Path=/; HttpOnly; SameSite=Strict",
+           s->token ? s->token : "");
   return serve_asset(c, url, from_query && strlen(s->token) < 200 ? cookie : NULL);
 }
 
@@ -409,11 +410,12 @@ sl_dash_server_t *sl_dash_server_start(sl_dash_shared_t *sh, const sl_dash_addr_
   s->loopback = addr->loopback;
   if (addr->ss.ss_family == AF_INET6)
     flags |= MHD_USE_IPv6;
-  s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, handle, s, MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)&addr->ss,
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)SL_DASH_MAX_CONNECTIONS,
-                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)(SL_DASH_MAX_CONNECTIONS / 2),
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(4 * SL_DASH_SSE_PING_S),
-                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_END);
+  s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, handle, s, MHD_OPTION_SOCK_ADDR,
+                            (const struct sockaddr *)&addr->ss, MHD_OPTION_CONNECTION_LIMIT,
+                            (unsigned)SL_DASH_MAX_CONNECTIONS, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                            (unsigned)(SL_DASH_MAX_CONNECTIONS / 2), MHD_OPTION_CONNECTION_TIMEOUT,
+                            (unsigned)(4 * SL_DASH_SSE_PING_S), MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                            (size_t)(64 * 1024), MHD_OPTION_END);
   if (!s->mhd) {
     sl_error_set(err, SL_ERR_SYS, errno, "cannot serve on the address given (in use? %s)", strerror(errno));
     free(s->token);

@@ -24,9 +24,9 @@ typedef struct sl_dash_shared {
   pthread_mutex_t lock;
   pthread_cond_t changed; /* signalled on a new snapshot and on quit */
   sl_dash_data_t data;
-  char *snapshot;         /* the latest snapshot's JSON text (one line), or NULL */
-  uint64_t seq;           /* bumped with each snapshot */
-  char *config_json;      /* the config as the page needs it; set once before serving */
+  char *snapshot;    /* the latest snapshot's JSON text (one line), or NULL */
+  uint64_t seq;      /* bumped with each snapshot */
+  char *config_json; /* the config as the page needs it; set once before serving */
   bool quit;
 } sl_dash_shared_t;
 

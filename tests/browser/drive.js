@@ -79,8 +79,13 @@ async function waitFor(what, expr, seconds) {
   return v;
 }
 
-async function screenshot(name) {
-  const r = await send('Page.captureScreenshot', { format: 'png', captureBeyondViewport: true }, session);
+async function screenshot(name, scale) {
+  const params = { format: 'png', captureBeyondViewport: true };
+  if (scale) { /* the whole page, scaled down: the one docs/dashboard.md shows */
+    const size = await evaluate('[document.documentElement.scrollWidth, document.documentElement.scrollHeight]');
+    params.clip = { x: 0, y: 0, width: size[0], height: size[1], scale };
+  }
+  const r = await send('Page.captureScreenshot', params, session);
   const file = path.join(outdir, name);
   fs.writeFileSync(file, Buffer.from(r.data, 'base64'));
   console.log('     screenshot ' + file);
@@ -148,6 +153,7 @@ async function main() {
   await waitFor('the running count is shown', "document.getElementById('n-running').textContent !== '–'", 10);
   await evaluate('window.scrollTo(0, 0), true');
   await screenshot('campaign.png');
+  await screenshot('dashboard-small.png', 0.55);
   await viewport(390, 844, true);
   await sleep(800);
   check('a phone-sized screen needs no sideways scrolling',
@@ -156,6 +162,11 @@ async function main() {
   await screenshot('phone.png');
   check('the page threw no error', errors.length === 0, errors.join(' | '));
   void elevated;
+  /* HOLD_S=N keeps the page open N more seconds, nudging a slider every 2 s (memory runs) */
+  for (let t = 0, n = Number(process.env.HOLD_S || 0); t < n; t += 2) {
+    await key(t % 8 < 4 ? 'ArrowRight' : 'ArrowLeft', t % 8 < 4 ? 39 : 37);
+    await sleep(2000);
+  }
 }
 
 const timer = setTimeout(() => { console.log('FAIL the browser run timed out'); finish(1); }, 240 * 1000);

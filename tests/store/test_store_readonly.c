@@ -42,7 +42,7 @@ static void test_reader_beside_writer(void)
 {
   char *dir = fx_tmpdir(), *uri = sl_asprintf("sqlite:%s/s.db", dir);
   sl_config_t *cfg = fx_osc_config(uri), *other = fx_config("other", (const char *const[]){"zeta", NULL},
-                                                              (const char *const[]){"amplitude", NULL}, uri);
+                                                            (const char *const[]){"amplitude", NULL}, uri);
   sl_error_t err = {0};
   sl_store_t *w = sl_store_open(uri, cfg, &err), *r = NULL;
   sl_store_point_t p;

@@ -4,6 +4,7 @@
  * models and the queues every interval and publishes a snapshot; dashboard_http.c serves
  * it (libmicrohttpd, its own threads), dashboard_data.c shapes it. The dashboard only
  * reads: it can die or restart at any time without effect on the campaign. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -99,6 +100,10 @@ static int args_parse(int argc, char **argv, dash_args_t *a)
   int c;
 
   memset(a, 0, sizeof *a);
+  for (c = 1; c < argc; c++) /* getopt would take --token as --token-file: say why not */
+    if (!strcmp(argv[c], "--token") || !strncmp(argv[c], "--token=", 8))
+      return usage_error(
+          "the token is never taken from the command line: --token-file or SPECLINE_DASHBOARD_TOKEN");
   a->listen = "127.0.0.1:8080";
   a->interval_s = 2.0;
   optind = 1;
@@ -294,11 +299,31 @@ static void dash_close(dash_t *d)
   free(d->mgmt_note);
 }
 
+/* The host part of the page's URL: the address listened on, or loopback for "any". */
+static const char *url_host(const sl_dash_addr_t *addr, char host[INET6_ADDRSTRLEN + 2])
+{
+  const struct sockaddr_in *a4 = (const struct sockaddr_in *)&addr->ss;
+  const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)&addr->ss;
+  char text[INET6_ADDRSTRLEN] = "::1";
+
+  if (addr->ss.ss_family == AF_INET6) {
+    if (!IN6_IS_ADDR_UNSPECIFIED(&a6->sin6_addr))
+      inet_ntop(AF_INET6, &a6->sin6_addr, text, sizeof text);
+    snprintf(host, INET6_ADDRSTRLEN + 2, "[%s]", text);
+  } else if (a4->sin_addr.s_addr == htonl(INADDR_ANY)) {
+    snprintf(host, INET6_ADDRSTRLEN + 2, "127.0.0.1");
+  } else {
+    inet_ntop(AF_INET, &a4->sin_addr, host, INET6_ADDRSTRLEN);
+  }
+  return host;
+}
+
 /* Serves until a signal: refreshes every interval. */
 static int serve(dash_t *d, const sl_dash_addr_t *addr)
 {
   sl_error_t err = {0};
   sl_dash_server_t *srv = sl_dash_server_start(&d->sh, addr, d->token, &err);
+  char host[INET6_ADDRSTRLEN + 2];
   struct sigaction sa;
   double next;
 
@@ -312,9 +337,8 @@ static int serve(dash_t *d, const sl_dash_addr_t *addr)
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
-  printf("specline dashboard: campaign '%s' on http://%s:%d/%s\n", d->cfg->experiment,
-         addr->ss.ss_family == AF_INET6 ? "[::1]" : "127.0.0.1", sl_dash_server_port(srv),
-         d->token ? "?token=TOKEN" : "");
+  printf("specline dashboard: campaign '%s' on http://%s:%d/%s\n", d->cfg->experiment, url_host(addr, host),
+         sl_dash_server_port(srv), d->token ? "?token=TOKEN" : "");
   if (!addr->loopback)
     printf("specline dashboard: listening on %s (port %d) for other hosts, token required\n", d->a.listen,
            sl_dash_server_port(srv));

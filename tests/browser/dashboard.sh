@@ -51,6 +51,8 @@ check "a foreign Host (DNS rebinding) is refused on loopback" eq "$(code -H 'Hos
 rc=0; "$BIN/specline" dashboard "$T/config.yaml" --listen 0.0.0.0:0 >"$T/notoken.log" 2>&1 || rc=$?
 check "a non-loopback bind without a token is refused" eq "$rc" 2
 check "  and says why" grep -q "needs a token" "$T/notoken.log"
+rc=0; "$BIN/specline" dashboard "$T/config.yaml" --listen 0.0.0.0:0 --token abcdefghijklmnopq >"$T/argv.log" 2>&1 || rc=$?
+check "a token on the command line is refused" eq "$rc" 2
 TOKEN=$(head -c 24 /dev/urandom | base64 | tr -d '\n/+=' | head -c 32)
 printf '%s\n' "$TOKEN" >"$T/token"; chmod 600 "$T/token"
 start dash2 "$BIN/specline" dashboard "$T/config.yaml" --listen 0.0.0.0:0 --token-file "$T/token" \

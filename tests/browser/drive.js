@@ -169,7 +169,8 @@ async function main() {
   }
 }
 
-const timer = setTimeout(() => { console.log('FAIL the browser run timed out'); finish(1); }, 240 * 1000);
+const timer = setTimeout(() => { console.log('FAIL the browser run timed out'); finish(1); },
+  (240 + Number(process.env.HOLD_S || 0)) * 1000);
 let exitCode = null;
 function finish(code) {
   clearTimeout(timer);

@@ -13,6 +13,7 @@ int sl_cmd_report(int argc, char **argv);  /* report CONFIG */
 int sl_cmd_shot(int argc, char **argv);    /* shot submit CONFIG FILE | shot suggest CONFIG */
 int sl__cmd_shot_suggest(int argc, char **argv); /* cmd_shot_suggest.c; argv[0] = "suggest" */
 int sl_cmd_top(int argc, char **argv);     /* top CONFIG */
+int sl_cmd_dashboard(int argc, char **argv); /* dashboard CONFIG [--listen HOST:PORT] */
 
 /* `broker status`, in cmd_broker_status.c; argv[0] is "status". */
 int sl__cmd_broker_status(int argc, char **argv);

@@ -16,6 +16,7 @@ WEAK int sl_cmd_predict(int argc, char **argv);
 WEAK int sl_cmd_report(int argc, char **argv);
 WEAK int sl_cmd_shot(int argc, char **argv);
 WEAK int sl_cmd_top(int argc, char **argv);
+WEAK int sl_cmd_dashboard(int argc, char **argv);
 
 static const struct {
   const char *name;
@@ -33,6 +34,8 @@ static const struct {
     {"report", sl_cmd_report, "report CONFIG         write report.html"},
     {"shot", sl_cmd_shot, "shot submit|suggest     feed experimental shots to the store; where to shoot next"},
     {"top", sl_cmd_top, "top CONFIG [--once] [--json]  live view of a campaign"},
+    {"dashboard", sl_cmd_dashboard, "dashboard CONFIG [--listen 127.0.0.1:8080]\n"
+     "                        a live page: progress, the model, the operator's view"},
     {"broker", sl_cmd_broker,
      "broker init|status CONFIG | start|stop --dir DIR  the broker side\n"
      "  broker ctl --dir DIR ARGS...  rabbitmqctl against a local broker"},

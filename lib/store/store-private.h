@@ -85,6 +85,8 @@ void sl__store_model_list_push(sl_store_model_list_t *l, const char *model_id, c
 
 /* Backends. */
 sl_store_t *sl__store_sqlite_open(const char *path, const sl_config_t *cfg, sl_error_t *err);
+/* The same on a read-only connection: nothing created or migrated (sl_store_open_readonly). */
+sl_store_t *sl__store_sqlite_open_readonly(const char *path, const sl_config_t *cfg, sl_error_t *err);
 sl_store_t *sl__store_mongo_open(const char *uri, const sl_config_t *cfg, sl_error_t *err);
 /* sl_store_models_list of a SQLite file, on its own read-only connection: a missing file
  * or one without a models table is an empty list. */

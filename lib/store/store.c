@@ -303,7 +303,7 @@ char *sl__store_json_dump_take(json_t *obj)
   return s;
 }
 
-sl_store_t *sl_store_open(const char *uri, const sl_config_t *cfg, sl_error_t *err)
+static sl_store_t *store_open(const char *uri, const sl_config_t *cfg, bool readonly, sl_error_t *err)
 {
   sl_store_t *st = NULL;
 
@@ -325,7 +325,7 @@ sl_store_t *sl_store_open(const char *uri, const sl_config_t *cfg, sl_error_t *e
       SL__STORE_FAIL(err, SL_STORE_E_URI, "store uri '%s' has no path", uri);
       return NULL;
     }
-    st = sl__store_sqlite_open(path, cfg, err);
+    st = readonly ? sl__store_sqlite_open_readonly(path, cfg, err) : sl__store_sqlite_open(path, cfg, err);
   } else if (!strncmp(uri, "mongodb://", 10) || !strncmp(uri, "mongodb+srv://", 14)) {
     st = sl__store_mongo_load(uri, cfg, err);
   } else {
@@ -333,6 +333,16 @@ sl_store_t *sl_store_open(const char *uri, const sl_config_t *cfg, sl_error_t *e
     return NULL;
   }
   return st;
+}
+
+sl_store_t *sl_store_open(const char *uri, const sl_config_t *cfg, sl_error_t *err)
+{
+  return store_open(uri, cfg, false, err);
+}
+
+sl_store_t *sl_store_open_readonly(const char *uri, const sl_config_t *cfg, sl_error_t *err)
+{
+  return store_open(uri, cfg, true, err);
 }
 
 void sl_store_destroy(sl_store_t *st)

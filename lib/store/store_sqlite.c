@@ -860,9 +860,37 @@ static bool set_pragmas(sqlite_store_t *s, sl_error_t *err)
   return exec_sql(s, "PRAGMA synchronous=FULL; PRAGMA cache_size=-1024", "setting synchronous=FULL", err);
 }
 
-sl_store_t *sl__store_sqlite_open(const char *path, const sl_config_t *cfg, sl_error_t *err)
+/* A read-only handle needs the campaign's table and the models table made by a writer. */
+static bool tables_present(sqlite_store_t *s, sl_error_t *err)
+{
+  sqlite3_stmt *q = NULL;
+  int rc, n = 0;
+
+  rc = sqlite3_prepare_v2(s->db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN (?1, 'models')",
+                          -1, &q, NULL);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_bind_text(q, 1, s->base.schema.campaign, -1, SQLITE_STATIC);
+  if (rc == SQLITE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+    n = sqlite3_column_int(q, 0);
+    rc = SQLITE_OK;
+  }
+  sqlite3_finalize(q);
+  if (rc != SQLITE_OK) {
+    fail_rc(s, rc, "reading the schema", err);
+    return false;
+  }
+  if (n < 2) {
+    SL__STORE_FAIL(err, SL_STORE_E_TRANSIENT, "sqlite '%s': no table for campaign '%s' yet", s->path,
+                   s->base.schema.campaign);
+    return false;
+  }
+  return true;
+}
+
+static sl_store_t *sqlite_open(const char *path, const sl_config_t *cfg, bool readonly, sl_error_t *err)
 {
   sqlite_store_t *s = sl_calloc(1, sizeof *s);
+  int flags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
   int rc;
 
   s->base.ops = &sqlite_ops;
@@ -872,18 +900,34 @@ sl_store_t *sl__store_sqlite_open(const char *path, const sl_config_t *cfg, sl_e
   s->table = quote_ident(s->base.schema.campaign);
   s->base_col = 1 + (int)s->base.schema.n_inputs + (int)s->base.schema.n_outputs;
   s->n_cols = s->base_col + F_COUNT;
-  if (!make_parent_dirs(path, err))
+  if (!readonly && !make_parent_dirs(path, err))
     goto fail;
-  rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+  rc = sqlite3_open_v2(path, &s->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
   if (rc != SQLITE_OK) {
     fail_rc(s, rc, "opening", err);
     goto fail;
   }
   sqlite3_extended_result_codes(s->db, 1);
-  if (!set_pragmas(s, err) || !ensure_table(s, err) || !prepare_all(s, err))
+  if (readonly) {
+    sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+    if (!tables_present(s, err) || !exec_sql(s, "PRAGMA cache_size=-1024", "setting the cache size", err) ||
+        !prepare_all(s, err))
+      goto fail;
+  } else if (!set_pragmas(s, err) || !ensure_table(s, err) || !prepare_all(s, err)) {
     goto fail;
+  }
   return &s->base;
 fail:
   sqlite_destroy(&s->base);
   return NULL;
+}
+
+sl_store_t *sl__store_sqlite_open(const char *path, const sl_config_t *cfg, sl_error_t *err)
+{
+  return sqlite_open(path, cfg, false, err);
+}
+
+sl_store_t *sl__store_sqlite_open_readonly(const char *path, const sl_config_t *cfg, sl_error_t *err)
+{
+  return sqlite_open(path, cfg, true, err);
 }

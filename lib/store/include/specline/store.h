@@ -48,6 +48,13 @@ const char *sl_store_backend(const sl_store_t *st);
  * clash with the store's own fields (status, steps, sample_id, ...) are refused with
  * SL_STORE_E_INVALID. Returns NULL with *err set on failure. */
 sl_store_t *sl_store_open(const char *uri, const sl_config_t *cfg, sl_error_t *err);
+/* The same for a reader that must never change the store (`specline dashboard`). SQLite:
+ * the file is opened read-only (SQLITE_OPEN_READONLY): nothing is created, migrated or
+ * written, and a missing file, or one whose campaign or models table a writer has not made
+ * yet, is an error (SL_STORE_E_TRANSIENT for the missing tables: try again later); safe
+ * beside the campaign's writers (WAL). sl_store_put and sl_store_put_model fail on such a
+ * handle. MongoDB: as sl_store_open. */
+sl_store_t *sl_store_open_readonly(const char *uri, const sl_config_t *cfg, sl_error_t *err);
 void sl_store_destroy(sl_store_t *st);
 
 /* Upserts n points in one transaction. is_new[i] (may be NULL) tells whether point i was

@@ -1,0 +1,123 @@
+/* The model of `specline dashboard`, free of sockets and threads: what the campaign's
+ * store holds (points by status over time, steps used against the same runs run to the
+ * end, the models made and their metrics), the campaign's queues (from the management
+ * API), the newest surrogate and elevated models loaded in-process, and the JSON the page
+ * reads: the snapshot pushed every interval, the config's inputs and outputs, and the
+ * operator's prediction at one input point with its nearest stored points.
+ *
+ * Reading is split from publishing so a slow store never holds the lock the HTTP threads
+ * take: sl_dash_scan_read() and sl_dash_models_read() fill a caller-owned sl_dash_scan_t /
+ * sl_dash_models_t from the store with no shared state, sl_dash_data_take_*() swaps them
+ * in. cmd_dashboard.c holds a mutex around every call on one sl_dash_data_t; nothing here
+ * locks. */
+#ifndef SPECLINE_CLI_DASHBOARD_DATA_H
+#define SPECLINE_CLI_DASHBOARD_DATA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "specline/broker.h"
+#include "specline/config.h"
+#include "specline/error.h"
+#include "specline/model.h"
+#include "specline/store.h"
+#include "specline/store_models.h"
+
+/* Buckets of the progress timeline, points of the live ring, models listed, points curve. */
+#define SL_DASH_TIMELINE_MAX 240
+#define SL_DASH_LIVE_MAX 512
+#define SL_DASH_MODELS_MAX 400
+#define SL_DASH_CURVE_N 41
+#define SL_DASH_NEAREST 5
+
+/* The stored points, as the dashboard keeps them (arrays of n, owned). */
+typedef struct sl_dash_scan {
+  size_t n, cap;
+  double *x; /* n x D inputs (NaN when missing) */
+  float *y;  /* n x n_outputs final outputs (NaN when missing) */
+  double *t; /* produced_at */
+  int64_t *steps;
+  uint8_t *status; /* sl_point_status_t */
+  uint8_t *exp;    /* experimental_flag */
+  char **ids;
+  /* the simulations (experimental_flag false) in order of produced_at, with the running
+   * sum of their steps: the steps stored by a time are one search */
+  size_t n_sim;
+  size_t *order;
+  int64_t *cum_steps;
+} sl_dash_scan_t;
+
+void sl_dash_scan_init(sl_dash_scan_t *s);
+void sl_dash_scan_release(sl_dash_scan_t *s);
+/* Reads every point of st (no histories) into *s (emptied first). */
+bool sl_dash_scan_read(sl_dash_scan_t *s, sl_store_t *st, const sl_config_t *cfg, sl_error_t *err);
+
+/* The models of the campaign: the listing (ids, kinds, metrics) and the newest surrogate
+ * and elevated models loaded (NULL when none). */
+typedef struct sl_dash_models {
+  sl_store_model_list_t list;
+  sl_model_t *model[2]; /* [0] surrogate, [1] elevated */
+  char *model_id[2];
+  char *load_error; /* why the newest could not be loaded, or NULL */
+} sl_dash_models_t;
+
+void sl_dash_models_init(sl_dash_models_t *m);
+void sl_dash_models_release(sl_dash_models_t *m);
+/* Lists the models of st into *m and loads the newest of each kind whose id differs from
+ * have_id[k] (NULL = none loaded); a kind whose id is unchanged is left NULL in m->model[k]
+ * with m->model_id[k] set (the caller keeps the one it has). False on a listing error. */
+bool sl_dash_models_read(sl_dash_models_t *m, sl_store_t *st, const sl_config_t *cfg, char *const have_id[2],
+                         sl_error_t *err);
+
+/* Everything the page is shown. */
+typedef struct sl_dash_data {
+  const sl_config_t *cfg; /* borrowed */
+  sl_dash_scan_t scan;
+  sl_store_model_list_t models;
+  sl_model_t *model[2];
+  char *model_id[2];
+  json_t *queues; /* top's queue rows, or NULL when unknown */
+  char *queues_note;
+  char *store_error; /* the last store error, or NULL when the last read went well */
+  char *model_error;
+  bool store_read;         /* the store has been read at least once */
+  int64_t running, queued; /* C.sim unacked / ready; -1 unknown */
+  /* the live ring: running and queued samples as heard by this process */
+  double live_t[SL_DASH_LIVE_MAX];
+  int64_t live_running[SL_DASH_LIVE_MAX], live_queued[SL_DASH_LIVE_MAX];
+  size_t live_n;
+  uint64_t seq;
+} sl_dash_data_t;
+
+void sl_dash_data_init(sl_dash_data_t *d, const sl_config_t *cfg);
+void sl_dash_data_release(sl_dash_data_t *d);
+
+/* Swaps in a scan (s is left holding the previous one, for the caller to release). */
+void sl_dash_data_take_scan(sl_dash_data_t *d, sl_dash_scan_t *s);
+/* Takes the listing and the models m loaded (m is emptied). */
+void sl_dash_data_take_models(sl_dash_data_t *d, sl_dash_models_t *m);
+/* Notes a store error (copied; NULL clears it). */
+void sl_dash_data_store_error(sl_dash_data_t *d, const char *msg);
+/* Replaces the queues from the management API's list (NULL q with a note when it failed). */
+void sl_dash_data_set_queues(sl_dash_data_t *d, const sl_queue_info_t *q, size_t n, const char *note);
+/* Records one sample of the live ring at wall time `now` (halved when full). */
+void sl_dash_data_sample(sl_dash_data_t *d, double now);
+
+/* The snapshot pushed to the page (new reference); see docs/dashboard.md. */
+json_t *sl_dash_data_snapshot(const sl_dash_data_t *d, double now);
+/* The config as the page needs it: inputs with ranges and defaults, outputs, history. */
+json_t *sl_dash_config_json(const sl_config_t *cfg, bool token);
+
+/* Parses the operator's query strictly: `x` holds exactly D comma-separated finite numbers,
+ * each within its input's value_range; `axis` (may be NULL = 0) a decimal input index. No
+ * text of the query goes anywhere else. False with *err (SL_ERR_USAGE) on anything else. */
+bool sl_dash_parse_point(const sl_config_t *cfg, const char *x_text, const char *axis_text, double *x,
+                         int *axis, sl_error_t *err);
+/* The prediction of every loaded model at x (D values) and along input `axis` through x,
+ * with the nearest simulated and experimental points (new reference). */
+json_t *sl_dash_data_predict(const sl_dash_data_t *d, const double *x, int axis);
+
+#endif

@@ -1,0 +1,208 @@
+/* The dashboard's model (cli/dashboard_data.c) without a server: the operator's point is
+ * parsed strictly (exactly D finite numbers within their ranges, an index for the axis,
+ * nothing else), a store written by a writer is read through a read-only handle into the
+ * snapshot (counts by status, the steps saving, the timeline, the models with their steps),
+ * and a model put in the store predicts in-process with the nearest points beside it. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dashboard_data.h"
+#include "sltest.h"
+#include "specline/config.h"
+#include "specline/dataset.h"
+#include "specline/util.h"
+
+static const char yaml[] = "experiment: dash\n"
+                           "inputs:\n"
+                           "  - {name: a, type: float, default: 0.5, value_range: [0, 1]}\n"
+                           "  - {name: b, type: float, value_range: [-2, 2]}\n"
+                           "outputs:\n"
+                           "  - {name: y, type: float}\n"
+                           "simulator: {command: [\"true\"], max_steps: 100}\n"
+                           "budget: {max_sims: 10}\n";
+
+static sl_config_t *config(const char *store)
+{
+  sl_error_t err = {0};
+  char *text = sl_asprintf("%sstore: %s\n", yaml, store);
+  sl_config_t *cfg = sl_config_load_string(text, strlen(text), "dash.yaml", &err);
+
+  if (!cfg)
+    fprintf(stderr, "  config: %s\n", err.message);
+  free(text);
+  return cfg;
+}
+
+static void test_point_strict(void)
+{
+  sl_config_t *cfg = config("sqlite:/nonexistent/x.db");
+  static const char *const bad[] = {"",       "0.5",      "0.5,1,2",  "0.5,,",   "0.5, 1",  " 0.5,1",
+                                    "0.5,1 ", "0x1,1",    "nan,1",    "inf,1",   "1e999,1", "0.5;1",
+                                    "2,1",    "0.5,-2.5", "0.5,1;rm", "0.5,1\n", "'0.5',1", "0.5,1,",
+                                    "-,1",    "+.,1",     "0.5,1e",   NULL};
+  static const char *const bad_axis[] = {"", "2", "-1", "1x", " 1", "0x1", "99999", NULL};
+  double x[2];
+  int axis, i;
+  sl_error_t err;
+
+  SL_REQUIRE(cfg);
+  SL_CHECK(sl_dash_parse_point(cfg, "0.5,-1.25", NULL, x, &axis, &err));
+  SL_CHECK_NEAR(x[0], 0.5, 0);
+  SL_CHECK_NEAR(x[1], -1.25, 0);
+  SL_CHECK_INT(axis, 0);
+  SL_CHECK(sl_dash_parse_point(cfg, "1,2e0", "1", x, &axis, &err)); /* the ends of the ranges */
+  SL_CHECK_INT(axis, 1);
+  SL_CHECK(sl_dash_parse_point(cfg, "+.25,-2", "0", x, &axis, &err));
+  for (i = 0; bad[i]; i++)
+    SL_CHECKF(!sl_dash_parse_point(cfg, bad[i], NULL, x, &axis, &err), "'%s' accepted", bad[i]);
+  for (i = 0; bad_axis[i]; i++)
+    SL_CHECKF(!sl_dash_parse_point(cfg, "0.5,1", bad_axis[i], x, &axis, &err), "axis '%s' accepted",
+              bad_axis[i]);
+  SL_CHECK(!sl_dash_parse_point(cfg, NULL, NULL, x, &axis, &err));
+  sl_config_destroy(cfg);
+}
+
+static void put(sl_store_t *st, const char *id, sl_point_status_t s, double a, double b, double y,
+                int64_t steps, double at, bool exp)
+{
+  sl_store_point_t p;
+  const sl_store_point_t *pp = &p;
+  sl_error_t err = {0};
+
+  memset(&p, 0, sizeof p);
+  sl_values_init(&p.inputs);
+  sl_values_init(&p.outputs);
+  sl_series_init(&p.history);
+  sl_values_init(&p.predicted);
+  sl_values_init(&p.extra);
+  p.campaign = sl_strdup("dash");
+  p.sample_id = sl_strdup(id);
+  p.experimental_flag = exp;
+  sl_values_add(&p.inputs, "a", a);
+  sl_values_add(&p.inputs, "b", b);
+  if (s != SL_POINT_FAILED)
+    sl_values_add(&p.outputs, "y", y);
+  p.status = s;
+  p.steps = steps;
+  p.produced_at = at;
+  SL_CHECKF(sl_store_put(st, &pp, 1, NULL, &err), "%s", err.message);
+  sl_store_point_release(&p);
+}
+
+static void put_model(sl_store_t *st, const sl_config_t *cfg, const char *id, const char *kind,
+                      const char *metrics)
+{
+  double lo[2] = {0, -2}, hi[2] = {1, 2};
+  sl_model_spec_t spec;
+  sl_model_t *m;
+  sl_error_t err = {0};
+  void *blob;
+  size_t len;
+
+  sl_model_spec_init(&spec);
+  spec.inputs = 2;
+  spec.outputs = sl_dataset_columns(cfg);
+  spec.input_lo = lo;
+  spec.input_hi = hi;
+  spec.members = 2;
+  spec.hidden = 8;
+  spec.layers = 1;
+  m = sl_model_new(&spec, &err);
+  blob = sl_model_save_mem(m, &len);
+  SL_CHECK(sl_store_put_model(st, id, kind, blob, len, metrics, &err));
+  free(blob);
+  sl_model_destroy(m);
+}
+
+static json_t *path(json_t *o, const char *a, const char *b)
+{
+  return json_object_get(json_object_get(o, a), b);
+}
+
+static void test_snapshot_and_predict(void)
+{
+  char *dir = sl_asprintf("%s/specline-dash-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp"), *uri;
+  sl_config_t *cfg;
+  sl_store_t *w, *r;
+  sl_dash_data_t d;
+  sl_dash_scan_t scan;
+  sl_dash_models_t models;
+  sl_error_t err = {0};
+  char *none[2] = {NULL, NULL}, *cmd;
+  json_t *snap, *pred, *m0;
+  double x[2] = {0.5, 0};
+
+  SL_REQUIRE(mkdtemp(dir));
+  uri = sl_asprintf("sqlite:%s/s.db", dir);
+  cfg = config(uri);
+  SL_REQUIRE(cfg);
+  w = sl_store_open(uri, cfg, &err);
+  SL_REQUIRE(w);
+  put(w, "s1", SL_POINT_COMPLETE, 0.1, 0, 1.0, 100, 1000, false);
+  put(w, "s2", SL_POINT_TERMINATED, 0.4, 0, 2.0, 30, 1010, false);
+  put(w, "s3", SL_POINT_FAILED, 0.6, 0, 0, 5, 1020, false);
+  put(w, "s4", SL_POINT_COMPLETE, 0.55, 0.1, 4.0, 100, 1030, false);
+  put(w, "e1", SL_POINT_COMPLETE, 0.45, 0, 3.0, 0, 1040, true);
+  put_model(w, cfg, "m1", "surrogate", "{\"nrmse\": 0.25, \"coverage\": 0.9}");
+  put_model(w, cfg, "m1-elevated", "elevated", "{\"nrmse_after\": -1}");
+  r = sl_store_open_readonly(uri, cfg, &err);
+  SL_REQUIRE(r);
+
+  sl_dash_data_init(&d, cfg);
+  sl_dash_scan_init(&scan);
+  sl_dash_models_init(&models);
+  SL_CHECK(sl_dash_scan_read(&scan, r, cfg, &err));
+  SL_CHECK(sl_dash_models_read(&models, r, cfg, none, &err));
+  sl_dash_data_take_scan(&d, &scan);
+  sl_dash_data_take_models(&d, &models);
+  SL_CHECK(d.model[0] != NULL && d.model[1] != NULL);
+  snap = sl_dash_data_snapshot(&d, 2000);
+  SL_CHECK_INT(json_integer_value(path(snap, "counts", "complete")), 2);
+  SL_CHECK_INT(json_integer_value(path(snap, "counts", "terminated")), 1);
+  SL_CHECK_INT(json_integer_value(path(snap, "counts", "failed")), 1);
+  SL_CHECK_INT(json_integer_value(path(snap, "counts", "experimental")), 1);
+  SL_CHECK(json_is_null(path(snap, "counts", "running")));            /* no management API */
+  SL_CHECK_INT(json_integer_value(path(snap, "steps", "used")), 230); /* failed runs left out */
+  SL_CHECK_INT(json_integer_value(path(snap, "steps", "full")), 300);
+  SL_CHECK_INT(json_array_size(path(snap, "timeline", "t")), 4);
+  SL_CHECK_INT(json_integer_value(json_array_get(path(snap, "timeline", "complete"), 3)), 2);
+  m0 = json_array_get(json_object_get(snap, "models"), 0);
+  SL_CHECK_INT(json_integer_value(json_object_get(m0, "steps")), 235); /* every simulation so far */
+  SL_CHECK_NEAR(json_real_value(json_object_get(m0, "nrmse")), 0.25, 0);
+  SL_CHECK(json_is_null(json_object_get(json_array_get(json_object_get(snap, "models"), 1), "nrmse")));
+  SL_CHECK_STR(json_string_value(path(snap, "loaded", "elevated")), "m1-elevated");
+  json_decref(snap);
+
+  pred = sl_dash_data_predict(&d, x, 1);
+  SL_CHECK_INT(json_array_size(json_object_get(pred, "models")), 2);
+  m0 = json_array_get(json_object_get(pred, "models"), 0);
+  SL_CHECK_INT(json_array_size(json_object_get(m0, "mean")), 1);
+  SL_CHECK_INT(json_array_size(path(m0, "curve", "x")), SL_DASH_CURVE_N);
+  SL_CHECK_NEAR(json_real_value(json_array_get(path(m0, "curve", "x"), 0)), -2, 1e-6); /* along b */
+  SL_CHECK_STR(json_string_value(json_object_get(json_array_get(path(pred, "nearest", "sim"), 0), "id")),
+               "s4");
+  SL_CHECK_INT(json_array_size(path(pred, "nearest", "sim")), 2); /* complete runs only */
+  SL_CHECK_STR(json_string_value(json_object_get(json_array_get(path(pred, "nearest", "exp"), 0), "id")),
+               "e1");
+  json_decref(pred);
+
+  /* an unchanged model is not loaded again */
+  sl_dash_models_init(&models);
+  SL_CHECK(sl_dash_models_read(&models, r, cfg, d.model_id, &err));
+  SL_CHECK(models.model[0] == NULL && models.model_id[0] && !strcmp(models.model_id[0], "m1"));
+  sl_dash_data_take_models(&d, &models);
+  SL_CHECK(d.model[0] != NULL);
+
+  sl_dash_data_release(&d);
+  sl_store_destroy(r);
+  sl_store_destroy(w);
+  sl_config_destroy(cfg);
+  cmd = sl_asprintf("rm -rf '%s'", dir);
+  SL_CHECK(system(cmd) == 0);
+  free(cmd);
+  free(uri);
+  free(dir);
+}
+
+SL_TEST_MAIN(SL_T(test_point_strict), SL_T(test_snapshot_and_predict))

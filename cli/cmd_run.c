@@ -579,8 +579,7 @@ int sl_cmd_run(int argc, char **argv)
     rc = summary(rs.cfg, sl_mono() - rs.started, with_model) ? 0 : 1;
   } else if (explore_status == 4) {
     summary(rs.cfg, sl_mono() - rs.started, false);
-    fprintf(stderr, "specline run: the campaign ended because its runs kept failing (see the first failure above)
-");
+    fprintf(stderr, "specline run: the campaign ended because its runs kept failing (see the first failure above)\n");
     rc = 4;
   } else if (g_interrupted) {
     summary(rs.cfg, sl_mono() - rs.started, false);

@@ -34,15 +34,18 @@ static bool final_elevated(const sl_config_t *cfg, sl_store_t *st, const sl_data
 
   if (!sl_trainer_elevate(cfg, split, surrogate, &el, err))
     return false;
-  if (!el.model)
+  if (!el.model) {
+    sl_trainer_elevated_release(&el);
     return true;
+  }
   snprintf(eid, sizeof eid, "%s-elevated", id);
   blob = sl_model_save_mem(el.model, &len);
-  metrics = sl_trainer_elevated_metrics_json(&el, id);
+  metrics = sl_trainer_elevated_metrics_json(&el, cfg, id);
   ok = sl_store_put_model(st, eid, "elevated", blob, len, metrics, err);
   free(blob);
   free(metrics);
   sl_model_destroy(el.model);
+  sl_trainer_elevated_release(&el);
   return ok;
 }
 

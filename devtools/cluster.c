@@ -236,7 +236,7 @@ static char *node_conf(const sl_local_cluster_opts_t *o)
                      "disk_free_limit.absolute = 50000000\n"
                      "raft.wal_max_size_bytes = 64000000\n"
                      "queue_leader_locator = balanced\n"
-                     "cluster_partition_handling = pause_minority\n"
+                     "cluster_partition_handling = autoheal\n"
                      "net_ticktime = 10\n",
                      (long long)o->memory_mb * 1024 * 1024);
 }

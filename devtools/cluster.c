@@ -8,9 +8,12 @@
  * memory watermark, a small disk limit, a 64 MB Raft WAL. Quorum queue leaders are placed
  * `balanced` (queue_leader_locator, a node setting, so no declarer has to send
  * x-queue-leader-locator and every declarer stays equivalent), and a node cut off from the
- * majority pauses itself (cluster_partition_handling = pause_minority). net_ticktime 10 s
- * (default 60): a frozen node is seen down, and the operations that need every member
- * (declares, bindings) go on without it, within ~10-15 s instead of a minute. */
+ * node that was cut off (or frozen) is restarted by the others once it is back
+ * (cluster_partition_handling = autoheal; with pause_minority a node frozen by SIGSTOP for
+ * longer than net_ticktime came back into a partitioned cluster that no longer stored
+ * anything). net_ticktime 10 s (default 60): a frozen node is seen down, and the
+ * operations that need every member (declares, bindings) go on without it within seconds
+ * instead of a minute. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -403,6 +403,13 @@ static int cmd_ctl(int argc, char **argv)
   int rc = 0, r, node = 0, first = 3;
   size_t i;
 
+  if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+    fputs("usage: specline broker ctl --dir DIR [--node N] RABBITMQCTL-ARGS...\n\n"
+          "Runs rabbitmqctl ARGS against the local broker started in DIR (its node name and\n"
+          "Erlang cookie); on a local cluster against node N, or every node in turn.\n",
+          stdout);
+    return 0;
+  }
   if (argc >= 6 && !strcmp(argv[3], "--node")) {
     node = atoi(argv[4]);
     first = 5;

@@ -1,10 +1,14 @@
 /* `specline predict CONFIG --input name=value ... [--history] [--json] [--timeout S]
- * [--model surrogate|elevated] [--broker-dir DIR]`: asks the campaign's predict worker for
- * the surrogate's prediction at one input point, over RPC through `<c>.predict` with an
- * exclusive auto-delete reply queue and a correlation id, and prints each output as
- * mean ± std (and the history checkpoints with --history). Inputs not given take the
- * config's default; an unknown name or an input without default is a usage error.
- * Exit 0 ok, 1 failure (no broker, no predict worker, timeout, an error reply), 2 usage. */
+ * [--model surrogate|elevated] [--broker-dir DIR] [--offline|--online] [--store URI]`: asks the
+ * campaign's predict worker for the surrogate's prediction at one input point, over RPC
+ * through `<c>.predict` with an exclusive auto-delete reply queue and a correlation id, and
+ * prints each output as mean ± std (and the history checkpoints with --history). When no
+ * predict worker can answer (no broker, no queue, no consumer on it, no answer in time) or
+ * with --offline (never with --online), it loads the newest model of the kind from the
+ * store and predicts itself (the predict worker's own code, serve.h). Inputs not given take the config's default; an
+ * unknown name or an input without default is a usage error; an input outside its
+ * value_range is predicted with a warning on stderr (the surrogate extrapolates).
+ * Exit 0 ok, 1 failure (no model, an error reply, a store error), 2 usage. */
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
@@ -18,21 +22,30 @@
 #include "specline/config.h"
 #include "specline/dataset.h"
 #include "specline/json.h"
+#include "specline/model.h"
+#include "specline/serve.h"
+#include "specline/store.h"
 #include "specline/util.h"
 #include "specline/worker.h"
 
 static void predict_usage(FILE *f)
 {
   fprintf(f, "usage: specline predict CONFIG [--input NAME=VALUE ...] [--history] [--json] [--timeout S]\n"
-             "                        [--model surrogate|elevated] [--broker-dir DIR]\n\n"
+             "                        [--model surrogate|elevated] [--broker-dir DIR] [--offline|--online]\n"
+             "                        [--store URI]\n\n"
              "Asks the surrogate (a running specline-predict) for its prediction at one input point\n"
-             "and prints each output as mean ± std. Inputs not given take their config default.\n\n"
+             "and prints each output as mean ± std. Inputs not given take their config default.\n"
+             "When no predict worker answers, the newest model in the store answers instead.\n"
+             "An input outside its value_range is predicted with a warning on stderr.\n\n"
              "  --input NAME=VALUE  an input value (repeat for each input)\n"
              "  --history           also print the history at its checkpoints\n"
              "  --json              one JSON object instead of text\n"
              "  --timeout S         seconds to wait for the answer (default 10)\n"
              "  --model KIND        surrogate (default) or elevated\n"
              "  --broker-dir DIR    use the local broker described by DIR/broker.env\n"
+             "  --offline           no broker: load the newest model from the store\n"
+             "  --online            only a running specline-predict answers (no fallback to the store)\n"
+             "  --store URI         the store for --offline (default: the config's store)\n"
              "  --help              this text\n");
 }
 
@@ -161,9 +174,14 @@ static void print_json(const sl_config_t *cfg, const double *x, const sl_predict
   printf("}\n");
 }
 
-/* Sends the request and waits for its reply; false with a message on stderr. */
-static bool call(const sl_config_t *cfg, const char *broker_dir, const sl_predict_request_t *rq, double timeout_s,
-                 rpc_t *r)
+#define CALL_OK 0
+#define CALL_FAILED 1    /* an answer that is an error, or a bad reply: said on stderr */
+#define CALL_NO_WORKER 3 /* nobody to answer: why in `why` */
+
+/* Sends the request and waits for its reply: CALL_OK, CALL_FAILED (said on stderr) or
+ * CALL_NO_WORKER (no broker, no predict queue or consumer, no answer in time; `why`). */
+static int call(const sl_config_t *cfg, const char *broker_dir, const sl_predict_request_t *rq, double timeout_s,
+                rpc_t *r, char *why, size_t why_len)
 {
   sl_amqp_opts_t o;
   sl_amqp_props_t props = {.persistent = false, .mandatory = true, .type = "predict.request"};
@@ -171,8 +189,9 @@ static bool call(const sl_config_t *cfg, const char *broker_dir, const sl_predic
   sl_error_t err;
   char reply_q[SL_NAME_MAX], suffix[96], corr[64], rk[SL_NAME_MAX];
   char *url, *body = NULL;
+  uint32_t ready = 0, consumers = 0;
   double deadline;
-  bool ok = false;
+  int rc = CALL_NO_WORKER;
 
   url = sl_worker_broker_url(cfg, broker_dir, &err);
   if (!url)
@@ -185,10 +204,14 @@ static bool call(const sl_config_t *cfg, const char *broker_dir, const sl_predic
   free(url);
   if (!s || !sl_amqp_connect(s, 0, &err))
     goto out_err;
+  sl_name(rk, cfg->experiment, "predict");
+  if (!sl_amqp_queue_counts(s, rk, &ready, &consumers, &err) || consumers == 0) {
+    snprintf(why, why_len, "no specline-predict worker on '%s'", rk);
+    goto out;
+  }
   snprintf(corr, sizeof corr, "%d-%llx", (int)getpid(), (unsigned long long)sl_mono_ns());
   snprintf(suffix, sizeof suffix, "reply.%s", corr);
   sl_name(reply_q, cfg->experiment, suffix);
-  sl_name(rk, cfg->experiment, "predict");
   r->correlation_id = corr;
   if (!sl_amqp_declare_queue(s, reply_q, false, true, true, NULL, &err) ||
       !sl_amqp_consume(s, reply_q, on_reply, r, &err))
@@ -203,24 +226,97 @@ static bool call(const sl_config_t *cfg, const char *broker_dir, const sl_predic
   while (!r->got && !r->unroutable && sl_mono() < deadline)
     if (!sl_amqp_run_once(s, 20, &err))
       goto out_err;
+  rc = CALL_FAILED;
   if (r->unroutable) {
-    fprintf(stderr, "specline predict: no queue '%s' (run `specline broker init` and a specline-predict worker)\n", rk);
+    snprintf(why, why_len, "no queue '%s'", rk);
+    rc = CALL_NO_WORKER;
   } else if (!r->got) {
-    fprintf(stderr, "specline predict: no answer within %g s (is a specline-predict worker running?)\n", timeout_s);
+    snprintf(why, why_len, "no answer from specline-predict within %g s", timeout_s);
+    rc = CALL_NO_WORKER;
   } else if (r->decode_error[0]) {
     fprintf(stderr, "specline predict: %s\n", r->decode_error);
   } else if (r->reply.error) {
     fprintf(stderr, "specline predict: %s\n", r->reply.error);
   } else {
-    ok = true;
+    rc = CALL_OK;
   }
   goto out;
 out_err:
-  fprintf(stderr, "specline predict: %s\n", err.message);
+  snprintf(why, why_len, "%s", err.message);
 out:
   free(body);
   sl_amqp_destroy(s);
+  return rc;
+}
+
+/* The newest model of rq's kind from the store (uri, or the config's), in *id (taken)
+ * and the return value; NULL with a message on stderr. */
+static sl_model_t *newest_model(const sl_config_t *cfg, const char *uri, const char *kind, char **id)
+{
+  sl_store_t *st;
+  sl_model_t *m = NULL;
+  void *blob = NULL;
+  char *metrics = NULL;
+  size_t len = 0;
+  bool found = false;
+  sl_error_t err;
+
+  *id = NULL;
+  st = sl_store_open(uri, cfg, &err);
+  if (!st || !sl_store_get_model(st, kind, id, &blob, &len, &metrics, &found, &err)) {
+    fprintf(stderr, "specline predict: %s\n", err.message);
+  } else if (!found) {
+    fprintf(stderr, "specline predict: no %s model in the store of campaign '%s' yet (is specline-learn running?)\n",
+            kind, cfg->experiment);
+  } else if (!(m = sl_model_load_mem(blob, len, &err)) || !sl_serve_model_fits(cfg, m, &err)) {
+    fprintf(stderr, "specline predict: %s model '%s': %s\n", kind, *id, err.message);
+    sl_model_destroy(m);
+    m = NULL;
+  }
+  if (!m) {
+    free(*id);
+    *id = NULL;
+  }
+  free(blob);
+  free(metrics);
+  sl_store_destroy(st);
+  return m;
+}
+
+/* Answers rq from the newest model in the store, as the predict worker would: reply in
+ * r->reply. False with a message on stderr. */
+static bool predict_offline(const sl_config_t *cfg, const char *uri, const sl_predict_request_t *rq, rpc_t *r)
+{
+  char *id = NULL;
+  sl_model_t *m = newest_model(cfg, uri, rq->model ? rq->model : "surrogate", &id);
+  sl_serve_batch_t b;
+  sl_error_t err;
+  bool ok;
+
+  if (!m)
+    return false;
+  sl_serve_batch_init(&b, (int)cfg->n_inputs, sl_model_outputs(m));
+  sl_serve_batch_add(&b, rq);
+  ok = sl_serve_batch_run(&b, m, &err);
+  if (ok)
+    sl_serve_reply(&b, 0, rq->n_rows, (int)cfg->n_outputs, rq->history, id, &r->reply);
+  else
+    fprintf(stderr, "specline predict: model '%s': %s\n", id, err.message);
+  sl_serve_batch_release(&b);
+  sl_model_destroy(m);
+  free(id);
   return ok;
+}
+
+/* Warns on stderr about each input outside its value_range: the surrogate extrapolates. */
+static void warn_out_of_range(const sl_config_t *cfg, const double *x)
+{
+  for (size_t i = 0; i < cfg->n_inputs; i++)
+    if (cfg->inputs[i].has_range && (x[i] < cfg->inputs[i].lo || x[i] > cfg->inputs[i].hi))
+      fprintf(stderr,
+              "specline predict: warning: input '%s' = %g is outside its value_range [%g, %g]: the surrogate "
+              "extrapolates there and its answer (and its std) cannot be trusted\n",
+              cfg->inputs[i].name, x[i], cfg->inputs[i].lo, cfg->inputs[i].hi);
 }
 
 int sl_cmd_predict(int argc, char **argv)
@@ -228,11 +324,14 @@ int sl_cmd_predict(int argc, char **argv)
   static const struct option opts[] = {{"input", required_argument, 0, 'i'},   {"history", no_argument, 0, 'H'},
                                        {"json", no_argument, 0, 'j'},          {"timeout", required_argument, 0, 't'},
                                        {"model", required_argument, 0, 'm'},   {"broker-dir", required_argument, 0, 'b'},
+                                       {"offline", no_argument, 0, 'o'},       {"online", no_argument, 0, 'O'},
+                                       {"store", required_argument, 0, 's'},
                                        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
   char **given = sl_calloc((size_t)argc + 1, sizeof *given);
   size_t n_given = 0;
-  const char *broker_dir = NULL, *model = NULL;
-  bool history = false, json = false, *set = NULL;
+  const char *broker_dir = NULL, *model = NULL, *store = NULL;
+  bool history = false, json = false, offline = false, online = false, *set = NULL;
+  char why[512];
   double timeout_s = 10, *x = NULL;
   sl_config_t *cfg = NULL;
   sl_predict_request_t rq;
@@ -263,6 +362,9 @@ int sl_cmd_predict(int argc, char **argv)
       model = optarg;
       break;
     case 'b': broker_dir = optarg; break;
+    case 'o': offline = true; break;
+    case 'O': online = true; break;
+    case 's': store = optarg; break;
     case 'h': predict_usage(stdout); rc = 0; goto out;
     default: predict_usage(stderr); goto out;
     }
@@ -288,8 +390,27 @@ int sl_cmd_predict(int argc, char **argv)
   rq.inputs = x;
   rq.history = history;
   rq.model = (char *)model;
+  warn_out_of_range(cfg, x);
   rc = 1;
-  if (!call(cfg, broker_dir, &rq, timeout_s, &r))
+  if (offline && online) {
+    fprintf(stderr, "specline predict: --offline and --online exclude each other\n");
+    rc = 2;
+    goto out;
+  }
+  if (!offline) {
+    int called = call(cfg, broker_dir, &rq, timeout_s, &r, why, sizeof why);
+    if (called == CALL_FAILED)
+      goto out;
+    if (called == CALL_NO_WORKER && online) {
+      fprintf(stderr, "specline predict: %s\n", why);
+      goto out;
+    }
+    if (called == CALL_NO_WORKER) {
+      fprintf(stderr, "specline predict: %s; answering from the newest model in the store\n", why);
+      offline = true;
+    }
+  }
+  if (offline && !predict_offline(cfg, store, &rq, &r))
     goto out;
   if (r.reply.n_rows != 1) {
     fprintf(stderr, "specline predict: the reply has %zu rows, not 1\n", r.reply.n_rows);

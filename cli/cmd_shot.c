@@ -289,6 +289,10 @@ static int shot_submit(int argc, char **argv)
     rc = 1;
   }
   printf("%s: %zu rows read, %zu published, %zu skipped\n", a.file, sf.n_read, published, skipped);
+  if (published)
+    printf("the shots are queued in '%s.store' until a store worker (specline-store, or specline run) stores "
+           "them; `specline results %s --experimental` shows them then\n",
+           cfg->experiment, a.config);
 out_release:
   fflush(stdout);
   sl_shot_file_release(&sf);

@@ -23,21 +23,28 @@ static const struct {
   int (*fn)(int, char **);
   const char *help;
 } commands[] = {
-    {"run", sl_cmd_run, "run CONFIG            run a campaign end to end (starts a local broker if none)"},
+    {"run", sl_cmd_run,
+     "run CONFIG [--fresh [--yes]]  run a campaign end to end (starts a local broker if none);\n"
+     "                        run again to resume it"},
     {"results", sl_cmd_results,
      "results CONFIG [--csv|--json|--jsonl] [--columns A,B] [--models]\n"
      "                        print the stored points (reasons, histories) or models"},
     {"sim", sl_cmd_sim,
      "sim list CONFIG       the simulations in flight\n"
      "  sim terminate CONFIG SAMPLE_ID  end one running simulation"},
-    {"predict", sl_cmd_predict, "predict CONFIG --input name=value ...  ask the surrogate"},
+    {"predict", sl_cmd_predict,
+     "predict CONFIG --input name=value ... [--offline]  ask the surrogate (the predict worker,\n"
+     "                        else the newest model in the store)"},
     {"report", sl_cmd_report, "report CONFIG         write report.html"},
-    {"shot", sl_cmd_shot, "shot submit|suggest     feed experimental shots to the store; where to shoot next"},
+    {"shot", sl_cmd_shot,
+     "shot submit CONFIG FILE  feed experimental shots to the store (queued until a store worker runs)\n"
+     "  shot suggest CONFIG     where to shoot next"},
     {"top", sl_cmd_top, "top CONFIG [--once] [--json]  live view of a campaign"},
     {"dashboard", sl_cmd_dashboard, "dashboard CONFIG [--listen 127.0.0.1:8080]\n"
      "                        a live page: progress, the model, the operator's view"},
     {"broker", sl_cmd_broker,
-     "broker init|status CONFIG | start|stop --dir DIR  the broker side\n"
+     "broker init|status CONFIG  declare a campaign's queues; their depths and consumers\n"
+     "  broker start|stop --dir DIR  a local RabbitMQ (or --nodes N: a local cluster)\n"
      "  broker ctl --dir DIR ARGS...  rabbitmqctl against a local broker"},
     {"config", sl_cmd_config, "config check CONFIG   validate a config.yaml and find its simulator"},
 };
@@ -55,7 +62,8 @@ static void usage(FILE *f)
   fprintf(f, "\n`specline COMMAND --help` for details; SPECLINE_LOG=debug for more output.\n"
              "Paths in a config are relative to the config file (docs/config.md); the broker is\n"
              "--broker-dir's, else SPECLINE_AMQP_URL, else the config's (docs/broker.md).\n"
-             "version " SPECLINE_VERSION "\n");
+             "Bash completion: source the installed share/bash-completion/completions/specline.\n"
+             "version " SPECLINE_VERSION " (--version)\n");
 }
 
 int main(int argc, char **argv)

@@ -97,7 +97,10 @@ static void on_poll(uv_poll_t *h, int status, int events)
     return;
   if (status < 0) {
     sl_error_t e;
-    sl_error_set(&e, SL_ERR_UV, status, "broker socket: %s", uv_strerror(status));
+    /* libuv's negative code (EBADF once the socket is gone, ECONNRESET, ...): what it
+     * means to an operator is that the connection is gone, not a bug in a descriptor */
+    sl_error_set(&e, SL_ERR_UV, status, "connection to the broker lost (%s: %s)", uv_err_name(status),
+                 uv_strerror(status));
     sl__go_down(s, &e);
     return;
   }

@@ -15,10 +15,11 @@
 #include "specline/util.h"
 
 #define GROUP_SIZE_ARG "x-quorum-initial-group-size"
+#define DELIVERY_LIMIT_ARG "x-delivery-limit"
 
 void sl_topology_opts_default(sl_topology_opts_t *o)
 {
-  o->delivery_limit = 5;
+  o->delivery_limit = SL_TOPOLOGY_DELIVERY_LIMIT;
   o->progress_max_length = 10000;
   o->events_expires_ms = 3600 * 1000;
   o->quorum_group_size = 0;
@@ -59,14 +60,15 @@ static bool campaign_check(const char *campaign, sl_error_t *err)
   return true;
 }
 
-/* The group size an existing queue has, from the broker's PRECONDITION_FAILED text
- * ("... received X but current is none" or "... current is [the value ]'3'..."): 0 for
- * none, the number, or -1 when the error is about something else or cannot be read. */
-static int group_size_current(const sl_error_t *e)
+/* The value of integer argument `key` on an existing queue, from the broker's
+ * PRECONDITION_FAILED text ("inequivalent arg 'KEY' ... received X but current is none" or
+ * "... current is [the value ]'3'..."): 0 for none, the number, or -1 when the error is
+ * about something else or cannot be read. */
+static int arg_current(const sl_error_t *e, const char *key)
 {
   const char *p;
 
-  if (e->code != 406 || !strstr(e->message, GROUP_SIZE_ARG))
+  if (e->code != 406 || !strstr(e->message, key))
     return -1;
   p = strstr(e->message, "current is ");
   if (!p)
@@ -78,32 +80,57 @@ static int group_size_current(const sl_error_t *e)
   return p && p[1] >= '1' && p[1] <= '9' ? atoi(p + 1) : -1;
 }
 
+/* Adapts args to an existing queue q that differs in one of the arguments an older
+ * campaign may have been declared with (the group size, the delivery limit): returns true
+ * when args now hold the queue's own value, so the declare can be tried again. */
+static bool adopt_existing(const char *q, sl_amqp_arg_t *args, size_t n, const sl_error_t *e)
+{
+  static const char *const keys[] = {GROUP_SIZE_ARG, DELIVERY_LIMIT_ARG};
+
+  for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+    int current = arg_current(e, keys[k]);
+    size_t i;
+
+    if (current < 0)
+      continue;
+    for (i = 0; i < n && args[i].key && strcmp(args[i].key, keys[k]) != 0; i++)
+      ;
+    if (i == n || !args[i].key || args[i].i == current)
+      return false;
+    SL_INFO("queue '%s' exists with %s %d; keeping it (asked for %lld)", q, keys[k], current, (long long)args[i].i);
+    if (current > 0) {
+      args[i].i = current;
+    } else { /* none: drop the argument */
+      for (; i < n && args[i].key; i++)
+        args[i] = args[i + 1];
+    }
+    return true;
+  }
+  return false;
+}
+
 /* Declares quorum queue q with args (room for one more entry before the terminator at
- * args[n]) plus the group size when > 0; a queue that exists with another group size is
- * declared again with its own. */
+ * args[n]) plus the group size when > 0; a queue that exists with another group size or
+ * delivery limit (an older campaign's) is declared again with its own. */
 static bool quorum_declare(sl_amqp_t *s, const char *q, sl_amqp_arg_t *args, size_t n, int group_size,
                            sl_error_t *err)
 {
   sl_error_t e;
-  int current;
 
   args[n].key = group_size > 0 ? GROUP_SIZE_ARG : NULL;
   args[n].type = SL_ARG_INT;
   args[n].i = group_size;
   args[n + 1].key = NULL;
-  memset(&e, 0, sizeof e);
-  if (sl_amqp_declare_queue(s, q, true, false, false, args, &e))
-    return true;
-  current = group_size_current(&e);
-  if (current < 0 || current == group_size) {
-    if (err)
-      *err = e;
-    return false;
+  for (int attempt = 0; attempt < 3; attempt++) {
+    memset(&e, 0, sizeof e);
+    if (sl_amqp_declare_queue(s, q, true, false, false, args, &e))
+      return true;
+    if (!adopt_existing(q, args, n + 1, &e))
+      break;
   }
-  SL_INFO("queue '%s' exists with %s %d; keeping it (asked for %d)", q, GROUP_SIZE_ARG, current, group_size);
-  args[n].key = current > 0 ? GROUP_SIZE_ARG : NULL;
-  args[n].i = current;
-  return sl_amqp_declare_queue(s, q, true, false, false, args, err);
+  if (err)
+    *err = e;
+  return false;
 }
 
 /* A quorum work queue bound to "C.<kind>" that dead-letters at-least-once. */
@@ -113,7 +140,7 @@ static bool quorum_work_queue(sl_amqp_t *s, const char *campaign, const char *ki
   char q[SL_NAME_MAX];
   sl_amqp_arg_t args[] = {
       {.key = "x-queue-type", .type = SL_ARG_STR, .s = "quorum"},
-      {.key = "x-delivery-limit", .type = SL_ARG_INT, .i = o->delivery_limit},
+      {.key = DELIVERY_LIMIT_ARG, .type = SL_ARG_INT, .i = o->delivery_limit},
       {.key = "x-dead-letter-exchange", .type = SL_ARG_STR, .s = SL_DLX},
       {.key = "x-dead-letter-strategy", .type = SL_ARG_STR, .s = "at-least-once"},
       {.key = "x-overflow", .type = SL_ARG_STR, .s = "reject-publish"},

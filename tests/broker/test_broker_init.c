@@ -8,7 +8,9 @@
 #include <unistd.h>
 
 #include "sltest.h"
+#include "specline/amqp.h"
 #include "specline/broker.h"
+#include "specline/topology.h"
 #include "specline/util.h"
 
 static char *run_capture(const char *cmd, int *status)
@@ -96,4 +98,60 @@ static void test_broker_init_declares_the_campaign(void)
   sl_local_broker_destroy(b, false);
 }
 
-SL_TEST_MAIN(SL_T(test_broker_init_declares_the_campaign))
+/* A campaign whose <c>.sim was declared by an older version (x-delivery-limit 5) is declared
+ * again without PRECONDITION_FAILED: the queue keeps its limit; a new queue gets the high
+ * default (SL_TOPOLOGY_DELIVERY_LIMIT). */
+static void test_older_delivery_limit_is_kept(void)
+{
+  const char *bdir = getenv("SPECLINE_TEST_BROKER_DIR");
+  const char *lq[] = {"list_queues", "name", "arguments", "--quiet", "--no-table-headers", NULL};
+  sl_amqp_arg_t old_args[] = {{.key = "x-queue-type", .type = SL_ARG_STR, .s = "quorum"},
+                              {.key = "x-delivery-limit", .type = SL_ARG_INT, .i = 5},
+                              {.key = "x-dead-letter-exchange", .type = SL_ARG_STR, .s = SL_DLX},
+                              {.key = "x-dead-letter-strategy", .type = SL_ARG_STR, .s = "at-least-once"},
+                              {.key = "x-overflow", .type = SL_ARG_STR, .s = "reject-publish"},
+                              {.key = NULL}};
+  char campaign[64], name[SL_NAME_MAX], *out = NULL, *line, *limit;
+  sl_amqp_opts_t o = {0};
+  sl_local_broker_t *b;
+  sl_amqp_t *s;
+  sl_error_t err;
+
+  SL_REQUIRE(bdir);
+  b = sl_local_broker_open(bdir, &err);
+  SL_REQUIRE(b != NULL);
+  o.url = b->url;
+  o.name = "test-broker-init";
+  s = sl_amqp_new(&o, &err);
+  SL_REQUIRE(s && sl_amqp_connect(s, 10, &err));
+  snprintf(campaign, sizeof campaign, "slold%d", (int)getpid());
+  SL_REQUIRE(sl_amqp_declare_exchange(s, SL_DLX, "topic", true, &err));
+  sl_name(name, campaign, "sim");
+  SL_REQUIRE(sl_amqp_declare_queue(s, name, true, false, false, old_args, &err));
+  SL_CHECKF(sl_topology_declare(s, campaign, NULL, &err), "%s", err.message);
+  SL_CHECKF(sl_topology_declare(s, campaign, NULL, &err), "again: %s", err.message);
+
+  SL_CHECK_INT(sl_local_broker_ctl(b, lq, &out, &err), 0);
+  SL_REQUIRE(out != NULL);
+  line = queue_line(out, name);
+  SL_CHECKF(line && strstr(line, "\"x-delivery-limit\",5}"), "%s: %s", name, line ? line : "(missing)");
+  free(line);
+  sl_name(name, campaign, "store");
+  line = queue_line(out, name);
+  limit = sl_asprintf("\"x-delivery-limit\",%d}", SL_TOPOLOGY_DELIVERY_LIMIT);
+  SL_CHECKF(line && strstr(line, limit), "%s: %s", name, line ? line : "(missing)");
+  free(limit);
+  free(line);
+  free(out);
+  {
+    static const char *const kinds[] = {"sim", "store", "dead", "progress", "predict"};
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+      sl_name(name, campaign, kinds[i]);
+      sl_amqp_delete_queue(s, name, NULL);
+    }
+  }
+  sl_amqp_destroy(s);
+  sl_local_broker_destroy(b, false);
+}
+
+SL_TEST_MAIN(SL_T(test_broker_init_declares_the_campaign), SL_T(test_older_delivery_limit_is_kept))

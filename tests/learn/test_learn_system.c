@@ -321,7 +321,7 @@ static void test_learn_and_predict(void)
     json_t *j;
     int rc;
 
-    cmd = sl_asprintf("'%s' predict '%s' --input zeta=%.17g --input omega0=%.17g --json --history --timeout 10",
+    cmd = sl_asprintf("'%s' predict '%s' --online --input zeta=%.17g --input omega0=%.17g --json --history --timeout 10",
                       cli_bin, cfg_path, z0, w0);
     rc = run_cli(cmd, &out);
     free(cmd);
@@ -359,6 +359,47 @@ static void test_learn_and_predict(void)
   predict = -1;
   SL_CHECK_INT(lt_stop(learn, 30), 0);
   learn = -1;
+
+  /* 6. no predict worker: the CLI answers from the newest model in the store (--online
+   * refuses); an input outside its value_range is answered with a warning */
+  {
+    char *out = NULL, *cmd;
+    json_error_t je;
+    json_t *j;
+    int rc;
+
+    cmd = sl_asprintf("'%s' predict '%s' --input zeta=%.17g --input omega0=%.17g --json 2>'%s/offline.err'", cli_bin,
+                      cfg_path, z0, w0, dir);
+    rc = run_cli(cmd, &out);
+    free(cmd);
+    SL_CHECK_INT(rc, 0);
+    j = out ? json_loads(out, 0, &je) : NULL;
+    SL_CHECKF(j != NULL, "offline cli output: %s", out ? out : "(none)");
+    if (j) {
+      double m = json_real_value(json_object_get(json_object_get(json_object_get(j, "outputs"), "amplitude"), "mean"));
+      SL_CHECK(fabs(m - amp0) < 0.15);
+      SL_CHECK_STR(json_string_value(json_object_get(j, "model_id")), ev.models[ev.n_models - 1].model_id);
+      json_decref(j);
+    }
+    free(out);
+    cmd = sl_asprintf("grep -c 'answering from the newest model in the store' '%s/offline.err'", dir);
+    SL_CHECK_INT(run_cli(cmd, &out), 0);
+    free(out);
+    free(cmd);
+    cmd = sl_asprintf("'%s' predict '%s' --online --input zeta=0.2 2>&1", cli_bin, cfg_path);
+    rc = run_cli(cmd, &out);
+    free(cmd);
+    SL_CHECKF(rc == 1 && out && strstr(out, "no specline-predict worker"), "--online: %d %s", rc, out ? out : "");
+    free(out);
+    cmd = sl_asprintf("'%s' predict '%s' --offline --input zeta=3 2>&1", cli_bin, cfg_path);
+    rc = run_cli(cmd, &out);
+    free(cmd);
+    SL_CHECK_INT(rc, 0);
+    SL_CHECKF(out && strstr(out, "input 'zeta' = 3 is outside its value_range [0.05, 0.5]") && strstr(out, "amplitude"),
+              "%s", out ? out : "");
+    SL_CHECKF(out && !strstr(out, "omega0' ="), "%s", out ? out : ""); /* in range: no warning */
+    free(out);
+  }
 
   {
     sl_name(ev_learn, campaign, "events.learn");

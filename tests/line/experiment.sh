@@ -30,7 +30,7 @@ elevated() { grep -q "elevated model" "$T/learn.log"; }
 check "learn makes an elevated model from the shots" wait_for 120 elevated
 grep "elevated model" "$T/learn.log" | tail -1 | sed 's/^.*\] /  /'
 check "both models are in the store" eq "$(sql "select count(distinct kind) from models")" 2
-served() { "$BIN/specline" predict "$T/config.yaml" --model elevated --json >"$T/pe.json" 2>>"$T/pe.log" && grep -q elevated "$T/pe.json"; }
+served() { "$BIN/specline" predict "$T/config.yaml" --online --model elevated --json >"$T/pe.json" 2>>"$T/pe.log" && grep -q elevated "$T/pe.json"; }
 check "predict serves the elevated model" wait_for 30 served
-check "predict serves the surrogate" "$BIN/specline" predict "$T/config.yaml" --json
+check "predict serves the surrogate" "$BIN/specline" predict "$T/config.yaml" --online --json
 finish

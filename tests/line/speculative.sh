@@ -48,7 +48,7 @@ start sim1 "$BIN/specline-simulate" "$T/config.yaml" --slots 2 --id "$C-sim1"
 EXPLORE=$!; PIDS+=($EXPLORE)
 model_ready() { grep -q "using model" "$T/explore.log"; }
 check "explore gets a model from learn" wait_for 120 model_ready
-"$BIN/specline" predict "$T/config.yaml" --input a=1.2 --input b=0.1 --json >"$T/predict.json" 2>>"$T/predict.log"
+"$BIN/specline" predict "$T/config.yaml" --online --input a=1.2 --input b=0.1 --json >"$T/predict.json" 2>>"$T/predict.log"
 check "predict serves a prediction" test -s "$T/predict.json"
 y=$(python3 -c "import json;print(json.load(open('$T/predict.json'))['outputs']['y']['mean'])" 2>/dev/null || echo nan)
 check "the prediction is close to the truth (y=1.3, got $y)" python3 -c "import sys; sys.exit(0 if abs($y-1.3)<0.25 else 1)"

@@ -24,10 +24,16 @@ YAML
 start store "$BIN/specline-store" "$T/config.yaml"
 start explore "$BIN/specline-explore" "$T/config.yaml" --lease-s 10
 start sim "$BIN/specline-simulate" "$T/config.yaml" --slots 1 --id "$C-sim"
-running() { "$BIN/specline" sim list "$T/config.yaml" --wait 1.5 >"$T/list.txt" 2>>"$T/list.log" && [ -s "$T/list.txt" ]; }
+# sim list: 'SAMPLE_ID WORKER step N' per running sample, then one 'queued: ...' line
+running() {
+  "$BIN/specline" sim list "$T/config.yaml" --wait 1.5 >"$T/list.all" 2>>"$T/list.log" &&
+    grep -v '^queued: ' "$T/list.all" >"$T/list.txt" && [ -s "$T/list.txt" ]
+}
 check "a sample is running" wait_for 60 running
 S=$(head -1 "$T/list.txt" | cut -d' ' -f1)
-echo "  running: $S"
+echo "  running: $(head -1 "$T/list.txt"); $(grep '^queued: ' "$T/list.all")"
+check "sim list shows the running sample's step" grep -q "^$S $C-sim step [0-9-]" "$T/list.txt"
+check "sim list shows the queued samples apart" grep -q "^queued: [0-9]* in $C.sim, [0-9]* prefetched" "$T/list.all"
 sleep 1
 check "terminate reports it stored as terminated" "$BIN/specline" sim terminate "$T/config.yaml" "$S" --wait 20
 check "stored as terminated" eq "$(sql "select status from \"$C\" where sample_id='$S'")" terminated

@@ -154,6 +154,7 @@ static void test_bad_refused_good_published(void)
   printf("  5 shots submitted with confirms in %.3f s\n", sl_mono() - t0);
   SL_CHECKF(rc == 0, "rc %d: %s", rc, err);
   SL_CHECKF(strstr(out, "5 rows read, 5 published, 0 skipped") != NULL, "stdout: %s", out);
+  SL_CHECKF(strstr(out, "queued in") && strstr(out, "until a store worker"), "stdout: %s", out);
   SL_CHECK_INT(store_depth(&f, 5), 5);
   free(out);
   free(err);

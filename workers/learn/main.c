@@ -5,8 +5,11 @@
  * it on the held-out complete runs, writes the model to the store (kind "surrogate",
  * metrics JSON) and publishes event.model to `<c>.event.model`. It also trains once at
  * start when enough points are already stored. Store access and training run on the libuv
- * thread pool so the loop keeps servicing AMQP heartbeats. SIGTERM abandons a training in
- * progress at its next epoch and exits 0. */
+ * thread pool so the loop keeps servicing AMQP heartbeats. Every event.model is published
+ * with a publisher confirm: the session keeps it until the broker confirms it and
+ * re-publishes it after a reconnect; a nack re-publishes it after RETRY_MS. SIGTERM
+ * abandons a training in progress at its next epoch, waits up to STOP_CONFIRM_MS for the
+ * announcements still unconfirmed, and exits 0. */
 #include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -24,6 +27,7 @@
 #include "specline/worker.h"
 
 #define RETRY_MS 5000
+#define STOP_CONFIRM_MS 10000
 
 typedef struct learner learner_t;
 
@@ -49,7 +53,20 @@ struct learner {
   sl_trainer_schedule_t sched;
   atomic_bool abort;
   uv_timer_t retry;
+  uv_timer_t stop_wait;      /* the longest wait for confirms at stop */
+  size_t unconfirmed;        /* event.model publishes the broker has not confirmed yet */
+  bool training_stopped;     /* stopping, and no training left on the thread pool */
+  bool finished;
+  bool confirms_given_up;    /* STOP_CONFIRM_MS passed */
 };
+
+/* One event.model announcement until the broker confirms it (kept for a nack's retry). */
+typedef struct announce {
+  learner_t *ln;
+  char *model_id;
+  char *body;
+  uv_timer_t retry; /* after a nack */
+} announce_t;
 
 static learner_t g_ln;
 
@@ -128,21 +145,97 @@ out_release:
 
 /* ---- loop side ---- */
 
+static void announce_send(announce_t *a);
+
+static void announce_closed(uv_handle_t *h)
+{
+  announce_t *a = h->data;
+
+  free(a->model_id);
+  free(a->body);
+  free(a);
+}
+
+/* Exits once stopping, with no training running and every announcement confirmed. */
+static void maybe_finish(learner_t *ln)
+{
+  if (!ln->training_stopped || (ln->unconfirmed > 0 && !ln->confirms_given_up) || ln->finished)
+    return;
+  ln->finished = true;
+  uv_close((uv_handle_t *)&ln->stop_wait, NULL);
+  sl_worker_finish(&ln->w, 0);
+}
+
+static void on_stop_wait(uv_timer_t *t)
+{
+  learner_t *ln = t->data;
+
+  SL_WARN("stopping with %zu event.model announcement(s) the broker has not confirmed", ln->unconfirmed);
+  ln->confirms_given_up = true;
+  maybe_finish(ln);
+}
+
+static void on_announce_retry(uv_timer_t *t)
+{
+  announce_t *a = t->data;
+
+  if (a->ln->finished) { /* given up on at stop */
+    uv_close((uv_handle_t *)&a->retry, announce_closed);
+    return;
+  }
+  announce_send(a);
+}
+
+static void on_announce_confirmed(sl_amqp_t *s, uint64_t token, bool acked, void *ud)
+{
+  announce_t *a = ud;
+  learner_t *ln = a->ln;
+
+  (void)s;
+  (void)token;
+  if (!acked && !ln->w.stopping) {
+    SL_WARN("the broker refused event.model for '%s'; re-publishing in %d s", a->model_id, RETRY_MS / 1000);
+    uv_timer_start(&a->retry, on_announce_retry, RETRY_MS, 0);
+    return;
+  }
+  if (acked)
+    SL_DEBUG("event.model for '%s' confirmed", a->model_id);
+  else
+    SL_WARN("the broker refused event.model for '%s' while stopping", a->model_id);
+  if (ln->unconfirmed > 0)
+    ln->unconfirmed--;
+  uv_close((uv_handle_t *)&a->retry, announce_closed);
+  maybe_finish(ln);
+}
+
+/* Publishes a's event.model, tracked: kept by the session until confirmed and re-published
+ * after a reconnect (queued while the broker is away). */
+static void announce_send(announce_t *a)
+{
+  sl_amqp_props_t props = {.persistent = true, .type = "event.model"};
+  sl_error_t err;
+
+  if (sl_amqp_publish(a->ln->w.amqp, SL_EXCHANGE, a->ln->model_rk, a->body, strlen(a->body), &props,
+                      on_announce_confirmed, a, &err))
+    return;
+  SL_WARN("cannot publish event.model for '%s': %s; retrying in %d s", a->model_id, err.message, RETRY_MS / 1000);
+  uv_timer_start(&a->retry, on_announce_retry, RETRY_MS, 0);
+}
+
 static bool publish(learner_t *ln, const char *model_id, const char *kind, const sl_values_t *metrics)
 {
   sl_event_model_t ev = {.campaign = ln->w.cfg->experiment, .model_id = (char *)model_id, .kind = (char *)kind};
-  sl_amqp_props_t props = {.persistent = true, .type = "event.model"};
-  sl_error_t err;
-  char *body;
-  bool ok;
+  announce_t *a = sl_calloc(1, sizeof *a);
 
   ev.metrics = *metrics;
-  body = sl_event_model_encode(&ev);
-  ok = sl_amqp_publish(ln->w.amqp, SL_EXCHANGE, ln->model_rk, body, strlen(body), &props, NULL, NULL, &err);
-  if (!ok)
-    SL_WARN("cannot publish event.model for '%s': %s", model_id, err.message);
-  free(body);
-  return ok;
+  a->ln = ln;
+  a->model_id = sl_strdup(model_id);
+  a->body = sl_event_model_encode(&ev);
+  uv_timer_init(ln->w.loop, &a->retry);
+  a->retry.data = a;
+  ln->unconfirmed++;
+  announce_send(a);
+  return true;
 }
 
 static void publish_model(learner_t *ln, const learn_job_t *job)
@@ -175,10 +268,10 @@ static void job_done(uv_work_t *req, int status)
   sl_trainer_outcome_t outcome = SL_TRAINER_OUTCOME_FAILED;
   sl_trainer_next_t next;
 
-  if (status == UV_ECANCELED || atomic_load(&ln->abort)) {
+  if (status == UV_ECANCELED || (atomic_load(&ln->abort) && !job->ok)) {
     outcome = SL_TRAINER_OUTCOME_ABANDONED;
     SL_INFO("training abandoned");
-  } else if (job->ok) {
+  } else if (job->ok) { /* stored: announced even when stopping */
     outcome = SL_TRAINER_OUTCOME_OK;
     SL_INFO("model '%s': %zu training rows, %zu held out, nrmse %.4g, coverage %.3g, %d epochs in %.2f s",
             job->model_id, job->res.n_train, job->res.n_val, job->res.nrmse, job->res.coverage, job->res.epochs_run,
@@ -193,7 +286,8 @@ static void job_done(uv_work_t *req, int status)
   next = sl_trainer_schedule_done(&ln->sched, outcome, &job->res, job->transient);
   free(job);
   if (next == SL_TRAINER_NEXT_FINISH) {
-    sl_worker_finish(&ln->w, 0);
+    ln->training_stopped = true;
+    maybe_finish(ln);
     return;
   }
   if (next == SL_TRAINER_NEXT_RETRY)
@@ -263,9 +357,11 @@ static void on_stop(sl_worker_t *w, int signum)
     sl_amqp_cancel(w->amqp, ln->events_queue, NULL);
   uv_timer_stop(&ln->retry);
   uv_close((uv_handle_t *)&ln->retry, NULL);
-  if (sl_trainer_schedule_stop(&ln->sched))
-    sl_worker_finish(w, 0);
-  /* else job_done finishes once the thread pool hands the job back */
+  if (ln->unconfirmed > 0)
+    SL_INFO("waiting up to %d s for %zu event.model confirm(s)", STOP_CONFIRM_MS / 1000, ln->unconfirmed);
+  uv_timer_start(&ln->stop_wait, on_stop_wait, STOP_CONFIRM_MS, 0);
+  ln->training_stopped = sl_trainer_schedule_stop(&ln->sched);
+  maybe_finish(ln); /* else job_done or the last confirm finishes */
 }
 
 static void usage(FILE *f)
@@ -317,6 +413,8 @@ int main(int argc, char **argv)
   sl_name(ln->model_rk, ln->w.cfg->experiment, "event.model");
   uv_timer_init(loop, &ln->retry);
   ln->retry.data = ln;
+  uv_timer_init(loop, &ln->stop_wait);
+  ln->stop_wait.data = ln;
   if (!sl_worker_start(&ln->w, 60, &err) || !sl_amqp_consume(ln->w.amqp, ln->events_queue, on_event, ln, &err)) {
     fprintf(stderr, "specline-learn: %s\n", err.message);
     return 1;

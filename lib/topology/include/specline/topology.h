@@ -30,8 +30,15 @@ typedef struct sl_amqp sl_amqp_t;
 #define SL_DLX "specline.dlx"
 #define SL_NAME_MAX 256
 
+/* The work queues' x-delivery-limit. High on purpose: every requeue counts (the prefetch a
+ * killed worker or a lost connection hands back included), so a low limit dead-letters
+ * good tasks under faults. Poison (an undecodable or invalid message) never relies on it:
+ * the workers dead-letter it at once (sl_worker_reject). Queues declared by an older
+ * version with another limit keep theirs (see docs/reliability.md). */
+#define SL_TOPOLOGY_DELIVERY_LIMIT 50
+
 typedef struct sl_topology_opts {
-  int delivery_limit;        /* quorum x-delivery-limit, default 5 */
+  int delivery_limit;        /* quorum x-delivery-limit, default SL_TOPOLOGY_DELIVERY_LIMIT */
   int progress_max_length;   /* default 10000 */
   int64_t events_expires_ms; /* x-expires of per-worker event queues, default 1 h */
   int quorum_group_size;     /* x-quorum-initial-group-size of the quorum queues; 0 (the

@@ -18,7 +18,7 @@ outputs:
   - {name: y, type: float}
 simulator: {command: ["$T/my-sim.sh"], max_steps: 5, wall_s: 3, term_grace_s: 1}
 policy: {initial: grid, initial_n: 6, acquisition: none, oversubscribe: 1, seed: 1}
-budget: {max_sims: 12, wall_s: 200}
+budget: {max_sims: 12, wall_s: 200, max_failed: 12} # every failure is the point here
 workers: {simulate_workers: 1, slots: 3}
 store: sqlite:$T/store.db
 YAML

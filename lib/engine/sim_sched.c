@@ -4,7 +4,9 @@
  * A task is reference counted: the pending list or its run holds one reference, every
  * tracked publish made for it (point, lease, returned copy) holds one until its confirm,
  * and every queued action that names it holds one until the wiring has carried it out, so
- * an action's borrowed strings stay valid. A run is freed when it finishes (CLOSE). */
+ * an action's borrowed strings stay valid. A run is freed when it finishes (CLOSE, or
+ * persistent: IDLE when its process stays warm). Persistent mode adds a per-slot record of
+ * the slot's process (alive, runs served) beside the run. */
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -55,6 +57,7 @@ struct run {
   bool returning;   /* shutdown: re-publish the task instead of a point */
   bool deferred;    /* killed by a signal we did not send: decide after a moment */
   bool lease_sent;
+  bool final_end; /* persistent: ended by its final line, the process lives on */
   char *term_reason;
   sl_values_t predicted;
   char *fail_reason;
@@ -81,15 +84,24 @@ typedef struct act {
   sl_sim_progress_t progress;
 } act_t;
 
+/* Persistent mode: the process of a slot. */
+typedef struct proc {
+  bool alive;   /* started and not retired or reaped */
+  int64_t runs; /* runs given to it */
+} proc_t;
+
 struct sl_sim_sched {
   sl_sim_sched_opts_t o;
+  bool persistent;
+  int64_t max_runs; /* per process */
   run_t **runs;
+  proc_t *procs;
   int running;
   task_t *pending_head, *pending_tail;
   int n_pending;
   bool consuming, stopping, drained_logged;
   double drain_deadline;
-  int64_t n_done, n_failed, n_terminated, n_returned, n_dead, n_started, n_unconfirmed;
+  int64_t n_done, n_failed, n_terminated, n_returned, n_dead, n_started, n_spawned, n_unconfirmed;
   confirm_t *confirms;
   act_t *q;
   size_t q_head, q_n, q_cap;
@@ -152,7 +164,7 @@ bool sl_sim_sched_next(sl_sim_sched_t *s, sl_sim_action_t *a)
     a->point = &s->cur.point;
   else if (a->kind == SL_SIM_ACT_PROGRESS)
     a->progress = &s->cur.progress;
-  else if (a->kind == SL_SIM_ACT_START)
+  else if (a->kind == SL_SIM_ACT_START || a->kind == SL_SIM_ACT_INPUT)
     a->input = s->cur.str;
   else if (a->kind == SL_SIM_ACT_REJECT)
     a->reason = s->cur.str;
@@ -429,6 +441,26 @@ static bool killed_from_outside(const run_t *r)
 
 static void try_start_pending(sl_sim_sched_t *s, double now);
 
+/* Retires the slot's process (persistent; a live one gets EOF and is reaped by the wiring). */
+static void proc_retire(sl_sim_sched_t *s, int slot)
+{
+  act_t *e = act_push(s, SL_SIM_ACT_CLOSE, NULL);
+
+  e->a.slot = slot;
+  if (s->persistent)
+    s->procs[slot].alive = false;
+}
+
+/* The run is over: its process stays warm (IDLE) when it ended on its final line, was not
+ * killed, has runs left and the worker is not stopping; else it is closed. */
+static void run_release_proc(sl_sim_sched_t *s, const run_t *r)
+{
+  if (s->persistent && r->final_end && !r->killing && s->procs[r->slot].runs < s->max_runs && !s->stopping)
+    push_slot(s, SL_SIM_ACT_IDLE, r, 0, 0);
+  else
+    proc_retire(s, r->slot);
+}
+
 static void run_finish(sl_sim_sched_t *s, run_t *r, double now)
 {
   task_t *t = r->task;
@@ -444,7 +476,7 @@ static void run_finish(sl_sim_sched_t *s, run_t *r, double now)
     return_task(s, t);
   else
     publish_point(s, r, now);
-  push_slot(s, SL_SIM_ACT_CLOSE, r, 0, 0);
+  run_release_proc(s, r);
   s->runs[r->slot] = NULL;
   s->running--;
   run_free(r);
@@ -470,17 +502,30 @@ static run_t *run_new(sl_sim_sched_t *s, task_t *t, int slot, double now)
   return r;
 }
 
+/* Starts t in slot: a new process (START), or persistent with a warm one, its input line
+ * (INPUT) and the wall limit at once (no spawn to wait for). */
 static void run_start(sl_sim_sched_t *s, task_t *t, int slot, double now)
 {
   run_t *r = run_new(s, t, slot, now);
+  bool warm = s->persistent && s->procs[slot].alive;
   act_t *e;
 
   s->runs[slot] = r;
   s->running++;
   s->n_started++;
-  e = act_push(s, SL_SIM_ACT_START, t);
+  e = act_push(s, warm ? SL_SIM_ACT_INPUT : SL_SIM_ACT_START, t);
   e->a.slot = slot;
+  e->a.persistent = s->persistent;
   e->str = sl_simline_input(&t->msg.inputs, t->msg.max_steps, t->msg.sample_id);
+  if (!warm) {
+    s->n_spawned++;
+    if (s->persistent)
+      s->procs[slot] = (proc_t){.alive = true};
+  }
+  if (s->persistent)
+    s->procs[slot].runs++;
+  if (warm && s->o.cfg->simulator.wall_s > 0)
+    push_slot(s, SL_SIM_ACT_TIMER, r, 0, now + s->o.cfg->simulator.wall_s);
 }
 
 void sl_sim_sched_run_spawned(sl_sim_sched_t *s, int slot, const char *error, double now)
@@ -534,11 +579,22 @@ void sl_sim_sched_run_timer(sl_sim_sched_t *s, int slot, double now)
   run_fail_take(s, r, sl_asprintf("wall limit of %g s exceeded", s->o.cfg->simulator.wall_s));
 }
 
+/* Persistent: the idle process of slot is gone or misbehaved: retire it. */
+static void proc_idle_end(sl_sim_sched_t *s, int slot, const char *what)
+{
+  if (!s->persistent || slot < 0 || slot >= s->o.slots || s->runs[slot] || !s->procs[slot].alive)
+    return;
+  SL_WARN("simulator of slot %d %s between runs: replaced", slot, what);
+  proc_retire(s, slot);
+}
+
 void sl_sim_sched_run_exited(sl_sim_sched_t *s, int slot, int64_t exit_status, int term_signal,
                              const char *why, double now)
 {
   run_t *r = slot_run(s, slot);
 
+  if (!r)
+    proc_idle_end(s, slot, "exited");
   if (!r || r->exited)
     return;
   if (why && !r->fail_reason)
@@ -583,17 +639,27 @@ static void run_step(sl_sim_sched_t *s, run_t *r, sl_simline_t *l)
     run_fail_take(s, r, sl_asprintf("simulator ran past max_steps %lld", (long long)max_steps));
 }
 
-static void run_line(sl_sim_sched_t *s, run_t *r, const char *line, size_t len)
+/* Persistent: the final line ends the run with the process alive (freed: r is gone). */
+static void run_final_end(sl_sim_sched_t *s, run_t *r, double now)
+{
+  r->final_end = true;
+  r->exited = true;
+  r->out_eof = true;
+  run_finish(s, r, now);
+}
+
+/* Handles one line; true when it ended the run (r is freed). */
+static bool run_line(sl_sim_sched_t *s, run_t *r, const char *line, size_t len, double now)
 {
   sl_simline_t l;
   sl_error_t err;
 
   r->lineno++;
   if (len == 0 || r->fail_reason)
-    return;
+    return false;
   if (!sl_simline_parse(line, len, r->lineno, &l, &err)) {
     run_fail_take(s, r, sl_asprintf("bad simulator output: %s", err.message));
-    return;
+    return false;
   }
   if (l.kind == SL_SIMLINE_FINAL) {
     sl_values_release(&r->final);
@@ -604,33 +670,69 @@ static void run_line(sl_sim_sched_t *s, run_t *r, const char *line, size_t len)
     run_step(s, r, &l);
   }
   sl_simline_release(&l);
+  if (l.kind == SL_SIMLINE_FINAL && s->persistent && !r->fail_reason) {
+    run_final_end(s, r, now);
+    return true;
+  }
+  return false;
 }
 
-void sl_sim_sched_run_line(sl_sim_sched_t *s, int slot, const char *line, size_t len)
+void sl_sim_sched_run_line(sl_sim_sched_t *s, int slot, const char *line, size_t len, double now)
 {
   run_t *r = slot_run(s, slot);
 
   if (r)
-    run_line(s, r, line, len);
+    run_line(s, r, line, len, now);
 }
 
-void sl_sim_sched_run_output(sl_sim_sched_t *s, int slot, const char *data, size_t n)
+static bool blank(const char *p, size_t n)
+{
+  size_t i;
+
+  for (i = 0; i < n; i++)
+    if (p[i] != '\n' && p[i] != '\r' && p[i] != ' ' && p[i] != '\t')
+      return false;
+  return true;
+}
+
+/* Persistent: bytes after a run's final line, written before its next input. */
+static void output_after_final(sl_sim_sched_t *s, int slot, const char *rest, size_t n)
+{
+  run_t *r = s->runs[slot];
+
+  if (blank(rest, n))
+    return;
+  if (r) /* the next run already has the process: it cannot be trusted */
+    run_fail_take(s, r, sl_strdup("simulator wrote output after its final line"));
+  else
+    proc_idle_end(s, slot, "wrote output");
+}
+
+void sl_sim_sched_run_output(sl_sim_sched_t *s, int slot, const char *data, size_t n, double now)
 {
   run_t *r = slot_run(s, slot);
   size_t i, start = 0;
+  bool ended;
 
-  if (!r)
+  if (!r) {
+    if (!blank(data, n))
+      proc_idle_end(s, slot, "wrote output");
     return;
+  }
   for (i = 0; i < n; i++) {
     if (data[i] != '\n')
       continue;
     if (r->line.len > 0) {
       sl_buf_append(&r->line, data + start, i - start);
-      if (!r->line_overflow)
-        run_line(s, r, r->line.data, r->line.len);
-      r->line.len = 0;
+      ended = !r->line_overflow && run_line(s, r, r->line.data, r->line.len, now);
+      if (!ended)
+        r->line.len = 0;
     } else {
-      run_line(s, r, data + start, i - start);
+      ended = run_line(s, r, data + start, i - start, now);
+    }
+    if (ended) {
+      output_after_final(s, slot, data + i + 1, n - i - 1);
+      return;
     }
     r->line_overflow = false;
     start = i + 1;
@@ -651,10 +753,12 @@ void sl_sim_sched_run_output_end(sl_sim_sched_t *s, int slot, double now)
 {
   run_t *r = slot_run(s, slot);
 
+  if (!r)
+    proc_idle_end(s, slot, "closed its stdout");
   if (!r || r->out_eof)
     return;
-  if (r->line.len > 0)
-    run_line(s, r, r->line.data, r->line.len);
+  if (r->line.len > 0 && run_line(s, r, r->line.data, r->line.len, now))
+    return;
   r->line.len = 0;
   r->out_eof = true;
   if (r->exited)
@@ -828,7 +932,13 @@ bool sl_sim_sched_terminate(sl_sim_sched_t *s, const char *sample_id, const char
   sl_values_init(&r->predicted);
   for (i = 0; predicted && i < predicted->n; i++)
     sl_values_add(&r->predicted, predicted->names[i], predicted->vals[i]);
-  run_kill(s, r, SIGTERM);
+  if (s->persistent) { /* ask; the grace timer kills a simulator that does not listen */
+    act_t *e = act_push(s, SL_SIM_ACT_INPUT, r->task);
+    e->a.slot = r->slot;
+    e->str = sl_strdup(SL_SIMLINE_TERMINATE);
+  } else {
+    run_kill(s, r, SIGTERM);
+  }
   push_slot(s, SL_SIM_ACT_TIMER, r, 0, now + s->o.cfg->simulator.term_grace_s);
   return true;
 }
@@ -888,11 +998,16 @@ void sl_sim_sched_tick(sl_sim_sched_t *s, double now)
 
 void sl_sim_sched_stop(sl_sim_sched_t *s, double now)
 {
+  int i;
+
   if (s->stopping)
     return;
   consume_pause(s);
   s->stopping = true;
   hand_back_pending(s);
+  for (i = 0; s->persistent && i < s->o.slots; i++)
+    if (!s->runs[i] && s->procs[i].alive)
+      proc_retire(s, i);
   s->drain_deadline = now + s->o.drain_s;
   maybe_drained(s);
 }
@@ -908,6 +1023,9 @@ sl_sim_sched_t *sl_sim_sched_new(const sl_sim_sched_opts_t *opts)
   s = sl_calloc(1, sizeof *s);
   s->o = *opts;
   s->runs = sl_calloc((size_t)opts->slots, sizeof *s->runs);
+  s->procs = sl_calloc((size_t)opts->slots, sizeof *s->procs);
+  s->persistent = opts->cfg->simulator.persistent;
+  s->max_runs = opts->cfg->simulator.max_runs_per_process > 0 ? opts->cfg->simulator.max_runs_per_process : 1;
   s->consuming = true;
   return s;
 }
@@ -933,6 +1051,7 @@ void sl_sim_sched_destroy(sl_sim_sched_t *s)
     task_unref(pending_pop(s));
   free(s->q);
   free(s->runs);
+  free(s->procs);
   free(s);
 }
 
@@ -944,6 +1063,10 @@ void sl_sim_sched_stats(const sl_sim_sched_t *s, sl_sim_sched_stats_t *out)
   out->returned = s->n_returned;
   out->dead = s->n_dead;
   out->started = s->n_started;
+  out->spawned = s->n_spawned;
+  out->warm = 0;
+  for (int i = 0; s->persistent && i < s->o.slots; i++)
+    out->warm += s->procs[i].alive;
   out->slots = s->o.slots;
   out->running = s->running;
   out->pending = s->n_pending;

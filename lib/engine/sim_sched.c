@@ -255,8 +255,9 @@ static void maybe_drained(sl_sim_sched_t *s)
   if (!s->stopping || s->running > 0 || s->n_unconfirmed > 0)
     return;
   if (!s->drained_logged)
-    SL_INFO("drained: %lld done, %lld failed, %lld terminated, %lld returned", (long long)s->n_done,
-            (long long)s->n_failed, (long long)s->n_terminated, (long long)s->n_returned);
+    SL_INFO("drained: %lld done, %lld failed, %lld terminated, %lld returned; %lld runs in %lld processes",
+            (long long)s->n_done, (long long)s->n_failed, (long long)s->n_terminated, (long long)s->n_returned,
+            (long long)s->n_started, (long long)s->n_spawned);
   s->drained_logged = true;
   act_push(s, SL_SIM_ACT_DRAINED, NULL);
 }

@@ -2,21 +2,36 @@
 # Throughput benchmark (prints numbers; not a test). On ONE local broker started for the run,
 # side by side:
 #   a. the specline line: N no-op tasks explore -> simulate -> store (`specline run`), once per
-#      oversubscribe value in OVERSUB (the design default 2, and a deep window)
+#      simulator mode in MODES (spawn: a process per task; persistent: warm processes,
+#      simulator.persistent) and oversubscribe value in OVERSUB (the design default 2, and a
+#      deep window)
 #   b. Celery 5.2 with Merlin's settings, a no-op task and a task that spawns the same no-op
 #      simulator, one prefork worker with concurrency = S
 #   c. the raw rabbitmq-c round-trip ceiling (bench-rt), classic/quorum x prefetch 1/S/100
 # and worker memory (specline-simulate idle and under load). See bench/README.md.
 #
 # usage: bench/throughput/run.sh [N]
+#        bench/throughput/run.sh --scale [N]   (default 1,000,000) only the persistent line
+#          with every worker's RSS sampled each second and the time per 100k tasks
 # env:   N=5000 tasks per system; S=4 slots (= Celery concurrency); W=1 simulate workers;
+#        MODES="spawn persistent" simulator modes of the line;
 #        OVERSUB="2 64" explore's policy.oversubscribe values; RT_N=5000 messages per rt run;
 #        PARTS="line celery rt" which parts to run; BIN=<build>/bin (default build-bench/bin,
 #        else build/bin); KEEP=1 keeps the temp dir.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-N=${1:-${N:-5000}}
+SCALE=""
+if [ "${1:-}" = --scale ]; then
+  SCALE=1
+  shift
+  N=${1:-${N:-1000000}}
+  PARTS=scale
+  OVERSUB=${OVERSUB:-64}
+else
+  N=${1:-${N:-5000}}
+fi
+MODES=${MODES:-"spawn persistent"}
 S=${S:-4}
 W=${W:-1}
 OVERSUB=${OVERSUB:-"2 64"}
@@ -61,7 +76,9 @@ export SPECLINE_AMQP_URL
 echo "   $SPECLINE_AMQP_URL (node $SPECLINE_BROKER_NODE)"
 echo "   host: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
-config() { # config FILE CAMPAIGN OVERSUB DB
+config() { # config FILE CAMPAIGN OVERSUB DB [MODE]
+  local persistent=false
+  [ "${5:-spawn}" = persistent ] && persistent=true
   cat >"$1" <<YAML
 experiment: $2
 inputs:
@@ -69,9 +86,9 @@ inputs:
   - {name: b, type: float, value_range: [0.0, 1.0]}
 outputs:
   - {name: y, type: float}
-simulator: {command: ["specline-sim-noop"], max_steps: 1}
+simulator: {command: ["specline-sim-noop"], max_steps: 1, persistent: $persistent}
 policy: {initial: sobol, initial_n: $N, acquisition: none, oversubscribe: $3, seed: 1}
-budget: {max_sims: $N, wall_s: 600}
+budget: {max_sims: $N, wall_s: ${BUDGET_WALL_S:-600}}
 workers: {simulate_workers: $W, slots: $S}
 store: sqlite:$4
 YAML
@@ -94,10 +111,11 @@ if has line; then
   echo "idle-sim|specline-simulate idle|-|-|-|$IDLE_SIM|" >>"$RES"
   echo "idle-store|specline-store idle|-|-|-|$IDLE_STORE|" >>"$RES"
 
+  for M in $MODES; do
   for O in $OVERSUB; do
-    C="bench-tp-$$-o$O"
-    echo "== specline line: $N no-op tasks, $W simulate worker(s) x $S slots, oversubscribe $O (window $((S * W * O)))"
-    config "$T/line-$O.yaml" "$C" "$O" "$T/line-$O.db"
+    C="bench-tp-$$-$M-o$O"
+    echo "== specline line ($M simulators): $N no-op tasks, $W simulate worker(s) x $S slots, oversubscribe $O (window $((S * W * O)))"
+    config "$T/line-$O.yaml" "$C" "$O" "$T/line-$O.db" "$M"
     $H tap-declare "$SPECLINE_AMQP_URL" "$C" "bench-tap-$C"
     t0=$(now)
     "$BIN/specline" run "$T/line-$O.yaml" --no-progress --no-model >"$T/line-$O.log" 2>&1 &
@@ -118,10 +136,34 @@ if has line; then
     rsim=$(awk '$1 ~ /^specline-simul/{print $2}' "$T/rss-line-$O")
     rsto=$(awk '$1 ~ /^specline-store/{print $2}' "$T/rss-line-$O")
     rexp=$(awk '$1 ~ /^specline-explo/{print $2}' "$T/rss-line-$O")
-    echo "line-$O|specline line, oversubscribe $O (window $((S * W * O)))|$(get rate)|$(get lat_p50_ms)|$(get lat_p99_ms)|$rsim|store ${rsto} kB, explore ${rexp} kB; $(get n) stored, wall $(printf %.1f "$wall") s" >>"$RES"
-    echo "p2s-$O|  of which produced->stored|-|$(get p2s_p50_ms)|$(get p2s_p99_ms)|-|" >>"$RES"
-    echo "sim-load-$O|specline-simulate under load (o=$O)|-|-|-|$rsim|" >>"$RES"
+    echo "line-$M-$O|specline line, $M, window $((S * W * O))|$(get rate)|$(get lat_p50_ms)|$(get lat_p99_ms)|$rsim|store ${rsto} kB, explore ${rexp} kB; $(get n) stored, wall $(printf %.1f "$wall") s" >>"$RES"
+    echo "p2s-$M-$O|  of which produced->stored|-|$(get p2s_p50_ms)|$(get p2s_p99_ms)|-|" >>"$RES"
+    echo "sim-load-$M-$O|specline-simulate under load ($M, o=$O)|-|-|-|$rsim|" >>"$RES"
+    rm -f "$T/line-$O.db"*
   done
+  done
+fi
+
+# ---- the whole line at scale: persistent no-op, RSS per worker, time per 100k ------------
+if has scale; then
+  O=${OVERSUB##* }
+  C="bench-scale-$$"
+  echo "== specline line at scale: $N persistent no-op tasks, $W simulate worker(s) x $S slots, window $((S * W * O))"
+  BUDGET_WALL_S=86400 config "$T/scale.yaml" "$C" "$O" "$T/scale.db" persistent
+  t0=$(now)
+  "$BIN/specline" run "$T/scale.yaml" --no-progress --no-model >"$T/scale.log" 2>&1 &
+  RP=$!; PIDS+=("$RP")
+  $H rss-series "$T/rss-scale" 1 --kids "$RP" &
+  SP=$!; PIDS+=("$SP")
+  rc=0; wait "$RP" || rc=$?
+  t1=$(now)
+  kill "$SP" 2>/dev/null || true; wait "$SP" 2>/dev/null || true
+  [ $rc -eq 0 ] || { echo "   specline run exited $rc:"; tail -5 "$T/scale.log"; }
+  printf '   wall %.1f s for the whole command
+' "$(echo "$t1 - $t0" | bc -l)"
+  $H per100k "$T/scale.db" "$C" 100000
+  $H rss-summary "$T/rss-scale"
+  exit 0
 fi
 
 # ---- Celery with Merlin's settings ---------------------------------------------------

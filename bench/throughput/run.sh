@@ -16,7 +16,8 @@
 # env:   N=5000 tasks per system; S=4 slots (= Celery concurrency); W=1 simulate workers;
 #        MODES="spawn persistent" simulator modes of the line;
 #        OVERSUB="2 64" explore's policy.oversubscribe values; RT_N=5000 messages per rt run;
-#        PARTS="line celery rt" which parts to run; BIN=<build>/bin (default build-bench/bin,
+#        PARTS="line celery rt" which parts to run (also: cpu, CPU ms per task of the broker
+#        and of each worker, per mode in MODES); SIM_PREFETCH: simulate's --prefetch (cpu); BIN=<build>/bin (default build-bench/bin,
 #        else build/bin); KEEP=1 keeps the temp dir.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -141,6 +142,40 @@ if has line; then
     echo "sim-load-$M-$O|specline-simulate under load ($M, o=$O)|-|-|-|$rsim|" >>"$RES"
     rm -f "$T/line-$O.db"*
   done
+  done
+fi
+
+# ---- where the CPU goes per task: each worker under /usr/bin/time, the broker's process group
+if has cpu; then
+  pgcpu() { # CPU seconds (user+system) of every process in group $1
+    { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v g="$1" '$5 == g { t += $14 + $15 } END { printf "%.3f", t / 100 }' 
+  }
+  O=${OVERSUB##* }
+  for M in $MODES; do
+    C="bench-cpu-$$-$M"
+    echo "== CPU per task: $N no-op tasks, $M simulators, $W x $S slots, window $((S * W * O))"
+    config "$T/cpu-$M.yaml" "$C" "$O" "$T/cpu-$M.db" "$M"
+    "$BIN/specline" broker init "$T/cpu-$M.yaml" >/dev/null
+    TM="/usr/bin/time -f %e_%U_%S -o"
+    $TM "$T/time-store" "$BIN/specline-store" "$T/cpu-$M.yaml" >"$T/cpu-store.log" 2>&1 &
+    P1=$!; PIDS+=("$P1")
+    for _ in $(seq 100); do grep -q 'worker up' "$T/cpu-store.log" && break; sleep 0.1; done
+    $TM "$T/time-sim" "$BIN/specline-simulate" "$T/cpu-$M.yaml" --slots "$S" ${SIM_PREFETCH:+--prefetch $SIM_PREFETCH} >"$T/cpu-sim.log" 2>&1 &
+    P2=$!; PIDS+=("$P2")
+    for _ in $(seq 100); do grep -q 'worker up' "$T/cpu-sim.log" && break; sleep 0.1; done
+    b0=$(pgcpu "$SPECLINE_BROKER_PID"); t0=$(now)
+    $TM "$T/time-explore" "$BIN/specline-explore" "$T/cpu-$M.yaml" >"$T/cpu-explore.log" 2>&1 || true
+    t1=$(now); b1=$(pgcpu "$SPECLINE_BROKER_PID")
+    # stop the workers themselves (time would die of the signal without its report)
+    kill -TERM $(pgrep -P "$P2") $(pgrep -P "$P1") 2>/dev/null; wait "$P2" "$P1" 2>/dev/null || true
+    n=$(sqlite3 "$T/cpu-$M.db" "select count(*) from \"$C\"" 2>/dev/null || echo 0)
+    per() { echo "$1" | awk -F_ -v n="$n" '{ printf "%.3f ms (user %.3f + sys %.3f)", 1e3 * ($2 + $3) / n, 1e3 * $2 / n, 1e3 * $3 / n }'; }
+    printf '   %s stored in %.2f s (%.0f tasks/s); CPU per task:\n' "$n" "$(echo "$t1 - $t0" | bc -l)" "$(echo "$n / ($t1 - $t0)" | bc -l)"
+    printf '     broker (beam, its group)      %.3f ms\n' "$(echo "1000 * ($b1 - $b0) / $n" | bc -l)"
+    echo "     specline-explore              $(per "$(cat "$T/time-explore")")"
+    echo "     specline-simulate + its sims  $(per "$(cat "$T/time-sim")")"
+    echo "     specline-store                $(per "$(cat "$T/time-store")")"
+    rm -f "$T/cpu-$M.db"*
   done
 fi
 

@@ -499,7 +499,9 @@ static run_t *run_new(sl_sim_sched_t *s, task_t *t, int slot, double now)
   sl_values_init(&r->predicted);
   r->started = now;
   r->n_ckpt = cfg->history.present && cfg->history.checkpoints > 0 ? cfg->history.checkpoints : 1;
-  r->next_progress = sl_checkpoint_step(0, r->n_ckpt, t->msg.max_steps);
+  /* checkpoints carry the history; without one, the point alone says how the run went
+   * (the worker status renews the lease), so no progress message at all */
+  r->next_progress = cfg->history.present ? sl_checkpoint_step(0, r->n_ckpt, t->msg.max_steps) : -1;
   return r;
 }
 

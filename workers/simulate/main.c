@@ -31,6 +31,7 @@ typedef struct sim_worker {
   bool dispatching, finished;
 } sim_worker_t;
 
+#define CONFIRM_WINDOW 64 /* persistent: deliveries beyond 2 x slots, see setup() */
 static sim_worker_t g_sw;
 
 static void act(sim_worker_t *sw, const sl_sim_action_t *a);
@@ -213,7 +214,8 @@ static void usage(FILE *f)
   fprintf(f, "usage: specline-simulate CONFIG [options]\n\n"
              "Runs the campaign's simulator for tasks from the '<experiment>.sim' queue.\n\n"
              "  --slots N           simulations run at once (default: config workers.slots)\n"
-             "  --prefetch N        deliveries held at most (default: 2 x slots)\n"
+             "  --prefetch N        deliveries held at most (default: 2 x slots;\n"
+             "                      persistent simulators: 2 x slots + 64)\n"
              "  --id ID             worker id (default simulate-HOST-PID)\n"
              "  --broker-dir DIR    use the local broker described by DIR/broker.env\n"
              "  --lease-ack-s S     ack a running task after S seconds (default 5)\n"
@@ -230,9 +232,9 @@ static bool setup(sim_worker_t *sw, long slots, long prefetch)
   sl_sim_sched_opts_t o = {.cfg = cfg, .worker = sw->w.id, .control = sw->control_queue};
   int n = slots > 0 ? (int)slots : (cfg->workers.slots > 0 ? cfg->workers.slots : 1);
 
-  /* a few deliveries beyond the slots wait ready, so a freed slot starts its next run at
-   * once instead of after an ack-and-deliver round trip */
-  prefetch = prefetch > 0 ? prefetch : 2L * n;
+  /* deliveries beyond the slots wait ready (no ack-deliver round trip for a freed slot);
+   * persistent runs end faster than their points are confirmed (tasks stay unacked): +64 */
+  prefetch = prefetch > 0 ? prefetch : 2L * n + (cfg->simulator.persistent ? CONFIRM_WINDOW : 0);
   sl_amqp_set_prefetch(sw->w.amqp, (uint16_t)(prefetch > 65535 ? 65535 : prefetch), NULL);
   sw->program = sl_find_program(cfg->simulator.argv[0]);
   if (!sw->program) {

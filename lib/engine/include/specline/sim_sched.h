@@ -6,7 +6,8 @@
  * pause the consumer). It owns no socket, process, timer or clock: every time is a
  * monotonic number of seconds passed in by the caller.
  *
- * The rules (DESIGN.md §3): a run that ends within lease_ack_s is acked once its point is
+ * The rules (DESIGN.md §3): a run publishes a progress at each history checkpoint (none
+ * when the campaign has no history). A run that ends within lease_ack_s is acked once its point is
  * confirmed; a longer one publishes a "started" progress (confirmed) at lease_ack_s and is
  * acked then (the lease). Deliveries beyond the free slots wait, unacked; one that waits
  * longer than pending_max_s while every slot is busy is handed back and the consumer

@@ -19,8 +19,9 @@
 #include "specline/util.h"
 
 #define STDERR_TAIL 2048
-#define EXIT_DRAIN_S 0.5   /* after an exit, wait this long for stdout's EOF */
-#define OUTSIDE_KILL_S 1.5 /* a kill we did not send: decide after this long */
+#define EXIT_DRAIN_S 0.5    /* after an exit, wait this long for stdout's EOF */
+#define OUTSIDE_KILL_S 1.5  /* a kill we did not send: decide after this long */
+#define PREFETCH_WAIT_S 0.5 /* a pending task waited this long: the prefetch window closes */
 
 typedef struct task task_t;
 typedef struct run run_t;
@@ -100,6 +101,8 @@ struct sl_sim_sched {
   task_t *pending_head, *pending_tail;
   int n_pending;
   bool consuming, stopping, drained_logged;
+  bool window_open; /* the prefetch is opts.prefetch + opts.prefetch_window */
+  int64_t n_points_unconfirmed;
   double drain_deadline;
   int64_t n_done, n_failed, n_terminated, n_returned, n_dead, n_started, n_spawned, n_unconfirmed;
   confirm_t *confirms;
@@ -196,6 +199,7 @@ static confirm_t *confirm_new(sl_sim_sched_t *s, task_t *t, confirm_kind_t kind)
   c->kind = kind;
   t->refs++;
   s->n_unconfirmed++;
+  s->n_points_unconfirmed += kind == CONFIRM_POINT;
   c->next = s->confirms;
   if (c->next)
     c->next->prev = c;
@@ -212,6 +216,7 @@ static void confirm_free(sl_sim_sched_t *s, confirm_t *c)
   if (c->next)
     c->next->prev = c->prev;
   s->n_unconfirmed--;
+  s->n_points_unconfirmed -= c->kind == CONFIRM_POINT;
   task_unref(c->task);
   free(c);
 }
@@ -256,8 +261,8 @@ static void maybe_drained(sl_sim_sched_t *s)
     return;
   if (!s->drained_logged)
     SL_INFO("drained: %lld done, %lld failed, %lld terminated, %lld returned; %lld runs in %lld processes",
-            (long long)s->n_done, (long long)s->n_failed, (long long)s->n_terminated, (long long)s->n_returned,
-            (long long)s->n_started, (long long)s->n_spawned);
+            (long long)s->n_done, (long long)s->n_failed, (long long)s->n_terminated,
+            (long long)s->n_returned, (long long)s->n_started, (long long)s->n_spawned);
   s->drained_logged = true;
   act_push(s, SL_SIM_ACT_DRAINED, NULL);
 }
@@ -442,6 +447,23 @@ static bool killed_from_outside(const run_t *r)
 
 static void try_start_pending(sl_sim_sched_t *s, double now);
 
+static void prefetch_set(sl_sim_sched_t *s, bool open)
+{
+  act_t *e = act_push(s, SL_SIM_ACT_PREFETCH, NULL);
+
+  s->window_open = open;
+  e->a.count = s->o.prefetch + (open ? s->o.prefetch_window : 0);
+  SL_DEBUG("prefetch %d: runs end %s than their points are confirmed", e->a.count,
+           open ? "faster" : "slower");
+}
+
+/* Opens the window when `slots` points or more await their confirms as a run ends. */
+static void prefetch_check_open(sl_sim_sched_t *s)
+{
+  if (s->o.prefetch_window > 0 && !s->window_open && !s->stopping && s->n_points_unconfirmed >= s->o.slots)
+    prefetch_set(s, true);
+}
+
 /* Retires the slot's process (persistent; a live one gets EOF and is reaped by the wiring). */
 static void proc_retire(sl_sim_sched_t *s, int slot)
 {
@@ -482,6 +504,7 @@ static void run_finish(sl_sim_sched_t *s, run_t *r, double now)
   s->running--;
   run_free(r);
   task_unref(t); /* the run's reference */
+  prefetch_check_open(s);
   try_start_pending(s, now);
   consume_resume(s);
   maybe_drained(s);
@@ -833,18 +856,37 @@ static void try_start_pending(sl_sim_sched_t *s, double now)
   }
 }
 
-/* Hands every pending task back to the queue as a fresh copy (confirmed, then the
- * original is acked): a requeue would count toward the quorum queue's delivery limit and
- * could dead-letter a task that merely waited for a slot. */
-static void hand_back_pending(sl_sim_sched_t *s)
+/* Hands the pending tasks after the first `keep` back to the queue as fresh copies
+ * (confirmed, then the original is acked): a requeue would count toward the quorum queue's
+ * delivery limit and could dead-letter a task that merely waited for a slot. */
+static void hand_back_beyond(sl_sim_sched_t *s, int keep)
 {
-  task_t *t;
+  task_t *t, *head = NULL, *tail = NULL;
+  int kept = 0;
 
   while ((t = pending_pop(s)) != NULL) {
-    if (!t->dropped)
+    if (t->dropped) {
+      task_unref(t);
+    } else if (kept < keep) {
+      if (tail)
+        tail->next = t;
+      else
+        head = t;
+      tail = t;
+      kept++;
+    } else {
       return_task(s, t);
-    task_unref(t);
+      task_unref(t);
+    }
   }
+  s->pending_head = head;
+  s->pending_tail = tail;
+  s->n_pending = kept;
+}
+
+static void hand_back_pending(sl_sim_sched_t *s)
+{
+  hand_back_beyond(s, 0);
 }
 
 void sl_sim_sched_reconnected(sl_sim_sched_t *s)
@@ -979,6 +1021,12 @@ void sl_sim_sched_tick(sl_sim_sched_t *s, double now)
       r->lease_sent = true;
       publish_progress(s, r, 0, 0, NULL, true);
     }
+  }
+  /* a pending task waited for a slot: runs are long, close the prefetch window and hand
+   * back what is beyond one waiting task per slot */
+  if (s->window_open && s->pending_head && now - s->pending_head->received > PREFETCH_WAIT_S) {
+    prefetch_set(s, false);
+    hand_back_beyond(s, s->o.slots);
   }
   /* pending tasks waiting too long while every slot is busy go back */
   if (s->pending_head && free_slot(s) < 0 && now - s->pending_head->received > s->o.pending_max_s) {

@@ -46,21 +46,26 @@ typedef struct harness {
 static harness_t H;
 
 /* The same with persistent simulators, recycled after 3 runs. */
-static const char *YAML_PERSISTENT = "experiment: sched\n"
-                                     "inputs:\n"
-                                     "  - {name: zeta, default: 0.1, value_range: [0.0, 1.0]}\n"
-                                     "outputs:\n"
-                                     "  - {name: amplitude}\n"
-                                     "history: {name: x, checkpoints: 2}\n"
-                                     "simulator: {command: [\"true\"], max_steps: 4, wall_s: 100, term_grace_s: 2,\n"
-                                     "            persistent: true, max_runs_per_process: 3}\n"
-                                     "budget: {max_sims: 10}\n";
+static const char *YAML_PERSISTENT =
+    "experiment: sched\n"
+    "inputs:\n"
+    "  - {name: zeta, default: 0.1, value_range: [0.0, 1.0]}\n"
+    "outputs:\n"
+    "  - {name: amplitude}\n"
+    "history: {name: x, checkpoints: 2}\n"
+    "simulator: {command: [\"true\"], max_steps: 4, wall_s: 100, term_grace_s: 2,\n"
+    "            persistent: true, max_runs_per_process: 3}\n"
+    "budget: {max_sims: 10}\n";
+
+static int g_prefetch, g_window; /* the next setup's prefetch management */
 
 static bool setup_yaml(const char *yaml, int slots, double lease_ack_s, double pending_max_s)
 {
   sl_error_t err;
   sl_sim_sched_opts_t o = {.worker = "w1", .control = "sched.control.w1", .slots = slots};
 
+  o.prefetch = g_prefetch;
+  o.prefetch_window = g_window;
   memset(&H, 0, sizeof H);
   H.cfg = sl_config_load_string(yaml, strlen(yaml), "sched.yaml", &err);
   if (!H.cfg) {
@@ -118,6 +123,8 @@ static int drain(void)
       r->step = a.progress->step;
     } else if (a.kind == SL_SIM_ACT_REJECT) {
       r->text = sl_strdup(a.reason);
+    } else if (a.kind == SL_SIM_ACT_PREFETCH) {
+      r->step = a.count;
     } else if (a.kind == SL_SIM_ACT_START || a.kind == SL_SIM_ACT_INPUT) {
       r->text = sl_strdup(a.input);
       r->signal = a.persistent; /* START: whether stdin stays open */
@@ -662,7 +669,6 @@ static void test_reject_and_reconnect(void)
   teardown();
 }
 
-
 /* ---- persistent simulators ---- */
 
 /* One process serves run after run: START once (stdin kept open), then INPUT lines; a run
@@ -852,9 +858,57 @@ static void test_persistent_terminate(void)
   teardown();
 }
 
+/* The prefetch window: opened when `slots` points await their confirms as a run ends (runs
+ * faster than confirms), closed once a pending task waited 0.5 s for a slot, handing back
+ * the pending tasks beyond one per slot (no hoarding of long tasks). */
+static void test_prefetch_window(void)
+{
+  sl_sim_sched_stats_t st;
+  char id[8];
+  int i, k, p;
+
+  g_prefetch = 4;
+  g_window = 64;
+  SL_REQUIRE(setup_yaml(YAML_PERSISTENT, 2, 5, 300));
+  g_prefetch = g_window = 0;
+  deliver(1, "s1", "sched", 100);
+  deliver(2, "s2", "sched", 100);
+  sl_sim_sched_run_spawned(H.s, 0, NULL, 100);
+  sl_sim_sched_run_spawned(H.s, 1, NULL, 100);
+  output(0, 1, 4, true);
+  i = drain();
+  SL_CHECK_INT(count(i, SL_SIM_ACT_PREFETCH), 0); /* one point awaits its confirm */
+  output(1, 1, 4, true);
+  i = drain();
+  p = find(i, SL_SIM_ACT_PREFETCH);
+  SL_REQUIRE(p >= 0);
+  SL_CHECK_INT(H.log[p].step, 68);
+  confirm_all(0, SL_SIM_ACT_POINT, SL_SIM_CONFIRM_ACK);
+  drain();
+  /* now long runs: 2 running, 5 pending */
+  for (k = 3; k <= 9; k++) {
+    snprintf(id, sizeof id, "s%d", k);
+    deliver((uint64_t)k, id, "sched", 101);
+  }
+  drain();
+  sl_sim_sched_tick(H.s, 101.4);
+  SL_CHECK_INT(count(drain(), SL_SIM_ACT_PREFETCH), 0);
+  sl_sim_sched_tick(H.s, 101.6);
+  i = drain();
+  p = find(i, SL_SIM_ACT_PREFETCH);
+  SL_REQUIRE(p >= 0);
+  SL_CHECK_INT(H.log[p].step, 4);
+  SL_CHECK_INT(count(i, SL_SIM_ACT_RETURN), 3);
+  SL_CHECK_STR(H.log[find(i, SL_SIM_ACT_RETURN)].sample, "s7"); /* the newest go back */
+  sl_sim_sched_stats(H.s, &st);
+  SL_CHECK_INT(st.pending, 2);
+  SL_CHECK_INT(st.running, 2);
+  teardown();
+}
+
 SL_TEST_MAIN(SL_T(test_run_complete), SL_T(test_lease_order), SL_T(test_lease_refused),
              SL_T(test_terminate_grace), SL_T(test_terminate_races_completion), SL_T(test_drain_with_pending),
              SL_T(test_crash_is_failed_point), SL_T(test_outside_kill), SL_T(test_wall_limit),
              SL_T(test_slot_reuse_after_terminate), SL_T(test_pause_when_full),
              SL_T(test_reject_and_reconnect), SL_T(test_persistent_reuse), SL_T(test_persistent_recycle),
-             SL_T(test_persistent_death), SL_T(test_persistent_terminate))
+             SL_T(test_persistent_death), SL_T(test_persistent_terminate), SL_T(test_prefetch_window))

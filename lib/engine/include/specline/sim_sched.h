@@ -28,6 +28,13 @@
  * final line early and stays warm, one that does not is SIGKILLed after term_grace_s and
  * replaced. A process that dies idle is replaced when the slot next runs something.
  *
+ * The prefetch window (opts.prefetch_window > 0): a task stays unacked until its point is
+ * confirmed, so runs that end faster than their points are confirmed (at least `slots`
+ * points awaiting confirms at a run's end) would leave the slots idle at opts.prefetch;
+ * the prefetch is then raised by the window (PREFETCH). Once a pending task has waited
+ * PREFETCH_WAIT_S for a slot (runs got long), it goes back to opts.prefetch and the
+ * pending tasks beyond `slots` are handed back, so no worker hoards long tasks.
+ *
  * Thread-safety: none; one scheduler is used by one thread. */
 #ifndef SPECLINE_ENGINE_SIM_SCHED_H
 #define SPECLINE_ENGINE_SIM_SCHED_H
@@ -50,6 +57,8 @@ typedef struct sl_sim_sched_opts {
   double lease_ack_s;     /* ack a running task after this long */
   double pending_max_s;   /* hand back a task waiting longer for a slot */
   double drain_s;         /* on stop, let runs finish this long */
+  int prefetch;           /* the consumer's prefetch (0: not managed here) */
+  int prefetch_window;    /* extra prefetch while runs end faster than points confirm */
 } sl_sim_sched_opts_t;
 
 typedef enum sl_sim_action_kind {
@@ -80,6 +89,8 @@ typedef enum sl_sim_action_kind {
   SL_SIM_ACT_RESUME,    /* consume <c>.sim again (on failure: sl_sim_sched_consume_failed) */
   SL_SIM_ACT_DRAINED,   /* stopping and nothing left here: exit once the session has no
                            unconfirmed publish (repeated on later ticks until then) */
+  SL_SIM_ACT_PREFETCH,  /* set the consumer's prefetch to `count` (re-consume <c>.sim if
+                           consuming, so the consumer gets it) */
 } sl_sim_action_kind_t;
 
 /* One action. Pointers are borrowed: valid until the next sl_sim_sched_next call. */
@@ -88,6 +99,7 @@ typedef struct sl_sim_action {
   int slot;                          /* START, TIMER, KILL, CLOSE */
   double deadline;                   /* TIMER: monotonic seconds */
   int signal;                        /* KILL */
+  int count;                         /* PREFETCH */
   const char *input;                 /* START, INPUT: one line with its newline */
   bool persistent;                   /* START */
   uint64_t tag;                      /* ACK, NACK, REJECT */

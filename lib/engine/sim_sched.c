@@ -19,9 +19,10 @@
 #include "specline/util.h"
 
 #define STDERR_TAIL 2048
-#define EXIT_DRAIN_S 0.5    /* after an exit, wait this long for stdout's EOF */
-#define OUTSIDE_KILL_S 1.5  /* a kill we did not send: decide after this long */
-#define PREFETCH_WAIT_S 0.5 /* a pending task waited this long: the prefetch window closes */
+#define EXIT_DRAIN_S 0.5     /* after an exit, wait this long for stdout's EOF */
+#define OUTSIDE_KILL_S 1.5   /* a kill we did not send: decide after this long */
+#define PREFETCH_WAIT_S 0.5  /* a pending task waited this long: the prefetch window closes */
+#define PREFETCH_REOPEN_S 10 /* and may open again only this long after */
 
 typedef struct task task_t;
 typedef struct run run_t;
@@ -102,6 +103,7 @@ struct sl_sim_sched {
   int n_pending;
   bool consuming, stopping, drained_logged;
   bool window_open; /* the prefetch is opts.prefetch + opts.prefetch_window */
+  double window_closed_at;
   int64_t n_points_unconfirmed;
   double drain_deadline;
   int64_t n_done, n_failed, n_terminated, n_returned, n_dead, n_started, n_spawned, n_unconfirmed;
@@ -457,10 +459,12 @@ static void prefetch_set(sl_sim_sched_t *s, bool open)
            open ? "faster" : "slower");
 }
 
-/* Opens the window when `slots` points or more await their confirms as a run ends. */
-static void prefetch_check_open(sl_sim_sched_t *s)
+/* Opens the window when `slots` points or more await their confirms as a run ends (not
+ * again within PREFETCH_REOPEN_S of closing it: runs of mixed lengths would flap). */
+static void prefetch_check_open(sl_sim_sched_t *s, double now)
 {
-  if (s->o.prefetch_window > 0 && !s->window_open && !s->stopping && s->n_points_unconfirmed >= s->o.slots)
+  if (s->o.prefetch_window > 0 && !s->window_open && !s->stopping && s->n_points_unconfirmed >= s->o.slots &&
+      (s->window_closed_at == 0 || now - s->window_closed_at >= PREFETCH_REOPEN_S))
     prefetch_set(s, true);
 }
 
@@ -504,7 +508,7 @@ static void run_finish(sl_sim_sched_t *s, run_t *r, double now)
   s->running--;
   run_free(r);
   task_unref(t); /* the run's reference */
-  prefetch_check_open(s);
+  prefetch_check_open(s, now);
   try_start_pending(s, now);
   consume_resume(s);
   maybe_drained(s);
@@ -1026,6 +1030,7 @@ void sl_sim_sched_tick(sl_sim_sched_t *s, double now)
    * back what is beyond one waiting task per slot */
   if (s->window_open && s->pending_head && now - s->pending_head->received > PREFETCH_WAIT_S) {
     prefetch_set(s, false);
+    s->window_closed_at = now;
     hand_back_beyond(s, s->o.slots);
   }
   /* pending tasks waiting too long while every slot is busy go back */

@@ -33,7 +33,8 @@
  * points awaiting confirms at a run's end) would leave the slots idle at opts.prefetch;
  * the prefetch is then raised by the window (PREFETCH). Once a pending task has waited
  * PREFETCH_WAIT_S for a slot (runs got long), it goes back to opts.prefetch and the
- * pending tasks beyond `slots` are handed back, so no worker hoards long tasks.
+ * pending tasks beyond `slots` are handed back, so no worker hoards long tasks (it may
+ * open again 10 s later).
  *
  * Thread-safety: none; one scheduler is used by one thread. */
 #ifndef SPECLINE_ENGINE_SIM_SCHED_H

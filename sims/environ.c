@@ -91,24 +91,28 @@ int main(int argc, char **argv)
     }
   }
 
-  root = simio_read_request();
-  simio_parse_inputs(root, INPUTS, N_INPUTS, in);
-  n = simio_parse_max_steps(root, SIM_STEPS_DEFAULT);
-  json_decref(root);
-  if (!(in[IN_D] > 0))
-    simio_fail(2, "input 'D' must be > 0");
-  if (!(in[IN_TAU] >= 0))
-    simio_fail(2, "input 'tau' must be >= 0");
-
-  for (long i = 1; i <= n; i++) {
-    double t = (double)i * OUT_DT;
-    c = concentration(in, s, t);
-    if (!isfinite(c))
-      simio_fail(1, "concentration is not finite at step %ld", i);
-    if (c > c_max)
-      c_max = c;
-    simio_step(step_delay, "{\"step\": %ld, \"t\": %.10g, \"values\": {\"c\": %.17g}}", i, t, c);
+  /* one run per input line until stdin ends (persistent mode keeps it open) */
+  for (root = simio_read_request(); root; root = simio_next_request()) {
+    simio_parse_inputs(root, INPUTS, N_INPUTS, in);
+    n = simio_parse_max_steps(root, SIM_STEPS_DEFAULT);
+    json_decref(root);
+    if (!(in[IN_D] > 0))
+      simio_fail(2, "input 'D' must be > 0");
+    if (!(in[IN_TAU] >= 0))
+      simio_fail(2, "input 'tau' must be >= 0");
+    c = 0;
+    c_max = -INFINITY;
+    for (long i = 1; i <= n; i++) {
+      double t = (double)i * OUT_DT;
+      c = concentration(in, s, t);
+      if (!isfinite(c))
+        simio_fail(1, "concentration is not finite at step %ld", i);
+      if (c > c_max)
+        c_max = c;
+      if (!simio_step(step_delay, "{\"step\": %ld, \"t\": %.10g, \"values\": {\"c\": %.17g}}", i, t, c))
+        break; /* terminated */
+    }
+    simio_final("{\"final\": {\"c_final\": %.17g, \"c_max\": %.17g}}", c, c_max);
   }
-  simio_final("{\"final\": {\"c_final\": %.17g, \"c_max\": %.17g}}", c, c_max);
   return 0;
 }

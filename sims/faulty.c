@@ -64,9 +64,9 @@ static void usage(FILE *f)
         f);
 }
 
-static void emit_step(long i, double step_delay)
+static bool emit_step(long i, double step_delay)
 {
-  simio_step(step_delay, "{\"step\": %ld, \"t\": %ld, \"values\": {\"x\": %ld}}", i, i, i);
+  return simio_step(step_delay, "{\"step\": %ld, \"t\": %ld, \"values\": {\"x\": %ld}}", i, i, i);
 }
 
 static void emit_final(double y)
@@ -88,7 +88,8 @@ static int run_mode(int mode, long n, double y, double step_delay)
   case MODE_OK:
   case MODE_SLOW:
     for (long i = 1; i <= n; i++)
-      emit_step(i, step_delay);
+      if (!emit_step(i, step_delay))
+        break; /* terminated */
     emit_final(y);
     return 0;
   case MODE_SEGV: {
@@ -142,8 +143,8 @@ static int run_mode(int mode, long n, double y, double step_delay)
 
 int main(int argc, char **argv)
 {
-  double step_delay = -1, y = 0;
-  int mode = -1;
+  double step_delay = -1, delay_opt, y;
+  int mode_opt = -1, mode, rc;
   json_t *root, *in, *v;
   const char *key, *val;
   long n;
@@ -153,35 +154,43 @@ int main(int argc, char **argv)
     if (simio_common_option(argv, &i, usage, &step_delay))
       continue;
     if (simio_option(argv, &i, "--mode", &val)) {
-      mode = (int)simio_parse_long("--mode", val, 0, N_MODES - 1, "a mode");
+      mode_opt = (int)simio_parse_long("--mode", val, 0, N_MODES - 1, "a mode");
     } else {
       simio_unknown_arg(usage, argv[i]);
     }
   }
 
-  root = simio_read_request();
-  in = simio_inputs_object(root);
-  json_object_foreach(in, key, v)
-  {
-    if (!json_is_number(v))
-      simio_fail(2, "input '%s' is not a number", key);
-    if (strcmp(key, "mode") != 0) {
-      y += json_number_value(v);
-    } else if (mode < 0) {
-      double m = floor(json_number_value(v));
-      if (!(m >= 0 && m < N_MODES))
-        simio_fail(2, "input 'mode' must be in [0, %d]", N_MODES - 1);
-      mode = (int)m;
+  delay_opt = step_delay;
+  /* one run per input line until stdin ends (persistent mode keeps it open) */
+  for (root = simio_read_request(); root; root = simio_next_request()) {
+    mode = mode_opt;
+    step_delay = delay_opt;
+    y = 0;
+    in = simio_inputs_object(root);
+    json_object_foreach(in, key, v)
+    {
+      if (!json_is_number(v))
+        simio_fail(2, "input '%s' is not a number", key);
+      if (strcmp(key, "mode") != 0) {
+        y += json_number_value(v);
+      } else if (mode < 0) {
+        double m = floor(json_number_value(v));
+        if (!(m >= 0 && m < N_MODES))
+          simio_fail(2, "input 'mode' must be in [0, %d]", N_MODES - 1);
+        mode = (int)m;
+      }
     }
-  }
-  if (mode < 0)
-    mode = MODE_OK;
-  n = simio_parse_max_steps(root, mode == MODE_SLOW ? 1000 : 5);
-  json_decref(root);
-  if (!isfinite(y))
-    simio_fail(2, "the sum of the inputs is not finite");
-  if (step_delay < 0)
-    step_delay = mode == MODE_SLOW ? 0.2 : 0;
+    if (mode < 0)
+      mode = MODE_OK;
+    n = simio_parse_max_steps(root, mode == MODE_SLOW ? 1000 : 5);
+    json_decref(root);
+    if (!isfinite(y))
+      simio_fail(2, "the sum of the inputs is not finite");
+    if (step_delay < 0)
+      step_delay = mode == MODE_SLOW ? 0.2 : 0;
 
-  return run_mode(mode, n, y, step_delay);
+    if ((rc = run_mode(mode, n, y, step_delay)) != 0)
+      return rc;
+  }
+  return 0;
 }

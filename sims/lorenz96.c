@@ -93,9 +93,11 @@ static void l96_rk4(l96_t *m, double h)
     m->x[i] += h / 6 * (m->k1[i] + 2 * m->k2[i] + 2 * m->k3[i] + m->k4[i]);
 }
 
+static void run(const l96_t *mr, const double *in, long steps, double step_delay);
+
 int main(int argc, char **argv)
 {
-  double step_delay = 0, in[N_INPUTS], *mem;
+  double step_delay = 0, in[N_INPUTS];
   l96_t m = {.n = N_DEFAULT};
   const char *val;
   json_t *root;
@@ -112,10 +114,21 @@ int main(int argc, char **argv)
     }
   }
 
-  root = simio_read_request();
-  simio_parse_inputs(root, INPUTS, N_INPUTS, in);
-  steps = simio_parse_max_steps(root, SIM_STEPS_DEFAULT);
-  json_decref(root);
+  /* one run per input line until stdin ends (persistent mode keeps it open) */
+  for (root = simio_read_request(); root; root = simio_next_request()) {
+    simio_parse_inputs(root, INPUTS, N_INPUTS, in);
+    steps = simio_parse_max_steps(root, SIM_STEPS_DEFAULT);
+    json_decref(root);
+    run(&m, in, steps, step_delay);
+  }
+  return 0;
+}
+
+/* One run: RK4 from the initial state, a step line per output step, the final line. */
+static void run(const l96_t *mr, const double *in, long steps, double step_delay)
+{
+  l96_t m = *mr;
+  double *mem;
 
   mem = calloc((size_t)m.n * 6, sizeof(double));
   if (!mem)
@@ -136,8 +149,9 @@ int main(int argc, char **argv)
       l96_rk4(&m, OUT_DT / SUBSTEPS);
     if (!isfinite(m.x[0]))
       simio_fail(1, "solution is not finite at step %ld", s);
-    simio_step(step_delay, "{\"step\": %ld, \"t\": %.10g, \"values\": {\"x0\": %.15g}}", s,
-               (double)s * OUT_DT, m.x[0]);
+    if (!simio_step(step_delay, "{\"step\": %ld, \"t\": %.10g, \"values\": {\"x0\": %.15g}}", s,
+                    (double)s * OUT_DT, m.x[0]))
+      break; /* terminated */
   }
   {
     double e = 0, mean = 0;
@@ -152,5 +166,4 @@ int main(int argc, char **argv)
     simio_final("{\"final\": {\"energy\": %.15g, \"mean_x\": %.15g}}", e, mean);
   }
   free(mem);
-  return 0;
 }

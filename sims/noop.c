@@ -1,7 +1,8 @@
 /* specline-sim-noop: the cheapest possible simulator, for throughput benchmarks of the line.
  * It reads the one input line of the simulator protocol (docs/simulator-protocol.md),
  * accepts any input names as long as every value is a number, and at once writes
- * {"final": {"y": <sum of the inputs>}} with no step lines, then exits 0. Bad input exits
+ * {"final": {"y": <sum of the inputs>}} with no step lines; it serves one run per input line
+ * until stdin ends (persistent mode), then exits 0. Bad input exits
  * 2 with a message on stderr. The protocol plumbing is shared with the other simulators
  * through sims/common/simio.c; it never links libspecline. */
 #define _POSIX_C_SOURCE 200809L
@@ -50,17 +51,20 @@ int main(int argc, char **argv)
       simio_unknown_arg(usage, argv[i]);
     }
   }
-  root = simio_read_request();
-  in = simio_inputs_object(root);
-  json_object_foreach(in, key, v)
-  {
-    if (!json_is_number(v))
-      simio_fail(2, "input '%s' is not a number", key);
-    y += json_number_value(v);
+  /* one run per input line until stdin ends (persistent mode keeps it open) */
+  for (root = simio_read_request(); root; root = simio_next_request()) {
+    y = 0;
+    in = simio_inputs_object(root);
+    json_object_foreach(in, key, v)
+    {
+      if (!json_is_number(v))
+        simio_fail(2, "input '%s' is not a number", key);
+      y += json_number_value(v);
+    }
+    json_decref(root);
+    if (!isfinite(y))
+      simio_fail(2, "the sum of the inputs is not finite");
+    simio_final("{\"final\": {\"y\": %.17g}}", y);
   }
-  json_decref(root);
-  if (!isfinite(y))
-    simio_fail(2, "the sum of the inputs is not finite");
-  simio_final("{\"final\": {\"y\": %.17g}}", y);
   return 0;
 }

@@ -157,95 +157,98 @@ int main(int argc, char **argv)
     }
   }
 
-  root = simio_read_request();
-  simio_parse_inputs(root, INPUTS, N_INPUTS, in);
-  n = simio_parse_max_steps(root, SIM_STEPS_DEFAULT);
-  json_decref(root);
-  o.zeta = in[IN_ZETA];
-  o.omega0 = in[IN_OMEGA0];
-  o.F = in[IN_F];
-  o.omega = in[IN_OMEGA];
-  o.cubic = cubic;
-  if (!(o.zeta >= 0))
-    simio_fail(2, "input 'zeta' must be >= 0");
-  if (!(o.omega0 > 0))
-    simio_fail(2, "input 'omega0' must be > 0");
-  if (!(o.omega > 0))
-    simio_fail(2, "input 'omega' must be > 0");
+  /* one run per input line until stdin ends (persistent mode keeps it open) */
+  for (root = simio_read_request(); root; root = simio_next_request()) {
+    simio_parse_inputs(root, INPUTS, N_INPUTS, in);
+    n = simio_parse_max_steps(root, SIM_STEPS_DEFAULT);
+    json_decref(root);
+    o.zeta = in[IN_ZETA];
+    o.omega0 = in[IN_OMEGA0];
+    o.F = in[IN_F];
+    o.omega = in[IN_OMEGA];
+    o.cubic = cubic;
+    if (!(o.zeta >= 0))
+      simio_fail(2, "input 'zeta' must be >= 0");
+    if (!(o.omega0 > 0))
+      simio_fail(2, "input 'omega0' must be > 0");
+    if (!(o.omega > 0))
+      simio_fail(2, "input 'omega' must be > 0");
 
-  {
-    const double h = OUT_DT / SUBSTEPS, t_end = (double)n * OUT_DT;
-    double window = 2 * SIM_PI / o.omega;
-    double x = in[IN_X0], v = 0, max_abs = fabs(x), lo = INFINITY, hi = -INFINITY;
-    /* env: a Hann-weighted mean of x^2 over the trailing ENV_PERIODS periods of the slower of
-     * the forcing and the free (damped) oscillation, on the internal substeps; a ring of the
-     * last w_sub + 1 values of x^2 (slot 0 starts with x0^2); until the ring is full the
-     * window is [0, t], its Hann weights stretched over it */
-    double w_slow = o.omega, w_free = o.zeta < 1 ? o.omega0 * sqrt(1 - o.zeta * o.zeta) : 0;
-    double w_sub, *ring, *hann;
-    size_t w_len, w_pos;
-    if (w_free > 0 && w_free < w_slow)
-      w_slow = w_free;
-    w_sub = ceil(ENV_PERIODS * 2 * SIM_PI / w_slow / h - 1e-9);
-    if (!(w_sub <= (double)n * SUBSTEPS)) /* a window longer than the run is the whole run */
-      w_sub = (double)n * SUBSTEPS;
-    w_len = (w_sub < 1 ? 1 : (size_t)w_sub) + 1; /* the window's substeps plus its start point */
-    ring = calloc(w_len, sizeof *ring);
-    hann = calloc(w_len, sizeof *hann);
-    if (!ring || !hann)
-      simio_fail(1, "out of memory");
-    hann_weights(hann, w_len);
-    ring[0] = x * x;
-    w_pos = 1;
-    if (window > t_end / 2)
-      window = t_end / 2;
-    const double t_from = t_end - window;
+    {
+      const double h = OUT_DT / SUBSTEPS, t_end = (double)n * OUT_DT;
+      double window = 2 * SIM_PI / o.omega;
+      double x = in[IN_X0], v = 0, max_abs = fabs(x), lo = INFINITY, hi = -INFINITY;
+      /* env: a Hann-weighted mean of x^2 over the trailing ENV_PERIODS periods of the slower of
+       * the forcing and the free (damped) oscillation, on the internal substeps; a ring of the
+       * last w_sub + 1 values of x^2 (slot 0 starts with x0^2); until the ring is full the
+       * window is [0, t], its Hann weights stretched over it */
+      double w_slow = o.omega, w_free = o.zeta < 1 ? o.omega0 * sqrt(1 - o.zeta * o.zeta) : 0;
+      double w_sub, *ring, *hann;
+      size_t w_len, w_pos;
+      if (w_free > 0 && w_free < w_slow)
+        w_slow = w_free;
+      w_sub = ceil(ENV_PERIODS * 2 * SIM_PI / w_slow / h - 1e-9);
+      if (!(w_sub <= (double)n * SUBSTEPS)) /* a window longer than the run is the whole run */
+        w_sub = (double)n * SUBSTEPS;
+      w_len = (w_sub < 1 ? 1 : (size_t)w_sub) + 1; /* the window's substeps plus its start point */
+      ring = calloc(w_len, sizeof *ring);
+      hann = calloc(w_len, sizeof *hann);
+      if (!ring || !hann)
+        simio_fail(1, "out of memory");
+      hann_weights(hann, w_len);
+      ring[0] = x * x;
+      w_pos = 1;
+      if (window > t_end / 2)
+        window = t_end / 2;
+      const double t_from = t_end - window;
 
-    for (long i = 1; i <= n; i++) {
-      double env;
-      size_t filled = (size_t)i * SUBSTEPS + 1;
-      for (int k = 0; k < SUBSTEPS; k++) {
-        double t = ((double)(i - 1) * SUBSTEPS + k) * h;
-        rk4(&o, t, h, &x, &v);
-        t += h;
-        if (fabs(x) > max_abs)
-          max_abs = fabs(x);
-        if (t >= t_from - 1e-9) {
-          lo = x < lo ? x : lo;
-          hi = x > hi ? x : hi;
+      for (long i = 1; i <= n; i++) {
+        double env;
+        size_t filled = (size_t)i * SUBSTEPS + 1;
+        for (int k = 0; k < SUBSTEPS; k++) {
+          double t = ((double)(i - 1) * SUBSTEPS + k) * h;
+          rk4(&o, t, h, &x, &v);
+          t += h;
+          if (fabs(x) > max_abs)
+            max_abs = fabs(x);
+          if (t >= t_from - 1e-9) {
+            lo = x < lo ? x : lo;
+            hi = x > hi ? x : hi;
+          }
+          ring[w_pos] = x * x;
+          w_pos = (w_pos + 1) % w_len;
         }
-        ring[w_pos] = x * x;
-        w_pos = (w_pos + 1) % w_len;
+        if (!isfinite(x))
+          simio_fail(1, "solution is not finite at step %ld", i);
+        if (filled < w_len) { /* [0, t]: slots 0..filled-1 in time order, weights stretched */
+          double s = 0, ws = 0;
+          hann_weights(hann, filled);
+          for (size_t j = 0; j < filled; j++) {
+            s += hann[j] * ring[j];
+            ws += hann[j];
+          }
+          env = sqrt(2 * s / ws);
+          if (filled + SUBSTEPS >= w_len)
+            hann_weights(hann, w_len); /* the full window from the next step on */
+        } else { /* the oldest value is at w_pos */
+          double s = 0, ws = 0;
+          for (size_t j = 0; j < w_len; j++) {
+            s += hann[j] * ring[(w_pos + j) % w_len];
+            ws += hann[j];
+          }
+          env = sqrt(2 * s / ws);
+        }
+        if (!simio_step(step_delay,
+                        "{\"step\": %ld, \"t\": %.10g, \"values\": {\"x\": %.15g, \"env\": %.15g, "
+                        "\"log_env\": %.15g}}",
+                        i, (double)i * OUT_DT, x, env, log(env > 1e-300 ? env : 1e-300)))
+          break; /* terminated */
       }
-      if (!isfinite(x))
-        simio_fail(1, "solution is not finite at step %ld", i);
-      if (filled < w_len) { /* [0, t]: slots 0..filled-1 in time order, weights stretched */
-        double s = 0, ws = 0;
-        hann_weights(hann, filled);
-        for (size_t j = 0; j < filled; j++) {
-          s += hann[j] * ring[j];
-          ws += hann[j];
-        }
-        env = sqrt(2 * s / ws);
-        if (filled + SUBSTEPS >= w_len)
-          hann_weights(hann, w_len); /* the full window from the next step on */
-      } else { /* the oldest value is at w_pos */
-        double s = 0, ws = 0;
-        for (size_t j = 0; j < w_len; j++) {
-          s += hann[j] * ring[(w_pos + j) % w_len];
-          ws += hann[j];
-        }
-        env = sqrt(2 * s / ws);
-      }
-      simio_step(step_delay,
-                 "{\"step\": %ld, \"t\": %.10g, \"values\": {\"x\": %.15g, \"env\": %.15g, "
-                 "\"log_env\": %.15g}}",
-                 i, (double)i * OUT_DT, x, env, log(env > 1e-300 ? env : 1e-300));
+      free(ring);
+      free(hann);
+      simio_final("{\"final\": {\"amplitude\": %.15g, \"max_abs_x\": %.15g}}", (hi - lo) / 2,
+                  max_abs);
     }
-    free(ring);
-    free(hann);
-    simio_final("{\"final\": {\"amplitude\": %.15g, \"max_abs_x\": %.15g}}", (hi - lo) / 2,
-                max_abs);
   }
   return 0;
 }

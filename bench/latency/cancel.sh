@@ -12,7 +12,12 @@
 #   terminate -> slot reused       the next simulator process starts (bench-simstamp wrapper
 #                                  logs its exec time, then execs the oscillator)
 #
-# usage: bench/latency/cancel.sh [N]      env: BIN=<build>/bin, STEP_DELAY=0.005, KEEP=1
+# PERSISTENT=1: persistent simulators (simulator.persistent): the terminate is the control
+# line, which the oscillator honours at its next step, and "slot reused" is the warm
+# process reading its next run's input line (the oscillator stamps it itself through
+# $SPECLINE_SIM_STAMP_FILE, no wrapper).
+#
+# usage: bench/latency/cancel.sh [N]      env: BIN=<build>/bin, STEP_DELAY=0.005, PERSISTENT, KEEP=1
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -49,6 +54,13 @@ export SPECLINE_AMQP_URL
 echo "   host: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
 C="bench-cancel-$$"
+if [ -n "${PERSISTENT:-}" ]; then
+  SIMULATOR="{command: [\"specline-sim-oscillator\"], max_steps: 4000, step_delay: $STEP_DELAY, persistent: true}"
+  export SPECLINE_SIM_STAMP_FILE="$T/stamps"
+  echo "   persistent simulators"
+else
+  SIMULATOR="{command: [\"bench-simstamp\", \"specline-sim-oscillator\"], max_steps: 4000, step_delay: $STEP_DELAY}"
+fi
 cat >"$T/config.yaml" <<YAML
 experiment: $C
 inputs:
@@ -61,7 +73,7 @@ outputs:
   - {name: amplitude, type: float}
   - {name: max_abs_x, type: float}
 history: {name: x, checkpoints: 400}
-simulator: {command: ["bench-simstamp", "specline-sim-oscillator"], max_steps: 4000, step_delay: $STEP_DELAY}
+simulator: $SIMULATOR
 policy: {initial: sobol, initial_n: $((N + 20)), acquisition: none, oversubscribe: 2, seed: 5}
 budget: {max_sims: $((N + 20)), wall_s: 900}
 workers: {simulate_workers: 1, slots: 1}

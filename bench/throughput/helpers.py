@@ -8,6 +8,10 @@
   helpers.py rss OUT PID...                   sample VmRSS of PIDs (and, with --tree, their
                                               children) every 0.1 s until killed or all gone;
                                               writes "name max_kb" lines to OUT
+  helpers.py rss-series OUT SECONDS --kids P  every SECONDS, "t name rss_kb" of P's children
+  helpers.py rss-summary OUT                  per process name: RSS after 10%, at 50%, at the
+                                              end, min and max of the samples
+  helpers.py per100k DB TABLE K               seconds per K stored points, in stored order
   helpers.py report RESULTS SLOTS             the summary table
   helpers.py rss1 PID...                      now, one per line "name rss_kb pss_kb"
 """
@@ -176,6 +180,49 @@ def rss(out, args):
             f.write("tree %d\n" % best_tree)
 
 
+def rss_series(out, every, args):
+    """VmRSS of the children of --kids P every `every` seconds until P is gone"""
+    kids = int(args[args.index("--kids") + 1])
+    stop = [False]
+    signal.signal(signal.SIGTERM, lambda *a: stop.__setitem__(0, True))
+    t0 = time.time()
+    with open(out, "w") as f:
+        while not stop[0] and os.path.exists("/proc/%d" % kids):
+            for p in children(kids):
+                name, kb = vmrss(p)
+                if kb is not None:
+                    f.write("%.1f %s %d\n" % (time.time() - t0, name, kb))
+            f.flush()
+            time.sleep(every)
+
+
+def rss_summary(out):
+    by = {}
+    for line in open(out):
+        t, name, kb = line.split()
+        by.setdefault(name, []).append((float(t), int(kb)))
+    for name, v in sorted(by.items()):
+        kbs = [k for _, k in v]
+        n = len(kbs)
+        print("   RSS %-15s samples=%d after 10%%=%d kB at 50%%=%d kB end=%d kB min=%d max=%d kB: %s, <= 8 MB: %s"
+              % (name, n, kbs[n // 10], kbs[n // 2], kbs[-1], min(kbs), max(kbs),
+                 "flat" if kbs[-1] - kbs[n // 10] <= 1024 else "GROWS", "yes" if max(kbs) <= 8192 else "NO"))
+
+
+def per100k(db, table, k):
+    k = int(k)
+    con = sqlite3.connect(db)
+    stor = sorted(r[0] for r in con.execute('select stored_at from "%s"' % table))
+    con.close()
+    n = len(stor)
+    times = []
+    for i in range(k, n + 1, k):
+        times.append(stor[i - 1] - stor[i - k] if i > k else stor[i - 1] - stor[0])
+    print("   stored %d; seconds per %d: %s" % (n, k, " ".join("%.1f" % t for t in times)))
+    if n > 1:
+        print("   overall %.0f tasks/s (first to last stored)" % ((n - 1) / (stor[-1] - stor[0])))
+
+
 def report(resfile, slots):
     """the table: one row per system, ratios to Celery and to the raw quorum ceiling"""
     rows = []
@@ -207,11 +254,13 @@ def report(resfile, slots):
             pr = "%s / %s" % ("%.0f%%" % (100 * rate_f / rq) if rq else "-",
                               "%.0f%%" % (100 * rate_f / rq100) if rq100 else "-")
             t = []
-            if cs or cn:
-                ref = cs if cs else cn
-                t.append("10x Celery(%s): %s" % ("spawn" if cs else "noop", "yes" if rate_f >= 10 * ref else "NO"))
-            if rq:
-                t.append("60%% raw: %s" % ("yes" if rate_f >= 0.6 * rq else "NO"))
+            if k.startswith("line-persistent"):
+                if cn:
+                    t.append("10x Celery noop: %s" % ("yes" if rate_f >= 10 * cn else "NO"))
+                if rq:
+                    t.append("60%% raw p%s: %s" % (slots, "yes" if rate_f >= 0.6 * rq else "NO"))
+            elif cs:
+                t.append("1.5x Celery spawn: %s" % ("yes" if rate_f >= 1.5 * cs else "NO"))
             tgt = "; ".join(t)
         if (k.startswith("idle-") or k.startswith("sim-load") or k.startswith("line-")) and rss_f:
             m = "RSS<=8MB: %s" % ("yes" if rss_f <= 8192 else "NO")
@@ -241,6 +290,12 @@ def main():
         analyze(*a[1:4])
     elif cmd == "report":
         report(a[1], a[2])
+    elif cmd == "rss-series":
+        rss_series(a[1], float(a[2]), a[3:])
+    elif cmd == "rss-summary":
+        rss_summary(a[1])
+    elif cmd == "per100k":
+        per100k(*a[1:4])
     elif cmd == "rss":
         rss(a[1], a[2:])
     elif cmd == "rss1":

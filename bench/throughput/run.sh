@@ -2,16 +2,22 @@
 # Throughput benchmark (prints numbers; not a test). On ONE local broker started for the run,
 # side by side:
 #   a. the specline line: N no-op tasks explore -> simulate -> store (`specline run`), once per
-#      oversubscribe value in OVERSUB (the design default 2, and a deep window)
+#      simulator mode in MODES (spawn: a process per task; persistent: warm processes,
+#      simulator.persistent) and oversubscribe value in OVERSUB (the design default 2, and a
+#      deep window)
 #   b. Celery 5.2 with Merlin's settings, a no-op task and a task that spawns the same no-op
 #      simulator, one prefork worker with concurrency = S
 #   c. the raw rabbitmq-c round-trip ceiling (bench-rt), classic/quorum x prefetch 1/S/100
 # and worker memory (specline-simulate idle and under load). See bench/README.md.
 #
 # usage: bench/throughput/run.sh [N]
+#        bench/throughput/run.sh --scale [N]   (default 1,000,000) only the persistent line
+#          with every worker's RSS sampled each second and the time per 100k tasks
 # env:   N=5000 tasks per system; S=4 slots (= Celery concurrency); W=1 simulate workers;
+#        MODES="spawn persistent" simulator modes of the line;
 #        OVERSUB="2 64" explore's policy.oversubscribe values; RT_N=5000 messages per rt run;
-#        PARTS="line celery rt" which parts to run; BIN=<build>/bin (default build-bench/bin,
+#        PARTS="line celery rt" which parts to run (also: cpu, CPU ms per task of the broker
+#        and of each worker, per mode in MODES); SIM_PREFETCH: simulate's --prefetch (cpu); BIN=<build>/bin (default build-bench/bin,
 #        else build/bin); KEEP=1 keeps the temp dir.
 #        NODES=3: the line again, same run, on a local 3-node cluster (`specline broker start
 #        --nodes 3`, quorum queues replicated on all three), its rate printed beside the one
@@ -20,7 +26,17 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-N=${1:-${N:-5000}}
+SCALE=""
+if [ "${1:-}" = --scale ]; then
+  SCALE=1
+  shift
+  N=${1:-${N:-1000000}}
+  PARTS=scale
+  OVERSUB=${OVERSUB:-64}
+else
+  N=${1:-${N:-5000}}
+fi
+MODES=${MODES:-"spawn persistent"}
 S=${S:-4}
 W=${W:-1}
 OVERSUB=${OVERSUB:-"2 64"}
@@ -66,7 +82,9 @@ export SPECLINE_AMQP_URL
 echo "   $SPECLINE_AMQP_URL (node $SPECLINE_BROKER_NODE)"
 echo "   host: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
-config() { # config FILE CAMPAIGN OVERSUB DB
+config() { # config FILE CAMPAIGN OVERSUB DB [MODE]
+  local persistent=false
+  [ "${5:-spawn}" = persistent ] && persistent=true
   cat >"$1" <<YAML
 experiment: $2
 inputs:
@@ -74,9 +92,9 @@ inputs:
   - {name: b, type: float, value_range: [0.0, 1.0]}
 outputs:
   - {name: y, type: float}
-simulator: {command: ["specline-sim-noop"], max_steps: 1}
+simulator: {command: ["specline-sim-noop"], max_steps: 1, persistent: $persistent}
 policy: {initial: sobol, initial_n: $N, acquisition: none, oversubscribe: $3, seed: 1}
-budget: {max_sims: $N, wall_s: 600}
+budget: {max_sims: $N, wall_s: ${BUDGET_WALL_S:-600}}
 workers: {simulate_workers: $W, slots: $S}
 store: sqlite:$4
 YAML
@@ -85,11 +103,13 @@ YAML
 # line_runs TAG LABEL TOOL_URL: the line once per OVERSUB value on the broker of
 # SPECLINE_AMQP_URL; TOOL_URL (one node) for the bench's own tap
 line_runs() {
-  local tag=$1 label=$2 turl=$3 O C A rc t0 t1 wall ntap rsim rsto rexp RP SP
+  local tag0=$1 label=$2 turl=$3 tag M O C A rc t0 t1 wall ntap rsim rsto rexp RP SP
+  for M in $MODES; do
+  tag=$tag0$M-
   for O in $OVERSUB; do
     C="bench-tp-$$-$tag$O"
-    echo "== specline line$label: $N no-op tasks, $W simulate worker(s) x $S slots, oversubscribe $O (window $((S * W * O)))"
-    config "$T/line-$tag$O.yaml" "$C" "$O" "$T/line-$tag$O.db"
+    echo "== specline line$label ($M simulators): $N no-op tasks, $W simulate worker(s) x $S slots, oversubscribe $O (window $((S * W * O)))"
+    config "$T/line-$tag$O.yaml" "$C" "$O" "$T/line-$tag$O.db" "$M"
     $H tap-declare "$turl" "$C" "bench-tap-$C"
     t0=$(now)
     "$BIN/specline" run "$T/line-$tag$O.yaml" --no-progress --no-model >"$T/line-$tag$O.log" 2>&1 &
@@ -110,9 +130,11 @@ line_runs() {
     rsim=$(awk '$1 ~ /^specline-simul/{print $2}' "$T/rss-line-$tag$O")
     rsto=$(awk '$1 ~ /^specline-store/{print $2}' "$T/rss-line-$tag$O")
     rexp=$(awk '$1 ~ /^specline-explo/{print $2}' "$T/rss-line-$tag$O")
-    echo "line-$tag$O|specline line$label, oversubscribe $O (window $((S * W * O)))|$(get rate)|$(get lat_p50_ms)|$(get lat_p99_ms)|$rsim|store ${rsto} kB, explore ${rexp} kB; $(get n) stored, wall $(printf %.1f "$wall") s" >>"$RES"
+    echo "line-$tag$O|specline line$label, $M, window $((S * W * O))|$(get rate)|$(get lat_p50_ms)|$(get lat_p99_ms)|$rsim|store ${rsto} kB, explore ${rexp} kB; $(get n) stored, wall $(printf %.1f "$wall") s" >>"$RES"
     echo "p2s-$tag$O|  of which produced->stored|-|$(get p2s_p50_ms)|$(get p2s_p99_ms)|-|" >>"$RES"
-    [ -n "$tag" ] || echo "sim-load-$O|specline-simulate under load (o=$O)|-|-|-|$rsim|" >>"$RES"
+    [ -n "$tag0" ] || echo "sim-load-$M-$O|specline-simulate under load ($M, o=$O)|-|-|-|$rsim|" >>"$RES"
+    rm -f "$T/line-$tag$O.db"*
+  done
   done
 }
 
@@ -149,6 +171,61 @@ if has line; then
     "$BIN/specline" broker stop --dir "$T/cluster" --grace 15 >/dev/null 2>&1 || true
     SPECLINE_AMQP_URL=$ONE_URL
   fi
+fi
+
+# ---- where the CPU goes per task: each worker under /usr/bin/time, the broker's process group
+if has cpu; then
+  pgcpu() { # CPU seconds (user+system) of every process in group $1
+    { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v g="$1" '$5 == g { t += $14 + $15 } END { printf "%.3f", t / 100 }' 
+  }
+  O=${OVERSUB##* }
+  for M in $MODES; do
+    C="bench-cpu-$$-$M"
+    echo "== CPU per task: $N no-op tasks, $M simulators, $W x $S slots, window $((S * W * O))"
+    config "$T/cpu-$M.yaml" "$C" "$O" "$T/cpu-$M.db" "$M"
+    "$BIN/specline" broker init "$T/cpu-$M.yaml" >/dev/null
+    TM="/usr/bin/time -f %e_%U_%S -o"
+    $TM "$T/time-store" "$BIN/specline-store" "$T/cpu-$M.yaml" >"$T/cpu-store.log" 2>&1 &
+    P1=$!; PIDS+=("$P1")
+    for _ in $(seq 100); do grep -q 'worker up' "$T/cpu-store.log" && break; sleep 0.1; done
+    $TM "$T/time-sim" "$BIN/specline-simulate" "$T/cpu-$M.yaml" --slots "$S" ${SIM_PREFETCH:+--prefetch $SIM_PREFETCH} >"$T/cpu-sim.log" 2>&1 &
+    P2=$!; PIDS+=("$P2")
+    for _ in $(seq 100); do grep -q 'worker up' "$T/cpu-sim.log" && break; sleep 0.1; done
+    b0=$(pgcpu "$SPECLINE_BROKER_PID"); t0=$(now)
+    $TM "$T/time-explore" "$BIN/specline-explore" "$T/cpu-$M.yaml" >"$T/cpu-explore.log" 2>&1 || true
+    t1=$(now); b1=$(pgcpu "$SPECLINE_BROKER_PID")
+    # stop the workers themselves (time would die of the signal without its report)
+    kill -TERM $(pgrep -P "$P2") $(pgrep -P "$P1") 2>/dev/null; wait "$P2" "$P1" 2>/dev/null || true
+    n=$(sqlite3 "$T/cpu-$M.db" "select count(*) from \"$C\"" 2>/dev/null || echo 0)
+    per() { echo "$1" | awk -F_ -v n="$n" '{ printf "%.3f ms (user %.3f + sys %.3f)", 1e3 * ($2 + $3) / n, 1e3 * $2 / n, 1e3 * $3 / n }'; }
+    printf '   %s stored in %.2f s (%.0f tasks/s); CPU per task:\n' "$n" "$(echo "$t1 - $t0" | bc -l)" "$(echo "$n / ($t1 - $t0)" | bc -l)"
+    printf '     broker (beam, its group)      %.3f ms\n' "$(echo "1000 * ($b1 - $b0) / $n" | bc -l)"
+    echo "     specline-explore              $(per "$(cat "$T/time-explore")")"
+    echo "     specline-simulate + its sims  $(per "$(cat "$T/time-sim")")"
+    echo "     specline-store                $(per "$(cat "$T/time-store")")"
+    rm -f "$T/cpu-$M.db"*
+  done
+fi
+
+# ---- the whole line at scale: persistent no-op, RSS per worker, time per 100k ------------
+if has scale; then
+  O=${OVERSUB##* }
+  C="bench-scale-$$"
+  echo "== specline line at scale: $N persistent no-op tasks, $W simulate worker(s) x $S slots, window $((S * W * O))"
+  BUDGET_WALL_S=86400 config "$T/scale.yaml" "$C" "$O" "$T/scale.db" persistent
+  t0=$(now)
+  "$BIN/specline" run "$T/scale.yaml" --no-progress --no-model >"$T/scale.log" 2>&1 &
+  RP=$!; PIDS+=("$RP")
+  $H rss-series "$T/rss-scale" 1 --kids "$RP" &
+  SP=$!; PIDS+=("$SP")
+  rc=0; wait "$RP" || rc=$?
+  t1=$(now)
+  kill "$SP" 2>/dev/null || true; wait "$SP" 2>/dev/null || true
+  [ $rc -eq 0 ] || { echo "   specline run exited $rc:"; tail -5 "$T/scale.log"; }
+  printf '   wall %.1f s for the whole command\n' "$(echo "$t1 - $t0" | bc -l)"
+  $H per100k "$T/scale.db" "$C" 100000
+  $H rss-summary "$T/rss-scale"
+  exit 0
 fi
 
 # ---- Celery with Merlin's settings ---------------------------------------------------

@@ -934,7 +934,9 @@ static bool parse_command(ctx_t *c, const cnode_t *cmd, sl_config_t *cfg)
 
 static bool parse_simulator(ctx_t *c, const cnode_t *s, const cnode_t *root, sl_config_t *cfg)
 {
-  static const char *const keys[] = {"command", "max_steps", "wall_s", "step_delay", "term_grace_s", NULL};
+  static const char *const keys[] = {"command",      "max_steps",  "wall_s",
+                                     "step_delay",   "term_grace_s", "persistent",
+                                     "max_runs_per_process", NULL};
   const cnode_t *cmd;
 
   if (!s || is_null(s))
@@ -949,7 +951,9 @@ static bool parse_simulator(ctx_t *c, const cnode_t *s, const cnode_t *root, sl_
   return get_int64(c, s, "simulator", "max_steps", 1, INT64_MAX, &cfg->simulator.max_steps) &&
          get_double(c, s, "simulator", "wall_s", &POSITIVE, &cfg->simulator.wall_s) &&
          get_double(c, s, "simulator", "step_delay", &NONNEG, &cfg->simulator.step_delay) &&
-         get_double(c, s, "simulator", "term_grace_s", &NONNEG, &cfg->simulator.term_grace_s);
+         get_double(c, s, "simulator", "term_grace_s", &NONNEG, &cfg->simulator.term_grace_s) &&
+         get_bool(c, s, "simulator", "persistent", &cfg->simulator.persistent) &&
+         get_int64(c, s, "simulator", "max_runs_per_process", 1, INT64_MAX, &cfg->simulator.max_runs_per_process);
 }
 
 static bool parse_policy(ctx_t *c, const cnode_t *p, sl_config_t *cfg, bool *batch_set)
@@ -1218,6 +1222,8 @@ static void config_defaults(sl_config_t *cfg)
   cfg->budget.max_failed = 0.5;
   cfg->simulator.step_delay = 0;
   cfg->simulator.term_grace_s = 2;
+  cfg->simulator.persistent = false;
+  cfg->simulator.max_runs_per_process = 1000;
   cfg->policy.initial = sl_strdup("sobol");
   cfg->policy.initial_n = 16;
   cfg->policy.acquisition = sl_strdup("max_std");
@@ -1499,9 +1505,11 @@ char *sl_config_dump(const sl_config_t *cfg)
                           ? json_pack("{sssi}", "name", cfg->history.name, "checkpoints", cfg->history.checkpoints)
                           : json_null());
   json_object_set_new(root, "simulator",
-                      json_pack("{sosIsfsfsf}", "command", argv, "max_steps", (json_int_t)cfg->simulator.max_steps,
+                      json_pack("{sosIsfsfsfsbsI}", "command", argv, "max_steps", (json_int_t)cfg->simulator.max_steps,
                                 "wall_s", cfg->simulator.wall_s, "step_delay", cfg->simulator.step_delay,
-                                "term_grace_s", cfg->simulator.term_grace_s));
+                                "term_grace_s", cfg->simulator.term_grace_s, "persistent",
+                                cfg->simulator.persistent, "max_runs_per_process",
+                                (json_int_t)cfg->simulator.max_runs_per_process));
   json_object_set_new(
       root, "policy",
       json_pack("{sssisssosfsfsisIsfs{sbsfsfsfsf}}", "initial", cfg->policy.initial, "initial_n",

@@ -4,7 +4,9 @@
  * A task is reference counted: the pending list or its run holds one reference, every
  * tracked publish made for it (point, lease, returned copy) holds one until its confirm,
  * and every queued action that names it holds one until the wiring has carried it out, so
- * an action's borrowed strings stay valid. A run is freed when it finishes (CLOSE). */
+ * an action's borrowed strings stay valid. A run is freed when it finishes (CLOSE, or
+ * persistent: IDLE when its process stays warm). Persistent mode adds a per-slot record of
+ * the slot's process (alive, runs served) beside the run. */
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,8 +19,10 @@
 #include "specline/util.h"
 
 #define STDERR_TAIL 2048
-#define EXIT_DRAIN_S 0.5   /* after an exit, wait this long for stdout's EOF */
-#define OUTSIDE_KILL_S 1.5 /* a kill we did not send: decide after this long */
+#define EXIT_DRAIN_S 0.5     /* after an exit, wait this long for stdout's EOF */
+#define OUTSIDE_KILL_S 1.5   /* a kill we did not send: decide after this long */
+#define PREFETCH_WAIT_S 0.5  /* a pending task waited this long: the prefetch window closes */
+#define PREFETCH_REOPEN_S 10 /* and may open again only this long after */
 
 typedef struct task task_t;
 typedef struct run run_t;
@@ -55,6 +59,7 @@ struct run {
   bool returning;   /* shutdown: re-publish the task instead of a point */
   bool deferred;    /* killed by a signal we did not send: decide after a moment */
   bool lease_sent;
+  bool final_end; /* persistent: ended by its final line, the process lives on */
   char *term_reason;
   sl_values_t predicted;
   char *fail_reason;
@@ -81,15 +86,27 @@ typedef struct act {
   sl_sim_progress_t progress;
 } act_t;
 
+/* Persistent mode: the process of a slot. */
+typedef struct proc {
+  bool alive;   /* started and not retired or reaped */
+  int64_t runs; /* runs given to it */
+} proc_t;
+
 struct sl_sim_sched {
   sl_sim_sched_opts_t o;
+  bool persistent;
+  int64_t max_runs; /* per process */
   run_t **runs;
+  proc_t *procs;
   int running;
   task_t *pending_head, *pending_tail;
   int n_pending;
   bool consuming, stopping, drained_logged;
+  bool window_open; /* the prefetch is opts.prefetch + opts.prefetch_window */
+  double window_closed_at;
+  int64_t n_points_unconfirmed;
   double drain_deadline;
-  int64_t n_done, n_failed, n_terminated, n_returned, n_dead, n_started, n_unconfirmed;
+  int64_t n_done, n_failed, n_terminated, n_returned, n_dead, n_started, n_spawned, n_unconfirmed;
   confirm_t *confirms;
   act_t *q;
   size_t q_head, q_n, q_cap;
@@ -152,7 +169,7 @@ bool sl_sim_sched_next(sl_sim_sched_t *s, sl_sim_action_t *a)
     a->point = &s->cur.point;
   else if (a->kind == SL_SIM_ACT_PROGRESS)
     a->progress = &s->cur.progress;
-  else if (a->kind == SL_SIM_ACT_START)
+  else if (a->kind == SL_SIM_ACT_START || a->kind == SL_SIM_ACT_INPUT)
     a->input = s->cur.str;
   else if (a->kind == SL_SIM_ACT_REJECT)
     a->reason = s->cur.str;
@@ -184,6 +201,7 @@ static confirm_t *confirm_new(sl_sim_sched_t *s, task_t *t, confirm_kind_t kind)
   c->kind = kind;
   t->refs++;
   s->n_unconfirmed++;
+  s->n_points_unconfirmed += kind == CONFIRM_POINT;
   c->next = s->confirms;
   if (c->next)
     c->next->prev = c;
@@ -200,6 +218,7 @@ static void confirm_free(sl_sim_sched_t *s, confirm_t *c)
   if (c->next)
     c->next->prev = c->prev;
   s->n_unconfirmed--;
+  s->n_points_unconfirmed -= c->kind == CONFIRM_POINT;
   task_unref(c->task);
   free(c);
 }
@@ -243,8 +262,9 @@ static void maybe_drained(sl_sim_sched_t *s)
   if (!s->stopping || s->running > 0 || s->n_unconfirmed > 0)
     return;
   if (!s->drained_logged)
-    SL_INFO("drained: %lld done, %lld failed, %lld terminated, %lld returned", (long long)s->n_done,
-            (long long)s->n_failed, (long long)s->n_terminated, (long long)s->n_returned);
+    SL_INFO("drained: %lld done, %lld failed, %lld terminated, %lld returned; %lld runs in %lld processes",
+            (long long)s->n_done, (long long)s->n_failed, (long long)s->n_terminated,
+            (long long)s->n_returned, (long long)s->n_started, (long long)s->n_spawned);
   s->drained_logged = true;
   act_push(s, SL_SIM_ACT_DRAINED, NULL);
 }
@@ -429,6 +449,45 @@ static bool killed_from_outside(const run_t *r)
 
 static void try_start_pending(sl_sim_sched_t *s, double now);
 
+static void prefetch_set(sl_sim_sched_t *s, bool open)
+{
+  act_t *e = act_push(s, SL_SIM_ACT_PREFETCH, NULL);
+
+  s->window_open = open;
+  e->a.count = s->o.prefetch + (open ? s->o.prefetch_window : 0);
+  SL_DEBUG("prefetch %d: runs end %s than their points are confirmed", e->a.count,
+           open ? "faster" : "slower");
+}
+
+/* Opens the window when `slots` points or more await their confirms as a run ends (not
+ * again within PREFETCH_REOPEN_S of closing it: runs of mixed lengths would flap). */
+static void prefetch_check_open(sl_sim_sched_t *s, double now)
+{
+  if (s->o.prefetch_window > 0 && !s->window_open && !s->stopping && s->n_points_unconfirmed >= s->o.slots &&
+      (s->window_closed_at == 0 || now - s->window_closed_at >= PREFETCH_REOPEN_S))
+    prefetch_set(s, true);
+}
+
+/* Retires the slot's process (persistent; a live one gets EOF and is reaped by the wiring). */
+static void proc_retire(sl_sim_sched_t *s, int slot)
+{
+  act_t *e = act_push(s, SL_SIM_ACT_CLOSE, NULL);
+
+  e->a.slot = slot;
+  if (s->persistent)
+    s->procs[slot].alive = false;
+}
+
+/* The run is over: its process stays warm (IDLE) when it ended on its final line, was not
+ * killed, has runs left and the worker is not stopping; else it is closed. */
+static void run_release_proc(sl_sim_sched_t *s, const run_t *r)
+{
+  if (s->persistent && r->final_end && !r->killing && s->procs[r->slot].runs < s->max_runs && !s->stopping)
+    push_slot(s, SL_SIM_ACT_IDLE, r, 0, 0);
+  else
+    proc_retire(s, r->slot);
+}
+
 static void run_finish(sl_sim_sched_t *s, run_t *r, double now)
 {
   task_t *t = r->task;
@@ -444,11 +503,12 @@ static void run_finish(sl_sim_sched_t *s, run_t *r, double now)
     return_task(s, t);
   else
     publish_point(s, r, now);
-  push_slot(s, SL_SIM_ACT_CLOSE, r, 0, 0);
+  run_release_proc(s, r);
   s->runs[r->slot] = NULL;
   s->running--;
   run_free(r);
   task_unref(t); /* the run's reference */
+  prefetch_check_open(s, now);
   try_start_pending(s, now);
   consume_resume(s);
   maybe_drained(s);
@@ -466,21 +526,36 @@ static run_t *run_new(sl_sim_sched_t *s, task_t *t, int slot, double now)
   sl_values_init(&r->predicted);
   r->started = now;
   r->n_ckpt = cfg->history.present && cfg->history.checkpoints > 0 ? cfg->history.checkpoints : 1;
-  r->next_progress = sl_checkpoint_step(0, r->n_ckpt, t->msg.max_steps);
+  /* checkpoints carry the history; without one, the point alone says how the run went
+   * (the worker status renews the lease), so no progress message at all */
+  r->next_progress = cfg->history.present ? sl_checkpoint_step(0, r->n_ckpt, t->msg.max_steps) : -1;
   return r;
 }
 
+/* Starts t in slot: a new process (START), or persistent with a warm one, its input line
+ * (INPUT) and the wall limit at once (no spawn to wait for). */
 static void run_start(sl_sim_sched_t *s, task_t *t, int slot, double now)
 {
   run_t *r = run_new(s, t, slot, now);
+  bool warm = s->persistent && s->procs[slot].alive;
   act_t *e;
 
   s->runs[slot] = r;
   s->running++;
   s->n_started++;
-  e = act_push(s, SL_SIM_ACT_START, t);
+  e = act_push(s, warm ? SL_SIM_ACT_INPUT : SL_SIM_ACT_START, t);
   e->a.slot = slot;
+  e->a.persistent = s->persistent;
   e->str = sl_simline_input(&t->msg.inputs, t->msg.max_steps, t->msg.sample_id);
+  if (!warm) {
+    s->n_spawned++;
+    if (s->persistent)
+      s->procs[slot] = (proc_t){.alive = true};
+  }
+  if (s->persistent)
+    s->procs[slot].runs++;
+  if (warm && s->o.cfg->simulator.wall_s > 0)
+    push_slot(s, SL_SIM_ACT_TIMER, r, 0, now + s->o.cfg->simulator.wall_s);
 }
 
 void sl_sim_sched_run_spawned(sl_sim_sched_t *s, int slot, const char *error, double now)
@@ -534,11 +609,22 @@ void sl_sim_sched_run_timer(sl_sim_sched_t *s, int slot, double now)
   run_fail_take(s, r, sl_asprintf("wall limit of %g s exceeded", s->o.cfg->simulator.wall_s));
 }
 
+/* Persistent: the idle process of slot is gone or misbehaved: retire it. */
+static void proc_idle_end(sl_sim_sched_t *s, int slot, const char *what)
+{
+  if (!s->persistent || slot < 0 || slot >= s->o.slots || s->runs[slot] || !s->procs[slot].alive)
+    return;
+  SL_WARN("simulator of slot %d %s between runs: replaced", slot, what);
+  proc_retire(s, slot);
+}
+
 void sl_sim_sched_run_exited(sl_sim_sched_t *s, int slot, int64_t exit_status, int term_signal,
                              const char *why, double now)
 {
   run_t *r = slot_run(s, slot);
 
+  if (!r)
+    proc_idle_end(s, slot, "exited");
   if (!r || r->exited)
     return;
   if (why && !r->fail_reason)
@@ -583,17 +669,27 @@ static void run_step(sl_sim_sched_t *s, run_t *r, sl_simline_t *l)
     run_fail_take(s, r, sl_asprintf("simulator ran past max_steps %lld", (long long)max_steps));
 }
 
-static void run_line(sl_sim_sched_t *s, run_t *r, const char *line, size_t len)
+/* Persistent: the final line ends the run with the process alive (freed: r is gone). */
+static void run_final_end(sl_sim_sched_t *s, run_t *r, double now)
+{
+  r->final_end = true;
+  r->exited = true;
+  r->out_eof = true;
+  run_finish(s, r, now);
+}
+
+/* Handles one line; true when it ended the run (r is freed). */
+static bool run_line(sl_sim_sched_t *s, run_t *r, const char *line, size_t len, double now)
 {
   sl_simline_t l;
   sl_error_t err;
 
   r->lineno++;
   if (len == 0 || r->fail_reason)
-    return;
+    return false;
   if (!sl_simline_parse(line, len, r->lineno, &l, &err)) {
     run_fail_take(s, r, sl_asprintf("bad simulator output: %s", err.message));
-    return;
+    return false;
   }
   if (l.kind == SL_SIMLINE_FINAL) {
     sl_values_release(&r->final);
@@ -604,33 +700,69 @@ static void run_line(sl_sim_sched_t *s, run_t *r, const char *line, size_t len)
     run_step(s, r, &l);
   }
   sl_simline_release(&l);
+  if (l.kind == SL_SIMLINE_FINAL && s->persistent && !r->fail_reason) {
+    run_final_end(s, r, now);
+    return true;
+  }
+  return false;
 }
 
-void sl_sim_sched_run_line(sl_sim_sched_t *s, int slot, const char *line, size_t len)
+void sl_sim_sched_run_line(sl_sim_sched_t *s, int slot, const char *line, size_t len, double now)
 {
   run_t *r = slot_run(s, slot);
 
   if (r)
-    run_line(s, r, line, len);
+    run_line(s, r, line, len, now);
 }
 
-void sl_sim_sched_run_output(sl_sim_sched_t *s, int slot, const char *data, size_t n)
+static bool blank(const char *p, size_t n)
+{
+  size_t i;
+
+  for (i = 0; i < n; i++)
+    if (p[i] != '\n' && p[i] != '\r' && p[i] != ' ' && p[i] != '\t')
+      return false;
+  return true;
+}
+
+/* Persistent: bytes after a run's final line, written before its next input. */
+static void output_after_final(sl_sim_sched_t *s, int slot, const char *rest, size_t n)
+{
+  run_t *r = s->runs[slot];
+
+  if (blank(rest, n))
+    return;
+  if (r) /* the next run already has the process: it cannot be trusted */
+    run_fail_take(s, r, sl_strdup("simulator wrote output after its final line"));
+  else
+    proc_idle_end(s, slot, "wrote output");
+}
+
+void sl_sim_sched_run_output(sl_sim_sched_t *s, int slot, const char *data, size_t n, double now)
 {
   run_t *r = slot_run(s, slot);
   size_t i, start = 0;
+  bool ended;
 
-  if (!r)
+  if (!r) {
+    if (!blank(data, n))
+      proc_idle_end(s, slot, "wrote output");
     return;
+  }
   for (i = 0; i < n; i++) {
     if (data[i] != '\n')
       continue;
     if (r->line.len > 0) {
       sl_buf_append(&r->line, data + start, i - start);
-      if (!r->line_overflow)
-        run_line(s, r, r->line.data, r->line.len);
-      r->line.len = 0;
+      ended = !r->line_overflow && run_line(s, r, r->line.data, r->line.len, now);
+      if (!ended)
+        r->line.len = 0;
     } else {
-      run_line(s, r, data + start, i - start);
+      ended = run_line(s, r, data + start, i - start, now);
+    }
+    if (ended) {
+      output_after_final(s, slot, data + i + 1, n - i - 1);
+      return;
     }
     r->line_overflow = false;
     start = i + 1;
@@ -651,10 +783,12 @@ void sl_sim_sched_run_output_end(sl_sim_sched_t *s, int slot, double now)
 {
   run_t *r = slot_run(s, slot);
 
+  if (!r)
+    proc_idle_end(s, slot, "closed its stdout");
   if (!r || r->out_eof)
     return;
-  if (r->line.len > 0)
-    run_line(s, r, r->line.data, r->line.len);
+  if (r->line.len > 0 && run_line(s, r, r->line.data, r->line.len, now))
+    return;
   r->line.len = 0;
   r->out_eof = true;
   if (r->exited)
@@ -726,18 +860,37 @@ static void try_start_pending(sl_sim_sched_t *s, double now)
   }
 }
 
-/* Hands every pending task back to the queue as a fresh copy (confirmed, then the
- * original is acked): a requeue would count toward the quorum queue's delivery limit and
- * could dead-letter a task that merely waited for a slot. */
-static void hand_back_pending(sl_sim_sched_t *s)
+/* Hands the pending tasks after the first `keep` back to the queue as fresh copies
+ * (confirmed, then the original is acked): a requeue would count toward the quorum queue's
+ * delivery limit and could dead-letter a task that merely waited for a slot. */
+static void hand_back_beyond(sl_sim_sched_t *s, int keep)
 {
-  task_t *t;
+  task_t *t, *head = NULL, *tail = NULL;
+  int kept = 0;
 
   while ((t = pending_pop(s)) != NULL) {
-    if (!t->dropped)
+    if (t->dropped) {
+      task_unref(t);
+    } else if (kept < keep) {
+      if (tail)
+        tail->next = t;
+      else
+        head = t;
+      tail = t;
+      kept++;
+    } else {
       return_task(s, t);
-    task_unref(t);
+      task_unref(t);
+    }
   }
+  s->pending_head = head;
+  s->pending_tail = tail;
+  s->n_pending = kept;
+}
+
+static void hand_back_pending(sl_sim_sched_t *s)
+{
+  hand_back_beyond(s, 0);
 }
 
 void sl_sim_sched_reconnected(sl_sim_sched_t *s)
@@ -828,7 +981,13 @@ bool sl_sim_sched_terminate(sl_sim_sched_t *s, const char *sample_id, const char
   sl_values_init(&r->predicted);
   for (i = 0; predicted && i < predicted->n; i++)
     sl_values_add(&r->predicted, predicted->names[i], predicted->vals[i]);
-  run_kill(s, r, SIGTERM);
+  if (s->persistent) { /* ask; the grace timer kills a simulator that does not listen */
+    act_t *e = act_push(s, SL_SIM_ACT_INPUT, r->task);
+    e->a.slot = r->slot;
+    e->str = sl_strdup(SL_SIMLINE_TERMINATE);
+  } else {
+    run_kill(s, r, SIGTERM);
+  }
   push_slot(s, SL_SIM_ACT_TIMER, r, 0, now + s->o.cfg->simulator.term_grace_s);
   return true;
 }
@@ -867,6 +1026,13 @@ void sl_sim_sched_tick(sl_sim_sched_t *s, double now)
       publish_progress(s, r, 0, 0, NULL, true);
     }
   }
+  /* a pending task waited for a slot: runs are long, close the prefetch window and hand
+   * back what is beyond one waiting task per slot */
+  if (s->window_open && s->pending_head && now - s->pending_head->received > PREFETCH_WAIT_S) {
+    prefetch_set(s, false);
+    s->window_closed_at = now;
+    hand_back_beyond(s, s->o.slots);
+  }
   /* pending tasks waiting too long while every slot is busy go back */
   if (s->pending_head && free_slot(s) < 0 && now - s->pending_head->received > s->o.pending_max_s) {
     consume_pause(s);
@@ -888,11 +1054,16 @@ void sl_sim_sched_tick(sl_sim_sched_t *s, double now)
 
 void sl_sim_sched_stop(sl_sim_sched_t *s, double now)
 {
+  int i;
+
   if (s->stopping)
     return;
   consume_pause(s);
   s->stopping = true;
   hand_back_pending(s);
+  for (i = 0; s->persistent && i < s->o.slots; i++)
+    if (!s->runs[i] && s->procs[i].alive)
+      proc_retire(s, i);
   s->drain_deadline = now + s->o.drain_s;
   maybe_drained(s);
 }
@@ -908,6 +1079,9 @@ sl_sim_sched_t *sl_sim_sched_new(const sl_sim_sched_opts_t *opts)
   s = sl_calloc(1, sizeof *s);
   s->o = *opts;
   s->runs = sl_calloc((size_t)opts->slots, sizeof *s->runs);
+  s->procs = sl_calloc((size_t)opts->slots, sizeof *s->procs);
+  s->persistent = opts->cfg->simulator.persistent;
+  s->max_runs = opts->cfg->simulator.max_runs_per_process > 0 ? opts->cfg->simulator.max_runs_per_process : 1;
   s->consuming = true;
   return s;
 }
@@ -933,6 +1107,7 @@ void sl_sim_sched_destroy(sl_sim_sched_t *s)
     task_unref(pending_pop(s));
   free(s->q);
   free(s->runs);
+  free(s->procs);
   free(s);
 }
 
@@ -944,6 +1119,10 @@ void sl_sim_sched_stats(const sl_sim_sched_t *s, sl_sim_sched_stats_t *out)
   out->returned = s->n_returned;
   out->dead = s->n_dead;
   out->started = s->n_started;
+  out->spawned = s->n_spawned;
+  out->warm = 0;
+  for (int i = 0; s->persistent && i < s->o.slots; i++)
+    out->warm += s->procs[i].alive;
   out->slots = s->o.slots;
   out->running = s->running;
   out->pending = s->n_pending;

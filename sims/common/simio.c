@@ -3,20 +3,34 @@
  * of: the bounded read of the JSON input line, the checks of "inputs" and "max_steps", the
  * option parsing shared by all, the signal reset and the flushed writes of step and final
  * lines, with the error texts and exit statuses the tests and the simulate worker expect.
- * It depends on jansson and libc only, never on libspecline. */
+ * It depends on jansson and libc only, never on libspecline.
+ *
+ * stdin is read with read(2) into one buffer, not through stdio: between steps a run polls
+ * the descriptor for the terminate control line of persistent mode, which stdio could have
+ * swallowed into its own buffer unseen. */
 #define _POSIX_C_SOURCE 200809L
 
 #include "simio.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static const char *sim_name = "specline-sim";
+
+/* stdin: bytes read and not yet taken, one line of at most SIMIO_LINE_MAX plus its '\n' */
+#define RBUF_SIZE (SIMIO_LINE_MAX + 1)
+static char *rbuf;
+static size_t rlen;
+static bool reof;  /* stdin reached end of file (or failed) */
+static bool rstop; /* the current run was asked to stop (a terminate control line) */
 
 void simio_init(const char *name)
 {
@@ -124,30 +138,153 @@ long simio_parse_long(const char *opt, const char *s, long lo, long hi, const ch
   return v;
 }
 
-json_t *simio_read_request(void)
+/* Reads what stdin has (blocking until something or EOF) into the buffer; a full buffer
+ * without a newline is a line too long. */
+static void rbuf_read(void)
 {
-  char *buf = malloc(SIMIO_LINE_MAX);
-  size_t n = 0;
-  int c;
+  ssize_t k;
+
+  if (!rbuf && !(rbuf = malloc(RBUF_SIZE)))
+    simio_fail(1, "out of memory");
+  if (rlen == RBUF_SIZE)
+    simio_fail(2, "input line longer than %d bytes", SIMIO_LINE_MAX);
+  do
+    k = read(STDIN_FILENO, rbuf + rlen, RBUF_SIZE - rlen);
+  while (k < 0 && errno == EINTR);
+  if (k <= 0)
+    reof = true;
+  else
+    rlen += (size_t)k;
+}
+
+/* Length of the first complete line in the buffer (without its '\n'), or -1. */
+static long rbuf_line(void)
+{
+  const char *nl = rlen ? memchr(rbuf, '\n', rlen) : NULL;
+  return nl ? nl - rbuf : -1;
+}
+
+static void rbuf_drop(size_t n)
+{
+  n = n < rlen ? n : rlen;
+  memmove(rbuf, rbuf + n, rlen - n);
+  rlen -= n;
+}
+
+/* Whether line[0..n) is the control line {"terminate": true} (short: inputs are not
+ * parsed twice). */
+static bool is_terminate(const char *line, size_t n)
+{
+  json_t *root = n < 64 ? json_loadb(line, n, 0, NULL) : NULL;
+  bool yes = root && json_is_object(root) && json_is_true(json_object_get(root, "terminate")) &&
+             !json_object_get(root, "inputs");
+  json_decref(root);
+  return yes;
+}
+
+/* Benchmarks (bench/latency/cancel.sh): with $SPECLINE_SIM_STAMP_FILE set, each run's start
+ * (its input line read) appends "start <pid> <CLOCK_REALTIME seconds>" to that file. */
+static void stamp_run_start(void)
+{
+  static const char *path;
+  static bool looked;
+  struct timespec ts;
+  char line[96];
+  int fd, n;
+
+  if (!looked) {
+    path = getenv("SPECLINE_SIM_STAMP_FILE");
+    looked = true;
+  }
+  if (!path || !*path)
+    return;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  n = snprintf(line, sizeof line, "start %d %.6f\n", (int)getpid(), (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9);
+  fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0644);
+  if (fd >= 0) {
+    if (write(fd, line, (size_t)n) != n) { /* the benchmark reports missing stamps */
+    }
+    close(fd);
+  }
+}
+
+json_t *simio_next_request(void)
+{
   json_error_t jerr;
   json_t *root;
+  long n;
 
-  if (!buf)
-    simio_fail(1, "out of memory");
-  while ((c = getchar()) != EOF && c != '\n') {
-    if (n == SIMIO_LINE_MAX)
-      simio_fail(2, "input line longer than %d bytes", SIMIO_LINE_MAX);
-    buf[n++] = (char)c;
+  for (;;) {
+    while ((n = rbuf_line()) < 0 && !reof)
+      rbuf_read();
+    if (n < 0 && rlen == 0)
+      return NULL;
+    if (n < 0)
+      n = (long)rlen; /* the last line, without a newline */
+    if (is_terminate(rbuf, (size_t)n)) { /* for a run that already ended: ignored */
+      rbuf_drop((size_t)n + 1);
+      continue;
+    }
+    root = json_loadb(rbuf, (size_t)n, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL, &jerr);
+    rbuf_drop((size_t)n + 1);
+    if (!root)
+      simio_fail(2, "input line is not JSON: column %d: %s", jerr.column, jerr.text);
+    if (!json_is_object(root))
+      simio_fail(2, "input line is not a JSON object");
+    rstop = false;
+    stamp_run_start();
+    return root;
   }
-  if (n == 0 && c == EOF)
-    simio_fail(2, "no input line on stdin");
-  root = json_loadb(buf, n, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL, &jerr);
-  free(buf);
+}
+
+json_t *simio_read_request(void)
+{
+  json_t *root = simio_next_request();
+
   if (!root)
-    simio_fail(2, "input line is not JSON: column %d: %s", jerr.column, jerr.text);
-  if (!json_is_object(root))
-    simio_fail(2, "input line is not a JSON object");
+    simio_fail(2, "no input line on stdin");
   return root;
+}
+
+static double mono_now(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Takes the control lines at the head of the buffer; waits up to wait_s for more input
+ * while none asked to stop. Returns whether the run was asked to stop. */
+static bool check_stop(double wait_s)
+{
+  double until = mono_now() + wait_s;
+  struct pollfd pfd = {.fd = STDIN_FILENO, .events = POLLIN};
+  long n;
+  int ms, rc;
+
+  for (;;) {
+    while (!rstop && (n = rbuf_line()) >= 0 && is_terminate(rbuf, (size_t)n)) {
+      rbuf_drop((size_t)n + 1);
+      rstop = true;
+    }
+    if (rstop || reof)
+      break;
+    ms = (int)ceil((until - mono_now()) * 1000);
+    rc = poll(&pfd, 1, ms > 0 ? ms : 0);
+    if (rc < 0 && errno == EINTR)
+      continue;
+    if (rc <= 0)
+      return false;
+    rbuf_read();
+  }
+  if (!rstop) /* stdin is closed: sleep the rest */
+    simio_sleep(until - mono_now());
+  return rstop;
+}
+
+bool simio_stopped(void)
+{
+  return rstop;
 }
 
 json_t *simio_inputs_object(json_t *root)
@@ -234,19 +371,24 @@ static void end_line(void)
     simio_fail(1, "cannot write to stdout");
 }
 
-void simio_step(double step_delay, const char *fmt, ...)
+bool simio_step(double step_delay, const char *fmt, ...)
 {
   va_list ap;
   va_start(ap, fmt);
   vprintf(fmt, ap);
   va_end(ap);
   end_line();
-  simio_sleep(step_delay);
+  return !check_stop(step_delay > 0 ? step_delay : 0);
 }
 
 void simio_final(const char *fmt, ...)
 {
   va_list ap;
+  if (rstop) { /* a terminated run's outputs are not used */
+    fputs("{\"final\": {}}", stdout);
+    end_line();
+    return;
+  }
   va_start(ap, fmt);
   vprintf(fmt, ap);
   va_end(ap);

@@ -4,7 +4,11 @@
  * libspecline. It reads and checks the one bounded JSON input line, validates inputs
  * against a simulator's table of names, parses the common options (--help, --step-delay
  * and numeric option values), puts SIGTERM and SIGPIPE back to their default action, and
- * writes step and final lines with a flush after each. Every error is reported on stderr
+ * writes step and final lines with a flush after each. A simulator serves one run per
+ * input line until stdin ends (simio_read_request, then simio_next_request), which is both
+ * modes of the protocol: the worker closes stdin after the one line of a spawned run, and
+ * keeps it open for the next lines of a persistent one. Between steps simio_step watches
+ * stdin for the terminate control line. Every error is reported on stderr
  * as "<simulator name>: <message>" followed by exit(status): 2 for bad input or usage, 1
  * for output failures, as the protocol asks. Single-threaded, like the simulators. */
 #ifndef SIMIO_H
@@ -63,10 +67,18 @@ double simio_parse_number(const char *opt, const char *s);
  * otherwise, saying "is not <what> in [lo, hi]" (what: "an integer", "a mode"). */
 long simio_parse_long(const char *opt, const char *s, long lo, long hi, const char *what);
 
-/* Reads the one input line from stdin (at most SIMIO_LINE_MAX bytes) and returns it parsed
+/* Reads the first input line from stdin (at most SIMIO_LINE_MAX bytes) and returns it parsed
  * as a JSON object, a new reference the caller frees with json_decref(). Fails with status
  * 2 on a missing, over-long or non-object line, 1 when out of memory. */
 json_t *simio_read_request(void);
+
+/* The next run's input line as simio_read_request, or NULL at the end of stdin. Control
+ * lines {"terminate": true} read between runs (their run ended first) are skipped. */
+json_t *simio_next_request(void);
+
+/* Whether the current run was asked to stop by a terminate control line (persistent mode):
+ * the simulator should write its final line now (simio_final writes an empty one). */
+bool simio_stopped(void);
 
 /* Returns root's "inputs" object (borrowed); fails with status 2 when there is none. */
 json_t *simio_inputs_object(json_t *root);
@@ -87,11 +99,14 @@ void simio_usage_inputs(FILE *f, const struct simio_input *table, int n, int wid
 void simio_sleep(double s);
 
 /* Writes one line made from fmt (a step line, without the newline) on stdout, flushes it
- * and then sleeps step_delay seconds; fails with status 1 when stdout cannot be written. */
-void simio_step(double step_delay, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+ * and then waits step_delay seconds, watching stdin for a terminate control line; fails
+ * with status 1 when stdout cannot be written. Returns false once the run was asked to
+ * stop (then end the run: simio_final). */
+bool simio_step(double step_delay, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Writes the final line made from fmt (without the newline) on stdout and flushes it; fails
- * with status 1 when stdout cannot be written. */
+ * with status 1 when stdout cannot be written. When the run was asked to stop it writes
+ * {"final": {}} instead (a terminated run's outputs are not used). */
 void simio_final(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

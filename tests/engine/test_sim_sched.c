@@ -40,17 +40,34 @@ typedef struct harness {
   sl_sim_sched_t *s;
   rec_t log[256];
   int n;
+  double now; /* the clock of output() */
 } harness_t;
 
 static harness_t H;
 
-static bool setup(int slots, double lease_ack_s, double pending_max_s)
+/* The same with persistent simulators, recycled after 3 runs. */
+static const char *YAML_PERSISTENT =
+    "experiment: sched\n"
+    "inputs:\n"
+    "  - {name: zeta, default: 0.1, value_range: [0.0, 1.0]}\n"
+    "outputs:\n"
+    "  - {name: amplitude}\n"
+    "history: {name: x, checkpoints: 2}\n"
+    "simulator: {command: [\"true\"], max_steps: 4, wall_s: 100, term_grace_s: 2,\n"
+    "            persistent: true, max_runs_per_process: 3}\n"
+    "budget: {max_sims: 10}\n";
+
+static int g_prefetch, g_window; /* the next setup's prefetch management */
+
+static bool setup_yaml(const char *yaml, int slots, double lease_ack_s, double pending_max_s)
 {
   sl_error_t err;
   sl_sim_sched_opts_t o = {.worker = "w1", .control = "sched.control.w1", .slots = slots};
 
+  o.prefetch = g_prefetch;
+  o.prefetch_window = g_window;
   memset(&H, 0, sizeof H);
-  H.cfg = sl_config_load_string(YAML, strlen(YAML), "sched.yaml", &err);
+  H.cfg = sl_config_load_string(yaml, strlen(yaml), "sched.yaml", &err);
   if (!H.cfg) {
     fprintf(stderr, "  config: %s\n", err.message);
     return false;
@@ -61,6 +78,11 @@ static bool setup(int slots, double lease_ack_s, double pending_max_s)
   o.drain_s = 20;
   H.s = sl_sim_sched_new(&o);
   return H.s != NULL;
+}
+
+static bool setup(int slots, double lease_ack_s, double pending_max_s)
+{
+  return setup_yaml(YAML, slots, lease_ack_s, pending_max_s);
 }
 
 static void teardown(void)
@@ -101,8 +123,11 @@ static int drain(void)
       r->step = a.progress->step;
     } else if (a.kind == SL_SIM_ACT_REJECT) {
       r->text = sl_strdup(a.reason);
-    } else if (a.kind == SL_SIM_ACT_START) {
+    } else if (a.kind == SL_SIM_ACT_PREFETCH) {
+      r->step = a.count;
+    } else if (a.kind == SL_SIM_ACT_START || a.kind == SL_SIM_ACT_INPUT) {
       r->text = sl_strdup(a.input);
+      r->signal = a.persistent; /* START: whether stdin stays open */
     }
   }
   return first;
@@ -171,13 +196,13 @@ static void output(int slot, int from, int n, bool final)
 
   for (i = from; i < from + n; i++) {
     snprintf(line, sizeof line, "{\"step\": %d, \"t\": %d.5, \"values\": {\"x\": %d}}\n", i, i, i);
-    sl_sim_sched_run_output(H.s, slot, line, strlen(line));
+    sl_sim_sched_run_output(H.s, slot, line, strlen(line), H.now);
   }
   if (final) {
     const char *f = "{\"final\": {\"amplitude\": 2.25}}\n";
     /* in two pieces: lines are joined across reads */
-    sl_sim_sched_run_output(H.s, slot, f, 10);
-    sl_sim_sched_run_output(H.s, slot, f + 10, strlen(f) - 10);
+    sl_sim_sched_run_output(H.s, slot, f, 10, H.now);
+    sl_sim_sched_run_output(H.s, slot, f + 10, strlen(f) - 10, H.now);
   }
 }
 
@@ -471,7 +496,7 @@ static void test_crash_is_failed_point(void)
   i = drain();
   SL_CHECK_INT(count(i, SL_SIM_ACT_ACK), 1);
   SL_CHECK_INT(H.log[find(i, SL_SIM_ACT_ACK)].tag, 9);
-  sl_sim_sched_run_output(H.s, 0, "not json\n", 9); /* bad output: killed and failed */
+  sl_sim_sched_run_output(H.s, 0, "not json\n", 9, H.now); /* bad output: killed and failed */
   i = drain();
   SL_CHECK_INT(H.log[i].kind, SL_SIM_ACT_KILL);
   SL_CHECK_INT(H.log[i].signal, SIGKILL);
@@ -644,8 +669,246 @@ static void test_reject_and_reconnect(void)
   teardown();
 }
 
+/* ---- persistent simulators ---- */
+
+/* One process serves run after run: START once (stdin kept open), then INPUT lines; a run
+ * ends at its final line (IDLE: the process stays), with no exit; the next pending task
+ * goes to the warm process in the same dispatch, with its wall limit armed at once. */
+static void test_persistent_reuse(void)
+{
+  sl_sim_sched_stats_t st;
+  int i, p, in;
+
+  SL_REQUIRE(setup_yaml(YAML_PERSISTENT, 1, 5, 300));
+  deliver(1, "s1", "sched", 100);
+  deliver(2, "s2", "sched", 100);
+  i = drain();
+  SL_CHECK_INT(H.log[i].kind, SL_SIM_ACT_START);
+  SL_CHECK_INT(H.log[i].signal, 1); /* persistent */
+  sl_sim_sched_run_spawned(H.s, 0, NULL, 100);
+  drain();
+  H.now = 101;
+  output(0, 1, 4, true);
+  i = drain();
+  p = find(i, SL_SIM_ACT_POINT);
+  SL_REQUIRE(p >= 0);
+  SL_CHECK_INT(H.log[p].status, SL_POINT_COMPLETE);
+  SL_CHECK_INT(H.log[p].n_hist, 4);
+  SL_CHECK_INT(count(i, SL_SIM_ACT_CLOSE), 0);
+  SL_CHECK(find(i, SL_SIM_ACT_IDLE) > p);
+  in = find(i, SL_SIM_ACT_INPUT);
+  SL_REQUIRE(in > find(i, SL_SIM_ACT_IDLE));
+  SL_CHECK_STR(H.log[in].sample, "s2");
+  SL_CHECK(strstr(H.log[in].text, "\"s2\"") != NULL);
+  SL_CHECK_INT(H.log[in + 1].kind, SL_SIM_ACT_TIMER);
+  SL_CHECK_NEAR(H.log[in + 1].deadline, 201, 1e-9);
+  confirm_all(i, SL_SIM_ACT_POINT, SL_SIM_CONFIRM_ACK);
+  SL_CHECK_INT(H.log[find(drain(), SL_SIM_ACT_ACK)].tag, 1);
+  H.now = 102;
+  output(0, 1, 4, true);
+  i = drain();
+  SL_CHECK_INT(H.log[find(i, SL_SIM_ACT_POINT)].status, SL_POINT_COMPLETE);
+  SL_CHECK_INT(count(i, SL_SIM_ACT_IDLE), 1);
+  sl_sim_sched_stats(H.s, &st);
+  SL_CHECK_INT(st.started, 2);
+  SL_CHECK_INT(st.spawned, 1);
+  SL_CHECK_INT(st.warm, 1);
+  SL_CHECK_INT(st.running, 0);
+  /* stopping retires the idle process */
+  sl_sim_sched_stop(H.s, 103);
+  i = drain();
+  SL_CHECK_INT(count(i, SL_SIM_ACT_CLOSE), 1);
+  sl_sim_sched_stats(H.s, &st);
+  SL_CHECK_INT(st.warm, 0);
+  teardown();
+}
+
+/* After max_runs_per_process (3) runs the process is closed; the next run starts a new one. */
+static void test_persistent_recycle(void)
+{
+  sl_sim_sched_stats_t st;
+  char id[8];
+  int i, k;
+
+  SL_REQUIRE(setup_yaml(YAML_PERSISTENT, 1, 5, 300));
+  for (k = 1; k <= 4; k++) {
+    snprintf(id, sizeof id, "s%d", k);
+    deliver((uint64_t)k, id, "sched", 100);
+    i = drain();
+    SL_CHECK_INT(H.log[i].kind, k == 1 || k == 4 ? SL_SIM_ACT_START : SL_SIM_ACT_INPUT);
+    if (H.log[i].kind == SL_SIM_ACT_START)
+      sl_sim_sched_run_spawned(H.s, 0, NULL, 100);
+    output(0, 1, 4, true);
+    i = drain();
+    SL_CHECK_INT(H.log[find(i, SL_SIM_ACT_POINT)].status, SL_POINT_COMPLETE);
+    SL_CHECK_INT(count(i, SL_SIM_ACT_CLOSE), k == 3);
+    SL_CHECK_INT(count(i, SL_SIM_ACT_IDLE), k != 3);
+  }
+  sl_sim_sched_stats(H.s, &st);
+  SL_CHECK_INT(st.spawned, 2);
+  SL_CHECK_INT(st.done, 4);
+  teardown();
+}
+
+/* A warm process dying mid-run: a failed point, the process closed, the next run restarts
+ * one; dying while idle closes it too (no point). Output after a final line, or between
+ * runs, retires the process. */
+static void test_persistent_death(void)
+{
+  sl_sim_sched_stats_t st;
+  int i, p;
+
+  SL_REQUIRE(setup_yaml(YAML_PERSISTENT, 1, 5, 300));
+  deliver(1, "s1", "sched", 100);
+  sl_sim_sched_run_spawned(H.s, 0, NULL, 100);
+  output(0, 1, 4, true);
+  deliver(2, "s2", "sched", 101);
+  i = drain();
+  SL_CHECK_INT(count(i, SL_SIM_ACT_INPUT), 1);
+  output(0, 1, 2, false);
+  sl_sim_sched_run_exited(H.s, 0, 0, SIGSEGV, NULL, 102);
+  sl_sim_sched_run_output_end(H.s, 0, 102);
+  i = drain();
+  p = find(i, SL_SIM_ACT_POINT);
+  SL_REQUIRE(p >= 0);
+  SL_CHECK_INT(H.log[p].status, SL_POINT_FAILED);
+  SL_CHECK_STR(H.log[p].sample, "s2");
+  SL_CHECK(strstr(H.log[p].text, "signal") != NULL);
+  SL_CHECK_INT(H.log[p].n_hist, 2);
+  SL_CHECK_INT(count(i, SL_SIM_ACT_CLOSE), 1);
+  sl_sim_sched_stats(H.s, &st);
+  SL_CHECK_INT(st.warm, 0);
+  deliver(3, "s3", "sched", 103);
+  i = drain();
+  SL_CHECK_INT(H.log[i].kind, SL_SIM_ACT_START); /* restarted */
+  sl_sim_sched_run_spawned(H.s, 0, NULL, 103);
+  output(0, 1, 4, true);
+  drain();
+  sl_sim_sched_run_exited(H.s, 0, 1, 0, NULL, 104); /* idle death */
+  i = drain();
+  SL_CHECK_INT(count(i, SL_SIM_ACT_CLOSE), 1);
+  SL_CHECK_INT(count(i, SL_SIM_ACT_POINT), 0);
+  /* a final line followed by more output in the same read */
+  deliver(4, "s4", "sched", 105);
+  sl_sim_sched_run_spawned(H.s, 0, NULL, 105);
+  drain();
+  sl_sim_sched_run_output(H.s, 0, "{\"final\": {\"amplitude\": 1}}\n{\"step\": 1}\n", 42, 106);
+  i = drain();
+  SL_CHECK_INT(H.log[find(i, SL_SIM_ACT_POINT)].status, SL_POINT_COMPLETE);
+  SL_CHECK_INT(count(i, SL_SIM_ACT_CLOSE), 1);
+  sl_sim_sched_stats(H.s, &st);
+  SL_CHECK_INT(st.warm, 0);
+  SL_CHECK_INT(st.failed, 1);
+  teardown();
+}
+
+/* Terminate of a persistent run: the control line, no signal; a simulator that honours it
+ * writes its final early (terminated, the process stays warm); one that does not is
+ * SIGKILLed after the grace (terminated, the process replaced). */
+static void test_persistent_terminate(void)
+{
+  sl_sim_sched_stats_t st;
+  int i, p;
+
+  SL_REQUIRE(setup_yaml(YAML_PERSISTENT, 1, 5, 300));
+  deliver(1, "s1", "sched", 100);
+  sl_sim_sched_run_spawned(H.s, 0, NULL, 100);
+  output(0, 1, 2, false);
+  drain();
+  terminate_msg(50, "s1", 101);
+  i = drain();
+  SL_CHECK_INT(H.log[i].kind, SL_SIM_ACT_INPUT);
+  SL_CHECK_STR(H.log[i].text, "{\"terminate\": true}\n");
+  SL_CHECK_INT(H.log[i + 1].kind, SL_SIM_ACT_TIMER);
+  SL_CHECK_NEAR(H.log[i + 1].deadline, 103, 1e-9);
+  SL_CHECK_INT(count(i, SL_SIM_ACT_KILL), 0);
+  H.now = 101.01;
+  output(0, 3, 0, true); /* honoured: the final at once */
+  i = drain();
+  p = find(i, SL_SIM_ACT_POINT);
+  SL_REQUIRE(p >= 0);
+  SL_CHECK_INT(H.log[p].status, SL_POINT_TERMINATED);
+  SL_CHECK_INT(H.log[p].n_hist, 2);
+  SL_CHECK_INT(H.log[p].n_predicted, 1);
+  SL_CHECK_INT(count(i, SL_SIM_ACT_IDLE), 1);
+  SL_CHECK_INT(count(i, SL_SIM_ACT_CLOSE), 0);
+  /* not honoured */
+  deliver(2, "s2", "sched", 102);
+  i = drain();
+  SL_CHECK_INT(H.log[i].kind, SL_SIM_ACT_INPUT);
+  output(0, 1, 1, false);
+  terminate_msg(51, "s2", 102.5);
+  drain();
+  sl_sim_sched_run_timer(H.s, 0, 104.5);
+  i = drain();
+  SL_CHECK_INT(H.log[i].kind, SL_SIM_ACT_KILL);
+  SL_CHECK_INT(H.log[i].signal, SIGKILL);
+  sl_sim_sched_run_exited(H.s, 0, 0, SIGKILL, NULL, 104.6);
+  sl_sim_sched_run_output_end(H.s, 0, 104.6);
+  deliver(3, "s3", "sched", 104.6);
+  i = drain();
+  p = find(i, SL_SIM_ACT_POINT);
+  SL_REQUIRE(p >= 0);
+  SL_CHECK_INT(H.log[p].status, SL_POINT_TERMINATED);
+  SL_CHECK(find(i, SL_SIM_ACT_CLOSE) > p);
+  SL_CHECK(find(i, SL_SIM_ACT_START) > find(i, SL_SIM_ACT_CLOSE)); /* slot reused, new process */
+  sl_sim_sched_stats(H.s, &st);
+  SL_CHECK_INT(st.terminated, 2);
+  SL_CHECK_INT(st.spawned, 2);
+  teardown();
+}
+
+/* The prefetch window: opened when `slots` points await their confirms as a run ends (runs
+ * faster than confirms), closed once a pending task waited 0.5 s for a slot, handing back
+ * the pending tasks beyond one per slot (no hoarding of long tasks). */
+static void test_prefetch_window(void)
+{
+  sl_sim_sched_stats_t st;
+  char id[8];
+  int i, k, p;
+
+  g_prefetch = 4;
+  g_window = 64;
+  SL_REQUIRE(setup_yaml(YAML_PERSISTENT, 2, 5, 300));
+  g_prefetch = g_window = 0;
+  deliver(1, "s1", "sched", 100);
+  deliver(2, "s2", "sched", 100);
+  sl_sim_sched_run_spawned(H.s, 0, NULL, 100);
+  sl_sim_sched_run_spawned(H.s, 1, NULL, 100);
+  output(0, 1, 4, true);
+  i = drain();
+  SL_CHECK_INT(count(i, SL_SIM_ACT_PREFETCH), 0); /* one point awaits its confirm */
+  output(1, 1, 4, true);
+  i = drain();
+  p = find(i, SL_SIM_ACT_PREFETCH);
+  SL_REQUIRE(p >= 0);
+  SL_CHECK_INT(H.log[p].step, 68);
+  confirm_all(0, SL_SIM_ACT_POINT, SL_SIM_CONFIRM_ACK);
+  drain();
+  /* now long runs: 2 running, 5 pending */
+  for (k = 3; k <= 9; k++) {
+    snprintf(id, sizeof id, "s%d", k);
+    deliver((uint64_t)k, id, "sched", 101);
+  }
+  drain();
+  sl_sim_sched_tick(H.s, 101.4);
+  SL_CHECK_INT(count(drain(), SL_SIM_ACT_PREFETCH), 0);
+  sl_sim_sched_tick(H.s, 101.6);
+  i = drain();
+  p = find(i, SL_SIM_ACT_PREFETCH);
+  SL_REQUIRE(p >= 0);
+  SL_CHECK_INT(H.log[p].step, 4);
+  SL_CHECK_INT(count(i, SL_SIM_ACT_RETURN), 3);
+  SL_CHECK_STR(H.log[find(i, SL_SIM_ACT_RETURN)].sample, "s7"); /* the newest go back */
+  sl_sim_sched_stats(H.s, &st);
+  SL_CHECK_INT(st.pending, 2);
+  SL_CHECK_INT(st.running, 2);
+  teardown();
+}
+
 SL_TEST_MAIN(SL_T(test_run_complete), SL_T(test_lease_order), SL_T(test_lease_refused),
              SL_T(test_terminate_grace), SL_T(test_terminate_races_completion), SL_T(test_drain_with_pending),
              SL_T(test_crash_is_failed_point), SL_T(test_outside_kill), SL_T(test_wall_limit),
              SL_T(test_slot_reuse_after_terminate), SL_T(test_pause_when_full),
-             SL_T(test_reject_and_reconnect))
+             SL_T(test_reject_and_reconnect), SL_T(test_persistent_reuse), SL_T(test_persistent_recycle),
+             SL_T(test_persistent_death), SL_T(test_persistent_terminate), SL_T(test_prefetch_window))

@@ -15,7 +15,7 @@ outputs:
   - {name: amplitude, type: float}
   - {name: max_abs_x, type: float}
 history: {name: x, checkpoints: 16}
-simulator: {command: ["specline-sim-oscillator"], max_steps: 100}
+simulator: {command: ["specline-sim-oscillator"], max_steps: 100${PERSISTENT:+, persistent: true}}
 policy: {initial: sobol, initial_n: 8, acquisition: none, oversubscribe: 2, seed: 7}
 budget: {max_sims: 30, wall_s: 240}
 workers: {simulate_workers: 2, slots: 2}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `specline sim terminate` on a running sample: it is stored as terminated with its partial
-# history, and its slot takes the next task.
+# history, and its slot takes the next task. PERSISTENT=1: with a persistent simulator (the
+# terminate control line).
 . "$(dirname "$0")/lib.sh"
 C="line-terminate-$$"
 cat >"$T/config.yaml" <<YAML
@@ -15,7 +16,7 @@ outputs:
   - {name: amplitude, type: float}
   - {name: max_abs_x, type: float}
 history: {name: x, checkpoints: 8}
-simulator: {command: ["specline-sim-oscillator"], max_steps: 400, step_delay: 0.02}
+simulator: {command: ["specline-sim-oscillator"], max_steps: 400, step_delay: 0.02${PERSISTENT:+, persistent: true}}
 policy: {initial: sobol, initial_n: 4, acquisition: none, oversubscribe: 1, seed: 3}
 budget: {max_sims: 2, wall_s: 120}
 workers: {simulate_workers: 1, slots: 1}

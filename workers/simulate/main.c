@@ -31,6 +31,7 @@ typedef struct sim_worker {
   bool dispatching, finished;
 } sim_worker_t;
 
+#define CONFIRM_WINDOW 64 /* persistent: prefetch beyond 2 x slots while runs are short */
 static sim_worker_t g_sw;
 
 static void act(sim_worker_t *sw, const sl_sim_action_t *a);
@@ -91,15 +92,21 @@ static void finish_when_confirmed(sim_worker_t *sw)
   sl_worker_finish(&sw->w, 0);
 }
 
-static void consume(sim_worker_t *sw, bool on)
+/* PAUSE, RESUME, PREFETCH: a consumer keeps the prefetch it started with, so re-consume
+ * (a paused one gets it when it resumes) */
+static void consume(sim_worker_t *sw, sl_sim_action_kind_t kind, int prefetch)
 {
   sl_error_t err;
 
-  if (on && !sl_amqp_consume(sw->w.amqp, sw->sim_queue, on_sim_delivery, sw, &err)) {
+  if (kind == SL_SIM_ACT_PREFETCH)
+    sl_amqp_set_prefetch(sw->w.amqp, (uint16_t)prefetch, NULL);
+  if (kind != SL_SIM_ACT_RESUME && !sl_amqp_cancel(sw->w.amqp, sw->sim_queue, &err)) {
+    if (kind == SL_SIM_ACT_PAUSE)
+      SL_WARN("cannot pause consuming '%s': %s", sw->sim_queue, err.message);
+  } else if (kind != SL_SIM_ACT_PAUSE &&
+             !sl_amqp_consume(sw->w.amqp, sw->sim_queue, on_sim_delivery, sw, &err)) {
     SL_WARN("cannot resume consuming '%s': %s", sw->sim_queue, err.message);
     sl_sim_sched_consume_failed(sw->sched);
-  } else if (!on && !sl_amqp_cancel(sw->w.amqp, sw->sim_queue, &err)) {
-    SL_WARN("cannot pause consuming '%s': %s", sw->sim_queue, err.message);
   }
 }
 
@@ -136,7 +143,8 @@ static void act(sim_worker_t *sw, const sl_sim_action_t *a)
     break;
   case SL_SIM_ACT_PAUSE:
   case SL_SIM_ACT_RESUME:
-    consume(sw, a->kind == SL_SIM_ACT_RESUME);
+  case SL_SIM_ACT_PREFETCH:
+    consume(sw, a->kind, a->count);
     break;
   case SL_SIM_ACT_DRAINED:
     finish_when_confirmed(sw);
@@ -213,7 +221,8 @@ static void usage(FILE *f)
   fprintf(f, "usage: specline-simulate CONFIG [options]\n\n"
              "Runs the campaign's simulator for tasks from the '<experiment>.sim' queue.\n\n"
              "  --slots N           simulations run at once (default: config workers.slots)\n"
-             "  --prefetch N        deliveries held at most (default: 2 x slots)\n"
+             "  --prefetch N        deliveries held at most (default: 2 x slots; persistent\n"
+             "                      simulators: + 64 while runs end faster than confirms)\n"
              "  --id ID             worker id (default simulate-HOST-PID)\n"
              "  --broker-dir DIR    use the local broker described by DIR/broker.env\n"
              "  --lease-ack-s S     ack a running task after S seconds (default 5)\n"
@@ -230,8 +239,9 @@ static bool setup(sim_worker_t *sw, long slots, long prefetch)
   sl_sim_sched_opts_t o = {.cfg = cfg, .worker = sw->w.id, .control = sw->control_queue};
   int n = slots > 0 ? (int)slots : (cfg->workers.slots > 0 ? cfg->workers.slots : 1);
 
-  /* a few deliveries beyond the slots wait ready, so a freed slot starts its next run at
-   * once instead of after an ack-and-deliver round trip */
+  /* deliveries beyond the slots wait ready (no ack-deliver round trip for a freed slot);
+   * persistent: the scheduler widens it while runs end faster than points confirm */
+  o.prefetch_window = prefetch > 0 || !cfg->simulator.persistent ? 0 : CONFIRM_WINDOW;
   prefetch = prefetch > 0 ? prefetch : 2L * n;
   sl_amqp_set_prefetch(sw->w.amqp, (uint16_t)(prefetch > 65535 ? 65535 : prefetch), NULL);
   sw->program = sl_find_program(cfg->simulator.argv[0]);
@@ -247,6 +257,7 @@ static bool setup(sim_worker_t *sw, long slots, long prefetch)
   o.lease_ack_s = sw->lease_ack_s;
   o.pending_max_s = sw->pending_max_s;
   o.drain_s = sw->drain_s;
+  o.prefetch = (int)prefetch;
   sw->sched = sl_sim_sched_new(&o);
   return sw->sched != NULL;
 }

@@ -1,6 +1,8 @@
 /* The simulate worker's processes (see sim_proc.h). A process record holds its libuv
  * handles, handle.data points back, and it is freed in the last close callback; CLOSE
- * detaches it from its slot first, so no event of an old process reaches a new run. */
+ * detaches it from its slot first, so no event of an old process reaches a new run. A
+ * persistent process CLOSEd alive is retired: its pipes close (EOF on its stdin), its
+ * timer SIGKILLs it after the grace, and it is reaped from the retired list. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,14 +19,22 @@
 struct sim_proc {
   sim_procs_t *ps;
   int slot;
-  pid_t pid;   /* 0 until spawned */
-  bool exited; /* reaped */
+  pid_t pid;       /* 0 until spawned */
+  bool exited;     /* reaped */
+  bool persistent; /* stdin stays open for more lines */
+  bool retired;    /* closed while alive: on ps->retired until reaped */
   uv_pipe_t in, out, err;
   uv_timer_t timer;
-  uv_write_t wreq;
-  char *input;
   int open_handles;
+  sim_proc_t *next_retired;
 };
+
+/* One line being written on a simulator's stdin. */
+typedef struct line_write {
+  uv_write_t req;
+  sim_proc_t *proc;
+  char data[];
+} line_write_t;
 
 /* errno text the way libuv words it (lower case), as the worker's other errors are */
 static const char *sys_strerror(int errnum)
@@ -54,7 +64,7 @@ static void on_out_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
   sim_proc_t *p = s->data;
 
   if (n > 0)
-    sl_sim_sched_run_output(p->ps->sched, p->slot, buf->base, (size_t)n);
+    sl_sim_sched_run_output(p->ps->sched, p->slot, buf->base, (size_t)n, sl_mono());
   free(buf->base);
   if (n < 0) {
     uv_read_stop(s);
@@ -74,6 +84,8 @@ static void on_err_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
   free(buf->base);
 }
 
+static void on_closed(uv_handle_t *h);
+
 static void reap(sim_proc_t *p)
 {
   pid_t got;
@@ -86,6 +98,11 @@ static void reap(sim_proc_t *p)
   if (got == 0)
     return;
   p->exited = true;
+  if (p->retired) { /* nobody waits for it any more */
+    if (!uv_is_closing((uv_handle_t *)&p->timer))
+      uv_close((uv_handle_t *)&p->timer, on_closed);
+    return;
+  }
   if (got < 0) {
     /* ECHILD: reaped by someone else, its status is lost */
     why = sl_asprintf("cannot wait for simulator pid %ld: %s", (long)p->pid, sys_strerror(errno));
@@ -104,13 +121,21 @@ static void reap(sim_proc_t *p)
 static void on_sigchld(uv_signal_t *h, int signum)
 {
   sim_procs_t *ps = h->data;
+  sim_proc_t **pp, *p;
   int i;
 
   (void)signum;
   for (i = 0; i < ps->slots; i++) {
-    sim_proc_t *p = ps->by_slot[i];
+    p = ps->by_slot[i];
     if (p && !p->exited && p->pid > 0)
       reap(p);
+  }
+  for (pp = &ps->retired; (p = *pp) != NULL;) {
+    reap(p);
+    if (p->exited)
+      *pp = p->next_retired; /* freed once its timer has closed */
+    else
+      pp = &p->next_retired;
   }
 }
 
@@ -120,19 +145,39 @@ static void on_closed(uv_handle_t *h)
 {
   sim_proc_t *p = h->data;
 
-  if (--p->open_handles == 0) {
-    free(p->input);
+  if (--p->open_handles == 0)
     free(p);
-  }
 }
 
-static void on_input_written(uv_write_t *req, int status)
+static void on_line_written(uv_write_t *req, int status)
 {
-  sim_proc_t *p = req->data;
+  line_write_t *w = (line_write_t *)req;
+  sim_proc_t *p = w->proc;
 
   (void)status; /* a simulator that does not read its input fails on its own */
-  if (!uv_is_closing((uv_handle_t *)&p->in))
+  if (!p->persistent && !uv_is_closing((uv_handle_t *)&p->in))
     uv_close((uv_handle_t *)&p->in, on_closed);
+  free(w);
+}
+
+/* Writes one line on the simulator's stdin (one of spawn mode: then stdin closes). The
+ * record outlives the write: closing the pipe cancels it with its callback first. */
+static void write_line(sim_proc_t *p, const char *line)
+{
+  size_t n = strlen(line);
+  line_write_t *w;
+  uv_buf_t b;
+
+  if (uv_is_closing((uv_handle_t *)&p->in))
+    return; /* the process is going: its exit ends the run */
+  w = sl_malloc(sizeof *w + n + 1);
+  memcpy(w->data, line, n + 1);
+  w->proc = p;
+  b = uv_buf_init(w->data, (unsigned)n);
+  if (uv_write(&w->req, (uv_stream_t *)&p->in, &b, 1, on_line_written) != 0) {
+    free(w);
+    uv_close((uv_handle_t *)&p->in, on_closed);
+  }
 }
 
 static sim_proc_t *proc_new(sim_procs_t *ps, int slot)
@@ -150,13 +195,30 @@ static sim_proc_t *proc_new(sim_procs_t *ps, int slot)
   return p;
 }
 
+static void proc_kill(sim_proc_t *p, int sig);
+
+static void on_retired_timer(uv_timer_t *h)
+{
+  proc_kill(h->data, SIGKILL); /* it did not exit on EOF within the grace */
+}
+
+/* Closes the pipes (and the timer, unless a live process is retired with it). */
 static void proc_close(sim_proc_t *p)
 {
   uv_handle_t *hs[] = {(uv_handle_t *)&p->in, (uv_handle_t *)&p->out, (uv_handle_t *)&p->err,
                        (uv_handle_t *)&p->timer};
-  size_t i;
+  size_t i, n = sizeof hs / sizeof hs[0];
+  double grace = p->ps->cfg->simulator.term_grace_s;
 
-  for (i = 0; i < sizeof hs / sizeof hs[0]; i++)
+  if (!p->exited && p->pid > 0) {
+    p->retired = true;
+    p->next_retired = p->ps->retired;
+    p->ps->retired = p;
+    uv_timer_stop(&p->timer);
+    uv_timer_start(&p->timer, on_retired_timer, (uint64_t)(grace * 1000 + 0.5), 0);
+    n--;
+  }
+  for (i = 0; i < n; i++)
     if (!uv_is_closing(hs[i]))
       uv_close(hs[i], on_closed);
 }
@@ -214,14 +276,14 @@ static int open_pipes(sim_proc_t *p, const sl_sim_proc_t *proc)
   return first;
 }
 
-static void proc_start(sim_procs_t *ps, int slot, const char *input)
+static void proc_start(sim_procs_t *ps, int slot, const char *input, bool persistent)
 {
   sim_proc_t *p = proc_new(ps, slot);
   sl_sim_proc_t proc;
-  uv_buf_t b;
   char *why;
   int rc;
 
+  p->persistent = persistent;
   ps->by_slot[slot] = p;
   if ((rc = spawn(ps->cfg, ps->program, &proc)) != 0) {
     why = sl_asprintf("cannot start simulator '%s': %s", ps->program, sys_strerror(rc));
@@ -236,11 +298,7 @@ static void proc_start(sim_procs_t *ps, int slot, const char *input)
     sl_sim_sched_run_fail(ps->sched, slot, why);
     free(why);
   }
-  p->input = sl_strdup(input);
-  b = uv_buf_init(p->input, (unsigned)strlen(p->input));
-  p->wreq.data = p;
-  if (uv_write(&p->wreq, (uv_stream_t *)&p->in, &b, 1, on_input_written) != 0)
-    uv_close((uv_handle_t *)&p->in, on_closed);
+  write_line(p, input);
   if (uv_read_start((uv_stream_t *)&p->out, on_alloc, on_out_read) != 0)
     sl_sim_sched_run_output_end(ps->sched, slot,
                                 sl_mono()); /* its pipe was refused: the exit alone ends the run */
@@ -253,7 +311,11 @@ bool sim_procs_act(sim_procs_t *ps, const sl_sim_action_t *a)
   double delay;
 
   if (a->kind == SL_SIM_ACT_START) {
-    proc_start(ps, a->slot, a->input);
+    proc_start(ps, a->slot, a->input, a->persistent);
+  } else if (a->kind == SL_SIM_ACT_INPUT && p) {
+    write_line(p, a->input);
+  } else if (a->kind == SL_SIM_ACT_IDLE && p) {
+    uv_timer_stop(&p->timer);
   } else if (a->kind == SL_SIM_ACT_TIMER && p) {
     delay = a->deadline - sl_mono();
     uv_timer_stop(&p->timer);
@@ -264,7 +326,8 @@ bool sim_procs_act(sim_procs_t *ps, const sl_sim_action_t *a)
     proc_close(p);
     ps->by_slot[a->slot] = NULL;
   } else {
-    return a->kind == SL_SIM_ACT_TIMER || a->kind == SL_SIM_ACT_KILL || a->kind == SL_SIM_ACT_CLOSE;
+    return a->kind == SL_SIM_ACT_TIMER || a->kind == SL_SIM_ACT_KILL || a->kind == SL_SIM_ACT_CLOSE ||
+           a->kind == SL_SIM_ACT_INPUT || a->kind == SL_SIM_ACT_IDLE;
   }
   return true;
 }
@@ -290,8 +353,16 @@ int sim_procs_init(sim_procs_t *ps, uv_loop_t *loop, sl_sim_sched_t *sched, cons
 
 void sim_procs_stop(sim_procs_t *ps)
 {
+  sim_proc_t *p;
+
   if (!uv_is_closing((uv_handle_t *)&ps->sigchld))
     uv_close((uv_handle_t *)&ps->sigchld, NULL);
+  /* retired processes have had EOF on stdin and end on their own (init reaps them) */
+  while ((p = ps->retired) != NULL) {
+    ps->retired = p->next_retired;
+    if (!uv_is_closing((uv_handle_t *)&p->timer))
+      uv_close((uv_handle_t *)&p->timer, on_closed);
+  }
 }
 
 void sim_procs_release(sim_procs_t *ps)

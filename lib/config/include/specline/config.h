@@ -69,6 +69,8 @@ typedef struct sl_config {
     double wall_s;        /* per-run wall limit, default 3600 */
     double step_delay;    /* passed as --step-delay when > 0 (tests), default 0 */
     double term_grace_s;  /* SIGTERM → SIGKILL grace, default 2 */
+    bool persistent;      /* one process serves many runs (docs/simulator-protocol.md), default false */
+    int64_t max_runs_per_process; /* persistent: restart a process after this many runs, default 1000 */
   } simulator;
 
   struct {

@@ -6,7 +6,8 @@
  * pause the consumer). It owns no socket, process, timer or clock: every time is a
  * monotonic number of seconds passed in by the caller.
  *
- * The rules (DESIGN.md §3): a run that ends within lease_ack_s is acked once its point is
+ * The rules (DESIGN.md §3): a run publishes a progress at each history checkpoint (none
+ * when the campaign has no history). A run that ends within lease_ack_s is acked once its point is
  * confirmed; a longer one publishes a "started" progress (confirmed) at lease_ack_s and is
  * acked then (the lease). Deliveries beyond the free slots wait, unacked; one that waits
  * longer than pending_max_s while every slot is busy is handed back and the consumer
@@ -16,6 +17,24 @@
  * pending tasks, let the runs finish for drain_s, then end them and re-publish their tasks;
  * SL_SIM_ACT_DRAINED comes only when no run is left and every publish is confirmed. A task
  * is never acked before what replaces it (point, lease or returned copy) is confirmed.
+ *
+ * Persistent simulators (the config's simulator.persistent): a slot keeps its process warm
+ * between runs. The first run of a slot STARTs a process (stdin kept open); later runs
+ * write their input line on it (INPUT). A run ends at its final line (the process lives
+ * on: IDLE), or when the process dies (a failed point unless terminated; the slot's next
+ * run starts a new process). After simulator.max_runs_per_process runs, or when an idle
+ * process writes anything or closes stdout, the process is retired (CLOSE). A terminate
+ * writes the control line SL_SIMLINE_TERMINATE; a simulator that honours it writes its
+ * final line early and stays warm, one that does not is SIGKILLed after term_grace_s and
+ * replaced. A process that dies idle is replaced when the slot next runs something.
+ *
+ * The prefetch window (opts.prefetch_window > 0): a task stays unacked until its point is
+ * confirmed, so runs that end faster than their points are confirmed (at least `slots`
+ * points awaiting confirms at a run's end) would leave the slots idle at opts.prefetch;
+ * the prefetch is then raised by the window (PREFETCH). Once a pending task has waited
+ * PREFETCH_WAIT_S for a slot (runs got long), it goes back to opts.prefetch and the
+ * pending tasks beyond `slots` are handed back, so no worker hoards long tasks (it may
+ * open again 10 s later).
  *
  * Thread-safety: none; one scheduler is used by one thread. */
 #ifndef SPECLINE_ENGINE_SIM_SCHED_H
@@ -39,16 +58,25 @@ typedef struct sl_sim_sched_opts {
   double lease_ack_s;     /* ack a running task after this long */
   double pending_max_s;   /* hand back a task waiting longer for a slot */
   double drain_s;         /* on stop, let runs finish this long */
+  int prefetch;           /* the consumer's prefetch (0: not managed here) */
+  int prefetch_window;    /* extra prefetch while runs end faster than points confirm */
 } sl_sim_sched_opts_t;
 
 typedef enum sl_sim_action_kind {
   SL_SIM_ACT_START = 1, /* spawn the simulator in `slot`, write `input` on its stdin, then
-                           call sl_sim_sched_run_spawned */
+                           call sl_sim_sched_run_spawned; `persistent`: keep its stdin open
+                           for INPUT lines, else close it after `input` */
+  SL_SIM_ACT_INPUT,     /* persistent: write `input` (a next run's line or the terminate
+                           control line) on the stdin of the slot's warm process */
+  SL_SIM_ACT_IDLE,      /* persistent: the slot's run is over and its process stays warm:
+                           stop the slot's timer */
   SL_SIM_ACT_TIMER,     /* (re)arm the slot's one timer to fire at `deadline`, then call
                            sl_sim_sched_run_timer */
   SL_SIM_ACT_KILL,      /* send `signal` to the slot's simulator and its process group */
-  SL_SIM_ACT_CLOSE,     /* the slot's run is over: stop its timer, close its pipes; no more
-                           events for that process (the slot may start again at once) */
+  SL_SIM_ACT_CLOSE,     /* the slot's process is done: stop its timer, close its pipes; no
+                           more events for that process (the slot may start again at once).
+                           One still alive (persistent: retired) gets EOF on stdin, is
+                           SIGKILLed after term_grace_s and reaped in the background */
   SL_SIM_ACT_POINT,     /* publish `point` to <c>.store (persistent, mandatory) with `confirm`;
                            the wiring stamps point->produced_at */
   SL_SIM_ACT_PROGRESS,  /* publish `progress` to <c>.progress (transient); with `confirm`
@@ -62,6 +90,8 @@ typedef enum sl_sim_action_kind {
   SL_SIM_ACT_RESUME,    /* consume <c>.sim again (on failure: sl_sim_sched_consume_failed) */
   SL_SIM_ACT_DRAINED,   /* stopping and nothing left here: exit once the session has no
                            unconfirmed publish (repeated on later ticks until then) */
+  SL_SIM_ACT_PREFETCH,  /* set the consumer's prefetch to `count` (re-consume <c>.sim if
+                           consuming, so the consumer gets it) */
 } sl_sim_action_kind_t;
 
 /* One action. Pointers are borrowed: valid until the next sl_sim_sched_next call. */
@@ -70,7 +100,9 @@ typedef struct sl_sim_action {
   int slot;                          /* START, TIMER, KILL, CLOSE */
   double deadline;                   /* TIMER: monotonic seconds */
   int signal;                        /* KILL */
-  const char *input;                 /* START: one line with its newline */
+  int count;                         /* PREFETCH */
+  const char *input;                 /* START, INPUT: one line with its newline */
+  bool persistent;                   /* START */
   uint64_t tag;                      /* ACK, NACK, REJECT */
   const char *sample_id;             /* ACK of a task, START, POINT, PROGRESS, RETURN */
   const char *reason;                /* REJECT */
@@ -91,6 +123,8 @@ typedef enum sl_sim_confirm {
 /* Counters and state, for the status message and tests. */
 typedef struct sl_sim_sched_stats {
   int64_t done, failed, terminated, returned, dead, started;
+  int64_t spawned; /* processes started (persistent: fewer than runs) */
+  int warm;        /* persistent: slots with a live process */
   int slots, running, pending;
   bool consuming, stopping;
   int64_t unconfirmed; /* tracked publishes the scheduler awaits */
@@ -115,7 +149,8 @@ void sl_sim_sched_deliver(sl_sim_sched_t *s, uint64_t tag, const char *body, siz
 /* A control delivery (control.terminate): REJECT when malformed or of another campaign,
  * else sl_sim_sched_terminate and ACK. */
 void sl_sim_sched_control(sl_sim_sched_t *s, uint64_t tag, const char *body, size_t len, double now);
-/* Ends the run of sample_id with a terminated point (SIGTERM, SIGKILL after the grace).
+/* Ends the run of sample_id with a terminated point (SIGTERM, or persistent: the control
+ * line; SIGKILL after the grace).
  * predicted is copied (may be NULL). False when the sample is not running here or is
  * already terminating or has exited (then nothing changes). */
 bool sl_sim_sched_terminate(sl_sim_sched_t *s, const char *sample_id, const char *reason,
@@ -133,16 +168,19 @@ void sl_sim_sched_consume_failed(sl_sim_sched_t *s);
 /* After START: error NULL when the simulator started (arms the wall limit), else why it
  * could not (the run fails at once, exit status 127). */
 void sl_sim_sched_run_spawned(sl_sim_sched_t *s, int slot, const char *error, double now);
-/* Bytes of the simulator's stdout: split into lines (each at most SL_SIMLINE_MAX). */
-void sl_sim_sched_run_output(sl_sim_sched_t *s, int slot, const char *data, size_t n);
+/* Bytes of the simulator's stdout: split into lines (each at most SL_SIMLINE_MAX). In
+ * persistent mode a final line ends the run; anything after it in the same bytes, or
+ * written while no run is held, retires the process. */
+void sl_sim_sched_run_output(sl_sim_sched_t *s, int slot, const char *data, size_t n, double now);
 /* One stdout line without its newline: a step (progress at checkpoints) or the final. */
-void sl_sim_sched_run_line(sl_sim_sched_t *s, int slot, const char *line, size_t len);
-/* The simulator's stdout reached EOF (or cannot be read). */
+void sl_sim_sched_run_line(sl_sim_sched_t *s, int slot, const char *line, size_t len, double now);
+/* The simulator's stdout reached EOF (or cannot be read); persistent and idle: retired. */
 void sl_sim_sched_run_output_end(sl_sim_sched_t *s, int slot, double now);
 /* Bytes of its stderr: the last 2 KiB go into a failed point's error. */
 void sl_sim_sched_run_stderr(sl_sim_sched_t *s, int slot, const char *data, size_t n);
 /* The simulator was reaped: exit status or the signal that ended it; `why` (may be NULL)
- * when its status is lost (the run fails with it). */
+ * when its status is lost (the run fails with it). Persistent and idle: the slot's process
+ * is gone (CLOSE). */
 void sl_sim_sched_run_exited(sl_sim_sched_t *s, int slot, int64_t exit_status, int term_signal,
                              const char *why, double now);
 /* The run fails with `reason` (copied): SIGKILL, then a failed point once it exits. */

@@ -14,6 +14,11 @@
 
 #define SL_SIMLINE_MAX (1u << 20) /* longest accepted output line, bytes */
 
+/* Persistent simulators (simulator.persistent): the control line written on stdin to end
+ * the running run early. A simulator may honour it by writing its final line at once;
+ * read between runs (the run ended first) it is ignored. */
+#define SL_SIMLINE_TERMINATE "{\"terminate\": true}\n"
+
 /* Codes of domain SL_ERR_SIM. */
 typedef enum sl_sim_code {
   SL_SIM_E_LINE = 1, /* a line breaks the protocol (docs/simulator-protocol.md) */

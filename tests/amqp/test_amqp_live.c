@@ -818,12 +818,18 @@ static void test_topology(void)
     sl_name(q, campaign, kinds[i]);
     SL_CHECKF(sl_amqp_queue_counts(s, q, &ready, NULL, &err), "%s", err.message);
   }
-  /* other arguments: refused, naming the queue */
+  /* another delivery limit: the existing queue's is kept (docs/reliability.md), no error */
   sl_topology_opts_default(&o);
   o.delivery_limit = 7;
   memset(&err, 0, sizeof err);
+  SL_CHECKF(sl_topology_declare(s, campaign, &o, &err), "%s", err.message);
+  SL_CHECK(sl_amqp_is_up(s));
+  /* any other argument: refused, naming the queue */
+  sl_topology_opts_default(&o);
+  o.progress_max_length = 7;
+  memset(&err, 0, sizeof err);
   SL_CHECK(!sl_topology_declare(s, campaign, &o, &err));
-  sl_name(q, campaign, "sim");
+  sl_name(q, campaign, "progress");
   SL_CHECKF(err.code == 406 && strstr(err.message, q) && strstr(err.message, "PRECONDITION_FAILED"), "%s",
             err.message);
   SL_CHECK(sl_amqp_is_up(s));

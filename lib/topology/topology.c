@@ -95,7 +95,19 @@ static bool adopt_existing(const char *q, sl_amqp_arg_t *args, size_t n, const s
       continue;
     for (i = 0; i < n && args[i].key && strcmp(args[i].key, keys[k]) != 0; i++)
       ;
-    if (i == n || !args[i].key || args[i].i == current)
+    if (i == n)
+      return false;
+    if (!args[i].key) { /* not asked for, but the queue has it: add it (args[i + 1] ends) */
+      if (current == 0)
+        return false;
+      SL_INFO("queue '%s' exists with %s %d; keeping it", q, keys[k], current);
+      args[i].key = keys[k];
+      args[i].type = SL_ARG_INT;
+      args[i].i = current;
+      args[i + 1].key = NULL;
+      return true;
+    }
+    if (args[i].i == current)
       return false;
     SL_INFO("queue '%s' exists with %s %d; keeping it (asked for %lld)", q, keys[k], current, (long long)args[i].i);
     if (current > 0) {

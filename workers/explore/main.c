@@ -2,117 +2,20 @@
  * planner's (lib/engine/planner.c); this file turns deliveries (sim.progress, event.stored,
  * worker.status, event.model) and the tick into planner events, and the planner's actions
  * into publishes, store reads on the thread pool (reader.c) and the exit: 0 once the
- * budget is reached, 3 when stopped before, 4 when runs kept failing (budget.max_failed). */
+ * budget is reached, 3 when stopped before, 4 when runs kept failing (budget.max_failed).
+ * The actions are carried out by actions.c; the shared state is explore.h. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "actions.h"
+#include "explore.h"
 #include "reader.h"
 #include "specline/log.h"
 #include "specline/planner.h"
 #include "specline/store.h"
 #include "specline/util.h"
 #include "specline/worker.h"
-
-typedef struct explorer {
-  sl_worker_t w;
-  sl_planner_t *planner;
-  sl_planner_actions_t acts;
-  sl_store_t *store;
-  explore_reader_t reader;
-  char sim_queue[SL_NAME_MAX], progress_queue[SL_NAME_MAX], events_queue[SL_NAME_MAX];
-  uv_timer_t tick;
-  bool finishing, started, start_failed;
-  double last_queue_check;
-  int64_t n_dead;
-} explorer_t;
-
-static void on_task_confirmed(sl_amqp_t *s, uint64_t token, bool acked, void *ud)
-{
-  (void)s;
-  (void)token;
-  sl_planner_on_task_confirmed(((explorer_t *)ud)->planner, acked);
-}
-
-/* Drops the tasks still queued in <c>.sim (a resume re-plans them; after the end nothing
- * more runs). */
-static void purge_sim(explorer_t *ex)
-{
-  sl_error_t err;
-
-  if (!sl_amqp_purge_queue(ex->w.amqp, ex->sim_queue, &err))
-    SL_WARN("cannot purge %s: %s", ex->sim_queue, err.message);
-}
-
-/* The first failed point's reason, read from the store (at the end only: blocking). */
-static bool first_failure(const sl_store_point_t *p, void *ud)
-{
-  if (p->status != SL_POINT_FAILED || p->experimental_flag)
-    return true;
-  if (p->error)
-    sl_strlcpy(ud, p->error, 512);
-  return !p->error;
-}
-
-static void finish(explorer_t *ex, const sl_planner_action_t *a)
-{
-  int code = a->code;
-
-  purge_sim(ex);
-  if (code == SL_PLANNER_FAILING) {
-    char why[512] = "";
-    sl_store_query_t q = {.experimental = 0, .status_mask = 0, .with_history = false};
-    explore_reader_cancel(&ex->reader);
-    if (!ex->reader.busy) /* the store handle is the loop's only when no read is in flight */
-      sl_store_scan(ex->store, &q, first_failure, why, NULL);
-    fprintf(stderr, "specline-explore: campaign '%s' failed: %s\n", ex->w.cfg->experiment, a->reason);
-    if (why[0])
-      fprintf(stderr, "specline-explore: first failure: %s\n", why);
-  }
-  ex->finishing = true;
-  explore_reader_cancel(&ex->reader);
-  sl_worker_publish_status(&ex->w);
-  uv_timer_stop(&ex->tick);
-  uv_close((uv_handle_t *)&ex->tick, NULL);
-  sl_worker_finish(&ex->w, code);
-}
-
-static void publish(explorer_t *ex, const sl_planner_action_t *a)
-{
-  bool task = a->kind == SL_PLANNER_PUBLISH_TASK;
-  sl_amqp_props_t props = {.persistent = task, .mandatory = task, .type = task ? "sim.task" : "control.terminate"};
-  sl_error_t err;
-
-  if (!sl_amqp_publish(ex->w.amqp, SL_EXCHANGE, a->route, a->body, strlen(a->body), &props,
-                       task ? on_task_confirmed : NULL, ex, &err) && task) {
-    SL_WARN("cannot publish task '%s': %s", a->sample_id, err.message);
-    sl_planner_on_task_confirmed(ex->planner, false);
-  }
-}
-
-/* Carries out what the planner decided, in order. */
-static void run_actions(explorer_t *ex)
-{
-  size_t i;
-
-  for (i = 0; i < ex->acts.n; i++) {
-    const sl_planner_action_t *a = &ex->acts.v[i];
-    switch (a->kind) {
-    case SL_PLANNER_PUBLISH_TASK:
-    case SL_PLANNER_TERMINATE: publish(ex, a); break;
-    case SL_PLANNER_READ_POINT:
-    case SL_PLANNER_READ_AUDIT:
-    case SL_PLANNER_LOAD_MODEL: explore_reader_ask(&ex->reader, a); break;
-    case SL_PLANNER_DECIDED: break;
-    case SL_PLANNER_PURGE_SIM: purge_sim(ex); break;
-    case SL_PLANNER_FINISH:
-      if (!ex->finishing)
-        finish(ex, a);
-      break;
-    }
-  }
-  sl_planner_actions_clear(&ex->acts);
-}
 
 /* A store read answered (loop thread): into the planner. */
 static void on_read(explore_read_t *r, void *ud)
@@ -127,7 +30,7 @@ static void on_read(explore_read_t *r, void *ud)
   ex->started = true;
   explore_read_feed(r, ex->planner, sl_now(), &ex->acts);
   if (!ex->finishing)
-    run_actions(ex);
+    explore_run_actions(ex);
   sl_planner_actions_clear(&ex->acts);
 }
 
@@ -146,7 +49,7 @@ static void on_tick(uv_timer_t *h)
                       &ex->acts);
   }
   sl_planner_tick(ex->planner, now, &ex->acts);
-  run_actions(ex);
+  explore_run_actions(ex);
 }
 
 /* ---- deliveries ---- */
@@ -172,7 +75,7 @@ static void on_progress(sl_amqp_t *s, const sl_amqp_delivery_t *d, void *ud)
   }
   sl_planner_on_progress(ex->planner, &p, sl_now(), &ex->acts);
   sl_sim_progress_release(&p);
-  run_actions(ex);
+  explore_run_actions(ex);
   sl_amqp_ack(s, d->tag, NULL);
 }
 
@@ -228,7 +131,7 @@ static void on_event(sl_amqp_t *s, const sl_amqp_delivery_t *d, void *ud)
   bool ok = feed_event(ex, kind, d, &err);
 
   free(kind);
-  run_actions(ex);
+  explore_run_actions(ex);
   if (!ok) {
     SL_WARN("dead-lettering a bad event: %s", err.message);
     sl_worker_reject(&ex->w, d, &err);

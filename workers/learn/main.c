@@ -9,252 +9,24 @@
  * with a publisher confirm: the session keeps it until the broker confirms it and
  * re-publishes it after a reconnect; a nack re-publishes it after RETRY_MS. SIGTERM
  * abandons a training in progress at its next epoch, waits up to STOP_CONFIRM_MS for the
- * announcements still unconfirmed, and exits 0. */
-#include <math.h>
+ * announcements still unconfirmed, and exits 0. The training job is job.c, the
+ * announcements announce.c; this file is the wiring. */
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
 
-#include "gpu.h"
+#include "announce.h"
+#include "job.h"
+#include "learn.h"
 #include "specline/dataset.h"
 #include "specline/log.h"
-#include "specline/store.h"
-#include "specline/trainer.h"
 #include "specline/trainer_schedule.h"
 #include "specline/util.h"
 #include "specline/worker.h"
 
-#define RETRY_MS 5000
-#define STOP_CONFIRM_MS 10000
-
-typedef struct learner learner_t;
-
-/* One store-load-train-save round, run on the thread pool. */
-typedef struct learn_job {
-  uv_work_t req;
-  learner_t *ln;
-  bool ok, skipped, transient;
-  sl_error_t err;
-  char model_id[128];
-  size_t n_usable;
-  sl_trainer_result_t res; /* model destroyed in the work function once saved */
-  bool elevated_ok;        /* the elevated model (shots) was stored */
-  char elevated_id[160];
-  sl_trainer_elevated_t el; /* model destroyed in the work function once saved */
-} learn_job_t;
-
-struct learner {
-  sl_worker_t w; /* first: the worker callbacks get &w */
-  const char *store_uri;
-  char events_queue[SL_NAME_MAX];
-  char model_rk[SL_NAME_MAX];
-  sl_trainer_schedule_t sched;
-  atomic_bool abort;
-  uv_timer_t retry;
-  uv_timer_t stop_wait;      /* the longest wait for confirms at stop */
-  size_t unconfirmed;        /* event.model publishes the broker has not confirmed yet */
-  bool training_stopped;     /* stopping, and no training left on the thread pool */
-  bool finished;
-  bool confirms_given_up;    /* STOP_CONFIRM_MS passed */
-};
-
-/* One event.model announcement until the broker confirms it (kept for a nack's retry). */
-typedef struct announce {
-  learner_t *ln;
-  char *model_id;
-  char *body;
-  uv_timer_t retry; /* after a nack */
-} announce_t;
-
 static learner_t g_ln;
 
 static void maybe_train(learner_t *ln, bool force);
-
-/* ---- thread pool side ---- */
-
-/* The training backend: the GPU when one can be used, else the CPU (gpu.h). */
-static bool gpu_train(void *ud, sl_model_t *m, size_t n, const float *x, const float *y, const float *mask,
-                      const sl_model_train_opts_t *opts, sl_model_train_result_t *result, sl_error_t *err)
-{
-  (void)ud;
-  return sl_learn_train(m, n, x, y, mask, opts, NULL, result, err);
-}
-
-static const sl_trainer_backend_t learn_backend = {"cuda-or-cpu", gpu_train, NULL};
-
-/* Stores model m (borrowed) as id/kind with its metrics (JSON text, taken). */
-static bool put_model(sl_store_t *st, const char *id, const char *kind, const sl_model_t *m, char *metrics_take,
-                      sl_error_t *err)
-{
-  size_t len;
-  void *blob = sl_model_save_mem(m, &len);
-  bool ok = sl_store_put_model(st, id, kind, blob, len, metrics_take, err);
-
-  free(blob);
-  free(metrics_take);
-  return ok;
-}
-
-static void job_work(uv_work_t *req)
-{
-  learn_job_t *job = req->data;
-  learner_t *ln = job->ln;
-  const sl_config_t *cfg = ln->w.cfg;
-  sl_store_query_t q = {.experimental = -1, .status_mask = 0, .with_history = true};
-  sl_dataset_split_t split;
-  sl_store_t *st;
-
-  sl_dataset_split_init(&split, cfg, -1);
-  st = sl_store_open(ln->store_uri, cfg, &job->err);
-  if (!st || !sl_store_scan(st, &q, sl_dataset_split_visit, &split, &job->err)) {
-    job->transient = sl_store_error_is_transient(&job->err);
-    goto out_release;
-  }
-  job->n_usable = split.train.n + split.val.n;
-  if (job->n_usable < (size_t)ln->sched.min_points || split.train.n == 0) {
-    job->skipped = true;
-    goto out_release;
-  }
-  if (!sl_trainer_run_on(cfg, &split, &learn_backend, &ln->abort, &job->res, &job->err))
-    goto out_release;
-  snprintf(job->model_id, sizeof job->model_id, "%s-m%lld-%d", cfg->experiment, (long long)(sl_now() * 1000.0),
-           (int)getpid());
-  job->ok = put_model(st, job->model_id, "surrogate", job->res.model, sl_trainer_metrics_json(&job->res), &job->err);
-  job->transient = !job->ok && sl_store_error_is_transient(&job->err);
-  /* transfer learning on the experimental shots (DESIGN.md §5): the surrogate stays as it is */
-  if (job->ok && split.exp.n > 0) {
-    if (!sl_trainer_elevate(cfg, &split, job->res.model, &job->el, &job->err)) {
-      SL_WARN("elevated model: %s", job->err.message);
-    } else if (job->el.model) {
-      snprintf(job->elevated_id, sizeof job->elevated_id, "%s-elevated", job->model_id);
-      job->elevated_ok = put_model(st, job->elevated_id, "elevated", job->el.model,
-                                   sl_trainer_elevated_metrics_json(&job->el, cfg, job->model_id), &job->err);
-    }
-    sl_trainer_elevated_release(&job->el);
-    sl_model_destroy(job->el.model);
-    job->el.model = NULL;
-  }
-  sl_model_destroy(job->res.model);
-  job->res.model = NULL;
-out_release:
-  sl_dataset_split_release(&split);
-  sl_store_destroy(st);
-}
-
-/* ---- loop side ---- */
-
-static void announce_send(announce_t *a);
-
-static void announce_closed(uv_handle_t *h)
-{
-  announce_t *a = h->data;
-
-  free(a->model_id);
-  free(a->body);
-  free(a);
-}
-
-/* Exits once stopping, with no training running and every announcement confirmed. */
-static void maybe_finish(learner_t *ln)
-{
-  if (!ln->training_stopped || (ln->unconfirmed > 0 && !ln->confirms_given_up) || ln->finished)
-    return;
-  ln->finished = true;
-  uv_close((uv_handle_t *)&ln->stop_wait, NULL);
-  sl_worker_finish(&ln->w, 0);
-}
-
-static void on_stop_wait(uv_timer_t *t)
-{
-  learner_t *ln = t->data;
-
-  SL_WARN("stopping with %zu event.model announcement(s) the broker has not confirmed", ln->unconfirmed);
-  ln->confirms_given_up = true;
-  maybe_finish(ln);
-}
-
-static void on_announce_retry(uv_timer_t *t)
-{
-  announce_t *a = t->data;
-
-  if (a->ln->finished) { /* given up on at stop */
-    uv_close((uv_handle_t *)&a->retry, announce_closed);
-    return;
-  }
-  announce_send(a);
-}
-
-static void on_announce_confirmed(sl_amqp_t *s, uint64_t token, bool acked, void *ud)
-{
-  announce_t *a = ud;
-  learner_t *ln = a->ln;
-
-  (void)s;
-  (void)token;
-  if (!acked && !ln->w.stopping) {
-    SL_WARN("the broker refused event.model for '%s'; re-publishing in %d s", a->model_id, RETRY_MS / 1000);
-    uv_timer_start(&a->retry, on_announce_retry, RETRY_MS, 0);
-    return;
-  }
-  if (acked)
-    SL_DEBUG("event.model for '%s' confirmed", a->model_id);
-  else
-    SL_WARN("the broker refused event.model for '%s' while stopping", a->model_id);
-  if (ln->unconfirmed > 0)
-    ln->unconfirmed--;
-  uv_close((uv_handle_t *)&a->retry, announce_closed);
-  maybe_finish(ln);
-}
-
-/* Publishes a's event.model, tracked: kept by the session until confirmed and re-published
- * after a reconnect (queued while the broker is away). */
-static void announce_send(announce_t *a)
-{
-  sl_amqp_props_t props = {.persistent = true, .type = "event.model"};
-  sl_error_t err;
-
-  if (sl_amqp_publish(a->ln->w.amqp, SL_EXCHANGE, a->ln->model_rk, a->body, strlen(a->body), &props,
-                      on_announce_confirmed, a, &err))
-    return;
-  SL_WARN("cannot publish event.model for '%s': %s; retrying in %d s", a->model_id, err.message, RETRY_MS / 1000);
-  uv_timer_start(&a->retry, on_announce_retry, RETRY_MS, 0);
-}
-
-static bool publish(learner_t *ln, const char *model_id, const char *kind, const sl_values_t *metrics)
-{
-  sl_event_model_t ev = {.campaign = ln->w.cfg->experiment, .model_id = (char *)model_id, .kind = (char *)kind};
-  announce_t *a = sl_calloc(1, sizeof *a);
-
-  ev.metrics = *metrics;
-  a->ln = ln;
-  a->model_id = sl_strdup(model_id);
-  a->body = sl_event_model_encode(&ev);
-  uv_timer_init(ln->w.loop, &a->retry);
-  a->retry.data = a;
-  ln->unconfirmed++;
-  announce_send(a);
-  return true;
-}
-
-static void publish_model(learner_t *ln, const learn_job_t *job)
-{
-  sl_values_t v;
-
-  sl_values_init(&v);
-  sl_trainer_metrics_values(&job->res, &v);
-  publish(ln, job->model_id, "surrogate", &v);
-  sl_values_release(&v);
-  if (!job->elevated_ok)
-    return;
-  sl_values_init(&v);
-  sl_trainer_elevated_metrics_values(&job->el, &v);
-  if (publish(ln, job->elevated_id, "elevated", &v))
-    SL_INFO("elevated model '%s' on %zu shots: held-out shot nrmse %.4g -> %.4g", job->elevated_id, job->el.n_shots,
-            job->el.nrmse_before, job->el.nrmse_after);
-  sl_values_release(&v);
-}
 
 static void on_retry(uv_timer_t *t)
 {
@@ -276,7 +48,7 @@ static void job_done(uv_work_t *req, int status)
     SL_INFO("model '%s': %zu training rows, %zu held out, nrmse %.4g, coverage %.3g, %d epochs in %.2f s",
             job->model_id, job->res.n_train, job->res.n_val, job->res.nrmse, job->res.coverage, job->res.epochs_run,
             job->res.train_s);
-    publish_model(ln, job);
+    sl__learn_publish_model(ln, job);
   } else if (job->skipped) {
     outcome = SL_TRAINER_OUTCOME_SKIPPED;
     SL_INFO("not training yet: %zu usable points, need %d", job->n_usable, ln->sched.min_points);
@@ -287,7 +59,7 @@ static void job_done(uv_work_t *req, int status)
   free(job);
   if (next == SL_TRAINER_NEXT_FINISH) {
     ln->training_stopped = true;
-    maybe_finish(ln);
+    sl__learn_maybe_finish(ln);
     return;
   }
   if (next == SL_TRAINER_NEXT_RETRY)
@@ -307,7 +79,7 @@ static void maybe_train(learner_t *ln, bool force)
   job->ln = ln;
   job->req.data = job;
   uv_timer_stop(&ln->retry);
-  rc = uv_queue_work(ln->w.loop, &job->req, job_work, job_done);
+  rc = uv_queue_work(ln->w.loop, &job->req, sl__learn_job_work, job_done);
   if (rc != 0) {
     SL_ERROR("cannot queue a training: %s", uv_strerror(rc));
     sl_trainer_schedule_not_started(&ln->sched);
@@ -359,9 +131,9 @@ static void on_stop(sl_worker_t *w, int signum)
   uv_close((uv_handle_t *)&ln->retry, NULL);
   if (ln->unconfirmed > 0)
     SL_INFO("waiting up to %d s for %zu event.model confirm(s)", STOP_CONFIRM_MS / 1000, ln->unconfirmed);
-  uv_timer_start(&ln->stop_wait, on_stop_wait, STOP_CONFIRM_MS, 0);
+  uv_timer_start(&ln->stop_wait, sl__learn_on_stop_wait, STOP_CONFIRM_MS, 0);
   ln->training_stopped = sl_trainer_schedule_stop(&ln->sched);
-  maybe_finish(ln); /* else job_done or the last confirm finishes */
+  sl__learn_maybe_finish(ln); /* else job_done or the last confirm finishes */
 }
 
 static void usage(FILE *f)

@@ -1,0 +1,33 @@
+/* The explore worker's private state, shared by main.c (the wiring: argv, deliveries into
+ * planner events, the tick, stop) and actions.c (the planner's actions carried out). The
+ * explorer is owned by main.c, which initialises its tick timer; the timer is closed by
+ * whichever ends the campaign first (on_stop in main.c or the FINISH action in actions.c,
+ * both guarded by `finishing`). Not a public header: nothing outside workers/explore
+ * includes it. */
+#ifndef SPECLINE_EXPLORE_EXPLORE_H
+#define SPECLINE_EXPLORE_EXPLORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "reader.h"
+#include "specline/planner.h"
+#include "specline/store.h"
+#include "specline/util.h"
+#include "specline/worker.h"
+
+typedef struct explorer {
+  sl_worker_t w;
+  sl_planner_t *planner;
+  sl_planner_actions_t acts;
+  sl_store_t *store;
+  explore_reader_t reader;
+  char sim_queue[SL_NAME_MAX], progress_queue[SL_NAME_MAX], events_queue[SL_NAME_MAX];
+  uv_timer_t tick;
+  bool finishing, started, start_failed;
+  double last_queue_check;
+  int64_t n_dead;
+} explorer_t;
+
+#endif

@@ -18,8 +18,27 @@ struct sl_spec_resid {
   double *u;       /* SL_SPEC_RESID_CAP × P */
   bool fitted;     /* S, L and the factors match the pool */
   double *S, *L;   /* P × P */
-  double *c_hist, *c_fin; /* K + 1 factors, by observed checkpoints */
+  /* factors by observed checkpoints o (K + 1) and by the bin of the prefix's fit
+   * q = z2/o (SL_SPEC_RESID_BINS bins of equal count; q_cut[o][b] = bin b's upper end) */
+  double *c_hist, *c_fin, *q_cut;
 };
+
+#define NB SL_SPEC_RESID_BINS
+
+/* One σ for the whole history of a run: the root mean square of the model's σ_k over the
+ * K checkpoints (floored). Residuals are normalised by it, not by each σ_k, so that a
+ * level offset of the run (the commonest error: the right shape at the wrong height)
+ * stays an offset, perfectly correlated across checkpoints, and the prefix predicts it. */
+static double run_sigma(const double *sigma, size_t K, double floor_abs)
+{
+  double s2 = 0;
+  size_t k;
+
+  for (k = 0; k < K; k++)
+    s2 += (sigma[k] > floor_abs ? sigma[k] : floor_abs) * (sigma[k] > floor_abs ? sigma[k] : floor_abs);
+  s2 = sqrt(s2 / (double)K);
+  return s2 > floor_abs ? s2 : floor_abs;
+}
 
 sl_spec_resid_t *sl_spec_resid_new(size_t K, size_t P)
 {
@@ -33,8 +52,9 @@ sl_spec_resid_t *sl_spec_resid_new(size_t K, size_t P)
   r->u = sl_calloc(SL_SPEC_RESID_CAP * P, sizeof *r->u);
   r->S = sl_calloc(P * P, sizeof *r->S);
   r->L = sl_calloc(P * P, sizeof *r->L);
-  r->c_hist = sl_calloc(K + 1, sizeof *r->c_hist);
-  r->c_fin = sl_calloc(K + 1, sizeof *r->c_fin);
+  r->c_hist = sl_calloc((K + 1) * NB, sizeof *r->c_hist);
+  r->c_fin = sl_calloc((K + 1) * NB, sizeof *r->c_fin);
+  r->q_cut = sl_calloc((K + 1) * NB, sizeof *r->q_cut);
   return r;
 }
 
@@ -47,6 +67,7 @@ void sl_spec_resid_destroy(sl_spec_resid_t *r)
   free(r->L);
   free(r->c_hist);
   free(r->c_fin);
+  free(r->q_cut);
   free(r);
 }
 
@@ -64,7 +85,8 @@ bool sl_spec_resid_add(sl_spec_resid_t *r, const double *y, const double *mu, co
   }
   for (j = 0; j < r->P; j++) {
     double f = (floor_rel > 0 ? floor_rel : SL_SPEC_SIGMA_FLOOR_DEFAULT) * (scale ? scale[j] : 1.0);
-    u[j] = (y[j] - mu[j]) / (sigma[j] > f ? sigma[j] : f);
+    double s = j < r->K ? run_sigma(sigma, r->K, f) : (sigma[j] > f ? sigma[j] : f);
+    u[j] = (y[j] - mu[j]) / s;
   }
   r->next = (r->next + 1) % SL_SPEC_RESID_CAP;
   if (r->n < SL_SPEC_RESID_CAP)
@@ -172,35 +194,76 @@ static double conformal(double *z, size_t n)
   return z[(k > n ? n : k) - 1] / 2.0;
 }
 
-/* The factors from the odd slots, for every prefix length. */
+/* The prefix fit q = z2/o of v's first o entries (0 for o 0). */
+static double prefix_fit(const double *v, size_t o)
+{
+  double z2 = 0;
+  size_t i;
+
+  for (i = 0; i < o; i++)
+    z2 += v[i] * v[i];
+  return o ? z2 / (double)o : 0;
+}
+
+typedef struct qi { double q; size_t i; } qi_t;
+
+static int cmp_qi(const void *a, const void *b)
+{
+  double x = ((const qi_t *)a)->q, y = ((const qi_t *)b)->q;
+
+  return x < y ? -1 : x > y;
+}
+
+/* The factors from the odd slots, for every prefix length, locally adaptive: the
+ * calibration runs are binned by how well their prefix fits (q), so a run whose prefix
+ * tracks the model closely gets the factor of runs like it, not of the hardest ones. */
 static void fit_factors(sl_spec_resid_t *r)
 {
-  size_t K = r->K, P = r->P, n_cal = r->n / 2, o, i, j, nh, nf;
+  size_t K = r->K, P = r->P, n_cal = r->n / 2, o, i, j, b, nh, nf;
   double *v = sl_calloc(n_cal * P, sizeof *v), *zh = sl_calloc(n_cal * P + 1, sizeof *zh);
   double *zf = sl_calloc(n_cal * P + 1, sizeof *zf);
+  qi_t *ord = sl_calloc(n_cal + 1, sizeof *ord);
 
   for (i = 0; i < n_cal; i++)
     forward(r, r->u + (2 * i + 1) * P, v + i * P);
   for (o = 0; o <= K; o++) {
-    nh = nf = 0;
-    for (i = 0; i < n_cal; i++) {
-      const double *u = r->u + (2 * i + 1) * P;
-      for (j = o; j < P; j++) {
-        double m, var, z;
-        cond_col(r, v + i * P, o, j, &m, &var);
-        z = fabs(u[j] - m) / sqrt(var);
-        if (j < K)
-          zh[nh++] = z;
-        else
-          zf[nf++] = z;
+    for (i = 0; i < n_cal; i++)
+      ord[i] = (qi_t){prefix_fit(v + i * P, o), i};
+    qsort(ord, n_cal, sizeof *ord, cmp_qi);
+    for (b = 0; b < NB; b++) {
+      size_t i0 = b * n_cal / NB, i1 = (b + 1) * n_cal / NB, t;
+      nh = nf = 0;
+      for (t = i0; t < i1; t++) {
+        const double *u = r->u + (2 * ord[t].i + 1) * P;
+        for (j = o; j < P; j++) {
+          double m, var, z;
+          cond_col(r, v + ord[t].i * P, o, j, &m, &var);
+          z = fabs(u[j] - m) / sqrt(var);
+          if (j < K)
+            zh[nh++] = z;
+          else
+            zf[nf++] = z;
+        }
       }
+      r->c_hist[o * NB + b] = conformal(zh, nh);
+      r->c_fin[o * NB + b] = conformal(zf, nf);
+      r->q_cut[o * NB + b] = b + 1 == NB || i1 >= n_cal ? INFINITY : 0.5 * (ord[i1 - 1].q + ord[i1].q);
     }
-    r->c_hist[o] = conformal(zh, nh);
-    r->c_fin[o] = conformal(zf, nf);
   }
   free(v);
   free(zh);
   free(zf);
+  free(ord);
+}
+
+/* The bin of a prefix fit q at o observed checkpoints. */
+static size_t bin_of(const sl_spec_resid_t *r, size_t o, double q)
+{
+  size_t b = 0;
+
+  while (b + 1 < NB && q > r->q_cut[o * NB + b])
+    b++;
+  return b;
 }
 
 static bool refit(sl_spec_resid_t *r)
@@ -219,15 +282,15 @@ double sl_spec_resid_factor(sl_spec_resid_t *r, size_t k_obs, bool fin)
 {
   if (!r || k_obs > r->K || !refit(r))
     return NAN;
-  return fin ? r->c_fin[k_obs] : r->c_hist[k_obs];
+  return fin ? r->c_fin[k_obs * NB + NB - 1] : r->c_hist[k_obs * NB + NB - 1];
 }
 
 bool sl_spec_decide_cond(const sl_spec_params_t *p, sl_spec_resid_t *r, const double *mu, const double *sigma,
                          size_t P, size_t K, const double *y, size_t k_obs, double *cmu, double *csigma,
                          sl_spec_decision_t *out, sl_error_t *err)
 {
-  double *u, *v;
-  size_t j;
+  double *u, *v, sr;
+  size_t j, b;
 
   if (!sl_spec_decide(p, mu, sigma, K, y, k_obs, out, err))
     return false;
@@ -244,21 +307,21 @@ bool sl_spec_decide_cond(const sl_spec_params_t *p, sl_spec_resid_t *r, const do
   }
   u = sl_calloc(P, sizeof *u);
   v = sl_calloc(P, sizeof *v);
-  for (j = 0; j < k_obs; j++) {
-    double f = (p->sigma_floor > 0 ? p->sigma_floor : SL_SPEC_SIGMA_FLOOR_DEFAULT) * p->scale;
-    u[j] = (y[j] - mu[j]) / (sigma[j] > f ? sigma[j] : f);
-  }
+  sr = run_sigma(sigma, K, (p->sigma_floor > 0 ? p->sigma_floor : SL_SPEC_SIGMA_FLOOR_DEFAULT) * p->scale);
+  for (j = 0; j < k_obs; j++)
+    u[j] = (y[j] - mu[j]) / sr;
   forward(r, u, v); /* entries past k_obs are not used */
   out->z2 = 0;
   for (j = 0; j < k_obs; j++)
     out->z2 += v[j] * v[j];
   out->surprised = k_obs > 0 && out->z2 > out->threshold;
+  b = bin_of(r, k_obs, prefix_fit(v, k_obs));
   out->tail_std = 0;
   out->k_tail_max = k_obs;
   for (j = k_obs; j < P; j++) {
-    double m, var, c = j < K ? r->c_hist[k_obs] : r->c_fin[k_obs];
+    double m, var, c = j < K ? r->c_hist[k_obs * NB + b] : r->c_fin[k_obs * NB + b];
     double f = j < K ? (p->sigma_floor > 0 ? p->sigma_floor : SL_SPEC_SIGMA_FLOOR_DEFAULT) * p->scale : 1e-300;
-    double s = sigma[j] > f ? sigma[j] : f; /* the caller floors the finals at their own scale */
+    double s = j < K ? sr : sigma[j] > f ? sigma[j] : f; /* the caller floors the finals */
     cond_col(r, v, k_obs, j, &m, &var);
     cmu[j] = mu[j] + s * m;
     csigma[j] = c * s * sqrt(var);

@@ -166,13 +166,18 @@ bool sl_spec_decide_members(const sl_spec_params_t *p, const double *mu, const d
  * that run. The even-numbered vectors estimate the second-moment matrix S = E[u uᵀ]
  * (shrunk by SL_SPEC_RESID_SHRINK towards its diagonal); the odd-numbered ones calibrate,
  * split-conformally, one σ factor per number of observed checkpoints (and one for the
- * finals) so that ±2σ of the conditioned prediction covers `coverage` of their tails. */
+ * finals) so that ±2σ of the conditioned prediction covers `coverage` of their tails;
+ * locally adaptive: the calibration runs are binned (equal counts) by their prefix's fit
+ * z2/k_obs and each bin has its factor, so a run that tracks the model closely is judged
+ * by runs like it. Residuals of the history are normalised by one σ per run (the RMS of
+ * the model's σ_k), so a level offset stays an offset and the prefix predicts it. */
 typedef struct sl_spec_resid sl_spec_resid_t;
 
 #define SL_SPEC_RESID_MIN 32       /* vectors before the rule may stop anything */
 #define SL_SPEC_RESID_CAP 256      /* the pool keeps the newest this many */
 #define SL_SPEC_RESID_SHRINK 0.05  /* S ← (1−λ)S + λ·diag(S) */
 #define SL_SPEC_RESID_COVERAGE 0.95 /* the ±2σ coverage the factors aim at */
+#define SL_SPEC_RESID_BINS 3       /* calibration bins by the prefix's fit z2/k_obs */
 
 /* An empty pool for K checkpoints of P columns (K <= P); NULL for K == 0 or K > P. */
 sl_spec_resid_t *sl_spec_resid_new(size_t K, size_t P);
@@ -187,7 +192,8 @@ bool sl_spec_resid_add(sl_spec_resid_t *r, const double *y, const double *mu, co
 /* Vectors in the pool. */
 size_t sl_spec_resid_count(const sl_spec_resid_t *r);
 
-/* The σ factor fitted for k_obs observed checkpoints (history tail; fin: the finals); NaN
+/* The σ factor fitted for k_obs observed checkpoints (history tail; fin: the finals), of
+ * the worst-fitting bin; NaN
  * while the pool holds fewer than SL_SPEC_RESID_MIN vectors. Refits when needed. */
 double sl_spec_resid_factor(sl_spec_resid_t *r, size_t k_obs, bool fin);
 

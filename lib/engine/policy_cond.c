@@ -220,6 +220,7 @@ static int cmp_qi(const void *a, const void *b)
 static void fit_factors(sl_spec_resid_t *r)
 {
   size_t K = r->K, P = r->P, n_cal = r->n / 2, o, i, j, b, nh, nf;
+  size_t nb = n_cal / SL_SPEC_RESID_BIN_MIN; /* bins only as the calibration runs allow */
   double *v = sl_calloc(n_cal * P, sizeof *v), *zh = sl_calloc(n_cal * P + 1, sizeof *zh);
   double *zf = sl_calloc(n_cal * P + 1, sizeof *zf);
   qi_t *ord = sl_calloc(n_cal + 1, sizeof *ord);
@@ -230,8 +231,15 @@ static void fit_factors(sl_spec_resid_t *r)
     for (i = 0; i < n_cal; i++)
       ord[i] = (qi_t){prefix_fit(v + i * P, o), i};
     qsort(ord, n_cal, sizeof *ord, cmp_qi);
+    nb = nb < 1 ? 1 : nb > NB ? NB : nb;
     for (b = 0; b < NB; b++) {
-      size_t i0 = b * n_cal / NB, i1 = (b + 1) * n_cal / NB, t;
+      size_t i0 = b * n_cal / nb, i1 = (b + 1) * n_cal / nb, t;
+      if (b >= nb) { /* unused: never reached, q_cut of the last bin is infinite */
+        r->c_hist[o * NB + b] = r->c_hist[o * NB + nb - 1];
+        r->c_fin[o * NB + b] = r->c_fin[o * NB + nb - 1];
+        r->q_cut[o * NB + b] = INFINITY;
+        continue;
+      }
       nh = nf = 0;
       for (t = i0; t < i1; t++) {
         const double *u = r->u + (2 * ord[t].i + 1) * P;
@@ -247,7 +255,7 @@ static void fit_factors(sl_spec_resid_t *r)
       }
       r->c_hist[o * NB + b] = conformal(zh, nh);
       r->c_fin[o * NB + b] = conformal(zf, nf);
-      r->q_cut[o * NB + b] = b + 1 == NB || i1 >= n_cal ? INFINITY : 0.5 * (ord[i1 - 1].q + ord[i1].q);
+      r->q_cut[o * NB + b] = b + 1 >= nb || i1 >= n_cal ? INFINITY : 0.5 * (ord[i1 - 1].q + ord[i1].q);
     }
   }
   free(v);

@@ -173,11 +173,12 @@ bool sl_spec_decide_members(const sl_spec_params_t *p, const double *mu, const d
  * the model's σ_k), so a level offset stays an offset and the prefix predicts it. */
 typedef struct sl_spec_resid sl_spec_resid_t;
 
-#define SL_SPEC_RESID_MIN 32       /* vectors before the rule may stop anything */
+#define SL_SPEC_RESID_MIN 20       /* vectors before the rule may stop anything */
 #define SL_SPEC_RESID_CAP 256      /* the pool keeps the newest this many */
 #define SL_SPEC_RESID_SHRINK 0.05  /* S ← (1−λ)S + λ·diag(S) */
 #define SL_SPEC_RESID_COVERAGE 0.95 /* the ±2σ coverage the factors aim at */
-#define SL_SPEC_RESID_BINS 3       /* calibration bins by the prefix's fit z2/k_obs */
+#define SL_SPEC_RESID_BINS 3       /* calibration bins by the prefix's fit z2/k_obs, */
+#define SL_SPEC_RESID_BIN_MIN 16   /* each of at least this many calibration runs */
 
 /* An empty pool for K checkpoints of P columns (K <= P); NULL for K == 0 or K > P. */
 sl_spec_resid_t *sl_spec_resid_new(size_t K, size_t P);

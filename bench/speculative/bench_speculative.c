@@ -2,17 +2,18 @@
  * (examples/<sim>/config.yaml: oscillator, environ, lorenz96), each seed and each arm
  *   sobol      the scrambled Sobol sequence, no surrogate in the loop
  *   lhs        one Latin hypercube of the step cap's size, taken in order
- *   active     Sobol initial design, then batches by acquisition (max_std, diversity penalty)
- *   spec       active + speculative termination (sl_spec_decide at every checkpoint,
- *              seeded audits re-run a fraction of the stops to completion)
- *   spec+over  spec with slots x oversubscribe samples in flight (the rest queued)
- *   spec-m     spec deciding with sl_spec_decide_members: the ensemble's members weighted by
- *              their likelihood on the observed prefix predict the rest (prefix-conditioned
- *              tail); the surprise test stays on the unweighted ensemble
- *   spec-m+over  spec-m with slots x oversubscribe samples in flight
- *   sobol+spec-m the Sobol plan (no acquisition) with spec-m's termination: speculation
- *              alone, without the acquisition function
- * it runs the line's decisions in-process — the explorer's planner itself
+ *   max_std    Sobol initial design, then batches by acquisition alone (max_std, diversity)
+ *   active     the same with mixed batches: half from the Sobol plan, half by max_std
+ *   spec       active + speculative termination with the conditioned rule
+ *              (sl_spec_decide_cond: the prediction conditioned on the observed prefix with
+ *              σ calibrated on held-out residuals; seeded audits re-run a fraction of stops)
+ *   spec+over  spec with slots x oversubscribe samples in flight
+ *   spec-m     active + the members rule (sl_spec_decide_members, for comparison)
+ *   sobol+spec the Sobol plan with spec's termination: speculation alone
+ *   sobol+spec-m the Sobol plan with the members rule
+ * A stopped run trains on its prefix and the tail its stop predicted (--tails masked: the
+ * prefix only), as issue 12 has the store keep it.
+ * It runs the line's decisions in-process — the explorer's planner itself
  * (lib/engine/planner.c: issue rule, acquisition, speculative stops, audits, on its
  * ledger), fed the events specline-explore feeds it, the learn worker's retraining every
  * learn.retrain_every stored points with its trainer (sl_trainer_run: MSE warm start, then
@@ -56,11 +57,22 @@
 #define N_THR 6
 static const double g_thr[N_THR] = {0.5, 0.2, 0.1, 0.05, 0.02, 0.01};
 
-enum { ARM_SOBOL, ARM_LHS, ARM_ACTIVE, ARM_SPEC, ARM_SPEC_OVER, ARM_SPECM, ARM_SPECM_OVER, ARM_SOBOL_SPECM, N_ARMS };
-static const char *g_arm_names[N_ARMS] = {"sobol", "lhs",    "active",      "spec",
-                                          "spec+over", "spec-m", "spec-m+over", "sobol+spec-m"};
-static const char *g_arm_colors[N_ARMS] = {"#222222", "#8c8c8c", "#1f77b4", "#d62728",
-                                           "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b"};
+enum { ARM_SOBOL, ARM_LHS, ARM_MAXSTD, ARM_ACTIVE, ARM_SPEC, ARM_SPEC_OVER, ARM_SPECM, ARM_SOBOL_SPEC,
+       ARM_SOBOL_SPECM, N_ARMS };
+static const char *g_arm_names[N_ARMS] = {"sobol",     "lhs",    "max_std",    "active",      "spec",
+                                          "spec+over", "spec-m", "sobol+spec", "sobol+spec-m"};
+static const char *g_arm_colors[N_ARMS] = {"#222222", "#8c8c8c", "#17becf", "#1f77b4", "#d62728",
+                                           "#ff7f0e", "#2ca02c", "#e377c2", "#8c564b"};
+
+/* What each arm does: acquisition (0 none, 1 max_std alone, 2 mixed with the Sobol plan),
+ * the stop rule (0 none, 1 conditioned, 2 members), oversubscription. */
+static const int g_arm_acq[N_ARMS] = {0, 0, 1, 2, 2, 2, 2, 0, 0};
+static const int g_arm_rule[N_ARMS] = {0, 0, 0, 0, 1, 1, 2, 1, 2};
+
+static bool arm_spec(int a)
+{
+  return g_arm_rule[a] != 0;
+}
 
 #define MAX_SIMS 3
 #define MIN_POINTS 16  /* usable points before the first training (specline-learn --min-points) */
@@ -82,6 +94,8 @@ typedef struct opts {
   sl_spec_params_t spec; /* min_fraction, confidence, surprise_p (scale per model) */
   double audit_fraction;
   bool quick, verbose;
+  bool masked_tails; /* --tails masked: a stopped run trains on its prefix only */
+  double acq_mix;    /* the mixed arms' space-filling share */
 } opts_t;
 
 /* ---- per simulator ---- */
@@ -119,6 +133,14 @@ typedef struct result {
   size_t n_tail_std, tail_std_cap;
   double final_nrmse, final_cov;
   double train_s;
+  /* coverage of the tail a stop relies on (±2σ, against the cached full run) */
+  int64_t n_tail_in, n_tail_tot;
+  /* the rule replayed on the validation runs at the campaign's end (conditioned arms):
+   * ±2σ coverage of the conditioned tail over every (run, prefix), the oracle's mean
+   * stop fraction, the final model's ±2σ coverage per output group */
+  int64_t n_vtail_in, n_vtail_tot;
+  double oracle_frac, cov_hist, cov_fin;
+  size_t resid_n;
 } result_t;
 
 /* An audited stop: the prediction it relied on, for the stopped point the audit reads. */
@@ -134,6 +156,9 @@ typedef struct flight {
   const simrun_t *run;
   int64_t step;
   bool done, stopped;
+  size_t k_obs;   /* at the stop */
+  double *pred;   /* the stop's prediction: P values (K without the finals), or NULL */
+  size_t n_pred;
 } flight_t;
 
 /* One campaign: the real planner (lib/engine/planner.c) on its ledger, driven as
@@ -161,6 +186,7 @@ typedef struct campaign {
 } campaign_t;
 
 static void run_actions(campaign_t *c, flight_t *f);
+static double quantile(double *v, size_t n, double q);
 
 /* ---- the learn worker: data and training ---- */
 
@@ -189,7 +215,16 @@ static void store_point(campaign_t *c, flight_t *f, sl_point_status_t status)
       sl_values_add(&pt.outputs, c->cfg.outputs[j].name, f->run->fin[j]);
   sl_series_add(&pt.history, c->cfg.history.name, f->run->hist, (size_t)f->step);
   /* the learn worker's observation rule: a stopped run's tail and finals stay masked */
-  if (sl_dataset_output_row(&c->cfg, &pt, y, m) > 0) {
+  if (status == SL_POINT_TERMINATED && f->pred && !c->o->masked_tails) {
+    /* a stopped run teaches with its predicted tail (and finals), as issue 12 stores it */
+    sl_dataset_output_row(&c->cfg, &pt, y, m);
+    for (j = f->k_obs; j < f->n_pred; j++) {
+      y[j] = (float)f->pred[j];
+      m[j] = 1;
+    }
+    sl_dataset_append(&c->split.train, xf, y, m, f->s->id, status);
+    c->pending++;
+  } else if (sl_dataset_output_row(&c->cfg, &pt, y, m) > 0) {
     sl_dataset_append(&c->split.train, xf, y, m, f->s->id, status);
     c->pending++;
   }
@@ -198,6 +233,8 @@ static void store_point(campaign_t *c, flight_t *f, sl_point_status_t status)
   sl_series_release(&pt.history);
   free(y);
   free(m);
+  free(f->pred);
+  f->pred = NULL;
   /* the store's event.stored, into the planner (an audit re-run asks for its points) */
   sl_planner_on_stored(c->pl, f->s->id, status, f->step, true, (double)c->now, &c->acts);
   run_actions(c, f);
@@ -272,6 +309,10 @@ static void judge_stop(campaign_t *c, const simrun_t *run, const sl_spec_decisio
                      spec->sigma_floor, &a, NULL) &&
       a.false_stop)
     c->r->n_true_false++;
+  for (k = 0; k < dec->n_pred; k++) {
+    c->r->n_tail_tot++;
+    c->r->n_tail_in += fabs(y[dec->k_obs + k] - dec->pred_mean[k]) <= 2 * dec->pred_std[k];
+  }
   if (sl_spec_decide(spec, mu, sigma, K, y, K, &full, NULL) && full.surprised)
     c->r->n_surprise_later++;
   free(y);
@@ -302,6 +343,10 @@ static void on_terminate(campaign_t *c, flight_t *f, const sl_planner_action_t *
 
   c->r->stop_fraction_sum += (double)a->dec.k_obs / (double)K;
   f->stopped = true;
+  f->k_obs = a->dec.k_obs;
+  f->n_pred = g_arm_rule[c->arm] == 1 ? (size_t)c->sd->P : K;
+  f->pred = sl_malloc(f->n_pred * sizeof *f->pred);
+  memcpy(f->pred, a->mu, f->n_pred * sizeof *f->pred);
   judge_stop(c, f->run, &a->dec, a->band_mu, a->band_sigma);
   if (!a->audit)
     return;
@@ -426,19 +471,97 @@ static void tick(campaign_t *c)
   maybe_train(c);
 }
 
+/* The final model's ±2σ coverage on the validation runs, history and finals apart. */
+static void group_coverage(campaign_t *c)
+{
+  const sl_model_t *m = sl_planner_model(c->pl);
+  const sl_dataset_t *v = &c->sd->val;
+  size_t n = v->n, P = (size_t)v->p, K = (size_t)v->k, i, j;
+  float *mean, *std, *mk;
+
+  c->r->cov_hist = c->r->cov_fin = NAN;
+  if (!m || n == 0)
+    return;
+  mean = sl_calloc(n * P, sizeof *mean);
+  std = sl_calloc(n * P, sizeof *std);
+  mk = sl_calloc(n * P, sizeof *mk);
+  if (sl_model_predict(m, n, v->x, mean, std, NULL)) {
+    for (i = 0; i < n * P; i++)
+      mk[i] = i % P < K ? v->mask[i] : 0;
+    c->r->cov_hist = sl_model_coverage(n, (int)P, mean, std, v->y, mk, 2.0);
+    for (i = 0; i < n; i++)
+      for (j = 0; j < P; j++)
+        mk[i * P + j] = j >= K ? v->mask[i * P + j] : 0;
+    c->r->cov_fin = P > K ? sl_model_coverage(n, (int)P, mean, std, v->y, mk, 2.0) : NAN;
+  }
+  free(mean);
+  free(std);
+  free(mk);
+}
+
+/* The conditioned rule replayed on every validation run at every prefix past the minimum
+ * with the campaign's final model and residual pool: the ±2σ coverage of the conditioned
+ * tail, and the oracle: each run stopped at the earliest prefix after which the rest
+ * stays within the false-stop tolerance of the prediction the rule would use (tail NRMSE
+ * <= SL_AUDIT_NRMSE_FACTOR × confidence, the audit's test) — its mean fraction of the
+ * run's steps (1 for a run no prefix predicts). */
+static void replay_validation(campaign_t *c)
+{
+  const sl_dataset_t *v = &c->sd->val;
+  const sl_spec_params_t *sp = sl_planner_spec(c->pl);
+  size_t K = (size_t)v->k, P = (size_t)v->p, i, k, o, kmin = (size_t)ceil(sp->min_fraction * (double)K - 1e-9);
+  double *y = sl_calloc(K, sizeof *y), *cmu = sl_calloc(P, sizeof *cmu), *cs = sl_calloc(P, sizeof *cs);
+  double x[MAX_D], fsum = 0, max_steps = (double)c->cfg.simulator.max_steps;
+  sl_spec_decision_t dec;
+
+  c->r->oracle_frac = NAN;
+  c->r->resid_n = sl_planner_resid_count(c->pl);
+  if (!sl_planner_model(c->pl) || v->n == 0 || K == 0)
+    goto out;
+  if (kmin < 1)
+    kmin = 1;
+  for (i = 0; i < v->n; i++) {
+    double f = 1.0;
+    for (k = 0; k < (size_t)v->d; k++)
+      x[k] = v->x[i * (size_t)v->d + k];
+    for (k = 0; k < K; k++)
+      y[k] = v->y[i * P + k];
+    for (o = kmin; o < K; o++) {
+      double se = 0;
+      if (!sl_planner_condition(c->pl, x, y, o, cmu, cs, &dec))
+        break;
+      for (k = o; k < K; k++) {
+        se += (y[k] - cmu[k]) * (y[k] - cmu[k]);
+        c->r->n_vtail_tot++;
+        c->r->n_vtail_in += fabs(y[k] - cmu[k]) <= 2 * cs[k];
+      }
+      if (f == 1.0 && sqrt(se / (double)(K - o)) / sp->scale <= SL_AUDIT_NRMSE_FACTOR * sp->confidence)
+        f = (double)sl_dataset_checkpoint_step(&c->cfg, (int)o - 1) / max_steps;
+    }
+    fsum += f;
+  }
+  c->r->oracle_frac = fsum / (double)v->n;
+out:
+  free(y);
+  free(cmu);
+  free(cs);
+}
+
 /* The planner's parameters for this arm: specline-explore's, with the bench's options. */
 static void arm_params(const campaign_t *c, sl_planner_params_t *prm)
 {
   const opts_t *o = c->o;
-  bool acquire = c->arm >= ARM_ACTIVE && c->arm != ARM_SOBOL_SPECM;
+  bool acquire = g_arm_acq[c->arm] != 0;
 
   sl_planner_params_from_config(&c->cfg, (size_t)o->slots, prm);
   memset(&prm->budget, 0, sizeof prm->budget);
   prm->target_nrmse = 0;
-  prm->oversubscribe = c->arm == ARM_SPEC_OVER || c->arm == ARM_SPECM_OVER ? o->oversubscribe : 1.0;
+  prm->oversubscribe = c->arm == ARM_SPEC_OVER ? o->oversubscribe : 1.0;
   prm->acquire = acquire;
-  prm->speculative = c->arm >= ARM_SPEC;
-  prm->members = c->arm >= ARM_SPECM;
+  prm->speculative = arm_spec(c->arm);
+  prm->members = g_arm_rule[c->arm] == 2;
+  prm->conditioned = g_arm_rule[c->arm] == 1;
+  prm->acq_mix = g_arm_acq[c->arm] == 2 ? o->acq_mix : 0.0;
   prm->initial = c->arm == ARM_LHS ? "lhs" : "sobol";
   if (c->arm == ARM_LHS)
     prm->initial_n = (size_t)(c->sd->cap_steps / c->cfg.simulator.max_steps) + 1; /* the cap's size */
@@ -514,6 +637,9 @@ static void run_campaign(const opts_t *o, const simdef_t *sd, result_t *r)
   r->n_audits = st.audits;
   r->n_audits_done = st.audits_done;
   r->n_audit_false = st.false_stops;
+  group_coverage(&c);
+  if (g_arm_rule[c.arm] == 1)
+    replay_validation(&c);
   memset(&c.split.val, 0, sizeof c.split.val);
   sl_dataset_split_release(&c.split);
   for (j = 0; j < c.n_stops; j++) {
@@ -521,6 +647,8 @@ static void run_campaign(const opts_t *o, const simdef_t *sd, result_t *r)
     free(c.stops[j].sigma);
   }
   free(c.stops);
+  for (j = 0; j < c.n_fl; j++)
+    free(c.fl[j].pred);
   free(c.fl);
   sl_values_release(&c.prog.values);
   sl_planner_actions_release(&c.acts);
@@ -547,9 +675,27 @@ static void *worker(void *ud)
   while ((i = atomic_fetch_add(&p->next, 1)) < p->n) {
     result_t *r = &p->res[i];
     size_t done;
+    double *ts, q5 = NAN, q50 = NAN, below = 0;
+    size_t k;
     run_campaign(p->o, &p->sims[r->sim], r);
     done = atomic_fetch_add(&p->done, 1) + 1;
+    /* the decision statistic of this campaign against its threshold */
+    ts = sl_calloc(r->n_tail_std + 1, sizeof *ts);
+    memcpy(ts, r->tail_std, r->n_tail_std * sizeof *ts);
+    for (k = 0; k < r->n_tail_std; k++)
+      below += ts[k] < p->o->spec.confidence;
+    if (r->n_tail_std) {
+      q5 = quantile(ts, r->n_tail_std, 0.05);
+      q50 = quantile(ts, r->n_tail_std, 0.5);
+    }
+    free(ts);
     pthread_mutex_lock(&p->print_mu);
+    if (arm_spec(r->arm))
+      fprintf(stderr, "[stat] %-9s %-12s seed %2d: decision statistic p5 %.4f p50 %.4f vs threshold %.3f: %.1f%% "
+                      "of %zu below; %lld stops, %zu residual vectors\n",
+              p->sims[r->sim].name, g_arm_names[r->arm], r->seed, q5, q50, p->o->spec.confidence,
+              r->n_tail_std ? 100 * below / (double)r->n_tail_std : 0.0, r->n_tail_std, (long long)r->n_stops,
+              r->resid_n);
     fprintf(stderr, "[%3zu/%zu %6.0fs] %-9s %-12s seed %2d: %7lld steps, %4lld runs (%lld stopped), nrmse %.4f, "
                     "cov %.3f, %lld trainings %.1fs\n",
             done, p->n, sl_mono() - p->t0, p->sims[r->sim].name, g_arm_names[r->arm], r->seed, (long long)r->steps,
@@ -703,6 +849,262 @@ static void fmt_steps(char *buf, size_t size, double v)
     snprintf(buf, size, "%.0f", v);
 }
 
+/* The q-quantile (linear interpolation) of n values; v is sorted in place. NaN for n 0. */
+static double quantile(double *v, size_t n, double q)
+{
+  double pos;
+  size_t lo;
+
+  if (n == 0)
+    return NAN;
+  qsort(v, n, sizeof *v, cmp_double);
+  pos = q * (double)(n - 1);
+  lo = (size_t)pos;
+  if (lo + 1 >= n || pos == (double)lo || isinf(v[lo + 1]))
+    return pos > (double)lo && lo + 1 < n ? v[lo + 1] : v[lo]; /* censored values are not interpolated */
+  return v[lo] + (pos - (double)lo) * (v[lo + 1] - v[lo]);
+}
+
+/* Clopper–Pearson one-sided 95% upper bound of a rate with x events in n trials: the p
+ * with P(X <= x; n, p) = 0.05 (bisection on the binomial CDF). 1 for n 0. */
+static double cp_upper(int64_t x, int64_t n)
+{
+  double lo = (double)x / (double)(n ? n : 1), hi = 1.0;
+  int it;
+
+  if (n == 0 || x >= n)
+    return 1.0;
+  for (it = 0; it < 60; it++) {
+    double p = 0.5 * (lo + hi), cdf = 0, lp = log(p), lq = log1p(-p);
+    int64_t i;
+    for (i = 0; i <= x; i++)
+      cdf += exp(lgamma((double)n + 1) - lgamma((double)i + 1) - lgamma((double)(n - i) + 1) + (double)i * lp +
+                 (double)(n - i) * lq);
+    if (cdf > 0.05)
+      lo = p;
+    else
+      hi = p;
+  }
+  return hi;
+}
+
+/* r's latest evaluation at or before `steps` (NULL when none). */
+static const evalpt_t *ev_at(const result_t *r, double steps)
+{
+  const evalpt_t *e = NULL;
+  size_t i;
+
+  for (i = 0; i < r->n_ev && (double)r->ev[i].steps <= steps; i++)
+    e = &r->ev[i];
+  return e;
+}
+
+/* One evaluation's NRMSE: all columns (0), history (1), finals (2). */
+static double ev_val(const evalpt_t *e, int which)
+{
+  return which == 0 ? e->nrmse : which == 1 ? e->nrmse_hist : e->nrmse_fin;
+}
+
+/* The steps at which r's validation NRMSE first falls to level, interpolated linearly in
+ * log NRMSE between evaluations (so the figure is not quantised by the training period);
+ * +inf when it never does within the cap (censored). */
+static double steps_to_level(const result_t *r, double level, int which)
+{
+  size_t i;
+
+  for (i = 0; i < r->n_ev; i++) {
+    double v = ev_val(&r->ev[i], which), pv, t;
+    if (!(v <= level))
+      continue;
+    if (i == 0 || !(ev_val(&r->ev[i - 1], which) > level))
+      return (double)r->ev[i].steps;
+    pv = ev_val(&r->ev[i - 1], which);
+    t = (log(pv) - log(level)) / (log(pv) - log(v));
+    return (double)r->ev[i - 1].steps + t * (double)(r->ev[i].steps - r->ev[i - 1].steps);
+  }
+  return INFINITY;
+}
+
+/* Median of n values with a bootstrap 95% percentile interval over resampled seeds
+ * (2000 resamples, fixed stream); +inf values (censored) sort last. */
+static void boot_median(const double *v, size_t n, double *med, double *lo, double *hi)
+{
+  double *b = sl_calloc(n + 1, sizeof *b), *m = sl_calloc(2000, sizeof *m);
+  uint64_t st = 0x9e3779b97f4a7c15ull;
+  size_t i, r;
+
+  memcpy(b, v, n * sizeof *b);
+  *med = quantile(b, n, 0.5);
+  for (r = 0; r < 2000 && n > 0; r++) {
+    for (i = 0; i < n; i++) {
+      st ^= st << 13, st ^= st >> 7, st ^= st << 17;
+      b[i] = v[st % n];
+    }
+    m[r] = quantile(b, n, 0.5);
+  }
+  *lo = n ? quantile(m, 2000, 0.025) : NAN;
+  *hi = n ? quantile(m, 2000, 0.975) : NAN;
+  free(b);
+  free(m);
+}
+
+static void fmt_ratio(char *buf, size_t size, double v)
+{
+  if (isinf(v))
+    snprintf(buf, size, "cens");
+  else if (isnan(v))
+    snprintf(buf, size, "-");
+  else
+    snprintf(buf, size, "%.2f", v);
+}
+
+/* The primary figure (issue 12): per arm, the steps to reach the NRMSE Sobol reaches at
+ * its full budget (per seed: Sobol's last evaluation), as a ratio to Sobol's steps,
+ * paired by seed; the error ratio at equal steps (the cap); the oracle's ceiling and the
+ * fraction of its log-saving captured; false stops with their CP-95 bound; coverage. */
+static void print_savings(const opts_t *o, simdef_t *sims, result_t *res, size_t n_res, FILE *out)
+{
+  static const char *wn[3] = {"all", "hist", "fin"};
+  size_t nb = (size_t)o->seeds + 1;
+  double *v = sl_calloc(nb, sizeof *v), *e = sl_calloc(nb, sizeof *e);
+  int s, a, seed, w;
+
+  fprintf(out, "\nS. savings: Sobol's budget is half the cap (%.0f full runs); every arm runs to the cap, so a\n"
+               "ratio up to 2 is measured. Simulator steps for each arm to reach the validation NRMSE Sobol\n"
+               "reaches at its budget (paired by seed; crossing interpolated in log NRMSE between\n"
+               "evaluations), as a ratio to Sobol's steps (< 1 saves): median [bootstrap 95%% CI] over\n"
+               "seeds, cens = seeds that never reached it within the cap (counted as infinite);\n"
+               "err@B = the arm's NRMSE / Sobol's at Sobol's budget; all P columns, the history and the\n"
+               "finals apart. capt = log(1/ratio) / log(oracle saving), on the history columns.\n",
+          o->cap_runs / 2);
+  for (s = 0; s < o->n_sims; s++) {
+    double of[64], oq = NAN, osave = NAN, budget = (double)sims[s].cap_steps / 2;
+    int no = 0, oa = o->arm_on[ARM_SPEC] ? ARM_SPEC : ARM_SOBOL_SPEC;
+    for (seed = 0; seed < o->seeds && no < 64; seed++) {
+      result_t *r = find_result(res, n_res, s, oa, o->seed0 + seed);
+      if (r && r->ok && isfinite(r->oracle_frac))
+        of[no++] = r->oracle_frac;
+    }
+    if (no) {
+      oq = quantile(of, (size_t)no, 0.5);
+      osave = 1.0 / oq;
+    }
+    fprintf(out, "\n== %s: oracle stops a run at %.2f of its steps on average (median over %d seeds' final models\n"
+                 "   on the validation runs, arm %s): oracle saving x%.2f\n",
+            sims[s].name, oq, no, g_arm_names[oa], osave);
+    fprintf(out, "%-12s | %-28s | %-28s | %-28s | %-17s | %s\n", "arm", "steps ratio all", "steps ratio hist",
+            "steps ratio fin", "err@B all/h/f", "capt (hist) [CI]");
+    for (a = 0; a < N_ARMS; a++) {
+      double capt[3] = {NAN, NAN, NAN}, er[3];
+      if (!o->arm_on[a] || a == ARM_SOBOL || !o->arm_on[ARM_SOBOL])
+        continue;
+      fprintf(out, "%-12s", g_arm_names[a]);
+      for (w = 0; w < 3; w++) {
+        int n = 0, ne = 0, cens = 0;
+        double med, lo, hi, elo, ehi;
+        char b1[16], b2[16], b3[16], cell[64];
+        for (seed = 0; seed < o->seeds; seed++) {
+          result_t *r = find_result(res, n_res, s, a, o->seed0 + seed);
+          result_t *b = find_result(res, n_res, s, ARM_SOBOL, o->seed0 + seed);
+          const evalpt_t *eb = b ? ev_at(b, budget) : NULL, *ea = r ? ev_at(r, budget) : NULL;
+          double target, sb, sa;
+          if (!r || !r->ok || !b || !b->ok || !eb)
+            continue;
+          target = ev_val(eb, w);
+          sb = steps_to_level(b, target, w);
+          sa = steps_to_level(r, target, w);
+          if (!isfinite(target) || !isfinite(sb))
+            continue;
+          v[n++] = sa / sb;
+          cens += isinf(sa);
+          if (ea && isfinite(ev_val(ea, w)) && target > 0)
+            e[ne++] = ev_val(ea, w) / target;
+        }
+        boot_median(v, (size_t)n, &med, &lo, &hi);
+        fmt_ratio(b1, sizeof b1, med);
+        fmt_ratio(b2, sizeof b2, lo);
+        fmt_ratio(b3, sizeof b3, hi);
+        snprintf(cell, sizeof cell, "%s [%s-%s] %d cens/%d", b1, b2, b3, cens, n);
+        fprintf(out, " | %-28s", cell);
+        if (w == 1 && osave > 1) {
+          capt[0] = log(1 / med) / log(osave);
+          capt[1] = log(1 / hi) / log(osave);
+          capt[2] = log(1 / lo) / log(osave);
+        }
+        boot_median(e, (size_t)ne, &er[w], &elo, &ehi);
+      }
+      fprintf(out, " | %4.2f/%4.2f/%4.2f    ", er[0], er[1], er[2]);
+      if (isfinite(capt[0]))
+        fprintf(out, " | %3.0f%% [%.0f%%..%.0f%%]", 100 * capt[0], 100 * capt[1], 100 * capt[2]);
+      fprintf(out, "\n");
+    }
+    (void)wn;
+  }
+  fprintf(out, "\nC. the stop rule: stops, false stops and calibration (sums over seeds)\n");
+  for (s = 0; s < o->n_sims; s++) {
+    fprintf(out, "\n== %s\n%-12s | %6s %5s | %-24s | %-22s | %-28s | %-9s %-9s | %s\n", sims[s].name, "arm", "stops",
+            "stop@", "false true x/n [CP95]", "false audit x/n [CP95]", "stat p5/p25/p50 <thr% (n)", "tailcov",
+            "val-tail", "cov2σ hist/fin");
+    for (a = 0; a < N_ARMS; a++) {
+      double stops = 0, frac = 0, *ts = NULL, ch[64], cf[64];
+      int64_t tf = 0, af = 0, ad = 0, ti = 0, tt = 0, vi = 0, vt = 0, below = 0;
+      size_t n_ts = 0, i;
+      int nc = 0;
+      char b1[48], b2[48], b3[64];
+      if (!o->arm_on[a])
+        continue;
+      for (seed = 0; seed < o->seeds; seed++) {
+        result_t *r = find_result(res, n_res, s, a, o->seed0 + seed);
+        if (!r || !r->ok)
+          continue;
+        stops += (double)r->n_stops;
+        frac += r->stop_fraction_sum;
+        tf += r->n_true_false;
+        af += r->n_audit_false;
+        ad += r->n_audits_done;
+        ti += r->n_tail_in;
+        tt += r->n_tail_tot;
+        vi += r->n_vtail_in;
+        vt += r->n_vtail_tot;
+        if (nc < 64) {
+          ch[nc] = r->cov_hist;
+          cf[nc++] = r->cov_fin;
+        }
+        ts = sl_realloc(ts, (n_ts + r->n_tail_std + 1) * sizeof *ts);
+        memcpy(ts + n_ts, r->tail_std, r->n_tail_std * sizeof *ts);
+        n_ts += r->n_tail_std;
+      }
+      for (i = 0; i < n_ts; i++)
+        below += ts[i] < o->spec.confidence;
+      fprintf(out, "%-12s", g_arm_names[a]);
+      if (arm_spec(a)) {
+        snprintf(b1, sizeof b1, "%lld/%.0f %.1f%% [%.1f%%]", (long long)tf, stops, stops ? 100 * tf / stops : 0.0,
+                 100 * cp_upper(tf, (int64_t)stops));
+        snprintf(b2, sizeof b2, "%lld/%lld [%.1f%%]", (long long)af, (long long)ad, 100 * cp_upper(af, ad));
+        snprintf(b3, sizeof b3, "%.3f/%.3f/%.3f %.1f%% (%zu)", quantile(ts, n_ts, 0.05), quantile(ts, n_ts, 0.25),
+                 quantile(ts, n_ts, 0.5), n_ts ? 100.0 * (double)below / (double)n_ts : 0.0, n_ts);
+        fprintf(out, " | %6.0f %5.2f | %-24s | %-22s | %-28s | %-9.3f %-9.3f", stops, stops ? frac / stops : 0.0, b1,
+                b2, b3, tt ? (double)ti / (double)tt : NAN, vt ? (double)vi / (double)vt : NAN);
+      } else {
+        fprintf(out, " | %6s %5s | %-24s | %-22s | %-28s | %-9s %-9s", "-", "-", "-", "-", "-", "-", "-");
+      }
+      fprintf(out, " | %.3f/%.3f\n", quantile(ch, (size_t)nc, 0.5), quantile(cf, (size_t)nc, 0.5));
+      free(ts);
+    }
+  }
+  fprintf(out, "\nstop@ = mean fraction of the checkpoints observed at a stop; false true = stops that fail the\n"
+               "audit's test (>10%% of the tail outside ±3σ or tail NRMSE > 2×confidence) against the cached\n"
+               "full run, every stop; false audit = the planner's own audits; CP95 = Clopper–Pearson one-sided\n"
+               "95%% upper bound; stat = the decision statistic (max σ/scale of the predicted tail) at every\n"
+               "non-surprised decision past the minimum fraction, its quantiles and the share below the\n"
+               "threshold (confidence %.3f); tailcov = ±2σ coverage of the tails stops relied on (vs the\n"
+               "full runs); val-tail = the same for the conditioned rule replayed on every validation run at\n"
+               "every prefix; cov2σ = the final model's coverage on the validation runs, history / finals.\n",
+          o->spec.confidence);
+  free(v);
+  free(e);
+}
+
 static void print_table(const opts_t *o, simdef_t *sims, result_t *res, size_t n_res, FILE *out)
 {
   int s, a, t, seed;
@@ -710,6 +1112,7 @@ static void print_table(const opts_t *o, simdef_t *sims, result_t *res, size_t n
   double *v = sl_calloc(nb, sizeof *v), *w = sl_calloc(nb, sizeof *w), *h = sl_calloc(nb, sizeof *h);
   double *fn = sl_calloc(nb, sizeof *fn);
 
+  print_savings(o, sims, res, n_res, out);
   fprintf(out, "\nA. simulator steps until the validation NRMSE (all P columns: history checkpoints + final\n"
                "outputs) first falls to each level: median steps over seeds, then the median [IQR] over\n"
                "seeds of steps(sobol)/steps(arm), paired by seed, and r/n = seeds that got there within\n"
@@ -797,7 +1200,7 @@ static void print_table(const opts_t *o, simdef_t *sims, result_t *res, size_t n
       quartiles(fn, (size_t)n, &q1, &m_fin, &q3);
       quartiles(w, (size_t)n, &q1, &med, &q3);
       fprintf(out, "%-12s | %6.0f", g_arm_names[a], runs);
-      if (a >= ARM_SPEC) {
+      if (arm_spec(a)) {
         double tq1, tmed, tq3;
         quartiles(ts, n_ts, &tq1, &tmed, &tq3);
         snprintf(b1, sizeof b1, "%.0f/%.0f %.1f%%", afalse, audited, audited > 0 ? 100 * afalse / audited : 0.0);
@@ -982,8 +1385,11 @@ static void usage(FILE *f)
           "usage: bench_speculative [--quick] [options]\n\n"
           "  --quick              3 seeds, 64 validation runs, cap 128 runs (under a minute on 2 cores)\n"
           "  --sims LIST          comma-separated: oscillator,environ,lorenz96 (default all)\n"
-          "  --arms LIST          sobol,lhs,active,spec,spec+over,spec-m,spec-m+over,sobol+spec-m\n"
-          "                       (default all; sobol is the reference)\n"
+          "  --arms LIST          sobol,lhs,max_std,active,spec,spec+over,spec-m,sobol+spec,sobol+spec-m\n"
+          "                       (default sobol,max_std,active,spec,sobol+spec; sobol is the reference)\n"
+          "  --tails predicted|masked  what a stopped run trains on: its prefix and the tail (and, for\n"
+          "                       the conditioned rule, finals) the stop predicted (default), or the prefix\n"
+          "  --acq-mix F          space-filling share of the mixed arms' batches (default 0.5)\n"
           "  --seeds N            seeds per arm (default 10), first seed --seed0 (default 1)\n"
           "  --jobs N             campaigns run in parallel (default 2)\n"
           "  --val N              validation runs per simulator (default 128)\n"
@@ -1044,6 +1450,7 @@ int main(int argc, char **argv)
       {"retrain-every", required_argument, 0, 'B'}, {"help", no_argument, 0, 'h'},
       {"epochs", required_argument, 0, 'E'}, {"hidden", required_argument, 0, 'H'},
       {"batch", required_argument, 0, 'N'}, {"lr", required_argument, 0, 'L'},
+      {"tails", required_argument, 0, 'T'}, {"acq-mix", required_argument, 0, 'X'},
       {0, 0, 0, 0}};
   opts_t o;
   pool_t pool;
@@ -1062,8 +1469,8 @@ int main(int argc, char **argv)
   o.out_dir = SL_BENCH_BUILD_DIR;
   o.cache_dir = SL_BENCH_BUILD_DIR "/bench-speculative-cache";
   parse_list("oscillator,environ,lorenz96", &o, false);
-  for (a = 0; a < N_ARMS; a++)
-    o.arm_on[a] = true;
+  parse_list("sobol,max_std,active,spec,sobol+spec", &o, true);
+  o.acq_mix = 0.5;
   o.seeds = 10;
   o.seed0 = 1;
   o.jobs = 2;
@@ -1105,6 +1512,8 @@ int main(int argc, char **argv)
     case 'H': o.hidden = atoi(optarg); break;
     case 'N': o.batch = atoi(optarg); break;
     case 'L': o.lr = atof(optarg); break;
+    case 'T': o.masked_tails = !strcmp(optarg, "masked"); break;
+    case 'X': o.acq_mix = atof(optarg); break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
     }

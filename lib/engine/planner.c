@@ -35,6 +35,7 @@ struct sl_planner {
   int K, P;           /* checkpoints, model columns */
   double *scale;      /* P output scales of the model in use */
   sl_model_t *model;
+  sl_spec_resid_t *resid; /* held-out residuals of runs completed under an earlier model */
   char model_id[SL_PLANNER_MODEL_ID_MAX];
   double model_nrmse; /* validation NRMSE of the model in use (NAN: none or unknown) */
   int64_t model_n_val;
@@ -125,6 +126,10 @@ void sl_planner_params_from_config(const sl_config_t *cfg, size_t slots, sl_plan
   o->acq.kind = !strcmp(cfg->policy.acquisition, "ucb") ? SL_ACQ_UCB : SL_ACQ_MAX_STD;
   o->acq.kappa = cfg->policy.ucb_kappa;
   o->acq.diversity = cfg->policy.diversity;
+  o->acq_mix = 0; /* the explorer as before; bench/speculative measures 0.5 (half of each
+                    * batch space-filling): not worse than Sobol on the history, worse on
+                    * the finals (docs/speculative.md), so not the default yet */
+  o->conditioned = false;
   if (cfg->policy.objective) {
     int col = sl_dataset_output_column(cfg, cfg->policy.objective);
     o->acq.objective = col >= 0 ? (size_t)col : 0;
@@ -175,6 +180,7 @@ sl_planner_t *sl_planner_new(const sl_config_t *cfg, const sl_planner_params_t *
   p->K = sl_dataset_checkpoints(cfg);
   p->P = sl_dataset_columns(cfg);
   p->scale = sl_calloc((size_t)p->P + 1, sizeof *p->scale);
+  p->resid = p->K > 0 ? sl_spec_resid_new((size_t)p->K, (size_t)p->K) : NULL;
   p->model_nrmse = NAN;
   sl_name(p->sim_rk, cfg->experiment, "sim");
   p->reading = sl_calloc(REISSUE_CAP, sizeof *p->reading);
@@ -197,6 +203,7 @@ void sl_planner_destroy(sl_planner_t *p)
   sl_sobol_destroy(p->sobol);
   sl_sobol_destroy(p->cand_sobol);
   sl_model_destroy(p->model);
+  sl_spec_resid_destroy(p->resid);
   free(p->scale);
   free(p->initial);
   free(p->reading);
@@ -435,9 +442,30 @@ void sl_planner_on_model(sl_planner_t *p, sl_model_t *m, const char *id, const c
   SL_INFO("using model '%s' (%s)", p->model_id, metrics ? metrics : "no metrics");
 }
 
-/* Plans a batch of n samples chosen by acquisition on the surrogate: N_CAND candidates of
- * the candidate Sobol stream, penalised by their distance to the samples in flight.
+/* The space-filling share of a mixed batch: the next n_sf positions of the Sobol plan.
  * Returns how many were planned. */
+static size_t plan_space_filling(sl_planner_t *p, size_t n_sf, double *xs)
+{
+  size_t planned = 0, tries = 0, j;
+  sl_sample_t *s;
+  bool created;
+
+  while (planned < n_sf && tries++ < 4 * n_sf + 16) {
+    s = plan_one(p, p->plan_next++, &created);
+    if (!s || !created)
+      continue;
+    for (j = 0; j < p->d; j++) /* normalised, for the diversity penalty */
+      xs[planned * p->d + j] = (sl_ledger_inputs(p->ledger, s)[j] - p->lo[j]) / (p->hi[j] - p->lo[j]);
+    planned++;
+  }
+  return planned;
+}
+
+/* Plans a batch of n samples: a share acq_mix of it from the Sobol plan (space-filling,
+ * so acquisition never leaves regions unsampled), the rest chosen by acquisition on the
+ * surrogate: N_CAND candidates of the candidate Sobol stream, penalised by their distance
+ * to the samples in flight (the space-filling ones included). Returns how many were
+ * planned. */
 static size_t acquire_batch(sl_planner_t *p, size_t n)
 {
   enum { N_CAND = 512, MAX_BUSY = 4096 };
@@ -449,7 +477,15 @@ static size_t acquire_batch(sl_planner_t *p, size_t n)
   sl_sample_t **fl = sl_calloc(MAX_BUSY, sizeof *fl);
   size_t *chosen = sl_calloc(n, sizeof *chosen);
   sl_error_t err;
+  size_t n_sf = (size_t)floor(p->prm.acq_mix * (double)n + 0.5), n_planned_sf = 0;
+  double *xs = sl_calloc((n_sf ? n_sf : 1) * d, sizeof *xs);
 
+  if (n_sf > 0) {
+    n_planned_sf = planned = plan_space_filling(p, n_sf > n ? n : n_sf, xs);
+    n -= planned;
+    if (n == 0)
+      goto out;
+  }
   for (i = 0; i < N_CAND; i++) {
     sl_sobol_point(p->cand_sobol, p->cand_next++, cand + i * d);
     for (j = 0; j < d; j++)
@@ -471,6 +507,8 @@ static size_t acquire_batch(sl_planner_t *p, size_t n)
     for (j = 0; j < d; j++)
       busy[i * d + j] = isfinite(x[j]) ? (x[j] - p->lo[j]) / (p->hi[j] - p->lo[j]) : -10;
   }
+  for (i = 0; i < n_planned_sf && n_busy < MAX_BUSY; i++, n_busy++)
+    memcpy(busy + n_busy * d, xs + i * d, d * sizeof *xs);
   if (!sl_acq_select(&p->prm.acq, cand, N_CAND, d, mean, std, P, p->scale, busy, n_busy, n, chosen, NULL,
                      &n_chosen, &err)) {
     SL_WARN("acquisition: %s", err.message);
@@ -486,8 +524,9 @@ static size_t acquire_batch(sl_planner_t *p, size_t n)
     if (sl_ledger_plan(p->ledger, id, x, SL_ORIGIN_EXPLORE, 0, &created, NULL) && created)
       planned++;
   }
-  p->st.acquired += (int64_t)planned;
 out:
+  p->st.acquired += (int64_t)planned;
+  free(xs);
   free(cand);
   free(mean);
   free(std);
@@ -550,6 +589,88 @@ static char *terminate_body(const sl_planner_t *p, const sl_sample_t *s, const s
   return body;
 }
 
+/* The model's mixture at x (d inputs): mean, std (P each), σ floored at each column's
+ * scale × the rule's floor. */
+static bool predict_one(sl_planner_t *p, const double *in, double *mean, double *std)
+{
+  float x[MAX_D], *mf = sl_calloc((size_t)p->P, sizeof *mf), *sf = sl_calloc((size_t)p->P, sizeof *sf);
+  double fl = p->prm.spec.sigma_floor > 0 ? p->prm.spec.sigma_floor : SL_SPEC_SIGMA_FLOOR_DEFAULT;
+  sl_error_t err;
+  bool ok;
+  size_t j;
+
+  for (j = 0; j < p->d; j++)
+    x[j] = (float)in[j];
+  ok = sl_model_predict(p->model, 1, x, mf, sf, &err);
+  for (j = 0; ok && j < (size_t)p->P; j++) {
+    mean[j] = mf[j];
+    std[j] = sf[j] > fl * p->scale[j] ? sf[j] : fl * p->scale[j];
+  }
+  free(mf);
+  free(sf);
+  return ok;
+}
+
+/* The conditioned rule on the history at x; mu, sigma (P): the tail relied on, then the
+ * model's finals. band_mu, band_sigma (K, may be NULL): the unconditioned prediction. */
+static bool decide_cond(sl_planner_t *p, const double *in, const double *y, size_t k_obs, double *mu,
+                        double *sigma, double *band_mu, double *band_sigma, sl_spec_decision_t *dec)
+{
+  size_t P = (size_t)p->P, K = (size_t)p->K;
+  double *mean = sl_calloc(P, sizeof *mean), *std = sl_calloc(P, sizeof *std);
+  sl_error_t err;
+  bool ok = predict_one(p, in, mean, std);
+
+  if (ok && band_mu) {
+    memcpy(band_mu, mean, K * sizeof *mean);
+    memcpy(band_sigma, std, K * sizeof *std);
+  }
+  ok = ok && sl_spec_decide_cond(&p->prm.spec, p->resid, mean, std, K, K, y, k_obs, mu, sigma, dec, &err);
+  if (ok) {
+    memcpy(mu + K, mean + K, (P - K) * sizeof *mu);
+    memcpy(sigma + K, std + K, (P - K) * sizeof *sigma);
+    dec->pred_mean = mu + k_obs;
+    dec->pred_std = sigma + k_obs;
+  }
+  free(mean);
+  free(std);
+  return ok;
+}
+
+bool sl_planner_condition(sl_planner_t *p, const double *x, const double *y, size_t k_obs, double *cmu,
+                          double *csigma, sl_spec_decision_t *dec)
+{
+  if (!p->model || p->K == 0 || k_obs > (size_t)p->K)
+    return false;
+  return decide_cond(p, x, y, k_obs, cmu, csigma, NULL, NULL, dec);
+}
+
+const sl_model_t *sl_planner_model(const sl_planner_t *p)
+{
+  return p->model;
+}
+
+size_t sl_planner_resid_count(const sl_planner_t *p)
+{
+  return sl_spec_resid_count(p->resid);
+}
+
+/* A complete run's history, held out from the model in use: into the residual pool. */
+static void hold_out(sl_planner_t *p, const sl_sample_t *s)
+{
+  size_t K = (size_t)p->K, P = (size_t)p->P;
+  double *mean, *std;
+
+  if (!p->model || !p->resid || !s->history || s->k_obs < K)
+    return;
+  mean = sl_calloc(P, sizeof *mean);
+  std = sl_calloc(P, sizeof *std);
+  if (predict_one(p, sl_ledger_inputs(p->ledger, s), mean, std))
+    sl_spec_resid_add(p->resid, s->history, mean, std, NULL, 0);
+  free(mean);
+  free(std);
+}
+
 /* The decision for sample s from the model: mu, sigma (K) receive the prediction of the
  * rest relied on, band_mu, band_sigma (K) the surprise test's band. */
 static bool decide(sl_planner_t *p, const sl_sample_t *s, double *mu, double *sigma, double *band_mu,
@@ -565,7 +686,9 @@ static bool decide(sl_planner_t *p, const sl_sample_t *s, double *mu, double *si
 
   for (j = 0; j < p->d; j++)
     x[j] = (float)in[j];
-  if (p->prm.members) {
+  if (p->prm.conditioned) {
+    ok = decide_cond(p, in, s->history, s->k_obs, mu, sigma, band_mu, band_sigma, dec);
+  } else if (p->prm.members) {
     /* the members' predictions, weighted by how well each explains the observed prefix:
      * the surprise test uses the whole ensemble, the tail the weighted mixture */
     ok = sl_model_predict_members(p->model, 1, x, mean, std, &err);
@@ -636,8 +759,8 @@ static void speculate(sl_planner_t *p, sl_sample_t *s, sl_planner_actions_t *out
   if (!p->model || !s->history || (s->flags & SL_SAMPLE_F_STOP_SENT) || s->origin == SL_ORIGIN_AUDIT ||
       (s->flags & SL_SAMPLE_F_NO_INPUTS) || !s->control)
     return;
-  mu = sl_calloc(K, sizeof *mu);
-  sigma = sl_calloc(K, sizeof *sigma);
+  mu = sl_calloc((size_t)p->P, sizeof *mu); /* the conditioned rule adds the finals */
+  sigma = sl_calloc((size_t)p->P, sizeof *sigma);
   band_mu = sl_calloc(K, sizeof *band_mu);
   band_sigma = sl_calloc(K, sizeof *band_sigma);
   if (!decide(p, s, mu, sigma, band_mu, band_sigma, &dec))
@@ -943,7 +1066,11 @@ void sl_planner_on_progress(sl_planner_t *p, const sl_sim_progress_t *m, double 
 void sl_planner_on_stored(sl_planner_t *p, const char *sample_id, sl_point_status_t status, int64_t steps,
                           bool is_new, double now, sl_planner_actions_t *out)
 {
-  sl_sample_t *s = sl_ledger_on_stored(p->ledger, sample_id, status, steps, now);
+  sl_sample_t *s = sl_ledger_find(p->ledger, sample_id);
+
+  if (s && status == SL_POINT_COMPLETE && p->prm.conditioned && s->state != SL_SAMPLE_DONE)
+    hold_out(p, s);
+  s = sl_ledger_on_stored(p->ledger, sample_id, status, steps, now);
 
   if (s && status == SL_POINT_FAILED && !p->first_failed[0])
     sl_strlcpy(p->first_failed, s->id, sizeof p->first_failed);

@@ -459,7 +459,90 @@ static void test_members_least_wrong_never_stops(void)
   SL_CHECKF(n_continue > 0, "never CONTINUE: the guard is not what held it (%d)", n_continue);
 }
 
-SL_TEST_MAIN(SL_T(test_quantiles), SL_T(test_termination_inside_band_stops),
+
+/* The conditioned rule: a pool of runs whose residual is a level offset (the same at every
+ * checkpoint, different per run) plus a little noise. Before the pool holds
+ * SL_SPEC_RESID_MIN vectors nothing stops; then a run that is off the model by an offset
+ * has its tail predicted from the prefix (cmu ≈ y's level), with a small calibrated σ:
+ * STOP; a run far outside the calibrated band is SURPRISED; the ±2σ coverage of the
+ * conditioned tails of fresh runs drawn from the same law is about the aimed 95%. */
+static double cond_unif(uint64_t *st)
+{
+  *st = *st * 6364136223846793005ull + 1442695040888963407ull;
+  return (double)(*st >> 11) / 9007199254740992.0;
+}
+
+static double cond_norm(uint64_t *st)
+{
+  double u = cond_unif(st), v = cond_unif(st);
+
+  return sqrt(-2 * log(u + 1e-300)) * cos(2 * M_PI * v);
+}
+
+#define CK 8
+#define CP 9
+static void test_conditioned_rule(void)
+{
+  sl_spec_params_t p;
+  sl_spec_decision_t dec;
+  sl_spec_resid_t *r = sl_spec_resid_new(CK, CP);
+  double mu[CP], sigma[CP], y[CP], cmu[CP], cs[CP];
+  uint64_t st = 12345;
+  size_t i, k, in = 0, tot = 0;
+  sl_error_t err;
+
+  SL_REQUIRE(r);
+  SL_CHECK(sl_spec_resid_new(0, 3) == NULL);
+  sl_spec_params_default(&p);
+  p.min_fraction = 0.25;
+  p.confidence = 0.05;
+  for (k = 0; k < CP; k++) {
+    mu[k] = 1.0;
+    sigma[k] = 0.2;
+  }
+  for (k = 0; k < CP; k++)
+    y[k] = 1.1 + 0.001 * (double)k;
+  /* an empty pool: decides, never stops */
+  SL_REQUIRE(sl_spec_decide_cond(&p, r, mu, sigma, CP, CK, y, 4, cmu, cs, &dec, &err));
+  SL_CHECK(dec.action != SL_SPEC_STOP);
+  SL_CHECK(isnan(sl_spec_resid_factor(r, 4, false)));
+  for (i = 0; i < 200; i++) {
+    double off = 0.2 * cond_norm(&st);
+    double yy[CP];
+    for (k = 0; k < CP; k++)
+      yy[k] = 1.0 + off + 0.002 * cond_norm(&st);
+    SL_CHECK(sl_spec_resid_add(r, yy, mu, sigma, NULL, 0));
+  }
+  SL_CHECK_INT(sl_spec_resid_count(r), 200);
+  SL_CHECK(isfinite(sl_spec_resid_factor(r, 4, false)));
+  /* offset 0.1: the tail is predicted at the prefix's level, confidently */
+  SL_REQUIRE(sl_spec_decide_cond(&p, r, mu, sigma, CP, CK, y, 4, cmu, cs, &dec, &err));
+  SL_CHECK_INT(dec.action, SL_SPEC_STOP);
+  SL_CHECK_NEAR(cmu[6], 1.1, 0.01);
+  SL_CHECK(dec.tail_std < 0.05 && dec.pred_mean == cmu + 4 && dec.n_pred == 4);
+  SL_CHECK(cs[0] == 0 && cs[5] > 0);
+  /* before the minimum fraction: early */
+  SL_REQUIRE(sl_spec_decide_cond(&p, r, mu, sigma, CP, CK, y, 1, cmu, cs, &dec, &err));
+  SL_CHECK_INT(dec.action, SL_SPEC_CONTINUE_EARLY);
+  /* a prefix that is not an offset (alternating ±0.5): outside the band, never stopped */
+  for (k = 0; k < CP; k++)
+    y[k] = 1.0 + (k % 2 ? 0.5 : -0.5);
+  SL_REQUIRE(sl_spec_decide_cond(&p, r, mu, sigma, CP, CK, y, 4, cmu, cs, &dec, &err));
+  SL_CHECK_INT(dec.action, SL_SPEC_SURPRISED);
+  /* coverage of fresh runs' conditioned tails */
+  for (i = 0; i < 400; i++) {
+    double off = 0.2 * cond_norm(&st);
+    for (k = 0; k < CP; k++)
+      y[k] = 1.0 + off + 0.002 * cond_norm(&st);
+    SL_REQUIRE(sl_spec_decide_cond(&p, r, mu, sigma, CP, CK, y, 3, cmu, cs, &dec, &err));
+    for (k = 3; k < CK; k++, tot++)
+      in += fabs(y[k] - cmu[k]) <= 2 * cs[k];
+  }
+  SL_CHECK((double)in / (double)tot > 0.90 && (double)in / (double)tot < 0.99);
+  sl_spec_resid_destroy(r);
+}
+
+SL_TEST_MAIN(SL_T(test_conditioned_rule), SL_T(test_quantiles), SL_T(test_termination_inside_band_stops),
              SL_T(test_termination_outside_band_never_stops), SL_T(test_termination_wide_tail_continues),
              SL_T(test_acquisition_max_std), SL_T(test_acquisition_spread_and_ucb), SL_T(test_audit),
              SL_T(test_members_prefix_concentrates), SL_T(test_members_outside_band_never_stops),

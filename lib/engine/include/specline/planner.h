@@ -57,6 +57,12 @@ typedef struct sl_planner_params {
   bool speculative;           /* decide at each checkpoint of a running sample */
   bool members;               /* decide with sl_spec_decide_members (true) or sl_spec_decide
                                  on the ensemble's mixture (false: the benchmark's spec arm) */
+  bool conditioned;           /* decide with sl_spec_decide_cond: the mixture's prediction
+                                 conditioned on the observed prefix, σ calibrated on the
+                                 held-out residuals of runs that completed under an earlier
+                                 model (overrides members) */
+  double acq_mix;             /* fraction of each acquisition batch taken from the Sobol
+                                 plan (space-filling); the rest by the acquisition score */
   sl_spec_params_t spec;      /* scale is set from each model */
   double audit_fraction;      /* stops re-run to completion */
   bool replace_at_once;       /* top up after each stored point (true) or on ticks only */
@@ -98,7 +104,9 @@ typedef struct sl_planner_action {
   char *body;                            /* JSON of a publish (owned by the list) */
   const char *origin;                    /* PUBLISH_TASK: "initial", "explore", "audit", "reissue" */
   sl_spec_decision_t dec;                /* TERMINATE, DECIDED (pred_* point into mu/sigma, or NULL) */
-  double *mu, *sigma;                    /* TERMINATE: the K checkpoints predicted, relied on */
+  double *mu, *sigma;                    /* TERMINATE: the K checkpoints predicted, relied on
+                                            (conditioned rule: P values, the finals after the
+                                            K checkpoints, the model's own prediction) */
   double *band_mu, *band_sigma;          /* TERMINATE: the K-checkpoint band of the surprise test */
   sl_sample_t *audit;                    /* TERMINATE: the audit re-run planned, or NULL */
   int code;                              /* FINISH */
@@ -193,6 +201,18 @@ void sl_planner_stop(sl_planner_t *p);
 
 /* The termination rule in use: params.spec with the scale of the model in use. Borrowed. */
 const sl_spec_params_t *sl_planner_spec(const sl_planner_t *p);
+
+/* The model in use (borrowed; NULL before the first). */
+const sl_model_t *sl_planner_model(const sl_planner_t *p);
+
+/* What the conditioned rule would decide for a run at x (d inputs) that showed y (its
+ * first k_obs checkpoints): cmu, csigma (P each) the prediction it would rely on. False
+ * without a model or for k_obs > K. For the benchmark's oracle and coverage. */
+bool sl_planner_condition(sl_planner_t *p, const double *x, const double *y, size_t k_obs, double *cmu,
+                          double *csigma, sl_spec_decision_t *dec);
+
+/* Held-out residual vectors the conditioned rule is calibrated on. */
+size_t sl_planner_resid_count(const sl_planner_t *p);
 
 /* Counters of the explorer. */
 typedef struct sl_planner_stats {

@@ -157,6 +157,63 @@ bool sl_spec_decide_members(const sl_spec_params_t *p, const double *mu, const d
                             double *ens_sigma, double *mix_mu, double *mix_sigma, double *weight,
                             sl_spec_members_info_t *info, sl_spec_decision_t *out, sl_error_t *err);
 
+
+/* ---- prefix-conditioned termination on calibrated residuals ---- */
+
+/* A pool of held-out residual vectors and what the conditioned rule fits on it. Each
+ * vector holds the P normalised residuals u_j = (y_j − μ_j)/σ_j of one complete run (the
+ * K history checkpoints first, then the final outputs) under a model that had not seen
+ * that run. The even-numbered vectors estimate the second-moment matrix S = E[u uᵀ]
+ * (shrunk by SL_SPEC_RESID_SHRINK towards its diagonal); the odd-numbered ones calibrate,
+ * split-conformally, one σ factor per number of observed checkpoints (and one for the
+ * finals) so that ±2σ of the conditioned prediction covers `coverage` of their tails;
+ * locally adaptive: the calibration runs are binned (equal counts) by their prefix's fit
+ * z2/k_obs and each bin has its factor, so a run that tracks the model closely is judged
+ * by runs like it. Residuals of the history are normalised by one σ per run (the RMS of
+ * the model's σ_k), so a level offset stays an offset and the prefix predicts it. */
+typedef struct sl_spec_resid sl_spec_resid_t;
+
+#define SL_SPEC_RESID_MIN 20       /* vectors before the rule may stop anything */
+#define SL_SPEC_RESID_CAP 256      /* the pool keeps the newest this many */
+#define SL_SPEC_RESID_SHRINK 0.05  /* S ← (1−λ)S + λ·diag(S) */
+#define SL_SPEC_RESID_COVERAGE 0.95 /* the ±2σ coverage the factors aim at */
+#define SL_SPEC_RESID_BINS 3       /* calibration bins by the prefix's fit z2/k_obs, */
+#define SL_SPEC_RESID_BIN_MIN 16   /* each of at least this many calibration runs */
+
+/* An empty pool for K checkpoints of P columns (K <= P); NULL for K == 0 or K > P. */
+sl_spec_resid_t *sl_spec_resid_new(size_t K, size_t P);
+void sl_spec_resid_destroy(sl_spec_resid_t *r);
+
+/* Adds a complete run: y (P observed values), mu and sigma (P, the model's prediction for
+ * its inputs, σ floored at floor_rel·scale[j]; scale NULL = 1). Non-finite vectors are
+ * ignored (false). The fit is redone lazily at the next decision. */
+bool sl_spec_resid_add(sl_spec_resid_t *r, const double *y, const double *mu, const double *sigma,
+                       const double *scale, double floor_rel);
+
+/* Vectors in the pool. */
+size_t sl_spec_resid_count(const sl_spec_resid_t *r);
+
+/* The σ factor fitted for k_obs observed checkpoints (history tail; fin: the finals), of
+ * the worst-fitting bin; NaN
+ * while the pool holds fewer than SL_SPEC_RESID_MIN vectors. Refits when needed. */
+double sl_spec_resid_factor(sl_spec_resid_t *r, size_t k_obs, bool fin);
+
+/* The termination rule on the prediction conditioned on the observed prefix: the
+ * residuals u_k of the observed checkpoints k < k_obs under the model's (mu, sigma) (P
+ * each) condition a Gaussian N(0, S) on the rest: cmu_j = μ_j + σ_j·(S_jo S_oo⁻¹ u_o),
+ * csigma_j = c·σ_j·sqrt(S_jj − S_jo S_oo⁻¹ S_oj) with the calibrated factor c, for every
+ * unobserved column j (history tail and finals; observed ones get cmu = y, csigma = 0).
+ *  - surprise test: z2 = u_oᵀ S_oo⁻¹ u_o (Mahalanobis under the calibrated residual
+ *    law) against the chi-square quantile, df k_obs, at 1 − surprise_p: never stop then;
+ *  - the decision statistic tail_std = max over the history tail of csigma/scale;
+ *  - CONTINUE_EARLY before k_min, SURPRISED, STOP when tail_std < confidence and the pool
+ *    is calibrated (else CONTINUE). pred_mean/pred_std point into cmu/csigma + k_obs.
+ * Before the pool is calibrated it decides as sl_spec_decide on (mu, sigma) but never
+ * stops. False with err as sl_spec_decide. */
+bool sl_spec_decide_cond(const sl_spec_params_t *p, sl_spec_resid_t *r, const double *mu, const double *sigma,
+                         size_t P, size_t K, const double *y, size_t k_obs, double *cmu, double *csigma,
+                         sl_spec_decision_t *out, sl_error_t *err);
+
 /* ---- audit of stops ---- */
 
 /* A stop is judged false when more than this fraction of the unobserved checkpoints fall

@@ -1,0 +1,352 @@
+/* The prefix-conditioned termination rule (policy.h): a pool of held-out residual vectors,
+ * the Gaussian conditioning of the unobserved columns on the observed prefix, and the
+ * split-conformal σ factors that calibrate it. The observed columns are always the first
+ * k_obs of the vector, so one Cholesky factor L of the P × P second-moment matrix S serves
+ * every prefix: for j >= o, S_oo⁻¹ S_oj = L_oo⁻ᵀ L[j, 0:o]ᵀ, the conditioned mean is
+ * Σ_{i<o} L_ji v_i with v = L⁻¹u (forward substitution, its first o entries depend on u_o
+ * only) and the conditioned variance S_jj − Σ_{i<o} L_ji². No I/O, no global state. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "specline/policy.h"
+#include "specline/util.h"
+
+struct sl_spec_resid {
+  size_t K, P;
+  size_t n, next;  /* vectors held, next slot of the ring */
+  double *u;       /* SL_SPEC_RESID_CAP × P */
+  bool fitted;     /* S, L and the factors match the pool */
+  double *S, *L;   /* P × P */
+  /* factors by observed checkpoints o (K + 1) and by the bin of the prefix's fit
+   * q = z2/o (SL_SPEC_RESID_BINS bins of equal count; q_cut[o][b] = bin b's upper end) */
+  double *c_hist, *c_fin, *q_cut;
+};
+
+#define NB SL_SPEC_RESID_BINS
+
+/* One σ for the whole history of a run: the root mean square of the model's σ_k over the
+ * K checkpoints (floored). Residuals are normalised by it, not by each σ_k, so that a
+ * level offset of the run (the commonest error: the right shape at the wrong height)
+ * stays an offset, perfectly correlated across checkpoints, and the prefix predicts it. */
+static double run_sigma(const double *sigma, size_t K, double floor_abs)
+{
+  double s2 = 0;
+  size_t k;
+
+  for (k = 0; k < K; k++)
+    s2 += (sigma[k] > floor_abs ? sigma[k] : floor_abs) * (sigma[k] > floor_abs ? sigma[k] : floor_abs);
+  s2 = sqrt(s2 / (double)K);
+  return s2 > floor_abs ? s2 : floor_abs;
+}
+
+sl_spec_resid_t *sl_spec_resid_new(size_t K, size_t P)
+{
+  sl_spec_resid_t *r;
+
+  if (K == 0 || K > P)
+    return NULL;
+  r = sl_calloc(1, sizeof *r);
+  r->K = K;
+  r->P = P;
+  r->u = sl_calloc(SL_SPEC_RESID_CAP * P, sizeof *r->u);
+  r->S = sl_calloc(P * P, sizeof *r->S);
+  r->L = sl_calloc(P * P, sizeof *r->L);
+  r->c_hist = sl_calloc((K + 1) * NB, sizeof *r->c_hist);
+  r->c_fin = sl_calloc((K + 1) * NB, sizeof *r->c_fin);
+  r->q_cut = sl_calloc((K + 1) * NB, sizeof *r->q_cut);
+  return r;
+}
+
+void sl_spec_resid_destroy(sl_spec_resid_t *r)
+{
+  if (!r)
+    return;
+  free(r->u);
+  free(r->S);
+  free(r->L);
+  free(r->c_hist);
+  free(r->c_fin);
+  free(r->q_cut);
+  free(r);
+}
+
+bool sl_spec_resid_add(sl_spec_resid_t *r, const double *y, const double *mu, const double *sigma,
+                       const double *scale, double floor_rel)
+{
+  double *u = r->u + r->next * r->P;
+  size_t j;
+
+  for (j = 0; j < r->P; j++) {
+    double f = (floor_rel > 0 ? floor_rel : SL_SPEC_SIGMA_FLOOR_DEFAULT) * (scale ? scale[j] : 1.0);
+    double s = sigma[j] > f ? sigma[j] : f;
+    if (!isfinite(y[j]) || !isfinite(mu[j]) || !isfinite(s))
+      return false;
+  }
+  for (j = 0; j < r->P; j++) {
+    double f = (floor_rel > 0 ? floor_rel : SL_SPEC_SIGMA_FLOOR_DEFAULT) * (scale ? scale[j] : 1.0);
+    double s = j < r->K ? run_sigma(sigma, r->K, f) : (sigma[j] > f ? sigma[j] : f);
+    u[j] = (y[j] - mu[j]) / s;
+  }
+  r->next = (r->next + 1) % SL_SPEC_RESID_CAP;
+  if (r->n < SL_SPEC_RESID_CAP)
+    r->n++;
+  r->fitted = false;
+  return true;
+}
+
+size_t sl_spec_resid_count(const sl_spec_resid_t *r)
+{
+  return r ? r->n : 0;
+}
+
+/* Cholesky of S (P × P) into L; false when S is not positive definite. */
+static bool cholesky(const double *S, size_t P, double *L)
+{
+  size_t i, j, k;
+
+  memset(L, 0, P * P * sizeof *L);
+  for (j = 0; j < P; j++) {
+    double d = S[j * P + j];
+    for (k = 0; k < j; k++)
+      d -= L[j * P + k] * L[j * P + k];
+    if (!(d > 0))
+      return false;
+    L[j * P + j] = sqrt(d);
+    for (i = j + 1; i < P; i++) {
+      double s = S[i * P + j];
+      for (k = 0; k < j; k++)
+        s -= L[i * P + k] * L[j * P + k];
+      L[i * P + j] = s / L[j * P + j];
+    }
+  }
+  return true;
+}
+
+/* S from the even slots, shrunk, with a ridge raised until it factors. */
+static void fit_moments(sl_spec_resid_t *r)
+{
+  size_t P = r->P, i, a, b, m = 0;
+  double ridge = 1e-6, tr = 0;
+
+  memset(r->S, 0, P * P * sizeof *r->S);
+  for (i = 0; i < r->n; i += 2, m++)
+    for (a = 0; a < P; a++)
+      for (b = 0; b < P; b++)
+        r->S[a * P + b] += r->u[i * P + a] * r->u[i * P + b];
+  for (a = 0; a < P; a++) {
+    for (b = 0; b < P; b++)
+      r->S[a * P + b] *= (a == b ? 1.0 : 1.0 - SL_SPEC_RESID_SHRINK) / (double)m;
+    if (!(r->S[a * P + a] > 1e-6))
+      r->S[a * P + a] = 1e-6;
+    tr += r->S[a * P + a];
+  }
+  while (!cholesky(r->S, P, r->L)) {
+    for (a = 0; a < P; a++)
+      r->S[a * P + a] += ridge * tr / (double)P;
+    ridge *= 10;
+  }
+}
+
+/* v = L⁻¹u (all P entries). */
+static void forward(const sl_spec_resid_t *r, const double *u, double *v)
+{
+  size_t P = r->P, i, l;
+
+  for (i = 0; i < P; i++) {
+    double s = u[i];
+    for (l = 0; l < i; l++)
+      s -= r->L[i * P + l] * v[l];
+    v[i] = s / r->L[i * P + i];
+  }
+}
+
+/* The conditioned mean and variance of column j >= o (normalised units). */
+static void cond_col(const sl_spec_resid_t *r, const double *v, size_t o, size_t j, double *m, double *var)
+{
+  size_t P = r->P, i;
+  double mm = 0, vv = r->S[j * P + j];
+
+  for (i = 0; i < o; i++) {
+    mm += r->L[j * P + i] * v[i];
+    vv -= r->L[j * P + i] * r->L[j * P + i];
+  }
+  *m = mm;
+  *var = vv > 1e-12 * r->S[j * P + j] ? vv : 1e-12 * r->S[j * P + j];
+}
+
+static int cmp_dbl(const void *a, const void *b)
+{
+  double x = *(const double *)a, y = *(const double *)b;
+
+  return x < y ? -1 : x > y;
+}
+
+/* The split-conformal factor: the ceil((n+1)·coverage)-th smallest |z|, halved (±2σ). */
+static double conformal(double *z, size_t n)
+{
+  size_t k;
+
+  if (n == 0)
+    return 1.0;
+  qsort(z, n, sizeof *z, cmp_dbl);
+  k = (size_t)ceil((double)(n + 1) * SL_SPEC_RESID_COVERAGE);
+  return z[(k > n ? n : k) - 1] / 2.0;
+}
+
+/* The prefix fit q = z2/o of v's first o entries (0 for o 0). */
+static double prefix_fit(const double *v, size_t o)
+{
+  double z2 = 0;
+  size_t i;
+
+  for (i = 0; i < o; i++)
+    z2 += v[i] * v[i];
+  return o ? z2 / (double)o : 0;
+}
+
+typedef struct qi { double q; size_t i; } qi_t;
+
+static int cmp_qi(const void *a, const void *b)
+{
+  double x = ((const qi_t *)a)->q, y = ((const qi_t *)b)->q;
+
+  return x < y ? -1 : x > y;
+}
+
+/* The factors from the odd slots, for every prefix length, locally adaptive: the
+ * calibration runs are binned by how well their prefix fits (q), so a run whose prefix
+ * tracks the model closely gets the factor of runs like it, not of the hardest ones. */
+static void fit_factors(sl_spec_resid_t *r)
+{
+  size_t K = r->K, P = r->P, n_cal = r->n / 2, o, i, j, b, nh, nf;
+  size_t nb = n_cal / SL_SPEC_RESID_BIN_MIN; /* bins only as the calibration runs allow */
+  double *v = sl_calloc(n_cal * P, sizeof *v), *zh = sl_calloc(n_cal * P + 1, sizeof *zh);
+  double *zf = sl_calloc(n_cal * P + 1, sizeof *zf);
+  qi_t *ord = sl_calloc(n_cal + 1, sizeof *ord);
+
+  for (i = 0; i < n_cal; i++)
+    forward(r, r->u + (2 * i + 1) * P, v + i * P);
+  for (o = 0; o <= K; o++) {
+    for (i = 0; i < n_cal; i++)
+      ord[i] = (qi_t){prefix_fit(v + i * P, o), i};
+    qsort(ord, n_cal, sizeof *ord, cmp_qi);
+    nb = nb < 1 ? 1 : nb > NB ? NB : nb;
+    for (b = 0; b < NB; b++) {
+      size_t i0 = b * n_cal / nb, i1 = (b + 1) * n_cal / nb, t;
+      if (b >= nb) { /* unused: never reached, q_cut of the last bin is infinite */
+        r->c_hist[o * NB + b] = r->c_hist[o * NB + nb - 1];
+        r->c_fin[o * NB + b] = r->c_fin[o * NB + nb - 1];
+        r->q_cut[o * NB + b] = INFINITY;
+        continue;
+      }
+      nh = nf = 0;
+      for (t = i0; t < i1; t++) {
+        const double *u = r->u + (2 * ord[t].i + 1) * P;
+        for (j = o; j < P; j++) {
+          double m, var, z;
+          cond_col(r, v + ord[t].i * P, o, j, &m, &var);
+          z = fabs(u[j] - m) / sqrt(var);
+          if (j < K)
+            zh[nh++] = z;
+          else
+            zf[nf++] = z;
+        }
+      }
+      r->c_hist[o * NB + b] = conformal(zh, nh);
+      r->c_fin[o * NB + b] = conformal(zf, nf);
+      r->q_cut[o * NB + b] = b + 1 >= nb || i1 >= n_cal ? INFINITY : 0.5 * (ord[i1 - 1].q + ord[i1].q);
+    }
+  }
+  free(v);
+  free(zh);
+  free(zf);
+  free(ord);
+}
+
+/* The bin of a prefix fit q at o observed checkpoints. */
+static size_t bin_of(const sl_spec_resid_t *r, size_t o, double q)
+{
+  size_t b = 0;
+
+  while (b + 1 < NB && q > r->q_cut[o * NB + b])
+    b++;
+  return b;
+}
+
+static bool refit(sl_spec_resid_t *r)
+{
+  if (r->n < SL_SPEC_RESID_MIN)
+    return false;
+  if (!r->fitted) {
+    fit_moments(r);
+    fit_factors(r);
+    r->fitted = true;
+  }
+  return true;
+}
+
+double sl_spec_resid_factor(sl_spec_resid_t *r, size_t k_obs, bool fin)
+{
+  if (!r || k_obs > r->K || !refit(r))
+    return NAN;
+  return fin ? r->c_fin[k_obs * NB + NB - 1] : r->c_hist[k_obs * NB + NB - 1];
+}
+
+bool sl_spec_decide_cond(const sl_spec_params_t *p, sl_spec_resid_t *r, const double *mu, const double *sigma,
+                         size_t P, size_t K, const double *y, size_t k_obs, double *cmu, double *csigma,
+                         sl_spec_decision_t *out, sl_error_t *err)
+{
+  double *u, *v, sr;
+  size_t j, b;
+
+  if (!sl_spec_decide(p, mu, sigma, K, y, k_obs, out, err))
+    return false;
+  for (j = 0; j < P; j++) {
+    cmu[j] = j < k_obs ? y[j] : mu[j];
+    csigma[j] = j < k_obs ? 0 : sigma[j];
+  }
+  out->pred_mean = cmu + k_obs;
+  out->pred_std = csigma + k_obs;
+  if (!r || r->P != P || r->K != K || !refit(r)) {
+    if (out->action == SL_SPEC_STOP)
+      out->action = SL_SPEC_CONTINUE; /* not calibrated yet */
+    return true;
+  }
+  u = sl_calloc(P, sizeof *u);
+  v = sl_calloc(P, sizeof *v);
+  sr = run_sigma(sigma, K, (p->sigma_floor > 0 ? p->sigma_floor : SL_SPEC_SIGMA_FLOOR_DEFAULT) * p->scale);
+  for (j = 0; j < k_obs; j++)
+    u[j] = (y[j] - mu[j]) / sr;
+  forward(r, u, v); /* entries past k_obs are not used */
+  out->z2 = 0;
+  for (j = 0; j < k_obs; j++)
+    out->z2 += v[j] * v[j];
+  out->surprised = k_obs > 0 && out->z2 > out->threshold;
+  b = bin_of(r, k_obs, prefix_fit(v, k_obs));
+  out->tail_std = 0;
+  out->k_tail_max = k_obs;
+  for (j = k_obs; j < P; j++) {
+    double m, var, c = j < K ? r->c_hist[k_obs * NB + b] : r->c_fin[k_obs * NB + b];
+    double f = j < K ? (p->sigma_floor > 0 ? p->sigma_floor : SL_SPEC_SIGMA_FLOOR_DEFAULT) * p->scale : 1e-300;
+    double s = j < K ? sr : sigma[j] > f ? sigma[j] : f; /* the caller floors the finals */
+    cond_col(r, v, k_obs, j, &m, &var);
+    cmu[j] = mu[j] + s * m;
+    csigma[j] = c * s * sqrt(var);
+    if (j < K && csigma[j] / p->scale > out->tail_std) {
+      out->tail_std = csigma[j] / p->scale;
+      out->k_tail_max = j;
+    }
+  }
+  if (k_obs < out->k_min)
+    out->action = SL_SPEC_CONTINUE_EARLY;
+  else if (out->surprised)
+    out->action = SL_SPEC_SURPRISED;
+  else if (k_obs < K && out->tail_std < p->confidence)
+    out->action = SL_SPEC_STOP;
+  else
+    out->action = SL_SPEC_CONTINUE;
+  free(u);
+  free(v);
+  return true;
+}

@@ -142,7 +142,7 @@ outputs:
 history: {name: x, checkpoints: 8}
 simulator: {command: ["specline-sim-oscillator"], max_steps: $steps, step_delay: $delay${PERSISTENT:+, persistent: true, max_runs_per_process: ${MAX_RUNS:-1000}}}
 policy: {initial: sobol, initial_n: 8, acquisition: none, oversubscribe: 2, seed: 11}
-budget: {max_sims: $max_sims, wall_s: 900}
+budget: {max_sims: $max_sims, wall_s: 900, max_failed: 0} # the faults make failed points on purpose
 workers: {simulate_workers: $workers, slots: $slots}
 store: sqlite:$T/store.db
 YAML

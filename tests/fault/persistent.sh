@@ -70,15 +70,28 @@ running() { "$BIN/specline" sim list "$T/config.yaml" --wait 1 >"$T/list.txt" 2>
 # (a sample listed just before its worker was killed may be gone: up to 6 tries for 3)
 sleep 2
 TERMS=0
+TERM_IDS=()
 for _ in $(seq 6); do
   [ $TERMS -lt 3 ] || break
   wait_for 20 running || break
   S=$(head -1 "$T/list.txt" | cut -d' ' -f1)
-  "$BIN/specline" sim terminate "$T/config.yaml" "$S" --wait 10 >>"$T/terminate.log" 2>&1 && TERMS=$((TERMS + 1))
+  "$BIN/specline" sim terminate "$T/config.yaml" "$S" --wait 10 >>"$T/terminate.log" 2>&1 &&
+    { TERMS=$((TERMS + 1)); TERM_IDS+=("$S"); }
 done
 check "3 persistent runs terminated" eq "$TERMS" 3
-N_TERM=$(sql "select count(*) from \"$C\" where status='terminated' and steps > 0 and steps < 60")
-check "stored terminated with a partial history ($N_TERM)" test "$N_TERM" -ge 3
+# Each terminated sample is stored terminated with its partial history, unless a copy of
+# its task re-issued after the kills (a lapsed lease) ran to the end later: the store keeps
+# the last point, so that one reads complete. Never failed, never missing.
+N_TERM=0
+for S in "${TERM_IDS[@]}"; do
+  st=$(sql "select status || ':' || steps from \"$C\" where sample_id='$S'")
+  case "$st" in
+    terminated:*) n=${st#terminated:}; [ "$n" -gt 0 ] && [ "$n" -lt 60 ] && N_TERM=$((N_TERM + 1)) ;;
+    complete:*) echo "  $S: terminated, then a re-issued copy completed ($st)" ;;
+    *) echo "  $S: stored as '$st'"; N_TERM=-99 ;;
+  esac
+done
+check "terminated runs stored terminated with a partial history ($N_TERM of $TERMS), none failed or missing" test "$N_TERM" -ge 1
 
 wait_explore 150
 kill "${WPID[sim1]}" "${WPID[sim2]}" "${WPID[store]}" 2>/dev/null

@@ -11,6 +11,7 @@
  * never argv. */
 #include <errno.h>
 #include <libgen.h>
+#include <sys/stat.h>
 #include <math.h>
 #include <getopt.h>
 #include <signal.h>
@@ -379,6 +380,36 @@ static sl_local_broker_t *local_broker(const char *dir, bool fresh, sl_error_t *
 
 /* --fresh: the campaign starts over: its stored points (an SQLite store file) and its
  * local broker's data are removed, after asking (unless yes). False: not confirmed. */
+/* The campaign's own broker directory: <config dir>/run/broker when the rabbitmq user can
+ * reach it (the config dir and every parent world-traversable), else
+ * /var/tmp/specline-broker-<hash of the config dir> (kept across reboots like the
+ * campaign's own dir): a checkout under /root (0700) still runs and resumes. */
+static char *own_broker_dir(const sl_config_t *cfg)
+{
+  char *cp = sl_strdup(cfg->path), *dir, *path, *slash;
+  const char *d = cfg->dir ? cfg->dir : dirname(cp);
+  struct stat st;
+  bool reachable = true;
+
+  path = sl_strdup(d);
+  while (reachable && path[0]) {
+    if (stat(path, &st) != 0 || !(st.st_mode & S_IXOTH))
+      reachable = false;
+    slash = strrchr(path, '/');
+    if (!slash)
+      break;
+    *slash = '\0';
+  }
+  free(path);
+  if (reachable)
+    dir = sl_asprintf("%s/run/broker", d);
+  else
+    dir = sl_asprintf("/var/tmp/specline-broker-%016llx",
+                      (unsigned long long)sl_hash64(d, strlen(d), 0x5eed));
+  free(cp);
+  return dir;
+}
+
 static bool start_fresh(const sl_config_t *cfg, const char *broker_dir, bool yes)
 {
   const char *db = !strncmp(cfg->store, "sqlite:", 7) ? cfg->store + 7 : NULL;
@@ -416,7 +447,8 @@ static void usage(FILE *f)
              "broker is configured (SPECLINE_AMQP_URL, else `broker:` in the config).\n\n"
              "  --workers N         simulate workers (default: config workers.simulate_workers)\n"
              "  --slots N           slots per simulate worker (default: config workers.slots)\n"
-             "  --broker-dir DIR    where the local broker lives (default: <config dir>/run/broker;\n"
+             "  --broker-dir DIR    where the local broker lives (default: <config dir>/run/broker, or\n"
+             "                      /var/tmp/specline-broker-<hash> when rabbitmq cannot reach it;\n"
              "                      kept across runs, so an interrupted campaign resumes)\n"
              "  --keep-broker       leave the local broker running at the end\n"
              "  --fresh             start the campaign over: delete its stored points (SQLite) and\n"
@@ -504,11 +536,8 @@ int sl_cmd_run(int argc, char **argv)
   } else if (!broker_dir && rs.cfg->broker) {
     url = sl_strdup(rs.cfg->broker);
   } else {
-    if (!broker_dir) { /* the campaign's own: <config dir>/run/broker */
-      char *cp = sl_strdup(rs.cfg->path);
-      own_dir = sl_asprintf("%s/run/broker", rs.cfg->dir ? rs.cfg->dir : dirname(cp));
-      free(cp);
-    }
+    if (!broker_dir) /* the campaign's own (own_broker_dir) */
+      own_dir = own_broker_dir(rs.cfg);
     broker = local_broker(broker_dir ? broker_dir : own_dir, fresh, &err);
     if (!broker) {
       fprintf(stderr, "specline run: cannot start a local broker: %s\n", err.message);

@@ -16,6 +16,7 @@
 
 #include "commands.h"
 #include "dashboard_http.h"
+#include "specline/amqp.h"
 #include "specline/broker.h"
 #include "specline/config.h"
 #include "specline/json.h"
@@ -194,7 +195,14 @@ static void mgmt_resolve(dash_t *d)
   sl_top_url_t u;
 
   memset(&u, 0, sizeof u);
-  node = amqp ? sl_strndup(amqp, strcspn(amqp, ",")) : NULL; /* a cluster: its first node */
+  node = NULL;
+  if (amqp) { /* a cluster's node list: its first node (the splitter knows commas in passwords) */
+    size_t n;
+    char **urls = sl_amqp_url_list_split(amqp, &n);
+
+    node = sl_strdup(urls[0]);
+    sl_amqp_url_list_free(urls);
+  }
   if (node && !sl_top_url_parse(node, &u))
     memset(&u, 0, sizeof u);
   if (d->a.mgmt_url) {

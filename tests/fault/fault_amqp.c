@@ -7,9 +7,13 @@
  *                                        (the ledger of issued sim.tasks)
  *   fault_amqp drain QUEUE               takes every message (basic.get + ack) and prints
  *                                        one line each: sample_id, x-death reason, x-death
- *                                        queue, message_id, bytes ('-' when absent); then
- *                                        "# N messages"
+ *                                        queue, message_id, bytes, the body's origin (a
+ *                                        sim.task's) and model_id (an event.model's), tab-
+ *                                        separated ('-' when absent); then "# N messages"
  *   fault_amqp count QUEUE               ready messages (passive declare)
+ *   fault_amqp mark QUEUE TEXT           publishes {"sample_id": TEXT} straight into QUEUE
+ *                                        (default exchange), persistent, confirmed: a
+ *                                        marker in a tap's order (e.g. "an explore died here")
  *   fault_amqp poison CAMPAIGN KIND EXCHANGE RK
  *                                        publishes the poison set for message KIND
  *                                        (sim.task, store.point, sim.progress,
@@ -34,7 +38,7 @@
 
 static int usage(void)
 {
-  fputs("usage: fault_amqp tap CAMPAIGN QUEUE RK | drain QUEUE | count QUEUE |\n"
+  fputs("usage: fault_amqp tap CAMPAIGN QUEUE RK | drain QUEUE | count QUEUE | mark QUEUE TEXT |\n"
         "                  poison CAMPAIGN KIND EXCHANGE RK\n",
         stderr);
   return 2;
@@ -118,15 +122,16 @@ static const amqp_field_value_t *table_get(const amqp_table_t *t, const char *ke
   return NULL;
 }
 
-static void print_sample_id(const void *body, size_t len)
+/* The body's string field key (printable, shorter than max bytes), or '-'. */
+static void print_field(const void *body, size_t len, const char *key, size_t max)
 {
   json_error_t je;
   json_t *j = json_loadb(body, len, JSON_DISABLE_EOF_CHECK, &je);
-  json_t *id = j ? json_object_get(j, "sample_id") : NULL;
+  json_t *id = j ? json_object_get(j, key) : NULL;
   const char *s = json_is_string(id) ? json_string_value(id) : NULL;
   size_t i;
 
-  if (s && *s && strlen(s) < 64) {
+  if (s && *s && strlen(s) < max) {
     for (i = 0; s[i]; i++)
       putchar(isgraph((unsigned char)s[i]) ? s[i] : '?');
   } else {
@@ -190,7 +195,7 @@ static int cmd_drain(const char *queue)
       fputs("fault_amqp drain: cannot read a message\n", stderr);
       goto out;
     }
-    print_sample_id(m.body.bytes, m.body.len);
+    print_field(m.body.bytes, m.body.len, "sample_id", 64);
     {
       amqp_bytes_t reason = {0}, dq = {0};
       if (m.properties._flags & AMQP_BASIC_HEADERS_FLAG) {
@@ -224,7 +229,11 @@ static int cmd_drain(const char *queue)
       print_bytes(dq);
       putchar('\t');
       print_bytes(m.properties._flags & AMQP_BASIC_MESSAGE_ID_FLAG ? m.properties.message_id : (amqp_bytes_t){0});
-      printf("\t%zu\n", m.body.len);
+      printf("\t%zu\t", m.body.len);
+      print_field(m.body.bytes, m.body.len, "origin", 64);
+      putchar('\t');
+      print_field(m.body.bytes, m.body.len, "model_id", 200);
+      putchar('\n');
     }
     amqp_destroy_message(&m);
     amqp_basic_ack(c, 1, tag, 0);
@@ -426,6 +435,24 @@ static int cmd_poison(const char *campaign, const char *kind, const char *exchan
   return rc;
 }
 
+static int cmd_mark(const char *queue, const char *text)
+{
+  sl_amqp_props_t props = {.persistent = true, .mandatory = true, .type = "fault.mark"};
+  char *body = sl_asprintf("{\"sample_id\":\"%s\"}", text);
+  sl_amqp_t *s = session();
+  sl_error_t err;
+  int rc = 1;
+
+  if (s && sl_amqp_publish(s, "", queue, body, strlen(body), &props, on_confirm, NULL, &err) &&
+      sl_amqp_wait_confirms(s, 30, &err) && n_confirmed == 1)
+    rc = 0;
+  else if (s)
+    fprintf(stderr, "fault_amqp mark: %s\n", n_refused ? "refused" : err.message);
+  sl_amqp_destroy(s);
+  free(body);
+  return rc;
+}
+
 int main(int argc, char **argv)
 {
   if (argc >= 5 && !strcmp(argv[1], "tap"))
@@ -434,6 +461,8 @@ int main(int argc, char **argv)
     return cmd_drain(argv[2]);
   if (argc >= 3 && !strcmp(argv[1], "count"))
     return cmd_count(argv[2]);
+  if (argc >= 4 && !strcmp(argv[1], "mark"))
+    return cmd_mark(argv[2], argv[3]);
   if (argc >= 6 && !strcmp(argv[1], "poison"))
     return cmd_poison(argv[2], argv[3], argv[4], argv[5]);
   return usage();

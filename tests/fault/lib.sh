@@ -183,11 +183,11 @@ ledger_report() {
   local c=$1
   "$FBIN/fault_amqp" drain "$LEDGER_Q" >"$T/tap.txt" || echo "  (cannot drain the tap)"
   "$FBIN/fault_amqp" drain "$c.dead" >"$T/dead.txt" || echo "  (cannot drain $c.dead)"
-  grep -v '^#' "$T/tap.txt" | cut -f1 | grep -v '^-$' | sort -u >"$T/issued.ids"
+  grep -v '^#' "$T/tap.txt" | cut -f1 | grep -v '^-$' | grep -v '^-mark-' | sort -u >"$T/issued.ids"
   grep -v '^#' "$T/dead.txt" | cut -f1 | grep -v '^-$' | sort -u >"$T/dead.ids"
   sql "select sample_id from \"$c\"" 2>/dev/null | sort -u >"$T/stored.ids"
   local published rows writes rewrites
-  published=$(grep -vc '^#' "$T/tap.txt")
+  published=$(grep -v '^#' "$T/tap.txt" | grep -vc '^-mark-') # (fault_amqp mark: the test's own marks)
   rows=$(sql "select count(*) from \"$c\"" 2>/dev/null || echo 0)
   writes=$(sql "select coalesce(sum(writes),0) from \"$c\"" 2>/dev/null || echo 0)
   rewrites=$(sql "select count(*) from \"$c\" where writes > 1" 2>/dev/null || echo 0)

@@ -503,7 +503,8 @@ void sl_ledger_expire(sl_ledger_t *l, double now, double lease_s, int64_t sim_qu
     if (s->state == SL_SAMPLE_RUNNING)
       lapsed = now - s->last_seen > lease_s;
     else
-      lapsed = s->worker == 0 && sim_queue_ready == 0 && now - s->issued_at > lease_s;
+      lapsed = s->worker == 0 && sim_queue_ready == 0 &&
+               now - (s->last_seen > s->issued_at ? s->last_seen : s->issued_at) > lease_s;
     if (!lapsed)
       continue;
     if ((s->flags & SL_SAMPLE_F_NO_INPUTS) || (max_attempts && s->attempts >= max_attempts)) {
@@ -521,6 +522,15 @@ void sl_ledger_expire(sl_ledger_t *l, double now, double lease_s, int64_t sim_qu
     *n_reissue = nr;
   if (n_gave_up)
     *n_gave_up = ng;
+}
+
+size_t sl_ledger_renew_leases(sl_ledger_t *l, double now)
+{
+  size_t i;
+
+  for (i = 0; i < l->n_active; i++)
+    sl_ledger_at(l, l->active[i])->last_seen = now;
+  return l->n_active;
 }
 
 void sl_ledger_rebuild(sl_ledger_t *l, const sl_ledger_stored_t *stored, size_t n_stored,

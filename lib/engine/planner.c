@@ -848,9 +848,12 @@ void sl_planner_on_task_confirmed(sl_planner_t *p, bool acked)
   }
 }
 
-/* Emits the sim.task of s and records the issue. */
-static void issue_one(sl_planner_t *p, sl_sample_t *s, const char *origin, double now, sl_planner_actions_t *out)
+/* Emits the sim.task of s and records the issue. The task carries the sample's own origin
+ * (a re-issue too: the stored point says where it came from); the action's origin says
+ * "reissue" for a re-issue. */
+static void issue_one(sl_planner_t *p, sl_sample_t *s, bool reissue, double now, sl_planner_actions_t *out)
 {
+  const char *origin = s->origin == SL_ORIGIN_UNKNOWN ? "reissue" : sl_sample_origin_name((sl_sample_origin_t)s->origin);
   sl_planner_action_t *a = emit(out, SL_PLANNER_PUBLISH_TASK, s);
   const double *x = sl_ledger_inputs(p->ledger, s);
   sl_sim_task_t t;
@@ -869,7 +872,7 @@ static void issue_one(sl_planner_t *p, sl_sample_t *s, const char *origin, doubl
   a->body = sl_sim_task_encode(&t);
   sl_values_release(&t.inputs);
   a->route = p->sim_rk;
-  a->origin = origin;
+  a->origin = reissue ? "reissue" : origin;
   p->st.unconfirmed++;
   sl_ledger_issue(p->ledger, s, now);
 }
@@ -946,7 +949,7 @@ void sl_planner_issue(sl_planner_t *p, double now, sl_planner_actions_t *out)
     acquire_batch(p, n);
   for (i = 0; i < n; i++) {
     sl_sample_t *s = next_sample(p);
-    issue_one(p, s, sl_sample_origin_name((sl_sample_origin_t)s->origin), now, out);
+    issue_one(p, s, false, now, out);
   }
 }
 
@@ -1048,7 +1051,15 @@ void sl_planner_on_point_read(sl_planner_t *p, const char *sample_id, bool found
   if (!s || p->finishing || sl_sample_state_finished((sl_sample_state_t)s->state))
     return;
   SL_INFO("lease of '%s' lapsed; re-issuing it (attempt %u)", s->id, s->attempts + 1u);
-  issue_one(p, s, "reissue", now, out);
+  issue_one(p, s, true, now, out);
+}
+
+void sl_planner_renew_leases(sl_planner_t *p, double now, double deaf_s)
+{
+  size_t n = sl_ledger_renew_leases(p->ledger, now);
+
+  if (n > 0)
+    SL_INFO("renewed the leases of %zu samples in flight after %.1f s without the broker", n, deaf_s);
 }
 
 /* ---- messages ---- */

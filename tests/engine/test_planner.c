@@ -1,6 +1,6 @@
 /* Unit tests of the explorer's planner (lib/engine/planner.c), driven event by event with
  * no server: the initial issue up to the window, a lapsed lease checked against the store
- * and re-issued, the budget ending the campaign, a model read asked for once, speculative
+ * and re-issued (keeping its origin), leases renewed after the broker was away, the budget ending the campaign, a model read asked for once, speculative
  * stops emitting terminates with their prediction, audits judging stops right and false,
  * and the resume from a store with points already in it. */
 #include <math.h>
@@ -165,6 +165,8 @@ static void test_planner_lease(void)
   sl_planner_on_point_read(p, s0->id, false, SL_POINT_COMPLETE, 0, T0 + 37, &a);
   SL_CHECK_INT(a.n, 1);
   SL_CHECK(a.v[0].kind == SL_PLANNER_PUBLISH_TASK && a.v[0].sample == s0 && !strcmp(a.v[0].origin, "reissue"));
+  /* the task keeps the sample's own origin: the stored point says where it came from */
+  SL_CHECK(a.n == 1 && strstr(a.v[0].body, "\"origin\":\"initial\"") != NULL);
   SL_CHECK_INT(s0->attempts, 2);
   SL_CHECK_INT(s0->state, SL_SAMPLE_ISSUED);
   confirm_all(p, &a);
@@ -178,6 +180,58 @@ static void test_planner_lease(void)
   SL_CHECK_INT(sl_ledger_at(l, 2)->state, SL_SAMPLE_DONE);
   sl_planner_on_point_read(p, sl_ledger_at(l, 3)->id, false, SL_POINT_COMPLETE, 0, T0 + 38, &a);
   SL_CHECK_INT(count(&a, SL_PLANNER_PUBLISH_TASK), 1);
+  sl_values_release(&m.values);
+  sl_planner_actions_release(&a);
+  sl_planner_destroy(p);
+  sl_config_destroy(cfg);
+}
+
+/* The broker was away (the driver could not hear the workers): renewing the leases at the
+ * reconnect keeps a run that went on, a task still queued and a run adopted from a
+ * worker from being re-issued or given up for that silence; a full lease after the
+ * renewal they lapse as usual. */
+static void test_planner_renew_leases(void)
+{
+  sl_config_t *cfg = config(POLICY);
+  sl_planner_t *p = planner(cfg);
+  sl_planner_actions_t a;
+  sl_sim_progress_t m;
+  sl_ledger_stats_t st;
+  sl_sample_t *s0, *adopted;
+
+  SL_REQUIRE(p);
+  sl_planner_actions_init(&a);
+  sl_planner_tick(p, T0, &a);
+  SL_CHECK_INT(count(&a, SL_PLANNER_PUBLISH_TASK), 4);
+  confirm_all(p, &a);
+  sl_planner_actions_clear(&a);
+  s0 = sl_ledger_at(sl_planner_ledger(p), 0);
+  memset(&m, 0, sizeof m);
+  m.campaign = "tp";
+  m.worker = "w1";
+  m.control = "ctl.w1";
+  m.step = 3;
+  sl_values_init(&m.values);
+  m.sample_id = s0->id;
+  sl_planner_on_progress(p, &m, T0 + 5, &a);
+  m.sample_id = "s00000000000000aa"; /* a previous explorer's, still running on w1 */
+  sl_planner_on_progress(p, &m, T0 + 5, &a);
+  adopted = sl_ledger_find(sl_planner_ledger(p), "s00000000000000aa");
+  SL_REQUIRE(adopted);
+  SL_CHECK_INT(a.n, 0);
+  /* the broker is away from T0 + 10 to T0 + 30; the lease is 30 s */
+  sl_planner_renew_leases(p, T0 + 30, 20);
+  sl_planner_expire(p, T0 + 36, 0, &a);
+  SL_CHECK_INT(a.n, 0); /* without the renewal: s0, the 3 queued and the adopted run lapsed */
+  sl_ledger_stats(sl_planner_ledger(p), &st);
+  SL_CHECK_INT(st.gave_up, 0);
+  SL_CHECK_INT(st.in_flight, 5);
+  SL_CHECK_INT(adopted->state, SL_SAMPLE_RUNNING);
+  /* nothing heard for a whole lease after the renewal: the usual expiry */
+  sl_planner_expire(p, T0 + 61, 0, &a);
+  SL_CHECK_INT(count(&a, SL_PLANNER_READ_POINT), 4);
+  sl_ledger_stats(sl_planner_ledger(p), &st);
+  SL_CHECK_INT(st.gave_up, 1); /* the adopted run: its inputs are unknown */
   sl_values_release(&m.values);
   sl_planner_actions_release(&a);
   sl_planner_destroy(p);
@@ -680,6 +734,7 @@ static void test_planner_failing(void)
 int main(int argc, char **argv)
 {
   static const sl_test_case_t tests[] = {SL_T(test_planner_initial_issue), SL_T(test_planner_lease),
+                                         SL_T(test_planner_renew_leases),
                                          SL_T(test_planner_budget), SL_T(test_planner_speculative),
                                          SL_T(test_planner_resume), SL_T(test_planner_resume_adopts),
                                          SL_T(test_planner_resume_acquires), SL_T(test_planner_failing),

@@ -27,6 +27,7 @@ typedef struct explorer {
   uv_timer_t tick;
   bool finishing, started, start_failed;
   double last_queue_check;
+  double last_up; /* the last tick that found the broker connection up */
   int64_t n_dead;
 } explorer_t;
 

@@ -42,6 +42,7 @@ static void on_tick(uv_timer_t *h)
 
   if (ex->finishing || !sl_amqp_is_up(ex->w.amqp))
     return;
+  ex->last_up = now;
   if (now - ex->last_queue_check >= 1.0) {
     ex->last_queue_check = now;
     sl_planner_expire(ex->planner, now,
@@ -143,10 +144,16 @@ static void on_event(sl_amqp_t *s, const sl_amqp_delivery_t *d, void *ud)
 
 /* ---- the worker ---- */
 
+/* Every (re)connect: the events queue; after a reconnect, the leases in flight are renewed
+ * (the workers' progress could not arrive while the broker was away). */
 static bool on_setup(sl_worker_t *w, sl_error_t *err)
 {
+  explorer_t *ex = (explorer_t *)w;
   const char *pat[] = {"#"};
+  double now = sl_now();
 
+  if (ex->started && !ex->finishing)
+    sl_planner_renew_leases(ex->planner, now, ex->last_up > 0 ? now - ex->last_up : 0);
   return sl_topology_declare_events(w->amqp, w->cfg->experiment, "explore", pat, 1, NULL,
                                     ((explorer_t *)w)->events_queue, err);
 }

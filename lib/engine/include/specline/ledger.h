@@ -66,7 +66,8 @@ typedef struct sl_sample {
   uint32_t active_pos; /* position in the in-flight set (internal) */
   int64_t steps;       /* steps observed (progress) or stored */
   double issued_at;    /* epoch seconds of the last issue */
-  double last_seen;    /* epoch seconds of the last progress/heartbeat naming it; 0 never */
+  double last_seen;    /* epoch seconds of the last progress/heartbeat naming it, or of the
+                          last lease renewal (sl_ledger_renew_leases); 0 never */
   double *history;     /* K checkpoint values (NaN = not seen), only while in flight */
 } sl_sample_t;
 
@@ -187,8 +188,8 @@ size_t sl_ledger_on_worker_status(sl_ledger_t *l, const char *worker, const char
 
 /* Lease expiry at time now (DESIGN.md §3). A sample needs re-issue when
  *  - it is RUNNING and was not seen for more than lease_s, or
- *  - it is ISSUED, was issued more than lease_s ago, no worker ever reported it, and the
- *    sim queue has no ready message (sim_queue_ready == 0; pass -1 when unknown, which
+ *  - it is ISSUED, was issued (or its lease renewed) more than lease_s ago, no worker ever
+ *    reported it, and the sim queue has no ready message (sim_queue_ready == 0; pass -1 when unknown, which
  *    keeps ISSUED samples waiting): it was taken by a worker that died before its first
  *    progress, or issued by an explorer that restarted.
  * Such a sample with attempts >= max_attempts (0 = no cap), or with unknown inputs, is
@@ -199,6 +200,12 @@ size_t sl_ledger_on_worker_status(sl_ledger_t *l, const char *worker, const char
 void sl_ledger_expire(sl_ledger_t *l, double now, double lease_s, int64_t sim_queue_ready,
                       unsigned max_attempts, sl_sample_t **reissue, size_t cap, size_t *n_reissue,
                       sl_sample_t **gave_up, size_t gave_up_cap, size_t *n_gave_up);
+
+/* Renews the lease of every sample in flight (last_seen = now), after a time in which
+ * the caller could not hear the workers (the broker was away): a run that kept going on
+ * a worker gets a full lease to report again instead of being re-issued at once. Returns
+ * the number of samples in flight. */
+size_t sl_ledger_renew_leases(sl_ledger_t *l, double now);
 
 /* Rebuild after a restart. The caller first re-plans the deterministic plan (same ids, same
  * order) with sl_ledger_plan, then passes every stored point: those become finished (ids

@@ -102,7 +102,8 @@ typedef struct sl_planner_action {
   char model_id[SL_PLANNER_MODEL_ID_MAX];
   const char *route;                     /* routing key or queue of a publish */
   char *body;                            /* JSON of a publish (owned by the list) */
-  const char *origin;                    /* PUBLISH_TASK: "initial", "explore", "audit", "reissue" */
+  const char *origin;                    /* PUBLISH_TASK: "initial", "explore", "audit", or "reissue"
+                                            (a lapsed lease; the task keeps the sample's origin) */
   sl_spec_decision_t dec;                /* TERMINATE, DECIDED (pred_* point into mu/sigma, or NULL) */
   double *mu, *sigma;                    /* TERMINATE: the K checkpoints predicted, relied on
                                             (conditioned rule: P values, the finals after the
@@ -184,7 +185,8 @@ void sl_planner_on_model_event(sl_planner_t *p);
 void sl_planner_on_model(sl_planner_t *p, sl_model_t *model_take, const char *id, const char *metrics);
 
 /* Answer to READ_POINT: found (with its status and steps) or not; an unstored sample still
- * in flight is re-issued (PUBLISH_TASK with origin "reissue"). */
+ * in flight is re-issued (PUBLISH_TASK; the action's origin is "reissue", the task's the
+ * sample's own: initial, explore or audit). */
 void sl_planner_on_point_read(sl_planner_t *p, const char *sample_id, bool found, sl_point_status_t status,
                               int64_t steps, double now, sl_planner_actions_t *out);
 
@@ -192,6 +194,14 @@ void sl_planner_on_point_read(sl_planner_t *p, const char *sample_id, bool found
  * found). Counts the audit and whether the stop was false. */
 void sl_planner_on_audit_read(sl_planner_t *p, const char *audit_id, const sl_store_point_t *full,
                               const sl_store_point_t *stopped);
+
+/* The driver could not hear the workers for deaf_s seconds (the broker was away) and hears
+ * them again at now: every lease in flight is renewed from now, so a run that kept going
+ * on a worker whose progress could not arrive is not re-issued (nor, adopted, given up)
+ * for that silence. A worker that reconnects later than one lease after the driver still
+ * loses its runs to re-issue (keep the lease longer than the workers' reconnect backoff,
+ * 5 s at most, plus a checkpoint). */
+void sl_planner_renew_leases(sl_planner_t *p, double now, double deaf_s);
 
 /* The broker's confirm of a published task (acked false: refused; its lease re-issues it). */
 void sl_planner_on_task_confirmed(sl_planner_t *p, bool acked);

@@ -853,7 +853,8 @@ void sl_planner_on_task_confirmed(sl_planner_t *p, bool acked)
  * "reissue" for a re-issue. */
 static void issue_one(sl_planner_t *p, sl_sample_t *s, bool reissue, double now, sl_planner_actions_t *out)
 {
-  const char *origin = s->origin == SL_ORIGIN_UNKNOWN ? "reissue" : sl_sample_origin_name((sl_sample_origin_t)s->origin);
+  const char *origin =
+      s->origin == SL_ORIGIN_UNKNOWN ? "reissue" : sl_sample_origin_name((sl_sample_origin_t)s->origin);
   sl_planner_action_t *a = emit(out, SL_PLANNER_PUBLISH_TASK, s);
   const double *x = sl_ledger_inputs(p->ledger, s);
   sl_sim_task_t t;

@@ -1,8 +1,9 @@
 /* Unit tests of the explorer's planner (lib/engine/planner.c), driven event by event with
  * no server: the initial issue up to the window, a lapsed lease checked against the store
- * and re-issued (keeping its origin), leases renewed after the broker was away, the budget ending the campaign, a model read asked for once, speculative
- * stops emitting terminates with their prediction, audits judging stops right and false,
- * and the resume from a store with points already in it. */
+ * and re-issued (keeping its origin), leases renewed after the broker was away, the budget
+ * ending the campaign, a model read asked for once, speculative stops emitting terminates
+ * with their prediction, audits judging stops right and false, and the resume from a
+ * store with points already in it. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

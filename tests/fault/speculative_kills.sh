@@ -128,7 +128,11 @@ log "kill -9 of the broker's process group $pg (stored $(stored_now))"
 kill -9 -- "-$pg"
 wait_for 20 group_gone "$pg" || echo "  process group $pg still alive"
 broker_ok=0
-"$FBIN/fault_broker" restart "$BROKER_DIR" >"$T/broker-restart.log" 2>&1 && broker_ok=1 || cat "$T/broker-restart.log"
+if "$FBIN/fault_broker" restart "$BROKER_DIR" >"$T/broker-restart.log" 2>&1; then
+  broker_ok=1
+else
+  cat "$T/broker-restart.log"
+fi
 broker_env
 wait_for 60 all_reconnected || echo "  not every worker reconnected"
 "$FBIN/fault_amqp" poison "$C" store.point specline "$C.store" >"$T/poison.out" 2>"$T/poison.err"

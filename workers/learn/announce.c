@@ -4,12 +4,15 @@
  * and a nack or a failed publish re-publishes it after RETRY_MS. The learner counts the
  * announcements still unconfirmed so that a stop waits for them (up to STOP_CONFIRM_MS,
  * the stop_wait timer) before the worker finishes. Each announcement owns its retry timer
- * and frees itself in that timer's close callback. */
+ * and frees itself in that timer's close callback. At start the newest stored surrogate is
+ * announced again: a learner killed between storing a model and the broker's confirm of
+ * its announcement left it unannounced. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "announce.h"
 #include "specline/log.h"
+#include "specline/store.h"
 #include "specline/util.h"
 
 /* One event.model announcement until the broker confirms it (kept for a nack's retry). */
@@ -129,4 +132,56 @@ void sl__learn_publish_model(learner_t *ln, const learn_job_t *job)
     SL_INFO("elevated model '%s' on %zu shots: held-out shot nrmse %.4g -> %.4g", job->elevated_id, job->el.n_shots,
             job->el.nrmse_before, job->el.nrmse_after);
   sl_values_release(&v);
+}
+
+/* The newest stored surrogate's id, read on the thread pool at start. */
+typedef struct newest {
+  uv_work_t req;
+  learner_t *ln;
+  char *model_id;
+  bool found;
+  sl_error_t err;
+} newest_t;
+
+static void newest_work(uv_work_t *req)
+{
+  newest_t *n = req->data;
+  void *blob = NULL;
+  char *metrics = NULL;
+  size_t len = 0;
+  sl_store_t *st = sl_store_open(n->ln->store_uri, n->ln->w.cfg, &n->err);
+
+  if (st && !sl_store_get_model(st, "surrogate", &n->model_id, &blob, &len, &metrics, &n->found, &n->err))
+    n->found = false;
+  free(blob);
+  free(metrics);
+  sl_store_destroy(st);
+}
+
+static void newest_done(uv_work_t *req, int status)
+{
+  newest_t *n = req->data;
+  sl_values_t none;
+
+  if (status == 0 && n->found && !n->ln->w.stopping) {
+    SL_INFO("announcing the newest stored model '%s' again (its learner may have died before the confirm)",
+            n->model_id);
+    sl_values_init(&none);
+    publish(n->ln, n->model_id, "surrogate", &none); /* metrics: in the store */
+    sl_values_release(&none);
+  } else if (status == 0 && n->err.message[0]) {
+    SL_WARN("cannot read the newest model to announce it again: %s", n->err.message);
+  }
+  free(n->model_id);
+  free(n);
+}
+
+void sl__learn_announce_newest(learner_t *ln)
+{
+  newest_t *n = sl_calloc(1, sizeof *n);
+
+  n->ln = ln;
+  n->req.data = n;
+  if (uv_queue_work(ln->w.loop, &n->req, newest_work, newest_done) != 0)
+    free(n);
 }

@@ -15,6 +15,11 @@
  * stored (job borrowed; its metrics are copied into the messages). */
 void sl__learn_publish_model(learner_t *ln, const learn_job_t *job);
 
+/* Reads the newest stored surrogate on the thread pool and announces it again (empty
+ * metrics: they are in the store); nothing when none is stored or the worker is stopping.
+ * Called once at start. */
+void sl__learn_announce_newest(learner_t *ln);
+
 /* Exits the worker (sl_worker_finish 0, closing ln->stop_wait) once stopping, with no
  * training running and every announcement confirmed or given up on; else nothing. */
 void sl__learn_maybe_finish(learner_t *ln);

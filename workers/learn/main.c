@@ -192,7 +192,8 @@ int main(int argc, char **argv)
     return 1;
   }
   SL_INFO("retraining every %d new points (at least %d usable)", ln->sched.retrain_every, ln->sched.min_points);
-  maybe_train(ln, true); /* what is already stored */
+  sl__learn_announce_newest(ln); /* a model a killed learner stored but did not announce */
+  maybe_train(ln, true);         /* what is already stored */
   uv_run(loop, UV_RUN_DEFAULT);
   rc = ln->w.exit_code;
   sl_worker_release(&ln->w);

@@ -4,7 +4,8 @@
  * with its history, builds the data set (dataset.h), trains a fresh ensemble and evaluates
  * it on the held-out complete runs, writes the model to the store (kind "surrogate",
  * metrics JSON) and publishes event.model to `<c>.event.model`. It also trains once at
- * start when enough points are already stored. Store access and training run on the libuv
+ * start when enough points are already stored, and announces the newest stored model again
+ * (a learner killed before its announcement was confirmed left it unannounced). Store access and training run on the libuv
  * thread pool so the loop keeps servicing AMQP heartbeats. Every event.model is published
  * with a publisher confirm: the session keeps it until the broker confirms it and
  * re-publishes it after a reconnect; a nack re-publishes it after RETRY_MS. SIGTERM

@@ -78,9 +78,10 @@ static bool adopt_existing(sl_amqp_t *s, const char *q, sl_amqp_arg_t *args, siz
 
   for (k = 0; k < sizeof keys / sizeof keys[0] && strcmp(key, keys[k]) != 0; k++)
     ;
-  if (e->code != 406 || state == SL_AMQP_ARG_OTHER || k == sizeof keys / sizeof keys[0])
+  if (e->code != 406 || state == SL_AMQP_ARG_OTHER || k == sizeof keys / sizeof keys[0] ||
+      (state == SL_AMQP_ARG_VALUE && current <= 0))
     return false;
-  if (state == SL_AMQP_ARG_UNREAD || (state == SL_AMQP_ARG_VALUE && current <= 0)) {
+  if (state == SL_AMQP_ARG_UNREAD) {
     sl_error_set(e, SL_ERR_AMQP, 406,
                  "cannot keep the %s of an existing queue: RabbitMQ's reply (cut at 255 bytes) ends before "
                  "its value when campaign name plus vhost pass 123 characters; use a shorter vhost or "

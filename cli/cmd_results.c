@@ -160,10 +160,8 @@ static bool parse_cols(table_t *t, const char *list)
 static char *number_text(double d)
 {
   char buf[SL_JSON_NUMBER_MAX];
-  size_t n = sl_json_number(buf, d);
 
-  if (n > 2 && strcmp(buf + n - 2, ".0") == 0)
-    buf[n - 2] = '\0';
+  sl_json_number_plain(buf, d);
   return sl_strdup(buf);
 }
 

@@ -358,7 +358,7 @@ sl_local_cluster_t *sl_local_cluster_start(const sl_local_cluster_opts_t *opts, 
   }
   c = sl_calloc(1, sizeof *c);
   c->nodes = sl_calloc((size_t)opts->nodes, sizeof *c->nodes);
-  c->dir = sl__dev_dir_prepare(opts->node.dir, err);
+  c->dir = sl__dev_dir_prepare(opts->node.dir, "specline-cluster", err);
   if (!c->dir || !stale_clear(c->dir, opts->node.force, err))
     goto out;
   c->epmd_port = sl__dev_port_pick();

@@ -17,9 +17,12 @@ void sl__dev_tree_remove(const char *path);
 int sl__dev_port_pick(void);
 bool sl__dev_port_accepts(int port);
 
-/* Resolves DIR (NULL = a new mkdtemp directory under $TMPDIR) to a real, safe path that
- * the broker user owns and can reach. Returns it (malloc'd) or NULL with *err set. */
-char *sl__dev_dir_prepare(const char *dir, sl_error_t *err);
+/* The directory a local broker or cluster lives in: DIR (made when missing), or when DIR
+ * is NULL a new "PREFIX-XXXXXX" (mkdtemp, made 0755) under $TMPDIR, else /tmp; resolved
+ * to its real path, checked for characters rabbitmq-server cannot take, given to the
+ * broker user, who must be able to reach it. Returns it (malloc'd) or NULL with *err set
+ * (the error names the directory). */
+char *sl__dev_dir_prepare(const char *dir, const char *prefix, sl_error_t *err);
 
 /* A random Erlang cookie (32 letters, malloc'd). */
 char *sl__dev_cookie_new(void);

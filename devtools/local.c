@@ -962,7 +962,7 @@ sl_local_broker_t *sl_local_broker_start(const sl_local_broker_opts_t *opts, sl_
   sl_local_broker_opts_t defaults;
   sl_local_broker_t *b = NULL;
   broker_user_t u;
-  char real[PATH_MAX], *subdir;
+  char *subdir;
   int taken[6] = {0};
   size_t nt = 0;
   bool tls, ok = false;
@@ -975,37 +975,9 @@ sl_local_broker_t *sl_local_broker_start(const sl_local_broker_opts_t *opts, sl_
   if (!user_resolve(&u, err))
     return NULL;
   b = sl_calloc(1, sizeof *b);
-  if (opts->dir) {
-    if (!mkdir_p(opts->dir, 0755, err))
-      goto out;
-    if (!realpath(opts->dir, real)) {
-      sl_error_set(err, SL_ERR_SYS, errno, "cannot resolve '%s': %s", opts->dir, strerror(errno));
-      goto out;
-    }
-  } else {
-    const char *tmp = getenv("TMPDIR");
-    char *tmpl = sl_asprintf("%s/specline-broker-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(tmpl) || !realpath(tmpl, real)) {
-      sl_error_set(err, SL_ERR_SYS, errno, "cannot create a directory like '%s': %s", tmpl, strerror(errno));
-      free(tmpl);
-      goto out;
-    }
-    free(tmpl);
-    chmod(real, 0755);
-  }
-  b->dir = sl_strdup(real);
-  if (!path_is_safe(b->dir)) {
-    sl_error_set(err, SL_ERR_SYS, EINVAL,
-                 "broker directory '%s' has characters rabbitmq-server cannot take (use [A-Za-z0-9/._+-@])", b->dir);
+  if (!(b->dir = sl__dev_dir_prepare(opts->dir, "specline-broker", err)))
     goto out;
-  }
   if (!stale_clear(b->dir, opts->force, err))
-    goto out;
-  if (u.switch_user && lchown(b->dir, u.uid, u.gid) != 0) {
-    sl_error_set(err, SL_ERR_SYS, errno, "cannot give '%s' to user 'rabbitmq': %s", b->dir, strerror(errno));
-    goto out;
-  }
-  if (!dir_check_access(b->dir, &u, err))
     goto out;
   subdir = dir_file(b, "mnesia");
   ok = mkdir_p(subdir, 0750, err);
@@ -1169,10 +1141,11 @@ char *sl__dev_cookie_new(void)
   return c;
 }
 
-char *sl__dev_dir_prepare(const char *dir, sl_error_t *err)
+char *sl__dev_dir_prepare(const char *dir, const char *prefix, sl_error_t *err)
 {
   broker_user_t u;
-  char real[PATH_MAX];
+  char real[PATH_MAX], *tmpl;
+  const char *tmp = getenv("TMPDIR");
 
   if (!user_resolve(&u, err))
     return NULL;
@@ -1184,15 +1157,14 @@ char *sl__dev_dir_prepare(const char *dir, sl_error_t *err)
       return NULL;
     }
   } else {
-    const char *tmp = getenv("TMPDIR");
-    char *tmpl = sl_asprintf("%s/specline-cluster-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    tmpl = sl_asprintf("%s/%s-XXXXXX", tmp && *tmp ? tmp : "/tmp", prefix);
     if (!mkdtemp(tmpl) || !realpath(tmpl, real)) {
       sl_error_set(err, SL_ERR_SYS, errno, "cannot create a directory like '%s': %s", tmpl, strerror(errno));
       free(tmpl);
       return NULL;
     }
     free(tmpl);
-    chmod(real, 0755);
+    chmod(real, 0755); /* mkdtemp makes it 0700: the broker user must enter it */
   }
   if (!path_is_safe(real)) {
     sl_error_set(err, SL_ERR_SYS, EINVAL,

@@ -122,6 +122,7 @@ struct sl_amqp {
   amqp_connection_state_t conn; /* NULL while down */
   sl__state_t state;
   bool ch1_ready, ch2_open, ever_up;
+  char refusal[256];  /* the broker's reply text when it closed channel 2 (sl_amqp_refused_arg) */
   uint32_t gen;       /* channel-1 generation, bumped whenever channel 1 is lost */
   uint64_t next_seq;  /* publish sequence number on channel 1 */
   int attempt;        /* failed rounds (every node tried once) since the last success */

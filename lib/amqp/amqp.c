@@ -53,6 +53,8 @@ int sl__rpc_check(sl_amqp_t *s, amqp_channel_t ch, amqp_rpc_reply_t r, sl_error_
     amqp_channel_close_ok_t ok = {0};
     sl_error_set(err, SL_ERR_AMQP, m->reply_code, "%s: %.*s", what, (int)m->reply_text.len,
                  (const char *)m->reply_text.bytes);
+    if (ch == SL__CH_SYNC) /* kept whole: the message above may cut it */
+      snprintf(s->refusal, sizeof s->refusal, "%.*s", (int)m->reply_text.len, (const char *)m->reply_text.bytes);
     if (s->conn)
       amqp_send_method(s->conn, ch, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
     return SL__RPC_CHANNEL;

@@ -376,9 +376,11 @@ uint64_t sl_amqp_publish(sl_amqp_t *s, const char *exchange, const char *routing
   ring_push(s, r);
   s->n_unresolved++;
   s->stats.published++;
-  /* not writable now: it stays unsent in the ring and goes out from the heartbeat timer,
-   * or after a reconnect */
-  if (s->conn && s->ch1_ready && s->state == SL__UP && !sl__peer_gone(s) && sl__sock_writable(s)) {
+  /* not writable now, or older publishes still wait: it stays unsent in the ring and goes
+   * out after them (sl__republish, in ring order), so that the ring's sequence numbers
+   * stay ascending; one sent ahead of a waiting one was never matched by a later ack
+   * (ring_find_seq) and its confirm was lost */
+  if (!s->unsent && s->conn && s->ch1_ready && s->state == SL__UP && !sl__peer_gone(s) && sl__sock_writable(s)) {
     if (!slot_send(s, s->ring_n - 1, &e))
       sl__go_down(s, &e);
   } else {

@@ -1,6 +1,10 @@
 /* The synchronous helpers (declare, bind, inspect, delete, purge) on channel 2, opened on
  * demand, so that a refused declare (404, 406) closes only that channel, never the one
  * carrying publishes, confirms and consumers. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <amqp.h>
@@ -101,6 +105,7 @@ bool sl_amqp_declare_queue(sl_amqp_t *s, const char *name, bool durable, bool ex
   amqp_table_entry_t ent[SL__ARGS_MAX];
   amqp_table_t t;
 
+  s->refusal[0] = '\0';
   if (!args_table(args, ent, &t, name, err) || !sync_ready(s, err, "declare queue", name))
     return false;
   amqp_queue_declare(s->conn, SL__CH_SYNC, amqp_cstring_bytes(name), 0, durable, exclusive,
@@ -149,4 +154,37 @@ bool sl_amqp_purge_queue(sl_amqp_t *s, const char *name, sl_error_t *err)
     return false;
   amqp_queue_purge(s->conn, SL__CH_SYNC, amqp_cstring_bytes(name));
   return sync_done(s, err, "purge queue", name);
+}
+
+sl_amqp_arg_state_t sl_amqp_refused_arg(const sl_amqp_t *s, char *key, size_t key_size, int64_t *current)
+{
+  const char *p = strstr(s->refusal, "inequivalent arg '"), *q;
+  char *end;
+  long long v;
+
+  if (key_size)
+    key[0] = '\0';
+  if (strncmp(s->refusal, "PRECONDITION_FAILED", 19) != 0 || !p)
+    return SL_AMQP_ARG_OTHER;
+  p += strlen("inequivalent arg '");
+  if (!(q = strchr(p, '\'')))
+    return SL_AMQP_ARG_UNREAD;
+  if (key_size)
+    snprintf(key, key_size, "%.*s", (int)(q - p), p);
+  if (!(p = strstr(q, "current is ")))
+    return SL_AMQP_ARG_UNREAD;
+  p += strlen("current is ");
+  if (!strncmp(p, "none", 4))
+    return SL_AMQP_ARG_ABSENT;
+  if (!strncmp(p, "the value ", 10)) /* newer brokers: "the value '3' of type 'long'" */
+    p += 10;
+  if (*p != '\'' || !isdigit((unsigned char)p[1]))
+    return SL_AMQP_ARG_UNREAD;
+  errno = 0;
+  v = strtoll(p + 1, &end, 10);
+  if (errno || *end != '\'') /* a value cut short ("'5" of '50') is not read */
+    return SL_AMQP_ARG_UNREAD;
+  if (current)
+    *current = (int64_t)v;
+  return SL_AMQP_ARG_VALUE;
 }

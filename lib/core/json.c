@@ -11,7 +11,9 @@
 
 #include "specline/json.h"
 
-size_t sl_json_number(char buf[SL_JSON_NUMBER_MAX], double d)
+/* The shortest round-trip text of d; with `whole`, ".0" added when it would read as an
+ * integer. */
+static size_t number_text(char buf[SL_JSON_NUMBER_MAX], double d, bool whole)
 {
   int prec, n = 0;
 
@@ -26,12 +28,22 @@ size_t sl_json_number(char buf[SL_JSON_NUMBER_MAX], double d)
     if (prec == 17 || strtod(buf, NULL) == d)
       break;
   }
-  if (!strpbrk(buf, ".eE") && n + 2 < SL_JSON_NUMBER_MAX) {
+  if (whole && !strpbrk(buf, ".eE") && n + 2 < SL_JSON_NUMBER_MAX) {
     buf[n++] = '.';
     buf[n++] = '0';
     buf[n] = '\0';
   }
   return (size_t)n;
+}
+
+size_t sl_json_number(char buf[SL_JSON_NUMBER_MAX], double d)
+{
+  return number_text(buf, d, true);
+}
+
+size_t sl_json_number_plain(char buf[SL_JSON_NUMBER_MAX], double d)
+{
+  return number_text(buf, d, false);
 }
 
 /* Appends the escape of byte c, which cannot stand as it is in a JSON string. */

@@ -48,6 +48,7 @@ struct sl_planner {
   struct { char id[96]; int64_t slots; double at; } workers[MAX_WORKERS];
   size_t n_workers;
   bool resumed;            /* rebuilt from stored points: the sim queue is purged first */
+  bool clock_resumed;      /* the running time before came from the store's clock (exact) */
   bool purged;             /* the start's purge was asked for */
   char first_failed[SL_SAMPLE_ID_MAX]; /* the first failed point's id, "" none */
   char first_failure[256];             /* its reason when known (from a rebuild), "" */
@@ -384,11 +385,32 @@ void sl_planner_rebuild(sl_planner_t *p, const sl_ledger_stored_t *stored, size_
   }
   for (i = 0; i < count; i++)
     replan_audit(p, sl_ledger_at(p->ledger, i));
-  acc = accumulated_running(p, stored, n, first_at);
-  sl_ledger_set_started_at(p->ledger, acc >= 0 ? now - acc : first_at);
   p->resumed = true;
-  SL_INFO("rebuilt the ledger from the store: %zu points stored, %.0f s of running time before, %zu to re-plan", n,
-          acc >= 0 ? acc : now - first_at, (size_t)sl_ledger_count(p->ledger) - n);
+  if (p->clock_resumed) { /* exact, from the store's clock (sl_planner_resume_clock) */
+    SL_INFO("rebuilt the ledger from the store: %zu points stored, %zu to re-plan", n,
+            (size_t)sl_ledger_count(p->ledger) - n);
+    return;
+  }
+  acc = accumulated_running(p, stored, n, first_at); /* a store without a clock: estimated */
+  sl_ledger_set_started_at(p->ledger, acc >= 0 ? now - acc : first_at);
+  SL_INFO("rebuilt the ledger from the store: %zu points stored, %.0f s of running time before (estimated), %zu to "
+          "re-plan",
+          n, acc >= 0 ? acc : now - first_at, (size_t)sl_ledger_count(p->ledger) - n);
+}
+
+void sl_planner_resume_clock(sl_planner_t *p, double running_s, double now)
+{
+  sl_ledger_set_started_at(p->ledger, now - (running_s > 0 ? running_s : 0));
+  p->clock_resumed = true;
+  SL_INFO("the campaign ran %.1f s before this start (the store's clock)", running_s);
+}
+
+double sl_planner_running_s(const sl_planner_t *p, double now)
+{
+  sl_ledger_stats_t st;
+
+  sl_ledger_stats(p->ledger, &st);
+  return now > st.started_at ? now - st.started_at : 0;
 }
 
 /* ---- the surrogate ---- */

@@ -7,7 +7,8 @@
  * accepted on read), optional date, shot_number and scan_number, then sample_id, status,
  * steps, wall_s, worker, produced_at, origin, error, history {name: [..]}, predicted {},
  * extra {}, stored_at and writes. Models live in the collection `models` (blob inline,
- * or in the GridFS bucket `models` above SL__MONGO_GRIDFS_THRESHOLD). All out
+ * or in the GridFS bucket `models` above SL__MONGO_GRIDFS_THRESHOLD), the campaigns'
+ * clocks in `campaign_clock`. All out
  * parameters are bson_t the caller has initialised (bson_init) and destroys. */
 #ifndef SPECLINE_STORE_MONGO_PRIVATE_H
 #define SPECLINE_STORE_MONGO_PRIVATE_H
@@ -79,6 +80,12 @@ void sl__mongo_models_list_filter(const char *campaign, const char *kind, bson_t
 /* Appends the listing entry of one model document (model_id, kind, created_at as a number
  * or a date, metrics as relaxed extended JSON, "{}" when absent) to *out. */
 void sl__mongo_model_info_push(const bson_t *doc, sl_store_model_list_t *out);
+
+/* The campaign's clock (sl_store_put_clock), one document per campaign in collection
+ * SL__STORE_CLOCK: selector {_id: campaign}, update {$set: {running_s, at}} (an upsert). */
+void sl__mongo_clock_update(const char *campaign, double running_s, double at, bson_t *selector, bson_t *update);
+/* Reads running_s and at from a clock document; false when either is missing or not a number. */
+bool sl__mongo_clock_from_doc(const bson_t *doc, double *running_s, double *at);
 
 /* Classifies a driver/server error (error API v2) into an SL_STORE_E_* code; reply may be
  * NULL. Network, server selection, not-primary, shutdown, timeouts, write concern and

@@ -34,7 +34,12 @@ typedef struct sl__store_ops {
   /* sl_store_list_models: appends the campaign's models of `kind` (NULL = all) to *out
    * (emptied by the caller), oldest first; on failure *out may hold some of them. */
   bool (*list_models)(sl_store_t *st, const char *kind, sl_store_model_list_t *out, sl_error_t *err);
+  bool (*put_clock)(sl_store_t *st, double running_s, double at, sl_error_t *err);
+  bool (*get_clock)(sl_store_t *st, double *running_s, double *at, bool *found, sl_error_t *err);
 } sl__store_ops_t;
+
+/* The table / collection of the campaigns' clocks (sl_store_put_clock), a reserved name. */
+#define SL__STORE_CLOCK "campaign_clock"
 
 /* The common head of every backend's handle (backends embed it first). */
 struct sl_store {
@@ -102,8 +107,9 @@ bool sl__store_sqlite_models_list(const char *path, const char *campaign, const 
  * libspecline (the executables export their sl_* symbols). */
 #define SL__STORE_PLUGIN_SYMBOL "sl_store_plugin_mongo"
 #define SL__STORE_PLUGIN_FILE "libspecline-store-mongo.so"
-/* 2: sl__store_ops_t gained list_models; the table gained abi and sizeof(sl__store_ops_t). */
-#define SL__STORE_PLUGIN_ABI 2
+/* 2: sl__store_ops_t gained list_models; the table gained abi and sizeof(sl__store_ops_t).
+ * 3: sl__store_ops_t gained put_clock and get_clock. */
+#define SL__STORE_PLUGIN_ABI 3
 typedef struct sl__store_plugin {
   const char *version; /* SPECLINE_VERSION of the build */
   int abi;             /* SL__STORE_PLUGIN_ABI of the build */

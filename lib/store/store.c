@@ -103,7 +103,8 @@ bool sl__store_schema_init(sl__store_schema_t *s, const sl_config_t *cfg, sl_err
     SL__STORE_FAIL(err, SL_STORE_E_INVALID, "config has no experiment name");
     return false;
   }
-  if (!strcasecmp(cfg->experiment, "models") || !strncasecmp(cfg->experiment, "sqlite_", 7)) {
+  if (!strcasecmp(cfg->experiment, "models") || !strcasecmp(cfg->experiment, SL__STORE_CLOCK) ||
+      !strncasecmp(cfg->experiment, "sqlite_", 7)) {
     SL__STORE_FAIL(err, SL_STORE_E_INVALID, "campaign name '%s' is reserved by the store", cfg->experiment);
     return false;
   }
@@ -416,4 +417,28 @@ bool sl_store_get_model(sl_store_t *st, const char *kind, char **model_id, void 
     return false;
   }
   return st->ops->get_model(st, kind, model_id, blob, len, metrics_json, found, err);
+}
+
+bool sl_store_put_clock(sl_store_t *st, double running_s, double at, sl_error_t *err)
+{
+  if (!isfinite(running_s) || running_s < 0 || !isfinite(at)) {
+    SL__STORE_FAIL(err, SL_STORE_E_INVALID, "bad clock for campaign '%s': running %g s at %g", st->schema.campaign,
+                   running_s, at);
+    return false;
+  }
+  return st->ops->put_clock(st, running_s, at, err);
+}
+
+bool sl_store_get_clock(sl_store_t *st, double *running_s, double *at, bool *found, sl_error_t *err)
+{
+  double r = 0, a = 0;
+
+  *found = false;
+  if (!st->ops->get_clock(st, &r, &a, found, err))
+    return false;
+  if (running_s)
+    *running_s = *found ? r : 0;
+  if (at)
+    *at = *found ? a : 0;
+  return true;
 }

@@ -643,6 +643,30 @@ void sl__mongo_model_filter(const char *campaign, const char *kind, bson_t *filt
   BSON_APPEND_INT64(opts, "limit", 1);
 }
 
+void sl__mongo_clock_update(const char *campaign, double running_s, double at, bson_t *selector, bson_t *update)
+{
+  bson_t set;
+
+  BSON_APPEND_UTF8(selector, "_id", campaign);
+  BSON_APPEND_DOCUMENT_BEGIN(update, "$set", &set);
+  BSON_APPEND_DOUBLE(&set, "running_s", running_s);
+  BSON_APPEND_DOUBLE(&set, "at", at);
+  bson_append_document_end(update, &set);
+}
+
+bool sl__mongo_clock_from_doc(const bson_t *doc, double *running_s, double *at)
+{
+  bson_iter_t it;
+
+  if (!bson_iter_init_find(&it, doc, "running_s") || !BSON_ITER_HOLDS_NUMBER(&it))
+    return false;
+  *running_s = bson_iter_as_double(&it);
+  if (!bson_iter_init_find(&it, doc, "at") || !BSON_ITER_HOLDS_NUMBER(&it))
+    return false;
+  *at = bson_iter_as_double(&it);
+  return true;
+}
+
 void sl__mongo_models_list_filter(const char *campaign, const char *kind, bson_t *filter, bson_t *opts)
 {
   bson_t sort, proj;
@@ -831,6 +855,7 @@ typedef struct mongo_store {
   mongoc_database_t *db;
   mongoc_collection_t *coll;
   mongoc_collection_t *models;
+  mongoc_collection_t *clock;
   mongoc_gridfs_bucket_t *bucket; /* opened on first need */
   char *db_name;
 } mongo_store_t;
@@ -851,6 +876,8 @@ static void mongo_destroy(sl_store_t *st)
     mongoc_collection_destroy(m->coll);
   if (m->models)
     mongoc_collection_destroy(m->models);
+  if (m->clock)
+    mongoc_collection_destroy(m->clock);
   if (m->db)
     mongoc_database_destroy(m->db);
   if (m->client)
@@ -1277,6 +1304,51 @@ static bool mongo_list_models(sl_store_t *st, const char *kind, sl_store_model_l
   return ok;
 }
 
+static bool mongo_put_clock(sl_store_t *st, double running_s, double at, sl_error_t *err)
+{
+  mongo_store_t *m = (mongo_store_t *)st;
+  bson_t sel, upd, opts, reply;
+  bson_error_t berr;
+  bool ok;
+
+  bson_init(&sel);
+  bson_init(&upd);
+  bson_init(&opts);
+  sl__mongo_clock_update(m->base.schema.campaign, running_s, at, &sel, &upd);
+  sl__mongo_write_opts(true, &opts);
+  ok = mongoc_collection_update_one(m->clock, &sel, &upd, &opts, &reply, &berr);
+  if (!ok)
+    fail_bson(m, &berr, &reply, "writing the campaign's clock", err);
+  bson_destroy(&reply);
+  bson_destroy(&sel);
+  bson_destroy(&upd);
+  bson_destroy(&opts);
+  return ok;
+}
+
+static bool mongo_get_clock(sl_store_t *st, double *running_s, double *at, bool *found, sl_error_t *err)
+{
+  mongo_store_t *m = (mongo_store_t *)st;
+  const bson_t *doc, *reply = NULL;
+  bson_error_t berr;
+  mongoc_cursor_t *cur;
+  bson_t filter;
+  bool ok = true;
+
+  bson_init(&filter);
+  BSON_APPEND_UTF8(&filter, "_id", m->base.schema.campaign);
+  cur = mongoc_collection_find_with_opts(m->clock, &filter, NULL, NULL);
+  if (mongoc_cursor_next(cur, &doc))
+    *found = sl__mongo_clock_from_doc(doc, running_s, at);
+  if (mongoc_cursor_error_document(cur, &berr, &reply)) {
+    fail_bson(m, &berr, reply, "reading the campaign's clock", err);
+    ok = false;
+  }
+  mongoc_cursor_destroy(cur);
+  bson_destroy(&filter);
+  return ok;
+}
+
 static const sl__store_ops_t mongo_ops = {
     .name = "mongodb",
     .destroy = mongo_destroy,
@@ -1287,6 +1359,8 @@ static const sl__store_ops_t mongo_ops = {
     .put_model = mongo_put_model,
     .get_model = mongo_get_model,
     .list_models = mongo_list_models,
+    .put_clock = mongo_put_clock,
+    .get_clock = mongo_get_clock,
 };
 
 static bool run_write_cmd(mongo_store_t *m, const bson_t *cmd, const char *what, sl_error_t *err)
@@ -1332,6 +1406,7 @@ sl_store_t *sl__store_mongo_open(const char *uri, const sl_config_t *cfg, sl_err
   m->db = mongoc_client_get_database(m->client, m->db_name);
   m->coll = mongoc_client_get_collection(m->client, m->db_name, m->base.schema.campaign);
   m->models = mongoc_client_get_collection(m->client, m->db_name, SL__MONGO_MODELS);
+  m->clock = mongoc_client_get_collection(m->client, m->db_name, SL__STORE_CLOCK);
 
   bson_init(&ping);
   BSON_APPEND_INT32(&ping, "ping", 1);

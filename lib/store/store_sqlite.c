@@ -1,8 +1,8 @@
 /* The SQLite store backend ("sqlite:PATH"), the embedded default for single-machine runs.
  * One table per campaign, named after the experiment, with one REAL column per config
  * input and output and the point's other fields as columns (history, predicted and extra
- * as JSON text, the whole store.point JSON in `doc` so nothing is lost), plus a shared
- * `models` table. WAL journal and synchronous=FULL: a put that returned true survives a
+ * as JSON text, the whole store.point JSON in `doc` so nothing is lost), plus the shared
+ * `models` and `campaign_clock` tables. WAL journal and synchronous=FULL: a put that returned true survives a
  * crash or power loss, which is what lets the store worker ack after it. Writes are
  * upserts by sample_id inside one IMMEDIATE transaction per batch; the conflict rule
  * (complete > terminated > failed, never downgrade) is applied both in C and in the
@@ -238,7 +238,10 @@ static bool ensure_table(sqlite_store_t *s, sl_error_t *err)
   ok = exec_sql(s, "CREATE TABLE IF NOT EXISTS models (model_id TEXT PRIMARY KEY NOT NULL, campaign TEXT NOT NULL, "
                    "kind TEXT NOT NULL, created_at REAL NOT NULL, blob BLOB, metrics TEXT);"
                    "CREATE INDEX IF NOT EXISTS models_by_kind ON models(campaign, kind, created_at)",
-                "creating the models table", err);
+                "creating the models table", err) &&
+       exec_sql(s, "CREATE TABLE IF NOT EXISTS " SL__STORE_CLOCK " (campaign TEXT PRIMARY KEY NOT NULL, "
+                   "running_s REAL NOT NULL, at REAL NOT NULL)",
+                "creating the campaign_clock table", err);
 out_free:
   sqlite3_finalize(st);
   free(have);
@@ -808,6 +811,67 @@ out_close:
   return ok;
 }
 
+static bool sqlite_put_clock(sl_store_t *st, double running_s, double at, sl_error_t *err)
+{
+  sqlite_store_t *s = (sqlite_store_t *)st;
+  sqlite3_stmt *q = NULL;
+  int rc;
+
+  if (!prepare(s, "INSERT INTO " SL__STORE_CLOCK " (campaign, running_s, at) VALUES (?1, ?2, ?3) "
+                  "ON CONFLICT(campaign) DO UPDATE SET running_s = excluded.running_s, at = excluded.at",
+               &q, err))
+    return false;
+  sqlite3_bind_text(q, 1, s->base.schema.campaign, -1, SQLITE_STATIC);
+  sqlite3_bind_double(q, 2, running_s);
+  sqlite3_bind_double(q, 3, at);
+  rc = sqlite3_step(q);
+  sqlite3_finalize(q);
+  if (rc != SQLITE_DONE) {
+    fail_rc(s, rc, "writing the campaign's clock", err);
+    return false;
+  }
+  return true;
+}
+
+/* A store made before the clock existed has no table (a read-only handle cannot make it):
+ * then there is no clock. */
+static bool sqlite_get_clock(sl_store_t *st, double *running_s, double *at, bool *found, sl_error_t *err)
+{
+  sqlite_store_t *s = (sqlite_store_t *)st;
+  sqlite3_stmt *q = NULL;
+  int rc;
+
+  if (!prepare(s, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '" SL__STORE_CLOCK "'", &q,
+               err))
+    return false;
+  rc = sqlite3_step(q);
+  if (rc == SQLITE_ROW && sqlite3_column_int(q, 0) == 0) {
+    sqlite3_finalize(q);
+    return true;
+  }
+  sqlite3_finalize(q);
+  if (rc != SQLITE_ROW) {
+    fail_rc(s, rc, "reading the campaign's clock", err);
+    return false;
+  }
+  if (!prepare(s, "SELECT running_s, at FROM " SL__STORE_CLOCK " WHERE campaign = ?1", &q, err))
+    return false;
+  sqlite3_bind_text(q, 1, s->base.schema.campaign, -1, SQLITE_STATIC);
+  rc = sqlite3_step(q);
+  if (rc == SQLITE_ROW) {
+    *running_s = sqlite3_column_double(q, 0);
+    *at = sqlite3_column_double(q, 1);
+    *found = true;
+    rc = SQLITE_DONE;
+  }
+  sqlite3_finalize(q);
+  if (rc != SQLITE_DONE) {
+    fail_rc(s, rc, "reading the campaign's clock", err);
+    return false;
+  }
+  return true;
+}
+
 static const sl__store_ops_t sqlite_ops = {
     .name = "sqlite",
     .destroy = sqlite_destroy,
@@ -818,6 +882,8 @@ static const sl__store_ops_t sqlite_ops = {
     .put_model = sqlite_put_model,
     .get_model = sqlite_get_model,
     .list_models = sqlite_list_models,
+    .put_clock = sqlite_put_clock,
+    .get_clock = sqlite_get_clock,
 };
 
 /* WAL and synchronous=FULL are the durability contract: check that they took. */

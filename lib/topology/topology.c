@@ -47,78 +47,75 @@ void sl_name(char out[SL_NAME_MAX], const char *campaign, const char *suffix)
   snprintf(out, SL_NAME_MAX, "%s.%s", campaign, suffix);
 }
 
+/* At most 64 characters, as config.yaml's `experiment`: then the broker's refusal of a
+ * queue declared by an older campaign still shows the queue's own group size and delivery
+ * limit (adopt_existing) for any vhost of up to 59 characters. */
 static bool campaign_check(const char *campaign, sl_error_t *err)
 {
   size_t n = campaign ? strlen(campaign) : 0;
 
-  if (n == 0 || n > 200 || strpbrk(campaign, "#* ")) {
+  if (n == 0 || n > SL_CAMPAIGN_MAX || strpbrk(campaign, "#* ")) {
     sl_error_set(err, SL_ERR_USAGE, SL_USAGE_E_INVALID,
-                 "invalid campaign name '%s': 1-200 characters, no '#', '*' or spaces",
-                 campaign ? campaign : "");
+                 "invalid campaign name '%.80s%s': 1-%d characters, no '#', '*' or spaces",
+                 campaign ? campaign : "", n > 80 ? "..." : "", SL_CAMPAIGN_MAX);
     return false;
   }
   return true;
 }
 
-/* The value of integer argument `key` on an existing queue, from the broker's
- * PRECONDITION_FAILED text ("inequivalent arg 'KEY' ... received X but current is none" or
- * "... current is [the value ]'3'..."): 0 for none, the number, or -1 when the error is
- * about something else or cannot be read. */
-static int arg_current(const sl_error_t *e, const char *key)
-{
-  const char *p;
-
-  if (e->code != 406 || !strstr(e->message, key))
-    return -1;
-  p = strstr(e->message, "current is ");
-  if (!p)
-    return -1;
-  p += strlen("current is ");
-  if (!strncmp(p, "none", 4))
-    return 0;
-  p = strchr(p, '\'');
-  return p && p[1] >= '1' && p[1] <= '9' ? atoi(p + 1) : -1;
-}
-
 /* Adapts args to an existing queue q that differs in one of the arguments an older
- * campaign may have been declared with (the group size, the delivery limit): returns true
- * when args now hold the queue's own value, so the declare can be tried again. */
-static bool adopt_existing(const char *q, sl_amqp_arg_t *args, size_t n, const sl_error_t *e)
+ * campaign may have been declared with (the group size, the delivery limit), as the
+ * broker's refusal of the declare shows it (sl_amqp_refused_arg): returns true when args
+ * now hold the queue's own value, so the declare can be tried again. When the broker's
+ * reply does not show the value, *e says so. */
+static bool adopt_existing(sl_amqp_t *s, const char *q, sl_amqp_arg_t *args, size_t n, sl_error_t *e)
 {
   static const char *const keys[] = {GROUP_SIZE_ARG, DELIVERY_LIMIT_ARG};
+  char key[64];
+  int64_t current = 0;
+  sl_amqp_arg_state_t state = sl_amqp_refused_arg(s, key, sizeof key, &current);
+  size_t k, i;
 
-  for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
-    int current = arg_current(e, keys[k]);
-    size_t i;
-
-    if (current < 0)
-      continue;
-    for (i = 0; i < n && args[i].key && strcmp(args[i].key, keys[k]) != 0; i++)
-      ;
-    if (i == n)
+  for (k = 0; k < sizeof keys / sizeof keys[0] && strcmp(key, keys[k]) != 0; k++)
+    ;
+  if (e->code != 406 || state == SL_AMQP_ARG_OTHER || k == sizeof keys / sizeof keys[0] ||
+      (state == SL_AMQP_ARG_VALUE && current <= 0))
+    return false;
+  if (state == SL_AMQP_ARG_UNREAD) {
+    sl_error_set(e, SL_ERR_AMQP, 406,
+                 "cannot keep the %s of an existing queue: RabbitMQ's reply (cut at 255 bytes) ends before "
+                 "its value when campaign name plus vhost pass 123 characters; use a shorter vhost or "
+                 "delete queue '%s'",
+                 keys[k], q);
+    return false;
+  }
+  if (state == SL_AMQP_ARG_ABSENT)
+    current = 0;
+  for (i = 0; i < n && args[i].key && strcmp(args[i].key, keys[k]) != 0; i++)
+    ;
+  if (i == n)
+    return false;
+  if (!args[i].key) { /* not asked for, but the queue has it: add it (args[i + 1] ends) */
+    if (current == 0)
       return false;
-    if (!args[i].key) { /* not asked for, but the queue has it: add it (args[i + 1] ends) */
-      if (current == 0)
-        return false;
-      SL_INFO("queue '%s' exists with %s %d; keeping it", q, keys[k], current);
-      args[i].key = keys[k];
-      args[i].type = SL_ARG_INT;
-      args[i].i = current;
-      args[i + 1].key = NULL;
-      return true;
-    }
-    if (args[i].i == current)
-      return false;
-    SL_INFO("queue '%s' exists with %s %d; keeping it (asked for %lld)", q, keys[k], current, (long long)args[i].i);
-    if (current > 0) {
-      args[i].i = current;
-    } else { /* none: drop the argument */
-      for (; i < n && args[i].key; i++)
-        args[i] = args[i + 1];
-    }
+    SL_INFO("queue '%s' exists with %s %lld; keeping it", q, keys[k], (long long)current);
+    args[i].key = keys[k];
+    args[i].type = SL_ARG_INT;
+    args[i].i = current;
+    args[i + 1].key = NULL;
     return true;
   }
-  return false;
+  if (args[i].i == current)
+    return false;
+  SL_INFO("queue '%s' exists with %s %lld; keeping it (asked for %lld)", q, keys[k], (long long)current,
+          (long long)args[i].i);
+  if (current > 0) {
+    args[i].i = current;
+  } else { /* none: drop the argument */
+    for (; i < n && args[i].key; i++)
+      args[i] = args[i + 1];
+  }
+  return true;
 }
 
 /* Declares quorum queue q with args (room for one more entry before the terminator at
@@ -137,7 +134,7 @@ static bool quorum_declare(sl_amqp_t *s, const char *q, sl_amqp_arg_t *args, siz
     memset(&e, 0, sizeof e);
     if (sl_amqp_declare_queue(s, q, true, false, false, args, &e))
       return true;
-    if (!adopt_existing(q, args, n + 1, &e))
+    if (!adopt_existing(s, q, args, n + 1, &e))
       break;
   }
   if (err)

@@ -3,7 +3,8 @@
 # interrupted three times (SIGINT; kill -9 of the run command, every worker and the
 # broker; kill -9 of the broker alone) and run again each time; it ends with exactly
 # max_sims distinct points, none failed, every point stored before an interruption still
-# there. Then: a simulator that does not exist fails `run` in < 30 s with a non-zero exit,
+# there; the campaign's clock in the store (explore's running time) grows by at most each
+# run's own time, the downtime between runs not counted. Then: a simulator that does not exist fails `run` in < 30 s with a non-zero exit,
 # and a campaign whose every run fails exits 4 with the reason. Label system.
 set -u
 BIN=${SPECLINE_BIN_DIR:?}
@@ -31,6 +32,9 @@ budget: {max_sims: 16, wall_s: 600}
 workers: {simulate_workers: 1, slots: 2}
 store: sqlite:run/rr.db
 YAML
+clock() { local c; c=$(sqlite3 -cmd ".timeout 5000" "$T/run/rr.db" "select running_s from campaign_clock where campaign = 'rr'" 2>/dev/null); echo "${c:-0}"; }
+now() { date +%s.%N; }
+le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }'; }
 broker_pid() { sed -n 's/^SPECLINE_BROKER_PID=//p' "$T/run/broker/broker.env" 2>/dev/null; }
 start_run() { specline run "$T/config.yaml" --no-model --no-progress >>"$T/run.log" 2>&1 & RUN=$!; }
 wait_stored() { # wait_stored N: until N points are stored (at most 60 s)
@@ -38,16 +42,22 @@ wait_stored() { # wait_stored N: until N points are stored (at most 60 s)
   while [ "$(count)" -lt "$1" ] && [ $SECONDS -lt $end ]; do sleep 0.3; done
 }
 # 1. SIGINT
+t0=$(now)
 start_run
 wait_stored 3
 kill -INT $RUN
 wait $RUN
 rc1=$?
+t1=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { print b - a }')
 n1=$(count)
+c1=$(clock)
+check "SIGINT: the store's clock holds the running time (0 < $c1 <= $t1 s)" 'le 0.001 $c1 && le $c1 $t1'
+sleep 5 # downtime: not running time
 check "SIGINT: run exits 130 ($rc1) with points stored ($n1)" '[ $rc1 = 130 ] && [ $n1 -ge 3 ]'
 check "SIGINT: every point simulate produced is stored" \
   '[ "$(grep -o "drained: [0-9]* done" "$T/run.log" | tail -1 | grep -o "[0-9]*")" -le "$n1" ]'
 # 2. kill -9 of every process: the run command, its workers, the broker
+t0=$(now)
 start_run
 wait_stored $((n1 + 3))
 bp=$(broker_pid)
@@ -55,8 +65,12 @@ kids=$(pgrep -P $RUN)
 kill -9 $RUN $kids 2>/dev/null
 [ -n "$bp" ] && kill -9 -- -"$bp" 2>/dev/null
 wait $RUN 2>/dev/null
+t2=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { print b - a }')
 sleep 1
 n2=$(count)
+c2=$(clock)
+check "kill -9: the clock grew by run 2's time at most, not the 5 s down (0 < $c2 - $c1 <= $t2 s)" \
+  'le 0.001 $(awk -v a=$c2 -v b=$c1 "BEGIN { print a - b }") && le $(awk -v a=$c2 -v b=$c1 "BEGIN { print a - b }") $t2'
 check "kill -9 of everything: nothing stored is lost ($n2 >= $n1)" '[ $n2 -ge $n1 ]'
 # 3. kill -9 of the broker alone
 start_run

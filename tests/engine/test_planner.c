@@ -690,6 +690,77 @@ static void test_planner_resume_acquires(void)
   sl_config_destroy(cfg);
 }
 
+/* The wall budget after a resume counts running time only, exactly, from the store's
+ * clock: a first run of 100 s whose stored points span only 25 s (the estimate from their
+ * produced_at would say 25), then a day down. budget.wall_s 150 then ends issuing at
+ * exactly 50 s into the second run; a second resume carries 150 s on. A store without a
+ * clock (an older version's) still gets the estimate. */
+static void test_planner_resume_clock(void)
+{
+  sl_config_t *cfg = config("policy: {initial: sobol, initial_n: 4, acquisition: none, oversubscribe: 2, seed: 7}\n"
+                            "budget: {max_sims: 100, wall_s: 150}\n");
+  const double T1 = T0 + 100 + 86400, T2 = T1 + 50 + 7 * 86400;
+  sl_ledger_stored_t stored[4];
+  char ids[4][SL_SAMPLE_ID_MAX];
+  sl_planner_actions_t a;
+  sl_ledger_stats_t st;
+  sl_planner_t *p;
+  size_t i;
+
+  SL_REQUIRE(cfg);
+  first_ids(cfg, 4, ids);
+  memset(stored, 0, sizeof stored);
+  for (i = 0; i < 4; i++) {
+    stored[i].sample_id = ids[i];
+    stored[i].status = SL_POINT_COMPLETE;
+    stored[i].steps = 40;
+    stored[i].origin = "initial";
+    stored[i].wall_s = 5;
+    stored[i].produced_at = T0 + 10 + 5.0 * (double)i;
+  }
+  p = planner(cfg); /* the first run: explore's clock, as it puts it in the store */
+  SL_REQUIRE(p);
+  SL_CHECK(sl_planner_running_s(p, T0 + 100) == 100);
+  sl_planner_destroy(p);
+
+  p = planner(cfg); /* a day later: the store's clock, then the stored points */
+  SL_REQUIRE(p);
+  sl_planner_resume_clock(p, 100, T1);
+  sl_planner_rebuild(p, stored, 4, T0 + 10, T1);
+  sl_ledger_stats(sl_planner_ledger(p), &st);
+  SL_CHECK(st.started_at == T1 - 100);
+  SL_CHECK(sl_planner_running_s(p, T1 + 20) == 120);
+  sl_planner_actions_init(&a);
+  sl_planner_tick(p, T1 + 49.5, &a);
+  SL_CHECK(count(&a, SL_PLANNER_PUBLISH_TASK) > 0);
+  SL_CHECK_INT(count(&a, SL_PLANNER_FINISH), 0);
+  sl_planner_actions_clear(&a);
+  sl_planner_tick(p, T1 + 50, &a); /* 150 s of running: the budget is spent */
+  SL_CHECK_INT(count(&a, SL_PLANNER_PUBLISH_TASK), 0);
+  SL_CHECK(sl_planner_running_s(p, T1 + 50) == 150);
+  sl_planner_actions_clear(&a);
+  sl_planner_destroy(p);
+
+  p = planner(cfg); /* a week later again, the clock put at the end of the second run */
+  SL_REQUIRE(p);
+  sl_planner_resume_clock(p, 150, T2);
+  sl_planner_rebuild(p, stored, 4, T0 + 10, T2);
+  SL_CHECK(sl_planner_running_s(p, T2) == 150);
+  sl_planner_tick(p, T2 + 1, &a);
+  SL_CHECK_INT(count(&a, SL_PLANNER_PUBLISH_TASK), 0);
+  sl_planner_actions_clear(&a);
+  sl_planner_destroy(p);
+
+  p = planner(cfg); /* no clock in the store: the estimate, as before */
+  SL_REQUIRE(p);
+  sl_planner_rebuild(p, stored, 4, T0 + 10, T1);
+  sl_ledger_stats(sl_planner_ledger(p), &st);
+  SL_CHECK(fabs(st.started_at - (T1 - 20)) < 1e-9); /* 5 s of the first run + 3 gaps of 5 s */
+  sl_planner_actions_release(&a);
+  sl_planner_destroy(p);
+  sl_config_destroy(cfg);
+}
+
 /* budget.max_failed: the default (0.5 of the stored runs, after 5 failures) ends a
  * campaign whose every run fails, with SL_PLANNER_FAILING and the first failure named;
  * a count ends it at that many. */
@@ -738,7 +809,7 @@ int main(int argc, char **argv)
                                          SL_T(test_planner_renew_leases),
                                          SL_T(test_planner_budget), SL_T(test_planner_speculative),
                                          SL_T(test_planner_resume), SL_T(test_planner_resume_adopts),
-                                         SL_T(test_planner_resume_acquires), SL_T(test_planner_failing),
+                                         SL_T(test_planner_resume_acquires), SL_T(test_planner_resume_clock), SL_T(test_planner_failing),
                                          {NULL, NULL}};
 
   sl_log_set_level(SL_LOG_ERROR);

@@ -41,6 +41,45 @@ static void test_shortest(void)
   check_number(INFINITY, "null");
 }
 
+static void check_plain(double d, const char *want)
+{
+  char buf[SL_JSON_NUMBER_MAX];
+  size_t n = sl_json_number_plain(buf, d);
+
+  SL_CHECK_INT((int)n, (int)strlen(buf));
+  SL_CHECK_STR(buf, want);
+}
+
+/* The plain form (CSV): the same text, without the ".0" that keeps a whole number a JSON
+ * real; both forms read back to the same double. */
+static void test_plain(void)
+{
+  char a[SL_JSON_NUMBER_MAX], b[SL_JSON_NUMBER_MAX];
+  size_t i;
+
+  check_plain(100.0, "100");
+  check_plain(-0.0, "-0");
+  check_plain(0.0, "0");
+  check_plain(1.0, "1");
+  check_plain(-2.5, "-2.5");
+  check_plain(0.1, "0.1");
+  check_plain(1e20, "1e+20");
+  check_plain(123456789012345678.0, "1.2345678901234568e+17");
+  check_plain(5e-324, "5e-324");
+  check_plain(NAN, "null");
+  check_plain(-INFINITY, "null");
+  check_number(1.0, "1.0");
+  for (i = 0; i < N_VALUES; i++) {
+    double x, y;
+    size_t na = sl_json_number(a, values[i]), nb = sl_json_number_plain(b, values[i]);
+    x = strtod(a, NULL);
+    y = strtod(b, NULL);
+    SL_CHECKF(memcmp(&x, &y, sizeof x) == 0 && memcmp(&x, &values[i], sizeof x) == 0, "%s / %s", a, b);
+    /* the JSON form is the plain one, or the plain one and ".0" */
+    SL_CHECKF(!strcmp(a, b) || (na == nb + 2 && !strncmp(a, b, nb) && !strcmp(a + nb, ".0")), "%s / %s", a, b);
+  }
+}
+
 /* Significant digits of a number's text: its mantissa without leading or trailing zeros. */
 static int significant(const char *s)
 {
@@ -146,4 +185,4 @@ static void test_dump_tree(void)
   free(indented);
 }
 
-SL_TEST_MAIN(SL_T(test_shortest), SL_T(test_round_trip), SL_T(test_writers_agree), SL_T(test_dump_tree))
+SL_TEST_MAIN(SL_T(test_shortest), SL_T(test_plain), SL_T(test_round_trip), SL_T(test_writers_agree), SL_T(test_dump_tree))

@@ -471,6 +471,37 @@ static void test_synapse_doc(void)
   sl__store_schema_release(&s);
 }
 
+/* The campaign's clock document: keyed by the campaign, both numbers set, read back; a
+ * document missing one is no clock. */
+static void test_clock_docs(void)
+{
+  bson_t sel, upd, doc;
+  double running = -1, at = -1;
+  char *j;
+
+  bson_init(&sel);
+  bson_init(&upd);
+  sl__mongo_clock_update("osc", 42.125, 2000.5, &sel, &upd);
+  j = json_at(&sel, NULL);
+  SL_CHECK_STR(j, "{ \"_id\" : \"osc\" }");
+  free(j);
+  j = keys_of(&upd);
+  SL_CHECK_STR(j, "$set");
+  free(j);
+  SL_CHECK_INT(check_double(&upd, "$set.running_s", 42.125), 0);
+  SL_CHECK_INT(check_double(&upd, "$set.at", 2000.5), 0);
+  bson_init(&doc);
+  BSON_APPEND_UTF8(&doc, "_id", "osc");
+  BSON_APPEND_DOUBLE(&doc, "running_s", 42.125);
+  SL_CHECK(!sl__mongo_clock_from_doc(&doc, &running, &at));
+  BSON_APPEND_INT64(&doc, "at", 2000);
+  SL_CHECK(sl__mongo_clock_from_doc(&doc, &running, &at));
+  SL_CHECK(running == 42.125 && at == 2000);
+  bson_destroy(&doc);
+  bson_destroy(&sel);
+  bson_destroy(&upd);
+}
+
 static void test_model_docs(void)
 {
   bson_t sel, upd, metrics, f, o;
@@ -707,6 +738,6 @@ static void test_open_unreachable_is_transient(void)
 
 SL_TEST_MAIN(SL_T(test_point_doc_full), SL_T(test_update_doc_and_unset), SL_T(test_upsert_selector_rule),
              SL_T(test_index_cmds_and_write_concern), SL_T(test_scan_filters), SL_T(test_point_roundtrip), SL_T(test_stopped_point_doc),
-             SL_T(test_synapse_doc), SL_T(test_model_docs), SL_T(test_models_list_docs), SL_T(test_error_class),
+             SL_T(test_synapse_doc), SL_T(test_model_docs), SL_T(test_clock_docs), SL_T(test_models_list_docs), SL_T(test_error_class),
              SL_T(test_uri_resolution),
              SL_T(test_open_unreachable_is_transient))

@@ -3,6 +3,7 @@
  * never-downgrade conflict rule, scan filters and order, counts, models, reopening,
  * schema evolution, refused names and URIs, and transient lock errors. The database is
  * also read directly with sqlite3 to check the table layout the docs promise. */
+#include <math.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -520,6 +521,56 @@ static void test_models(void)
   fx_close(&f);
 }
 
+/* The campaign's clock: none at first, the last put wins, kept across a reopen, one per
+ * campaign in a shared file, refused when not finite or negative; a file made before the
+ * clock existed (no campaign_clock table) has none, even to a read-only handle. */
+static void test_clock(void)
+{
+  fx_t f;
+  sl_error_t err = {0};
+  double running = -1, at = -1;
+  bool found = true;
+  sl_config_t *other_cfg;
+  sl_store_t *other, *ro;
+  sqlite3 *db;
+
+  SL_REQUIRE(fx_open(&f));
+  SL_CHECK(sl_store_get_clock(f.st, &running, &at, &found, &err));
+  SL_CHECK(!found && running == 0 && at == 0);
+  SL_CHECK(sl_store_put_clock(f.st, 12.5, 1000.25, &err));
+  SL_CHECK(sl_store_put_clock(f.st, 42.125, 2000.5, &err));
+  SL_CHECK(!sl_store_put_clock(f.st, -1, 2000.5, &err));
+  SL_CHECK_INT(err.code, SL_STORE_E_INVALID);
+  SL_CHECK(!sl_store_put_clock(f.st, NAN, 2000.5, &err));
+  sl_store_destroy(f.st);
+  f.st = sl_store_open(f.uri, f.cfg, &err);
+  SL_REQUIRE(f.st);
+  SL_CHECK(sl_store_get_clock(f.st, &running, &at, &found, &err));
+  SL_CHECK(found && running == 42.125 && at == 2000.5);
+  other_cfg = fx_config("other", (const char *const[]){"zeta", NULL}, (const char *const[]){"amplitude", NULL}, f.uri);
+  other = sl_store_open(f.uri, other_cfg, &err);
+  SL_REQUIRE(other);
+  SL_CHECK(sl_store_get_clock(other, &running, &at, &found, &err));
+  SL_CHECK(!found);
+  sl_store_destroy(other);
+  fx_config_free(other_cfg);
+  SL_CHECK_INT(sql_int(f.path, "SELECT count(*) FROM campaign_clock"), 1);
+  /* an older store: no table */
+  sl_store_destroy(f.st);
+  f.st = NULL;
+  SL_REQUIRE(sqlite3_open(f.path, &db) == SQLITE_OK);
+  SL_CHECK(sqlite3_exec(db, "DROP TABLE campaign_clock", NULL, NULL, NULL) == SQLITE_OK);
+  sqlite3_close(db);
+  ro = sl_store_open_readonly(f.uri, f.cfg, &err);
+  SL_REQUIRE(ro);
+  found = true;
+  SL_CHECKF(sl_store_get_clock(ro, &running, &at, &found, &err), "%s", err.message);
+  SL_CHECK(!found);
+  SL_CHECK(!sl_store_put_clock(ro, 1, 2, &err));
+  sl_store_destroy(ro);
+  fx_close(&f);
+}
+
 static void test_reopen_and_new_output(void)
 {
   fx_t f;
@@ -705,6 +756,6 @@ static void test_error_predicate(void)
 }
 
 SL_TEST_MAIN(SL_T(test_roundtrip_every_field), SL_T(test_stopped_run_roundtrip), SL_T(test_upsert_idempotent), SL_T(test_batch_atomic),
-             SL_T(test_complete_never_downgraded), SL_T(test_scan_filters_and_count), SL_T(test_models),
+             SL_T(test_complete_never_downgraded), SL_T(test_scan_filters_and_count), SL_T(test_models), SL_T(test_clock),
              SL_T(test_reopen_and_new_output), SL_T(test_refused_names_and_uris), SL_T(test_transient_when_locked),
              SL_T(test_concurrent_writers), SL_T(test_error_predicate))

@@ -17,6 +17,9 @@
 #include "specline/util.h"
 #include "specline/worker.h"
 
+/* How often the campaign's running time is put in the store: what a kill -9 can lose of it. */
+#define EXPLORE_CLOCK_PERIOD_S 1.0
+
 typedef struct explorer {
   sl_worker_t w;
   sl_planner_t *planner;
@@ -28,6 +31,7 @@ typedef struct explorer {
   bool finishing, started, start_failed;
   double last_queue_check;
   double last_up; /* the last tick that found the broker connection up */
+  double last_clock_put;        /* when the campaign's clock was last queued for the store */
   int64_t n_dead;
 } explorer_t;
 

@@ -3,6 +3,8 @@
  * worker.status, event.model) and the tick into planner events, and the planner's actions
  * into publishes, store reads on the thread pool (reader.c) and the exit: 0 once the
  * budget is reached, 3 when stopped before, 4 when runs kept failing (budget.max_failed).
+ * It keeps the campaign's clock in the store (every EXPLORE_CLOCK_PERIOD_S and at the
+ * exit), so that a resumed campaign's wall budget counts running time only.
  * The actions are carried out by actions.c; the shared state is explore.h. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +53,23 @@ static void on_tick(uv_timer_t *h)
   }
   sl_planner_tick(ex->planner, now, &ex->acts);
   explore_run_actions(ex);
+  if (now - ex->last_clock_put >= EXPLORE_CLOCK_PERIOD_S) {
+    ex->last_clock_put = now;
+    explore_reader_put_clock(&ex->reader, sl_planner_running_s(ex->planner, now), now);
+  }
+}
+
+/* The campaign's clock at the end (budget reached, stopped, failing): exact for the next
+ * start. The loop has ended: no read is in flight, the store is this thread's. */
+static void put_final_clock(explorer_t *ex)
+{
+  double now = sl_now();
+  sl_error_t err;
+
+  if (!ex->started)
+    return;
+  if (!sl_store_put_clock(ex->store, sl_planner_running_s(ex->planner, now), now, &err))
+    SL_WARN("cannot record the campaign's running time: %s", err.message);
 }
 
 /* ---- deliveries ---- */
@@ -262,6 +281,7 @@ int main(int argc, char **argv)
     return 1;
   }
   uv_run(ex.w.loop, UV_RUN_DEFAULT);
+  put_final_clock(&ex);
   rc = ex.w.exit_code;
   explore_reader_release(&ex.reader);
   sl_planner_actions_release(&ex.acts);

@@ -107,8 +107,12 @@ static void on_work(uv_work_t *w)
   case EXPLORE_READ_MODEL:
     r->ok = read_model(st, r);
     break;
+  case EXPLORE_WRITE_CLOCK:
+    r->ok = sl_store_put_clock(st, r->running_s, r->at, &r->err);
+    break;
   case EXPLORE_READ_ALL:
-    r->ok = sl_store_scan(st, &q, collect_stored, r, &r->err);
+    r->ok = sl_store_scan(st, &q, collect_stored, r, &r->err) &&
+            sl_store_get_clock(st, &r->running_s, &r->at, &r->clock_found, &r->err);
     if (r->ok && !read_model(st, r))
       r->found = false; /* a model that cannot be read is reported, not fatal */
     break;
@@ -160,6 +164,28 @@ void explore_reader_ask(explore_reader_t *rd, const sl_planner_action_t *a)
   else
     rd->head = r;
   rd->tail = r;
+  pump(rd);
+}
+
+void explore_reader_put_clock(explore_reader_t *rd, double running_s, double at)
+{
+  explore_read_t *r;
+
+  for (r = rd->busy && rd->head ? rd->head->next : rd->head; r; r = r->next)
+    if (r->kind == EXPLORE_WRITE_CLOCK)
+      break;
+  if (!r) {
+    r = sl_calloc(1, sizeof *r);
+    r->rd = rd;
+    r->kind = EXPLORE_WRITE_CLOCK;
+    if (rd->tail)
+      rd->tail->next = r;
+    else
+      rd->head = r;
+    rd->tail = r;
+  }
+  r->running_s = running_s;
+  r->at = at;
   pump(rd);
 }
 
@@ -223,10 +249,14 @@ void explore_read_feed(explore_read_t *r, sl_planner_t *p, double now, sl_planne
     sl_planner_on_audit_read(p, r->sample_id, r->ok && r->found ? &r->pt : NULL, r->ok && r->found2 ? &r->pt2 : NULL);
     return;
   case EXPLORE_READ_ALL:
+    if (r->clock_found) /* exact; a store without a clock gets the estimate */
+      sl_planner_resume_clock(p, r->running_s, now);
     sl_planner_rebuild(p, r->stored, r->n, r->first_at, now);
     break;
   case EXPLORE_READ_MODEL:
     break;
+  case EXPLORE_WRITE_CLOCK:
+    return;
   }
   sl_planner_on_model(p, r->model, r->mid, r->metrics);
   r->model = NULL; /* taken */

@@ -1,7 +1,8 @@
 /* The explorer's store reads, off the loop thread: each read runs on the libuv thread pool
  * (uv_queue_work), one at a time and in the order asked, so the store handle is only ever
  * used by one thread at once; its answer comes back on the loop thread through the done
- * callback, which feeds it to the planner. */
+ * callback, which feeds it to the planner. The one write, the campaign's clock, goes the
+ * same way. */
 #ifndef SPECLINE_EXPLORE_READER_H
 #define SPECLINE_EXPLORE_READER_H
 
@@ -17,7 +18,9 @@ typedef enum explore_read_kind {
   EXPLORE_READ_POINT,  /* sample_id */
   EXPLORE_READ_AUDIT,  /* sample_id (the audit) and other_id (the stop) */
   EXPLORE_READ_MODEL,  /* the newest surrogate unless it is model_id */
-  EXPLORE_READ_ALL,    /* startup: every stored point (the resume), then the newest model */
+  EXPLORE_READ_ALL,    /* startup: every stored point and the campaign's clock (the resume),
+                        * then the newest model */
+  EXPLORE_WRITE_CLOCK, /* puts the campaign's clock: running_s up to at */
 } explore_read_kind_t;
 
 typedef struct explore_read explore_read_t;
@@ -43,6 +46,8 @@ struct explore_read {
   double *inputs;               /* ALL: n × d inputs in the config's order */
   size_t n, cap, d;
   double first_at;
+  bool clock_found;             /* ALL: the store has the campaign's clock */
+  double running_s, at;         /* ALL: the clock read; WRITE_CLOCK: the clock to put */
 };
 
 struct explore_reader {
@@ -61,6 +66,9 @@ void explore_reader_init(explore_reader_t *rd, uv_loop_t *loop, sl_store_t *stor
 /* Queues the read the planner's action a asks for (READ_POINT, READ_AUDIT, LOAD_MODEL);
  * a NULL: EXPLORE_READ_ALL, the startup read. */
 void explore_reader_ask(explore_reader_t *rd, const sl_planner_action_t *a);
+/* Queues a put of the campaign's clock (running_s seconds of running up to epoch time
+ * at); a put still queued behind the read in flight is updated instead of queueing one more. */
+void explore_reader_put_clock(explore_reader_t *rd, double running_s, double at);
 /* Feeds an answered read into the planner (ALL: the resume, then the model); the planner's
  * actions go to out. Takes r->model. */
 void explore_read_feed(explore_read_t *r, sl_planner_t *p, double now, sl_planner_actions_t *out);

@@ -202,6 +202,24 @@ bool sl_amqp_declare_exchange(sl_amqp_t *s, const char *name, const char *type, 
 bool sl_amqp_declare_queue(sl_amqp_t *s, const char *name, bool durable, bool exclusive,
                            bool auto_delete, const sl_amqp_arg_t *args, sl_error_t *err);
 bool sl_amqp_bind(sl_amqp_t *s, const char *queue, const char *exchange, const char *routing_key, sl_error_t *err);
+
+/* What the broker said of the argument for which it refused the session's last queue
+ * declare (406 PRECONDITION_FAILED, RabbitMQ: "inequivalent arg 'KEY' for queue 'Q' in
+ * vhost 'V': received X but current is Y"). */
+typedef enum sl_amqp_arg_state {
+  SL_AMQP_ARG_OTHER = 0, /* the last declare was not refused for an inequivalent argument */
+  SL_AMQP_ARG_VALUE,     /* the existing queue has the argument, with integer *current */
+  SL_AMQP_ARG_ABSENT,    /* the existing queue does not have the argument */
+  SL_AMQP_ARG_UNREAD,    /* its value is not an integer, or the broker's reply text (cut by
+                          * the broker at 255 bytes) ends before it: a queue name plus vhost
+                          * longer than about 120 characters */
+} sl_amqp_arg_state_t;
+/* Reads the broker's refusal of the last sl_amqp_declare_queue on s from its reply text,
+ * whole (the failed call's err->message prefixes it with what was tried and may cut it):
+ * the argument's name into key (at most key_size bytes, NUL-terminated; "" for OTHER) and,
+ * for SL_AMQP_ARG_VALUE, the existing queue's value into *current. Reset by each declare;
+ * current may be NULL. */
+sl_amqp_arg_state_t sl_amqp_refused_arg(const sl_amqp_t *s, char *key, size_t key_size, int64_t *current);
 /* Passive declare: fails (false, code 404) when the queue does not exist. The failed
  * passive declare costs a channel; the session reopens it transparently. */
 bool sl_amqp_queue_counts(sl_amqp_t *s, const char *name, uint32_t *ready, uint32_t *consumers, sl_error_t *err);

@@ -19,6 +19,10 @@ struct json_t;
  * strtod reads back to the same double (0.1, 0.3333333333333333, 1e-07, 5e-324), with ".0"
  * added when the text would read as an integer (1.0, -0.0); "null" for NaN and infinities. */
 size_t sl_json_number(char buf[SL_JSON_NUMBER_MAX], double d);
+/* The same shortest round-trip text without the ".0" JSON needs to keep a whole number a
+ * real (100, -0, 1e+20): for text that is not JSON, such as `specline results`' CSV. NaN
+ * and infinities are still "null". */
+size_t sl_json_number_plain(char buf[SL_JSON_NUMBER_MAX], double d);
 
 /* Appends a JSON string: quoted, '"', '\\' and control bytes escaped, each byte that is not
  * part of valid UTF-8 replaced by U+FFFD. NULL writes "". */

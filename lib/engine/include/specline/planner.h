@@ -143,11 +143,23 @@ sl_ledger_t *sl_planner_ledger(sl_planner_t *p);
  * stored is planned again, and the first issue is preceded by SL_PLANNER_PURGE_SIM (tasks
  * of the previous explorer still queued are dropped; what a live worker still runs is
  * adopted from its progress and status and counts as in flight). The wall budget's clock
- * starts at now minus the running time before (the stored points' produced_at, with gaps
+ * is the store's (sl_planner_resume_clock) when it has one; else it starts at now minus
+ * the running time before estimated from the stored points (their produced_at, with gaps
  * longer than max(2 leases, 2 × the longest run) counted as downtime; first_at, the
  * earliest produced_at, only when no point has one). Nothing when n is 0. */
 void sl_planner_rebuild(sl_planner_t *p, const sl_ledger_stored_t *stored, size_t n, double first_at,
                         double now);
+
+/* The campaign's running time before this start as the store's clock recorded it
+ * (sl_store_get_clock, put by explore): the wall budget's clock starts at now - running_s,
+ * so downtime of any length counts nothing. Call it before sl_planner_rebuild, which then
+ * keeps this clock instead of estimating one from the stored points (stores written
+ * before the clock existed still get the estimate). */
+void sl_planner_resume_clock(sl_planner_t *p, double running_s, double now);
+
+/* The campaign's running time at now (this start's plus what came before): what explore
+ * puts in the store's clock. */
+double sl_planner_running_s(const sl_planner_t *p, double now);
 
 /* The periodic tick: ends the campaign (FINISH) once max_sims points are
  * stored (what still runs is over the budget), once another budget or the target is

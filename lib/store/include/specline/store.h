@@ -98,4 +98,14 @@ bool sl_store_put_model(sl_store_t *st, const char *model_id, const char *kind, 
 bool sl_store_get_model(sl_store_t *st, const char *kind, char **model_id, void **blob, size_t *len,
                         char **metrics_json, bool *found, sl_error_t *err);
 
+/* The campaign's clock: how long the campaign has run, kept by explore so that a campaign
+ * resumed after any downtime counts its running time only, exactly (budget.wall_s). One
+ * record per campaign (SQLite table `campaign_clock`, MongoDB collection `campaign_clock`,
+ * keyed by the campaign name), replaced by each put: running_s seconds of running up to
+ * epoch time at. Durable (committed, w: majority) on true; fails on a read-only handle. */
+bool sl_store_put_clock(sl_store_t *st, double running_s, double at, sl_error_t *err);
+/* The campaign's clock as last put; *found false when none was (a store written by an
+ * older version, or a campaign that never ran explore). Either pointer may be NULL. */
+bool sl_store_get_clock(sl_store_t *st, double *running_s, double *at, bool *found, sl_error_t *err);
+
 #endif

@@ -29,6 +29,8 @@ typedef struct sl_amqp sl_amqp_t;
 #define SL_EXCHANGE "specline"
 #define SL_DLX "specline.dlx"
 #define SL_NAME_MAX 256
+/* Longest campaign name, as config.yaml's `experiment` allows (1-64 of [A-Za-z0-9_-]). */
+#define SL_CAMPAIGN_MAX 64
 
 /* The work queues' x-delivery-limit. High on purpose: every requeue counts (the prefetch a
  * killed worker or a lost connection hands back included), so a low limit dead-letters
@@ -57,11 +59,15 @@ void sl_name(char out[SL_NAME_MAX], const char *campaign, const char *suffix);
 
 /* Declares exchanges and the campaign's shared queues (sim, store, progress, predict,
  * dead) with their bindings. Idempotent; an existing queue declared with other arguments
- * is a PRECONDITION_FAILED error naming the queue, except for the quorum group size: it
- * only matters when a queue is created, so a quorum queue that exists with another (or no)
- * x-quorum-initial-group-size is kept as it is (the declare is repeated with the broker's
- * value; membership changes go through `rabbitmq-queues grow|add_member`). opts NULL =
- * defaults. */
+ * is a PRECONDITION_FAILED error naming the queue, except for the quorum group size and
+ * the delivery limit: a quorum queue that exists with another (or no) value of either is
+ * kept as it is (the declare is repeated with the queue's own value, read from the
+ * broker's refusal; group membership changes go through `rabbitmq-queues
+ * grow|add_member`). The broker cuts its refusal at 255 bytes: the value shows while
+ * campaign name plus vhost stay within 123 characters (measured; a 64-character campaign
+ * leaves 59 for the vhost); beyond, the error says so. A campaign name is
+ * 1-SL_CAMPAIGN_MAX characters without '#', '*' or spaces (SL_ERR_USAGE otherwise).
+ * opts NULL = defaults. */
 bool sl_topology_declare(sl_amqp_t *s, const char *campaign, const sl_topology_opts_t *opts, sl_error_t *err);
 
 /* Declares C.events.W bound to "C.event.<p>" for each pattern (e.g. "stored", "#"). */

@@ -2,6 +2,7 @@
 #include <ctype.h>
 #include <string.h>
 
+#include "specline/json.h"
 #include "specline/template.h"
 
 /* Line and column (1-based) of offset off in text. */
@@ -82,4 +83,14 @@ bool sl_template_render(const char *text, size_t len, const char *where, sl_temp
   }
   sl_buf_append(out, text + lit, len - lit);
   return true;
+}
+
+void sl_template_put_number(sl_buf_t *out, double d)
+{
+  char buf[SL_JSON_NUMBER_MAX];
+  size_t n = sl_json_number(buf, d);
+
+  if (n > 2 && buf[n - 2] == '.' && buf[n - 1] == '0')
+    n -= 2;
+  sl_buf_append(out, buf, n);
 }

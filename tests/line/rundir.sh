@@ -93,6 +93,51 @@ timeout 200 "$BIN/specline" run "$T/camp/b.yaml" --no-progress >"$T/run-b.log" 2
 check "specline run (default keep) ends" test "$rc" -le 1
 check "6 points stored (default keep)" eq "$(sqlite3 "$T/camp/store.db" "select count(*) from \"$B\"")" 6
 check "the default removes every run directory" wait_for 10 test -z "$(ls -A "$T/camp/runs-$B")"
+# persistent: one process serves many runs from the runs directory; each run's directory
+# (templates rendered, out.dat read back) comes as `run_dir` on its input line
+cat >"$T/camp/warm.py" <<'PY'
+import json, os, sys
+for line in sys.stdin:
+    req = json.loads(line)
+    if "inputs" not in req:
+        continue  # a terminate control line between runs
+    d = req["run_dir"]
+    mode = [l.split(" = ")[1].strip() for l in open(os.path.join(d, "deck.in")) if l.startswith("mode = ")][0]
+    with open(os.path.join(d, "out.dat"), "w") as f:
+        f.write("sample=%s deck_mode=%s cwd=%s env_dir=%s pid=%d\n" % (req["sample_id"], mode, os.getcwd(),
+                os.environ.get("SPECLINE_RUN_DIR", "-"), os.getpid()))
+    print(json.dumps({"final": {"y": req["inputs"]["mode"]}}), flush=True)
+PY
+P="rundir-p-$$"
+config "$P" "persistent: true" | sed 's|command: \["./code.sh"\]|command: ["python3", "warm.py"]|' >"$T/camp/p.yaml"
+rc=0
+timeout 200 "$BIN/specline" run "$T/camp/p.yaml" --no-progress >"$T/run-p.log" 2>&1 || rc=$?
+check "specline run (persistent) exits 0" eq "$rc" 0
+"$BIN/specline" results "$T/camp/p.yaml" --json >"$T/p.json"
+python3 - "$T/p.json" "$T/camp/runs-$P" >"$T/p.txt" <<'PY'
+import json, sys
+pts, root = json.load(open(sys.argv[1])), sys.argv[2]
+pids = set()
+for p in pts:
+    f = p.get("files", {}).get("out.dat", "")
+    want = "sample=%s deck_mode=%g cwd=%s env_dir=- " % (p["sample_id"], p["inputs"]["mode"], root)
+    print("ok" if p["status"] == "complete" and f.startswith(want) else "bad %s: %r" % (p["sample_id"], f))
+    pids.add(f.rsplit("pid=", 1)[-1].strip())
+print("points %d processes %d" % (len(pts), len(pids)))
+PY
+cat "$T/p.txt"
+check "persistent: every run wrote its own out.dat into its run_dir" eq "$(grep -c '^ok$' "$T/p.txt")" 6
+check "persistent: processes were reused (<= 2 for 6 runs)" grep -qE '^points 6 processes [12]$' "$T/p.txt"
+check "persistent: run directories removed" wait_for 10 test -z "$(ls -A "$T/camp/runs-$P")"
+# a run directory that cannot be made fails the run with the reason, and the campaign ends loudly
+F="rundir-f-$$"
+echo "not a directory" >"$T/camp/blocked"
+config "$F" "" | sed "s|workdir: runs-$F|workdir: blocked/runs|" >"$T/camp/f.yaml"
+rc=0
+timeout 200 "$BIN/specline" run "$T/camp/f.yaml" --no-progress >"$T/run-f.log" 2>&1 || rc=$?
+check "specline run exits non-zero when no run directory can be made" test "$rc" -ne 0
+check "the failed points say why" test "$(sqlite3 "$T/camp/store.db" "select count(*) from \"$F\" where status='failed' and \
+error like 'cannot create runs directory ''$T/camp/blocked/runs'': Not a directory%'")" -ge 1
 # hostile or careless workdirs are refused before anything runs
 bad() { # bad WORKDIR PATTERN
   sed "s|workdir: runs-$A|workdir: $1|" "$T/camp/a.yaml" >"$T/camp/bad.yaml"

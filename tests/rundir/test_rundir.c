@@ -67,6 +67,23 @@ static void test_template_render(void)
   SL_CHECK(!ok);
 }
 
+/* Templates write numbers the shortest exact way, whole ones without a fraction. */
+static void test_template_numbers(void)
+{
+  const double v[] = {0.1, 1e-5, 3, -2.5, 1e22};
+  const char *want[] = {"0.1", "1e-05", "3", "-2.5", "1e+22"};
+  size_t i;
+
+  for (i = 0; i < sizeof v / sizeof v[0]; i++) {
+    sl_buf_t b;
+    sl_buf_init(&b);
+    sl_template_put_number(&b, v[i]);
+    sl_buf_append(&b, "", 1);
+    SL_CHECK_STR(b.data, want[i]);
+    sl_buf_release(&b);
+  }
+}
+
 static sl_config_t *load(const char *sim, sl_error_t *err)
 {
   char *yaml = sl_asprintf(HEAD "simulator:\n  command: [sim]\n%sbudget: {max_sims: 5}\n", sim);
@@ -231,4 +248,4 @@ static void test_templates_apply(void)
   free(cfgpath);
 }
 
-SL_TEST_MAIN(SL_T(test_template_render), SL_T(test_config_keys), SL_T(test_config_errors), SL_T(test_templates_apply))
+SL_TEST_MAIN(SL_T(test_template_render), SL_T(test_template_numbers), SL_T(test_config_keys), SL_T(test_config_errors), SL_T(test_templates_apply))

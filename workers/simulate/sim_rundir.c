@@ -193,7 +193,7 @@ static bool run_lookup(void *ud, const char *name, sl_buf_t *out)
   json_t *j = json_object_get(json_object_get(v->line, "inputs"), name);
 
   if (json_is_number(j)) {
-    sl_json_put_double(out, json_number_value(j));
+    sl_template_put_number(out, json_number_value(j));
   } else if (!strcmp(name, "sample_id")) {
     sl_buf_printf(out, "%s", v->sample_id);
   } else if (!strcmp(name, "campaign")) {

@@ -1,7 +1,7 @@
 /* Run directories of the simulate worker (see sim_rundir.h). Creating a directory,
  * rendering its templates and reading its output files are small and run on the loop's
  * thread; removing one (any size: restart files, meshes) runs on the libuv thread pool. */
-#define _GNU_SOURCE /* nftw's FTW_ACTIONRETVAL-free flags, environ */
+#define _GNU_SOURCE /* nftw and its FTW_* flags */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -120,8 +120,8 @@ static void rundir_remove(sim_rundirs_t *rd, const char *dir)
   size_t n = strlen(root);
   rm_work_t *w;
 
-  name = dir + n + 1;
-  if (strncmp(dir, root, n) != 0 || dir[n] != '/' || !*name || strchr(name, '/') || name[0] == '.') {
+  name = strncmp(dir, root, n) == 0 && dir[n] == '/' ? dir + n + 1 : NULL;
+  if (!name || !*name || strchr(name, '/') || name[0] == '.') {
     SL_ERROR("not removing '%s': not a run directory of '%s'", dir, root);
     return;
   }
@@ -143,9 +143,10 @@ static bool mkdirs(const char *path, char **why)
   bool ok = true;
 
   for (s = p + 1; ok; s++) {
-    if (*s != '/' && *s != '\0')
-      continue;
     char c = *s;
+
+    if (c != '/' && c != '\0')
+      continue;
     *s = '\0';
     if (mkdir(p, 0755) != 0 && errno != EEXIST) {
       *why = sl_asprintf("cannot create runs directory '%s': %s", p, strerror(errno));

@@ -315,7 +315,7 @@ static void proc_start(sim_procs_t *ps, const sl_sim_action_t *a)
   rc = spawn(ps->cfg, ps->program, env, a->persistent ? ps->cfg->simulator.workdir : dir, &proc);
   sim_rundirs_env_free(env);
   if (rc != 0) {
-    why = sl_asprintf("cannot start simulator '%s' in '%s': %s", ps->program, dir, sys_strerror(rc));
+    why = sl_asprintf("cannot start simulator '%s' in '%s': %s", ps->program, dir ? dir : ".", sys_strerror(rc));
     sl_sim_sched_run_spawned(ps->sched, slot, why, sl_mono());
     free(why);
     free(line);

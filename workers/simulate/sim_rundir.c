@@ -43,6 +43,7 @@ void sim_rundirs_init(sim_rundirs_t *rd, uv_loop_t *loop, const sl_config_t *cfg
   rd->loop = loop;
   rd->cfg = cfg;
   rd->head = NULL;
+  rd->root_made = false;
 }
 
 static void rec_free(sim_rundir_t *r)
@@ -125,6 +126,8 @@ static void rundir_remove(sim_rundirs_t *rd, const char *dir)
     SL_ERROR("not removing '%s': not a run directory of '%s'", dir, root);
     return;
   }
+  if (rmdir(dir) == 0 || errno == ENOENT)
+    return; /* empty (a code that wrote nothing): no trip to the thread pool */
   w = sl_calloc(1, sizeof *w);
   w->dir = sl_strdup(dir);
   w->req.data = w;
@@ -188,6 +191,25 @@ static char *rundir_make(const char *root, const char *id, char **why)
   return NULL;
 }
 
+/* A new directory for the run; the runs directory is made on the first run, and again
+ * when it has vanished since (someone cleaned up by hand). */
+static char *rundir_claim(sim_rundirs_t *rd, const char *id, char **why)
+{
+  const char *root = rd->cfg->simulator.workdir;
+  char *dir;
+
+  if (!rd->root_made && !(rd->root_made = mkdirs(root, why)))
+    return NULL;
+  dir = rundir_make(root, id, why);
+  if (!dir && access(root, F_OK) != 0) {
+    free(*why);
+    *why = NULL;
+    if ((rd->root_made = mkdirs(root, why)))
+      dir = rundir_make(root, id, why);
+  }
+  return dir;
+}
+
 static bool run_lookup(void *ud, const char *name, sl_buf_t *out)
 {
   run_vars_t *v = ud;
@@ -240,7 +262,7 @@ const char *sim_rundirs_start(sim_rundirs_t *rd, const char *sample_id, const ch
     *why = sl_asprintf("sample id '%s' cannot name a run directory", sample_id);
     return NULL;
   }
-  if (!mkdirs(cfg->simulator.workdir, why) || !(dir = rundir_make(cfg->simulator.workdir, sample_id, why)))
+  if (!(dir = rundir_claim(rd, sample_id, why)))
     return NULL;
   if (!templates_apply(cfg, sample_id, input, dir, why)) {
     rundir_remove(rd, dir);

@@ -25,6 +25,7 @@ typedef struct sim_rundirs {
   uv_loop_t *loop;
   const sl_config_t *cfg; /* borrowed */
   sim_rundir_t *head;     /* runs with a directory, newest first */
+  bool root_made;         /* the runs directory exists (made once, again if it vanishes) */
 } sim_rundirs_t;
 
 void sim_rundirs_init(sim_rundirs_t *rd, uv_loop_t *loop, const sl_config_t *cfg);

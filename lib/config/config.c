@@ -989,6 +989,8 @@ static bool parse_workdir(ctx_t *c, const cnode_t *s, sl_config_t *cfg)
     return false;
   if (!cfg->simulator.workdir)
     return true;
+  if (!strcmp(cfg->simulator.workdir, "none"))
+    return true; /* no run directories (made NULL once parsed) */
   if (!cfg->simulator.workdir[0])
     return FAIL(c, v, SL_CONFIG_E_VALUE, "field '%s': empty path", path);
   if (has_dotdot(cfg->simulator.workdir))
@@ -1182,6 +1184,17 @@ out:
   return ok;
 }
 
+/* `workdir: none` leaves nowhere to put templates or to read output files from. */
+static bool check_workdir_none(ctx_t *c, const cnode_t *s, const sl_config_t *cfg)
+{
+  if (!cfg->simulator.workdir || strcmp(cfg->simulator.workdir, "none") != 0 ||
+      (cfg->simulator.n_templates == 0 && cfg->simulator.n_outfiles == 0))
+    return true;
+  return FAIL(c, map_get(s, "workdir"), SL_CONFIG_E_VALUE,
+              "field 'simulator.workdir': 'none' leaves no run directory for simulator.%s",
+              cfg->simulator.n_templates ? "templates" : "outputs");
+}
+
 static bool parse_simulator(ctx_t *c, const cnode_t *s, const cnode_t *root, sl_config_t *cfg)
 {
   static const char *const keys[] = {"command",      "max_steps",  "wall_s",
@@ -1204,7 +1217,8 @@ static bool parse_simulator(ctx_t *c, const cnode_t *s, const cnode_t *root, sl_
          get_double(c, s, "simulator", "term_grace_s", &NONNEG, &cfg->simulator.term_grace_s) &&
          get_bool(c, s, "simulator", "persistent", &cfg->simulator.persistent) &&
          get_int64(c, s, "simulator", "max_runs_per_process", 1, INT64_MAX, &cfg->simulator.max_runs_per_process) &&
-         parse_workdir(c, s, cfg) && parse_keep(c, s, cfg) && parse_templates(c, s, cfg) && parse_outfiles(c, s, cfg);
+         parse_workdir(c, s, cfg) && parse_keep(c, s, cfg) && parse_templates(c, s, cfg) && parse_outfiles(c, s, cfg) &&
+         check_workdir_none(c, s, cfg);
 }
 
 static bool parse_policy(ctx_t *c, const cnode_t *p, sl_config_t *cfg, bool *batch_set)
@@ -1548,6 +1562,10 @@ static bool config_parse(ctx_t *c, const cnode_t *root, sl_config_t *cfg)
     cfg->simulator.workdir = sl_strdup("run/runs");
   else
     cfg->written.workdir = sl_strdup(cfg->simulator.workdir);
+  if (!strcmp(cfg->simulator.workdir, "none")) {
+    free(cfg->simulator.workdir);
+    cfg->simulator.workdir = NULL;
+  }
   ok = true;
 out:
   free(ns.v);

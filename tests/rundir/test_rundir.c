@@ -140,6 +140,10 @@ static void test_config_keys(void)
     free(dump);
   }
   sl_config_destroy(cfg);
+  cfg = load("  workdir: none\n", &err);
+  SL_REQUIRE(cfg);
+  SL_CHECK(cfg->simulator.workdir == NULL);
+  sl_config_destroy(cfg);
   cfg = load("  keep: true\n", &err);
   SL_REQUIRE(cfg);
   SL_CHECK_INT(cfg->simulator.keep, SL_KEEP_ALWAYS);
@@ -156,6 +160,8 @@ static void test_config_errors(void)
              "below it)");
   expect_err("  workdir: //\n", "cfg.yaml:7:12: field 'simulator.workdir': '//' is the root directory");
   expect_err("  workdir: ''\n", "cfg.yaml:7:12: field 'simulator.workdir': empty path");
+  expect_err("  workdir: none\n  outputs: [out.dat]\n",
+             "cfg.yaml:7:12: field 'simulator.workdir': 'none' leaves no run directory for simulator.outputs");
   expect_err("  keep: sometimes\n", "cfg.yaml:7:9: field 'simulator.keep': expected true, false or failed, got 'sometimes'");
   expect_err("  outputs: [../x.dat]\n",
              "cfg.yaml:7:13: field 'simulator.outputs[0]': '../x.dat' must be a path inside the run directory "

@@ -256,8 +256,8 @@ const char *sim_rundirs_start(sim_rundirs_t *rd, const char *sample_id, const ch
   char *dir;
 
   *why = NULL;
-  if (rec_find(rd, sample_id, NULL))
-    return NULL;
+  if (!cfg->simulator.workdir || rec_find(rd, sample_id, NULL))
+    return NULL; /* workdir: none, or a persistent terminate line */
   if (!name_safe(sample_id)) {
     *why = sl_asprintf("sample id '%s' cannot name a run directory", sample_id);
     return NULL;

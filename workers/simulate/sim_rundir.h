@@ -35,7 +35,7 @@ void sim_rundirs_release(sim_rundirs_t *rd);
 /* A run of sample_id starts with the input line `input` (START or INPUT): creates its
  * directory. Returns the directory (borrowed, valid until the run's record goes) or NULL
  * with *why (malloc'd) when it cannot be made; NULL with *why NULL when the sample already
- * has one (a persistent terminate line, not a new run). */
+ * has one (a persistent terminate line, not a new run) or there are none (workdir: none). */
 const char *sim_rundirs_start(sim_rundirs_t *rd, const char *sample_id, const char *input, char **why);
 
 /* The input line with `"run_dir":"DIR"` added (persistent processes); malloc'd. */

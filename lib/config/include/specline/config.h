@@ -92,7 +92,8 @@ typedef struct sl_config {
     char *workdir;        /* the runs directory: each run gets <workdir>/<sample_id> (a `.N`
                              suffix when that exists), default run/runs; relative paths are
                              resolved against `dir`; never '/', a '..' component, the config's
-                             directory or one of its ancestors */
+                             directory or one of its ancestors; NULL for `workdir: none` (no
+                             run directories: the simulator starts where the worker runs) */
     sl_keep_t keep;       /* when a run directory is removed, default SL_KEEP_NEVER */
     char **templates;     /* files or directories copied into each run directory (a `.tmpl`
                              file rendered, see specline/template.h); absolute once loaded

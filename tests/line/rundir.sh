@@ -88,6 +88,18 @@ one=$(grep '|failed|4.5|' "$T/a.txt" | cut -d'|' -f1)
 check "the template was rendered in a kept directory ({{x}} escaped)" \
   eq "$(cat "$T/camp/runs-$A/$one/deck.in")" "$(printf 'mode = 4.5\nid = %s\nliteral = {{x}}' "$one")"
 check "run directories are 0755" eq "$(stat -c %a "$T/camp/runs-$A/$one")" 755
+# the same samples again (same campaign, another store): the kept directories are taken, so
+# the new runs get <id>.1 and never touch them
+echo "mine" >"$T/camp/runs-$A/$one/marker"
+sed 's|store: sqlite:store.db|store: sqlite:store2.db|' "$T/camp/a.yaml" >"$T/camp/a2.yaml"
+rc=0
+timeout 200 "$BIN/specline" run "$T/camp/a2.yaml" --no-progress >"$T/run-a2.log" 2>&1 || rc=$?
+check "the same samples again: specline run exits 0" eq "$rc" 0
+check "a taken directory name gets a .1 suffix (the failed runs kept twice)" \
+  eq "$(ls "$T/camp/runs-$A" | sort | tr '\n' ' ')" "$(for i in $failed_ids; do printf '%s %s.1 ' "$i" "$i"; done)"
+check "the earlier directory is untouched" eq "$(cat "$T/camp/runs-$A/$one/marker" "$T/camp/runs-$A/$one/deck.in" | head -2 | tr '\n' ' ')" "mine mode = 4.5 "
+check "the new run's error names its own directory" test "$(sqlite3 "$T/camp/store2.db" \
+  "select count(*) from \"$A\" where error like 'output file ''$T/camp/runs-$A/$one.1/out.dat''%'")" -eq 1
 rc=0
 timeout 200 "$BIN/specline" run "$T/camp/b.yaml" --no-progress >"$T/run-b.log" 2>&1 || rc=$?
 check "specline run (default keep) exits 0" eq "$rc" 0

@@ -82,8 +82,8 @@ static bool apply_file(const char *src, const char *name, const struct stat *st,
   return ok;
 }
 
-static bool apply_dir(const char *src, const char *dest_dir, int depth, sl_template_lookup_fn lookup, void *ud,
-                      sl_error_t *err);
+static bool apply_dir(const char *src, const char *dest_dir, int depth, sl_template_lookup_fn lookup,
+                      void *ud, sl_error_t *err);
 
 /* src (file or directory) into dest_dir under `name`; a directory at depth 0 is merged
  * into dest_dir itself. */
@@ -103,7 +103,8 @@ static bool apply_path(const char *src, const char *name, const char *dest_dir, 
     return false;
   }
   if (depth >= TEMPLATE_MAX_DEPTH) {
-    sl_error_set(err, SL_ERR_SYS, ELOOP, "template directory '%s' nests deeper than %d", src, TEMPLATE_MAX_DEPTH);
+    sl_error_set(err, SL_ERR_SYS, ELOOP, "template directory '%s' nests deeper than %d", src,
+                 TEMPLATE_MAX_DEPTH);
     return false;
   }
   if (depth == 0 || !dest_dir)
@@ -115,8 +116,8 @@ static bool apply_path(const char *src, const char *name, const char *dest_dir, 
   return ok;
 }
 
-static bool apply_dir(const char *src, const char *dest_dir, int depth, sl_template_lookup_fn lookup, void *ud,
-                      sl_error_t *err)
+static bool apply_dir(const char *src, const char *dest_dir, int depth, sl_template_lookup_fn lookup,
+                      void *ud, sl_error_t *err)
 {
   DIR *d = opendir(src);
   struct dirent *e;
@@ -144,8 +145,8 @@ bool sl__config_template_apply_one(const char *src, const char *dest, sl_templat
   return apply_path(src, slash ? slash + 1 : src, dest, 0, lookup, ud, err);
 }
 
-bool sl_config_templates_apply(const sl_config_t *cfg, const char *dest, sl_template_lookup_fn lookup, void *ud,
-                               sl_error_t *err)
+bool sl_config_templates_apply(const sl_config_t *cfg, const char *dest, sl_template_lookup_fn lookup,
+                               void *ud, sl_error_t *err)
 {
   size_t i;
 

@@ -45,8 +45,8 @@ static size_t placeholder(const char *text, size_t len, size_t at, char *name, s
   return i + 2;
 }
 
-bool sl_template_render(const char *text, size_t len, const char *where, sl_template_lookup_fn lookup, void *ud,
-                        sl_buf_t *out, sl_error_t *err)
+bool sl_template_render(const char *text, size_t len, const char *where, sl_template_lookup_fn lookup,
+                        void *ud, sl_buf_t *out, sl_error_t *err)
 {
   size_t i = 0, lit = 0, next;
   unsigned line, col;
@@ -68,8 +68,8 @@ bool sl_template_render(const char *text, size_t len, const char *where, sl_temp
     position(text, i, &line, &col);
     if ((next = placeholder(text, len, i, name, sizeof name)) == 0) {
       sl_error_set(err, SL_ERR_TEMPLATE, SL_TEMPLATE_E_SYNTAX,
-                   "%s:%u:%u: '{{' must start a placeholder '{{name}}' (write '\\{{' for a literal '{{')", where,
-                   line, col);
+                   "%s:%u:%u: '{{' must start a placeholder '{{name}}' (write '\\{{' for a literal '{{')",
+                   where, line, col);
       return false;
     }
     if (!lookup(ud, name, out)) {

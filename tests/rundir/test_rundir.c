@@ -12,7 +12,8 @@
 #include "specline/template.h"
 #include "specline/util.h"
 
-#define HEAD "experiment: t\ninputs:\n  - {name: a, value_range: [0, 1]}\n  - {name: b2, value_range: [0, 1]}\n"
+#define HEAD                                                                                                 \
+  "experiment: t\ninputs:\n  - {name: a, value_range: [0, 1]}\n  - {name: b2, value_range: [0, 1]}\n"
 
 static bool lookup(void *ud, const char *name, sl_buf_t *out)
 {
@@ -54,13 +55,14 @@ static void test_template_render(void)
   SL_CHECK(ok);
   SL_CHECK_STR(render("", &ok), "");
   SL_CHECK(ok);
-  SL_CHECK_STR(render("x\n  {{nope}}", &ok),
-               "deck.tmpl:2:3: unknown placeholder '{{nope}}' (not an input, sample_id, campaign, run_dir or max_steps)");
+  SL_CHECK_STR(render("x\n  {{nope}}", &ok), "deck.tmpl:2:3: unknown placeholder '{{nope}}' (not an input, "
+                                             "sample_id, campaign, run_dir or max_steps)");
   SL_CHECK(!ok);
   SL_CHECK_STR(render("x = {{a + 1}}", &ok),
                "deck.tmpl:1:5: '{{' must start a placeholder '{{name}}' (write '\\{{' for a literal '{{')");
   SL_CHECK(!ok);
-  SL_CHECK_STR(render("{{a}", &ok), "deck.tmpl:1:1: '{{' must start a placeholder '{{name}}' (write '\\{{' for a literal '{{')");
+  SL_CHECK_STR(render("{{a}", &ok),
+               "deck.tmpl:1:1: '{{' must start a placeholder '{{name}}' (write '\\{{' for a literal '{{')");
   SL_CHECK(!ok);
   SL_CHECK_STR(render("$(rm -rf /) {{ $HOME }}", &ok),
                "deck.tmpl:1:13: '{{' must start a placeholder '{{name}}' (write '\\{{' for a literal '{{')");
@@ -152,31 +154,39 @@ static void test_config_keys(void)
 
 static void test_config_errors(void)
 {
-  expect_err("  workdir: ../elsewhere\n",
-             "cfg.yaml:7:12: field 'simulator.workdir': '..' is not allowed in '../elsewhere' (run directories stay "
-             "below it)");
-  expect_err("  workdir: runs/../..\n",
-             "cfg.yaml:7:12: field 'simulator.workdir': '..' is not allowed in 'runs/../..' (run directories stay "
-             "below it)");
+  expect_err(
+      "  workdir: ../elsewhere\n",
+      "cfg.yaml:7:12: field 'simulator.workdir': '..' is not allowed in '../elsewhere' (run directories stay "
+      "below it)");
+  expect_err(
+      "  workdir: runs/../..\n",
+      "cfg.yaml:7:12: field 'simulator.workdir': '..' is not allowed in 'runs/../..' (run directories stay "
+      "below it)");
   expect_err("  workdir: //\n", "cfg.yaml:7:12: field 'simulator.workdir': '//' is the root directory");
   expect_err("  workdir: ''\n", "cfg.yaml:7:12: field 'simulator.workdir': empty path");
-  expect_err("  workdir: none\n  outputs: [out.dat]\n",
-             "cfg.yaml:7:12: field 'simulator.workdir': 'none' leaves no run directory for simulator.outputs");
-  expect_err("  keep: sometimes\n", "cfg.yaml:7:9: field 'simulator.keep': expected true, false or failed, got 'sometimes'");
-  expect_err("  outputs: [../x.dat]\n",
-             "cfg.yaml:7:13: field 'simulator.outputs[0]': '../x.dat' must be a path inside the run directory "
-             "(relative, no '..')");
-  expect_err("  outputs: [/etc/passwd]\n",
-             "cfg.yaml:7:13: field 'simulator.outputs[0]': '/etc/passwd' must be a path inside the run directory "
-             "(relative, no '..')");
+  expect_err(
+      "  workdir: none\n  outputs: [out.dat]\n",
+      "cfg.yaml:7:12: field 'simulator.workdir': 'none' leaves no run directory for simulator.outputs");
+  expect_err("  keep: sometimes\n",
+             "cfg.yaml:7:9: field 'simulator.keep': expected true, false or failed, got 'sometimes'");
+  expect_err(
+      "  outputs: [../x.dat]\n",
+      "cfg.yaml:7:13: field 'simulator.outputs[0]': '../x.dat' must be a path inside the run directory "
+      "(relative, no '..')");
+  expect_err(
+      "  outputs: [/etc/passwd]\n",
+      "cfg.yaml:7:13: field 'simulator.outputs[0]': '/etc/passwd' must be a path inside the run directory "
+      "(relative, no '..')");
   expect_err("  outputs: [{file: a.dat, store: both}]\n",
              "cfg.yaml:7:34: field 'simulator.outputs[0].store': expected one of content, path, got 'both'");
-  expect_err("  outputs: [{file: a.dat, max_bytes: 10000000}]\n",
-             "cfg.yaml:7:38: field 'simulator.outputs[0].max_bytes': must be between 1 and 524288, got '10000000'");
+  expect_err(
+      "  outputs: [{file: a.dat, max_bytes: 10000000}]\n",
+      "cfg.yaml:7:38: field 'simulator.outputs[0].max_bytes': must be between 1 and 524288, got '10000000'");
   expect_err("  outputs: [a/x.dat, a_x.dat]\n",
              "cfg.yaml:7:22: field 'simulator.outputs[1]': name 'a_x.dat' is used twice (give one a 'name')");
   expect_err("  outputs: [{file: a, name: 'no spaces'}]\n",
-             "cfg.yaml:7:29: field 'simulator.outputs[0].name': bad name 'no spaces' (letters, digits, '_', '.', '-', "
+             "cfg.yaml:7:29: field 'simulator.outputs[0].name': bad name 'no spaces' (letters, digits, '_', "
+             "'.', '-', "
              "at most 63)");
 }
 
@@ -214,7 +224,9 @@ static void test_templates_apply(void)
   write_file(p, "b={{b2}}", 0600);
   free(p);
   cfgpath = sl_asprintf("%s/config.yaml", tmp);
-  write_file(cfgpath, HEAD "simulator: {command: [sim], templates: [deck.in.tmpl, tmpl]}\nbudget: {max_sims: 5}\n", 0644);
+  write_file(cfgpath,
+             HEAD "simulator: {command: [sim], templates: [deck.in.tmpl, tmpl]}\nbudget: {max_sims: 5}\n",
+             0644);
   cfg = sl_config_load(cfgpath, &err);
   SL_REQUIRE(cfg);
   dest = sl_asprintf("%s/run1", tmp);
@@ -240,9 +252,11 @@ static void test_templates_apply(void)
   write_file(p, "a = {{a}}\nc = {{c}}\n", 0644);
   free(p);
   SL_CHECK(sl_config_load(cfgpath, &err) == NULL);
-  SL_CHECKF(strstr(err.message, "field 'simulator.templates[0]':") && strstr(err.message, "deck.in.tmpl:2:5: unknown placeholder '{{c}}'"),
+  SL_CHECKF(strstr(err.message, "field 'simulator.templates[0]':") &&
+                strstr(err.message, "deck.in.tmpl:2:5: unknown placeholder '{{c}}'"),
             "%s", err.message);
-  write_file(cfgpath, HEAD "simulator: {command: [sim], templates: [nothere]}\nbudget: {max_sims: 5}\n", 0644);
+  write_file(cfgpath, HEAD "simulator: {command: [sim], templates: [nothere]}\nbudget: {max_sims: 5}\n",
+             0644);
   SL_CHECK(sl_config_load(cfgpath, &err) == NULL);
   SL_CHECKF(strstr(err.message, "field 'simulator.templates[0]': cannot read template") &&
                 strstr(err.message, "nothere': No such file or directory"),
@@ -254,4 +268,5 @@ static void test_templates_apply(void)
   free(cfgpath);
 }
 
-SL_TEST_MAIN(SL_T(test_template_render), SL_T(test_template_numbers), SL_T(test_config_keys), SL_T(test_config_errors), SL_T(test_templates_apply))
+SL_TEST_MAIN(SL_T(test_template_render), SL_T(test_template_numbers), SL_T(test_config_keys),
+             SL_T(test_config_errors), SL_T(test_templates_apply))

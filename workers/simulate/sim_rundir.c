@@ -187,7 +187,8 @@ static char *rundir_make(const char *root, const char *id, char **why)
     }
     free(dir);
   }
-  *why = sl_asprintf("cannot create run directory '%s/%s': %d copies already exist", root, id, RUNDIR_MAX_SUFFIX + 1);
+  *why = sl_asprintf("cannot create run directory '%s/%s': %d copies already exist", root, id,
+                     RUNDIR_MAX_SUFFIX + 1);
   return NULL;
 }
 
@@ -350,11 +351,13 @@ static char *outfile_read(const char *path, const sl_sim_outfile_t *f, bool *mis
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     *why = sl_asprintf("output file '%s' is not a regular file", path);
   } else if (st.st_size > f->max_bytes) {
-    *why = sl_asprintf("output file '%s' has %lld bytes, over its max_bytes %lld (store: path keeps its path instead)",
-                       path, (long long)st.st_size, (long long)f->max_bytes);
+    *why = sl_asprintf(
+        "output file '%s' has %lld bytes, over its max_bytes %lld (store: path keeps its path instead)", path,
+        (long long)st.st_size, (long long)f->max_bytes);
   } else {
     text = sl_malloc((size_t)st.st_size + 1);
-    while (got < (size_t)st.st_size && ((n = read(fd, text + got, (size_t)st.st_size - got)) > 0 || errno == EINTR))
+    while (got < (size_t)st.st_size &&
+           ((n = read(fd, text + got, (size_t)st.st_size - got)) > 0 || errno == EINTR))
       got += n > 0 ? (size_t)n : 0;
     text[got] = '\0';
     utf8 = json_stringn(text, got); /* NULL: not UTF-8 */

@@ -30,8 +30,8 @@ typedef bool (*sl_template_lookup_fn)(void *ud, const char *name, sl_buf_t *out)
  * template in errors ("input.nml.tmpl"). Returns false with err set (SL_ERR_TEMPLATE,
  * "WHERE:LINE:COL: ...") at the first bad or unknown placeholder; out then holds a partial
  * rendering the caller discards. */
-bool sl_template_render(const char *text, size_t len, const char *where, sl_template_lookup_fn lookup, void *ud,
-                        sl_buf_t *out, sl_error_t *err);
+bool sl_template_render(const char *text, size_t len, const char *where, sl_template_lookup_fn lookup,
+                        void *ud, sl_buf_t *out, sl_error_t *err);
 
 /* Appends d the way templates write numbers: the shortest text that reads back exactly
  * (0.1, 1e-05, -2.5), and whole numbers without a fraction (3, not 3.0), so a code that

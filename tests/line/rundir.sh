@@ -13,6 +13,7 @@ cat >"$T/camp/code.sh" <<'SH'
 read -r line
 mode=$(sed -n 's/^mode = //p' deck.in)
 id=$(sed -n 's/^id = //p' deck.in)
+t0=$(date +%s.%N)
 sleep 0.4
 case "$mode" in
   4.5) echo '{"final":{"y":1}}'; exit 0 ;;   # forgets out.dat: the point fails
@@ -20,6 +21,7 @@ case "$mode" in
 esac
 printf 'sample=%s env_id=%s dir=%s campaign=%s pwd=%s mode=%s static=%s\n' "$id" "$SPECLINE_SAMPLE_ID" \
   "$SPECLINE_RUN_DIR" "$SPECLINE_CAMPAIGN" "$(pwd)" "$mode" "$(cat static.txt)" >out.dat
+echo "$t0 $(date +%s.%N)" >times.dat
 echo "{\"final\":{\"y\":$mode}}"
 SH
 chmod +x "$T/camp/code.sh"
@@ -38,7 +40,7 @@ simulator:
   workdir: runs-$1
   $2
   templates: [tmpl]
-  outputs: [{file: out.dat}]
+  outputs: [{file: out.dat}, {file: times.dat, name: times, optional: true}]
 policy: {initial: grid, initial_n: 6, acquisition: none, oversubscribe: 1, seed: 1}
 budget: {max_sims: 6, wall_s: 200, max_failed: 6}
 workers: {simulate_workers: 1, slots: 2}
@@ -77,6 +79,16 @@ own() { # every complete point's out.dat names its own sample, input, run dir, c
   return $bad
 }
 check "each complete point stores its own out.dat (id, template, env, cwd)" own
+overlap() { # two complete runs were running at the same time (slots: 2)
+  python3 - "$T/a.json" <<'PY'
+import json, sys
+t = [tuple(map(float, p["files"]["times"].split())) for p in json.load(open(sys.argv[1])) if "times" in p.get("files", {})]
+n = sum(1 for i in range(len(t)) for j in range(i + 1, len(t)) if t[i][0] < t[j][1] and t[j][0] < t[i][1])
+print("  %d runs timed, %d overlapping pairs" % (len(t), n))
+sys.exit(0 if len(t) == 4 and n >= 1 else 1)
+PY
+}
+check "runs overlapped in time (two at once, each in its own directory)" overlap
 check "4 distinct out.dat contents" eq "$(grep '|complete|' "$T/a.txt" | cut -d'|' -f4 | sort -u | wc -l)" 4
 check "a run without its out.dat fails with the reason" \
   grep -q "|failed|4.5|-|output file '$T/camp/runs-$A/[^/]*/out.dat': No such file" "$T/a.txt"

@@ -293,6 +293,12 @@ json_t *sl_results_point_json(const sl_config_t *cfg, const sl_store_point_t *p)
       json_object_set_new(s, p->extra.names[i], num(p->extra.vals[i]));
     json_object_set_new(o, "extra", s);
   }
+  if (p->n_files) {
+    s = json_object();
+    for (i = 0; i < p->n_files; i++)
+      json_object_set_new(s, p->file_names[i], json_string(p->file_texts[i]));
+    json_object_set_new(o, "files", s);
+  }
   json_object_set_new(o, "history", history_json(cfg, p));
   s = scalars_json(cfg, p);
   if (s)

@@ -9,9 +9,10 @@ PKGS=(build-essential cmake pkg-config clang libclang-rt-14-dev
       rabbitmq-server librabbitmq-dev libmongoc-dev libbson-dev libyaml-dev libjansson-dev
       libuv1-dev libcurl4-openssl-dev libsqlite3-dev sqlite3 openssl procps iproute2
       python3-celery python3-pandas python3-venv slurm-wlm munge yamllint shellcheck
-      libmicrohttpd-dev chromium curl)
+      libmicrohttpd-dev chromium curl help2man)
 # libmicrohttpd: `specline dashboard`'s HTTP server; chromium (headless) and curl: its
-# browser test (tests/browser, driven from node over the DevTools pipe, no npm package)
+# browser test (tests/browser, driven from node over the DevTools pipe, no npm package);
+# help2man: the man pages, written from each program's --help at build time
 # node and npm (the k8s manifest validation): the machine's own if present, else Debian's
 command -v npm >/dev/null 2>&1 || PKGS+=(nodejs npm)
 

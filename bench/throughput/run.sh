@@ -16,6 +16,7 @@
 # env:   N=5000 tasks per system; S=4 slots (= Celery concurrency); W=1 simulate workers;
 #        MODES="spawn persistent" simulator modes of the line;
 #        OVERSUB="2 64" explore's policy.oversubscribe values; RT_N=5000 messages per rt run;
+#        WORKDIR=none: no run directory per task (simulator.workdir; default: one each);
 #        PARTS="line celery rt" which parts to run (also: cpu, CPU ms per task of the broker
 #        and of each worker, per mode in MODES); SIM_PREFETCH: simulate's --prefetch (cpu); BIN=<build>/bin (default build-bench/bin,
 #        else build/bin); KEEP=1 keeps the temp dir.
@@ -92,7 +93,7 @@ inputs:
   - {name: b, type: float, value_range: [0.0, 1.0]}
 outputs:
   - {name: y, type: float}
-simulator: {command: ["specline-sim-noop"], max_steps: 1, persistent: $persistent}
+simulator: {command: ["specline-sim-noop"], max_steps: 1, persistent: $persistent${WORKDIR:+, workdir: $WORKDIR}}
 policy: {initial: sobol, initial_n: $N, acquisition: none, oversubscribe: $3, seed: 1}
 budget: {max_sims: $N, wall_s: ${BUDGET_WALL_S:-600}}
 workers: {simulate_workers: $W, slots: $S}

@@ -44,6 +44,7 @@ typedef struct cnode {
 
 typedef struct ctx {
   const char *name; /* file name for messages */
+  const char *file; /* the file loaded, NULL for a string (paths are then not resolved) */
   sl_error_t *err;
 } ctx_t;
 
@@ -932,11 +933,273 @@ static bool parse_command(ctx_t *c, const cnode_t *cmd, sl_config_t *cfg)
   return true;
 }
 
+/* ---- simulator run directories (docs/simulator-protocol.md) -------------------------- */
+
+/* True when the relative or absolute path p has a ".." component. */
+static bool has_dotdot(const char *p)
+{
+  const char *s = p;
+
+  while ((s = strstr(s, "..")) != NULL) {
+    if ((s == p || s[-1] == '/') && (s[2] == '\0' || s[2] == '/'))
+      return true;
+    s += 2;
+  }
+  return false;
+}
+
+/* p made absolute against the config's directory (or the current one), with "." and empty
+ * components dropped; NULL when the directory is unknown. */
+static char *abs_clean(const ctx_t *c, const char *p)
+{
+  char *base = p[0] == '/' ? sl_strdup("") : sl__config_dir(c->file ? c->file : "x");
+  sl_buf_t b;
+  const char *s = p;
+  size_t n;
+
+  if (!base)
+    return NULL;
+  sl_buf_init(&b);
+  sl_buf_printf(&b, "%s", strcmp(base, "/") ? base : "");
+  free(base);
+  while (*s) {
+    n = strcspn(s, "/");
+    if (n && !(n == 1 && s[0] == '.'))
+      sl_buf_printf(&b, "/%.*s", (int)n, s);
+    s += n;
+    while (*s == '/')
+      s++;
+  }
+  if (b.len == 0)
+    sl_buf_append(&b, "/", 1);
+  return sl_buf_detach(&b);
+}
+
+/* The runs directory must not be one whose cleanup could reach the user's files: not '/',
+ * no '..', not the config's directory or one above it. */
+static bool parse_workdir(ctx_t *c, const cnode_t *s, sl_config_t *cfg)
+{
+  const cnode_t *v = map_get(s, "workdir");
+  const char *path = "simulator.workdir";
+  char *abs, *cdir;
+  bool ok = true;
+  size_t n;
+
+  if (!get_str(c, s, "simulator", "workdir", &cfg->simulator.workdir))
+    return false;
+  if (!cfg->simulator.workdir)
+    return true;
+  if (!strcmp(cfg->simulator.workdir, "none"))
+    return true; /* no run directories (made NULL once parsed) */
+  if (!cfg->simulator.workdir[0])
+    return FAIL(c, v, SL_CONFIG_E_VALUE, "field '%s': empty path", path);
+  if (has_dotdot(cfg->simulator.workdir))
+    return FAIL(c, v, SL_CONFIG_E_VALUE, "field '%s': '..' is not allowed in '%s' (run directories stay below it)",
+                path, cfg->simulator.workdir);
+  abs = abs_clean(c, cfg->simulator.workdir);
+  cdir = abs_clean(c, ".");
+  if (abs && cdir) {
+    n = strlen(abs);
+    if (!strcmp(abs, "/"))
+      ok = FAIL(c, v, SL_CONFIG_E_VALUE, "field '%s': '%s' is the root directory", path, cfg->simulator.workdir);
+    else if (!strncmp(cdir, abs, n) && (cdir[n] == '\0' || cdir[n] == '/'))
+      ok = FAIL(c, v, SL_CONFIG_E_VALUE,
+                "field '%s': '%s' is the config's directory or above it (%s); name a directory of its own, "
+                "e.g. 'run/runs'",
+                path, cfg->simulator.workdir, abs);
+  }
+  free(abs);
+  free(cdir);
+  return ok;
+}
+
+static bool parse_keep(ctx_t *c, const cnode_t *s, sl_config_t *cfg)
+{
+  const cnode_t *v = map_get(s, "keep");
+  char sbuf[64];
+
+  if (!v || is_null(v))
+    return true;
+  if (v->kind == CN_SCALAR && (!strcmp(v->str, "true") || !strcmp(v->str, "True")))
+    cfg->simulator.keep = SL_KEEP_ALWAYS;
+  else if (v->kind == CN_SCALAR && (!strcmp(v->str, "false") || !strcmp(v->str, "False")))
+    cfg->simulator.keep = SL_KEEP_NEVER;
+  else if (v->kind == CN_SCALAR && !strcmp(v->str, "failed"))
+    cfg->simulator.keep = SL_KEEP_FAILED;
+  else
+    return FAIL(c, v, SL_CONFIG_E_VALUE, "field 'simulator.keep': expected true, false or failed, got %s",
+                show(v, sbuf, sizeof sbuf));
+  return true;
+}
+
+/* Placeholders a template may use at config time: the inputs and the run's identity. */
+static bool template_names(void *ud, const char *name, sl_buf_t *out)
+{
+  const sl_config_t *cfg = ud;
+
+  (void)out;
+  return sl_config_input_index(cfg, name) >= 0 || !strcmp(name, "sample_id") || !strcmp(name, "campaign") ||
+         !strcmp(name, "run_dir") || !strcmp(name, "max_steps");
+}
+
+/* The items of a list (or the one scalar v) into *items (freed by the caller). */
+static bool str_items(ctx_t *c, const cnode_t *v, const char *field, size_t max, const cnode_t ***items,
+                      size_t *n)
+{
+  char sbuf[64];
+
+  *n = 0;
+  if (!v || is_null(v))
+    return true;
+  if (v->kind == CN_SCALAR) {
+    *items = sl_calloc(1, sizeof **items);
+    (*items)[(*n)++] = v;
+    return true;
+  }
+  if (v->kind != CN_SEQ)
+    return FAIL(c, v, SL_CONFIG_E_TYPE, "field '%s': expected a list, got %s", field, show(v, sbuf, sizeof sbuf));
+  if (v->n > max)
+    return FAIL(c, v, SL_CONFIG_E_RANGE, "field '%s': at most %zu entries", field, max);
+  *items = sl_calloc(v->n ? v->n : 1, sizeof **items);
+  for (*n = 0; *n < v->n; (*n)++)
+    (*items)[*n] = v->kids[*n];
+  return true;
+}
+
+static bool parse_template(ctx_t *c, const cnode_t *t, const char *path, sl_config_t *cfg)
+{
+  char sbuf[64], *abs;
+  sl_error_t terr;
+
+  if (t->kind != CN_SCALAR || is_null(t) || !t->len || strlen(t->str) != t->len)
+    return FAIL(c, t, SL_CONFIG_E_TYPE, "field '%s': expected a file or directory name, got %s", path,
+                show(t, sbuf, sizeof sbuf));
+  abs = c->file ? abs_clean(c, t->str) : NULL;
+  cfg->simulator.templates[cfg->simulator.n_templates++] = abs ? abs : sl_strdup(t->str);
+  if (!c->file)
+    return true; /* a config from a string: nothing on disk to check */
+  if (!sl__config_template_apply_one(cfg->simulator.templates[cfg->simulator.n_templates - 1], NULL,
+                                     template_names, cfg, &terr))
+    return FAIL(c, t, SL_CONFIG_E_VALUE, "field '%s': %s", path, terr.message);
+  return true;
+}
+
+static bool parse_templates(ctx_t *c, const cnode_t *s, sl_config_t *cfg)
+{
+  const cnode_t **items = NULL;
+  char path[SL_PATH_MAX];
+  size_t i, n;
+  bool ok;
+
+  if (!(ok = str_items(c, map_get(s, "templates"), "simulator.templates", 256, &items, &n)))
+    goto out;
+  cfg->simulator.templates = sl_calloc(n ? n : 1, sizeof(char *));
+  for (i = 0; ok && i < n; i++) {
+    path_index(path, "simulator.templates", i);
+    ok = parse_template(c, items[i], path, cfg);
+  }
+out:
+  free(items);
+  return ok;
+}
+
+/* The key a file is stored under by default: its path with '/' and odd characters as '_'. */
+static char *outfile_name(const char *file)
+{
+  char *n = sl_strndup(file, 63);
+  size_t i;
+
+  for (i = 0; n[i]; i++)
+    if (!(isalnum((unsigned char)n[i]) || n[i] == '_' || n[i] == '.' || n[i] == '-'))
+      n[i] = '_';
+  return n;
+}
+
+static bool outfile_name_ok(const char *s)
+{
+  size_t i;
+
+  for (i = 0; s[i]; i++)
+    if (!(isalnum((unsigned char)s[i]) || s[i] == '_' || s[i] == '.' || s[i] == '-'))
+      return false;
+  return i >= 1 && i <= 63;
+}
+
+static bool parse_outfile(ctx_t *c, const cnode_t *o, const char *path, sl_sim_outfile_t *f)
+{
+  static const char *const keys[] = {"file", "name", "store", "max_bytes", "optional", NULL};
+  static const char *const stores[] = {"content", "path", NULL};
+  const cnode_t *fn = o->kind == CN_MAP ? map_get(o, "file") : o;
+  char *store = NULL, sbuf[64];
+  bool ok;
+
+  f->max_bytes = 65536;
+  if (o->kind == CN_MAP && !map_check(c, o, path, keys))
+    return false;
+  if (!fn || fn->kind != CN_SCALAR || is_null(fn) || !fn->len || strlen(fn->str) != fn->len)
+    return FAIL(c, fn ? fn : o, fn ? SL_CONFIG_E_TYPE : SL_CONFIG_E_MISSING,
+                "field '%s': expected a file name (or {file: NAME, ...}), got %s", path,
+                fn ? show(fn, sbuf, sizeof sbuf) : "no 'file'");
+  if (fn->str[0] == '/' || has_dotdot(fn->str))
+    return FAIL(c, fn, SL_CONFIG_E_VALUE, "field '%s': '%s' must be a path inside the run directory (relative, no '..')",
+                path, fn->str);
+  f->file = sl_strdup(fn->str);
+  if (o->kind != CN_MAP) {
+    f->name = outfile_name(f->file);
+    return true;
+  }
+  ok = get_str(c, o, path, "name", &f->name) && get_enum(c, o, path, "store", stores, &store) &&
+       get_int64(c, o, path, "max_bytes", 1, 524288, &f->max_bytes) && get_bool(c, o, path, "optional", &f->optional);
+  f->store_path = store && !strcmp(store, "path");
+  free(store);
+  if (ok && !f->name)
+    f->name = outfile_name(f->file);
+  else if (ok && !outfile_name_ok(f->name))
+    ok = FAIL(c, map_get(o, "name"), SL_CONFIG_E_VALUE,
+              "field '%s.name': bad name '%s' (letters, digits, '_', '.', '-', at most 63)", path, f->name);
+  return ok;
+}
+
+static bool parse_outfiles(ctx_t *c, const cnode_t *s, sl_config_t *cfg)
+{
+  const cnode_t **items = NULL;
+  char path[SL_PATH_MAX];
+  size_t i, j, n;
+  bool ok;
+
+  if (!(ok = str_items(c, map_get(s, "outputs"), "simulator.outputs", 64, &items, &n)))
+    goto out;
+  cfg->simulator.outfiles = sl_calloc(n ? n : 1, sizeof *cfg->simulator.outfiles);
+  for (i = 0; ok && i < n; i++) {
+    path_index(path, "simulator.outputs", i);
+    cfg->simulator.n_outfiles++;
+    ok = parse_outfile(c, items[i], path, &cfg->simulator.outfiles[i]);
+    for (j = 0; ok && j < i; j++)
+      if (!strcmp(cfg->simulator.outfiles[j].name, cfg->simulator.outfiles[i].name))
+        ok = FAIL(c, items[i], SL_CONFIG_E_DUPLICATE, "field '%s': name '%s' is used twice (give one a 'name')", path,
+                  cfg->simulator.outfiles[i].name);
+  }
+out:
+  free(items);
+  return ok;
+}
+
+/* `workdir: none` leaves nowhere to put templates or to read output files from. */
+static bool check_workdir_none(ctx_t *c, const cnode_t *s, const sl_config_t *cfg)
+{
+  if (!cfg->simulator.workdir || strcmp(cfg->simulator.workdir, "none") != 0 ||
+      (cfg->simulator.n_templates == 0 && cfg->simulator.n_outfiles == 0))
+    return true;
+  return FAIL(c, map_get(s, "workdir"), SL_CONFIG_E_VALUE,
+              "field 'simulator.workdir': 'none' leaves no run directory for simulator.%s",
+              cfg->simulator.n_templates ? "templates" : "outputs");
+}
+
 static bool parse_simulator(ctx_t *c, const cnode_t *s, const cnode_t *root, sl_config_t *cfg)
 {
   static const char *const keys[] = {"command",      "max_steps",  "wall_s",
                                      "step_delay",   "term_grace_s", "persistent",
-                                     "max_runs_per_process", NULL};
+                                     "max_runs_per_process", "workdir", "keep", "templates", "outputs", NULL};
   const cnode_t *cmd;
 
   if (!s || is_null(s))
@@ -953,7 +1216,9 @@ static bool parse_simulator(ctx_t *c, const cnode_t *s, const cnode_t *root, sl_
          get_double(c, s, "simulator", "step_delay", &NONNEG, &cfg->simulator.step_delay) &&
          get_double(c, s, "simulator", "term_grace_s", &NONNEG, &cfg->simulator.term_grace_s) &&
          get_bool(c, s, "simulator", "persistent", &cfg->simulator.persistent) &&
-         get_int64(c, s, "simulator", "max_runs_per_process", 1, INT64_MAX, &cfg->simulator.max_runs_per_process);
+         get_int64(c, s, "simulator", "max_runs_per_process", 1, INT64_MAX, &cfg->simulator.max_runs_per_process) &&
+         parse_workdir(c, s, cfg) && parse_keep(c, s, cfg) && parse_templates(c, s, cfg) && parse_outfiles(c, s, cfg) &&
+         check_workdir_none(c, s, cfg);
 }
 
 static bool parse_policy(ctx_t *c, const cnode_t *p, sl_config_t *cfg, bool *batch_set)
@@ -1293,6 +1558,14 @@ static bool config_parse(ctx_t *c, const cnode_t *root, sl_config_t *cfg)
     cfg->policy.batch = cfg->workers.slots;
   if (!cfg->store)
     cfg->store = sl_asprintf("sqlite:run/%s.db", cfg->experiment);
+  if (!cfg->simulator.workdir)
+    cfg->simulator.workdir = sl_strdup("run/runs");
+  else
+    cfg->written.workdir = sl_strdup(cfg->simulator.workdir);
+  if (!strcmp(cfg->simulator.workdir, "none")) {
+    free(cfg->simulator.workdir);
+    cfg->simulator.workdir = NULL;
+  }
   ok = true;
 out:
   free(ns.v);
@@ -1306,7 +1579,7 @@ out:
 static sl_config_t *config_load_text(const char *yaml, size_t len, const char *name, const char *file,
                                      sl_error_t *err)
 {
-  ctx_t c = {name ? name : "<string>", err};
+  ctx_t c = {name ? name : "<string>", file, err};
   cnode_t *root = NULL;
   sl_config_t *cfg = NULL;
 
@@ -1405,6 +1678,16 @@ void sl_config_destroy(sl_config_t *cfg)
   for (i = 0; cfg->written.simulator_argv && cfg->written.simulator_argv[i]; i++)
     free(cfg->written.simulator_argv[i]);
   free(cfg->written.simulator_argv);
+  free(cfg->written.workdir);
+  free(cfg->simulator.workdir);
+  for (i = 0; i < cfg->simulator.n_templates; i++)
+    free(cfg->simulator.templates[i]);
+  free(cfg->simulator.templates);
+  for (i = 0; i < cfg->simulator.n_outfiles; i++) {
+    free(cfg->simulator.outfiles[i].file);
+    free(cfg->simulator.outfiles[i].name);
+  }
+  free(cfg->simulator.outfiles);
   for (i = 0; i < cfg->n_calibration; i++)
     free(cfg->calibration[i].name);
   free(cfg->calibration);
@@ -1469,6 +1752,9 @@ static json_t *vars_json(const sl_var_t *v, size_t n)
 }
 
 /* The paths as the workers use them, relative ones resolved against the config's dir. */
+static json_t *templates_json(const sl_config_t *cfg);
+static void rundir_json(json_t *sim, const sl_config_t *cfg);
+
 static json_t *resolved_json(const sl_config_t *cfg)
 {
   json_t *argv = json_array();
@@ -1476,8 +1762,39 @@ static json_t *resolved_json(const sl_config_t *cfg)
 
   for (i = 0; i < cfg->simulator.argc; i++)
     json_array_append_new(argv, json_string(cfg->simulator.argv[i]));
-  return json_pack("{sosososo}", "config_dir", json_str_or_null(cfg->dir), "store", json_str_or_null(cfg->store),
-                   "credentials_file", json_str_or_null(cfg->credentials_file), "simulator_command", argv);
+  return json_pack("{sosososososo}", "config_dir", json_str_or_null(cfg->dir), "store", json_str_or_null(cfg->store),
+                   "credentials_file", json_str_or_null(cfg->credentials_file), "simulator_command", argv,
+                   "simulator_workdir", json_str_or_null(cfg->simulator.workdir), "simulator_templates",
+                   templates_json(cfg));
+}
+
+static json_t *templates_json(const sl_config_t *cfg)
+{
+  json_t *a = json_array();
+  size_t i;
+
+  for (i = 0; i < cfg->simulator.n_templates; i++)
+    json_array_append_new(a, json_string(cfg->simulator.templates[i]));
+  return a;
+}
+
+/* simulator.workdir, keep, templates and outputs (the run directories) into sim. */
+static void rundir_json(json_t *sim, const sl_config_t *cfg)
+{
+  static const char *const keep[] = {[SL_KEEP_NEVER] = "false", [SL_KEEP_ALWAYS] = "true", [SL_KEEP_FAILED] = "failed"};
+  json_t *outs = json_array();
+  size_t i;
+
+  json_object_set_new(sim, "workdir", json_string(cfg->written.workdir ? cfg->written.workdir : "run/runs"));
+  json_object_set_new(sim, "keep", json_string(keep[cfg->simulator.keep]));
+  json_object_set_new(sim, "templates", templates_json(cfg));
+  for (i = 0; i < cfg->simulator.n_outfiles; i++) {
+    const sl_sim_outfile_t *f = &cfg->simulator.outfiles[i];
+    json_array_append_new(outs, json_pack("{sssssssIsb}", "file", f->file, "name", f->name, "store",
+                                          f->store_path ? "path" : "content", "max_bytes", (json_int_t)f->max_bytes,
+                                          "optional", f->optional));
+  }
+  json_object_set_new(sim, "outputs", outs);
 }
 
 char *sl_config_dump(const sl_config_t *cfg)
@@ -1510,6 +1827,7 @@ char *sl_config_dump(const sl_config_t *cfg)
                                 "term_grace_s", cfg->simulator.term_grace_s, "persistent",
                                 cfg->simulator.persistent, "max_runs_per_process",
                                 (json_int_t)cfg->simulator.max_runs_per_process));
+  rundir_json(json_object_get(root, "simulator"), cfg);
   json_object_set_new(
       root, "policy",
       json_pack("{sssisssosfsfsisIsfs{sbsfsfsfsf}}", "initial", cfg->policy.initial, "initial_n",

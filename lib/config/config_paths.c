@@ -15,7 +15,7 @@
 
 /* The absolute directory holding the file `path`, without symlinks resolved (the
  * directory the user named), or NULL when the current directory is unknown. */
-static char *config_dir(const char *path)
+char *sl__config_dir(const char *path)
 {
   const char *slash = strrchr(path, '/');
   char cwd[PATH_MAX];
@@ -98,7 +98,7 @@ void sl__config_resolve_paths(sl_config_t *cfg, const char *path)
   cfg->written.simulator_argv = sl_calloc(cfg->simulator.argc + 1, sizeof(char *));
   for (i = 0; i < cfg->simulator.argc; i++)
     cfg->written.simulator_argv[i] = sl_strdup(cfg->simulator.argv[i]);
-  cfg->dir = path ? config_dir(path) : NULL;
+  cfg->dir = path ? sl__config_dir(path) : NULL;
   if (!cfg->dir)
     return;
   resolve_store(cfg);
@@ -108,4 +108,9 @@ void sl__config_resolve_paths(sl_config_t *cfg, const char *path)
     cfg->credentials_file = abs;
   }
   resolve_simulator(cfg);
+  if (cfg->simulator.workdir && cfg->simulator.workdir[0] != '/') {
+    char *abs = join(cfg->dir, cfg->simulator.workdir);
+    free(cfg->simulator.workdir);
+    cfg->simulator.workdir = abs;
+  }
 }

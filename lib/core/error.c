@@ -48,7 +48,7 @@ const char *sl_domain_name(int domain)
       [SL_ERR_NONE] = "none",   [SL_ERR_SYS] = "system", [SL_ERR_CONFIG] = "config",
       [SL_ERR_AMQP] = "amqp",   [SL_ERR_PROTO] = "proto", [SL_ERR_STORE] = "store",
       [SL_ERR_UV] = "uv",       [SL_ERR_HTTP] = "http",   [SL_ERR_MODEL] = "model",
-      [SL_ERR_SIM] = "sim",     [SL_ERR_CUDA] = "cuda",   [SL_ERR_USAGE] = "usage",
+      [SL_ERR_SIM] = "sim",     [SL_ERR_CUDA] = "cuda",   [SL_ERR_USAGE] = "usage", [SL_ERR_TEMPLATE] = "template",
   };
 
   if (domain < 0 || (size_t)domain >= sizeof names / sizeof names[0] || !names[domain])

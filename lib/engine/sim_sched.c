@@ -400,6 +400,22 @@ static void publish_point(sl_sim_sched_t *s, run_t *r, double now)
            (long long)p->steps);
 }
 
+void sl_sim_sched_point_fail(sl_sim_sched_t *s, sl_store_point_t *point, const char *reason)
+{
+  if (point->status == SL_POINT_FAILED)
+    return;
+  if (point->status == SL_POINT_COMPLETE)
+    s->n_done--;
+  else
+    s->n_terminated--;
+  s->n_failed++;
+  point->status = SL_POINT_FAILED;
+  free(point->error);
+  point->error = sl_strdup(reason);
+  sl_values_release(&point->outputs);
+  sl_values_init(&point->outputs);
+}
+
 /* ---- runs ---- */
 
 static void run_free(run_t *r)

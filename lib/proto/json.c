@@ -444,6 +444,35 @@ static bool get_matrix(dctx_t *c, const sl__field_t *f, const json_t *j, double 
 
 #define MEMBER(m, off, type) ((type *)((char *)(m) + (off)))
 
+/* {identifier: text}: names and texts in two parallel arrays of *n entries. */
+static bool get_textmap(dctx_t *c, const sl__field_t *f, const json_t *j, char ***names, char ***texts, size_t *n)
+{
+  size_t max = f->max_len ? f->max_len : c->lim->max_bytes, saved, k = 0;
+  const char *key;
+  json_t *val;
+
+  if (!json_is_object(j))
+    return failf(c, SL_PROTO_E_TYPE, "expected an object");
+  if (json_object_size(j) > c->lim->max_fields)
+    return failf(c, SL_PROTO_E_LENGTH, "more than %zu entries", c->lim->max_fields);
+  *names = sl_calloc(json_object_size(j) + 1, sizeof **names);
+  *texts = sl_calloc(json_object_size(j) + 1, sizeof **texts);
+  json_object_foreach((json_t *)j, key, val) {
+    saved = push_key(c, key);
+    if (!sl__is_ident(key, strlen(key), c->lim->max_string))
+      return failf(c, SL_PROTO_E_VALUE, "name is not an identifier ([A-Za-z0-9_.:-]+)");
+    if (!json_is_string(val))
+      return failf(c, SL_PROTO_E_TYPE, "expected a string");
+    if (json_string_length(val) > max)
+      return failf(c, SL_PROTO_E_LENGTH, "longer than %zu bytes", max);
+    (*names)[k] = sl_strdup(key);
+    (*texts)[k] = sl_strndup(json_string_value(val), json_string_length(val));
+    *n = ++k; /* release frees what was copied */
+    pop(c, saved);
+  }
+  return true;
+}
+
 static bool decode_field(dctx_t *c, const sl__field_t *f, const json_t *j, void *out)
 {
   const char *const *w;
@@ -501,6 +530,9 @@ static bool decode_field(dctx_t *c, const sl__field_t *f, const json_t *j, void 
   case SL__F_MATRIX:
     return get_matrix(c, f, j, MEMBER(out, f->off, double *), MEMBER(out, f->off2, size_t),
                       MEMBER(out, f->off3, size_t));
+  case SL__F_TEXTMAP:
+    return get_textmap(c, f, j, MEMBER(out, f->off, char **), MEMBER(out, f->off2, char **),
+                       MEMBER(out, f->off3, size_t));
   }
   return failf(c, SL_PROTO_E_TYPE, "unsupported field type");
 }
@@ -724,6 +756,8 @@ static bool field_absent(const sl__field_t *f, const void *m)
     return !f->required && MEMBER(m, f->off, sl_series_t)->n == 0;
   case SL__F_IDLIST:
     return !f->required && *MEMBER(m, f->off2, size_t) == 0;
+  case SL__F_TEXTMAP:
+    return !f->required && *MEMBER(m, f->off3, size_t) == 0;
   case SL__F_STATUS:
   case SL__F_MATRIX:
     return false;
@@ -791,6 +825,18 @@ char *sl__encode(const sl__kind_t *k, const void *m)
       sl_buf_append(&b, "]", 1);
       break;
     }
+    case SL__F_TEXTMAP:
+      n = *MEMBER(m, f->off3, size_t);
+      sl_buf_append(&b, "{", 1);
+      for (r = 0; r < n; r++) {
+        if (r)
+          sl_buf_append(&b, ",", 1);
+        sl_json_put_string(&b, (*MEMBER(m, f->off, char **))[r]);
+        sl_buf_append(&b, ":", 1);
+        sl_json_put_string(&b, (*MEMBER(m, f->off2, char **))[r]);
+      }
+      sl_buf_append(&b, "}", 1);
+      break;
     }
   }
   sl_buf_append(&b, "}", 1);
@@ -830,6 +876,16 @@ void sl__release(const sl__kind_t *k, void *m)
     case SL__F_MATRIX:
       free(*MEMBER(m, f->off, double *));
       break;
+    case SL__F_TEXTMAP: {
+      char **names = *MEMBER(m, f->off, char **), **texts = *MEMBER(m, f->off2, char **);
+      for (r = 0; r < *MEMBER(m, f->off3, size_t); r++) {
+        free(names ? names[r] : NULL);
+        free(texts ? texts[r] : NULL);
+      }
+      free(names);
+      free(texts);
+      break;
+    }
     default:
       break;
     }

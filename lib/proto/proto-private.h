@@ -31,6 +31,8 @@ typedef enum sl__ftype {
   SL__F_IDLIST, /* char ** at off, size_t count at off2: [identifier...] */
   SL__F_MATRIX, /* double * at off, size_t rows at off2, size_t cols at off3: [[number...]...];
                    all matrices of one message share rows and cols */
+  SL__F_TEXTMAP, /* char **names at off, char **texts at off2, size_t count at off3:
+                    {identifier: text}, each text <= max_len bytes (0: max_bytes) */
 } sl__ftype_t;
 
 typedef struct sl__field {

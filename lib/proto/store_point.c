@@ -22,6 +22,8 @@ static const sl__field_t fields[] = {
     SL__FIELD(sl_store_point_t, predicted, "predicted", SL__F_VALUES, false),
     SL__FIELD(sl_store_point_t, extra, "extra", SL__F_VALUES, false),
     SL__FIELD(sl_store_point_t, date, "date", SL__F_TEXT, false),
+    SL__FIELD(sl_store_point_t, file_names, "files", SL__F_TEXTMAP, false, .off2 = offsetof(sl_store_point_t, file_texts),
+              .off3 = offsetof(sl_store_point_t, n_files)),
 };
 
 static const sl__kind_t kind = SL__KIND(sl_store_point_t, "store.point", fields);

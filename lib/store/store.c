@@ -20,7 +20,7 @@ static const char *const reserved_names[] = {
     "sample_id", "experimental_flag", "experiment_flag", "status", "steps",   "wall_s",
     "worker",    "produced_at",       "origin",          "error",  "history", "predicted",
     "extra",     "doc",               "stored_at",       "writes", "date",    "shot_number",
-    "scan_number", "campaign",        "_id",             "rowid",  "oid",     "_rowid_",
+    "scan_number", "campaign",        "_id",             "rowid",  "oid",     "_rowid_", "files",
 };
 
 bool sl_store_error_is_transient(const sl_error_t *err)

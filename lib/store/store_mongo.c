@@ -19,7 +19,7 @@
 /* Optional fields a point may lack; absent ones are $unset so a replaced document keeps
  * nothing of the old point. */
 static const char *const optional_fields[] = {
-    "worker", "origin", "error", "history", "predicted", "extra", "date", "shot_number", "scan_number",
+    "worker", "origin", "error", "history", "predicted", "extra", "date", "shot_number", "scan_number", "files",
 };
 
 static bool is_top_extra(const char *name)
@@ -197,6 +197,13 @@ void sl__mongo_point_doc(const sl__store_schema_t *s, const sl_store_point_t *p,
     append_predicted_doc(out, &p->predicted);
   if (n_other)
     append_values_doc(out, "extra", &p->extra, true);
+  if (p->n_files) {
+    bson_t f;
+    BSON_APPEND_DOCUMENT_BEGIN(out, "files", &f);
+    for (i = 0; i < p->n_files; i++)
+      bson_append_utf8(&f, p->file_names[i], -1, p->file_texts[i], -1);
+    bson_append_document_end(out, &f);
+  }
 }
 
 /* Whether the point sets an optional field (so it must not be $unset). */
@@ -216,6 +223,8 @@ static bool point_has(const sl_store_point_t *p, const char *field)
     return p->predicted.n > 0;
   if (!strcmp(field, "date"))
     return p->date != NULL;
+  if (!strcmp(field, "files"))
+    return p->n_files > 0;
   if (!strcmp(field, "extra")) {
     for (i = 0; i < p->extra.n; i++)
       if (!is_top_extra(p->extra.names[i]))
@@ -460,6 +469,28 @@ static void values_from_subdoc(const bson_iter_t *it, sl_values_t *out)
       sl_values_add(out, bson_iter_key(&c), v);
 }
 
+/* The `files` subdocument (declared output files of a run directory): name -> text. */
+static void files_from_subdoc(const bson_iter_t *it, sl_store_point_t *p)
+{
+  bson_iter_t c;
+  size_t n = 0;
+
+  if (!BSON_ITER_HOLDS_DOCUMENT(it) || !bson_iter_recurse(it, &c))
+    return;
+  while (bson_iter_next(&c))
+    n++;
+  if (!n || !bson_iter_recurse(it, &c))
+    return;
+  p->file_names = sl_calloc(n, sizeof *p->file_names);
+  p->file_texts = sl_calloc(n, sizeof *p->file_texts);
+  while (bson_iter_next(&c) && p->n_files < n) {
+    if (!BSON_ITER_HOLDS_UTF8(&c))
+      continue;
+    p->file_names[p->n_files] = sl_strdup(bson_iter_key(&c));
+    p->file_texts[p->n_files++] = sl_strdup(bson_iter_utf8(&c, NULL));
+  }
+}
+
 /* Flattens a `predicted` (sub)document under prefix (see append_predicted_doc). */
 static void predicted_from_subdoc(const bson_iter_t *it, const char *prefix, sl_values_t *out)
 {
@@ -586,6 +617,8 @@ bool sl__mongo_point_from_doc(const sl__store_schema_t *s, const bson_t *doc, bo
     sl_values_add(&p->extra, "scan_number", v);
   if (bson_iter_init_find(&it, doc, "extra"))
     values_from_subdoc(&it, &p->extra);
+  if (with_history && bson_iter_init_find(&it, doc, "files"))
+    files_from_subdoc(&it, p);
   if (bson_iter_init_find(&it, doc, "date")) {
     if (BSON_ITER_HOLDS_UTF8(&it)) {
       p->date = iter_strdup(&it);

@@ -534,6 +534,25 @@ static char *column_strdup(sqlite3_stmt *q, int i)
 }
 
 /* Fills *p (initialised here) from the current row of q, a SELECT of all columns. */
+/* The declared output files of a run (`files` of the whole point kept in `doc`). */
+static void files_from_doc(json_t *doc, sl_store_point_t *p)
+{
+  json_t *files = json_object_get(doc, "files"), *v;
+  const char *key;
+  size_t n = json_object_size(files);
+
+  if (!json_is_object(files) || n == 0)
+    return;
+  p->file_names = sl_calloc(n, sizeof *p->file_names);
+  p->file_texts = sl_calloc(n, sizeof *p->file_texts);
+  json_object_foreach(files, key, v) {
+    if (!json_is_string(v) || p->n_files == n)
+      continue;
+    p->file_names[p->n_files] = sl_strdup(key);
+    p->file_texts[p->n_files++] = sl_strndup(json_string_value(v), json_string_length(v));
+  }
+}
+
 static void point_from_row(const sqlite_store_t *s, sqlite3_stmt *q, bool with_history, sl_store_point_t *p)
 {
   const sl__store_schema_t *sc = &s->base.schema;
@@ -574,6 +593,10 @@ static void point_from_row(const sqlite_store_t *s, sqlite3_stmt *q, bool with_h
   }
   if ((j = column_json(q, b + F_PREDICTED))) {
     sl__store_values_from_json(j, &p->predicted);
+    json_decref(j);
+  }
+  if (with_history && (j = column_json(q, b + F_DOC))) {
+    files_from_doc(j, p);
     json_decref(j);
   }
   if ((j = column_json(q, b + F_EXTRA))) {

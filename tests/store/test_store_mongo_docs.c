@@ -187,7 +187,7 @@ static void test_update_doc_and_unset(void)
   SL_CHECK_INT(check_absent(&upd, "$set.writes"), 0);
   j = json_at(&upd, "$unset");
   SL_CHECK_STR(j, "{ \"experiment_flag\" : \"\", \"origin\" : \"\", \"history\" : \"\", \"predicted\" : \"\", "
-                  "\"extra\" : \"\", \"date\" : \"\", \"shot_number\" : \"\", \"scan_number\" : \"\", "
+                  "\"extra\" : \"\", \"date\" : \"\", \"shot_number\" : \"\", \"scan_number\" : \"\", \"files\" : \"\", "
                   "\"omega\" : \"\", \"amplitude\" : \"\", \"energy\" : \"\" }");
   free(j);
   j = json_at(&upd, "$inc");

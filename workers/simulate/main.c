@@ -22,6 +22,7 @@ typedef struct sim_worker {
   sl_worker_t w;
   sl_sim_sched_t *sched;
   sim_procs_t procs;
+  sim_rundirs_t rundirs;
   double lease_ack_s, pending_max_s, drain_s;
   char *program; /* resolved simulator path */
   char sim_queue[SL_NAME_MAX], control_queue[SL_NAME_MAX];
@@ -55,6 +56,7 @@ static void dispatch(void *ud)
 
 static void on_confirmed(sl_amqp_t *s, uint64_t token, bool acked, void *ud)
 {
+  sim_rundirs_confirmed(&g_sw.rundirs, ud, acked);
   sl_sim_sched_confirmed(g_sw.sched, ud, acked ? SL_SIM_CONFIRM_ACK : SL_SIM_CONFIRM_NACK);
   dispatch(&g_sw);
 }
@@ -75,6 +77,7 @@ static void publish_take(sim_worker_t *sw, const char *rk, const char *type, cha
     else
       SL_ERROR("cannot %s '%s': %s", a->kind == SL_SIM_ACT_POINT ? "publish result of" : "return task",
                a->sample_id, err.message);
+    sim_rundirs_confirmed(&sw->rundirs, a->confirm, false);
     sl_sim_sched_confirmed(sw->sched, a->confirm, SL_SIM_CONFIRM_UNSENT);
   }
   if (body != a->body)
@@ -120,7 +123,9 @@ static void act(sim_worker_t *sw, const sl_sim_action_t *a)
   switch (a->kind) {
   case SL_SIM_ACT_POINT:
     a->point->produced_at = sl_now();
+    sim_rundirs_point(&sw->rundirs, sw->sched, a); /* declared output files */
     body = sl_store_point_encode(a->point);
+    sim_rundirs_point_done(a->point);
     publish_take(sw, sw->store_rk, "store.point", body, strlen(body), a);
     break;
   case SL_SIM_ACT_PROGRESS:
@@ -128,6 +133,7 @@ static void act(sim_worker_t *sw, const sl_sim_action_t *a)
     publish_take(sw, sw->progress_rk, "sim.progress", body, strlen(body), a);
     break;
   case SL_SIM_ACT_RETURN:
+    sim_rundirs_returned(&sw->rundirs, a->sample_id);
     publish_take(sw, sw->sim_queue, "sim.task", (char *)a->body, a->len, a);
     break;
   case SL_SIM_ACT_ACK:
@@ -294,7 +300,8 @@ int main(int argc, char **argv)
   }
   if (!setup(sw, slots, prefetch))
     return 1;
-  if ((c = sim_procs_init(&sw->procs, loop, sw->sched, sw->w.cfg, sw->program, dispatch, sw)) != 0) {
+  sim_rundirs_init(&sw->rundirs, loop, sw->w.cfg);
+  if ((c = sim_procs_init(&sw->procs, loop, sw->sched, sw->w.cfg, sw->program, &sw->rundirs, dispatch, sw)) != 0) {
     fprintf(stderr, "specline-simulate: cannot watch SIGCHLD: %s\n", uv_strerror(c));
     return 1;
   }
@@ -313,6 +320,7 @@ int main(int argc, char **argv)
   sl_worker_release(&sw->w);
   sl_sim_sched_destroy(sw->sched);
   sim_procs_release(&sw->procs);
+  sim_rundirs_release(&sw->rundirs);
   free(sw->program);
   return c;
 }

@@ -235,7 +235,8 @@ static void proc_kill(sim_proc_t *p, int sig)
 
 /* Starts the simulator with the config's arguments. Returns 0 with *proc filled, or an
  * errno value when no process was started. */
-static int spawn(const sl_config_t *cfg, const char *program, sl_sim_proc_t *proc)
+static int spawn(const sl_config_t *cfg, const char *program, char *const envp[], const char *cwd,
+                 sl_sim_proc_t *proc)
 {
   char **args;
   char delay[64];
@@ -252,7 +253,7 @@ static int spawn(const sl_config_t *cfg, const char *program, sl_sim_proc_t *pro
     args[n++] = delay;
   }
   args[n] = NULL;
-  rc = sl_sim_spawn(args, proc);
+  rc = sl_sim_spawn(args, envp, cwd, proc);
   free(args);
   return rc;
 }
@@ -276,19 +277,48 @@ static int open_pipes(sim_proc_t *p, const sl_sim_proc_t *proc)
   return first;
 }
 
-static void proc_start(sim_procs_t *ps, int slot, const char *input, bool persistent)
+/* The run's directory and, persistent, its input line with `run_dir` (*line, malloc'd;
+ * NULL: write `input` as it is). False with the run failed when the directory cannot be made. */
+static bool run_dir_prepare(sim_procs_t *ps, const sl_sim_action_t *a, const char **dir, char **line)
 {
-  sim_proc_t *p = proc_new(ps, slot);
-  sl_sim_proc_t proc;
-  char *why;
-  int rc;
+  char *why = NULL;
 
-  p->persistent = persistent;
+  *line = NULL;
+  *dir = sim_rundirs_start(ps->rundirs, a->sample_id, a->input, &why);
+  if (why) {
+    if (a->kind == SL_SIM_ACT_START)
+      sl_sim_sched_run_spawned(ps->sched, a->slot, why, sl_mono());
+    else
+      sl_sim_sched_run_fail(ps->sched, a->slot, why);
+    free(why);
+    return false;
+  }
+  if (*dir && a->persistent)
+    *line = sim_rundirs_input_with_dir(a->input, *dir);
+  return true;
+}
+
+static void proc_start(sim_procs_t *ps, const sl_sim_action_t *a)
+{
+  sim_proc_t *p = proc_new(ps, a->slot);
+  const char *dir;
+  char *why, *line, **env;
+  sl_sim_proc_t proc;
+  int rc, slot = a->slot;
+
+  p->persistent = a->persistent;
   ps->by_slot[slot] = p;
-  if ((rc = spawn(ps->cfg, ps->program, &proc)) != 0) {
-    why = sl_asprintf("cannot start simulator '%s': %s", ps->program, sys_strerror(rc));
+  if (!run_dir_prepare(ps, a, &dir, &line))
+    return;
+  /* a persistent process serves many runs: it starts in the runs directory */
+  env = sim_rundirs_env(ps->cfg, a->persistent ? NULL : a->sample_id, a->persistent ? NULL : dir);
+  rc = spawn(ps->cfg, ps->program, env, a->persistent ? ps->cfg->simulator.workdir : dir, &proc);
+  sim_rundirs_env_free(env);
+  if (rc != 0) {
+    why = sl_asprintf("cannot start simulator '%s' in '%s': %s", ps->program, dir ? dir : ".", sys_strerror(rc));
     sl_sim_sched_run_spawned(ps->sched, slot, why, sl_mono());
     free(why);
+    free(line);
     return;
   }
   p->pid = proc.pid;
@@ -298,11 +328,24 @@ static void proc_start(sim_procs_t *ps, int slot, const char *input, bool persis
     sl_sim_sched_run_fail(ps->sched, slot, why);
     free(why);
   }
-  write_line(p, input);
+  write_line(p, line ? line : a->input);
+  free(line);
   if (uv_read_start((uv_stream_t *)&p->out, on_alloc, on_out_read) != 0)
     sl_sim_sched_run_output_end(ps->sched, slot,
                                 sl_mono()); /* its pipe was refused: the exit alone ends the run */
   uv_read_start((uv_stream_t *)&p->err, on_alloc, on_err_read);
+}
+
+/* Persistent: a next run's line (or the terminate line of a running one). */
+static void proc_input(sim_procs_t *ps, sim_proc_t *p, const sl_sim_action_t *a)
+{
+  const char *dir;
+  char *line;
+
+  if (!run_dir_prepare(ps, a, &dir, &line))
+    return;
+  write_line(p, line ? line : a->input);
+  free(line);
 }
 
 bool sim_procs_act(sim_procs_t *ps, const sl_sim_action_t *a)
@@ -311,9 +354,9 @@ bool sim_procs_act(sim_procs_t *ps, const sl_sim_action_t *a)
   double delay;
 
   if (a->kind == SL_SIM_ACT_START) {
-    proc_start(ps, a->slot, a->input, a->persistent);
+    proc_start(ps, a);
   } else if (a->kind == SL_SIM_ACT_INPUT && p) {
-    write_line(p, a->input);
+    proc_input(ps, p, a);
   } else if (a->kind == SL_SIM_ACT_IDLE && p) {
     uv_timer_stop(&p->timer);
   } else if (a->kind == SL_SIM_ACT_TIMER && p) {
@@ -333,7 +376,7 @@ bool sim_procs_act(sim_procs_t *ps, const sl_sim_action_t *a)
 }
 
 int sim_procs_init(sim_procs_t *ps, uv_loop_t *loop, sl_sim_sched_t *sched, const sl_config_t *cfg,
-                   const char *program, void (*dispatch)(void *ud), void *ud)
+                   const char *program, sim_rundirs_t *rundirs, void (*dispatch)(void *ud), void *ud)
 {
   sl_sim_sched_stats_t st;
 
@@ -342,6 +385,7 @@ int sim_procs_init(sim_procs_t *ps, uv_loop_t *loop, sl_sim_sched_t *sched, cons
   ps->sched = sched;
   ps->cfg = cfg;
   ps->program = program;
+  ps->rundirs = rundirs;
   ps->slots = st.slots;
   ps->dispatch = dispatch;
   ps->ud = ud;

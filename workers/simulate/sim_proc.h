@@ -16,6 +16,8 @@
 #include "specline/config.h"
 #include "specline/sim_sched.h"
 
+#include "sim_rundir.h"
+
 typedef struct sim_proc sim_proc_t;
 
 typedef struct sim_procs {
@@ -23,6 +25,7 @@ typedef struct sim_procs {
   sl_sim_sched_t *sched;
   const sl_config_t *cfg;
   const char *program; /* the resolved simulator */
+  sim_rundirs_t *rundirs; /* each run's directory (borrowed) */
   int slots;
   sim_proc_t **by_slot; /* NULL = no process */
   sim_proc_t *retired;  /* closed while alive, not yet reaped */
@@ -31,10 +34,10 @@ typedef struct sim_procs {
   void *ud;
 } sim_procs_t;
 
-/* A table of sched's slots (cfg, program and sched are borrowed; dispatch(ud) is called
+/* A table of sched's slots (cfg, program, rundirs and sched are borrowed; dispatch(ud) is called
  * after each event fed to sched) that watches SIGCHLD on loop. Returns 0 or a uv error. */
 int sim_procs_init(sim_procs_t *ps, uv_loop_t *loop, sl_sim_sched_t *sched, const sl_config_t *cfg,
-                   const char *program, void (*dispatch)(void *ud), void *ud);
+                   const char *program, sim_rundirs_t *rundirs, void (*dispatch)(void *ud), void *ud);
 
 /* Carries out a START, INPUT, IDLE, TIMER, KILL or CLOSE action; false for any other kind. */
 bool sim_procs_act(sim_procs_t *ps, const sl_sim_action_t *a);

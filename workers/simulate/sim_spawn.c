@@ -71,7 +71,7 @@ static int stdio_pipes_open(int child[SIM_STDIO], int parent[SIM_STDIO])
   return 0;
 }
 
-static int stdio_actions_init(posix_spawn_file_actions_t *fa, const int child[SIM_STDIO])
+static int stdio_actions_init(posix_spawn_file_actions_t *fa, const int child[SIM_STDIO], const char *cwd)
 {
   int i, rc;
 
@@ -82,6 +82,11 @@ static int stdio_actions_init(posix_spawn_file_actions_t *fa, const int child[SI
       posix_spawn_file_actions_destroy(fa);
       return rc;
     }
+  }
+  /* glibc >= 2.29; the run directory (a failed chdir is the spawn's error) */
+  if (cwd && (rc = posix_spawn_file_actions_addchdir_np(fa, cwd)) != 0) {
+    posix_spawn_file_actions_destroy(fa);
+    return rc;
   }
   return 0;
 }
@@ -109,7 +114,7 @@ static int attrs_init(posix_spawnattr_t *attr)
   return rc;
 }
 
-int sl_sim_spawn(char *const argv[], sl_sim_proc_t *proc)
+int sl_sim_spawn(char *const argv[], char *const envp[], const char *cwd, sl_sim_proc_t *proc)
 {
   int child[SIM_STDIO], parent[SIM_STDIO];
   posix_spawn_file_actions_t fa;
@@ -121,9 +126,9 @@ int sl_sim_spawn(char *const argv[], sl_sim_proc_t *proc)
     return rc;
   if ((rc = attrs_init(&attr)) != 0)
     goto out_close_pipes;
-  if ((rc = stdio_actions_init(&fa, child)) != 0)
+  if ((rc = stdio_actions_init(&fa, child, cwd)) != 0)
     goto out_destroy_attr;
-  rc = posix_spawnp(&pid, argv[0], &fa, &attr, argv, environ);
+  rc = posix_spawnp(&pid, argv[0], &fa, &attr, argv, envp ? envp : environ);
   posix_spawn_file_actions_destroy(&fa);
 out_destroy_attr:
   posix_spawnattr_destroy(&attr);

@@ -19,14 +19,16 @@ typedef struct sl_sim_proc {
 } sl_sim_proc_t;
 
 /* Starts argv[0], looked up on PATH when it has no slash, with arguments argv (NULL
- * terminated) and the worker's environment, in a session of its own, with an empty
+ * terminated), environment envp (NULL: the worker's), in directory cwd (NULL: the
+ * worker's), in a session of its own, with an empty
  * signal mask and every signal at its default action (the worker ignores SIGPIPE and
  * handles others; the simulator must not inherit that).
  *
  * Returns 0 with *proc filled: the caller owns the three descriptors (blocking,
  * close-on-exec) and must reap the pid with waitpid. Otherwise returns an errno value
- * (for a missing or non-executable program, the exec's own error) and leaves nothing
+ * (for a missing or non-executable program, the exec's own error; a cwd that cannot be
+ * entered, chdir's) and leaves nothing
  * open and no process behind. */
-int sl_sim_spawn(char *const argv[], sl_sim_proc_t *proc);
+int sl_sim_spawn(char *const argv[], char *const envp[], const char *cwd, sl_sim_proc_t *proc);
 
 #endif

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "specline/error.h"
+#include "specline/template.h"
 
 /* Codes of domain SL_ERR_CONFIG. */
 typedef enum sl_config_code {
@@ -27,6 +28,23 @@ typedef enum sl_config_code {
   SL_CONFIG_E_VALUE,       /* other invalid value (bad enum word, bad name characters,
                               yaml anchors/aliases/custom tags) */
 } sl_config_code_t;
+
+/* When a run directory is removed (simulator.keep). */
+typedef enum sl_keep {
+  SL_KEEP_NEVER = 0, /* `false` (default): removed once the run's point is confirmed */
+  SL_KEEP_ALWAYS,    /* `true`: never removed */
+  SL_KEEP_FAILED,    /* `failed`: kept for failed runs only */
+} sl_keep_t;
+
+/* One declared output file of simulator.outputs: read from the run directory after the
+ * run and stored with the point under `name` (docs/simulator-protocol.md). */
+typedef struct sl_sim_outfile {
+  char *file;        /* relative to the run directory, no '..' component */
+  char *name;        /* key in the point's `files` ([A-Za-z0-9_.-]+, at most 63 chars) */
+  bool store_path;   /* `store: path`: the file's absolute path, else its content (text) */
+  int64_t max_bytes; /* content: larger files fail the run; default 65536, at most 524288 */
+  bool optional;     /* a missing file is left out instead of failing the run */
+} sl_sim_outfile_t;
 
 /* One input or output variable. */
 typedef struct sl_var {
@@ -71,6 +89,18 @@ typedef struct sl_config {
     double term_grace_s;  /* SIGTERM → SIGKILL grace, default 2 */
     bool persistent;      /* one process serves many runs (docs/simulator-protocol.md), default false */
     int64_t max_runs_per_process; /* persistent: restart a process after this many runs, default 1000 */
+    char *workdir;        /* the runs directory: each run gets <workdir>/<sample_id> (a `.N`
+                             suffix when that exists), default run/runs; relative paths are
+                             resolved against `dir`; never '/', a '..' component, the config's
+                             directory or one of its ancestors; NULL for `workdir: none` (no
+                             run directories: the simulator starts where the worker runs) */
+    sl_keep_t keep;       /* when a run directory is removed, default SL_KEEP_NEVER */
+    char **templates;     /* files or directories copied into each run directory (a `.tmpl`
+                             file rendered, see specline/template.h); absolute once loaded
+                             from a file */
+    size_t n_templates;
+    sl_sim_outfile_t *outfiles; /* `simulator.outputs` */
+    size_t n_outfiles;
   } simulator;
 
   struct {
@@ -138,6 +168,7 @@ typedef struct sl_config {
     char *store;
     char *credentials_file;
     char **simulator_argv; /* NULL-terminated, simulator.argc entries */
+    char *workdir;         /* NULL when the default */
   } written;
 } sl_config_t;
 
@@ -153,6 +184,15 @@ void sl_config_destroy(sl_config_t *cfg);
 /* The effective config (defaults filled in) as indented JSON text, for `specline config
  * check --print`. Returns a malloc'd string the caller frees, or NULL when cfg is NULL. */
 char *sl_config_dump(const sl_config_t *cfg);
+
+/* Copies cfg's simulator.templates into the directory `dest` (a `.tmpl` file rendered
+ * through `lookup`, written without its suffix; a directory's contents copied, recursively;
+ * modes kept). With dest NULL nothing is written: every template is read and its
+ * placeholders checked (config load does this with the names a run will know). Returns
+ * false with err set (SL_ERR_TEMPLATE for a placeholder, SL_ERR_SYS for I/O, naming the
+ * file). Thread-safety: reentrant. */
+bool sl_config_templates_apply(const sl_config_t *cfg, const char *dest, sl_template_lookup_fn lookup, void *ud,
+                               sl_error_t *err);
 
 /* Index of a named input / output, or -1. */
 int sl_config_input_index(const sl_config_t *cfg, const char *name);

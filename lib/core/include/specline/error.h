@@ -20,6 +20,7 @@ typedef enum sl_domain {
   SL_ERR_SIM,    /* simulator protocol: sl_sim_code_t (specline/simline.h) */
   SL_ERR_CUDA,   /* cudaError_t, cublasStatus_t, ncclResult_t or sl_cuda_code_t (learn's gpu.h) */
   SL_ERR_USAGE,  /* command-line usage and bad arguments: sl_usage_code_t (below) */
+  SL_ERR_TEMPLATE, /* run-directory input templates: sl_template_code_t (specline/template.h) */
 } sl_domain_t;
 
 /* Codes of domain SL_ERR_USAGE, which belongs to no layer. */

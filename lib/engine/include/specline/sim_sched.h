@@ -188,6 +188,12 @@ void sl_sim_sched_run_fail(sl_sim_sched_t *s, int slot, const char *reason);
 /* The slot's timer (last TIMER) fired. */
 void sl_sim_sched_run_timer(sl_sim_sched_t *s, int slot, double now);
 
+/* While carrying out a POINT action: the wiring found the run's declared output files
+ * wanting (missing, too large, not text), so its point (a->point) becomes failed with
+ * `reason` (copied) and loses its outputs; the counters follow. No-op on a point that is
+ * already failed. */
+void sl_sim_sched_point_fail(sl_sim_sched_t *s, sl_store_point_t *point, const char *reason);
+
 /* ---- events: time and shutdown ---- */
 
 /* Periodic (the worker: every 200 ms): leases, pending tasks waiting too long, the drain

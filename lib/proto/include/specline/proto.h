@@ -133,6 +133,9 @@ typedef struct sl_store_point {
   sl_values_t predicted; /* optional: for terminated runs, what the stop relied on */
   sl_values_t extra;     /* optional: shot_number, scan_number, ... numeric extras */
   char *date;            /* optional, shots */
+  char **file_names;     /* optional `files`: the run directory's declared output files */
+  char **file_texts;     /* (simulator.outputs), name -> content or path, n_files entries */
+  size_t n_files;
 } sl_store_point_t;
 char *sl_store_point_encode(const sl_store_point_t *m);
 bool sl_store_point_decode(const char *buf, size_t len, const sl_proto_limits_t *lim, sl_store_point_t *out, sl_error_t *err);

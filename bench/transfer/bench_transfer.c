@@ -16,8 +16,10 @@
  *     bayes (Bayesian last layer), calibrate (a second surrogate trained with the cubic
  *     constant K as an input over [0, 1], config-k.yaml; K inferred from the shots, Bayesian
  *     last layer as the discrepancy);
- *   - suggested vs random: --seed-shots random shots, then rounds of 2 shots chosen by
- *     sl_transfer_suggest on the best method's elevated model, up to 10.
+ *   - suggested vs random: --seed-shots random shots (default 2), then rounds of --round
+ *     shots (default 1) chosen by sl_transfer_suggest (integrated variance reduction; with
+ *     --sigma-rule also the older max-sigma rule) on the best method's elevated model,
+ *     scored at 5 and 10 shots against 5/10/20 random ones.
  * NRMSE is of the final outputs on the held-out shots; ratio = floor / method; gain =
  * log(floor / method) / log(floor / ceiling) (1 = the ceiling's gain); medians over draws
  * with 95% bootstrap CIs of the median; coverage = fraction of held-out entries within
@@ -63,7 +65,7 @@ typedef struct shots {
 
 typedef struct bench {
   sl_config_t *cfg, *cfg_k;
-  int sims, epochs, patience, draws, pool, heldout, seed_shots, samples;
+  int sims, epochs, patience, draws, pool, heldout, seed_shots, samples, round, sigma_rule;
   unsigned long long seed;
   sl_model_t *floor, *sur_k;
 } bench_t;
@@ -71,9 +73,10 @@ typedef struct bench {
 static void usage(FILE *f)
 {
   fprintf(f, "usage: bench_transfer [--sims N] [--seed S] [--epochs E] [--patience N] [--draws R]\n"
-             "                      [--pool N] [--heldout N] [--seed-shots N] [--samples S] [--case NAME]\n"
+             "                      [--pool N] [--heldout N] [--seed-shots N] [--round N] [--sigma-rule]\n"
+             "                      [--samples S] [--case NAME]\n"
              "defaults: 300 simulations, seed 1, up to 3000 epochs (early stopping, patience 200), 10 draws,\n"
-             "pool 400, 1000 held-out shots, 4 seed shots before suggestions, 8 posterior draws per member,\n"
+             "pool 400, 1000 held-out shots, 2 seed shots before suggestions in rounds of 1, 8 posterior draws per member,\n"
              "both cases (cubic, damping).\n");
 }
 
@@ -360,85 +363,106 @@ static void print_row(const char *label, size_t shots, const cell_res_t *c, doub
          100 * gm, 100 * gl, 100 * gh, 100 * cm);
 }
 
-/* Sequential design: seed_shots random shots of draw r, then rounds of 2 suggested ones
- * (run through the altered physics) up to `upto`, method k's elevated model each round. */
-static double suggested(const bench_t *b, const physics_t *ph, int k, const shots_t *pool, const size_t *idx,
-                        size_t upto, const shots_t *held, uint64_t seed, double *cov)
+/* Appends row j of src to dst (capacity grown by the caller). */
+static void shots_push(shots_t *dst, const shots_t *src, size_t j)
 {
-  shots_t s;
-  sl_transfer_suggest_opts_t so;
-  sl_rng_t rng;
-  size_t n = (size_t)b->seed_shots, i;
-  sl_model_t *m = NULL;
-  double v = NAN;
+  memcpy(dst->x + dst->n * (size_t)dst->d, src->x + j * (size_t)src->d, (size_t)src->d * sizeof *dst->x);
+  memcpy(dst->y + dst->n * (size_t)dst->p, src->y + j * (size_t)src->p, (size_t)src->p * sizeof *dst->y);
+  memcpy(dst->mask + dst->n * (size_t)dst->p, src->mask + j * (size_t)src->p, (size_t)src->p * sizeof *dst->mask);
+  dst->n++;
+}
 
-  shots_subset(pool, idx, n, pool->d, 0, &s);
-  sl_rng_init(&rng, seed);
-  sl_transfer_suggest_opts_init(&so);
-  so.candidates = 2048;
-  so.seed = seed;
-  for (;;) {
-    sl_transfer_result_t tr;
-    float xk[2 * 64];
-    sl_model_t *mk;
-    shots_t grown;
-    size_t all[128];
-    if (!(m = elevate(b, k, &s, &tr)))
-      break;
-    if (n >= upto)
-      break;
-    {
-      /* suggest on the model's inputs (6 for calibrate: K fixed at 0, ignored) */
-      int d = sl_model_inputs(m);
-      bool fixed[64] = {0};
-      double fv[64] = {0};
-      float *xs = sl_malloc(n * (size_t)d * sizeof *xs);
-      for (i = 0; i < n * (size_t)d; i++)
-        xs[i] = (int)(i % (size_t)d) < s.d ? s.x[(i / (size_t)d) * (size_t)s.d + i % (size_t)d] : 0;
-      if (d > s.d)
-        fixed[d - 1] = true;
-      so.fixed = fixed;
-      so.fixed_value = fv;
-      sl_transfer_suggest(m, n, xs, 2, &so, xk, NULL, NULL, NULL);
-      free(xs);
-      for (i = 0; i < n; i++)
-        all[i] = i;
-      shots_subset(&s, all, n, s.d, 0, &grown);
-      shots_release(&s);
-      s.x = sl_realloc(grown.x, (n + 2) * (size_t)grown.d * sizeof *s.x);
-      s.y = sl_realloc(grown.y, (n + 2) * (size_t)grown.p * sizeof *s.y);
-      s.mask = sl_realloc(grown.mask, (n + 2) * (size_t)grown.p * sizeof *s.mask);
-      s.d = grown.d;
-      s.p = grown.p;
-      memset(s.y + n * (size_t)s.p, 0, 2 * (size_t)s.p * sizeof *s.y);
-      memset(s.mask + n * (size_t)s.p, 0, 2 * (size_t)s.p * sizeof *s.mask);
-      for (i = 0; i < 2; i++) {
-        double in[64];
-        int c;
-        for (c = 0; c < s.d; c++)
-          in[c] = xk[i * (size_t)d + (size_t)c];
-        s.n = n + i + 1;
-        if (!shot_row(b->cfg, ph, in, &rng, &s, n + i))
-          break;
-      }
-      n += 2;
-      s.n = n;
-    }
-    mk = m;
-    sl_model_destroy(mk);
-    m = NULL;
+/* The suggestion options for method k's elevated model m (result tr): the Bayesian last
+ * layer's ridge and noise, and for calibrate the K posterior with calibrate's surrogate. */
+static void suggest_opts_for(const bench_t *b, int k, const sl_transfer_result_t *tr, sl_transfer_suggest_opts_t *so)
+{
+  if (tr->noise_std > 0 && tr->prior_precision > 0) {
+    so->noise_std = tr->noise_std;
+    so->ridge = tr->prior_precision * tr->noise_std * tr->noise_std;
   }
-  if (m) {
-    v = score(m, held, cov);
+  if (k == M_CALIBRATE && tr->calib_std[0] > 0) {
+    so->calib_model = b->sur_k;
+    so->calib_input = sl_config_input_index(b->cfg_k, "K");
+    so->calib_mean = tr->calib_mean[0];
+    so->calib_std = tr->calib_std[0];
+    so->discrepancy = tr->discrepancy;
+  }
+}
+
+/* Sequential design: seed_shots random shots of draw idx, then rounds of --round shots
+ * chosen by `rule` on method k's elevated model of the shots so far (each run through the
+ * altered physics), up to COUNT_SUG[last]; the elevated model is scored at each count of
+ * COUNT_SUG into nrmse/cov. */
+#define N_SUG 2
+static const size_t COUNT_SUG[N_SUG] = {5, 10};
+
+static void suggested(const bench_t *b, const physics_t *ph, int k, sl_transfer_suggest_rule_t rule,
+                      const shots_t *pool, const size_t *idx, const shots_t *held, uint64_t seed, double *nrmse,
+                      double *cov)
+{
+  size_t upto = COUNT_SUG[N_SUG - 1], i, c = 0;
+  sl_transfer_suggest_opts_t so;
+  shots_t s;
+  sl_rng_t rng;
+
+  shots_alloc(&s, upto, pool->d, pool->p);
+  s.n = 0;
+  for (i = 0; i < (size_t)b->seed_shots; i++)
+    shots_push(&s, pool, idx[i]);
+  sl_rng_init(&rng, seed);
+  for (i = 0; i < N_SUG; i++)
+    nrmse[i] = cov[i] = NAN;
+  while (c < N_SUG) {
+    sl_transfer_result_t tr;
+    sl_model_t *m = elevate(b, k, &s, &tr);
+    int d;
+    size_t want, j;
+    bool fixed[64] = {0};
+    double fv[64] = {0};
+    float *xs, xk[16 * 64];
+    if (!m)
+      break;
+    if (s.n == COUNT_SUG[c]) {
+      nrmse[c] = score(m, held, &cov[c]);
+      c++;
+    }
+    if (c == N_SUG) {
+      sl_model_destroy(m);
+      break;
+    }
+    want = COUNT_SUG[c] - s.n < (size_t)b->round ? COUNT_SUG[c] - s.n : (size_t)b->round;
+    d = sl_model_inputs(m); /* 6 for calibrate: K fixed at 0, ignored by the folded model */
+    xs = sl_malloc((s.n ? s.n : 1) * (size_t)d * sizeof *xs);
+    for (j = 0; j < s.n * (size_t)d; j++)
+      xs[j] = (int)(j % (size_t)d) < s.d ? s.x[(j / (size_t)d) * (size_t)s.d + j % (size_t)d] : 0;
+    if (d > s.d)
+      fixed[d - 1] = true;
+    sl_transfer_suggest_opts_init(&so);
+    so.rule = rule;
+    so.candidates = 2048;
+    so.seed = seed + s.n;
+    so.fixed = fixed;
+    so.fixed_value = fv;
+    suggest_opts_for(b, k, &tr, &so);
+    sl_transfer_suggest(m, s.n, xs, want, &so, xk, NULL, NULL, NULL, NULL);
+    free(xs);
     sl_model_destroy(m);
+    for (j = 0; j < want; j++) {
+      double in[64];
+      int q;
+      for (q = 0; q < s.d; q++)
+        in[q] = xk[j * (size_t)d + (size_t)q];
+      if (!shot_row(b->cfg, ph, in, &rng, &s, s.n))
+        break;
+      s.n++;
+    }
   }
   shots_release(&s);
-  return v;
 }
 
 static void run_case(const bench_t *b, const physics_t *ph)
 {
-  static cell_res_t res[N_METHODS][N_COUNTS], sug;
+  static cell_res_t res[N_METHODS][N_COUNTS];
   shots_t pool, held;
   sl_model_t *ceil_m;
   double floor, ceil, fcov, ccov, t0 = sl_mono();
@@ -446,7 +470,6 @@ static void run_case(const bench_t *b, const physics_t *ph)
   int k, c, r, best = M_BAYES;
 
   memset(res, 0, sizeof res);
-  memset(&sug, 0, sizeof sug);
   printf("\ncase %s: %s\n", ph->name, ph->what);
   if (!shots_make(b->cfg, ph, (size_t)b->pool, b->seed * 100 + 11, &pool) ||
       !shots_make(b->cfg, ph, (size_t)b->heldout, b->seed * 100 + 13, &held))
@@ -496,19 +519,33 @@ static void run_case(const bench_t *b, const physics_t *ph)
       best = k;
   }
   {
+    static cell_res_t sug[2][N_SUG];
+    static const sl_transfer_suggest_rule_t rules[2] = {SL_SUGGEST_IVR, SL_SUGGEST_SIGMA};
+    static const char *const rule_names[2] = {"sug-ivr", "sug-sigma"};
     sl_rng_t rng;
+    int q, ci;
+    memset(sug, 0, sizeof sug);
     sl_rng_init_stream(&rng, b->seed, 999);
     for (r = 0; r < b->draws; r++) {
       draw(&rng, pool.n, (size_t)b->seed_shots, idx);
-      sug.nrmse[sug.n] = suggested(b, ph, best, &pool, idx, 10, &held, b->seed * 1000 + (uint64_t)r, &sug.cov[sug.n]);
-      if (isfinite(sug.nrmse[sug.n]))
-        sug.n++;
+      for (q = 0; q < (b->sigma_rule ? 2 : 1); q++) {
+        double nr[N_SUG], cv[N_SUG];
+        suggested(b, ph, best, rules[q], &pool, idx, &held, b->seed * 1000 + (uint64_t)r, nr, cv);
+        for (ci = 0; ci < N_SUG; ci++)
+          if (isfinite(nr[ci])) {
+            cell_res_t *cr = &sug[q][ci];
+            cr->nrmse[cr->n] = nr[ci];
+            cr->cov[cr->n++] = cv[ci];
+          }
+      }
     }
-    printf("  suggested vs random, method %s (%d random + suggested in rounds of 2):\n",
-           sl_transfer_method_name(METHODS[best]), b->seed_shots);
-    print_row("suggested", 10, &sug, floor, ceil);
-    print_row("random", 10, &res[best][1], floor, ceil);
-    print_row("random", 20, &res[best][2], floor, ceil);
+    printf("  suggested vs random, method %s (%d random, then rounds of %d suggested):\n",
+           sl_transfer_method_name(METHODS[best]), b->seed_shots, b->round);
+    for (q = 0; q < 2; q++)
+      for (ci = 0; ci < N_SUG; ci++)
+        print_row(rule_names[q], COUNT_SUG[ci], &sug[q][ci], floor, ceil);
+    for (c = 0; c < 3; c++)
+      print_row("random", COUNTS[c], &res[best][c], floor, ceil);
   }
   printf("  (case time %.0f s)\n", sl_mono() - t0);
   sl_model_destroy(ceil_m);
@@ -524,9 +561,10 @@ int main(int argc, char **argv)
       {"draws", required_argument, NULL, 'r'},      {"pool", required_argument, NULL, 'p'},
       {"heldout", required_argument, NULL, 'H'},    {"seed-shots", required_argument, NULL, 'S'},
       {"samples", required_argument, NULL, 'm'},    {"case", required_argument, NULL, 'C'},
+      {"round", required_argument, NULL, 'R'},      {"sigma-rule", no_argument, NULL, 'G'},
       {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0}};
   bench_t b = {.sims = 300, .epochs = 3000, .patience = 200, .draws = 10, .pool = 400, .heldout = 1000,
-               .seed_shots = 4, .samples = 8, .seed = 1};
+               .seed_shots = 2, .samples = 8, .seed = 1, .round = 1};
   const char *only = NULL;
   physics_t linear = {"linear", "", 0, 0};
   sl_error_t err;
@@ -546,12 +584,14 @@ int main(int argc, char **argv)
     case 'S': b.seed_shots = atoi(optarg); break;
     case 'm': b.samples = atoi(optarg); break;
     case 'C': only = optarg; break;
+    case 'R': b.round = atoi(optarg); break;
+    case 'G': b.sigma_rule = 1; break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
     }
   }
   if (b.sims < 8 || b.draws < 1 || b.draws > MAX_DRAWS || b.pool < 40 || b.pool > 4096 || b.heldout < 10 ||
-      b.seed_shots < 1 || b.seed_shots > 10) {
+      b.seed_shots < 1 || b.seed_shots > 5 || b.round < 1 || b.round > 16) {
     usage(stderr);
     return 2;
   }

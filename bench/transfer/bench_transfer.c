@@ -264,6 +264,81 @@ static double score(const sl_model_t *m, const shots_t *held, double *coverage)
   return v;
 }
 
+/* Per-column NRMSE (finals) of m on held into per_col (p entries, NaN where unobserved);
+ * returns the mean. */
+static double score_cols(const sl_model_t *m, const shots_t *held, double *per_col)
+{
+  int p = held->p;
+  float *mean = sl_malloc(held->n * (size_t)p * sizeof *mean);
+  double v;
+  sl_model_predict(m, held->n, held->x, mean, NULL, NULL);
+  v = sl_model_nrmse(held->n, p, mean, held->y, held->mask, per_col);
+  free(mean);
+  return v;
+}
+
+/* --diagnose: why a ceiling can be worse than its floor. For each physics: the floor and
+ * ceilings trained with three seeds scored per final column on that physics' held-out
+ * shots, beside the floor on its own (linear) physics and the truth's spread. */
+static void diagnose(bench_t *b)
+{
+  static const physics_t lin = {"linear", "", 0, 0};
+  const physics_t *all[3] = {&lin, &CASES[0], &CASES[1]};
+  int p = sl_dataset_columns(b->cfg), j, q, sd;
+  double *pc = sl_malloc((size_t)p * sizeof *pc);
+  unsigned long long seed0 = b->seed;
+  char name[96];
+
+  for (q = 0; q < 3; q++) {
+    shots_t held;
+    if (!shots_make(b->cfg, all[q], (size_t)b->heldout, b->seed * 100 + 13, &held))
+      exit(1);
+    printf("\ndiagnose %s:\n  truth  ", all[q]->name);
+    for (j = 0; j < p; j++) {
+      double m1 = 0, m2 = 0, n = 0;
+      size_t i;
+      for (i = 0; i < held.n; i++)
+        if (held.mask[i * (size_t)p + (size_t)j] != 0) {
+          double y = held.y[i * (size_t)p + (size_t)j];
+          m1 += y;
+          m2 += y * y;
+          n++;
+        }
+      if (n > 0)
+        printf(" %s mean %.4g std %.4g max", sl_dataset_column_name(b->cfg, j, name, sizeof name), m1 / n,
+               sqrt(m2 / n - (m1 / n) * (m1 / n)));
+      if (n > 0) {
+        double mx = 0;
+        for (i = 0; i < held.n; i++)
+          if (held.mask[i * (size_t)p + (size_t)j] != 0 && held.y[i * (size_t)p + (size_t)j] > mx)
+            mx = held.y[i * (size_t)p + (size_t)j];
+        printf(" %.4g;", mx);
+      }
+    }
+    printf("\n  floor (linear runs)         NRMSE %.4f  per column", score_cols(b->floor, &held, pc));
+    for (j = 0; j < p; j++)
+      if (isfinite(pc[j]))
+        printf(" %.4f", pc[j]);
+    printf("\n");
+    for (sd = 1; q > 0 && sd <= 3; sd++) {
+      sl_model_t *c;
+      b->seed = seed0 + (unsigned long long)sd - 1;
+      c = surrogate_of(b, b->cfg, all[q], "ceiling");
+      b->seed = seed0;
+      if (!c)
+        exit(1);
+      printf("  ceiling seed %d               NRMSE %.4f  per column", sd, score_cols(c, &held, pc));
+      for (j = 0; j < p; j++)
+        if (isfinite(pc[j]))
+          printf(" %.4f", pc[j]);
+      printf("\n");
+      sl_model_destroy(c);
+    }
+    shots_release(&held);
+  }
+  free(pc);
+}
+
 static int cmp_double(const void *a, const void *b)
 {
   double x = *(const double *)a, y = *(const double *)b;
@@ -562,10 +637,12 @@ int main(int argc, char **argv)
       {"heldout", required_argument, NULL, 'H'},    {"seed-shots", required_argument, NULL, 'S'},
       {"samples", required_argument, NULL, 'm'},    {"case", required_argument, NULL, 'C'},
       {"round", required_argument, NULL, 'R'},      {"sigma-rule", no_argument, NULL, 'G'},
+      {"diagnose", no_argument, NULL, 'D'},
       {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0}};
   bench_t b = {.sims = 300, .epochs = 3000, .patience = 200, .draws = 10, .pool = 400, .heldout = 1000,
                .seed_shots = 2, .samples = 8, .seed = 1, .round = 1};
   const char *only = NULL;
+  int diag = 0;
   physics_t linear = {"linear", "", 0, 0};
   sl_error_t err;
   double t0 = sl_mono();
@@ -586,6 +663,7 @@ int main(int argc, char **argv)
     case 'C': only = optarg; break;
     case 'R': b.round = atoi(optarg); break;
     case 'G': b.sigma_rule = 1; break;
+    case 'D': diag = 1; break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
     }
@@ -609,6 +687,10 @@ int main(int argc, char **argv)
   b.sur_k = surrogate_of(&b, b.cfg_k, &linear, "calibrate's surrogate (K in [0, 1]):");
   if (!b.floor || !b.sur_k)
     return 1;
+  if (diag) {
+    diagnose(&b);
+    return 0;
+  }
   for (k = 0; k < N_CASES; k++)
     if (!only || !strcmp(only, CASES[k].name))
       run_case(&b, &CASES[k]);

@@ -65,7 +65,7 @@ typedef struct shots {
 
 typedef struct bench {
   sl_config_t *cfg, *cfg_k;
-  int sims, epochs, patience, draws, pool, heldout, seed_shots, samples, round, sigma_rule;
+  int sims, epochs, patience, draws, pool, heldout, seed_shots, samples, round, sigma_rule, finals_only;
   unsigned long long seed;
   sl_model_t *floor, *sur_k;
 } bench_t;
@@ -74,10 +74,12 @@ static void usage(FILE *f)
 {
   fprintf(f, "usage: bench_transfer [--sims N] [--seed S] [--epochs E] [--patience N] [--draws R]\n"
              "                      [--pool N] [--heldout N] [--seed-shots N] [--round N] [--sigma-rule]\n"
-             "                      [--samples S] [--case NAME]\n"
+             "                      [--samples S] [--case NAME] [--finals-only] [--diagnose]\n"
              "defaults: 300 simulations, seed 1, up to 3000 epochs (early stopping, patience 200), 10 draws,\n"
              "pool 400, 1000 held-out shots, 2 seed shots before suggestions in rounds of 1, 8 posterior draws per member,\n"
-             "both cases (cubic, damping).\n");
+             "both cases (cubic, damping).\n"
+             "--finals-only: surrogates trained (and early-stopped) on the final outputs only, not the history.\n"
+             "--diagnose: floor and ceilings (3 training seeds) per final column on each physics, then exit.\n");
 }
 
 static void shots_alloc(shots_t *s, size_t n, int d, int p)
@@ -215,6 +217,13 @@ static sl_model_t *surrogate_of(const bench_t *b, const sl_config_t *cfg, const 
     sl_dataset_split_add(&split, &pt);
     sl_store_point_release(&pt);
   }
+  if (b->finals_only) /* the history columns left unobserved: training and early stopping see the finals */
+    for (k = 0; k < sl_dataset_checkpoints(cfg); k++) {
+      for (i = 0; i < split.train.n; i++)
+        split.train.mask[i * (size_t)split.train.p + (size_t)k] = 0;
+      for (i = 0; i < split.val.n; i++)
+        split.val.mask[i * (size_t)split.val.p + (size_t)k] = 0;
+    }
   m = new_surrogate(cfg, b->seed);
   sl_model_train_opts_init(&mo);
   mo.epochs = b->epochs;
@@ -637,7 +646,7 @@ int main(int argc, char **argv)
       {"heldout", required_argument, NULL, 'H'},    {"seed-shots", required_argument, NULL, 'S'},
       {"samples", required_argument, NULL, 'm'},    {"case", required_argument, NULL, 'C'},
       {"round", required_argument, NULL, 'R'},      {"sigma-rule", no_argument, NULL, 'G'},
-      {"diagnose", no_argument, NULL, 'D'},
+      {"diagnose", no_argument, NULL, 'D'},         {"finals-only", no_argument, NULL, 'F'},
       {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0}};
   bench_t b = {.sims = 300, .epochs = 3000, .patience = 200, .draws = 10, .pool = 400, .heldout = 1000,
                .seed_shots = 2, .samples = 8, .seed = 1, .round = 1};
@@ -664,6 +673,7 @@ int main(int argc, char **argv)
     case 'R': b.round = atoi(optarg); break;
     case 'G': b.sigma_rule = 1; break;
     case 'D': diag = 1; break;
+    case 'F': b.finals_only = 1; break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
     }

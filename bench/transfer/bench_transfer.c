@@ -57,6 +57,15 @@ enum { M_RETRAIN, M_ALPHA_BETA, M_BAYES, M_CALIBRATE, N_METHODS };
 static const sl_transfer_method_t METHODS[N_METHODS] = {SL_TRANSFER_RETRAIN, SL_TRANSFER_ALPHA_BETA,
                                                         SL_TRANSFER_BAYES, SL_TRANSFER_CALIBRATE};
 
+/* --log-finals: every final output (positive: amplitudes) is modelled, measured and scored
+ * as its natural log, like the history (log_env). Set once by main before any work. */
+static int g_log_finals;
+
+static double final_value(double v)
+{
+  return g_log_finals ? log(v > 1e-12 ? v : 1e-12) : v;
+}
+
 typedef struct shots {
   size_t n;
   int d, p;
@@ -74,11 +83,12 @@ static void usage(FILE *f)
 {
   fprintf(f, "usage: bench_transfer [--sims N] [--seed S] [--epochs E] [--patience N] [--draws R]\n"
              "                      [--pool N] [--heldout N] [--seed-shots N] [--round N] [--sigma-rule]\n"
-             "                      [--samples S] [--case NAME] [--finals-only] [--diagnose]\n"
+             "                      [--samples S] [--case NAME] [--finals-only] [--log-finals] [--diagnose]\n"
              "defaults: 300 simulations, seed 1, up to 3000 epochs (early stopping, patience 200), 10 draws,\n"
              "pool 400, 1000 held-out shots, 2 seed shots before suggestions in rounds of 1, 8 posterior draws per member,\n"
              "both cases (cubic, damping).\n"
              "--finals-only: surrogates trained (and early-stopped) on the final outputs only, not the history.\n"
+             "--log-finals: final outputs modelled, measured and scored as their log (like the history).\n"
              "--diagnose: floor and ceilings (3 training seeds) per final column on each physics, then exit.\n");
 }
 
@@ -113,7 +123,7 @@ static bool shot_row(const sl_config_t *cfg, const physics_t *ph, const double *
   for (k = 0; k < pt.outputs.n; k++) {
     int col = sl_dataset_output_column(cfg, pt.outputs.names[k]);
     if (col >= 0) {
-      s->y[i * (size_t)s->p + (size_t)col] = (float)(pt.outputs.vals[k] * (1 + 0.01 * sl_rng_normal(rng)));
+      s->y[i * (size_t)s->p + (size_t)col] = (float)final_value(pt.outputs.vals[k] * (1 + 0.01 * sl_rng_normal(rng)));
       s->mask[i * (size_t)s->p + (size_t)col] = 1;
     }
   }
@@ -216,6 +226,13 @@ static sl_model_t *surrogate_of(const bench_t *b, const sl_config_t *cfg, const 
       goto out;
     sl_dataset_split_add(&split, &pt);
     sl_store_point_release(&pt);
+  }
+  for (k = sl_dataset_checkpoints(cfg); g_log_finals && k < split.train.p; k++) {
+    for (i = 0; i < split.train.n; i++)
+      split.train.y[i * (size_t)split.train.p + (size_t)k] =
+          (float)final_value(split.train.y[i * (size_t)split.train.p + (size_t)k]);
+    for (i = 0; i < split.val.n; i++)
+      split.val.y[i * (size_t)split.val.p + (size_t)k] = (float)final_value(split.val.y[i * (size_t)split.val.p + (size_t)k]);
   }
   if (b->finals_only) /* the history columns left unobserved: training and early stopping see the finals */
     for (k = 0; k < sl_dataset_checkpoints(cfg); k++) {
@@ -323,6 +340,17 @@ static void diagnose(bench_t *b)
             mx = held.y[i * (size_t)p + (size_t)j];
         printf(" %.4g;", mx);
       }
+    }
+    if (q > 0) { /* the physics gap itself: the exact linear simulator at the same inputs */
+      shots_t lh;
+      if (!shots_make(b->cfg, &lin, (size_t)b->heldout, b->seed * 100 + 13, &lh))
+        exit(1);
+      printf("\n  exact linear simulator      NRMSE %.4f  per column",
+             sl_model_nrmse(held.n, p, lh.y, held.y, held.mask, pc));
+      for (j = 0; j < p; j++)
+        if (isfinite(pc[j]))
+          printf(" %.4f", pc[j]);
+      shots_release(&lh);
     }
     printf("\n  floor (linear runs)         NRMSE %.4f  per column", score_cols(b->floor, &held, pc));
     for (j = 0; j < p; j++)
@@ -647,6 +675,7 @@ int main(int argc, char **argv)
       {"samples", required_argument, NULL, 'm'},    {"case", required_argument, NULL, 'C'},
       {"round", required_argument, NULL, 'R'},      {"sigma-rule", no_argument, NULL, 'G'},
       {"diagnose", no_argument, NULL, 'D'},         {"finals-only", no_argument, NULL, 'F'},
+      {"log-finals", no_argument, NULL, 'L'},
       {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0}};
   bench_t b = {.sims = 300, .epochs = 3000, .patience = 200, .draws = 10, .pool = 400, .heldout = 1000,
                .seed_shots = 2, .samples = 8, .seed = 1, .round = 1};
@@ -674,6 +703,7 @@ int main(int argc, char **argv)
     case 'G': b.sigma_rule = 1; break;
     case 'D': diag = 1; break;
     case 'F': b.finals_only = 1; break;
+    case 'L': g_log_finals = 1; break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
     }

@@ -310,6 +310,18 @@ static void test_suggest_ivr(const sl_model_t *el, size_t nt, const float *xt, s
   }
   SL_CHECK(sl_transfer_suggest(el, nt, xt, 4, so, again, NULL, NULL, NULL, &err));
   SL_CHECK(!memcmp(out, again, sizeof out));
+  {
+    /* the rank-1 updates equal a fresh start with the first pick among the shots */
+    float *x1 = sl_malloc((nt + 1) * D * sizeof *x1), one[D];
+    double g1;
+    memcpy(x1, xt, nt * D * sizeof *x1);
+    memcpy(x1 + nt * D, out, D * sizeof *x1);
+    SL_CHECK(sl_transfer_suggest(el, nt + 1, x1, 1, so, one, &g1, NULL, NULL, &err));
+    printf("  ivr after the first pick: fresh gain %.6g, updated %.6g\n", g1, gain[1]);
+    SL_CHECK(fabs(g1 - gain[1]) <= 1e-6 * fabs(gain[1]) + 1e-12);
+    SL_CHECK(!memcmp(one, out + D, sizeof one));
+    free(x1);
+  }
   so->ridge = 0;
   SL_CHECK(!sl_transfer_suggest(el, nt, xt, 4, so, out, NULL, NULL, NULL, &err));
   so->ridge = 1;

@@ -6,7 +6,7 @@
  * (before the elevated model exists: a note; after: the method, the training shots listed,
  * per output the training and other shots counted with NRMSE and coverage, one plot) and
  * `specline predict --offline --model elevated` (answers the shots' reality where the
- * surrogate answers the simulator's). */
+ * surrogate answers the simulator's) and `specline shot suggest` reading the store. */
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -338,4 +338,36 @@ static void test_predict_elevated(void)
   env_release(&e);
 }
 
-SL_TEST_MAIN(SL_T(test_report_before_elevation), SL_T(test_report_elevated), SL_T(test_predict_elevated))
+/* `specline shot suggest` from the store: the newest elevated model, the stored shots, the
+ * default rule; two picks with their reasons, away from the shots. */
+static void test_suggest_from_store(void)
+{
+  env_t e;
+  char *cmd, *out = NULL, *line, *save;
+  int rows = 0;
+
+  if (!getenv("SPECLINE_BIN_DIR"))
+    SL_SKIP("SPECLINE_BIN_DIR not set (run through ctest)");
+  SL_REQUIRE(env_init(&e));
+  SL_REQUIRE(fill(&e, true));
+  cmd = sl_asprintf("'%s' shot suggest '%s' -n 2 --candidates 256 2>&1", e.bin, e.config);
+  SL_CHECK_INT(sl_test_capture(cmd, &out), 0);
+  SL_REQUIRE(out != NULL);
+  SL_CHECKF(!strncmp(out, "rank,a,b,gain,sigma,dist\n", 24), "%s", out);
+  for (line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+    double a, b, g, sg, d;
+    int r;
+    if (!strncmp(line, "rank", 4))
+      continue;
+    SL_CHECK_INT(sscanf(line, "%d,%lf,%lf,%lf,%lf,%lf", &r, &a, &b, &g, &sg, &d), 6);
+    SL_CHECK(a >= 0 && a <= 1 && b >= 0 && b <= 1 && g > 0 && sg > 0 && d > 0);
+    rows++;
+  }
+  SL_CHECK_INT(rows, 2);
+  free(out);
+  free(cmd);
+  env_release(&e);
+}
+
+SL_TEST_MAIN(SL_T(test_report_before_elevation), SL_T(test_report_elevated), SL_T(test_predict_elevated),
+             SL_T(test_suggest_from_store))

@@ -107,8 +107,8 @@ static void rt_num(sl_buf_t *h, double v)
 }
 
 /* One group's entries of column j: measured, mean, std; returns the count. */
-static size_t rt_group(const rt_shots_t *s, const float *mean, const float *std, int j, bool trained, float *fa,
-                       float *fm, float *fs)
+static size_t rt_group(const rt_shots_t *s, const float *mean, const float *std, int j, bool trained,
+                       float *fa, float *fm, float *fs)
 {
   size_t i, n = 0;
   for (i = 0; i < s->n; i++) {
@@ -124,12 +124,13 @@ static size_t rt_group(const rt_shots_t *s, const float *mean, const float *std,
 }
 
 /* The table row and the plot of column j. */
-static void rt_column(sl_buf_t *h, sl_buf_t *plots, const rt_shots_t *s, const float *mean, const float *std, int j,
-                      int *plot_id)
+static void rt_column(sl_buf_t *h, sl_buf_t *plots, const rt_shots_t *s, const float *mean, const float *std,
+                      int j, int *plot_id)
 {
   static const sl_svg_legend_t legend[2] = {{"trained it", SL_SVG_DOT, false, C_TRAINED},
                                             {"other shots", SL_SVG_RING, false, C_OTHER}};
-  float *fa = sl_malloc(s->n * sizeof *fa), *fm = sl_malloc(s->n * sizeof *fm), *fs = sl_malloc(s->n * sizeof *fs);
+  float *fa = sl_malloc(s->n * sizeof *fa), *fm = sl_malloc(s->n * sizeof *fm),
+        *fs = sl_malloc(s->n * sizeof *fs);
   double *xa = sl_malloc(s->n * sizeof *xa), *ym = sl_malloc(s->n * sizeof *ym);
   double *lo = sl_malloc(s->n * sizeof *lo), *hi = sl_malloc(s->n * sizeof *hi), diag[2];
   char name[96], title[160];
@@ -160,8 +161,8 @@ static void rt_column(sl_buf_t *h, sl_buf_t *plots, const rt_shots_t *s, const f
   }
   sl_buf_printf(h, "</tr>\n");
   snprintf(title, sizeof title, "%s (%zu shots)", name, total);
-  sl_svg_plot_begin(&p, plots, (*plot_id)++, 400, 340, title, "measured", "elevated mean \xc2\xb1 2\xcf\x83", rg.lo,
-                    rg.hi, rg.lo, rg.hi, false, false, SL_SVG_TOP_LEFT);
+  sl_svg_plot_begin(&p, plots, (*plot_id)++, 400, 340, title, "measured", "elevated mean \xc2\xb1 2\xcf\x83",
+                    rg.lo, rg.hi, rg.lo, rg.hi, false, false, SL_SVG_TOP_LEFT);
   diag[0] = rg.lo;
   diag[1] = rg.hi;
   sl_svg_line(&p, 2, diag, diag, "#999", 1, "4 3");
@@ -195,13 +196,15 @@ static void rt_metrics(sl_buf_t *h, const char *model_id, json_t *m, size_t n_li
   sl_buf_printf(h, "<p>Elevated model <b>");
   sl_html_escape(h, model_id);
   sl_buf_printf(h, "</b>, method <b>");
-  sl_html_escape(h, json_string_value(json_object_get(m, "method")) ? json_string_value(json_object_get(m, "method"))
-                                                                     : "unknown");
+  sl_html_escape(h, json_string_value(json_object_get(m, "method"))
+                        ? json_string_value(json_object_get(m, "method"))
+                        : "unknown");
   sl_buf_printf(h, "</b>, from surrogate ");
-  sl_html_escape(h, json_string_value(json_object_get(m, "surrogate")) ? json_string_value(json_object_get(m, "surrogate"))
-                                                                        : "?");
-  sl_buf_printf(h, ": trained on %zu shots (%zu of them in the store), NRMSE on the held-out shots before ", n_listed,
-                n_found);
+  sl_html_escape(h, json_string_value(json_object_get(m, "surrogate"))
+                        ? json_string_value(json_object_get(m, "surrogate"))
+                        : "?");
+  sl_buf_printf(h, ": trained on %zu shots (%zu of them in the store), NRMSE on the held-out shots before ",
+                n_listed, n_found);
   rt_num(h, json_number_value(json_object_get(m, "nrmse_before")));
   sl_buf_printf(h, ", after ");
   rt_num(h, json_number_value(json_object_get(m, "nrmse_after")));
@@ -211,7 +214,8 @@ static void rt_metrics(sl_buf_t *h, const char *model_id, json_t *m, size_t n_li
   {
     sl_buf_printf(h, "; calibration ");
     sl_html_escape(h, key);
-    sl_buf_printf(h, " = %.4g ± %.4g", json_number_value(json_array_get(v, 0)), json_number_value(json_array_get(v, 1)));
+    sl_buf_printf(h, " = %.4g ± %.4g", json_number_value(json_array_get(v, 0)),
+                  json_number_value(json_array_get(v, 1)));
   }
   sl_buf_printf(h, ".</p>\n");
 }
@@ -222,7 +226,8 @@ static void rt_ids(sl_buf_t *h, json_t *m)
   json_t *ids = json_object_get(m, "shots"), *v;
   size_t k;
 
-  sl_buf_printf(h, "<details><summary>Shots that trained it (%zu)</summary><p class=\"ids\">", json_array_size(ids));
+  sl_buf_printf(h, "<details><summary>Shots that trained it (%zu)</summary><p class=\"ids\">",
+                json_array_size(ids));
   json_array_foreach(ids, k, v)
   {
     sl_buf_printf(h, "%s", k ? " " : "");
@@ -235,7 +240,8 @@ static void rt_ids(sl_buf_t *h, json_t *m)
 static void rt_body(sl_buf_t *h, rt_shots_t *s, const sl_model_t *m, const char *model_id, json_t *metrics,
                     int *plot_id)
 {
-  float *mean = sl_malloc(s->n * (size_t)s->P * sizeof *mean), *std = sl_malloc(s->n * (size_t)s->P * sizeof *std);
+  float *mean = sl_malloc(s->n * (size_t)s->P * sizeof *mean),
+        *std = sl_malloc(s->n * (size_t)s->P * sizeof *std);
   size_t listed = rt_mark_trained(s, metrics), found = 0, i;
   sl_buf_t plots;
   int j;
@@ -278,14 +284,16 @@ void sl__report_transfer_html(sl_buf_t *h, const sl_config_t *cfg, sl_store_t *s
     rt_note(h, "no store yet: no shots, no elevated model");
     return;
   }
-  if (!sl_store_scan(st, &q, rt_visit, &s, &err) || !sl_store_get_model(st, "elevated", &id, &blob, &len, &mj, &found, &err)) {
+  if (!sl_store_scan(st, &q, rt_visit, &s, &err) ||
+      !sl_store_get_model(st, "elevated", &id, &blob, &len, &mj, &found, &err)) {
     rt_note(h, err.message);
     goto out;
   }
   if (!found) {
     char text[160];
     snprintf(text, sizeof text,
-             "no elevated model yet (%zu shots stored): `specline shot submit` the shots; the learn worker elevates "
+             "no elevated model yet (%zu shots stored): `specline shot submit` the shots; the learn worker "
+             "elevates "
              "the surrogate after its next training",
              s.n);
     rt_note(h, text);

@@ -169,7 +169,8 @@ static void ivr_member_init(ivr_member_t *im, int M, size_t nc, const double *ph
   for (r = 0; r < nref; r++)
     for (i = 0; i < M; i++)
       for (j = 0; j < M; j++)
-        im->R[i * M + j] += im->phi[r * (size_t)M + (size_t)i] * im->phi[r * (size_t)M + (size_t)j] / (double)nref;
+        im->R[i * M + j] +=
+            im->phi[r * (size_t)M + (size_t)i] * im->phi[r * (size_t)M + (size_t)j] / (double)nref;
   for (i = 0; i < M; i++)
     for (l = 0; l < M; l++)
       for (j = 0; j < M; j++)
@@ -358,9 +359,9 @@ static bool suggest_check(const sl_model_t *m, size_t n, const float *xs, size_t
     return false;
   }
   if (o->rule == SL_SUGGEST_IVR && cm &&
-      (sl_model_inputs(cm) != sl_model_inputs(m) || o->calib_input < 0 || o->calib_input >= sl_model_inputs(m) ||
-       sl_model_outputs(cm) != sl_model_outputs(m) || !isfinite(o->calib_mean) || !(o->calib_std > 0) ||
-       !(o->discrepancy >= 0))) {
+      (sl_model_inputs(cm) != sl_model_inputs(m) || o->calib_input < 0 ||
+       o->calib_input >= sl_model_inputs(m) || sl_model_outputs(cm) != sl_model_outputs(m) ||
+       !isfinite(o->calib_mean) || !(o->calib_std > 0) || !(o->discrepancy >= 0))) {
     sl_error_set(err, SL_ERR_MODEL, SL_MODEL_E_INVALID,
                  "suggest: the calibration model must match the elevated one's inputs and outputs, with a "
                  "calibration input, a finite posterior mean, std > 0 and discrepancy >= 0");

@@ -142,7 +142,8 @@ static sl_model_t *put_surrogate(const env_t *e, sl_store_t *st)
   o.adam.lr = 1e-2f;
   blob = NULL;
   if (!sl_model_train(m, s.train.n, s.train.x, s.train.y, s.train.mask, &o, NULL, &err) ||
-      !(blob = sl_model_save_mem(m, &len)) || !sl_store_put_model(st, "s1", "surrogate", blob, len, "{}", &err)) {
+      !(blob = sl_model_save_mem(m, &len)) ||
+      !sl_store_put_model(st, "s1", "surrogate", blob, len, "{}", &err)) {
     sl_model_destroy(m);
     m = NULL;
   }
@@ -187,8 +188,9 @@ static bool put_elevated(env_t *e, sl_store_t *st, const sl_model_t *sur)
     return false;
   }
   sl_buf_init(&mj);
-  sl_buf_printf(&mj, "{\"surrogate\": \"s1\", \"method\": \"alpha_beta\", \"n_shots\": %d, \"nrmse_before\": 0.9, "
-                     "\"nrmse_after\": 0.05, \"coverage\": 0.95, \"shots\": [",
+  sl_buf_printf(&mj,
+                "{\"surrogate\": \"s1\", \"method\": \"alpha_beta\", \"n_shots\": %d, \"nrmse_before\": 0.9, "
+                "\"nrmse_after\": 0.05, \"coverage\": 0.95, \"shots\": [",
                 N_TRAIN);
   for (i = 0; i < N_TRAIN; i++)
     sl_buf_printf(&mj, "%s\"%s\"", i ? ", " : "", e->ids[i]);
@@ -241,7 +243,8 @@ static size_t count(const char *hay, const char *needle)
 /* Runs `specline report` into dir/out.html; returns the page. */
 static char *report(const env_t *e)
 {
-  char *cmd = sl_asprintf("'%s' report '%s' --out '%s/out.html' 2>&1", e->bin, e->config, e->dir), *out = NULL;
+  char *cmd = sl_asprintf("'%s' report '%s' --out '%s/out.html' 2>&1", e->bin, e->config, e->dir),
+       *out = NULL;
   char *path = sl_asprintf("%s/out.html", e->dir), *html;
   int rc = sl_test_capture(cmd, &out);
 
@@ -265,7 +268,8 @@ static void test_report_before_elevation(void)
   html = report(&e);
   SL_REQUIRE(html != NULL);
   SL_CHECK(strstr(html, "<h2 id=\"elevated\">Elevated model against the shots</h2>") != NULL);
-  SL_CHECKF(strstr(html, "no elevated model yet (6 shots stored)") != NULL, "%s", strstr(html, "elevated\">"));
+  SL_CHECKF(strstr(html, "no elevated model yet (6 shots stored)") != NULL, "%s",
+            strstr(html, "elevated\">"));
   free(html);
   env_release(&e);
 }
@@ -284,8 +288,10 @@ static void test_report_elevated(void)
   SL_REQUIRE(html != NULL);
   sec = strstr(html, "<h2 id=\"elevated\">Elevated model against the shots</h2>");
   SL_REQUIRE(sec != NULL);
-  SL_CHECK(strstr(sec, "method <b>alpha_beta</b>, from surrogate s1: trained on 4 shots (4 of them in the store)") !=
-           NULL);
+  SL_CHECK(
+      strstr(sec,
+             "method <b>alpha_beta</b>, from surrogate s1: trained on 4 shots (4 of them in the store)") !=
+      NULL);
   /* output y: 4 training shots, 2 others, each with a finite NRMSE and coverage */
   SL_CHECKF(strstr(sec, "<tr><td>y</td><td>4</td><td>0.") != NULL, "%.600s", sec);
   SL_CHECK(strstr(sec, "</td><td>2</td><td>0.") != NULL);
@@ -305,8 +311,8 @@ static void test_report_elevated(void)
 /* `specline predict --offline --model KIND` at (a, b) = (0.5, 0.5): the mean of y. */
 static double predict(const env_t *e, const char *kind)
 {
-  char *cmd = sl_asprintf("'%s' predict '%s' --offline --model %s --input a=0.5 --input b=0.5 2>/dev/null", e->bin,
-                          e->config, kind);
+  char *cmd = sl_asprintf("'%s' predict '%s' --offline --model %s --input a=0.5 --input b=0.5 2>/dev/null",
+                          e->bin, e->config, kind);
   char *out = NULL;
   double y = NAN;
   int rc = sl_test_capture(cmd, &out);

@@ -5,7 +5,8 @@
  * validation error (NRMSE) and ±2σ coverage of each successive surrogate model against the
  * simulator steps stored when it was made; predicted vs actual on the held-out runs (the
  * validation split of complete runs) with the newest model; stopped vs completed runs over
- * pairs of inputs. What is missing (no points, no model, no history in the config) is said
+ * pairs of inputs; the elevated model against the experimental shots (report_transfer.c).
+ * What is missing (no points, no model, no history in the config) is said
  * in the section instead of a plot. Exit 0 ok, 1 failure, 2 usage. */
 #include <errno.h>
 #include <jansson.h>
@@ -18,6 +19,7 @@
 
 #include "commands.h"
 #include "report_svg.h"
+#include "report_transfer.h"
 #include "specline/config.h"
 #include "specline/dataset.h"
 #include "specline/model.h"
@@ -992,6 +994,7 @@ static char *report_html(report_t *r, const char *summary)
   html_summary(r, &h, summary);
   html_learning(r, &h);
   html_heldout(r, &h);
+  sl__report_transfer_html(&h, r->cfg, r->st, &r->plot_id);
   html_space(r, &h);
   sl_buf_printf(&h, "</body>\n</html>\n");
   return sl_buf_detach(&h);

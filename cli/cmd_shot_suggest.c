@@ -1,14 +1,18 @@
-/* `specline shot suggest CONFIG [-n N] [--model FILE] [--shots FILE] [--candidates N]
- * [--seed S]`: the N input settings where the next experiments would reduce the elevated
- * model's uncertainty most (docs/transfer.md), as CSV on stdout ready for the experiment
- * team: rank, the inputs the experiment sets (config order; calibration inputs are not
- * settable and left out), then the reason: sigma (the elevated model's predictive std at
+/* `specline shot suggest CONFIG [-n N] [--rule ivr|sigma] [--model FILE] [--shots FILE]
+ * [--candidates N] [--seed S]`: the N input settings where the next experiments would
+ * reduce the elevated model's uncertainty most (docs/transfer.md), as CSV on stdout ready
+ * for the experiment team: rank, the inputs the experiment sets (config order; calibration
+ * inputs are not settable and left out), then the reason: gain (what the rule scores: the
+ * integrated variance reduction by default), sigma (the elevated model's predictive std at
  * the setting, standardised units, mean over the outputs) and dist (scaled distance to the
  * nearest existing shot or earlier suggestion). The model is the store's newest elevated
- * model (the config's store), or --model FILE; the existing shots are the store's, or
- * --shots FILE (CSV/JSON lines as `shot submit` reads them). Scoring is the model layer's
- * sl_transfer_suggest. Exit 0 ok, 1 failure, 2 usage. */
+ * model (the config's store; its metrics give the Bayesian last layer's ridge and noise,
+ * and for `calibrate` the calibration posterior, applied with the store's surrogate), or
+ * --model FILE (default ridge and noise, no calibration term); the existing shots are the
+ * store's, or --shots FILE (CSV/JSON lines as `shot submit` reads them). Scoring is the
+ * model layer's sl_transfer_suggest. Exit 0 ok, 1 failure, 2 usage. */
 #include <getopt.h>
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,8 +84,53 @@ static bool known_from_file(known_t *k, const char *path)
   return ok;
 }
 
-/* The store's newest elevated model and its shots. */
-static sl_model_t *from_store(const sl_config_t *cfg, known_t *k, bool want_shots, sl_error_t *err)
+/* The rule's hyper-parameters from the elevated model's metrics (stored by the learn
+ * worker): ridge = prior_precision * noise_std^2, and for `calibrate` the first
+ * calibration input's posterior and the discrepancy, applied with the store's newest
+ * surrogate (*cal_model, owned by the caller). */
+static void hyper_from_metrics(const sl_config_t *cfg, sl_store_t *st, const char *metrics,
+                               sl_transfer_suggest_opts_t *so, sl_model_t **cal_model)
+{
+  json_t *o = metrics ? json_loads(metrics, 0, NULL) : NULL, *cal, *v;
+  double ns = json_number_value(json_object_get(o, "noise_std"));
+  double pp = json_number_value(json_object_get(o, "prior_precision"));
+  const char *key;
+
+  if (ns > 0 && pp > 0) {
+    so->noise_std = ns;
+    so->ridge = pp * ns * ns;
+  }
+  cal = json_object_get(o, "calibration");
+  json_object_foreach(cal, key, v)
+  {
+    int ki = sl_config_input_index(cfg, key);
+    char *id = NULL, *mj = NULL;
+    void *blob = NULL;
+    size_t len = 0;
+    bool found = false;
+    if (ki < 0 || json_array_size(v) != 2 || !sl_store_get_model(st, "surrogate", &id, &blob, &len, &mj, &found, NULL) ||
+        !found || !(*cal_model = sl_model_load_mem(blob, len, NULL))) {
+      free(id);
+      free(blob);
+      free(mj);
+      break;
+    }
+    so->calib_model = *cal_model;
+    so->calib_input = ki;
+    so->calib_mean = json_number_value(json_array_get(v, 0));
+    so->calib_std = json_number_value(json_array_get(v, 1));
+    so->discrepancy = fmax(0, json_number_value(json_object_get(o, "discrepancy")));
+    free(id);
+    free(blob);
+    free(mj);
+    break;
+  }
+  json_decref(o);
+}
+
+/* The store's newest elevated model, its shots and the rule's hyper-parameters. */
+static sl_model_t *from_store(const sl_config_t *cfg, known_t *k, bool want_shots, sl_transfer_suggest_opts_t *so,
+                              sl_model_t **cal_model, sl_error_t *err)
 {
   sl_store_t *st = sl_store_open(NULL, cfg, err);
   sl_store_query_t q = {.experimental = 1};
@@ -99,6 +148,8 @@ static sl_model_t *from_store(const sl_config_t *cfg, known_t *k, bool want_shot
     else
       m = sl_model_load_mem(blob, len, err);
   }
+  if (m)
+    hyper_from_metrics(cfg, st, metrics, so, cal_model);
   if (m && want_shots && !sl_store_scan(st, &q, known_visit, k, err)) {
     sl_model_destroy(m);
     m = NULL;
@@ -112,17 +163,24 @@ static sl_model_t *from_store(const sl_config_t *cfg, known_t *k, bool want_shot
 
 static void suggest_usage(FILE *f)
 {
-  fprintf(f, "usage: specline shot suggest CONFIG [-n N] [--model FILE] [--shots FILE] [--candidates N] [--seed S]\n\n"
+  fprintf(f, "usage: specline shot suggest CONFIG [-n N] [--rule ivr|sigma] [--model FILE] [--shots FILE]\n"
+             "                              [--candidates N] [--seed S]\n\n"
              "Prints, as CSV, the N input settings (default 5) where a shot would reduce the elevated\n"
-             "model's uncertainty most: rank, the settable inputs, sigma (predicted std, standardised,\n"
-             "mean over outputs) and dist (scaled distance to the nearest shot or earlier suggestion).\n"
+             "model's uncertainty most: rank, the settable inputs, gain (the rule's score), sigma\n"
+             "(predicted std, standardised, mean over outputs) and dist (scaled distance to the nearest\n"
+             "shot or earlier suggestion).\n"
+             "  --rule ivr     (default) the largest reduction of the predictive variance integrated over\n"
+             "                 the input ranges (Bayesian last layer; with calibration inputs, also of\n"
+             "                 their posterior variance), each pick accounted for before the next\n"
+             "  --rule sigma   the largest predictive std, damped near existing shots and picks\n"
              "  --model FILE   an elevated model file instead of the store's newest\n"
              "  --shots FILE   the existing shots (CSV or JSON lines) instead of the store's\n"
              "  --candidates N Sobol candidates scored (default 4096); --seed S their scrambling\n");
 }
 
 /* Writes the CSV. */
-static void suggest_print(const sl_config_t *cfg, size_t k, const float *x, const double *sig, const double *dist)
+static void suggest_print(const sl_config_t *cfg, size_t k, const float *x, const double *gain, const double *sig,
+                          const double *dist)
 {
   size_t r, i, d = cfg->n_inputs;
   sl_buf_t b;
@@ -132,7 +190,7 @@ static void suggest_print(const sl_config_t *cfg, size_t k, const float *x, cons
   for (i = 0; i < d; i++)
     if (!cfg->inputs[i].calibration)
       sl_buf_printf(&b, ",%s", cfg->inputs[i].name);
-  sl_buf_printf(&b, ",sigma,dist\n");
+  sl_buf_printf(&b, ",gain,sigma,dist\n");
   for (r = 0; r < k; r++) {
     sl_buf_printf(&b, "%zu", r + 1);
     for (i = 0; i < d; i++)
@@ -140,7 +198,7 @@ static void suggest_print(const sl_config_t *cfg, size_t k, const float *x, cons
         sl_buf_printf(&b, ",");
         sl_json_put_double(&b, (double)x[r * d + i]);
       }
-    sl_buf_printf(&b, ",%.4g,%.4g\n", sig[r], isinf(dist[r]) ? -1.0 : dist[r]);
+    sl_buf_printf(&b, ",%.4g,%.4g,%.4g\n", gain[r], sig[r], isinf(dist[r]) ? -1.0 : dist[r]);
   }
   fputs(b.data, stdout);
   sl_buf_release(&b);
@@ -150,15 +208,16 @@ int sl__cmd_shot_suggest(int argc, char **argv)
 {
   static const struct option opts[] = {{"model", required_argument, 0, 'm'},   {"shots", required_argument, 0, 's'},
                                        {"candidates", required_argument, 0, 'c'}, {"seed", required_argument, 0, 'S'},
-                                       {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
+                                       {"rule", required_argument, 0, 'r'},     {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
   const char *model_file = NULL, *shots_file = NULL;
   sl_transfer_suggest_opts_t so;
   known_t k = {0};
   sl_config_t *cfg = NULL;
-  sl_model_t *m = NULL;
+  sl_model_t *m = NULL, *cal_model = NULL;
   sl_error_t err;
   bool fixed[MAX_VARS] = {0};
-  double fv[MAX_VARS], *sig = NULL, *dist = NULL;
+  double fv[MAX_VARS], *gain = NULL, *sig = NULL, *dist = NULL;
   float *x = NULL;
   long n = 5;
   int c, rc = 2;
@@ -173,6 +232,13 @@ int sl__cmd_shot_suggest(int argc, char **argv)
     case 's': shots_file = optarg; break;
     case 'c': so.candidates = (size_t)strtoul(optarg, NULL, 10); break;
     case 'S': so.seed = strtoull(optarg, NULL, 10); break;
+    case 'r':
+      if (strcmp(optarg, "ivr") && strcmp(optarg, "sigma")) {
+        fprintf(stderr, "specline shot suggest: --rule '%s': expected ivr or sigma\n", optarg);
+        return 2;
+      }
+      so.rule = strcmp(optarg, "ivr") ? SL_SUGGEST_SIGMA : SL_SUGGEST_IVR;
+      break;
     case 'h': suggest_usage(stdout); return 0;
     default: suggest_usage(stderr); return 2;
     }
@@ -187,7 +253,7 @@ int sl__cmd_shot_suggest(int argc, char **argv)
   k.cfg = cfg;
   if (shots_file && !known_from_file(&k, shots_file))
     goto out;
-  m = model_file ? sl_model_load_file(model_file, &err) : from_store(cfg, &k, !shots_file, &err);
+  m = model_file ? sl_model_load_file(model_file, &err) : from_store(cfg, &k, !shots_file, &so, &cal_model, &err);
   if (!m)
     goto out_err;
   if (sl_model_inputs(m) != (int)cfg->n_inputs) {
@@ -203,21 +269,24 @@ int sl__cmd_shot_suggest(int argc, char **argv)
   so.fixed = fixed;
   so.fixed_value = fv;
   x = sl_malloc((size_t)n * cfg->n_inputs * sizeof *x);
+  gain = sl_malloc((size_t)n * sizeof *gain);
   sig = sl_malloc((size_t)n * sizeof *sig);
   dist = sl_malloc((size_t)n * sizeof *dist);
-  if (!sl_transfer_suggest(m, k.n, k.x, (size_t)n, &so, x, sig, dist, &err))
+  if (!sl_transfer_suggest(m, k.n, k.x, (size_t)n, &so, x, gain, sig, dist, &err))
     goto out_err;
-  suggest_print(cfg, (size_t)n, x, sig, dist);
+  suggest_print(cfg, (size_t)n, x, gain, sig, dist);
   rc = 0;
   goto out;
 out_err:
   fprintf(stderr, "specline shot suggest: %s\n", err.message);
 out:
   free(x);
+  free(gain);
   free(sig);
   free(dist);
   free(k.x);
   sl_model_destroy(m);
+  sl_model_destroy(cal_model);
   sl_config_destroy(cfg);
   return rc;
 }

@@ -52,6 +52,11 @@ void sl__model_forward(const struct sl_model *m, int e, size_t n, const float *x
 float *sl__model_forward_pp(const struct sl_model *m, int e, size_t n, const float *xt, float *buf0,
                             float *buf1);
 
+/* Last hidden features of member e on n normalised input rows xn (row-major n x D):
+ * returns phi, n x (H + 1) row-major doubles (the last column is the bias's 1), owned by the
+ * caller (transfer_bayes.c). */
+double *sl__model_features(const struct sl_model *m, int e, size_t n, const float *xn);
+
 /* Dense kernels (model_kernels.c). Row-major; C has leading dimension ldc.
  * sl__gemm_nn: C[M][N] = (acc ? C : 0) + A[M][K] B[K][N], A leading dim lda, B ldb.
  * sl__gemm_tn: C[M][N] = (acc ? C : 0) + A^T B with A stored [K][M].

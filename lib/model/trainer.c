@@ -395,6 +395,7 @@ char *sl_trainer_elevated_metrics_json(const sl_trainer_elevated_t *e, const sl_
   put_num(&b, "nrmse_after", e->nrmse_after);
   put_num(&b, "coverage", e->coverage);
   put_num(&b, "noise_std", e->model ? e->result.noise_std : NAN);
+  put_num(&b, "prior_precision", e->model ? e->result.prior_precision : NAN);
   sl_buf_printf(&b, ", \"first_layer\": %d", e->first_layer);
   sl_transfer_opts_from_config(&o, cfg);
   if (e->method == SL_TRANSFER_CALIBRATE) {

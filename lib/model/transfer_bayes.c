@@ -186,7 +186,7 @@ static sl_model_t *model_like(const sl_model_t *m, int members, sl_error_t *err)
 
 /* Last hidden features of member e on the n normalised rows xn (row-major): phi n x M,
  * M = H + 1 (the last column is the bias's 1). */
-static double *features(const sl_model_t *m, int e, size_t n, const float *xn)
+double *sl__model_features(const sl_model_t *m, int e, size_t n, const float *xn)
 {
   int H = m->H, M = H + 1, h;
   float *xt = sl_malloc((size_t)m->D * n * sizeof *xt);
@@ -369,7 +369,7 @@ static void bl_member(const sl_model_t *src, int e, const bl_data_t *t, int S, s
 {
   int H = src->H, M = H + 1, P = src->P, L = src->L, j, s, i;
   size_t mpc = src->member_count, r, k;
-  double *phi = features(src, e, t->n, t->xn), *rows = sl_malloc(t->n * (size_t)M * sizeof *rows);
+  double *phi = sl__model_features(src, e, t->n, t->xn), *rows = sl_malloc(t->n * (size_t)M * sizeof *rows);
   double *tv = sl_malloc(t->n * sizeof *tv), *w0 = sl_malloc((size_t)M * sizeof *w0), *z = sl_malloc((size_t)M * sizeof *z);
   const float *pe = src->params + (size_t)e * mpc;
   float *dp = sl_model_params(dst);

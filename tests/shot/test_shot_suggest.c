@@ -84,11 +84,14 @@ static void test_suggest(void)
   const char *a[] = {"suggest", config_k(), "-n", "3", "--model", model, "--shots", shots, "--candidates", "256", NULL};
   const char *bad_n[] = {"suggest", config_k(), "-n", "0", "--model", model, NULL};
   const char *no_model[] = {"suggest", config_k(), "--model", "/nonexistent.model", NULL};
+  const char *sigma[] = {"suggest", config_k(), "-n", "3", "--model", model, "--shots", shots, "--candidates", "256",
+                         "--rule", "sigma", NULL};
+  const char *bad_rule[] = {"suggest", config_k(), "--model", model, "--rule", "best", NULL};
   char *out = NULL, *out2 = NULL, *err = NULL, *line, *save;
   int rows = 0;
 
   SL_CHECK_INT(shot_run(a, &out, &err), 0);
-  SL_CHECKF(!strncmp(out, "rank,zeta,omega0,F,omega,x0,sigma,dist\n", 39), "%s%s", out, err);
+  SL_CHECKF(!strncmp(out, "rank,zeta,omega0,F,omega,x0,gain,sigma,dist\n", 44), "%s%s", out, err);
   SL_CHECK_INT(shot_run(a, &out2, NULL), 0);
   SL_CHECK_STR(out, out2);
   for (line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
@@ -96,13 +99,20 @@ static void test_suggest(void)
     int r;
     if (!strncmp(line, "rank", 4))
       continue;
-    SL_CHECK_INT(sscanf(line, "%d,%lf,%lf,%lf,%lf,%lf,%lf,%lf", &r, &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6]), 8);
+    SL_CHECK_INT(sscanf(line, "%d,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf", &r, &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6],
+                        &v[7]),
+                 9);
     SL_CHECK_INT(r, rows + 1);
     SL_CHECK(v[0] >= 0.05 && v[0] <= 0.5 && v[1] >= 0.5 && v[1] <= 2 && v[4] >= -1 && v[4] <= 1);
-    SL_CHECK(v[5] > 0 && v[6] > 0);
+    SL_CHECK(v[5] > 0 && v[6] > 0 && v[7] > 0); /* gain, sigma, dist */
     rows++;
   }
   SL_CHECK_INT(rows, 3);
+  free(out);
+  SL_CHECK_INT(shot_run(sigma, &out, NULL), 0);
+  SL_CHECKF(!strncmp(out, "rank,zeta,omega0,F,omega,x0,gain,sigma,dist\n", 44), "%s", out);
+  SL_CHECK(strcmp(out, out2) != 0); /* another rule, other picks */
+  SL_CHECK_INT(shot_run(bad_rule, NULL, NULL), 2);
   free(out);
   free(out2);
   free(err);

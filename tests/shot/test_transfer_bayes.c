@@ -287,6 +287,46 @@ static void test_alpha_beta(void)
   free(g);
 }
 
+/* The default rule: positive, non-increasing integrated-variance gains (each pick is
+ * accounted for before the next), settable inputs inside the ranges, the fixed one kept,
+ * picks apart from each other, deterministic; and a bad ridge refused. */
+static void test_suggest_ivr(const sl_model_t *el, size_t nt, const float *xt, sl_transfer_suggest_opts_t *so)
+{
+  float out[4 * D], again[4 * D];
+  double gain[4], sig[4], dist[4];
+  sl_error_t err;
+  size_t i;
+
+  so->rule = SL_SUGGEST_IVR;
+  so->ridge = 0.5;
+  SL_CHECK(sl_transfer_suggest(el, nt, xt, 4, so, out, gain, sig, dist, &err));
+  for (i = 0; i < 4; i++) {
+    printf("  ivr %zu: (%.3f, %.3f) gain %.3g sigma %.3g dist %.3g\n", i, out[i * D], out[i * D + 1], gain[i], sig[i],
+           dist[i]);
+    SL_CHECK(out[i * D + 2] == 0.25f);
+    SL_CHECK(out[i * D] >= -1 && out[i * D] <= 1 && out[i * D + 1] >= -1 && out[i * D + 1] <= 1);
+    SL_CHECK(gain[i] > 0 && dist[i] > 0.05);
+    SL_CHECK(i == 0 || gain[i] <= gain[i - 1] * (1 + 1e-9));
+  }
+  SL_CHECK(sl_transfer_suggest(el, nt, xt, 4, so, again, NULL, NULL, NULL, &err));
+  SL_CHECK(!memcmp(out, again, sizeof out));
+  {
+    /* the rank-1 updates equal a fresh start with the first pick among the shots */
+    float *x1 = sl_malloc((nt + 1) * D * sizeof *x1), one[D];
+    double g1;
+    memcpy(x1, xt, nt * D * sizeof *x1);
+    memcpy(x1 + nt * D, out, D * sizeof *x1);
+    SL_CHECK(sl_transfer_suggest(el, nt + 1, x1, 1, so, one, &g1, NULL, NULL, &err));
+    printf("  ivr after the first pick: fresh gain %.6g, updated %.6g\n", g1, gain[1]);
+    SL_CHECK(fabs(g1 - gain[1]) <= 1e-6 * fabs(gain[1]) + 1e-12);
+    SL_CHECK(!memcmp(one, out + D, sizeof one));
+    free(x1);
+  }
+  so->ridge = 0;
+  SL_CHECK(!sl_transfer_suggest(el, nt, xt, 4, so, out, NULL, NULL, NULL, &err));
+  so->ridge = 1;
+}
+
 static void test_suggest(void)
 {
   size_t nt = 10, k = 4, i;
@@ -310,7 +350,8 @@ static void test_suggest(void)
   so.candidates = 512;
   so.fixed = fixed;
   so.fixed_value = fv;
-  SL_CHECK(sl_transfer_suggest(el, nt, xt, k, &so, out, sig, dist, &err));
+  so.rule = SL_SUGGEST_SIGMA;
+  SL_CHECK(sl_transfer_suggest(el, nt, xt, k, &so, out, NULL, sig, dist, &err));
   for (i = 0; i < k; i++) {
     printf("  suggest %zu: (%.3f, %.3f) sigma %.3g dist %.3g\n", i, out[i * D], out[i * D + 1], sig[i], dist[i]);
     SL_CHECK(out[i * D + 2] == 0.25f);
@@ -319,10 +360,11 @@ static void test_suggest(void)
   }
   {
     float again[4 * D];
-    SL_CHECK(sl_transfer_suggest(el, nt, xt, k, &so, again, NULL, NULL, &err));
+    SL_CHECK(sl_transfer_suggest(el, nt, xt, k, &so, again, NULL, NULL, NULL, &err));
     SL_CHECK(!memcmp(out, again, sizeof out));
   }
-  SL_CHECK(!sl_transfer_suggest(el, nt, xt, 0, &so, out, NULL, NULL, &err));
+  SL_CHECK(!sl_transfer_suggest(el, nt, xt, 0, &so, out, NULL, NULL, NULL, &err));
+  test_suggest_ivr(el, nt, xt, &so);
   sl_model_destroy(el);
   free(xt);
   free(yt);

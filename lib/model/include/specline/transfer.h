@@ -152,28 +152,57 @@ sl_model_t *sl_transfer_elevate_method(sl_transfer_method_t method, const sl_mod
                                        sl_error_t *err);
 
 /* Where the next shots should go (specline shot suggest). */
+typedef enum sl_transfer_suggest_rule {
+  SL_SUGGEST_IVR = 0, /* integrated variance reduction (default) */
+  SL_SUGGEST_SIGMA,   /* largest predictive std, damped near what is known */
+} sl_transfer_suggest_rule_t;
+
 typedef struct sl_transfer_suggest_opts {
+  sl_transfer_suggest_rule_t rule; /* default SL_SUGGEST_IVR */
   size_t candidates;         /* scrambled Sobol candidates over the settable inputs, default 4096 */
   uint64_t seed;             /* default 1 */
-  double spacing;            /* length scale (normalised input units) of the spacing factor, default 0.15 */
+  double spacing;            /* SIGMA: length scale (normalised input units) of the spacing factor, default 0.15 */
   const bool *fixed;         /* D flags (NULL = none): inputs the experiment does not set
                               * (calibration inputs), held at fixed_value */
   const double *fixed_value; /* D values for the fixed inputs */
-  const float *col_weight;   /* P weights of the outputs in sigma (NULL = all 1); the
-                              * outputs a shot measures */
+  const float *col_weight;   /* P weights of the outputs (NULL = all 1); the outputs a shot measures */
+  /* IVR: the Bayesian last layer's hyper-parameters in standardised units (the elevated
+   * model's result: ridge = prior_precision * noise_std^2) */
+  double ridge;              /* alpha / beta, default 1 */
+  double noise_std;          /* 1 / sqrt(beta), default 0.1 */
+  /* IVR, calibration inference: the surrogate that takes the calibration input (borrowed;
+   * NULL = no calibration term), the input's index, its posterior mean and std (original
+   * units) and the discrepancy std (standardised units) */
+  const sl_model_t *calib_model;
+  int calib_input;
+  double calib_mean, calib_std, discrepancy;
 } sl_transfer_suggest_opts_t;
 
 void sl_transfer_suggest_opts_init(sl_transfer_suggest_opts_t *o);
 
-/* Picks k input settings greedily: score = sigma(x) * (1 - exp(-d^2 / (2 spacing^2))),
- * sigma the model's predictive std in its standardised output units (weighted mean over
- * columns), d the distance (inputs scaled to [-1, 1], over the settable inputs, divided by
- * sqrt of their count) to the nearest of the n existing shots xs (n x D raw, may be 0) and
- * the settings already picked. Writes x_out (k x D raw), sigma and dist (k each, may be
- * NULL). False (SL_MODEL_E_INVALID) on bad arguments. */
+/* Picks k input settings greedily among the candidates (inputs uniform over the model's
+ * ranges: also the reference set that "integrated" means).
+ * SL_SUGGEST_IVR: the setting whose shot most reduces the elevated model's predictive
+ * variance integrated over the reference set, summed over the measured outputs: for each
+ * distinct member's last hidden features phi (members sharing their hidden layers count
+ * once), the last layer's posterior covariance S = (ridge I + Phi^T Phi)^-1 noise_std^2
+ * given the n existing shots, and the reduction after a rank-1 update with phi(x):
+ * phi^T S M S phi / (noise_std^2 + phi^T S phi), M the reference set's second moment;
+ * plus, with opts->calib_model, the variance the calibration input's posterior induces
+ * (var_K times the mean squared sensitivity d mu / dK over the reference set) times the
+ * fraction of var_K the shot removes (Fisher information (d mu/dK)^2 / (sigma^2 + tau^2)).
+ * Each pick updates S and var_K (no experiment result needed), so a batch is spread.
+ * SL_SUGGEST_SIGMA: score = sigma(x) * (1 - exp(-d^2 / (2 spacing^2))), sigma the
+ * predictive std (standardised, weighted mean over columns), d the distance below.
+ * n existing shots xs (n x D raw, may be 0). Writes x_out (k x D raw) and, each k entries
+ * and may be NULL: gain (the score: the integrated variance reduction, standardised units,
+ * or the damped sigma), sigma (predictive std at the setting, standardised, weighted mean
+ * over columns) and dist (distance, inputs scaled to [-1, 1] over the settable ones and
+ * divided by sqrt of their count, to the nearest existing shot or earlier pick). False
+ * (SL_MODEL_E_INVALID) on bad arguments. */
 bool sl_transfer_suggest(const sl_model_t *m, size_t n, const float *xs, size_t k,
-                         const sl_transfer_suggest_opts_t *opts, float *x_out, double *sigma, double *dist,
-                         sl_error_t *err);
+                         const sl_transfer_suggest_opts_t *opts, float *x_out, double *gain, double *sigma,
+                         double *dist, sl_error_t *err);
 
 /* NRMSE (model.h's definition: per observed column, RMSE over the std of the truth,
  * averaged over columns) of m's ensemble mean on n held-out shots. per_col (P entries, NaN

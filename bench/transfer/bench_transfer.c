@@ -685,7 +685,7 @@ int main(int argc, char **argv)
       {"log-finals", no_argument, NULL, 'L'},       {"with-history", no_argument, NULL, 'W'},
       {"raw-finals", no_argument, NULL, 'A'},
       {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0}};
-  bench_t b = {.sims = 300, .epochs = 3000, .patience = 200, .draws = 10, .pool = 400, .heldout = 1000,
+  bench_t b = {.sims = 600, .epochs = 3000, .patience = 200, .draws = 10, .pool = 400, .heldout = 1000,
                .seed_shots = 2, .samples = 8, .seed = 1, .round = 1, .finals_only = 1};
   const char *only = NULL;
   int diag = 0;

@@ -234,6 +234,8 @@ static void on_stop(sl_worker_t *w, int signum)
   (void)signum;
   sl_amqp_cancel(w->amqp, st->queue, NULL);
   flush(st);
+  SL_INFO("stored %lld points (%lld new) in %lld batches, each announced by one event.stored; %lld dead-lettered",
+          (long long)st->n_stored, (long long)st->n_new, (long long)st->n_batches, (long long)st->n_dead);
   uv_timer_stop(&st->retry);
   uv_close((uv_handle_t *)&st->retry, NULL);
   uv_check_stop(&st->check);

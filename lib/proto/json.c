@@ -460,7 +460,7 @@ static bool get_objlist(dctx_t *c, const sl__field_t *f, const json_t *j, void *
   *out = v = sl_calloc(json_array_size(j), size);
   for (i = 0; i < json_array_size(j); i++) {
     saved = push_index(c, i);
-    *n = i; /* release frees the elements decoded so far */
+    *n = i + 1; /* release frees the elements so far, this one's partial members too */
     if (!json_is_object(json_array_get(j, i)))
       return failf(c, SL_PROTO_E_TYPE, "expected an object");
     if (!decode_object(c, f->sub, json_array_get(j, i), false, v + i * size))

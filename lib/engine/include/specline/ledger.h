@@ -96,7 +96,7 @@ typedef struct sl_ledger_stored {
 
 /* Counters; all cumulative except in_flight, running and steps_in_flight. */
 typedef struct sl_ledger_stats {
-  int64_t samples;         /* entries in the ledger */
+  int64_t samples;         /* samples ever added (retired ones included) */
   int64_t planned;         /* entries in PLANNED now */
   int64_t issues;          /* issue calls (re-issues included) */
   int64_t reissues;        /* issues of a sample that had been issued before */

@@ -42,10 +42,14 @@ static void on_event(sl_amqp_t *s, const sl_amqp_delivery_t *d, void *ud)
   sl_event_stored_t ev;
 
   if (sl_event_stored_decode(d->body, d->len, NULL, &ev, NULL)) {
-    if (ev.sample_id && !strcmp(ev.sample_id, ts->sample_id)) {
-      ts->stored = true;
-      sl_strlcpy(ts->status, ev.status ? ev.status : "?", sizeof ts->status);
-      ts->steps = ev.steps;
+    size_t i;
+    for (i = 0; i < sl_event_stored_count(&ev); i++) { /* the points of one store batch */
+      sl_event_stored_point_t pt = sl_event_stored_at(&ev, i);
+      if (pt.sample_id && !strcmp(pt.sample_id, ts->sample_id)) {
+        ts->stored = true;
+        sl_strlcpy(ts->status, pt.status ? pt.status : "?", sizeof ts->status);
+        ts->steps = pt.steps;
+      }
     }
     sl_event_stored_release(&ev);
   }

@@ -1,7 +1,10 @@
 /* The explorer's ledger of samples (see ledger.h): chunked records with stable addresses, an
- * open-addressing index keyed by sample_id (linear probing, no deletions), an in-flight set
- * with O(1) removal so lease expiry costs O(in flight) rather than O(samples), interned
- * worker and control queue names, and the counters the budget and the issue rate use. */
+ * open-addressing index keyed by sample_id (linear probing, backward-shift deletion), an
+ * in-flight set with O(1) removal so lease expiry costs O(in flight) rather than O(samples),
+ * a FIFO of finished samples whose oldest records are retired (index entry deleted, chunk
+ * freed once all its records are gone) so memory follows the live samples, not the
+ * campaign's length, interned worker and control queue names, and the counters the budget
+ * and the issue rate use. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,16 +13,23 @@
 #include "specline/ledger.h"
 #include "specline/util.h"
 
-#define CHUNK_BITS 12
+#define CHUNK_BITS 9
 #define CHUNK_SIZE (1u << CHUNK_BITS)
 #define HASH_SEED 0x5eed1ed6e5ull
+#define INDEX_HINT_MAX 4096 /* live samples the index is sized for at first; it grows */
 
 struct sl_ledger {
   size_t d, K;
-  sl_sample_t **chunks; /* CHUNK_SIZE records each */
+  sl_sample_t **chunks; /* CHUNK_SIZE records each; NULL once all its records are retired */
   double **in_chunks;   /* CHUNK_SIZE × d inputs each */
-  size_t n_chunks, chunks_cap;
-  size_t count;
+  uint16_t *chunk_live; /* records of each chunk not retired */
+  size_t n_chunks, chunks_cap, chunks_live;
+  size_t count;  /* samples ever added (indices 0 .. count - 1) */
+  size_t n_live; /* samples not retired (in the index) */
+
+  uint32_t *fin;      /* FIFO ring of finished indices, oldest first, retire + 1 entries */
+  size_t fin_head, fin_n, retain;
+  int64_t retired;
 
   uint64_t *slots; /* hash tag << 32 | (index + 1) of a sample; 0 = empty */
   size_t slots_cap; /* power of two */
@@ -95,9 +105,13 @@ sl_ledger_t *sl_ledger_new(size_t n_inputs, size_t checkpoints, double started_a
 
   l->d = n_inputs;
   l->K = checkpoints;
+  if (capacity_hint > INDEX_HINT_MAX)
+    capacity_hint = INDEX_HINT_MAX; /* finished samples are retired: the live set is small */
   l->slots_cap = pow2_at_least(capacity_hint + capacity_hint / 2 + 1);
   l->slots = sl_calloc(l->slots_cap, sizeof *l->slots);
   l->st.started_at = started_at;
+  l->retain = SL_LEDGER_RETAIN_DEFAULT;
+  l->fin = sl_calloc(l->retain + 1, sizeof *l->fin);
   return l;
 }
 
@@ -107,12 +121,17 @@ void sl_ledger_destroy(sl_ledger_t *l)
 
   if (!l)
     return;
-  for (i = 0; i < l->count; i++)
-    free(sl_ledger_at(l, i)->history);
+  for (i = 0; i < l->count; i++) {
+    sl_sample_t *s = sl_ledger_at(l, i);
+    if (s)
+      free(s->history);
+  }
   for (i = 0; i < l->n_chunks; i++) {
     free(l->chunks[i]);
     free(l->in_chunks[i]);
   }
+  free(l->chunk_live);
+  free(l->fin);
   for (i = 0; i < l->n_names; i++)
     free(l->names[i]);
   free(l->names);
@@ -145,8 +164,17 @@ size_t sl_ledger_count(const sl_ledger_t *l)
 
 sl_sample_t *sl_ledger_at(const sl_ledger_t *l, size_t index)
 {
-  if (index >= l->count)
+  sl_sample_t *s;
+
+  if (index >= l->count || !l->chunks[index >> CHUNK_BITS])
     return NULL;
+  s = &l->chunks[index >> CHUNK_BITS][index & (CHUNK_SIZE - 1)];
+  return s->id[0] ? s : NULL; /* "" = retired */
+}
+
+/* The record at index, retired or not (index < count, its chunk not freed). */
+static sl_sample_t *record_at(const sl_ledger_t *l, size_t index)
+{
   return &l->chunks[index >> CHUNK_BITS][index & (CHUNK_SIZE - 1)];
 }
 
@@ -174,7 +202,7 @@ static size_t index_probe(const sl_ledger_t *l, const char *id, uint64_t h)
 
   for (;;) {
     uint64_t v = l->slots[pos];
-    if (v == 0 || (SLOT_TAG(v) == tag && strcmp(sl_ledger_at(l, SLOT_INDEX(v) - 1)->id, id) == 0))
+    if (v == 0 || (SLOT_TAG(v) == tag && strcmp(record_at(l, SLOT_INDEX(v) - 1)->id, id) == 0))
       return pos;
     pos = (pos + 1) & mask;
   }
@@ -190,7 +218,7 @@ static void index_grow(sl_ledger_t *l)
   for (i = 0; i < old_cap; i++) {
     if (old[i]) {
       size_t mask = l->slots_cap - 1;
-      size_t pos = (size_t)id_hash(sl_ledger_at(l, SLOT_INDEX(old[i]) - 1)->id) & mask;
+      size_t pos = (size_t)id_hash(record_at(l, SLOT_INDEX(old[i]) - 1)->id) & mask;
       while (l->slots[pos])
         pos = (pos + 1) & mask;
       l->slots[pos] = old[i];
@@ -217,7 +245,31 @@ sl_sample_t *sl_ledger_find(const sl_ledger_t *l, const char *sample_id)
   if (!id_valid(sample_id, NULL))
     return NULL;
   pos = index_probe(l, sample_id, id_hash(sample_id));
-  return l->slots[pos] ? sl_ledger_at(l, SLOT_INDEX(l->slots[pos]) - 1) : NULL;
+  return l->slots[pos] ? record_at(l, SLOT_INDEX(l->slots[pos]) - 1) : NULL;
+}
+
+/* Deletes the index entry at pos, shifting later entries of the probe run back so no
+ * lookup needs a tombstone (Knuth 6.4, algorithm R). */
+static void index_delete(sl_ledger_t *l, size_t pos)
+{
+  size_t mask = l->slots_cap - 1, i = pos, j = pos;
+
+  for (;;) {
+    size_t home;
+    l->slots[i] = 0;
+    for (;;) {
+      j = (j + 1) & mask;
+      if (l->slots[j] == 0)
+        return;
+      home = (size_t)id_hash(record_at(l, SLOT_INDEX(l->slots[j]) - 1)->id) & mask;
+      /* the entry at j may move to i unless its home lies cyclically in (i, j] */
+      if (i <= j ? (i < home && home <= j) : (i < home || home <= j))
+        continue;
+      break;
+    }
+    l->slots[i] = l->slots[j];
+    i = j;
+  }
 }
 
 /* ---- in-flight set ---- */
@@ -243,7 +295,7 @@ static void active_remove(sl_ledger_t *l, sl_sample_t *s)
 
   if (s->active_pos < l->n_active) {
     l->active[s->active_pos] = last;
-    sl_ledger_at(l, last)->active_pos = s->active_pos;
+    record_at(l, last)->active_pos = s->active_pos;
   }
 }
 
@@ -283,6 +335,84 @@ static void set_state(sl_ledger_t *l, sl_sample_t *s, sl_sample_state_t to)
     history_free(l, s);
 }
 
+/* ---- retiring finished samples ---- */
+
+/* Whether a finished sample's record may go: not an audit or a stop with an audit (the
+ * audit check reads both by index and id), not one given up on (a late store of it must
+ * still be counted once). */
+static bool retirable(const sl_sample_t *s)
+{
+  return sl_sample_state_finished((sl_sample_state_t)s->state) && s->origin != SL_ORIGIN_AUDIT &&
+         !(s->flags & (SL_SAMPLE_F_AUDITED | SL_SAMPLE_F_GAVE_UP));
+}
+
+/* Drops a finished sample's record: its index entry, and its chunk once the chunk is full
+ * and every record in it is gone. */
+static void retire(sl_ledger_t *l, sl_sample_t *s)
+{
+  size_t c = s->index >> CHUNK_BITS;
+
+  index_delete(l, index_probe(l, s->id, id_hash(s->id)));
+  history_free(l, s);
+  s->id[0] = '\0';
+  l->n_live--;
+  l->retired++;
+  if (--l->chunk_live[c] == 0 && (c + 1) * CHUNK_SIZE <= l->count) {
+    free(l->chunks[c]);
+    free(l->in_chunks[c]);
+    l->chunks[c] = NULL;
+    l->in_chunks[c] = NULL;
+    l->chunks_live--;
+  }
+}
+
+/* Appends a newly finished sample to the FIFO and retires the oldest beyond the window. */
+static void finished_push(sl_ledger_t *l, sl_sample_t *s)
+{
+  size_t cap = l->retain + 1;
+  sl_sample_t *old;
+
+  if (l->retain == SIZE_MAX)
+    return; /* keep everything */
+  l->fin[(l->fin_head + l->fin_n++) % cap] = s->index;
+  if (l->fin_n <= l->retain)
+    return;
+  old = sl_ledger_at(l, l->fin[l->fin_head]);
+  l->fin_head = (l->fin_head + 1) % cap;
+  l->fin_n--;
+  if (old && retirable(old))
+    retire(l, old);
+}
+
+void sl_ledger_set_retain(sl_ledger_t *l, size_t retain)
+{
+  size_t i;
+
+  while (l->fin_n > retain) { /* the oldest go now */
+    sl_sample_t *old = sl_ledger_at(l, l->fin[l->fin_head]);
+    l->fin_head = (l->fin_head + 1) % (l->retain + 1);
+    l->fin_n--;
+    if (old && retirable(old))
+      retire(l, old);
+  }
+  if (retain == SIZE_MAX) {
+    l->fin_n = l->fin_head = 0;
+  } else {
+    uint32_t *ring = sl_calloc(retain + 1, sizeof *ring);
+    for (i = 0; i < l->fin_n; i++)
+      ring[i] = l->fin[(l->fin_head + i) % (l->retain + 1)];
+    free(l->fin);
+    l->fin = ring;
+    l->fin_head = 0;
+  }
+  l->retain = retain;
+}
+
+size_t sl_ledger_live(const sl_ledger_t *l)
+{
+  return l->n_live;
+}
+
 /* ---- operations ---- */
 
 static sl_sample_t *sample_add(sl_ledger_t *l, const char *id, const double *inputs,
@@ -297,13 +427,16 @@ static sl_sample_t *sample_add(sl_ledger_t *l, const char *id, const double *inp
       l->chunks_cap = l->chunks_cap ? 2 * l->chunks_cap : 8;
       l->chunks = sl_realloc(l->chunks, l->chunks_cap * sizeof *l->chunks);
       l->in_chunks = sl_realloc(l->in_chunks, l->chunks_cap * sizeof *l->in_chunks);
+      l->chunk_live = sl_realloc(l->chunk_live, l->chunks_cap * sizeof *l->chunk_live);
     }
     l->chunks[c] = sl_malloc(CHUNK_SIZE * sizeof(sl_sample_t));
     l->in_chunks[c] = sl_malloc(CHUNK_SIZE * (l->d ? l->d : 1) * sizeof(double));
+    l->chunk_live[c] = 0;
     l->n_chunks++;
+    l->chunks_live++;
   }
   l->count++;
-  s = sl_ledger_at(l, idx);
+  s = record_at(l, idx);
   memset(s, 0, sizeof *s);
   sl_strlcpy(s->id, id, sizeof s->id);
   s->index = (uint32_t)idx;
@@ -319,7 +452,9 @@ static sl_sample_t *sample_add(sl_ledger_t *l, const char *id, const double *inp
   l->st.samples++;
 
   l->slots[pos] = SLOT_TAG(h) | ((uint64_t)idx + 1);
-  if ((l->count + 1) * 10 > l->slots_cap * 7)
+  l->n_live++;
+  l->chunk_live[c]++;
+  if ((l->n_live + 1) * 10 > l->slots_cap * 7)
     index_grow(l);
   return s;
 }
@@ -337,7 +472,7 @@ sl_sample_t *sl_ledger_plan(sl_ledger_t *l, const char *sample_id, const double 
   h = id_hash(sample_id);
   pos = index_probe(l, sample_id, h);
   if (l->slots[pos])
-    return sl_ledger_at(l, SLOT_INDEX(l->slots[pos]) - 1);
+    return record_at(l, SLOT_INDEX(l->slots[pos]) - 1);
   if (created)
     *created = true;
   return sample_add(l, sample_id, inputs, origin, replica, pos, h);
@@ -353,7 +488,7 @@ sl_sample_t *sl_ledger_next_planned(sl_ledger_t *l)
 {
   while (l->planned_cursor < l->count) {
     sl_sample_t *s = sl_ledger_at(l, l->planned_cursor);
-    if (s->state == SL_SAMPLE_PLANNED)
+    if (s && s->state == SL_SAMPLE_PLANNED)
       return s;
     l->planned_cursor++;
   }
@@ -439,8 +574,9 @@ bool sl_ledger_observe(sl_ledger_t *l, sl_sample_t *s, size_t k, double value)
   return true;
 }
 
-sl_sample_t *sl_ledger_on_stored(sl_ledger_t *l, const char *sample_id, sl_point_status_t status,
-                                 int64_t steps, double now)
+/* A stored point; fifo: the sample may be retired later (not for a rebuild's points). */
+static sl_sample_t *on_stored(sl_ledger_t *l, const char *sample_id, sl_point_status_t status, int64_t steps,
+                              double now, bool fifo)
 {
   sl_sample_t *s = find_or_adopt(l, sample_id);
   sl_sample_state_t to;
@@ -470,7 +606,15 @@ sl_sample_t *sl_ledger_on_stored(sl_ledger_t *l, const char *sample_id, sl_point
     l->st.terminated++;
   else
     l->st.failed++;
+  if (fifo)
+    finished_push(l, s);
   return s;
+}
+
+sl_sample_t *sl_ledger_on_stored(sl_ledger_t *l, const char *sample_id, sl_point_status_t status,
+                                 int64_t steps, double now)
+{
+  return on_stored(l, sample_id, status, steps, now, true);
 }
 
 size_t sl_ledger_on_worker_status(sl_ledger_t *l, const char *worker, const char *control,
@@ -497,7 +641,7 @@ void sl_ledger_expire(sl_ledger_t *l, double now, double lease_s, int64_t sim_qu
 
   /* backwards: giving up swap-removes from the set, moving an already visited entry here */
   while (i-- > 0) {
-    sl_sample_t *s = sl_ledger_at(l, l->active[i]);
+    sl_sample_t *s = record_at(l, l->active[i]);
     bool lapsed;
 
     if (s->state == SL_SAMPLE_RUNNING)
@@ -538,13 +682,13 @@ void sl_ledger_rebuild(sl_ledger_t *l, const sl_ledger_stored_t *stored, size_t 
 {
   size_t i, n_plan = l->count;
 
-  for (i = 0; i < n_stored; i++)
-    sl_ledger_on_stored(l, stored[i].sample_id, stored[i].status, stored[i].steps, now);
+  for (i = 0; i < n_stored; i++) /* kept, never retired: the plan's replay skips them */
+    on_stored(l, stored[i].sample_id, stored[i].status, stored[i].steps, now, false);
   if (n_issued_plan < n_plan)
     n_plan = n_issued_plan;
   for (i = 0; i < n_plan; i++) {
     sl_sample_t *s = sl_ledger_at(l, i);
-    if (s->state == SL_SAMPLE_PLANNED && !(s->flags & SL_SAMPLE_F_NO_INPUTS)) {
+    if (s && s->state == SL_SAMPLE_PLANNED && !(s->flags & SL_SAMPLE_F_NO_INPUTS)) {
       sl_ledger_issue(l, s, now);
       l->st.issues--; /* issued by the previous run, not by us */
     }
@@ -633,7 +777,7 @@ size_t sl_ledger_in_flight(const sl_ledger_t *l, sl_sample_t **out, size_t cap)
   size_t i;
 
   for (i = 0; i < l->n_active && i < cap; i++)
-    out[i] = sl_ledger_at(l, l->active[i]);
+    out[i] = record_at(l, l->active[i]);
   return l->n_active;
 }
 
@@ -641,8 +785,9 @@ size_t sl_ledger_memory(const sl_ledger_t *l)
 {
   size_t m = sizeof *l, i;
 
-  m += l->n_chunks * CHUNK_SIZE * (sizeof(sl_sample_t) + (l->d ? l->d : 1) * sizeof(double));
-  m += l->chunks_cap * 2 * sizeof(void *);
+  m += l->chunks_live * CHUNK_SIZE * (sizeof(sl_sample_t) + (l->d ? l->d : 1) * sizeof(double));
+  m += l->chunks_cap * (2 * sizeof(void *) + sizeof *l->chunk_live);
+  m += l->retain == SIZE_MAX ? 0 : (l->retain + 1) * sizeof *l->fin;
   m += l->slots_cap * sizeof *l->slots;
   m += l->active_cap * sizeof *l->active;
   m += l->names_cap * sizeof *l->names;

@@ -43,7 +43,8 @@ struct sl_planner {
   char reason[160];
   char sim_rk[SL_NAME_MAX];
   sl_planner_stats_t st;
-  sl_sample_t **reading; /* lapsed samples whose stored point is being read */
+  char (*reading)[SL_SAMPLE_ID_MAX]; /* ids of lapsed samples whose stored point is being read
+                                       * (ids, not records: a record may be retired meanwhile) */
   size_t n_reading;
   struct { char id[96]; int64_t slots; double at; } workers[MAX_WORKERS];
   size_t n_workers;
@@ -377,14 +378,15 @@ void sl_planner_rebuild(sl_planner_t *p, const sl_ledger_stored_t *stored, size_
   for (i = 0; i < count; i++) { /* a stored audit marks the stop it re-ran audited */
     sl_sample_t *s = sl_ledger_at(p->ledger, i), *o;
     char id[SL_SAMPLE_ID_MAX];
-    if (s->origin != SL_ORIGIN_AUDIT || (s->flags & SL_SAMPLE_F_NO_INPUTS))
+    if (!s || s->origin != SL_ORIGIN_AUDIT || (s->flags & SL_SAMPLE_F_NO_INPUTS))
       continue;
     make_sample_id(p, sl_ledger_inputs(p->ledger, s), 0, id);
     if ((o = sl_ledger_find(p->ledger, id)) != NULL)
       sl_ledger_flag(p->ledger, o, SL_SAMPLE_F_AUDITED);
   }
   for (i = 0; i < count; i++)
-    replan_audit(p, sl_ledger_at(p->ledger, i));
+    if (sl_ledger_at(p->ledger, i))
+      replan_audit(p, sl_ledger_at(p->ledger, i));
   p->resumed = true;
   if (p->clock_resumed) { /* exact, from the store's clock (sl_planner_resume_clock) */
     SL_INFO("rebuilt the ledger from the store: %zu points stored, %zu to re-plan", n,
@@ -1028,12 +1030,12 @@ void sl_planner_tick(sl_planner_t *p, double now, sl_planner_actions_t *out)
   sl_planner_issue(p, now, out);
 }
 
-static bool reading(const sl_planner_t *p, const sl_sample_t *s)
+static bool reading(const sl_planner_t *p, const char *id)
 {
   size_t i;
 
   for (i = 0; i < p->n_reading; i++)
-    if (p->reading[i] == s)
+    if (!strcmp(p->reading[i], id))
       return true;
   return false;
 }
@@ -1050,8 +1052,8 @@ void sl_planner_expire(sl_planner_t *p, double now, int64_t sim_ready, sl_planne
   /* before a re-issue, the store is asked whether the sample was stored after all (an
    * event.stored can be lost); sl_planner_on_point_read re-issues it */
   for (i = 0; i < n_re; i++)
-    if (!reading(p, re[i]) && p->n_reading < REISSUE_CAP) {
-      p->reading[p->n_reading++] = re[i];
+    if (!reading(p, re[i]->id) && p->n_reading < REISSUE_CAP) {
+      sl_strlcpy(p->reading[p->n_reading++], re[i]->id, sizeof *p->reading);
       emit(out, SL_PLANNER_READ_POINT, re[i]);
     }
   for (i = 0; i < n_gone; i++)
@@ -1064,12 +1066,13 @@ void sl_planner_on_point_read(sl_planner_t *p, const char *sample_id, bool found
   sl_sample_t *s = sl_ledger_find(p->ledger, sample_id);
   size_t i;
 
-  for (i = 0; s && i < p->n_reading; i++)
-    if (p->reading[i] == s) {
-      p->reading[i] = p->reading[--p->n_reading];
+  for (i = 0; i < p->n_reading; i++)
+    if (!strcmp(p->reading[i], sample_id)) {
+      if (i != --p->n_reading)
+        memcpy(p->reading[i], p->reading[p->n_reading], sizeof *p->reading);
       break;
     }
-  if (found)
+  if (found && s) /* unknown now: retired since the read was asked, counted when stored */
     sl_ledger_on_stored(p->ledger, sample_id, status, steps, now);
   if (!s || p->finishing || sl_sample_state_finished((sl_sample_state_t)s->state))
     return;
@@ -1102,6 +1105,9 @@ void sl_planner_on_stored(sl_planner_t *p, const char *sample_id, sl_point_statu
 {
   sl_sample_t *s = sl_ledger_find(p->ledger, sample_id);
 
+  if (!s && !is_new)
+    return; /* the store had it already: a sample retired from the ledger (counted when it
+             * was stored), or a point the rebuild counted */
   if (s && status == SL_POINT_COMPLETE && p->prm.conditioned && s->state != SL_SAMPLE_DONE)
     hold_out(p, s);
   s = sl_ledger_on_stored(p->ledger, sample_id, status, steps, now);

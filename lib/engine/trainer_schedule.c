@@ -13,15 +13,26 @@ void sl_trainer_schedule_init(sl_trainer_schedule_t *s, int retrain_every, int m
   s->last_nrmse = s->last_coverage = NAN;
 }
 
+/* A new point that is not failed is usable for training. */
+static bool usable_point(bool is_new, const char *status)
+{
+  return is_new && !(status && !strcmp(status, "failed"));
+}
+
 bool sl_trainer_schedule_stored(sl_trainer_schedule_t *s, const sl_event_stored_t *ev, const char *campaign)
 {
-  bool usable = ev->campaign && !strcmp(ev->campaign, campaign) && ev->is_new &&
-                !(ev->status && !strcmp(ev->status, "failed"));
+  int64_t n = 0;
+  size_t i;
 
   s->n_events++;
-  if (usable)
-    s->pending++;
-  return usable;
+  if (!ev->campaign || strcmp(ev->campaign, campaign) != 0)
+    return false;
+  if (ev->n_points == 0) /* the single form (a counts-only event counts as one, as before) */
+    n = usable_point(ev->is_new, ev->status);
+  for (i = 0; i < ev->n_points; i++) /* a store batch */
+    n += usable_point(ev->points[i].is_new, ev->points[i].status);
+  s->pending += n;
+  return n > 0;
 }
 
 bool sl_trainer_schedule_due(sl_trainer_schedule_t *s, bool force)

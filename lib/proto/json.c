@@ -473,6 +473,33 @@ static bool get_textmap(dctx_t *c, const sl__field_t *f, const json_t *j, char *
   return true;
 }
 
+static bool decode_object(dctx_t *c, const sl__kind_t *k, const json_t *obj, bool envelope, void *out);
+
+static bool get_objlist(dctx_t *c, const sl__field_t *f, const json_t *j, void **out, size_t *n)
+{
+  size_t i, saved, size = f->sub->size;
+  char *v;
+
+  if (!json_is_array(j))
+    return failf(c, SL_PROTO_E_TYPE, "expected an array");
+  if (json_array_size(j) > c->lim->max_array)
+    return failf(c, SL_PROTO_E_LENGTH, "more than %zu elements", c->lim->max_array);
+  if (json_array_size(j) == 0)
+    return true;
+  *out = v = sl_calloc(json_array_size(j), size);
+  for (i = 0; i < json_array_size(j); i++) {
+    saved = push_index(c, i);
+    *n = i + 1; /* release frees the elements so far, this one's partial members too */
+    if (!json_is_object(json_array_get(j, i)))
+      return failf(c, SL_PROTO_E_TYPE, "expected an object");
+    if (!decode_object(c, f->sub, json_array_get(j, i), false, v + i * size))
+      return false;
+    pop(c, saved);
+  }
+  *n = json_array_size(j);
+  return true;
+}
+
 static bool decode_field(dctx_t *c, const sl__field_t *f, const json_t *j, void *out)
 {
   const char *const *w;
@@ -533,6 +560,8 @@ static bool decode_field(dctx_t *c, const sl__field_t *f, const json_t *j, void 
   case SL__F_TEXTMAP:
     return get_textmap(c, f, j, MEMBER(out, f->off, char **), MEMBER(out, f->off2, char **),
                        MEMBER(out, f->off3, size_t));
+  case SL__F_OBJLIST:
+    return get_objlist(c, f, j, MEMBER(out, f->off, void *), MEMBER(out, f->off2, size_t));
   }
   return failf(c, SL_PROTO_E_TYPE, "unsupported field type");
 }
@@ -607,16 +636,46 @@ static bool check_envelope(const sl__kind_t *k, json_t *root, sl_error_t *err)
   return true;
 }
 
+/* The members of obj into out by the table of k; envelope: the message's top level, where
+ * "v" and "kind" (checked already) are skipped. A missing required field is named with its
+ * path ("points[2].sample_id"). */
+static bool decode_object(dctx_t *c, const sl__kind_t *k, const json_t *obj, bool envelope, void *out)
+{
+  const char *key;
+  json_t *val;
+  uint64_t seen = 0;
+  size_t i, saved = c->plen;
+
+  json_object_foreach((json_t *)obj, key, val) {
+    if (envelope && (strcmp(key, "v") == 0 || strcmp(key, "kind") == 0))
+      continue;
+    for (i = 0; i < k->n_fields && strcmp(k->fields[i].name, key) != 0; i++)
+      ;
+    push_key(c, key);
+    if (i == k->n_fields)
+      return failf(c, SL_PROTO_E_UNKNOWN_FIELD, "unknown field");
+    if (!decode_field(c, &k->fields[i], val, out))
+      return false;
+    seen |= 1ull << i;
+    pop(c, saved);
+  }
+  for (i = 0; i < k->n_fields; i++) {
+    if (k->fields[i].required && !(seen & (1ull << i))) {
+      push_key(c, k->fields[i].name);
+      return failf(c, SL_PROTO_E_MISSING, "missing");
+    }
+  }
+  return true;
+}
+
 bool sl__decode(const sl__kind_t *k, const char *buf, size_t len, const sl_proto_limits_t *lim,
                 void *out, sl_error_t *err)
 {
   sl_proto_limits_t deflim;
   json_error_t je;
-  json_t *root = NULL, *val;
-  const char *key;
+  json_t *root = NULL;
   char path[PATH_MAX_BYTES];
-  uint64_t seen = 0;
-  size_t at, i;
+  size_t at;
   dctx_t c;
 
   memset(out, 0, k->size);
@@ -660,28 +719,8 @@ bool sl__decode(const sl__kind_t *k, const char *buf, size_t len, const sl_proto
   memset(&c, 0, sizeof c);
   c.lim = lim;
   c.err = err;
-  json_object_foreach(root, key, val) {
-    if (strcmp(key, "v") == 0 || strcmp(key, "kind") == 0)
-      continue;
-    for (i = 0; i < k->n_fields && strcmp(k->fields[i].name, key) != 0; i++)
-      ;
-    push_key(&c, key);
-    if (i == k->n_fields) {
-      failf(&c, SL_PROTO_E_UNKNOWN_FIELD, "unknown field");
-      goto out_fail;
-    }
-    if (!decode_field(&c, &k->fields[i], val, out))
-      goto out_fail;
-    seen |= 1ull << i;
-    pop(&c, 0);
-  }
-  for (i = 0; i < k->n_fields; i++) {
-    if (k->fields[i].required && !(seen & (1ull << i))) {
-      sl_error_set(err, SL_ERR_PROTO, SL_PROTO_E_MISSING, "field '%s': missing",
-                   k->fields[i].name);
-      goto out_fail;
-    }
-  }
+  if (!decode_object(&c, k, root, true, out))
+    goto out_fail;
   json_decref(root);
   return true;
 
@@ -755,6 +794,7 @@ static bool field_absent(const sl__field_t *f, const void *m)
   case SL__F_SERIES:
     return !f->required && MEMBER(m, f->off, sl_series_t)->n == 0;
   case SL__F_IDLIST:
+  case SL__F_OBJLIST:
     return !f->required && *MEMBER(m, f->off2, size_t) == 0;
   case SL__F_TEXTMAP:
     return !f->required && *MEMBER(m, f->off3, size_t) == 0;
@@ -765,80 +805,100 @@ static bool field_absent(const sl__field_t *f, const void *m)
   return true;
 }
 
-char *sl__encode(const sl__kind_t *k, const void *m)
+/* Writes the present fields of m in table order, each preceded by a comma unless first. */
+static void encode_fields(sl_buf_t *b, const sl__kind_t *k, const void *m, bool first)
 {
   const sl__field_t *f;
-  sl_buf_t b;
   size_t i, r, n;
 
-  sl_buf_init(&b);
-  sl_buf_printf(&b, "{\"v\":%d,\"kind\":\"%s\"", SL_PROTO_VERSION, k->name);
   for (i = 0; i < k->n_fields; i++) {
     f = &k->fields[i];
     if (field_absent(f, m))
       continue;
-    sl_buf_printf(&b, ",\"%s\":", f->name);
+    sl_buf_printf(b, first ? "\"%s\":" : ",\"%s\":", f->name);
+    first = false;
     switch (f->type) {
     case SL__F_ID:
     case SL__F_TEXT:
     case SL__F_ENUM:
-      sl_json_put_string(&b, *MEMBER(m, f->off, char *));
+      sl_json_put_string(b, *MEMBER(m, f->off, char *));
       break;
     case SL__F_INT:
-      sl_json_put_int(&b, *MEMBER(m, f->off, int64_t));
+      sl_json_put_int(b, *MEMBER(m, f->off, int64_t));
       break;
     case SL__F_NUM:
-      sl_json_put_double(&b, *MEMBER(m, f->off, double));
+      sl_json_put_double(b, *MEMBER(m, f->off, double));
       break;
     case SL__F_BOOL:
-      sl_buf_append(&b, *MEMBER(m, f->off, bool) ? "true" : "false",
+      sl_buf_append(b, *MEMBER(m, f->off, bool) ? "true" : "false",
                     *MEMBER(m, f->off, bool) ? 4 : 5);
       break;
     case SL__F_VALUES:
-      put_values(&b, MEMBER(m, f->off, sl_values_t));
+      put_values(b, MEMBER(m, f->off, sl_values_t));
       break;
     case SL__F_SERIES:
-      put_series(&b, MEMBER(m, f->off, sl_series_t));
+      put_series(b, MEMBER(m, f->off, sl_series_t));
       break;
     case SL__F_STATUS:
-      sl_json_put_string(&b, sl_point_status_name(*MEMBER(m, f->off, sl_point_status_t)));
+      sl_json_put_string(b, sl_point_status_name(*MEMBER(m, f->off, sl_point_status_t)));
       break;
     case SL__F_IDLIST:
       n = *MEMBER(m, f->off2, size_t);
-      sl_buf_append(&b, "[", 1);
+      sl_buf_append(b, "[", 1);
       for (r = 0; r < n; r++) {
         if (r)
-          sl_buf_append(&b, ",", 1);
-        sl_json_put_string(&b, (*MEMBER(m, f->off, char **))[r]);
+          sl_buf_append(b, ",", 1);
+        sl_json_put_string(b, (*MEMBER(m, f->off, char **))[r]);
       }
-      sl_buf_append(&b, "]", 1);
+      sl_buf_append(b, "]", 1);
       break;
     case SL__F_MATRIX: {
       const double *d = *MEMBER(m, f->off, double *);
       size_t rows = *MEMBER(m, f->off2, size_t), cols = *MEMBER(m, f->off3, size_t);
-      sl_buf_append(&b, "[", 1);
+      sl_buf_append(b, "[", 1);
       for (r = 0; r < rows; r++) {
         if (r)
-          sl_buf_append(&b, ",", 1);
-        put_numbers(&b, d ? d + r * cols : NULL, d ? cols : 0);
+          sl_buf_append(b, ",", 1);
+        put_numbers(b, d ? d + r * cols : NULL, d ? cols : 0);
       }
-      sl_buf_append(&b, "]", 1);
+      sl_buf_append(b, "]", 1);
+      break;
+    }
+    case SL__F_OBJLIST: {
+      const char *v = *MEMBER(m, f->off, const char *);
+      n = *MEMBER(m, f->off2, size_t);
+      sl_buf_append(b, "[", 1);
+      for (r = 0; r < n; r++) {
+        sl_buf_append(b, r ? ",{" : "{", r ? 2 : 1);
+        encode_fields(b, f->sub, v + r * f->sub->size, true);
+        sl_buf_append(b, "}", 1);
+      }
+      sl_buf_append(b, "]", 1);
       break;
     }
     case SL__F_TEXTMAP:
       n = *MEMBER(m, f->off3, size_t);
-      sl_buf_append(&b, "{", 1);
+      sl_buf_append(b, "{", 1);
       for (r = 0; r < n; r++) {
         if (r)
-          sl_buf_append(&b, ",", 1);
-        sl_json_put_string(&b, (*MEMBER(m, f->off, char **))[r]);
-        sl_buf_append(&b, ":", 1);
-        sl_json_put_string(&b, (*MEMBER(m, f->off2, char **))[r]);
+          sl_buf_append(b, ",", 1);
+        sl_json_put_string(b, (*MEMBER(m, f->off, char **))[r]);
+        sl_buf_append(b, ":", 1);
+        sl_json_put_string(b, (*MEMBER(m, f->off2, char **))[r]);
       }
-      sl_buf_append(&b, "}", 1);
+      sl_buf_append(b, "}", 1);
       break;
     }
   }
+}
+
+char *sl__encode(const sl__kind_t *k, const void *m)
+{
+  sl_buf_t b;
+
+  sl_buf_init(&b);
+  sl_buf_printf(&b, "{\"v\":%d,\"kind\":\"%s\"", SL_PROTO_VERSION, k->name);
+  encode_fields(&b, k, m, false);
   sl_buf_append(&b, "}", 1);
   return sl_buf_detach(&b);
 }
@@ -884,6 +944,13 @@ void sl__release(const sl__kind_t *k, void *m)
       }
       free(names);
       free(texts);
+      break;
+    }
+    case SL__F_OBJLIST: {
+      char *v = *MEMBER(m, f->off, char *);
+      for (r = 0; v && r < *MEMBER(m, f->off2, size_t); r++)
+        sl__release(f->sub, v + r * f->sub->size);
+      free(v);
       break;
     }
     default:

@@ -33,7 +33,11 @@ typedef enum sl__ftype {
                    all matrices of one message share rows and cols */
   SL__F_TEXTMAP, /* char **names at off, char **texts at off2, size_t count at off3:
                     {identifier: text}, each text <= max_len bytes (0: max_bytes) */
+  SL__F_OBJLIST, /* an array of sub->size structs at off, size_t count at off2: [{...}...],
+                    each object checked against the table of sub (no "v"/"kind" inside) */
 } sl__ftype_t;
+
+struct sl__kind;
 
 typedef struct sl__field {
   const char *name;
@@ -47,6 +51,7 @@ typedef struct sl__field {
   double dmin;
   size_t max_len;
   const char *const *words;
+  const struct sl__kind *sub; /* SL__F_OBJLIST: the elements' table */
 } sl__field_t;
 
 /* One table row: struct type T, member, JSON name, type, required, then extra

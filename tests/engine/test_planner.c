@@ -2,8 +2,9 @@
  * no server: the initial issue up to the window, a lapsed lease checked against the store
  * and re-issued (keeping its origin), leases renewed after the broker was away, the budget
  * ending the campaign, a model read asked for once, speculative stops emitting terminates
- * with their prediction, audits judging stops right and false, and the resume from a
- * store with points already in it. */
+ * with their prediction, audits judging stops right and false, the resume from a store
+ * with points already in it (and its clock), and finished samples retired from the ledger
+ * without a redelivery being counted twice. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -803,13 +804,57 @@ static void test_planner_failing(void)
   sl_config_destroy(cfg);
 }
 
+/* 20,000 samples through a window of 4: finished records are retired (the ledger holds the
+ * window of finished ones and those in flight), and a redelivered event.stored of a retired
+ * sample (is_new false: the store had it) is not counted again. */
+static void test_planner_retires(void)
+{
+  sl_config_t *cfg = config("policy: {initial: sobol, initial_n: 4, acquisition: none, oversubscribe: 2, seed: 7}\n"
+                            "budget: {max_sims: 100000}\n");
+  sl_planner_t *p = planner(cfg);
+  sl_planner_actions_t a;
+  sl_ledger_stats_t st;
+  char first[SL_SAMPLE_ID_MAX], q[8][SL_SAMPLE_ID_MAX];
+  size_t head = 0, n = 0, i, k;
+
+  SL_REQUIRE(p);
+  sl_planner_actions_init(&a);
+  sl_planner_tick(p, T0, &a);
+  for (i = 0; i < a.n; i++)
+    sl_strlcpy(q[n++ % 8], a.v[i].sample_id, sizeof *q);
+  sl_strlcpy(first, q[0], sizeof first);
+  confirm_all(p, &a);
+  for (k = 0; k < 20000; k++) { /* store the oldest in flight; its replacement is issued */
+    sl_planner_actions_clear(&a);
+    sl_planner_on_stored(p, q[head++ % 8], SL_POINT_COMPLETE, 40, true, T0 + 1, &a);
+    for (i = 0; i < a.n; i++)
+      if (a.v[i].kind == SL_PLANNER_PUBLISH_TASK)
+        sl_strlcpy(q[n++ % 8], a.v[i].sample_id, sizeof *q);
+    confirm_all(p, &a);
+  }
+  sl_ledger_stats(sl_planner_ledger(p), &st);
+  SL_CHECK_INT(st.stored, 20000);
+  SL_CHECK_INT(st.in_flight, 4);
+  SL_CHECK_INT(sl_ledger_live(sl_planner_ledger(p)), SL_LEDGER_RETAIN_DEFAULT + 4);
+  SL_CHECK(sl_ledger_find(sl_planner_ledger(p), first) == NULL);
+  sl_planner_actions_clear(&a);
+  sl_planner_on_stored(p, first, SL_POINT_COMPLETE, 40, false, T0 + 2, &a); /* a redelivery */
+  sl_ledger_stats(sl_planner_ledger(p), &st);
+  SL_CHECK_INT(st.stored, 20000);
+  SL_CHECK_INT(a.n, 0);
+  sl_planner_actions_release(&a);
+  sl_planner_destroy(p);
+  sl_config_destroy(cfg);
+}
+
 int main(int argc, char **argv)
 {
   static const sl_test_case_t tests[] = {SL_T(test_planner_initial_issue), SL_T(test_planner_lease),
                                          SL_T(test_planner_renew_leases),
                                          SL_T(test_planner_budget), SL_T(test_planner_speculative),
                                          SL_T(test_planner_resume), SL_T(test_planner_resume_adopts),
-                                         SL_T(test_planner_resume_acquires), SL_T(test_planner_resume_clock), SL_T(test_planner_failing),
+                                         SL_T(test_planner_resume_acquires), SL_T(test_planner_resume_clock),
+                                         SL_T(test_planner_failing), SL_T(test_planner_retires),
                                          {NULL, NULL}};
 
   sl_log_set_level(SL_LOG_ERROR);

@@ -116,11 +116,15 @@ static bool feed_event(explorer_t *ex, const char *kind, const sl_amqp_delivery_
 
   if (kind && !strcmp(kind, "event.stored")) {
     sl_event_stored_t ev;
-    sl_point_status_t status = SL_POINT_COMPLETE;
+    size_t i;
     if (sl_event_stored_decode(d->body, d->len, NULL, &ev, err)) {
-      if ((ok = same_campaign(ex, kind, ev.campaign, err)) && ev.sample_id && ev.status &&
-          sl_point_status_parse(ev.status, &status))
-        sl_planner_on_stored(ex->planner, ev.sample_id, status, ev.steps, ev.is_new, sl_now(), &ex->acts);
+      /* one event per store batch: each point in turn (the single form is a batch of one) */
+      for (i = 0; (ok = same_campaign(ex, kind, ev.campaign, err)) && i < sl_event_stored_count(&ev); i++) {
+        sl_event_stored_point_t pt = sl_event_stored_at(&ev, i);
+        sl_point_status_t status = SL_POINT_COMPLETE;
+        if (pt.sample_id && pt.status && sl_point_status_parse(pt.status, &status))
+          sl_planner_on_stored(ex->planner, pt.sample_id, status, pt.steps, pt.is_new, sl_now(), &ex->acts);
+      }
       sl_event_stored_release(&ev);
     }
   } else if (kind && !strcmp(kind, "worker.status")) {

@@ -3,8 +3,8 @@
  * transaction each) and acked only after the batch commits; a redelivered point updates
  * its record and never duplicates it. A malformed message, or a point the store refuses
  * as invalid, is dead-lettered with the reason logged; a transient store error leaves the
- * batch unacked and retries it. After each commit an event.stored per point goes to
- * `<c>.event.stored` for explore and learn. */
+ * batch unacked and retries it. After each commit one event.stored naming the batch's
+ * points (the batch form: proto.h) goes to `<c>.event.stored` for explore and learn. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,20 +38,30 @@ typedef struct store_worker {
 
 static store_worker_t g_st;
 
-static void publish_stored(store_worker_t *st, const sl_store_point_t *p, bool is_new, int64_t n_sim, int64_t n_exp)
+/* One event.stored for n points written by one commit (the batch form). */
+static void publish_stored(store_worker_t *st, const sl_store_point_t *const *p, const bool *is_new, size_t n,
+                           int64_t n_sim, int64_t n_exp)
 {
+  sl_event_stored_point_t pts[BATCH_MAX];
   sl_event_stored_t ev;
   sl_amqp_props_t props = {.persistent = false, .type = "event.stored"};
   char *body;
+  size_t i;
 
+  if (n == 0)
+    return;
   memset(&ev, 0, sizeof ev);
   ev.campaign = st->w.cfg->experiment;
   ev.n_sim = n_sim;
   ev.n_exp = n_exp;
-  ev.sample_id = p->sample_id;
-  ev.status = (char *)sl_point_status_name(p->status);
-  ev.steps = p->steps;
-  ev.is_new = is_new;
+  for (i = 0; i < n; i++) {
+    pts[i].sample_id = p[i]->sample_id;
+    pts[i].status = (char *)sl_point_status_name(p[i]->status);
+    pts[i].steps = p[i]->steps;
+    pts[i].is_new = is_new[i];
+  }
+  ev.points = pts;
+  ev.n_points = n;
   body = sl_event_stored_encode(&ev);
   sl_amqp_publish(st->w.amqp, SL_EXCHANGE, st->stored_rk, body, strlen(body), &props, NULL, NULL, NULL);
   free(body);
@@ -102,7 +112,7 @@ static bool flush(store_worker_t *st)
         st->n_new += is_new[i];
         if (is_new[i])
           *(one->experimental_flag ? &st->n_exp : &st->n_sim) += 1;
-        publish_stored(st, one, is_new[i], st->n_sim, st->n_exp);
+        publish_stored(st, &one, &is_new[i], 1, st->n_sim, st->n_exp);
       } else if (sl_store_error_is_transient(&err)) {
         /* keep the rest for a retry: shift them to the front */
         size_t k, m = 0;
@@ -125,10 +135,10 @@ static bool flush(store_worker_t *st)
   n_exp = st->n_exp;
   for (i = 0; i < st->n; i++) {
     sl_amqp_ack(st->w.amqp, st->batch[i].tag, NULL);
-    publish_stored(st, ptrs[i], is_new[i], n_sim, n_exp);
     st->n_stored++;
     st->n_new += is_new[i];
   }
+  publish_stored(st, ptrs, is_new, st->n, n_sim, n_exp);
   st->n_batches++;
   batch_clear(st);
   return true;
@@ -224,6 +234,8 @@ static void on_stop(sl_worker_t *w, int signum)
   (void)signum;
   sl_amqp_cancel(w->amqp, st->queue, NULL);
   flush(st);
+  SL_INFO("stored %lld points (%lld new) in %lld batches, each announced by one event.stored; %lld dead-lettered",
+          (long long)st->n_stored, (long long)st->n_new, (long long)st->n_batches, (long long)st->n_dead);
   uv_timer_stop(&st->retry);
   uv_close((uv_handle_t *)&st->retry, NULL);
   uv_check_stop(&st->check);

@@ -5,11 +5,19 @@
  * speculative termination rule. Pure logic: the caller feeds it the messages it received
  * and the clock; it never touches a socket.
  *
- * Memory is flat per sample: a fixed-size record plus d input doubles, stored in chunks so
- * record pointers stay valid for the ledger's lifetime, and an open-addressing hash index
- * of 8-byte slots (index and hash tag). Worker and control queue names are interned once (few workers, many
+ * Memory follows the live samples, not the campaign's length: a fixed-size record plus d
+ * input doubles, stored in chunks so record pointers stay valid while the record lives, and
+ * an open-addressing hash index of 8-byte slots (index and hash tag). A finished sample's
+ * record is *retired* (dropped from the index, its chunk freed once all its records are
+ * gone) after `retain` (SL_LEDGER_RETAIN_DEFAULT) more samples have finished: within that
+ * window a late duplicate (a redelivered event.stored, a progress or worker status that
+ * raced the store) is recognised by id; after it, the caller tells duplicates apart by the
+ * store's own verdict (event.stored's is_new: sl_planner_on_stored ignores a not-new point
+ * it does not know). Never retired: audits and stops with an audit (the audit check reads
+ * both), samples given up on (a late store still counts once) and the points a rebuild
+ * passed (the plan's replay skips them by id). Counters are cumulative and never lose a
+ * retired sample. Worker and control queue names are interned once (few workers, many
  * samples). The partial history (K doubles) is allocated only while a sample is in flight.
- * Samples are never removed (a stored sample stays, so a redelivery is recognised).
  *
  * Thread-safety: none; one ledger is used by one thread (the explorer's loop). */
 #ifndef SPECLINE_EXPLORE_LEDGER_H
@@ -23,6 +31,7 @@
 #include "specline/proto.h"
 
 #define SL_SAMPLE_ID_MAX 24 /* bytes including the NUL; ids are "s" + 16 hex today */
+#define SL_LEDGER_RETAIN_DEFAULT 4096 /* finished samples kept before the oldest is retired */
 
 typedef enum sl_sample_state {
   SL_SAMPLE_PLANNED = 0, /* chosen, not yet published */
@@ -88,7 +97,7 @@ typedef struct sl_ledger_stored {
 
 /* Counters; all cumulative except in_flight, running and steps_in_flight. */
 typedef struct sl_ledger_stats {
-  int64_t samples;         /* entries in the ledger */
+  int64_t samples;         /* samples ever added (retired ones included) */
   int64_t planned;         /* entries in PLANNED now */
   int64_t issues;          /* issue calls (re-issues included) */
   int64_t reissues;        /* issues of a sample that had been issued before */
@@ -136,14 +145,24 @@ void sl_ledger_set_started_at(sl_ledger_t *l, double started_at);
 sl_sample_t *sl_ledger_plan(sl_ledger_t *l, const char *sample_id, const double *inputs,
                             sl_sample_origin_t origin, uint32_t replica, bool *created, sl_error_t *err);
 
-/* The sample with this id, or NULL. Borrowed. */
+/* The sample with this id, or NULL (never known, or retired). Borrowed: valid until the
+ * sample is retired, i.e. at least until `retain` more samples have finished after it. */
 sl_sample_t *sl_ledger_find(const sl_ledger_t *l, const char *sample_id);
 
-/* The sample inserted at position index (< count), or NULL. Borrowed. */
+/* The sample inserted at position index (< count), or NULL (out of range or retired).
+ * Borrowed, as for sl_ledger_find. */
 sl_sample_t *sl_ledger_at(const sl_ledger_t *l, size_t index);
 
-/* Number of samples. */
+/* Number of samples ever added (retired ones included): indices run 0 .. count - 1. */
 size_t sl_ledger_count(const sl_ledger_t *l);
+
+/* Number of samples whose records are held now (not retired). */
+size_t sl_ledger_live(const sl_ledger_t *l);
+
+/* Sets how many finished samples are kept before the oldest is retired (default
+ * SL_LEDGER_RETAIN_DEFAULT; SIZE_MAX keeps every sample, as before retirement existed).
+ * Shrinking retires the oldest beyond the new window at once. */
+void sl_ledger_set_retain(sl_ledger_t *l, size_t retain);
 
 /* The sample's inputs (n_inputs values; NaN when unknown). Borrowed. */
 const double *sl_ledger_inputs(const sl_ledger_t *l, const sl_sample_t *s);
@@ -175,8 +194,9 @@ bool sl_ledger_observe(sl_ledger_t *l, sl_sample_t *s, size_t k, double value);
 /* A stored point (event.stored or a store.point seen): the sample becomes DONE, FAILED or
  * TERMINATED with the stored steps, and leaves the in-flight set; its history is freed.
  * Idempotent: a second stored event for a finished sample changes nothing. An unknown id
- * is adopted (origin UNKNOWN) so the budget counts it. Returns the sample, or NULL only
- * for an invalid id. */
+ * is adopted (origin UNKNOWN) so the budget counts it. The sample joins the finished
+ * window; the oldest finished sample beyond `retain` is retired. Returns the sample, or
+ * NULL only for an invalid id. */
 sl_sample_t *sl_ledger_on_stored(sl_ledger_t *l, const char *sample_id, sl_point_status_t status,
                                  int64_t steps, double now);
 

@@ -180,8 +180,10 @@ void sl_planner_issue(sl_planner_t *p, double now, sl_planner_actions_t *out);
  * speculative, decides: a STOP emits TERMINATE (and plans an audit re-run when drawn). */
 void sl_planner_on_progress(sl_planner_t *p, const sl_sim_progress_t *m, double now, sl_planner_actions_t *out);
 
-/* An event.stored (is_new: first store of that point): the sample is finished; a new
- * audit re-run emits READ_AUDIT; with replace_at_once the queue is topped up. */
+/* A point of an event.stored (is_new: first store of that point): the sample is finished;
+ * a new audit re-run emits READ_AUDIT; with replace_at_once the queue is topped up. A point
+ * that is not new and whose sample the ledger does not know is ignored: it was counted
+ * when first stored (its record since retired, ledger.h) or by the rebuild. */
 void sl_planner_on_stored(sl_planner_t *p, const char *sample_id, sl_point_status_t status, int64_t steps,
                           bool is_new, double now, sl_planner_actions_t *out);
 

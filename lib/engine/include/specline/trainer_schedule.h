@@ -46,8 +46,9 @@ typedef enum sl_trainer_next {
 /* Zeroes *s and sets the thresholds (retrain_every >= 1, min_points >= 1). */
 void sl_trainer_schedule_init(sl_trainer_schedule_t *s, int retrain_every, int min_points);
 
-/* One decoded event.stored: counts it, and a pending point when it is a new, not failed
- * point of `campaign`. Returns whether it counted as pending. */
+/* One decoded event.stored: counts it, and a pending point for each new, not failed point
+ * of `campaign` it names (every point of a batch; the single form is one). Returns whether
+ * any counted as pending. */
 bool sl_trainer_schedule_stored(sl_trainer_schedule_t *s, const sl_event_stored_t *ev, const char *campaign);
 
 /* True when a training starts now (the caller then runs exactly one): none in flight,

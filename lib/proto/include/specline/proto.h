@@ -141,19 +141,40 @@ char *sl_store_point_encode(const sl_store_point_t *m);
 bool sl_store_point_decode(const char *buf, size_t len, const sl_proto_limits_t *lim, sl_store_point_t *out, sl_error_t *err);
 void sl_store_point_release(sl_store_point_t *m);
 
-/* ---- event.stored: store → everyone ---- */
+/* ---- event.stored: store → everyone ----
+ * One message per store batch: the points written by one commit are listed in `points`
+ * (the batch form). The single form (sample_id, status, steps, is_new at the top level, one
+ * point per message) is still decoded; readers go through sl_event_stored_count/_at, which
+ * serve both forms. */
+typedef struct sl_event_stored_point {
+  char *sample_id;      /* the point written */
+  char *status;         /* its status name */
+  int64_t steps;        /* optional (0 when absent) */
+  bool is_new;          /* false when the write was a redelivery */
+} sl_event_stored_point_t;
+
 typedef struct sl_event_stored {
   char *campaign;
   int64_t n_sim;        /* simulation points stored so far */
   int64_t n_exp;        /* experimental points stored so far */
-  char *sample_id;      /* optional: the point that was just stored */
+  char *sample_id;      /* optional: the point that was just stored (single form) */
   char *status;         /* optional: its status name */
   int64_t steps;        /* optional (0 when absent) */
   bool is_new;          /* false when the write was a redelivery */
+  sl_event_stored_point_t *points; /* optional: the batch form, n_points points */
+  size_t n_points;
 } sl_event_stored_t;
 char *sl_event_stored_encode(const sl_event_stored_t *m);
 bool sl_event_stored_decode(const char *buf, size_t len, const sl_proto_limits_t *lim, sl_event_stored_t *out, sl_error_t *err);
 void sl_event_stored_release(sl_event_stored_t *m);
+
+/* Points an event names: n_points in the batch form, 1 in the single form with a
+ * sample_id, 0 for a counts-only event. */
+size_t sl_event_stored_count(const sl_event_stored_t *m);
+
+/* Point i (< sl_event_stored_count) as a borrowed view of m: the batch's element, or the
+ * top-level fields of the single form. */
+sl_event_stored_point_t sl_event_stored_at(const sl_event_stored_t *m, size_t i);
 
 /* ---- event.model: learn → explore, predict ---- */
 typedef struct sl_event_model {

@@ -43,6 +43,7 @@
 
 #include "specline/log.h"
 #include "specline/planner.h"
+#include "specline/policy.h"
 #include "simcache.h"
 #include "specline/dataset.h"
 #include "specline/design.h"
@@ -865,27 +866,10 @@ static double quantile(double *v, size_t n, double q)
   return v[lo] + (pos - (double)lo) * (v[lo + 1] - v[lo]);
 }
 
-/* Clopper–Pearson one-sided 95% upper bound of a rate with x events in n trials: the p
- * with P(X <= x; n, p) = 0.05 (bisection on the binomial CDF). 1 for n 0. */
+/* Clopper–Pearson one-sided 95% upper bound (policy.h). */
 static double cp_upper(int64_t x, int64_t n)
 {
-  double lo = (double)x / (double)(n ? n : 1), hi = 1.0;
-  int it;
-
-  if (n == 0 || x >= n)
-    return 1.0;
-  for (it = 0; it < 60; it++) {
-    double p = 0.5 * (lo + hi), cdf = 0, lp = log(p), lq = log1p(-p);
-    int64_t i;
-    for (i = 0; i <= x; i++)
-      cdf += exp(lgamma((double)n + 1) - lgamma((double)i + 1) - lgamma((double)(n - i) + 1) + (double)i * lp +
-                 (double)(n - i) * lq);
-    if (cdf > 0.05)
-      lo = p;
-    else
-      hi = p;
-  }
-  return hi;
+  return sl_audit_cp_upper(x, n);
 }
 
 /* r's latest evaluation at or before `steps` (NULL when none). */

@@ -512,3 +512,24 @@ bool sl_audit_check(const double *y_tail, const double *mu_tail, const double *s
                     !(out->tail_nrmse <= SL_AUDIT_NRMSE_FACTOR * confidence);
   return true;
 }
+
+double sl_audit_cp_upper(int64_t x, int64_t n)
+{
+  double lo = (double)x / (double)(n ? n : 1), hi = 1.0;
+  int it;
+
+  if (n <= 0 || x >= n)
+    return 1.0;
+  for (it = 0; it < 60; it++) { /* bisection on the binomial CDF */
+    double p = 0.5 * (lo + hi), cdf = 0, lp = log(p), lq = log1p(-p);
+    int64_t i;
+    for (i = 0; i <= x; i++)
+      cdf += exp(lgamma((double)n + 1) - lgamma((double)i + 1) - lgamma((double)(n - i) + 1) + (double)i * lp +
+                 (double)(n - i) * lq);
+    if (cdf > 0.05)
+      lo = p;
+    else
+      hi = p;
+  }
+  return hi;
+}

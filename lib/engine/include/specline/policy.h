@@ -244,4 +244,9 @@ bool sl_audit_check(const double *y_tail, const double *mu_tail, const double *s
                     size_t n_tail, double scale, double confidence, double sigma_floor,
                     sl_audit_result_t *out, sl_error_t *err);
 
+/* Clopper–Pearson one-sided 95% upper bound of a false-stop rate with x false stops in n
+ * audited stops: the p with P(X <= x; n, p) = 0.05. 1 when n is 0 or x >= n. Claiming a
+ * rate <= 5% needs n >= 59 with x = 0. */
+double sl_audit_cp_upper(int64_t x, int64_t n);
+
 #endif

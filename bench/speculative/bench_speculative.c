@@ -1374,6 +1374,10 @@ static void usage(FILE *f)
           "  --tails predicted|masked  what a stopped run trains on: its prefix and the tail (and, for\n"
           "                       the conditioned rule, finals) the stop predicted (default), or the prefix\n"
           "  --acq-mix F          space-filling share of the mixed arms' batches (default 0.5)\n"
+          "  --stat S             the conditioned rule's decision statistic: max_sigma (the largest calibrated\n"
+          "                       sigma of the tail), bound (the calibrated 95%% bound of the tail RMSE / 2,\n"
+          "                       the audit's tolerance), plateau (bound, or persistence's when smaller;\n"
+          "                       default max_sigma)\n"
           "  --seeds N            seeds per arm (default 10), first seed --seed0 (default 1)\n"
           "  --jobs N             campaigns run in parallel (default 2)\n"
           "  --val N              validation runs per simulator (default 128)\n"
@@ -1435,7 +1439,7 @@ int main(int argc, char **argv)
       {"epochs", required_argument, 0, 'E'}, {"hidden", required_argument, 0, 'H'},
       {"batch", required_argument, 0, 'N'}, {"lr", required_argument, 0, 'L'},
       {"tails", required_argument, 0, 'T'}, {"acq-mix", required_argument, 0, 'X'},
-      {0, 0, 0, 0}};
+      {"stat", required_argument, 0, 'Z'},     {0, 0, 0, 0}};
   opts_t o;
   pool_t pool;
   simdef_t sims[MAX_SIMS];
@@ -1498,6 +1502,12 @@ int main(int argc, char **argv)
     case 'L': o.lr = atof(optarg); break;
     case 'T': o.masked_tails = !strcmp(optarg, "masked"); break;
     case 'X': o.acq_mix = atof(optarg); break;
+    case 'Z':
+      if (!sl_spec_stat_parse(optarg, &o.spec.stat)) {
+        usage(stderr);
+        return 2;
+      }
+      break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
     }
@@ -1518,9 +1528,9 @@ int main(int argc, char **argv)
   mkdir(o.out_dir, 0777);
   mkdir(o.cache_dir, 0777);
   fprintf(stderr, "bench_speculative: %d seeds, %d validation runs, cap %.0f runs, %d slots (x%.1f for spec+over), "
-                  "retrain every %d, min_fraction %.2f, confidence %.3f, surprise_p %.3f, audit %.2f, %d jobs\n",
+                  "retrain every %d, min_fraction %.2f, confidence %.3f, surprise_p %.3f, audit %.2f, %d jobs, stat %d\n",
           o.seeds, o.n_val, o.cap_runs, o.slots, o.oversubscribe, o.retrain_every, o.spec.min_fraction,
-          o.spec.confidence, o.spec.surprise_p, o.audit_fraction, o.jobs);
+          o.spec.confidence, o.spec.surprise_p, o.audit_fraction, o.jobs, (int)o.spec.stat);
   for (s = 0; s < o.n_sims; s++)
     if (!sim_setup(&o, o.sims[s], &sims[s]))
       return 1;

@@ -275,6 +275,20 @@ void sl_spec_params_default(sl_spec_params_t *p)
   p->surprise_p = 0.01;
   p->scale = 1.0;
   p->sigma_floor = SL_SPEC_SIGMA_FLOOR_DEFAULT;
+  p->stat = SL_SPEC_STAT_MAX_SIGMA;
+}
+
+bool sl_spec_stat_parse(const char *word, sl_spec_stat_t *out)
+{
+  static const char *const names[] = {"max_sigma", "bound", "plateau"};
+  size_t i;
+
+  for (i = 0; word && i < sizeof names / sizeof *names; i++)
+    if (!strcmp(word, names[i])) {
+      *out = (sl_spec_stat_t)i;
+      return true;
+    }
+  return false;
 }
 
 static double sigma_floored(double sigma, double scale, double floor_rel)

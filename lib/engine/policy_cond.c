@@ -21,6 +21,11 @@ struct sl_spec_resid {
   /* factors by observed checkpoints o (K + 1) and by the bin of the prefix's fit
    * q = z2/o (SL_SPEC_RESID_BINS bins of equal count; q_cut[o][b] = bin b's upper end) */
   double *c_hist, *c_fin, *q_cut;
+  double *c_rmse;  /* (K + 1) × NB: the SL_SPEC_RESID_BOUND quantile of the tail RMSE ratio */
+  double *y;       /* SL_SPEC_RESID_CAP × P raw values of the runs (the plateau bound) */
+  size_t n_cal;    /* calibration runs of the fit */
+  double *pl_f, *pl_e; /* (K + 1) × CAP/2: per prefix, calibration runs' flatness (sorted)
+                        * and the RMSE of persistence over their tail */
 };
 
 #define NB SL_SPEC_RESID_BINS
@@ -55,6 +60,10 @@ sl_spec_resid_t *sl_spec_resid_new(size_t K, size_t P)
   r->c_hist = sl_calloc((K + 1) * NB, sizeof *r->c_hist);
   r->c_fin = sl_calloc((K + 1) * NB, sizeof *r->c_fin);
   r->q_cut = sl_calloc((K + 1) * NB, sizeof *r->q_cut);
+  r->c_rmse = sl_calloc((K + 1) * NB, sizeof *r->c_rmse);
+  r->y = sl_calloc(SL_SPEC_RESID_CAP * P, sizeof *r->y);
+  r->pl_f = sl_calloc((K + 1) * (SL_SPEC_RESID_CAP / 2 + 1), sizeof *r->pl_f);
+  r->pl_e = sl_calloc((K + 1) * (SL_SPEC_RESID_CAP / 2 + 1), sizeof *r->pl_e);
   return r;
 }
 
@@ -68,6 +77,10 @@ void sl_spec_resid_destroy(sl_spec_resid_t *r)
   free(r->c_hist);
   free(r->c_fin);
   free(r->q_cut);
+  free(r->c_rmse);
+  free(r->y);
+  free(r->pl_f);
+  free(r->pl_e);
   free(r);
 }
 
@@ -87,6 +100,7 @@ bool sl_spec_resid_add(sl_spec_resid_t *r, const double *y, const double *mu, co
     double f = (floor_rel > 0 ? floor_rel : SL_SPEC_SIGMA_FLOOR_DEFAULT) * (scale ? scale[j] : 1.0);
     double s = j < r->K ? run_sigma(sigma, r->K, f) : (sigma[j] > f ? sigma[j] : f);
     u[j] = (y[j] - mu[j]) / s;
+    r->y[r->next * r->P + j] = y[j];
   }
   r->next = (r->next + 1) % SL_SPEC_RESID_CAP;
   if (r->n < SL_SPEC_RESID_CAP)
@@ -194,6 +208,95 @@ static double conformal(double *z, size_t n)
   return z[(k > n ? n : k) - 1] / 2.0;
 }
 
+/* The ceil((n+1)·level)-th smallest of z (sorted in place); INFINITY when n is too small
+ * for that rank. */
+static double upper_quantile(double *z, size_t n, double level)
+{
+  size_t k = (size_t)ceil((double)(n + 1) * level);
+
+  if (n == 0 || k > n)
+    return INFINITY;
+  qsort(z, n, sizeof *z, cmp_dbl);
+  return z[k - 1];
+}
+
+/* How far the last SL_SPEC_PLATEAU_LOOKBACK observed values stray from the latest (raw
+ * units); INFINITY with fewer than two observed. */
+static double flatness(const double *y, size_t o)
+{
+  size_t i, m = o > 0 ? o - 1 : 0;
+  double f = 0;
+
+  if (o < 2)
+    return INFINITY;
+  if (m > SL_SPEC_PLATEAU_LOOKBACK)
+    m = SL_SPEC_PLATEAU_LOOKBACK;
+  for (i = 1; i <= m; i++)
+    f = fmax(f, fabs(y[o - 1] - y[o - 1 - i]));
+  return f;
+}
+
+/* The RMSE over the history tail [o, K) of persistence (the latest observed value). */
+static double persistence_rmse(const double *y, size_t o, size_t K)
+{
+  double se = 0;
+  size_t j;
+
+  for (j = o; j < K; j++)
+    se += (y[j] - y[o - 1]) * (y[j] - y[o - 1]);
+  return sqrt(se / (double)(K - o));
+}
+
+typedef struct fe { double f, e; } fe_t;
+
+static int cmp_fe(const void *a, const void *b)
+{
+  double x = ((const fe_t *)a)->f, y = ((const fe_t *)b)->f;
+
+  return x < y ? -1 : x > y;
+}
+
+/* Per prefix, the calibration runs' flatness (sorted) and persistence's tail RMSE. */
+static void fit_plateau(sl_spec_resid_t *r)
+{
+  size_t K = r->K, P = r->P, n = r->n_cal, o, i, ld = SL_SPEC_RESID_CAP / 2 + 1;
+  fe_t *fe = sl_calloc(n + 1, sizeof *fe);
+
+  for (o = 2; o < K; o++) {
+    for (i = 0; i < n; i++) {
+      const double *y = r->y + (2 * i + 1) * P;
+      fe[i] = (fe_t){flatness(y, o), persistence_rmse(y, o, K)};
+    }
+    qsort(fe, n, sizeof *fe, cmp_fe);
+    for (i = 0; i < n; i++) {
+      r->pl_f[o * ld + i] = fe[i].f;
+      r->pl_e[o * ld + i] = fe[i].e;
+    }
+  }
+  free(fe);
+}
+
+/* The SL_SPEC_RESID_BOUND quantile of persistence's tail RMSE over the calibration runs
+ * at least as flat as f at prefix o (the flattest SL_SPEC_PLATEAU_MIN_RUNS when fewer
+ * are); INFINITY when the pool cannot say. */
+static double plateau_bound(const sl_spec_resid_t *r, size_t o, double f)
+{
+  size_t ld = SL_SPEC_RESID_CAP / 2 + 1, n = 0;
+  double *e, b;
+
+  if (o < 2 || o >= r->K || !isfinite(f) || r->n_cal < SL_SPEC_PLATEAU_MIN_RUNS)
+    return INFINITY;
+  while (n < r->n_cal && r->pl_f[o * ld + n] <= f)
+    n++;
+  if (n < SL_SPEC_PLATEAU_MIN_RUNS)
+    n = SL_SPEC_PLATEAU_MIN_RUNS;
+  e = sl_calloc(n, sizeof *e);
+  memcpy(e, r->pl_e + o * ld, n * sizeof *e);
+  b = upper_quantile(e, n, SL_SPEC_RESID_BOUND);
+  free(e);
+  return b;
+}
+
 /* The prefix fit q = z2/o of v's first o entries (0 for o 0). */
 static double prefix_fit(const double *v, size_t o)
 {
@@ -214,6 +317,27 @@ static int cmp_qi(const void *a, const void *b)
   return x < y ? -1 : x > y;
 }
 
+/* The tail-RMSE bound's factor at prefix o per bin, from the calibration runs' ratios rr
+ * (n_cal, in bin order): a bin too small for the quantile takes that of all of them. */
+static void fit_bound(sl_spec_resid_t *r, size_t o, const double *rr, size_t n_cal, size_t nb)
+{
+  double *tmp = sl_calloc(n_cal + 1, sizeof *tmp), all;
+  size_t b;
+
+  memcpy(tmp, rr, n_cal * sizeof *tmp);
+  all = upper_quantile(tmp, n_cal, SL_SPEC_RESID_BOUND);
+  for (b = 0; b < NB; b++) {
+    size_t i0 = b * n_cal / nb, i1 = (b + 1) * n_cal / nb;
+    double q = INFINITY;
+    if (b < nb) {
+      memcpy(tmp, rr + i0, (i1 - i0) * sizeof *tmp);
+      q = upper_quantile(tmp, i1 - i0, SL_SPEC_RESID_BOUND);
+    }
+    r->c_rmse[o * NB + b] = isfinite(q) ? q : b < nb ? all : r->c_rmse[o * NB + nb - 1];
+  }
+  free(tmp);
+}
+
 /* The factors from the odd slots, for every prefix length, locally adaptive: the
  * calibration runs are binned by how well their prefix fits (q), so a run whose prefix
  * tracks the model closely gets the factor of runs like it, not of the hardest ones. */
@@ -222,7 +346,7 @@ static void fit_factors(sl_spec_resid_t *r)
   size_t K = r->K, P = r->P, n_cal = r->n / 2, o, i, j, b, nh, nf;
   size_t nb = n_cal / SL_SPEC_RESID_BIN_MIN; /* bins only as the calibration runs allow */
   double *v = sl_calloc(n_cal * P, sizeof *v), *zh = sl_calloc(n_cal * P + 1, sizeof *zh);
-  double *zf = sl_calloc(n_cal * P + 1, sizeof *zf);
+  double *zf = sl_calloc(n_cal * P + 1, sizeof *zf), *rr = sl_calloc(n_cal + 1, sizeof *rr);
   qi_t *ord = sl_calloc(n_cal + 1, sizeof *ord);
 
   for (i = 0; i < n_cal; i++)
@@ -243,24 +367,31 @@ static void fit_factors(sl_spec_resid_t *r)
       nh = nf = 0;
       for (t = i0; t < i1; t++) {
         const double *u = r->u + (2 * ord[t].i + 1) * P;
+        double se = 0, sv = 0;
         for (j = o; j < P; j++) {
           double m, var, z;
           cond_col(r, v + ord[t].i * P, o, j, &m, &var);
           z = fabs(u[j] - m) / sqrt(var);
-          if (j < K)
+          if (j < K) {
             zh[nh++] = z;
-          else
+            se += (u[j] - m) * (u[j] - m);
+            sv += var;
+          } else {
             zf[nf++] = z;
+          }
         }
+        rr[t] = o < K ? sqrt(se / sv) : 0;
       }
       r->c_hist[o * NB + b] = conformal(zh, nh);
       r->c_fin[o * NB + b] = conformal(zf, nf);
       r->q_cut[o * NB + b] = b + 1 >= nb || i1 >= n_cal ? INFINITY : 0.5 * (ord[i1 - 1].q + ord[i1].q);
     }
+    fit_bound(r, o, rr, n_cal, nb);
   }
   free(v);
   free(zh);
   free(zf);
+  free(rr);
   free(ord);
 }
 
@@ -279,8 +410,10 @@ static bool refit(sl_spec_resid_t *r)
   if (r->n < SL_SPEC_RESID_MIN)
     return false;
   if (!r->fitted) {
+    r->n_cal = r->n / 2;
     fit_moments(r);
     fit_factors(r);
+    fit_plateau(r);
     r->fitted = true;
   }
   return true;
@@ -293,11 +426,38 @@ double sl_spec_resid_factor(sl_spec_resid_t *r, size_t k_obs, bool fin)
   return fin ? r->c_fin[k_obs * NB + NB - 1] : r->c_hist[k_obs * NB + NB - 1];
 }
 
+/* The bound statistics (SL_SPEC_STAT_BOUND, _PLATEAU): tail_std becomes the calibrated
+ * SL_SPEC_RESID_BOUND quantile of the tail's RMSE (in scale units) divided by
+ * SL_AUDIT_NRMSE_FACTOR, so that tail_std < confidence says the tail stays within the
+ * audit's tolerance with that probability. With PLATEAU, when persistence of the latest
+ * value has the smaller bound (the run has flattened like calibration runs whose rest
+ * stayed flat), the history tail relied on is persistence with σ = bound / 2. rms: the
+ * RMS of the conditioned σ over the tail before calibration (raw units). */
+static void tail_bound(const sl_spec_params_t *p, const sl_spec_resid_t *r, size_t b, double rms, const double *y,
+                       size_t k_obs, double *cmu, double *csigma, sl_spec_decision_t *out)
+{
+  double bound = r->c_rmse[k_obs * NB + b] * rms, pb;
+  size_t j;
+
+  if (p->stat == SL_SPEC_STAT_PLATEAU) {
+    pb = plateau_bound(r, k_obs, flatness(y, k_obs));
+    if (pb < bound) {
+      bound = pb;
+      for (j = k_obs; j < r->K; j++) {
+        cmu[j] = y[k_obs - 1];
+        csigma[j] = fmax(pb / 2.0, 1e-300);
+      }
+    }
+  }
+  out->tail_std = bound / p->scale / SL_AUDIT_NRMSE_FACTOR;
+  out->k_tail_max = r->K - 1;
+}
+
 bool sl_spec_decide_cond(const sl_spec_params_t *p, sl_spec_resid_t *r, const double *mu, const double *sigma,
                          size_t P, size_t K, const double *y, size_t k_obs, double *cmu, double *csigma,
                          sl_spec_decision_t *out, sl_error_t *err)
 {
-  double *u, *v, sr;
+  double *u, *v, sr, sv;
   size_t j, b;
 
   if (!sl_spec_decide(p, mu, sigma, K, y, k_obs, out, err))
@@ -326,6 +486,7 @@ bool sl_spec_decide_cond(const sl_spec_params_t *p, sl_spec_resid_t *r, const do
   b = bin_of(r, k_obs, prefix_fit(v, k_obs));
   out->tail_std = 0;
   out->k_tail_max = k_obs;
+  sv = 0;
   for (j = k_obs; j < P; j++) {
     double m, var, c = j < K ? r->c_hist[k_obs * NB + b] : r->c_fin[k_obs * NB + b];
     double f = j < K ? (p->sigma_floor > 0 ? p->sigma_floor : SL_SPEC_SIGMA_FLOOR_DEFAULT) * p->scale : 1e-300;
@@ -333,11 +494,14 @@ bool sl_spec_decide_cond(const sl_spec_params_t *p, sl_spec_resid_t *r, const do
     cond_col(r, v, k_obs, j, &m, &var);
     cmu[j] = mu[j] + s * m;
     csigma[j] = c * s * sqrt(var);
+    sv += j < K ? var : 0;
     if (j < K && csigma[j] / p->scale > out->tail_std) {
       out->tail_std = csigma[j] / p->scale;
       out->k_tail_max = j;
     }
   }
+  if (p->stat != SL_SPEC_STAT_MAX_SIGMA && k_obs < K)
+    tail_bound(p, r, b, sr * sqrt(sv / (double)(K - k_obs)), y, k_obs, cmu, csigma, out);
   if (k_obs < out->k_min)
     out->action = SL_SPEC_CONTINUE_EARLY;
   else if (out->surprised)
@@ -350,3 +514,4 @@ bool sl_spec_decide_cond(const sl_spec_params_t *p, sl_spec_resid_t *r, const do
   free(v);
   return true;
 }
+

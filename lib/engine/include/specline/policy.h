@@ -84,12 +84,23 @@ const char *sl_spec_action_name(sl_spec_action_t a);
 /* The σ floor (× scale) used when sl_spec_params_t.sigma_floor is 0. */
 #define SL_SPEC_SIGMA_FLOOR_DEFAULT 1e-3
 
+/* What the conditioned rule (sl_spec_decide_cond) compares with the confidence. */
+typedef enum sl_spec_stat {
+  SL_SPEC_STAT_MAX_SIGMA = 0, /* max over the history tail of the calibrated σ_k/scale */
+  SL_SPEC_STAT_BOUND,         /* the calibrated bound of the tail's RMSE, / SL_AUDIT_NRMSE_FACTOR */
+  SL_SPEC_STAT_PLATEAU,       /* the same, or persistence's bound when smaller (plateau) */
+} sl_spec_stat_t;
+
+/* "max_sigma" | "bound" | "plateau" → stat; false for another word. */
+bool sl_spec_stat_parse(const char *word, sl_spec_stat_t *out);
+
 typedef struct sl_spec_params {
   double min_fraction; /* of the K checkpoints before any stop (config: 0.2) */
   double confidence;   /* stop when max σ_k/scale over the rest is below this (0.02) */
   double surprise_p;   /* chi-square upper-tail probability of the surprise test (0.01) */
   double scale;        /* the history output's scale (e.g. its std in the training data) */
   double sigma_floor;  /* σ_k is floored at sigma_floor·scale; 0 means SL_SPEC_SIGMA_FLOOR_DEFAULT */
+  sl_spec_stat_t stat; /* the conditioned rule's decision statistic (default MAX_SIGMA) */
 } sl_spec_params_t;
 
 /* Fills the config defaults above with scale 1. */
@@ -179,6 +190,9 @@ typedef struct sl_spec_resid sl_spec_resid_t;
 #define SL_SPEC_RESID_COVERAGE 0.95 /* the ±2σ coverage the factors aim at */
 #define SL_SPEC_RESID_BINS 3       /* calibration bins by the prefix's fit z2/k_obs, */
 #define SL_SPEC_RESID_BIN_MIN 16   /* each of at least this many calibration runs */
+#define SL_SPEC_RESID_BOUND 0.95   /* the quantile of the tail RMSE the bound stands for */
+#define SL_SPEC_PLATEAU_LOOKBACK 3 /* checkpoints back over which a plateau is measured */
+#define SL_SPEC_PLATEAU_MIN_RUNS 19 /* calibration runs a plateau bound is taken over, at least */
 
 /* An empty pool for K checkpoints of P columns (K <= P); NULL for K == 0 or K > P. */
 sl_spec_resid_t *sl_spec_resid_new(size_t K, size_t P);

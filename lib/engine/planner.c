@@ -1068,8 +1068,11 @@ void sl_planner_on_stored(sl_planner_t *p, const char *sample_id, sl_point_statu
 {
   sl_sample_t *s = sl_ledger_find(p->ledger, sample_id);
 
-  if (s && status == SL_POINT_COMPLETE && p->prm.conditioned && s->state != SL_SAMPLE_DONE)
+  if (s && status == SL_POINT_COMPLETE && p->prm.conditioned && s->state != SL_SAMPLE_DONE) {
+    if (p->resid && s->history && s->k_obs >= (size_t)p->K)
+      sl_spec_resid_add_history(p->resid, s->history); /* the plateau rule's pool: any run */
     hold_out(p, s);
+  }
   s = sl_ledger_on_stored(p->ledger, sample_id, status, steps, now);
 
   if (s && status == SL_POINT_FAILED && !p->first_failed[0])

@@ -24,8 +24,16 @@ struct sl_spec_resid {
   double *c_rmse;  /* (K + 1) × NB: the SL_SPEC_RESID_BOUND quantile of the tail RMSE ratio */
   double *y;       /* SL_SPEC_RESID_CAP × P raw values of the runs (the plateau bound) */
   size_t n_cal;    /* calibration runs of the fit */
-  double *pl_f, *pl_e; /* (K + 1) × CAP/2: per prefix, calibration runs' flatness (sorted)
-                        * and the RMSE of persistence over their tail */
+  double *sr;      /* SL_SPEC_RESID_CAP: each run's history σ (raw units) */
+  double *ec;      /* (K + 1) × CAP/2: calibration run i's tail RMSE under the conditioned
+                    * mean (raw units), by prefix */
+  double *pl_f, *pl_c; /* (K + 1) × CAP/2: per prefix, calibration runs' flatness (sorted)
+                        * and the tail RMSE of the conditioned mean */
+  double *h;       /* SL_SPEC_RESID_CAP × K raw histories of complete runs, any model or none */
+  size_t nh, nexth;
+  bool h_fitted;
+  double *ph_f, *ph_e; /* (K + 1) × CAP: per prefix, their flatness (sorted) and the tail
+                        * RMSE of persistence */
 };
 
 #define NB SL_SPEC_RESID_BINS
@@ -63,7 +71,12 @@ sl_spec_resid_t *sl_spec_resid_new(size_t K, size_t P)
   r->c_rmse = sl_calloc((K + 1) * NB, sizeof *r->c_rmse);
   r->y = sl_calloc(SL_SPEC_RESID_CAP * P, sizeof *r->y);
   r->pl_f = sl_calloc((K + 1) * (SL_SPEC_RESID_CAP / 2 + 1), sizeof *r->pl_f);
-  r->pl_e = sl_calloc((K + 1) * (SL_SPEC_RESID_CAP / 2 + 1), sizeof *r->pl_e);
+  r->h = sl_calloc(SL_SPEC_RESID_CAP * K, sizeof *r->h);
+  r->ph_f = sl_calloc((K + 1) * SL_SPEC_RESID_CAP, sizeof *r->ph_f);
+  r->ph_e = sl_calloc((K + 1) * SL_SPEC_RESID_CAP, sizeof *r->ph_e);
+  r->pl_c = sl_calloc((K + 1) * (SL_SPEC_RESID_CAP / 2 + 1), sizeof *r->pl_c);
+  r->ec = sl_calloc((K + 1) * (SL_SPEC_RESID_CAP / 2 + 1), sizeof *r->ec);
+  r->sr = sl_calloc(SL_SPEC_RESID_CAP, sizeof *r->sr);
   return r;
 }
 
@@ -80,7 +93,12 @@ void sl_spec_resid_destroy(sl_spec_resid_t *r)
   free(r->c_rmse);
   free(r->y);
   free(r->pl_f);
-  free(r->pl_e);
+  free(r->h);
+  free(r->ph_f);
+  free(r->ph_e);
+  free(r->pl_c);
+  free(r->ec);
+  free(r->sr);
   free(r);
 }
 
@@ -101,6 +119,8 @@ bool sl_spec_resid_add(sl_spec_resid_t *r, const double *y, const double *mu, co
     double s = j < r->K ? run_sigma(sigma, r->K, f) : (sigma[j] > f ? sigma[j] : f);
     u[j] = (y[j] - mu[j]) / s;
     r->y[r->next * r->P + j] = y[j];
+    if (j == 0)
+      r->sr[r->next] = s;
   }
   r->next = (r->next + 1) % SL_SPEC_RESID_CAP;
   if (r->n < SL_SPEC_RESID_CAP)
@@ -265,36 +285,90 @@ static void fit_plateau(sl_spec_resid_t *r)
   for (o = 2; o < K; o++) {
     for (i = 0; i < n; i++) {
       const double *y = r->y + (2 * i + 1) * P;
-      fe[i] = (fe_t){flatness(y, o), persistence_rmse(y, o, K)};
+      fe[i] = (fe_t){flatness(y, o), r->ec[o * ld + i]};
     }
     qsort(fe, n, sizeof *fe, cmp_fe);
     for (i = 0; i < n; i++) {
       r->pl_f[o * ld + i] = fe[i].f;
-      r->pl_e[o * ld + i] = fe[i].e;
+      r->pl_c[o * ld + i] = fe[i].e;
     }
   }
   free(fe);
 }
 
-/* The SL_SPEC_RESID_BOUND quantile of persistence's tail RMSE over the calibration runs
- * at least as flat as f at prefix o (the flattest SL_SPEC_PLATEAU_MIN_RUNS when fewer
- * are); INFINITY when the pool cannot say. */
-static double plateau_bound(const sl_spec_resid_t *r, size_t o, double f)
+/* Per prefix, the raw histories' flatness (sorted) and persistence's tail RMSE. */
+static void fit_persist(sl_spec_resid_t *r)
 {
-  size_t ld = SL_SPEC_RESID_CAP / 2 + 1, n = 0;
+  size_t K = r->K, n = r->nh, o, i, ld = SL_SPEC_RESID_CAP;
+  fe_t *fe = sl_calloc(n + 1, sizeof *fe);
+
+  for (o = 2; o < K; o++) {
+    for (i = 0; i < n; i++)
+      fe[i] = (fe_t){flatness(r->h + i * K, o), persistence_rmse(r->h + i * K, o, K)};
+    qsort(fe, n, sizeof *fe, cmp_fe);
+    for (i = 0; i < n; i++) {
+      r->ph_f[o * ld + i] = fe[i].f;
+      r->ph_e[o * ld + i] = fe[i].e;
+    }
+  }
+  free(fe);
+  r->h_fitted = true;
+}
+
+/* The SL_SPEC_RESID_BOUND quantile of e over the runs at least as flat as f (fs: n
+ * flatnesses, sorted; e alongside), the flattest SL_SPEC_PLATEAU_MIN_RUNS when fewer are;
+ * INFINITY when fewer runs than that or f is not finite. */
+static double flat_quantile(const double *fs, const double *es, size_t n, double f)
+{
+  size_t m = 0;
   double *e, b;
 
-  if (o < 2 || o >= r->K || !isfinite(f) || r->n_cal < SL_SPEC_PLATEAU_MIN_RUNS)
+  if (!isfinite(f) || n < SL_SPEC_PLATEAU_MIN_RUNS)
     return INFINITY;
-  while (n < r->n_cal && r->pl_f[o * ld + n] <= f)
-    n++;
-  if (n < SL_SPEC_PLATEAU_MIN_RUNS)
-    n = SL_SPEC_PLATEAU_MIN_RUNS;
-  e = sl_calloc(n, sizeof *e);
-  memcpy(e, r->pl_e + o * ld, n * sizeof *e);
-  b = upper_quantile(e, n, SL_SPEC_RESID_BOUND);
+  while (m < n && fs[m] <= f)
+    m++;
+  if (m < SL_SPEC_PLATEAU_MIN_RUNS)
+    m = SL_SPEC_PLATEAU_MIN_RUNS;
+  e = sl_calloc(m, sizeof *e);
+  memcpy(e, es, m * sizeof *e);
+  b = upper_quantile(e, m, SL_SPEC_RESID_BOUND);
   free(e);
   return b;
+}
+
+/* Persistence's bound at prefix o for flatness f (raw histories; refit when stale). */
+static double persist_bound(sl_spec_resid_t *r, size_t o, double f)
+{
+  if (o < 2 || o >= r->K)
+    return INFINITY;
+  if (!r->h_fitted)
+    fit_persist(r);
+  return flat_quantile(r->ph_f + o * SL_SPEC_RESID_CAP, r->ph_e + o * SL_SPEC_RESID_CAP, r->nh, f);
+}
+
+/* The conditioned mean's bound at prefix o over calibration runs as flat as f. */
+static double cond_flat_bound(const sl_spec_resid_t *r, size_t o, double f)
+{
+  size_t ld = SL_SPEC_RESID_CAP / 2 + 1;
+
+  if (o < 2 || o >= r->K)
+    return INFINITY;
+  return flat_quantile(r->pl_f + o * ld, r->pl_c + o * ld, r->n_cal, f);
+}
+
+bool sl_spec_resid_add_history(sl_spec_resid_t *r, const double *y)
+{
+  size_t k;
+
+  for (k = 0; k < r->K; k++)
+    if (!isfinite(y[k]))
+      return false;
+  memcpy(r->h + r->nexth * r->K, y, r->K * sizeof *y);
+  r->nexth = (r->nexth + 1) % SL_SPEC_RESID_CAP;
+  if (r->nh < SL_SPEC_RESID_CAP)
+    r->nh++;
+  r->h_fitted = false;
+  return true;
 }
 
 /* The prefix fit q = z2/o of v's first o entries (0 for o 0). */
@@ -381,6 +455,7 @@ static void fit_factors(sl_spec_resid_t *r)
           }
         }
         rr[t] = o < K ? sqrt(se / sv) : 0;
+        r->ec[o * (SL_SPEC_RESID_CAP / 2 + 1) + ord[t].i] = o < K ? sqrt(se / (double)(K - o)) * r->sr[2 * ord[t].i + 1] : 0;
       }
       r->c_hist[o * NB + b] = conformal(zh, nh);
       r->c_fin[o * NB + b] = conformal(zf, nf);
@@ -426,6 +501,20 @@ double sl_spec_resid_factor(sl_spec_resid_t *r, size_t k_obs, bool fin)
   return fin ? r->c_fin[k_obs * NB + NB - 1] : r->c_hist[k_obs * NB + NB - 1];
 }
 
+/* The history tail relied on becomes persistence of the latest value, σ = bound / 2;
+ * returns the bound. */
+static double persist_tail(const sl_spec_resid_t *r, double pb, const double *y, size_t k_obs, double *cmu,
+                           double *csigma)
+{
+  size_t j;
+
+  for (j = k_obs; j < r->K; j++) {
+    cmu[j] = y[k_obs - 1];
+    csigma[j] = fmax(pb / 2.0, 1e-300);
+  }
+  return pb;
+}
+
 /* The bound statistics (SL_SPEC_STAT_BOUND, _PLATEAU): tail_std becomes the calibrated
  * SL_SPEC_RESID_BOUND quantile of the tail's RMSE (in scale units) divided by
  * SL_AUDIT_NRMSE_FACTOR, so that tail_std < confidence says the tail stays within the
@@ -433,24 +522,36 @@ double sl_spec_resid_factor(sl_spec_resid_t *r, size_t k_obs, bool fin)
  * value has the smaller bound (the run has flattened like calibration runs whose rest
  * stayed flat), the history tail relied on is persistence with σ = bound / 2. rms: the
  * RMS of the conditioned σ over the tail before calibration (raw units). */
-static void tail_bound(const sl_spec_params_t *p, const sl_spec_resid_t *r, size_t b, double rms, const double *y,
+static void tail_bound(const sl_spec_params_t *p, sl_spec_resid_t *r, size_t b, double rms, const double *y,
                        size_t k_obs, double *cmu, double *csigma, sl_spec_decision_t *out)
 {
   double bound = r->c_rmse[k_obs * NB + b] * rms, pb;
-  size_t j;
 
   if (p->stat == SL_SPEC_STAT_PLATEAU) {
-    pb = plateau_bound(r, k_obs, flatness(y, k_obs));
-    if (pb < bound) {
-      bound = pb;
-      for (j = k_obs; j < r->K; j++) {
-        cmu[j] = y[k_obs - 1];
-        csigma[j] = fmax(pb / 2.0, 1e-300);
-      }
-    }
+    bound = fmin(bound, cond_flat_bound(r, k_obs, flatness(y, k_obs))); /* judged by runs as flat */
+    pb = persist_bound(r, k_obs, flatness(y, k_obs));
+    if (pb < bound)
+      bound = persist_tail(r, pb, y, k_obs, cmu, csigma);
   }
   out->tail_std = bound / p->scale / SL_AUDIT_NRMSE_FACTOR;
   out->k_tail_max = r->K - 1;
+}
+
+/* Before the residual pool is calibrated: the plateau rule on persistence alone, judged
+ * by the raw histories of complete runs, behind the model's own surprise test. */
+static void persist_only(const sl_spec_params_t *p, sl_spec_resid_t *r, const double *y, size_t k_obs, double *cmu,
+                         double *csigma, sl_spec_decision_t *out)
+{
+  double pb;
+
+  if (k_obs < out->k_min || k_obs >= r->K || out->surprised)
+    return;
+  pb = persist_bound(r, k_obs, flatness(y, k_obs));
+  if (!isfinite(pb))
+    return;
+  out->tail_std = persist_tail(r, pb, y, k_obs, cmu, csigma) / p->scale / SL_AUDIT_NRMSE_FACTOR;
+  out->k_tail_max = r->K - 1;
+  out->action = out->tail_std < p->confidence ? SL_SPEC_STOP : SL_SPEC_CONTINUE;
 }
 
 bool sl_spec_decide_cond(const sl_spec_params_t *p, sl_spec_resid_t *r, const double *mu, const double *sigma,
@@ -471,6 +572,8 @@ bool sl_spec_decide_cond(const sl_spec_params_t *p, sl_spec_resid_t *r, const do
   if (!r || r->P != P || r->K != K || !refit(r)) {
     if (out->action == SL_SPEC_STOP)
       out->action = SL_SPEC_CONTINUE; /* not calibrated yet */
+    if (r && r->K == K && p->stat == SL_SPEC_STAT_PLATEAU)
+      persist_only(p, r, y, k_obs, cmu, csigma, out);
     return true;
   }
   u = sl_calloc(P, sizeof *u);

@@ -612,7 +612,16 @@ static void test_conditioned_plateau(void)
     double lvl = cond_norm(&st), drift = (i / 2) % 2 ? 0.3 * cond_norm(&st) : 0, yy[CK]; /* both kinds in both halves */
     for (k = 0; k < CK; k++)
       yy[k] = lvl + drift * (double)k + 0.001 * cond_norm(&st);
-    SL_CHECK(sl_spec_resid_add(r, yy, mu, sigma, NULL, 0));
+    if (i == 40) { /* 40 histories, no residual vector yet: persistence alone may stop */
+      for (k = 0; k < CK; k++)
+        y[k] = 0.4 + 0.001 * (double)(k % 2);
+      SL_REQUIRE(sl_spec_decide_cond(&p, r, mu, sigma, CK, CK, y, 4, cmu, cs, &dec, &err));
+      SL_CHECK_INT(dec.action, SL_SPEC_STOP);
+      SL_CHECK_NEAR(cmu[6], y[3], 1e-12);
+    }
+    SL_CHECK(sl_spec_resid_add_history(r, yy));
+    if (i >= 40)
+      SL_CHECK(sl_spec_resid_add(r, yy, mu, sigma, NULL, 0));
   }
   for (k = 0; k < CK; k++)
     y[k] = 0.4 + 0.001 * (double)(k % 2);

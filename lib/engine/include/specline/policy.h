@@ -204,6 +204,11 @@ void sl_spec_resid_destroy(sl_spec_resid_t *r);
 bool sl_spec_resid_add(sl_spec_resid_t *r, const double *y, const double *mu, const double *sigma,
                        const double *scale, double floor_rel);
 
+/* Adds the K raw history values of a complete run (model or not) to the plateau rule's
+ * pool: persistence's bound is calibrated on them (SL_SPEC_STAT_PLATEAU). Non-finite
+ * values: ignored (false). */
+bool sl_spec_resid_add_history(sl_spec_resid_t *r, const double *y);
+
 /* Vectors in the pool. */
 size_t sl_spec_resid_count(const sl_spec_resid_t *r);
 

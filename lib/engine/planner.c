@@ -137,6 +137,11 @@ void sl_planner_params_from_config(const sl_config_t *cfg, size_t slots, sl_plan
   o->speculative = cfg->policy.speculative.enabled;
   o->members = true;
   sl_spec_params_default(&o->spec);
+  if (cfg->policy.speculative.rule && strcmp(cfg->policy.speculative.rule, "members") != 0) {
+    o->members = false;
+    o->conditioned = true;
+    o->spec.stat = !strcmp(cfg->policy.speculative.rule, "plateau") ? SL_SPEC_STAT_PLATEAU : SL_SPEC_STAT_MAX_SIGMA;
+  }
   o->spec.min_fraction = cfg->policy.speculative.min_fraction;
   o->spec.confidence = cfg->policy.speculative.confidence;
   o->spec.surprise_p = cfg->policy.speculative.surprise_p;

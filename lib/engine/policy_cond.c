@@ -315,45 +315,57 @@ static void fit_persist(sl_spec_resid_t *r)
   r->h_fitted = true;
 }
 
-/* The SL_SPEC_RESID_BOUND quantile of e over the runs at least as flat as f (fs: n
- * flatnesses, sorted; e alongside), the flattest SL_SPEC_PLATEAU_MIN_RUNS when fewer are;
- * INFINITY when fewer runs than that or f is not finite. */
-static double flat_quantile(const double *fs, const double *es, size_t n, double f)
+/* The SL_SPEC_RESID_BOUND quantile of e over the calibration runs whose flatness is
+ * nearest f (in log, the n/3 nearest, at least SL_SPEC_PLATEAU_MIN_RUNS): runs alike, not
+ * merely flatter ones (a slow drift looks flat over a few checkpoints and drifts on over
+ * the rest). ratio: e is taken relative to each run's flatness (floored at flo) and the
+ * quantile scaled back by f, so that a drift's persistence error, which grows with its
+ * slope, is judged by the runs' error per unit of flatness. fs: n flatnesses, sorted; es
+ * alongside. INFINITY when fewer runs than that or f is not finite. */
+static double flat_quantile(const double *fs, const double *es, size_t n, double f, bool ratio, double flo)
 {
-  size_t m = 0;
-  double *e, b;
+  size_t k = n / 3 > SL_SPEC_PLATEAU_MIN_RUNS ? n / 3 : SL_SPEC_PLATEAU_MIN_RUNS, lo = 0, hi, m = 0, i;
+  double *e, b, lf;
 
   if (!isfinite(f) || n < SL_SPEC_PLATEAU_MIN_RUNS)
     return INFINITY;
-  while (m < n && fs[m] <= f)
-    m++;
-  if (m < SL_SPEC_PLATEAU_MIN_RUNS)
-    m = SL_SPEC_PLATEAU_MIN_RUNS;
-  e = sl_calloc(m, sizeof *e);
-  memcpy(e, es, m * sizeof *e);
-  b = upper_quantile(e, m, SL_SPEC_RESID_BOUND);
+  f = fmax(f, flo);
+  lf = log(f);
+  while (lo < n && fs[lo] <= f)
+    lo++;
+  hi = lo;
+  while (hi - lo < k) { /* grow the window [lo, hi) towards the nearer neighbour */
+    if (hi < n && (lo == 0 || log(fmax(fs[hi], flo)) - lf < lf - log(fmax(fs[lo - 1], flo))))
+      hi++;
+    else
+      lo--;
+  }
+  e = sl_calloc(k, sizeof *e);
+  for (i = lo; i < hi; i++)
+    e[m++] = ratio ? es[i] / fmax(fs[i], flo) : es[i];
+  b = upper_quantile(e, m, SL_SPEC_RESID_BOUND) * (ratio ? f : 1.0);
   free(e);
   return b;
 }
 
 /* Persistence's bound at prefix o for flatness f (raw histories; refit when stale). */
-static double persist_bound(sl_spec_resid_t *r, size_t o, double f)
+static double persist_bound(sl_spec_resid_t *r, size_t o, double f, double flo)
 {
   if (o < 2 || o >= r->K)
     return INFINITY;
   if (!r->h_fitted)
     fit_persist(r);
-  return flat_quantile(r->ph_f + o * SL_SPEC_RESID_CAP, r->ph_e + o * SL_SPEC_RESID_CAP, r->nh, f);
+  return flat_quantile(r->ph_f + o * SL_SPEC_RESID_CAP, r->ph_e + o * SL_SPEC_RESID_CAP, r->nh, f, true, flo);
 }
 
 /* The conditioned mean's bound at prefix o over calibration runs as flat as f. */
-static double cond_flat_bound(const sl_spec_resid_t *r, size_t o, double f)
+static double cond_flat_bound(const sl_spec_resid_t *r, size_t o, double f, double flo)
 {
   size_t ld = SL_SPEC_RESID_CAP / 2 + 1;
 
   if (o < 2 || o >= r->K)
     return INFINITY;
-  return flat_quantile(r->pl_f + o * ld, r->pl_c + o * ld, r->n_cal, f);
+  return flat_quantile(r->pl_f + o * ld, r->pl_c + o * ld, r->n_cal, f, false, flo);
 }
 
 bool sl_spec_resid_add_history(sl_spec_resid_t *r, const double *y)
@@ -525,11 +537,11 @@ static double persist_tail(const sl_spec_resid_t *r, double pb, const double *y,
 static void tail_bound(const sl_spec_params_t *p, sl_spec_resid_t *r, size_t b, double rms, const double *y,
                        size_t k_obs, double *cmu, double *csigma, sl_spec_decision_t *out)
 {
-  double bound = r->c_rmse[k_obs * NB + b] * rms, pb;
+  double bound = r->c_rmse[k_obs * NB + b] * rms, pb, flo = SL_SPEC_SIGMA_FLOOR_DEFAULT * p->scale;
 
   if (p->stat == SL_SPEC_STAT_PLATEAU) {
-    bound = fmin(bound, cond_flat_bound(r, k_obs, flatness(y, k_obs))); /* judged by runs as flat */
-    pb = persist_bound(r, k_obs, flatness(y, k_obs));
+    bound = fmin(bound, cond_flat_bound(r, k_obs, flatness(y, k_obs), flo)); /* judged by runs as flat */
+    pb = persist_bound(r, k_obs, flatness(y, k_obs), flo);
     if (pb < bound)
       bound = persist_tail(r, pb, y, k_obs, cmu, csigma);
   }
@@ -546,7 +558,7 @@ static void persist_only(const sl_spec_params_t *p, sl_spec_resid_t *r, const do
 
   if (k_obs < out->k_min || k_obs >= r->K || out->surprised)
     return;
-  pb = persist_bound(r, k_obs, flatness(y, k_obs));
+  pb = persist_bound(r, k_obs, flatness(y, k_obs), SL_SPEC_SIGMA_FLOOR_DEFAULT * p->scale);
   if (!isfinite(pb))
     return;
   out->tail_std = persist_tail(r, pb, y, k_obs, cmu, csigma) / p->scale / SL_AUDIT_NRMSE_FACTOR;

@@ -159,6 +159,7 @@ typedef struct flight {
   bool done, stopped;
   size_t k_obs;   /* at the stop */
   double *pred;   /* the stop's prediction: P values (K without the finals), or NULL */
+  double *pred_sd; /* its sigma, alongside */
   size_t n_pred;
 } flight_t;
 
@@ -215,15 +216,19 @@ static void store_point(campaign_t *c, flight_t *f, sl_point_status_t status)
     for (j = 0; j < c->cfg.n_outputs; j++)
       sl_values_add(&pt.outputs, c->cfg.outputs[j].name, f->run->fin[j]);
   sl_series_add(&pt.history, c->cfg.history.name, f->run->hist, (size_t)f->step);
-  /* the learn worker's observation rule: a stopped run's tail and finals stay masked */
   if (status == SL_POINT_TERMINATED && f->pred && !c->o->masked_tails) {
-    /* a stopped run teaches with its predicted tail (and finals), as issue 12 stores it */
+    /* a stopped run teaches with its predicted tail (and finals) as the store keeps them
+     * and the learner reads them (dataset.h): predicted entries with their sigma, weighted
+     * by sl_dataset_weights in training */
+    float *sdv = sl_calloc((size_t)c->sd->P, sizeof *sdv);
     sl_dataset_output_row(&c->cfg, &pt, y, m);
     for (j = f->k_obs; j < f->n_pred; j++) {
       y[j] = (float)f->pred[j];
-      m[j] = 1;
+      m[j] = 0;
+      sdv[j] = (float)fmax(f->pred_sd[j], 1e-30);
     }
-    sl_dataset_append(&c->split.train, xf, y, m, f->s->id, status);
+    sl_dataset_append_sd(&c->split.train, xf, y, m, sdv, f->s->id, status);
+    free(sdv);
     c->pending++;
   } else if (sl_dataset_output_row(&c->cfg, &pt, y, m) > 0) {
     sl_dataset_append(&c->split.train, xf, y, m, f->s->id, status);
@@ -235,7 +240,8 @@ static void store_point(campaign_t *c, flight_t *f, sl_point_status_t status)
   free(y);
   free(m);
   free(f->pred);
-  f->pred = NULL;
+  free(f->pred_sd);
+  f->pred = f->pred_sd = NULL;
   /* the store's event.stored, into the planner (an audit re-run asks for its points) */
   sl_planner_on_stored(c->pl, f->s->id, status, f->step, true, (double)c->now, &c->acts);
   run_actions(c, f);
@@ -348,6 +354,8 @@ static void on_terminate(campaign_t *c, flight_t *f, const sl_planner_action_t *
   f->n_pred = g_arm_rule[c->arm] == 1 ? (size_t)c->sd->P : K;
   f->pred = sl_malloc(f->n_pred * sizeof *f->pred);
   memcpy(f->pred, a->mu, f->n_pred * sizeof *f->pred);
+  f->pred_sd = sl_malloc(f->n_pred * sizeof *f->pred_sd);
+  memcpy(f->pred_sd, a->sigma, f->n_pred * sizeof *f->pred_sd);
   judge_stop(c, f->run, &a->dec, a->band_mu, a->band_sigma);
   if (!a->audit)
     return;
@@ -648,8 +656,10 @@ static void run_campaign(const opts_t *o, const simdef_t *sd, result_t *r)
     free(c.stops[j].sigma);
   }
   free(c.stops);
-  for (j = 0; j < c.n_fl; j++)
+  for (j = 0; j < c.n_fl; j++) {
     free(c.fl[j].pred);
+    free(c.fl[j].pred_sd);
+  }
   free(c.fl);
   sl_values_release(&c.prog.values);
   sl_planner_actions_release(&c.acts);

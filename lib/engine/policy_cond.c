@@ -22,13 +22,7 @@ struct sl_spec_resid {
    * q = z2/o (SL_SPEC_RESID_BINS bins of equal count; q_cut[o][b] = bin b's upper end) */
   double *c_hist, *c_fin, *q_cut;
   double *c_rmse;  /* (K + 1) × NB: the SL_SPEC_RESID_BOUND quantile of the tail RMSE ratio */
-  double *y;       /* SL_SPEC_RESID_CAP × P raw values of the runs (the plateau bound) */
   size_t n_cal;    /* calibration runs of the fit */
-  double *sr;      /* SL_SPEC_RESID_CAP: each run's history σ (raw units) */
-  double *ec;      /* (K + 1) × CAP/2: calibration run i's tail RMSE under the conditioned
-                    * mean (raw units), by prefix */
-  double *pl_f, *pl_c; /* (K + 1) × CAP/2: per prefix, calibration runs' flatness (sorted)
-                        * and the tail RMSE of the conditioned mean */
   double *h;       /* SL_SPEC_RESID_CAP × K raw histories of complete runs, any model or none */
   size_t nh, nexth;
   bool h_fitted;
@@ -69,14 +63,9 @@ sl_spec_resid_t *sl_spec_resid_new(size_t K, size_t P)
   r->c_fin = sl_calloc((K + 1) * NB, sizeof *r->c_fin);
   r->q_cut = sl_calloc((K + 1) * NB, sizeof *r->q_cut);
   r->c_rmse = sl_calloc((K + 1) * NB, sizeof *r->c_rmse);
-  r->y = sl_calloc(SL_SPEC_RESID_CAP * P, sizeof *r->y);
-  r->pl_f = sl_calloc((K + 1) * (SL_SPEC_RESID_CAP / 2 + 1), sizeof *r->pl_f);
   r->h = sl_calloc(SL_SPEC_RESID_CAP * K, sizeof *r->h);
   r->ph_f = sl_calloc((K + 1) * SL_SPEC_RESID_CAP, sizeof *r->ph_f);
   r->ph_e = sl_calloc((K + 1) * SL_SPEC_RESID_CAP, sizeof *r->ph_e);
-  r->pl_c = sl_calloc((K + 1) * (SL_SPEC_RESID_CAP / 2 + 1), sizeof *r->pl_c);
-  r->ec = sl_calloc((K + 1) * (SL_SPEC_RESID_CAP / 2 + 1), sizeof *r->ec);
-  r->sr = sl_calloc(SL_SPEC_RESID_CAP, sizeof *r->sr);
   return r;
 }
 
@@ -91,14 +80,9 @@ void sl_spec_resid_destroy(sl_spec_resid_t *r)
   free(r->c_fin);
   free(r->q_cut);
   free(r->c_rmse);
-  free(r->y);
-  free(r->pl_f);
   free(r->h);
   free(r->ph_f);
   free(r->ph_e);
-  free(r->pl_c);
-  free(r->ec);
-  free(r->sr);
   free(r);
 }
 
@@ -118,9 +102,6 @@ bool sl_spec_resid_add(sl_spec_resid_t *r, const double *y, const double *mu, co
     double f = (floor_rel > 0 ? floor_rel : SL_SPEC_SIGMA_FLOOR_DEFAULT) * (scale ? scale[j] : 1.0);
     double s = j < r->K ? run_sigma(sigma, r->K, f) : (sigma[j] > f ? sigma[j] : f);
     u[j] = (y[j] - mu[j]) / s;
-    r->y[r->next * r->P + j] = y[j];
-    if (j == 0)
-      r->sr[r->next] = s;
   }
   r->next = (r->next + 1) % SL_SPEC_RESID_CAP;
   if (r->n < SL_SPEC_RESID_CAP)
@@ -276,26 +257,6 @@ static int cmp_fe(const void *a, const void *b)
   return x < y ? -1 : x > y;
 }
 
-/* Per prefix, the calibration runs' flatness (sorted) and persistence's tail RMSE. */
-static void fit_plateau(sl_spec_resid_t *r)
-{
-  size_t K = r->K, P = r->P, n = r->n_cal, o, i, ld = SL_SPEC_RESID_CAP / 2 + 1;
-  fe_t *fe = sl_calloc(n + 1, sizeof *fe);
-
-  for (o = 2; o < K; o++) {
-    for (i = 0; i < n; i++) {
-      const double *y = r->y + (2 * i + 1) * P;
-      fe[i] = (fe_t){flatness(y, o), r->ec[o * ld + i]};
-    }
-    qsort(fe, n, sizeof *fe, cmp_fe);
-    for (i = 0; i < n; i++) {
-      r->pl_f[o * ld + i] = fe[i].f;
-      r->pl_c[o * ld + i] = fe[i].e;
-    }
-  }
-  free(fe);
-}
-
 /* Per prefix, the raw histories' flatness (sorted) and persistence's tail RMSE. */
 static void fit_persist(sl_spec_resid_t *r)
 {
@@ -315,7 +276,7 @@ static void fit_persist(sl_spec_resid_t *r)
   r->h_fitted = true;
 }
 
-/* The SL_SPEC_RESID_BOUND quantile of e over the calibration runs whose flatness is
+/* The SL_SPEC_PLATEAU_LEVEL quantile of e over the calibration runs whose flatness is
  * nearest f (in log, the n/3 nearest, at least SL_SPEC_PLATEAU_MIN_RUNS): runs alike, not
  * merely flatter ones (a slow drift looks flat over a few checkpoints and drifts on over
  * the rest). ratio: e is taken relative to each run's flatness (floored at flo) and the
@@ -343,7 +304,7 @@ static double flat_quantile(const double *fs, const double *es, size_t n, double
   e = sl_calloc(k, sizeof *e);
   for (i = lo; i < hi; i++)
     e[m++] = ratio ? es[i] / fmax(fs[i], flo) : es[i];
-  b = upper_quantile(e, m, SL_SPEC_RESID_BOUND) * (ratio ? f : 1.0);
+  b = upper_quantile(e, m, SL_SPEC_PLATEAU_LEVEL) * (ratio ? f : 1.0);
   free(e);
   return b;
 }
@@ -356,16 +317,6 @@ static double persist_bound(sl_spec_resid_t *r, size_t o, double f, double flo)
   if (!r->h_fitted)
     fit_persist(r);
   return flat_quantile(r->ph_f + o * SL_SPEC_RESID_CAP, r->ph_e + o * SL_SPEC_RESID_CAP, r->nh, f, true, flo);
-}
-
-/* The conditioned mean's bound at prefix o over calibration runs as flat as f. */
-static double cond_flat_bound(const sl_spec_resid_t *r, size_t o, double f, double flo)
-{
-  size_t ld = SL_SPEC_RESID_CAP / 2 + 1;
-
-  if (o < 2 || o >= r->K)
-    return INFINITY;
-  return flat_quantile(r->pl_f + o * ld, r->pl_c + o * ld, r->n_cal, f, false, flo);
 }
 
 bool sl_spec_resid_add_history(sl_spec_resid_t *r, const double *y)
@@ -467,7 +418,6 @@ static void fit_factors(sl_spec_resid_t *r)
           }
         }
         rr[t] = o < K ? sqrt(se / sv) : 0;
-        r->ec[o * (SL_SPEC_RESID_CAP / 2 + 1) + ord[t].i] = o < K ? sqrt(se / (double)(K - o)) * r->sr[2 * ord[t].i + 1] : 0;
       }
       r->c_hist[o * NB + b] = conformal(zh, nh);
       r->c_fin[o * NB + b] = conformal(zf, nf);
@@ -500,7 +450,6 @@ static bool refit(sl_spec_resid_t *r)
     r->n_cal = r->n / 2;
     fit_moments(r);
     fit_factors(r);
-    fit_plateau(r);
     r->fitted = true;
   }
   return true;
@@ -540,7 +489,6 @@ static void tail_bound(const sl_spec_params_t *p, sl_spec_resid_t *r, size_t b, 
   double bound = r->c_rmse[k_obs * NB + b] * rms, pb, flo = SL_SPEC_SIGMA_FLOOR_DEFAULT * p->scale;
 
   if (p->stat == SL_SPEC_STAT_PLATEAU) {
-    bound = fmin(bound, cond_flat_bound(r, k_obs, flatness(y, k_obs), flo)); /* judged by runs as flat */
     pb = persist_bound(r, k_obs, flatness(y, k_obs), flo);
     if (pb < bound)
       bound = persist_tail(r, pb, y, k_obs, cmu, csigma);

@@ -192,7 +192,11 @@ typedef struct sl_spec_resid sl_spec_resid_t;
 #define SL_SPEC_RESID_BIN_MIN 16   /* each of at least this many calibration runs */
 #define SL_SPEC_RESID_BOUND 0.95   /* the quantile of the tail RMSE the bound stands for */
 #define SL_SPEC_PLATEAU_LOOKBACK 3 /* checkpoints back over which a plateau is measured */
-#define SL_SPEC_PLATEAU_MIN_RUNS 19 /* calibration runs a plateau bound is taken over, at least */
+#define SL_SPEC_PLATEAU_LEVEL 0.975 /* the persistence bound's quantile: stricter than the
+                                     * conditioned one (it is taken as the smaller of two and
+                                     * re-tested at every checkpoint) */
+#define SL_SPEC_PLATEAU_MIN_RUNS 39 /* runs a persistence bound is taken over, at least
+                                     * (ceil(40 × 0.975) = 39) */
 
 /* An empty pool for K checkpoints of P columns (K <= P); NULL for K == 0 or K > P. */
 sl_spec_resid_t *sl_spec_resid_new(size_t K, size_t P);

@@ -191,7 +191,7 @@ typedef struct sl_spec_resid sl_spec_resid_t;
 #define SL_SPEC_RESID_BINS 3       /* calibration bins by the prefix's fit z2/k_obs, */
 #define SL_SPEC_RESID_BIN_MIN 16   /* each of at least this many calibration runs */
 #define SL_SPEC_RESID_BOUND 0.95   /* the quantile of the tail RMSE the bound stands for */
-#define SL_SPEC_PLATEAU_LOOKBACK 3 /* checkpoints back over which a plateau is measured */
+#define SL_SPEC_PLATEAU_LOOKBACK 6 /* checkpoints back over which a plateau is measured */
 #define SL_SPEC_PLATEAU_LEVEL 0.975 /* the persistence bound's quantile: stricter than the
                                      * conditioned one (it is taken as the smaller of two and
                                      * re-tested at every checkpoint) */

@@ -228,7 +228,14 @@ double sl_spec_resid_factor(sl_spec_resid_t *r, size_t k_obs, bool fin);
  * unobserved column j (history tail and finals; observed ones get cmu = y, csigma = 0).
  *  - surprise test: z2 = u_oᵀ S_oo⁻¹ u_o (Mahalanobis under the calibrated residual
  *    law) against the chi-square quantile, df k_obs, at 1 − surprise_p: never stop then;
- *  - the decision statistic tail_std = max over the history tail of csigma/scale;
+ *  - the decision statistic tail_std, by p->stat: MAX_SIGMA, the max over the history
+ *    tail of csigma/scale; BOUND, the calibrated SL_SPEC_RESID_BOUND quantile of the
+ *    tail's RMSE (ratio of the conditioned mean's tail RMSE to its RMS σ on the
+ *    calibration runs) / scale / SL_AUDIT_NRMSE_FACTOR; PLATEAU, that or persistence's
+ *    bound when smaller (SL_SPEC_PLATEAU_LEVEL quantile of the tail RMSE per unit of
+ *    flatness over the runs of nearest flatness, sl_spec_resid_add_history), in which case
+ *    the history tail relied on is the latest value with σ = bound / 2 (before the pool is
+ *    calibrated PLATEAU may stop on persistence alone, behind sl_spec_decide's surprise test);
  *  - CONTINUE_EARLY before k_min, SURPRISED, STOP when tail_std < confidence and the pool
  *    is calibrated (else CONTINUE). pred_mean/pred_std point into cmu/csigma + k_obs.
  * Before the pool is calibrated it decides as sl_spec_decide on (mu, sigma) but never

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "commands.h"
+#include "report_spec.h"
 #include "report_svg.h"
 #include "report_transfer.h"
 #include "specline/config.h"
@@ -104,6 +105,7 @@ typedef struct report {
   float *val_mean, *val_std;
   double val_nrmse, val_coverage;
   int plot_id;
+  sl_report_spec_t spec; /* the speculation section (report_spec.c) */
 } report_t;
 
 static void count_origin(report_t *r, const char *origin)
@@ -512,6 +514,7 @@ static char *summary_text(const report_t *r, const char *out_path)
   } else {
     sl_buf_printf(&b, "newest model: none yet\n");
   }
+  sl_report_spec_text(&r->spec, &b);
   if (out_path)
     sl_buf_printf(&b, "report: %s\n", out_path);
   return sl_buf_detach(&b);
@@ -992,6 +995,7 @@ static char *report_html(report_t *r, const char *summary)
     note(&h, r->st ? "the store is empty: no simulations stored yet"
                    : "the store does not exist yet: no simulations stored");
   html_summary(r, &h, summary);
+  sl_report_spec_html(&r->spec, &h);
   html_learning(r, &h);
   html_heldout(r, &h);
   sl__report_transfer_html(&h, r->cfg, r->st, &r->plot_id);
@@ -1024,6 +1028,7 @@ static void report_release(report_t *r)
   sl_model_destroy(r->model);
   free(r->val_mean);
   free(r->val_std);
+  sl_report_spec_release(&r->spec);
   sl_store_destroy(r->st);
 }
 
@@ -1097,6 +1102,10 @@ static int report_run(const char *config, const char *out, const char *store_uri
   load_models(&r);
   predict_heldout(&r);
   if (r.st && !check_audits(&r, &err)) {
+    fprintf(stderr, "specline report: %s\n", err.message);
+    goto out;
+  }
+  if (!sl_report_spec_compute(&r.spec, cfg, r.st, &r.split.val, r.val_mean, r.val_std, &err)) {
     fprintf(stderr, "specline report: %s\n", err.message);
     goto out;
   }

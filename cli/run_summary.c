@@ -85,7 +85,7 @@ out:
   return ok;
 }
 
-/* ---- the summary ---- */
+/* ---- the tally ---- */
 
 /* One stop or one audit re-run: its inputs and, per checkpoint, the predicted mean and
  * sigma (a stop) or the observed value (an audit); NaN where absent. */
@@ -96,9 +96,11 @@ typedef struct run_rec {
 typedef struct tally {
   const sl_config_t *cfg;
   int K;
-  int64_t complete, stopped, failed, audits, steps_used, steps_full;
+  sl_run_tally_t *out;
   run_rec_t *stops, *auds;
   size_t n_stops, n_auds;
+  double *stop_at; /* steps / max_steps of each speculative stop */
+  size_t n_stop_at;
 } tally_t;
 
 static run_rec_t rec_new(const tally_t *t, const sl_store_point_t *p)
@@ -139,64 +141,94 @@ static void rec_free(run_rec_t *r)
   free(r->y);
 }
 
+/* A stopped run: kept for the audits; a speculative one (it recorded a prediction) also
+ * counts where in the run it stopped. */
+static void tally_stop(tally_t *t, const sl_store_point_t *p)
+{
+  int64_t max = t->cfg->simulator.max_steps;
+
+  t->out->stopped++;
+  t->stops = sl_realloc(t->stops, (t->n_stops + 1) * sizeof *t->stops);
+  t->stops[t->n_stops++] = rec_new(t, p);
+  if (p->predicted.n == 0)
+    return;
+  t->out->spec_stops++;
+  if (max > 0) {
+    t->stop_at = sl_realloc(t->stop_at, (t->n_stop_at + 1) * sizeof *t->stop_at);
+    t->stop_at[t->n_stop_at++] = (double)p->steps / (double)max;
+  }
+}
+
 static bool tally_visit(const sl_store_point_t *p, void *ud)
 {
   tally_t *t = ud;
+  sl_run_tally_t *o = t->out;
   int64_t full = t->cfg->simulator.max_steps > p->steps ? t->cfg->simulator.max_steps : p->steps;
   bool audit = p->origin && !strcmp(p->origin, "audit");
 
-  t->steps_used += p->steps;
+  o->steps_used += p->steps;
   if (audit && p->status == SL_POINT_COMPLETE) {
-    t->audits++;
+    o->audits++;
     t->auds = sl_realloc(t->auds, (t->n_auds + 1) * sizeof *t->auds);
     t->auds[t->n_auds++] = rec_new(t, p);
     return true; /* not needed without speculation: not in the full cost */
   }
   if (p->status == SL_POINT_COMPLETE) {
-    t->complete++;
-    t->steps_full += full;
+    o->complete++;
+    o->steps_full += full;
   } else if (p->status == SL_POINT_TERMINATED) {
-    t->stopped++;
-    t->steps_full += full;
-    t->stops = sl_realloc(t->stops, (t->n_stops + 1) * sizeof *t->stops);
-    t->stops[t->n_stops++] = rec_new(t, p);
+    o->steps_full += full;
+    tally_stop(t, p);
   } else {
-    t->failed++;
-    t->steps_full += p->steps;
+    o->failed++;
+    o->steps_full += p->steps;
   }
   return true;
 }
 
-/* Audits checked and false stops among them, against the prediction each stop relied on. */
-static void check_audits(const tally_t *t, double scale, int *checked, int *false_stops)
+/* The stop with the audit's inputs; NULL when none. */
+static const run_rec_t *audit_stop(const tally_t *t, const run_rec_t *aud)
 {
-  size_t a, s, i, d = t->cfg->n_inputs, n;
+  size_t s, i, d = t->cfg->n_inputs;
+
+  for (s = 0; s < t->n_stops; s++) {
+    for (i = 0; i < d && t->stops[s].x[i] == aud->x[i]; i++)
+      ;
+    if (i == d)
+      return &t->stops[s];
+  }
+  return NULL;
+}
+
+/* Audits checked and false stops among them, against the prediction each stop relied on,
+ * and the +-2 sigma coverage of those predicted tails. */
+static void check_audits(const tally_t *t, double scale)
+{
+  sl_run_tally_t *o = t->out;
+  size_t a, i, n;
   double *y = sl_calloc((size_t)t->K + 1, sizeof *y), *mu = sl_calloc((size_t)t->K + 1, sizeof *mu),
          *sd = sl_calloc((size_t)t->K + 1, sizeof *sd);
   sl_spec_params_t sp;
   sl_audit_result_t r;
 
   sl_spec_params_default(&sp);
-  *checked = *false_stops = 0;
   for (a = 0; a < t->n_auds; a++) {
-    for (s = 0; s < t->n_stops; s++) {
-      for (i = 0; i < d && t->stops[s].x[i] == t->auds[a].x[i]; i++)
-        ;
-      if (i == d)
-        break;
-    }
-    if (s == t->n_stops)
+    const run_rec_t *stop = audit_stop(t, &t->auds[a]);
+    if (!stop)
       continue;
     for (n = 0, i = 0; i < (size_t)t->K; i++) {
-      if (isnan(t->stops[s].mu[i]) || isnan(t->stops[s].sd[i]) || isnan(t->auds[a].y[i]))
+      if (isnan(stop->mu[i]) || isnan(stop->sd[i]) || isnan(t->auds[a].y[i]))
         continue;
       y[n] = t->auds[a].y[i];
-      mu[n] = t->stops[s].mu[i];
-      sd[n++] = t->stops[s].sd[i];
+      mu[n] = stop->mu[i];
+      sd[n++] = stop->sd[i];
     }
     if (n && sl_audit_check(y, mu, sd, n, scale, t->cfg->policy.speculative.confidence, sp.sigma_floor, &r, NULL)) {
-      (*checked)++;
-      *false_stops += r.false_stop;
+      o->checked++;
+      o->false_stops += r.false_stop;
+      for (i = 0; i < n; i++)
+        o->tail_in += fabs(y[i] - mu[i]) <= 2.0 * sd[i];
+      o->tail_n += (int64_t)n;
     }
   }
   free(y);
@@ -204,37 +236,82 @@ static void check_audits(const tally_t *t, double scale, int *checked, int *fals
   free(sd);
 }
 
-/* The newest surrogate: its history scale (mean std of the checkpoint columns) and
- * metrics (JSON, caller frees; NULL when none). */
-static char *newest_model(sl_store_t *st, const tally_t *t, double *scale, char **id)
+/* The newest surrogate: its id, metrics and history scale (mean std of the checkpoint
+ * columns) into o. */
+static void newest_model(sl_store_t *st, int K, sl_run_tally_t *o)
 {
-  char *metrics = NULL;
   void *blob = NULL;
   size_t len = 0;
   bool found = false;
   sl_model_t *m;
   sl_error_t err;
 
-  *scale = NAN;
-  *id = NULL;
-  if (!sl_store_get_model(st, "surrogate", id, &blob, &len, &metrics, &found, &err) || !found)
-    return NULL;
+  if (!sl_store_get_model(st, "surrogate", &o->model_id, &blob, &len, &o->metrics, &found, &err) || !found)
+    return;
   m = sl_model_load_mem(blob, len, &err);
-  if (m && t->K > 0 && sl_model_outputs(m) >= t->K) {
+  if (m && K > 0 && sl_model_outputs(m) >= K) {
     double *mean = sl_calloc((size_t)sl_model_outputs(m), sizeof *mean),
            *sd = sl_calloc((size_t)sl_model_outputs(m), sizeof *sd), sum = 0;
     int k;
     sl_model_output_stats(m, mean, sd);
-    for (k = 0; k < t->K; k++)
+    for (k = 0; k < K; k++)
       sum += sd[k];
-    *scale = sum / t->K;
+    o->scale = sum / K;
     free(mean);
     free(sd);
   }
   sl_model_destroy(m);
   free(blob);
-  return metrics;
 }
+
+static int cmp_double(const void *a, const void *b)
+{
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+bool sl_run_tally(const sl_config_t *cfg, sl_store_t *st, sl_run_tally_t *o, sl_error_t *err)
+{
+  sl_store_query_t q = {.experimental = 0, .status_mask = 0, .with_history = true};
+  tally_t t;
+  size_t i;
+  bool ok;
+
+  memset(o, 0, sizeof *o);
+  o->stop_at = o->scale = NAN;
+  memset(&t, 0, sizeof t);
+  t.cfg = cfg;
+  t.K = sl_dataset_checkpoints(cfg);
+  t.out = o;
+  ok = sl_store_scan(st, &q, tally_visit, &t, err);
+  if (ok) {
+    newest_model(st, t.K, o);
+    if (isfinite(o->scale))
+      check_audits(&t, o->scale);
+    if (t.n_stop_at > 0) {
+      qsort(t.stop_at, t.n_stop_at, sizeof *t.stop_at, cmp_double);
+      o->stop_at = t.n_stop_at % 2 ? t.stop_at[t.n_stop_at / 2]
+                                   : 0.5 * (t.stop_at[t.n_stop_at / 2 - 1] + t.stop_at[t.n_stop_at / 2]);
+    }
+  }
+  for (i = 0; i < t.n_stops; i++)
+    rec_free(&t.stops[i]);
+  for (i = 0; i < t.n_auds; i++)
+    rec_free(&t.auds[i]);
+  free(t.stops);
+  free(t.auds);
+  free(t.stop_at);
+  return ok;
+}
+
+void sl_run_tally_release(sl_run_tally_t *t)
+{
+  free(t->model_id);
+  free(t->metrics);
+  t->model_id = t->metrics = NULL;
+}
+
+/* ---- the summary ---- */
 
 static double metric(json_t *j, const char *name)
 {
@@ -278,22 +355,13 @@ out:
 
 bool sl_run_summary(const sl_config_t *cfg, double wall, FILE *out, sl_error_t *err)
 {
-  sl_store_query_t q = {.experimental = 0, .status_mask = 0, .with_history = true};
-  tally_t t;
+  sl_run_tally_t t;
   sl_store_t *st = sl_store_open(cfg->store, cfg, err);
-  char *metrics = NULL, *id = NULL;
-  double scale = NAN;
-  int checked = 0, false_stops = 0;
-  size_t i;
   bool ok;
 
   if (!st)
     return false;
-  memset(&t, 0, sizeof t);
-  t.cfg = cfg;
-  t.K = sl_dataset_checkpoints(cfg);
-  ok = sl_store_scan(st, &q, tally_visit, &t, err);
-  metrics = ok ? newest_model(st, &t, &scale, &id) : NULL;
+  ok = sl_run_tally(cfg, st, &t, err);
   if (ok) {
     fprintf(out, "campaign '%s' done in %.0f s: %lld runs: %lld complete, %lld stopped early, %lld failed (+%lld audit re-runs)\n",
             cfg->experiment, wall, (long long)(t.complete + t.stopped + t.failed), (long long)t.complete,
@@ -302,25 +370,16 @@ bool sl_run_summary(const sl_config_t *cfg, double wall, FILE *out, sl_error_t *
             (long long)t.steps_used, (long long)t.steps_full,
             t.steps_full > 0 ? 100.0 * (1.0 - (double)t.steps_used / (double)t.steps_full) : 0.0,
             t.steps_used > 0 ? (double)t.steps_full / (double)t.steps_used : 1.0);
-    if (isfinite(scale))
-      check_audits(&t, scale, &checked, &false_stops);
     fprintf(out, "  stops         %lld, %lld audited by a full re-run: %d checked, %d false\n", (long long)t.stopped,
-            (long long)t.audits, checked, false_stops);
-    if (metrics)
-      print_model(out, id, metrics);
+            (long long)t.audits, t.checked, t.false_stops);
+    if (t.metrics)
+      print_model(out, t.model_id, t.metrics);
     else
       fprintf(out, "  final model   none stored\n");
     print_elevated(st, out);
     fprintf(out, "  store         %s (see: specline results %s)\n", cfg->store, cfg->path);
   }
-  for (i = 0; i < t.n_stops; i++)
-    rec_free(&t.stops[i]);
-  for (i = 0; i < t.n_auds; i++)
-    rec_free(&t.auds[i]);
-  free(t.stops);
-  free(t.auds);
-  free(metrics);
-  free(id);
+  sl_run_tally_release(&t);
   sl_store_destroy(st);
   return ok;
 }

@@ -43,6 +43,7 @@
 
 #include "specline/log.h"
 #include "specline/planner.h"
+#include "specline/policy.h"
 #include "simcache.h"
 #include "specline/dataset.h"
 #include "specline/design.h"
@@ -158,6 +159,7 @@ typedef struct flight {
   bool done, stopped;
   size_t k_obs;   /* at the stop */
   double *pred;   /* the stop's prediction: P values (K without the finals), or NULL */
+  double *pred_sd; /* its sigma, alongside */
   size_t n_pred;
 } flight_t;
 
@@ -214,15 +216,19 @@ static void store_point(campaign_t *c, flight_t *f, sl_point_status_t status)
     for (j = 0; j < c->cfg.n_outputs; j++)
       sl_values_add(&pt.outputs, c->cfg.outputs[j].name, f->run->fin[j]);
   sl_series_add(&pt.history, c->cfg.history.name, f->run->hist, (size_t)f->step);
-  /* the learn worker's observation rule: a stopped run's tail and finals stay masked */
   if (status == SL_POINT_TERMINATED && f->pred && !c->o->masked_tails) {
-    /* a stopped run teaches with its predicted tail (and finals), as issue 12 stores it */
+    /* a stopped run teaches with its predicted tail (and finals) as the store keeps them
+     * and the learner reads them (dataset.h): predicted entries with their sigma, weighted
+     * by sl_dataset_weights in training */
+    float *sdv = sl_calloc((size_t)c->sd->P, sizeof *sdv);
     sl_dataset_output_row(&c->cfg, &pt, y, m);
     for (j = f->k_obs; j < f->n_pred; j++) {
       y[j] = (float)f->pred[j];
-      m[j] = 1;
+      m[j] = 0;
+      sdv[j] = (float)fmax(f->pred_sd[j], 1e-30);
     }
-    sl_dataset_append(&c->split.train, xf, y, m, f->s->id, status);
+    sl_dataset_append_sd(&c->split.train, xf, y, m, sdv, f->s->id, status);
+    free(sdv);
     c->pending++;
   } else if (sl_dataset_output_row(&c->cfg, &pt, y, m) > 0) {
     sl_dataset_append(&c->split.train, xf, y, m, f->s->id, status);
@@ -234,7 +240,8 @@ static void store_point(campaign_t *c, flight_t *f, sl_point_status_t status)
   free(y);
   free(m);
   free(f->pred);
-  f->pred = NULL;
+  free(f->pred_sd);
+  f->pred = f->pred_sd = NULL;
   /* the store's event.stored, into the planner (an audit re-run asks for its points) */
   sl_planner_on_stored(c->pl, f->s->id, status, f->step, true, (double)c->now, &c->acts);
   run_actions(c, f);
@@ -347,6 +354,8 @@ static void on_terminate(campaign_t *c, flight_t *f, const sl_planner_action_t *
   f->n_pred = g_arm_rule[c->arm] == 1 ? (size_t)c->sd->P : K;
   f->pred = sl_malloc(f->n_pred * sizeof *f->pred);
   memcpy(f->pred, a->mu, f->n_pred * sizeof *f->pred);
+  f->pred_sd = sl_malloc(f->n_pred * sizeof *f->pred_sd);
+  memcpy(f->pred_sd, a->sigma, f->n_pred * sizeof *f->pred_sd);
   judge_stop(c, f->run, &a->dec, a->band_mu, a->band_sigma);
   if (!a->audit)
     return;
@@ -647,8 +656,10 @@ static void run_campaign(const opts_t *o, const simdef_t *sd, result_t *r)
     free(c.stops[j].sigma);
   }
   free(c.stops);
-  for (j = 0; j < c.n_fl; j++)
+  for (j = 0; j < c.n_fl; j++) {
     free(c.fl[j].pred);
+    free(c.fl[j].pred_sd);
+  }
   free(c.fl);
   sl_values_release(&c.prog.values);
   sl_planner_actions_release(&c.acts);
@@ -865,27 +876,10 @@ static double quantile(double *v, size_t n, double q)
   return v[lo] + (pos - (double)lo) * (v[lo + 1] - v[lo]);
 }
 
-/* Clopper–Pearson one-sided 95% upper bound of a rate with x events in n trials: the p
- * with P(X <= x; n, p) = 0.05 (bisection on the binomial CDF). 1 for n 0. */
+/* Clopper–Pearson one-sided 95% upper bound (policy.h). */
 static double cp_upper(int64_t x, int64_t n)
 {
-  double lo = (double)x / (double)(n ? n : 1), hi = 1.0;
-  int it;
-
-  if (n == 0 || x >= n)
-    return 1.0;
-  for (it = 0; it < 60; it++) {
-    double p = 0.5 * (lo + hi), cdf = 0, lp = log(p), lq = log1p(-p);
-    int64_t i;
-    for (i = 0; i <= x; i++)
-      cdf += exp(lgamma((double)n + 1) - lgamma((double)i + 1) - lgamma((double)(n - i) + 1) + (double)i * lp +
-                 (double)(n - i) * lq);
-    if (cdf > 0.05)
-      lo = p;
-    else
-      hi = p;
-  }
-  return hi;
+  return sl_audit_cp_upper(x, n);
 }
 
 /* r's latest evaluation at or before `steps` (NULL when none). */
@@ -1390,6 +1384,10 @@ static void usage(FILE *f)
           "  --tails predicted|masked  what a stopped run trains on: its prefix and the tail (and, for\n"
           "                       the conditioned rule, finals) the stop predicted (default), or the prefix\n"
           "  --acq-mix F          space-filling share of the mixed arms' batches (default 0.5)\n"
+          "  --stat S             the conditioned rule's decision statistic: max_sigma (the largest calibrated\n"
+          "                       sigma of the tail), bound (the calibrated 95%% bound of the tail RMSE / 2,\n"
+          "                       the audit's tolerance), plateau (bound, or persistence's when smaller;\n"
+          "                       default max_sigma)\n"
           "  --seeds N            seeds per arm (default 10), first seed --seed0 (default 1)\n"
           "  --jobs N             campaigns run in parallel (default 2)\n"
           "  --val N              validation runs per simulator (default 128)\n"
@@ -1451,7 +1449,7 @@ int main(int argc, char **argv)
       {"epochs", required_argument, 0, 'E'}, {"hidden", required_argument, 0, 'H'},
       {"batch", required_argument, 0, 'N'}, {"lr", required_argument, 0, 'L'},
       {"tails", required_argument, 0, 'T'}, {"acq-mix", required_argument, 0, 'X'},
-      {0, 0, 0, 0}};
+      {"stat", required_argument, 0, 'Z'},     {0, 0, 0, 0}};
   opts_t o;
   pool_t pool;
   simdef_t sims[MAX_SIMS];
@@ -1514,6 +1512,12 @@ int main(int argc, char **argv)
     case 'L': o.lr = atof(optarg); break;
     case 'T': o.masked_tails = !strcmp(optarg, "masked"); break;
     case 'X': o.acq_mix = atof(optarg); break;
+    case 'Z':
+      if (!sl_spec_stat_parse(optarg, &o.spec.stat)) {
+        usage(stderr);
+        return 2;
+      }
+      break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
     }
@@ -1534,9 +1538,9 @@ int main(int argc, char **argv)
   mkdir(o.out_dir, 0777);
   mkdir(o.cache_dir, 0777);
   fprintf(stderr, "bench_speculative: %d seeds, %d validation runs, cap %.0f runs, %d slots (x%.1f for spec+over), "
-                  "retrain every %d, min_fraction %.2f, confidence %.3f, surprise_p %.3f, audit %.2f, %d jobs\n",
+                  "retrain every %d, min_fraction %.2f, confidence %.3f, surprise_p %.3f, audit %.2f, %d jobs, stat %d\n",
           o.seeds, o.n_val, o.cap_runs, o.slots, o.oversubscribe, o.retrain_every, o.spec.min_fraction,
-          o.spec.confidence, o.spec.surprise_p, o.audit_fraction, o.jobs);
+          o.spec.confidence, o.spec.surprise_p, o.audit_fraction, o.jobs, (int)o.spec.stat);
   for (s = 0; s < o.n_sims; s++)
     if (!sim_setup(&o, o.sims[s], &sims[s]))
       return 1;

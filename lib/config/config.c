@@ -1225,7 +1225,8 @@ static bool parse_policy(ctx_t *c, const cnode_t *p, sl_config_t *cfg, bool *bat
 {
   static const char *const keys[] = {"initial", "initial_n", "acquisition", "objective", "ucb_kappa",
                                      "oversubscribe", "batch", "seed", "diversity", "speculative", NULL};
-  static const char *const skeys[] = {"enabled", "min_fraction", "confidence", "surprise_p", "audit_fraction", NULL};
+  static const char *const skeys[] = {"enabled", "min_fraction", "confidence", "surprise_p", "audit_fraction", "rule", NULL};
+  static const char *const rules[] = {"members", "conditioned", "plateau", NULL};
   static const char *const initials[] = {"sobol", "lhs", "grid", NULL};
   static const char *const acqs[] = {"max_std", "ucb", "none", NULL};
   static const drange_t open_unit = {0, 1, true, true};
@@ -1265,7 +1266,8 @@ static bool parse_policy(ctx_t *c, const cnode_t *p, sl_config_t *cfg, bool *bat
          get_double(c, spec, "policy.speculative", "confidence", &POSITIVE, &cfg->policy.speculative.confidence) &&
          get_double(c, spec, "policy.speculative", "surprise_p", &open_unit, &cfg->policy.speculative.surprise_p) &&
          get_double(c, spec, "policy.speculative", "audit_fraction", &UNIT,
-                    &cfg->policy.speculative.audit_fraction);
+                    &cfg->policy.speculative.audit_fraction) &&
+         get_enum(c, spec, "policy.speculative", "rule", rules, &cfg->policy.speculative.rule);
 }
 
 static bool parse_budget(ctx_t *c, const cnode_t *b, const cnode_t *root, sl_config_t *cfg)
@@ -1501,6 +1503,7 @@ static void config_defaults(sl_config_t *cfg)
   cfg->policy.speculative.confidence = 0.02;
   cfg->policy.speculative.surprise_p = 0.01;
   cfg->policy.speculative.audit_fraction = 0.1;
+  cfg->policy.speculative.rule = sl_strdup("members");
   cfg->learn.ensemble = 5;
   cfg->learn.hidden = 64;
   cfg->learn.layers = 2;
@@ -1666,6 +1669,7 @@ void sl_config_destroy(sl_config_t *cfg)
     free(cfg->simulator.argv[i]);
   free(cfg->simulator.argv);
   free(cfg->policy.initial);
+  free(cfg->policy.speculative.rule);
   free(cfg->policy.acquisition);
   free(cfg->policy.objective);
   free(cfg->learn.loss);
@@ -1830,14 +1834,15 @@ char *sl_config_dump(const sl_config_t *cfg)
   rundir_json(json_object_get(root, "simulator"), cfg);
   json_object_set_new(
       root, "policy",
-      json_pack("{sssisssosfsfsisIsfs{sbsfsfsfsf}}", "initial", cfg->policy.initial, "initial_n",
+      json_pack("{sssisssosfsfsisIsfs{sbsfsfsfsfss}}", "initial", cfg->policy.initial, "initial_n",
                 cfg->policy.initial_n, "acquisition", cfg->policy.acquisition, "objective",
                 json_str_or_null(cfg->policy.objective), "ucb_kappa", cfg->policy.ucb_kappa, "oversubscribe",
                 cfg->policy.oversubscribe, "batch", cfg->policy.batch, "seed", (json_int_t)cfg->policy.seed,
                 "diversity", cfg->policy.diversity, "speculative", "enabled", (int)cfg->policy.speculative.enabled,
                 "min_fraction", cfg->policy.speculative.min_fraction, "confidence",
                 cfg->policy.speculative.confidence, "surprise_p", cfg->policy.speculative.surprise_p,
-                "audit_fraction", cfg->policy.speculative.audit_fraction));
+                "audit_fraction", cfg->policy.speculative.audit_fraction, "rule",
+                cfg->policy.speculative.rule));
   json_object_set_new(root, "budget",
                       json_pack("{sIsIsfsfsf}", "max_sims", (json_int_t)cfg->budget.max_sims, "max_steps",
                                 (json_int_t)cfg->budget.max_steps, "target_nrmse", cfg->budget.target_nrmse, "wall_s",

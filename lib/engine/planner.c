@@ -139,6 +139,11 @@ void sl_planner_params_from_config(const sl_config_t *cfg, size_t slots, sl_plan
   o->speculative = cfg->policy.speculative.enabled;
   o->members = true;
   sl_spec_params_default(&o->spec);
+  if (cfg->policy.speculative.rule && strcmp(cfg->policy.speculative.rule, "members") != 0) {
+    o->members = false;
+    o->conditioned = true;
+    o->spec.stat = !strcmp(cfg->policy.speculative.rule, "plateau") ? SL_SPEC_STAT_PLATEAU : SL_SPEC_STAT_MAX_SIGMA;
+  }
   o->spec.min_fraction = cfg->policy.speculative.min_fraction;
   o->spec.confidence = cfg->policy.speculative.confidence;
   o->spec.surprise_p = cfg->policy.speculative.surprise_p;
@@ -1108,8 +1113,11 @@ void sl_planner_on_stored(sl_planner_t *p, const char *sample_id, sl_point_statu
   if (!s && !is_new)
     return; /* the store had it already: a sample retired from the ledger (counted when it
              * was stored), or a point the rebuild counted */
-  if (s && status == SL_POINT_COMPLETE && p->prm.conditioned && s->state != SL_SAMPLE_DONE)
+  if (s && status == SL_POINT_COMPLETE && p->prm.conditioned && s->state != SL_SAMPLE_DONE) {
+    if (p->resid && s->history && s->k_obs >= (size_t)p->K)
+      sl_spec_resid_add_history(p->resid, s->history); /* the plateau rule's pool: any run */
     hold_out(p, s);
+  }
   s = sl_ledger_on_stored(p->ledger, sample_id, status, steps, now);
 
   if (s && status == SL_POINT_FAILED && !p->first_failed[0])

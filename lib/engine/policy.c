@@ -275,6 +275,20 @@ void sl_spec_params_default(sl_spec_params_t *p)
   p->surprise_p = 0.01;
   p->scale = 1.0;
   p->sigma_floor = SL_SPEC_SIGMA_FLOOR_DEFAULT;
+  p->stat = SL_SPEC_STAT_MAX_SIGMA;
+}
+
+bool sl_spec_stat_parse(const char *word, sl_spec_stat_t *out)
+{
+  static const char *const names[] = {"max_sigma", "bound", "plateau"};
+  size_t i;
+
+  for (i = 0; word && i < sizeof names / sizeof *names; i++)
+    if (!strcmp(word, names[i])) {
+      *out = (sl_spec_stat_t)i;
+      return true;
+    }
+  return false;
 }
 
 static double sigma_floored(double sigma, double scale, double floor_rel)
@@ -511,4 +525,25 @@ bool sl_audit_check(const double *y_tail, const double *mu_tail, const double *s
   out->false_stop = out->frac_outside > SL_AUDIT_MAX_OUTSIDE ||
                     !(out->tail_nrmse <= SL_AUDIT_NRMSE_FACTOR * confidence);
   return true;
+}
+
+double sl_audit_cp_upper(int64_t x, int64_t n)
+{
+  double lo = (double)x / (double)(n ? n : 1), hi = 1.0;
+  int it;
+
+  if (n <= 0 || x >= n)
+    return 1.0;
+  for (it = 0; it < 60; it++) { /* bisection on the binomial CDF */
+    double p = 0.5 * (lo + hi), cdf = 0, lp = log(p), lq = log1p(-p);
+    int64_t i;
+    for (i = 0; i <= x; i++)
+      cdf += exp(lgamma((double)n + 1) - lgamma((double)i + 1) - lgamma((double)(n - i) + 1) + (double)i * lp +
+                 (double)(n - i) * lq);
+    if (cdf > 0.05)
+      lo = p;
+    else
+      hi = p;
+  }
+  return hi;
 }

@@ -21,6 +21,13 @@ struct sl_spec_resid {
   /* factors by observed checkpoints o (K + 1) and by the bin of the prefix's fit
    * q = z2/o (SL_SPEC_RESID_BINS bins of equal count; q_cut[o][b] = bin b's upper end) */
   double *c_hist, *c_fin, *q_cut;
+  double *c_rmse;  /* (K + 1) × NB: the SL_SPEC_RESID_BOUND quantile of the tail RMSE ratio */
+  size_t n_cal;    /* calibration runs of the fit */
+  double *h;       /* SL_SPEC_RESID_CAP × K raw histories of complete runs, any model or none */
+  size_t nh, nexth;
+  bool h_fitted;
+  double *ph_f, *ph_e; /* (K + 1) × CAP: per prefix, their flatness (sorted) and the tail
+                        * RMSE of persistence */
 };
 
 #define NB SL_SPEC_RESID_BINS
@@ -55,6 +62,10 @@ sl_spec_resid_t *sl_spec_resid_new(size_t K, size_t P)
   r->c_hist = sl_calloc((K + 1) * NB, sizeof *r->c_hist);
   r->c_fin = sl_calloc((K + 1) * NB, sizeof *r->c_fin);
   r->q_cut = sl_calloc((K + 1) * NB, sizeof *r->q_cut);
+  r->c_rmse = sl_calloc((K + 1) * NB, sizeof *r->c_rmse);
+  r->h = sl_calloc(SL_SPEC_RESID_CAP * K, sizeof *r->h);
+  r->ph_f = sl_calloc((K + 1) * SL_SPEC_RESID_CAP, sizeof *r->ph_f);
+  r->ph_e = sl_calloc((K + 1) * SL_SPEC_RESID_CAP, sizeof *r->ph_e);
   return r;
 }
 
@@ -68,6 +79,10 @@ void sl_spec_resid_destroy(sl_spec_resid_t *r)
   free(r->c_hist);
   free(r->c_fin);
   free(r->q_cut);
+  free(r->c_rmse);
+  free(r->h);
+  free(r->ph_f);
+  free(r->ph_e);
   free(r);
 }
 
@@ -194,6 +209,131 @@ static double conformal(double *z, size_t n)
   return z[(k > n ? n : k) - 1] / 2.0;
 }
 
+/* The ceil((n+1)·level)-th smallest of z (sorted in place); INFINITY when n is too small
+ * for that rank. */
+static double upper_quantile(double *z, size_t n, double level)
+{
+  size_t k = (size_t)ceil((double)(n + 1) * level);
+
+  if (n == 0 || k > n)
+    return INFINITY;
+  qsort(z, n, sizeof *z, cmp_dbl);
+  return z[k - 1];
+}
+
+/* How far the last SL_SPEC_PLATEAU_LOOKBACK observed values stray from the latest (raw
+ * units); INFINITY with fewer than two observed. */
+static double flatness(const double *y, size_t o)
+{
+  size_t i, m = o > 0 ? o - 1 : 0;
+  double f = 0;
+
+  if (o < 2)
+    return INFINITY;
+  if (m > SL_SPEC_PLATEAU_LOOKBACK)
+    m = SL_SPEC_PLATEAU_LOOKBACK;
+  for (i = 1; i <= m; i++)
+    f = fmax(f, fabs(y[o - 1] - y[o - 1 - i]));
+  return f;
+}
+
+/* The RMSE over the history tail [o, K) of persistence (the latest observed value). */
+static double persistence_rmse(const double *y, size_t o, size_t K)
+{
+  double se = 0;
+  size_t j;
+
+  for (j = o; j < K; j++)
+    se += (y[j] - y[o - 1]) * (y[j] - y[o - 1]);
+  return sqrt(se / (double)(K - o));
+}
+
+typedef struct fe { double f, e; } fe_t;
+
+static int cmp_fe(const void *a, const void *b)
+{
+  double x = ((const fe_t *)a)->f, y = ((const fe_t *)b)->f;
+
+  return x < y ? -1 : x > y;
+}
+
+/* Per prefix, the raw histories' flatness (sorted) and persistence's tail RMSE. */
+static void fit_persist(sl_spec_resid_t *r)
+{
+  size_t K = r->K, n = r->nh, o, i, ld = SL_SPEC_RESID_CAP;
+  fe_t *fe = sl_calloc(n + 1, sizeof *fe);
+
+  for (o = 2; o < K; o++) {
+    for (i = 0; i < n; i++)
+      fe[i] = (fe_t){flatness(r->h + i * K, o), persistence_rmse(r->h + i * K, o, K)};
+    qsort(fe, n, sizeof *fe, cmp_fe);
+    for (i = 0; i < n; i++) {
+      r->ph_f[o * ld + i] = fe[i].f;
+      r->ph_e[o * ld + i] = fe[i].e;
+    }
+  }
+  free(fe);
+  r->h_fitted = true;
+}
+
+/* The SL_SPEC_PLATEAU_LEVEL quantile of e over the calibration runs whose flatness is
+ * nearest f (in log, the n/3 nearest, at least SL_SPEC_PLATEAU_MIN_RUNS): runs alike, not
+ * merely flatter ones (a slow drift looks flat over a few checkpoints and drifts on over
+ * the rest). ratio: e is taken relative to each run's flatness (floored at flo) and the
+ * quantile scaled back by f, so that a drift's persistence error, which grows with its
+ * slope, is judged by the runs' error per unit of flatness. fs: n flatnesses, sorted; es
+ * alongside. INFINITY when fewer runs than that or f is not finite. */
+static double flat_quantile(const double *fs, const double *es, size_t n, double f, bool ratio, double flo)
+{
+  size_t k = n / 3 > SL_SPEC_PLATEAU_MIN_RUNS ? n / 3 : SL_SPEC_PLATEAU_MIN_RUNS, lo = 0, hi, m = 0, i;
+  double *e, b, lf;
+
+  if (!isfinite(f) || n < SL_SPEC_PLATEAU_MIN_RUNS)
+    return INFINITY;
+  f = fmax(f, flo);
+  lf = log(f);
+  while (lo < n && fs[lo] <= f)
+    lo++;
+  hi = lo;
+  while (hi - lo < k) { /* grow the window [lo, hi) towards the nearer neighbour */
+    if (hi < n && (lo == 0 || log(fmax(fs[hi], flo)) - lf < lf - log(fmax(fs[lo - 1], flo))))
+      hi++;
+    else
+      lo--;
+  }
+  e = sl_calloc(k, sizeof *e);
+  for (i = lo; i < hi; i++)
+    e[m++] = ratio ? es[i] / fmax(fs[i], flo) : es[i];
+  b = upper_quantile(e, m, SL_SPEC_PLATEAU_LEVEL) * (ratio ? f : 1.0);
+  free(e);
+  return b;
+}
+
+/* Persistence's bound at prefix o for flatness f (raw histories; refit when stale). */
+static double persist_bound(sl_spec_resid_t *r, size_t o, double f, double flo)
+{
+  if (o < 2 || o >= r->K)
+    return INFINITY;
+  if (!r->h_fitted)
+    fit_persist(r);
+  return flat_quantile(r->ph_f + o * SL_SPEC_RESID_CAP, r->ph_e + o * SL_SPEC_RESID_CAP, r->nh, f, true, flo);
+}
+
+bool sl_spec_resid_add_history(sl_spec_resid_t *r, const double *y)
+{
+  size_t k;
+
+  for (k = 0; k < r->K; k++)
+    if (!isfinite(y[k]))
+      return false;
+  memcpy(r->h + r->nexth * r->K, y, r->K * sizeof *y);
+  r->nexth = (r->nexth + 1) % SL_SPEC_RESID_CAP;
+  if (r->nh < SL_SPEC_RESID_CAP)
+    r->nh++;
+  r->h_fitted = false;
+  return true;
+}
+
 /* The prefix fit q = z2/o of v's first o entries (0 for o 0). */
 static double prefix_fit(const double *v, size_t o)
 {
@@ -214,6 +354,27 @@ static int cmp_qi(const void *a, const void *b)
   return x < y ? -1 : x > y;
 }
 
+/* The tail-RMSE bound's factor at prefix o per bin, from the calibration runs' ratios rr
+ * (n_cal, in bin order): a bin too small for the quantile takes that of all of them. */
+static void fit_bound(sl_spec_resid_t *r, size_t o, const double *rr, size_t n_cal, size_t nb)
+{
+  double *tmp = sl_calloc(n_cal + 1, sizeof *tmp), all;
+  size_t b;
+
+  memcpy(tmp, rr, n_cal * sizeof *tmp);
+  all = upper_quantile(tmp, n_cal, SL_SPEC_RESID_BOUND);
+  for (b = 0; b < NB; b++) {
+    size_t i0 = b * n_cal / nb, i1 = (b + 1) * n_cal / nb;
+    double q = INFINITY;
+    if (b < nb) {
+      memcpy(tmp, rr + i0, (i1 - i0) * sizeof *tmp);
+      q = upper_quantile(tmp, i1 - i0, SL_SPEC_RESID_BOUND);
+    }
+    r->c_rmse[o * NB + b] = isfinite(q) ? q : b < nb ? all : r->c_rmse[o * NB + nb - 1];
+  }
+  free(tmp);
+}
+
 /* The factors from the odd slots, for every prefix length, locally adaptive: the
  * calibration runs are binned by how well their prefix fits (q), so a run whose prefix
  * tracks the model closely gets the factor of runs like it, not of the hardest ones. */
@@ -222,7 +383,7 @@ static void fit_factors(sl_spec_resid_t *r)
   size_t K = r->K, P = r->P, n_cal = r->n / 2, o, i, j, b, nh, nf;
   size_t nb = n_cal / SL_SPEC_RESID_BIN_MIN; /* bins only as the calibration runs allow */
   double *v = sl_calloc(n_cal * P, sizeof *v), *zh = sl_calloc(n_cal * P + 1, sizeof *zh);
-  double *zf = sl_calloc(n_cal * P + 1, sizeof *zf);
+  double *zf = sl_calloc(n_cal * P + 1, sizeof *zf), *rr = sl_calloc(n_cal + 1, sizeof *rr);
   qi_t *ord = sl_calloc(n_cal + 1, sizeof *ord);
 
   for (i = 0; i < n_cal; i++)
@@ -243,24 +404,31 @@ static void fit_factors(sl_spec_resid_t *r)
       nh = nf = 0;
       for (t = i0; t < i1; t++) {
         const double *u = r->u + (2 * ord[t].i + 1) * P;
+        double se = 0, sv = 0;
         for (j = o; j < P; j++) {
           double m, var, z;
           cond_col(r, v + ord[t].i * P, o, j, &m, &var);
           z = fabs(u[j] - m) / sqrt(var);
-          if (j < K)
+          if (j < K) {
             zh[nh++] = z;
-          else
+            se += (u[j] - m) * (u[j] - m);
+            sv += var;
+          } else {
             zf[nf++] = z;
+          }
         }
+        rr[t] = o < K ? sqrt(se / sv) : 0;
       }
       r->c_hist[o * NB + b] = conformal(zh, nh);
       r->c_fin[o * NB + b] = conformal(zf, nf);
       r->q_cut[o * NB + b] = b + 1 >= nb || i1 >= n_cal ? INFINITY : 0.5 * (ord[i1 - 1].q + ord[i1].q);
     }
+    fit_bound(r, o, rr, n_cal, nb);
   }
   free(v);
   free(zh);
   free(zf);
+  free(rr);
   free(ord);
 }
 
@@ -279,6 +447,7 @@ static bool refit(sl_spec_resid_t *r)
   if (r->n < SL_SPEC_RESID_MIN)
     return false;
   if (!r->fitted) {
+    r->n_cal = r->n / 2;
     fit_moments(r);
     fit_factors(r);
     r->fitted = true;
@@ -293,11 +462,63 @@ double sl_spec_resid_factor(sl_spec_resid_t *r, size_t k_obs, bool fin)
   return fin ? r->c_fin[k_obs * NB + NB - 1] : r->c_hist[k_obs * NB + NB - 1];
 }
 
+/* The history tail relied on becomes persistence of the latest value, σ = bound / 2;
+ * returns the bound. */
+static double persist_tail(const sl_spec_resid_t *r, double pb, const double *y, size_t k_obs, double *cmu,
+                           double *csigma)
+{
+  size_t j;
+
+  for (j = k_obs; j < r->K; j++) {
+    cmu[j] = y[k_obs - 1];
+    csigma[j] = fmax(pb / 2.0, 1e-300);
+  }
+  return pb;
+}
+
+/* The bound statistics (SL_SPEC_STAT_BOUND, _PLATEAU): tail_std becomes the calibrated
+ * SL_SPEC_RESID_BOUND quantile of the tail's RMSE (in scale units) divided by
+ * SL_AUDIT_NRMSE_FACTOR, so that tail_std < confidence says the tail stays within the
+ * audit's tolerance with that probability. With PLATEAU, when persistence of the latest
+ * value has the smaller bound (the run has flattened like calibration runs whose rest
+ * stayed flat), the history tail relied on is persistence with σ = bound / 2. rms: the
+ * RMS of the conditioned σ over the tail before calibration (raw units). */
+static void tail_bound(const sl_spec_params_t *p, sl_spec_resid_t *r, size_t b, double rms, const double *y,
+                       size_t k_obs, double *cmu, double *csigma, sl_spec_decision_t *out)
+{
+  double bound = r->c_rmse[k_obs * NB + b] * rms, pb, flo = SL_SPEC_SIGMA_FLOOR_DEFAULT * p->scale;
+
+  if (p->stat == SL_SPEC_STAT_PLATEAU) {
+    pb = persist_bound(r, k_obs, flatness(y, k_obs), flo);
+    if (pb < bound)
+      bound = persist_tail(r, pb, y, k_obs, cmu, csigma);
+  }
+  out->tail_std = bound / p->scale / SL_AUDIT_NRMSE_FACTOR;
+  out->k_tail_max = r->K - 1;
+}
+
+/* Before the residual pool is calibrated: the plateau rule on persistence alone, judged
+ * by the raw histories of complete runs, behind the model's own surprise test. */
+static void persist_only(const sl_spec_params_t *p, sl_spec_resid_t *r, const double *y, size_t k_obs, double *cmu,
+                         double *csigma, sl_spec_decision_t *out)
+{
+  double pb;
+
+  if (k_obs < out->k_min || k_obs >= r->K || out->surprised)
+    return;
+  pb = persist_bound(r, k_obs, flatness(y, k_obs), SL_SPEC_SIGMA_FLOOR_DEFAULT * p->scale);
+  if (!isfinite(pb))
+    return;
+  out->tail_std = persist_tail(r, pb, y, k_obs, cmu, csigma) / p->scale / SL_AUDIT_NRMSE_FACTOR;
+  out->k_tail_max = r->K - 1;
+  out->action = out->tail_std < p->confidence ? SL_SPEC_STOP : SL_SPEC_CONTINUE;
+}
+
 bool sl_spec_decide_cond(const sl_spec_params_t *p, sl_spec_resid_t *r, const double *mu, const double *sigma,
                          size_t P, size_t K, const double *y, size_t k_obs, double *cmu, double *csigma,
                          sl_spec_decision_t *out, sl_error_t *err)
 {
-  double *u, *v, sr;
+  double *u, *v, sr, sv;
   size_t j, b;
 
   if (!sl_spec_decide(p, mu, sigma, K, y, k_obs, out, err))
@@ -311,6 +532,8 @@ bool sl_spec_decide_cond(const sl_spec_params_t *p, sl_spec_resid_t *r, const do
   if (!r || r->P != P || r->K != K || !refit(r)) {
     if (out->action == SL_SPEC_STOP)
       out->action = SL_SPEC_CONTINUE; /* not calibrated yet */
+    if (r && r->K == K && p->stat == SL_SPEC_STAT_PLATEAU)
+      persist_only(p, r, y, k_obs, cmu, csigma, out);
     return true;
   }
   u = sl_calloc(P, sizeof *u);
@@ -326,6 +549,7 @@ bool sl_spec_decide_cond(const sl_spec_params_t *p, sl_spec_resid_t *r, const do
   b = bin_of(r, k_obs, prefix_fit(v, k_obs));
   out->tail_std = 0;
   out->k_tail_max = k_obs;
+  sv = 0;
   for (j = k_obs; j < P; j++) {
     double m, var, c = j < K ? r->c_hist[k_obs * NB + b] : r->c_fin[k_obs * NB + b];
     double f = j < K ? (p->sigma_floor > 0 ? p->sigma_floor : SL_SPEC_SIGMA_FLOOR_DEFAULT) * p->scale : 1e-300;
@@ -333,11 +557,14 @@ bool sl_spec_decide_cond(const sl_spec_params_t *p, sl_spec_resid_t *r, const do
     cond_col(r, v, k_obs, j, &m, &var);
     cmu[j] = mu[j] + s * m;
     csigma[j] = c * s * sqrt(var);
+    sv += j < K ? var : 0;
     if (j < K && csigma[j] / p->scale > out->tail_std) {
       out->tail_std = csigma[j] / p->scale;
       out->k_tail_max = j;
     }
   }
+  if (p->stat != SL_SPEC_STAT_MAX_SIGMA && k_obs < K)
+    tail_bound(p, r, b, sr * sqrt(sv / (double)(K - k_obs)), y, k_obs, cmu, csigma, out);
   if (k_obs < out->k_min)
     out->action = SL_SPEC_CONTINUE_EARLY;
   else if (out->surprised)
@@ -350,3 +577,4 @@ bool sl_spec_decide_cond(const sl_spec_params_t *p, sl_spec_resid_t *r, const do
   free(v);
   return true;
 }
+

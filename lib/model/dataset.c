@@ -186,6 +186,22 @@ size_t sl_dataset_weights(const sl_dataset_t *ds, float *w)
   return n_pred;
 }
 
+size_t sl_dataset_weights_train(const sl_dataset_t *ds, float *w)
+{
+  size_t i, n_pred = sl_dataset_weights(ds, w);
+  int j;
+
+  for (i = 0; i < ds->n; i++)
+    for (j = ds->k; j < ds->p; j++) {
+      size_t at = i * (size_t)ds->p + (size_t)j;
+      if (ds->mask[at] == 0.0f && w[at] > 0.0f) {
+        w[at] = 0.0f;
+        n_pred--;
+      }
+    }
+  return n_pred;
+}
+
 bool sl_dataset_input_row(const sl_config_t *cfg, const sl_values_t *inputs, double *x_double, float *x_float,
                           sl_error_t *err)
 {

@@ -234,7 +234,7 @@ bool sl_trainer_run_on(const sl_config_t *cfg, const sl_dataset_split_t *split, 
   o.progress = progress;
   o.progress_ud = abort_flag;
   w = sl_malloc(tr->n * (size_t)tr->p * sizeof *w);
-  out->n_predicted = sl_dataset_weights(tr, w);
+  out->n_predicted = sl_dataset_weights_train(tr, w);
   t0 = sl_mono();
   warm = nll && o.epochs >= 4 ? o.epochs / 2 : 0;
   if (warm && !warm_start(cfg, out->model, tr, w, &o, warm, err))

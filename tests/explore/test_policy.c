@@ -542,7 +542,106 @@ static void test_conditioned_rule(void)
   sl_spec_resid_destroy(r);
 }
 
-SL_TEST_MAIN(SL_T(test_conditioned_rule), SL_T(test_quantiles), SL_T(test_termination_inside_band_stops),
+/* The bound statistic: tail_std × SL_AUDIT_NRMSE_FACTOR is the calibrated 95% bound of the
+ * tail's RMSE, so fresh runs like the pool's exceed it about 5% of the time. */
+static void test_conditioned_bound(void)
+{
+  sl_spec_params_t p;
+  sl_spec_decision_t dec;
+  double mu[CP], sigma[CP], y[CP], cmu[CP], cs[CP];
+  uint64_t st = 777;
+  size_t i, k, pool, over = 0, n = 0;
+  sl_error_t err;
+
+  sl_spec_params_default(&p);
+  p.min_fraction = 0.25;
+  p.confidence = 0.05;
+  p.stat = SL_SPEC_STAT_BOUND;
+  for (k = 0; k < CP; k++) {
+    mu[k] = 1.0;
+    sigma[k] = 0.2;
+  }
+  for (pool = 0; pool < 8; pool++) { /* the guarantee is over calibration draws: several pools */
+    sl_spec_resid_t *r = sl_spec_resid_new(CK, CP);
+    SL_REQUIRE(r);
+    for (i = 0; i < 200; i++) {
+      double off = 0.2 * cond_norm(&st), yy[CP];
+      for (k = 0; k < CP; k++)
+        yy[k] = 1.0 + off + 0.02 * cond_norm(&st);
+      SL_CHECK(sl_spec_resid_add(r, yy, mu, sigma, NULL, 0));
+    }
+    for (i = 0; i < 300; i++, n++) {
+      double off = 0.2 * cond_norm(&st), se = 0;
+      for (k = 0; k < CP; k++)
+        y[k] = 1.0 + off + 0.02 * cond_norm(&st);
+      SL_REQUIRE(sl_spec_decide_cond(&p, r, mu, sigma, CP, CK, y, 3, cmu, cs, &dec, &err));
+      for (k = 3; k < CK; k++)
+        se += (y[k] - cmu[k]) * (y[k] - cmu[k]);
+      over += sqrt(se / (CK - 3)) > dec.tail_std * SL_AUDIT_NRMSE_FACTOR;
+      SL_CHECK(isfinite(dec.tail_std) && dec.tail_std > 0);
+    }
+    sl_spec_resid_destroy(r);
+  }
+  fprintf(stderr, "  tail RMSE above the 95%% bound: %zu of %zu\n", over, n);
+  SL_CHECK((double)over / (double)n > 0.01 && (double)over / (double)n < 0.09);
+}
+
+/* The plateau statistic: runs that either settle at their level after checkpoint 2 or
+ * keep drifting, under a model that knows neither (wide σ): a flat prefix is stopped on
+ * persistence, a drifting one is not. */
+static void test_conditioned_plateau(void)
+{
+  sl_spec_params_t p;
+  sl_spec_decision_t dec;
+  sl_spec_resid_t *r = sl_spec_resid_new(CK, CK);
+  double mu[CK], sigma[CK], y[CK], cmu[CK], cs[CK];
+  uint64_t st = 99;
+  size_t i, k;
+  sl_error_t err;
+
+  SL_REQUIRE(r);
+  sl_spec_params_default(&p);
+  p.min_fraction = 0.25;
+  p.confidence = 0.05;
+  p.stat = SL_SPEC_STAT_PLATEAU;
+  for (k = 0; k < CK; k++) {
+    mu[k] = 0.0;
+    sigma[k] = 1.0;
+  }
+  for (i = 0; i < 200; i++) {
+    double lvl = cond_norm(&st), drift = (i / 2) % 2 ? 0.3 * cond_norm(&st) : 0, yy[CK]; /* both kinds in both halves */
+    for (k = 0; k < CK; k++)
+      yy[k] = lvl + drift * (double)k + 0.001 * cond_norm(&st);
+    if (i == 40) { /* 40 histories, no residual vector yet: persistence alone may stop */
+      for (k = 0; k < CK; k++)
+        y[k] = 0.4 + 0.001 * (double)(k % 2);
+      SL_REQUIRE(sl_spec_decide_cond(&p, r, mu, sigma, CK, CK, y, 4, cmu, cs, &dec, &err));
+      SL_CHECK_INT(dec.action, SL_SPEC_STOP);
+      SL_CHECK_NEAR(cmu[6], y[3], 1e-12);
+    }
+    SL_CHECK(sl_spec_resid_add_history(r, yy));
+    if (i >= 40)
+      SL_CHECK(sl_spec_resid_add(r, yy, mu, sigma, NULL, 0));
+  }
+  for (k = 0; k < CK; k++)
+    y[k] = 0.4 + 0.001 * (double)(k % 2);
+  SL_REQUIRE(sl_spec_decide_cond(&p, r, mu, sigma, CK, CK, y, 4, cmu, cs, &dec, &err));
+  SL_CHECK_INT(dec.action, SL_SPEC_STOP);
+  SL_CHECK_NEAR(cmu[6], y[3], 1e-12);
+  SL_CHECK(dec.tail_std < 0.01 && cs[5] > 0);
+  for (k = 0; k < CK; k++)
+    y[k] = 0.4 + 0.3 * (double)k;
+  SL_REQUIRE(sl_spec_decide_cond(&p, r, mu, sigma, CK, CK, y, 4, cmu, cs, &dec, &err));
+  SL_CHECK(dec.action != SL_SPEC_STOP);
+  p.stat = SL_SPEC_STAT_MAX_SIGMA; /* the flat run under the max-sigma statistic: not stopped */
+  for (k = 0; k < CK; k++)
+    y[k] = 0.4 + 0.001 * (double)(k % 2);
+  SL_REQUIRE(sl_spec_decide_cond(&p, r, mu, sigma, CK, CK, y, 4, cmu, cs, &dec, &err));
+  SL_CHECK(dec.action != SL_SPEC_STOP);
+  sl_spec_resid_destroy(r);
+}
+
+SL_TEST_MAIN(SL_T(test_conditioned_rule), SL_T(test_conditioned_bound), SL_T(test_conditioned_plateau), SL_T(test_quantiles), SL_T(test_termination_inside_band_stops),
              SL_T(test_termination_outside_band_never_stops), SL_T(test_termination_wide_tail_continues),
              SL_T(test_acquisition_max_std), SL_T(test_acquisition_spread_and_ucb), SL_T(test_audit),
              SL_T(test_members_prefix_concentrates), SL_T(test_members_outside_band_never_stops),

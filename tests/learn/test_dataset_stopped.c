@@ -142,6 +142,13 @@ static void test_weights(void)
   ref = SL_DATASET_NOISE_REF * sqrt(2.0 / 3.0); /* amplitude 3, 4, 5 */
   SL_CHECK_NEAR(w[22], ref * ref / (ref * ref + 0.0625), 1e-6);
   SL_CHECK(w[23] == 0.0f);
+  /* the trainer's weights: the same, with the predicted final (column 4) at 0 */
+  {
+    float wt[64];
+    SL_CHECK_INT(sl_dataset_weights_train(&s.train, wt), 2);
+    for (i = 0; i < 24; i++)
+      SL_CHECK(i == 22 ? wt[i] == 0.0f : wt[i] == w[i]);
+  }
   sl_dataset_split_release(&s);
   sl_config_destroy(cfg);
 }

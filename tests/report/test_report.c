@@ -337,6 +337,38 @@ static void check_html_shape(const char *html)
   SL_CHECK(strstr(html, "Stopped and completed runs over the input space</h2>") != NULL);
 }
 
+/* The speculation section of the campaign fill_store makes: 4 stops (3 speculative after
+ * 40, 30, 50 of 100 steps), steps 4415 used vs 4405 complete (audits cost more than the
+ * stops saved), 1 false stop of 2 audits (CP-95 bound sqrt(0.95)), and the stopped tails'
+ * coverage: the right stop's 5 predicted checkpoints inside +-2 sigma, the false one's 6
+ * (0.5 off, sigma 0.01) outside: 5/11. The pooled held-out coverage is the one the summary
+ * prints and lies between the two groups' (it is their weighted mean). */
+static void check_spec_section(const char *out)
+{
+  const char *line = strstr(out, "  coverage +-2 sigma, 21 held-out runs: pooled ");
+  double pooled = NAN, hist = NAN, fin = NAN, now = NAN;
+  const char *s;
+
+  SL_CHECK(strstr(out, "speculation:\n  runs: 45 (complete 40, stopped 4, failed 1), audit re-runs 2\n") != NULL);
+  SL_CHECK(strstr(out, "  steps: 4415 used (audits included) vs 4405 for the same runs complete: saved -0.2% (x1.00)\n") !=
+           NULL);
+  SL_CHECK(strstr(out, "  stops: 4 (speculative 3, at a median 0.40 of a run)\n") != NULL);
+  SL_CHECK(strstr(out, "  audits: 2 checked, 1 false (false-stop rate CP-95 upper bound 0.975)\n") != NULL);
+  SL_CHECK(strstr(out, "  coverage +-2 sigma of stopped tails: 0.455 (11 checkpoints of 2 audited stops)\n") != NULL);
+  SL_REQUIRE(line != NULL);
+  SL_CHECK_INT(sscanf(line, "  coverage +-2 sigma, 21 held-out runs: pooled %lf, history %lf, finals %lf", &pooled, &hist,
+                      &fin),
+               3);
+  s = strstr(out, "newest model on held-out runs now: nrmse ");
+  SL_REQUIRE(s != NULL);
+  s = strstr(s, "coverage ");
+  SL_REQUIRE(s != NULL);
+  SL_CHECK_INT(sscanf(s, "coverage %lf", &now), 1);
+  SL_CHECK(fabs(pooled - now) < 1e-3);
+  SL_CHECK(pooled >= fmin(hist, fin) - 1e-3 && pooled <= fmax(hist, fin) + 1e-3);
+  SL_CHECK(hist >= 0 && hist <= 1 && fin >= 0 && fin <= 1);
+}
+
 static void test_report_campaign(void)
 {
   env_t e;
@@ -362,6 +394,7 @@ static void test_report_campaign(void)
   SL_CHECK(strstr(out, "models: 3 surrogate, 0 elevated\n") != NULL);
   SL_CHECK(strstr(out, "newest model: m3 nrmse ") != NULL);
   SL_CHECK(strstr(out, "newest model on held-out runs now: nrmse ") != NULL);
+  check_spec_section(out);
 
   html = sl_read_file(path, 16u << 20, NULL);
   SL_REQUIRE(html != NULL);
@@ -374,6 +407,9 @@ static void test_report_campaign(void)
   SL_CHECK(strstr(html, "<td>m2</td><td>2023-11-14 22:19:55</td><td>4000</td>") != NULL);
   SL_CHECK(strstr(html, "<td>4415</td>") != NULL);
   SL_CHECK(strstr(html, "false stop</b>") != NULL);
+  SL_CHECK(strstr(html, "Speculation: stops, savings and coverage</h2>") != NULL);
+  SL_CHECK(strstr(html, "<tr><th>audits</th><td>2 checked, 1 false (false-stop rate CP-95 upper bound 0.975)</td></tr>") !=
+           NULL);
   SL_CHECK(strstr(html, "Held-out histories") != NULL);
   SL_CHECK(strstr(html, ">audit</text>") != NULL); /* the legend of the input-space plots */
   SL_CHECK(strstr(html, "no model yet") == NULL);
@@ -419,6 +455,9 @@ static void test_report_empty(void)
   SL_CHECK_INT(run(&e, args, &out), 0);
   SL_CHECK(strstr(out, "steps saved by stops: 0 (max_steps 100)\n") != NULL);
   SL_CHECK(strstr(out, "audits: 0 (checked 0, false stops 0)\n") != NULL);
+  SL_CHECK(strstr(out, "  runs: 0 (complete 0, stopped 0, failed 0), audit re-runs 0\n") != NULL);
+  SL_CHECK(strstr(out, "  stops: 0 (speculative 0, at a median - of a run)\n") != NULL);
+  SL_CHECK(strstr(out, "  coverage +-2 sigma of stopped tails: - (0 checkpoints of 0 audited stops)\n") != NULL);
   html = sl_read_file(path, 16u << 20, NULL);
   SL_REQUIRE(html != NULL);
   check_html_shape(html);
@@ -432,6 +471,10 @@ static void test_report_empty(void)
   args = sl_asprintf("\"%s\" --out \"%s\" --store \"%s\"", e.config, path, e.uri);
   SL_CHECK_INT(run(&e, args, &out), 0);
   SL_CHECK(strstr(out, "speculative stops: 3 (terminated 4)\n") != NULL);
+  /* without a model the audits cannot be judged (no scale) nor held-out runs predicted */
+  SL_CHECK(strstr(out, "  stops: 4 (speculative 3, at a median 0.40 of a run)\n") != NULL);
+  SL_CHECK(strstr(out, "  audits: 0 checked, 0 false (false-stop rate CP-95 upper bound 1.000)\n") != NULL);
+  SL_CHECK(strstr(out, "pooled -, history -, finals -\n") != NULL);
   html = sl_read_file(path, 16u << 20, NULL);
   SL_REQUIRE(html != NULL);
   check_html_shape(html);

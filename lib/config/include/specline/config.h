@@ -119,6 +119,7 @@ typedef struct sl_config {
       double confidence;    /* predicted std of the rest (normalised) below which to stop, default 0.02 */
       double surprise_p;    /* chi-square tail probability for the surprise test, default 0.01 */
       double audit_fraction;/* fraction of stops re-run to completion, default 0.1 */
+      char *rule;           /* "members" (default), "conditioned" or "plateau" (docs/speculative.md) */
     } speculative;
   } policy;
 

@@ -84,12 +84,23 @@ const char *sl_spec_action_name(sl_spec_action_t a);
 /* The σ floor (× scale) used when sl_spec_params_t.sigma_floor is 0. */
 #define SL_SPEC_SIGMA_FLOOR_DEFAULT 1e-3
 
+/* What the conditioned rule (sl_spec_decide_cond) compares with the confidence. */
+typedef enum sl_spec_stat {
+  SL_SPEC_STAT_MAX_SIGMA = 0, /* max over the history tail of the calibrated σ_k/scale */
+  SL_SPEC_STAT_BOUND,         /* the calibrated bound of the tail's RMSE, / SL_AUDIT_NRMSE_FACTOR */
+  SL_SPEC_STAT_PLATEAU,       /* the same, or persistence's bound when smaller (plateau) */
+} sl_spec_stat_t;
+
+/* "max_sigma" | "bound" | "plateau" → stat; false for another word. */
+bool sl_spec_stat_parse(const char *word, sl_spec_stat_t *out);
+
 typedef struct sl_spec_params {
   double min_fraction; /* of the K checkpoints before any stop (config: 0.2) */
   double confidence;   /* stop when max σ_k/scale over the rest is below this (0.02) */
   double surprise_p;   /* chi-square upper-tail probability of the surprise test (0.01) */
   double scale;        /* the history output's scale (e.g. its std in the training data) */
   double sigma_floor;  /* σ_k is floored at sigma_floor·scale; 0 means SL_SPEC_SIGMA_FLOOR_DEFAULT */
+  sl_spec_stat_t stat; /* the conditioned rule's decision statistic (default MAX_SIGMA) */
 } sl_spec_params_t;
 
 /* Fills the config defaults above with scale 1. */
@@ -179,6 +190,13 @@ typedef struct sl_spec_resid sl_spec_resid_t;
 #define SL_SPEC_RESID_COVERAGE 0.95 /* the ±2σ coverage the factors aim at */
 #define SL_SPEC_RESID_BINS 3       /* calibration bins by the prefix's fit z2/k_obs, */
 #define SL_SPEC_RESID_BIN_MIN 16   /* each of at least this many calibration runs */
+#define SL_SPEC_RESID_BOUND 0.95   /* the quantile of the tail RMSE the bound stands for */
+#define SL_SPEC_PLATEAU_LOOKBACK 6 /* checkpoints back over which a plateau is measured */
+#define SL_SPEC_PLATEAU_LEVEL 0.975 /* the persistence bound's quantile: stricter than the
+                                     * conditioned one (it is taken as the smaller of two and
+                                     * re-tested at every checkpoint) */
+#define SL_SPEC_PLATEAU_MIN_RUNS 39 /* runs a persistence bound is taken over, at least
+                                     * (ceil(40 × 0.975) = 39) */
 
 /* An empty pool for K checkpoints of P columns (K <= P); NULL for K == 0 or K > P. */
 sl_spec_resid_t *sl_spec_resid_new(size_t K, size_t P);
@@ -189,6 +207,11 @@ void sl_spec_resid_destroy(sl_spec_resid_t *r);
  * ignored (false). The fit is redone lazily at the next decision. */
 bool sl_spec_resid_add(sl_spec_resid_t *r, const double *y, const double *mu, const double *sigma,
                        const double *scale, double floor_rel);
+
+/* Adds the K raw history values of a complete run (model or not) to the plateau rule's
+ * pool: persistence's bound is calibrated on them (SL_SPEC_STAT_PLATEAU). Non-finite
+ * values: ignored (false). */
+bool sl_spec_resid_add_history(sl_spec_resid_t *r, const double *y);
 
 /* Vectors in the pool. */
 size_t sl_spec_resid_count(const sl_spec_resid_t *r);
@@ -205,7 +228,14 @@ double sl_spec_resid_factor(sl_spec_resid_t *r, size_t k_obs, bool fin);
  * unobserved column j (history tail and finals; observed ones get cmu = y, csigma = 0).
  *  - surprise test: z2 = u_oᵀ S_oo⁻¹ u_o (Mahalanobis under the calibrated residual
  *    law) against the chi-square quantile, df k_obs, at 1 − surprise_p: never stop then;
- *  - the decision statistic tail_std = max over the history tail of csigma/scale;
+ *  - the decision statistic tail_std, by p->stat: MAX_SIGMA, the max over the history
+ *    tail of csigma/scale; BOUND, the calibrated SL_SPEC_RESID_BOUND quantile of the
+ *    tail's RMSE (ratio of the conditioned mean's tail RMSE to its RMS σ on the
+ *    calibration runs) / scale / SL_AUDIT_NRMSE_FACTOR; PLATEAU, that or persistence's
+ *    bound when smaller (SL_SPEC_PLATEAU_LEVEL quantile of the tail RMSE per unit of
+ *    flatness over the runs of nearest flatness, sl_spec_resid_add_history), in which case
+ *    the history tail relied on is the latest value with σ = bound / 2 (before the pool is
+ *    calibrated PLATEAU may stop on persistence alone, behind sl_spec_decide's surprise test);
  *  - CONTINUE_EARLY before k_min, SURPRISED, STOP when tail_std < confidence and the pool
  *    is calibrated (else CONTINUE). pred_mean/pred_std point into cmu/csigma + k_obs.
  * Before the pool is calibrated it decides as sl_spec_decide on (mu, sigma) but never
@@ -243,5 +273,10 @@ typedef struct sl_audit_result {
 bool sl_audit_check(const double *y_tail, const double *mu_tail, const double *sigma_tail,
                     size_t n_tail, double scale, double confidence, double sigma_floor,
                     sl_audit_result_t *out, sl_error_t *err);
+
+/* Clopper–Pearson one-sided 95% upper bound of a false-stop rate with x false stops in n
+ * audited stops: the p with P(X <= x; n, p) = 0.05. 1 when n is 0 or x >= n. Claiming a
+ * rate <= 5% needs n >= 59 with x = 0. */
+double sl_audit_cp_upper(int64_t x, int64_t n);
 
 #endif

@@ -22,27 +22,28 @@ static json_t *jnum(double v)
 
 /* ---- the points ---- */
 
+static void pts_release(sl_dash_pts_t *p)
+{
+  free(p->x);
+  free(p->y);
+  free(p->t);
+  free(p->status);
+  free(p->ids);
+  memset(p, 0, sizeof *p);
+}
+
 void sl_dash_scan_init(sl_dash_scan_t *s)
 {
   memset(s, 0, sizeof *s);
+  s->rng = 0x9e3779b97f4a7c15ull; /* fixed: the same store gives the same sample */
 }
 
 void sl_dash_scan_release(sl_dash_scan_t *s)
 {
-  size_t i;
-
-  for (i = 0; i < s->n; i++)
-    free(s->ids[i]);
-  free(s->x);
-  free(s->y);
-  free(s->t);
-  free(s->steps);
-  free(s->status);
-  free(s->exp);
-  free(s->ids);
-  free(s->order);
-  free(s->cum_steps);
-  memset(s, 0, sizeof *s);
+  pts_release(&s->near_sim);
+  pts_release(&s->near_exp);
+  pts_release(&s->pva);
+  sl_dash_scan_init(s);
 }
 
 typedef struct scan_ctx {
@@ -50,69 +51,187 @@ typedef struct scan_ctx {
   const sl_config_t *cfg;
 } scan_ctx_t;
 
-static void scan_grow(sl_dash_scan_t *s, size_t d, size_t p)
+/* Writes point p into slot i of k (grown up to max while it has fewer). */
+static void pts_set(sl_dash_pts_t *k, size_t i, size_t max, const sl_store_point_t *p, const sl_config_t *cfg)
 {
-  size_t cap = s->cap ? s->cap * 2 : 256;
+  size_t d = cfg->n_inputs, o = cfg->n_outputs, j;
 
-  s->x = sl_realloc(s->x, cap * (d ? d : 1) * sizeof *s->x);
-  s->y = sl_realloc(s->y, cap * (p ? p : 1) * sizeof *s->y);
-  s->t = sl_realloc(s->t, cap * sizeof *s->t);
-  s->steps = sl_realloc(s->steps, cap * sizeof *s->steps);
-  s->status = sl_realloc(s->status, cap * sizeof *s->status);
-  s->exp = sl_realloc(s->exp, cap * sizeof *s->exp);
-  s->ids = sl_realloc(s->ids, cap * sizeof *s->ids);
-  s->cap = cap;
+  if (i == k->cap) {
+    size_t cap = k->cap ? k->cap * 2 : 64;
+    cap = cap < max ? cap : max;
+    k->x = sl_realloc(k->x, cap * (d ? d : 1) * sizeof *k->x);
+    k->y = sl_realloc(k->y, cap * (o ? o : 1) * sizeof *k->y);
+    k->t = sl_realloc(k->t, cap * sizeof *k->t);
+    k->status = sl_realloc(k->status, cap * sizeof *k->status);
+    k->ids = sl_realloc(k->ids, cap * sizeof *k->ids);
+    k->cap = cap;
+  }
+  for (j = 0; j < d; j++) {
+    const double *v = sl_values_get(&p->inputs, cfg->inputs[j].name);
+    k->x[i * d + j] = v ? *v : NAN;
+  }
+  for (j = 0; j < o; j++) {
+    const double *v = sl_values_get(&p->outputs, cfg->outputs[j].name);
+    k->y[i * o + j] = v ? (float)*v : NAN;
+  }
+  k->t[i] = p->produced_at;
+  k->status[i] = (uint8_t)p->status;
+  snprintf(k->ids[i], SL_DASH_ID_MAX, "%s", p->sample_id);
+}
+
+/* Reservoir sampling (Algorithm R): the first max points, then each later one replaces a
+ * kept one with probability max / seen. */
+static void pts_sample(sl_dash_scan_t *s, sl_dash_pts_t *k, size_t *seen, const sl_store_point_t *p,
+                       const sl_config_t *cfg)
+{
+  uint64_t r;
+
+  (*seen)++;
+  if (k->n < SL_DASH_NEAR_MAX) {
+    pts_set(k, k->n, SL_DASH_NEAR_MAX, p, cfg);
+    k->n++;
+    return;
+  }
+  s->rng ^= s->rng << 13; /* xorshift64 */
+  s->rng ^= s->rng >> 7;
+  s->rng ^= s->rng << 17;
+  r = s->rng % *seen;
+  if (r < SL_DASH_NEAR_MAX)
+    pts_set(k, (size_t)r, SL_DASH_NEAR_MAX, p, cfg);
+}
+
+static void pts_swap(sl_dash_pts_t *k, size_t a, size_t b, size_t d, size_t o)
+{
+  char id[SL_DASH_ID_MAX];
+  size_t j;
+  double tx;
+  float ty;
+  uint8_t st;
+
+  for (j = 0; j < d; j++)
+    tx = k->x[a * d + j], k->x[a * d + j] = k->x[b * d + j], k->x[b * d + j] = tx;
+  for (j = 0; j < o; j++)
+    ty = k->y[a * o + j], k->y[a * o + j] = k->y[b * o + j], k->y[b * o + j] = ty;
+  tx = k->t[a], k->t[a] = k->t[b], k->t[b] = tx;
+  st = k->status[a], k->status[a] = k->status[b], k->status[b] = st;
+  memcpy(id, k->ids[a], sizeof id);
+  memcpy(k->ids[a], k->ids[b], sizeof id);
+  memcpy(k->ids[b], id, sizeof id);
+}
+
+/* Keeps p among the newest SL_DASH_PVA_MAX complete simulations, oldest first (the store
+ * scans in about that order, so a point moves a step or two). */
+static void pva_keep(sl_dash_pts_t *k, const sl_store_point_t *p, const sl_config_t *cfg)
+{
+  size_t d = cfg->n_inputs, o = cfg->n_outputs, i;
+
+  if (k->n == SL_DASH_PVA_MAX) {
+    if (p->produced_at <= k->t[0])
+      return;
+    pts_set(k, 0, SL_DASH_PVA_MAX, p, cfg); /* over the oldest, then up to its place */
+    for (i = 0; i + 1 < k->n && k->t[i + 1] < k->t[i]; i++)
+      pts_swap(k, i, i + 1, d, o);
+    return;
+  }
+  pts_set(k, k->n, SL_DASH_PVA_MAX, p, cfg);
+  for (i = k->n++; i > 0 && k->t[i - 1] > k->t[i]; i--)
+    pts_swap(k, i, i - 1, d, o);
+}
+
+/* Keeps p among the newest SL_DASH_RECENT simulations, oldest first. */
+static void recent_keep(sl_dash_scan_t *s, const sl_store_point_t *p)
+{
+  sl_dash_run_t r;
+  size_t i;
+
+  memset(&r, 0, sizeof r);
+  snprintf(r.id, sizeof r.id, "%s", p->sample_id);
+  r.t = p->produced_at;
+  r.steps = p->steps;
+  r.status = (uint8_t)p->status;
+  r.audit = p->origin && !strcmp(p->origin, "audit");
+  if (s->n_recent == SL_DASH_RECENT) {
+    if (r.t <= s->recent[0].t)
+      return;
+    memmove(s->recent, s->recent + 1, (SL_DASH_RECENT - 1) * sizeof r);
+    s->n_recent--;
+  }
+  for (i = s->n_recent; i > 0 && s->recent[i - 1].t > r.t; i--)
+    s->recent[i] = s->recent[i - 1];
+  s->recent[i] = r;
+  s->n_recent++;
+}
+
+/* Merges the histogram's buckets in pairs: the width doubles, the span kept lands in the
+ * lower half (up) or the upper half (down, the origin moving back by the old span). */
+static void hist_double(sl_dash_scan_t *s, bool down)
+{
+  sl_dash_bucket_t h[SL_DASH_HIST_N];
+  size_t i, half = SL_DASH_HIST_N / 2, k;
+
+  memset(h, 0, sizeof h);
+  for (i = 0; i < SL_DASH_HIST_N; i++) {
+    sl_dash_bucket_t *to = &h[(down ? half : 0) + i / 2];
+    for (k = 0; k < 3; k++)
+      to->count[k] += s->hist[i].count[k];
+    to->steps += s->hist[i].steps;
+    to->ran += s->hist[i].ran;
+    to->full += s->hist[i].full;
+  }
+  if (down)
+    s->t0 -= SL_DASH_HIST_N * s->w;
+  s->w *= 2;
+  memcpy(s->hist, h, sizeof h);
+}
+
+/* Counts a simulation stored at t into its bucket. */
+static void hist_add(sl_dash_scan_t *s, double t, uint8_t status, int64_t steps, int64_t max_steps)
+{
+  sl_dash_bucket_t *b;
+
+  if (!isfinite(t))
+    return;
+  if (!s->hist_set) {
+    s->hist_set = true;
+    s->t0 = floor(t);
+    s->w = 1.0;
+    s->t_min = s->t_max = t;
+  }
+  s->t_min = t < s->t_min ? t : s->t_min;
+  s->t_max = t > s->t_max ? t : s->t_max;
+  while (t < s->t0)
+    hist_double(s, true);
+  while (t >= s->t0 + SL_DASH_HIST_N * s->w)
+    hist_double(s, false);
+  b = &s->hist[(size_t)((t - s->t0) / s->w) < SL_DASH_HIST_N ? (size_t)((t - s->t0) / s->w) : SL_DASH_HIST_N - 1];
+  b->count[status < 3 ? status : 0]++;
+  b->steps += steps;
+  if (status != SL_POINT_FAILED) { /* the saving: runs that ran, stopped or not */
+    b->ran += steps;
+    b->full += max_steps;
+  }
 }
 
 static bool scan_visit(const sl_store_point_t *p, void *ud)
 {
   scan_ctx_t *c = ud;
   sl_dash_scan_t *s = c->s;
-  size_t d = c->cfg->n_inputs, o = c->cfg->n_outputs, i;
 
-  if (s->n == s->cap)
-    scan_grow(s, d, o);
-  for (i = 0; i < d; i++) {
-    const double *v = sl_values_get(&p->inputs, c->cfg->inputs[i].name);
-    s->x[s->n * d + i] = v ? *v : NAN;
-  }
-  for (i = 0; i < o; i++) {
-    const double *v = sl_values_get(&p->outputs, c->cfg->outputs[i].name);
-    s->y[s->n * o + i] = v ? (float)*v : NAN;
-  }
-  s->t[s->n] = p->produced_at;
-  s->steps[s->n] = p->steps;
-  s->status[s->n] = (uint8_t)p->status;
-  s->exp[s->n] = p->experimental_flag;
-  s->ids[s->n] = sl_strdup(p->sample_id);
   s->n++;
+  if (p->experimental_flag) {
+    s->n_exp++;
+    if (p->status != SL_POINT_FAILED)
+      pts_sample(s, &s->near_exp, &s->seen_exp, p, c->cfg);
+    return true;
+  }
+  s->n_sim++;
+  hist_add(s, p->produced_at, (uint8_t)p->status, p->steps, c->cfg->simulator.max_steps);
+  recent_keep(s, p);
+  if (p->status == SL_POINT_COMPLETE) {
+    pts_sample(s, &s->near_sim, &s->seen_sim, p, c->cfg);
+    pva_keep(&s->pva, p, c->cfg);
+  }
   return true;
-}
-
-static const sl_dash_scan_t *sort_scan;
-
-static int by_time(const void *a, const void *b)
-{
-  double ta = sort_scan->t[*(const size_t *)a], tb = sort_scan->t[*(const size_t *)b];
-
-  return ta < tb ? -1 : ta > tb ? 1 : 0;
-}
-
-/* The simulations in order of produced_at and the running sum of their steps. */
-static void scan_order(sl_dash_scan_t *s)
-{
-  size_t i;
-
-  s->order = sl_calloc(s->n ? s->n : 1, sizeof *s->order);
-  s->cum_steps = sl_calloc(s->n ? s->n : 1, sizeof *s->cum_steps);
-  for (i = 0; i < s->n; i++)
-    if (!s->exp[i])
-      s->order[s->n_sim++] = i;
-  sort_scan = s; /* qsort has no user pointer; the scan is read on one thread */
-  qsort(s->order, s->n_sim, sizeof *s->order, by_time);
-  sort_scan = NULL;
-  for (i = 0; i < s->n_sim; i++)
-    s->cum_steps[i] = (i ? s->cum_steps[i - 1] : 0) + s->steps[s->order[i]];
 }
 
 bool sl_dash_scan_read(sl_dash_scan_t *s, sl_store_t *st, const sl_config_t *cfg, sl_error_t *err)
@@ -125,7 +244,6 @@ bool sl_dash_scan_read(sl_dash_scan_t *s, sl_store_t *st, const sl_config_t *cfg
     sl_dash_scan_release(s);
     return false;
   }
-  scan_order(s);
   return true;
 }
 
@@ -322,43 +440,40 @@ void sl_dash_data_sample(sl_dash_data_t *d, double now)
 
 /* ---- the snapshot ---- */
 
-/* Steps of the simulations stored by time t (the running sum, one search). */
+/* Steps of the simulations stored by time t: the buckets that start at or before t (so
+ * within one bucket's width of the exact sum). */
 static int64_t steps_by(const sl_dash_scan_t *s, double t)
 {
-  size_t lo = 0, hi = s->n_sim;
+  int64_t sum = 0;
+  size_t b;
 
-  while (lo < hi) { /* first stored after t */
-    size_t mid = (lo + hi) / 2;
-    if (s->t[s->order[mid]] <= t)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  return lo ? s->cum_steps[lo - 1] : 0;
+  for (b = 0; b < SL_DASH_HIST_N && s->hist_set && s->t0 + (double)b * s->w <= t; b++)
+    sum += s->hist[b].steps;
+  return sum;
 }
 
 /* Counts by status, the steps they used and what the same runs would have used complete,
- * cumulative at up to SL_DASH_TIMELINE_MAX evenly spaced times. */
+ * cumulative at up to SL_DASH_TIMELINE_MAX evenly spaced times from the first simulation
+ * stored to the last (a bucket counts at an edge when it starts at or before it). */
 static json_t *timeline_json(const sl_dash_data_t *d, int64_t *tot)
 {
   const sl_dash_scan_t *s = &d->scan;
   json_t *o = json_object(), *a[6];
   static const char *const keys[6] = {"t", "complete", "terminated", "failed", "steps", "full"};
-  int64_t c[5] = {0, 0, 0, 0, 0}, max_steps = d->cfg->simulator.max_steps;
-  size_t nb = s->n_sim < SL_DASH_TIMELINE_MAX ? s->n_sim : SL_DASH_TIMELINE_MAX, b, i = 0, k;
-  double t0 = s->n_sim ? s->t[s->order[0]] : 0, t1 = s->n_sim ? s->t[s->order[s->n_sim - 1]] : 0;
+  int64_t c[5] = {0, 0, 0, 0, 0};
+  size_t nb = s->n_sim < SL_DASH_TIMELINE_MAX ? s->n_sim : SL_DASH_TIMELINE_MAX, e, i = 0, k;
+  double t0 = s->t_min, t1 = s->t_max;
 
   for (k = 0; k < 6; k++)
     a[k] = json_array();
-  for (b = 0; b < nb; b++) {
-    double edge = b + 1 == nb ? t1 : t0 + (t1 - t0) * (double)(b + 1) / (double)nb;
-    for (; i < s->n_sim && s->t[s->order[i]] <= edge; i++) {
-      size_t j = s->order[i];
-      c[s->status[j] < 3 ? s->status[j] : 2]++;
-      if (s->status[j] != SL_POINT_FAILED) { /* the saving: runs that ran, stopped or not */
-        c[3] += s->steps[j];
-        c[4] += max_steps;
-      }
+  for (e = 0; e < nb && s->hist_set; e++) {
+    double edge = e + 1 == nb ? t1 : t0 + (t1 - t0) * (double)(e + 1) / (double)nb;
+    for (; i < SL_DASH_HIST_N && (s->t0 + (double)i * s->w <= edge || e + 1 == nb); i++) {
+      c[0] += s->hist[i].count[SL_POINT_COMPLETE];
+      c[1] += s->hist[i].count[SL_POINT_TERMINATED];
+      c[2] += s->hist[i].count[SL_POINT_FAILED];
+      c[3] += s->hist[i].ran;
+      c[4] += s->hist[i].full;
     }
     json_array_append_new(a[0], json_real(edge));
     for (k = 0; k < 5; k++)
@@ -426,12 +541,9 @@ static json_t *int_or_null(int64_t v)
 json_t *sl_dash_data_snapshot(const sl_dash_data_t *d, double now)
 {
   json_t *o = json_object(), *counts = json_object(), *steps = json_object(), *w = json_array(), *loaded;
-  int64_t tot[5], n_exp = 0;
-  size_t i;
+  int64_t tot[5], n_exp = (int64_t)d->scan.n_exp;
   int k;
 
-  for (i = 0; i < d->scan.n; i++)
-    n_exp += d->scan.exp[i];
   json_object_set_new(o, "campaign", json_string(d->cfg->experiment));
   json_object_set_new(o, "at", json_real(now));
   json_object_set_new(o, "seq", json_integer((json_int_t)d->seq));
@@ -612,20 +724,17 @@ out_free:
   return o;
 }
 
-/* The SL_DASH_NEAREST stored points closest to x (distance in inputs scaled by their
- * ranges), simulations with outputs or shots. */
+/* The SL_DASH_NEAREST kept points closest to x (distance in inputs scaled by their
+ * ranges): complete simulations or shots that did not fail. */
 static json_t *nearest_json(const sl_dash_data_t *d, const double *x, bool exp)
 {
-  const sl_dash_scan_t *s = &d->scan;
+  const sl_dash_pts_t *s = exp ? &d->scan.near_exp : &d->scan.near_sim;
   size_t D = d->cfg->n_inputs, O = d->cfg->n_outputs, best[SL_DASH_NEAREST], nb = 0, i, j;
   double bd[SL_DASH_NEAREST];
   json_t *a = json_array();
 
   for (i = 0; i < s->n; i++) {
     double dist = 0;
-    if ((bool)s->exp[i] != exp || s->status[i] == SL_POINT_FAILED ||
-        (!exp && s->status[i] != SL_POINT_COMPLETE))
-      continue;
     for (j = 0; j < D; j++) {
       double u = (s->x[i * D + j] - x[j]) / (d->cfg->inputs[j].hi - d->cfg->inputs[j].lo);
       dist += u * u;

@@ -33,26 +33,62 @@
 #define SL_DASH_CURVE_N 41
 #define SL_DASH_NEAREST 5
 
-/* The stored points, as the dashboard keeps them (arrays of n, owned). */
-typedef struct sl_dash_scan {
+/* Memory does not grow with the store: what the dashboard keeps of the stored points is
+ * bounded. The progress timeline is a histogram of SL_DASH_HIST_N buckets whose width
+ * doubles as the campaign's span grows; the nearest-point search keeps up to
+ * SL_DASH_NEAR_MAX complete simulations and as many shots (a uniform sample once there are
+ * more: reservoir sampling with a fixed seed); the run list and the predicted-vs-actual
+ * panel keep the newest SL_DASH_RECENT runs and SL_DASH_PVA_MAX complete ones. */
+#define SL_DASH_HIST_N 480
+#define SL_DASH_NEAR_MAX 20000
+#define SL_DASH_RECENT 40
+#define SL_DASH_PVA_MAX 200
+#define SL_DASH_ID_MAX 64
+
+/* A bucket of the timeline: the simulations stored in [t0 + b w, t0 + (b + 1) w). */
+typedef struct sl_dash_bucket {
+  int64_t count[3]; /* failed, terminated, complete (sl_point_status_t) */
+  int64_t steps;    /* steps of all of them */
+  int64_t ran;      /* steps of the ones that ran (not failed) */
+  int64_t full;     /* max_steps for each that ran */
+} sl_dash_bucket_t;
+
+/* Kept points (nearest search, predicted vs actual): arrays of n, capacity fixed at init. */
+typedef struct sl_dash_pts {
   size_t n, cap;
   double *x; /* n x D inputs (NaN when missing) */
   float *y;  /* n x n_outputs final outputs (NaN when missing) */
   double *t; /* produced_at */
-  int64_t *steps;
-  uint8_t *status; /* sl_point_status_t */
-  uint8_t *exp;    /* experimental_flag */
-  char **ids;
-  /* the simulations (experimental_flag false) in order of produced_at, with the running
-   * sum of their steps: the steps stored by a time are one search */
-  size_t n_sim;
-  size_t *order;
-  int64_t *cum_steps;
+  uint8_t *status;
+  char (*ids)[SL_DASH_ID_MAX];
+} sl_dash_pts_t;
+
+/* One of the newest runs, for the run list. */
+typedef struct sl_dash_run {
+  char id[SL_DASH_ID_MAX];
+  double t;
+  int64_t steps;
+  uint8_t status;
+  bool audit; /* origin "audit": the full re-run of a stop */
+} sl_dash_run_t;
+
+/* What the dashboard keeps of the stored points (bounded; see above). */
+typedef struct sl_dash_scan {
+  size_t n, n_sim, n_exp; /* every point seen, simulations, shots */
+  bool hist_set;
+  double t0, w, t_min, t_max; /* histogram origin and width; the simulations' span */
+  sl_dash_bucket_t hist[SL_DASH_HIST_N];
+  sl_dash_pts_t near_sim, near_exp; /* the nearest-point search's sample */
+  size_t seen_sim, seen_exp;        /* candidates seen (reservoir) */
+  uint64_t rng;
+  sl_dash_pts_t pva; /* the newest complete simulations, oldest first */
+  sl_dash_run_t recent[SL_DASH_RECENT]; /* the newest simulations, oldest first */
+  size_t n_recent;
 } sl_dash_scan_t;
 
 void sl_dash_scan_init(sl_dash_scan_t *s);
 void sl_dash_scan_release(sl_dash_scan_t *s);
-/* Reads every point of st (no histories) into *s (emptied first). */
+/* Reads every point of st (no histories) into *s (emptied first), keeping what is bounded. */
 bool sl_dash_scan_read(sl_dash_scan_t *s, sl_store_t *st, const sl_config_t *cfg, sl_error_t *err);
 
 /* The models of the campaign: the listing (ids, kinds, metrics) and the newest surrogate

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "broker_target.h"
 #include "commands.h"
 #include "dashboard_http.h"
 #include "specline/amqp.h"
@@ -53,6 +54,10 @@ static const char dash_help[] =
     "  --mgmt-url URL      the management API (default: SPECLINE_MGMT_URL, the local\n"
     "                      broker's with --broker-dir, else http://<AMQP host>:15672)\n"
     "  --broker-dir DIR    a local broker's directory (see `specline broker start`)\n"
+    "                      Management API credentials, as for `specline top`:\n"
+    "                      SPECLINE_MGMT_USER/SPECLINE_MGMT_PASSWORD, else the AMQP\n"
+    "                      connection's (the config's credentials_file, the URL's user\n"
+    "                      info, SPECLINE_AMQP_CREDENTIALS_FILE), else guest.\n"
     "  --once              read once, print the snapshot as JSON and exit (no server)\n";
 
 typedef struct dash_args {
@@ -67,7 +72,8 @@ typedef struct dash {
   sl_config_t *cfg;
   char *token;
   sl_store_t *st; /* NULL until the store can be opened */
-  char *mgmt_url, *mgmt_user, *mgmt_pass, *vhost, *mgmt_note;
+  sl_cli_broker_t b; /* the broker, its management API and credentials */
+  char *mgmt_note;
   sl_dash_shared_t sh;
   double next_store; /* monotonic time of the next store read */
 } dash_t;
@@ -184,47 +190,16 @@ static bool token_load(dash_t *d)
   return true;
 }
 
-/* The management API, as `specline top` finds it (docs/broker.md); a campaign without one
- * still shows the store and the models. */
+/* The management API, as `specline top` finds it (broker_target.h, docs/broker.md); a
+ * campaign without one still shows the store and the models. */
 static void mgmt_resolve(dash_t *d)
 {
-  const char *env = getenv("SPECLINE_MGMT_URL"), *eu = getenv("SPECLINE_MGMT_USER");
-  const char *ep = getenv("SPECLINE_MGMT_PASSWORD");
   sl_error_t err = {0};
-  char *amqp = sl_worker_broker_url(d->cfg, d->a.broker_dir, &err), *node;
-  sl_top_url_t u;
 
-  memset(&u, 0, sizeof u);
-  node = NULL;
-  if (amqp) { /* a cluster's node list: its first node (the splitter knows commas in passwords) */
-    size_t n;
-    char **urls = sl_amqp_url_list_split(amqp, &n);
-
-    node = sl_strdup(urls[0]);
-    sl_amqp_url_list_free(urls);
-  }
-  if (node && !sl_top_url_parse(node, &u))
-    memset(&u, 0, sizeof u);
-  if (d->a.mgmt_url) {
-    d->mgmt_url = sl_strdup(d->a.mgmt_url);
-  } else if (d->a.broker_dir) {
-    sl_local_broker_t *lb = sl_local_broker_open(d->a.broker_dir, &err);
-    d->mgmt_url = lb ? sl_strdup(lb->mgmt_url) : NULL;
-    sl_local_broker_destroy(lb, false);
-  } else if (env && *env) {
-    d->mgmt_url = sl_strdup(env);
-  } else if (node) {
-    d->mgmt_url = sl_top_mgmt_url_from_amqp(node);
-  }
-  if (!d->mgmt_url)
-    d->mgmt_note =
-        sl_asprintf("no management API: queues unknown (%s)", err.message[0] ? err.message : "no broker");
-  d->mgmt_user = sl_strdup(eu && *eu ? eu : u.user ? u.user : "guest");
-  d->mgmt_pass = sl_strdup(eu && *eu ? (ep ? ep : "") : u.user ? (u.pass ? u.pass : "") : "guest");
-  d->vhost = sl_strdup(u.vhost ? u.vhost : "/");
-  sl_top_url_release(&u);
-  free(node);
-  free(amqp);
+  if (!sl_cli_broker_resolve(d->cfg, d->a.broker_dir, d->a.mgmt_url, &d->b, &err) && !d->b.mgmt_url)
+    d->mgmt_note = sl_asprintf("no management API: queues unknown (%s)", err.message);
+  else if (!d->b.mgmt_url)
+    d->mgmt_note = sl_strdup("no management API: queues unknown");
 }
 
 /* Reads the store (when due) and the models, unlocked; false when it could not. */
@@ -262,10 +237,10 @@ static void collect(dash_t *d)
   sl_dash_models_init(&models);
   if (due)
     stored = read_store(d, &scan, &models, &err);
-  if (d->mgmt_url) {
+  if (d->b.mgmt_url) {
     char prefix[SL_NAME_MAX];
     sl_name(prefix, d->cfg->experiment, "");
-    queues = sl_mgmt_queues(d->mgmt_url, d->mgmt_user, d->mgmt_pass, d->vhost, prefix, &q, &nq, &qerr);
+    queues = sl_mgmt_queues(d->b.mgmt_url, d->b.mgmt_user, d->b.mgmt_pass, d->b.vhost, prefix, &q, &nq, &qerr);
     if (!queues)
       note = sl_asprintf("management API unavailable (%s): queues unknown", qerr.message);
   }
@@ -277,7 +252,7 @@ static void collect(dash_t *d)
   } else if (due) {
     sl_dash_data_store_error(&d->sh.data, err.message);
   }
-  sl_dash_data_set_queues(&d->sh.data, queues ? q : NULL, nq, d->mgmt_url ? note : d->mgmt_note);
+  sl_dash_data_set_queues(&d->sh.data, queues ? q : NULL, nq, d->b.mgmt_url ? note : d->mgmt_note);
   sl_dash_data_sample(&d->sh.data, sl_now());
   d->sh.data.seq = d->sh.seq + 1;
   o = sl_dash_data_snapshot(&d->sh.data, sl_now());
@@ -297,13 +272,8 @@ static void dash_close(dash_t *d)
   sl_config_destroy(d->cfg);
   if (d->token)
     memset(d->token, 0, strlen(d->token));
-  if (d->mgmt_pass)
-    memset(d->mgmt_pass, 0, strlen(d->mgmt_pass));
   free(d->token);
-  free(d->mgmt_url);
-  free(d->mgmt_user);
-  free(d->mgmt_pass);
-  free(d->vhost);
+  sl_cli_broker_release(&d->b);
   free(d->mgmt_note);
 }
 

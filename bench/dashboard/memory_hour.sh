@@ -76,6 +76,11 @@ for _ in $(seq 60); do
   sleep 1
 done
 
+# the page's first checks want a surrogate model: open it once the learner has stored one
+for _ in $(seq 180); do
+  "$BIN/specline" dashboard "$OUT/config.yaml" --once 2>/dev/null | grep -q '"surrogate": *"' && break
+  sleep 5
+done
 HOLD_S=$DURATION CHROMIUM=$CHROMIUM node "$ROOT/tests/browser/drive.js" "http://127.0.0.1:$P/" "$OUT" \
   >"$OUT/drive.log" 2>&1 &
 DRIVE=$!

@@ -363,6 +363,7 @@ int sl_cmd_dashboard(int argc, char **argv)
   }
   mgmt_resolve(&d);
   sl_dash_shared_init(&d.sh, d.cfg, d.token != NULL);
+  d.sh.store_uri = sl_strdup(d.a.store ? d.a.store : d.cfg->store);
   if (d.a.once) {
     collect(&d);
     printf("%s\n", d.sh.snapshot);

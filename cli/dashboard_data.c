@@ -6,7 +6,10 @@
 #include <string.h>
 
 #include "dashboard_data.h"
+#include "results_point.h"
 #include "specline/dataset.h"
+#include "specline/policy.h"
+#include "specline/proto.h"
 #include "specline/store_models.h"
 #include "specline/topology.h"
 #include "specline/util.h"
@@ -533,6 +536,8 @@ static json_t *live_json(const sl_dash_data_t *d)
   return o;
 }
 
+static json_t *runs_json(const sl_dash_data_t *d);
+
 static json_t *int_or_null(int64_t v)
 {
   return v >= 0 ? json_integer(v) : json_null();
@@ -566,6 +571,7 @@ json_t *sl_dash_data_snapshot(const sl_dash_data_t *d, double now)
   json_object_set_new(o, "live", live_json(d));
   json_object_set_new(o, "queues", d->queues ? json_incref(d->queues) : json_null());
   json_object_set_new(o, "models", models_json(d));
+  json_object_set_new(o, "runs", runs_json(d));
   loaded = json_object();
   for (k = 0; k < 2; k++)
     json_object_set_new(loaded, kind_names[k], d->model_id[k] ? json_string(d->model_id[k]) : json_null());
@@ -781,5 +787,234 @@ json_t *sl_dash_data_predict(const sl_dash_data_t *d, const double *x, int axis)
   json_object_set_new(
       o, "nearest",
       json_pack("{s:o,s:o}", "sim", nearest_json(d, x, false), "exp", nearest_json(d, x, true)));
+  return o;
+}
+
+/* ---- the run list, predicted vs actual ---- */
+
+/* The newest simulations, newest first: id, time, status, steps, audit re-run or not. */
+static json_t *runs_json(const sl_dash_data_t *d)
+{
+  const sl_dash_scan_t *s = &d->scan;
+  json_t *a = json_array();
+  size_t i;
+
+  for (i = s->n_recent; i-- > 0;) {
+    const sl_dash_run_t *r = &s->recent[i];
+    json_array_append_new(a, json_pack("{s:s,s:o,s:s,s:I,s:b}", "id", r->id, "t", jnum(r->t), "status",
+                                       sl_point_status_name((sl_point_status_t)r->status), "steps",
+                                       (json_int_t)r->steps, "audit", r->audit));
+  }
+  return a;
+}
+
+/* When model `id` was stored (NaN when not listed). */
+static double model_made_at(const sl_dash_data_t *d, const char *id)
+{
+  size_t i;
+
+  for (i = 0; id && i < d->models.n; i++)
+    if (!strcmp(d->models.items[i].model_id, id))
+      return d->models.items[i].created_at;
+  return NAN;
+}
+
+/* Model k's final outputs at the kept points pts (at most SL_DASH_PVA_MAX) against their
+ * measured values: per output the actual values, means, σ, and the share within ±2σ over
+ * all of them and over the ones stored after the model was made (held out from it). */
+static json_t *pva_model(const sl_dash_data_t *d, int k, const sl_dash_pts_t *pts, const char *against)
+{
+  const sl_model_t *m = d->model[k];
+  size_t D = d->cfg->n_inputs, O = d->cfg->n_outputs, K = (size_t)sl_dataset_checkpoints(d->cfg);
+  size_t P = (size_t)sl_model_outputs(m), n = pts->n < SL_DASH_PVA_MAX ? pts->n : SL_DASH_PVA_MAX, i, j;
+  size_t off = pts->n - n; /* the newest n (pva is oldest first) */
+  double made = model_made_at(d, d->model_id[k]);
+  float *xf = sl_calloc((n ? n : 1) * D, sizeof *xf), *mean = sl_calloc((n ? n : 1) * P, sizeof *mean);
+  float *sd = sl_calloc((n ? n : 1) * P, sizeof *sd);
+  json_t *o = json_object(), *ids = json_array(), *after = json_array(), *outs = json_array();
+
+  json_object_set_new(o, "kind", json_string(kind_names[k]));
+  json_object_set_new(o, "id", json_string(d->model_id[k]));
+  json_object_set_new(o, "made_at", jnum(made));
+  json_object_set_new(o, "against", json_string(against));
+  for (i = 0; i < n * D; i++)
+    xf[i] = (float)pts->x[off * D + i];
+  if (P != K + O || (n && !sl_model_predict(m, n, xf, mean, sd, NULL))) {
+    json_object_set_new(o, "error", json_string("the model cannot predict these points"));
+    n = 0;
+  }
+  for (i = 0; i < n; i++) {
+    json_array_append_new(ids, json_string(pts->ids[off + i]));
+    json_array_append_new(after, json_boolean(isfinite(made) && pts->t[off + i] > made));
+  }
+  for (j = 0; j < O; j++) {
+    json_t *ya = json_array(), *ma = json_array(), *sa = json_array();
+    size_t in[2] = {0, 0}, tot[2] = {0, 0};
+    for (i = 0; i < n; i++) {
+      double y = pts->y[(off + i) * O + j], mu = mean[i * P + K + j], s = sd[i * P + K + j];
+      bool held = isfinite(made) && pts->t[off + i] > made, hit = fabs(y - mu) <= 2 * s;
+      json_array_append_new(ya, jnum(y));
+      json_array_append_new(ma, jnum(mu));
+      json_array_append_new(sa, jnum(s));
+      if (!isfinite(y) || !isfinite(mu) || !isfinite(s))
+        continue;
+      tot[0]++, in[0] += hit;
+      tot[1] += held, in[1] += held && hit;
+    }
+    json_array_append_new(outs, json_pack("{s:s,s:o,s:o,s:o,s:o,s:o,s:I}", "name", d->cfg->outputs[j].name,
+                                          "actual", ya, "mean", ma, "std", sa, "coverage",
+                                          tot[0] ? json_real((double)in[0] / (double)tot[0]) : json_null(),
+                                          "coverage_held_out",
+                                          tot[1] ? json_real((double)in[1] / (double)tot[1]) : json_null(),
+                                          "n_held_out", (json_int_t)tot[1]));
+  }
+  json_object_set_new(o, "ids", ids);
+  json_object_set_new(o, "held_out", after);
+  json_object_set_new(o, "outputs", outs);
+  free(xf);
+  free(mean);
+  free(sd);
+  return o;
+}
+
+json_t *sl_dash_data_pva(const sl_dash_data_t *d)
+{
+  json_t *o = json_object(), *a = json_array();
+
+  if (d->model[0])
+    json_array_append_new(a, pva_model(d, 0, &d->scan.pva, "simulations"));
+  if (d->model[1])
+    json_array_append_new(a, pva_model(d, 1, &d->scan.near_exp, "shots"));
+  json_object_set_new(o, "models", a);
+  return o;
+}
+
+/* ---- one run ---- */
+
+bool sl_dash_parse_id(const char *text, char id[SL_DASH_ID_MAX], sl_error_t *err)
+{
+  static const char ok[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-";
+  size_t n = text ? strlen(text) : 0;
+
+  if (n == 0 || n >= SL_DASH_ID_MAX || strspn(text, ok) != n) {
+    sl_error_set(err, SL_ERR_USAGE, 1, "id needs 1 to %d characters of [A-Za-z0-9._:-]", SL_DASH_ID_MAX - 1);
+    return false;
+  }
+  memcpy(id, text, n + 1);
+  return true;
+}
+
+double sl_dash_data_history_scale(const sl_dash_data_t *d)
+{
+  const sl_model_t *m = d->model[0];
+  int K = sl_dataset_checkpoints(d->cfg), k;
+  double *mean, *sd, sum = 0;
+
+  if (!m || K <= 0 || sl_model_outputs(m) < K)
+    return NAN;
+  mean = sl_calloc((size_t)sl_model_outputs(m), sizeof *mean);
+  sd = sl_calloc((size_t)sl_model_outputs(m), sizeof *sd);
+  sl_model_output_stats(m, mean, sd);
+  for (k = 0; k < K; k++)
+    sum += sd[k];
+  free(mean);
+  free(sd);
+  return sum / K;
+}
+
+/* The id of p's replica r (0: the run a stop was made on, 1: its audit re-run). */
+static void replica_id(const sl_config_t *cfg, const sl_store_point_t *p, uint32_t r, char id[24])
+{
+  sl_values_t v;
+  size_t j;
+
+  sl_values_init(&v);
+  for (j = 0; j < cfg->n_inputs; j++) {
+    const double *x = sl_values_get(&p->inputs, cfg->inputs[j].name);
+    sl_values_add(&v, cfg->inputs[j].name, x ? *x : NAN);
+  }
+  sl_sample_id(cfg->experiment, &v, r, id);
+  sl_values_release(&v);
+}
+
+/* The audit's verdict on a stop: its history at the checkpoints the stop predicted against
+ * that prediction (policy.h's sl_audit_check, as `specline run`'s summary judges it). */
+static json_t *audit_check_json(const sl_config_t *cfg, const sl_store_point_t *stop,
+                                const sl_store_point_t *audit, double scale)
+{
+  int K = sl_dataset_checkpoints(cfg), k, h = cfg->history.present ? sl_series_find(&audit->history, cfg->history.name) : -1;
+  double *y = sl_calloc((size_t)K + 1, sizeof *y), *mu = sl_calloc((size_t)K + 1, sizeof *mu),
+         *sd = sl_calloc((size_t)K + 1, sizeof *sd);
+  size_t n = 0;
+  sl_spec_params_t sp;
+  sl_audit_result_t r;
+  json_t *o = json_null();
+  char name[160];
+
+  sl_spec_params_default(&sp);
+  for (k = 0; k < K && h >= 0; k++) {
+    int64_t step = sl_dataset_checkpoint_step(cfg, k);
+    const double *m, *s;
+    snprintf(name, sizeof name, "%s.%d", cfg->history.name, k);
+    m = sl_values_get(&stop->predicted, name);
+    snprintf(name, sizeof name, "%s.%d.std", cfg->history.name, k);
+    s = sl_values_get(&stop->predicted, name);
+    if (!m || !s || step < 1 || (size_t)step > audit->history.lens[h])
+      continue;
+    y[n] = audit->history.data[h][step - 1];
+    mu[n] = *m;
+    sd[n++] = *s;
+  }
+  if (n && isfinite(scale) &&
+      sl_audit_check(y, mu, sd, n, scale, cfg->policy.speculative.confidence, sp.sigma_floor, &r, NULL))
+    o = json_pack("{s:b,s:I,s:I,s:f}", "false_stop", r.false_stop, "n_tail", (json_int_t)r.n_tail, "n_outside",
+                  (json_int_t)r.n_outside, "tail_nrmse", r.tail_nrmse);
+  free(y);
+  free(mu);
+  free(sd);
+  return o;
+}
+
+/* Reads point id into *p; false with *found false when there is none. */
+static bool run_get(sl_store_t *st, const char *id, sl_store_point_t *p, bool *found, sl_error_t *err)
+{
+  memset(p, 0, sizeof *p);
+  *found = false;
+  return sl_store_get(st, id, p, found, err);
+}
+
+json_t *sl_dash_run_read(const sl_config_t *cfg, sl_store_t *st, const char *id, double scale, bool *found,
+                         sl_error_t *err)
+{
+  sl_store_point_t p, other;
+  bool is_audit, other_found = false;
+  char oid[24];
+  json_t *o;
+  char *reason;
+
+  if (!run_get(st, id, &p, found, err) || !*found)
+    return NULL;
+  is_audit = p.origin && !strcmp(p.origin, "audit");
+  o = json_object();
+  reason = sl_results_reason(cfg, &p);
+  json_object_set_new(o, "run", sl_results_point_json(cfg, &p));
+  json_object_set_new(o, "reason", json_string(reason));
+  free(reason);
+  json_object_set_new(o, "stop", json_null());
+  json_object_set_new(o, "audit", json_null());
+  json_object_set_new(o, "audit_check", json_null());
+  if (!p.experimental_flag && (is_audit || p.status == SL_POINT_TERMINATED)) {
+    replica_id(cfg, &p, is_audit ? 0 : 1, oid);
+    json_object_set_new(o, is_audit ? "stop_id" : "audit_id", json_string(oid));
+    if (run_get(st, oid, &other, &other_found, err) && other_found) {
+      const sl_store_point_t *stop = is_audit ? &other : &p, *audit = is_audit ? &p : &other;
+      json_object_set_new(o, is_audit ? "stop" : "audit", sl_results_point_json(cfg, &other));
+      if (stop->status == SL_POINT_TERMINATED && audit->status == SL_POINT_COMPLETE)
+        json_object_set_new(o, "audit_check", audit_check_json(cfg, stop, audit, scale));
+    }
+    if (other_found)
+      sl_store_point_release(&other);
+  }
+  sl_store_point_release(&p);
   return o;
 }

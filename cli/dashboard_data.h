@@ -156,4 +156,24 @@ bool sl_dash_parse_point(const sl_config_t *cfg, const char *x_text, const char 
  * with the nearest simulated and experimental points (new reference). */
 json_t *sl_dash_data_predict(const sl_dash_data_t *d, const double *x, int axis);
 
+/* Predicted vs actual (new reference): the newest surrogate's final outputs at the newest
+ * SL_DASH_PVA_MAX complete simulations kept, and the elevated model's at the shots kept,
+ * against their measured values, with σ and the share within ±2σ (all, and held out:
+ * stored after the model was made). */
+json_t *sl_dash_data_pva(const sl_dash_data_t *d);
+
+/* Checks a run id from the page: 1 to SL_DASH_ID_MAX - 1 characters of [A-Za-z0-9._:-]
+ * (copied into id); false with *err (SL_ERR_USAGE) on anything else. */
+bool sl_dash_parse_id(const char *text, char id[SL_DASH_ID_MAX], sl_error_t *err);
+/* The newest surrogate's history scale (mean σ of its checkpoint columns), the audit's
+ * yardstick; NaN without a model or a history. */
+double sl_dash_data_history_scale(const sl_dash_data_t *d);
+/* One run read from st (one point with its history, and the stop it re-ran or its audit
+ * re-run: at most two reads): {"run": point, "reason", "stop"/"audit": point or null,
+ * "stop_id"/"audit_id", "audit_check": {false_stop, n_tail, n_outside, tail_nrmse} or null}
+ * (points as `specline results --json` shows them). NULL with *found false when there is no
+ * such run, or with *err when the store fails. */
+json_t *sl_dash_run_read(const sl_config_t *cfg, sl_store_t *st, const char *id, double scale, bool *found,
+                         sl_error_t *err);
+
 #endif

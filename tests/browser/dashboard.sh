@@ -3,7 +3,10 @@
 # oscillator-experiment example (slowed a little so it is still running while the page is
 # driven) with the experiment's shots submitted, `specline dashboard` on a free loopback
 # port, then drive.js (the page loads, snapshots stream, a slider moves the prediction and
-# its band, both models answer, progress advances, a phone-sized screen fits). Then the
+# its band, both models answer, progress advances, predicted vs actual has points, the view
+# of a stopped run shows the tail it was stopped on, a phone-sized screen fits). The
+# speculation is looser than the example's (confidence 0.15, half the stops audited) so
+# that runs are stopped within the test. Then the
 # token rules: no non-loopback bind without a token, 401 without it, and no text of a
 # request reaches anything but a strict number parser. Screenshots in SPECLINE_BROWSER_OUT.
 . "$(dirname "$0")/../line/lib.sh"
@@ -18,6 +21,7 @@ sed -e "s/^experiment: .*/experiment: $C/" -e "s#^store: .*#store: sqlite:$T/sto
     -e "s/^budget: .*/budget: {max_sims: 400, wall_s: 280}/" \
     -e 's/^simulator: .*/simulator: {command: ["specline-sim-oscillator"], max_steps: 400, step_delay: 0.005}/' \
     -e "s/^learn: .*/learn: {ensemble: 3, hidden: 32, layers: 2, epochs: 200, batch: 32, lr: 0.003, retrain_every: 8}/" \
+    -e "s/^  speculative: .*/  speculative: {enabled: true, min_fraction: 0.25, confidence: 0.15, surprise_p: 0.01, audit_fraction: 0.5}/" \
     "$EX/config.yaml" >"$T/config.yaml"
 
 start run timeout 280 "$BIN/specline" run "$T/config.yaml" --no-progress

@@ -153,6 +153,29 @@ async function main() {
   await waitFor('the running count is shown', "document.getElementById('n-running').textContent !== '–'", 10);
   await evaluate('window.scrollTo(0, 0), true');
   await screenshot('campaign.png');
+  // predicted vs actual: the surrogate's finals at the newest complete runs, with coverage
+  await waitFor('the predicted-vs-actual panel has points',
+    "window.dash.pva && window.dash.pva.models.some(m => m.kind === 'surrogate' && m.ids.length > 0) && " +
+    "window.dash.plots['pva-surrogate-0'] && window.dash.plots['pva-surrogate-0'].data[0].length > 0", 30);
+  check('  and shows the ±2σ coverage', /^[0-9.]+$|^–$/.test(await evaluate(
+    "(document.getElementById('pva-cov-surrogate-0') || {}).textContent || ''")) &&
+    (await evaluate("window.dash.pva.models[0].outputs[0].coverage")) !== null);
+  // the per-run view of a stopped run: its observed prefix and the tail it was stopped on
+  const stopped = await waitFor('a speculatively stopped run is listed',
+    "(window.dash.snap.runs.find(r => r.status === 'terminated' && !r.audit) || {}).id", 120);
+  if (stopped) {
+    await evaluate(`(() => { const s = document.getElementById('run-select'); s.value = ${JSON.stringify(stopped)};
+      s.dispatchEvent(new Event('change')); return true; })()`);
+    await waitFor('the run view shows the predicted tail the run was stopped on',
+      `window.dash.run && window.dash.run.run.sample_id === ${JSON.stringify(stopped)} && window.dash.runTail > 0 && window.dash.plots.run.data[2].some(v => v !== null)`, 15);
+    check('  beside its observed prefix', await evaluate('window.dash.plots.run.data[1].some(v => v !== null)'));
+    check('  and the summary says where it stopped', /stopped at step/.test(await evaluate("document.getElementById('run-summary').textContent")));
+    await evaluate("document.getElementById('run-card').scrollIntoView(), true");
+    await screenshot('run.png');
+    await evaluate("document.getElementById('pva-card').scrollIntoView(), true");
+    await screenshot('pva.png');
+    await evaluate('window.scrollTo(0, 0), true');
+  }
   await screenshot('dashboard-small.png', 0.55);
   await viewport(390, 844, true);
   await sleep(800);

@@ -249,6 +249,7 @@ static void collect(dash_t *d)
     sl_dash_data_take_scan(&d->sh.data, &scan);
     sl_dash_data_take_models(&d->sh.data, &models);
     sl_dash_data_store_error(&d->sh.data, NULL);
+    sl_dash_data_suggest(&d->sh.data); /* only when the elevated model or the shots changed */
   } else if (due) {
     sl_dash_data_store_error(&d->sh.data, err.message);
   }

@@ -10,6 +10,7 @@
 #include "specline/dataset.h"
 #include "specline/policy.h"
 #include "specline/proto.h"
+#include "specline/transfer.h"
 #include "specline/store_models.h"
 #include "specline/topology.h"
 #include "specline/util.h"
@@ -352,6 +353,8 @@ void sl_dash_data_release(sl_dash_data_t *d)
   free(d->queues_note);
   free(d->store_error);
   free(d->model_error);
+  json_decref(d->suggest);
+  free(d->suggest_key);
   memset(d, 0, sizeof *d);
 }
 
@@ -572,6 +575,7 @@ json_t *sl_dash_data_snapshot(const sl_dash_data_t *d, double now)
   json_object_set_new(o, "queues", d->queues ? json_incref(d->queues) : json_null());
   json_object_set_new(o, "models", models_json(d));
   json_object_set_new(o, "runs", runs_json(d));
+  json_object_set_new(o, "suggest", d->suggest ? json_incref(d->suggest) : json_null());
   loaded = json_object();
   for (k = 0; k < 2; k++)
     json_object_set_new(loaded, kind_names[k], d->model_id[k] ? json_string(d->model_id[k]) : json_null());
@@ -598,7 +602,8 @@ json_t *sl_dash_config_json(const sl_config_t *cfg, bool token)
                      ? v->default_value
                      : (v->lo + v->hi) / 2;
     json_array_append_new(
-        in, json_pack("{s:s,s:f,s:f,s:f}", "name", v->name, "lo", v->lo, "hi", v->hi, "default", def));
+        in, json_pack("{s:s,s:f,s:f,s:f,s:b}", "name", v->name, "lo", v->lo, "hi", v->hi, "default", def,
+                      "calibration", v->calibration));
   }
   for (i = 0; i < cfg->n_outputs; i++)
     json_array_append_new(out, json_string(cfg->outputs[i].name));
@@ -1017,4 +1022,61 @@ json_t *sl_dash_run_read(const sl_config_t *cfg, sl_store_t *st, const char *id,
   }
   sl_store_point_release(&p);
   return o;
+}
+
+/* ---- the suggested next shots ---- */
+
+void sl_dash_data_suggest(sl_dash_data_t *d)
+{
+  const sl_dash_pts_t *shots = &d->scan.near_exp;
+  size_t D = d->cfg->n_inputs, i, r;
+  sl_transfer_suggest_opts_t so;
+  bool *fixed;
+  double *fv, sig[SL_DASH_SUGGEST], dist[SL_DASH_SUGGEST];
+  float *xs, xo[SL_DASH_SUGGEST * 64];
+  sl_error_t err = {0};
+  char *key;
+  json_t *rows;
+
+  if (!d->model[1] || D > 64) { /* no elevated model yet (or more inputs than a row shows) */
+    json_decref(d->suggest);
+    d->suggest = NULL;
+    free(d->suggest_key);
+    d->suggest_key = NULL;
+    return;
+  }
+  key = sl_asprintf("%s|%zu", d->model_id[1], d->scan.n_exp);
+  if (d->suggest_key && !strcmp(key, d->suggest_key)) {
+    free(key);
+    return;
+  }
+  fixed = sl_calloc(D, sizeof *fixed);
+  fv = sl_calloc(D, sizeof *fv);
+  xs = sl_calloc((shots->n ? shots->n : 1) * D, sizeof *xs);
+  for (i = 0; i < D; i++) { /* calibration inputs are not the experiment's to set */
+    const sl_var_t *v = &d->cfg->inputs[i];
+    fixed[i] = v->calibration;
+    fv[i] = v->has_default ? v->default_value : 0.5 * (v->lo + v->hi);
+  }
+  for (i = 0; i < shots->n * D; i++)
+    xs[i] = (float)shots->x[i];
+  sl_transfer_suggest_opts_init(&so);
+  so.fixed = fixed;
+  so.fixed_value = fv;
+  rows = json_array();
+  if (sl_transfer_suggest(d->model[1], shots->n, xs, SL_DASH_SUGGEST, &so, xo, sig, dist, &err))
+    for (r = 0; r < SL_DASH_SUGGEST; r++) {
+      json_t *x = json_array();
+      for (i = 0; i < D; i++)
+        json_array_append_new(x, json_real(xo[r * D + i]));
+      json_array_append_new(rows, json_pack("{s:o,s:o,s:o}", "x", x, "sigma", jnum(sig[r]), "dist", jnum(dist[r])));
+    }
+  json_decref(d->suggest);
+  d->suggest = json_pack("{s:s,s:o,s:I,s:s?}", "model", d->model_id[1], "rows", rows, "shots",
+                         (json_int_t)d->scan.n_exp, "error", err.message[0] ? err.message : NULL);
+  free(d->suggest_key);
+  d->suggest_key = key;
+  free(fixed);
+  free(fv);
+  free(xs);
 }

@@ -126,6 +126,9 @@ typedef struct sl_dash_data {
   int64_t live_running[SL_DASH_LIVE_MAX], live_queued[SL_DASH_LIVE_MAX];
   size_t live_n;
   uint64_t seq;
+  /* the suggested next shots (sl_dash_data_suggest), and what they were computed for */
+  json_t *suggest;
+  char *suggest_key;
 } sl_dash_data_t;
 
 void sl_dash_data_init(sl_dash_data_t *d, const sl_config_t *cfg);
@@ -141,6 +144,13 @@ void sl_dash_data_store_error(sl_dash_data_t *d, const char *msg);
 void sl_dash_data_set_queues(sl_dash_data_t *d, const sl_queue_info_t *q, size_t n, const char *note);
 /* Records one sample of the live ring at wall time `now` (halved when full). */
 void sl_dash_data_sample(sl_dash_data_t *d, double now);
+
+/* The next shots the elevated model suggests (`specline shot suggest`'s scoring,
+ * transfer.h's sl_transfer_suggest: SL_DASH_SUGGEST settings where its uncertainty is
+ * largest, spaced from the kept shots), recomputed only when the elevated model or the
+ * number of shots changed; shown in the snapshot under "suggest". */
+#define SL_DASH_SUGGEST 5
+void sl_dash_data_suggest(sl_dash_data_t *d);
 
 /* The snapshot pushed to the page (new reference); see docs/dashboard.md. */
 json_t *sl_dash_data_snapshot(const sl_dash_data_t *d, double now);

@@ -166,6 +166,7 @@
     renderModels(s);
     renderWarnings(s);
     renderRunList(s);
+    renderSuggest(s);
     maybePva(s);
     const key = (s.loaded.surrogate || '') + '|' + (s.loaded.elevated || '');
     if (key !== state.loadedKey) { /* a new model: ask again */
@@ -355,6 +356,34 @@
     } catch (e) {
       $('run-note').textContent = 'cannot read the run: ' + e.message;
     }
+  }
+
+  /* ---- the suggested next shots ---- */
+
+  function renderSuggest(s) {
+    const sg = s.suggest, cfg = state.config, t = $('suggest');
+    const key = sg ? sg.model + '|' + sg.shots : '';
+    if (key === state.suggestKey) return;
+    state.suggestKey = key;
+    t.tHead.textContent = '';
+    t.tBodies[0].textContent = '';
+    if (!sg) return;
+    const settable = cfg.inputs.map((v, i) => i).filter((i) => !cfg.inputs[i].calibration);
+    const hr = document.createElement('tr');
+    for (const h of ['#'].concat(settable.map((i) => cfg.inputs[i].name), ['reason'])) cell(hr, h);
+    t.tHead.appendChild(hr);
+    sg.rows.forEach((r, k) => {
+      const tr = document.createElement('tr');
+      cell(tr, k + 1);
+      for (const i of settable) cell(tr, fmt(r.x[i]));
+      cell(tr, 'σ ' + fmt(r.sigma) + ' (the elevated model\'s uncertainty there), ' +
+        (r.dist === null ? 'no shot yet' : fmt(r.dist) + ' from the nearest shot'));
+      tr.dataset.sigma = r.sigma;
+      t.tBodies[0].appendChild(tr);
+    });
+    $('shots').textContent = sg.error ? 'cannot suggest: ' + sg.error
+      : 'Where a shot would reduce the elevated model\'s uncertainty most (' + sg.model + ', ' + sg.shots +
+        ' shots stored), as `specline shot suggest` prints them:';
   }
 
   /* ---- the operator's view ---- */

@@ -91,6 +91,21 @@ async function screenshot(name, scale) {
   console.log('     screenshot ' + file);
 }
 
+/* The part of the page the elements ids cover (from the top when fromTop), for the docs. */
+async function shotOf(name, ids, fromTop) {
+  const r = await evaluate(`(() => { let x0 = 1e9, y0 = 1e9, x1 = 0, y1 = 0;
+    for (const id of ${JSON.stringify(ids)}) { const e = document.getElementById(id); if (!e) continue;
+      const b = e.getBoundingClientRect(); x0 = Math.min(x0, b.left + scrollX); y0 = Math.min(y0, b.top + scrollY);
+      x1 = Math.max(x1, b.right + scrollX); y1 = Math.max(y1, b.bottom + scrollY); }
+    return [x0, y0, x1, y1]; })()`);
+  const y0 = fromTop ? 0 : Math.max(0, r[1] - 8), x0 = Math.max(0, r[0] - 8);
+  const clip = { x: x0, y: y0, width: r[2] + 8 - x0, height: r[3] + 8 - y0, scale: 1 };
+  const shot = await send('Page.captureScreenshot', { format: 'png', captureBeyondViewport: true, clip }, session);
+  const file = path.join(outdir, name);
+  fs.writeFileSync(file, Buffer.from(shot.data, 'base64'));
+  console.log('     screenshot ' + file);
+}
+
 async function viewport(width, height, mobile) {
   await send('Emulation.setDeviceMetricsOverride', { width, height, deviceScaleFactor: 1, mobile }, session);
 }
@@ -146,6 +161,8 @@ async function main() {
   const elevated = await waitFor('the elevated model answers beside the simulation-only one',
     `window.dash.pred && window.dash.pred.models.some(m => m.kind === 'elevated' && m.mean) && ${cellOf('elevated')} !== null`, 90);
   check('the nearest experimental points are listed', (await evaluate('window.dash.pred.nearest.exp.length')) > 0);
+  await waitFor('the suggested next shots are listed with their reason',
+    "document.querySelectorAll('#suggest tbody tr').length === 5 && /uncertainty/.test(document.querySelector('#suggest tbody tr').textContent)", 15);
   check('the suggested shots panel says what to run', /specline shot suggest/.test(await evaluate("document.getElementById('shots').textContent")));
   await evaluate("document.getElementById('operator').scrollIntoView(), true");
   await screenshot('operator.png');
@@ -171,11 +188,13 @@ async function main() {
     check('  beside its observed prefix', await evaluate('window.dash.plots.run.data[1].some(v => v !== null)'));
     check('  and the summary says where it stopped', /stopped at step/.test(await evaluate("document.getElementById('run-summary').textContent")));
     await evaluate("document.getElementById('run-card').scrollIntoView(), true");
-    await screenshot('run.png');
-    await evaluate("document.getElementById('pva-card').scrollIntoView(), true");
-    await screenshot('pva.png');
+    await shotOf('doc-run.png', ['run-card']);
+    await shotOf('doc-pva.png', ['pva-card']);
     await evaluate('window.scrollTo(0, 0), true');
   }
+  // for docs/dashboard.md: the campaign and the operator's view, later in the campaign
+  await shotOf('doc-campaign.png', ['progress-card', 'steps-card', 'model-card'], true);
+  await shotOf('doc-operator.png', ['operator', 'shots-card']);
   await screenshot('dashboard-small.png', 0.55);
   await viewport(390, 844, true);
   await sleep(800);

@@ -1,6 +1,8 @@
-/* The model of `specline dashboard` (dashboard_data.h): the store's points and models read
- * into plain arrays, the snapshot the page is pushed, and the operator's prediction from
- * the models loaded in-process. No sockets, no threads, no locks. */
+/* The model of `specline dashboard` (dashboard_data.h): what is kept of the store's points
+ * (bounded: a timeline histogram, capped samples, the newest runs) and its models, the
+ * snapshot the page is pushed, the operator's prediction from the models loaded
+ * in-process, predicted vs actual, one run with its stop or audit, and the suggested next
+ * shots. No sockets, no threads, no locks. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

@@ -348,4 +348,127 @@ static void test_bounded(void)
   free(dir);
 }
 
-SL_TEST_MAIN(SL_T(test_point_strict), SL_T(test_snapshot_and_predict), SL_T(test_bounded))
+/* A point of the history campaign at (a, 0): replica r, its history h[0..n) and, for a
+ * stop, the predicted tail (checkpoints from k0 on: mean tail[k], σ 0.1) and finals. */
+static void put_run(sl_store_t *st, const sl_config_t *cfg, double a, uint32_t r, sl_point_status_t s,
+                    const double *h, size_t n, int k0, const double *tail, char id[24])
+{
+  sl_store_point_t p;
+  const sl_store_point_t *pp = &p;
+  sl_error_t err = {0};
+  char name[64];
+  int k;
+
+  memset(&p, 0, sizeof p);
+  sl_values_init(&p.inputs);
+  sl_values_init(&p.outputs);
+  sl_series_init(&p.history);
+  sl_values_init(&p.predicted);
+  sl_values_init(&p.extra);
+  sl_values_add(&p.inputs, "a", a);
+  sl_values_add(&p.inputs, "b", 0);
+  sl_sample_id(cfg->experiment, &p.inputs, r, id);
+  p.campaign = sl_strdup(cfg->experiment);
+  p.sample_id = sl_strdup(id);
+  p.status = s;
+  p.steps = (int64_t)n;
+  p.produced_at = 1000 + r;
+  p.origin = sl_strdup(r ? "audit" : "explore");
+  sl_series_add(&p.history, "h", h, n);
+  if (s == SL_POINT_COMPLETE)
+    sl_values_add(&p.outputs, "y", h[n - 1]);
+  for (k = k0; tail && k < sl_dataset_checkpoints(cfg); k++) {
+    snprintf(name, sizeof name, "h.%d", k);
+    sl_values_add(&p.predicted, name, tail[k]);
+    snprintf(name, sizeof name, "h.%d.std", k);
+    sl_values_add(&p.predicted, name, 0.1);
+  }
+  if (tail) {
+    sl_values_add(&p.predicted, "y", 8);
+    sl_values_add(&p.predicted, "y.std", 0.2);
+    sl_values_add(&p.predicted, "z2", 1.5);
+  }
+  SL_CHECKF(sl_store_put(st, &pp, 1, NULL, &err), "%s", err.message);
+  sl_store_point_release(&p);
+}
+
+/* One run's view: a stop with its predicted tail, its audit re-run found by its id (the
+ * stop held when the re-run tracks the tail, a false stop when it does not), the stop
+ * found from the audit, an unknown id, and ids the page may not send. */
+static void test_run_view(void)
+{
+  char *dir = sl_asprintf("%s/specline-dash-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp"), *uri, *text, *cmd;
+  static const char *const bad[] = {"", "a b", "s1'", "s1;", "../x", "s\n", "é", NULL};
+  double h8[8] = {1, 2, 3, 4, 5, 6, 7, 8}, off[8] = {1, 2, 3, 4, 50, 60, 70, 80}, tail[4];
+  char stop[24], audit[24], stop2[24], audit2[24], id[SL_DASH_ID_MAX];
+  sl_config_t *cfg;
+  sl_store_t *w, *r;
+  sl_error_t err = {0};
+  bool found;
+  json_t *o;
+  int k;
+
+  SL_REQUIRE(mkdtemp(dir));
+  uri = sl_asprintf("sqlite:%s/s.db", dir);
+  text = sl_asprintf("experiment: dashrun\ninputs:\n"
+                     "  - {name: a, type: float, value_range: [0, 1]}\n"
+                     "  - {name: b, type: float, value_range: [-2, 2]}\n"
+                     "outputs:\n  - {name: y, type: float}\n"
+                     "history: {name: h, checkpoints: 4}\n"
+                     "simulator: {command: [\"true\"], max_steps: 8}\nbudget: {max_sims: 10}\nstore: %s\n",
+                     uri);
+  cfg = sl_config_load_string(text, strlen(text), "run.yaml", &err);
+  if (!(cfg))
+    fprintf(stderr, "  %s\n", err.message);
+  SL_REQUIRE(cfg);
+  SL_REQUIRE(sl_dataset_checkpoints(cfg) == 4);
+  for (k = 0; k < 4; k++) /* the tail the stop relied on: the full run's values */
+    tail[k] = h8[sl_dataset_checkpoint_step(cfg, k) - 1];
+  w = sl_store_open(uri, cfg, &err);
+  SL_REQUIRE(w);
+  put_run(w, cfg, 0.5, 0, SL_POINT_TERMINATED, h8, 4, 2, tail, stop);
+  put_run(w, cfg, 0.5, 1, SL_POINT_COMPLETE, h8, 8, 0, NULL, audit);
+  put_run(w, cfg, 0.25, 0, SL_POINT_TERMINATED, h8, 4, 2, tail, stop2);
+  put_run(w, cfg, 0.25, 1, SL_POINT_COMPLETE, off, 8, 0, NULL, audit2);
+  r = sl_store_open_readonly(uri, cfg, &err);
+  SL_REQUIRE(r);
+
+  o = sl_dash_run_read(cfg, r, stop, 1.0, &found, &err);
+  if (!(o && found))
+    fprintf(stderr, "  %s\n", err.message);
+  SL_REQUIRE(o && found);
+  SL_CHECK_STR(json_string_value(path(o, "run", "status")), "terminated");
+  SL_CHECK_STR(json_string_value(json_object_get(o, "audit_id")), audit);
+  SL_CHECK_STR(json_string_value(path(o, "audit", "sample_id")), audit);
+  SL_CHECK(json_is_false(path(o, "audit_check", "false_stop")));
+  SL_CHECK_INT(json_integer_value(path(o, "audit_check", "n_tail")), 2); /* checkpoints 2 and 3 */
+  SL_CHECK_INT(json_array_size(json_object_get(path(path(o, "run", "history"), "h", "predicted"), "mean")), 2);
+  SL_CHECK_NEAR(json_number_value(path(o, "run", "predicted") ? json_object_get(path(o, "run", "predicted"), "y") : NULL), 8, 0);
+  json_decref(o);
+  o = sl_dash_run_read(cfg, r, audit2, 1.0, &found, &err); /* from the audit: its stop */
+  if (!(o && found))
+    fprintf(stderr, "  %s\n", err.message);
+  SL_REQUIRE(o && found);
+  SL_CHECK_STR(json_string_value(json_object_get(o, "stop_id")), stop2);
+  SL_CHECK_STR(json_string_value(path(o, "stop", "sample_id")), stop2);
+  SL_CHECK(json_is_true(path(o, "audit_check", "false_stop")));
+  json_decref(o);
+  o = sl_dash_run_read(cfg, r, "s0000000000000000", 1.0, &found, &err);
+  SL_CHECK(o == NULL && !found);
+  SL_CHECK(sl_dash_parse_id(stop, id, &err) && !strcmp(id, stop));
+  for (k = 0; bad[k]; k++)
+    SL_CHECKF(!sl_dash_parse_id(bad[k], id, &err), "'%s' accepted", bad[k]);
+  SL_CHECK(!sl_dash_parse_id(NULL, id, &err));
+
+  sl_store_destroy(r);
+  sl_store_destroy(w);
+  sl_config_destroy(cfg);
+  cmd = sl_asprintf("rm -rf '%s'", dir);
+  SL_CHECK(system(cmd) == 0);
+  free(cmd);
+  free(text);
+  free(uri);
+  free(dir);
+}
+
+SL_TEST_MAIN(SL_T(test_point_strict), SL_T(test_snapshot_and_predict), SL_T(test_bounded), SL_T(test_run_view))

@@ -106,66 +106,103 @@ static void pts_sample(sl_dash_scan_t *s, sl_dash_pts_t *k, size_t *seen, const 
     pts_set(k, (size_t)r, SL_DASH_NEAR_MAX, p, cfg);
 }
 
-static void pts_swap(sl_dash_pts_t *k, size_t a, size_t b, size_t d, size_t o)
-{
-  char id[SL_DASH_ID_MAX];
-  size_t j;
-  double tx;
-  float ty;
-  uint8_t st;
+/* A time and where it is, for sorting kept rows by time without moving them. */
+typedef struct at_row {
+  double t;
+  size_t i;
+} at_row_t;
 
-  for (j = 0; j < d; j++)
-    tx = k->x[a * d + j], k->x[a * d + j] = k->x[b * d + j], k->x[b * d + j] = tx;
-  for (j = 0; j < o; j++)
-    ty = k->y[a * o + j], k->y[a * o + j] = k->y[b * o + j], k->y[b * o + j] = ty;
-  tx = k->t[a], k->t[a] = k->t[b], k->t[b] = tx;
-  st = k->status[a], k->status[a] = k->status[b], k->status[b] = st;
-  memcpy(id, k->ids[a], sizeof id);
-  memcpy(k->ids[a], k->ids[b], sizeof id);
-  memcpy(k->ids[b], id, sizeof id);
+static int by_t(const void *a, const void *b)
+{
+  double ta = ((const at_row_t *)a)->t, tb = ((const at_row_t *)b)->t;
+
+  return ta < tb ? -1 : ta > tb ? 1 : 0;
 }
 
-/* Keeps p among the newest SL_DASH_PVA_MAX complete simulations, oldest first (the store
- * scans in about that order, so a point moves a step or two). */
-static void pva_keep(sl_dash_pts_t *k, const sl_store_point_t *p, const sl_config_t *cfg)
+/* Keeps the newest `keep` rows of k, oldest first; *floor = the oldest kept time. */
+static void pts_trim(sl_dash_pts_t *k, size_t keep, size_t cap, size_t d, size_t o, double *floor)
 {
-  size_t d = cfg->n_inputs, o = cfg->n_outputs, i;
+  at_row_t *r = sl_calloc(k->n ? k->n : 1, sizeof *r);
+  sl_dash_pts_t out;
+  size_t i, j, from;
 
-  if (k->n == SL_DASH_PVA_MAX) {
-    if (p->produced_at <= k->t[0])
-      return;
-    pts_set(k, 0, SL_DASH_PVA_MAX, p, cfg); /* over the oldest, then up to its place */
-    for (i = 0; i + 1 < k->n && k->t[i + 1] < k->t[i]; i++)
-      pts_swap(k, i, i + 1, d, o);
-    return;
+  for (i = 0; i < k->n; i++)
+    r[i] = (at_row_t){k->t[i], i};
+  qsort(r, k->n, sizeof *r, by_t);
+  from = k->n > keep ? k->n - keep : 0;
+  memset(&out, 0, sizeof out);
+  out.cap = cap;
+  out.x = sl_calloc(cap * (d ? d : 1), sizeof *out.x);
+  out.y = sl_calloc(cap * (o ? o : 1), sizeof *out.y);
+  out.t = sl_calloc(cap, sizeof *out.t);
+  out.status = sl_calloc(cap, sizeof *out.status);
+  out.ids = sl_calloc(cap, sizeof *out.ids);
+  for (j = from; j < k->n; j++, out.n++) {
+    i = r[j].i;
+    memcpy(out.x + out.n * d, k->x + i * d, d * sizeof *out.x);
+    memcpy(out.y + out.n * o, k->y + i * o, o * sizeof *out.y);
+    out.t[out.n] = k->t[i];
+    out.status[out.n] = k->status[i];
+    memcpy(out.ids[out.n], k->ids[i], sizeof out.ids[0]);
   }
-  pts_set(k, k->n, SL_DASH_PVA_MAX, p, cfg);
-  for (i = k->n++; i > 0 && k->t[i - 1] > k->t[i]; i--)
-    pts_swap(k, i, i - 1, d, o);
+  *floor = out.n ? out.t[0] : 0;
+  free(r);
+  pts_release(k);
+  *k = out;
 }
 
-/* Keeps p among the newest SL_DASH_RECENT simulations, oldest first. */
+/* Keeps p among the newest complete simulations: appended, and the buffer of twice
+ * SL_DASH_PVA_MAX trimmed to the newest half when full (sl_dash_scan_read trims last). */
+static void pva_keep(sl_dash_scan_t *s, const sl_store_point_t *p, const sl_config_t *cfg)
+{
+  sl_dash_pts_t *k = &s->pva;
+
+  if (s->pva_trimmed && !(p->produced_at > s->pva_floor))
+    return;
+  pts_set(k, k->n, 2 * SL_DASH_PVA_MAX, p, cfg);
+  if (++k->n == 2 * SL_DASH_PVA_MAX) {
+    pts_trim(k, SL_DASH_PVA_MAX, 2 * SL_DASH_PVA_MAX, cfg->n_inputs, cfg->n_outputs, &s->pva_floor);
+    s->pva_trimmed = true;
+  }
+}
+
+static int run_by_t(const void *a, const void *b)
+{
+  double ta = ((const sl_dash_run_t *)a)->t, tb = ((const sl_dash_run_t *)b)->t;
+
+  return ta < tb ? -1 : ta > tb ? 1 : 0;
+}
+
+/* Keeps the newest SL_DASH_RECENT runs of s->recent, oldest first. */
+static void recent_trim(sl_dash_scan_t *s)
+{
+  size_t from;
+
+  qsort(s->recent, s->n_recent, sizeof s->recent[0], run_by_t);
+  from = s->n_recent > SL_DASH_RECENT ? s->n_recent - SL_DASH_RECENT : 0;
+  memmove(s->recent, s->recent + from, (s->n_recent - from) * sizeof s->recent[0]);
+  s->n_recent -= from;
+  s->recent_floor = s->n_recent ? s->recent[0].t : 0;
+}
+
+/* Keeps p among the newest simulations (as pva_keep). */
 static void recent_keep(sl_dash_scan_t *s, const sl_store_point_t *p)
 {
-  sl_dash_run_t r;
-  size_t i;
+  sl_dash_run_t *r;
 
-  memset(&r, 0, sizeof r);
-  snprintf(r.id, sizeof r.id, "%s", p->sample_id);
-  r.t = p->produced_at;
-  r.steps = p->steps;
-  r.status = (uint8_t)p->status;
-  r.audit = p->origin && !strcmp(p->origin, "audit");
-  if (s->n_recent == SL_DASH_RECENT) {
-    if (r.t <= s->recent[0].t)
-      return;
-    memmove(s->recent, s->recent + 1, (SL_DASH_RECENT - 1) * sizeof r);
-    s->n_recent--;
+  if (s->recent_trimmed && !(p->produced_at > s->recent_floor))
+    return;
+  r = &s->recent[s->n_recent++];
+  memset(r, 0, sizeof *r);
+  snprintf(r->id, sizeof r->id, "%s", p->sample_id);
+  r->t = p->produced_at;
+  r->steps = p->steps;
+  r->status = (uint8_t)p->status;
+  r->audit = p->origin && !strcmp(p->origin, "audit");
+  if (s->n_recent == 2 * SL_DASH_RECENT) {
+    recent_trim(s);
+    s->recent_trimmed = true;
   }
-  for (i = s->n_recent; i > 0 && s->recent[i - 1].t > r.t; i--)
-    s->recent[i] = s->recent[i - 1];
-  s->recent[i] = r;
-  s->n_recent++;
 }
 
 /* Merges the histogram's buckets in pairs: the width doubles, the span kept lands in the
@@ -235,7 +272,7 @@ static bool scan_visit(const sl_store_point_t *p, void *ud)
   recent_keep(s, p);
   if (p->status == SL_POINT_COMPLETE) {
     pts_sample(s, &s->near_sim, &s->seen_sim, p, c->cfg);
-    pva_keep(&s->pva, p, c->cfg);
+    pva_keep(s, p, c->cfg);
   }
   return true;
 }
@@ -250,6 +287,8 @@ bool sl_dash_scan_read(sl_dash_scan_t *s, sl_store_t *st, const sl_config_t *cfg
     sl_dash_scan_release(s);
     return false;
   }
+  pts_trim(&s->pva, SL_DASH_PVA_MAX, 2 * SL_DASH_PVA_MAX, cfg->n_inputs, cfg->n_outputs, &s->pva_floor);
+  recent_trim(s);
   return true;
 }
 

@@ -81,9 +81,14 @@ typedef struct sl_dash_scan {
   sl_dash_pts_t near_sim, near_exp; /* the nearest-point search's sample */
   size_t seen_sim, seen_exp;        /* candidates seen (reservoir) */
   uint64_t rng;
-  sl_dash_pts_t pva; /* the newest complete simulations, oldest first */
-  sl_dash_run_t recent[SL_DASH_RECENT]; /* the newest simulations, oldest first */
+  /* the newest complete simulations and the newest simulations, oldest first once the read
+   * is done (while reading: up to twice as many, trimmed to the newest when full; anything
+   * not newer than the *_floor of the last trim is passed over) */
+  sl_dash_pts_t pva;
+  sl_dash_run_t recent[2 * SL_DASH_RECENT];
   size_t n_recent;
+  double pva_floor, recent_floor;
+  bool pva_trimmed, recent_trimmed;
 } sl_dash_scan_t;
 
 void sl_dash_scan_init(sl_dash_scan_t *s);

@@ -34,8 +34,15 @@ BR="$T/broker"
 PIDS=()
 cleanup() {
   set +e
+  # `specline run` (under timeout, which passes the TERM on) stops its workers itself: wait
+  # for it, with the broker still up, before anything is killed
   for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done
-  sleep 5
+  for _ in $(seq 60); do
+    alive=0
+    for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -0 "$p" 2>/dev/null && alive=1; done
+    [ $alive = 0 ] && break
+    sleep 0.5
+  done
   for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null; done
   [ -f "$BR/broker.env" ] && "$BIN/specline" broker stop --dir "$BR" >/dev/null 2>&1
   if [ -n "${KEEP:-}" ]; then echo "kept $T"; else rm -rf "$T"; fi

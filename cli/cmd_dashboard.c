@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "broker_target.h"
 #include "commands.h"
 #include "dashboard_http.h"
 #include "specline/amqp.h"
@@ -35,10 +36,13 @@ static const char dash_help[] =
     "  - progress: simulations complete, stopped, failed and running over time; the steps\n"
     "    they used against the same runs run to the end; queue depths and consumers;\n"
     "  - the model: validation error and coverage of each model against simulator steps;\n"
+    "    predicted vs actual (+-2 sigma) at the newest complete runs and at the shots;\n"
+    "  - a run: its observed history and, for a stopped run, the tail and finals it was\n"
+    "    stopped on, and its audit re-run with the audit's verdict;\n"
     "  - the operator's view: a slider per input within its value_range, the prediction of\n"
     "    every output with its +-2 sigma band from the newest surrogate and elevated models\n"
     "    (loaded in-process from the store), and the nearest simulated and experimental\n"
-    "    points.\n"
+    "    points; the next shots the elevated model suggests, with their reason.\n"
     "The page updates itself (server-sent events) and needs no network beyond this server.\n"
     "The store is opened read-only; the dashboard can stop or restart at any time.\n"
     "\n"
@@ -53,6 +57,10 @@ static const char dash_help[] =
     "  --mgmt-url URL      the management API (default: SPECLINE_MGMT_URL, the local\n"
     "                      broker's with --broker-dir, else http://<AMQP host>:15672)\n"
     "  --broker-dir DIR    a local broker's directory (see `specline broker start`)\n"
+    "                      Management API credentials, as for `specline top`:\n"
+    "                      SPECLINE_MGMT_USER/SPECLINE_MGMT_PASSWORD, else the AMQP\n"
+    "                      connection's (the config's credentials_file, the URL's user\n"
+    "                      info, SPECLINE_AMQP_CREDENTIALS_FILE), else guest.\n"
     "  --once              read once, print the snapshot as JSON and exit (no server)\n";
 
 typedef struct dash_args {
@@ -67,7 +75,8 @@ typedef struct dash {
   sl_config_t *cfg;
   char *token;
   sl_store_t *st; /* NULL until the store can be opened */
-  char *mgmt_url, *mgmt_user, *mgmt_pass, *vhost, *mgmt_note;
+  sl_cli_broker_t b; /* the broker, its management API and credentials */
+  char *mgmt_note;
   sl_dash_shared_t sh;
   double next_store; /* monotonic time of the next store read */
 } dash_t;
@@ -184,47 +193,16 @@ static bool token_load(dash_t *d)
   return true;
 }
 
-/* The management API, as `specline top` finds it (docs/broker.md); a campaign without one
- * still shows the store and the models. */
+/* The management API, as `specline top` finds it (broker_target.h, docs/broker.md); a
+ * campaign without one still shows the store and the models. */
 static void mgmt_resolve(dash_t *d)
 {
-  const char *env = getenv("SPECLINE_MGMT_URL"), *eu = getenv("SPECLINE_MGMT_USER");
-  const char *ep = getenv("SPECLINE_MGMT_PASSWORD");
   sl_error_t err = {0};
-  char *amqp = sl_worker_broker_url(d->cfg, d->a.broker_dir, &err), *node;
-  sl_top_url_t u;
 
-  memset(&u, 0, sizeof u);
-  node = NULL;
-  if (amqp) { /* a cluster's node list: its first node (the splitter knows commas in passwords) */
-    size_t n;
-    char **urls = sl_amqp_url_list_split(amqp, &n);
-
-    node = sl_strdup(urls[0]);
-    sl_amqp_url_list_free(urls);
-  }
-  if (node && !sl_top_url_parse(node, &u))
-    memset(&u, 0, sizeof u);
-  if (d->a.mgmt_url) {
-    d->mgmt_url = sl_strdup(d->a.mgmt_url);
-  } else if (d->a.broker_dir) {
-    sl_local_broker_t *lb = sl_local_broker_open(d->a.broker_dir, &err);
-    d->mgmt_url = lb ? sl_strdup(lb->mgmt_url) : NULL;
-    sl_local_broker_destroy(lb, false);
-  } else if (env && *env) {
-    d->mgmt_url = sl_strdup(env);
-  } else if (node) {
-    d->mgmt_url = sl_top_mgmt_url_from_amqp(node);
-  }
-  if (!d->mgmt_url)
-    d->mgmt_note =
-        sl_asprintf("no management API: queues unknown (%s)", err.message[0] ? err.message : "no broker");
-  d->mgmt_user = sl_strdup(eu && *eu ? eu : u.user ? u.user : "guest");
-  d->mgmt_pass = sl_strdup(eu && *eu ? (ep ? ep : "") : u.user ? (u.pass ? u.pass : "") : "guest");
-  d->vhost = sl_strdup(u.vhost ? u.vhost : "/");
-  sl_top_url_release(&u);
-  free(node);
-  free(amqp);
+  if (!sl_cli_broker_resolve(d->cfg, d->a.broker_dir, d->a.mgmt_url, &d->b, &err) && !d->b.mgmt_url)
+    d->mgmt_note = sl_asprintf("no management API: queues unknown (%s)", err.message);
+  else if (!d->b.mgmt_url)
+    d->mgmt_note = sl_strdup("no management API: queues unknown");
 }
 
 /* Reads the store (when due) and the models, unlocked; false when it could not. */
@@ -262,10 +240,10 @@ static void collect(dash_t *d)
   sl_dash_models_init(&models);
   if (due)
     stored = read_store(d, &scan, &models, &err);
-  if (d->mgmt_url) {
+  if (d->b.mgmt_url) {
     char prefix[SL_NAME_MAX];
     sl_name(prefix, d->cfg->experiment, "");
-    queues = sl_mgmt_queues(d->mgmt_url, d->mgmt_user, d->mgmt_pass, d->vhost, prefix, &q, &nq, &qerr);
+    queues = sl_mgmt_queues(d->b.mgmt_url, d->b.mgmt_user, d->b.mgmt_pass, d->b.vhost, prefix, &q, &nq, &qerr);
     if (!queues)
       note = sl_asprintf("management API unavailable (%s): queues unknown", qerr.message);
   }
@@ -274,10 +252,11 @@ static void collect(dash_t *d)
     sl_dash_data_take_scan(&d->sh.data, &scan);
     sl_dash_data_take_models(&d->sh.data, &models);
     sl_dash_data_store_error(&d->sh.data, NULL);
+    sl_dash_data_suggest(&d->sh.data); /* only when the elevated model or the shots changed */
   } else if (due) {
     sl_dash_data_store_error(&d->sh.data, err.message);
   }
-  sl_dash_data_set_queues(&d->sh.data, queues ? q : NULL, nq, d->mgmt_url ? note : d->mgmt_note);
+  sl_dash_data_set_queues(&d->sh.data, queues ? q : NULL, nq, d->b.mgmt_url ? note : d->mgmt_note);
   sl_dash_data_sample(&d->sh.data, sl_now());
   d->sh.data.seq = d->sh.seq + 1;
   o = sl_dash_data_snapshot(&d->sh.data, sl_now());
@@ -297,13 +276,8 @@ static void dash_close(dash_t *d)
   sl_config_destroy(d->cfg);
   if (d->token)
     memset(d->token, 0, strlen(d->token));
-  if (d->mgmt_pass)
-    memset(d->mgmt_pass, 0, strlen(d->mgmt_pass));
   free(d->token);
-  free(d->mgmt_url);
-  free(d->mgmt_user);
-  free(d->mgmt_pass);
-  free(d->vhost);
+  sl_cli_broker_release(&d->b);
   free(d->mgmt_note);
 }
 
@@ -393,6 +367,7 @@ int sl_cmd_dashboard(int argc, char **argv)
   }
   mgmt_resolve(&d);
   sl_dash_shared_init(&d.sh, d.cfg, d.token != NULL);
+  d.sh.store_uri = sl_strdup(d.a.store ? d.a.store : d.cfg->store);
   if (d.a.once) {
     collect(&d);
     printf("%s\n", d.sh.snapshot);

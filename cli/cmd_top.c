@@ -15,6 +15,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "broker_target.h"
 #include "commands.h"
 #include "specline/amqp.h"
 #include "specline/broker.h"
@@ -63,10 +64,7 @@ typedef struct top_ctx {
   top_args_t a;
   sl_config_t *cfg;
   sl_amqp_t *amqp;
-  char *amqp_url;
-  char *node_url; /* the first node's URL when amqp_url lists a cluster's nodes, else NULL */
-  char *mgmt_url;
-  char *mgmt_user, *mgmt_pass, *vhost;
+  sl_cli_broker_t b; /* the broker, its management API and credentials */
   char queue[SL_NAME_MAX]; /* our exclusive status queue */
   char status_rk[SL_NAME_MAX];
   sl_top_t view;
@@ -168,79 +166,10 @@ static bool top_setup(sl_amqp_t *s, void *ud, sl_error_t *err)
   return false;
 }
 
-/* Reads "user:password" from a credentials file (first line). */
-static bool creds_file(const char *path, char **user, char **pass)
-{
-  char *text = sl_read_file(path, 4096, NULL), *colon;
-
-  if (!text)
-    return false;
-  text[strcspn(text, "\r\n")] = '\0';
-  colon = strchr(text, ':');
-  if (colon && colon != text) {
-    *user = sl_strndup(text, (size_t)(colon - text));
-    *pass = sl_strdup(colon + 1);
-  }
-  memset(text, 0, strlen(text));
-  free(text);
-  return *user != NULL;
-}
-
 /* The broker URL, the management URL, its credentials and the vhost (see top_help). */
 static bool resolve_broker(top_ctx_t *t, sl_error_t *err)
 {
-  const char *env_mgmt = getenv("SPECLINE_MGMT_URL"), *eu = getenv("SPECLINE_MGMT_USER");
-  const char *ep = getenv("SPECLINE_MGMT_PASSWORD"), *cfile = t->cfg->credentials_file;
-  const char *envfile = getenv("SPECLINE_AMQP_CREDENTIALS_FILE");
-  sl_local_broker_t *lb = NULL;
-  sl_top_url_t u;
-
-  t->amqp_url = sl_worker_broker_url(t->cfg, t->a.broker_dir, err); /* the one order: docs/broker.md */
-  if (t->amqp_url && strstr(t->amqp_url, ",")) {
-    /* a cluster's node list: the management API and the vhost come from its first node */
-    size_t n;
-    char **urls = sl_amqp_url_list_split(t->amqp_url, &n);
-
-    t->node_url = sl_strdup(urls[0]);
-    sl_amqp_url_list_free(urls);
-  }
-  if (!t->amqp_url)
-    return false;
-  if (t->a.broker_dir) {
-    lb = sl_local_broker_open(t->a.broker_dir, err);
-    if (!lb)
-      return false;
-    t->mgmt_url = sl_strdup(lb->mgmt_url);
-    sl_local_broker_destroy(lb, false);
-  }
-  if (t->a.mgmt_url) {
-    free(t->mgmt_url);
-    t->mgmt_url = sl_strdup(t->a.mgmt_url);
-  } else if (!t->mgmt_url && env_mgmt && *env_mgmt) {
-    t->mgmt_url = sl_strdup(env_mgmt);
-  } else if (!t->mgmt_url) {
-    t->mgmt_url = sl_top_mgmt_url_from_amqp(t->node_url ? t->node_url : t->amqp_url);
-  }
-  if (!sl_top_url_parse(t->node_url ? t->node_url : t->amqp_url, &u))
-    memset(&u, 0, sizeof u); /* sl_amqp_new reports the bad URL */
-  t->vhost = sl_strdup(u.vhost ? u.vhost : "/");
-  /* the order of sl_amqp_new: the config's file, the URL's user info, the env's file */
-  if (eu && *eu) {
-    t->mgmt_user = sl_strdup(eu);
-    t->mgmt_pass = sl_strdup(ep ? ep : "");
-  } else if (cfile && creds_file(cfile, &t->mgmt_user, &t->mgmt_pass)) {
-    /* taken from the config's credentials file */
-  } else if (u.user) {
-    t->mgmt_user = sl_strdup(u.user);
-    t->mgmt_pass = sl_strdup(u.pass ? u.pass : "");
-  } else if (envfile && *envfile && creds_file(envfile, &t->mgmt_user, &t->mgmt_pass)) {
-    /* taken from SPECLINE_AMQP_CREDENTIALS_FILE */
-  } else {
-    t->mgmt_user = sl_strdup("guest");
-    t->mgmt_pass = sl_strdup("guest");
-  }
-  sl_top_url_release(&u);
-  return true;
+  return sl_cli_broker_resolve(t->cfg, t->a.broker_dir, t->a.mgmt_url, &t->b, err);
 }
 
 static bool top_open(top_ctx_t *t, sl_error_t *err)
@@ -261,7 +190,7 @@ static bool top_open(top_ctx_t *t, sl_error_t *err)
   sl_name(t->queue, t->cfg->experiment, suffix);
   sl_name(t->status_rk, t->cfg->experiment, "event.status");
   memset(&o, 0, sizeof o);
-  o.url = t->amqp_url;
+  o.url = t->b.amqp_url;
   o.credentials_file = t->cfg->credentials_file;
   o.name = t->queue + strlen(t->cfg->experiment) + 8; /* "top-HOST-PID" */
   o.prefetch = 100;
@@ -280,14 +209,7 @@ static void top_close(top_ctx_t *t)
   sl_amqp_destroy(t->amqp);
   sl_top_release(&t->view);
   sl_config_destroy(t->cfg);
-  free(t->amqp_url);
-  free(t->node_url);
-  free(t->mgmt_url);
-  if (t->mgmt_pass)
-    memset(t->mgmt_pass, 0, strlen(t->mgmt_pass));
-  free(t->mgmt_user);
-  free(t->mgmt_pass);
-  free(t->vhost);
+  sl_cli_broker_release(&t->b);
 }
 
 static void refresh_passive(top_ctx_t *t)
@@ -325,8 +247,8 @@ static void refresh_queues(top_ctx_t *t)
     sl_top_note(&t->view, "%llu worker.status message%s could not be decoded",
                 (unsigned long long)t->bad_status, t->bad_status == 1 ? "" : "s");
   sl_name(prefix, t->cfg->experiment, "");
-  if (t->mgmt_url &&
-      sl_mgmt_queues(t->mgmt_url, t->mgmt_user, t->mgmt_pass, t->vhost, prefix, &q, &n, &err)) {
+  if (t->b.mgmt_url &&
+      sl_mgmt_queues(t->b.mgmt_url, t->b.mgmt_user, t->b.mgmt_pass, t->b.vhost, prefix, &q, &n, &err)) {
     size_t i;
     for (i = 0; i < n; i++) /* our own status queue is not the campaign's */
       if (!strcmp(q[i].name, t->queue)) {
@@ -337,11 +259,11 @@ static void refresh_queues(top_ctx_t *t)
     sl_queue_info_free(q, n);
     return;
   }
-  if (!t->mgmt_url)
+  if (!t->b.mgmt_url)
     sl_top_note(&t->view, "no management API URL: queue rates unavailable");
   else if (err.domain == SL_ERR_HTTP && (err.code == 401 || err.code == 403))
     sl_top_note(&t->view, "management API not authorised for user '%s': queue rates unavailable",
-                t->mgmt_user);
+                t->b.mgmt_user);
   else
     sl_top_note(&t->view, "management API unavailable (%s): queue rates unavailable", err.message);
   refresh_passive(t);

@@ -34,6 +34,7 @@ void sl_dash_shared_init(sl_dash_shared_t *sh, const sl_config_t *cfg, bool toke
 
   memset(sh, 0, sizeof *sh);
   pthread_mutex_init(&sh->lock, NULL);
+  pthread_mutex_init(&sh->run_lock, NULL);
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
   pthread_cond_init(&sh->changed, &ca);
@@ -48,6 +49,9 @@ void sl_dash_shared_release(sl_dash_shared_t *sh)
   sl_dash_data_release(&sh->data);
   free(sh->snapshot);
   free(sh->config_json);
+  sl_store_destroy(sh->run_st);
+  free(sh->store_uri);
+  pthread_mutex_destroy(&sh->run_lock);
   pthread_cond_destroy(&sh->changed);
   pthread_mutex_destroy(&sh->lock);
 }
@@ -338,6 +342,54 @@ static enum MHD_Result serve_predict(sl_dash_server_t *s, struct MHD_Connection 
   return respond_json_take(c, MHD_HTTP_OK, text);
 }
 
+static enum MHD_Result serve_pva(sl_dash_server_t *s, struct MHD_Connection *c)
+{
+  json_t *o;
+  char *text;
+
+  pthread_mutex_lock(&s->sh->lock);
+  o = sl_dash_data_pva(&s->sh->data);
+  pthread_mutex_unlock(&s->sh->lock);
+  text = sl_json_dump(o, 0);
+  json_decref(o);
+  return respond_json_take(c, MHD_HTTP_OK, text);
+}
+
+/* One run, its history and the prediction it was stopped on: two store reads at most. */
+static enum MHD_Result serve_run(sl_dash_server_t *s, struct MHD_Connection *c)
+{
+  sl_dash_shared_t *sh = s->sh;
+  char id[SL_DASH_ID_MAX], *text;
+  sl_error_t err = {0};
+  bool found = false;
+  double scale;
+  json_t *o = NULL;
+
+  if (!sl_dash_parse_id(MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "id"), id, &err))
+    return respond_json_error(c, MHD_HTTP_BAD_REQUEST, err.message);
+  pthread_mutex_lock(&sh->lock);
+  scale = sl_dash_data_history_scale(&sh->data);
+  pthread_mutex_unlock(&sh->lock);
+  pthread_mutex_lock(&sh->run_lock);
+  if (!sh->run_st && sh->store_uri)
+    sh->run_st = sl_store_open_readonly(sh->store_uri, sh->data.cfg, &err);
+  if (sh->run_st) {
+    o = sl_dash_run_read(sh->data.cfg, sh->run_st, id, scale, &found, &err);
+    if (!o && err.message[0]) { /* reopened next time: the file may have been replaced */
+      sl_store_destroy(sh->run_st);
+      sh->run_st = NULL;
+    }
+  }
+  pthread_mutex_unlock(&sh->run_lock);
+  if (!o && found == false && !err.message[0])
+    return respond_json_error(c, MHD_HTTP_NOT_FOUND, "no such run");
+  if (!o)
+    return respond_json_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, err.message[0] ? err.message : "no store");
+  text = sl_json_dump(o, 0);
+  json_decref(o);
+  return respond_json_take(c, MHD_HTTP_OK, text);
+}
+
 static enum MHD_Result serve_copy(sl_dash_server_t *s, struct MHD_Connection *c, char *const *field)
 {
   char *text;
@@ -391,6 +443,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     return serve_copy(s, c, &s->sh->snapshot);
   if (!strcmp(url, "/api/predict"))
     return serve_predict(s, c);
+  if (!strcmp(url, "/api/pva"))
+    return serve_pva(s, c);
+  if (!strcmp(url, "/api/run"))
+    return serve_run(s, c);
   if (!strcmp(url, "/events"))
     return serve_events(s, c);
   snprintf(cookie, sizeof cookie, TOKEN_COOKIE "=%s; Path=/; HttpOnly; SameSite=Strict",

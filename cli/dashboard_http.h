@@ -28,6 +28,12 @@ typedef struct sl_dash_shared {
   uint64_t seq;      /* bumped with each snapshot */
   char *config_json; /* the config as the page needs it; set once before serving */
   bool quit;
+  /* one run's view (/api/run) reads the store on the HTTP thread, one request at a time,
+   * through its own read-only handle (opened on the first request, reopened after an
+   * error); store_uri is set once before serving */
+  pthread_mutex_t run_lock;
+  char *store_uri;
+  sl_store_t *run_st;
 } sl_dash_shared_t;
 
 /* Caller-storage init/release; cfg is borrowed and must outlive the shared state. */

@@ -165,11 +165,225 @@
     renderQueues(s);
     renderModels(s);
     renderWarnings(s);
+    renderRunList(s);
+    renderSuggest(s);
+    maybePva(s);
     const key = (s.loaded.surrogate || '') + '|' + (s.loaded.elevated || '');
     if (key !== state.loadedKey) { /* a new model: ask again */
       state.loadedKey = key;
       schedulePredict(0);
     }
+  }
+
+  /* ---- predicted vs actual ---- */
+
+  /* One model and output: predicted mean against measured, ±2σ bars, the diagonal. */
+  function pvaPlot(key, box, m, o) {
+    const idx = o.actual.map((_, i) => i).filter((i) => o.actual[i] !== null && o.mean[i] !== null);
+    idx.sort((a, b) => o.actual[a] - o.actual[b]);
+    const xs = idx.map((i) => o.actual[i]);
+    const held = idx.map((i) => (m.held_out[i] ? o.mean[i] : null));
+    const seen = idx.map((i) => (m.held_out[i] ? null : o.mean[i]));
+    const lo = idx.map((i) => o.mean[i] - 2 * o.std[i]), hi = idx.map((i) => o.mean[i] + 2 * o.std[i]);
+    const color = COLORS[m.kind];
+    const p = plot(key, box, 'v', () => ({
+      title: o.name + ' — ' + (m.kind === 'surrogate' ? 'simulation-only' : 'elevated') + ' vs ' + m.against,
+      series: [{ label: 'measured' }, line('measured = predicted', '#999', { width: 1, dash: [4, 4] }),
+               dots('held out', color), Object.assign(dots('trained on', '#9aa5b1'), { points: { show: true, size: 6, stroke: '#9aa5b1', fill: '#fff' } })],
+      scales: { x: { time: false } },
+      legend: { show: true },
+      hooks: { draw: [(u) => { /* the ±2σ bars */
+        const b = u.pvaBars, ctx = u.ctx;
+        if (!b) return;
+        ctx.save();
+        ctx.lineWidth = 1;
+        for (let i = 0; i < b.x.length; i++) {
+          ctx.strokeStyle = b.held[i] ? color : '#c4ccd4';
+          const cx = u.valToPos(b.x[i], 'x', true);
+          ctx.beginPath();
+          ctx.moveTo(cx, u.valToPos(b.lo[i], 'y', true));
+          ctx.lineTo(cx, u.valToPos(b.hi[i], 'y', true));
+          ctx.stroke();
+        }
+        ctx.restore();
+      }] },
+    }), [xs, xs, held, seen]);
+    p.pvaBars = { x: xs, lo: lo, hi: hi, held: idx.map((i) => m.held_out[i]) };
+    p.redraw(false, false);
+  }
+
+  function renderPva(v) {
+    state.pva = v;
+    const box = $('pva-plots'), tb = $('pva').tBodies[0];
+    let want = 0;
+    for (const m of v.models) want += m.error ? 0 : m.outputs.length;
+    while (box.children.length < want) box.appendChild(document.createElement('div'));
+    while (box.children.length > want) box.removeChild(box.lastChild);
+    tb.textContent = '';
+    let c = 0;
+    for (const m of v.models) {
+      m.outputs.forEach((o, j) => {
+        const tr = document.createElement('tr');
+        cell(tr, m.kind === 'surrogate' ? 'simulation-only' : 'elevated', m.kind === 'surrogate' ? 'sur' : 'elv');
+        cell(tr, m.against);
+        cell(tr, o.name);
+        cell(tr, m.ids.length);
+        cell(tr, fmt(o.coverage));
+        cell(tr, o.n_held_out);
+        cell(tr, fmt(o.coverage_held_out)).id = 'pva-cov-' + m.kind + '-' + j;
+        tb.appendChild(tr);
+        if (!m.error) pvaPlot('pva-' + m.kind + '-' + j, box.children[c++], m, o);
+      });
+    }
+    $('pva-note').textContent = v.models.length ? '' : 'no model stored yet';
+    state.pvaCount = (state.pvaCount || 0) + 1;
+  }
+
+  let pvaAt = 0, pvaKey = '';
+  async function maybePva(s) {
+    const key = (s.loaded.surrogate || '') + '|' + (s.loaded.elevated || '');
+    const now = Date.now();
+    if (key === pvaKey && now - pvaAt < 10000) return;
+    pvaKey = key;
+    pvaAt = now;
+    try { renderPva(await getJSON('/api/pva')); } catch (e) { $('pva-note').textContent = e.message; }
+  }
+
+  /* ---- one run ---- */
+
+  function runLabel(r) {
+    const st = r.status === 'terminated' ? '■ stopped' : r.status;
+    return r.id + ' · ' + st + (r.audit ? ' (audit re-run)' : '') + ' · ' + r.steps + ' steps';
+  }
+
+  function renderRunList(s) {
+    const sel = $('run-select'), keep = sel.value;
+    const ids = s.runs.map((r) => r.id).join(',');
+    if (ids === state.runIds) return;
+    state.runIds = ids;
+    sel.textContent = '';
+    for (const r of s.runs) {
+      const opt = document.createElement('option');
+      opt.value = r.id;
+      opt.textContent = runLabel(r);
+      sel.appendChild(opt);
+    }
+    if (state.runChosen && s.runs.some((r) => r.id === keep)) { sel.value = keep; return; }
+    if (!state.runChosen) { /* show a stopped run by default: the prediction it was stopped on */
+      const stop = s.runs.find((r) => r.status === 'terminated' && !r.audit);
+      if (stop) sel.value = stop.id;
+      if (sel.value && sel.value !== state.runShown) showRun(sel.value);
+    }
+  }
+
+  /* history of a point: {steps, observed} and its predicted tail (or null) */
+  function historyOf(pt) {
+    const name = state.config.history ? state.config.history.name : null;
+    const h = pt && name && pt.history ? pt.history[name] : null;
+    return { observed: h && h.observed ? h.observed : [], predicted: h && h.predicted ? h.predicted : null };
+  }
+
+  function renderRun(v) {
+    state.run = v;
+    const cfg = state.config, run = v.run, stop = v.stop || (run.status === 'terminated' ? run : null);
+    const audit = v.audit || (run.origin === 'audit' ? run : null);
+    const hs = historyOf(stop || run), ha = audit ? historyOf(audit) : null, hr = historyOf(run);
+    const pred = hs.predicted;
+    let n = Math.max(hr.observed.length, hs.observed.length, ha ? ha.observed.length : 0,
+                     pred ? pred.step[pred.step.length - 1] : 0);
+    const xs = [], obs = [], mu = [], up = [], dn = [], au = [];
+    /* the tail between its checkpoints: linear, so the ±2σ band is one piece */
+    const ps = pred ? pred.step : [];
+    function tailAt(st) {
+      let i = 0;
+      while (i < ps.length && ps[i] < st) i++;
+      if (i >= ps.length || (ps[i] !== st && i === 0)) return null;
+      const b = i, a = ps[i] === st ? i : i - 1, f = a === b ? 0 : (st - ps[a]) / (ps[b] - ps[a]);
+      const m = pred.mean[a] + f * (pred.mean[b] - pred.mean[a]);
+      const sd = pred.std[a] === null || pred.std[b] === null ? null : pred.std[a] + f * (pred.std[b] - pred.std[a]);
+      return { m: m, sd: sd };
+    }
+    for (let st = 1; st <= n; st++) {
+      xs.push(st);
+      obs.push(st <= hs.observed.length ? hs.observed[st - 1] : null);
+      au.push(ha && st <= ha.observed.length ? ha.observed[st - 1] : null);
+      const t = tailAt(st);
+      mu.push(t ? t.m : null);
+      up.push(t && t.sd !== null ? t.m + 2 * t.sd : null);
+      dn.push(t && t.sd !== null ? t.m - 2 * t.sd : null);
+    }
+    const name = cfg.history ? cfg.history.name : 'history';
+    plot('run', $('plot-run'), 'r:' + (stop || run).sample_id, () => ({
+      title: name + ' of ' + (stop || run).sample_id,
+      series: [{ label: 'step' }, line('observed', COLORS.sim),
+               line('predicted tail', COLORS.surrogate, { dash: [6, 4] }),
+               line('+2σ', COLORS.surrogate, { width: 1, dash: [3, 3] }),
+               line('−2σ', COLORS.surrogate, { width: 1, dash: [3, 3] }), line('audit re-run', COLORS.elevated)],
+      bands: [{ series: [3, 4], fill: BANDS.surrogate }],
+      scales: { x: { time: false } }, height: 230,
+    }), [xs, obs, mu, up, dn, au]);
+    state.runTail = ps.length;
+    const tb = $('run-finals').tBodies[0];
+    tb.textContent = '';
+    const pr = (stop && stop.predicted) || {};
+    cfg.outputs.forEach((o, j) => {
+      const tr = document.createElement('tr');
+      cell(tr, o);
+      cell(tr, fmt(run.outputs ? run.outputs[o] : null));
+      cell(tr, pr[o] !== undefined ? fmt(pr[o]) + ' ± ' + fmt(2 * pr[o + '.std']) : '–');
+      cell(tr, audit && audit.outputs ? fmt(audit.outputs[o]) : '–');
+      tb.appendChild(tr);
+    });
+    let text = (stop || run).sample_id + ': ' + (stop ? 'stopped at step ' + stop.steps + ' of ' + cfg.max_steps
+      : run.status + ' after ' + run.steps + ' steps');
+    if (v.reason) text += ' — ' + v.reason;
+    if (run.origin === 'audit') text += '. This is the audit re-run of ' + (v.stop_id || '?') + '.';
+    if (audit && v.audit_check) {
+      text += '. Audit: ' + (v.audit_check.false_stop ? 'FALSE STOP' : 'the stop held') + ' (' +
+        v.audit_check.n_outside + ' of ' + v.audit_check.n_tail + ' checkpoints outside ±3σ, tail NRMSE ' +
+        fmt(v.audit_check.tail_nrmse) + ')';
+    } else if (stop && v.audit_id && !v.audit) {
+      text += '. Not audited (or its audit ' + v.audit_id + ' is not stored yet).';
+    }
+    $('run-summary').textContent = text;
+    $('run-note').textContent = pred ? 'observed, and the tail predicted when it was stopped (±2σ)' : 'observed history';
+  }
+
+  async function showRun(id) {
+    state.runShown = id;
+    try {
+      renderRun(await getJSON('/api/run?id=' + encodeURIComponent(id)));
+    } catch (e) {
+      $('run-note').textContent = 'cannot read the run: ' + e.message;
+    }
+  }
+
+  /* ---- the suggested next shots ---- */
+
+  function renderSuggest(s) {
+    const sg = s.suggest, cfg = state.config, t = $('suggest');
+    const key = sg ? sg.model + '|' + sg.shots : '';
+    if (key === state.suggestKey) return;
+    state.suggestKey = key;
+    t.tHead.textContent = '';
+    t.tBodies[0].textContent = '';
+    if (!sg) return;
+    const settable = cfg.inputs.map((v, i) => i).filter((i) => !cfg.inputs[i].calibration);
+    const hr = document.createElement('tr');
+    for (const h of ['#'].concat(settable.map((i) => cfg.inputs[i].name), ['reason'])) cell(hr, h);
+    t.tHead.appendChild(hr);
+    sg.rows.forEach((r, k) => {
+      const tr = document.createElement('tr');
+      cell(tr, k + 1);
+      for (const i of settable) cell(tr, fmt(r.x[i]));
+      cell(tr, 'σ ' + fmt(r.sigma) + ' (the elevated model\'s uncertainty there), ' +
+        (r.dist === null ? 'no shot yet' : fmt(r.dist) + ' from the nearest shot'));
+      tr.dataset.sigma = r.sigma;
+      t.tBodies[0].appendChild(tr);
+    });
+    $('shots').textContent = sg.error ? 'cannot suggest: ' + sg.error
+      : 'Where a shot would reduce the elevated model\'s uncertainty most (' + sg.model + ', ' + sg.shots +
+        ' shots stored), as `specline shot suggest` prints them:';
   }
 
   /* ---- the operator's view ---- */
@@ -372,6 +586,7 @@
     }
     $('campaign').textContent = state.config.campaign;
     buildSliders(state.config);
+    $('run-select').addEventListener('change', () => { state.runChosen = true; showRun($('run-select').value); });
     connect();
     schedulePredict(0);
   }

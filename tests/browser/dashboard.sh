@@ -3,7 +3,10 @@
 # oscillator-experiment example (slowed a little so it is still running while the page is
 # driven) with the experiment's shots submitted, `specline dashboard` on a free loopback
 # port, then drive.js (the page loads, snapshots stream, a slider moves the prediction and
-# its band, both models answer, progress advances, a phone-sized screen fits). Then the
+# its band, both models answer, progress advances, predicted vs actual has points, the view
+# of a stopped run shows the tail it was stopped on, a phone-sized screen fits). The
+# speculation is looser than the example's (confidence 0.15, half the stops audited) so
+# that runs are stopped within the test. Then the
 # token rules: no non-loopback bind without a token, 401 without it, and no text of a
 # request reaches anything but a strict number parser. Screenshots in SPECLINE_BROWSER_OUT.
 . "$(dirname "$0")/../line/lib.sh"
@@ -18,6 +21,7 @@ sed -e "s/^experiment: .*/experiment: $C/" -e "s#^store: .*#store: sqlite:$T/sto
     -e "s/^budget: .*/budget: {max_sims: 400, wall_s: 280}/" \
     -e 's/^simulator: .*/simulator: {command: ["specline-sim-oscillator"], max_steps: 400, step_delay: 0.005}/' \
     -e "s/^learn: .*/learn: {ensemble: 3, hidden: 32, layers: 2, epochs: 200, batch: 32, lr: 0.003, retrain_every: 8}/" \
+    -e "s/^  speculative: .*/  speculative: {enabled: true, min_fraction: 0.25, confidence: 0.15, surprise_p: 0.01, audit_fraction: 0.5}/" \
     "$EX/config.yaml" >"$T/config.yaml"
 
 start run timeout 280 "$BIN/specline" run "$T/config.yaml" --no-progress
@@ -43,6 +47,11 @@ code() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
 check "a point outside the value_range is refused" eq "$(code "http://127.0.0.1:$P/api/predict?x=9,1,0.5,1.2,0")" 400
 check "text in the point is refused" eq "$(code "http://127.0.0.1:$P/api/predict?x=0.1,1,0.5,1.2,0%3Brm%20-rf")" 400
 check "an axis out of range is refused" eq "$(code "http://127.0.0.1:$P/api/predict?x=0.1,1,0.5,1.2,0&axis=5")" 400
+check "a run id with other characters is refused" eq "$(code "http://127.0.0.1:$P/api/run?id=s1%27%3Bdrop")" 400
+check "an unknown run is not found" eq "$(code "http://127.0.0.1:$P/api/run?id=s0000000000000000")" 404
+RUN=$(curl -s "http://127.0.0.1:$P/api/snapshot" | jq -r '.runs[0].id')
+check "a listed run is read from the store" eq "$(curl -s "http://127.0.0.1:$P/api/run?id=$RUN" | jq -r '.run.sample_id')" "$RUN"
+check "predicted vs actual answers" eq "$(curl -s "http://127.0.0.1:$P/api/pva" | jq -r '.models[0].kind')" surrogate
 check "a path outside the page is not found" eq "$(code --path-as-is "http://127.0.0.1:$P/../../etc/passwd")" 404
 check "only GET" eq "$(code -X POST "http://127.0.0.1:$P/api/config")" 405
 check "a foreign Host (DNS rebinding) is refused on loopback" eq "$(code -H 'Host: evil.example' "http://127.0.0.1:$P/api/config")" 403
@@ -61,7 +70,7 @@ port2() { sed -n 's#.*:\([0-9]*\)/?token=TOKEN#\1#p' "$T/dash2.log" | head -1; }
 listening2() { [ -n "$(port2)" ]; }
 check "the token-protected dashboard starts" wait_for 15 listening2
 P2=$(port2)
-for path in / /api/config /api/snapshot /events "/api/predict?x=0.1,1,0.5,1.2,0" /dashboard.js; do
+for path in / /api/config /api/snapshot /events "/api/predict?x=0.1,1,0.5,1.2,0" /api/pva "/api/run?id=$RUN" /dashboard.js; do
   check "no token: $path is refused (401)" eq "$(code "http://127.0.0.1:$P2$path")" 401
 done
 check "a wrong token is refused" eq "$(code -H "Authorization: Bearer x$TOKEN" "http://127.0.0.1:$P2/api/config")" 401

@@ -91,6 +91,21 @@ async function screenshot(name, scale) {
   console.log('     screenshot ' + file);
 }
 
+/* The part of the page the elements ids cover (from the top when fromTop), for the docs. */
+async function shotOf(name, ids, fromTop) {
+  const r = await evaluate(`(() => { let x0 = 1e9, y0 = 1e9, x1 = 0, y1 = 0;
+    for (const id of ${JSON.stringify(ids)}) { const e = document.getElementById(id); if (!e) continue;
+      const b = e.getBoundingClientRect(); x0 = Math.min(x0, b.left + scrollX); y0 = Math.min(y0, b.top + scrollY);
+      x1 = Math.max(x1, b.right + scrollX); y1 = Math.max(y1, b.bottom + scrollY); }
+    return [x0, y0, x1, y1]; })()`);
+  const y0 = fromTop ? 0 : Math.max(0, r[1] - 8), x0 = Math.max(0, r[0] - 8);
+  const clip = { x: x0, y: y0, width: r[2] + 8 - x0, height: r[3] + 8 - y0, scale: 1 };
+  const shot = await send('Page.captureScreenshot', { format: 'png', captureBeyondViewport: true, clip }, session);
+  const file = path.join(outdir, name);
+  fs.writeFileSync(file, Buffer.from(shot.data, 'base64'));
+  console.log('     screenshot ' + file);
+}
+
 async function viewport(width, height, mobile) {
   await send('Emulation.setDeviceMetricsOverride', { width, height, deviceScaleFactor: 1, mobile }, session);
 }
@@ -146,6 +161,8 @@ async function main() {
   const elevated = await waitFor('the elevated model answers beside the simulation-only one',
     `window.dash.pred && window.dash.pred.models.some(m => m.kind === 'elevated' && m.mean) && ${cellOf('elevated')} !== null`, 90);
   check('the nearest experimental points are listed', (await evaluate('window.dash.pred.nearest.exp.length')) > 0);
+  await waitFor('the suggested next shots are listed with their reason',
+    "document.querySelectorAll('#suggest tbody tr').length === 5 && /uncertainty/.test(document.querySelector('#suggest tbody tr').textContent)", 15);
   check('the suggested shots panel says what to run', /specline shot suggest/.test(await evaluate("document.getElementById('shots').textContent")));
   await evaluate("document.getElementById('operator').scrollIntoView(), true");
   await screenshot('operator.png');
@@ -153,6 +170,31 @@ async function main() {
   await waitFor('the running count is shown', "document.getElementById('n-running').textContent !== '–'", 10);
   await evaluate('window.scrollTo(0, 0), true');
   await screenshot('campaign.png');
+  // predicted vs actual: the surrogate's finals at the newest complete runs, with coverage
+  await waitFor('the predicted-vs-actual panel has points',
+    "window.dash.pva && window.dash.pva.models.some(m => m.kind === 'surrogate' && m.ids.length > 0) && " +
+    "window.dash.plots['pva-surrogate-0'] && window.dash.plots['pva-surrogate-0'].data[0].length > 0", 30);
+  check('  and shows the ±2σ coverage', /^[0-9.]+$|^–$/.test(await evaluate(
+    "(document.getElementById('pva-cov-surrogate-0') || {}).textContent || ''")) &&
+    (await evaluate("window.dash.pva.models[0].outputs[0].coverage")) !== null);
+  // the per-run view of a stopped run: its observed prefix and the tail it was stopped on
+  const stopped = await waitFor('a speculatively stopped run is listed',
+    "(window.dash.snap.runs.find(r => r.status === 'terminated' && !r.audit) || {}).id", 120);
+  if (stopped) {
+    await evaluate(`(() => { const s = document.getElementById('run-select'); s.value = ${JSON.stringify(stopped)};
+      s.dispatchEvent(new Event('change')); return true; })()`);
+    await waitFor('the run view shows the predicted tail the run was stopped on',
+      `window.dash.run && window.dash.run.run.sample_id === ${JSON.stringify(stopped)} && window.dash.runTail > 0 && window.dash.plots.run.data[2].some(v => v !== null)`, 15);
+    check('  beside its observed prefix', await evaluate('window.dash.plots.run.data[1].some(v => v !== null)'));
+    check('  and the summary says where it stopped', /stopped at step/.test(await evaluate("document.getElementById('run-summary').textContent")));
+    await evaluate("document.getElementById('run-card').scrollIntoView(), true");
+    await shotOf('doc-run.png', ['run-card']);
+    await shotOf('doc-pva.png', ['pva-card']);
+    await evaluate('window.scrollTo(0, 0), true');
+  }
+  // for docs/dashboard.md: the campaign and the operator's view, later in the campaign
+  await shotOf('doc-campaign.png', ['progress-card', 'steps-card', 'model-card'], true);
+  await shotOf('doc-operator.png', ['operator', 'shots-card']);
   await screenshot('dashboard-small.png', 0.55);
   await viewport(390, 844, true);
   await sleep(800);
@@ -162,15 +204,10 @@ async function main() {
   await screenshot('phone.png');
   check('the page threw no error', errors.length === 0, errors.join(' | '));
   void elevated;
-  /* HOLD_S=N keeps the page open N more seconds, nudging a slider every 2 s (memory runs) */
-  for (let t = 0, n = Number(process.env.HOLD_S || 0); t < n; t += 2) {
-    await key(t % 8 < 4 ? 'ArrowRight' : 'ArrowLeft', t % 8 < 4 ? 39 : 37);
-    await sleep(2000);
-  }
 }
 
 const timer = setTimeout(() => { console.log('FAIL the browser run timed out'); finish(1); },
-  (240 + Number(process.env.HOLD_S || 0)) * 1000);
+  (600 + Number(process.env.HOLD_S || 0)) * 1000);
 let exitCode = null;
 function finish(code) {
   clearTimeout(timer);
@@ -186,7 +223,16 @@ browser.on('exit', (code) => {
   if (exitCode !== null) cleanup();
   else if (session === null) { console.log('FAIL chromium exited (' + code + '): ' + stderr); finish(1); }
 });
-main().then(() => {
+/* HOLD_S=N keeps the page open N more seconds, nudging a slider every 2 s (memory runs:
+ * bench/dashboard/memory_hour.sh), whatever the checks before found */
+async function hold() {
+  for (let t = 0, n = Number(process.env.HOLD_S || 0); t < n; t += 2) {
+    await key(t % 8 < 4 ? 'ArrowRight' : 'ArrowLeft', t % 8 < 4 ? 39 : 37);
+    await sleep(2000);
+  }
+}
+
+main().catch((e) => { console.log('FAIL ' + e.message); failures++; }).then(hold).then(() => {
   console.log(`${checks - failures} passed, ${failures} failed`);
   finish(failures ? 1 : 0);
 }, (e) => {

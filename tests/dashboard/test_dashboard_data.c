@@ -205,4 +205,270 @@ static void test_snapshot_and_predict(void)
   free(dir);
 }
 
-SL_TEST_MAIN(SL_T(test_point_strict), SL_T(test_snapshot_and_predict))
+/* Puts n simulations p<first>.. in one batch: every 7th stopped, every 11th failed, the
+ * rest complete, stored at t(i). */
+static void put_many(sl_store_t *st, int first, int n, double (*t)(int))
+{
+  sl_store_point_t *p = sl_calloc((size_t)n, sizeof *p);
+  const sl_store_point_t **pp = sl_calloc((size_t)n, sizeof *pp);
+  sl_error_t err = {0};
+  char id[32];
+  int i;
+
+  for (i = 0; i < n; i++) {
+    int k = first + i;
+    sl_values_init(&p[i].inputs);
+    sl_values_init(&p[i].outputs);
+    sl_series_init(&p[i].history);
+    sl_values_init(&p[i].predicted);
+    sl_values_init(&p[i].extra);
+    snprintf(id, sizeof id, "p%d", k);
+    p[i].campaign = sl_strdup("dash");
+    p[i].sample_id = sl_strdup(id);
+    sl_values_add(&p[i].inputs, "a", (k % 1000) / 1000.0);
+    sl_values_add(&p[i].inputs, "b", -2 + (k % 997) * 4.0 / 997);
+    p[i].status = k % 11 == 0 ? SL_POINT_FAILED : k % 7 == 0 ? SL_POINT_TERMINATED : SL_POINT_COMPLETE;
+    if (p[i].status == SL_POINT_COMPLETE)
+      sl_values_add(&p[i].outputs, "y", k);
+    p[i].steps = p[i].status == SL_POINT_COMPLETE ? 100 : 10;
+    p[i].produced_at = t(k);
+    pp[i] = &p[i];
+  }
+  SL_CHECKF(sl_store_put(st, pp, (size_t)n, NULL, &err), "%s", err.message);
+  for (i = 0; i < n; i++)
+    sl_store_point_release(&p[i]);
+  free(p);
+  free(pp);
+}
+
+/* a year and more between the first and the last: the histogram's width doubles many times;
+ * the last 50 were stored before the first (a scan out of time order) */
+static double t_wide(int k)
+{
+  return k < 26550 ? 2e9 + k * 1200.0 + (k % 3) * 0.25 : 2e9 - (k - 26549) * 9000.0;
+}
+
+/* What the dashboard keeps does not grow with the store: more points than every bound,
+ * counted exactly, the nearest-point sample capped, the newest runs the newest. */
+static void test_bounded(void)
+{
+  char *dir = sl_asprintf("%s/specline-dash-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp"), *uri, *cmd;
+  const int N = 26600;
+  sl_config_t *cfg;
+  sl_store_t *w, *r;
+  sl_dash_data_t d;
+  sl_dash_scan_t scan;
+  sl_error_t err = {0};
+  int64_t c[3] = {0, 0, 0}, used = 0, full = 0;
+  double newest = 0, newest_complete = 0;
+  json_t *snap, *tl, *runs, *pva;
+  size_t i, nt;
+  int k;
+
+  SL_REQUIRE(mkdtemp(dir));
+  uri = sl_asprintf("sqlite:%s/s.db", dir);
+  cfg = config(uri);
+  SL_REQUIRE(cfg);
+  w = sl_store_open(uri, cfg, &err);
+  SL_REQUIRE(w);
+  for (k = 0; k < N; k += 2000)
+    put_many(w, k, N - k < 2000 ? N - k : 2000, t_wide);
+  for (k = 0; k < N; k++) {
+    int st = k % 11 == 0 ? 0 : k % 7 == 0 ? 1 : 2;
+    c[st]++;
+    if (st) {
+      used += st == 2 ? 100 : 10;
+      full += 100;
+    }
+    newest = t_wide(k) > newest ? t_wide(k) : newest;
+    if (st == 2 && t_wide(k) > newest_complete)
+      newest_complete = t_wide(k);
+  }
+  put_model(w, cfg, "m1", "surrogate", "{\"nrmse\": 0.25, \"coverage\": 0.9}");
+  r = sl_store_open_readonly(uri, cfg, &err);
+  SL_REQUIRE(r);
+  sl_dash_data_init(&d, cfg);
+  for (k = 0; k < 2; k++) { /* twice: a second read gives the same */
+    sl_dash_models_t models;
+    char *none[2] = {NULL, NULL};
+    sl_dash_scan_init(&scan);
+    sl_dash_models_init(&models);
+    SL_CHECK(sl_dash_scan_read(&scan, r, cfg, &err));
+    SL_CHECK(sl_dash_models_read(&models, r, cfg, none, &err));
+    sl_dash_data_take_scan(&d, &scan);
+    sl_dash_data_take_models(&d, &models);
+    sl_dash_scan_release(&scan);
+  }
+  SL_CHECK_INT(d.scan.n_sim, N);
+  SL_CHECK_INT(d.scan.near_sim.n, SL_DASH_NEAR_MAX); /* capped */
+  SL_CHECK_INT(d.scan.seen_sim, c[2]);
+  SL_CHECK(d.scan.near_sim.cap <= SL_DASH_NEAR_MAX);
+  SL_CHECK_INT(d.scan.pva.n, SL_DASH_PVA_MAX);
+  SL_CHECK_NEAR(d.scan.pva.t[SL_DASH_PVA_MAX - 1], newest_complete, 0);
+  for (i = 1; i < d.scan.pva.n; i++)
+    SL_CHECK(d.scan.pva.t[i - 1] <= d.scan.pva.t[i]);
+  snap = sl_dash_data_snapshot(&d, newest + 10);
+  SL_CHECK_INT(json_integer_value(path(snap, "counts", "complete")), c[2]);
+  SL_CHECK_INT(json_integer_value(path(snap, "counts", "terminated")), c[1]);
+  SL_CHECK_INT(json_integer_value(path(snap, "counts", "failed")), c[0]);
+  SL_CHECK_INT(json_integer_value(path(snap, "steps", "used")), used);
+  SL_CHECK_INT(json_integer_value(path(snap, "steps", "full")), full);
+  tl = json_object_get(snap, "timeline");
+  nt = json_array_size(json_object_get(tl, "t"));
+  SL_CHECK_INT(nt, SL_DASH_TIMELINE_MAX);
+  SL_CHECK_NEAR(json_real_value(json_array_get(json_object_get(tl, "t"), nt - 1)), newest, 0);
+  SL_CHECK_INT(json_integer_value(json_array_get(json_object_get(tl, "complete"), nt - 1)), c[2]);
+  for (i = 1; i < nt; i++)
+    SL_CHECK(json_integer_value(json_array_get(json_object_get(tl, "complete"), i - 1)) <=
+             json_integer_value(json_array_get(json_object_get(tl, "complete"), i)));
+  /* the model was stored after every point (created_at is now, the points are in 2033) or
+   * before: either way its steps are within what was stored */
+  SL_CHECK(json_integer_value(json_object_get(json_array_get(json_object_get(snap, "models"), 0), "steps")) <=
+           used + c[0] * 10);
+  runs = json_object_get(snap, "runs");
+  SL_CHECK_INT(json_array_size(runs), SL_DASH_RECENT);
+  SL_CHECK_NEAR(json_real_value(json_object_get(json_array_get(runs, 0), "t")), newest, 0);
+  for (i = 1; i < json_array_size(runs); i++)
+    SL_CHECK(json_real_value(json_object_get(json_array_get(runs, i - 1), "t")) >=
+             json_real_value(json_object_get(json_array_get(runs, i), "t")));
+  json_decref(snap);
+  pva = sl_dash_data_pva(&d);
+  SL_CHECK_INT(json_array_size(json_object_get(json_array_get(json_object_get(pva, "models"), 0), "ids")),
+               SL_DASH_PVA_MAX);
+  json_decref(pva);
+
+  sl_dash_data_release(&d);
+  sl_store_destroy(r);
+  sl_store_destroy(w);
+  sl_config_destroy(cfg);
+  cmd = sl_asprintf("rm -rf '%s'", dir);
+  SL_CHECK(system(cmd) == 0);
+  free(cmd);
+  free(uri);
+  free(dir);
+}
+
+/* A point of the history campaign at (a, 0): replica r, its history h[0..n) and, for a
+ * stop, the predicted tail (checkpoints from k0 on: mean tail[k], σ 0.1) and finals. */
+static void put_run(sl_store_t *st, const sl_config_t *cfg, double a, uint32_t r, sl_point_status_t s,
+                    const double *h, size_t n, int k0, const double *tail, char id[24])
+{
+  sl_store_point_t p;
+  const sl_store_point_t *pp = &p;
+  sl_error_t err = {0};
+  char name[64];
+  int k;
+
+  memset(&p, 0, sizeof p);
+  sl_values_init(&p.inputs);
+  sl_values_init(&p.outputs);
+  sl_series_init(&p.history);
+  sl_values_init(&p.predicted);
+  sl_values_init(&p.extra);
+  sl_values_add(&p.inputs, "a", a);
+  sl_values_add(&p.inputs, "b", 0);
+  sl_sample_id(cfg->experiment, &p.inputs, r, id);
+  p.campaign = sl_strdup(cfg->experiment);
+  p.sample_id = sl_strdup(id);
+  p.status = s;
+  p.steps = (int64_t)n;
+  p.produced_at = 1000 + r;
+  p.origin = sl_strdup(r ? "audit" : "explore");
+  sl_series_add(&p.history, "h", h, n);
+  if (s == SL_POINT_COMPLETE)
+    sl_values_add(&p.outputs, "y", h[n - 1]);
+  for (k = k0; tail && k < sl_dataset_checkpoints(cfg); k++) {
+    snprintf(name, sizeof name, "h.%d", k);
+    sl_values_add(&p.predicted, name, tail[k]);
+    snprintf(name, sizeof name, "h.%d.std", k);
+    sl_values_add(&p.predicted, name, 0.1);
+  }
+  if (tail) {
+    sl_values_add(&p.predicted, "y", 8);
+    sl_values_add(&p.predicted, "y.std", 0.2);
+    sl_values_add(&p.predicted, "z2", 1.5);
+  }
+  SL_CHECKF(sl_store_put(st, &pp, 1, NULL, &err), "%s", err.message);
+  sl_store_point_release(&p);
+}
+
+/* One run's view: a stop with its predicted tail, its audit re-run found by its id (the
+ * stop held when the re-run tracks the tail, a false stop when it does not), the stop
+ * found from the audit, an unknown id, and ids the page may not send. */
+static void test_run_view(void)
+{
+  char *dir = sl_asprintf("%s/specline-dash-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp"), *uri, *text, *cmd;
+  static const char *const bad[] = {"", "a b", "s1'", "s1;", "../x", "s\n", "é", NULL};
+  double h8[8] = {1, 2, 3, 4, 5, 6, 7, 8}, off[8] = {1, 2, 3, 4, 50, 60, 70, 80}, tail[4];
+  char stop[24], audit[24], stop2[24], audit2[24], id[SL_DASH_ID_MAX];
+  sl_config_t *cfg;
+  sl_store_t *w, *r;
+  sl_error_t err = {0};
+  bool found;
+  json_t *o;
+  int k;
+
+  SL_REQUIRE(mkdtemp(dir));
+  uri = sl_asprintf("sqlite:%s/s.db", dir);
+  text = sl_asprintf("experiment: dashrun\ninputs:\n"
+                     "  - {name: a, type: float, value_range: [0, 1]}\n"
+                     "  - {name: b, type: float, value_range: [-2, 2]}\n"
+                     "outputs:\n  - {name: y, type: float}\n"
+                     "history: {name: h, checkpoints: 4}\n"
+                     "simulator: {command: [\"true\"], max_steps: 8}\nbudget: {max_sims: 10}\nstore: %s\n",
+                     uri);
+  cfg = sl_config_load_string(text, strlen(text), "run.yaml", &err);
+  if (!(cfg))
+    fprintf(stderr, "  %s\n", err.message);
+  SL_REQUIRE(cfg);
+  SL_REQUIRE(sl_dataset_checkpoints(cfg) == 4);
+  for (k = 0; k < 4; k++) /* the tail the stop relied on: the full run's values */
+    tail[k] = h8[sl_dataset_checkpoint_step(cfg, k) - 1];
+  w = sl_store_open(uri, cfg, &err);
+  SL_REQUIRE(w);
+  put_run(w, cfg, 0.5, 0, SL_POINT_TERMINATED, h8, 4, 2, tail, stop);
+  put_run(w, cfg, 0.5, 1, SL_POINT_COMPLETE, h8, 8, 0, NULL, audit);
+  put_run(w, cfg, 0.25, 0, SL_POINT_TERMINATED, h8, 4, 2, tail, stop2);
+  put_run(w, cfg, 0.25, 1, SL_POINT_COMPLETE, off, 8, 0, NULL, audit2);
+  r = sl_store_open_readonly(uri, cfg, &err);
+  SL_REQUIRE(r);
+
+  o = sl_dash_run_read(cfg, r, stop, 1.0, &found, &err);
+  if (!(o && found))
+    fprintf(stderr, "  %s\n", err.message);
+  SL_REQUIRE(o && found);
+  SL_CHECK_STR(json_string_value(path(o, "run", "status")), "terminated");
+  SL_CHECK_STR(json_string_value(json_object_get(o, "audit_id")), audit);
+  SL_CHECK_STR(json_string_value(path(o, "audit", "sample_id")), audit);
+  SL_CHECK(json_is_false(path(o, "audit_check", "false_stop")));
+  SL_CHECK_INT(json_integer_value(path(o, "audit_check", "n_tail")), 2); /* checkpoints 2 and 3 */
+  SL_CHECK_INT(json_array_size(json_object_get(path(path(o, "run", "history"), "h", "predicted"), "mean")), 2);
+  SL_CHECK_NEAR(json_number_value(path(o, "run", "predicted") ? json_object_get(path(o, "run", "predicted"), "y") : NULL), 8, 0);
+  json_decref(o);
+  o = sl_dash_run_read(cfg, r, audit2, 1.0, &found, &err); /* from the audit: its stop */
+  if (!(o && found))
+    fprintf(stderr, "  %s\n", err.message);
+  SL_REQUIRE(o && found);
+  SL_CHECK_STR(json_string_value(json_object_get(o, "stop_id")), stop2);
+  SL_CHECK_STR(json_string_value(path(o, "stop", "sample_id")), stop2);
+  SL_CHECK(json_is_true(path(o, "audit_check", "false_stop")));
+  json_decref(o);
+  o = sl_dash_run_read(cfg, r, "s0000000000000000", 1.0, &found, &err);
+  SL_CHECK(o == NULL && !found);
+  SL_CHECK(sl_dash_parse_id(stop, id, &err) && !strcmp(id, stop));
+  for (k = 0; bad[k]; k++)
+    SL_CHECKF(!sl_dash_parse_id(bad[k], id, &err), "'%s' accepted", bad[k]);
+  SL_CHECK(!sl_dash_parse_id(NULL, id, &err));
+
+  sl_store_destroy(r);
+  sl_store_destroy(w);
+  sl_config_destroy(cfg);
+  cmd = sl_asprintf("rm -rf '%s'", dir);
+  SL_CHECK(system(cmd) == 0);
+  free(cmd);
+  free(text);
+  free(uri);
+  free(dir);
+}
+
+SL_TEST_MAIN(SL_T(test_point_strict), SL_T(test_snapshot_and_predict), SL_T(test_bounded), SL_T(test_run_view))

@@ -1073,7 +1073,7 @@ void sl_dash_data_suggest(sl_dash_data_t *d)
   size_t D = d->cfg->n_inputs, i, r;
   sl_transfer_suggest_opts_t so;
   bool *fixed;
-  double *fv, sig[SL_DASH_SUGGEST], dist[SL_DASH_SUGGEST];
+  double *fv, gain[SL_DASH_SUGGEST], sig[SL_DASH_SUGGEST], dist[SL_DASH_SUGGEST];
   float *xs, xo[SL_DASH_SUGGEST * 64];
   sl_error_t err = {0};
   char *key;
@@ -1105,12 +1105,13 @@ void sl_dash_data_suggest(sl_dash_data_t *d)
   so.fixed = fixed;
   so.fixed_value = fv;
   rows = json_array();
-  if (sl_transfer_suggest(d->model[1], shots->n, xs, SL_DASH_SUGGEST, &so, xo, sig, dist, &err))
+  if (sl_transfer_suggest(d->model[1], shots->n, xs, SL_DASH_SUGGEST, &so, xo, gain, sig, dist, &err))
     for (r = 0; r < SL_DASH_SUGGEST; r++) {
       json_t *x = json_array();
       for (i = 0; i < D; i++)
         json_array_append_new(x, json_real(xo[r * D + i]));
-      json_array_append_new(rows, json_pack("{s:o,s:o,s:o}", "x", x, "sigma", jnum(sig[r]), "dist", jnum(dist[r])));
+      json_array_append_new(rows, json_pack("{s:o,s:o,s:o,s:o}", "x", x, "gain", jnum(gain[r]), "sigma", jnum(sig[r]),
+                                                 "dist", jnum(dist[r])));
     }
   json_decref(d->suggest);
   d->suggest = json_pack("{s:s,s:o,s:I,s:s?}", "model", d->model_id[1], "rows", rows, "shots",

@@ -376,7 +376,7 @@
       const tr = document.createElement('tr');
       cell(tr, k + 1);
       for (const i of settable) cell(tr, fmt(r.x[i]));
-      cell(tr, 'σ ' + fmt(r.sigma) + ' (the elevated model\'s uncertainty there), ' +
+      cell(tr, 'variance removed ' + fmt(r.gain) + ', σ ' + fmt(r.sigma) + ' (the elevated model\'s uncertainty there), ' +
         (r.dist === null ? 'no shot yet' : fmt(r.dist) + ' from the nearest shot'));
       tr.dataset.sigma = r.sigma;
       t.tBodies[0].appendChild(tr);

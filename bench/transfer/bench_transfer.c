@@ -90,7 +90,7 @@ static void usage(FILE *f)
   fprintf(f, "usage: bench_transfer [--sims N] [--seed S] [--epochs E] [--patience N] [--draws R]\n"
              "                      [--pool N] [--heldout N] [--seed-shots N] [--round N] [--sigma-rule]\n"
              "                      [--samples S] [--case NAME] [--with-history] [--raw-finals] [--diagnose]\n"
-             "defaults: 300 simulations, seed 1, up to 3000 epochs (early stopping, patience 200), 10 draws,\n"
+             "defaults: 600 simulations, seed 1, up to 3000 epochs (early stopping, patience 200), 10 draws,\n"
              "pool 400, 1000 held-out shots, 2 seed shots before suggestions in rounds of 1, 8 posterior draws per member,\n"
              "both cases (cubic, damping).\n"
              "Surrogates are trained (and early-stopped) on the final outputs only, modelled, measured and\n"

@@ -66,15 +66,20 @@ orphans_gone() {
 check "the simulators of killed workers end by themselves" wait_for 10 orphans_gone
 
 # 3. terminate of persistent runs
-running() { "$BIN/specline" sim list "$T/config.yaml" --wait 1 >"$T/list.txt" 2>>"$T/list.log" && [ -s "$T/list.txt" ]; }
-# (a sample listed just before its worker was killed may be gone: up to 6 tries for 3)
+# (sim list ends with a "queued: ..." line: a running sample is any other line)
+running() {
+  "$BIN/specline" sim list "$T/config.yaml" --wait 1 >"$T/list.txt" 2>>"$T/list.log" &&
+    grep -qv '^queued:' "$T/list.txt"
+}
+# (a sample listed just before its worker was killed may be gone, or end before the terminate
+# lands on a loaded machine: up to 12 tries for 3)
 sleep 2
 TERMS=0
 TERM_IDS=()
-for _ in $(seq 6); do
+for _ in $(seq 12); do
   [ $TERMS -lt 3 ] || break
   wait_for 20 running || break
-  S=$(head -1 "$T/list.txt" | cut -d' ' -f1)
+  S=$(grep -v '^queued:' "$T/list.txt" | head -1 | cut -d' ' -f1)
   "$BIN/specline" sim terminate "$T/config.yaml" "$S" --wait 10 >>"$T/terminate.log" 2>&1 &&
     { TERMS=$((TERMS + 1)); TERM_IDS+=("$S"); }
 done

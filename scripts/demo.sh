@@ -7,4 +7,8 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 cfg=${1:-examples/oscillator/config.yaml}
 build/bin/specline run "$cfg"
-build/bin/specline results "$cfg" | head -20
+# the runs explore stopped early, and why (all points: specline results "$cfg"; no `| head`
+# here: with pipefail the reader's SIGPIPE would fail the demo)
+echo
+echo "runs stopped early (specline results $cfg --status terminated):"
+build/bin/specline results "$cfg" --status terminated --columns sample_id,steps,origin,reason

@@ -308,8 +308,8 @@ bool sl__republish(sl_amqp_t *s, sl_error_t *err)
 }
 
 /* An untracked publish, sent now. Returns 1 when sent, 0 on failure (*err set), -1 when
- * the socket's send buffer is full: the caller then keeps it in the ring, unconfirmed to
- * nobody. */
+ * the socket's send buffer is full or older publishes still wait in the ring: the caller
+ * then keeps it in the ring, behind them, unconfirmed to nobody. */
 static int publish_untracked(sl_amqp_t *s, const char *exchange, const char *routing_key,
                              const void *body, size_t len, const sl_amqp_props_t *props,
                              sl_error_t *err)
@@ -331,7 +331,9 @@ static int publish_untracked(sl_amqp_t *s, const char *exchange, const char *rou
                  routing_key);
     return 0;
   }
-  if (!sl__sock_writable(s))
+  /* the socket may be writable again before the loop has drained the ring (the broker
+   * read while the caller ran): sent now, this one would overtake the waiting ones */
+  if (s->unsent || !sl__sock_writable(s))
     return -1;
   props_fill(&p, props, NULL, exp_buf);
   rc = amqp_basic_publish(s->conn, SL__CH_MAIN, amqp_cstring_bytes(exchange),

@@ -317,30 +317,58 @@ static bool get_values(dctx_t *c, const json_t *j, sl_values_t *v)
 }
 
 /* Numbers of a JSON array into a fresh array (NULL when empty). */
-static bool get_numbers(dctx_t *c, const json_t *j, double **out, size_t *n)
+/* Decodes one array element into slot (its path index already pushed). */
+typedef bool (*elem_fn)(dctx_t *c, const sl__field_t *f, const json_t *e, void *slot);
+
+/* The one array loop: a JSON array of at most max_array elements into a new zeroed array
+ * of `size`-byte slots (*out, NULL when empty), each element decoded by `each` with its
+ * index in the error path. On failure *out stays allocated and *n counts the elements
+ * begun, the failing one included (zeroed or partly filled), so a release frees what was
+ * copied. */
+static bool get_array(dctx_t *c, const sl__field_t *f, const json_t *j, size_t size, elem_fn each,
+                      void **out, size_t *n)
 {
-  size_t i, saved;
+  size_t i, len, saved;
+  char *v;
 
   *out = NULL;
   *n = 0;
   if (!json_is_array(j))
     return failf(c, SL_PROTO_E_TYPE, "expected an array");
-  if (json_array_size(j) > c->lim->max_array)
+  len = json_array_size(j);
+  if (len > c->lim->max_array)
     return failf(c, SL_PROTO_E_LENGTH, "more than %zu elements", c->lim->max_array);
-  if (json_array_size(j) == 0)
+  if (len == 0)
     return true;
-  *out = sl_malloc(json_array_size(j) * sizeof **out);
-  for (i = 0; i < json_array_size(j); i++) {
+  *out = v = sl_calloc(len, size);
+  for (i = 0; i < len; i++) {
     saved = push_index(c, i);
-    if (!get_num(c, json_array_get(j, i), &(*out)[i])) {
-      free(*out);
-      *out = NULL;
+    *n = i + 1;
+    if (!each(c, f, json_array_get(j, i), v + i * size))
       return false;
-    }
     pop(c, saved);
   }
-  *n = json_array_size(j);
   return true;
+}
+
+static bool elem_num(dctx_t *c, const sl__field_t *f, const json_t *e, void *slot)
+{
+  (void)f;
+  return get_num(c, e, slot);
+}
+
+static bool get_numbers(dctx_t *c, const json_t *j, double **out, size_t *n)
+{
+  void *v;
+
+  if (get_array(c, NULL, j, sizeof **out, elem_num, &v, n)) {
+    *out = v;
+    return true;
+  }
+  free(v);
+  *out = NULL;
+  *n = 0;
+  return false;
 }
 
 static bool get_series(dctx_t *c, const json_t *j, sl_series_t *s)
@@ -367,27 +395,19 @@ static bool get_series(dctx_t *c, const json_t *j, sl_series_t *s)
   return true;
 }
 
+static bool elem_ident(dctx_t *c, const sl__field_t *f, const json_t *e, void *slot)
+{
+  (void)f;
+  return get_ident(c, e, slot);
+}
+
 static bool get_idlist(dctx_t *c, const json_t *j, char ***out, size_t *n)
 {
-  size_t i, saved;
+  void *v;
+  bool ok = get_array(c, NULL, j, sizeof **out, elem_ident, &v, n);
 
-  if (!json_is_array(j))
-    return failf(c, SL_PROTO_E_TYPE, "expected an array");
-  if (json_array_size(j) > c->lim->max_array)
-    return failf(c, SL_PROTO_E_LENGTH, "more than %zu elements", c->lim->max_array);
-  if (json_array_size(j) == 0)
-    return true;
-  *out = sl_calloc(json_array_size(j), sizeof **out);
-  for (i = 0; i < json_array_size(j); i++) {
-    saved = push_index(c, i);
-    if (!get_ident(c, json_array_get(j, i), &(*out)[i])) {
-      *n = i; /* release frees what was copied */
-      return false;
-    }
-    pop(c, saved);
-  }
-  *n = json_array_size(j);
-  return true;
+  *out = v; /* on failure too: release frees what was copied */
+  return ok;
 }
 
 static bool get_matrix(dctx_t *c, const sl__field_t *f, const json_t *j, double **out,
@@ -475,29 +495,18 @@ static bool get_textmap(dctx_t *c, const sl__field_t *f, const json_t *j, char *
 
 static bool decode_object(dctx_t *c, const sl__kind_t *k, const json_t *obj, bool envelope, void *out);
 
+static bool elem_object(dctx_t *c, const sl__field_t *f, const json_t *e, void *slot)
+{
+  if (!json_is_object(e))
+    return failf(c, SL_PROTO_E_TYPE, "expected an object");
+  return decode_object(c, f->sub, e, false, slot);
+}
+
+/* On failure too, *out and *n hold the elements so far, the failing one's partial members
+ * included: release frees them. */
 static bool get_objlist(dctx_t *c, const sl__field_t *f, const json_t *j, void **out, size_t *n)
 {
-  size_t i, saved, size = f->sub->size;
-  char *v;
-
-  if (!json_is_array(j))
-    return failf(c, SL_PROTO_E_TYPE, "expected an array");
-  if (json_array_size(j) > c->lim->max_array)
-    return failf(c, SL_PROTO_E_LENGTH, "more than %zu elements", c->lim->max_array);
-  if (json_array_size(j) == 0)
-    return true;
-  *out = v = sl_calloc(json_array_size(j), size);
-  for (i = 0; i < json_array_size(j); i++) {
-    saved = push_index(c, i);
-    *n = i + 1; /* release frees the elements so far, this one's partial members too */
-    if (!json_is_object(json_array_get(j, i)))
-      return failf(c, SL_PROTO_E_TYPE, "expected an object");
-    if (!decode_object(c, f->sub, json_array_get(j, i), false, v + i * size))
-      return false;
-    pop(c, saved);
-  }
-  *n = json_array_size(j);
-  return true;
+  return get_array(c, f, j, f->sub->size, elem_object, out, n);
 }
 
 static bool decode_field(dctx_t *c, const sl__field_t *f, const json_t *j, void *out)

@@ -5,7 +5,6 @@
  * usage: bench-dash-fill CONFIG STORE-URI FIRST N */
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "specline/config.h"
 #include "specline/store.h"
@@ -15,13 +14,7 @@ static void point(sl_store_point_t *p, const sl_config_t *cfg, long k)
 {
   size_t i;
 
-  memset(p, 0, sizeof *p);
-  sl_values_init(&p->inputs);
-  sl_values_init(&p->outputs);
-  sl_series_init(&p->history);
-  sl_values_init(&p->predicted);
-  sl_values_init(&p->extra);
-  p->campaign = sl_strdup(cfg->experiment);
+  sl_store_point_init(p, cfg->experiment);
   p->sample_id = sl_asprintf("f%015ld", k);
   for (i = 0; i < cfg->n_inputs; i++) {
     const sl_var_t *v = &cfg->inputs[i];

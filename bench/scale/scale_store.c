@@ -71,12 +71,7 @@ int main(int argc, char **argv)
   for (i = 0; i < n; i++) {
     sl_store_point_t p;
     char id[24], *body;
-    memset(&p, 0, sizeof p);
-    sl_values_init(&p.inputs);
-    sl_values_init(&p.outputs);
-    sl_values_init(&p.predicted);
-    sl_values_init(&p.extra);
-    sl_series_init(&p.history);
+    sl_store_point_init(&p, NULL);
     sl_values_add(&p.inputs, "a", (double)(i % 100003) / 100003.0);
     sl_values_add(&p.inputs, "b", (double)(i / 100003) / 1e4);
     sl_values_add(&p.outputs, "y", (double)i);

@@ -2,8 +2,10 @@
  * failed simulation, or one experimental shot, with inputs, outputs and the observed
  * history; the store upserts it by sample_id. */
 #include <stddef.h>
+#include <string.h>
 
 #include "proto-private.h"
+#include "specline/util.h"
 
 static const sl__field_t fields[] = {
     SL__FIELD(sl_store_point_t, campaign, "campaign", SL__F_ID, true),
@@ -37,6 +39,17 @@ bool sl_store_point_decode(const char *buf, size_t len, const sl_proto_limits_t 
                            sl_store_point_t *out, sl_error_t *err)
 {
   return sl__decode(&kind, buf, len, lim, out, err);
+}
+
+void sl_store_point_init(sl_store_point_t *m, const char *campaign)
+{
+  memset(m, 0, sizeof *m);
+  sl_values_init(&m->inputs);
+  sl_values_init(&m->outputs);
+  sl_series_init(&m->history);
+  sl_values_init(&m->predicted);
+  sl_values_init(&m->extra);
+  m->campaign = campaign ? sl_strdup(campaign) : NULL;
 }
 
 void sl_store_point_release(sl_store_point_t *m)

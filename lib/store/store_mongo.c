@@ -554,13 +554,7 @@ bool sl__mongo_point_from_doc(const sl__store_schema_t *s, const bson_t *doc, bo
   double v;
   size_t i;
 
-  memset(p, 0, sizeof *p);
-  sl_values_init(&p->inputs);
-  sl_values_init(&p->outputs);
-  sl_series_init(&p->history);
-  sl_values_init(&p->predicted);
-  sl_values_init(&p->extra);
-  p->campaign = sl_strdup(s->campaign);
+  sl_store_point_init(p, s->campaign);
   p->status = SL_POINT_COMPLETE;
 
   if (bson_iter_init_find(&it, doc, "sample_id") && BSON_ITER_HOLDS_UTF8(&it)) {

@@ -561,13 +561,7 @@ static void point_from_row(const sqlite_store_t *s, sqlite3_stmt *q, bool with_h
   size_t i;
   int b = s->base_col;
 
-  memset(p, 0, sizeof *p);
-  sl_values_init(&p->inputs);
-  sl_values_init(&p->outputs);
-  sl_series_init(&p->history);
-  sl_values_init(&p->predicted);
-  sl_values_init(&p->extra);
-  p->campaign = sl_strdup(sc->campaign);
+  sl_store_point_init(p, sc->campaign);
   p->sample_id = column_strdup(q, 0);
   for (i = 0; i < sc->n_inputs; i++)
     if (sqlite3_column_type(q, 1 + (int)i) != SQLITE_NULL)

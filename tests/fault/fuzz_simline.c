@@ -68,12 +68,7 @@ static void check_point_encodes(const char *msg)
   sl_error_t err;
   char *why = sl_asprintf("bad simulator output: %s", msg), *body;
 
-  memset(&p, 0, sizeof p);
-  sl_values_init(&p.inputs);
-  sl_values_init(&p.outputs);
-  sl_series_init(&p.history);
-  sl_values_init(&p.predicted);
-  sl_values_init(&p.extra);
+  sl_store_point_init(&p, NULL);
   p.campaign = "fuzz";
   p.sample_id = "s0123456789abcdef";
   p.status = SL_POINT_FAILED;

@@ -40,16 +40,10 @@ static void make_point(sl_store_point_t *p, const char *id, sl_point_status_t st
   double h[64];
   size_t i;
 
-  memset(p, 0, sizeof *p);
-  p->campaign = sl_strdup("dstest");
+  sl_store_point_init(p, "dstest");
   p->sample_id = sl_strdup(id);
   p->status = st;
   p->experimental_flag = experimental;
-  sl_values_init(&p->inputs);
-  sl_values_init(&p->outputs);
-  sl_series_init(&p->history);
-  sl_values_init(&p->predicted);
-  sl_values_init(&p->extra);
   sl_values_add(&p->inputs, "omega", 1.5); /* out of config order on purpose */
   sl_values_add(&p->inputs, "zeta", 0.25);
   if (st != SL_POINT_FAILED) {

@@ -30,15 +30,9 @@ static void make_point(sl_store_point_t *p, const char *id, sl_point_status_t st
   double h[16];
   size_t i;
 
-  memset(p, 0, sizeof *p);
-  p->campaign = sl_strdup("dsstop");
+  sl_store_point_init(p, "dsstop");
   p->sample_id = sl_strdup(id);
   p->status = st;
-  sl_values_init(&p->inputs);
-  sl_values_init(&p->outputs);
-  sl_series_init(&p->history);
-  sl_values_init(&p->predicted);
-  sl_values_init(&p->extra);
   sl_values_add(&p->inputs, "zeta", z);
   if (st == SL_POINT_COMPLETE) {
     sl_values_add(&p->outputs, "amplitude", 3.0 + z);

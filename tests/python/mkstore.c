@@ -5,7 +5,6 @@
  * and one surrogate model. Prints the number of simulation points written. */
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "specline/config.h"
 #include "specline/store.h"
@@ -19,13 +18,7 @@ static void fill(const sl_config_t *cfg, sl_store_point_t *p, int i)
   double *h = sl_calloc(n, sizeof *h);
   char name[96];
 
-  memset(p, 0, sizeof *p);
-  sl_values_init(&p->inputs);
-  sl_values_init(&p->outputs);
-  sl_series_init(&p->history);
-  sl_values_init(&p->predicted);
-  sl_values_init(&p->extra);
-  p->campaign = sl_strdup(cfg->experiment);
+  sl_store_point_init(p, cfg->experiment);
   p->sample_id = sl_asprintf("%s-%d", i == 5 ? "shot" : "pt", i);
   for (j = 0; j < cfg->n_inputs; j++)
     sl_values_add(&p->inputs, cfg->inputs[j].name,

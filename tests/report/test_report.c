@@ -63,13 +63,7 @@ static void make_point(sl_store_point_t *p, const sl_config_t *cfg, const double
   char id[24];
   int i;
 
-  memset(p, 0, sizeof *p);
-  sl_values_init(&p->inputs);
-  sl_values_init(&p->outputs);
-  sl_series_init(&p->history);
-  sl_values_init(&p->predicted);
-  sl_values_init(&p->extra);
-  p->campaign = sl_strdup(cfg->experiment);
+  sl_store_point_init(p, cfg->experiment);
   for (i = 0; i < 3; i++)
     sl_values_add(&p->inputs, cfg->inputs[i].name, x[i]);
   sl_sample_id(cfg->experiment, &p->inputs, replica, id);
@@ -545,13 +539,7 @@ static void test_report_one_input(void)
   for (i = 0; i < 6; i++) {
     sl_store_point_t p;
     char id[24];
-    memset(&p, 0, sizeof p);
-    sl_values_init(&p.inputs);
-    sl_values_init(&p.outputs);
-    sl_series_init(&p.history);
-    sl_values_init(&p.predicted);
-    sl_values_init(&p.extra);
-    p.campaign = sl_strdup("one");
+    sl_store_point_init(&p, "one");
     sl_values_add(&p.inputs, "a", 0.3 * i);
     sl_sample_id("one", &p.inputs, 0, id);
     p.sample_id = sl_strdup(id);

@@ -82,13 +82,7 @@ static bool put_point(const env_t *e, sl_store_t *st, double a, double b, double
   char sid[24];
   bool ok;
 
-  memset(&p, 0, sizeof p);
-  sl_values_init(&p.inputs);
-  sl_values_init(&p.outputs);
-  sl_series_init(&p.history);
-  sl_values_init(&p.predicted);
-  sl_values_init(&p.extra);
-  p.campaign = sl_strdup(e->cfg->experiment);
+  sl_store_point_init(&p, e->cfg->experiment);
   sl_values_add(&p.inputs, "a", a);
   sl_values_add(&p.inputs, "b", b);
   sl_values_add(&p.outputs, "y", y);

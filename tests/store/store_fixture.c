@@ -100,13 +100,7 @@ void fx_rmrf(char *dir)
 void fx_point(sl_store_point_t *p, const char *campaign, const char *id, sl_point_status_t st, double zeta,
               double amplitude)
 {
-  memset(p, 0, sizeof *p);
-  sl_values_init(&p->inputs);
-  sl_values_init(&p->outputs);
-  sl_series_init(&p->history);
-  sl_values_init(&p->predicted);
-  sl_values_init(&p->extra);
-  p->campaign = sl_strdup(campaign);
+  sl_store_point_init(p, campaign);
   p->sample_id = sl_strdup(id);
   sl_values_add(&p->inputs, "zeta", zeta);
   sl_values_add(&p->inputs, "omega", 1.25);

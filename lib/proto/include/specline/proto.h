@@ -139,6 +139,10 @@ typedef struct sl_store_point {
 } sl_store_point_t;
 char *sl_store_point_encode(const sl_store_point_t *m);
 bool sl_store_point_decode(const char *buf, size_t len, const sl_proto_limits_t *lim, sl_store_point_t *out, sl_error_t *err);
+/* Empties *m for a caller to fill: every field zero, the named values and the series
+ * empty, campaign a copy of `campaign` (NULL: left NULL). Free with
+ * sl_store_point_release. */
+void sl_store_point_init(sl_store_point_t *m, const char *campaign);
 void sl_store_point_release(sl_store_point_t *m);
 
 /* ---- event.stored: store → everyone ----

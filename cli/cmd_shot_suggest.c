@@ -12,7 +12,6 @@
  * store's, or --shots FILE (CSV/JSON lines as `shot submit` reads them). Scoring is the
  * model layer's sl_transfer_suggest. Exit 0 ok, 1 failure, 2 usage. */
 #include <getopt.h>
-#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,7 +53,8 @@ static bool known_visit(const sl_store_point_t *p, void *ud)
 {
   known_t *k = ud;
   double in[MAX_VARS];
-  if (sl_dataset_input_row(k->cfg, &p->inputs, in, NULL, NULL))
+  if (p->status != SL_POINT_FAILED && /* as the dashboard: a failed shot measured nothing */
+      sl_dataset_input_row(k->cfg, &p->inputs, in, NULL, NULL))
     known_add(k, in);
   return true;
 }
@@ -85,47 +85,26 @@ static bool known_from_file(known_t *k, const char *path)
 }
 
 /* The rule's hyper-parameters from the elevated model's metrics (stored by the learn
- * worker): ridge = prior_precision * noise_std^2, and for `calibrate` the first
- * calibration input's posterior and the discrepancy, applied with the store's newest
- * surrogate (*cal_model, owned by the caller). */
-static void hyper_from_metrics(const sl_config_t *cfg, sl_store_t *st, const char *metrics,
-                               sl_transfer_suggest_opts_t *so, sl_model_t **cal_model)
+ * worker; sl_transfer_suggest_opts_from_metrics, as the dashboard does): the Bayesian last
+ * layer's ridge and noise, and for `calibrate` the calibration posterior, applied with the
+ * store's newest surrogate (*cal_model, owned by the caller). */
+static void hyper_from_store(const sl_config_t *cfg, sl_store_t *st, const char *metrics,
+                             sl_transfer_suggest_opts_t *so, sl_model_t **cal_model)
 {
-  json_t *o = metrics ? json_loads(metrics, 0, NULL) : NULL, *cal, *v;
-  double ns = json_number_value(json_object_get(o, "noise_std"));
-  double pp = json_number_value(json_object_get(o, "prior_precision"));
-  const char *key;
+  char *id = NULL, *mj = NULL;
+  void *blob = NULL;
+  size_t len = 0;
+  bool found = false;
 
-  if (ns > 0 && pp > 0) {
-    so->noise_std = ns;
-    so->ridge = pp * ns * ns;
+  if (sl_store_get_model(st, "surrogate", &id, &blob, &len, &mj, &found, NULL) && found)
+    *cal_model = sl_model_load_mem(blob, len, NULL);
+  if (!sl_transfer_suggest_opts_from_metrics(so, cfg, metrics, *cal_model)) {
+    sl_model_destroy(*cal_model);
+    *cal_model = NULL;
   }
-  cal = json_object_get(o, "calibration");
-  json_object_foreach(cal, key, v)
-  {
-    int ki = sl_config_input_index(cfg, key);
-    char *id = NULL, *mj = NULL;
-    void *blob = NULL;
-    size_t len = 0;
-    bool found = false;
-    if (ki < 0 || json_array_size(v) != 2 || !sl_store_get_model(st, "surrogate", &id, &blob, &len, &mj, &found, NULL) ||
-        !found || !(*cal_model = sl_model_load_mem(blob, len, NULL))) {
-      free(id);
-      free(blob);
-      free(mj);
-      break;
-    }
-    so->calib_model = *cal_model;
-    so->calib_input = ki;
-    so->calib_mean = json_number_value(json_array_get(v, 0));
-    so->calib_std = json_number_value(json_array_get(v, 1));
-    so->discrepancy = fmax(0, json_number_value(json_object_get(o, "discrepancy")));
-    free(id);
-    free(blob);
-    free(mj);
-    break;
-  }
-  json_decref(o);
+  free(id);
+  free(blob);
+  free(mj);
 }
 
 /* The store's newest elevated model, its shots and the rule's hyper-parameters. */
@@ -149,7 +128,7 @@ static sl_model_t *from_store(const sl_config_t *cfg, known_t *k, bool want_shot
       m = sl_model_load_mem(blob, len, err);
   }
   if (m)
-    hyper_from_metrics(cfg, st, metrics, so, cal_model);
+    hyper_from_store(cfg, st, metrics, so, cal_model);
   if (m && want_shots && !sl_store_scan(st, &q, known_visit, k, err)) {
     sl_model_destroy(m);
     m = NULL;

@@ -180,6 +180,19 @@ typedef struct sl_transfer_suggest_opts {
 
 void sl_transfer_suggest_opts_init(sl_transfer_suggest_opts_t *o);
 
+/* Sets o's IVR hyper-parameters from an elevated model's metrics (metrics_json: the JSON
+ * text stored with it, sl_trainer_elevated_metrics_json), so that every caller suggests
+ * from the same posterior (`specline shot suggest`, the dashboard, bench/transfer):
+ * noise_std and ridge = prior_precision * noise_std^2 when both are positive; for a
+ * `calibrate` model, the first entry of "calibration" that names an input of cfg gives
+ * calib_input (its index in cfg), calib_mean and calib_std, "discrepancy" (negative or
+ * missing: 0) the discrepancy, and calib_model = surrogate (borrowed: the surrogate the
+ * calibration was inferred with, taking cfg's inputs; NULL = no calibration term).
+ * Fields the metrics do not give keep their values; NULL or unparsable metrics change
+ * nothing. Returns true when the calibration term was set. */
+bool sl_transfer_suggest_opts_from_metrics(sl_transfer_suggest_opts_t *o, const sl_config_t *cfg,
+                                           const char *metrics_json, const sl_model_t *surrogate);
+
 /* Picks k input settings greedily among the candidates (inputs uniform over the model's
  * ranges: also the reference set that "integrated" means).
  * SL_SUGGEST_IVR: the setting whose shot most reduces the elevated model's predictive

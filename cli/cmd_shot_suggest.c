@@ -27,6 +27,7 @@
 #include "specline/util.h"
 
 #define MAX_VARS 4096 /* config.c's limit on inputs */
+#define FIRST_SHOTS 4   /* below: the note (bench/transfer measured suggestions after 4 random shots) */
 
 /* Existing shots' inputs (raw, config order; calibration inputs at their nominal value). */
 typedef struct known {
@@ -251,6 +252,11 @@ int sl__cmd_shot_suggest(int argc, char **argv)
   gain = sl_malloc((size_t)n * sizeof *gain);
   sig = sl_malloc((size_t)n * sizeof *sig);
   dist = sl_malloc((size_t)n * sizeof *dist);
+  if (k.n < FIRST_SHOTS)
+    fprintf(stderr,
+            "specline shot suggest: note: %zu shot(s) known; an elevated model of fewer than %d shots has unreliable "
+            "noise and prior estimates: spread the first %d shots over the design, suggest after (docs/transfer.md)\n",
+            k.n, FIRST_SHOTS, FIRST_SHOTS);
   if (!sl_transfer_suggest(m, k.n, k.x, (size_t)n, &so, x, gain, sig, dist, &err))
     goto out_err;
   suggest_print(cfg, (size_t)n, x, gain, sig, dist);

@@ -17,10 +17,16 @@
  *     physics parameter as an input: the cubic constant K over [0, 1], config-k.yaml, or
  *     the damping offset dzeta over [0, 0.1], config-dz.yaml; inferred from the shots,
  *     Bayesian last layer as the discrepancy);
- *   - suggested vs random: --seed-shots random shots (default 2), then rounds of --round
- *     shots (default 1) chosen by sl_transfer_suggest (integrated variance reduction; with
- *     --sigma-rule also the older max-sigma rule) on the best method's elevated model,
- *     scored at 5 and 10 shots against 5/10/20 random ones.
+ *   - suggested vs random: --seed-shots random shots (default 4: an elevated model of 2
+ *     shots often has near-interpolating evidence hyper-parameters, --trace shows them),
+ *     then rounds of --round shots (default 1) chosen by sl_transfer_suggest (integrated
+ *     variance reduction; with --sigma-rule also the older max-sigma rule) on the best
+ *     method's elevated model, its options read from the metrics as `specline shot suggest`
+ *     reads them, scored at 5 and 10 shots against 5/10/20 random ones;
+ *   - --method NAME: that method only (it is then the one suggestions use); --trace: per
+ *     draw, how many shots lie where the cubic discrepancy is (linear amplitude > 1), the
+ *     calibration posterior and the last layer's noise and ridge, and calibrate's
+ *     surrogate scored at 0.6-1.4 times the true parameter.
  * Surrogates are trained on the final outputs only, as their natural log (the amplitudes span
  * two decades: trained raw, with the 32 history columns driving early stopping, the finals
  * were fitted so loosely, NRMSE 0.63 on the surrogate's own physics, that a surrogate
@@ -93,13 +99,16 @@ static void usage(FILE *f)
   fprintf(f, "usage: bench_transfer [--sims N] [--seed S] [--epochs E] [--patience N] [--draws R]\n"
              "                      [--pool N] [--heldout N] [--seed-shots N] [--round N] [--sigma-rule]\n"
              "                      [--samples S] [--case NAME] [--with-history] [--raw-finals] [--diagnose]\n"
+             "                      [--method NAME] [--trace]\n"
              "defaults: 600 simulations, seed 1, up to 3000 epochs (early stopping, patience 200), 10 draws,\n"
-             "pool 400, 1000 held-out shots, 2 seed shots before suggestions in rounds of 1, 8 posterior draws per member,\n"
+             "pool 400, 1000 held-out shots, 4 seed shots before suggestions in rounds of 1, 8 posterior draws per member,\n"
              "both cases (cubic, damping).\n"
              "Surrogates are trained (and early-stopped) on the final outputs only, modelled, measured and\n"
              "scored as their log (like the history): --with-history also trains on the history, --raw-finals\n"
              "keeps the finals raw (both: the earlier bench, whose ceiling was not one; docs/transfer.md).\n"
-             "--diagnose: floor and ceilings (3 training seeds) per final column on each physics, then exit.\n");
+             "--diagnose: floor and ceilings (3 training seeds) per final column on each physics, then exit.\n"
+             "--method NAME: only that method (retrain, alpha_beta, bayes, calibrate), also for the suggestions;\n"
+             "--trace: per draw, where the shots fall, the calibration posterior and the last layer's noise/ridge.\n");
 }
 
 static void shots_alloc(shots_t *s, size_t n, int d, int p)
@@ -657,6 +666,13 @@ static void run_case(const bench_t *b, const physics_t *ph)
     double oc, o = score_at(b->sur_k, &held, (float)(ph->cubic > 0 ? ph->cubic : ph->dzeta), &oc);
     printf("  calibrate's surrogate at the true %s (no shots)  NRMSE %.4f  coverage %5.1f%%\n",
            ph->cubic > 0 ? "K" : "dzeta", o, 100 * oc);
+    if (b->trace) {
+      double t = ph->cubic > 0 ? ph->cubic : ph->dzeta, f;
+      printf("    trace calibrate's surrogate at");
+      for (f = 0.6; f < 1.45; f += 0.1)
+        printf(" %.3g: %.4f", f * t, score_at(b->sur_k, &held, (float)(f * t), NULL));
+      printf("\n");
+    }
   }
   if (!(ceil < floor))
     printf("  NOTE: the ceiling is not better than the floor: the surrogate's own error dominates this\n"
@@ -746,7 +762,7 @@ int main(int argc, char **argv)
       {"trace", no_argument, NULL, 'X'},
       {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0}};
   bench_t b = {.sims = 600, .epochs = 3000, .patience = 200, .draws = 10, .pool = 400, .heldout = 1000,
-               .seed_shots = 2, .samples = 8, .seed = 1, .round = 1, .finals_only = 1, .only_method = -1};
+               .seed_shots = 4, .samples = 8, .seed = 1, .round = 1, .finals_only = 1, .only_method = -1};
   const char *only = NULL;
   int diag = 0;
   physics_t linear = {"linear", "", 0, 0, NULL};

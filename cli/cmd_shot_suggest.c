@@ -7,10 +7,12 @@
  * the setting, standardised units, mean over the outputs) and dist (scaled distance to the
  * nearest existing shot or earlier suggestion). The model is the store's newest elevated
  * model (the config's store; its metrics give the Bayesian last layer's ridge and noise,
- * and for `calibrate` the calibration posterior, applied with the store's surrogate), or
- * --model FILE (default ridge and noise, no calibration term); the existing shots are the
- * store's, or --shots FILE (CSV/JSON lines as `shot submit` reads them). Scoring is the
- * model layer's sl_transfer_suggest. Exit 0 ok, 1 failure, 2 usage. */
+ * and for `calibrate` the calibration posterior, applied with the store's surrogate:
+ * sl_transfer_suggest_opts_from_metrics, as the dashboard reads them), or --model FILE
+ * (default ridge and noise, no calibration term); the existing shots are the store's
+ * (failed ones left out), or --shots FILE (CSV/JSON lines as `shot submit` reads them).
+ * With fewer than 4 shots known, a note on stderr: spread the first ones over the design.
+ * Scoring is the model layer's sl_transfer_suggest. Exit 0 ok, 1 failure, 2 usage. */
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>

@@ -207,7 +207,8 @@ bool sl_transfer_suggest_opts_from_metrics(sl_transfer_suggest_opts_t *o, const 
  * Each pick updates S and var_K (no experiment result needed), so a batch is spread.
  * SL_SUGGEST_SIGMA: score = sigma(x) * (1 - exp(-d^2 / (2 spacing^2))), sigma the
  * predictive std (standardised, weighted mean over columns), d the distance below.
- * n existing shots xs (n x D raw, may be 0). Writes x_out (k x D raw) and, each k entries
+ * n existing shots xs (n x D raw, may be 0; their fixed inputs, NaN when a shot does not
+ * know its calibration input, count as fixed_value, like the candidates'). Writes x_out (k x D raw) and, each k entries
  * and may be NULL: gain (the score: the integrated variance reduction, standardised units,
  * or the damped sigma), sigma (predictive std at the setting, standardised, weighted mean
  * over columns) and dist (distance, inputs scaled to [-1, 1] over the settable ones and

@@ -7,12 +7,13 @@
  * the setting, standardised units, mean over the outputs) and dist (scaled distance to the
  * nearest existing shot or earlier suggestion). The model is the store's newest elevated
  * model (the config's store; its metrics give the Bayesian last layer's ridge and noise,
- * and for `calibrate` the calibration posterior, applied with the store's surrogate), or
- * --model FILE (default ridge and noise, no calibration term); the existing shots are the
- * store's, or --shots FILE (CSV/JSON lines as `shot submit` reads them). Scoring is the
- * model layer's sl_transfer_suggest. Exit 0 ok, 1 failure, 2 usage. */
+ * and for `calibrate` the calibration posterior, applied with the store's surrogate:
+ * sl_transfer_suggest_opts_from_metrics, as the dashboard reads them), or --model FILE
+ * (default ridge and noise, no calibration term); the existing shots are the store's
+ * (failed ones left out), or --shots FILE (CSV/JSON lines as `shot submit` reads them).
+ * With fewer than 4 shots known, a note on stderr: spread the first ones over the design.
+ * Scoring is the model layer's sl_transfer_suggest. Exit 0 ok, 1 failure, 2 usage. */
 #include <getopt.h>
-#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,7 @@
 #include "specline/util.h"
 
 #define MAX_VARS 4096 /* config.c's limit on inputs */
+#define FIRST_SHOTS 4   /* below: the note (bench/transfer measured suggestions after 4 random shots) */
 
 /* Existing shots' inputs (raw, config order; calibration inputs at their nominal value). */
 typedef struct known {
@@ -54,7 +56,8 @@ static bool known_visit(const sl_store_point_t *p, void *ud)
 {
   known_t *k = ud;
   double in[MAX_VARS];
-  if (sl_dataset_input_row(k->cfg, &p->inputs, in, NULL, NULL))
+  if (p->status != SL_POINT_FAILED && /* as the dashboard: a failed shot measured nothing */
+      sl_dataset_input_row(k->cfg, &p->inputs, in, NULL, NULL))
     known_add(k, in);
   return true;
 }
@@ -85,47 +88,26 @@ static bool known_from_file(known_t *k, const char *path)
 }
 
 /* The rule's hyper-parameters from the elevated model's metrics (stored by the learn
- * worker): ridge = prior_precision * noise_std^2, and for `calibrate` the first
- * calibration input's posterior and the discrepancy, applied with the store's newest
- * surrogate (*cal_model, owned by the caller). */
-static void hyper_from_metrics(const sl_config_t *cfg, sl_store_t *st, const char *metrics,
-                               sl_transfer_suggest_opts_t *so, sl_model_t **cal_model)
+ * worker; sl_transfer_suggest_opts_from_metrics, as the dashboard does): the Bayesian last
+ * layer's ridge and noise, and for `calibrate` the calibration posterior, applied with the
+ * store's newest surrogate (*cal_model, owned by the caller). */
+static void hyper_from_store(const sl_config_t *cfg, sl_store_t *st, const char *metrics,
+                             sl_transfer_suggest_opts_t *so, sl_model_t **cal_model)
 {
-  json_t *o = metrics ? json_loads(metrics, 0, NULL) : NULL, *cal, *v;
-  double ns = json_number_value(json_object_get(o, "noise_std"));
-  double pp = json_number_value(json_object_get(o, "prior_precision"));
-  const char *key;
+  char *id = NULL, *mj = NULL;
+  void *blob = NULL;
+  size_t len = 0;
+  bool found = false;
 
-  if (ns > 0 && pp > 0) {
-    so->noise_std = ns;
-    so->ridge = pp * ns * ns;
+  if (sl_store_get_model(st, "surrogate", &id, &blob, &len, &mj, &found, NULL) && found)
+    *cal_model = sl_model_load_mem(blob, len, NULL);
+  if (!sl_transfer_suggest_opts_from_metrics(so, cfg, metrics, *cal_model)) {
+    sl_model_destroy(*cal_model);
+    *cal_model = NULL;
   }
-  cal = json_object_get(o, "calibration");
-  json_object_foreach(cal, key, v)
-  {
-    int ki = sl_config_input_index(cfg, key);
-    char *id = NULL, *mj = NULL;
-    void *blob = NULL;
-    size_t len = 0;
-    bool found = false;
-    if (ki < 0 || json_array_size(v) != 2 || !sl_store_get_model(st, "surrogate", &id, &blob, &len, &mj, &found, NULL) ||
-        !found || !(*cal_model = sl_model_load_mem(blob, len, NULL))) {
-      free(id);
-      free(blob);
-      free(mj);
-      break;
-    }
-    so->calib_model = *cal_model;
-    so->calib_input = ki;
-    so->calib_mean = json_number_value(json_array_get(v, 0));
-    so->calib_std = json_number_value(json_array_get(v, 1));
-    so->discrepancy = fmax(0, json_number_value(json_object_get(o, "discrepancy")));
-    free(id);
-    free(blob);
-    free(mj);
-    break;
-  }
-  json_decref(o);
+  free(id);
+  free(blob);
+  free(mj);
 }
 
 /* The store's newest elevated model, its shots and the rule's hyper-parameters. */
@@ -149,7 +131,7 @@ static sl_model_t *from_store(const sl_config_t *cfg, known_t *k, bool want_shot
       m = sl_model_load_mem(blob, len, err);
   }
   if (m)
-    hyper_from_metrics(cfg, st, metrics, so, cal_model);
+    hyper_from_store(cfg, st, metrics, so, cal_model);
   if (m && want_shots && !sl_store_scan(st, &q, known_visit, k, err)) {
     sl_model_destroy(m);
     m = NULL;
@@ -272,6 +254,11 @@ int sl__cmd_shot_suggest(int argc, char **argv)
   gain = sl_malloc((size_t)n * sizeof *gain);
   sig = sl_malloc((size_t)n * sizeof *sig);
   dist = sl_malloc((size_t)n * sizeof *dist);
+  if (k.n < FIRST_SHOTS)
+    fprintf(stderr,
+            "specline shot suggest: note: %zu shot(s) known; an elevated model of fewer than %d shots has unreliable "
+            "noise and prior estimates: spread the first %d shots over the design, suggest after (docs/transfer.md)\n",
+            k.n, FIRST_SHOTS, FIRST_SHOTS);
   if (!sl_transfer_suggest(m, k.n, k.x, (size_t)n, &so, x, gain, sig, dist, &err))
     goto out_err;
   suggest_print(cfg, (size_t)n, x, gain, sig, dist);

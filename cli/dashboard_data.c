@@ -1104,6 +1104,9 @@ void sl_dash_data_suggest(sl_dash_data_t *d)
   sl_transfer_suggest_opts_init(&so);
   so.fixed = fixed;
   so.fixed_value = fv;
+  for (r = 0; r < d->models.n; r++) /* the elevated model's hyper-parameters, as `shot suggest` */
+    if (!strcmp(d->models.items[r].model_id, d->model_id[1]))
+      sl_transfer_suggest_opts_from_metrics(&so, d->cfg, d->models.items[r].metrics_json, d->model[0]);
   rows = json_array();
   if (sl_transfer_suggest(d->model[1], shots->n, xs, SL_DASH_SUGGEST, &so, xo, gain, sig, dist, &err))
     for (r = 0; r < SL_DASH_SUGGEST; r++) {

@@ -17,10 +17,16 @@
  *     physics parameter as an input: the cubic constant K over [0, 1], config-k.yaml, or
  *     the damping offset dzeta over [0, 0.1], config-dz.yaml; inferred from the shots,
  *     Bayesian last layer as the discrepancy);
- *   - suggested vs random: --seed-shots random shots (default 2), then rounds of --round
- *     shots (default 1) chosen by sl_transfer_suggest (integrated variance reduction; with
- *     --sigma-rule also the older max-sigma rule) on the best method's elevated model,
- *     scored at 5 and 10 shots against 5/10/20 random ones.
+ *   - suggested vs random: --seed-shots random shots (default 4: an elevated model of 2
+ *     shots often has near-interpolating evidence hyper-parameters, --trace shows them),
+ *     then rounds of --round shots (default 1) chosen by sl_transfer_suggest (integrated
+ *     variance reduction; with --sigma-rule also the older max-sigma rule) on the best
+ *     method's elevated model, its options read from the metrics as `specline shot suggest`
+ *     reads them, scored at 5 and 10 shots against 5/10/20 random ones;
+ *   - --method NAME: that method only (it is then the one suggestions use); --trace: per
+ *     draw, how many shots lie where the cubic discrepancy is (linear amplitude > 1), the
+ *     calibration posterior and the last layer's noise and ridge, and calibrate's
+ *     surrogate scored at 0.6-1.4 times the true parameter.
  * Surrogates are trained on the final outputs only, as their natural log (the amplitudes span
  * two decades: trained raw, with the 32 history columns driving early stopping, the finals
  * were fitted so loosely, NRMSE 0.63 on the surrogate's own physics, that a surrogate
@@ -40,6 +46,7 @@
 #include "specline/dataset.h"
 #include "specline/design.h"
 #include "specline/model.h"
+#include "specline/trainer.h"
 #include "specline/transfer.h"
 #include "specline/util.h"
 
@@ -81,6 +88,8 @@ typedef struct shots {
 typedef struct bench {
   sl_config_t *cfg, *cfg_k; /* cfg_k, sur_k: calibrate's config and surrogate for the case run */
   int sims, epochs, patience, draws, pool, heldout, seed_shots, samples, round, sigma_rule, finals_only;
+  int only_method; /* --method: -1 = all four */
+  int trace;       /* --trace: per draw, where the shots fall and the calibration posterior */
   unsigned long long seed;
   sl_model_t *floor, *sur_k;
 } bench_t;
@@ -90,13 +99,16 @@ static void usage(FILE *f)
   fprintf(f, "usage: bench_transfer [--sims N] [--seed S] [--epochs E] [--patience N] [--draws R]\n"
              "                      [--pool N] [--heldout N] [--seed-shots N] [--round N] [--sigma-rule]\n"
              "                      [--samples S] [--case NAME] [--with-history] [--raw-finals] [--diagnose]\n"
+             "                      [--method NAME] [--trace]\n"
              "defaults: 600 simulations, seed 1, up to 3000 epochs (early stopping, patience 200), 10 draws,\n"
-             "pool 400, 1000 held-out shots, 2 seed shots before suggestions in rounds of 1, 8 posterior draws per member,\n"
+             "pool 400, 1000 held-out shots, 4 seed shots before suggestions in rounds of 1, 8 posterior draws per member,\n"
              "both cases (cubic, damping).\n"
              "Surrogates are trained (and early-stopped) on the final outputs only, modelled, measured and\n"
              "scored as their log (like the history): --with-history also trains on the history, --raw-finals\n"
              "keeps the finals raw (both: the earlier bench, whose ceiling was not one; docs/transfer.md).\n"
-             "--diagnose: floor and ceilings (3 training seeds) per final column on each physics, then exit.\n");
+             "--diagnose: floor and ceilings (3 training seeds) per final column on each physics, then exit.\n"
+             "--method NAME: only that method (retrain, alpha_beta, bayes, calibrate), also for the suggestions;\n"
+             "--trace: per draw, where the shots fall, the calibration posterior and the last layer's noise/ridge.\n");
 }
 
 static void shots_alloc(shots_t *s, size_t n, int d, int p)
@@ -275,7 +287,7 @@ out:
 
 /* NRMSE of the final outputs and +-2 sigma coverage of m on the held-out shots (their
  * inputs widened to m's with K = 0 when m has more). */
-static double score(const sl_model_t *m, const shots_t *held, double *coverage)
+static double score_at(const sl_model_t *m, const shots_t *held, float fill, double *coverage)
 {
   int d = sl_model_inputs(m), p = held->p;
   size_t *idx = sl_malloc(held->n * sizeof *idx), i;
@@ -285,7 +297,7 @@ static double score(const sl_model_t *m, const shots_t *held, double *coverage)
 
   for (i = 0; i < held->n; i++)
     idx[i] = i;
-  shots_subset(held, idx, held->n, d, 0, &h);
+  shots_subset(held, idx, held->n, d, fill, &h);
   sl_model_predict(m, h.n, h.x, mean, std, NULL);
   v = sl_model_nrmse(h.n, p, mean, h.y, h.mask, NULL);
   if (coverage)
@@ -295,6 +307,11 @@ static double score(const sl_model_t *m, const shots_t *held, double *coverage)
   free(mean);
   free(std);
   return v;
+}
+
+static double score(const sl_model_t *m, const shots_t *held, double *coverage)
+{
+  return score_at(m, held, 0, coverage);
 }
 
 /* Per-column NRMSE (finals) of m on held into per_col (p entries, NaN where unobserved);
@@ -446,6 +463,43 @@ static sl_model_t *elevate(const bench_t *b, int k, const shots_t *sub, sl_trans
   return m;
 }
 
+/* --trace: how many of the shots s lie where the discrepancy is (the linear physics'
+ * amplitude above 1: 12.6% of the held-out shots, 91% of the cubic case's squared
+ * discrepancy), and their mean linear amplitude. */
+static int shots_in_region(const sl_config_t *cfg, const shots_t *s, double *mean_amp)
+{
+  int hit = 0, a = sl_dataset_output_column(cfg, "amplitude");
+  size_t i, k;
+  double sum = 0;
+  for (i = 0; i < s->n; i++) {
+    double in[64];
+    sl_store_point_t pt;
+    for (k = 0; k < cfg->n_inputs; k++)
+      in[k] = s->x[i * (size_t)s->d + k];
+    if (!oscsim_run_ex(cfg, in, 0, 0, &pt))
+      continue;
+    for (k = 0; k < pt.outputs.n; k++)
+      if (sl_dataset_output_column(cfg, pt.outputs.names[k]) == a) {
+        hit += pt.outputs.vals[k] > 1;
+        sum += pt.outputs.vals[k];
+      }
+    sl_store_point_release(&pt);
+  }
+  *mean_amp = s->n ? sum / (double)s->n : 0;
+  return hit;
+}
+
+static void trace_line(const bench_t *b, const char *what, int r, const shots_t *s, double nrmse,
+                       const sl_transfer_result_t *tr)
+{
+  double amp;
+  int hit = shots_in_region(b->cfg, s, &amp);
+  printf("    trace %-8s draw %2d shots %2zu: NRMSE %.4f  in region %d  mean lin. amp %.3f  calib %.3f +- %.3f  "
+         "noise %.3g ridge %.3g tau %.3g\n",
+         what, r, s->n, nrmse, hit, amp, tr->calib_mean[0], tr->calib_std[0], tr->noise_std,
+         tr->prior_precision * tr->noise_std * tr->noise_std, tr->discrepancy);
+}
+
 /* A draw of n shot indices from the pool (Fisher-Yates prefix). */
 static void draw(sl_rng_t *rng, size_t pool, size_t n, size_t *idx)
 {
@@ -491,21 +545,24 @@ static void shots_push(shots_t *dst, const shots_t *src, size_t j)
   dst->n++;
 }
 
-/* The suggestion options for method k's elevated model m (result tr): the Bayesian last
- * layer's ridge and noise, and for calibrate the K posterior with calibrate's surrogate. */
+/* The suggestion options for method k's elevated model (result tr) as `specline shot
+ * suggest` and the dashboard get them: through the metrics the learn worker stores with
+ * the model (sl_trainer_elevated_metrics_json) and sl_transfer_suggest_opts_from_metrics,
+ * the calibration term applied with calibrate's surrogate. */
 static void suggest_opts_for(const bench_t *b, int k, const sl_transfer_result_t *tr, sl_transfer_suggest_opts_t *so)
 {
-  if (tr->noise_std > 0 && tr->prior_precision > 0) {
-    so->noise_std = tr->noise_std;
-    so->ridge = tr->prior_precision * tr->noise_std * tr->noise_std;
-  }
-  if (k == M_CALIBRATE && tr->calib_std[0] > 0) {
-    so->calib_model = b->sur_k;
-    so->calib_input = (int)b->cfg_k->n_inputs - 1; /* the calibration input is the last one */
-    so->calib_mean = tr->calib_mean[0];
-    so->calib_std = tr->calib_std[0];
-    so->discrepancy = tr->discrepancy;
-  }
+  sl_trainer_elevated_t e;
+  char *metrics;
+
+  memset(&e, 0, sizeof e);
+  e.model = (sl_model_t *)b->floor; /* only tested for NULL: the result is stored */
+  e.method = METHODS[k];
+  e.result = *tr;
+  e.nrmse_before = e.nrmse_after = e.coverage = NAN;
+  metrics = sl_trainer_elevated_metrics_json(&e, k == M_CALIBRATE ? b->cfg_k : b->cfg, "bench");
+  sl_transfer_suggest_opts_from_metrics(so, k == M_CALIBRATE ? b->cfg_k : b->cfg, metrics,
+                                        k == M_CALIBRATE ? b->sur_k : NULL);
+  free(metrics);
 }
 
 /* Sequential design: seed_shots random shots of draw idx, then rounds of --round shots
@@ -543,6 +600,8 @@ static void suggested(const bench_t *b, const physics_t *ph, int k, sl_transfer_
       break;
     if (s.n == COUNT_SUG[c]) {
       nrmse[c] = score(m, held, &cov[c]);
+      if (b->trace)
+        trace_line(b, rule == SL_SUGGEST_IVR ? "sug-ivr" : "sug-sig", (int)(seed % 1000), &s, nrmse[c], &tr);
       c++;
     }
     if (c == N_SUG) {
@@ -586,7 +645,7 @@ static void run_case(const bench_t *b, const physics_t *ph)
   sl_model_t *ceil_m;
   double floor, ceil, fcov, ccov, t0 = sl_mono();
   size_t idx[4096];
-  int k, c, r, best = M_BAYES;
+  int k, c, r, best = b->only_method >= 0 ? b->only_method : M_BAYES;
 
   memset(res, 0, sizeof res);
   printf("\ncase %s: %s\n", ph->name, ph->what);
@@ -603,6 +662,18 @@ static void run_case(const bench_t *b, const physics_t *ph)
   printf("  floor   (sim-only surrogate)            NRMSE %.4f  coverage %5.1f%%\n", floor, 100 * fcov);
   printf("  ceiling (surrogate on %d altered runs) NRMSE %.4f  coverage %5.1f%%  ratio %.2f\n", b->sims, ceil,
          100 * ccov, floor / ceil);
+  {
+    double oc, o = score_at(b->sur_k, &held, (float)(ph->cubic > 0 ? ph->cubic : ph->dzeta), &oc);
+    printf("  calibrate's surrogate at the true %s (no shots)  NRMSE %.4f  coverage %5.1f%%\n",
+           ph->cubic > 0 ? "K" : "dzeta", o, 100 * oc);
+    if (b->trace) {
+      double t = ph->cubic > 0 ? ph->cubic : ph->dzeta, f;
+      printf("    trace calibrate's surrogate at");
+      for (f = 0.6; f < 1.45; f += 0.1)
+        printf(" %.3g: %.4f", f * t, score_at(b->sur_k, &held, (float)(f * t), NULL));
+      printf("\n");
+    }
+  }
   if (!(ceil < floor))
     printf("  NOTE: the ceiling is not better than the floor: the surrogate's own error dominates this\n"
            "  physics gap at %d runs, so the gain column (a fraction of a non-positive gain) means nothing\n",
@@ -620,11 +691,15 @@ static void run_case(const bench_t *b, const physics_t *ph)
       shots_subset(&pool, idx, COUNTS[c], pool.d, 0, &sub);
       for (k = 0; k < N_METHODS; k++) {
         sl_transfer_result_t tr;
-        sl_model_t *m = elevate(b, k, &sub, &tr);
+        sl_model_t *m;
         cell_res_t *cr = &res[k][c];
-        if (!m)
+        if (b->only_method >= 0 && k != b->only_method)
+          continue;
+        if (!(m = elevate(b, k, &sub, &tr)))
           continue;
         cr->nrmse[cr->n] = score(m, &held, &cr->cov[cr->n]);
+        if (b->trace && k == M_CALIBRATE && c < 3)
+          trace_line(b, "random", r, &sub, cr->nrmse[cr->n], &tr);
         cr->n++;
         sl_model_destroy(m);
       }
@@ -683,10 +758,11 @@ int main(int argc, char **argv)
       {"round", required_argument, NULL, 'R'},      {"sigma-rule", no_argument, NULL, 'G'},
       {"diagnose", no_argument, NULL, 'D'},         {"finals-only", no_argument, NULL, 'F'},
       {"log-finals", no_argument, NULL, 'L'},       {"with-history", no_argument, NULL, 'W'},
-      {"raw-finals", no_argument, NULL, 'A'},
+      {"raw-finals", no_argument, NULL, 'A'},       {"method", required_argument, NULL, 'M'},
+      {"trace", no_argument, NULL, 'X'},
       {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0}};
   bench_t b = {.sims = 600, .epochs = 3000, .patience = 200, .draws = 10, .pool = 400, .heldout = 1000,
-               .seed_shots = 2, .samples = 8, .seed = 1, .round = 1, .finals_only = 1};
+               .seed_shots = 4, .samples = 8, .seed = 1, .round = 1, .finals_only = 1, .only_method = -1};
   const char *only = NULL;
   int diag = 0;
   physics_t linear = {"linear", "", 0, 0, NULL};
@@ -714,6 +790,16 @@ int main(int argc, char **argv)
     case 'L': g_log_finals = 1; break;
     case 'W': b.finals_only = 0; break;
     case 'A': g_log_finals = 0; break;
+    case 'M':
+      for (k = 0; k < N_METHODS && strcmp(optarg, sl_transfer_method_name(METHODS[k])); k++)
+        ;
+      if (k == N_METHODS) {
+        fprintf(stderr, "bench_transfer: --method '%s': expected retrain, alpha_beta, bayes or calibrate\n", optarg);
+        return 2;
+      }
+      b.only_method = k;
+      break;
+    case 'X': b.trace = 1; break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
     }

@@ -7,6 +7,7 @@
  * inference, the variance the calibration input's posterior induces and the share of it a
  * shot would remove. The older rule scores by the predictive std damped near the existing
  * shots and the settings already picked. */
+#include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,38 @@ void sl_transfer_suggest_opts_init(sl_transfer_suggest_opts_t *o)
   o->ridge = 1;
   o->noise_std = 0.1;
   o->calib_input = -1;
+}
+
+bool sl_transfer_suggest_opts_from_metrics(sl_transfer_suggest_opts_t *o, const sl_config_t *cfg,
+                                           const char *metrics_json, const sl_model_t *surrogate)
+{
+  json_t *m = metrics_json ? json_loads(metrics_json, 0, NULL) : NULL, *cals = json_object_get(m, "calibration"), *v;
+  double ns = json_number_value(json_object_get(m, "noise_std"));
+  double pp = json_number_value(json_object_get(m, "prior_precision"));
+  const char *key;
+  bool cal = false;
+
+  if (ns > 0 && pp > 0 && isfinite(ns) && isfinite(pp)) {
+    o->noise_std = ns;
+    o->ridge = pp * ns * ns;
+  }
+  json_object_foreach(cals, key, v)
+  {
+    int ki = cfg ? sl_config_input_index(cfg, key) : -1;
+    double mean = json_number_value(json_array_get(v, 0)), sd = json_number_value(json_array_get(v, 1));
+    if (!surrogate || ki < 0 || json_array_size(v) != 2 || !isfinite(mean) || !(sd > 0) ||
+        sl_model_inputs(surrogate) != (int)cfg->n_inputs)
+      continue;
+    o->calib_model = surrogate;
+    o->calib_input = ki;
+    o->calib_mean = mean;
+    o->calib_std = sd;
+    o->discrepancy = fmax(0, json_number_value(json_object_get(m, "discrepancy")));
+    cal = true;
+    break;
+  }
+  json_decref(m);
+  return cal;
 }
 
 /* Distance between two rows in the scaled units over the settable inputs. */
@@ -392,7 +425,7 @@ bool sl_transfer_suggest(const sl_model_t *m, size_t n, const float *xs, size_t 
   int D, i;
   size_t nc, c, r, pick;
   double *lo, *hi, *sig, *dmin;
-  float *cx;
+  float *cx, *xk;
 
   if (!opts) {
     sl_transfer_suggest_opts_init(&dflt);
@@ -417,8 +450,11 @@ bool sl_transfer_suggest(const sl_model_t *m, size_t n, const float *xs, size_t 
     }
   }
   use_cal = opts->rule == SL_SUGGEST_IVR && opts->calib_model;
+  xk = sl_malloc((n ? n : 1) * (size_t)D * sizeof *xk);
+  for (r = 0; r < n * (size_t)D; r++) /* the shots' fixed inputs (unknown: NaN) as the candidates' */
+    xk[r] = opts->fixed && opts->fixed[r % (size_t)D] ? (float)opts->fixed_value[r % (size_t)D] : xs[r];
   if (opts->rule == SL_SUGGEST_IVR)
-    ivr_init(&iv, m, opts, nc, cx, n, xs);
+    ivr_init(&iv, m, opts, nc, cx, n, xk);
   if (use_cal)
     cal_term_init(&ct, opts, nc, cx);
   for (r = 0; r < k; r++) {
@@ -455,5 +491,6 @@ bool sl_transfer_suggest(const sl_model_t *m, size_t n, const float *xs, size_t 
   free(sig);
   free(dmin);
   free(cx);
+  free(xk);
   return true;
 }

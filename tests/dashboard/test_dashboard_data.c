@@ -2,7 +2,9 @@
  * parsed strictly (exactly D finite numbers within their ranges, an index for the axis,
  * nothing else), a store written by a writer is read through a read-only handle into the
  * snapshot (counts by status, the steps saving, the timeline, the models with their steps),
- * and a model put in the store predicts in-process with the nearest points beside it. */
+ * and a model put in the store predicts in-process with the nearest points beside it; the
+ * suggested next shots are `specline shot suggest`'s for the same store (the elevated
+ * model's metrics give both their hyper-parameters, failed shots count for neither). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +13,7 @@
 #include "sltest.h"
 #include "specline/config.h"
 #include "specline/dataset.h"
+#include "specline/transfer.h"
 #include "specline/util.h"
 
 static const char yaml[] = "experiment: dash\n"
@@ -471,4 +474,103 @@ static void test_run_view(void)
   free(dir);
 }
 
-SL_TEST_MAIN(SL_T(test_point_strict), SL_T(test_snapshot_and_predict), SL_T(test_bounded), SL_T(test_run_view))
+/* The dashboard's suggested shots and `specline shot suggest` on the same store: the same
+ * settings and gains, from the elevated model's metrics (noise 0.05, prior precision 40:
+ * not the defaults, whose gains differ), the failed shot left out by both. */
+static void test_suggest_same_as_cli(void)
+{
+  char *dir = sl_asprintf("%s/specline-dash-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp"), *uri, *cmd;
+  char *path, *out = NULL, *line, *save;
+  const char *bindir = getenv("SPECLINE_BIN_DIR");
+  sl_config_t *cfg;
+  sl_store_t *w, *r;
+  sl_dash_data_t d;
+  sl_dash_scan_t scan;
+  sl_dash_models_t models;
+  sl_error_t err = {0};
+  char *none[2] = {NULL, NULL};
+  json_t *rows;
+  float xs[4 * 2] = {0.1f, -1, 0.3f, 0.5f, 0.7f, 1.5f, 0.9f, -0.5f}, xo[SL_DASH_SUGGEST * 2];
+  double g0[SL_DASH_SUGGEST];
+  sl_transfer_suggest_opts_t so;
+  FILE *f;
+  int k, n = 0;
+
+  SL_REQUIRE(mkdtemp(dir));
+  uri = sl_asprintf("sqlite:%s/s.db", dir);
+  cfg = config(uri);
+  SL_REQUIRE(cfg);
+  w = sl_store_open(uri, cfg, &err);
+  SL_REQUIRE(w);
+  for (k = 0; k < 4; k++) {
+    char id[8];
+    snprintf(id, sizeof id, "e%d", k);
+    put(w, id, SL_POINT_COMPLETE, xs[2 * k], xs[2 * k + 1], 1.0 + k, 0, 1000 + k, true);
+  }
+  put(w, "ef", SL_POINT_FAILED, 0.5, 0, 0, 0, 1010, true);
+  put_model(w, cfg, "m1", "surrogate", "{}");
+  put_model(w, cfg, "m1-elevated", "elevated", "{\"method\": \"bayes\", \"noise_std\": 0.05, \"prior_precision\": 40}");
+  r = sl_store_open_readonly(uri, cfg, &err);
+  SL_REQUIRE(r);
+  sl_dash_data_init(&d, cfg);
+  sl_dash_scan_init(&scan);
+  sl_dash_models_init(&models);
+  SL_CHECK(sl_dash_scan_read(&scan, r, cfg, &err));
+  SL_CHECK(sl_dash_models_read(&models, r, cfg, none, &err));
+  sl_dash_data_take_scan(&d, &scan);
+  sl_dash_data_take_models(&d, &models);
+  SL_REQUIRE(d.model[1] != NULL);
+  sl_dash_data_suggest(&d);
+  rows = json_object_get(d.suggest, "rows");
+  SL_CHECK_INT(json_array_size(rows), SL_DASH_SUGGEST);
+  sl_transfer_suggest_opts_init(&so); /* the defaults: other gains */
+  SL_CHECK(sl_transfer_suggest(d.model[1], 4, xs, SL_DASH_SUGGEST, &so, xo, g0, NULL, NULL, &err));
+  SL_CHECKF(fabs(json_real_value(json_object_get(json_array_get(rows, 0), "gain")) - g0[0]) > 1e-3 * g0[0],
+            "the dashboard's gain %g is the defaults' %g", json_real_value(json_object_get(json_array_get(rows, 0), "gain")),
+            g0[0]);
+  if (bindir) {
+    path = sl_asprintf("%s/dash.yaml", dir);
+    f = fopen(path, "w");
+    SL_REQUIRE(f);
+    fprintf(f, "%sstore: %s\n", yaml, uri);
+    fclose(f);
+    cmd = sl_asprintf("'%s/specline' shot suggest '%s' 2>/dev/null", bindir, path);
+    SL_CHECK_INT(sl_test_capture(cmd, &out), 0);
+    SL_REQUIRE(out != NULL);
+    for (line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+      double a, b, g, sg, dd;
+      json_t *row = json_array_get(rows, (size_t)n), *x = json_object_get(row, "x");
+      int rank;
+      if (!strncmp(line, "rank", 4))
+        continue;
+      SL_CHECK_INT(sscanf(line, "%d,%lf,%lf,%lf,%lf,%lf", &rank, &a, &b, &g, &sg, &dd), 6);
+      SL_CHECKF(fabs(a - json_real_value(json_array_get(x, 0))) < 1e-6 &&
+                    fabs(b - json_real_value(json_array_get(x, 1))) < 1e-6,
+                "row %d: CLI (%g, %g), dashboard (%g, %g)", rank, a, b, json_real_value(json_array_get(x, 0)),
+                json_real_value(json_array_get(x, 1)));
+      SL_CHECKF(fabs(g - json_real_value(json_object_get(row, "gain"))) <= 1e-3 * fabs(g), "row %d: gain %g vs %g",
+                rank, g, json_real_value(json_object_get(row, "gain")));
+      n++;
+    }
+    SL_CHECK_INT(n, SL_DASH_SUGGEST);
+    printf("  dashboard and shot suggest: %d settings alike, first (%.4f, %.4f)\n", n,
+           json_real_value(json_array_get(json_object_get(json_array_get(rows, 0), "x"), 0)),
+           json_real_value(json_array_get(json_object_get(json_array_get(rows, 0), "x"), 1)));
+    free(out);
+    free(cmd);
+    free(path);
+  } else
+    printf("  SPECLINE_BIN_DIR not set: the CLI half skipped\n");
+  sl_dash_data_release(&d);
+  sl_store_destroy(r);
+  sl_store_destroy(w);
+  sl_config_destroy(cfg);
+  cmd = sl_asprintf("rm -rf '%s'", dir);
+  SL_CHECK(system(cmd) == 0);
+  free(cmd);
+  free(uri);
+  free(dir);
+}
+
+SL_TEST_MAIN(SL_T(test_point_strict), SL_T(test_snapshot_and_predict), SL_T(test_bounded), SL_T(test_run_view),
+             SL_T(test_suggest_same_as_cli))

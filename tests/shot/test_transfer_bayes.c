@@ -6,7 +6,9 @@
  * the hidden layers and unobserved rows bit-identical, has the ensemble of posterior means
  * as its mean (antithetic draws) and is deterministic; calibration inference recovers theta
  * and ignores the theta column; the fitted alpha/beta recovers a known scale and shift;
- * suggest keeps away from existing shots, holds fixed inputs and orders by score. */
+ * suggest keeps away from existing shots, holds fixed inputs and orders by score; the
+ * suggestion's hyper-parameters read back from the stored metrics equal the result's, so
+ * the CLI, the dashboard and the bench suggest the same shots. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +16,7 @@
 #include "sltest.h"
 #include "specline/design.h"
 #include "specline/model.h"
+#include "specline/trainer.h"
 #include "specline/transfer.h"
 #include "specline/util.h"
 
@@ -370,9 +373,94 @@ static void test_suggest(void)
   free(yt);
 }
 
+/* sl_transfer_suggest_opts_from_metrics: the metrics the learn worker stores for a
+ * `calibrate` model (sl_trainer_elevated_metrics_json) give back the result's noise, ridge,
+ * calibration posterior and discrepancy, so suggest picks exactly what the hand-set
+ * options pick; unknown shots' NaN calibration column counts as its fixed value; NULL,
+ * unparsable or foreign metrics and a missing surrogate leave the calibration term out. */
+static void test_suggest_metrics(void)
+{
+  static const char yaml[] = "experiment: t\n"
+                             "inputs:\n"
+                             "  - {name: u, type: float, value_range: [-1, 1]}\n"
+                             "  - {name: v, type: float, value_range: [-1, 1]}\n"
+                             "  - {name: theta, type: float, default: 0.25, value_range: [0, 1], calibration: true}\n"
+                             "outputs:\n  - {name: a, type: float}\n  - {name: b, type: float}\n"
+                             "simulator: {command: [\"true\"]}\nbudget: {max_sims: 10}\n";
+  size_t nt = 8;
+  float *xt = sl_malloc(nt * D * sizeof *xt), *yt = sl_malloc(nt * P * sizeof *yt), *x25;
+  float hand[3 * D], read[3 * D], nan_in[3 * D];
+  double fv[D] = {0, 0, 0.25};
+  bool fixed[D] = {false, false, true};
+  sl_transfer_suggest_opts_t so, sh, s0;
+  sl_transfer_opts_t o;
+  sl_trainer_elevated_t e;
+  sl_error_t err;
+  sl_config_t *cfg = sl_config_load_string(yaml, strlen(yaml), "t.yaml", &err);
+  sl_rng_t rng;
+  char *metrics;
+
+  SL_CHECKF(cfg != NULL, "config: %s", cfg ? "" : err.message);
+  if (!cfg)
+    return;
+  sl_rng_init(&rng, 12);
+  shots(&rng, nt, 0.1f, xt, yt); /* theta column NaN: unknown */
+  sl_transfer_opts_from_config(&o, cfg);
+  SL_CHECK_INT((int)o.n_calib_inputs, 1);
+  memset(&e, 0, sizeof e);
+  e.method = SL_TRANSFER_CALIBRATE;
+  e.model = sl_transfer_infer(sur(), nt, xt, yt, NULL, &o, &e.result, &err);
+  SL_CHECKF(e.model != NULL, "infer: %s", err.message);
+  if (!e.model)
+    return;
+  e.nrmse_before = e.nrmse_after = e.coverage = NAN;
+  metrics = sl_trainer_elevated_metrics_json(&e, cfg, "sur-1");
+  sl_transfer_suggest_opts_init(&so);
+  SL_CHECK(sl_transfer_suggest_opts_from_metrics(&so, cfg, metrics, sur()));
+  printf("  from metrics: noise %.4g ridge %.4g theta %.4g +- %.4g tau %.4g\n", so.noise_std, so.ridge,
+         so.calib_mean, so.calib_std, so.discrepancy);
+  SL_CHECK(fabs(so.noise_std - e.result.noise_std) <= 1e-12 * e.result.noise_std);
+  SL_CHECK(fabs(so.ridge - e.result.prior_precision * e.result.noise_std * e.result.noise_std) <= 1e-9 * so.ridge);
+  SL_CHECK(so.calib_model == sur() && so.calib_input == 2);
+  SL_CHECK(fabs(so.calib_mean - e.result.calib_mean[0]) <= 1e-12 && fabs(so.calib_std - e.result.calib_std[0]) <= 1e-12);
+  SL_CHECK(fabs(so.discrepancy - fmax(0, e.result.discrepancy)) <= 1e-12);
+  sl_transfer_suggest_opts_init(&sh); /* the same options by hand */
+  sh.noise_std = e.result.noise_std;
+  sh.ridge = e.result.prior_precision * e.result.noise_std * e.result.noise_std;
+  sh.calib_model = sur();
+  sh.calib_input = 2;
+  sh.calib_mean = e.result.calib_mean[0];
+  sh.calib_std = e.result.calib_std[0];
+  sh.discrepancy = fmax(0, e.result.discrepancy);
+  so.candidates = sh.candidates = 512;
+  so.fixed = sh.fixed = fixed;
+  so.fixed_value = sh.fixed_value = fv;
+  x25 = with_theta(nt, xt, 0.25f);
+  SL_CHECK(sl_transfer_suggest(e.model, nt, x25, 3, &sh, hand, NULL, NULL, NULL, &err));
+  SL_CHECK(sl_transfer_suggest(e.model, nt, x25, 3, &so, read, NULL, NULL, NULL, &err));
+  SL_CHECK(sl_transfer_suggest(e.model, nt, xt, 3, &so, nan_in, NULL, NULL, NULL, &err));
+  SL_CHECK(!memcmp(hand, read, sizeof hand));
+  SL_CHECK(!memcmp(hand, nan_in, sizeof hand));
+  sl_transfer_suggest_opts_init(&s0);
+  sl_transfer_suggest_opts_init(&so);
+  SL_CHECK(!sl_transfer_suggest_opts_from_metrics(&so, cfg, NULL, sur()));
+  SL_CHECK(!sl_transfer_suggest_opts_from_metrics(&so, cfg, "not json", sur()));
+  SL_CHECK(!memcmp(&so, &s0, sizeof so));
+  SL_CHECK(!sl_transfer_suggest_opts_from_metrics(&so, cfg, "{\"calibration\": {\"nope\": [0.5, 0.1]}}", sur()));
+  SL_CHECK(!memcmp(&so, &s0, sizeof so));
+  SL_CHECK(!sl_transfer_suggest_opts_from_metrics(&so, cfg, metrics, NULL)); /* no surrogate: no term */
+  SL_CHECK(so.calib_model == NULL && so.noise_std == e.result.noise_std);
+  free(metrics);
+  free(x25);
+  sl_model_destroy(e.model);
+  sl_config_destroy(cfg);
+  free(xt);
+  free(yt);
+}
+
 static void cleanup(void)
 {
   sl_model_destroy(g_sur);
 }
 
-SL_TEST_MAIN(SL_T(test_bayes), SL_T(test_infer), SL_T(test_alpha_beta), SL_T(test_suggest), SL_T(cleanup))
+SL_TEST_MAIN(SL_T(test_bayes), SL_T(test_infer), SL_T(test_alpha_beta), SL_T(test_suggest), SL_T(test_suggest_metrics), SL_T(cleanup))

@@ -180,6 +180,19 @@ typedef struct sl_transfer_suggest_opts {
 
 void sl_transfer_suggest_opts_init(sl_transfer_suggest_opts_t *o);
 
+/* Sets o's IVR hyper-parameters from an elevated model's metrics (metrics_json: the JSON
+ * text stored with it, sl_trainer_elevated_metrics_json), so that every caller suggests
+ * from the same posterior (`specline shot suggest`, the dashboard, bench/transfer):
+ * noise_std and ridge = prior_precision * noise_std^2 when both are positive; for a
+ * `calibrate` model, the first entry of "calibration" that names an input of cfg gives
+ * calib_input (its index in cfg), calib_mean and calib_std, "discrepancy" (negative or
+ * missing: 0) the discrepancy, and calib_model = surrogate (borrowed: the surrogate the
+ * calibration was inferred with, taking cfg's inputs; NULL = no calibration term).
+ * Fields the metrics do not give keep their values; NULL or unparsable metrics change
+ * nothing. Returns true when the calibration term was set. */
+bool sl_transfer_suggest_opts_from_metrics(sl_transfer_suggest_opts_t *o, const sl_config_t *cfg,
+                                           const char *metrics_json, const sl_model_t *surrogate);
+
 /* Picks k input settings greedily among the candidates (inputs uniform over the model's
  * ranges: also the reference set that "integrated" means).
  * SL_SUGGEST_IVR: the setting whose shot most reduces the elevated model's predictive
@@ -194,7 +207,8 @@ void sl_transfer_suggest_opts_init(sl_transfer_suggest_opts_t *o);
  * Each pick updates S and var_K (no experiment result needed), so a batch is spread.
  * SL_SUGGEST_SIGMA: score = sigma(x) * (1 - exp(-d^2 / (2 spacing^2))), sigma the
  * predictive std (standardised, weighted mean over columns), d the distance below.
- * n existing shots xs (n x D raw, may be 0). Writes x_out (k x D raw) and, each k entries
+ * n existing shots xs (n x D raw, may be 0; their fixed inputs, NaN when a shot does not
+ * know its calibration input, count as fixed_value, like the candidates'). Writes x_out (k x D raw) and, each k entries
  * and may be NULL: gain (the score: the integrated variance reduction, standardised units,
  * or the damped sigma), sigma (predictive std at the setting, standardised, weighted mean
  * over columns) and dist (distance, inputs scaled to [-1, 1] over the settable ones and

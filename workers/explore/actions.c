@@ -100,6 +100,9 @@ static void finish(explorer_t *ex, const sl_planner_action_t *a)
       fprintf(stderr, "specline-explore: first failure: %s\n", why);
   }
   ex->finishing = true;
+  if (ex->w.cfg->simulator.bundle > 1)
+    SL_INFO("%lld tasks sent in %lld messages (bundle %lld)", (long long)ex->n_tasks_sent,
+            (long long)ex->n_task_msgs, (long long)ex->w.cfg->simulator.bundle);
   explore_reader_cancel(&ex->reader);
   sl_worker_publish_status(&ex->w);
   uv_timer_stop(&ex->tick);
@@ -123,6 +126,8 @@ static void publish(explorer_t *ex, const sl_planner_action_t *a)
 /* Publishes the tasks gathered so far: one alone as a sim.task, more as a bundle. */
 static void tasks_flush(explorer_t *ex, const sl_planner_action_t **v, size_t *n)
 {
+  ex->n_task_msgs += *n > 0;
+  ex->n_tasks_sent += (int64_t)*n;
   if (*n == 1)
     publish(ex, v[0]);
   else if (*n > 1)

@@ -6,9 +6,12 @@
  * sim_proc.c. This file turns deliveries, confirms, process output and exits, the tick
  * and SIGTERM into scheduler events, and carries out the actions it queues: spawn, kill,
  * arm a timer, publish (with publisher confirms), ack, pause or resume the consumer, and
- * finish once drained. With simulator.bundle > 1 the points finished in one loop turn (up
- * to `bundle`) go out as one bundle message (proto.h), published at the end of the turn
- * (a uv_check), whose one confirm answers each point's. */
+ * finish once drained. With simulator.bundle > 1 finished points go out as bundle messages
+ * (proto.h) of up to `bundle`, whose one confirm answers each point's: a full bundle at
+ * once; otherwise at the end of a loop turn (a uv_check) when no bundle of points awaits
+ * its confirm, else when that confirm comes (group commit: under load the points of
+ * several turns share a message, idle they go out in the turn they finish); the tick
+ * publishes what waits regardless, should a confirm be slow. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +38,8 @@ typedef struct sim_worker {
   char **pts;           /* encoded points waiting for the turn's end, and their confirms */
   void **pt_confirms;
   size_t n_pts, pts_bytes;
+  int64_t n_pt_msgs, n_pt_sent; /* bundles published, points in them */
+  int pts_inflight;              /* points messages awaiting their confirm */
   const sl_amqp_delivery_t *delivery; /* being handled, for REJECT */
   bool dispatching, finished;
 } sim_worker_t;
@@ -80,6 +85,7 @@ static void on_points_confirmed(sl_amqp_t *s, uint64_t token, bool acked, void *
   pts_confirm_t *pc = ud;
   size_t i;
 
+  g_sw.pts_inflight--;
   for (i = 0; i < pc->n; i++) {
     sim_rundirs_confirmed(&g_sw.rundirs, pc->c[i], acked);
     sl_sim_sched_confirmed(g_sw.sched, pc->c[i], acked ? SL_SIM_CONFIRM_ACK : SL_SIM_CONFIRM_NACK);
@@ -111,8 +117,12 @@ static void points_flush(sim_worker_t *sw)
   sl_proto_bundle_end(&b);
   if (sw->n_pts > 1)
     props.type = "bundle";
+  sw->n_pt_msgs++;
+  sw->n_pt_sent += (int64_t)sw->n_pts;
+  sw->pts_inflight++;
   if (!sl_amqp_publish(sw->w.amqp, SL_EXCHANGE, sw->store_rk, sw->n_pts > 1 ? b.data : sw->pts[0],
                        sw->n_pts > 1 ? b.len : strlen(sw->pts[0]), &props, on_points_confirmed, pc, &err)) {
+    sw->pts_inflight--;
     SL_ERROR("cannot publish %zu results: %s", sw->n_pts, err.message);
     for (i = 0; i < pc->n; i++) {
       sim_rundirs_confirmed(&sw->rundirs, pc->c[i], false);
@@ -143,8 +153,12 @@ static void points_add_take(sim_worker_t *sw, char *body, void *confirm)
 
 static void on_turn_end(uv_check_t *h)
 {
-  points_flush(h->data);
-  dispatch(h->data); /* confirms reported unsent queue more */
+  sim_worker_t *sw = h->data;
+
+  if (sw->pts_inflight > 0) /* the next confirm's turn will send them */
+    return;
+  points_flush(sw);
+  dispatch(sw); /* confirms reported unsent queue more */
 }
 
 /* Publishes body (taken) to rk; a tracked publish that cannot be made is reported. */
@@ -175,6 +189,9 @@ static void finish_when_confirmed(sim_worker_t *sw)
   if (sw->finished || sl_amqp_unconfirmed(sw->w.amqp) > 0)
     return;
   sw->finished = true;
+  if (sw->bundle > 1)
+    SL_INFO("%lld points sent in %lld messages (bundle %d)", (long long)sw->n_pt_sent, (long long)sw->n_pt_msgs,
+            sw->bundle);
   uv_timer_stop(&sw->tick);
   uv_close((uv_handle_t *)&sw->tick, NULL);
   uv_check_stop(&sw->turn_end);
@@ -286,6 +303,7 @@ static void on_tick(uv_timer_t *h)
 {
   sim_worker_t *sw = h->data;
 
+  points_flush(sw); /* should a confirm be slow */
   sl_sim_sched_tick(sw->sched, sl_mono());
   dispatch(sw);
 }

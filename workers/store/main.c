@@ -47,7 +47,7 @@ typedef struct store_worker {
   uv_check_t check;
   uv_timer_t retry;
   bool retry_armed;
-  int64_t n_stored, n_new, n_dead, n_batches, n_retries;
+  int64_t n_stored, n_new, n_dead, n_batches, n_retries, n_deliveries;
   int64_t n_sim, n_exp;      /* points in the store: counted once at start, then kept */
 } store_worker_t;
 
@@ -304,6 +304,7 @@ static void on_delivery(sl_amqp_t *s, const sl_amqp_delivery_t *d, void *ud)
     schedule_retry(st);
     return;
   }
+  st->n_deliveries++;
   if (!sl_proto_bundle_split(d->body, d->len, NULL, &bd, &err)) {
     SL_WARN("dead-lettering a store bundle: %s (%s)", err.message, sl_proto_code_name(err.code));
     sl_worker_reject(&st->w, d, &err);
@@ -353,8 +354,10 @@ static void on_stop(sl_worker_t *w, int signum)
   (void)signum;
   sl_amqp_cancel(w->amqp, st->queue, NULL);
   flush(st);
-  SL_INFO("stored %lld points (%lld new) in %lld batches, each announced by one event.stored; %lld dead-lettered",
-          (long long)st->n_stored, (long long)st->n_new, (long long)st->n_batches, (long long)st->n_dead);
+  SL_INFO("stored %lld points (%lld new) from %lld messages in %lld batches, each announced by one event.stored; "
+          "%lld dead-lettered",
+          (long long)st->n_stored, (long long)st->n_new, (long long)st->n_deliveries, (long long)st->n_batches,
+          (long long)st->n_dead);
   uv_timer_stop(&st->retry);
   uv_close((uv_handle_t *)&st->retry, NULL);
   uv_check_stop(&st->check);

@@ -111,8 +111,11 @@ struct sl_sim_sched {
   task_t *pending_head, *pending_tail;
   int n_pending;
   bool consuming, stopping, drained_logged;
-  bool window_open; /* the prefetch is opts.prefetch + opts.prefetch_window */
+  bool window_open; /* the prefetch is `prefetch` + opts.prefetch_window */
   double window_closed_at;
+  int prefetch;          /* the base prefetch in messages: opts.prefetch, adapted to bundles */
+  double per_delivery;   /* bundles: tasks per delivery, a moving average */
+  double prefetch_at;    /* when the base prefetch last changed */
   int64_t n_points_unconfirmed;
   double drain_deadline;
   int64_t n_done, n_failed, n_terminated, n_returned, n_dead, n_started, n_spawned, n_unconfirmed;
@@ -498,7 +501,7 @@ static void prefetch_set(sl_sim_sched_t *s, bool open)
   act_t *e = act_push(s, SL_SIM_ACT_PREFETCH, NULL);
 
   s->window_open = open;
-  e->a.count = s->o.prefetch + (open ? s->o.prefetch_window : 0);
+  e->a.count = s->prefetch + (open ? s->o.prefetch_window : 0);
   SL_DEBUG("prefetch %d: runs end %s than their points are confirmed", e->a.count,
            open ? "faster" : "slower");
 }
@@ -1036,6 +1039,33 @@ static dlv_t *dlv_new(uint64_t tag, int open)
   return d;
 }
 
+#define ADAPT_MIN_S 1.0 /* the base prefetch changes at most this often */
+
+/* Bundles (simulator.bundle > 1): the prefetch counts messages, and explore sends what it
+ * has ready, so a message carries 1..bundle tasks. Keep about 2 x slots tasks at hand: the
+ * base prefetch follows 2 x slots / (tasks per delivery) + 1, changed when off by half or
+ * more. */
+static void prefetch_adapt(sl_sim_sched_t *s, size_t n, double now)
+{
+  int want;
+
+  if (s->o.prefetch <= 0 || s->o.cfg->simulator.bundle <= 1 || n == 0)
+    return;
+  s->per_delivery = s->per_delivery > 0 ? 0.9 * s->per_delivery + 0.1 * (double)n : (double)n;
+  want = (int)ceil(2.0 * s->o.slots / s->per_delivery) + 1;
+  if (want > 2 * s->o.slots + 1)
+    want = 2 * s->o.slots + 1;
+  if (want < 2)
+    want = 2;
+  /* grow by half or more, or shrink to half or less */
+  if (s->stopping || now - s->prefetch_at < ADAPT_MIN_S || (2 * want < 3 * s->prefetch && 2 * want > s->prefetch))
+    return;
+  SL_DEBUG("prefetch %d -> %d messages: %.1f tasks per delivery", s->prefetch, want, s->per_delivery);
+  s->prefetch = want;
+  s->prefetch_at = now;
+  prefetch_set(s, s->window_open);
+}
+
 void sl_sim_sched_deliver(sl_sim_sched_t *s, uint64_t tag, const char *body, size_t len, double now)
 {
   sl_proto_bundle_t bd;
@@ -1058,6 +1088,7 @@ void sl_sim_sched_deliver(sl_sim_sched_t *s, uint64_t tag, const char *body, siz
     if (--d->refs == 0)
       free(d);
   }
+  prefetch_adapt(s, bd.n ? bd.n : 1, now);
   sl_proto_bundle_release(&bd);
   try_start_pending(s, now);
 }
@@ -1183,6 +1214,8 @@ sl_sim_sched_t *sl_sim_sched_new(const sl_sim_sched_opts_t *opts)
   s->persistent = opts->cfg->simulator.persistent;
   s->max_runs = opts->cfg->simulator.max_runs_per_process > 0 ? opts->cfg->simulator.max_runs_per_process : 1;
   s->consuming = true;
+  s->prefetch = opts->prefetch;
+  s->prefetch_at = -1e9;
   return s;
 }
 

@@ -1054,10 +1054,61 @@ static void test_bundle_redelivery_and_lease(void)
   teardown();
 }
 
+/* Bundles carry what explore had ready: messages of 1 task at a prefetch of 2 messages
+ * would starve 4 slots, so the prefetch grows to 2 x 4 / 1 + 1 = 9 messages (once, not
+ * again within a second); full bundles of 16 bring it back down to 2. */
+static void test_bundle_prefetch_adapts(void)
+{
+  static const char *Y = "experiment: sched\n"
+                         "inputs:\n"
+                         "  - {name: zeta, default: 0.1, value_range: [0.0, 1.0]}\n"
+                         "outputs:\n"
+                         "  - {name: amplitude}\n"
+                         "simulator: {command: [\"true\"], max_steps: 4, wall_s: 100, bundle: 16}\n"
+                         "budget: {max_sims: 10}\n";
+  char id[32], *t;
+  sl_buf_t b;
+  int i, k, p;
+  double now = 100;
+
+  g_prefetch = 2;
+  SL_REQUIRE(setup_yaml(Y, 4, 5, 300));
+  g_prefetch = 0;
+  deliver(1, "s1", "sched", now);
+  i = drain();
+  p = find(i, SL_SIM_ACT_PREFETCH);
+  SL_REQUIRE(p >= 0);
+  SL_CHECK_INT(H.log[p].step, 9);
+  deliver(2, "s2", "sched", now + 0.1);
+  i = drain();
+  SL_CHECK_INT(count(i, SL_SIM_ACT_PREFETCH), 0);
+  /* full bundles: the average falls, the prefetch comes back down */
+  sl_buf_init(&b);
+  for (k = 0; k < 40 && count(i, SL_SIM_ACT_PREFETCH) == 0; k++) {
+    sl_proto_bundle_begin(&b);
+    for (int j = 0; j < 16; j++) {
+      snprintf(id, sizeof id, "b%d-%d", k, j);
+      t = task_body(id, "sched");
+      sl_proto_bundle_add(&b, t, strlen(t));
+      free(t);
+    }
+    sl_proto_bundle_end(&b);
+    now += 1.1;
+    sl_sim_sched_deliver(H.s, 10 + (uint64_t)k, b.data, b.len, now);
+    i = drain();
+  }
+  p = find(i, SL_SIM_ACT_PREFETCH);
+  SL_REQUIRE(p >= 0);
+  SL_CHECK(H.log[p].step <= 4);
+  printf("  prefetch back to %lld after %d bundles of 16\n", (long long)H.log[p].step, k);
+  sl_buf_release(&b);
+  teardown();
+}
+
 SL_TEST_MAIN(SL_T(test_run_complete), SL_T(test_lease_order), SL_T(test_lease_refused),
              SL_T(test_terminate_grace), SL_T(test_terminate_races_completion), SL_T(test_drain_with_pending),
              SL_T(test_crash_is_failed_point), SL_T(test_outside_kill), SL_T(test_wall_limit),
              SL_T(test_slot_reuse_after_terminate), SL_T(test_pause_when_full),
              SL_T(test_reject_and_reconnect), SL_T(test_persistent_reuse), SL_T(test_persistent_recycle),
              SL_T(test_persistent_death), SL_T(test_persistent_terminate), SL_T(test_prefetch_window),
-             SL_T(test_bundle_fanout), SL_T(test_bundle_redelivery_and_lease))
+             SL_T(test_bundle_fanout), SL_T(test_bundle_redelivery_and_lease), SL_T(test_bundle_prefetch_adapts))

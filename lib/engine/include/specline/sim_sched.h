@@ -36,6 +36,12 @@
  * pending tasks beyond `slots` are handed back, so no worker hoards long tasks (it may
  * open again 10 s later).
  *
+ * Bundles (the config's simulator.bundle > 1): the prefetch counts messages and a message
+ * carries 1..bundle tasks (explore sends what it has ready). The base prefetch follows
+ * 2 x slots / (tasks per delivery, a moving average) + 1, between 2 and 2 x slots + 1, so
+ * about 2 x slots tasks stay at hand; it changes (PREFETCH) when off by half or more, at
+ * most once a second.
+ *
  * Thread-safety: none; one scheduler is used by one thread. */
 #ifndef SPECLINE_ENGINE_SIM_SCHED_H
 #define SPECLINE_ENGINE_SIM_SCHED_H

@@ -113,9 +113,9 @@ struct sl_sim_sched {
   bool consuming, stopping, drained_logged;
   bool window_open; /* the prefetch is `prefetch` + opts.prefetch_window */
   double window_closed_at;
-  int prefetch;          /* the base prefetch in messages: opts.prefetch, adapted to bundles */
-  double per_delivery;   /* bundles: tasks per delivery, a moving average */
-  double prefetch_at;    /* when the base prefetch last changed */
+  int prefetch;        /* the base prefetch in messages: opts.prefetch, adapted to bundles */
+  double per_delivery; /* bundles: tasks per delivery, a moving average */
+  double prefetch_at;  /* when the base prefetch last changed */
   int64_t n_points_unconfirmed;
   double drain_deadline;
   int64_t n_done, n_failed, n_terminated, n_returned, n_dead, n_started, n_spawned, n_unconfirmed;
@@ -1058,7 +1058,8 @@ static void prefetch_adapt(sl_sim_sched_t *s, size_t n, double now)
   if (want < 2)
     want = 2;
   /* grow by half or more, or shrink to half or less */
-  if (s->stopping || now - s->prefetch_at < ADAPT_MIN_S || (2 * want < 3 * s->prefetch && 2 * want > s->prefetch))
+  if (s->stopping || now - s->prefetch_at < ADAPT_MIN_S ||
+      (2 * want < 3 * s->prefetch && 2 * want > s->prefetch))
     return;
   SL_DEBUG("prefetch %d -> %d messages: %.1f tasks per delivery", s->prefetch, want, s->per_delivery);
   s->prefetch = want;

@@ -15,7 +15,8 @@ static bool envelope_fields_ok(json_t *root, sl_error_t *err)
   const char *key;
   json_t *val;
 
-  json_object_foreach(root, key, val) {
+  json_object_foreach(root, key, val)
+  {
     if (strcmp(key, "v") && strcmp(key, "kind") && strcmp(key, "items")) {
       sl_error_set(err, SL_ERR_PROTO, SL_PROTO_E_UNKNOWN_FIELD, "field '%s': not a bundle field", key);
       return false;

@@ -709,8 +709,8 @@ json_t *sl__load(const char *buf, size_t len, const sl_proto_limits_t *lim, sl_e
   return root;
 }
 
-bool sl__decode(const sl__kind_t *k, const char *buf, size_t len, const sl_proto_limits_t *lim,
-                void *out, sl_error_t *err)
+bool sl__decode(const sl__kind_t *k, const char *buf, size_t len, const sl_proto_limits_t *lim, void *out,
+                sl_error_t *err)
 {
   sl_proto_limits_t deflim;
   json_t *root;

@@ -1111,4 +1111,5 @@ SL_TEST_MAIN(SL_T(test_run_complete), SL_T(test_lease_order), SL_T(test_lease_re
              SL_T(test_slot_reuse_after_terminate), SL_T(test_pause_when_full),
              SL_T(test_reject_and_reconnect), SL_T(test_persistent_reuse), SL_T(test_persistent_recycle),
              SL_T(test_persistent_death), SL_T(test_persistent_terminate), SL_T(test_prefetch_window),
-             SL_T(test_bundle_fanout), SL_T(test_bundle_redelivery_and_lease), SL_T(test_bundle_prefetch_adapts))
+             SL_T(test_bundle_fanout), SL_T(test_bundle_redelivery_and_lease),
+             SL_T(test_bundle_prefetch_adapts))

@@ -257,7 +257,8 @@ static int cmd_drain(const char *queue)
         dq.len = k;
       }
       print_message(m.body.bytes, m.body.len, reason, dq,
-                    m.properties._flags & AMQP_BASIC_MESSAGE_ID_FLAG ? m.properties.message_id : (amqp_bytes_t){0});
+                    m.properties._flags & AMQP_BASIC_MESSAGE_ID_FLAG ? m.properties.message_id
+                                                                     : (amqp_bytes_t){0});
     }
     amqp_destroy_message(&m);
     amqp_basic_ack(c, 1, tag, 0);

@@ -6,26 +6,26 @@
 #include "fuzz.h"
 
 /* One item through one decoder: decoded and stable, or a clean error. */
-#define FUZZ_ITEM(T, name, body, len)                                                      \
-  do {                                                                                     \
-    T m, m2;                                                                               \
-    sl_proto_limits_t lim;                                                                 \
-    char *s1, *s2;                                                                         \
-    if (!sl_##name##_decode(body, len, NULL, &m, &err)) {                                  \
-      sl_fuzz_check_error(&err);                                                           \
-      break;                                                                               \
-    }                                                                                      \
-    s1 = sl_##name##_encode(&m);                                                           \
-    sl_##name##_release(&m);                                                               \
-    sl_fuzz_relaxed_limits(&lim);                                                          \
-    if (!sl_##name##_decode(s1, strlen(s1), &lim, &m2, &err))                              \
-      sl_fuzz_fail("re-encoded item does not decode", s1, &err);                           \
-    s2 = sl_##name##_encode(&m2);                                                          \
-    sl_##name##_release(&m2);                                                              \
-    if (strcmp(s1, s2) != 0)                                                               \
-      sl_fuzz_fail("re-encoding of an item is not stable", s1, NULL);                      \
-    free(s1);                                                                              \
-    free(s2);                                                                              \
+#define FUZZ_ITEM(T, name, body, len)                                                                        \
+  do {                                                                                                       \
+    T m, m2;                                                                                                 \
+    sl_proto_limits_t lim;                                                                                   \
+    char *s1, *s2;                                                                                           \
+    if (!sl_##name##_decode(body, len, NULL, &m, &err)) {                                                    \
+      sl_fuzz_check_error(&err);                                                                             \
+      break;                                                                                                 \
+    }                                                                                                        \
+    s1 = sl_##name##_encode(&m);                                                                             \
+    sl_##name##_release(&m);                                                                                 \
+    sl_fuzz_relaxed_limits(&lim);                                                                            \
+    if (!sl_##name##_decode(s1, strlen(s1), &lim, &m2, &err))                                                \
+      sl_fuzz_fail("re-encoded item does not decode", s1, &err);                                             \
+    s2 = sl_##name##_encode(&m2);                                                                            \
+    sl_##name##_release(&m2);                                                                                \
+    if (strcmp(s1, s2) != 0)                                                                                 \
+      sl_fuzz_fail("re-encoding of an item is not stable", s1, NULL);                                        \
+    free(s1);                                                                                                \
+    free(s2);                                                                                                \
   } while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -532,8 +532,7 @@ static void test_decode_rate(void)
 }
 
 SL_TEST_MAIN(SL_T(test_sim_task_roundtrip), SL_T(test_progress_terminate_roundtrip),
-             SL_T(test_store_point_roundtrip), SL_T(test_events_roundtrip),
-             SL_T(test_predict_roundtrip), SL_T(test_worker_status_roundtrip),
-             SL_T(test_numbers_exact), SL_T(test_encoder_sanitises), SL_T(test_limits),
-             SL_T(test_sample_id), SL_T(test_values_and_names), SL_T(test_peek_kind),
+             SL_T(test_store_point_roundtrip), SL_T(test_events_roundtrip), SL_T(test_predict_roundtrip),
+             SL_T(test_worker_status_roundtrip), SL_T(test_numbers_exact), SL_T(test_encoder_sanitises),
+             SL_T(test_limits), SL_T(test_sample_id), SL_T(test_values_and_names), SL_T(test_peek_kind),
              SL_T(test_bundle_split), SL_T(test_decode_rate))

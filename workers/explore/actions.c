@@ -55,7 +55,8 @@ static void publish_bundle(explorer_t *ex, const sl_planner_action_t *const *v, 
   for (i = 0; i < n; i++)
     sl_proto_bundle_add(&b, v[i]->body, strlen(v[i]->body));
   sl_proto_bundle_end(&b);
-  if (!sl_amqp_publish(ex->w.amqp, SL_EXCHANGE, v[0]->route, b.data, b.len, &props, on_bundle_confirmed, bc, &err)) {
+  if (!sl_amqp_publish(ex->w.amqp, SL_EXCHANGE, v[0]->route, b.data, b.len, &props, on_bundle_confirmed, bc,
+                       &err)) {
     SL_WARN("cannot publish a bundle of %zu tasks: %s", n, err.message);
     for (i = 0; i < n; i++)
       sl_planner_on_task_confirmed(ex->planner, false);
@@ -123,6 +124,8 @@ static void publish(explorer_t *ex, const sl_planner_action_t *a)
   }
 }
 
+#define BUNDLE_BYTES (512u << 10) /* a bundle is cut before it grows past this (limit 1 MiB) */
+
 /* Publishes the tasks gathered so far: one alone as a sim.task, more as a bundle. */
 static void tasks_flush(explorer_t *ex, const sl_planner_action_t **v, size_t *n)
 {
@@ -140,14 +143,16 @@ static void tasks_flush(explorer_t *ex, const sl_planner_action_t **v, size_t *n
 void explore_run_actions(explorer_t *ex)
 {
   const sl_planner_action_t *tasks[SL_CONFIG_BUNDLE_MAX];
-  size_t i, nt = 0, bundle = (size_t)ex->w.cfg->simulator.bundle;
+  size_t i, nt = 0, bytes = 0, bundle = (size_t)ex->w.cfg->simulator.bundle;
 
   for (i = 0; i < ex->acts.n; i++) {
     const sl_planner_action_t *a = &ex->acts.v[i];
     switch (a->kind) {
     case SL_PLANNER_PUBLISH_TASK:
-      if (nt > 0 && (nt == bundle || strcmp(tasks[0]->route, a->route) != 0))
+      if (nt > 0 &&
+          (nt == bundle || bytes + strlen(a->body) > BUNDLE_BYTES || strcmp(tasks[0]->route, a->route) != 0))
         tasks_flush(ex, tasks, &nt);
+      bytes = (nt ? bytes : 0) + strlen(a->body) + 1;
       tasks[nt++] = a;
       break;
     case SL_PLANNER_TERMINATE: publish(ex, a); break;

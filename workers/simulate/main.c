@@ -33,13 +33,13 @@ typedef struct sim_worker {
   char sim_queue[SL_NAME_MAX], control_queue[SL_NAME_MAX];
   char store_rk[SL_NAME_MAX], progress_rk[SL_NAME_MAX]; /* and sim_queue: its own routing key */
   uv_timer_t tick;
-  uv_check_t turn_end;  /* publishes the points bundled in this loop turn */
-  int bundle;           /* simulator.bundle */
-  char **pts;           /* encoded points waiting for the turn's end, and their confirms */
+  uv_check_t turn_end; /* publishes the points bundled in this loop turn */
+  int bundle;          /* simulator.bundle */
+  char **pts;          /* encoded points waiting for the turn's end, and their confirms */
   void **pt_confirms;
   size_t n_pts, pts_bytes;
-  int64_t n_pt_msgs, n_pt_sent; /* bundles published, points in them */
-  int pts_inflight;              /* points messages awaiting their confirm */
+  int64_t n_pt_msgs, n_pt_sent;       /* bundles published, points in them */
+  int pts_inflight;                   /* points messages awaiting their confirm */
   const sl_amqp_delivery_t *delivery; /* being handled, for REJECT */
   bool dispatching, finished;
 } sim_worker_t;
@@ -190,8 +190,8 @@ static void finish_when_confirmed(sim_worker_t *sw)
     return;
   sw->finished = true;
   if (sw->bundle > 1)
-    SL_INFO("%lld points sent in %lld messages (bundle %d)", (long long)sw->n_pt_sent, (long long)sw->n_pt_msgs,
-            sw->bundle);
+    SL_INFO("%lld points sent in %lld messages (bundle %d)", (long long)sw->n_pt_sent,
+            (long long)sw->n_pt_msgs, sw->bundle);
   uv_timer_stop(&sw->tick);
   uv_close((uv_handle_t *)&sw->tick, NULL);
   uv_check_stop(&sw->turn_end);
@@ -256,8 +256,8 @@ static void act(sim_worker_t *sw, const sl_sim_action_t *a)
       sl_worker_dead_letter(&sw->w, sw->delivery, a->reason);
     break;
   case SL_SIM_ACT_DEAD:
-    if (!sl_worker_dead_letter_entry(&sw->w, sw->sim_queue, a->body, a->len, a->reason, on_confirmed, a->confirm,
-                                     &err)) {
+    if (!sl_worker_dead_letter_entry(&sw->w, sw->sim_queue, a->body, a->len, a->reason, on_confirmed,
+                                     a->confirm, &err)) {
       SL_ERROR("cannot dead-letter a bundle entry: %s", err.message);
       sl_sim_sched_confirmed(sw->sched, a->confirm, SL_SIM_CONFIRM_UNSENT);
     }

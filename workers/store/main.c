@@ -23,8 +23,8 @@
 /* A delivery: one point, or a bundle of them; acked once none is open. */
 typedef struct dlv {
   uint64_t tag;
-  int open;     /* points not yet committed or dead-lettered */
-  int refs;     /* items and dead-letter confirms pointing at it */
+  int open; /* points not yet committed or dead-lettered */
+  int refs; /* items and dead-letter confirms pointing at it */
   bool bundle;
 } dlv_t;
 
@@ -255,7 +255,8 @@ static void on_check(uv_check_t *h)
 
 /* Decodes one point of delivery dv into the batch; a bad one is dead-lettered (a bundle's
  * entry alone). */
-static void take_point(store_worker_t *st, const sl_amqp_delivery_t *d, dlv_t *dv, const char *body, size_t len)
+static void take_point(store_worker_t *st, const sl_amqp_delivery_t *d, dlv_t *dv, const char *body,
+                       size_t len)
 {
   item_t *it = &st->batch[st->n];
   sl_error_t err;
@@ -354,10 +355,11 @@ static void on_stop(sl_worker_t *w, int signum)
   (void)signum;
   sl_amqp_cancel(w->amqp, st->queue, NULL);
   flush(st);
-  SL_INFO("stored %lld points (%lld new) from %lld messages in %lld batches, each announced by one event.stored; "
-          "%lld dead-lettered",
-          (long long)st->n_stored, (long long)st->n_new, (long long)st->n_deliveries, (long long)st->n_batches,
-          (long long)st->n_dead);
+  SL_INFO(
+      "stored %lld points (%lld new) from %lld messages in %lld batches, each announced by one event.stored; "
+      "%lld dead-lettered",
+      (long long)st->n_stored, (long long)st->n_new, (long long)st->n_deliveries, (long long)st->n_batches,
+      (long long)st->n_dead);
   uv_timer_stop(&st->retry);
   uv_close((uv_handle_t *)&st->retry, NULL);
   uv_check_stop(&st->check);

@@ -241,9 +241,9 @@ void sl_sample_id(const char *campaign, const sl_values_t *inputs, uint32_t repl
 #define SL_PROTO_BUNDLE_MAX 1024
 
 typedef struct sl_proto_bundle {
-  char **items;  /* each a standalone message body (NUL-terminated JSON) */
+  char **items; /* each a standalone message body (NUL-terminated JSON) */
   size_t *lens;
-  size_t n;      /* 0: the body is not a bundle (decode it as the single form) */
+  size_t n; /* 0: the body is not a bundle (decode it as the single form) */
 } sl_proto_bundle_t;
 
 /* Splits a body into its items when it is a bundle (out->n >= 1), or sets out->n = 0 when

@@ -51,6 +51,25 @@ static bool was_cancelled(const char *id)
   return false;
 }
 
+/* A store.point seen at `now`: the cancel waiting for it, or the end of the running one. */
+static void on_point(const char *body, size_t len, double now)
+{
+  sl_store_point_t p;
+
+  if (!sl_store_point_decode(body, len, NULL, &p, NULL))
+    return;
+  if (g_out >= 0 && !strcmp(p.sample_id, g_c[g_out].sample)) {
+    g_c[g_out].seen = now;
+    g_c[g_out].gone = p.produced_at;
+    snprintf(g_c[g_out].status, sizeof g_c[g_out].status, "%s", sl_point_status_name(p.status));
+    g_out = -1;
+    g_gap = 0.1 + 0.3 * drand48();
+  }
+  if (!strcmp(p.sample_id, g_run))
+    g_run[0] = 0;
+  sl_store_point_release(&p);
+}
+
 static void on_msg(sl_amqp_t *s, const sl_amqp_delivery_t *d, void *ud)
 {
   double now = sl_now();
@@ -65,19 +84,13 @@ static void on_msg(sl_amqp_t *s, const sl_amqp_delivery_t *d, void *ud)
       sl_sim_progress_release(&p);
     }
   } else if (d->type && !strcmp(d->type, "store.point")) {
-    sl_store_point_t p;
-    if (sl_store_point_decode(d->body, d->len, NULL, &p, NULL)) {
-      if (g_out >= 0 && !strcmp(p.sample_id, g_c[g_out].sample)) {
-        g_c[g_out].seen = now;
-        g_c[g_out].gone = p.produced_at;
-        snprintf(g_c[g_out].status, sizeof g_c[g_out].status, "%s", sl_point_status_name(p.status));
-        g_out = -1;
-        g_gap = 0.1 + 0.3 * drand48();
-      }
-      if (!strcmp(p.sample_id, g_run))
-        g_run[0] = 0;
-      sl_store_point_release(&p);
-    }
+    on_point(d->body, d->len, now);
+  } else if (d->type && !strcmp(d->type, "bundle")) { /* simulator.bundle: points of one turn */
+    sl_proto_bundle_t b;
+    if (sl_proto_bundle_split(d->body, d->len, NULL, &b, NULL))
+      for (size_t i = 0; i < b.n; i++)
+        on_point(b.items[i], b.lens[i], now);
+    sl_proto_bundle_release(&b);
   }
   sl_amqp_ack(s, d->tag, NULL);
 }

@@ -17,7 +17,10 @@
 # process reading its next run's input line (the oscillator stamps it itself through
 # $SPECLINE_SIM_STAMP_FILE, no wrapper).
 #
-# usage: bench/latency/cancel.sh [N]      env: BIN=<build>/bin, STEP_DELAY=0.005, PERSISTENT, KEEP=1
+# BUNDLE=B: simulator.bundle B (tasks arrive in bundles, the terminated run's bundle stays
+# unacked while its other runs go on).
+#
+# usage: bench/latency/cancel.sh [N]      env: BIN=<build>/bin, STEP_DELAY=0.005, PERSISTENT, BUNDLE, KEEP=1
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -55,11 +58,11 @@ echo "   host: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
 C="bench-cancel-$$"
 if [ -n "${PERSISTENT:-}" ]; then
-  SIMULATOR="{command: [\"specline-sim-oscillator\"], max_steps: 4000, step_delay: $STEP_DELAY, persistent: true}"
+  SIMULATOR="{command: [\"specline-sim-oscillator\"], max_steps: 4000, step_delay: $STEP_DELAY, persistent: true, bundle: ${BUNDLE:-1}}"
   export SPECLINE_SIM_STAMP_FILE="$T/stamps"
   echo "   persistent simulators"
 else
-  SIMULATOR="{command: [\"bench-simstamp\", \"specline-sim-oscillator\"], max_steps: 4000, step_delay: $STEP_DELAY}"
+  SIMULATOR="{command: [\"bench-simstamp\", \"specline-sim-oscillator\"], max_steps: 4000, step_delay: $STEP_DELAY, bundle: ${BUNDLE:-1}}"
 fi
 cat >"$T/config.yaml" <<YAML
 experiment: $C

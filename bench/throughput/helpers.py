@@ -54,9 +54,11 @@ def tap_drain(url, queue, out):
                 break
             try:
                 d = json.loads(m.body)
-                f.write("%s %.6f\n" % (d["sample_id"], float(d["issued_at"])))
-                n += 1
-            except (ValueError, KeyError):
+                # a bundle (simulator.bundle) carries several sim.tasks
+                for t in d["items"] if d.get("kind") == "bundle" else [d]:
+                    f.write("%s %.6f\n" % (t["sample_id"], float(t["issued_at"])))
+                    n += 1
+            except (ValueError, KeyError, TypeError):
                 pass
     ch.queue_delete(queue)
     c.close()

@@ -16,6 +16,8 @@
 # env:   N=5000 tasks per system; S=4 slots (= Celery concurrency); W=1 simulate workers;
 #        MODES="spawn persistent" simulator modes of the line;
 #        OVERSUB="2 64" explore's policy.oversubscribe values; RT_N=5000 messages per rt run;
+#        BUNDLES="1" simulator.bundle values of the line (e.g. "1 16 32": tasks per <c>.sim
+#        message and points per <c>.store message; cpu: each value too);
 #        WORKDIR=none: no run directory per task (simulator.workdir; default: one each);
 #        PARTS="line celery rt" which parts to run (also: cpu, CPU ms per task of the broker
 #        and of each worker, per mode in MODES); SIM_PREFETCH: simulate's --prefetch (cpu); BIN=<build>/bin (default build-bench/bin,
@@ -41,6 +43,7 @@ MODES=${MODES:-"spawn persistent"}
 S=${S:-4}
 W=${W:-1}
 OVERSUB=${OVERSUB:-"2 64"}
+BUNDLES=${BUNDLES:-1}
 RT_N=${RT_N:-5000}
 PARTS=${PARTS:-"line celery rt"}
 if [ -z "${BIN:-}" ]; then
@@ -83,7 +86,7 @@ export SPECLINE_AMQP_URL
 echo "   $SPECLINE_AMQP_URL (node $SPECLINE_BROKER_NODE)"
 echo "   host: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
-config() { # config FILE CAMPAIGN OVERSUB DB [MODE]
+config() { # config FILE CAMPAIGN OVERSUB DB [MODE [BUNDLE]]
   local persistent=false
   [ "${5:-spawn}" = persistent ] && persistent=true
   cat >"$1" <<YAML
@@ -93,7 +96,7 @@ inputs:
   - {name: b, type: float, value_range: [0.0, 1.0]}
 outputs:
   - {name: y, type: float}
-simulator: {command: ["specline-sim-noop"], max_steps: 1, persistent: $persistent${WORKDIR:+, workdir: $WORKDIR}}
+simulator: {command: ["specline-sim-noop"], max_steps: 1, persistent: $persistent, bundle: ${6:-1}${WORKDIR:+, workdir: $WORKDIR}}
 policy: {initial: sobol, initial_n: $N, acquisition: none, oversubscribe: $3, seed: 1}
 budget: {max_sims: $N, wall_s: ${BUDGET_WALL_S:-600}}
 workers: {simulate_workers: $W, slots: $S}
@@ -104,13 +107,16 @@ YAML
 # line_runs TAG LABEL TOOL_URL: the line once per OVERSUB value on the broker of
 # SPECLINE_AMQP_URL; TOOL_URL (one node) for the bench's own tap
 line_runs() {
-  local tag0=$1 label=$2 turl=$3 tag M O C A rc t0 t1 wall ntap rsim rsto rexp RP SP
+  local tag0=$1 label=$2 turl=$3 tag M B O C A rc t0 t1 wall ntap rsim rsto rexp RP SP bl
   for M in $MODES; do
+  for B in $BUNDLES; do
   tag=$tag0$M-
+  bl=""
+  [ "$B" = 1 ] || { tag=$tag0$M-b$B-; bl=", bundle $B"; }
   for O in $OVERSUB; do
     C="bench-tp-$$-$tag$O"
-    echo "== specline line$label ($M simulators): $N no-op tasks, $W simulate worker(s) x $S slots, oversubscribe $O (window $((S * W * O)))"
-    config "$T/line-$tag$O.yaml" "$C" "$O" "$T/line-$tag$O.db" "$M"
+    echo "== specline line$label ($M simulators$bl): $N no-op tasks, $W simulate worker(s) x $S slots, oversubscribe $O (window $((S * W * O)))"
+    config "$T/line-$tag$O.yaml" "$C" "$O" "$T/line-$tag$O.db" "$M" "$B"
     $H tap-declare "$turl" "$C" "bench-tap-$C"
     t0=$(now)
     "$BIN/specline" run "$T/line-$tag$O.yaml" --no-progress --no-model >"$T/line-$tag$O.log" 2>&1 &
@@ -131,10 +137,11 @@ line_runs() {
     rsim=$(awk '$1 ~ /^specline-simul/{print $2}' "$T/rss-line-$tag$O")
     rsto=$(awk '$1 ~ /^specline-store/{print $2}' "$T/rss-line-$tag$O")
     rexp=$(awk '$1 ~ /^specline-explo/{print $2}' "$T/rss-line-$tag$O")
-    echo "line-$tag$O|specline line$label, $M, window $((S * W * O))|$(get rate)|$(get lat_p50_ms)|$(get lat_p99_ms)|$rsim|store ${rsto} kB, explore ${rexp} kB; $(get n) stored, wall $(printf %.1f "$wall") s" >>"$RES"
+    echo "line-$tag$O|specline line$label, $M$bl, window $((S * W * O))|$(get rate)|$(get lat_p50_ms)|$(get lat_p99_ms)|$rsim|store ${rsto} kB, explore ${rexp} kB; $(get n) stored, wall $(printf %.1f "$wall") s" >>"$RES"
     echo "p2s-$tag$O|  of which produced->stored|-|$(get p2s_p50_ms)|$(get p2s_p99_ms)|-|" >>"$RES"
     [ -n "$tag0" ] || echo "sim-load-$M-$O|specline-simulate under load ($M, o=$O)|-|-|-|$rsim|" >>"$RES"
     rm -f "$T/line-$tag$O.db"*
+  done
   done
   done
 }
@@ -181,9 +188,10 @@ if has cpu; then
   }
   O=${OVERSUB##* }
   for M in $MODES; do
-    C="bench-cpu-$$-$M"
-    echo "== CPU per task: $N no-op tasks, $M simulators, $W x $S slots, window $((S * W * O))"
-    config "$T/cpu-$M.yaml" "$C" "$O" "$T/cpu-$M.db" "$M"
+  for B in $BUNDLES; do
+    C="bench-cpu-$$-$M-$B"
+    echo "== CPU per task: $N no-op tasks, $M simulators, bundle $B, $W x $S slots, window $((S * W * O))"
+    config "$T/cpu-$M.yaml" "$C" "$O" "$T/cpu-$M.db" "$M" "$B"
     "$BIN/specline" broker init "$T/cpu-$M.yaml" >/dev/null
     TM="/usr/bin/time -f %e_%U_%S -o"
     $TM "$T/time-store" "$BIN/specline-store" "$T/cpu-$M.yaml" >"$T/cpu-store.log" 2>&1 &
@@ -205,6 +213,7 @@ if has cpu; then
     echo "     specline-simulate + its sims  $(per "$(cat "$T/time-sim")")"
     echo "     specline-store                $(per "$(cat "$T/time-store")")"
     rm -f "$T/cpu-$M.db"*
+  done
   done
 fi
 

@@ -1199,7 +1199,7 @@ static bool parse_simulator(ctx_t *c, const cnode_t *s, const cnode_t *root, sl_
 {
   static const char *const keys[] = {"command",      "max_steps",  "wall_s",
                                      "step_delay",   "term_grace_s", "persistent",
-                                     "max_runs_per_process", "workdir", "keep", "templates", "outputs", NULL};
+                                     "max_runs_per_process", "workdir", "keep", "templates", "outputs", "bundle", NULL};
   const cnode_t *cmd;
 
   if (!s || is_null(s))
@@ -1217,6 +1217,7 @@ static bool parse_simulator(ctx_t *c, const cnode_t *s, const cnode_t *root, sl_
          get_double(c, s, "simulator", "term_grace_s", &NONNEG, &cfg->simulator.term_grace_s) &&
          get_bool(c, s, "simulator", "persistent", &cfg->simulator.persistent) &&
          get_int64(c, s, "simulator", "max_runs_per_process", 1, INT64_MAX, &cfg->simulator.max_runs_per_process) &&
+         get_int64(c, s, "simulator", "bundle", 1, SL_CONFIG_BUNDLE_MAX, &cfg->simulator.bundle) &&
          parse_workdir(c, s, cfg) && parse_keep(c, s, cfg) && parse_templates(c, s, cfg) && parse_outfiles(c, s, cfg) &&
          check_workdir_none(c, s, cfg);
 }
@@ -1491,6 +1492,7 @@ static void config_defaults(sl_config_t *cfg)
   cfg->simulator.term_grace_s = 2;
   cfg->simulator.persistent = false;
   cfg->simulator.max_runs_per_process = 1000;
+  cfg->simulator.bundle = 1;
   cfg->policy.initial = sl_strdup("sobol");
   cfg->policy.initial_n = 16;
   cfg->policy.acquisition = sl_strdup("max_std");
@@ -1832,6 +1834,7 @@ char *sl_config_dump(const sl_config_t *cfg)
                                 cfg->simulator.persistent, "max_runs_per_process",
                                 (json_int_t)cfg->simulator.max_runs_per_process));
   rundir_json(json_object_get(root, "simulator"), cfg);
+  json_object_set_new(json_object_get(root, "simulator"), "bundle", json_integer((json_int_t)cfg->simulator.bundle));
   json_object_set_new(
       root, "policy",
       json_pack("{sssisssosfsfsisIsfs{sbsfsfsfsfss}}", "initial", cfg->policy.initial, "initial_n",

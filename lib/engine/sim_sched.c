@@ -27,8 +27,17 @@
 typedef struct task task_t;
 typedef struct run run_t;
 
+/* A delivery: one task, or a bundle of them (simulator.bundle). It is acked once every
+ * task it carried is done (its replacement confirmed, or a redelivery of a run here). */
+typedef struct dlv {
+  uint64_t tag;
+  int open; /* tasks not done yet */
+  int refs; /* tasks pointing at it */
+} dlv_t;
+
 struct task {
   uint64_t tag;
+  dlv_t *dlv;
   bool acked;
   bool dropped; /* its delivery was requeued by the broker (reconnect) */
   int refs;
@@ -67,7 +76,7 @@ struct run {
   int64_t n_ckpt, next_ckpt, next_progress;
 };
 
-typedef enum { CONFIRM_POINT, CONFIRM_LEASE } confirm_kind_t;
+typedef enum { CONFIRM_POINT, CONFIRM_LEASE, CONFIRM_DEAD } confirm_kind_t;
 
 typedef struct confirm confirm_t;
 struct confirm {
@@ -102,8 +111,11 @@ struct sl_sim_sched {
   task_t *pending_head, *pending_tail;
   int n_pending;
   bool consuming, stopping, drained_logged;
-  bool window_open; /* the prefetch is opts.prefetch + opts.prefetch_window */
+  bool window_open; /* the prefetch is `prefetch` + opts.prefetch_window */
   double window_closed_at;
+  int prefetch;        /* the base prefetch in messages: opts.prefetch, adapted to bundles */
+  double per_delivery; /* bundles: tasks per delivery, a moving average */
+  double prefetch_at;  /* when the base prefetch last changed */
   int64_t n_points_unconfirmed;
   double drain_deadline;
   int64_t n_done, n_failed, n_terminated, n_returned, n_dead, n_started, n_spawned, n_unconfirmed;
@@ -121,7 +133,22 @@ static void task_unref(task_t *t)
     return;
   sl_sim_task_release(&t->msg);
   free(t->raw);
+  if (t->dlv && --t->dlv->refs == 0)
+    free(t->dlv);
   free(t);
+}
+
+/* A task of delivery d (which it references). */
+static task_t *task_new(dlv_t *d, double now)
+{
+  task_t *t = sl_calloc(1, sizeof *t);
+
+  t->tag = d->tag;
+  t->dlv = d;
+  d->refs++;
+  t->refs = 1;
+  t->received = now;
+  return t;
 }
 
 static act_t *act_push(sl_sim_sched_t *s, sl_sim_action_kind_t kind, task_t *t)
@@ -171,7 +198,7 @@ bool sl_sim_sched_next(sl_sim_sched_t *s, sl_sim_action_t *a)
     a->progress = &s->cur.progress;
   else if (a->kind == SL_SIM_ACT_START || a->kind == SL_SIM_ACT_INPUT)
     a->input = s->cur.str;
-  else if (a->kind == SL_SIM_ACT_REJECT)
+  else if (a->kind == SL_SIM_ACT_REJECT || a->kind == SL_SIM_ACT_DEAD)
     a->reason = s->cur.str;
   return true;
 }
@@ -230,6 +257,8 @@ static void task_ack(sl_sim_sched_t *s, task_t *t)
   if (t->acked || t->dropped)
     return;
   t->acked = true;
+  if (--t->dlv->open > 0) /* more tasks of its bundle to go */
+    return;
   e = act_push(s, SL_SIM_ACT_ACK, t);
   e->a.tag = t->tag;
 }
@@ -284,6 +313,8 @@ void sl_sim_sched_confirmed(sl_sim_sched_t *s, void *confirm, sl_sim_confirm_t r
     /* nacked or unroutable: leave the task unacked; the broker redelivers it after a
      * reconnect, or explore re-issues it once the lease lapses */
     SL_ERROR("store point for '%s' was not accepted by the broker", c->task->msg.sample_id);
+  } else if (c->kind == CONFIRM_DEAD) {
+    SL_ERROR("dead letter of a bundle entry was not accepted by the broker: its bundle stays unacked");
   }
   confirm_free(s, c);
   if (result != SL_SIM_CONFIRM_UNSENT)
@@ -470,7 +501,7 @@ static void prefetch_set(sl_sim_sched_t *s, bool open)
   act_t *e = act_push(s, SL_SIM_ACT_PREFETCH, NULL);
 
   s->window_open = open;
-  e->a.count = s->o.prefetch + (open ? s->o.prefetch_window : 0);
+  e->a.count = s->prefetch + (open ? s->o.prefetch_window : 0);
   SL_DEBUG("prefetch %d: runs end %s than their points are confirmed", e->a.count,
            open ? "faster" : "slower");
 }
@@ -937,32 +968,54 @@ static char *reject_reason(const sl_error_t *err)
       err->message);
 }
 
-void sl_sim_sched_deliver(sl_sim_sched_t *s, uint64_t tag, const char *body, size_t len, double now)
+/* A malformed or foreign entry of a bundle: a copy goes to <c>.dead alone (DEAD, tracked);
+ * its confirm counts it done, so the rest of its bundle is not lost with it. */
+static void dead_entry(sl_sim_sched_t *s, task_t *t, const char *body, size_t len, char *reason_take)
 {
-  task_t *t = sl_calloc(1, sizeof *t);
+  act_t *e;
+
+  t->raw = sl_strndup(body, len);
+  t->raw_len = len;
+  e = act_push(s, SL_SIM_ACT_DEAD, t);
+  e->a.tag = t->tag;
+  e->a.body = t->raw;
+  e->a.len = t->raw_len;
+  e->str = reason_take;
+  e->a.confirm = confirm_new(s, t, CONFIRM_DEAD);
+  s->n_dead++;
+}
+
+/* One task of delivery d (the whole delivery unless `entry`): dead-lettered, acked as a
+ * redelivery of a run here, handed back (stopping), or queued. */
+static void deliver_one(sl_sim_sched_t *s, dlv_t *d, const char *body, size_t len, bool entry, double now)
+{
+  task_t *t = task_new(d, now);
   sl_error_t err;
 
-  t->tag = tag;
-  t->refs = 1;
-  t->received = now;
   if (!sl_sim_task_decode(body, len, NULL, &t->msg, &err)) {
-    SL_WARN("dead-lettering a sim.task: %s (%s)", err.message, sl_proto_code_name(err.code));
-    push_tag(s, SL_SIM_ACT_REJECT, tag, reject_reason(&err));
-    s->n_dead++;
-    free(t);
-    return;
-  }
-  if (strcmp(t->msg.campaign, s->o.cfg->experiment) != 0) {
+    SL_WARN("dead-lettering a sim.task%s: %s (%s)", entry ? " of a bundle" : "", err.message,
+            sl_proto_code_name(err.code));
+    if (entry) {
+      dead_entry(s, t, body, len, reject_reason(&err));
+    } else {
+      push_tag(s, SL_SIM_ACT_REJECT, d->tag, reject_reason(&err));
+      s->n_dead++;
+    }
+  } else if (strcmp(t->msg.campaign, s->o.cfg->experiment) != 0) {
     SL_WARN("dead-lettering a sim.task of campaign '%s' (this is '%s')", t->msg.campaign,
             s->o.cfg->experiment);
-    push_tag(s, SL_SIM_ACT_REJECT, tag, sl_strdup("E_CAMPAIGN: sim.task of another campaign"));
-    s->n_dead++;
+    if (entry) {
+      dead_entry(s, t, body, len, sl_strdup("E_CAMPAIGN: sim.task of another campaign"));
+    } else {
+      push_tag(s, SL_SIM_ACT_REJECT, d->tag, sl_strdup("E_CAMPAIGN: sim.task of another campaign"));
+      s->n_dead++;
+    }
   } else if (find_run(s, t->msg.sample_id)) {
     /* a redelivery of something we are running: our run will store it */
     SL_DEBUG("task '%s' is already running here", t->msg.sample_id);
     task_ack(s, t);
   } else if (s->stopping) {
-    push_tag(s, SL_SIM_ACT_NACK, tag, NULL);
+    push_tag(s, SL_SIM_ACT_NACK, d->tag, NULL);
   } else {
     t->raw = sl_strndup(body, len);
     t->raw_len = len;
@@ -972,10 +1025,73 @@ void sl_sim_sched_deliver(sl_sim_sched_t *s, uint64_t tag, const char *body, siz
       s->pending_head = t;
     s->pending_tail = t;
     s->n_pending++;
-    try_start_pending(s, now);
     return;
   }
   task_unref(t);
+}
+
+static dlv_t *dlv_new(uint64_t tag, int open)
+{
+  dlv_t *d = sl_calloc(1, sizeof *d);
+
+  d->tag = tag;
+  d->open = open;
+  return d;
+}
+
+#define ADAPT_MIN_S 1.0 /* the base prefetch changes at most this often */
+
+/* Bundles (simulator.bundle > 1): the prefetch counts messages, and explore sends what it
+ * has ready, so a message carries 1..bundle tasks. Keep about 2 x slots tasks at hand: the
+ * base prefetch follows 2 x slots / (tasks per delivery) + 1, changed when off by half or
+ * more. */
+static void prefetch_adapt(sl_sim_sched_t *s, size_t n, double now)
+{
+  int want;
+
+  if (s->o.prefetch <= 0 || s->o.cfg->simulator.bundle <= 1 || n == 0)
+    return;
+  s->per_delivery = s->per_delivery > 0 ? 0.9 * s->per_delivery + 0.1 * (double)n : (double)n;
+  want = (int)ceil(2.0 * s->o.slots / s->per_delivery) + 1;
+  if (want > 2 * s->o.slots + 1)
+    want = 2 * s->o.slots + 1;
+  if (want < 2)
+    want = 2;
+  /* grow by half or more, or shrink to half or less */
+  if (s->stopping || now - s->prefetch_at < ADAPT_MIN_S ||
+      (2 * want < 3 * s->prefetch && 2 * want > s->prefetch))
+    return;
+  SL_DEBUG("prefetch %d -> %d messages: %.1f tasks per delivery", s->prefetch, want, s->per_delivery);
+  s->prefetch = want;
+  s->prefetch_at = now;
+  prefetch_set(s, s->window_open);
+}
+
+void sl_sim_sched_deliver(sl_sim_sched_t *s, uint64_t tag, const char *body, size_t len, double now)
+{
+  sl_proto_bundle_t bd;
+  sl_error_t err;
+  size_t i;
+
+  if (!sl_proto_bundle_split(body, len, NULL, &bd, &err)) {
+    SL_WARN("dead-lettering a bundle of sim.task: %s (%s)", err.message, sl_proto_code_name(err.code));
+    push_tag(s, SL_SIM_ACT_REJECT, tag, reject_reason(&err));
+    s->n_dead++;
+  } else if (bd.n == 0) {
+    deliver_one(s, dlv_new(tag, 1), body, len, false, now);
+  } else if (s->stopping) {
+    push_tag(s, SL_SIM_ACT_NACK, tag, NULL);
+  } else {
+    dlv_t *d = dlv_new(tag, (int)bd.n);
+    d->refs++; /* held while its tasks are made */
+    for (i = 0; i < bd.n; i++)
+      deliver_one(s, d, bd.items[i], bd.lens[i], true, now);
+    if (--d->refs == 0)
+      free(d);
+  }
+  prefetch_adapt(s, bd.n ? bd.n : 1, now);
+  sl_proto_bundle_release(&bd);
+  try_start_pending(s, now);
 }
 
 bool sl_sim_sched_terminate(sl_sim_sched_t *s, const char *sample_id, const char *reason,
@@ -1099,6 +1215,8 @@ sl_sim_sched_t *sl_sim_sched_new(const sl_sim_sched_opts_t *opts)
   s->persistent = opts->cfg->simulator.persistent;
   s->max_runs = opts->cfg->simulator.max_runs_per_process > 0 ? opts->cfg->simulator.max_runs_per_process : 1;
   s->consuming = true;
+  s->prefetch = opts->prefetch;
+  s->prefetch_at = -1e9;
   return s;
 }
 

@@ -677,14 +677,52 @@ static bool decode_object(dctx_t *c, const sl__kind_t *k, const json_t *obj, boo
   return true;
 }
 
-bool sl__decode(const sl__kind_t *k, const char *buf, size_t len, const sl_proto_limits_t *lim,
-                void *out, sl_error_t *err)
+json_t *sl__load(const char *buf, size_t len, const sl_proto_limits_t *lim, sl_error_t *err)
+{
+  char path[PATH_MAX_BYTES];
+  json_error_t je;
+  json_t *root;
+  size_t at;
+
+  if (len > lim->max_bytes) {
+    sl_error_set(err, SL_ERR_PROTO, SL_PROTO_E_TOO_LARGE,
+                 "body of %zu bytes is over the limit of %zu bytes", len, lim->max_bytes);
+    return NULL;
+  }
+  if (!buf || all_space(buf, len)) {
+    sl_error_set(err, SL_ERR_PROTO, SL_PROTO_E_EMPTY, "empty body");
+    return NULL;
+  }
+  switch (sl__prescan(buf, len, lim->max_depth, SIZE_MAX, &at, path, sizeof path)) {
+  case SL__SCAN_DEPTH:
+    sl_error_set(err, SL_ERR_PROTO, SL_PROTO_E_DEPTH, "field '%s': nesting deeper than %d",
+                 path, lim->max_depth);
+    return NULL;
+  case SL__SCAN_NONFINITE:
+    sl_error_set(err, SL_ERR_PROTO, SL_PROTO_E_NONFINITE, "field '%s': not a finite number",
+                 path);
+    return NULL;
+  default:
+    break;
+  }
+  root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
+  if (!root) {
+    jansson_error(&je, buf, len, lim, err);
+    return NULL;
+  }
+  if (!json_is_object(root)) {
+    sl_error_set(err, SL_ERR_PROTO, SL_PROTO_E_JSON, "top level is not an object");
+    json_decref(root);
+    return NULL;
+  }
+  return root;
+}
+
+bool sl__decode(const sl__kind_t *k, const char *buf, size_t len, const sl_proto_limits_t *lim, void *out,
+                sl_error_t *err)
 {
   sl_proto_limits_t deflim;
-  json_error_t je;
-  json_t *root = NULL;
-  char path[PATH_MAX_BYTES];
-  size_t at;
+  json_t *root;
   dctx_t c;
 
   memset(out, 0, k->size);
@@ -692,36 +730,9 @@ bool sl__decode(const sl__kind_t *k, const char *buf, size_t len, const sl_proto
     sl_proto_limits_default(&deflim);
     lim = &deflim;
   }
-  if (len > lim->max_bytes) {
-    sl_error_set(err, SL_ERR_PROTO, SL_PROTO_E_TOO_LARGE,
-                 "body of %zu bytes is over the limit of %zu bytes", len, lim->max_bytes);
+  root = sl__load(buf, len, lim, err);
+  if (!root)
     return false;
-  }
-  if (!buf || all_space(buf, len)) {
-    sl_error_set(err, SL_ERR_PROTO, SL_PROTO_E_EMPTY, "empty body");
-    return false;
-  }
-  switch (sl__prescan(buf, len, lim->max_depth, SIZE_MAX, &at, path, sizeof path)) {
-  case SL__SCAN_DEPTH:
-    sl_error_set(err, SL_ERR_PROTO, SL_PROTO_E_DEPTH, "field '%s': nesting deeper than %d",
-                 path, lim->max_depth);
-    return false;
-  case SL__SCAN_NONFINITE:
-    sl_error_set(err, SL_ERR_PROTO, SL_PROTO_E_NONFINITE, "field '%s': not a finite number",
-                 path);
-    return false;
-  default:
-    break;
-  }
-  root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
-  if (!root) {
-    jansson_error(&je, buf, len, lim, err);
-    return false;
-  }
-  if (!json_is_object(root)) {
-    sl_error_set(err, SL_ERR_PROTO, SL_PROTO_E_JSON, "top level is not an object");
-    goto out_fail;
-  }
   if (!check_envelope(k, root, err))
     goto out_fail;
 

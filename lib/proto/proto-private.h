@@ -76,6 +76,10 @@ typedef struct sl__kind {
 bool sl__decode(const sl__kind_t *k, const char *buf, size_t len, const sl_proto_limits_t *lim,
                 void *out, sl_error_t *err);
 
+/* The checks every body gets before its fields (size, empty, nesting, non-finite numbers,
+ * JSON, one object), then the parsed object (a new reference), or NULL with err set. */
+struct json_t *sl__load(const char *buf, size_t len, const sl_proto_limits_t *lim, sl_error_t *err);
+
 /* Encodes m: {"v":1,"kind":...} then the fields in table order; optional fields that are
  * absent (NULL, zero, false, empty) are omitted. Returns a malloc'd string. */
 char *sl__encode(const sl__kind_t *k, const void *m);

@@ -103,6 +103,17 @@ void sl_worker_dead_letter(sl_worker_t *w, const sl_amqp_delivery_t *d, const ch
   }
 }
 
+bool sl_worker_dead_letter_entry(sl_worker_t *w, const char *queue, const char *body, size_t len,
+                                 const char *reason, sl_amqp_confirm_fn done, void *ud, sl_error_t *err)
+{
+  sl_amqp_props_t props = {.persistent = true, .content_type = "application/octet-stream"};
+  char type[200];
+
+  snprintf(type, sizeof type, "rejected: %s: bundle entry: %s", queue, reason);
+  props.type = type;
+  return sl_amqp_publish(w->amqp, SL_DLX, queue, body, len, &props, done, ud, err);
+}
+
 void sl_worker_reject(sl_worker_t *w, const sl_amqp_delivery_t *d, const sl_error_t *err)
 {
   char reason[300];

@@ -2,7 +2,8 @@
  * simulator output and exits, confirms and the clock go in; the queued actions are
  * recorded and checked. Covers a run from delivery to acked point, the lease and its
  * confirm ordering, terminate (grace, racing a completion), a drain with tasks pending,
- * crashes as failed points, slot reuse and the consumer pause when slots are full. */
+ * crashes as failed points, slot reuse and the consumer pause when slots are full, and
+ * bundles of tasks (one delivery acked once every run of it is stored). */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,6 +124,8 @@ static int drain(void)
       r->step = a.progress->step;
     } else if (a.kind == SL_SIM_ACT_REJECT) {
       r->text = sl_strdup(a.reason);
+    } else if (a.kind == SL_SIM_ACT_DEAD) {
+      r->text = sl_asprintf("%s | %.*s", a.reason, (int)a.len, a.body);
     } else if (a.kind == SL_SIM_ACT_PREFETCH) {
       r->step = a.count;
     } else if (a.kind == SL_SIM_ACT_START || a.kind == SL_SIM_ACT_INPUT) {
@@ -153,7 +156,7 @@ static int count(int from, sl_sim_action_kind_t kind)
   return c;
 }
 
-static void deliver(uint64_t tag, const char *sample_id, const char *campaign, double now)
+static char *task_body(const char *sample_id, const char *campaign)
 {
   sl_sim_task_t t;
   char *body;
@@ -166,9 +169,16 @@ static void deliver(uint64_t tag, const char *sample_id, const char *campaign, d
   t.max_steps = 4;
   t.origin = "explore";
   body = sl_sim_task_encode(&t);
+  sl_values_release(&t.inputs);
+  return body;
+}
+
+static void deliver(uint64_t tag, const char *sample_id, const char *campaign, double now)
+{
+  char *body = task_body(sample_id, campaign);
+
   sl_sim_sched_deliver(H.s, tag, body, strlen(body), now);
   free(body);
-  sl_values_release(&t.inputs);
 }
 
 static void terminate_msg(uint64_t tag, const char *sample_id, double now)
@@ -906,9 +916,200 @@ static void test_prefetch_window(void)
   teardown();
 }
 
+/* ---- bundles ---- */
+
+/* Runs slot's simulator to a clean end (4 steps, final, exit, EOF) at time now. */
+static void run_clean(int slot, double now)
+{
+  output(slot, 1, 4, true);
+  sl_sim_sched_run_exited(H.s, slot, 0, 0, NULL, now);
+  sl_sim_sched_run_output_end(H.s, slot, now);
+}
+
+/* One delivery of 3 good tasks, a malformed entry and one of another campaign, 2 slots:
+ * the bad two go to DEAD alone (their bodies, each with its reason), the good three run
+ * (the third once a slot frees), one is terminated inside the bundle, and the delivery is
+ * acked once, only after the last of its points and dead copies is confirmed. */
+static void test_bundle_fanout(void)
+{
+  const char *bad = "{\"v\":1,\"kind\":\"sim.task\",\"campaign\":\"sched\",\"sample_id\":\"sbad\"}";
+  char *t1 = task_body("s1", "sched"), *t2 = task_body("s2", "sched"), *t3 = task_body("s3", "sched");
+  char *tx = task_body("sx", "other");
+  sl_sim_sched_stats_t st;
+  sl_buf_t b;
+  int i, d, p, p2;
+
+  SL_REQUIRE(setup(2, 5, 300));
+  sl_buf_init(&b);
+  sl_proto_bundle_begin(&b);
+  sl_proto_bundle_add(&b, t1, strlen(t1));
+  sl_proto_bundle_add(&b, bad, strlen(bad));
+  sl_proto_bundle_add(&b, t2, strlen(t2));
+  sl_proto_bundle_add(&b, tx, strlen(tx));
+  sl_proto_bundle_add(&b, t3, strlen(t3));
+  sl_proto_bundle_end(&b);
+  sl_sim_sched_deliver(H.s, 9, b.data, b.len, 100);
+  i = drain();
+  SL_CHECK_INT(count(i, SL_SIM_ACT_START), 2);
+  SL_CHECK_INT(count(i, SL_SIM_ACT_DEAD), 2);
+  SL_CHECK_INT(count(i, SL_SIM_ACT_REJECT), 0);
+  d = find(i, SL_SIM_ACT_DEAD);
+  SL_CHECK(strncmp(H.log[d].text, "E_MISSING: ", 11) == 0 && strstr(H.log[d].text, "\"sbad\""));
+  SL_CHECK(H.log[d].tag == 9 && H.log[d].confirm != NULL);
+  d = find(d + 1, SL_SIM_ACT_DEAD);
+  SL_CHECK(strstr(H.log[d].text, "E_CAMPAIGN") && strstr(H.log[d].text, "\"sx\""));
+  sl_sim_sched_stats(H.s, &st);
+  SL_CHECK_INT(st.dead, 2);
+  SL_CHECK_INT(st.pending, 1);
+  confirm_all(i, SL_SIM_ACT_DEAD, SL_SIM_CONFIRM_ACK);
+  sl_sim_sched_run_spawned(H.s, 0, NULL, 100);
+  sl_sim_sched_run_spawned(H.s, 1, NULL, 100);
+  SL_CHECK_STR(sl_sim_sched_slot_sample(H.s, 1), "s2");
+  /* s1 completes: its point is confirmed, the bundle is not acked (s2, s3 open) */
+  run_clean(0, 101);
+  i = drain();
+  p = find(i, SL_SIM_ACT_POINT);
+  SL_REQUIRE(p >= 0);
+  SL_CHECK_STR(H.log[p].sample, "s1");
+  SL_CHECK_INT(find(i, SL_SIM_ACT_START) > p, 1); /* s3 takes the freed slot */
+  confirm_all(i, SL_SIM_ACT_POINT, SL_SIM_CONFIRM_ACK);
+  sl_sim_sched_run_spawned(H.s, 0, NULL, 101);
+  /* terminate s2 inside the bundle */
+  output(1, 1, 2, false);
+  SL_CHECK(sl_sim_sched_terminate(H.s, "s2", "speculative", NULL, 101.2));
+  i = drain();
+  SL_CHECK_INT(H.log[find(i, SL_SIM_ACT_KILL)].signal, SIGTERM);
+  sl_sim_sched_run_exited(H.s, 1, 0, SIGTERM, NULL, 101.25);
+  sl_sim_sched_run_output_end(H.s, 1, 101.25);
+  i = drain();
+  p2 = find(i, SL_SIM_ACT_POINT);
+  SL_REQUIRE(p2 >= 0);
+  SL_CHECK_INT(H.log[p2].status, SL_POINT_TERMINATED);
+  confirm_all(i, SL_SIM_ACT_POINT, SL_SIM_CONFIRM_ACK);
+  i = drain();
+  SL_CHECK_INT(count(0, SL_SIM_ACT_ACK), 0);
+  /* s3 completes: the last one acks the delivery, once */
+  run_clean(0, 102);
+  i = drain();
+  SL_CHECK_INT(count(0, SL_SIM_ACT_ACK), 0);
+  confirm_all(i, SL_SIM_ACT_POINT, SL_SIM_CONFIRM_ACK);
+  i = drain();
+  SL_CHECK_INT(count(0, SL_SIM_ACT_ACK), 1);
+  SL_CHECK_INT(H.log[find(i, SL_SIM_ACT_ACK)].tag, 9);
+  sl_sim_sched_stats(H.s, &st);
+  SL_CHECK_INT(st.done, 2);
+  SL_CHECK_INT(st.terminated, 1);
+  sl_buf_release(&b);
+  free(t1);
+  free(t2);
+  free(t3);
+  free(tx);
+  teardown();
+}
+
+/* A redelivered bundle whose first task runs here: that one counts done at once, the other
+ * runs, and the delivery is acked after the other's point; a bad envelope is rejected whole;
+ * a lease of a long run counts its task done. */
+static void test_bundle_redelivery_and_lease(void)
+{
+  char *t1 = task_body("s1", "sched"), *t2 = task_body("s2", "sched");
+  sl_buf_t b;
+  int i, lease;
+
+  SL_REQUIRE(setup(2, 5, 300));
+  deliver(1, "s1", "sched", 100);
+  sl_sim_sched_run_spawned(H.s, 0, NULL, 100);
+  drain();
+  sl_buf_init(&b);
+  sl_proto_bundle_begin(&b);
+  sl_proto_bundle_add(&b, t1, strlen(t1));
+  sl_proto_bundle_add(&b, t2, strlen(t2));
+  sl_proto_bundle_end(&b);
+  sl_sim_sched_deliver(H.s, 2, b.data, b.len, 100.1);
+  i = drain();
+  SL_CHECK_INT(count(i, SL_SIM_ACT_START), 1); /* s2 only */
+  SL_CHECK_INT(count(i, SL_SIM_ACT_ACK), 0);
+  sl_sim_sched_run_spawned(H.s, 1, NULL, 100.1);
+  /* the lease of both runs at 5 s: s1's acks delivery 1; s2's lease completes bundle 2 */
+  sl_sim_sched_tick(H.s, 106);
+  i = drain();
+  SL_CHECK_INT(count(i, SL_SIM_ACT_PROGRESS), 2);
+  lease = find(i, SL_SIM_ACT_PROGRESS);
+  SL_CHECK(H.log[lease].confirm != NULL);
+  confirm_all(i, SL_SIM_ACT_PROGRESS, SL_SIM_CONFIRM_ACK);
+  i = drain();
+  SL_CHECK_INT(count(i, SL_SIM_ACT_ACK), 2);
+  SL_CHECK(H.log[i].tag + H.log[i + 1].tag == 3);
+  /* an envelope with a field it does not define: the whole message is rejected */
+  {
+    const char *env = "{\"v\":1,\"kind\":\"bundle\",\"items\":[],\"x\":1}";
+    sl_sim_sched_deliver(H.s, 3, env, strlen(env), 107);
+  }
+  i = drain();
+  SL_CHECK_INT(count(i, SL_SIM_ACT_REJECT), 1);
+  SL_CHECK(strncmp(H.log[find(i, SL_SIM_ACT_REJECT)].text, "E_UNKNOWN_FIELD", 15) == 0);
+  sl_buf_release(&b);
+  free(t1);
+  free(t2);
+  teardown();
+}
+
+/* Bundles carry what explore had ready: messages of 1 task at a prefetch of 2 messages
+ * would starve 4 slots, so the prefetch grows to 2 x 4 / 1 + 1 = 9 messages (once, not
+ * again within a second); full bundles of 16 bring it back down to 2. */
+static void test_bundle_prefetch_adapts(void)
+{
+  static const char *Y = "experiment: sched\n"
+                         "inputs:\n"
+                         "  - {name: zeta, default: 0.1, value_range: [0.0, 1.0]}\n"
+                         "outputs:\n"
+                         "  - {name: amplitude}\n"
+                         "simulator: {command: [\"true\"], max_steps: 4, wall_s: 100, bundle: 16}\n"
+                         "budget: {max_sims: 10}\n";
+  char id[32], *t;
+  sl_buf_t b;
+  int i, k, p;
+  double now = 100;
+
+  g_prefetch = 2;
+  SL_REQUIRE(setup_yaml(Y, 4, 5, 300));
+  g_prefetch = 0;
+  deliver(1, "s1", "sched", now);
+  i = drain();
+  p = find(i, SL_SIM_ACT_PREFETCH);
+  SL_REQUIRE(p >= 0);
+  SL_CHECK_INT(H.log[p].step, 9);
+  deliver(2, "s2", "sched", now + 0.1);
+  i = drain();
+  SL_CHECK_INT(count(i, SL_SIM_ACT_PREFETCH), 0);
+  /* full bundles: the average falls, the prefetch comes back down */
+  sl_buf_init(&b);
+  for (k = 0; k < 40 && count(i, SL_SIM_ACT_PREFETCH) == 0; k++) {
+    sl_proto_bundle_begin(&b);
+    for (int j = 0; j < 16; j++) {
+      snprintf(id, sizeof id, "b%d-%d", k, j);
+      t = task_body(id, "sched");
+      sl_proto_bundle_add(&b, t, strlen(t));
+      free(t);
+    }
+    sl_proto_bundle_end(&b);
+    now += 1.1;
+    sl_sim_sched_deliver(H.s, 10 + (uint64_t)k, b.data, b.len, now);
+    i = drain();
+  }
+  p = find(i, SL_SIM_ACT_PREFETCH);
+  SL_REQUIRE(p >= 0);
+  SL_CHECK(H.log[p].step <= 4);
+  printf("  prefetch back to %lld after %d bundles of 16\n", (long long)H.log[p].step, k);
+  sl_buf_release(&b);
+  teardown();
+}
+
 SL_TEST_MAIN(SL_T(test_run_complete), SL_T(test_lease_order), SL_T(test_lease_refused),
              SL_T(test_terminate_grace), SL_T(test_terminate_races_completion), SL_T(test_drain_with_pending),
              SL_T(test_crash_is_failed_point), SL_T(test_outside_kill), SL_T(test_wall_limit),
              SL_T(test_slot_reuse_after_terminate), SL_T(test_pause_when_full),
              SL_T(test_reject_and_reconnect), SL_T(test_persistent_reuse), SL_T(test_persistent_recycle),
-             SL_T(test_persistent_death), SL_T(test_persistent_terminate), SL_T(test_prefetch_window))
+             SL_T(test_persistent_death), SL_T(test_persistent_terminate), SL_T(test_prefetch_window),
+             SL_T(test_bundle_fanout), SL_T(test_bundle_redelivery_and_lease),
+             SL_T(test_bundle_prefetch_adapts))

@@ -9,7 +9,9 @@
  *                                        one line each: sample_id, x-death reason, x-death
  *                                        queue, message_id, bytes, the body's origin (a
  *                                        sim.task's) and model_id (an event.model's), tab-
- *                                        separated ('-' when absent); then "# N messages"
+ *                                        separated ('-' when absent), and how many items
+ *                                        its message carried (a bundle gives a line per
+ *                                        item); then "# N messages"
  *   fault_amqp count QUEUE               ready messages (passive declare)
  *   fault_amqp mark QUEUE TEXT           publishes {"sample_id": TEXT} straight into QUEUE
  *                                        (default exchange), persistent, confirmed: a
@@ -20,6 +22,7 @@
  *                                        event.stored, control.terminate), persistent,
  *                                        confirmed, each with message_id = its name;
  *                                        prints "NAME BYTES" per message, then "# N published"
+ *   fault_amqp publish EXCHANGE RK FILE  publishes FILE's bytes, persistent, confirmed
  *
  * drain uses plain rabbitmq-c (it reads the x-death header, which the session does not
  * expose); the others use the specline session. */
@@ -34,12 +37,13 @@
 
 #include "specline/amqp.h"
 #include "specline/broker.h"
+#include "specline/proto.h"
 #include "specline/util.h"
 
 static int usage(void)
 {
   fputs("usage: fault_amqp tap CAMPAIGN QUEUE RK | drain QUEUE | count QUEUE | mark QUEUE TEXT |\n"
-        "                  poison CAMPAIGN KIND EXCHANGE RK\n",
+        "                  poison CAMPAIGN KIND EXCHANGE RK | publish EXCHANGE RK FILE\n",
         stderr);
   return 2;
 }
@@ -140,6 +144,36 @@ static void print_field(const void *body, size_t len, const char *key, size_t ma
   json_decref(j);
 }
 
+/* One line per message, or per item of a bundle (simulator.bundle): sample_id, reason,
+ * queue, message id, body bytes, origin, model_id, items in the message, tab-separated. */
+static void print_message(const void *body, size_t len, amqp_bytes_t reason, amqp_bytes_t dq, amqp_bytes_t id)
+{
+  sl_proto_bundle_t bd;
+  sl_error_t err;
+  size_t i, n;
+
+  if (!sl_proto_bundle_split(body, len, NULL, &bd, &err))
+    memset(&bd, 0, sizeof bd);
+  n = bd.n ? bd.n : 1;
+  for (i = 0; i < n; i++) {
+    const char *b = bd.n ? bd.items[i] : body;
+    size_t l = bd.n ? bd.lens[i] : len;
+    print_field(b, l, "sample_id", 64);
+    putchar('\t');
+    print_bytes(reason);
+    putchar('\t');
+    print_bytes(dq);
+    putchar('\t');
+    print_bytes(id);
+    printf("\t%zu\t", l);
+    print_field(b, l, "origin", 64);
+    putchar('\t');
+    print_field(b, l, "model_id", 200);
+    printf("\t%zu\n", n);
+  }
+  sl_proto_bundle_release(&bd);
+}
+
 static int cmd_drain(const char *queue)
 {
   const char *env = getenv("SPECLINE_AMQP_URL");
@@ -195,7 +229,6 @@ static int cmd_drain(const char *queue)
       fputs("fault_amqp drain: cannot read a message\n", stderr);
       goto out;
     }
-    print_field(m.body.bytes, m.body.len, "sample_id", 64);
     {
       amqp_bytes_t reason = {0}, dq = {0};
       if (m.properties._flags & AMQP_BASIC_HEADERS_FLAG) {
@@ -223,17 +256,9 @@ static int cmd_drain(const char *queue)
         dq.bytes = (void *)t;
         dq.len = k;
       }
-      putchar('\t');
-      print_bytes(reason);
-      putchar('\t');
-      print_bytes(dq);
-      putchar('\t');
-      print_bytes(m.properties._flags & AMQP_BASIC_MESSAGE_ID_FLAG ? m.properties.message_id : (amqp_bytes_t){0});
-      printf("\t%zu\t", m.body.len);
-      print_field(m.body.bytes, m.body.len, "origin", 64);
-      putchar('\t');
-      print_field(m.body.bytes, m.body.len, "model_id", 200);
-      putchar('\n');
+      print_message(m.body.bytes, m.body.len, reason, dq,
+                    m.properties._flags & AMQP_BASIC_MESSAGE_ID_FLAG ? m.properties.message_id
+                                                                     : (amqp_bytes_t){0});
     }
     amqp_destroy_message(&m);
     amqp_basic_ack(c, 1, tag, 0);
@@ -435,6 +460,32 @@ static int cmd_poison(const char *campaign, const char *kind, const char *exchan
   return rc;
 }
 
+/* Publishes FILE's bytes (persistent, mandatory, confirmed) as they are. */
+static int cmd_publish(const char *exchange, const char *rk, const char *path)
+{
+  size_t len = 0;
+  char *body = sl_read_file(path, 1u << 21, &len);
+  sl_amqp_props_t props = {.persistent = true, .mandatory = true, .type = "fault.publish"};
+  sl_amqp_t *s;
+  sl_error_t err;
+  int rc = 1;
+
+  if (!body) {
+    fprintf(stderr, "fault_amqp publish: cannot read '%s'\n", path);
+    return 1;
+  }
+  s = session();
+  if (s && sl_amqp_publish(s, exchange, rk, body, len, &props, on_confirm, NULL, &err) &&
+      sl_amqp_wait_confirms(s, 30, &err))
+    rc = n_confirmed == 1 ? 0 : 1;
+  else if (s)
+    fprintf(stderr, "fault_amqp publish: %s\n", err.message);
+  printf("# %d published, %d refused\n", n_confirmed, n_refused);
+  sl_amqp_destroy(s);
+  free(body);
+  return rc;
+}
+
 static int cmd_mark(const char *queue, const char *text)
 {
   sl_amqp_props_t props = {.persistent = true, .mandatory = true, .type = "fault.mark"};
@@ -463,6 +514,8 @@ int main(int argc, char **argv)
     return cmd_count(argv[2]);
   if (argc >= 4 && !strcmp(argv[1], "mark"))
     return cmd_mark(argv[2], argv[3]);
+  if (argc >= 5 && !strcmp(argv[1], "publish"))
+    return cmd_publish(argv[2], argv[3], argv[4]);
   if (argc >= 6 && !strcmp(argv[1], "poison"))
     return cmd_poison(argv[2], argv[3], argv[4], argv[5]);
   return usage();

@@ -125,7 +125,8 @@ count_in_logs() { cat "$T"/*.log 2>/dev/null | grep -c -- "$1"; }
 # ---- campaign config ----
 
 # osc_config C MAX_SIMS STEP_DELAY MAX_STEPS SLOTS [WORKERS]: the oscillator campaign
-# (PERSISTENT=1: persistent simulators, recycled after MAX_RUNS runs, default 1000)
+# (PERSISTENT=1: persistent simulators, recycled after MAX_RUNS runs, default 1000;
+# BUNDLE=N: simulator.bundle N)
 osc_config() {
   local c=$1 max_sims=$2 delay=$3 steps=$4 slots=$5 workers=${6:-1}
   cat >"$T/config.yaml" <<YAML
@@ -140,7 +141,7 @@ outputs:
   - {name: amplitude, type: float}
   - {name: max_abs_x, type: float}
 history: {name: x, checkpoints: 8}
-simulator: {command: ["specline-sim-oscillator"], max_steps: $steps, step_delay: $delay${PERSISTENT:+, persistent: true, max_runs_per_process: ${MAX_RUNS:-1000}}}
+simulator: {command: ["specline-sim-oscillator"], max_steps: $steps, step_delay: $delay${PERSISTENT:+, persistent: true, max_runs_per_process: ${MAX_RUNS:-1000}}${BUNDLE:+, bundle: $BUNDLE}}
 policy: {initial: sobol, initial_n: 8, acquisition: none, oversubscribe: 2, seed: 11}
 budget: {max_sims: $max_sims, wall_s: 900, max_failed: 0} # the faults make failed points on purpose
 workers: {simulate_workers: $workers, slots: $slots}

@@ -426,6 +426,72 @@ static void test_peek_kind(void)
   SL_CHECK_INT(err.code, SL_PROTO_E_KIND);
 }
 
+/* Bundles: the single form is not split (n = 0, no parse), a bundle's items come back as
+ * standalone bodies that decode alone (a bad one fails alone, the others decode, numbers
+ * exact), a bad envelope fails whole, and one of 1024 items round-trips. */
+static void test_bundle_split(void)
+{
+  sl_sim_task_t t, back;
+  sl_proto_bundle_t bd;
+  sl_error_t err;
+  sl_buf_t b;
+  char *one;
+  size_t i;
+
+  memset(&t, 0, sizeof t);
+  t.campaign = "osc";
+  t.sample_id = "s1";
+  t.origin = "explore";
+  t.max_steps = 10;
+  t.issued_at = 1732300000.125;
+  sl_values_init(&t.inputs);
+  sl_values_add(&t.inputs, "zeta", 0.1 + 0.2);
+  one = sl_sim_task_encode(&t);
+  SL_REQUIRE(sl_proto_bundle_split(one, strlen(one), NULL, &bd, &err));
+  SL_CHECK_INT(bd.n, 0);
+  sl_proto_bundle_release(&bd);
+
+  sl_buf_init(&b);
+  sl_proto_bundle_begin(&b);
+  sl_proto_bundle_add(&b, one, strlen(one));
+  sl_proto_bundle_add(&b, "{\"v\":1,\"kind\":\"sim.task\",\"campaign\":7}", 38);
+  sl_proto_bundle_add(&b, "42", 2);
+  sl_proto_bundle_add(&b, one, strlen(one));
+  sl_proto_bundle_end(&b);
+  SL_REQUIRE(sl_proto_bundle_split(b.data, b.len, NULL, &bd, &err));
+  SL_REQUIRE(bd.n == 4);
+  for (i = 0; i < 4; i++) {
+    bool ok = sl_sim_task_decode(bd.items[i], bd.lens[i], NULL, &back, &err);
+    SL_CHECK(ok == (i == 0 || i == 3));
+    if (!ok) {
+      SL_CHECK_INT(err.code, i == 1 ? SL_PROTO_E_TYPE : SL_PROTO_E_JSON);
+      continue;
+    }
+    SL_CHECK_STR(back.sample_id, "s1");
+    SL_CHECK(*sl_values_get(&back.inputs, "zeta") == 0.1 + 0.2);
+    SL_CHECK(back.issued_at == 1732300000.125);
+    sl_sim_task_release(&back);
+  }
+  sl_proto_bundle_release(&bd);
+  SL_CHECK(bd.n == 0 && bd.items == NULL);
+
+  SL_CHECK(!sl_proto_bundle_split("{\"v\":2,\"kind\":\"bundle\",\"items\":[1]}", 35, NULL, &bd, &err));
+  SL_CHECK_INT(err.code, SL_PROTO_E_VERSION);
+  sl_proto_bundle_release(&bd);
+
+  sl_proto_bundle_begin(&b);
+  for (i = 0; i < SL_PROTO_BUNDLE_MAX; i++)
+    sl_proto_bundle_add(&b, one, strlen(one));
+  sl_proto_bundle_end(&b);
+  SL_REQUIRE(sl_proto_bundle_split(b.data, b.len, NULL, &bd, &err));
+  SL_CHECK_INT(bd.n, SL_PROTO_BUNDLE_MAX);
+  SL_CHECK_STR(bd.items[SL_PROTO_BUNDLE_MAX - 1], one);
+  sl_proto_bundle_release(&bd);
+  sl_buf_release(&b);
+  sl_values_release(&t.inputs);
+  free(one);
+}
+
 /* Not a pass/fail timing: prints the decode rate of a typical store.point. */
 static void test_decode_rate(void)
 {
@@ -466,8 +532,7 @@ static void test_decode_rate(void)
 }
 
 SL_TEST_MAIN(SL_T(test_sim_task_roundtrip), SL_T(test_progress_terminate_roundtrip),
-             SL_T(test_store_point_roundtrip), SL_T(test_events_roundtrip),
-             SL_T(test_predict_roundtrip), SL_T(test_worker_status_roundtrip),
-             SL_T(test_numbers_exact), SL_T(test_encoder_sanitises), SL_T(test_limits),
-             SL_T(test_sample_id), SL_T(test_values_and_names), SL_T(test_peek_kind),
-             SL_T(test_decode_rate))
+             SL_T(test_store_point_roundtrip), SL_T(test_events_roundtrip), SL_T(test_predict_roundtrip),
+             SL_T(test_worker_status_roundtrip), SL_T(test_numbers_exact), SL_T(test_encoder_sanitises),
+             SL_T(test_limits), SL_T(test_sample_id), SL_T(test_values_and_names), SL_T(test_peek_kind),
+             SL_T(test_bundle_split), SL_T(test_decode_rate))

@@ -33,6 +33,7 @@ typedef struct explorer {
   double last_up; /* the last tick that found the broker connection up */
   double last_clock_put;        /* when the campaign's clock was last queued for the store */
   int64_t n_dead;
+  int64_t n_task_msgs, n_tasks_sent; /* sim.task messages (bundles or single) and tasks in them */
 } explorer_t;
 
 #endif

@@ -8,6 +8,10 @@
 #ifndef SPECLINE_CONFIG_H
 #define SPECLINE_CONFIG_H
 
+/* The most tasks (or points) one broker message may carry: simulator.bundle (the
+ * codec's SL_PROTO_BUNDLE_MAX). */
+#define SL_CONFIG_BUNDLE_MAX 1024
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -89,6 +93,8 @@ typedef struct sl_config {
     double term_grace_s;  /* SIGTERM → SIGKILL grace, default 2 */
     bool persistent;      /* one process serves many runs (docs/simulator-protocol.md), default false */
     int64_t max_runs_per_process; /* persistent: restart a process after this many runs, default 1000 */
+    int64_t bundle;       /* tasks per <c>.sim message and points per <c>.store message at most,
+                             1..SL_CONFIG_BUNDLE_MAX, default 1 (one per message) */
     char *workdir;        /* the runs directory: each run gets <workdir>/<sample_id> (a `.N`
                              suffix when that exists), default run/runs; relative paths are
                              resolved against `dir`; never '/', a '..' component, the config's

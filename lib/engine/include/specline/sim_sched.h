@@ -36,6 +36,12 @@
  * pending tasks beyond `slots` are handed back, so no worker hoards long tasks (it may
  * open again 10 s later).
  *
+ * Bundles (the config's simulator.bundle > 1): the prefetch counts messages and a message
+ * carries 1..bundle tasks (explore sends what it has ready). The base prefetch follows
+ * 2 x slots / (tasks per delivery, a moving average) + 1, between 2 and 2 x slots + 1, so
+ * about 2 x slots tasks stay at hand; it changes (PREFETCH) when off by half or more, at
+ * most once a second.
+ *
  * Thread-safety: none; one scheduler is used by one thread. */
 #ifndef SPECLINE_ENGINE_SIM_SCHED_H
 #define SPECLINE_ENGINE_SIM_SCHED_H
@@ -86,6 +92,9 @@ typedef enum sl_sim_action_kind {
   SL_SIM_ACT_ACK,       /* ack delivery `tag` (`sample_id` names a task, else NULL) */
   SL_SIM_ACT_NACK,      /* nack delivery `tag` with requeue */
   SL_SIM_ACT_REJECT,    /* dead-letter the delivery `tag` being handled, for `reason` */
+  SL_SIM_ACT_DEAD,      /* one entry of the bundle `tag` is unusable: publish its `body` to
+                           the dead-letter exchange for `reason` (persistent) with `confirm`;
+                           the bundle itself is acked later, with its other tasks */
   SL_SIM_ACT_PAUSE,     /* stop consuming <c>.sim */
   SL_SIM_ACT_RESUME,    /* consume <c>.sim again (on failure: sl_sim_sched_consume_failed) */
   SL_SIM_ACT_DRAINED,   /* stopping and nothing left here: exit once the session has no
@@ -105,12 +114,12 @@ typedef struct sl_sim_action {
   bool persistent;                   /* START */
   uint64_t tag;                      /* ACK, NACK, REJECT */
   const char *sample_id;             /* ACK of a task, START, POINT, PROGRESS, RETURN */
-  const char *reason;                /* REJECT */
+  const char *reason;                /* REJECT, DEAD */
   sl_store_point_t *point;           /* POINT */
   const sl_sim_progress_t *progress; /* PROGRESS */
-  const char *body;                  /* RETURN */
-  size_t len;                        /* RETURN */
-  void *confirm; /* POINT, RETURN, PROGRESS: hand to sl_sim_sched_confirmed; NULL untracked */
+  const char *body;                  /* RETURN, DEAD */
+  size_t len;                        /* RETURN, DEAD */
+  void *confirm; /* POINT, RETURN, PROGRESS, DEAD: hand to sl_sim_sched_confirmed; NULL untracked */
 } sl_sim_action_t;
 
 /* How a tracked publish ended. */
@@ -142,9 +151,12 @@ bool sl_sim_sched_next(sl_sim_sched_t *s, sl_sim_action_t *a);
 
 /* ---- events: deliveries and control ---- */
 
-/* A sim.task delivery (body not NUL-terminated). Queues REJECT (malformed, another
- * campaign), ACK (a redelivery of a sample running here), NACK (stopping), or keeps it
- * pending and starts what fits in the free slots. */
+/* A sim.task delivery (body not NUL-terminated), or a bundle of them (proto.h). Queues
+ * REJECT (malformed, another campaign), ACK (a redelivery of a sample running here), NACK
+ * (stopping), or keeps it pending and starts what fits in the free slots. In a bundle each
+ * task is handled alone: a malformed or foreign one is DEAD (its copy dead-lettered), and
+ * the delivery is acked once every task it carried is done, each as a single delivery
+ * would be (point or lease confirmed, returned copy confirmed, dead copy confirmed). */
 void sl_sim_sched_deliver(sl_sim_sched_t *s, uint64_t tag, const char *body, size_t len, double now);
 /* A control delivery (control.terminate): REJECT when malformed or of another campaign,
  * else sl_sim_sched_terminate and ACK. */

@@ -32,6 +32,7 @@
 #include <stdint.h>
 
 #include "specline/error.h"
+#include "specline/util.h"
 #include "specline/values.h"
 
 #define SL_PROTO_VERSION 1
@@ -236,6 +237,35 @@ void sl_worker_status_release(sl_worker_status_t *m);
  * 16 hex chars, prefixed "s". Inputs are hashed by their exact double bits. */
 void sl_sample_id(const char *campaign, const sl_values_t *inputs, uint32_t replica, char out[24]);
 
+/* ---- bundle: several messages of one hop in one broker message ----
+ * {"v":1,"kind":"bundle","items":[MSG, MSG, ...]}, 1..SL_PROTO_BUNDLE_MAX items, each item a
+ * whole message of its own kind (with its "v" and "kind"). Explore bundles sim.task on
+ * `<c>.sim` and simulate bundles store.point on `<c>.store` (config simulator.bundle); the
+ * consumers take the single form as before. */
+#define SL_PROTO_BUNDLE_MAX 1024
+
+typedef struct sl_proto_bundle {
+  char **items; /* each a standalone message body (NUL-terminated JSON) */
+  size_t *lens;
+  size_t n; /* 0: the body is not a bundle (decode it as the single form) */
+} sl_proto_bundle_t;
+
+/* Splits a body into its items when it is a bundle (out->n >= 1), or sets out->n = 0 when
+ * it is not one (a single message, or a body its own decoder will reject). False with err
+ * set when it is a bundle whose envelope is bad (unknown field, no items, more than
+ * SL_PROTO_BUNDLE_MAX): the whole message is unusable. The items themselves are not
+ * checked here: decode each with its kind's decoder, so a bad one fails alone. lim as the
+ * decoders' (NULL: defaults). Release out with sl_proto_bundle_release either way. */
+bool sl_proto_bundle_split(const char *buf, size_t len, const sl_proto_limits_t *lim, sl_proto_bundle_t *out,
+                           sl_error_t *err);
+/* Frees the items (NULL is a no-op). */
+void sl_proto_bundle_release(sl_proto_bundle_t *b);
+/* Builds a bundle in b (emptied first): _begin, then _add each encoded message (copied),
+ * then _end; b->data/b->len is the body. At least one _add before _end. */
+void sl_proto_bundle_begin(sl_buf_t *b);
+void sl_proto_bundle_add(sl_buf_t *b, const char *msg, size_t len);
+void sl_proto_bundle_end(sl_buf_t *b);
+
 /* Peeks at a body's "kind" field without full validation (NULL if absent); for routing
  * mixed queues. Returns a malloc'd string. */
 char *sl_proto_peek_kind(const char *buf, size_t len);
@@ -246,7 +276,8 @@ const char *const *sl_proto_kinds(void);
 /* Decodes buf as a message of `kind` with every check of that kind's decoder and returns
  * its canonical encoding (malloc'd, the caller frees it), or NULL with err set (E_KIND
  * when `kind` is not a known kind). For tools: golden vectors, fuzzing, dead-letter
- * inspection. Thread-safe. */
+ * inspection. `kind` "bundle" checks a bundle and re-encodes each item by its own kind (an
+ * item's error is prefixed "items[i]: "). Thread-safe. */
 char *sl_proto_reencode(const char *kind, const char *buf, size_t len, const sl_proto_limits_t *lim,
                         sl_error_t *err);
 

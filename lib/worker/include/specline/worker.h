@@ -108,6 +108,14 @@ void sl_worker_publish_status(sl_worker_t *w);
  * their own: per-message TTLs of status messages must not fill `<c>.dead`). */
 void sl_worker_dead_letter(sl_worker_t *w, const sl_amqp_delivery_t *d, const char *reason);
 
+/* Dead-letters one entry of a bundle (proto.h) alone: a persistent copy of body goes to
+ * specline.dlx with routing key `queue` (the queue it came from, so `<c>.dead` receives it)
+ * and "rejected: QUEUE: bundle entry: REASON" in its `type`. The delivery is not touched:
+ * the caller acks it once every entry is done, this one when `done` reports the copy
+ * confirmed. False with err set when the publish cannot be made (done is not called). */
+bool sl_worker_dead_letter_entry(sl_worker_t *w, const char *queue, const char *body, size_t len,
+                                 const char *reason, sl_amqp_confirm_fn done, void *ud, sl_error_t *err);
+
 /* Same, with the reason taken from a decode error: "E_JSON: field 'x': ...". */
 void sl_worker_reject(sl_worker_t *w, const sl_amqp_delivery_t *d, const sl_error_t *err);
 

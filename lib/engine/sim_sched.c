@@ -356,6 +356,7 @@ static void running_outputs(const sl_config_t *cfg, const run_t *r, sl_store_poi
     if (v)
       sl_values_add(&p->outputs, cfg->outputs[i].name, *v);
   }
+  p->outputs_running = p->outputs.n > 0;
 }
 
 static char *failure_text(const run_t *r)

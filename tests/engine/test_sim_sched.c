@@ -34,6 +34,7 @@ typedef struct rec {
   int64_t step, steps;
   size_t n_outputs, n_hist, n_predicted;
   double out0; /* POINT: the first output's value (NAN when none) */
+  bool running; /* POINT: outputs_running */
   void *confirm;
 } rec_t;
 
@@ -120,6 +121,7 @@ static int drain(void)
       r->steps = a.point->steps;
       r->n_outputs = a.point->outputs.n;
       r->out0 = a.point->outputs.n ? a.point->outputs.vals[0] : NAN;
+      r->running = a.point->outputs_running;
       r->n_hist = a.point->history.n ? a.point->history.lens[0] : 0;
       r->n_predicted = a.point->predicted.n;
     } else if (a.kind == SL_SIM_ACT_PROGRESS) {
@@ -937,6 +939,7 @@ static void test_terminate_keeps_running(void)
   SL_CHECK_INT(H.log[p].steps, 3);
   SL_CHECK_INT(H.log[p].n_outputs, 1); /* amplitude only: 'other' is not an output */
   SL_CHECK_NEAR(H.log[p].out0, 0.75, 0);
+  SL_CHECK(H.log[p].running); /* flagged: running finals, not a whole run's */
   teardown();
   /* no running finals: a stopped run stores no outputs, as before */
   SL_REQUIRE(setup(1, 5, 300));
@@ -953,6 +956,7 @@ static void test_terminate_keeps_running(void)
   SL_REQUIRE(p >= 0);
   SL_CHECK_INT(H.log[p].status, SL_POINT_TERMINATED);
   SL_CHECK_INT(H.log[p].n_outputs, 0);
+  SL_CHECK(!H.log[p].running);
   teardown();
 }
 

@@ -148,6 +148,7 @@ static act_t *act_push(sl_sim_sched_t *s, sl_sim_action_kind_t kind, task_t *t)
 static void act_release(act_t *e)
 {
   sl_values_release(&e->point.outputs);
+  sl_values_release(&e->point.running);
   sl_values_release(&e->point.predicted);
   sl_series_release(&e->point.history);
   free(e->point.error);
@@ -345,18 +346,18 @@ static bool point_outputs(const sl_config_t *cfg, run_t *r, sl_store_point_t *p)
   return true;
 }
 
-/* A stopped run's outputs: the configured outputs among its latest running finals, the
- * values observed so far (docs/store.md); none when the simulator sends no running finals. */
-static void running_outputs(const sl_config_t *cfg, const run_t *r, sl_store_point_t *p)
+/* A stopped run's running finals: the configured outputs among the latest step line's
+ * running values (docs/store.md); none when the simulator sends none. Never its outputs:
+ * those are a whole run's finals. */
+static void running_finals(const sl_config_t *cfg, const run_t *r, sl_store_point_t *p)
 {
   size_t i;
 
   for (i = 0; i < cfg->n_outputs; i++) {
     const double *v = sl_values_get(&r->running, cfg->outputs[i].name);
     if (v)
-      sl_values_add(&p->outputs, cfg->outputs[i].name, *v);
+      sl_values_add(&p->running, cfg->outputs[i].name, *v);
   }
-  p->outputs_running = p->outputs.n > 0;
 }
 
 static char *failure_text(const run_t *r)
@@ -396,7 +397,7 @@ static void publish_point(sl_sim_sched_t *s, run_t *r, double now)
     sl_series_add(&p->history, cfg->history.name, r->hist, r->hist_n);
   if (r->terminating && !r->fail_reason) {
     p->status = SL_POINT_TERMINATED;
-    running_outputs(cfg, r, p);
+    running_finals(cfg, r, p);
     p->error = r->term_reason;
     r->term_reason = NULL;
     p->predicted = r->predicted;

@@ -335,10 +335,11 @@ int sl_dataset_output_row_sd(const sl_config_t *cfg, const sl_store_point_t *pt,
   }
   for (i = 0; i < cfg->n_outputs; i++) {
     const double *v = sl_values_get(&pt->outputs, cfg->outputs[i].name);
+    const double *r = sl_values_get(&pt->running, cfg->outputs[i].name);
     if (pt->status == SL_POINT_COMPLETE && v)
       observed += put(y, mask, K + (int)i, *v);
-    else if (pt->status == SL_POINT_TERMINATED && v && sd && isfinite((float)*v)) {
-      y[K + (int)i] = (float)*v; /* a stopped run's running final, observed so far */
+    else if (pt->status == SL_POINT_TERMINATED && r && sd && isfinite((float)*r)) {
+      y[K + (int)i] = (float)*r; /* a stopped run's running final, observed so far */
       sd[K + (int)i] = INFINITY;
     } else if (pt->status == SL_POINT_TERMINATED)
       put_predicted(pt, cfg->outputs[i].name, y, sd, K + (int)i); /* a stopped run's finals */

@@ -33,8 +33,8 @@ typedef struct rec {
   sl_point_status_t status;
   int64_t step, steps;
   size_t n_outputs, n_hist, n_predicted;
-  double out0; /* POINT: the first output's value (NAN when none) */
-  bool running; /* POINT: outputs_running */
+  size_t n_running; /* POINT: running finals kept */
+  double run0;      /* POINT: the first running final's value (NAN when none) */
   void *confirm;
 } rec_t;
 
@@ -120,8 +120,8 @@ static int drain(void)
       r->text = sl_strdup(a.point->error);
       r->steps = a.point->steps;
       r->n_outputs = a.point->outputs.n;
-      r->out0 = a.point->outputs.n ? a.point->outputs.vals[0] : NAN;
-      r->running = a.point->outputs_running;
+      r->n_running = a.point->running.n;
+      r->run0 = a.point->running.n ? a.point->running.vals[0] : NAN;
       r->n_hist = a.point->history.n ? a.point->history.lens[0] : 0;
       r->n_predicted = a.point->predicted.n;
     } else if (a.kind == SL_SIM_ACT_PROGRESS) {
@@ -911,8 +911,8 @@ static void test_prefetch_window(void)
   teardown();
 }
 
-/* A stopped run keeps the latest step line's running finals as its outputs (the
- * configured ones only); a run whose simulator sends none stores no outputs. */
+/* A stopped run keeps the latest step line's running finals (the configured outputs only),
+ * apart from its outputs, which stay empty; a run whose simulator sends none keeps none. */
 static void test_terminate_keeps_running(void)
 {
   static const char *lines[] = {
@@ -937,9 +937,9 @@ static void test_terminate_keeps_running(void)
   SL_REQUIRE(p >= 0);
   SL_CHECK_INT(H.log[p].status, SL_POINT_TERMINATED);
   SL_CHECK_INT(H.log[p].steps, 3);
-  SL_CHECK_INT(H.log[p].n_outputs, 1); /* amplitude only: 'other' is not an output */
-  SL_CHECK_NEAR(H.log[p].out0, 0.75, 0);
-  SL_CHECK(H.log[p].running); /* flagged: running finals, not a whole run's */
+  SL_CHECK_INT(H.log[p].n_outputs, 0); /* never claimed as a whole run's finals */
+  SL_CHECK_INT(H.log[p].n_running, 1); /* amplitude only: 'other' is not an output */
+  SL_CHECK_NEAR(H.log[p].run0, 0.75, 0);
   teardown();
   /* no running finals: a stopped run stores no outputs, as before */
   SL_REQUIRE(setup(1, 5, 300));
@@ -956,7 +956,7 @@ static void test_terminate_keeps_running(void)
   SL_REQUIRE(p >= 0);
   SL_CHECK_INT(H.log[p].status, SL_POINT_TERMINATED);
   SL_CHECK_INT(H.log[p].n_outputs, 0);
-  SL_CHECK(!H.log[p].running);
+  SL_CHECK_INT(H.log[p].n_running, 0);
   teardown();
 }
 

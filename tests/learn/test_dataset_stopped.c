@@ -207,7 +207,7 @@ static void test_running_finals(void)
   SL_REQUIRE(cfg);
   make_point(&p, "stop", SL_POINT_TERMINATED, 6, 0);
   add_prediction(&p);
-  sl_values_add(&p.outputs, "amplitude", 3.25); /* energy: no running value */
+  sl_values_add(&p.running, "amplitude", 3.25); /* energy: no running value */
   SL_CHECK_INT(sl_dataset_output_row_sd(cfg, &p, y, m, sd), 2); /* running is not a measurement */
   SL_CHECK(m[4] == 0.0f && isinf(sd[4]));
   SL_CHECK_NEAR(y[4], 3.25, 1e-6); /* the running value, not the prediction 3.5 */
@@ -239,7 +239,7 @@ static void test_running_finals(void)
   sl_store_point_release(&p);
   /* an operator's terminate: running finals but no predicted tail, weight 0 */
   make_point(&p, "op", SL_POINT_TERMINATED, 6, 0);
-  sl_values_add(&p.outputs, "amplitude", 3.25);
+  sl_values_add(&p.running, "amplitude", 3.25);
   sl_dataset_split_init(&s, cfg, 0);
   for (i = 0; i < 3; i++) {
     char id[16];

@@ -15,8 +15,8 @@
  * "<history>.<k>" and "<history>.<k>.std" for checkpoint k, "<output>" and
  * "<output>.std" for a final output; docs/store.md), they hold the predicted mean in y
  * and its sigma in sd (> 0): a predicted entry. A stopped run's final output that the
- * simulator reported as it stood at the stop (point.outputs of a terminated point: its
- * running finals, docs/simulator-protocol.md) is a running entry instead: the value in y,
+ * simulator reported as it stood at the stop (point.running: its running finals,
+ * docs/simulator-protocol.md) is a running entry instead: the value in y,
  * mask 0 and sd = +INFINITY (its sigma is not known per entry; code that does not know
  * running entries gives them weight 0). Entries neither observed nor predicted are
  * 0 with mask 0 and sd 0. Failed points are skipped. Experimental points go to their

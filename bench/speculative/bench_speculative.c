@@ -1446,6 +1446,9 @@ static void usage(FILE *f)
           "  --finals running|predicted  a stopped run's finals: the running finals its simulator\n"
           "                       reported at the stop (default; weighed by the stop's tail share), or\n"
           "                       only the stop's prediction (weight 0 in training: the old behaviour)\n"
+          "  --max-fraction F     the conditioned rule stops no run past this fraction of its checkpoints\n"
+          "                       (default 1: no limit)\n"
+          "  --plateau-pool W     persistence's calibration pools each run's prefixes o-W..o+W (default 0)\n"
           "  --acq-mix F          space-filling share of the mixed arms' batches (default 0.5)\n"
           "  --stat S             the conditioned rule's decision statistic: max_sigma (the largest calibrated\n"
           "                       sigma of the tail), bound (the calibrated 95%% bound of the tail RMSE / 2,\n"
@@ -1513,6 +1516,7 @@ int main(int argc, char **argv)
       {"batch", required_argument, 0, 'N'}, {"lr", required_argument, 0, 'L'},
       {"tails", required_argument, 0, 'T'}, {"acq-mix", required_argument, 0, 'X'},
       {"stat", required_argument, 0, 'Z'},     {"finals", required_argument, 0, 'F'},
+      {"max-fraction", required_argument, 0, 'M'}, {"plateau-pool", required_argument, 0, 'W'},
       {0, 0, 0, 0}};
   opts_t o;
   pool_t pool;
@@ -1576,6 +1580,8 @@ int main(int argc, char **argv)
     case 'L': o.lr = atof(optarg); break;
     case 'T': o.masked_tails = !strcmp(optarg, "masked"); break;
     case 'X': o.acq_mix = atof(optarg); break;
+    case 'M': o.spec.max_fraction = atof(optarg); break;
+    case 'W': o.spec.plateau_pool = atoi(optarg); break;
     case 'F':
       if (strcmp(optarg, "running") && strcmp(optarg, "predicted")) {
         usage(stderr);
@@ -1609,9 +1615,11 @@ int main(int argc, char **argv)
   mkdir(o.out_dir, 0777);
   mkdir(o.cache_dir, 0777);
   fprintf(stderr, "bench_speculative: %d seeds, %d validation runs, cap %.0f runs, %d slots (x%.1f for spec+over), "
-                  "retrain every %d, min_fraction %.2f, confidence %.3f, surprise_p %.3f, audit %.2f, %d jobs, stat %d\n",
+                  "retrain every %d, min_fraction %.2f, confidence %.3f, surprise_p %.3f, audit %.2f, %d jobs, stat %d, "
+                  "max_fraction %.3f, plateau_pool %d, finals %s\n",
           o.seeds, o.n_val, o.cap_runs, o.slots, o.oversubscribe, o.retrain_every, o.spec.min_fraction,
-          o.spec.confidence, o.spec.surprise_p, o.audit_fraction, o.jobs, (int)o.spec.stat);
+          o.spec.confidence, o.spec.surprise_p, o.audit_fraction, o.jobs, (int)o.spec.stat, o.spec.max_fraction,
+          o.spec.plateau_pool, o.no_running ? "predicted" : "running");
   for (s = 0; s < o.n_sims; s++)
     if (!sim_setup(&o, o.sims[s], &sims[s]))
       return 1;

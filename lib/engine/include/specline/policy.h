@@ -101,6 +101,13 @@ typedef struct sl_spec_params {
   double scale;        /* the history output's scale (e.g. its std in the training data) */
   double sigma_floor;  /* σ_k is floored at sigma_floor·scale; 0 means SL_SPEC_SIGMA_FLOOR_DEFAULT */
   sl_spec_stat_t stat; /* the conditioned rule's decision statistic (default MAX_SIGMA) */
+  /* the conditioned rule (sl_spec_decide_cond) only: */
+  double max_fraction; /* no stop once more than this fraction of K is observed: the few
+                        * steps left save little and a tail of 1-2 checkpoints fails its
+                        * audit on one value (default 1: no limit) */
+  int plateau_pool;    /* persistence's calibration at prefix o also takes the runs'
+                        * prefixes o-w..o+w (w = this; default 0): ~(2w+1) samples a run,
+                        * so its quantile needs ~1/(2w+1) of SL_SPEC_PLATEAU_MIN_RUNS runs */
 } sl_spec_params_t;
 
 /* Fills the config defaults above with scale 1. */

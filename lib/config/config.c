@@ -1507,8 +1507,8 @@ static void config_defaults(sl_config_t *cfg)
   cfg->policy.speculative.surprise_p = 0.01;
   cfg->policy.speculative.audit_fraction = 0.1;
   cfg->policy.speculative.rule = sl_strdup("members");
-  cfg->policy.speculative.max_fraction = 1.0;
-  cfg->policy.speculative.plateau_pool = 0;
+  cfg->policy.speculative.max_fraction = 0.875; /* SL_SPEC_MAX_FRACTION_DEFAULT (engine) */
+  cfg->policy.speculative.plateau_pool = 2;     /* SL_SPEC_PLATEAU_POOL_DEFAULT */
   cfg->learn.ensemble = 5;
   cfg->learn.hidden = 64;
   cfg->learn.layers = 2;

@@ -659,6 +659,10 @@ static void test_plateau_pool_and_max_fraction(void)
   p.min_fraction = 0.25;
   p.confidence = 0.05;
   p.stat = SL_SPEC_STAT_PLATEAU;
+  SL_CHECK_INT(p.plateau_pool, SL_SPEC_PLATEAU_POOL_DEFAULT);
+  SL_CHECK_NEAR(p.max_fraction, SL_SPEC_MAX_FRACTION_DEFAULT, 0);
+  p.plateau_pool = 0; /* each prefix on its own */
+  p.max_fraction = 1;
   for (k = 0; k < CK; k++) {
     mu[k] = 0.0;
     sigma[k] = 1.0;

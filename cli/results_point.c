@@ -210,8 +210,14 @@ static char *terminated_reason(const sl_config_t *cfg, const sl_store_point_t *p
 char *sl_results_reason(const sl_config_t *cfg, const sl_store_point_t *p)
 {
   switch (p->status) {
-  case SL_POINT_TERMINATED:
-    return terminated_reason(cfg, p);
+  case SL_POINT_TERMINATED: {
+    char *r = terminated_reason(cfg, p), *all;
+    if (!p->running.n) /* a stopped run's running finals: observed at its last step, not finals */
+      return r;
+    all = sl_asprintf("%s; running finals kept, as at step %lld", r, (long long)p->steps);
+    free(r);
+    return all;
+  }
   case SL_POINT_FAILED:
     return sl_strdup(p->error && *p->error ? p->error : "failed (no reason stored)");
   default:
@@ -276,6 +282,9 @@ json_t *sl_results_point_json(const sl_config_t *cfg, const sl_store_point_t *p)
   json_object_set_new(o, "sample_id", json_string(p->sample_id ? p->sample_id : ""));
   json_object_set_new(o, "inputs", values_json(cfg->inputs, cfg->n_inputs, &p->inputs));
   json_object_set_new(o, "outputs", values_json(cfg->outputs, cfg->n_outputs, &p->outputs));
+  /* a stopped run's outputs are its running finals, observed at its last step, not finals */
+  if (p->running.n) /* a stopped run's finals as they stood at its last step, not outputs */
+    json_object_set_new(o, "running", values_json(cfg->outputs, cfg->n_outputs, &p->running));
   json_object_set_new(o, "status", json_string(sl_point_status_name(p->status)));
   json_object_set_new(o, "steps", json_integer((json_int_t)p->steps));
   json_object_set_new(o, "experimental_flag", json_boolean(p->experimental_flag));

@@ -323,11 +323,15 @@ static void print_model(FILE *out, const char *id, const char *metrics)
 {
   json_t *j = metrics ? json_loads(metrics, 0, NULL) : NULL;
   double nrmse = metric(j, "nrmse"), cov = metric(j, "coverage"), pred = metric(j, "n_predicted");
+  double run = metric(j, "n_running");
 
   fprintf(out, "  final model   %s: validation NRMSE %.3f (history %.3f, finals %.3f), +-2 sigma coverage %.2f\n", id,
           nrmse, metric(j, "nrmse_history"), metric(j, "nrmse_final"), cov);
-  fprintf(out, "                trained on %.0f runs (%.0f predicted entries of stopped runs, weighted), %.0f held out\n",
-          metric(j, "n_train"), isnan(pred) ? 0 : pred, metric(j, "n_val"));
+  fprintf(out, "                trained on %.0f runs (%.0f predicted entries of stopped runs, weighted", metric(j, "n_train"),
+          isnan(pred) ? 0 : pred);
+  if (run > 0)
+    fprintf(out, "; %.0f running finals observed at their stops, weighted", run);
+  fprintf(out, "), %.0f held out\n", metric(j, "n_val"));
   json_decref(j);
 }
 

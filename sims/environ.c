@@ -42,7 +42,8 @@ static void usage(FILE *f)
           "Environmental model (Bliznyuk et al. 2008, two pollutant spills), speaking the\n"
           "specline simulator protocol: reads one JSON line {\"inputs\": {...},\n"
           "\"max_steps\": N, \"sample_id\": \"...\"} on stdin, writes {\"step\": i, \"t\": t,\n"
-          "\"values\": {\"c\": C(s, t)}} for i = 1..N and then\n"
+          "\"values\": {\"c\": C(s, t)}, \"running\": {...}} for i = 1..N (running: the\n"
+          "finals as they stand at step i) and then\n"
           "{\"final\": {\"c_final\": C(s, t_N), \"c_max\": max over the output steps}}.\n"
           "\n"
           "  C(s,t) = M / sqrt(4 pi D t) exp(-s^2 / (4 D t))\n"
@@ -109,7 +110,10 @@ int main(int argc, char **argv)
         simio_fail(1, "concentration is not finite at step %ld", i);
       if (c > c_max)
         c_max = c;
-      if (!simio_step(step_delay, "{\"step\": %ld, \"t\": %.10g, \"values\": {\"c\": %.17g}}", i, t, c))
+      if (!simio_step(step_delay,
+                      "{\"step\": %ld, \"t\": %.10g, \"values\": {\"c\": %.17g}, "
+                      "\"running\": {\"c_final\": %.17g, \"c_max\": %.17g}}",
+                      i, t, c, c, c_max))
         break; /* terminated */
     }
     simio_final("{\"final\": {\"c_final\": %.17g, \"c_max\": %.17g}}", c, c_max);

@@ -40,7 +40,8 @@ static void usage(FILE *f)
           "\n"
           "Lorenz-96 model, speaking the specline simulator protocol: reads one JSON line\n"
           "{\"inputs\": {...}, \"max_steps\": N, \"sample_id\": \"...\"} on stdin, writes\n"
-          "{\"step\": i, \"t\": t, \"values\": {\"x0\": x_0}} for i = 1..N and then\n"
+          "{\"step\": i, \"t\": t, \"values\": {\"x0\": x_0}, \"running\": {...}} for\n"
+          "i = 1..N (running: the finals of the state at step i) and then\n"
           "{\"final\": {\"energy\": mean(x_i^2)/2, \"mean_x\": mean(x_i)}} at the last step.\n"
           "\n"
           "  dx_i/dt = (x_{i+1} - x_{i-2}) x_{i-1} - x_i + F,  i = 0..N-1 mod N\n"
@@ -124,7 +125,20 @@ int main(int argc, char **argv)
   return 0;
 }
 
-/* One run: RK4 from the initial state, a step line per output step, the final line. */
+/* The final outputs of the current state: energy mean(x_i^2)/2 and mean(x_i) over i. */
+static void finals(const l96_t *m, double *energy, double *mean)
+{
+  double e = 0, mu = 0;
+  for (int i = 0; i < m->n; i++) {
+    e += m->x[i] * m->x[i] / 2;
+    mu += m->x[i];
+  }
+  *energy = e / m->n;
+  *mean = mu / m->n;
+}
+
+/* One run: RK4 from the initial state, a step line per output step (with the running
+ * finals: the outputs of the state at that step), the final line. */
 static void run(const l96_t *mr, const double *in, long steps, double step_delay)
 {
   l96_t m = *mr;
@@ -145,22 +159,21 @@ static void run(const l96_t *mr, const double *in, long steps, double step_delay
   m.x[0] += in[IN_PERTURB];
 
   for (long s = 1; s <= steps; s++) {
+    double e, mean;
     for (int k = 0; k < SUBSTEPS; k++)
       l96_rk4(&m, OUT_DT / SUBSTEPS);
-    if (!isfinite(m.x[0]))
+    finals(&m, &e, &mean);
+    if (!isfinite(m.x[0]) || !isfinite(e) || !isfinite(mean))
       simio_fail(1, "solution is not finite at step %ld", s);
-    if (!simio_step(step_delay, "{\"step\": %ld, \"t\": %.10g, \"values\": {\"x0\": %.15g}}", s,
-                    (double)s * OUT_DT, m.x[0]))
+    if (!simio_step(step_delay,
+                    "{\"step\": %ld, \"t\": %.10g, \"values\": {\"x0\": %.15g}, "
+                    "\"running\": {\"energy\": %.15g, \"mean_x\": %.15g}}",
+                    s, (double)s * OUT_DT, m.x[0], e, mean))
       break; /* terminated */
   }
   {
-    double e = 0, mean = 0;
-    for (int i = 0; i < m.n; i++) {
-      e += m.x[i] * m.x[i] / 2;
-      mean += m.x[i];
-    }
-    e /= m.n;
-    mean /= m.n;
+    double e, mean;
+    finals(&m, &e, &mean);
     if (!isfinite(e))
       simio_fail(1, "solution is not finite at the end");
     simio_final("{\"final\": {\"energy\": %.15g, \"mean_x\": %.15g}}", e, mean);

@@ -6,7 +6,9 @@
  * and max |x|. Once the transient (decaying like exp(-zeta omega0 t)) has died out, the
  * amplitude tends to the analytic F / sqrt((omega0^2 - omega^2)^2 + (2 zeta omega0 omega)^2);
  * the estimate is half the peak-to-peak of x over the last forcing period of the run (at
- * most the last half of the run), taken on the internal substeps.
+ * most the last half of the run), taken on the internal substeps. Every step line also
+ * carries both finals as they stand at that step ("running", the run taken to end there;
+ * at the last step they equal the final line), so a run stopped early keeps its finals so far.
  *
  * Besides x, every output step carries "env", a smooth estimate of the envelope (amplitude)
  * of x: env = sqrt(2 * Hann-weighted mean of x^2 over the trailing window of ENV_PERIODS (2)
@@ -64,7 +66,9 @@ static void usage(FILE *f)
           "Driven damped harmonic oscillator, speaking the specline simulator protocol:\n"
           "reads one JSON line {\"inputs\": {...}, \"max_steps\": N, \"sample_id\": \"...\"}\n"
           "on stdin, writes {\"step\": i, \"t\": t, \"values\": {\"x\": x, \"env\": e,\n"
-          "\"log_env\": l}} for i = 1..N and then {\"final\": {\"amplitude\": A, \"max_abs_x\": M}}.\n"
+          "\"log_env\": l}, \"running\": {\"amplitude\": a, \"max_abs_x\": m}} for i = 1..N and\n"
+          "then {\"final\": {\"amplitude\": A, \"max_abs_x\": M}}; running holds the finals as\n"
+          "they stand at step i (the run taken to end there).\n"
           "\n"
           "  x'' + 2 zeta omega0 x' + omega0^2 x + K x^3 = F cos(omega t),  x(0) = x0, x'(0) = 0\n"
           "  RK4, internal step %g, output step %g (t = %g i), max_steps default %ld\n"
@@ -138,6 +142,28 @@ static void rk4(const osc_t *o, double t, double h, double *x, double *v)
   *v += h / 6 * (k1v + 2 * k2v + 2 * k3v + k4v);
 }
 
+/* The amplitude as it stands at time t_now: half the peak-to-peak of x over the last
+ * forcing period (at most the last half of [0, t_now]), the final amplitude's definition
+ * with the run ending at t_now, so at the last step it equals the final amplitude. The
+ * ring holds the newest n of len substeps (x, t), the next slot to write at pos. */
+static double running_amplitude(const double *xs, const double *ts, size_t len, size_t pos, size_t n,
+                                double t_now, double window)
+{
+  double lo = INFINITY, hi = -INFINITY;
+
+  if (window > t_now / 2)
+    window = t_now / 2;
+  const double t_from = t_now - window;
+  for (size_t j = 0; j < n; j++) {
+    size_t at = (pos + len - 1 - j) % len;
+    if (ts[at] < t_from - 1e-9)
+      break;
+    lo = xs[at] < lo ? xs[at] : lo;
+    hi = xs[at] > hi ? xs[at] : hi;
+  }
+  return hi >= lo ? (hi - lo) / 2 : 0;
+}
+
 int main(int argc, char **argv)
 {
   double step_delay = 0, cubic = 0, in[N_INPUTS];
@@ -193,7 +219,11 @@ int main(int argc, char **argv)
       w_len = (w_sub < 1 ? 1 : (size_t)w_sub) + 1; /* the window's substeps plus its start point */
       ring = calloc(w_len, sizeof *ring);
       hann = calloc(w_len, sizeof *hann);
-      if (!ring || !hann)
+      /* the running amplitude: x and t on the substeps of the last forcing period */
+      const size_t a_len = (size_t)ceil(window / h) + 2;
+      size_t a_pos = 0, a_n = 0;
+      double *a_x = calloc(a_len, sizeof *a_x), *a_t = calloc(a_len, sizeof *a_t);
+      if (!ring || !hann || !a_x || !a_t)
         simio_fail(1, "out of memory");
       hann_weights(hann, w_len);
       ring[0] = x * x;
@@ -217,6 +247,10 @@ int main(int argc, char **argv)
           }
           ring[w_pos] = x * x;
           w_pos = (w_pos + 1) % w_len;
+          a_x[a_pos] = x;
+          a_t[a_pos] = t;
+          a_pos = (a_pos + 1) % a_len;
+          a_n += a_n < a_len;
         }
         if (!isfinite(x))
           simio_fail(1, "solution is not finite at step %ld", i);
@@ -240,10 +274,14 @@ int main(int argc, char **argv)
         }
         if (!simio_step(step_delay,
                         "{\"step\": %ld, \"t\": %.10g, \"values\": {\"x\": %.15g, \"env\": %.15g, "
-                        "\"log_env\": %.15g}}",
-                        i, (double)i * OUT_DT, x, env, log(env > 1e-300 ? env : 1e-300)))
+                        "\"log_env\": %.15g}, \"running\": {\"amplitude\": %.15g, \"max_abs_x\": %.15g}}",
+                        i, (double)i * OUT_DT, x, env, log(env > 1e-300 ? env : 1e-300),
+                        running_amplitude(a_x, a_t, a_len, a_pos, a_n, (double)i * OUT_DT, 2 * SIM_PI / o.omega),
+                        max_abs))
           break; /* terminated */
       }
+      free(a_x);
+      free(a_t);
       free(ring);
       free(hann);
       simio_final("{\"final\": {\"amplitude\": %.15g, \"max_abs_x\": %.15g}}", (hi - lo) / 2,

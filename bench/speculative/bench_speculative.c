@@ -96,6 +96,7 @@ typedef struct opts {
   double audit_fraction;
   bool quick, verbose;
   bool masked_tails; /* --tails masked: a stopped run trains on its prefix only */
+  bool no_running;   /* --finals predicted: a stopped run's finals are not its running ones */
   double acq_mix;    /* the mixed arms' space-filling share */
 } opts_t;
 
@@ -106,6 +107,7 @@ typedef struct simdef {
   sl_config_t *cfg;
   simcache_t *cache;
   sl_dataset_t val; /* fixed validation rows (full runs) */
+  double *val_std;  /* P: each column's std over the validation rows */
   int K, P, d;
   int64_t cap_steps;
 } simdef_t;
@@ -142,6 +144,10 @@ typedef struct result {
   int64_t n_vtail_in, n_vtail_tot;
   double oracle_frac, cov_hist, cov_fin;
   size_t resid_n;
+  /* the running finals of stopped runs against their full runs' finals (over the
+   * validation std), the stops' tail share e and the weight it gives them (dataset.h) */
+  int64_t n_run;
+  double run_err2[8], run_share2, run_w;
 } result_t;
 
 /* An audited stop: the prediction it relied on, for the stopped point the audit reads. */
@@ -192,6 +198,36 @@ static double quantile(double *v, size_t n, double q);
 
 /* ---- the learn worker: data and training ---- */
 
+/* A stopped run's running finals (the simulator's values at its last step) into its row,
+ * as the learner reads them from the store (dataset.h: value in y, sd inf), and how far
+ * they are from the full run's finals against the tail share that weighs them. */
+static void running_finals(campaign_t *c, flight_t *f, float *y, float *sdv)
+{
+  const simdef_t *sd = c->sd;
+  size_t j, nf = c->cfg.n_outputs;
+  double e = 0;
+  bool any = false;
+
+  for (j = 0; j < (size_t)sd->K && j < f->n_pred; j++)
+    if (j >= f->k_obs && sd->val_std[j] > 0)
+      e = fmax(e, f->pred_sd[j] / sd->val_std[j]);
+  for (j = 0; j < nf; j++) {
+    double v = f->run->run[(size_t)(f->step - 1) * nf + j], s = sd->val_std[sd->K + (int)j];
+    if (!isfinite(v))
+      continue;
+    y[sd->K + (int)j] = (float)v;
+    sdv[sd->K + (int)j] = INFINITY;
+    if (j < 8 && s > 0)
+      c->r->run_err2[j] += pow((v - f->run->fin[j]) / s, 2);
+    any = true;
+  }
+  if (any) {
+    c->r->n_run++;
+    c->r->run_share2 += e * e;
+    c->r->run_w += sl_dataset_predicted_weight(e, SL_DATASET_NOISE_REF);
+  }
+}
+
 static void store_point(campaign_t *c, flight_t *f, sl_point_status_t status)
 {
   const simdef_t *sd = c->sd;
@@ -227,6 +263,8 @@ static void store_point(campaign_t *c, flight_t *f, sl_point_status_t status)
       m[j] = 0;
       sdv[j] = (float)fmax(f->pred_sd[j], 1e-30);
     }
+    if (!c->o->no_running && f->step > 0)
+      running_finals(c, f, y, sdv);
     sl_dataset_append_sd(&c->split.train, xf, y, m, sdv, f->s->id, status);
     free(sdv);
     c->pending++;
@@ -775,7 +813,7 @@ static bool sim_setup(const opts_t *o, const char *name, simdef_t *sd)
   sd->cap_steps = (int64_t)(o->cap_runs * (double)sd->cfg->simulator.max_steps);
   /* the history's name and the simulator binary are in the key: a cache of another
    * history, or of another build of the simulator, is another file */
-  snprintf(cache, sizeof cache, "%s/%s-%s-%lld-%016llx.bin", o->cache_dir, name, sd->cfg->history.name,
+  snprintf(cache, sizeof cache, "%s/%s-%s-%lld-%016llx-r2.bin", o->cache_dir, name, sd->cfg->history.name,
            (long long)sd->cfg->simulator.max_steps,
            (unsigned long long)binary_hash(o->bin_dir, sd->cfg->simulator.argv[0]));
   sd->cache = simcache_new(sd->cfg, o->bin_dir, cache);
@@ -812,6 +850,17 @@ static bool sim_setup(const opts_t *o, const char *name, simdef_t *sd)
     free(m);
   }
   free(xv);
+  sd->val_std = sl_calloc((size_t)P, sizeof *sd->val_std);
+  for (j = 0; j < (size_t)P; j++) {
+    double s1 = 0, s2 = 0;
+    for (i = 0; i < sd->val.n; i++) {
+      double v = sd->val.y[i * (size_t)P + j];
+      s1 += v;
+      s2 += v * v;
+    }
+    if (sd->val.n > 1)
+      sd->val_std[j] = sqrt(fmax(s2 / (double)sd->val.n - pow(s1 / (double)sd->val.n, 2), 0));
+  }
   return true;
 }
 
@@ -1161,8 +1210,8 @@ static void print_table(const opts_t *o, simdef_t *sims, result_t *res, size_t n
             "surpr-l", "final NRMSE all/hist/fin", "cov2σ");
     for (a = 0; a < N_ARMS; a++) {
       double q1, med, q3, m_all, m_hist, m_fin, stops = 0, audited = 0, afalse = 0, tfalse = 0, slater = 0, runs = 0;
-      double fracsum = 0, dec = 0, dsur = 0, *ts = NULL;
-      size_t n_ts = 0;
+      double fracsum = 0, dec = 0, dsur = 0, *ts = NULL, rerr[8] = {0}, rshare = 0, rw = 0, nrun = 0;
+      size_t n_ts = 0, j;
       int n = 0;
       char b1[40], b2[40], b3[24], b4[24];
       if (!o->arm_on[a])
@@ -1178,6 +1227,11 @@ static void print_table(const opts_t *o, simdef_t *sims, result_t *res, size_t n
         slater += (double)r->n_surprise_later;
         runs += (double)r->n_runs;
         fracsum += r->stop_fraction_sum;
+        nrun += (double)r->n_run;
+        rshare += r->run_share2;
+        rw += r->run_w;
+        for (j = 0; j < 8; j++)
+          rerr[j] += r->run_err2[j];
         dec += (double)r->n_decisions;
         dsur += (double)r->n_dec_surprised;
         ts = sl_realloc(ts, (n_ts + r->n_tail_std + 1) * sizeof *ts);
@@ -1208,6 +1262,12 @@ static void print_table(const opts_t *o, simdef_t *sims, result_t *res, size_t n
       }
       snprintf(b1, sizeof b1, "%.3f/%.3f/%.3f", m_all, m_hist, m_fin);
       fprintf(out, " | %-23s %6.3f\n", b1, med);
+      if (nrun > 0) { /* how good the stopped runs' running finals were, against their weight */
+        fprintf(out, "%-12s   running finals at %.0f stops: RMS |running - final| / std", "", nrun);
+        for (j = 0; j < sims[s].cfg->n_outputs && j < 8; j++)
+          fprintf(out, " %.3f", sqrt(rerr[j] / nrun));
+        fprintf(out, "; tail share e RMS %.3f, mean weight %.2f\n", sqrt(rshare / nrun), rw / nrun);
+      }
       free(ts);
     }
   }
@@ -1383,6 +1443,12 @@ static void usage(FILE *f)
           "                       (default sobol,max_std,active,spec,sobol+spec; sobol is the reference)\n"
           "  --tails predicted|masked  what a stopped run trains on: its prefix and the tail (and, for\n"
           "                       the conditioned rule, finals) the stop predicted (default), or the prefix\n"
+          "  --finals running|predicted  a stopped run's finals: the running finals its simulator\n"
+          "                       reported at the stop (default; weighed by the stop's tail share), or\n"
+          "                       only the stop's prediction (weight 0 in training: the old behaviour)\n"
+          "  --max-fraction F     the conditioned rule stops no run past this fraction of its checkpoints\n"
+          "                       (default 0.875; 1: no limit)\n"
+          "  --plateau-pool W     persistence's calibration pools each run's prefixes o-W..o+W (default 2)\n"
           "  --acq-mix F          space-filling share of the mixed arms' batches (default 0.5)\n"
           "  --stat S             the conditioned rule's decision statistic: max_sigma (the largest calibrated\n"
           "                       sigma of the tail), bound (the calibrated 95%% bound of the tail RMSE / 2,\n"
@@ -1449,7 +1515,9 @@ int main(int argc, char **argv)
       {"epochs", required_argument, 0, 'E'}, {"hidden", required_argument, 0, 'H'},
       {"batch", required_argument, 0, 'N'}, {"lr", required_argument, 0, 'L'},
       {"tails", required_argument, 0, 'T'}, {"acq-mix", required_argument, 0, 'X'},
-      {"stat", required_argument, 0, 'Z'},     {0, 0, 0, 0}};
+      {"stat", required_argument, 0, 'Z'},     {"finals", required_argument, 0, 'F'},
+      {"max-fraction", required_argument, 0, 'M'}, {"plateau-pool", required_argument, 0, 'W'},
+      {0, 0, 0, 0}};
   opts_t o;
   pool_t pool;
   simdef_t sims[MAX_SIMS];
@@ -1512,6 +1580,15 @@ int main(int argc, char **argv)
     case 'L': o.lr = atof(optarg); break;
     case 'T': o.masked_tails = !strcmp(optarg, "masked"); break;
     case 'X': o.acq_mix = atof(optarg); break;
+    case 'M': o.spec.max_fraction = atof(optarg); break;
+    case 'W': o.spec.plateau_pool = atoi(optarg); break;
+    case 'F':
+      if (strcmp(optarg, "running") && strcmp(optarg, "predicted")) {
+        usage(stderr);
+        return 2;
+      }
+      o.no_running = !strcmp(optarg, "predicted");
+      break;
     case 'Z':
       if (!sl_spec_stat_parse(optarg, &o.spec.stat)) {
         usage(stderr);
@@ -1538,9 +1615,11 @@ int main(int argc, char **argv)
   mkdir(o.out_dir, 0777);
   mkdir(o.cache_dir, 0777);
   fprintf(stderr, "bench_speculative: %d seeds, %d validation runs, cap %.0f runs, %d slots (x%.1f for spec+over), "
-                  "retrain every %d, min_fraction %.2f, confidence %.3f, surprise_p %.3f, audit %.2f, %d jobs, stat %d\n",
+                  "retrain every %d, min_fraction %.2f, confidence %.3f, surprise_p %.3f, audit %.2f, %d jobs, stat %d, "
+                  "max_fraction %.3f, plateau_pool %d, finals %s\n",
           o.seeds, o.n_val, o.cap_runs, o.slots, o.oversubscribe, o.retrain_every, o.spec.min_fraction,
-          o.spec.confidence, o.spec.surprise_p, o.audit_fraction, o.jobs, (int)o.spec.stat);
+          o.spec.confidence, o.spec.surprise_p, o.audit_fraction, o.jobs, (int)o.spec.stat, o.spec.max_fraction,
+          o.spec.plateau_pool, o.no_running ? "predicted" : "running");
   for (s = 0; s < o.n_sims; s++)
     if (!sim_setup(&o, o.sims[s], &sims[s]))
       return 1;
@@ -1598,6 +1677,7 @@ int main(int argc, char **argv)
   free(pool.res);
   for (s = 0; s < o.n_sims; s++) {
     sl_dataset_release(&sims[s].val);
+    free(sims[s].val_std);
     simcache_destroy(sims[s].cache);
     sl_config_destroy(sims[s].cfg);
   }

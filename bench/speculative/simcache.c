@@ -3,7 +3,8 @@
  * each other's pipes open), one input line from sl_simline_input, output lines parsed with
  * sl_simline_parse. Results sit in an open-addressing table keyed by a hash of the input
  * bits and max_steps, and in an append-only file of records
- *   u64 key, i32 n_hist, i32 n_fin, f64 hist[n_hist], f64 fin[n_fin]. */
+ *   u64 key, i32 n_hist, i32 n_fin, f64 hist[n_hist], f64 fin[n_fin], f64 run[n_hist * n_fin]
+ * (the running finals of every step; the bench names its files "-r2" for this layout). */
 #define _GNU_SOURCE
 #include "simcache.h"
 
@@ -78,6 +79,7 @@ static void run_free(simrun_t *r)
   if (r) {
     free(r->hist);
     free(r->fin);
+    free(r->run);
     free(r);
   }
 }
@@ -96,8 +98,10 @@ static void load_file(simcache_t *c)
     r->n_fin = nf;
     r->hist = sl_malloc(((size_t)nh + 1) * sizeof *r->hist);
     r->fin = sl_malloc(((size_t)nf + 1) * sizeof *r->fin);
+    r->run = sl_malloc(((size_t)nh * (size_t)nf + 1) * sizeof *r->run);
     if (fread(r->hist, sizeof *r->hist, (size_t)nh, c->file) != (size_t)nh ||
-        fread(r->fin, sizeof *r->fin, (size_t)nf, c->file) != (size_t)nf) {
+        fread(r->fin, sizeof *r->fin, (size_t)nf, c->file) != (size_t)nf ||
+        fread(r->run, sizeof *r->run, (size_t)nh * (size_t)nf, c->file) != (size_t)nh * (size_t)nf) {
       run_free(r); /* a torn last record: ignored, re-run when needed */
       break;
     }
@@ -162,7 +166,7 @@ static bool run_sim(simcache_t *c, const double *x, simrun_t *r, sl_error_t *err
   posix_spawn_file_actions_t fa;
   sl_values_t v;
   char *input, *line = NULL;
-  size_t cap = 0, hist_cap = 0, i;
+  size_t cap = 0, hist_cap = 0, i, nf = cfg->n_outputs;
   ssize_t len;
   int64_t lineno = 0;
   bool got_final = false, ok = false;
@@ -217,6 +221,11 @@ static bool run_sim(simcache_t *c, const double *x, simrun_t *r, sl_error_t *err
       if ((size_t)r->n_hist == hist_cap) {
         hist_cap = hist_cap ? 2 * hist_cap : 512;
         r->hist = sl_realloc(r->hist, hist_cap * sizeof *r->hist);
+        r->run = sl_realloc(r->run, (hist_cap * nf + 1) * sizeof *r->run);
+      }
+      for (i = 0; i < nf; i++) {
+        const double *o = sl_values_get(&sl.running, cfg->outputs[i].name);
+        r->run[(size_t)r->n_hist * nf + i] = o ? *o : 0.0 / 0.0;
       }
       r->hist[r->n_hist++] = h ? *h : 0.0 / 0.0;
     }
@@ -271,6 +280,7 @@ const simrun_t *simcache_get(simcache_t *c, const double *x, sl_error_t *err)
       fwrite(&nf, sizeof nf, 1, c->file);
       fwrite(r->hist, sizeof *r->hist, (size_t)nh, c->file);
       fwrite(r->fin, sizeof *r->fin, (size_t)nf, c->file);
+      fwrite(r->run, sizeof *r->run, (size_t)nh * (size_t)nf, c->file);
       fflush(c->file);
     }
   }

@@ -14,13 +14,15 @@
 #include "specline/config.h"
 #include "specline/error.h"
 
-/* One complete run: the history variable at every step and the config's outputs. */
+/* One complete run: the history variable at every step, the config's outputs, and the
+ * running finals the simulator reported with each step (docs/simulator-protocol.md). */
 typedef struct simrun {
   uint64_t key;
   int n_hist;    /* steps written (max_steps for a complete run) */
   int n_fin;     /* cfg->n_outputs */
   double *hist;  /* n_hist values of cfg->history.name */
   double *fin;   /* n_fin final outputs in config order */
+  double *run;   /* n_hist x n_fin: the running finals after step i + 1 (NAN where not reported) */
 } simrun_t;
 
 typedef struct simcache simcache_t;

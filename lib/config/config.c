@@ -1226,7 +1226,8 @@ static bool parse_policy(ctx_t *c, const cnode_t *p, sl_config_t *cfg, bool *bat
 {
   static const char *const keys[] = {"initial", "initial_n", "acquisition", "objective", "ucb_kappa",
                                      "oversubscribe", "batch", "seed", "diversity", "speculative", NULL};
-  static const char *const skeys[] = {"enabled", "min_fraction", "confidence", "surprise_p", "audit_fraction", "rule", NULL};
+  static const char *const skeys[] = {"enabled",        "min_fraction", "confidence",   "surprise_p",
+                                      "audit_fraction", "rule",         "max_fraction", "plateau_pool", NULL};
   static const char *const rules[] = {"members", "conditioned", "plateau", NULL};
   static const char *const initials[] = {"sobol", "lhs", "grid", NULL};
   static const char *const acqs[] = {"max_std", "ucb", "none", NULL};
@@ -1268,7 +1269,9 @@ static bool parse_policy(ctx_t *c, const cnode_t *p, sl_config_t *cfg, bool *bat
          get_double(c, spec, "policy.speculative", "surprise_p", &open_unit, &cfg->policy.speculative.surprise_p) &&
          get_double(c, spec, "policy.speculative", "audit_fraction", &UNIT,
                     &cfg->policy.speculative.audit_fraction) &&
-         get_enum(c, spec, "policy.speculative", "rule", rules, &cfg->policy.speculative.rule);
+         get_enum(c, spec, "policy.speculative", "rule", rules, &cfg->policy.speculative.rule) &&
+         get_double(c, spec, "policy.speculative", "max_fraction", &UNIT, &cfg->policy.speculative.max_fraction) &&
+         get_int(c, spec, "policy.speculative", "plateau_pool", 0, 4, &cfg->policy.speculative.plateau_pool);
 }
 
 static bool parse_budget(ctx_t *c, const cnode_t *b, const cnode_t *root, sl_config_t *cfg)
@@ -1506,6 +1509,8 @@ static void config_defaults(sl_config_t *cfg)
   cfg->policy.speculative.surprise_p = 0.01;
   cfg->policy.speculative.audit_fraction = 0.1;
   cfg->policy.speculative.rule = sl_strdup("members");
+  cfg->policy.speculative.max_fraction = 0.875; /* SL_SPEC_MAX_FRACTION_DEFAULT (engine) */
+  cfg->policy.speculative.plateau_pool = 2;     /* SL_SPEC_PLATEAU_POOL_DEFAULT */
   cfg->learn.ensemble = 5;
   cfg->learn.hidden = 64;
   cfg->learn.layers = 2;
@@ -1837,7 +1842,7 @@ char *sl_config_dump(const sl_config_t *cfg)
   json_object_set_new(json_object_get(root, "simulator"), "bundle", json_integer((json_int_t)cfg->simulator.bundle));
   json_object_set_new(
       root, "policy",
-      json_pack("{sssisssosfsfsisIsfs{sbsfsfsfsfss}}", "initial", cfg->policy.initial, "initial_n",
+      json_pack("{sssisssosfsfsisIsfs{sbsfsfsfsfsssfsi}}", "initial", cfg->policy.initial, "initial_n",
                 cfg->policy.initial_n, "acquisition", cfg->policy.acquisition, "objective",
                 json_str_or_null(cfg->policy.objective), "ucb_kappa", cfg->policy.ucb_kappa, "oversubscribe",
                 cfg->policy.oversubscribe, "batch", cfg->policy.batch, "seed", (json_int_t)cfg->policy.seed,
@@ -1845,7 +1850,8 @@ char *sl_config_dump(const sl_config_t *cfg)
                 "min_fraction", cfg->policy.speculative.min_fraction, "confidence",
                 cfg->policy.speculative.confidence, "surprise_p", cfg->policy.speculative.surprise_p,
                 "audit_fraction", cfg->policy.speculative.audit_fraction, "rule",
-                cfg->policy.speculative.rule));
+                cfg->policy.speculative.rule, "max_fraction", cfg->policy.speculative.max_fraction,
+                "plateau_pool", cfg->policy.speculative.plateau_pool));
   json_object_set_new(root, "budget",
                       json_pack("{sIsIsfsfsf}", "max_sims", (json_int_t)cfg->budget.max_sims, "max_steps",
                                 (json_int_t)cfg->budget.max_steps, "target_nrmse", cfg->budget.target_nrmse, "wall_s",

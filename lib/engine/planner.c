@@ -147,6 +147,8 @@ void sl_planner_params_from_config(const sl_config_t *cfg, size_t slots, sl_plan
   o->spec.min_fraction = cfg->policy.speculative.min_fraction;
   o->spec.confidence = cfg->policy.speculative.confidence;
   o->spec.surprise_p = cfg->policy.speculative.surprise_p;
+  o->spec.max_fraction = cfg->policy.speculative.max_fraction;
+  o->spec.plateau_pool = cfg->policy.speculative.plateau_pool;
   o->spec.scale = 1;
   o->audit_fraction = cfg->policy.speculative.audit_fraction;
   o->replace_at_once = true;

@@ -276,6 +276,8 @@ void sl_spec_params_default(sl_spec_params_t *p)
   p->scale = 1.0;
   p->sigma_floor = SL_SPEC_SIGMA_FLOOR_DEFAULT;
   p->stat = SL_SPEC_STAT_MAX_SIGMA;
+  p->max_fraction = SL_SPEC_MAX_FRACTION_DEFAULT;
+  p->plateau_pool = SL_SPEC_PLATEAU_POOL_DEFAULT;
 }
 
 bool sl_spec_stat_parse(const char *word, sl_spec_stat_t *out)

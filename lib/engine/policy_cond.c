@@ -26,8 +26,10 @@ struct sl_spec_resid {
   double *h;       /* SL_SPEC_RESID_CAP × K raw histories of complete runs, any model or none */
   size_t nh, nexth;
   bool h_fitted;
-  double *ph_f, *ph_e; /* (K + 1) × CAP: per prefix, their flatness (sorted) and the tail
-                        * RMSE of persistence */
+  double *ph_f, *ph_e; /* (K + 1) × (2w+1)·CAP: per prefix o, the flatness (sorted) and the
+                        * tail RMSE of persistence of the runs' prefixes o-w..o+w */
+  size_t *ph_n;        /* K + 1: entries of each */
+  int h_pool;          /* w of the fit */
 };
 
 #define NB SL_SPEC_RESID_BINS
@@ -83,6 +85,7 @@ void sl_spec_resid_destroy(sl_spec_resid_t *r)
   free(r->h);
   free(r->ph_f);
   free(r->ph_e);
+  free(r->ph_n);
   free(r);
 }
 
@@ -257,20 +260,33 @@ static int cmp_fe(const void *a, const void *b)
   return x < y ? -1 : x > y;
 }
 
-/* Per prefix, the raw histories' flatness (sorted) and persistence's tail RMSE. */
-static void fit_persist(sl_spec_resid_t *r)
+/* Per prefix o, the raw histories' flatness (sorted) and persistence's tail RMSE at the
+ * prefixes o-w..o+w (those in [2, K)) of every run. */
+static void fit_persist(sl_spec_resid_t *r, int w)
 {
-  size_t K = r->K, n = r->nh, o, i, ld = SL_SPEC_RESID_CAP;
-  fe_t *fe = sl_calloc(n + 1, sizeof *fe);
+  size_t K = r->K, n = r->nh, o, i, m, ld = (2 * (size_t)w + 1) * SL_SPEC_RESID_CAP;
+  fe_t *fe = sl_calloc(ld + 1, sizeof *fe);
 
+  if (w != r->h_pool || !r->ph_n) {
+    free(r->ph_f);
+    free(r->ph_e);
+    free(r->ph_n);
+    r->ph_f = sl_calloc((K + 1) * ld, sizeof *r->ph_f);
+    r->ph_e = sl_calloc((K + 1) * ld, sizeof *r->ph_e);
+    r->ph_n = sl_calloc(K + 1, sizeof *r->ph_n);
+    r->h_pool = w;
+  }
   for (o = 2; o < K; o++) {
-    for (i = 0; i < n; i++)
-      fe[i] = (fe_t){flatness(r->h + i * K, o), persistence_rmse(r->h + i * K, o, K)};
-    qsort(fe, n, sizeof *fe, cmp_fe);
-    for (i = 0; i < n; i++) {
+    m = 0;
+    for (size_t q = o > (size_t)w + 2 ? o - (size_t)w : 2; q <= o + (size_t)w && q < K; q++)
+      for (i = 0; i < n; i++)
+        fe[m++] = (fe_t){flatness(r->h + i * K, q), persistence_rmse(r->h + i * K, q, K)};
+    qsort(fe, m, sizeof *fe, cmp_fe);
+    for (i = 0; i < m; i++) {
       r->ph_f[o * ld + i] = fe[i].f;
       r->ph_e[o * ld + i] = fe[i].e;
     }
+    r->ph_n[o] = m;
   }
   free(fe);
   r->h_fitted = true;
@@ -309,14 +325,19 @@ static double flat_quantile(const double *fs, const double *es, size_t n, double
   return b;
 }
 
-/* Persistence's bound at prefix o for flatness f (raw histories; refit when stale). */
-static double persist_bound(sl_spec_resid_t *r, size_t o, double f, double flo)
+/* Persistence's bound at prefix o for flatness f (raw histories, pooled over w prefixes
+ * either side; refit when stale or w changed). */
+static double persist_bound(sl_spec_resid_t *r, size_t o, double f, double flo, int w)
 {
+  size_t ld;
+
   if (o < 2 || o >= r->K)
     return INFINITY;
-  if (!r->h_fitted)
-    fit_persist(r);
-  return flat_quantile(r->ph_f + o * SL_SPEC_RESID_CAP, r->ph_e + o * SL_SPEC_RESID_CAP, r->nh, f, true, flo);
+  w = w < 0 ? 0 : w > 4 ? 4 : w;
+  if (!r->h_fitted || w != r->h_pool || !r->ph_n)
+    fit_persist(r, w);
+  ld = (2 * (size_t)w + 1) * SL_SPEC_RESID_CAP;
+  return flat_quantile(r->ph_f + o * ld, r->ph_e + o * ld, r->ph_n[o], f, true, flo);
 }
 
 bool sl_spec_resid_add_history(sl_spec_resid_t *r, const double *y)
@@ -489,12 +510,18 @@ static void tail_bound(const sl_spec_params_t *p, sl_spec_resid_t *r, size_t b, 
   double bound = r->c_rmse[k_obs * NB + b] * rms, pb, flo = SL_SPEC_SIGMA_FLOOR_DEFAULT * p->scale;
 
   if (p->stat == SL_SPEC_STAT_PLATEAU) {
-    pb = persist_bound(r, k_obs, flatness(y, k_obs), flo);
+    pb = persist_bound(r, k_obs, flatness(y, k_obs), flo, p->plateau_pool);
     if (pb < bound)
       bound = persist_tail(r, pb, y, k_obs, cmu, csigma);
   }
   out->tail_std = bound / p->scale / SL_AUDIT_NRMSE_FACTOR;
   out->k_tail_max = r->K - 1;
+}
+
+/* Whether k_obs of K observed checkpoints is past the rule's max_fraction (no stop then). */
+static bool past_max(const sl_spec_params_t *p, size_t k_obs, size_t K)
+{
+  return p->max_fraction < 1.0 && (double)k_obs > p->max_fraction * (double)K + 1e-9;
 }
 
 /* Before the residual pool is calibrated: the plateau rule on persistence alone, judged
@@ -506,12 +533,12 @@ static void persist_only(const sl_spec_params_t *p, sl_spec_resid_t *r, const do
 
   if (k_obs < out->k_min || k_obs >= r->K || out->surprised)
     return;
-  pb = persist_bound(r, k_obs, flatness(y, k_obs), SL_SPEC_SIGMA_FLOOR_DEFAULT * p->scale);
+  pb = persist_bound(r, k_obs, flatness(y, k_obs), SL_SPEC_SIGMA_FLOOR_DEFAULT * p->scale, p->plateau_pool);
   if (!isfinite(pb))
     return;
   out->tail_std = persist_tail(r, pb, y, k_obs, cmu, csigma) / p->scale / SL_AUDIT_NRMSE_FACTOR;
   out->k_tail_max = r->K - 1;
-  out->action = out->tail_std < p->confidence ? SL_SPEC_STOP : SL_SPEC_CONTINUE;
+  out->action = out->tail_std < p->confidence && !past_max(p, k_obs, r->K) ? SL_SPEC_STOP : SL_SPEC_CONTINUE;
 }
 
 bool sl_spec_decide_cond(const sl_spec_params_t *p, sl_spec_resid_t *r, const double *mu, const double *sigma,
@@ -569,7 +596,7 @@ bool sl_spec_decide_cond(const sl_spec_params_t *p, sl_spec_resid_t *r, const do
     out->action = SL_SPEC_CONTINUE_EARLY;
   else if (out->surprised)
     out->action = SL_SPEC_SURPRISED;
-  else if (k_obs < K && out->tail_std < p->confidence)
+  else if (k_obs < K && out->tail_std < p->confidence && !past_max(p, k_obs, K))
     out->action = SL_SPEC_STOP;
   else
     out->action = SL_SPEC_CONTINUE;

@@ -57,6 +57,7 @@ struct run {
   double *hist;
   size_t hist_n, hist_cap;
   sl_values_t final;
+  sl_values_t running; /* the latest step line's running finals (observed so far) */
   bool got_final;
   char errtail[STDERR_TAIL];
   size_t errtail_len;
@@ -174,6 +175,7 @@ static act_t *act_push(sl_sim_sched_t *s, sl_sim_action_kind_t kind, task_t *t)
 static void act_release(act_t *e)
 {
   sl_values_release(&e->point.outputs);
+  sl_values_release(&e->point.running);
   sl_values_release(&e->point.predicted);
   sl_series_release(&e->point.history);
   free(e->point.error);
@@ -375,6 +377,20 @@ static bool point_outputs(const sl_config_t *cfg, run_t *r, sl_store_point_t *p)
   return true;
 }
 
+/* A stopped run's running finals: the configured outputs among the latest step line's
+ * running values (docs/store.md); none when the simulator sends none. Never its outputs:
+ * those are a whole run's finals. */
+static void running_finals(const sl_config_t *cfg, const run_t *r, sl_store_point_t *p)
+{
+  size_t i;
+
+  for (i = 0; i < cfg->n_outputs; i++) {
+    const double *v = sl_values_get(&r->running, cfg->outputs[i].name);
+    if (v)
+      sl_values_add(&p->running, cfg->outputs[i].name, *v);
+  }
+}
+
 static char *failure_text(const run_t *r)
 {
   sl_buf_t b;
@@ -412,6 +428,7 @@ static void publish_point(sl_sim_sched_t *s, run_t *r, double now)
     sl_series_add(&p->history, cfg->history.name, r->hist, r->hist_n);
   if (r->terminating && !r->fail_reason) {
     p->status = SL_POINT_TERMINATED;
+    running_finals(cfg, r, p);
     p->error = r->term_reason;
     r->term_reason = NULL;
     p->predicted = r->predicted;
@@ -454,6 +471,7 @@ static void run_free(run_t *r)
   sl_buf_release(&r->line);
   free(r->hist);
   sl_values_release(&r->final);
+  sl_values_release(&r->running);
   sl_values_release(&r->predicted);
   free(r->term_reason);
   free(r->fail_reason);
@@ -570,6 +588,7 @@ static run_t *run_new(sl_sim_sched_t *s, task_t *t, int slot, double now)
   r->task = t;
   sl_buf_init(&r->line);
   sl_values_init(&r->final);
+  sl_values_init(&r->running);
   sl_values_init(&r->predicted);
   r->started = now;
   r->n_ckpt = cfg->history.present && cfg->history.checkpoints > 0 ? cfg->history.checkpoints : 1;
@@ -702,6 +721,11 @@ static void run_step(sl_sim_sched_t *s, run_t *r, sl_simline_t *l)
   int64_t max_steps = r->task->msg.max_steps;
 
   r->steps++;
+  if (l->running.n) { /* keep the latest */
+    sl_values_release(&r->running);
+    r->running = l->running; /* take */
+    sl_values_init(&l->running);
+  }
   if (cfg->history.present) {
     const double *v = sl_values_get(&l->values, cfg->history.name);
     if (v)

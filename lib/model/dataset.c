@@ -136,7 +136,16 @@ size_t sl_dataset_predicted(const sl_dataset_t *ds)
   size_t i, n = 0, total = ds->n * (size_t)ds->p;
 
   for (i = 0; i < total; i++)
-    n += ds->mask[i] == 0.0f && ds->sd[i] > 0.0f;
+    n += ds->mask[i] == 0.0f && ds->sd[i] > 0.0f && isfinite(ds->sd[i]);
+  return n;
+}
+
+size_t sl_dataset_running(const sl_dataset_t *ds)
+{
+  size_t i, n = 0, total = ds->n * (size_t)ds->p;
+
+  for (i = 0; i < total; i++)
+    n += ds->mask[i] == 0.0f && isinf(ds->sd[i]);
   return n;
 }
 
@@ -167,22 +176,49 @@ static double observed_std(const sl_dataset_t *ds, int j)
   return sqrt(fmax(s2 / c - m * m, 0));
 }
 
+/* The relative uncertainty of row i at its end: the largest sigma of its predicted history
+ * tail over its column's spread (NAN when it has none). */
+static double tail_share(const sl_dataset_t *ds, const double *col_std, size_t i)
+{
+  double e = NAN;
+  int j;
+
+  for (j = 0; j < ds->k; j++) {
+    size_t at = i * (size_t)ds->p + (size_t)j;
+    if (ds->mask[at] == 0.0f && ds->sd[at] > 0.0f && isfinite(ds->sd[at]) && col_std[j] > 0) {
+      double r = ds->sd[at] / col_std[j];
+      e = isnan(e) || r > e ? r : e;
+    }
+  }
+  return e;
+}
+
 size_t sl_dataset_weights(const sl_dataset_t *ds, float *w)
 {
+  double *col_std = sl_malloc((size_t)(ds->p ? ds->p : 1) * sizeof *col_std);
   size_t i, n_pred = 0;
   int j;
 
-  for (j = 0; j < ds->p; j++) {
-    double ref = SL_DATASET_NOISE_REF * observed_std(ds, j);
-    for (i = 0; i < ds->n; i++) {
+  for (j = 0; j < ds->p; j++)
+    col_std[j] = observed_std(ds, j);
+  for (i = 0; i < ds->n; i++) {
+    double share = -1; /* the row's tail share, computed on its first running final */
+    for (j = 0; j < ds->p; j++) {
       size_t at = i * (size_t)ds->p + (size_t)j;
       w[at] = ds->mask[at];
-      if (ds->mask[at] == 0.0f && ds->sd[at] > 0.0f) {
-        w[at] = sl_dataset_predicted_weight(ds->sd[at], ref);
-        n_pred += w[at] > 0.0f;
+      if (ds->mask[at] != 0.0f || !(ds->sd[at] > 0.0f))
+        continue;
+      if (isinf(ds->sd[at])) { /* a running final: the tail's share of its spread */
+        if (share < 0)
+          share = tail_share(ds, col_std, i);
+        w[at] = isnan(share) ? 0.0f : sl_dataset_predicted_weight(share, SL_DATASET_NOISE_REF);
+      } else {
+        w[at] = sl_dataset_predicted_weight(ds->sd[at], SL_DATASET_NOISE_REF * col_std[j]);
       }
+      n_pred += w[at] > 0.0f;
     }
   }
+  free(col_std);
   return n_pred;
 }
 
@@ -194,7 +230,7 @@ size_t sl_dataset_weights_train(const sl_dataset_t *ds, float *w)
   for (i = 0; i < ds->n; i++)
     for (j = ds->k; j < ds->p; j++) {
       size_t at = i * (size_t)ds->p + (size_t)j;
-      if (ds->mask[at] == 0.0f && w[at] > 0.0f) {
+      if (ds->mask[at] == 0.0f && w[at] > 0.0f && !isinf(ds->sd[at])) {
         w[at] = 0.0f;
         n_pred--;
       }
@@ -299,9 +335,13 @@ int sl_dataset_output_row_sd(const sl_config_t *cfg, const sl_store_point_t *pt,
   }
   for (i = 0; i < cfg->n_outputs; i++) {
     const double *v = sl_values_get(&pt->outputs, cfg->outputs[i].name);
+    const double *r = sl_values_get(&pt->running, cfg->outputs[i].name);
     if (pt->status == SL_POINT_COMPLETE && v)
       observed += put(y, mask, K + (int)i, *v);
-    else if (pt->status == SL_POINT_TERMINATED)
+    else if (pt->status == SL_POINT_TERMINATED && r && sd && isfinite((float)*r)) {
+      y[K + (int)i] = (float)*r; /* a stopped run's running final, observed so far */
+      sd[K + (int)i] = INFINITY;
+    } else if (pt->status == SL_POINT_TERMINATED)
       put_predicted(pt, cfg->outputs[i].name, y, sd, K + (int)i); /* a stopped run's finals */
   }
   return observed;

@@ -235,6 +235,9 @@ bool sl_trainer_run_on(const sl_config_t *cfg, const sl_dataset_split_t *split, 
   o.progress_ud = abort_flag;
   w = sl_malloc(tr->n * (size_t)tr->p * sizeof *w);
   out->n_predicted = sl_dataset_weights_train(tr, w);
+  for (size_t i = 0; i < tr->n * (size_t)tr->p; i++)
+    out->n_running += isinf(tr->sd[i]) && w[i] > 0.0f;
+  out->n_predicted -= out->n_running;
   t0 = sl_mono();
   warm = nll && o.epochs >= 4 ? o.epochs / 2 : 0;
   if (warm && !warm_start(cfg, out->model, tr, w, &o, warm, err))
@@ -270,6 +273,7 @@ void sl_trainer_metrics_values(const sl_trainer_result_t *r, sl_values_t *out)
   sl_values_add(out, "n_train", (double)r->n_train);
   sl_values_add(out, "n_val", (double)r->n_val);
   sl_values_add(out, "n_predicted", (double)r->n_predicted);
+  sl_values_add(out, "n_running", (double)r->n_running);
   sl_values_add(out, "train_s", r->train_s);
   if (isfinite(r->nrmse_history))
     sl_values_add(out, "nrmse_history", r->nrmse_history);

@@ -65,11 +65,12 @@ static bool parse_values(json_t *obj, const char *what, int64_t lineno, sl_value
 bool sl_simline_parse(const char *line, size_t len, int64_t lineno, sl_simline_t *out, sl_error_t *err)
 {
   json_error_t jerr;
-  json_t *root, *final, *values, *step, *t;
+  json_t *root, *final, *values, *step, *t, *running;
   bool ok = false;
 
   memset(out, 0, sizeof *out);
   sl_values_init(&out->values);
+  sl_values_init(&out->running);
   if (len > SL_SIMLINE_MAX) {
     sl_error_set(err, SL_ERR_SIM, SL_SIM_E_LINE, "line %lld: longer than %u bytes", (long long)lineno,
                  SL_SIMLINE_MAX);
@@ -96,6 +97,7 @@ bool sl_simline_parse(const char *line, size_t len, int64_t lineno, sl_simline_t
   values = json_object_get(root, "values");
   step = json_object_get(root, "step");
   t = json_object_get(root, "t");
+  running = json_object_get(root, "running");
   if (!values) {
     sl_error_set(err, SL_ERR_SIM, SL_SIM_E_LINE, "line %lld: neither 'values' nor 'final'",
                  (long long)lineno);
@@ -112,19 +114,24 @@ bool sl_simline_parse(const char *line, size_t len, int64_t lineno, sl_simline_t
   }
   out->step = step ? json_integer_value(step) : 0;
   out->t = t ? json_number_value(t) : NAN;
-  ok = parse_values(values, "values", lineno, &out->values, err);
+  ok = parse_values(values, "values", lineno, &out->values, err) &&
+       (!running || parse_values(running, "running", lineno, &out->running, err));
 
 out_free_root:
   json_decref(root);
-  if (!ok)
+  if (!ok) {
     sl_values_release(&out->values);
+    sl_values_release(&out->running);
+  }
   return ok;
 }
 
 void sl_simline_release(sl_simline_t *l)
 {
-  if (l)
+  if (l) {
     sl_values_release(&l->values);
+    sl_values_release(&l->running);
+  }
 }
 
 char *sl_simline_input(const sl_values_t *inputs, int64_t max_steps, const char *sample_id)

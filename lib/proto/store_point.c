@@ -13,6 +13,7 @@ static const sl__field_t fields[] = {
     SL__FIELD(sl_store_point_t, experimental_flag, "experimental_flag", SL__F_BOOL, true),
     SL__FIELD(sl_store_point_t, inputs, "inputs", SL__F_VALUES, true),
     SL__FIELD(sl_store_point_t, outputs, "outputs", SL__F_VALUES, true),
+    SL__FIELD(sl_store_point_t, running, "running", SL__F_VALUES, false),
     SL__FIELD(sl_store_point_t, history, "history", SL__F_SERIES, false),
     SL__FIELD(sl_store_point_t, status, "status", SL__F_STATUS, true, .words = sl__status_words),
     SL__FIELD(sl_store_point_t, steps, "steps", SL__F_INT, true, .has_min = true, .imin = 0),

@@ -6,6 +6,7 @@
  * inputs and outputs as top-level numeric fields, experimental_flag (experiment_flag is
  * accepted on read), optional date, shot_number and scan_number, then sample_id, status,
  * steps, wall_s, worker, produced_at, origin, error, history {name: [..]}, predicted {},
+ * running {} (a stopped run's running finals, never in the top-level outputs),
  * extra {}, stored_at and writes. Models live in the collection `models` (blob inline,
  * or in the GridFS bucket `models` above SL__MONGO_GRIDFS_THRESHOLD), the campaigns'
  * clocks in `campaign_clock`. All out

@@ -20,6 +20,7 @@
  * nothing of the old point. */
 static const char *const optional_fields[] = {
     "worker", "origin", "error", "history", "predicted", "extra", "date", "shot_number", "scan_number", "files",
+    "running",
 };
 
 static bool is_top_extra(const char *name)
@@ -195,6 +196,8 @@ void sl__mongo_point_doc(const sl__store_schema_t *s, const sl_store_point_t *p,
   }
   if (p->predicted.n)
     append_predicted_doc(out, &p->predicted);
+  if (p->running.n) /* a stopped run's running finals, apart from the outputs */
+    append_values_doc(out, "running", &p->running, false);
   if (n_other)
     append_values_doc(out, "extra", &p->extra, true);
   if (p->n_files) {
@@ -225,6 +228,8 @@ static bool point_has(const sl_store_point_t *p, const char *field)
     return p->date != NULL;
   if (!strcmp(field, "files"))
     return p->n_files > 0;
+  if (!strcmp(field, "running"))
+    return p->running.n > 0;
   if (!strcmp(field, "extra")) {
     for (i = 0; i < p->extra.n; i++)
       if (!is_top_extra(p->extra.names[i]))
@@ -605,6 +610,8 @@ bool sl__mongo_point_from_doc(const sl__store_schema_t *s, const bson_t *doc, bo
     series_from_subdoc(&it, &p->history);
   if (bson_iter_init_find(&it, doc, "predicted"))
     predicted_from_subdoc(&it, "", &p->predicted);
+  if (bson_iter_init_find(&it, doc, "running"))
+    values_from_subdoc(&it, &p->running);
   if (bson_iter_init_find(&it, doc, "shot_number") && BSON_ITER_HOLDS_NUMBER(&it) && iter_number(&it, &v))
     sl_values_add(&p->extra, "shot_number", v);
   if (bson_iter_init_find(&it, doc, "scan_number") && BSON_ITER_HOLDS_NUMBER(&it) && iter_number(&it, &v))

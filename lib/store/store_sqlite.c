@@ -589,8 +589,10 @@ static void point_from_row(const sqlite_store_t *s, sqlite3_stmt *q, bool with_h
     sl__store_values_from_json(j, &p->predicted);
     json_decref(j);
   }
-  if (with_history && (j = column_json(q, b + F_DOC))) {
-    files_from_doc(j, p);
+  if ((with_history || p->status == SL_POINT_TERMINATED) && (j = column_json(q, b + F_DOC))) {
+    if (with_history)
+      files_from_doc(j, p);
+    sl__store_values_from_json(json_object_get(j, "running"), &p->running); /* kept in the doc */
     json_decref(j);
   }
   if ((j = column_json(q, b + F_EXTRA))) {

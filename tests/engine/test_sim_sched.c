@@ -4,6 +4,7 @@
  * confirm ordering, terminate (grace, racing a completion), a drain with tasks pending,
  * crashes as failed points, slot reuse and the consumer pause when slots are full, and
  * bundles of tasks (one delivery acked once every run of it is stored). */
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,8 @@ typedef struct rec {
   sl_point_status_t status;
   int64_t step, steps;
   size_t n_outputs, n_hist, n_predicted;
+  size_t n_running; /* POINT: running finals kept */
+  double run0;      /* POINT: the first running final's value (NAN when none) */
   void *confirm;
 } rec_t;
 
@@ -118,6 +121,8 @@ static int drain(void)
       r->text = sl_strdup(a.point->error);
       r->steps = a.point->steps;
       r->n_outputs = a.point->outputs.n;
+      r->n_running = a.point->running.n;
+      r->run0 = a.point->running.n ? a.point->running.vals[0] : NAN;
       r->n_hist = a.point->history.n ? a.point->history.lens[0] : 0;
       r->n_predicted = a.point->predicted.n;
     } else if (a.kind == SL_SIM_ACT_PROGRESS) {
@@ -1105,6 +1110,55 @@ static void test_bundle_prefetch_adapts(void)
   teardown();
 }
 
+/* A stopped run keeps the latest step line's running finals (the configured outputs only),
+ * apart from its outputs, which stay empty; a run whose simulator sends none keeps none. */
+static void test_terminate_keeps_running(void)
+{
+  static const char *lines[] = {
+      "{\"step\": 1, \"values\": {\"x\": 1}, \"running\": {\"amplitude\": 0.5, \"other\": 9}}\n",
+      "{\"step\": 2, \"values\": {\"x\": 2}, \"running\": {\"amplitude\": 0.75}}\n",
+      "{\"step\": 3, \"values\": {\"x\": 3}}\n", /* running is optional: the latest stays */
+  };
+  int i, p;
+
+  SL_REQUIRE(setup(1, 5, 300));
+  deliver(1, "s1", "sched", 100);
+  sl_sim_sched_run_spawned(H.s, 0, NULL, 100);
+  for (i = 0; i < 3; i++)
+    sl_sim_sched_run_output(H.s, 0, lines[i], strlen(lines[i]), 100.5);
+  drain();
+  terminate_msg(50, "s1", 101);
+  drain();
+  sl_sim_sched_run_exited(H.s, 0, 0, SIGTERM, NULL, 101.1);
+  sl_sim_sched_run_output_end(H.s, 0, 101.1);
+  i = drain();
+  p = find(i, SL_SIM_ACT_POINT);
+  SL_REQUIRE(p >= 0);
+  SL_CHECK_INT(H.log[p].status, SL_POINT_TERMINATED);
+  SL_CHECK_INT(H.log[p].steps, 3);
+  SL_CHECK_INT(H.log[p].n_outputs, 0); /* never claimed as a whole run's finals */
+  SL_CHECK_INT(H.log[p].n_running, 1); /* amplitude only: 'other' is not an output */
+  SL_CHECK_NEAR(H.log[p].run0, 0.75, 0);
+  teardown();
+  /* no running finals: a stopped run stores no outputs, as before */
+  SL_REQUIRE(setup(1, 5, 300));
+  deliver(1, "s2", "sched", 100);
+  sl_sim_sched_run_spawned(H.s, 0, NULL, 100);
+  output(0, 1, 2, false);
+  drain();
+  terminate_msg(50, "s2", 101);
+  drain();
+  sl_sim_sched_run_exited(H.s, 0, 0, SIGTERM, NULL, 101.1);
+  sl_sim_sched_run_output_end(H.s, 0, 101.1);
+  i = drain();
+  p = find(i, SL_SIM_ACT_POINT);
+  SL_REQUIRE(p >= 0);
+  SL_CHECK_INT(H.log[p].status, SL_POINT_TERMINATED);
+  SL_CHECK_INT(H.log[p].n_outputs, 0);
+  SL_CHECK_INT(H.log[p].n_running, 0);
+  teardown();
+}
+
 SL_TEST_MAIN(SL_T(test_run_complete), SL_T(test_lease_order), SL_T(test_lease_refused),
              SL_T(test_terminate_grace), SL_T(test_terminate_races_completion), SL_T(test_drain_with_pending),
              SL_T(test_crash_is_failed_point), SL_T(test_outside_kill), SL_T(test_wall_limit),
@@ -1112,4 +1166,4 @@ SL_TEST_MAIN(SL_T(test_run_complete), SL_T(test_lease_order), SL_T(test_lease_re
              SL_T(test_reject_and_reconnect), SL_T(test_persistent_reuse), SL_T(test_persistent_recycle),
              SL_T(test_persistent_death), SL_T(test_persistent_terminate), SL_T(test_prefetch_window),
              SL_T(test_bundle_fanout), SL_T(test_bundle_redelivery_and_lease),
-             SL_T(test_bundle_prefetch_adapts))
+             SL_T(test_bundle_prefetch_adapts), SL_T(test_terminate_keeps_running))

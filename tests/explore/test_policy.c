@@ -641,7 +641,55 @@ static void test_conditioned_plateau(void)
   sl_spec_resid_destroy(r);
 }
 
-SL_TEST_MAIN(SL_T(test_conditioned_rule), SL_T(test_conditioned_bound), SL_T(test_conditioned_plateau), SL_T(test_quantiles), SL_T(test_termination_inside_band_stops),
+/* Earlier, bounded stops: with 15 complete histories persistence alone cannot stop a flat
+ * run (fewer than SL_SPEC_PLATEAU_MIN_RUNS), pooled over 2 prefixes either side it can (75
+ * calibration samples); past max_fraction nothing stops, however flat. */
+static void test_plateau_pool_and_max_fraction(void)
+{
+  sl_spec_params_t p;
+  sl_spec_decision_t dec;
+  sl_spec_resid_t *r = sl_spec_resid_new(CK, CK);
+  double mu[CK], sigma[CK], y[CK], cmu[CK], cs[CK];
+  uint64_t st = 7;
+  size_t i, k;
+  sl_error_t err;
+
+  SL_REQUIRE(r);
+  sl_spec_params_default(&p);
+  p.min_fraction = 0.25;
+  p.confidence = 0.05;
+  p.stat = SL_SPEC_STAT_PLATEAU;
+  SL_CHECK_INT(p.plateau_pool, SL_SPEC_PLATEAU_POOL_DEFAULT);
+  SL_CHECK_NEAR(p.max_fraction, SL_SPEC_MAX_FRACTION_DEFAULT, 0);
+  p.plateau_pool = 0; /* each prefix on its own */
+  p.max_fraction = 1;
+  for (k = 0; k < CK; k++) {
+    mu[k] = 0.0;
+    sigma[k] = 1.0;
+    y[k] = 0.4 + 0.001 * (double)(k % 2);
+  }
+  for (i = 0; i < 15; i++) {
+    double lvl = cond_norm(&st), drift = i % 2 ? 0.3 * cond_norm(&st) : 0, yy[CK];
+    for (k = 0; k < CK; k++)
+      yy[k] = lvl + drift * (double)k + 0.001 * cond_norm(&st);
+    SL_CHECK(sl_spec_resid_add_history(r, yy));
+  }
+  SL_REQUIRE(sl_spec_decide_cond(&p, r, mu, sigma, CK, CK, y, 4, cmu, cs, &dec, &err));
+  SL_CHECK(dec.action != SL_SPEC_STOP); /* 15 runs: no 97.5% quantile */
+  p.plateau_pool = 2;
+  SL_REQUIRE(sl_spec_decide_cond(&p, r, mu, sigma, CK, CK, y, 4, cmu, cs, &dec, &err));
+  SL_CHECK_INT(dec.action, SL_SPEC_STOP);
+  SL_CHECK_NEAR(cmu[6], y[3], 1e-12);
+  p.max_fraction = 3.0 / (double)CK; /* 4 observed is past it */
+  SL_REQUIRE(sl_spec_decide_cond(&p, r, mu, sigma, CK, CK, y, 4, cmu, cs, &dec, &err));
+  SL_CHECK(dec.action != SL_SPEC_STOP);
+  p.max_fraction = 4.0 / (double)CK; /* at it: allowed */
+  SL_REQUIRE(sl_spec_decide_cond(&p, r, mu, sigma, CK, CK, y, 4, cmu, cs, &dec, &err));
+  SL_CHECK_INT(dec.action, SL_SPEC_STOP);
+  sl_spec_resid_destroy(r);
+}
+
+SL_TEST_MAIN(SL_T(test_plateau_pool_and_max_fraction), SL_T(test_conditioned_rule), SL_T(test_conditioned_bound), SL_T(test_conditioned_plateau), SL_T(test_quantiles), SL_T(test_termination_inside_band_stops),
              SL_T(test_termination_outside_band_never_stops), SL_T(test_termination_wide_tail_continues),
              SL_T(test_acquisition_max_std), SL_T(test_acquisition_spread_and_ucb), SL_T(test_audit),
              SL_T(test_members_prefix_concentrates), SL_T(test_members_outside_band_never_stops),

@@ -184,4 +184,72 @@ static void test_weighted_loss(void)
   }
 }
 
-SL_TEST_MAIN(SL_T(test_stopped_row), SL_T(test_weights), SL_T(test_weighted_loss))
+/* A stopped run that reported its running finals (point.outputs of a terminated point):
+ * running entries (value in y, mask 0, sd inf) instead of predicted finals, weighed by the
+ * row's predicted tail against its column's spread, kept by the trainer's weights (the
+ * predicted finals are not); without a predicted tail they weigh 0. */
+static void test_running_finals(void)
+{
+  sl_error_t err;
+  sl_config_t *cfg = sl_config_load_string(YAML, strlen(YAML), "dsstop.yaml", &err);
+  sl_dataset_split_t s;
+  sl_store_point_t p;
+  float y[6], m[6], sd[6], w[64], wt[64];
+  double e;
+  int i;
+
+  SL_REQUIRE(cfg);
+  make_point(&p, "stop", SL_POINT_TERMINATED, 6, 0);
+  add_prediction(&p);
+  sl_values_add(&p.running, "amplitude", 3.25); /* energy: no running value */
+  SL_CHECK_INT(sl_dataset_output_row_sd(cfg, &p, y, m, sd), 2); /* running is not a measurement */
+  SL_CHECK(m[4] == 0.0f && isinf(sd[4]));
+  SL_CHECK_NEAR(y[4], 3.25, 1e-6); /* the running value, not the prediction 3.5 */
+  SL_CHECK(m[5] == 0.0f && sd[5] == 0.0f); /* energy: mean without sigma, not used */
+  SL_CHECK_INT(sl_dataset_output_row(cfg, &p, y, m), 2);
+  SL_CHECK(y[4] == 0.0f); /* without sd: observed entries only */
+  sl_dataset_split_init(&s, cfg, 0);
+  for (i = 0; i < 3; i++) {
+    char id[16];
+    sl_store_point_t c;
+    snprintf(id, sizeof id, "c%d", i);
+    make_point(&c, id, SL_POINT_COMPLETE, 10, i);
+    sl_dataset_split_add(&s, &c);
+    sl_store_point_release(&c);
+  }
+  SL_CHECK_INT(sl_dataset_split_add(&s, &p), SL_DATASET_TRAIN);
+  SL_CHECK_INT(sl_dataset_predicted(&s.train), 2); /* the tail at steps 8 and 10 */
+  SL_CHECK_INT(sl_dataset_running(&s.train), 1);
+  SL_CHECK_INT(sl_dataset_weights(&s.train, w), 3);
+  /* the tail's largest sigma over its column's spread sqrt(2/3): 1.0 at step 10 */
+  e = 1.0 / sqrt(2.0 / 3.0);
+  SL_CHECK_NEAR(w[22], SL_DATASET_NOISE_REF * SL_DATASET_NOISE_REF /
+                           (SL_DATASET_NOISE_REF * SL_DATASET_NOISE_REF + e * e), 1e-6);
+  SL_CHECK(w[22] > 0.0f && w[22] < 1.0f);
+  SL_CHECK_INT(sl_dataset_weights_train(&s.train, wt), 3); /* the running final stays */
+  for (i = 0; i < 24; i++)
+    SL_CHECK(wt[i] == w[i]);
+  sl_dataset_split_release(&s);
+  sl_store_point_release(&p);
+  /* an operator's terminate: running finals but no predicted tail, weight 0 */
+  make_point(&p, "op", SL_POINT_TERMINATED, 6, 0);
+  sl_values_add(&p.running, "amplitude", 3.25);
+  sl_dataset_split_init(&s, cfg, 0);
+  for (i = 0; i < 3; i++) {
+    char id[16];
+    sl_store_point_t c;
+    snprintf(id, sizeof id, "c%d", i);
+    make_point(&c, id, SL_POINT_COMPLETE, 10, i);
+    sl_dataset_split_add(&s, &c);
+    sl_store_point_release(&c);
+  }
+  sl_dataset_split_add(&s, &p);
+  SL_CHECK_INT(sl_dataset_running(&s.train), 1);
+  SL_CHECK_INT(sl_dataset_weights_train(&s.train, wt), 0);
+  SL_CHECK(wt[22] == 0.0f);
+  sl_dataset_split_release(&s);
+  sl_store_point_release(&p);
+  sl_config_destroy(cfg);
+}
+
+SL_TEST_MAIN(SL_T(test_stopped_row), SL_T(test_weights), SL_T(test_weighted_loss), SL_T(test_running_finals))

@@ -25,6 +25,8 @@ stops=$(sql "select count(*) from \"$C\" where status='terminated' and error='sp
 check "runs were stopped speculatively ($stops)" test "$stops" -ge 1
 check "every stop keeps its predicted tail and finals" eq "$(sql "select count(*) from \"$C\" where status='terminated' and (json_extract(predicted, '\$.amplitude') is null or json_extract(predicted, '\$.\"amplitude.std\"') is null or json_extract(predicted, '\$.\"log_env.31.std\"') is null)")" 0
 check "no stopped run claims measured finals" eq "$(sql "select count(*) from \"$C\" where status='terminated' and amplitude is not null")" 0
+check "every stop keeps the finals it had reached, apart (running)" eq "$(sql "select count(*) from \"$C\" where status='terminated' and error='speculative' and (json_extract(doc, '\$.running.amplitude') is null or json_extract(doc, '\$.running.max_abs_x') is null)")" 0
+check "the final model trained on the stops' running finals" grep -Eq "; ([1-9][0-9]*) running finals observed at their stops" "$T/summary.txt"
 check "the summary counts the runs" grep -Eq "^campaign '$C' done in [0-9]+ s: [0-9]+ runs: [0-9]+ complete, $stops stopped early, 0 failed" "$T/summary.txt"
 check "the summary gives the steps saved" grep -Eq "^  steps +[0-9]+ used .* vs [0-9]+ for the same runs complete: saved" "$T/summary.txt"
 check "the summary gives stops and audits" grep -Eq "^  stops +$stops, [0-9]+ audited" "$T/summary.txt"

@@ -215,13 +215,15 @@ static bool killed_by(const simproc_t *p, int sig)
 }
 
 /* Checks the protocol shape of a complete run: every line JSON, steps 1..n in order with
- * increasing t and a number under values.VALUE, then one final object as the last line.
- * Fills hist[0..n-1] when given. Returns the final object (new reference) or NULL. */
+ * increasing t and a number under values.VALUE, then one final object as the last line;
+ * when the last step line carries running finals, they equal the final line's (the run
+ * taken to end at that step is the run). Fills hist[0..n-1] when given. Returns the final
+ * object (new reference) or NULL. */
 static json_t *check_protocol(const simproc_t *p, const char *value, long n, double *hist)
 {
   long step = 0;
   double last_t = -INFINITY;
-  json_t *final = NULL;
+  json_t *final = NULL, *running = NULL;
   char *copy = strdup(p->obuf), *cur = copy;
 
   for (char *line = next_line(&cur); line; line = next_line(&cur)) {
@@ -244,12 +246,26 @@ static json_t *check_protocol(const simproc_t *p, const char *value, long n, dou
       if (hist && step <= n)
         hist[step - 1] = json_number_value(v);
       last_t = t;
+      json_decref(running);
+      running = json_incref(json_object_get(j, "running")); /* NULL when absent */
     }
     json_decref(j);
   }
   free(copy);
   SL_CHECK_INT(step, n);
   SL_CHECKF(final != NULL, "no final line");
+  if (running && final) {
+    const char *key;
+    json_t *fv;
+    SL_CHECK_INT(json_object_size(running), json_object_size(final));
+    json_object_foreach(final, key, fv)
+    {
+      json_t *rv = json_object_get(running, key);
+      SL_CHECKF(json_is_number(rv) && json_number_value(rv) == json_number_value(fv),
+                "running '%s' at the last step differs from the final", key);
+    }
+  }
+  json_decref(running);
   return final;
 }
 
@@ -285,6 +301,8 @@ static void test_protocol_shape(void)
     SL_CHECKF(exited_with(&p, 0), "%s: status %d, stderr %s", cases[i].sim, p.status, p.ebuf);
     SL_CHECK_INT(p.elen, 0);
     final = check_protocol(&p, cases[i].value, cases[i].n, NULL);
+    if (strcmp(cases[i].sim, "faulty") != 0) /* the three physical models send running finals */
+      SL_CHECKF(strstr(p.obuf, "\"running\": {") != NULL, "%s: no running finals", cases[i].sim);
     SL_CHECK(isfinite(final_num(final, cases[i].f1)));
     SL_CHECK(isfinite(final_num(final, cases[i].f2)));
     json_decref(final);

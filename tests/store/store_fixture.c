@@ -177,6 +177,7 @@ int fx_point_diff(const sl_store_point_t *a, const sl_store_point_t *b, bool wit
   d += values_diff("outputs", &a->outputs, &b->outputs);
   d += values_diff("predicted", &a->predicted, &b->predicted);
   d += values_diff("extra", &a->extra, &b->extra);
+  d += values_diff("running", &a->running, &b->running);
   if (a->experimental_flag != b->experimental_flag || a->status != b->status || a->steps != b->steps ||
       a->wall_s != b->wall_s || a->produced_at != b->produced_at) {
     fprintf(stderr, "    scalar fields differ: flag %d/%d status %d/%d steps %lld/%lld wall %g/%g produced %.17g/%.17g\n",

@@ -188,7 +188,7 @@ static void test_update_doc_and_unset(void)
   j = json_at(&upd, "$unset");
   SL_CHECK_STR(j, "{ \"experiment_flag\" : \"\", \"origin\" : \"\", \"history\" : \"\", \"predicted\" : \"\", "
                   "\"extra\" : \"\", \"date\" : \"\", \"shot_number\" : \"\", \"scan_number\" : \"\", \"files\" : \"\", "
-                  "\"omega\" : \"\", \"amplitude\" : \"\", \"energy\" : \"\" }");
+                  "\"running\" : \"\", \"omega\" : \"\", \"amplitude\" : \"\", \"energy\" : \"\" }");
   free(j);
   j = json_at(&upd, "$inc");
   SL_CHECK_STR(j, "{ \"writes\" : 1 }");
@@ -401,6 +401,20 @@ static void test_stopped_point_doc(void)
   SL_CHECK(sl_values_get(&got.predicted, "x.3.std") && *sl_values_get(&got.predicted, "x.3.std") == 0.25);
   sl_store_point_release(&got);
   bson_destroy(&old);
+  sl_store_point_release(&p);
+  /* a stop whose simulator reported running finals: a `running` subdocument, never the
+   * top-level outputs */
+  stopped_point(&p, "s10");
+  sl_values_add(&p.running, "amplitude", 2.25);
+  bson_init(&doc);
+  sl__mongo_point_doc(&s, &p, &doc);
+  SL_CHECK_INT(check_absent(&doc, "amplitude"), 0);
+  SL_CHECK_INT(check_double(&doc, "running.amplitude", 2.25), 0);
+  SL_REQUIRE(sl__mongo_point_from_doc(&s, &doc, true, &got, &err));
+  SL_CHECK_INT(fx_point_diff(&p, &got, true), 0);
+  SL_CHECK(got.running.n == 1 && got.outputs.n == 0);
+  sl_store_point_release(&got);
+  bson_destroy(&doc);
   sl_store_point_release(&p);
   sl__store_schema_release(&s);
 }

@@ -133,6 +133,20 @@ static void test_stopped_run_roundtrip(void)
   SL_CHECK_INT(sql_int(f.path, "SELECT json_extract(predicted, '$.\"amplitude.std\"') * 100 FROM osc"), 25);
   SL_CHECK_INT(sql_int(f.path, "SELECT count(*) FROM osc WHERE amplitude IS NULL AND energy IS NULL"), 1);
   sl_store_point_release(&p);
+  /* with running finals: kept in the doc, never in the output columns */
+  stopped_point(&p, "s00000000000000b2");
+  sl_values_add(&p.running, "amplitude", 2.25);
+  SL_CHECKF(put1(f.st, &p, NULL, &err), "%s", err.message);
+  SL_CHECKF(sl_store_get(f.st, "s00000000000000b2", &got, &found, &err), "%s", err.message);
+  SL_REQUIRE(found);
+  SL_CHECK_INT(fx_point_diff(&p, &got, true), 0);
+  SL_CHECK(got.running.n == 1 && got.outputs.n == 0);
+  sl_store_point_release(&got);
+  SL_CHECK_INT(sql_int(f.path, "SELECT count(*) FROM osc WHERE sample_id = 's00000000000000b2' AND amplitude IS NULL"),
+               1);
+  SL_CHECK_INT(sql_int(f.path, "SELECT json_extract(doc, '$.running.amplitude') * 4 FROM osc WHERE sample_id = "
+                               "'s00000000000000b2'"), 9);
+  sl_store_point_release(&p);
   fx_close(&f);
 }
 

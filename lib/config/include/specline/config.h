@@ -126,6 +126,8 @@ typedef struct sl_config {
       double surprise_p;    /* chi-square tail probability for the surprise test, default 0.01 */
       double audit_fraction;/* fraction of stops re-run to completion, default 0.1 */
       char *rule;           /* "members" (default), "conditioned" or "plateau" (docs/speculative.md) */
+      double max_fraction;  /* conditioned/plateau: no stop past this fraction of a run, default 0.875 */
+      int plateau_pool;     /* plateau: prefixes either side pooled in persistence's calibration, 0..4, default 2 */
     } speculative;
   } policy;
 

@@ -101,7 +101,21 @@ typedef struct sl_spec_params {
   double scale;        /* the history output's scale (e.g. its std in the training data) */
   double sigma_floor;  /* σ_k is floored at sigma_floor·scale; 0 means SL_SPEC_SIGMA_FLOOR_DEFAULT */
   sl_spec_stat_t stat; /* the conditioned rule's decision statistic (default MAX_SIGMA) */
+  /* the conditioned rule (sl_spec_decide_cond) only: */
+  double max_fraction; /* no stop once more than this fraction of K is observed: the few
+                        * steps left save little and a tail of 1-2 checkpoints fails its
+                        * audit on one value (default SL_SPEC_MAX_FRACTION_DEFAULT; 1: none) */
+  int plateau_pool;    /* persistence's calibration at prefix o also takes the runs'
+                        * prefixes o-w..o+w (w = this, 0..4; default SL_SPEC_PLATEAU_POOL_DEFAULT):
+                        * ~(2w+1) samples a run, so its quantile needs ~1/(2w+1) of
+                        * SL_SPEC_PLATEAU_MIN_RUNS runs (docs/speculative.md) */
 } sl_spec_params_t;
+
+/* Measured in bench/speculative (docs/speculative.md, issue 12 third pass): environ's false
+ * stops came 1-2 checkpoints before the end; pooling 2 prefixes either side lets stops begin
+ * after ~13 complete runs instead of 39. */
+#define SL_SPEC_MAX_FRACTION_DEFAULT 0.875
+#define SL_SPEC_PLATEAU_POOL_DEFAULT 2
 
 /* Fills the config defaults above with scale 1. */
 void sl_spec_params_default(sl_spec_params_t *p);

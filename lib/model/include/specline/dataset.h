@@ -14,7 +14,11 @@
  * but, when the store kept the prediction the stop relied on (point.predicted
  * "<history>.<k>" and "<history>.<k>.std" for checkpoint k, "<output>" and
  * "<output>.std" for a final output; docs/store.md), they hold the predicted mean in y
- * and its sigma in sd (> 0): a predicted entry. Entries neither observed nor predicted are
+ * and its sigma in sd (> 0): a predicted entry. A stopped run's final output that the
+ * simulator reported as it stood at the stop (point.running: its running finals,
+ * docs/simulator-protocol.md) is a running entry instead: the value in y,
+ * mask 0 and sd = +INFINITY (its sigma is not known per entry; code that does not know
+ * running entries gives them weight 0). Entries neither observed nor predicted are
  * 0 with mask 0 and sd 0. Failed points are skipped. Experimental points go to their
  * own data set. Complete simulation runs are split into training and validation by a hash
  * of the sample_id, so a run stays on its side as data grows; terminated runs always train.
@@ -22,7 +26,12 @@
  * Training weights (sl_dataset_weights): 1 for an observed entry, and for a predicted one
  * ref^2 / (ref^2 + sd^2), where ref = SL_DATASET_NOISE_REF x the column's spread over its
  * observed entries stands for the noise the surrogate reaches on a measurement: a tail
- * predicted to that accuracy counts half a measurement, a vaguer one much less. Metrics
+ * predicted to that accuracy counts half a measurement, a vaguer one much less. A running
+ * final weighs sl_dataset_predicted_weight(e, SL_DATASET_NOISE_REF) where e is the largest
+ * sigma of the row's predicted history tail over its column's spread: a run whose rest was
+ * predicted to within e of the history's spread is taken to have its finals settled to
+ * within e of theirs (weight 0 when the row has no predicted tail, e.g. an operator's
+ * terminate). Metrics
  * (NRMSE, coverage) and validation never use predicted entries.
  *
  * Pure: no I/O, no global state; thread-safe on distinct objects. */
@@ -49,7 +58,7 @@ typedef struct sl_dataset {
   float *x;       /* n x d inputs, raw units */
   float *y;       /* n x p outputs, raw units (0 where mask is 0) */
   float *mask;    /* n x p, 1 observed, 0 not */
-  float *sd;      /* n x p, the sigma of a predicted entry (mask 0), else 0 */
+  float *sd;      /* n x p, the sigma of a predicted entry (mask 0), +inf for a running one, else 0 */
   char **ids;     /* n sample ids (owned) */
   uint8_t *status;/* n sl_point_status_t values */
 } sl_dataset_t;
@@ -66,8 +75,10 @@ void sl_dataset_append_sd(sl_dataset_t *ds, const float *x, const float *y, cons
                           const char *id, sl_point_status_t status);
 /* Observed entries over all rows. */
 size_t sl_dataset_observed(const sl_dataset_t *ds);
-/* Predicted entries (mask 0, sd > 0) over all rows. */
+/* Predicted entries (mask 0, 0 < sd < inf) over all rows. */
 size_t sl_dataset_predicted(const sl_dataset_t *ds);
+/* Running entries (mask 0, sd = inf: a stopped run's finals as they stood) over all rows. */
+size_t sl_dataset_running(const sl_dataset_t *ds);
 
 /* The noise a measured entry is taken to have, as a fraction of its column's spread: the
  * residual a trained surrogate reaches on the oscillator and environ (0.03-0.06 of each
@@ -78,15 +89,17 @@ size_t sl_dataset_predicted(const sl_dataset_t *ds);
 float sl_dataset_predicted_weight(double sd, double ref);
 /* Training weights of every entry into w (n x p): the mask for observed and unobserved
  * entries, sl_dataset_predicted_weight(sd, SL_DATASET_NOISE_REF x the column's std over
- * its observed entries) for predicted ones. Returns the number of predicted entries with
- * a positive weight (0: w equals the mask). */
+ * its observed entries) for predicted ones, the row's tail share for running ones (above).
+ * Returns the number of predicted and running entries with a positive weight (0: w equals
+ * the mask). */
 size_t sl_dataset_weights(const sl_dataset_t *ds, float *w);
 /* The weights the trainer uses: sl_dataset_weights with the predicted final outputs at 0.
  * A stop's finals are the model's own prediction for the run's inputs, not conditioned on
  * anything the run showed: they add no information and feed the model's errors back
  * (measured: a campaign stopping half its runs trained its finals to NRMSE 1.09 against
  * 0.21 without stops, docs/speculative.md). The predicted history tail, conditioned on the
- * observed prefix, keeps its weight. Returns the predicted entries with a positive weight. */
+ * observed prefix, keeps its weight, and so do running finals (observed, not predicted).
+ * Returns the predicted and running entries with a positive weight. */
 size_t sl_dataset_weights_train(const sl_dataset_t *ds, float *w);
 
 /* ---- shape and column mapping ---- */

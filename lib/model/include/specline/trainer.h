@@ -39,6 +39,7 @@ typedef struct sl_trainer_result {
   sl_model_t *model;    /* the trained ensemble (owned by the caller), NULL on failure */
   size_t n_train, n_val;
   size_t n_predicted;   /* predicted entries of stopped runs trained on (weighted, dataset.h) */
+  size_t n_running;     /* running finals of stopped runs trained on (weighted, dataset.h) */
   double nrmse;         /* validation NRMSE over every column, NaN without validation rows */
   double nrmse_history; /* ... over the history checkpoints only (NaN when none) */
   double nrmse_final;   /* ... over the final outputs only (NaN when none) */

@@ -122,7 +122,8 @@ typedef struct sl_store_point {
   char *sample_id;
   bool experimental_flag;
   sl_values_t inputs;
-  sl_values_t outputs;
+  sl_values_t outputs;   /* complete runs and shots only: a whole run's finals */
+  sl_values_t running;   /* optional: a stopped run's running finals, as they stood at `steps` */
   sl_series_t history;   /* optional, n == 0 when absent */
   sl_point_status_t status;
   int64_t steps;         /* >= 0 */

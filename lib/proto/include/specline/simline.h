@@ -28,13 +28,15 @@ typedef enum sl_sim_code {
 
 typedef enum sl_simline_kind { SL_SIMLINE_STEP = 1, SL_SIMLINE_FINAL } sl_simline_kind_t;
 
-/* One parsed line: a step {"step": i, "t": time, "values": {...}} or a final
+/* One parsed line: a step {"step": i, "t": time, "values": {...}} (optionally with
+ * "running": {...}, the final outputs as they stand after this step) or a final
  * {"final": {...}}. `values` holds the step's values or the final outputs. */
 typedef struct sl_simline {
   sl_simline_kind_t kind;
   int64_t step; /* steps: >= 0; 0 when the simulator omits it */
   double t;     /* steps: simulated time; NAN when omitted */
   sl_values_t values;
+  sl_values_t running; /* steps: the running finals (observed so far); empty when absent */
 } sl_simline_t;
 
 /* Parses one line (without its newline). lineno is used in error messages only. On

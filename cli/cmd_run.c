@@ -352,7 +352,9 @@ static bool summary(const sl_config_t *cfg, double wall, bool final_model)
 
 /* The campaign's local broker in dir, kept across runs so a restart finds its queues: one
  * still running is used, a stopped one restarted with its node, data and ports; else (or
- * with fresh) a new one is started there. */
+ * with fresh) a new one is started there. "Running" is its own beam alive and not a
+ * zombie (a pid alone may be a killed broker's zombie, or reused by another program: the
+ * run then waited for a broker that was gone), given 10 s to exit when killed just now. */
 static sl_local_broker_t *local_broker(const char *dir, bool fresh, sl_error_t *err)
 {
   sl_local_broker_opts_t bo;
@@ -360,7 +362,7 @@ static sl_local_broker_t *local_broker(const char *dir, bool fresh, sl_error_t *
 
   sl_local_broker_opts_default(&bo);
   bo.dir = dir;
-  if (b && b->pid > 0 && kill(b->pid, 0) == 0) {
+  if (b && sl_local_broker_alive(b, 10)) {
     fprintf(stderr, "specline run: using the campaign's broker, still running (%s)\n", dir);
     return b;
   }
@@ -481,7 +483,8 @@ int sl_cmd_run(int argc, char **argv)
   char *own_dir = NULL;
   bool fresh = false, yes = false, keep_broker = false, show = true, tty = isatty(STDERR_FILENO), with_model = true;
   int c, i, n_workers = 0, slots = 0, rc = 1, explore_status = -1;
-  double last_line = 0;
+  double last_line = 0, last_broker_check = 0;
+  bool broker_lost = false;
   struct sigaction sa;
 
   memset(&rs, 0, sizeof rs);
@@ -594,6 +597,12 @@ int sl_cmd_run(int argc, char **argv)
     }
     if (reap(&rs, &explore_status) || explore_status >= 0)
       break;
+    /* the workers would reconnect to a dead local broker for ever: end, to be resumed */
+    if (broker && sl_mono() - last_broker_check >= 1.0) {
+      last_broker_check = sl_mono();
+      if ((broker_lost = !sl_local_broker_running(broker)))
+        break;
+    }
     if (show && sl_mono() - last_line >= (tty ? 0.5 : 5.0)) {
       progress_line(&rs, tty, false);
       last_line = sl_mono();
@@ -601,6 +610,13 @@ int sl_cmd_run(int argc, char **argv)
   }
   if (show)
     progress_line(&rs, tty, true);
+  if (broker_lost) {
+    fprintf(stderr, "\nspecline run: the local broker stopped (%s); stopping the workers; what was stored "
+                    "is kept and the queues are on disk: run again to resume the campaign\n", broker->dir);
+    stop_children(&rs, NULL, 5); /* nothing can be confirmed: unacked tasks return on restart */
+    rc = 1;
+    goto out;
+  }
   if (g_interrupted)
     fprintf(stderr, "specline run: interrupted; writing the points produced, then stopping\n");
   stop_all(&rs, amqp);
@@ -626,7 +642,9 @@ out:
   if (amqp)
     sl_amqp_destroy(amqp);
   if (broker) {
-    if (keep_broker) {
+    if (broker_lost) {
+      sl_local_broker_destroy(broker, false);
+    } else if (keep_broker) {
       fprintf(stderr, "specline run: the broker keeps running: %s/broker.env\n", broker->dir);
       sl_local_broker_destroy(broker, false);
     } else {

@@ -1097,6 +1097,18 @@ bool sl_local_broker_running(const sl_local_broker_t *b)
   return group_count(b->pid, b) > 0;
 }
 
+bool sl_local_broker_alive(const sl_local_broker_t *b, double wait_s)
+{
+  double end = sl_mono() + wait_s;
+
+  while (sl_local_broker_running(b)) {
+    if (port_accepts(b->amqp_port) || sl_mono() >= end)
+      return true;
+    usleep(100000);
+  }
+  return false;
+}
+
 /* ---- for devtools/cluster.c (dev-private.h) ---- */
 
 bool sl__dev_mkdir_p(const char *path, mode_t mode, sl_error_t *err)

@@ -293,12 +293,16 @@ static bool get_ident(dctx_t *c, const json_t *j, char **out)
   return true;
 }
 
-static bool get_values(dctx_t *c, const json_t *j, sl_values_t *v)
+/* Decodes one entry of a map (its key, an identifier, already in the error path). */
+typedef bool (*entry_fn)(dctx_t *c, const char *key, const json_t *val, void *ud);
+
+/* The one map loop: a JSON object of at most max_fields entries whose keys are
+ * identifiers, each entry decoded by `each` with its key in the error path. */
+static bool get_map(dctx_t *c, const json_t *j, entry_fn each, void *ud)
 {
   const char *key;
   json_t *val;
   size_t saved;
-  double d;
 
   if (!json_is_object(j))
     return failf(c, SL_PROTO_E_TYPE, "expected an object");
@@ -308,15 +312,28 @@ static bool get_values(dctx_t *c, const json_t *j, sl_values_t *v)
     saved = push_key(c, key);
     if (!sl__is_ident(key, strlen(key), c->lim->max_string))
       return failf(c, SL_PROTO_E_VALUE, "name is not an identifier ([A-Za-z0-9_.:-]+)");
-    if (!get_num(c, val, &d))
+    if (!each(c, key, val, ud))
       return false;
-    sl_values_add(v, key, d);
     pop(c, saved);
   }
   return true;
 }
 
-/* Numbers of a JSON array into a fresh array (NULL when empty). */
+static bool entry_value(dctx_t *c, const char *key, const json_t *val, void *ud)
+{
+  double d;
+
+  if (!get_num(c, val, &d))
+    return false;
+  sl_values_add(ud, key, d);
+  return true;
+}
+
+static bool get_values(dctx_t *c, const json_t *j, sl_values_t *v)
+{
+  return get_map(c, j, entry_value, v);
+}
+
 /* Decodes one array element into slot (its path index already pushed). */
 typedef bool (*elem_fn)(dctx_t *c, const sl__field_t *f, const json_t *e, void *slot);
 
@@ -357,6 +374,7 @@ static bool elem_num(dctx_t *c, const sl__field_t *f, const json_t *e, void *slo
   return get_num(c, e, slot);
 }
 
+/* Numbers of a JSON array into a fresh array (NULL when empty). */
 static bool get_numbers(dctx_t *c, const json_t *j, double **out, size_t *n)
 {
   void *v;
@@ -371,28 +389,21 @@ static bool get_numbers(dctx_t *c, const json_t *j, double **out, size_t *n)
   return false;
 }
 
+static bool entry_series(dctx_t *c, const char *key, const json_t *val, void *ud)
+{
+  double *data;
+  size_t n;
+
+  if (!get_numbers(c, val, &data, &n))
+    return false;
+  sl_series_add(ud, key, data, n);
+  free(data);
+  return true;
+}
+
 static bool get_series(dctx_t *c, const json_t *j, sl_series_t *s)
 {
-  const char *key;
-  json_t *val;
-  size_t saved, n;
-  double *data;
-
-  if (!json_is_object(j))
-    return failf(c, SL_PROTO_E_TYPE, "expected an object");
-  if (json_object_size(j) > c->lim->max_fields)
-    return failf(c, SL_PROTO_E_LENGTH, "more than %zu entries", c->lim->max_fields);
-  json_object_foreach((json_t *)j, key, val) {
-    saved = push_key(c, key);
-    if (!sl__is_ident(key, strlen(key), c->lim->max_string))
-      return failf(c, SL_PROTO_E_VALUE, "name is not an identifier ([A-Za-z0-9_.:-]+)");
-    if (!get_numbers(c, val, &data, &n))
-      return false;
-    sl_series_add(s, key, data, n);
-    free(data);
-    pop(c, saved);
-  }
-  return true;
+  return get_map(c, j, entry_series, s);
 }
 
 static bool elem_ident(dctx_t *c, const sl__field_t *f, const json_t *e, void *slot)
@@ -464,33 +475,35 @@ static bool get_matrix(dctx_t *c, const sl__field_t *f, const json_t *j, double 
 
 #define MEMBER(m, off, type) ((type *)((char *)(m) + (off)))
 
+typedef struct textmap {
+  char **names, **texts;
+  size_t *n, max;
+} textmap_t;
+
+static bool entry_text(dctx_t *c, const char *key, const json_t *val, void *ud)
+{
+  textmap_t *t = ud;
+
+  if (!json_is_string(val))
+    return failf(c, SL_PROTO_E_TYPE, "expected a string");
+  if (json_string_length(val) > t->max)
+    return failf(c, SL_PROTO_E_LENGTH, "longer than %zu bytes", t->max);
+  t->names[*t->n] = sl_strdup(key);
+  t->texts[*t->n] = sl_strndup(json_string_value(val), json_string_length(val));
+  ++*t->n; /* release frees what was copied */
+  return true;
+}
+
 /* {identifier: text}: names and texts in two parallel arrays of *n entries. */
 static bool get_textmap(dctx_t *c, const sl__field_t *f, const json_t *j, char ***names, char ***texts, size_t *n)
 {
-  size_t max = f->max_len ? f->max_len : c->lim->max_bytes, saved, k = 0;
-  const char *key;
-  json_t *val;
+  textmap_t t = {.n = n, .max = f->max_len ? f->max_len : c->lim->max_bytes};
 
-  if (!json_is_object(j))
-    return failf(c, SL_PROTO_E_TYPE, "expected an object");
-  if (json_object_size(j) > c->lim->max_fields)
-    return failf(c, SL_PROTO_E_LENGTH, "more than %zu entries", c->lim->max_fields);
-  *names = sl_calloc(json_object_size(j) + 1, sizeof **names);
-  *texts = sl_calloc(json_object_size(j) + 1, sizeof **texts);
-  json_object_foreach((json_t *)j, key, val) {
-    saved = push_key(c, key);
-    if (!sl__is_ident(key, strlen(key), c->lim->max_string))
-      return failf(c, SL_PROTO_E_VALUE, "name is not an identifier ([A-Za-z0-9_.:-]+)");
-    if (!json_is_string(val))
-      return failf(c, SL_PROTO_E_TYPE, "expected a string");
-    if (json_string_length(val) > max)
-      return failf(c, SL_PROTO_E_LENGTH, "longer than %zu bytes", max);
-    (*names)[k] = sl_strdup(key);
-    (*texts)[k] = sl_strndup(json_string_value(val), json_string_length(val));
-    *n = ++k; /* release frees what was copied */
-    pop(c, saved);
+  if (json_is_object(j) && json_object_size(j) <= c->lim->max_fields) {
+    *names = t.names = sl_calloc(json_object_size(j) + 1, sizeof **names);
+    *texts = t.texts = sl_calloc(json_object_size(j) + 1, sizeof **texts);
   }
-  return true;
+  return get_map(c, j, entry_text, &t);
 }
 
 static bool decode_object(dctx_t *c, const sl__kind_t *k, const json_t *obj, bool envelope, void *out);

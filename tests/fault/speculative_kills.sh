@@ -18,46 +18,14 @@
 # The simulator is a user's script, x(t) = a·t + b (40 steps of 0.05 s), easy to learn so
 # that stops begin within the budget. FAULT_SEED picks the kill moments' jitter.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../line/ramp_fixture.sh"
 own_broker --no-management
 C="fault-spec-$$"
 SEED=${FAULT_SEED:-$$}
 RANDOM=$SEED
 MAX_SIMS=56
 echo "seed $SEED"
-cat >"$T/ramp.py" <<'PY'
-#!/usr/bin/python3
-# a user's own simulator: x(t) = a*t + b for t = step/N, sleeping between steps
-import json, sys, time
-delay = float(sys.argv[sys.argv.index("--step-delay") + 1]) if "--step-delay" in sys.argv else 0.0
-task = json.loads(sys.stdin.readline())
-a, b, n = task["inputs"]["a"], task["inputs"]["b"], task["max_steps"]
-for i in range(1, n + 1):
-    print(json.dumps({"step": i, "t": i / n, "values": {"x": a * i / n + b}}), flush=True)
-    time.sleep(delay)
-print(json.dumps({"final": {"y": a + b}}), flush=True)
-PY
-chmod +x "$T/ramp.py"
-cat >"$T/config.yaml" <<YAML
-experiment: $C
-inputs:
-  - {name: a, type: float, default: 1.0, value_range: [0.5, 1.5]}
-  - {name: b, type: float, default: 0.0, value_range: [-0.5, 0.5]}
-outputs:
-  - {name: y, type: float}
-history: {name: x, checkpoints: 10}
-simulator: {command: ["$T/ramp.py"], max_steps: 40, step_delay: 0.05}
-policy:
-  initial: sobol
-  initial_n: 16
-  acquisition: max_std
-  oversubscribe: 2
-  seed: 5
-  speculative: {enabled: true, min_fraction: 0.3, confidence: 0.1, surprise_p: 0.01, audit_fraction: 0.5}
-budget: {max_sims: $MAX_SIMS, wall_s: 600, max_failed: 0}
-learn: {ensemble: 4, hidden: 16, layers: 2, epochs: 600, retrain_every: 4, validation_fraction: 0.2, loss: mse}
-workers: {simulate_workers: 2, slots: 2}
-store: sqlite:$T/store.db
-YAML
+ramp_campaign "$C" "max_sims: $MAX_SIMS, wall_s: 600, max_failed: 0"
 ledger_tap "$C"
 "$FBIN/fault_amqp" tap "$C" "$C.fault-models" "$C.event.model" || {
   echo "FAIL cannot bind the model tap"

@@ -66,6 +66,13 @@ void sl_local_broker_destroy(sl_local_broker_t *b, bool remove_dir);
 /* Whether the broker's processes (its beam or its own epmd) are alive. */
 bool sl_local_broker_running(const sl_local_broker_t *b);
 
+/* Whether the broker is alive for a caller about to use it: as sl_local_broker_running,
+ * but a broker whose AMQP port refuses connections is watched for up to wait_s seconds,
+ * so that one killed moments ago (its beam still exiting) reads as stopped once it is
+ * gone. One still alive and not accepting after wait_s (a slow start) reads as alive.
+ * Blocks up to wait_s; not thread-safe with a start or stop of the same broker. */
+bool sl_local_broker_alive(const sl_local_broker_t *b, double wait_s);
+
 /* ---- local cluster (devtools/cluster.c) ---- */
 
 /* N local brokers joined into one RabbitMQ cluster on 127.0.0.1: one shared Erlang cookie

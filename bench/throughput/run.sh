@@ -221,8 +221,8 @@ fi
 if has scale; then
   O=${OVERSUB##* }
   C="bench-scale-$$"
-  echo "== specline line at scale: $N persistent no-op tasks, $W simulate worker(s) x $S slots, window $((S * W * O))"
-  BUDGET_WALL_S=86400 config "$T/scale.yaml" "$C" "$O" "$T/scale.db" persistent
+  echo "== specline line at scale: $N persistent no-op tasks, $W simulate worker(s) x $S slots, window $((S * W * O)), bundle ${BUNDLES%% *}"
+  BUDGET_WALL_S=86400 config "$T/scale.yaml" "$C" "$O" "$T/scale.db" persistent "${BUNDLES%% *}"
   t0=$(now)
   "$BIN/specline" run "$T/scale.yaml" --no-progress --no-model >"$T/scale.log" 2>&1 &
   RP=$!; PIDS+=("$RP")

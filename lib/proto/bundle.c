@@ -18,7 +18,10 @@ static bool envelope_fields_ok(json_t *root, sl_error_t *err)
   json_object_foreach(root, key, val)
   {
     if (strcmp(key, "v") && strcmp(key, "kind") && strcmp(key, "items")) {
-      sl_error_set(err, SL_ERR_PROTO, SL_PROTO_E_UNKNOWN_FIELD, "field '%s': not a bundle field", key);
+      char shown[64];
+
+      sl__readable_key(shown, sizeof shown, key);
+      sl_error_set(err, SL_ERR_PROTO, SL_PROTO_E_UNKNOWN_FIELD, "field '%s': not a bundle field", shown);
       return false;
     }
   }

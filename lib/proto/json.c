@@ -56,6 +56,16 @@ static void readable_append(char *dst, size_t size, size_t *len, const char *s, 
   dst[*len] = '\0';
 }
 
+void sl__readable_key(char *dst, size_t size, const char *key)
+{
+  size_t len = 0;
+
+  if (size == 0)
+    return;
+  dst[0] = '\0';
+  readable_append(dst, size, &len, key, strlen(key), KEY_SHOWN, false);
+}
+
 static void path_key(char *dst, size_t size, size_t *len, const char *key, size_t n)
 {
   if (*len > 0 && *len + 1 < size) {

@@ -93,6 +93,10 @@ extern const char *const sl__status_words[];
 /* True when s[0..n) is a valid identifier of at most max bytes. */
 bool sl__is_ident(const char *s, size_t n, size_t max);
 
+/* Writes a hostile key into dst (size bytes) for an error message: printable ASCII only
+ * (others, backslashes and single quotes as '?'), cut at 48 bytes with "...". */
+void sl__readable_key(char *dst, size_t size, const char *key);
+
 /* Outcome of the pre-scan of a body. */
 typedef enum sl__scan_result {
   SL__SCAN_OK = 0,

@@ -249,6 +249,7 @@ typedef struct sl_proto_bundle {
   char **items; /* each a standalone message body (NUL-terminated JSON) */
   size_t *lens;
   size_t n; /* 0: the body is not a bundle (decode it as the single form) */
+  char *arena; /* internal: when set, the items point into this one copy of the body */
 } sl_proto_bundle_t;
 
 /* Splits a body into its items when it is a bundle (out->n >= 1), or sets out->n = 0 when

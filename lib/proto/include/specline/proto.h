@@ -138,6 +138,9 @@ typedef struct sl_store_point {
   char **file_names;     /* optional `files`: the run directory's declared output files */
   char **file_texts;     /* (simulator.outputs), name -> content or path, n_files entries */
   size_t n_files;
+  char *doc;             /* not encoded nor decoded: this point's store.point JSON as received, set by
+                          * the store worker so a store keeps it as the record's whole document
+                          * instead of encoding the point again (NULL: encoded); freed by release */
 } sl_store_point_t;
 char *sl_store_point_encode(const sl_store_point_t *m);
 bool sl_store_point_decode(const char *buf, size_t len, const sl_proto_limits_t *lim, sl_store_point_t *out, sl_error_t *err);

@@ -11,6 +11,55 @@
 
 #include "specline/json.h"
 
+/* The fast path of number_text for 1e-4 <= |d| < 1e15 that some m / 10^k with m < 10^15
+ * rounds to (every such d's "%.15g" text is m's digits with the point k places from the
+ * right: d lies within half an ulp, ~1.1e-16 relative, of that 15-digit decimal, far
+ * nearer than the next 15-digit rounding boundary); 0 when d is not such a number. */
+static size_t number_fast(char buf[SL_JSON_NUMBER_MAX], double d)
+{
+  static const double p10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8,
+                               1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18};
+  double a = fabs(d), t;
+  char dig[24];
+  int k, nd = 0, n = 0, i;
+  long long m = 0;
+
+  if (!(a >= 1e-4 && a < 1e15))
+    return 0;
+  for (k = 0; k <= 18; k++) {
+    t = a * p10[k];
+    if (t >= 1e15)
+      return 0;
+    m = llround(t);
+    if ((double)m / p10[k] == a)
+      break;
+  }
+  if (k > 18)
+    return 0;
+  for (; m > 0 && k > 0 && m % 10 == 0; m /= 10, k--) /* not expected: k is the least */
+    ;
+  for (; m > 0; m /= 10)
+    dig[nd++] = (char)('0' + m % 10); /* least significant first */
+  if (d < 0)
+    buf[n++] = '-';
+  if (nd <= k) { /* 0.000ddd */
+    buf[n++] = '0';
+    buf[n++] = '.';
+    for (i = 0; i < k - nd; i++)
+      buf[n++] = '0';
+    for (i = nd - 1; i >= 0; i--)
+      buf[n++] = dig[i];
+  } else {
+    for (i = nd - 1; i >= 0; i--) {
+      buf[n++] = dig[i];
+      if (i == k && k > 0)
+        buf[n++] = '.';
+    }
+  }
+  buf[n] = '\0';
+  return (size_t)n;
+}
+
 /* The shortest round-trip text of d; with `whole`, ".0" added when it would read as an
  * integer. */
 static size_t number_text(char buf[SL_JSON_NUMBER_MAX], double d, bool whole)
@@ -21,6 +70,8 @@ static size_t number_text(char buf[SL_JSON_NUMBER_MAX], double d, bool whole)
     memcpy(buf, "null", 5);
     return 4;
   }
+  if ((n = (int)number_fast(buf, d)) > 0)
+    goto done;
   /* 15 significant digits identify every normal double's shortest text (%g drops the
    * trailing zeros); subnormals carry fewer digits, so their search starts at 1 */
   for (prec = fabs(d) < DBL_MIN ? 1 : 15; prec <= 17; prec++) {
@@ -28,6 +79,7 @@ static size_t number_text(char buf[SL_JSON_NUMBER_MAX], double d, bool whole)
     if (prec == 17 || strtod(buf, NULL) == d)
       break;
   }
+done:
   if (whole && !strpbrk(buf, ".eE") && n + 2 < SL_JSON_NUMBER_MAX) {
     buf[n++] = '.';
     buf[n++] = '0';

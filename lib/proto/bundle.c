@@ -2,7 +2,11 @@
  * `<c>.store`) carried in one broker message, so the broker's work per message is shared
  * by up to SL_PROTO_BUNDLE_MAX of them. The envelope is checked here; each item is handed
  * back as a standalone message for its own decoder, so one malformed item can be
- * dead-lettered alone while the others are used. */
+ * dead-lettered alone while the others are used. The common bundle (compact ASCII JSON, as
+ * sl_proto_bundle_begin/_add/_end write it) is split by a scan of its bytes that hands back
+ * each item's own text, with no tree built or re-serialised; anything the scan is not sure
+ * of (escapes beyond the simple ones, non-ASCII, odd numbers, a bad envelope) goes the
+ * jansson way, which says exactly what is wrong. */
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +71,243 @@ static bool mentions_bundle(const char *buf, size_t len)
   return false;
 }
 
+/* ---- the fast split: a strict scan of the bytes; false = "not sure, use jansson" ---- */
+
+typedef struct scan {
+  const char *p;
+  size_t len, i;
+  int max_depth;
+} scan_t;
+
+static void scan_ws(scan_t *s)
+{
+  while (s->i < s->len && (s->p[s->i] == ' ' || s->p[s->i] == '\n' || s->p[s->i] == '\t' || s->p[s->i] == '\r'))
+    s->i++;
+}
+
+static bool scan_char(scan_t *s, char c)
+{
+  scan_ws(s);
+  if (s->i >= s->len || s->p[s->i] != c)
+    return false;
+  s->i++;
+  return true;
+}
+
+static bool is_digit(char c)
+{
+  return c >= '0' && c <= '9';
+}
+
+/* A string of printable ASCII and simple escapes (no \u, no byte >= 0x80); out and n give its body. */
+static bool scan_string(scan_t *s, const char **out, size_t *n)
+{
+  size_t start;
+
+  if (!scan_char(s, '"'))
+    return false;
+  start = s->i;
+  for (; s->i < s->len; s->i++) {
+    unsigned char c = (unsigned char)s->p[s->i];
+    if (c == '"') {
+      if (out) {
+        *out = s->p + start;
+        *n = s->i - start;
+      }
+      s->i++;
+      return true;
+    }
+    if (c < 0x20 || c >= 0x80)
+      return false;
+    if (c == '\\') {
+      if (++s->i >= s->len || !strchr("\"\\/bfnrt", s->p[s->i]) || !s->p[s->i])
+        return false;
+    }
+  }
+  return false;
+}
+
+/* A JSON number with at most 2 exponent digits and 40 mantissa digits. */
+static bool scan_number(scan_t *s)
+{
+  size_t d = 0, e = 0;
+
+  if (s->i < s->len && s->p[s->i] == '-')
+    s->i++;
+  if (s->i < s->len && s->p[s->i] == '0') {
+    s->i++;
+    d = 1;
+  } else {
+    for (; s->i < s->len && is_digit(s->p[s->i]); s->i++)
+      d++;
+  }
+  if (d == 0)
+    return false;
+  if (s->i < s->len && s->p[s->i] == '.') {
+    size_t f = 0;
+    for (s->i++; s->i < s->len && is_digit(s->p[s->i]); s->i++)
+      f++;
+    if (f == 0)
+      return false;
+    d += f;
+  }
+  if (s->i < s->len && (s->p[s->i] == 'e' || s->p[s->i] == 'E')) {
+    s->i++;
+    if (s->i < s->len && (s->p[s->i] == '+' || s->p[s->i] == '-'))
+      s->i++;
+    for (; s->i < s->len && is_digit(s->p[s->i]); s->i++)
+      e++;
+    if (e == 0 || e > 2)
+      return false;
+  }
+  return d <= 40;
+}
+
+static bool scan_word(scan_t *s, const char *w)
+{
+  size_t n = strlen(w);
+
+  if (s->len - s->i < n || memcmp(s->p + s->i, w, n) != 0)
+    return false;
+  s->i += n;
+  return true;
+}
+
+static bool scan_value(scan_t *s, int depth);
+
+/* An object or array at nesting depth `depth` (its own level); the opening byte is next. */
+static bool scan_container(scan_t *s, int depth)
+{
+  char open = s->p[s->i], close = open == '{' ? '}' : ']';
+
+  if (depth >= s->max_depth)
+    return false;
+  s->i++;
+  if (scan_char(s, close))
+    return true;
+  for (;;) {
+    if (open == '{' && (!scan_string(s, NULL, NULL) || !scan_char(s, ':')))
+      return false;
+    if (!scan_value(s, depth))
+      return false;
+    if (scan_char(s, close))
+      return true;
+    if (!scan_char(s, ','))
+      return false;
+  }
+}
+
+static bool scan_value(scan_t *s, int depth)
+{
+  scan_ws(s);
+  if (s->i >= s->len)
+    return false;
+  switch (s->p[s->i]) {
+  case '{':
+  case '[':
+    return scan_container(s, depth + 1);
+  case '"':
+    return scan_string(s, NULL, NULL);
+  case 't':
+    return scan_word(s, "true");
+  case 'f':
+    return scan_word(s, "false");
+  case 'n':
+    return scan_word(s, "null");
+  default:
+    return scan_number(s);
+  }
+}
+
+/* The items array: each item's span into out (arena-backed, NUL-terminated in place). */
+static bool scan_items(scan_t *s, size_t *starts, size_t *ends, size_t *n)
+{
+  *n = 0;
+  if (!scan_char(s, '['))
+    return false;
+  for (;;) {
+    if (*n == SL_PROTO_BUNDLE_MAX)
+      return false;
+    scan_ws(s);
+    starts[*n] = s->i;
+    if (!scan_value(s, 2))
+      return false;
+    ends[(*n)++] = s->i;
+    if (scan_char(s, ']'))
+      return true;
+    if (!scan_char(s, ','))
+      return false;
+  }
+}
+
+/* The envelope (v, kind "bundle", items) in any key order, each key once. */
+static bool scan_envelope(scan_t *s, size_t *starts, size_t *ends, size_t *n)
+{
+  bool seen_v = false, seen_kind = false, seen_items = false;
+  const char *key;
+  size_t kn;
+
+  if (!scan_char(s, '{'))
+    return false;
+  do {
+    if (!scan_string(s, &key, &kn) || !scan_char(s, ':'))
+      return false;
+    scan_ws(s);
+    if (kn == 1 && key[0] == 'v' && !seen_v) {
+      seen_v = true;
+      long v = 0;
+      size_t d = 0;
+      for (; s->i < s->len && is_digit(s->p[s->i]) && d < 6; s->i++, d++)
+        v = v * 10 + (s->p[s->i] - '0');
+      if (d == 0 || v != SL_PROTO_VERSION || (s->i < s->len && strchr("0123456789.eE", s->p[s->i]) && s->p[s->i]))
+        return false;
+    } else if (kn == 4 && !memcmp(key, "kind", 4) && !seen_kind) {
+      seen_kind = true;
+      if (!scan_word(s, "\"bundle\""))
+        return false;
+    } else if (kn == 5 && !memcmp(key, "items", 5) && !seen_items) {
+      seen_items = true;
+      if (!scan_items(s, starts, ends, n))
+        return false;
+    } else {
+      return false;
+    }
+  } while (scan_char(s, ','));
+  if (!scan_char(s, '}') || !seen_v || !seen_kind || !seen_items)
+    return false;
+  scan_ws(s);
+  return s->i == s->len && *n > 0;
+}
+
+/* Splits a well-formed bundle without a parse: one copy of the body, each item NUL-ended in
+ * place. False (out untouched) when the scan is not sure. */
+static bool split_fast(const char *buf, size_t len, const sl_proto_limits_t *lim, sl_proto_bundle_t *out)
+{
+  size_t *starts, *ends, n = 0, i;
+  scan_t s = {buf, len, 0, lim->max_depth};
+  bool ok;
+
+  if (len > lim->max_bytes)
+    return false;
+  starts = sl_malloc(2 * SL_PROTO_BUNDLE_MAX * sizeof *starts);
+  ends = starts + SL_PROTO_BUNDLE_MAX;
+  ok = scan_envelope(&s, starts, ends, &n);
+  if (ok) {
+    out->arena = sl_malloc(len + 1);
+    memcpy(out->arena, buf, len);
+    out->n = n;
+    out->items = sl_calloc(n, sizeof *out->items);
+    out->lens = sl_calloc(n, sizeof *out->lens);
+    for (i = 0; i < n; i++) {
+      out->arena[ends[i]] = '\0'; /* the ',' or ']' or blank after the item */
+      out->items[i] = out->arena + starts[i];
+      out->lens[i] = ends[i] - starts[i];
+    }
+  }
+  free(starts);
+  return ok;
+}
+
 bool sl_proto_bundle_split(const char *buf, size_t len, const sl_proto_limits_t *lim, sl_proto_bundle_t *out,
                            sl_error_t *err)
 {
@@ -81,6 +322,8 @@ bool sl_proto_bundle_split(const char *buf, size_t len, const sl_proto_limits_t 
     sl_proto_limits_default(&deflim);
     lim = &deflim;
   }
+  if (split_fast(buf, len, lim, out))
+    return true;
   root = sl__load(buf, len, lim, err);
   if (!root) /* the single form's decoder says the same, with more context */
     return true;
@@ -113,8 +356,10 @@ void sl_proto_bundle_release(sl_proto_bundle_t *b)
 
   if (!b)
     return;
-  for (i = 0; i < b->n; i++)
-    free(b->items[i]);
+  if (!b->arena)
+    for (i = 0; i < b->n; i++)
+      free(b->items[i]);
+  free(b->arena);
   free(b->items);
   free(b->lens);
   memset(b, 0, sizeof *b);

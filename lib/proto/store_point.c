@@ -2,6 +2,7 @@
  * failed simulation, or one experimental shot, with inputs, outputs and the observed
  * history; the store upserts it by sample_id. */
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "proto-private.h"
@@ -55,5 +56,10 @@ void sl_store_point_init(sl_store_point_t *m, const char *campaign)
 
 void sl_store_point_release(sl_store_point_t *m)
 {
+  char *doc = m ? m->doc : NULL;
+
   sl__release(&kind, m);
+  free(doc);
+  if (m)
+    m->doc = NULL;
 }

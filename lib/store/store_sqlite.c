@@ -403,7 +403,7 @@ static bool write_point(sqlite_store_t *s, const sl_store_point_t *p, double now
   if (p->predicted.n)
     predicted = sl__store_json_dump_take(sl__store_values_json(&p->predicted));
   extra = extra_json(p);
-  doc = sl_store_point_encode(p);
+  doc = p->doc ? NULL : sl_store_point_encode(p); /* the worker's received text, else encoded */
 
   sqlite3_bind_int(q, b + F_FLAG, p->experimental_flag ? 1 : 0);
   sqlite3_bind_text(q, b + F_STATUS, sl_point_status_name(p->status), -1, SQLITE_STATIC);
@@ -416,7 +416,7 @@ static bool write_point(sqlite_store_t *s, const sl_store_point_t *p, double now
   bind_text_or_null(q, b + F_HISTORY, history);
   bind_text_or_null(q, b + F_PREDICTED, predicted);
   bind_text_or_null(q, b + F_EXTRA, extra);
-  bind_text_or_null(q, b + F_DOC, doc);
+  bind_text_or_null(q, b + F_DOC, p->doc ? p->doc : doc);
   sqlite3_bind_double(q, b + F_STORED, now);
   sqlite3_bind_int(q, b + F_WRITES, 1);
 

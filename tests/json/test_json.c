@@ -114,6 +114,55 @@ static void test_round_trip(void)
   }
 }
 
+/* The reference: "%.15g", else "%.16g", else "%.17g", the first that reads back ("%.1g"
+ * upward for subnormals), ".0" added to an integer's text. */
+static void reference_number(char t[SL_JSON_NUMBER_MAX], double d)
+{
+  int prec;
+
+  for (prec = fabs(d) < DBL_MIN ? 1 : 15; prec <= 17; prec++) {
+    snprintf(t, SL_JSON_NUMBER_MAX, "%.*g", prec, d);
+    if (prec == 17 || strtod(t, NULL) == d)
+      break;
+  }
+  if (!strpbrk(t, ".eE"))
+    strcat(t, ".0");
+}
+
+/* The writer's fast path (m / 10^k for short decimals) writes exactly the reference text:
+ * grids of decimals and of binary fractions, integers, timestamps, random doubles, and
+ * the edges 1e-4 and 1e15, with both signs. */
+static void test_fast_path_agrees(void)
+{
+  char buf[SL_JSON_NUMBER_MAX], t[SL_JSON_NUMBER_MAX];
+  unsigned long long x = 88172645463325252ULL;
+  int i, bad = 0, sign;
+
+  for (i = 0; i < 400000; i++) {
+    double d;
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    switch (i % 8) {
+    case 0: d = (double)(i / 8) / 1000.0; break;
+    case 1: d = (double)(x % 1000000) / 32768.0; break;
+    case 2: d = (double)(x % 100000000000000000ULL); break;
+    case 3: d = 1.7e9 + (double)(x % 1000000) / 1e6; break;
+    case 4: d = (double)(x >> 11) / 9007199254740992.0; break;
+    case 5: d = (double)(x % 1000) * pow(10.0, (double)((int)(x >> 20) % 24 - 8)); break;
+    case 6: d = nextafter(i % 16 < 8 ? 1e-4 : 1e15, (i % 4 < 2) ? 0 : INFINITY); break;
+    default: memcpy(&d, &x, sizeof d); break;
+    }
+    for (sign = 0; sign < 2; sign++, d = -d) {
+      if (!isfinite(d))
+        continue;
+      sl_json_number(buf, d);
+      reference_number(t, d);
+      if (strcmp(buf, t) != 0 && bad++ < 5)
+        SL_CHECKF(false, "%.17g: wrote %s, the reference is %s", d, buf, t);
+    }
+  }
+  SL_CHECK_INT(bad, 0);
+}
+
 /* A copy of the text between the first `open` in s and the next `close` after it. */
 static char *between(const char *s, const char *open, const char *close)
 {
@@ -185,4 +234,4 @@ static void test_dump_tree(void)
   free(indented);
 }
 
-SL_TEST_MAIN(SL_T(test_shortest), SL_T(test_plain), SL_T(test_round_trip), SL_T(test_writers_agree), SL_T(test_dump_tree))
+SL_TEST_MAIN(SL_T(test_shortest), SL_T(test_plain), SL_T(test_round_trip), SL_T(test_fast_path_agrees), SL_T(test_writers_agree), SL_T(test_dump_tree))

@@ -110,6 +110,37 @@ static void stopped_point(sl_store_point_t *p, const char *id)
   sl_values_add(&p->predicted, "energy.std", 0.125);
 }
 
+/* A point carrying its received text (doc, as the store worker sets it) is stored with that
+ * text verbatim as its doc, not encoded again, and reads back the same as an encoded one:
+ * the running finals come from the doc. */
+static void test_doc_as_received(void)
+{
+  fx_t f;
+  sl_store_point_t p, got;
+  sl_error_t err = {0};
+  bool found = false;
+  char *enc, *text;
+
+  SL_REQUIRE(fx_open(&f));
+  stopped_point(&p, "s00000000000000b3");
+  sl_values_add(&p.running, "amplitude", 2.25);
+  enc = sl_store_point_encode(&p);
+  p.doc = sl_asprintf(" %s\n", enc); /* blanks an encoder would not write */
+  SL_CHECKF(put1(f.st, &p, NULL, &err), "%s", err.message);
+  text = sql_text(f.path, "SELECT doc FROM osc WHERE sample_id = 's00000000000000b3'");
+  SL_CHECK_STR(text, p.doc);
+  free(text);
+  SL_CHECKF(sl_store_get(f.st, "s00000000000000b3", &got, &found, &err), "%s", err.message);
+  SL_REQUIRE(found);
+  SL_CHECK_INT(fx_point_diff(&p, &got, true), 0);
+  SL_CHECK(got.running.n == 1 && *sl_values_get(&got.running, "amplitude") == 2.25);
+  sl_store_point_release(&got);
+  sl_store_point_release(&p);
+  SL_CHECK(p.doc == NULL);
+  free(enc);
+  fx_close(&f);
+}
+
 /* The observed prefix and the predicted tail and finals of a stop come back apart, and the
  * documented columns hold them (history JSON: observed only; predicted JSON: flat names). */
 static void test_stopped_run_roundtrip(void)
@@ -769,7 +800,7 @@ static void test_error_predicate(void)
   SL_CHECK_STR(sl_store_code_name(999), "E_UNKNOWN");
 }
 
-SL_TEST_MAIN(SL_T(test_roundtrip_every_field), SL_T(test_stopped_run_roundtrip), SL_T(test_upsert_idempotent), SL_T(test_batch_atomic),
+SL_TEST_MAIN(SL_T(test_roundtrip_every_field), SL_T(test_stopped_run_roundtrip), SL_T(test_doc_as_received), SL_T(test_upsert_idempotent), SL_T(test_batch_atomic),
              SL_T(test_complete_never_downgraded), SL_T(test_scan_filters_and_count), SL_T(test_models), SL_T(test_clock),
              SL_T(test_reopen_and_new_output), SL_T(test_refused_names_and_uris), SL_T(test_transient_when_locked),
              SL_T(test_concurrent_writers), SL_T(test_error_predicate))

@@ -31,7 +31,7 @@ typedef struct dlv {
 typedef struct item {
   uint64_t tag;
   dlv_t *dlv;
-  char *raw; /* a bundle entry's own body, for a dead letter */
+  const char *raw; /* a bundle entry's own body (point.doc), for a dead letter */
   size_t raw_len;
   sl_store_point_t point;
 } item_t;
@@ -109,7 +109,6 @@ static void dlv_done(store_worker_t *st, dlv_t *d)
 static void item_release(item_t *it)
 {
   sl_store_point_release(&it->point);
-  free(it->raw);
   dlv_unref(it->dlv);
   memset(it, 0, sizeof *it);
 }
@@ -278,8 +277,9 @@ static void take_point(store_worker_t *st, const sl_amqp_delivery_t *d, dlv_t *d
   it->tag = dv->tag;
   it->dlv = dv;
   dv->refs++;
+  it->point.doc = sl_strndup(body, len); /* stored as the record's document as it came */
   if (dv->bundle) {
-    it->raw = sl_strndup(body, len);
+    it->raw = it->point.doc;
     it->raw_len = len;
   }
   if (strcmp(it->point.campaign, st->w.cfg->experiment) != 0) {

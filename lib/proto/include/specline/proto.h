@@ -138,6 +138,9 @@ typedef struct sl_store_point {
   char **file_names;     /* optional `files`: the run directory's declared output files */
   char **file_texts;     /* (simulator.outputs), name -> content or path, n_files entries */
   size_t n_files;
+  char *doc;             /* not encoded nor decoded: this point's store.point JSON as received, set by
+                          * the store worker so a store keeps it as the record's whole document
+                          * instead of encoding the point again (NULL: encoded); freed by release */
 } sl_store_point_t;
 char *sl_store_point_encode(const sl_store_point_t *m);
 bool sl_store_point_decode(const char *buf, size_t len, const sl_proto_limits_t *lim, sl_store_point_t *out, sl_error_t *err);
@@ -249,6 +252,7 @@ typedef struct sl_proto_bundle {
   char **items; /* each a standalone message body (NUL-terminated JSON) */
   size_t *lens;
   size_t n; /* 0: the body is not a bundle (decode it as the single form) */
+  char *arena; /* internal: when set, the items point into this one copy of the body */
 } sl_proto_bundle_t;
 
 /* Splits a body into its items when it is a bundle (out->n >= 1), or sets out->n = 0 when

@@ -282,7 +282,6 @@ json_t *sl_results_point_json(const sl_config_t *cfg, const sl_store_point_t *p)
   json_object_set_new(o, "sample_id", json_string(p->sample_id ? p->sample_id : ""));
   json_object_set_new(o, "inputs", values_json(cfg->inputs, cfg->n_inputs, &p->inputs));
   json_object_set_new(o, "outputs", values_json(cfg->outputs, cfg->n_outputs, &p->outputs));
-  /* a stopped run's outputs are its running finals, observed at its last step, not finals */
   if (p->running.n) /* a stopped run's finals as they stood at its last step, not outputs */
     json_object_set_new(o, "running", values_json(cfg->outputs, cfg->n_outputs, &p->running));
   json_object_set_new(o, "status", json_string(sl_point_status_name(p->status)));

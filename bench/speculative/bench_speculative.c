@@ -88,6 +88,9 @@ typedef struct opts {
   const char *sims[MAX_SIMS];
   int n_sims;
   int seeds, seed0, jobs, n_val, slots, retrain_every;
+  int eval_every;          /* > 0: a cheap model (sl_trainer_refine) evaluated every this many
+                            * stored points between full trainings */
+  double refine_fraction;  /* its share of a full training's epochs */
   int epochs, hidden, batch; /* > 0: override every config's learn section */
   double lr;
   double oversubscribe, cap_runs;
@@ -127,9 +130,12 @@ typedef struct result {
   size_t n_ev, ev_cap;
   int64_t steps_to[N_THR], ticks_to[N_THR]; /* -1: not reached within the cap */
   int64_t steps, ticks;
-  int64_t n_runs, n_complete, n_terminated, n_trainings;
+  int64_t n_runs, n_complete, n_terminated, n_trainings, n_refines;
   int64_t n_stops, n_surprised, n_audits, n_audits_done, n_audit_false, n_true_false, n_surprise_later;
   double stop_fraction_sum; /* sum over stops of k_obs / K */
+  /* where the saving goes, within Sobol's budget (the first cap/2 runs stored): the runs
+   * stored before the first stop (-1: none), and the runs stored after it with their steps */
+  int64_t first_stop_run, after_runs, after_steps;
   /* every decision past the minimum fraction: its action and the tail std it saw */
   int64_t n_decisions, n_dec_surprised, n_dec_continue;
   double *tail_std;
@@ -186,7 +192,9 @@ typedef struct campaign {
   stoprec_t *stops;
   size_t n_stops, stops_cap;
   sl_dataset_split_t split;
-  int pending;
+  int pending;      /* stored points since the last full training */
+  int pending_eval; /* ... since the last evaluation */
+  sl_model_t *base; /* a copy of the last full training's model, for the cheap ones */
   int64_t now; /* ticks */
   int64_t steps;
   int reached; /* thresholds reached so far */
@@ -268,9 +276,11 @@ static void store_point(campaign_t *c, flight_t *f, sl_point_status_t status)
     sl_dataset_append_sd(&c->split.train, xf, y, m, sdv, f->s->id, status);
     free(sdv);
     c->pending++;
+    c->pending_eval++;
   } else if (sl_dataset_output_row(&c->cfg, &pt, y, m) > 0) {
     sl_dataset_append(&c->split.train, xf, y, m, f->s->id, status);
     c->pending++;
+    c->pending_eval++;
   }
   sl_values_release(&pt.inputs);
   sl_values_release(&pt.outputs);
@@ -283,6 +293,10 @@ static void store_point(campaign_t *c, flight_t *f, sl_point_status_t status)
   /* the store's event.stored, into the planner (an audit re-run asks for its points) */
   sl_planner_on_stored(c->pl, f->s->id, status, f->step, true, (double)c->now, &c->acts);
   run_actions(c, f);
+  if (c->r->first_stop_run >= 0 && (double)c->r->n_runs < c->o->cap_runs / 2) {
+    c->r->after_runs++;
+    c->r->after_steps += f->step;
+  }
   c->r->n_runs++;
   if (status == SL_POINT_COMPLETE)
     c->r->n_complete++;
@@ -312,17 +326,42 @@ static void record_eval(campaign_t *c, const sl_trainer_result_t *res)
   r->final_cov = cov;
 }
 
+/* Between full trainings, every eval_every new points: a cheap model (the last full one
+ * refined on the rows so far, sl_trainer_refine) is evaluated, so that "steps to reach a
+ * level" is not quantised by the training cadence. It is not handed to the planner: the
+ * learn worker publishes full trainings only. */
+static void maybe_refine(campaign_t *c)
+{
+  sl_trainer_result_t res;
+  sl_error_t err;
+
+  if (c->o->eval_every <= 0 || !c->base || c->pending_eval < c->o->eval_every)
+    return;
+  c->pending_eval = 0;
+  if (!sl_trainer_refine(&c->cfg, &c->split, c->base, c->o->refine_fraction, NULL, &res, &err)) {
+    fprintf(stderr, "bench_speculative: %s %s seed %d: refine failed: %s\n", c->sd->name, g_arm_names[c->arm],
+            c->r->seed, err.message);
+    return;
+  }
+  c->r->n_refines++;
+  c->r->train_s += res.train_s;
+  record_eval(c, &res);
+  sl_model_destroy(res.model);
+}
+
 /* Retrains when retrain_every new points arrived (specline-learn), evaluates, and hands
- * the model to the planner (specline-explore's model load). */
+ * the model to the planner (specline-explore's model load); in between, maybe_refine. */
 static void maybe_train(campaign_t *c)
 {
   int B = c->cfg.learn.retrain_every > 0 ? c->cfg.learn.retrain_every : 8;
   sl_trainer_result_t res;
   sl_error_t err;
 
-  if (c->pending < B || c->split.train.n < MIN_POINTS)
+  if (c->pending < B || c->split.train.n < MIN_POINTS) {
+    maybe_refine(c);
     return;
-  c->pending = 0;
+  }
+  c->pending = c->pending_eval = 0;
   if (!sl_trainer_run(&c->cfg, &c->split, NULL, &res, &err)) {
     fprintf(stderr, "bench_speculative: %s %s seed %d: training failed: %s\n", c->sd->name, g_arm_names[c->arm],
             c->r->seed, err.message);
@@ -330,8 +369,10 @@ static void maybe_train(campaign_t *c)
   }
   c->r->n_trainings++;
   c->r->train_s += res.train_s;
-  sl_planner_on_model(c->pl, res.model, "bench", NULL);
+  sl_model_destroy(c->base);
+  c->base = c->o->eval_every > 0 ? sl_model_clone(res.model) : NULL;
   record_eval(c, &res);
+  sl_planner_on_model(c->pl, res.model, "bench", NULL);
 }
 
 /* ---- explore: the planner's decisions, measured ---- */
@@ -370,6 +411,10 @@ static void on_decided(campaign_t *c, const sl_spec_decision_t *dec)
   r->n_decisions++;
   r->n_dec_surprised += dec->action == SL_SPEC_SURPRISED;
   r->n_dec_continue += dec->action == SL_SPEC_CONTINUE;
+  if (getenv("BENCH_SPEC_TRACE"))
+    fprintf(stderr, "trace runs %lld k %zu action %d surprised %d z2 %.1f thr %.1f tail_std %.4f\n",
+            (long long)r->n_runs, dec->k_obs, (int)dec->action, (int)dec->surprised, dec->z2, dec->threshold,
+            dec->tail_std);
   if (dec->action != SL_SPEC_SURPRISED && dec->n_pred > 0) {
     if (r->n_tail_std == r->tail_std_cap) {
       r->tail_std_cap = r->tail_std_cap ? 2 * r->tail_std_cap : 1024;
@@ -387,6 +432,8 @@ static void on_terminate(campaign_t *c, flight_t *f, const sl_planner_action_t *
   stoprec_t *st;
 
   c->r->stop_fraction_sum += (double)a->dec.k_obs / (double)K;
+  if (c->r->first_stop_run < 0)
+    c->r->first_stop_run = c->r->n_runs;
   f->stopped = true;
   f->k_obs = a->dec.k_obs;
   f->n_pred = g_arm_rule[c->arm] == 1 ? (size_t)c->sd->P : K;
@@ -652,6 +699,7 @@ static void run_campaign(const opts_t *o, const simdef_t *sd, result_t *r)
   for (j = 0; j < N_THR; j++)
     r->steps_to[j] = r->ticks_to[j] = -1;
   r->final_nrmse = r->final_cov = NAN;
+  r->first_stop_run = -1;
   arm_params(&c, &prm);
   c.pl = sl_planner_new(&c.cfg, &prm, 0, &err);
   if (!c.pl) {
@@ -702,6 +750,7 @@ static void run_campaign(const opts_t *o, const simdef_t *sd, result_t *r)
   sl_values_release(&c.prog.values);
   sl_planner_actions_release(&c.acts);
   sl_planner_destroy(c.pl);
+  sl_model_destroy(c.base);
 }
 
 /* ---- the job pool ---- */
@@ -741,15 +790,15 @@ static void *worker(void *ud)
     pthread_mutex_lock(&p->print_mu);
     if (arm_spec(r->arm))
       fprintf(stderr, "[stat] %-9s %-12s seed %2d: decision statistic p5 %.4f p50 %.4f vs threshold %.3f: %.1f%% "
-                      "of %zu below; %lld stops, %zu residual vectors\n",
+                      "of %zu below; %lld stops (the first after %lld runs stored), %zu residual vectors\n",
               p->sims[r->sim].name, g_arm_names[r->arm], r->seed, q5, q50, p->o->spec.confidence,
               r->n_tail_std ? 100 * below / (double)r->n_tail_std : 0.0, r->n_tail_std, (long long)r->n_stops,
-              r->resid_n);
+              (long long)r->first_stop_run, r->resid_n);
     fprintf(stderr, "[%3zu/%zu %6.0fs] %-9s %-12s seed %2d: %7lld steps, %4lld runs (%lld stopped), nrmse %.4f, "
-                    "cov %.3f, %lld trainings %.1fs\n",
+                    "cov %.3f, %lld trainings + %lld cheap %.1fs\n",
             done, p->n, sl_mono() - p->t0, p->sims[r->sim].name, g_arm_names[r->arm], r->seed, (long long)r->steps,
             (long long)r->n_runs, (long long)r->n_terminated, r->final_nrmse, r->final_cov, (long long)r->n_trainings,
-            r->train_s);
+            (long long)r->n_refines, r->train_s);
     pthread_mutex_unlock(&p->print_mu);
   }
   return NULL;
@@ -1005,6 +1054,40 @@ static void fmt_ratio(char *buf, size_t size, double v)
  * its full budget (per seed: Sobol's last evaluation), as a ratio to Sobol's steps,
  * paired by seed; the error ratio at equal steps (the cap); the oracle's ceiling and the
  * fraction of its log-saving captured; false stops with their CP-95 bound; coverage. */
+/* Where an arm's saving goes within Sobol's budget (N = cap/2 runs), per seed, medians:
+ * W, the runs stored before its first stop (every one complete); f, the mean share of a
+ * run's steps used by the runs stored after it; then two ceilings on the history capture
+ * (log saving over the oracle's, oq = the oracle's stop fraction): "at warm-up", a rule
+ * that stops every run after the W-th at the oracle's point, (W + (N-W) oq) / N; "at its
+ * stops", the arm's own stop points with stopped runs as informative as full ones,
+ * (W + (N-W) f) / N. The measured capture falls short of the second by what the stopped
+ * runs teach less than full ones. */
+static void print_budget_split(const opts_t *o, result_t *res, size_t n_res, int s, int a, double max_steps,
+                               double oq, FILE *out)
+{
+  double N = o->cap_runs / 2, w[64], f[64], cw[64], cr[64];
+  int seed, n = 0;
+
+  for (seed = 0; seed < o->seeds && n < 64; seed++) {
+    result_t *r = find_result(res, n_res, s, a, o->seed0 + seed);
+    double W;
+    if (!r || !r->ok)
+      continue;
+    W = r->first_stop_run >= 0 && (double)r->first_stop_run < N ? (double)r->first_stop_run : N;
+    w[n] = W;
+    f[n] = r->after_runs ? (double)r->after_steps / ((double)r->after_runs * max_steps) : 1.0;
+    cw[n] = log(N / (W + (N - W) * oq)) / log(1 / oq);
+    cr[n] = log(N / (W + (N - W) * f[n])) / log(1 / oq);
+    n++;
+  }
+  if (!n)
+    return;
+  fprintf(out, "%-12s   within the budget: %.0f of %.0f runs before the first stop, then %.2f of a run's steps "
+               "each (oracle %.2f); capture ceilings: at that warm-up %.0f%%, at its stops %.0f%%\n",
+          "", quantile(w, (size_t)n, 0.5), N, quantile(f, (size_t)n, 0.5), oq, 100 * quantile(cw, (size_t)n, 0.5),
+          100 * quantile(cr, (size_t)n, 0.5));
+}
+
 static void print_savings(const opts_t *o, simdef_t *sims, result_t *res, size_t n_res, FILE *out)
 {
   static const char *wn[3] = {"all", "hist", "fin"};
@@ -1080,6 +1163,8 @@ static void print_savings(const opts_t *o, simdef_t *sims, result_t *res, size_t
       if (isfinite(capt[0]))
         fprintf(out, " | %3.0f%% [%.0f%%..%.0f%%]", 100 * capt[0], 100 * capt[1], 100 * capt[2]);
       fprintf(out, "\n");
+      if (arm_spec(a) && isfinite(oq))
+        print_budget_split(o, res, n_res, s, a, (double)sims[s].cfg->simulator.max_steps, oq, out);
     }
     (void)wn;
   }
@@ -1433,6 +1518,18 @@ static void write_summary_csv(simdef_t *sims, result_t *res, size_t n_res, const
   fclose(f);
 }
 
+/* The parameters of this invocation, one line. */
+static void print_params(const opts_t *o, FILE *f)
+{
+  fprintf(f, "bench_speculative: %d seeds, %d validation runs, cap %.0f runs, %d slots (x%.1f for spec+over), "
+             "retrain every %d (cheap model every %d, %.2f of the epochs), min_fraction %.2f, confidence %.3f, "
+             "surprise_p %.3f, audit %.2f, %d jobs, stat %s, max_fraction %.3f, plateau_pool %d, veto %d, finals %s\n",
+          o->seeds, o->n_val, o->cap_runs, o->slots, o->oversubscribe, o->retrain_every, o->eval_every,
+          o->refine_fraction, o->spec.min_fraction, o->spec.confidence, o->spec.surprise_p, o->audit_fraction, o->jobs,
+          sl_spec_stat_name(o->spec.stat), o->spec.max_fraction, o->spec.plateau_pool, (int)o->spec.plateau_veto,
+          o->no_running ? "predicted" : "running");
+}
+
 static void usage(FILE *f)
 {
   fprintf(f,
@@ -1449,6 +1546,11 @@ static void usage(FILE *f)
           "  --max-fraction F     the conditioned rule stops no run past this fraction of its checkpoints\n"
           "                       (default 0.875; 1: no limit)\n"
           "  --plateau-pool W     persistence's calibration pools each run's prefixes o-W..o+W (default 2)\n"
+          "  --eval-every E       between full trainings, evaluate a cheap model (the last one refined on\n"
+          "                       the rows so far) every E stored points (default 4; 0: only full ones)\n"
+          "  --refine-fraction F  the cheap model's share of a full training's epochs (default 0.25)\n"
+          "  --plateau-veto 0|1   persistence is not relied on where the model's conditioned prediction\n"
+          "                       excludes it (default 1)\n"
           "  --acq-mix F          space-filling share of the mixed arms' batches (default 0.5)\n"
           "  --stat S             the conditioned rule's decision statistic: max_sigma (the largest calibrated\n"
           "                       sigma of the tail), bound (the calibrated 95%% bound of the tail RMSE / 2,\n"
@@ -1517,7 +1619,8 @@ int main(int argc, char **argv)
       {"tails", required_argument, 0, 'T'}, {"acq-mix", required_argument, 0, 'X'},
       {"stat", required_argument, 0, 'Z'},     {"finals", required_argument, 0, 'F'},
       {"max-fraction", required_argument, 0, 'M'}, {"plateau-pool", required_argument, 0, 'W'},
-      {0, 0, 0, 0}};
+      {"plateau-veto", required_argument, 0, 'P'}, {"eval-every", required_argument, 0, 'G'},
+      {"refine-fraction", required_argument, 0, 'R'}, {0, 0, 0, 0}};
   opts_t o;
   pool_t pool;
   simdef_t sims[MAX_SIMS];
@@ -1545,6 +1648,8 @@ int main(int argc, char **argv)
   o.slots = 4;
   o.oversubscribe = 2;
   o.retrain_every = 16;
+  o.eval_every = 4;
+  o.refine_fraction = 0.25;
   sl_spec_params_default(&o.spec);
   o.spec.min_fraction = 0.25;
   o.spec.confidence = 0.02;
@@ -1582,6 +1687,9 @@ int main(int argc, char **argv)
     case 'X': o.acq_mix = atof(optarg); break;
     case 'M': o.spec.max_fraction = atof(optarg); break;
     case 'W': o.spec.plateau_pool = atoi(optarg); break;
+    case 'G': o.eval_every = atoi(optarg); break;
+    case 'R': o.refine_fraction = atof(optarg); break;
+    case 'P': o.spec.plateau_veto = atoi(optarg) != 0; break;
     case 'F':
       if (strcmp(optarg, "running") && strcmp(optarg, "predicted")) {
         usage(stderr);
@@ -1608,18 +1716,13 @@ int main(int argc, char **argv)
       o.cap_runs = 128;
   }
   if (o.seeds < 1 || o.jobs < 1 || o.jobs > 64 || o.n_val < 8 || o.slots < 1 || o.oversubscribe < 1 ||
-      o.cap_runs < 16) {
+      o.cap_runs < 16 || o.eval_every < 0 || !(o.refine_fraction > 0) || o.refine_fraction > 1) {
     usage(stderr);
     return 2;
   }
   mkdir(o.out_dir, 0777);
   mkdir(o.cache_dir, 0777);
-  fprintf(stderr, "bench_speculative: %d seeds, %d validation runs, cap %.0f runs, %d slots (x%.1f for spec+over), "
-                  "retrain every %d, min_fraction %.2f, confidence %.3f, surprise_p %.3f, audit %.2f, %d jobs, stat %d, "
-                  "max_fraction %.3f, plateau_pool %d, finals %s\n",
-          o.seeds, o.n_val, o.cap_runs, o.slots, o.oversubscribe, o.retrain_every, o.spec.min_fraction,
-          o.spec.confidence, o.spec.surprise_p, o.audit_fraction, o.jobs, (int)o.spec.stat, o.spec.max_fraction,
-          o.spec.plateau_pool, o.no_running ? "predicted" : "running");
+  print_params(&o, stderr);
   for (s = 0; s < o.n_sims; s++)
     if (!sim_setup(&o, o.sims[s], &sims[s]))
       return 1;
@@ -1652,10 +1755,7 @@ int main(int argc, char **argv)
   print_table(&o, sims, pool.res, pool.n, stdout);
   snprintf(path, sizeof path, "%s/speculative-table.txt", o.out_dir);
   if ((tf = fopen(path, "w"))) {
-    fprintf(tf, "bench_speculative: %d seeds, %d validation runs, cap %.0f runs, %d slots (x%.1f for spec+over), "
-                "retrain every %d, min_fraction %.2f, confidence %.3f, surprise_p %.3f, audit %.2f\n",
-            o.seeds, o.n_val, o.cap_runs, o.slots, o.oversubscribe, o.retrain_every, o.spec.min_fraction,
-            o.spec.confidence, o.spec.surprise_p, o.audit_fraction);
+    print_params(&o, tf);
     if (o.epochs > 0 || o.hidden > 0 || o.batch > 0 || o.lr > 0)
       fprintf(tf, "learn override: epochs %d, hidden %d, batch %d, lr %g (0 = the config's)\n", o.epochs, o.hidden,
               o.batch, o.lr);

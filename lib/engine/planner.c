@@ -456,6 +456,7 @@ void sl_planner_on_model(sl_planner_t *p, sl_model_t *m, const char *id, const c
   }
   sl_model_destroy(p->model);
   p->model = m;
+  sl_spec_resid_model_changed(p->resid); /* its prefix fits are noted afresh */
   sl_strlcpy(p->model_id, id ? id : "", sizeof p->model_id);
   mean = sl_calloc((size_t)p->P, sizeof *mean);
   sl_model_output_stats(m, mean, p->scale);
@@ -719,6 +720,8 @@ static bool decide(sl_planner_t *p, const sl_sample_t *s, double *mu, double *si
     x[j] = (float)in[j];
   if (p->prm.conditioned) {
     ok = decide_cond(p, in, s->history, s->k_obs, mu, sigma, band_mu, band_sigma, dec);
+    if (ok && !dec->calibrated) /* a new run's fit under the model in use (policy.h) */
+      sl_spec_resid_note_prefix(p->resid, dec->z2, dec->k_obs);
   } else if (p->prm.members) {
     /* the members' predictions, weighted by how well each explains the observed prefix:
      * the surprise test uses the whole ensemble, the tail the weighted mixture */

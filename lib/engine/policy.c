@@ -278,15 +278,22 @@ void sl_spec_params_default(sl_spec_params_t *p)
   p->stat = SL_SPEC_STAT_MAX_SIGMA;
   p->max_fraction = SL_SPEC_MAX_FRACTION_DEFAULT;
   p->plateau_pool = SL_SPEC_PLATEAU_POOL_DEFAULT;
+  p->plateau_veto = true;
+}
+
+static const char *const stat_names[] = {"max_sigma", "bound", "plateau"};
+
+const char *sl_spec_stat_name(sl_spec_stat_t stat)
+{
+  return (size_t)stat < sizeof stat_names / sizeof *stat_names ? stat_names[stat] : "?";
 }
 
 bool sl_spec_stat_parse(const char *word, sl_spec_stat_t *out)
 {
-  static const char *const names[] = {"max_sigma", "bound", "plateau"};
   size_t i;
 
-  for (i = 0; word && i < sizeof names / sizeof *names; i++)
-    if (!strcmp(word, names[i])) {
+  for (i = 0; word && i < sizeof stat_names / sizeof *stat_names; i++)
+    if (!strcmp(word, stat_names[i])) {
       *out = (sl_spec_stat_t)i;
       return true;
     }

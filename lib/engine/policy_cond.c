@@ -30,6 +30,8 @@ struct sl_spec_resid {
                         * tail RMSE of persistence of the runs' prefixes o-w..o+w */
   size_t *ph_n;        /* K + 1: entries of each */
   int h_pool;          /* w of the fit */
+  double *disp;        /* SL_SPEC_RESID_CAP noted prefix fits z2/k_obs (a ring) */
+  size_t n_disp, next_disp;
 };
 
 #define NB SL_SPEC_RESID_BINS
@@ -68,6 +70,7 @@ sl_spec_resid_t *sl_spec_resid_new(size_t K, size_t P)
   r->h = sl_calloc(SL_SPEC_RESID_CAP * K, sizeof *r->h);
   r->ph_f = sl_calloc((K + 1) * SL_SPEC_RESID_CAP, sizeof *r->ph_f);
   r->ph_e = sl_calloc((K + 1) * SL_SPEC_RESID_CAP, sizeof *r->ph_e);
+  r->disp = sl_calloc(SL_SPEC_RESID_CAP, sizeof *r->disp);
   return r;
 }
 
@@ -86,6 +89,7 @@ void sl_spec_resid_destroy(sl_spec_resid_t *r)
   free(r->ph_f);
   free(r->ph_e);
   free(r->ph_n);
+  free(r->disp);
   free(r);
 }
 
@@ -111,6 +115,38 @@ bool sl_spec_resid_add(sl_spec_resid_t *r, const double *y, const double *mu, co
     r->n++;
   r->fitted = false;
   return true;
+}
+
+void sl_spec_resid_note_prefix(sl_spec_resid_t *r, double z2, size_t k_obs)
+{
+  if (!r || k_obs == 0 || !isfinite(z2))
+    return;
+  r->disp[r->next_disp] = z2 / (double)k_obs;
+  r->next_disp = (r->next_disp + 1) % SL_SPEC_RESID_CAP;
+  if (r->n_disp < SL_SPEC_RESID_CAP)
+    r->n_disp++;
+}
+
+void sl_spec_resid_model_changed(sl_spec_resid_t *r)
+{
+  if (r)
+    r->n_disp = r->next_disp = 0;
+}
+
+static int cmp_dbl(const void *a, const void *b);
+
+double sl_spec_resid_dispersion(const sl_spec_resid_t *r)
+{
+  double *v, m;
+
+  if (!r || r->n_disp < SL_SPEC_DISP_MIN)
+    return NAN;
+  v = sl_malloc(r->n_disp * sizeof *v);
+  memcpy(v, r->disp, r->n_disp * sizeof *v);
+  qsort(v, r->n_disp, sizeof *v, cmp_dbl);
+  m = r->n_disp % 2 ? v[r->n_disp / 2] : 0.5 * (v[r->n_disp / 2 - 1] + v[r->n_disp / 2]);
+  free(v);
+  return m > 1.0 ? m : 1.0;
 }
 
 size_t sl_spec_resid_count(const sl_spec_resid_t *r)
@@ -497,6 +533,22 @@ static double persist_tail(const sl_spec_resid_t *r, double pb, const double *y,
   return pb;
 }
 
+/* Whether the model's prediction of the rest (cmu over [k_obs, K)) excludes persistence of
+ * the latest value: their RMS distance exceeds `bound`, the model's own bound on its tail
+ * RMSE (sl_spec_params_t.plateau_veto). */
+static bool persist_vetoed(const sl_spec_params_t *p, const double *cmu, const double *y, size_t k_obs, size_t K,
+                           double bound)
+{
+  double se = 0;
+  size_t j;
+
+  if (!p->plateau_veto || k_obs < 1 || k_obs >= K)
+    return false;
+  for (j = k_obs; j < K; j++)
+    se += (cmu[j] - y[k_obs - 1]) * (cmu[j] - y[k_obs - 1]);
+  return sqrt(se / (double)(K - k_obs)) > bound;
+}
+
 /* The bound statistics (SL_SPEC_STAT_BOUND, _PLATEAU): tail_std becomes the calibrated
  * SL_SPEC_RESID_BOUND quantile of the tail's RMSE (in scale units) divided by
  * SL_AUDIT_NRMSE_FACTOR, so that tail_std < confidence says the tail stays within the
@@ -511,7 +563,7 @@ static void tail_bound(const sl_spec_params_t *p, sl_spec_resid_t *r, size_t b, 
 
   if (p->stat == SL_SPEC_STAT_PLATEAU) {
     pb = persist_bound(r, k_obs, flatness(y, k_obs), flo, p->plateau_pool);
-    if (pb < bound)
+    if (pb < bound && !persist_vetoed(p, cmu, y, k_obs, r->K, bound))
       bound = persist_tail(r, pb, y, k_obs, cmu, csigma);
   }
   out->tail_std = bound / p->scale / SL_AUDIT_NRMSE_FACTOR;
@@ -525,16 +577,25 @@ static bool past_max(const sl_spec_params_t *p, size_t k_obs, size_t K)
 }
 
 /* Before the residual pool is calibrated: the plateau rule on persistence alone, judged
- * by the raw histories of complete runs, behind the model's own surprise test. */
+ * by the raw histories of complete runs, behind the model's own surprise test with its
+ * band widened by the dispersion of the runs going on (sl_spec_resid_dispersion; until
+ * enough are noted the raw band's verdict stands), and not where the model's prediction,
+ * so widened, excludes persistence. */
 static void persist_only(const sl_spec_params_t *p, sl_spec_resid_t *r, const double *y, size_t k_obs, double *cmu,
                          double *csigma, sl_spec_decision_t *out)
 {
-  double pb;
+  double pb, d2 = sl_spec_resid_dispersion(r), flo = SL_SPEC_SIGMA_FLOOR_DEFAULT * p->scale;
 
+  if (isfinite(d2) && k_obs > 0) {
+    out->surprised = out->z2 > d2 * out->threshold;
+    if (!out->surprised && out->action == SL_SPEC_SURPRISED)
+      out->action = SL_SPEC_CONTINUE;
+  }
+  d2 = isfinite(d2) ? d2 : 1.0;
   if (k_obs < out->k_min || k_obs >= r->K || out->surprised)
     return;
-  pb = persist_bound(r, k_obs, flatness(y, k_obs), SL_SPEC_SIGMA_FLOOR_DEFAULT * p->scale, p->plateau_pool);
-  if (!isfinite(pb))
+  pb = persist_bound(r, k_obs, flatness(y, k_obs), flo, p->plateau_pool);
+  if (!isfinite(pb) || persist_vetoed(p, cmu, y, k_obs, r->K, 2.0 * sqrt(d2) * run_sigma(csigma + k_obs, r->K - k_obs, flo)))
     return;
   out->tail_std = persist_tail(r, pb, y, k_obs, cmu, csigma) / p->scale / SL_AUDIT_NRMSE_FACTOR;
   out->k_tail_max = r->K - 1;
@@ -563,6 +624,7 @@ bool sl_spec_decide_cond(const sl_spec_params_t *p, sl_spec_resid_t *r, const do
       persist_only(p, r, y, k_obs, cmu, csigma, out);
     return true;
   }
+  out->calibrated = true;
   u = sl_calloc(P, sizeof *u);
   v = sl_calloc(P, sizeof *v);
   sr = run_sigma(sigma, K, (p->sigma_floor > 0 ? p->sigma_floor : SL_SPEC_SIGMA_FLOOR_DEFAULT) * p->scale);

@@ -198,16 +198,31 @@ bool sl_trainer_run(const sl_config_t *cfg, const sl_dataset_split_t *split, ato
   return sl_trainer_run_on(cfg, split, NULL, abort_flag, out, err);
 }
 
-bool sl_trainer_run_on(const sl_config_t *cfg, const sl_dataset_split_t *split, const sl_trainer_backend_t *backend,
-                       atomic_bool *abort_flag, sl_trainer_result_t *out, sl_error_t *err)
+/* The training options of cfg's learn section for tr (epochs raised to
+ * SL_TRAINER_MIN_STEPS minibatches), polling abort_flag. */
+static void train_opts(const sl_config_t *cfg, const sl_dataset_t *tr, atomic_bool *abort_flag,
+                       sl_model_train_opts_t *o)
+{
+  sl_model_train_opts_init(o);
+  if (cfg->learn.epochs > 0)
+    o->epochs = cfg->learn.epochs;
+  if (cfg->learn.batch > 0)
+    o->batch_size = cfg->learn.batch;
+  if (cfg->learn.lr > 0)
+    o->adam.lr = (float)cfg->learn.lr;
+  o->seed = cfg->policy.seed;
+  o->epochs = sl_trainer_epochs(o->epochs, tr->n, o->batch_size);
+  o->progress = progress;
+  o->progress_ud = abort_flag;
+}
+
+/* Starts *out for split (zeroed, counts set) and makes the training weights (the mask,
+ * plus the stopped runs' predicted entries and running finals, dataset.h): NULL with *err
+ * when there is nothing to train on. */
+static float *train_begin(const sl_dataset_split_t *split, sl_trainer_result_t *out, sl_error_t *err)
 {
   const sl_dataset_t *tr = &split->train;
-  sl_model_train_opts_t o;
-  sl_model_train_result_t res;
-  float *w = NULL; /* training weights: the mask, plus the stopped runs' predicted entries */
-  double t0;
-  bool nll;
-  int warm;
+  float *w;
 
   memset(out, 0, sizeof *out);
   out->nrmse = out->nrmse_history = out->nrmse_final = out->coverage = NAN;
@@ -216,52 +231,94 @@ bool sl_trainer_run_on(const sl_config_t *cfg, const sl_dataset_split_t *split, 
   if (tr->n == 0 || tr->p == 0) {
     sl_error_set(err, SL_ERR_MODEL, SL_MODEL_E_INVALID, "nothing to train on (%zu rows, %d columns)", tr->n,
                  tr->p);
-    return false;
+    return NULL;
   }
-  nll = !(cfg->learn.loss && !strcmp(cfg->learn.loss, "mse"));
-  out->model = new_model(cfg, nll ? SL_MODEL_LOSS_NLL : SL_MODEL_LOSS_MSE, err);
-  if (!out->model)
-    return false;
-  sl_model_train_opts_init(&o);
-  if (cfg->learn.epochs > 0)
-    o.epochs = cfg->learn.epochs;
-  if (cfg->learn.batch > 0)
-    o.batch_size = cfg->learn.batch;
-  if (cfg->learn.lr > 0)
-    o.adam.lr = (float)cfg->learn.lr;
-  o.seed = cfg->policy.seed;
-  o.epochs = sl_trainer_epochs(o.epochs, tr->n, o.batch_size);
-  o.progress = progress;
-  o.progress_ud = abort_flag;
   w = sl_malloc(tr->n * (size_t)tr->p * sizeof *w);
   out->n_predicted = sl_dataset_weights_train(tr, w);
   for (size_t i = 0; i < tr->n * (size_t)tr->p; i++)
     out->n_running += isinf(tr->sd[i]) && w[i] > 0.0f;
   out->n_predicted -= out->n_running;
-  t0 = sl_mono();
+  return w;
+}
+
+/* Ends a training of out->model that ran to res: abandoned when abort_flag was raised,
+ * else evaluated on the validation rows. Frees w; on failure destroys the model. */
+static bool train_end(const sl_config_t *cfg, const sl_dataset_split_t *split, atomic_bool *abort_flag, bool ok,
+                      const sl_model_train_result_t *res, int epochs_before, double t0, float *w,
+                      sl_trainer_result_t *out, sl_error_t *err)
+{
+  free(w);
+  if (ok && abort_flag && atomic_load(abort_flag)) {
+    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_E_INVALID, "abandoned");
+    ok = false;
+  }
+  if (!ok) {
+    sl_model_destroy(out->model);
+    out->model = NULL;
+    return false;
+  }
+  out->train_s = sl_mono() - t0;
+  out->epochs_run = epochs_before + res->epochs_run;
+  out->train_loss = res->train_loss;
+  evaluate(cfg, &split->val, out);
+  return true;
+}
+
+bool sl_trainer_run_on(const sl_config_t *cfg, const sl_dataset_split_t *split, const sl_trainer_backend_t *backend,
+                       atomic_bool *abort_flag, sl_trainer_result_t *out, sl_error_t *err)
+{
+  const sl_dataset_t *tr = &split->train;
+  sl_model_train_opts_t o;
+  sl_model_train_result_t res = {0};
+  float *w = train_begin(split, out, err);
+  double t0 = sl_mono();
+  bool nll, ok;
+  int warm;
+
+  if (!w)
+    return false;
+  nll = !(cfg->learn.loss && !strcmp(cfg->learn.loss, "mse"));
+  out->model = new_model(cfg, nll ? SL_MODEL_LOSS_NLL : SL_MODEL_LOSS_MSE, err);
+  if (!out->model) {
+    free(w);
+    return false;
+  }
+  train_opts(cfg, tr, abort_flag, &o);
   warm = nll && o.epochs >= 4 ? o.epochs / 2 : 0;
-  if (warm && !warm_start(cfg, out->model, tr, w, &o, warm, err))
-    goto out_fail;
+  ok = !warm || warm_start(cfg, out->model, tr, w, &o, warm, err);
   o.epochs -= warm;
   if (!backend)
     backend = sl_trainer_backend_cpu();
-  if (!backend->train(backend->ud, out->model, tr->n, tr->x, tr->y, w, &o, &res, err))
-    goto out_fail;
-  out->train_s = sl_mono() - t0;
-  if (abort_flag && atomic_load(abort_flag)) {
-    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_E_INVALID, "abandoned");
-    goto out_fail;
+  ok = ok && backend->train(backend->ud, out->model, tr->n, tr->x, tr->y, w, &o, &res, err);
+  return train_end(cfg, split, abort_flag, ok, &res, warm, t0, w, out, err);
+}
+
+bool sl_trainer_refine(const sl_config_t *cfg, const sl_dataset_split_t *split, const sl_model_t *base,
+                       double fraction, atomic_bool *abort_flag, sl_trainer_result_t *out, sl_error_t *err)
+{
+  const sl_dataset_t *tr = &split->train;
+  sl_model_train_opts_t o;
+  sl_model_train_result_t res = {0};
+  float *w;
+  double t0 = sl_mono();
+  bool ok;
+
+  if (!base || !(fraction > 0.0) || fraction > 1.0) {
+    memset(out, 0, sizeof *out);
+    sl_error_set(err, SL_ERR_MODEL, SL_MODEL_E_INVALID, "refine needs a model and a fraction in (0, 1], got %g",
+                 fraction);
+    return false;
   }
-  out->epochs_run = warm + res.epochs_run;
-  out->train_loss = res.train_loss;
-  evaluate(cfg, &split->val, out);
-  free(w);
-  return true;
-out_fail:
-  free(w);
-  sl_model_destroy(out->model);
-  out->model = NULL;
-  return false;
+  if (!(w = train_begin(split, out, err)))
+    return false;
+  out->model = sl_model_clone(base);
+  train_opts(cfg, tr, abort_flag, &o);
+  o.epochs = (int)ceil(o.epochs * fraction);
+  o.epochs = o.epochs < 1 ? 1 : o.epochs;
+  o.fit_output_stats = false; /* the base's normalisation: its weights are fitted to it */
+  o.seed = cfg->policy.seed + sl_model_trained_rows(base) + tr->n; /* fresh minibatches */
+  ok = sl_model_train(out->model, tr->n, tr->x, tr->y, w, &o, &res, err);
+  return train_end(cfg, split, abort_flag, ok, &res, 0, t0, w, out, err);
 }
 
 void sl_trainer_metrics_values(const sl_trainer_result_t *r, sl_values_t *out)

@@ -689,7 +689,68 @@ static void test_plateau_pool_and_max_fraction(void)
   sl_spec_resid_destroy(r);
 }
 
-SL_TEST_MAIN(SL_T(test_plateau_pool_and_max_fraction), SL_T(test_conditioned_rule), SL_T(test_conditioned_bound), SL_T(test_conditioned_plateau), SL_T(test_quantiles), SL_T(test_termination_inside_band_stops),
+/* Before the pool is calibrated: a model whose raw band is far too narrow (σ 0.05 against
+ * a run 0.4 off) calls a flat run surprising until the runs going on alongside it fit as
+ * badly (32 noted prefix fits, median z2/k 64): the band widened by that dispersion lets
+ * persistence stop it, but not where the model's prediction of the rest excludes
+ * persistence (the veto), and a new model forgets the fits. */
+static void test_plateau_dispersion_and_veto(void)
+{
+  sl_spec_params_t p;
+  sl_spec_decision_t dec;
+  sl_spec_resid_t *r = sl_spec_resid_new(CK, CK);
+  double mu[CK], sigma[CK], y[CK], cmu[CK], cs[CK];
+  uint64_t st = 7;
+  size_t i, k;
+  sl_error_t err;
+
+  SL_REQUIRE(r);
+  sl_spec_params_default(&p);
+  p.min_fraction = 0.25;
+  p.confidence = 0.05;
+  p.stat = SL_SPEC_STAT_PLATEAU;
+  SL_CHECK(p.plateau_veto);
+  for (i = 0; i < 15; i++) {
+    double lvl = cond_norm(&st), drift = i % 2 ? 0.3 * cond_norm(&st) : 0, yy[CK];
+    for (k = 0; k < CK; k++)
+      yy[k] = lvl + drift * (double)k + 0.001 * cond_norm(&st);
+    SL_CHECK(sl_spec_resid_add_history(r, yy));
+  }
+  for (k = 0; k < CK; k++) {
+    mu[k] = 0.0;
+    sigma[k] = 0.05;
+    y[k] = 0.4 + 0.001 * (double)(k % 2);
+  }
+  SL_REQUIRE(sl_spec_decide_cond(&p, r, mu, sigma, CK, CK, y, 4, cmu, cs, &dec, &err));
+  SL_CHECK(dec.surprised && !dec.calibrated && dec.action != SL_SPEC_STOP); /* raw band: z2 ~ 256 */
+  for (i = 0; i < SL_SPEC_DISP_MIN - 1; i++)
+    sl_spec_resid_note_prefix(r, 64.0 * 4, 4);
+  SL_CHECK(isnan(sl_spec_resid_dispersion(r))); /* one short */
+  SL_REQUIRE(sl_spec_decide_cond(&p, r, mu, sigma, CK, CK, y, 4, cmu, cs, &dec, &err));
+  SL_CHECK(dec.surprised && dec.action != SL_SPEC_STOP);
+  sl_spec_resid_note_prefix(r, 64.0 * 8, 8);
+  SL_CHECK_NEAR(sl_spec_resid_dispersion(r), 64.0, 1e-12);
+  SL_REQUIRE(sl_spec_decide_cond(&p, r, mu, sigma, CK, CK, y, 4, cmu, cs, &dec, &err));
+  SL_CHECK(!dec.surprised);
+  SL_CHECK_INT(dec.action, SL_SPEC_STOP);
+  SL_CHECK_NEAR(cmu[6], y[3], 1e-12);
+  for (k = 0; k < CK; k++) /* the model: the prefix as observed, then a rise to 2 */
+    mu[k] = k < 4 ? y[k] : 2.0;
+  SL_REQUIRE(sl_spec_decide_cond(&p, r, mu, sigma, CK, CK, y, 4, cmu, cs, &dec, &err));
+  SL_CHECK(!dec.surprised && dec.action != SL_SPEC_STOP); /* vetoed */
+  p.plateau_veto = false;
+  SL_REQUIRE(sl_spec_decide_cond(&p, r, mu, sigma, CK, CK, y, 4, cmu, cs, &dec, &err));
+  SL_CHECK_INT(dec.action, SL_SPEC_STOP);
+  for (k = 0; k < CK; k++)
+    mu[k] = 0.0;
+  sl_spec_resid_model_changed(r);
+  SL_CHECK(isnan(sl_spec_resid_dispersion(r)));
+  SL_REQUIRE(sl_spec_decide_cond(&p, r, mu, sigma, CK, CK, y, 4, cmu, cs, &dec, &err));
+  SL_CHECK(dec.surprised && dec.action != SL_SPEC_STOP);
+  sl_spec_resid_destroy(r);
+}
+
+SL_TEST_MAIN(SL_T(test_plateau_dispersion_and_veto), SL_T(test_plateau_pool_and_max_fraction), SL_T(test_conditioned_rule), SL_T(test_conditioned_bound), SL_T(test_conditioned_plateau), SL_T(test_quantiles), SL_T(test_termination_inside_band_stops),
              SL_T(test_termination_outside_band_never_stops), SL_T(test_termination_wide_tail_continues),
              SL_T(test_acquisition_max_std), SL_T(test_acquisition_spread_and_ucb), SL_T(test_audit),
              SL_T(test_members_prefix_concentrates), SL_T(test_members_outside_band_never_stops),

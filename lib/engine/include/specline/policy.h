@@ -93,6 +93,7 @@ typedef enum sl_spec_stat {
 
 /* "max_sigma" | "bound" | "plateau" → stat; false for another word. */
 bool sl_spec_stat_parse(const char *word, sl_spec_stat_t *out);
+const char *sl_spec_stat_name(sl_spec_stat_t stat); /* its word, "?" when out of range */
 
 typedef struct sl_spec_params {
   double min_fraction; /* of the K checkpoints before any stop (config: 0.2) */
@@ -109,6 +110,12 @@ typedef struct sl_spec_params {
                         * prefixes o-w..o+w (w = this, 0..4; default SL_SPEC_PLATEAU_POOL_DEFAULT):
                         * ~(2w+1) samples a run, so its quantile needs ~1/(2w+1) of
                         * SL_SPEC_PLATEAU_MIN_RUNS runs (docs/speculative.md) */
+  bool plateau_veto;   /* PLATEAU: persistence is not relied on when the model's prediction
+                        * of the rest, conditioned on the prefix, excludes it (its RMS
+                        * distance from the latest value exceeds the model's own calibrated
+                        * bound; before calibration, twice the model's RMS σ over the rest):
+                        * a run flat now that the model expects to move on is not stopped
+                        * (default true) */
 } sl_spec_params_t;
 
 /* Measured in bench/speculative (docs/speculative.md, issue 12 third pass): environ's false
@@ -133,6 +140,8 @@ typedef struct sl_spec_decision {
   const double *pred_mean; /* the predicted rest relied on: μ + k_obs (borrowed from mu) */
   const double *pred_std;  /* σ + k_obs (borrowed from sigma) */
   size_t n_pred;           /* K − k_obs */
+  bool calibrated;         /* sl_spec_decide_cond: z2 is the calibrated pool's; false: the raw
+                            * band's (sl_spec_decide) */
 } sl_spec_decision_t;
 
 /* The termination rule for one running sample at a checkpoint:
@@ -230,6 +239,23 @@ bool sl_spec_resid_add_history(sl_spec_resid_t *r, const double *y);
 /* Vectors in the pool. */
 size_t sl_spec_resid_count(const sl_spec_resid_t *r);
 
+/* The raw band's dispersion before the pool is calibrated. A model trained on a few runs
+ * has members' σ fitted to its training residuals, far below its error on new runs (the
+ * oscillator's first model, 16 runs: z2 of 78–331 against a threshold of 20 at 8
+ * checkpoints, 396 of 400 decisions surprised), so its raw surprise test calls nearly
+ * every run surprising and nothing can stop until the held-out pool is calibrated.
+ * The planner notes every live decision's prefix fit z2/k_obs under the model in use
+ * (new runs: out of sample), forgets them when a model arrives, and until the pool is
+ * calibrated the surprise test and the persistence veto widen the raw band by the
+ * median of those fits (at least 1, from at least SL_SPEC_DISP_MIN of them): a run is
+ * surprising when it fits the model much worse than the runs going on alongside it. */
+#define SL_SPEC_DISP_MIN 32
+void sl_spec_resid_note_prefix(sl_spec_resid_t *r, double z2, size_t k_obs);
+void sl_spec_resid_model_changed(sl_spec_resid_t *r);
+/* The median noted z2/k_obs under the model in use (at least 1); NaN with fewer than
+ * SL_SPEC_DISP_MIN noted. */
+double sl_spec_resid_dispersion(const sl_spec_resid_t *r);
+
 /* The σ factor fitted for k_obs observed checkpoints (history tail; fin: the finals), of
  * the worst-fitting bin; NaN
  * while the pool holds fewer than SL_SPEC_RESID_MIN vectors. Refits when needed. */
@@ -249,7 +275,9 @@ double sl_spec_resid_factor(sl_spec_resid_t *r, size_t k_obs, bool fin);
  *    bound when smaller (SL_SPEC_PLATEAU_LEVEL quantile of the tail RMSE per unit of
  *    flatness over the runs of nearest flatness, sl_spec_resid_add_history), in which case
  *    the history tail relied on is the latest value with σ = bound / 2 (before the pool is
- *    calibrated PLATEAU may stop on persistence alone, behind sl_spec_decide's surprise test);
+ *    calibrated PLATEAU may stop on persistence alone, behind sl_spec_decide's surprise test
+ *    with the band widened by sl_spec_resid_dispersion, and not where the model's
+ *    prediction excludes persistence, p->plateau_veto);
  *  - CONTINUE_EARLY before k_min, SURPRISED, STOP when tail_std < confidence and the pool
  *    is calibrated (else CONTINUE). pred_mean/pred_std point into cmu/csigma + k_obs.
  * Before the pool is calibrated it decides as sl_spec_decide on (mu, sigma) but never

@@ -74,6 +74,16 @@ bool sl_trainer_run_on(const sl_config_t *cfg, const sl_dataset_split_t *split,
                        const sl_trainer_backend_t *backend, atomic_bool *abort, sl_trainer_result_t *out,
                        sl_error_t *err);
 
+/* A cheap model between full trainings: a copy of `base` (borrowed, unchanged; trained by
+ * sl_trainer_run on an earlier split) trained on split's rows for `fraction` (0..1] of a
+ * full training's epochs, from its own weights and output normalisation with fresh Adam
+ * moments, in its own loss (NLL or MSE), then evaluated like sl_trainer_run. It lets a
+ * model follow new rows at a fraction of the cost (bench/speculative evaluates every few
+ * runs with it, docs/speculative.md). Fails (SL_MODEL_E_INVALID) without a base, with a
+ * fraction outside (0, 1] or with no training rows; on success *out owns a model. */
+bool sl_trainer_refine(const sl_config_t *cfg, const sl_dataset_split_t *split, const sl_model_t *base,
+                       double fraction, atomic_bool *abort, sl_trainer_result_t *out, sl_error_t *err);
+
 /* The metrics as a JSON object text (malloc'd): nrmse, nrmse_history, nrmse_final,
  * coverage (each only when finite), n_train, n_val, train_s, epochs. */
 char *sl_trainer_metrics_json(const sl_trainer_result_t *r);

@@ -355,9 +355,7 @@ static void test_report_campaign(void)
   env_t e;
   char *out = NULL, *html, *path;
 
-  if (!getenv("SPECLINE_BIN_DIR"))
-    SL_SKIP("SPECLINE_BIN_DIR not set (run through ctest)");
-  SL_REQUIRE(env_init(&e, "conf<&>.yaml", true));
+  FX_CLI_SETUP(env_init(&e, "conf<&>.yaml", true));
   SL_REQUIRE(fill_store(&e, true));
   path = sl_asprintf("%s/out.html", e.cli.dir);
   SL_CHECK_INT(run(&e, &out, "\"%s\" --out \"%s\"", e.cli.config, path), 0);
@@ -407,9 +405,7 @@ static void test_report_empty(void)
   sl_store_t *st;
   sl_error_t err = {0};
 
-  if (!getenv("SPECLINE_BIN_DIR"))
-    SL_SKIP("SPECLINE_BIN_DIR not set (run through ctest)");
-  SL_REQUIRE(env_init(&e, "config.yaml", true));
+  FX_CLI_SETUP(env_init(&e, "config.yaml", true));
   path = sl_asprintf("%s/empty.html", e.cli.dir);
   /* the store file does not exist: reported empty, not created */
   SL_CHECK_INT(run(&e, &out, "\"%s\" --out=\"%s\"", e.cli.config, path), 0);
@@ -467,9 +463,7 @@ static void test_report_no_history(void)
   env_t e;
   char *out = NULL, *html, *path;
 
-  if (!getenv("SPECLINE_BIN_DIR"))
-    SL_SKIP("SPECLINE_BIN_DIR not set (run through ctest)");
-  SL_REQUIRE(env_init(&e, "config.yaml", false));
+  FX_CLI_SETUP(env_init(&e, "config.yaml", false));
   SL_REQUIRE(fill_store(&e, true));
   path = sl_asprintf("%s/nohist.html", e.cli.dir);
   SL_CHECK_INT(run(&e, &out, "\"%s\" --out \"%s\"", e.cli.config, path), 0);
@@ -500,10 +494,8 @@ static void test_report_one_input(void)
   sl_store_t *st;
   int i;
 
-  if (!getenv("SPECLINE_BIN_DIR"))
-    SL_SKIP("SPECLINE_BIN_DIR not set (run through ctest)");
   memset(&e, 0, sizeof e);
-  SL_REQUIRE(fx_cli_init(&e.cli));
+  FX_CLI_SETUP(fx_cli_init(&e.cli));
   SL_REQUIRE(fx_cli_config(&e.cli, "one.yaml", yaml, e.cli.dir));
   e.cfg = sl_config_load(e.cli.config, &err);
   SL_REQUIRE(e.cfg != NULL);
@@ -544,9 +536,7 @@ static void test_report_usage(void)
   env_t e;
   char *out = NULL;
 
-  if (!getenv("SPECLINE_BIN_DIR"))
-    SL_SKIP("SPECLINE_BIN_DIR not set (run through ctest)");
-  SL_REQUIRE(env_init(&e, "config.yaml", true));
+  FX_CLI_SETUP(env_init(&e, "config.yaml", true));
   SL_CHECK_INT(run(&e, &out, "--help"), 0);
   SL_CHECK(strstr(out, "usage: specline report CONFIG") != NULL);
   free(out);

@@ -244,9 +244,7 @@ static void test_report_before_elevation(void)
   env_t e;
   char *html;
 
-  if (!getenv("SPECLINE_BIN_DIR"))
-    SL_SKIP("SPECLINE_BIN_DIR not set (run through ctest)");
-  SL_REQUIRE(env_init(&e));
+  FX_CLI_SETUP(env_init(&e));
   SL_REQUIRE(fill(&e, false));
   html = report(&e);
   SL_REQUIRE(html != NULL);
@@ -263,9 +261,7 @@ static void test_report_elevated(void)
   char *html, *sec, want[128];
   int i;
 
-  if (!getenv("SPECLINE_BIN_DIR"))
-    SL_SKIP("SPECLINE_BIN_DIR not set (run through ctest)");
-  SL_REQUIRE(env_init(&e));
+  FX_CLI_SETUP(env_init(&e));
   SL_REQUIRE(fill(&e, true));
   html = report(&e);
   SL_REQUIRE(html != NULL);
@@ -315,9 +311,7 @@ static void test_predict_elevated(void)
   env_t e;
   double ys, ye;
 
-  if (!getenv("SPECLINE_BIN_DIR"))
-    SL_SKIP("SPECLINE_BIN_DIR not set (run through ctest)");
-  SL_REQUIRE(env_init(&e));
+  FX_CLI_SETUP(env_init(&e));
   SL_REQUIRE(fill(&e, true));
   ys = predict(&e, "surrogate");
   ye = predict(&e, "elevated");
@@ -335,9 +329,7 @@ static void test_suggest_from_store(void)
   char *cmd, *out = NULL, *line, *save;
   int rows = 0;
 
-  if (!getenv("SPECLINE_BIN_DIR"))
-    SL_SKIP("SPECLINE_BIN_DIR not set (run through ctest)");
-  SL_REQUIRE(env_init(&e));
+  FX_CLI_SETUP(env_init(&e));
   SL_REQUIRE(fill(&e, true));
   cmd = sl_asprintf("'%s' shot suggest '%s' -n 2 --candidates 256 2>&1", e.cli.bin, e.cli.config);
   SL_CHECK_INT(sl_test_capture(cmd, &out), 0);

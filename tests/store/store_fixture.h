@@ -64,6 +64,15 @@ int fx_cli_run(const fx_cli_t *c, const char *command, char **out, const char *a
 /* The same, for the exit status alone (stdout discarded). */
 int fx_cli_status(const fx_cli_t *c, const char *command, const char *args_fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* In a test function: skips the test when SPECLINE_BIN_DIR is not set (run outside ctest),
+ * else requires setup_call (true) to go on. Needs sltest.h. */
+#define FX_CLI_SETUP(setup_call)                                                         \
+  do {                                                                                   \
+    if (!getenv("SPECLINE_BIN_DIR"))                                                     \
+      SL_SKIP("SPECLINE_BIN_DIR not set (run through ctest)");                           \
+    SL_REQUIRE(setup_call);                                                              \
+  } while (0)
+
 /* Frees c and removes its dir (kept, and named on stderr, when SPECLINE_TEST_KEEP is set). */
 void fx_cli_release(fx_cli_t *c);
 

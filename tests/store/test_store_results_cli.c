@@ -93,9 +93,7 @@ static void test_results_csv(void)
   env_t e;
   char *out = NULL;
 
-  if (!getenv("SPECLINE_BIN_DIR"))
-    SL_SKIP("SPECLINE_BIN_DIR not set (run through ctest)");
-  SL_REQUIRE(setup(&e));
+  FX_CLI_SETUP(setup(&e));
   SL_CHECK_INT(run(&e, &out, "'%s' --csv --store '%s'", e.cli.config, e.uri), 0);
   SL_CHECK_STR(out, "sample_id,zeta,omega,amplitude,energy,status,steps,experimental_flag,origin,reason,predicted\n"
                     "s1,0.25,1.25,3,1.5,complete,100,false,,,\n"
@@ -121,9 +119,7 @@ static void test_results_table(void)
   env_t e;
   char *out = NULL;
 
-  if (!getenv("SPECLINE_BIN_DIR"))
-    SL_SKIP("SPECLINE_BIN_DIR not set (run through ctest)");
-  SL_REQUIRE(setup(&e));
+  FX_CLI_SETUP(setup(&e));
   SL_CHECK_INT(run(&e, &out, "'%s' --store '%s' --status terminated", e.cli.config, e.uri), 0);
   SL_CHECK_STR(out, "sample_id  zeta  omega  amplitude  energy  status      steps  experimental_flag  origin                "
                     "reason                               predicted\n"
@@ -144,9 +140,7 @@ static void test_results_usage(void)
   env_t e;
   char *out = NULL;
 
-  if (!getenv("SPECLINE_BIN_DIR"))
-    SL_SKIP("SPECLINE_BIN_DIR not set (run through ctest)");
-  SL_REQUIRE(setup(&e));
+  FX_CLI_SETUP(setup(&e));
   SL_CHECK_INT(run(&e, &out, "--help"), 0);
   SL_CHECK(strstr(out, "usage: specline results CONFIG") != NULL);
   free(out);
@@ -204,9 +198,7 @@ static void test_results_json(void)
   env_t e;
   char *out = NULL, *nl;
 
-  if (!getenv("SPECLINE_BIN_DIR"))
-    SL_SKIP("SPECLINE_BIN_DIR not set (run through ctest)");
-  SL_REQUIRE(setup_history(&e));
+  FX_CLI_SETUP(setup_history(&e));
   SL_CHECK_INT(run(&e, &out, "'%s' --jsonl", e.cli.config), 0);
   SL_REQUIRE(out);
   nl = strchr(out, '\n');
@@ -234,9 +226,7 @@ static void test_results_columns(void)
   env_t e;
   char *out = NULL;
 
-  if (!getenv("SPECLINE_BIN_DIR"))
-    SL_SKIP("SPECLINE_BIN_DIR not set (run through ctest)");
-  SL_REQUIRE(setup_history(&e));
+  FX_CLI_SETUP(setup_history(&e));
   SL_CHECK_INT(run(&e, &out, "'%s' --csv --columns sample_id,omega,reason,predicted", e.cli.config), 0);
   SL_CHECK_STR(out, "sample_id,omega,reason,predicted\n"
                     "t1,1.25,speculative stop after checkpoint 2/4: tracked the model (z2 1.5),"
@@ -272,9 +262,7 @@ static void test_results_other_cwd(void)
   char *out = NULL, *cfg2, *cmd;
   FILE *f;
 
-  if (!getenv("SPECLINE_BIN_DIR"))
-    SL_SKIP("SPECLINE_BIN_DIR not set (run through ctest)");
-  SL_REQUIRE(setup_history(&e));
+  FX_CLI_SETUP(setup_history(&e));
   cfg2 = sl_asprintf("%s/sub/relative.yaml", e.cli.dir);
   cmd = sl_asprintf("mkdir -p '%s/sub'", e.cli.dir);
   SL_REQUIRE(system(cmd) == 0);

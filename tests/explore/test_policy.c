@@ -481,6 +481,46 @@ static double cond_norm(uint64_t *st)
 
 #define CK 8
 #define CP 9
+
+/* The plateau statistic's parameters of the tests below: stops from a quarter of the run,
+ * at 5% confidence. */
+static void plateau_params(sl_spec_params_t *p)
+{
+  sl_spec_params_default(p);
+  p->min_fraction = 0.25;
+  p->confidence = 0.05;
+  p->stat = SL_SPEC_STAT_PLATEAU;
+}
+
+/* A model that knows nothing: mean 0, σ 1 at every checkpoint. */
+static void wide_model(double mu[CK], double sigma[CK])
+{
+  size_t k;
+
+  for (k = 0; k < CK; k++) {
+    mu[k] = 0.0;
+    sigma[k] = 1.0;
+  }
+}
+
+/* A flat run at 0.4 (a 0.001 wobble). */
+static void flat_run(double y[CK])
+{
+  size_t k;
+
+  for (k = 0; k < CK; k++)
+    y[k] = 0.4 + 0.001 * (double)(k % 2);
+}
+
+/* A complete history at a random level, drifting 0.3 σ a checkpoint when `drifts`. */
+static void level_history(uint64_t *st, bool drifts, double yy[CK])
+{
+  double lvl = cond_norm(st), drift = drifts ? 0.3 * cond_norm(st) : 0;
+  size_t k;
+
+  for (k = 0; k < CK; k++)
+    yy[k] = lvl + drift * (double)k + 0.001 * cond_norm(st);
+}
 static void test_conditioned_rule(void)
 {
   sl_spec_params_t p;
@@ -600,21 +640,13 @@ static void test_conditioned_plateau(void)
   sl_error_t err;
 
   SL_REQUIRE(r);
-  sl_spec_params_default(&p);
-  p.min_fraction = 0.25;
-  p.confidence = 0.05;
-  p.stat = SL_SPEC_STAT_PLATEAU;
-  for (k = 0; k < CK; k++) {
-    mu[k] = 0.0;
-    sigma[k] = 1.0;
-  }
+  plateau_params(&p);
+  wide_model(mu, sigma);
   for (i = 0; i < 200; i++) {
-    double lvl = cond_norm(&st), drift = (i / 2) % 2 ? 0.3 * cond_norm(&st) : 0, yy[CK]; /* both kinds in both halves */
-    for (k = 0; k < CK; k++)
-      yy[k] = lvl + drift * (double)k + 0.001 * cond_norm(&st);
+    double yy[CK];
+    level_history(&st, (i / 2) % 2, yy); /* both kinds in both halves */
     if (i == 40) { /* 40 histories, no residual vector yet: persistence alone may stop */
-      for (k = 0; k < CK; k++)
-        y[k] = 0.4 + 0.001 * (double)(k % 2);
+      flat_run(y);
       SL_REQUIRE(sl_spec_decide_cond(&p, r, mu, sigma, CK, CK, y, 4, cmu, cs, &dec, &err));
       SL_CHECK_INT(dec.action, SL_SPEC_STOP);
       SL_CHECK_NEAR(cmu[6], y[3], 1e-12);
@@ -623,8 +655,7 @@ static void test_conditioned_plateau(void)
     if (i >= 40)
       SL_CHECK(sl_spec_resid_add(r, yy, mu, sigma, NULL, 0));
   }
-  for (k = 0; k < CK; k++)
-    y[k] = 0.4 + 0.001 * (double)(k % 2);
+  flat_run(y);
   SL_REQUIRE(sl_spec_decide_cond(&p, r, mu, sigma, CK, CK, y, 4, cmu, cs, &dec, &err));
   SL_CHECK_INT(dec.action, SL_SPEC_STOP);
   SL_CHECK_NEAR(cmu[6], y[3], 1e-12);
@@ -634,8 +665,7 @@ static void test_conditioned_plateau(void)
   SL_REQUIRE(sl_spec_decide_cond(&p, r, mu, sigma, CK, CK, y, 4, cmu, cs, &dec, &err));
   SL_CHECK(dec.action != SL_SPEC_STOP);
   p.stat = SL_SPEC_STAT_MAX_SIGMA; /* the flat run under the max-sigma statistic: not stopped */
-  for (k = 0; k < CK; k++)
-    y[k] = 0.4 + 0.001 * (double)(k % 2);
+  flat_run(y);
   SL_REQUIRE(sl_spec_decide_cond(&p, r, mu, sigma, CK, CK, y, 4, cmu, cs, &dec, &err));
   SL_CHECK(dec.action != SL_SPEC_STOP);
   sl_spec_resid_destroy(r);
@@ -651,27 +681,20 @@ static void test_plateau_pool_and_max_fraction(void)
   sl_spec_resid_t *r = sl_spec_resid_new(CK, CK);
   double mu[CK], sigma[CK], y[CK], cmu[CK], cs[CK];
   uint64_t st = 7;
-  size_t i, k;
+  size_t i;
   sl_error_t err;
 
   SL_REQUIRE(r);
-  sl_spec_params_default(&p);
-  p.min_fraction = 0.25;
-  p.confidence = 0.05;
-  p.stat = SL_SPEC_STAT_PLATEAU;
+  plateau_params(&p);
   SL_CHECK_INT(p.plateau_pool, SL_SPEC_PLATEAU_POOL_DEFAULT);
   SL_CHECK_NEAR(p.max_fraction, SL_SPEC_MAX_FRACTION_DEFAULT, 0);
   p.plateau_pool = 0; /* each prefix on its own */
   p.max_fraction = 1;
-  for (k = 0; k < CK; k++) {
-    mu[k] = 0.0;
-    sigma[k] = 1.0;
-    y[k] = 0.4 + 0.001 * (double)(k % 2);
-  }
+  wide_model(mu, sigma);
+  flat_run(y);
   for (i = 0; i < 15; i++) {
-    double lvl = cond_norm(&st), drift = i % 2 ? 0.3 * cond_norm(&st) : 0, yy[CK];
-    for (k = 0; k < CK; k++)
-      yy[k] = lvl + drift * (double)k + 0.001 * cond_norm(&st);
+    double yy[CK];
+    level_history(&st, i % 2, yy);
     SL_CHECK(sl_spec_resid_add_history(r, yy));
   }
   SL_REQUIRE(sl_spec_decide_cond(&p, r, mu, sigma, CK, CK, y, 4, cmu, cs, &dec, &err));

@@ -210,6 +210,26 @@ int fx_point_diff(const sl_store_point_t *a, const sl_store_point_t *b, bool wit
   return d;
 }
 
+void fx_point_stopped(sl_store_point_t *p, const char *id)
+{
+  static const double h[3] = {0.5, 0.25, 0.125};
+
+  fx_point(p, "osc", id, SL_POINT_TERMINATED, 0.3, 0);
+  sl_values_release(&p->outputs);
+  sl_values_init(&p->outputs);
+  sl_series_add(&p->history, "x", h, 3);
+  p->steps = 3;
+  sl_values_add(&p->predicted, "x.3", 0.0625);
+  sl_values_add(&p->predicted, "x.3.std", 0.015625);
+  sl_values_add(&p->predicted, "x.4", 0.03125);
+  sl_values_add(&p->predicted, "x.4.std", 0.0078125);
+  sl_values_add(&p->predicted, "z2", 1.5);
+  sl_values_add(&p->predicted, "amplitude", 2.5);
+  sl_values_add(&p->predicted, "amplitude.std", 0.25);
+  sl_values_add(&p->predicted, "energy", 1.25);
+  sl_values_add(&p->predicted, "energy.std", 0.125);
+}
+
 bool fx_store_fill(const char *uri, const sl_config_t *cfg, sl_store_point_t *p, size_t n)
 {
   const sl_store_point_t **v = sl_calloc(n ? n : 1, sizeof *v);

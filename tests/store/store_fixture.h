@@ -34,6 +34,11 @@ void fx_point(sl_store_point_t *p, const char *campaign, const char *id, sl_poin
  * error, experimental flag). */
 void fx_point_full(sl_store_point_t *p, const char *campaign, const char *id);
 
+/* A speculatively stopped run as simulate stores it: the observed prefix of x in history,
+ * no outputs, the prediction the stop relied on (tail checkpoints 3 and 4 of x, the
+ * finals, z2) in predicted (docs/store.md, "A stopped run"). */
+void fx_point_stopped(sl_store_point_t *p, const char *id);
+
 /* Compares every field; prints the differences and returns their number. History is
  * compared only when with_history. */
 int fx_point_diff(const sl_store_point_t *a, const sl_store_point_t *b, bool with_history);

@@ -196,7 +196,7 @@ static bool write_config(env_t *e, const char *name, bool history)
 static bool env_init(env_t *e, const char *config_name, bool history)
 {
   memset(e, 0, sizeof *e);
-  if (!fx_cli_init(&e->cli))
+  if (!fx_cli_init(&e->cli, "report"))
     return false;
   e->db = sl_asprintf("%s/store.db", e->cli.dir);
   e->uri = sl_asprintf("sqlite:%s", e->db);
@@ -275,19 +275,6 @@ static bool fill_store(env_t *e, bool models)
   return ok;
 }
 
-/* Runs `specline report ARGS` (a printf format); its exit status and stdout (malloc'd). */
-static int run(const env_t *e, char **out, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int run(const env_t *e, char **out, const char *fmt, ...)
-{
-  va_list ap;
-  int rc;
-
-  va_start(ap, fmt);
-  rc = fx_cli_vrun(&e->cli, "report", out, fmt, ap);
-  va_end(ap);
-  return rc;
-}
-
 static size_t count(const char *hay, const char *needle)
 {
   size_t n = 0;
@@ -358,7 +345,7 @@ static void test_report_campaign(void)
   FX_CLI_SETUP(env_init(&e, "conf<&>.yaml", true));
   SL_REQUIRE(fill_store(&e, true));
   path = sl_asprintf("%s/out.html", e.cli.dir);
-  SL_CHECK_INT(run(&e, &out, "\"%s\" --out \"%s\"", e.cli.config, path), 0);
+  SL_CHECK_INT(fx_cli_run(&e.cli, &out, "\"%s\" --out \"%s\"", e.cli.config, path), 0);
   SL_CHECK(strstr(out, "campaign: rep\n") != NULL);
   SL_CHECKF(strstr(out, "simulations: 47 (complete 42, terminated 4, failed 1)\n") != NULL, "%s", out);
   SL_CHECK(strstr(out, "origins: initial 20, explore 25, audit 2\n") != NULL);
@@ -408,7 +395,7 @@ static void test_report_empty(void)
   FX_CLI_SETUP(env_init(&e, "config.yaml", true));
   path = sl_asprintf("%s/empty.html", e.cli.dir);
   /* the store file does not exist: reported empty, not created */
-  SL_CHECK_INT(run(&e, &out, "\"%s\" --out=\"%s\"", e.cli.config, path), 0);
+  SL_CHECK_INT(fx_cli_run(&e.cli, &out, "\"%s\" --out=\"%s\"", e.cli.config, path), 0);
   SL_CHECK(strstr(out, "simulations: 0 (complete 0, terminated 0, failed 0)\n") != NULL);
   SL_CHECK(strstr(out, "newest model: none yet\n") != NULL);
   SL_CHECK(stat(e.db, &sb) != 0);
@@ -426,7 +413,7 @@ static void test_report_empty(void)
   st = sl_store_open(e.uri, e.cfg, &err);
   SL_REQUIRE(st != NULL);
   sl_store_destroy(st);
-  SL_CHECK_INT(run(&e, &out, "\"%s\" --out=\"%s\"", e.cli.config, path), 0);
+  SL_CHECK_INT(fx_cli_run(&e.cli, &out, "\"%s\" --out=\"%s\"", e.cli.config, path), 0);
   SL_CHECK(strstr(out, "steps saved by stops: 0 (max_steps 100)\n") != NULL);
   SL_CHECK(strstr(out, "audits: 0 (checked 0, false stops 0)\n") != NULL);
   SL_CHECK(strstr(out, "  runs: 0 (complete 0, stopped 0, failed 0), audit re-runs 0\n") != NULL);
@@ -441,7 +428,7 @@ static void test_report_empty(void)
 
   /* points but no model yet */
   SL_REQUIRE(fill_store(&e, false));
-  SL_CHECK_INT(run(&e, &out, "\"%s\" --out \"%s\" --store \"%s\"", e.cli.config, path, e.uri), 0);
+  SL_CHECK_INT(fx_cli_run(&e.cli, &out, "\"%s\" --out \"%s\" --store \"%s\"", e.cli.config, path, e.uri), 0);
   SL_CHECK(strstr(out, "speculative stops: 3 (terminated 4)\n") != NULL);
   /* without a model the audits cannot be judged (no scale) nor held-out runs predicted */
   SL_CHECK(strstr(out, "  stops: 4 (speculative 3, at a median 0.40 of a run)\n") != NULL);
@@ -466,7 +453,7 @@ static void test_report_no_history(void)
   FX_CLI_SETUP(env_init(&e, "config.yaml", false));
   SL_REQUIRE(fill_store(&e, true));
   path = sl_asprintf("%s/nohist.html", e.cli.dir);
-  SL_CHECK_INT(run(&e, &out, "\"%s\" --out \"%s\"", e.cli.config, path), 0);
+  SL_CHECK_INT(fx_cli_run(&e.cli, &out, "\"%s\" --out \"%s\"", e.cli.config, path), 0);
   SL_CHECK(strstr(out, "audits: 0 (checked 0, false stops 0)\n") != NULL);
   SL_CHECK(strstr(out, "speculative stops: 3 (terminated 4)\n") != NULL);
   html = sl_read_file(path, 16u << 20, NULL);
@@ -495,7 +482,7 @@ static void test_report_one_input(void)
   int i;
 
   memset(&e, 0, sizeof e);
-  FX_CLI_SETUP(fx_cli_init(&e.cli));
+  FX_CLI_SETUP(fx_cli_init(&e.cli, "report"));
   SL_REQUIRE(fx_cli_config(&e.cli, "one.yaml", yaml, e.cli.dir));
   e.cfg = sl_config_load(e.cli.config, &err);
   SL_REQUIRE(e.cfg != NULL);
@@ -515,7 +502,7 @@ static void test_report_one_input(void)
   }
   sl_store_destroy(st);
   path = sl_asprintf("%s/one.html", e.cli.dir);
-  SL_CHECK_INT(run(&e, &out, "'%s' --out '%s'", e.cli.config, path), 0);
+  SL_CHECK_INT(fx_cli_run(&e.cli, &out, "'%s' --out '%s'", e.cli.config, path), 0);
   SL_CHECK(strstr(out, "simulations: 6 (complete 5, terminated 1, failed 0)\n") != NULL);
   SL_CHECK(strstr(out, "steps saved by stops: 30 (max_steps 50)\n") != NULL);
   SL_CHECK(strstr(out, "speculative stops: 0 (terminated 1)\n") != NULL);
@@ -537,15 +524,16 @@ static void test_report_usage(void)
   char *out = NULL;
 
   FX_CLI_SETUP(env_init(&e, "config.yaml", true));
-  SL_CHECK_INT(run(&e, &out, "--help"), 0);
+  SL_CHECK_INT(fx_cli_run(&e.cli, &out, "--help"), 0);
   SL_CHECK(strstr(out, "usage: specline report CONFIG") != NULL);
   free(out);
-  SL_CHECK_INT(fx_cli_status(&e.cli, "report", "%s", ""), 2);
-  SL_CHECK_INT(fx_cli_status(&e.cli, "report", "'%s' --bogus", e.cli.config), 2);
-  SL_CHECK_INT(fx_cli_status(&e.cli, "report", "'%s' --out", e.cli.config), 2);
-  SL_CHECK_INT(fx_cli_status(&e.cli, "report", "/nonexistent/config.yaml"), 1);
-  SL_CHECK_INT(fx_cli_status(&e.cli, "report", "'%s' --store postgres://x --out '%s/x.html'", e.cli.config, e.cli.dir), 1);
-  SL_CHECK_INT(fx_cli_status(&e.cli, "report", "'%s' --out /nonexistent/dir/x.html", e.cli.config), 1);
+  SL_CHECK_INT(fx_cli_status(&e.cli, "%s", ""), 2);
+  SL_CHECK_INT(fx_cli_status(&e.cli, "'%s' --bogus", e.cli.config), 2);
+  SL_CHECK_INT(fx_cli_status(&e.cli, "'%s' --out", e.cli.config), 2);
+  SL_CHECK_INT(fx_cli_status(&e.cli, "/nonexistent/config.yaml"), 1);
+  SL_CHECK_INT(fx_cli_status(&e.cli, "'%s' --store postgres://x --out '%s/x.html'", e.cli.config, e.cli.dir),
+               1);
+  SL_CHECK_INT(fx_cli_status(&e.cli, "'%s' --out /nonexistent/dir/x.html", e.cli.config), 1);
   env_release(&e);
 }
 

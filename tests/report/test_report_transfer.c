@@ -37,7 +37,7 @@ static bool env_init(env_t *e)
   sl_error_t err = {0};
 
   memset(e, 0, sizeof *e);
-  if (!fx_cli_init(&e->cli) ||
+  if (!fx_cli_init(&e->cli, NULL) ||
       !fx_cli_config(&e->cli, "config.yaml",
                      "experiment: tr\n"
                      "inputs:\n"

@@ -251,7 +251,7 @@ bool fx_store_fill(const char *uri, const sl_config_t *cfg, sl_store_point_t *p,
   return ok;
 }
 
-bool fx_cli_init(fx_cli_t *c)
+bool fx_cli_init(fx_cli_t *c, const char *command)
 {
   const char *bindir = getenv("SPECLINE_BIN_DIR");
 
@@ -260,6 +260,7 @@ bool fx_cli_init(fx_cli_t *c)
     return false;
   c->bin = sl_asprintf("%s/specline", bindir);
   c->dir = fx_tmpdir();
+  c->command = command;
   return true;
 }
 
@@ -299,10 +300,10 @@ static char *vformat(const char *fmt, va_list ap)
   return s;
 }
 
-int fx_cli_vrun(const fx_cli_t *c, const char *command, char **out, const char *args_fmt, va_list ap)
+int fx_cli_vrun(const fx_cli_t *c, char **out, const char *args_fmt, va_list ap)
 {
   char *args = vformat(args_fmt, ap);
-  char *cmd = sl_asprintf("'%s' %s %s 2>/dev/null", c->bin, command, args);
+  char *cmd = sl_asprintf("'%s' %s %s 2>/dev/null", c->bin, c->command ? c->command : "", args);
   int rc = sl_test_capture(cmd, out);
 
   free(cmd);
@@ -310,25 +311,25 @@ int fx_cli_vrun(const fx_cli_t *c, const char *command, char **out, const char *
   return rc;
 }
 
-int fx_cli_run(const fx_cli_t *c, const char *command, char **out, const char *args_fmt, ...)
+int fx_cli_run(const fx_cli_t *c, char **out, const char *args_fmt, ...)
 {
   va_list ap;
   int rc;
 
   va_start(ap, args_fmt);
-  rc = fx_cli_vrun(c, command, out, args_fmt, ap);
+  rc = fx_cli_vrun(c, out, args_fmt, ap);
   va_end(ap);
   return rc;
 }
 
-int fx_cli_status(const fx_cli_t *c, const char *command, const char *args_fmt, ...)
+int fx_cli_status(const fx_cli_t *c, const char *args_fmt, ...)
 {
   va_list ap;
   char *out = NULL;
   int rc;
 
   va_start(ap, args_fmt);
-  rc = fx_cli_vrun(c, command, &out, args_fmt, ap);
+  rc = fx_cli_vrun(c, &out, args_fmt, ap);
   va_end(ap);
   free(out);
   return rc;

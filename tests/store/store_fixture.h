@@ -50,25 +50,27 @@ bool fx_store_fill(const char *uri, const sl_config_t *cfg, sl_store_point_t *p,
 /* A command-line test: a fresh temp dir, the built `specline` ($SPECLINE_BIN_DIR/specline)
  * and a config file written in the dir. */
 typedef struct fx_cli {
-  char *dir;    /* fresh temp dir (removed by fx_cli_release) */
-  char *bin;    /* the specline binary */
-  char *config; /* dir/NAME once fx_cli_config has written it, else NULL */
+  char *dir;           /* fresh temp dir (removed by fx_cli_release) */
+  char *bin;           /* the specline binary */
+  char *config;        /* dir/NAME once fx_cli_config has written it, else NULL */
+  const char *command; /* the subcommand fx_cli_run runs ("results"), borrowed */
 } fx_cli_t;
 
-/* Makes the temp dir; false (nothing to release) when SPECLINE_BIN_DIR is not set. */
-bool fx_cli_init(fx_cli_t *c);
+/* Makes the temp dir for tests of `specline COMMAND` (a static string; NULL when the test
+ * writes its own command lines); false (nothing to release) when SPECLINE_BIN_DIR is not
+ * set. */
+bool fx_cli_init(fx_cli_t *c, const char *command);
 /* Writes c->dir/name from the printf format fmt and its arguments and sets c->config;
  * false when the file cannot be written. */
 bool fx_cli_config(fx_cli_t *c, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* Runs `specline COMMAND ARGS 2>/dev/null`, ARGS from the printf format args_fmt; returns
- * its exit status (-1: could not run) and its stdout in *out (malloc'd, "" at least). */
-int fx_cli_vrun(const fx_cli_t *c, const char *command, char **out, const char *args_fmt, va_list ap);
-int fx_cli_run(const fx_cli_t *c, const char *command, char **out, const char *args_fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+/* Runs `specline COMMAND ARGS 2>/dev/null` (c->command), ARGS from the printf format
+ * args_fmt; returns its exit status (-1: could not run) and its stdout in *out (malloc'd,
+ * "" at least). */
+int fx_cli_vrun(const fx_cli_t *c, char **out, const char *args_fmt, va_list ap);
+int fx_cli_run(const fx_cli_t *c, char **out, const char *args_fmt, ...) __attribute__((format(printf, 3, 4)));
 /* The same, for the exit status alone (stdout discarded). */
-int fx_cli_status(const fx_cli_t *c, const char *command, const char *args_fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+int fx_cli_status(const fx_cli_t *c, const char *args_fmt, ...) __attribute__((format(printf, 2, 3)));
 /* In a test function: skips the test when SPECLINE_BIN_DIR is not set (run outside ctest),
  * else requires setup_call (true) to go on. Needs sltest.h. */
 #define FX_CLI_SETUP(setup_call)                                                         \

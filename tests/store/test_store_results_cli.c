@@ -3,7 +3,6 @@
  * its CSV and table output compared line by line; filters, the predicted columns, CSV
  * quoting, usage errors and --help are checked too; --json/--jsonl with histories observed
  * and predicted, --columns and the reason column on a campaign with a history. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,7 +39,7 @@ static bool setup_with(env_t *e, const char *yaml, const char *db, void (*fill)(
   bool ok;
 
   memset(e, 0, sizeof *e);
-  if (!fx_cli_init(&e->cli))
+  if (!fx_cli_init(&e->cli, "results"))
     return false;
   e->uri = sl_asprintf("sqlite:%s/%s", e->cli.dir, db);
   if (!fx_cli_config(&e->cli, "config.yaml", yaml, e->cli.dir))
@@ -75,26 +74,13 @@ static void teardown(env_t *e)
   fx_cli_release(&e->cli);
 }
 
-/* Runs `specline results ARGS` (a printf format); its exit status and stdout (malloc'd). */
-static int run(const env_t *e, char **out, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int run(const env_t *e, char **out, const char *fmt, ...)
-{
-  va_list ap;
-  int rc;
-
-  va_start(ap, fmt);
-  rc = fx_cli_vrun(&e->cli, "results", out, fmt, ap);
-  va_end(ap);
-  return rc;
-}
-
 static void test_results_csv(void)
 {
   env_t e;
   char *out = NULL;
 
   FX_CLI_SETUP(setup(&e));
-  SL_CHECK_INT(run(&e, &out, "'%s' --csv --store '%s'", e.cli.config, e.uri), 0);
+  SL_CHECK_INT(fx_cli_run(&e.cli, &out, "'%s' --csv --store '%s'", e.cli.config, e.uri), 0);
   SL_CHECK_STR(out, "sample_id,zeta,omega,amplitude,energy,status,steps,experimental_flag,origin,reason,predicted\n"
                     "s1,0.25,1.25,3,1.5,complete,100,false,,,\n"
                     "s2,0.5,1.25,1.5,0.75,terminated,40,false,\"explore, speculative\","
@@ -102,12 +88,14 @@ static void test_results_csv(void)
                     "e1,0.75,1.25,,,failed,40,true,,simulator exited with status 3,\n");
   free(out);
 
-  SL_CHECK_INT(run(&e, &out, "'%s' --csv --store '%s' --status complete,failed --simulations", e.cli.config, e.uri), 0);
+  SL_CHECK_INT(fx_cli_run(&e.cli, &out, "'%s' --csv --store '%s' --status complete,failed --simulations",
+                          e.cli.config, e.uri),
+               0);
   SL_CHECK_STR(out, "sample_id,zeta,omega,amplitude,energy,status,steps,experimental_flag,origin,reason\n"
                     "s1,0.25,1.25,3,1.5,complete,100,false,,\n");
   free(out);
 
-  SL_CHECK_INT(run(&e, &out, "'%s' --csv --store=%s --experimental", e.cli.config, e.uri), 0);
+  SL_CHECK_INT(fx_cli_run(&e.cli, &out, "'%s' --csv --store=%s --experimental", e.cli.config, e.uri), 0);
   SL_CHECK_STR(out, "sample_id,zeta,omega,amplitude,energy,status,steps,experimental_flag,origin,reason\n"
                     "e1,0.75,1.25,,,failed,40,true,,simulator exited with status 3\n");
   free(out);
@@ -120,7 +108,7 @@ static void test_results_table(void)
   char *out = NULL;
 
   FX_CLI_SETUP(setup(&e));
-  SL_CHECK_INT(run(&e, &out, "'%s' --store '%s' --status terminated", e.cli.config, e.uri), 0);
+  SL_CHECK_INT(fx_cli_run(&e.cli, &out, "'%s' --store '%s' --status terminated", e.cli.config, e.uri), 0);
   SL_CHECK_STR(out, "sample_id  zeta  omega  amplitude  energy  status      steps  experimental_flag  origin                "
                     "reason                               predicted\n"
                     "s2         0.5   1.25   1.5        0.75    terminated  40     false              explore, speculative  "
@@ -129,7 +117,7 @@ static void test_results_table(void)
   free(out);
 
   /* the config's own store is used without --store: empty there */
-  SL_CHECK_INT(run(&e, &out, "'%s' --csv", e.cli.config), 0);
+  SL_CHECK_INT(fx_cli_run(&e.cli, &out, "'%s' --csv", e.cli.config), 0);
   SL_CHECK_STR(out, "sample_id,zeta,omega,amplitude,energy,status,steps,experimental_flag,origin,reason\n");
   free(out);
   teardown(&e);
@@ -141,14 +129,14 @@ static void test_results_usage(void)
   char *out = NULL;
 
   FX_CLI_SETUP(setup(&e));
-  SL_CHECK_INT(run(&e, &out, "--help"), 0);
+  SL_CHECK_INT(fx_cli_run(&e.cli, &out, "--help"), 0);
   SL_CHECK(strstr(out, "usage: specline results CONFIG") != NULL);
   free(out);
-  SL_CHECK_INT(fx_cli_status(&e.cli, "results", "%s", ""), 2);
-  SL_CHECK_INT(fx_cli_status(&e.cli, "results", "'%s' --bogus", e.cli.config), 2);
-  SL_CHECK_INT(fx_cli_status(&e.cli, "results", "'%s' --status done", e.cli.config), 2);
-  SL_CHECK_INT(fx_cli_status(&e.cli, "results", "/nonexistent/config.yaml"), 1);
-  SL_CHECK_INT(fx_cli_status(&e.cli, "results", "'%s' --store postgres://x", e.cli.config), 1);
+  SL_CHECK_INT(fx_cli_status(&e.cli, "%s", ""), 2);
+  SL_CHECK_INT(fx_cli_status(&e.cli, "'%s' --bogus", e.cli.config), 2);
+  SL_CHECK_INT(fx_cli_status(&e.cli, "'%s' --status done", e.cli.config), 2);
+  SL_CHECK_INT(fx_cli_status(&e.cli, "/nonexistent/config.yaml"), 1);
+  SL_CHECK_INT(fx_cli_status(&e.cli, "'%s' --store postgres://x", e.cli.config), 1);
   teardown(&e);
 }
 
@@ -199,7 +187,7 @@ static void test_results_json(void)
   char *out = NULL, *nl;
 
   FX_CLI_SETUP(setup_history(&e));
-  SL_CHECK_INT(run(&e, &out, "'%s' --jsonl", e.cli.config), 0);
+  SL_CHECK_INT(fx_cli_run(&e.cli, &out, "'%s' --jsonl", e.cli.config), 0);
   SL_REQUIRE(out);
   nl = strchr(out, '\n');
   SL_REQUIRE(nl);
@@ -215,7 +203,7 @@ static void test_results_json(void)
   SL_CHECK(strstr(nl + 1, "\"reason\":\"not JSON near 'Starting'\\nstderr tail: boom\""));
   free(out);
 
-  SL_CHECK_INT(run(&e, &out, "'%s' --json --status failed", e.cli.config), 0);
+  SL_CHECK_INT(fx_cli_run(&e.cli, &out, "'%s' --json --status failed", e.cli.config), 0);
   SL_CHECK(out && !strncmp(out, "[{\"sample_id\":\"f1\"", 18) && strstr(out, "}]\n") != NULL);
   free(out);
   teardown(&e);
@@ -227,7 +215,8 @@ static void test_results_columns(void)
   char *out = NULL;
 
   FX_CLI_SETUP(setup_history(&e));
-  SL_CHECK_INT(run(&e, &out, "'%s' --csv --columns sample_id,omega,reason,predicted", e.cli.config), 0);
+  SL_CHECK_INT(
+      fx_cli_run(&e.cli, &out, "'%s' --csv --columns sample_id,omega,reason,predicted", e.cli.config), 0);
   SL_CHECK_STR(out, "sample_id,omega,reason,predicted\n"
                     "t1,1.25,speculative stop after checkpoint 2/4: tracked the model (z2 1.5),"
                     "\"{\"\"x\"\":{\"\"checkpoint\"\":[2,3],\"\"step\"\":[75,100],\"\"mean\"\":[5.0,6.0],"
@@ -237,7 +226,8 @@ static void test_results_columns(void)
   free(out);
 
   /* the table keeps one line per point and one short predicted cell */
-  SL_CHECK_INT(run(&e, &out, "'%s' --columns sample_id,reason,predicted,history", e.cli.config), 0);
+  SL_CHECK_INT(fx_cli_run(&e.cli, &out, "'%s' --columns sample_id,reason,predicted,history", e.cli.config),
+               0);
   SL_CHECK_STR(out, "sample_id  reason                                                             predicted       "
                     "history\n"
                     "t1         speculative stop after checkpoint 2/4: tracked the model (z2 1.5)  x[2..3] z2=1.5  "
@@ -249,8 +239,8 @@ static void test_results_columns(void)
                     "3 points\n");
   free(out);
 
-  SL_CHECK_INT(fx_cli_status(&e.cli, "results", "'%s' --columns sample_id,bogus", e.cli.config), 2);
-  SL_CHECK_INT(fx_cli_status(&e.cli, "results", "'%s' --json --columns sample_id", e.cli.config), 2);
+  SL_CHECK_INT(fx_cli_status(&e.cli, "'%s' --columns sample_id,bogus", e.cli.config), 2);
+  SL_CHECK_INT(fx_cli_status(&e.cli, "'%s' --json --columns sample_id", e.cli.config), 2);
   teardown(&e);
 }
 

@@ -482,25 +482,35 @@ static double cond_norm(uint64_t *st)
 #define CK 8
 #define CP 9
 
-/* The plateau statistic's parameters of the tests below: stops from a quarter of the run,
- * at 5% confidence. */
-static void plateau_params(sl_spec_params_t *p)
+/* The conditioned rule's parameters of the tests below: stops from a quarter of the run,
+ * at 5% confidence, under statistic `stat`. */
+static void cond_params(sl_spec_params_t *p, sl_spec_stat_t stat)
 {
   sl_spec_params_default(p);
   p->min_fraction = 0.25;
   p->confidence = 0.05;
-  p->stat = SL_SPEC_STAT_PLATEAU;
+  p->stat = stat;
 }
 
-/* A model that knows nothing: mean 0, σ 1 at every checkpoint. */
-static void wide_model(double mu[CK], double sigma[CK])
+/* A model of mean m and σ s at each of n checkpoints. */
+static void const_model(double *mu, double *sigma, size_t n, double m, double s)
 {
   size_t k;
 
-  for (k = 0; k < CK; k++) {
-    mu[k] = 0.0;
-    sigma[k] = 1.0;
+  for (k = 0; k < n; k++) {
+    mu[k] = m;
+    sigma[k] = s;
   }
+}
+
+/* A run offset from 1.0 by 0.2 σ, with `noise` σ a checkpoint, over n checkpoints. */
+static void offset_run(uint64_t *st, double noise, double *y, size_t n)
+{
+  double off = 0.2 * cond_norm(st);
+  size_t k;
+
+  for (k = 0; k < n; k++)
+    y[k] = 1.0 + off + noise * cond_norm(st);
 }
 
 /* A flat run at 0.4 (a 0.001 wobble). */
@@ -533,13 +543,8 @@ static void test_conditioned_rule(void)
 
   SL_REQUIRE(r);
   SL_CHECK(sl_spec_resid_new(0, 3) == NULL);
-  sl_spec_params_default(&p);
-  p.min_fraction = 0.25;
-  p.confidence = 0.05;
-  for (k = 0; k < CP; k++) {
-    mu[k] = 1.0;
-    sigma[k] = 0.2;
-  }
+  cond_params(&p, SL_SPEC_STAT_MAX_SIGMA); /* the default statistic */
+  const_model(mu, sigma, CP, 1.0, 0.2);
   for (k = 0; k < CP; k++)
     y[k] = 1.1 + 0.001 * (double)k;
   /* an empty pool: decides, never stops */
@@ -547,10 +552,8 @@ static void test_conditioned_rule(void)
   SL_CHECK(dec.action != SL_SPEC_STOP);
   SL_CHECK(isnan(sl_spec_resid_factor(r, 4, false)));
   for (i = 0; i < 200; i++) {
-    double off = 0.2 * cond_norm(&st);
     double yy[CP];
-    for (k = 0; k < CP; k++)
-      yy[k] = 1.0 + off + 0.002 * cond_norm(&st);
+    offset_run(&st, 0.002, yy, CP);
     SL_CHECK(sl_spec_resid_add(r, yy, mu, sigma, NULL, 0));
   }
   SL_CHECK_INT(sl_spec_resid_count(r), 200);
@@ -571,9 +574,7 @@ static void test_conditioned_rule(void)
   SL_CHECK_INT(dec.action, SL_SPEC_SURPRISED);
   /* coverage of fresh runs' conditioned tails */
   for (i = 0; i < 400; i++) {
-    double off = 0.2 * cond_norm(&st);
-    for (k = 0; k < CP; k++)
-      y[k] = 1.0 + off + 0.002 * cond_norm(&st);
+    offset_run(&st, 0.002, y, CP);
     SL_REQUIRE(sl_spec_decide_cond(&p, r, mu, sigma, CP, CK, y, 3, cmu, cs, &dec, &err));
     for (k = 3; k < CK; k++, tot++)
       in += fabs(y[k] - cmu[k]) <= 2 * cs[k];
@@ -593,27 +594,19 @@ static void test_conditioned_bound(void)
   size_t i, k, pool, over = 0, n = 0;
   sl_error_t err;
 
-  sl_spec_params_default(&p);
-  p.min_fraction = 0.25;
-  p.confidence = 0.05;
-  p.stat = SL_SPEC_STAT_BOUND;
-  for (k = 0; k < CP; k++) {
-    mu[k] = 1.0;
-    sigma[k] = 0.2;
-  }
+  cond_params(&p, SL_SPEC_STAT_BOUND);
+  const_model(mu, sigma, CP, 1.0, 0.2);
   for (pool = 0; pool < 8; pool++) { /* the guarantee is over calibration draws: several pools */
     sl_spec_resid_t *r = sl_spec_resid_new(CK, CP);
     SL_REQUIRE(r);
     for (i = 0; i < 200; i++) {
-      double off = 0.2 * cond_norm(&st), yy[CP];
-      for (k = 0; k < CP; k++)
-        yy[k] = 1.0 + off + 0.02 * cond_norm(&st);
+      double yy[CP];
+      offset_run(&st, 0.02, yy, CP);
       SL_CHECK(sl_spec_resid_add(r, yy, mu, sigma, NULL, 0));
     }
     for (i = 0; i < 300; i++, n++) {
-      double off = 0.2 * cond_norm(&st), se = 0;
-      for (k = 0; k < CP; k++)
-        y[k] = 1.0 + off + 0.02 * cond_norm(&st);
+      double se = 0;
+      offset_run(&st, 0.02, y, CP);
       SL_REQUIRE(sl_spec_decide_cond(&p, r, mu, sigma, CP, CK, y, 3, cmu, cs, &dec, &err));
       for (k = 3; k < CK; k++)
         se += (y[k] - cmu[k]) * (y[k] - cmu[k]);
@@ -640,8 +633,8 @@ static void test_conditioned_plateau(void)
   sl_error_t err;
 
   SL_REQUIRE(r);
-  plateau_params(&p);
-  wide_model(mu, sigma);
+  cond_params(&p, SL_SPEC_STAT_PLATEAU);
+  const_model(mu, sigma, CK, 0.0, 1.0); /* knows nothing */
   for (i = 0; i < 200; i++) {
     double yy[CK];
     level_history(&st, (i / 2) % 2, yy); /* both kinds in both halves */
@@ -685,12 +678,12 @@ static void test_plateau_pool_and_max_fraction(void)
   sl_error_t err;
 
   SL_REQUIRE(r);
-  plateau_params(&p);
+  cond_params(&p, SL_SPEC_STAT_PLATEAU);
   SL_CHECK_INT(p.plateau_pool, SL_SPEC_PLATEAU_POOL_DEFAULT);
   SL_CHECK_NEAR(p.max_fraction, SL_SPEC_MAX_FRACTION_DEFAULT, 0);
   p.plateau_pool = 0; /* each prefix on its own */
   p.max_fraction = 1;
-  wide_model(mu, sigma);
+  const_model(mu, sigma, CK, 0.0, 1.0); /* knows nothing */
   flat_run(y);
   for (i = 0; i < 15; i++) {
     double yy[CK];

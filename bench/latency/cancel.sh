@@ -24,6 +24,8 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
+# shellcheck source=../../tests/osc_campaign.sh
+. "$ROOT/tests/osc_campaign.sh"
 N=${1:-${N:-50}}
 STEP_DELAY=${STEP_DELAY:-0.005}
 if [ -z "${BIN:-}" ]; then
@@ -58,30 +60,15 @@ echo "   host: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
 C="bench-cancel-$$"
 if [ -n "${PERSISTENT:-}" ]; then
-  SIMULATOR="{command: [\"specline-sim-oscillator\"], max_steps: 4000, step_delay: $STEP_DELAY, persistent: true, bundle: ${BUNDLE:-1}}"
+  SIMULATOR_COMMAND='"specline-sim-oscillator"'
   export SPECLINE_SIM_STAMP_FILE="$T/stamps"
   echo "   persistent simulators"
 else
-  SIMULATOR="{command: [\"bench-simstamp\", \"specline-sim-oscillator\"], max_steps: 4000, step_delay: $STEP_DELAY, bundle: ${BUNDLE:-1}}"
+  SIMULATOR_COMMAND='"bench-simstamp", "specline-sim-oscillator"'
 fi
-cat >"$T/config.yaml" <<YAML
-experiment: $C
-inputs:
-  - {name: zeta,   type: float, value_range: [0.05, 0.5]}
-  - {name: omega0, type: float, value_range: [0.5, 2.0]}
-  - {name: F,      type: float, value_range: [0.1, 1.0]}
-  - {name: omega,  type: float, value_range: [0.5, 2.0]}
-  - {name: x0,     type: float, value_range: [-1.0, 1.0]}
-outputs:
-  - {name: amplitude, type: float}
-  - {name: max_abs_x, type: float}
-history: {name: x, checkpoints: 400}
-simulator: $SIMULATOR
-policy: {initial: sobol, initial_n: $((N + 20)), acquisition: none, oversubscribe: 2, seed: 5}
-budget: {max_sims: $((N + 20)), wall_s: 900}
-workers: {simulate_workers: 1, slots: 1}
-store: sqlite:$T/store.db
-YAML
+osc_yaml "$T/config.yaml" experiment="$C" checkpoints=400 command="$SIMULATOR_COMMAND" max_steps=4000 \
+  step_delay="$STEP_DELAY" persistent="${PERSISTENT:+true}" bundle="${BUNDLE:-1}" initial_n=$((N + 20)) \
+  seed=5 max_sims=$((N + 20)) wall_s=900 slots=1 store="sqlite:$T/store.db"
 export BENCH_SIMSTAMP_FILE="$T/stamps"
 : >"$BENCH_SIMSTAMP_FILE"
 "$BIN/specline" broker init "$T/config.yaml" >/dev/null

@@ -31,6 +31,54 @@ static inline sl_local_broker_t *amqp_test_broker(void)
   return b;
 }
 
+static inline sl_local_broker_t **amqp_test__shared(void)
+{
+  static sl_local_broker_t *b;
+
+  return &b;
+}
+
+static inline void amqp_test__shared_release(void)
+{
+  sl_local_broker_destroy(*amqp_test__shared(), false);
+}
+
+/* The shared broker opened once per test program (released at exit), or NULL (the caller
+ * skips) when the fixture dir is not set. */
+static inline sl_local_broker_t *amqp_test_shared_broker(void)
+{
+  sl_local_broker_t **b = amqp_test__shared();
+
+  if (!*b) {
+    *b = amqp_test_broker();
+    if (*b)
+      atexit(amqp_test__shared_release);
+  }
+  return *b;
+}
+
+/* The number n of a test message "m-<n>" (a body under 32 bytes), or -1. */
+static inline int amqp_test_body_id(const sl_amqp_delivery_t *d)
+{
+  char buf[32];
+
+  if (d->len <= 2 || d->len >= sizeof buf)
+    return -1;
+  memcpy(buf, d->body, d->len);
+  buf[d->len] = '\0';
+  return atoi(buf + 2);
+}
+
+/* Counts one publisher confirm: into *acked_n when the broker took the message, else into
+ * *nacked_n. */
+static inline void amqp_test_count_confirm(bool acked, int *acked_n, int *nacked_n)
+{
+  if (acked)
+    (*acked_n)++;
+  else
+    (*nacked_n)++;
+}
+
 /* "amqptest-<pid>-<tag>" */
 static inline void amqp_test_name(char *out, size_t n, const char *tag)
 {

@@ -18,20 +18,11 @@
 #define CLOSED_URL "amqp://guest:guest@127.0.0.1:1/" /* nobody listens on port 1 */
 #define CLOSED_REDACTED "amqp://guest:***@127.0.0.1:1/"
 
-static sl_local_broker_t *g_broker;
-
-static void broker_release(void)
-{
-  sl_local_broker_destroy(g_broker, false);
-}
+static sl_local_broker_t *g_broker; /* the shared test broker (amqp_test_shared_broker) */
 
 static bool broker_or_skip(void)
 {
-  if (!g_broker) {
-    g_broker = amqp_test_broker();
-    if (g_broker)
-      atexit(broker_release);
-  }
+  g_broker = amqp_test_shared_broker();
   return g_broker != NULL;
 }
 
@@ -55,10 +46,7 @@ static void fo_confirm(sl_amqp_t *s, uint64_t token, bool acked, void *ud)
 {
   fo_t *f = ud;
 
-  if (acked)
-    f->confirmed++;
-  else
-    f->failed++;
+  amqp_test_count_confirm(acked, &f->confirmed, &f->failed);
 }
 
 static sl_amqp_t *fo_session(const char *url, const char *name, fo_t *f)

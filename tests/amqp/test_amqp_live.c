@@ -16,20 +16,11 @@
 #include "specline/broker.h"
 #include "specline/util.h"
 
-static sl_local_broker_t *g_broker;
-
-static void broker_release(void)
-{
-  sl_local_broker_destroy(g_broker, false);
-}
+static sl_local_broker_t *g_broker; /* the shared test broker (amqp_test_shared_broker) */
 
 static bool broker_or_skip(void)
 {
-  if (!g_broker) {
-    g_broker = amqp_test_broker();
-    if (g_broker)
-      atexit(broker_release);
-  }
+  g_broker = amqp_test_shared_broker();
   return g_broker != NULL;
 }
 
@@ -82,10 +73,7 @@ static void flow_confirm(sl_amqp_t *s, uint64_t token, bool acked, void *ud)
 {
   flow_t *f = ud;
 
-  if (acked)
-    f->confirmed++;
-  else
-    f->confirm_failed++;
+  amqp_test_count_confirm(acked, &f->confirmed, &f->confirm_failed);
   flow_check(f);
 }
 
@@ -93,14 +81,8 @@ static void flow_deliver(sl_amqp_t *s, const sl_amqp_delivery_t *d, void *ud)
 {
   flow_t *f = ud;
   sl_error_t err;
-  int id = -1;
+  int id = amqp_test_body_id(d);
 
-  if (d->len > 2 && d->len < 32) {
-    char buf[32];
-    memcpy(buf, d->body, d->len);
-    buf[d->len] = '\0';
-    id = atoi(buf + 2);
-  }
   if (id >= 0 && id < f->n) {
     if (f->seen[id]++ == 0)
       f->received++;
@@ -249,10 +231,7 @@ static void uv_inner_confirm(sl_amqp_t *s, uint64_t token, bool acked, void *ud)
 {
   uvctx_t *c = ud;
 
-  if (acked)
-    c->inner_confirmed++;
-  else
-    c->inner_failed++;
+  amqp_test_count_confirm(acked, &c->inner_confirmed, &c->inner_failed);
   uv_maybe_done(c);
 }
 
@@ -261,14 +240,8 @@ static void uv_deliver(sl_amqp_t *s, const sl_amqp_delivery_t *d, void *ud)
   uvctx_t *c = ud;
   sl_amqp_props_t props = {.persistent = true};
   sl_error_t err;
-  char buf[32];
-  int id;
+  int id = amqp_test_body_id(d);
 
-  if (d->len >= sizeof buf)
-    return;
-  memcpy(buf, d->body, d->len);
-  buf[d->len] = '\0';
-  id = atoi(buf + 2);
   if (id < 0 || id >= c->n)
     return;
   if (c->seen[id]++)
@@ -450,10 +423,7 @@ static void uvrc_confirm(sl_amqp_t *s, uint64_t token, bool acked, void *ud)
 {
   uvrc_t *c = ud;
 
-  if (acked)
-    c->confirmed++;
-  else
-    c->failed++;
+  amqp_test_count_confirm(acked, &c->confirmed, &c->failed);
   uvrc_check(c);
 }
 
@@ -473,15 +443,10 @@ static void uvrc_deliver(sl_amqp_t *s, const sl_amqp_delivery_t *d, void *ud)
 {
   uvrc_t *c = ud;
   sl_error_t err;
-  char buf[32];
   int id;
 
   SL_CHECK(sl_amqp_ack(s, d->tag, &err));
-  if (d->len >= sizeof buf)
-    return;
-  memcpy(buf, d->body, d->len);
-  buf[d->len] = '\0';
-  id = atoi(buf + 2);
+  id = amqp_test_body_id(d);
   if (id < 0 || id >= c->n)
     return;
   if (c->seen[id]++)
@@ -596,10 +561,7 @@ static void box_confirm(sl_amqp_t *s, uint64_t token, bool acked, void *ud)
   box_t *b = ud;
 
   b->confirms++;
-  if (acked)
-    b->acked++;
-  else
-    b->nacked++;
+  amqp_test_count_confirm(acked, &b->acked, &b->nacked);
   b->flag = 1;
 }
 

@@ -14,20 +14,11 @@
 #include "sltest.h"
 #include "specline/topology.h"
 
-static sl_local_broker_t *g_broker;
-
-static void broker_release(void)
-{
-  sl_local_broker_destroy(g_broker, false);
-}
+static sl_local_broker_t *g_broker; /* the shared test broker (amqp_test_shared_broker) */
 
 static bool broker_or_skip(void)
 {
-  if (!g_broker) {
-    g_broker = amqp_test_broker();
-    if (g_broker)
-      atexit(broker_release);
-  }
+  g_broker = amqp_test_shared_broker();
   return g_broker != NULL;
 }
 

@@ -12,6 +12,8 @@
 # wait has a deadline (a run still going after it is killed and fails its check), and
 # each phase prints when it ended. Label system.
 set -u
+# shellcheck source=../osc_campaign.sh
+. "$(dirname "$0")/../osc_campaign.sh"
 BIN=${SPECLINE_BIN_DIR:?}
 export PATH="$BIN:$PATH"
 T=$(mktemp -d)
@@ -20,23 +22,8 @@ FAILS=0
 trap 'for p in $(pgrep -f "$T/" 2>/dev/null); do kill -9 $p 2>/dev/null; done; rm -rf "$T"' EXIT
 check() { if eval "$2"; then echo "ok   $1"; else echo "FAIL $1"; FAILS=$((FAILS + 1)); fi; }
 count() { local n; n=$(sqlite3 -cmd ".timeout 5000" "$T/run/rr.db" "select count(distinct sample_id) from rr ${1:-}" 2>/dev/null); echo "${n:-0}"; }
-cat >"$T/config.yaml" <<YAML
-experiment: rr
-inputs:
-  - {name: zeta,   type: float, value_range: [0.05, 0.5]}
-  - {name: omega0, type: float, value_range: [0.5, 2.0]}
-  - {name: F,      type: float, value_range: [0.1, 1.0]}
-  - {name: omega,  type: float, value_range: [0.5, 2.0]}
-  - {name: x0,     type: float, value_range: [-1.0, 1.0]}
-outputs:
-  - {name: amplitude, type: float}
-history: {name: x, checkpoints: 8}
-simulator: {command: ["specline-sim-oscillator"], max_steps: 200, step_delay: 0.006}
-policy: {initial: sobol, initial_n: 8, acquisition: none, oversubscribe: 2, seed: 3}
-budget: {max_sims: 16, wall_s: 600}
-workers: {simulate_workers: 1, slots: 2}
-store: sqlite:run/rr.db
-YAML
+osc_yaml "$T/config.yaml" experiment=rr outputs=amplitude max_steps=200 step_delay=0.006 seed=3 \
+  max_sims=16 wall_s=600 slots=2 store=sqlite:run/rr.db
 clock() { local c; c=$(sqlite3 -cmd ".timeout 5000" "$T/run/rr.db" "select running_s from campaign_clock where campaign = 'rr'" 2>/dev/null); echo "${c:-0}"; }
 now() { date +%s.%N; }
 le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }'; }

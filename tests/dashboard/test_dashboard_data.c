@@ -66,31 +66,38 @@ static void test_point_strict(void)
   sl_config_destroy(cfg);
 }
 
+/* p: a point of campaign at (a, b) with status s (release with sl_store_point_release). */
+static void point_ab(sl_store_point_t *p, const char *campaign, double a, double b, sl_point_status_t s)
+{
+  sl_store_point_init(p, campaign);
+  sl_values_add(&p->inputs, "a", a);
+  sl_values_add(&p->inputs, "b", b);
+  p->status = s;
+}
+
+/* Stores the point p alone, then releases it. */
+static void put_point(sl_store_t *st, sl_store_point_t *p)
+{
+  const sl_store_point_t *pp = p;
+  sl_error_t err = {0};
+
+  SL_CHECKF(sl_store_put(st, &pp, 1, NULL, &err), "%s", err.message);
+  sl_store_point_release(p);
+}
+
 static void put(sl_store_t *st, const char *id, sl_point_status_t s, double a, double b, double y,
                 int64_t steps, double at, bool exp)
 {
   sl_store_point_t p;
-  const sl_store_point_t *pp = &p;
-  sl_error_t err = {0};
 
-  memset(&p, 0, sizeof p);
-  sl_values_init(&p.inputs);
-  sl_values_init(&p.outputs);
-  sl_series_init(&p.history);
-  sl_values_init(&p.predicted);
-  sl_values_init(&p.extra);
-  p.campaign = sl_strdup("dash");
+  point_ab(&p, "dash", a, b, s);
   p.sample_id = sl_strdup(id);
   p.experimental_flag = exp;
-  sl_values_add(&p.inputs, "a", a);
-  sl_values_add(&p.inputs, "b", b);
   if (s != SL_POINT_FAILED)
     sl_values_add(&p.outputs, "y", y);
-  p.status = s;
   p.steps = steps;
   p.produced_at = at;
-  SL_CHECKF(sl_store_put(st, &pp, 1, NULL, &err), "%s", err.message);
-  sl_store_point_release(&p);
+  put_point(st, &p);
 }
 
 static void put_model(sl_store_t *st, const sl_config_t *cfg, const char *id, const char *kind,
@@ -123,20 +130,57 @@ static json_t *path(json_t *o, const char *a, const char *b)
   return json_object_get(json_object_get(o, a), b);
 }
 
-static void test_snapshot_and_predict(void)
+/* A fresh temp dir (malloc'd), or NULL. */
+static char *tmp_dir(void)
 {
-  char *dir = sl_asprintf("%s/specline-dash-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp"), *uri;
-  sl_config_t *cfg;
-  sl_store_t *w, *r;
-  sl_dash_data_t d;
+  char *dir = sl_asprintf("%s/specline-dash-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+
+  if (!mkdtemp(dir)) {
+    free(dir);
+    return NULL;
+  }
+  return dir;
+}
+
+/* Removes the dir (checked) and frees it. */
+static void tmp_dir_remove(char *dir)
+{
+  char *cmd = sl_asprintf("rm -rf '%s'", dir);
+
+  SL_CHECK(system(cmd) == 0);
+  free(cmd);
+  free(dir);
+}
+
+/* d takes a scan of the store r and its models (every one loaded: none held before). */
+static void dash_read(sl_dash_data_t *d, sl_store_t *r, const sl_config_t *cfg)
+{
+  char *none[2] = {NULL, NULL};
   sl_dash_scan_t scan;
   sl_dash_models_t models;
   sl_error_t err = {0};
-  char *none[2] = {NULL, NULL}, *cmd;
+
+  sl_dash_scan_init(&scan);
+  sl_dash_models_init(&models);
+  SL_CHECK(sl_dash_scan_read(&scan, r, cfg, &err));
+  SL_CHECK(sl_dash_models_read(&models, r, cfg, none, &err));
+  sl_dash_data_take_scan(d, &scan);
+  sl_dash_data_take_models(d, &models);
+  sl_dash_scan_release(&scan); /* the scan d held before */
+}
+
+static void test_snapshot_and_predict(void)
+{
+  char *dir = tmp_dir(), *uri;
+  sl_config_t *cfg;
+  sl_store_t *w, *r;
+  sl_dash_data_t d;
+  sl_dash_models_t models;
+  sl_error_t err = {0};
   json_t *snap, *pred, *m0;
   double x[2] = {0.5, 0};
 
-  SL_REQUIRE(mkdtemp(dir));
+  SL_REQUIRE(dir);
   uri = sl_asprintf("sqlite:%s/s.db", dir);
   cfg = config(uri);
   SL_REQUIRE(cfg);
@@ -153,12 +197,7 @@ static void test_snapshot_and_predict(void)
   SL_REQUIRE(r);
 
   sl_dash_data_init(&d, cfg);
-  sl_dash_scan_init(&scan);
-  sl_dash_models_init(&models);
-  SL_CHECK(sl_dash_scan_read(&scan, r, cfg, &err));
-  SL_CHECK(sl_dash_models_read(&models, r, cfg, none, &err));
-  sl_dash_data_take_scan(&d, &scan);
-  sl_dash_data_take_models(&d, &models);
+  dash_read(&d, r, cfg);
   SL_CHECK(d.model[0] != NULL && d.model[1] != NULL);
   snap = sl_dash_data_snapshot(&d, 2000);
   SL_CHECK_INT(json_integer_value(path(snap, "counts", "complete")), 2);
@@ -201,11 +240,8 @@ static void test_snapshot_and_predict(void)
   sl_store_destroy(r);
   sl_store_destroy(w);
   sl_config_destroy(cfg);
-  cmd = sl_asprintf("rm -rf '%s'", dir);
-  SL_CHECK(system(cmd) == 0);
-  free(cmd);
   free(uri);
-  free(dir);
+  tmp_dir_remove(dir);
 }
 
 /* Puts n simulations p<first>.. in one batch: every 7th stopped, every 11th failed, the
@@ -220,17 +256,10 @@ static void put_many(sl_store_t *st, int first, int n, double (*t)(int))
 
   for (i = 0; i < n; i++) {
     int k = first + i;
-    sl_values_init(&p[i].inputs);
-    sl_values_init(&p[i].outputs);
-    sl_series_init(&p[i].history);
-    sl_values_init(&p[i].predicted);
-    sl_values_init(&p[i].extra);
+    point_ab(&p[i], "dash", (k % 1000) / 1000.0, -2 + (k % 997) * 4.0 / 997,
+             k % 11 == 0 ? SL_POINT_FAILED : k % 7 == 0 ? SL_POINT_TERMINATED : SL_POINT_COMPLETE);
     snprintf(id, sizeof id, "p%d", k);
-    p[i].campaign = sl_strdup("dash");
     p[i].sample_id = sl_strdup(id);
-    sl_values_add(&p[i].inputs, "a", (k % 1000) / 1000.0);
-    sl_values_add(&p[i].inputs, "b", -2 + (k % 997) * 4.0 / 997);
-    p[i].status = k % 11 == 0 ? SL_POINT_FAILED : k % 7 == 0 ? SL_POINT_TERMINATED : SL_POINT_COMPLETE;
     if (p[i].status == SL_POINT_COMPLETE)
       sl_values_add(&p[i].outputs, "y", k);
     p[i].steps = p[i].status == SL_POINT_COMPLETE ? 100 : 10;
@@ -255,12 +284,11 @@ static double t_wide(int k)
  * counted exactly, the nearest-point sample capped, the newest runs the newest. */
 static void test_bounded(void)
 {
-  char *dir = sl_asprintf("%s/specline-dash-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp"), *uri, *cmd;
+  char *dir = tmp_dir(), *uri;
   const int N = 26600;
   sl_config_t *cfg;
   sl_store_t *w, *r;
   sl_dash_data_t d;
-  sl_dash_scan_t scan;
   sl_error_t err = {0};
   int64_t c[3] = {0, 0, 0}, used = 0, full = 0;
   double newest = 0, newest_complete = 0;
@@ -268,7 +296,7 @@ static void test_bounded(void)
   size_t i, nt;
   int k;
 
-  SL_REQUIRE(mkdtemp(dir));
+  SL_REQUIRE(dir);
   uri = sl_asprintf("sqlite:%s/s.db", dir);
   cfg = config(uri);
   SL_REQUIRE(cfg);
@@ -291,17 +319,8 @@ static void test_bounded(void)
   r = sl_store_open_readonly(uri, cfg, &err);
   SL_REQUIRE(r);
   sl_dash_data_init(&d, cfg);
-  for (k = 0; k < 2; k++) { /* twice: a second read gives the same */
-    sl_dash_models_t models;
-    char *none[2] = {NULL, NULL};
-    sl_dash_scan_init(&scan);
-    sl_dash_models_init(&models);
-    SL_CHECK(sl_dash_scan_read(&scan, r, cfg, &err));
-    SL_CHECK(sl_dash_models_read(&models, r, cfg, none, &err));
-    sl_dash_data_take_scan(&d, &scan);
-    sl_dash_data_take_models(&d, &models);
-    sl_dash_scan_release(&scan);
-  }
+  for (k = 0; k < 2; k++) /* twice: a second read gives the same */
+    dash_read(&d, r, cfg);
   SL_CHECK_INT(d.scan.n_sim, N);
   SL_CHECK_INT(d.scan.near_sim.n, SL_DASH_NEAR_MAX); /* capped */
   SL_CHECK_INT(d.scan.seen_sim, c[2]);
@@ -344,11 +363,8 @@ static void test_bounded(void)
   sl_store_destroy(r);
   sl_store_destroy(w);
   sl_config_destroy(cfg);
-  cmd = sl_asprintf("rm -rf '%s'", dir);
-  SL_CHECK(system(cmd) == 0);
-  free(cmd);
   free(uri);
-  free(dir);
+  tmp_dir_remove(dir);
 }
 
 /* A point of the history campaign at (a, 0): replica r, its history h[0..n) and, for a
@@ -357,23 +373,12 @@ static void put_run(sl_store_t *st, const sl_config_t *cfg, double a, uint32_t r
                     const double *h, size_t n, int k0, const double *tail, char id[24])
 {
   sl_store_point_t p;
-  const sl_store_point_t *pp = &p;
-  sl_error_t err = {0};
   char name[64];
   int k;
 
-  memset(&p, 0, sizeof p);
-  sl_values_init(&p.inputs);
-  sl_values_init(&p.outputs);
-  sl_series_init(&p.history);
-  sl_values_init(&p.predicted);
-  sl_values_init(&p.extra);
-  sl_values_add(&p.inputs, "a", a);
-  sl_values_add(&p.inputs, "b", 0);
+  point_ab(&p, cfg->experiment, a, 0, s);
   sl_sample_id(cfg->experiment, &p.inputs, r, id);
-  p.campaign = sl_strdup(cfg->experiment);
   p.sample_id = sl_strdup(id);
-  p.status = s;
   p.steps = (int64_t)n;
   p.produced_at = 1000 + r;
   p.origin = sl_strdup(r ? "audit" : "explore");
@@ -391,8 +396,7 @@ static void put_run(sl_store_t *st, const sl_config_t *cfg, double a, uint32_t r
     sl_values_add(&p.predicted, "y.std", 0.2);
     sl_values_add(&p.predicted, "z2", 1.5);
   }
-  SL_CHECKF(sl_store_put(st, &pp, 1, NULL, &err), "%s", err.message);
-  sl_store_point_release(&p);
+  put_point(st, &p);
 }
 
 /* One run's view: a stop with its predicted tail, its audit re-run found by its id (the
@@ -400,7 +404,7 @@ static void put_run(sl_store_t *st, const sl_config_t *cfg, double a, uint32_t r
  * found from the audit, an unknown id, and ids the page may not send. */
 static void test_run_view(void)
 {
-  char *dir = sl_asprintf("%s/specline-dash-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp"), *uri, *text, *cmd;
+  char *dir = tmp_dir(), *uri, *text;
   static const char *const bad[] = {"", "a b", "s1'", "s1;", "../x", "s\n", "é", NULL};
   double h8[8] = {1, 2, 3, 4, 5, 6, 7, 8}, off[8] = {1, 2, 3, 4, 50, 60, 70, 80}, tail[4];
   char stop[24], audit[24], stop2[24], audit2[24], id[SL_DASH_ID_MAX];
@@ -411,7 +415,7 @@ static void test_run_view(void)
   json_t *o;
   int k;
 
-  SL_REQUIRE(mkdtemp(dir));
+  SL_REQUIRE(dir);
   uri = sl_asprintf("sqlite:%s/s.db", dir);
   text = sl_asprintf("experiment: dashrun\ninputs:\n"
                      "  - {name: a, type: float, value_range: [0, 1]}\n"
@@ -466,12 +470,9 @@ static void test_run_view(void)
   sl_store_destroy(r);
   sl_store_destroy(w);
   sl_config_destroy(cfg);
-  cmd = sl_asprintf("rm -rf '%s'", dir);
-  SL_CHECK(system(cmd) == 0);
-  free(cmd);
   free(text);
   free(uri);
-  free(dir);
+  tmp_dir_remove(dir);
 }
 
 /* The dashboard's suggested shots and `specline shot suggest` on the same store: the same
@@ -479,16 +480,13 @@ static void test_run_view(void)
  * not the defaults, whose gains differ), the failed shot left out by both. */
 static void test_suggest_same_as_cli(void)
 {
-  char *dir = sl_asprintf("%s/specline-dash-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp"), *uri, *cmd;
+  char *dir = tmp_dir(), *uri, *cmd;
   char *path, *out = NULL, *line, *save;
   const char *bindir = getenv("SPECLINE_BIN_DIR");
   sl_config_t *cfg;
   sl_store_t *w, *r;
   sl_dash_data_t d;
-  sl_dash_scan_t scan;
-  sl_dash_models_t models;
   sl_error_t err = {0};
-  char *none[2] = {NULL, NULL};
   json_t *rows;
   float xs[4 * 2] = {0.1f, -1, 0.3f, 0.5f, 0.7f, 1.5f, 0.9f, -0.5f}, xo[SL_DASH_SUGGEST * 2];
   double g0[SL_DASH_SUGGEST];
@@ -496,7 +494,7 @@ static void test_suggest_same_as_cli(void)
   FILE *f;
   int k, n = 0;
 
-  SL_REQUIRE(mkdtemp(dir));
+  SL_REQUIRE(dir);
   uri = sl_asprintf("sqlite:%s/s.db", dir);
   cfg = config(uri);
   SL_REQUIRE(cfg);
@@ -513,12 +511,7 @@ static void test_suggest_same_as_cli(void)
   r = sl_store_open_readonly(uri, cfg, &err);
   SL_REQUIRE(r);
   sl_dash_data_init(&d, cfg);
-  sl_dash_scan_init(&scan);
-  sl_dash_models_init(&models);
-  SL_CHECK(sl_dash_scan_read(&scan, r, cfg, &err));
-  SL_CHECK(sl_dash_models_read(&models, r, cfg, none, &err));
-  sl_dash_data_take_scan(&d, &scan);
-  sl_dash_data_take_models(&d, &models);
+  dash_read(&d, r, cfg);
   SL_REQUIRE(d.model[1] != NULL);
   sl_dash_data_suggest(&d);
   rows = json_object_get(d.suggest, "rows");
@@ -565,11 +558,8 @@ static void test_suggest_same_as_cli(void)
   sl_store_destroy(r);
   sl_store_destroy(w);
   sl_config_destroy(cfg);
-  cmd = sl_asprintf("rm -rf '%s'", dir);
-  SL_CHECK(system(cmd) == 0);
-  free(cmd);
   free(uri);
-  free(dir);
+  tmp_dir_remove(dir);
 }
 
 SL_TEST_MAIN(SL_T(test_point_strict), SL_T(test_snapshot_and_predict), SL_T(test_bounded), SL_T(test_run_view),

@@ -60,6 +60,30 @@ static sl_planner_t *planner(const sl_config_t *cfg)
   return p;
 }
 
+/* a initialised, then the planner's first tick at T0 into it. */
+static void first_tick(sl_planner_t *p, sl_planner_actions_t *a)
+{
+  sl_planner_actions_init(a);
+  sl_planner_tick(p, T0, a);
+}
+
+/* Releases a, then destroys the planner and its config. */
+static void done(sl_planner_actions_t *a, sl_planner_t *p, sl_config_t *cfg)
+{
+  sl_planner_actions_release(a);
+  sl_planner_destroy(p);
+  sl_config_destroy(cfg);
+}
+
+/* s: a complete run of the whole 40 steps, stored under id (borrowed), nothing else set. */
+static void stored_complete(sl_ledger_stored_t *s, const char *id)
+{
+  memset(s, 0, sizeof *s);
+  s->sample_id = id;
+  s->status = SL_POINT_COMPLETE;
+  s->steps = 40;
+}
+
 static size_t count(const sl_planner_actions_t *a, sl_planner_action_kind_t kind)
 {
   size_t i, n = 0;
@@ -121,9 +145,7 @@ static void test_planner_initial_issue(void)
     sl_planner_tick(p, T0 + 1.6, &a);
     SL_CHECK_INT(count(&a, SL_PLANNER_PUBLISH_TASK), 2); /* 3 × 2 = 6 in flight */
   }
-  sl_planner_actions_release(&a);
-  sl_planner_destroy(p);
-  sl_config_destroy(cfg);
+  done(&a, p, cfg);
 }
 
 static void test_planner_lease(void)
@@ -137,8 +159,7 @@ static void test_planner_lease(void)
 
   SL_REQUIRE(p);
   l = sl_planner_ledger(p);
-  sl_planner_actions_init(&a);
-  sl_planner_tick(p, T0, &a);
+  first_tick(p, &a);
   confirm_all(p, &a);
   sl_planner_actions_clear(&a);
   s0 = sl_ledger_at(l, 0);
@@ -183,9 +204,7 @@ static void test_planner_lease(void)
   sl_planner_on_point_read(p, sl_ledger_at(l, 3)->id, false, SL_POINT_COMPLETE, 0, T0 + 38, &a);
   SL_CHECK_INT(count(&a, SL_PLANNER_PUBLISH_TASK), 1);
   sl_values_release(&m.values);
-  sl_planner_actions_release(&a);
-  sl_planner_destroy(p);
-  sl_config_destroy(cfg);
+  done(&a, p, cfg);
 }
 
 /* The broker was away (the driver could not hear the workers): renewing the leases at the
@@ -202,8 +221,7 @@ static void test_planner_renew_leases(void)
   sl_sample_t *s0, *adopted;
 
   SL_REQUIRE(p);
-  sl_planner_actions_init(&a);
-  sl_planner_tick(p, T0, &a);
+  first_tick(p, &a);
   SL_CHECK_INT(count(&a, SL_PLANNER_PUBLISH_TASK), 4);
   confirm_all(p, &a);
   sl_planner_actions_clear(&a);
@@ -235,9 +253,7 @@ static void test_planner_renew_leases(void)
   sl_ledger_stats(sl_planner_ledger(p), &st);
   SL_CHECK_INT(st.gave_up, 1); /* the adopted run: its inputs are unknown */
   sl_values_release(&m.values);
-  sl_planner_actions_release(&a);
-  sl_planner_destroy(p);
-  sl_config_destroy(cfg);
+  done(&a, p, cfg);
 }
 
 static void test_planner_budget(void)
@@ -250,8 +266,7 @@ static void test_planner_budget(void)
   char ids[3][SL_SAMPLE_ID_MAX];
 
   SL_REQUIRE(p);
-  sl_planner_actions_init(&a);
-  sl_planner_tick(p, T0, &a);
+  first_tick(p, &a);
   SL_CHECK_INT(a.n, 3); /* the window is 4, the budget's room 3 */
   for (i = 0; i < 3 && i < a.n; i++)
     sl_strlcpy(ids[i], a.v[i].sample_id, sizeof ids[i]);
@@ -271,9 +286,7 @@ static void test_planner_budget(void)
   sl_planner_actions_clear(&a);
   sl_planner_tick(p, T0 + 7, &a);
   SL_CHECK_INT(a.n, 0); /* finished once */
-  sl_planner_actions_release(&a);
-  sl_planner_destroy(p);
-  sl_config_destroy(cfg);
+  done(&a, p, cfg);
 }
 
 /* An ensemble of E MSE members with every weight zero: it predicts each output's mean
@@ -444,9 +457,7 @@ static void test_planner_speculative(void)
   SL_CHECK_INT(st.audits_done, 2);
   SL_CHECK_INT(st.false_stops, 1);
   sl_planner_actions_release(&stops);
-  sl_planner_actions_release(&a);
-  sl_planner_destroy(p);
-  sl_config_destroy(cfg);
+  done(&a, p, cfg);
 }
 
 /* The first n (<= 4, the window) sample ids the planner of cfg issues from scratch. */
@@ -570,9 +581,7 @@ static void test_planner_resume(void)
   SL_CHECK_INT(reissued, 0);
   SL_CHECK_INT(purges, 1);     /* once only, before the first issue */
   SL_CHECK_INT(st.reissues, 0);
-  sl_planner_actions_release(&a);
-  sl_planner_destroy(p);
-  sl_config_destroy(cfg);
+  done(&a, p, cfg);
 }
 
 /* After a restart a live worker still runs a sample of the previous explorer: its progress
@@ -592,12 +601,8 @@ static void test_planner_resume_adopts(void)
 
   SL_REQUIRE(cfg);
   first_ids(cfg, 4, ids);
-  memset(stored, 0, sizeof stored);
-  for (i = 0; i < 4; i++) {
-    stored[i].sample_id = ids[i];
-    stored[i].status = SL_POINT_COMPLETE;
-    stored[i].steps = 40;
-  }
+  for (i = 0; i < 4; i++)
+    stored_complete(&stored[i], ids[i]);
   p = planner(cfg);
   SL_REQUIRE(p);
   sl_planner_rebuild(p, stored, 4, 0, T0);
@@ -633,9 +638,7 @@ static void test_planner_resume_adopts(void)
   SL_CHECK_INT(st.stored, 6);
   SL_CHECK_INT(st.in_flight, 1);
   sl_values_release(&m.values);
-  sl_planner_actions_release(&a);
-  sl_planner_destroy(p);
-  sl_config_destroy(cfg);
+  done(&a, p, cfg);
 }
 
 /* Stored points keep their origin and inputs across a restart; with acquisition max_std
@@ -657,11 +660,8 @@ static void test_planner_resume_acquires(void)
 
   SL_REQUIRE(cfg);
   first_ids(cfg, 4, ids);
-  memset(stored, 0, sizeof stored);
   for (i = 0; i < 5; i++) {
-    stored[i].sample_id = i < 4 ? ids[i] : "s0000000000acq001";
-    stored[i].status = SL_POINT_COMPLETE;
-    stored[i].steps = 40;
+    stored_complete(&stored[i], i < 4 ? ids[i] : "s0000000000acq001");
     stored[i].origin = i < 4 ? "initial" : "explore";
     stored[i].inputs = i < 4 ? NULL : x5;
     stored[i].wall_s = 5;
@@ -686,9 +686,7 @@ static void test_planner_resume_acquires(void)
       SL_CHECK_STR(a.v[i].origin, "explore");
   sl_planner_stats(p, &ps);
   SL_CHECK_INT(ps.acquired, 4); /* chosen by max_std, not the Sobol plan */
-  sl_planner_actions_release(&a);
-  sl_planner_destroy(p);
-  sl_config_destroy(cfg);
+  done(&a, p, cfg);
 }
 
 /* The wall budget after a resume counts running time only, exactly, from the store's
@@ -710,11 +708,8 @@ static void test_planner_resume_clock(void)
 
   SL_REQUIRE(cfg);
   first_ids(cfg, 4, ids);
-  memset(stored, 0, sizeof stored);
   for (i = 0; i < 4; i++) {
-    stored[i].sample_id = ids[i];
-    stored[i].status = SL_POINT_COMPLETE;
-    stored[i].steps = 40;
+    stored_complete(&stored[i], ids[i]);
     stored[i].origin = "initial";
     stored[i].wall_s = 5;
     stored[i].produced_at = T0 + 10 + 5.0 * (double)i;
@@ -757,9 +752,7 @@ static void test_planner_resume_clock(void)
   sl_planner_rebuild(p, stored, 4, T0 + 10, T1);
   sl_ledger_stats(sl_planner_ledger(p), &st);
   SL_CHECK(fabs(st.started_at - (T1 - 20)) < 1e-9); /* 5 s of the first run + 3 gaps of 5 s */
-  sl_planner_actions_release(&a);
-  sl_planner_destroy(p);
-  sl_config_destroy(cfg);
+  done(&a, p, cfg);
 }
 
 /* budget.max_failed: the default (0.5 of the stored runs, after 5 failures) ends a
@@ -787,8 +780,7 @@ static void test_planner_failing(void)
   SL_REQUIRE(p);
   {
     sl_planner_actions_t a;
-    sl_planner_actions_init(&a);
-    sl_planner_tick(p, T0, &a);
+    first_tick(p, &a);
     confirm_all(p, &a);
     sl_planner_on_stored(p, a.v[0].sample_id, SL_POINT_FAILED, 0, true, T0 + 1, &a);
     sl_planner_on_stored(p, a.v[1].sample_id, SL_POINT_FAILED, 0, true, T0 + 1, &a);
@@ -818,8 +810,7 @@ static void test_planner_retires(void)
   size_t head = 0, n = 0, i, k;
 
   SL_REQUIRE(p);
-  sl_planner_actions_init(&a);
-  sl_planner_tick(p, T0, &a);
+  first_tick(p, &a);
   for (i = 0; i < a.n; i++)
     sl_strlcpy(q[n++ % 8], a.v[i].sample_id, sizeof *q);
   sl_strlcpy(first, q[0], sizeof first);
@@ -842,9 +833,7 @@ static void test_planner_retires(void)
   sl_ledger_stats(sl_planner_ledger(p), &st);
   SL_CHECK_INT(st.stored, 20000);
   SL_CHECK_INT(a.n, 0);
-  sl_planner_actions_release(&a);
-  sl_planner_destroy(p);
-  sl_config_destroy(cfg);
+  done(&a, p, cfg);
 }
 
 int main(int argc, char **argv)

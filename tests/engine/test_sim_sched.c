@@ -186,6 +186,28 @@ static void deliver(uint64_t tag, const char *sample_id, const char *campaign, d
   free(body);
 }
 
+/* Slot `slot` runs the task (tag, sample_id) delivered at `now` and spawned at once. */
+static void run_on(int slot, uint64_t tag, const char *sample_id, double now)
+{
+  deliver(tag, sample_id, "sched", now);
+  sl_sim_sched_run_spawned(H.s, slot, NULL, now);
+}
+
+/* The simulator of slot exits (status, signal) and its stdout ends, both at `now`. */
+static void run_end(int slot, int64_t exit_status, int term_signal, double now)
+{
+  sl_sim_sched_run_exited(H.s, slot, exit_status, term_signal, NULL, now);
+  sl_sim_sched_run_output_end(H.s, slot, now);
+}
+
+/* Records the queued actions (the first one's index in *from); the first POINT among
+ * them, or -1. */
+static int drain_point(int *from)
+{
+  *from = drain();
+  return find(*from, SL_SIM_ACT_POINT);
+}
+
 static void terminate_msg(uint64_t tag, const char *sample_id, double now)
 {
   sl_control_terminate_t m;
@@ -260,8 +282,7 @@ static void test_run_complete(void)
   SL_CHECK_INT(H.log[i].kind, SL_SIM_ACT_TIMER); /* a moment for stdout's EOF */
   SL_CHECK_NEAR(H.log[i].deadline, 101.5, 1e-9);
   sl_sim_sched_run_output_end(H.s, 0, 101.1);
-  i = drain();
-  p = find(i, SL_SIM_ACT_POINT);
+  p = drain_point(&i);
   SL_REQUIRE(p >= 0);
   SL_CHECK_INT(H.log[p].status, SL_POINT_COMPLETE);
   SL_CHECK_INT(H.log[p].steps, 4);
@@ -284,8 +305,7 @@ static void test_lease_order(void)
   int i, lease, p;
 
   SL_REQUIRE(setup(1, 5, 300));
-  deliver(1, "s1", "sched", 100);
-  sl_sim_sched_run_spawned(H.s, 0, NULL, 100);
+  run_on(0, 1, "s1", 100);
   drain();
   sl_sim_sched_tick(H.s, 104.9);
   i = drain();
@@ -303,8 +323,7 @@ static void test_lease_order(void)
   output(0, 1, 4, true);
   sl_sim_sched_run_output_end(H.s, 0, 107);
   sl_sim_sched_run_exited(H.s, 0, 0, 0, NULL, 107);
-  i = drain();
-  p = find(i, SL_SIM_ACT_POINT);
+  p = drain_point(&i);
   SL_REQUIRE(p >= 0);
   sl_sim_sched_confirmed(H.s, H.log[p].confirm, SL_SIM_CONFIRM_ACK);
   i = drain();
@@ -325,8 +344,7 @@ static void test_lease_refused(void)
   int i, lease;
 
   SL_REQUIRE(setup(1, 5, 300));
-  deliver(3, "s1", "sched", 100);
-  sl_sim_sched_run_spawned(H.s, 0, NULL, 100);
+  run_on(0, 3, "s1", 100);
   sl_sim_sched_tick(H.s, 106);
   i = drain();
   lease = find(i, SL_SIM_ACT_PROGRESS);
@@ -336,8 +354,7 @@ static void test_lease_refused(void)
   sl_sim_sched_tick(H.s, 107);
   SL_CHECK_INT(count(drain(), SL_SIM_ACT_PROGRESS), 0); /* not re-sent: the status renews it */
   output(0, 1, 4, true);
-  sl_sim_sched_run_exited(H.s, 0, 0, 0, NULL, 108);
-  sl_sim_sched_run_output_end(H.s, 0, 108);
+  run_end(0, 0, 0, 108);
   i = drain();
   confirm_all(i, SL_SIM_ACT_POINT, SL_SIM_CONFIRM_ACK);
   i = drain();
@@ -352,8 +369,7 @@ static void test_terminate_grace(void)
   int i, p;
 
   SL_REQUIRE(setup(1, 5, 300));
-  deliver(1, "s1", "sched", 100);
-  sl_sim_sched_run_spawned(H.s, 0, NULL, 100);
+  run_on(0, 1, "s1", 100);
   output(0, 1, 2, false);
   drain();
   terminate_msg(50, "s1", 101);
@@ -372,10 +388,8 @@ static void test_terminate_grace(void)
   i = drain();
   SL_CHECK_INT(H.log[i].kind, SL_SIM_ACT_KILL);
   SL_CHECK_INT(H.log[i].signal, SIGKILL);
-  sl_sim_sched_run_exited(H.s, 0, 0, SIGKILL, NULL, 103.1);
-  sl_sim_sched_run_output_end(H.s, 0, 103.1);
-  i = drain();
-  p = find(i, SL_SIM_ACT_POINT);
+  run_end(0, 0, SIGKILL, 103.1);
+  p = drain_point(&i);
   SL_REQUIRE(p >= 0); /* our own kill: decided at once, not deferred */
   SL_CHECK_INT(H.log[p].status, SL_POINT_TERMINATED);
   SL_CHECK_STR(H.log[p].text, "speculative");
@@ -392,8 +406,7 @@ static void test_terminate_races_completion(void)
   int i, p;
 
   SL_REQUIRE(setup(1, 5, 300));
-  deliver(1, "s1", "sched", 100);
-  sl_sim_sched_run_spawned(H.s, 0, NULL, 100);
+  run_on(0, 1, "s1", 100);
   output(0, 1, 4, true);
   sl_sim_sched_run_exited(H.s, 0, 0, 0, NULL, 101); /* stdout not at EOF yet */
   drain();
@@ -402,8 +415,7 @@ static void test_terminate_races_completion(void)
   SL_CHECK_INT(count(i, SL_SIM_ACT_KILL), 0);
   SL_CHECK_INT(count(i, SL_SIM_ACT_ACK), 1); /* the control message */
   sl_sim_sched_run_output_end(H.s, 0, 101.2);
-  i = drain();
-  p = find(i, SL_SIM_ACT_POINT);
+  p = drain_point(&i);
   SL_REQUIRE(p >= 0);
   SL_CHECK_INT(H.log[p].status, SL_POINT_COMPLETE);
   terminate_msg(61, "s1", 101.3); /* after the point: not running here */
@@ -412,15 +424,12 @@ static void test_terminate_races_completion(void)
   SL_CHECK_INT(H.log[i].kind, SL_SIM_ACT_ACK);
   SL_CHECK(!sl_sim_sched_terminate(H.s, "s1", "operator", NULL, 101.4));
 
-  deliver(2, "s2", "sched", 102);
-  sl_sim_sched_run_spawned(H.s, 0, NULL, 102);
+  run_on(0, 2, "s2", 102);
   output(0, 1, 3, false);
   SL_CHECK(sl_sim_sched_terminate(H.s, "s2", "speculative", NULL, 102.5));
   output(0, 4, 1, true); /* it finished before SIGTERM landed */
-  sl_sim_sched_run_exited(H.s, 0, 0, 0, NULL, 102.6);
-  sl_sim_sched_run_output_end(H.s, 0, 102.6);
-  i = drain();
-  p = find(i, SL_SIM_ACT_POINT);
+  run_end(0, 0, 0, 102.6);
+  p = drain_point(&i);
   SL_REQUIRE(p >= 0);
   SL_CHECK_INT(H.log[p].status, SL_POINT_TERMINATED);
   SL_CHECK_INT(H.log[p].steps, 4);
@@ -438,8 +447,7 @@ static void test_drain_with_pending(void)
   SL_REQUIRE(setup(1, 5, 300));
   deliver(1, "s1", "sched", 100);
   deliver(2, "s2", "sched", 100);
-  deliver(3, "s3", "sched", 100);
-  sl_sim_sched_run_spawned(H.s, 0, NULL, 100);
+  run_on(0, 3, "s3", 100);
   drain();
   sl_sim_sched_stop(H.s, 101);
   i = drain();
@@ -459,8 +467,7 @@ static void test_drain_with_pending(void)
   i = drain();
   SL_CHECK_INT(H.log[i].kind, SL_SIM_ACT_KILL);
   SL_CHECK_INT(H.log[i].signal, SIGTERM);
-  sl_sim_sched_run_exited(H.s, 0, 0, SIGTERM, NULL, 121.2);
-  sl_sim_sched_run_output_end(H.s, 0, 121.2);
+  run_end(0, 0, SIGTERM, 121.2);
   i = drain();
   r = find(i, SL_SIM_ACT_RETURN);
   SL_REQUIRE(r >= 0);
@@ -492,21 +499,17 @@ static void test_crash_is_failed_point(void)
   int i, p;
 
   SL_REQUIRE(setup(1, 5, 300));
-  deliver(1, "s1", "sched", 100);
-  sl_sim_sched_run_spawned(H.s, 0, NULL, 100);
+  run_on(0, 1, "s1", 100);
   output(0, 1, 2, false);
   sl_sim_sched_run_stderr(H.s, 0, "segfault in\nstep 3\n", 19);
-  sl_sim_sched_run_exited(H.s, 0, 0, SIGSEGV, NULL, 101);
-  sl_sim_sched_run_output_end(H.s, 0, 101);
-  i = drain();
-  p = find(i, SL_SIM_ACT_POINT);
+  run_end(0, 0, SIGSEGV, 101);
+  p = drain_point(&i);
   SL_REQUIRE(p >= 0);
   SL_CHECK_INT(H.log[p].status, SL_POINT_FAILED);
   SL_CHECK_STR(H.log[p].text, "simulator killed by signal 11; stderr tail: segfault in step 3 ");
   SL_CHECK_INT(H.log[p].n_hist, 2);
   /* the slot went to nobody; a redelivery of a running sample is acked, not run twice */
-  deliver(2, "s2", "sched", 102);
-  sl_sim_sched_run_spawned(H.s, 0, NULL, 102);
+  run_on(0, 2, "s2", 102);
   deliver(9, "s2", "sched", 102.1);
   i = drain();
   SL_CHECK_INT(count(i, SL_SIM_ACT_ACK), 1);
@@ -515,18 +518,14 @@ static void test_crash_is_failed_point(void)
   i = drain();
   SL_CHECK_INT(H.log[i].kind, SL_SIM_ACT_KILL);
   SL_CHECK_INT(H.log[i].signal, SIGKILL);
-  sl_sim_sched_run_exited(H.s, 0, 0, SIGKILL, NULL, 102.5);
-  sl_sim_sched_run_output_end(H.s, 0, 102.5);
-  i = drain();
-  p = find(i, SL_SIM_ACT_POINT);
+  run_end(0, 0, SIGKILL, 102.5);
+  p = drain_point(&i);
   SL_REQUIRE(p >= 0);
   SL_CHECKF(strncmp(H.log[p].text, "bad simulator output: line 1:", 29) == 0, "%s", H.log[p].text);
   /* exit status without a final line; a missing program */
-  deliver(3, "s3", "sched", 103);
-  sl_sim_sched_run_spawned(H.s, 0, NULL, 103);
+  run_on(0, 3, "s3", 103);
   output(0, 1, 4, false);
-  sl_sim_sched_run_exited(H.s, 0, 3, 0, NULL, 104);
-  sl_sim_sched_run_output_end(H.s, 0, 104);
+  run_end(0, 3, 0, 104);
   deliver(4, "s4", "sched", 104);
   sl_sim_sched_run_spawned(H.s, 0, "cannot start simulator 'x': no such file or directory", 104);
   i = drain();
@@ -544,24 +543,19 @@ static void test_outside_kill(void)
   int i, p;
 
   SL_REQUIRE(setup(1, 5, 300));
-  deliver(1, "s1", "sched", 100);
-  sl_sim_sched_run_spawned(H.s, 0, NULL, 100);
-  sl_sim_sched_run_exited(H.s, 0, 0, SIGKILL, NULL, 101);
-  sl_sim_sched_run_output_end(H.s, 0, 101);
+  run_on(0, 1, "s1", 100);
+  run_end(0, 0, SIGKILL, 101);
   i = drain();
   SL_CHECK_INT(count(i, SL_SIM_ACT_POINT), 0);
   SL_CHECK_INT(H.log[H.n - 1].kind, SL_SIM_ACT_TIMER);
   SL_CHECK_NEAR(H.log[H.n - 1].deadline, 102.5, 1e-9);
   sl_sim_sched_run_timer(H.s, 0, 102.5);
-  i = drain();
-  p = find(i, SL_SIM_ACT_POINT);
+  p = drain_point(&i);
   SL_REQUIRE(p >= 0);
   SL_CHECK_INT(H.log[p].status, SL_POINT_FAILED);
 
-  deliver(2, "s2", "sched", 103);
-  sl_sim_sched_run_spawned(H.s, 0, NULL, 103);
-  sl_sim_sched_run_exited(H.s, 0, 0, SIGTERM, NULL, 104);
-  sl_sim_sched_run_output_end(H.s, 0, 104);
+  run_on(0, 2, "s2", 103);
+  run_end(0, 0, SIGTERM, 104);
   sl_sim_sched_stop(H.s, 104.2);
   sl_sim_sched_run_timer(H.s, 0, 105.5);
   i = drain();
@@ -576,15 +570,12 @@ static void test_wall_limit(void)
   int i, p;
 
   SL_REQUIRE(setup(1, 5, 300));
-  deliver(1, "s1", "sched", 100);
-  sl_sim_sched_run_spawned(H.s, 0, NULL, 100);
+  run_on(0, 1, "s1", 100);
   sl_sim_sched_run_timer(H.s, 0, 200);
   i = drain();
   SL_CHECK_INT(H.log[find(i, SL_SIM_ACT_KILL)].signal, SIGKILL);
-  sl_sim_sched_run_exited(H.s, 0, 0, SIGKILL, NULL, 200.1);
-  sl_sim_sched_run_output_end(H.s, 0, 200.1);
-  i = drain();
-  p = find(i, SL_SIM_ACT_POINT);
+  run_end(0, 0, SIGKILL, 200.1);
+  p = drain_point(&i);
   SL_REQUIRE(p >= 0);
   SL_CHECK_STR(H.log[p].text, "wall limit of 100 s exceeded");
   teardown();
@@ -597,14 +588,12 @@ static void test_slot_reuse_after_terminate(void)
 
   SL_REQUIRE(setup(1, 5, 300));
   deliver(1, "s1", "sched", 100);
-  deliver(2, "s2", "sched", 100);
-  sl_sim_sched_run_spawned(H.s, 0, NULL, 100);
+  run_on(0, 2, "s2", 100);
   i = drain();
   SL_CHECK_INT(count(i, SL_SIM_ACT_START), 1);
   SL_CHECK_STR(sl_sim_sched_slot_sample(H.s, 0), "s1");
   SL_CHECK(sl_sim_sched_terminate(H.s, "s1", "operator", NULL, 101));
-  sl_sim_sched_run_exited(H.s, 0, 0, SIGTERM, NULL, 101.1);
-  sl_sim_sched_run_output_end(H.s, 0, 101.1);
+  run_end(0, 0, SIGTERM, 101.1);
   i = drain();
   close = find(i, SL_SIM_ACT_CLOSE);
   start = find(i, SL_SIM_ACT_START);
@@ -645,8 +634,7 @@ static void test_pause_when_full(void)
   SL_CHECK_INT(H.log[i].kind, SL_SIM_ACT_ACK);
   SL_CHECK_INT(H.log[i].tag, 2);
   output(0, 1, 4, true);
-  sl_sim_sched_run_exited(H.s, 0, 0, 0, NULL, 112);
-  sl_sim_sched_run_output_end(H.s, 0, 112);
+  run_end(0, 0, 0, 112);
   i = drain();
   SL_CHECK_INT(count(i, SL_SIM_ACT_RESUME), 1);
   sl_sim_sched_consume_failed(H.s); /* the wiring could not resume: the next finish retries */
@@ -672,8 +660,7 @@ static void test_reject_and_reconnect(void)
   SL_CHECK_STR(H.log[i + 1].text, "E_CAMPAIGN: sim.task of another campaign");
   SL_CHECK_INT(count(i, SL_SIM_ACT_ACK), 0);
   deliver(4, "s4", "sched", 100);
-  deliver(5, "s5", "sched", 100);
-  sl_sim_sched_run_spawned(H.s, 0, NULL, 100);
+  run_on(0, 5, "s5", 100);
   sl_sim_sched_reconnected(H.s);
   sl_sim_sched_stop(H.s, 101);
   i = drain();
@@ -704,8 +691,7 @@ static void test_persistent_reuse(void)
   drain();
   H.now = 101;
   output(0, 1, 4, true);
-  i = drain();
-  p = find(i, SL_SIM_ACT_POINT);
+  p = drain_point(&i);
   SL_REQUIRE(p >= 0);
   SL_CHECK_INT(H.log[p].status, SL_POINT_COMPLETE);
   SL_CHECK_INT(H.log[p].n_hist, 4);
@@ -774,17 +760,14 @@ static void test_persistent_death(void)
   int i, p;
 
   SL_REQUIRE(setup_yaml(YAML_PERSISTENT, 1, 5, 300));
-  deliver(1, "s1", "sched", 100);
-  sl_sim_sched_run_spawned(H.s, 0, NULL, 100);
+  run_on(0, 1, "s1", 100);
   output(0, 1, 4, true);
   deliver(2, "s2", "sched", 101);
   i = drain();
   SL_CHECK_INT(count(i, SL_SIM_ACT_INPUT), 1);
   output(0, 1, 2, false);
-  sl_sim_sched_run_exited(H.s, 0, 0, SIGSEGV, NULL, 102);
-  sl_sim_sched_run_output_end(H.s, 0, 102);
-  i = drain();
-  p = find(i, SL_SIM_ACT_POINT);
+  run_end(0, 0, SIGSEGV, 102);
+  p = drain_point(&i);
   SL_REQUIRE(p >= 0);
   SL_CHECK_INT(H.log[p].status, SL_POINT_FAILED);
   SL_CHECK_STR(H.log[p].sample, "s2");
@@ -804,8 +787,7 @@ static void test_persistent_death(void)
   SL_CHECK_INT(count(i, SL_SIM_ACT_CLOSE), 1);
   SL_CHECK_INT(count(i, SL_SIM_ACT_POINT), 0);
   /* a final line followed by more output in the same read */
-  deliver(4, "s4", "sched", 105);
-  sl_sim_sched_run_spawned(H.s, 0, NULL, 105);
+  run_on(0, 4, "s4", 105);
   drain();
   sl_sim_sched_run_output(H.s, 0, "{\"final\": {\"amplitude\": 1}}\n{\"step\": 1}\n", 42, 106);
   i = drain();
@@ -826,8 +808,7 @@ static void test_persistent_terminate(void)
   int i, p;
 
   SL_REQUIRE(setup_yaml(YAML_PERSISTENT, 1, 5, 300));
-  deliver(1, "s1", "sched", 100);
-  sl_sim_sched_run_spawned(H.s, 0, NULL, 100);
+  run_on(0, 1, "s1", 100);
   output(0, 1, 2, false);
   drain();
   terminate_msg(50, "s1", 101);
@@ -839,8 +820,7 @@ static void test_persistent_terminate(void)
   SL_CHECK_INT(count(i, SL_SIM_ACT_KILL), 0);
   H.now = 101.01;
   output(0, 3, 0, true); /* honoured: the final at once */
-  i = drain();
-  p = find(i, SL_SIM_ACT_POINT);
+  p = drain_point(&i);
   SL_REQUIRE(p >= 0);
   SL_CHECK_INT(H.log[p].status, SL_POINT_TERMINATED);
   SL_CHECK_INT(H.log[p].n_hist, 2);
@@ -858,11 +838,9 @@ static void test_persistent_terminate(void)
   i = drain();
   SL_CHECK_INT(H.log[i].kind, SL_SIM_ACT_KILL);
   SL_CHECK_INT(H.log[i].signal, SIGKILL);
-  sl_sim_sched_run_exited(H.s, 0, 0, SIGKILL, NULL, 104.6);
-  sl_sim_sched_run_output_end(H.s, 0, 104.6);
+  run_end(0, 0, SIGKILL, 104.6);
   deliver(3, "s3", "sched", 104.6);
-  i = drain();
-  p = find(i, SL_SIM_ACT_POINT);
+  p = drain_point(&i);
   SL_REQUIRE(p >= 0);
   SL_CHECK_INT(H.log[p].status, SL_POINT_TERMINATED);
   SL_CHECK(find(i, SL_SIM_ACT_CLOSE) > p);
@@ -887,8 +865,7 @@ static void test_prefetch_window(void)
   SL_REQUIRE(setup_yaml(YAML_PERSISTENT, 2, 5, 300));
   g_prefetch = g_window = 0;
   deliver(1, "s1", "sched", 100);
-  deliver(2, "s2", "sched", 100);
-  sl_sim_sched_run_spawned(H.s, 0, NULL, 100);
+  run_on(0, 2, "s2", 100);
   sl_sim_sched_run_spawned(H.s, 1, NULL, 100);
   output(0, 1, 4, true);
   i = drain();
@@ -972,8 +949,7 @@ static void test_bundle_fanout(void)
   SL_CHECK_STR(sl_sim_sched_slot_sample(H.s, 1), "s2");
   /* s1 completes: its point is confirmed, the bundle is not acked (s2, s3 open) */
   run_clean(0, 101);
-  i = drain();
-  p = find(i, SL_SIM_ACT_POINT);
+  p = drain_point(&i);
   SL_REQUIRE(p >= 0);
   SL_CHECK_STR(H.log[p].sample, "s1");
   SL_CHECK_INT(find(i, SL_SIM_ACT_START) > p, 1); /* s3 takes the freed slot */
@@ -984,8 +960,7 @@ static void test_bundle_fanout(void)
   SL_CHECK(sl_sim_sched_terminate(H.s, "s2", "speculative", NULL, 101.2));
   i = drain();
   SL_CHECK_INT(H.log[find(i, SL_SIM_ACT_KILL)].signal, SIGTERM);
-  sl_sim_sched_run_exited(H.s, 1, 0, SIGTERM, NULL, 101.25);
-  sl_sim_sched_run_output_end(H.s, 1, 101.25);
+  run_end(1, 0, SIGTERM, 101.25);
   i = drain();
   p2 = find(i, SL_SIM_ACT_POINT);
   SL_REQUIRE(p2 >= 0);
@@ -1022,8 +997,7 @@ static void test_bundle_redelivery_and_lease(void)
   int i, lease;
 
   SL_REQUIRE(setup(2, 5, 300));
-  deliver(1, "s1", "sched", 100);
-  sl_sim_sched_run_spawned(H.s, 0, NULL, 100);
+  run_on(0, 1, "s1", 100);
   drain();
   sl_buf_init(&b);
   sl_proto_bundle_begin(&b);
@@ -1122,17 +1096,14 @@ static void test_terminate_keeps_running(void)
   int i, p;
 
   SL_REQUIRE(setup(1, 5, 300));
-  deliver(1, "s1", "sched", 100);
-  sl_sim_sched_run_spawned(H.s, 0, NULL, 100);
+  run_on(0, 1, "s1", 100);
   for (i = 0; i < 3; i++)
     sl_sim_sched_run_output(H.s, 0, lines[i], strlen(lines[i]), 100.5);
   drain();
   terminate_msg(50, "s1", 101);
   drain();
-  sl_sim_sched_run_exited(H.s, 0, 0, SIGTERM, NULL, 101.1);
-  sl_sim_sched_run_output_end(H.s, 0, 101.1);
-  i = drain();
-  p = find(i, SL_SIM_ACT_POINT);
+  run_end(0, 0, SIGTERM, 101.1);
+  p = drain_point(&i);
   SL_REQUIRE(p >= 0);
   SL_CHECK_INT(H.log[p].status, SL_POINT_TERMINATED);
   SL_CHECK_INT(H.log[p].steps, 3);
@@ -1142,16 +1113,13 @@ static void test_terminate_keeps_running(void)
   teardown();
   /* no running finals: a stopped run stores no outputs, as before */
   SL_REQUIRE(setup(1, 5, 300));
-  deliver(1, "s2", "sched", 100);
-  sl_sim_sched_run_spawned(H.s, 0, NULL, 100);
+  run_on(0, 1, "s2", 100);
   output(0, 1, 2, false);
   drain();
   terminate_msg(50, "s2", 101);
   drain();
-  sl_sim_sched_run_exited(H.s, 0, 0, SIGTERM, NULL, 101.1);
-  sl_sim_sched_run_output_end(H.s, 0, 101.1);
-  i = drain();
-  p = find(i, SL_SIM_ACT_POINT);
+  run_end(0, 0, SIGTERM, 101.1);
+  p = drain_point(&i);
   SL_REQUIRE(p >= 0);
   SL_CHECK_INT(H.log[p].status, SL_POINT_TERMINATED);
   SL_CHECK_INT(H.log[p].n_outputs, 0);

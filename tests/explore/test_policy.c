@@ -481,6 +481,56 @@ static double cond_norm(uint64_t *st)
 
 #define CK 8
 #define CP 9
+
+/* The conditioned rule's parameters of the tests below: stops from a quarter of the run,
+ * at 5% confidence, under statistic `stat`. */
+static void cond_params(sl_spec_params_t *p, sl_spec_stat_t stat)
+{
+  sl_spec_params_default(p);
+  p->min_fraction = 0.25;
+  p->confidence = 0.05;
+  p->stat = stat;
+}
+
+/* A model of mean m and σ s at each of n checkpoints. */
+static void const_model(double *mu, double *sigma, size_t n, double m, double s)
+{
+  size_t k;
+
+  for (k = 0; k < n; k++) {
+    mu[k] = m;
+    sigma[k] = s;
+  }
+}
+
+/* A run offset from 1.0 by 0.2 σ, with `noise` σ a checkpoint, over n checkpoints. */
+static void offset_run(uint64_t *st, double noise, double *y, size_t n)
+{
+  double off = 0.2 * cond_norm(st);
+  size_t k;
+
+  for (k = 0; k < n; k++)
+    y[k] = 1.0 + off + noise * cond_norm(st);
+}
+
+/* A flat run at 0.4 (a 0.001 wobble). */
+static void flat_run(double y[CK])
+{
+  size_t k;
+
+  for (k = 0; k < CK; k++)
+    y[k] = 0.4 + 0.001 * (double)(k % 2);
+}
+
+/* A complete history at a random level, drifting 0.3 σ a checkpoint when `drifts`. */
+static void level_history(uint64_t *st, bool drifts, double yy[CK])
+{
+  double lvl = cond_norm(st), drift = drifts ? 0.3 * cond_norm(st) : 0;
+  size_t k;
+
+  for (k = 0; k < CK; k++)
+    yy[k] = lvl + drift * (double)k + 0.001 * cond_norm(st);
+}
 static void test_conditioned_rule(void)
 {
   sl_spec_params_t p;
@@ -493,13 +543,8 @@ static void test_conditioned_rule(void)
 
   SL_REQUIRE(r);
   SL_CHECK(sl_spec_resid_new(0, 3) == NULL);
-  sl_spec_params_default(&p);
-  p.min_fraction = 0.25;
-  p.confidence = 0.05;
-  for (k = 0; k < CP; k++) {
-    mu[k] = 1.0;
-    sigma[k] = 0.2;
-  }
+  cond_params(&p, SL_SPEC_STAT_MAX_SIGMA); /* the default statistic */
+  const_model(mu, sigma, CP, 1.0, 0.2);
   for (k = 0; k < CP; k++)
     y[k] = 1.1 + 0.001 * (double)k;
   /* an empty pool: decides, never stops */
@@ -507,10 +552,8 @@ static void test_conditioned_rule(void)
   SL_CHECK(dec.action != SL_SPEC_STOP);
   SL_CHECK(isnan(sl_spec_resid_factor(r, 4, false)));
   for (i = 0; i < 200; i++) {
-    double off = 0.2 * cond_norm(&st);
     double yy[CP];
-    for (k = 0; k < CP; k++)
-      yy[k] = 1.0 + off + 0.002 * cond_norm(&st);
+    offset_run(&st, 0.002, yy, CP);
     SL_CHECK(sl_spec_resid_add(r, yy, mu, sigma, NULL, 0));
   }
   SL_CHECK_INT(sl_spec_resid_count(r), 200);
@@ -531,9 +574,7 @@ static void test_conditioned_rule(void)
   SL_CHECK_INT(dec.action, SL_SPEC_SURPRISED);
   /* coverage of fresh runs' conditioned tails */
   for (i = 0; i < 400; i++) {
-    double off = 0.2 * cond_norm(&st);
-    for (k = 0; k < CP; k++)
-      y[k] = 1.0 + off + 0.002 * cond_norm(&st);
+    offset_run(&st, 0.002, y, CP);
     SL_REQUIRE(sl_spec_decide_cond(&p, r, mu, sigma, CP, CK, y, 3, cmu, cs, &dec, &err));
     for (k = 3; k < CK; k++, tot++)
       in += fabs(y[k] - cmu[k]) <= 2 * cs[k];
@@ -553,27 +594,19 @@ static void test_conditioned_bound(void)
   size_t i, k, pool, over = 0, n = 0;
   sl_error_t err;
 
-  sl_spec_params_default(&p);
-  p.min_fraction = 0.25;
-  p.confidence = 0.05;
-  p.stat = SL_SPEC_STAT_BOUND;
-  for (k = 0; k < CP; k++) {
-    mu[k] = 1.0;
-    sigma[k] = 0.2;
-  }
+  cond_params(&p, SL_SPEC_STAT_BOUND);
+  const_model(mu, sigma, CP, 1.0, 0.2);
   for (pool = 0; pool < 8; pool++) { /* the guarantee is over calibration draws: several pools */
     sl_spec_resid_t *r = sl_spec_resid_new(CK, CP);
     SL_REQUIRE(r);
     for (i = 0; i < 200; i++) {
-      double off = 0.2 * cond_norm(&st), yy[CP];
-      for (k = 0; k < CP; k++)
-        yy[k] = 1.0 + off + 0.02 * cond_norm(&st);
+      double yy[CP];
+      offset_run(&st, 0.02, yy, CP);
       SL_CHECK(sl_spec_resid_add(r, yy, mu, sigma, NULL, 0));
     }
     for (i = 0; i < 300; i++, n++) {
-      double off = 0.2 * cond_norm(&st), se = 0;
-      for (k = 0; k < CP; k++)
-        y[k] = 1.0 + off + 0.02 * cond_norm(&st);
+      double se = 0;
+      offset_run(&st, 0.02, y, CP);
       SL_REQUIRE(sl_spec_decide_cond(&p, r, mu, sigma, CP, CK, y, 3, cmu, cs, &dec, &err));
       for (k = 3; k < CK; k++)
         se += (y[k] - cmu[k]) * (y[k] - cmu[k]);
@@ -600,21 +633,13 @@ static void test_conditioned_plateau(void)
   sl_error_t err;
 
   SL_REQUIRE(r);
-  sl_spec_params_default(&p);
-  p.min_fraction = 0.25;
-  p.confidence = 0.05;
-  p.stat = SL_SPEC_STAT_PLATEAU;
-  for (k = 0; k < CK; k++) {
-    mu[k] = 0.0;
-    sigma[k] = 1.0;
-  }
+  cond_params(&p, SL_SPEC_STAT_PLATEAU);
+  const_model(mu, sigma, CK, 0.0, 1.0); /* knows nothing */
   for (i = 0; i < 200; i++) {
-    double lvl = cond_norm(&st), drift = (i / 2) % 2 ? 0.3 * cond_norm(&st) : 0, yy[CK]; /* both kinds in both halves */
-    for (k = 0; k < CK; k++)
-      yy[k] = lvl + drift * (double)k + 0.001 * cond_norm(&st);
+    double yy[CK];
+    level_history(&st, (i / 2) % 2, yy); /* both kinds in both halves */
     if (i == 40) { /* 40 histories, no residual vector yet: persistence alone may stop */
-      for (k = 0; k < CK; k++)
-        y[k] = 0.4 + 0.001 * (double)(k % 2);
+      flat_run(y);
       SL_REQUIRE(sl_spec_decide_cond(&p, r, mu, sigma, CK, CK, y, 4, cmu, cs, &dec, &err));
       SL_CHECK_INT(dec.action, SL_SPEC_STOP);
       SL_CHECK_NEAR(cmu[6], y[3], 1e-12);
@@ -623,8 +648,7 @@ static void test_conditioned_plateau(void)
     if (i >= 40)
       SL_CHECK(sl_spec_resid_add(r, yy, mu, sigma, NULL, 0));
   }
-  for (k = 0; k < CK; k++)
-    y[k] = 0.4 + 0.001 * (double)(k % 2);
+  flat_run(y);
   SL_REQUIRE(sl_spec_decide_cond(&p, r, mu, sigma, CK, CK, y, 4, cmu, cs, &dec, &err));
   SL_CHECK_INT(dec.action, SL_SPEC_STOP);
   SL_CHECK_NEAR(cmu[6], y[3], 1e-12);
@@ -634,8 +658,7 @@ static void test_conditioned_plateau(void)
   SL_REQUIRE(sl_spec_decide_cond(&p, r, mu, sigma, CK, CK, y, 4, cmu, cs, &dec, &err));
   SL_CHECK(dec.action != SL_SPEC_STOP);
   p.stat = SL_SPEC_STAT_MAX_SIGMA; /* the flat run under the max-sigma statistic: not stopped */
-  for (k = 0; k < CK; k++)
-    y[k] = 0.4 + 0.001 * (double)(k % 2);
+  flat_run(y);
   SL_REQUIRE(sl_spec_decide_cond(&p, r, mu, sigma, CK, CK, y, 4, cmu, cs, &dec, &err));
   SL_CHECK(dec.action != SL_SPEC_STOP);
   sl_spec_resid_destroy(r);
@@ -651,27 +674,20 @@ static void test_plateau_pool_and_max_fraction(void)
   sl_spec_resid_t *r = sl_spec_resid_new(CK, CK);
   double mu[CK], sigma[CK], y[CK], cmu[CK], cs[CK];
   uint64_t st = 7;
-  size_t i, k;
+  size_t i;
   sl_error_t err;
 
   SL_REQUIRE(r);
-  sl_spec_params_default(&p);
-  p.min_fraction = 0.25;
-  p.confidence = 0.05;
-  p.stat = SL_SPEC_STAT_PLATEAU;
+  cond_params(&p, SL_SPEC_STAT_PLATEAU);
   SL_CHECK_INT(p.plateau_pool, SL_SPEC_PLATEAU_POOL_DEFAULT);
   SL_CHECK_NEAR(p.max_fraction, SL_SPEC_MAX_FRACTION_DEFAULT, 0);
   p.plateau_pool = 0; /* each prefix on its own */
   p.max_fraction = 1;
-  for (k = 0; k < CK; k++) {
-    mu[k] = 0.0;
-    sigma[k] = 1.0;
-    y[k] = 0.4 + 0.001 * (double)(k % 2);
-  }
+  const_model(mu, sigma, CK, 0.0, 1.0); /* knows nothing */
+  flat_run(y);
   for (i = 0; i < 15; i++) {
-    double lvl = cond_norm(&st), drift = i % 2 ? 0.3 * cond_norm(&st) : 0, yy[CK];
-    for (k = 0; k < CK; k++)
-      yy[k] = lvl + drift * (double)k + 0.001 * cond_norm(&st);
+    double yy[CK];
+    level_history(&st, i % 2, yy);
     SL_CHECK(sl_spec_resid_add_history(r, yy));
   }
   SL_REQUIRE(sl_spec_decide_cond(&p, r, mu, sigma, CK, CK, y, 4, cmu, cs, &dec, &err));

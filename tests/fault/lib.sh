@@ -14,6 +14,8 @@
 #                                                upsert absorbed, printed, allowed)
 #   phantom  = stored - issued                   must be 0 (nothing stored that was not issued)
 set -uo pipefail
+# shellcheck source=../osc_campaign.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../osc_campaign.sh"
 BIN=${SPECLINE_BIN_DIR:?}
 SRC=${SPECLINE_SOURCE_DIR:?}
 FBIN=${SPECLINE_FAULT_BIN:?}
@@ -126,27 +128,12 @@ count_in_logs() { cat "$T"/*.log 2>/dev/null | grep -c -- "$1"; }
 
 # osc_config C MAX_SIMS STEP_DELAY MAX_STEPS SLOTS [WORKERS]: the oscillator campaign
 # (PERSISTENT=1: persistent simulators, recycled after MAX_RUNS runs, default 1000;
-# BUNDLE=N: simulator.bundle N)
+# BUNDLE=N: simulator.bundle N); max_failed 0: the faults make failed points on purpose
 osc_config() {
-  local c=$1 max_sims=$2 delay=$3 steps=$4 slots=$5 workers=${6:-1}
-  cat >"$T/config.yaml" <<YAML
-experiment: $c
-inputs:
-  - {name: zeta,   type: float, value_range: [0.05, 0.5]}
-  - {name: omega0, type: float, value_range: [0.5, 2.0]}
-  - {name: F,      type: float, value_range: [0.1, 1.0]}
-  - {name: omega,  type: float, value_range: [0.5, 2.0]}
-  - {name: x0,     type: float, value_range: [-1.0, 1.0]}
-outputs:
-  - {name: amplitude, type: float}
-  - {name: max_abs_x, type: float}
-history: {name: x, checkpoints: 8}
-simulator: {command: ["specline-sim-oscillator"], max_steps: $steps, step_delay: $delay${PERSISTENT:+, persistent: true, max_runs_per_process: ${MAX_RUNS:-1000}}${BUNDLE:+, bundle: $BUNDLE}}
-policy: {initial: sobol, initial_n: 8, acquisition: none, oversubscribe: 2, seed: 11}
-budget: {max_sims: $max_sims, wall_s: 900, max_failed: 0} # the faults make failed points on purpose
-workers: {simulate_workers: $workers, slots: $slots}
-store: sqlite:$T/store.db
-YAML
+  osc_yaml "$T/config.yaml" experiment="$1" max_sims="$2" step_delay="$3" max_steps="$4" \
+    slots="$5" simulate_workers="${6:-1}" seed=11 wall_s=900 max_failed=0 \
+    persistent="${PERSISTENT:+true}" max_runs="${PERSISTENT:+${MAX_RUNS:-1000}}" \
+    bundle="${BUNDLE:-}" store="sqlite:$T/store.db"
 }
 
 sql() { sqlite3 -cmd ".timeout 5000" "$T/store.db" "$@"; }

@@ -7,41 +7,19 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "../model/model_test.h"
 #include "specline/model.h"
 
 static uint64_t ld_state = 777;
 
 static double ld_urand(void) /* [0, 1) */
 {
-  uint64_t z = (ld_state += 0x9e3779b97f4a7c15ull);
-
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  z ^= z >> 31;
-  return (double)(z >> 11) * (1.0 / 9007199254740992.0);
+  return mt_urand(&ld_state);
 }
 
 static sl_model_t *ld_model(sl_model_loss_t loss, int E, int D, int H, int L, int P, uint64_t seed)
 {
-  double lo[64], hi[64];
-  sl_model_spec_t s;
-  int d;
-
-  for (d = 0; d < D && d < 64; d++) {
-    lo[d] = -1;
-    hi[d] = 1;
-  }
-  sl_model_spec_init(&s);
-  s.members = E;
-  s.inputs = D;
-  s.hidden = H;
-  s.layers = L;
-  s.outputs = P;
-  s.loss = loss;
-  s.input_lo = lo;
-  s.input_hi = hi;
-  s.seed = seed;
-  return sl_model_new(&s, NULL);
+  return mt_model(loss, E, D, H, L, P, seed);
 }
 
 /* n rows: x in [-1, 1]^D, y a smooth function of x plus noise, mask with about

@@ -10,25 +10,9 @@
 FBIN=${SPECLINE_FAULT_BIN:?}
 C="line-bundle-$$"
 CP="$C-poison"
-config() { # config CAMPAIGN MAX_SIMS STEP_DELAY MAX_STEPS
-  cat >"$T/$1.yaml" <<YAML
-experiment: $1
-inputs:
-  - {name: zeta,   type: float, value_range: [0.05, 0.5]}
-  - {name: omega0, type: float, value_range: [0.5, 2.0]}
-  - {name: F,      type: float, value_range: [0.1, 1.0]}
-  - {name: omega,  type: float, value_range: [0.5, 2.0]}
-  - {name: x0,     type: float, value_range: [-1.0, 1.0]}
-outputs:
-  - {name: amplitude, type: float}
-  - {name: max_abs_x, type: float}
-history: {name: x, checkpoints: 8}
-simulator: {command: ["specline-sim-oscillator"], max_steps: $4, step_delay: $3, bundle: 8${PERSISTENT:+, persistent: true}}
-policy: {initial: sobol, initial_n: 8, acquisition: none, oversubscribe: 2, seed: 5}
-budget: {max_sims: $2, wall_s: 200}
-workers: {simulate_workers: 1, slots: 4}
-store: sqlite:$T/store.db
-YAML
+config() { # config CAMPAIGN MAX_SIMS STEP_DELAY MAX_STEPS: $T/CAMPAIGN.yaml
+  osc_yaml "$T/$1.yaml" experiment="$1" max_sims="$2" step_delay="$3" max_steps="$4" bundle=8 \
+    persistent="${PERSISTENT:+true}" seed=5 wall_s=200 slots=4 store="sqlite:$T/store.db"
 }
 
 # ---- part 1: bad entries inside bundles, on both hops ----
@@ -73,14 +57,8 @@ check "store logged the bad point with its reason" grep -q "dead-lettering a sto
 MAX=24
 config "$C" $MAX 0.02 200
 "$FBIN/fault_amqp" tap "$C" "$C.bundle-tap" "$C.sim"
-start store "$BIN/specline-store" "$T/$C.yaml"
-start explore "$BIN/specline-explore" "$T/$C.yaml" --lease-s 10
-start sim "$BIN/specline-simulate" "$T/$C.yaml" --slots 4 --id "$C-sim"
-running() {
-  "$BIN/specline" sim list "$T/$C.yaml" --wait 1.5 >"$T/list.all" 2>>"$T/list.log" &&
-    grep -v '^queued: ' "$T/list.all" >"$T/list.txt" && [ -s "$T/list.txt" ]
-}
-check "samples are running" wait_for 60 running
+start_line "$T/$C.yaml" "$C" 4
+check "samples are running" wait_for 60 running "$T/$C.yaml"
 S=$(head -1 "$T/list.txt" | cut -d' ' -f1)
 echo "  running: $(tr '\n' ';' <"$T/list.txt")"
 check "terminate of '$S' stored as terminated" "$BIN/specline" sim terminate "$T/$C.yaml" "$S" --wait 20

@@ -3,24 +3,8 @@
 # exactly once, and `specline results` shows them all.
 . "$(dirname "$0")/lib.sh"
 C="line-campaign-$$"
-cat >"$T/config.yaml" <<YAML
-experiment: $C
-inputs:
-  - {name: zeta,   type: float, value_range: [0.05, 0.5]}
-  - {name: omega0, type: float, value_range: [0.5, 2.0]}
-  - {name: F,      type: float, value_range: [0.1, 1.0]}
-  - {name: omega,  type: float, value_range: [0.5, 2.0]}
-  - {name: x0,     type: float, value_range: [-1.0, 1.0]}
-outputs:
-  - {name: amplitude, type: float}
-  - {name: max_abs_x, type: float}
-history: {name: x, checkpoints: 16}
-simulator: {command: ["specline-sim-oscillator"], max_steps: 100${PERSISTENT:+, persistent: true}}
-policy: {initial: sobol, initial_n: 8, acquisition: none, oversubscribe: 2, seed: 7}
-budget: {max_sims: 30, wall_s: 240}
-workers: {simulate_workers: 2, slots: 2}
-store: sqlite:$T/store.db
-YAML
+osc_yaml "$T/config.yaml" experiment="$C" checkpoints=16 max_steps=100 persistent="${PERSISTENT:+true}" \
+  seed=7 max_sims=30 wall_s=240 simulate_workers=2 slots=2 store="sqlite:$T/store.db"
 timeout 240 "$BIN/specline" run "$T/config.yaml" --no-progress >"$T/run.log" 2>&1 || rc=$?
 check "specline run exits 0" eq "$rc" 0
 check "30 points stored" eq "$(sql "select count(*) from \"$C\"")" 30

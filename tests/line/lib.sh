@@ -1,6 +1,8 @@
 # Helpers for the line tests: the shared test broker, a fresh campaign per test, worker
 # processes that are always cleaned up, and checks that print what they compare.
 set -euo pipefail
+# shellcheck source=../osc_campaign.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../osc_campaign.sh"
 BIN=${SPECLINE_BIN_DIR:?}
 SRC=${SPECLINE_SOURCE_DIR:?}
 # shellcheck disable=SC1091
@@ -27,6 +29,21 @@ start() {
   "$@" >"$T/$name.log" 2>&1 &
   PIDS+=($!)
   eval "PID_${name//-/_}=$!"
+}
+
+# start_line CONFIG C SLOTS: store, explore (lease 10 s) and one simulate worker of SLOTS
+# slots, id "C-sim", as store/explore/sim
+start_line() {
+  start store "$BIN/specline-store" "$1"
+  start explore "$BIN/specline-explore" "$1" --lease-s 10
+  start sim "$BIN/specline-simulate" "$1" --slots "$3" --id "$2-sim"
+}
+
+# running CONFIG: true while `sim list` shows a running sample ('SAMPLE_ID WORKER step N' a
+# line, in $T/list.txt; the whole answer, with its 'queued: ...' line, in $T/list.all)
+running() {
+  "$BIN/specline" sim list "$1" --wait 1.5 >"$T/list.all" 2>>"$T/list.log" &&
+    grep -v '^queued: ' "$T/list.all" >"$T/list.txt" && [ -s "$T/list.txt" ]
 }
 
 check() { # check DESCRIPTION COMMAND...

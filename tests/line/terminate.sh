@@ -4,33 +4,10 @@
 # terminate control line).
 . "$(dirname "$0")/lib.sh"
 C="line-terminate-$$"
-cat >"$T/config.yaml" <<YAML
-experiment: $C
-inputs:
-  - {name: zeta,   type: float, value_range: [0.05, 0.5]}
-  - {name: omega0, type: float, value_range: [0.5, 2.0]}
-  - {name: F,      type: float, value_range: [0.1, 1.0]}
-  - {name: omega,  type: float, value_range: [0.5, 2.0]}
-  - {name: x0,     type: float, value_range: [-1.0, 1.0]}
-outputs:
-  - {name: amplitude, type: float}
-  - {name: max_abs_x, type: float}
-history: {name: x, checkpoints: 8}
-simulator: {command: ["specline-sim-oscillator"], max_steps: 400, step_delay: 0.02${PERSISTENT:+, persistent: true}}
-policy: {initial: sobol, initial_n: 4, acquisition: none, oversubscribe: 1, seed: 3}
-budget: {max_sims: 2, wall_s: 120}
-workers: {simulate_workers: 1, slots: 1}
-store: sqlite:$T/store.db
-YAML
-start store "$BIN/specline-store" "$T/config.yaml"
-start explore "$BIN/specline-explore" "$T/config.yaml" --lease-s 10
-start sim "$BIN/specline-simulate" "$T/config.yaml" --slots 1 --id "$C-sim"
-# sim list: 'SAMPLE_ID WORKER step N' per running sample, then one 'queued: ...' line
-running() {
-  "$BIN/specline" sim list "$T/config.yaml" --wait 1.5 >"$T/list.all" 2>>"$T/list.log" &&
-    grep -v '^queued: ' "$T/list.all" >"$T/list.txt" && [ -s "$T/list.txt" ]
-}
-check "a sample is running" wait_for 60 running
+osc_yaml "$T/config.yaml" experiment="$C" max_steps=400 step_delay=0.02 persistent="${PERSISTENT:+true}" \
+  initial_n=4 oversubscribe=1 seed=3 max_sims=2 wall_s=120 slots=1 store="sqlite:$T/store.db"
+start_line "$T/config.yaml" "$C" 1
+check "a sample is running" wait_for 60 running "$T/config.yaml"
 S=$(head -1 "$T/list.txt" | cut -d' ' -f1)
 echo "  running: $(head -1 "$T/list.txt"); $(grep '^queued: ' "$T/list.all")"
 check "sim list shows the running sample's step" grep -q "^$S $C-sim step [0-9-]" "$T/list.txt"
@@ -42,6 +19,6 @@ n=$(sql "select json_array_length(json_extract(history,'\$.x')) from \"$C\" wher
 check "partial history kept (0 < $n < 400)" test "$n" -gt 0 -a "$n" -lt 400
 check "steps recorded equal the history" eq "$(sql "select steps from \"$C\" where sample_id='$S'")" "$n"
 check "reason recorded" eq "$(sql "select error from \"$C\" where sample_id='$S'")" operator
-next_running() { running && ! grep -q "^$S " "$T/list.txt"; }
+next_running() { running "$T/config.yaml" && ! grep -q "^$S " "$T/list.txt"; }
 check "the slot takes the next task" wait_for 20 next_running
 finish

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "model_test.h"
 #include "specline/model.h"
 #include "specline/util.h"
 
@@ -22,28 +23,14 @@ static double cpu_now(void)
 static void bench(int E, int D, int H, int L, int P, sl_model_loss_t loss, int batch, int epochs)
 {
   const size_t n = 4096, q = 20000;
-  double lo[16], hi[16], t0, w0, t_train, w_train, t_pred, t_one;
-  sl_model_spec_t s;
+  double t0, w0, t_train, w_train, t_pred, t_one;
   sl_model_train_opts_t o;
   sl_model_t *m;
   float *x, *y, *xq, *mean, *sd;
   size_t i;
   int r;
 
-  for (i = 0; i < (size_t)D; i++) {
-    lo[i] = 0;
-    hi[i] = 1;
-  }
-  sl_model_spec_init(&s);
-  s.members = E;
-  s.inputs = D;
-  s.hidden = H;
-  s.layers = L;
-  s.outputs = P;
-  s.loss = loss;
-  s.input_lo = lo;
-  s.input_hi = hi;
-  m = sl_model_new(&s, NULL);
+  m = mt_model_box(loss, E, D, H, L, P, 0, 1, 1); /* seed 1: sl_model_spec_init's */
   x = malloc(n * D * sizeof *x);
   y = malloc(n * P * sizeof *y);
   xq = malloc(q * D * sizeof *xq);

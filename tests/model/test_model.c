@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "model_test.h"
 #include "sltest.h"
 #include "specline/model.h"
 
@@ -17,31 +18,7 @@ static uint64_t rng_state = 12345;
 
 static double urand(void) /* [0, 1) */
 {
-  uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  z ^= z >> 31;
-  return (double)(z >> 11) * (1.0 / 9007199254740992.0);
-}
-
-static sl_model_t *tiny_model(sl_model_loss_t loss, int E, int D, int H, int L, int P, uint64_t seed)
-{
-  static const double lo[8] = {-1, -1, -1, -1, -1, -1, -1, -1};
-  static const double hi[8] = {1, 1, 1, 1, 1, 1, 1, 1};
-  sl_model_spec_t s;
-
-  sl_model_spec_init(&s);
-  s.members = E;
-  s.inputs = D;
-  s.hidden = H;
-  s.layers = L;
-  s.outputs = P;
-  s.loss = loss;
-  s.input_lo = lo;
-  s.input_hi = hi;
-  s.seed = seed;
-  return sl_model_new(&s, NULL);
+  return mt_urand(&rng_state);
 }
 
 /* Double-precision reference loss of member e (true tanh), params given as doubles. */
@@ -105,7 +82,7 @@ static void fill_batch(size_t n, int D, int P, float *x, float *y, float *mask)
 static void check_grad(sl_model_loss_t kind)
 {
   enum { E = 2, D = 3, H = 5, L = 2, P = 3, N = 7 };
-  sl_model_t *m = tiny_model(kind, E, D, H, L, P, 7);
+  sl_model_t *m = mt_model(kind, E, D, H, L, P, 7);
   size_t mc, i, np;
   float x[N * D], y[N * P], mask[N * P], *grad, *pf;
   double loss[E], *p;
@@ -174,7 +151,7 @@ static void test_grad_mse(void)
 static void test_mask(void)
 {
   enum { E = 2, D = 2, H = 6, L = 2, P = 4, N = 5 };
-  sl_model_t *m = tiny_model(SL_MODEL_LOSS_NLL, E, D, H, L, P, 3);
+  sl_model_t *m = mt_model(SL_MODEL_LOSS_NLL, E, D, H, L, P, 3);
   float x[N * D], y[N * P], mask[N * P], one[N * P], *g1, *g2;
   double l1[E], l2[E], l3[E], *p;
   size_t np, mc, i;
@@ -208,7 +185,7 @@ static void test_mask(void)
   }
   /* both loss kinds: an all-masked batch has loss 0 and zero gradient */
   for (kind = 0; kind < 2; kind++) {
-    sl_model_t *k = tiny_model(kind ? SL_MODEL_LOSS_MSE : SL_MODEL_LOSS_NLL, E, D, H, L, P, 3);
+    sl_model_t *k = mt_model(kind ? SL_MODEL_LOSS_MSE : SL_MODEL_LOSS_NLL, E, D, H, L, P, 3);
     size_t kn = sl_model_param_count(k);
     float *kg = malloc(kn * sizeof *kg);
     bool zero = true;
@@ -270,7 +247,7 @@ static void make_set(size_t n, float *x, float *y, double scale)
 static void test_train_smooth(void)
 {
   enum { N = 400, V = 400 };
-  sl_model_t *m = tiny_model(SL_MODEL_LOSS_NLL, 3, 2, 32, 2, 2, 11);
+  sl_model_t *m = mt_model(SL_MODEL_LOSS_NLL, 3, 2, 32, 2, 2, 11);
   static float x[N * 2], y[N * 2], vx[V * 2], vy[V * 2], mean[V * 2], sd[V * 2];
   sl_model_train_opts_t o;
   sl_model_train_result_t r;
@@ -310,7 +287,7 @@ static void test_train_smooth(void)
 static void test_std_far(void)
 {
   enum { N = 300, Q = 200 };
-  sl_model_t *m = tiny_model(SL_MODEL_LOSS_NLL, 5, 2, 32, 2, 2, 5);
+  sl_model_t *m = mt_model(SL_MODEL_LOSS_NLL, 5, 2, 32, 2, 2, 5);
   static float x[N * 2], y[N * 2], qn[Q * 2], qf[Q * 2], mean[Q * 2], sd[Q * 2], dummy[2];
   sl_model_train_opts_t o;
   double near = 0, far = 0;
@@ -355,7 +332,7 @@ static void test_std_far(void)
 static void test_last_layer(void)
 {
   enum { N = 200, M2 = 20 };
-  sl_model_t *m = tiny_model(SL_MODEL_LOSS_NLL, 3, 2, 16, 3, 2, 9);
+  sl_model_t *m = mt_model(SL_MODEL_LOSS_NLL, 3, 2, 16, 3, 2, 9);
   static float x[N * 2], y[N * 2], x2[M2 * 2], y2[M2 * 2];
   sl_model_train_opts_t o;
   sl_model_t *before;
@@ -419,9 +396,9 @@ static void test_determinism(void)
 {
   enum { N = 150 };
   static float x[N * 2], y[N * 2], mask[N * 2];
-  sl_model_t *a = tiny_model(SL_MODEL_LOSS_NLL, 3, 2, 16, 2, 2, 21);
-  sl_model_t *b = tiny_model(SL_MODEL_LOSS_NLL, 3, 2, 16, 2, 2, 21);
-  sl_model_t *c = tiny_model(SL_MODEL_LOSS_NLL, 3, 2, 16, 2, 2, 22);
+  sl_model_t *a = mt_model(SL_MODEL_LOSS_NLL, 3, 2, 16, 2, 2, 21);
+  sl_model_t *b = mt_model(SL_MODEL_LOSS_NLL, 3, 2, 16, 2, 2, 21);
+  sl_model_t *c = mt_model(SL_MODEL_LOSS_NLL, 3, 2, 16, 2, 2, 22);
   sl_model_train_opts_t o;
   size_t np, mc, i;
 
@@ -453,7 +430,7 @@ static void test_determinism(void)
 static void test_predict_consistency(void)
 {
   enum { E = 4, N = 300, P = 3 };
-  sl_model_t *m = tiny_model(SL_MODEL_LOSS_NLL, E, 3, 12, 2, P, 4);
+  sl_model_t *m = mt_model(SL_MODEL_LOSS_NLL, E, 3, 12, 2, P, 4);
   static float x[N * 3], mean[N * P], sd[N * P], mm[E * N * P], mv[E * N * P], one[P], onesd[P];
   double ymean[P] = {1, -2, 100}, ystd[P] = {0.5, 2, 10};
   double worst = 0;

@@ -41,11 +41,9 @@ static const char config_yaml[] = "experiment: rep\n"
                                   "store: sqlite:%s/store.db\n";
 
 typedef struct env {
-  char *dir;
-  char *config;
+  fx_cli_t cli; /* the temp dir, the binary, the config file */
   char *uri;
   char *db;
-  char *bin;
   sl_config_t *cfg;
 } env_t;
 
@@ -184,16 +182,12 @@ out:
 
 static bool write_config(env_t *e, const char *name, bool history)
 {
-  FILE *f;
   sl_error_t err = {0};
 
-  e->config = sl_asprintf("%s/%s", e->dir, name);
-  f = fopen(e->config, "w");
-  if (!f)
+  if (!fx_cli_config(&e->cli, name, config_yaml, history ? "history: {name: h, checkpoints: 8}\n" : "",
+                     MAX_STEPS, e->cli.dir))
     return false;
-  fprintf(f, config_yaml, history ? "history: {name: h, checkpoints: 8}\n" : "", MAX_STEPS, e->dir);
-  fclose(f);
-  e->cfg = sl_config_load(e->config, &err);
+  e->cfg = sl_config_load(e->cli.config, &err);
   if (!e->cfg)
     fprintf(stderr, "  config: %s\n", err.message);
   return e->cfg != NULL;
@@ -201,31 +195,21 @@ static bool write_config(env_t *e, const char *name, bool history)
 
 static bool env_init(env_t *e, const char *config_name, bool history)
 {
-  const char *bindir = getenv("SPECLINE_BIN_DIR");
-
   memset(e, 0, sizeof *e);
-  if (!bindir)
+  if (!fx_cli_init(&e->cli, "report"))
     return false;
-  e->bin = sl_asprintf("%s/specline", bindir);
-  e->dir = fx_tmpdir();
-  e->db = sl_asprintf("%s/store.db", e->dir);
+  e->db = sl_asprintf("%s/store.db", e->cli.dir);
   e->uri = sl_asprintf("sqlite:%s", e->db);
   return write_config(e, config_name, history);
 }
 
+/* (SPECLINE_TEST_KEEP=1 keeps the dir, to look at the pages) */
 static void env_release(env_t *e)
 {
-  free(e->config);
   free(e->uri);
   free(e->db);
-  free(e->bin);
   sl_config_destroy(e->cfg);
-  if (getenv("SPECLINE_TEST_KEEP")) { /* to look at the pages */
-    fprintf(stderr, "  kept %s\n", e->dir);
-    free(e->dir);
-    return;
-  }
-  fx_rmrf(e->dir);
+  fx_cli_release(&e->cli);
 }
 
 /* A quasi-random point of [0,1]^3 (additive recurrence). */
@@ -289,16 +273,6 @@ static bool fill_store(env_t *e, bool models)
   }
   sl_store_destroy(st);
   return ok;
-}
-
-/* Runs the binary with args; returns its exit status and its stdout (malloc'd). */
-static int run(const env_t *e, const char *args, char **out)
-{
-  char *cmd = sl_asprintf("'%s' report %s 2>/dev/null", e->bin, args);
-  int rc = sl_test_capture(cmd, out);
-
-  free(cmd);
-  return rc;
 }
 
 static size_t count(const char *hay, const char *needle)
@@ -366,15 +340,12 @@ static void check_spec_section(const char *out)
 static void test_report_campaign(void)
 {
   env_t e;
-  char *out = NULL, *args, *html, *path;
+  char *out = NULL, *html, *path;
 
-  if (!getenv("SPECLINE_BIN_DIR"))
-    SL_SKIP("SPECLINE_BIN_DIR not set (run through ctest)");
-  SL_REQUIRE(env_init(&e, "conf<&>.yaml", true));
+  FX_CLI_SETUP(env_init(&e, "conf<&>.yaml", true));
   SL_REQUIRE(fill_store(&e, true));
-  path = sl_asprintf("%s/out.html", e.dir);
-  args = sl_asprintf("\"%s\" --out \"%s\"", e.config, path);
-  SL_CHECK_INT(run(&e, args, &out), 0);
+  path = sl_asprintf("%s/out.html", e.cli.dir);
+  SL_CHECK_INT(fx_cli_run(&e.cli, &out, "\"%s\" --out \"%s\"", e.cli.config, path), 0);
   SL_CHECK(strstr(out, "campaign: rep\n") != NULL);
   SL_CHECKF(strstr(out, "simulations: 47 (complete 42, terminated 4, failed 1)\n") != NULL, "%s", out);
   SL_CHECK(strstr(out, "origins: initial 20, explore 25, audit 2\n") != NULL);
@@ -409,7 +380,6 @@ static void test_report_campaign(void)
   SL_CHECK(strstr(html, "no model yet") == NULL);
   free(html);
   free(out);
-  free(args);
   free(path);
   env_release(&e);
 }
@@ -417,18 +387,15 @@ static void test_report_campaign(void)
 static void test_report_empty(void)
 {
   env_t e;
-  char *out = NULL, *args, *html, *path;
+  char *out = NULL, *html, *path;
   struct stat sb;
   sl_store_t *st;
   sl_error_t err = {0};
 
-  if (!getenv("SPECLINE_BIN_DIR"))
-    SL_SKIP("SPECLINE_BIN_DIR not set (run through ctest)");
-  SL_REQUIRE(env_init(&e, "config.yaml", true));
-  path = sl_asprintf("%s/empty.html", e.dir);
+  FX_CLI_SETUP(env_init(&e, "config.yaml", true));
+  path = sl_asprintf("%s/empty.html", e.cli.dir);
   /* the store file does not exist: reported empty, not created */
-  args = sl_asprintf("\"%s\" --out=\"%s\"", e.config, path);
-  SL_CHECK_INT(run(&e, args, &out), 0);
+  SL_CHECK_INT(fx_cli_run(&e.cli, &out, "\"%s\" --out=\"%s\"", e.cli.config, path), 0);
   SL_CHECK(strstr(out, "simulations: 0 (complete 0, terminated 0, failed 0)\n") != NULL);
   SL_CHECK(strstr(out, "newest model: none yet\n") != NULL);
   SL_CHECK(stat(e.db, &sb) != 0);
@@ -446,7 +413,7 @@ static void test_report_empty(void)
   st = sl_store_open(e.uri, e.cfg, &err);
   SL_REQUIRE(st != NULL);
   sl_store_destroy(st);
-  SL_CHECK_INT(run(&e, args, &out), 0);
+  SL_CHECK_INT(fx_cli_run(&e.cli, &out, "\"%s\" --out=\"%s\"", e.cli.config, path), 0);
   SL_CHECK(strstr(out, "steps saved by stops: 0 (max_steps 100)\n") != NULL);
   SL_CHECK(strstr(out, "audits: 0 (checked 0, false stops 0)\n") != NULL);
   SL_CHECK(strstr(out, "  runs: 0 (complete 0, stopped 0, failed 0), audit re-runs 0\n") != NULL);
@@ -458,12 +425,10 @@ static void test_report_empty(void)
   SL_CHECK(strstr(html, "the store is empty") != NULL);
   free(html);
   free(out);
-  free(args);
 
   /* points but no model yet */
   SL_REQUIRE(fill_store(&e, false));
-  args = sl_asprintf("\"%s\" --out \"%s\" --store \"%s\"", e.config, path, e.uri);
-  SL_CHECK_INT(run(&e, args, &out), 0);
+  SL_CHECK_INT(fx_cli_run(&e.cli, &out, "\"%s\" --out \"%s\" --store \"%s\"", e.cli.config, path, e.uri), 0);
   SL_CHECK(strstr(out, "speculative stops: 3 (terminated 4)\n") != NULL);
   /* without a model the audits cannot be judged (no scale) nor held-out runs predicted */
   SL_CHECK(strstr(out, "  stops: 4 (speculative 3, at a median 0.40 of a run)\n") != NULL);
@@ -476,7 +441,6 @@ static void test_report_empty(void)
   SL_CHECK(count(html, "<svg ") == 3);
   free(html);
   free(out);
-  free(args);
   free(path);
   env_release(&e);
 }
@@ -484,15 +448,12 @@ static void test_report_empty(void)
 static void test_report_no_history(void)
 {
   env_t e;
-  char *out = NULL, *args, *html, *path;
+  char *out = NULL, *html, *path;
 
-  if (!getenv("SPECLINE_BIN_DIR"))
-    SL_SKIP("SPECLINE_BIN_DIR not set (run through ctest)");
-  SL_REQUIRE(env_init(&e, "config.yaml", false));
+  FX_CLI_SETUP(env_init(&e, "config.yaml", false));
   SL_REQUIRE(fill_store(&e, true));
-  path = sl_asprintf("%s/nohist.html", e.dir);
-  args = sl_asprintf("\"%s\" --out \"%s\"", e.config, path);
-  SL_CHECK_INT(run(&e, args, &out), 0);
+  path = sl_asprintf("%s/nohist.html", e.cli.dir);
+  SL_CHECK_INT(fx_cli_run(&e.cli, &out, "\"%s\" --out \"%s\"", e.cli.config, path), 0);
   SL_CHECK(strstr(out, "audits: 0 (checked 0, false stops 0)\n") != NULL);
   SL_CHECK(strstr(out, "speculative stops: 3 (terminated 4)\n") != NULL);
   html = sl_read_file(path, 16u << 20, NULL);
@@ -502,7 +463,6 @@ static void test_report_no_history(void)
   SL_CHECK(strstr(html, "Held-out histories") == NULL);
   free(html);
   free(out);
-  free(args);
   free(path);
   env_release(&e);
 }
@@ -516,23 +476,15 @@ static void test_report_one_input(void)
                              "budget: {max_sims: 10}\n"
                              "store: sqlite:%s/one.db\n";
   env_t e;
-  char *out = NULL, *args, *html, *path;
+  char *out = NULL, *html, *path;
   sl_error_t err = {0};
   sl_store_t *st;
-  FILE *f;
   int i;
 
-  if (!getenv("SPECLINE_BIN_DIR"))
-    SL_SKIP("SPECLINE_BIN_DIR not set (run through ctest)");
   memset(&e, 0, sizeof e);
-  e.bin = sl_asprintf("%s/specline", getenv("SPECLINE_BIN_DIR"));
-  e.dir = fx_tmpdir();
-  e.config = sl_asprintf("%s/one.yaml", e.dir);
-  f = fopen(e.config, "w");
-  SL_REQUIRE(f != NULL);
-  fprintf(f, yaml, e.dir);
-  fclose(f);
-  e.cfg = sl_config_load(e.config, &err);
+  FX_CLI_SETUP(fx_cli_init(&e.cli, "report"));
+  SL_REQUIRE(fx_cli_config(&e.cli, "one.yaml", yaml, e.cli.dir));
+  e.cfg = sl_config_load(e.cli.config, &err);
   SL_REQUIRE(e.cfg != NULL);
   st = sl_store_open(e.cfg->store, e.cfg, &err);
   SL_REQUIRE(st != NULL);
@@ -549,9 +501,8 @@ static void test_report_one_input(void)
     SL_CHECK(put(st, &p));
   }
   sl_store_destroy(st);
-  path = sl_asprintf("%s/one.html", e.dir);
-  args = sl_asprintf("'%s' --out '%s'", e.config, path);
-  SL_CHECK_INT(run(&e, args, &out), 0);
+  path = sl_asprintf("%s/one.html", e.cli.dir);
+  SL_CHECK_INT(fx_cli_run(&e.cli, &out, "'%s' --out '%s'", e.cli.config, path), 0);
   SL_CHECK(strstr(out, "simulations: 6 (complete 5, terminated 1, failed 0)\n") != NULL);
   SL_CHECK(strstr(out, "steps saved by stops: 30 (max_steps 50)\n") != NULL);
   SL_CHECK(strstr(out, "speculative stops: 0 (terminated 1)\n") != NULL);
@@ -563,7 +514,6 @@ static void test_report_one_input(void)
   SL_CHECK_INT(count(html, "<svg "), 1);
   free(html);
   free(out);
-  free(args);
   free(path);
   env_release(&e);
 }
@@ -571,34 +521,19 @@ static void test_report_one_input(void)
 static void test_report_usage(void)
 {
   env_t e;
-  char *out = NULL, *args;
+  char *out = NULL;
 
-  if (!getenv("SPECLINE_BIN_DIR"))
-    SL_SKIP("SPECLINE_BIN_DIR not set (run through ctest)");
-  SL_REQUIRE(env_init(&e, "config.yaml", true));
-  SL_CHECK_INT(run(&e, "--help", &out), 0);
+  FX_CLI_SETUP(env_init(&e, "config.yaml", true));
+  SL_CHECK_INT(fx_cli_run(&e.cli, &out, "--help"), 0);
   SL_CHECK(strstr(out, "usage: specline report CONFIG") != NULL);
   free(out);
-  SL_CHECK_INT(run(&e, "", &out), 2);
-  free(out);
-  args = sl_asprintf("'%s' --bogus", e.config);
-  SL_CHECK_INT(run(&e, args, &out), 2);
-  free(out);
-  free(args);
-  args = sl_asprintf("'%s' --out", e.config);
-  SL_CHECK_INT(run(&e, args, &out), 2);
-  free(out);
-  free(args);
-  SL_CHECK_INT(run(&e, "/nonexistent/config.yaml", &out), 1);
-  free(out);
-  args = sl_asprintf("'%s' --store postgres://x --out '%s/x.html'", e.config, e.dir);
-  SL_CHECK_INT(run(&e, args, &out), 1);
-  free(out);
-  free(args);
-  args = sl_asprintf("'%s' --out /nonexistent/dir/x.html", e.config);
-  SL_CHECK_INT(run(&e, args, &out), 1);
-  free(out);
-  free(args);
+  SL_CHECK_INT(fx_cli_status(&e.cli, "%s", ""), 2);
+  SL_CHECK_INT(fx_cli_status(&e.cli, "'%s' --bogus", e.cli.config), 2);
+  SL_CHECK_INT(fx_cli_status(&e.cli, "'%s' --out", e.cli.config), 2);
+  SL_CHECK_INT(fx_cli_status(&e.cli, "/nonexistent/config.yaml"), 1);
+  SL_CHECK_INT(fx_cli_status(&e.cli, "'%s' --store postgres://x --out '%s/x.html'", e.cli.config, e.cli.dir),
+               1);
+  SL_CHECK_INT(fx_cli_status(&e.cli, "'%s' --out /nonexistent/dir/x.html", e.cli.config), 1);
   env_release(&e);
 }
 

@@ -27,39 +27,30 @@
 #define N_TRAIN 4
 
 typedef struct env {
-  char *dir, *config, *bin;
+  fx_cli_t cli; /* the temp dir, the binary, config.yaml */
   sl_config_t *cfg;
   char ids[N_SHOTS][24];
 } env_t;
 
 static bool env_init(env_t *e)
 {
-  const char *bindir = getenv("SPECLINE_BIN_DIR");
   sl_error_t err = {0};
-  FILE *f;
 
   memset(e, 0, sizeof *e);
-  if (!bindir)
+  if (!fx_cli_init(&e->cli, NULL) ||
+      !fx_cli_config(&e->cli, "config.yaml",
+                     "experiment: tr\n"
+                     "inputs:\n"
+                     "  - {name: a, type: float, default: 0.5, value_range: [0.0, 1.0]}\n"
+                     "  - {name: b, type: float, default: 0.5, value_range: [0.0, 1.0]}\n"
+                     "outputs:\n"
+                     "  - {name: y, type: float}\n"
+                     "simulator: {command: [\"true\"], max_steps: 10}\n"
+                     "budget: {max_sims: 100}\n"
+                     "store: sqlite:%s/store.db\n",
+                     e->cli.dir))
     return false;
-  e->bin = sl_asprintf("%s/specline", bindir);
-  e->dir = fx_tmpdir();
-  e->config = sl_asprintf("%s/config.yaml", e->dir);
-  f = fopen(e->config, "w");
-  if (!f)
-    return false;
-  fprintf(f,
-          "experiment: tr\n"
-          "inputs:\n"
-          "  - {name: a, type: float, default: 0.5, value_range: [0.0, 1.0]}\n"
-          "  - {name: b, type: float, default: 0.5, value_range: [0.0, 1.0]}\n"
-          "outputs:\n"
-          "  - {name: y, type: float}\n"
-          "simulator: {command: [\"true\"], max_steps: 10}\n"
-          "budget: {max_sims: 100}\n"
-          "store: sqlite:%s/store.db\n",
-          e->dir);
-  fclose(f);
-  e->cfg = sl_config_load(e->config, &err);
+  e->cfg = sl_config_load(e->cli.config, &err);
   if (!e->cfg)
     fprintf(stderr, "  config: %s\n", err.message);
   return e->cfg != NULL;
@@ -67,10 +58,8 @@ static bool env_init(env_t *e)
 
 static void env_release(env_t *e)
 {
-  free(e->config);
-  free(e->bin);
   sl_config_destroy(e->cfg);
-  fx_rmrf(e->dir);
+  fx_cli_release(&e->cli);
 }
 
 /* A complete point (a shot when exp) at (a, b) with y; its sample_id into id (may be NULL). */
@@ -237,9 +226,9 @@ static size_t count(const char *hay, const char *needle)
 /* Runs `specline report` into dir/out.html; returns the page. */
 static char *report(const env_t *e)
 {
-  char *cmd = sl_asprintf("'%s' report '%s' --out '%s/out.html' 2>&1", e->bin, e->config, e->dir),
+  char *cmd = sl_asprintf("'%s' report '%s' --out '%s/out.html' 2>&1", e->cli.bin, e->cli.config, e->cli.dir),
        *out = NULL;
-  char *path = sl_asprintf("%s/out.html", e->dir), *html;
+  char *path = sl_asprintf("%s/out.html", e->cli.dir), *html;
   int rc = sl_test_capture(cmd, &out);
 
   SL_CHECKF(rc == 0, "rc %d: %s", rc, out ? out : "");
@@ -255,9 +244,7 @@ static void test_report_before_elevation(void)
   env_t e;
   char *html;
 
-  if (!getenv("SPECLINE_BIN_DIR"))
-    SL_SKIP("SPECLINE_BIN_DIR not set (run through ctest)");
-  SL_REQUIRE(env_init(&e));
+  FX_CLI_SETUP(env_init(&e));
   SL_REQUIRE(fill(&e, false));
   html = report(&e);
   SL_REQUIRE(html != NULL);
@@ -274,9 +261,7 @@ static void test_report_elevated(void)
   char *html, *sec, want[128];
   int i;
 
-  if (!getenv("SPECLINE_BIN_DIR"))
-    SL_SKIP("SPECLINE_BIN_DIR not set (run through ctest)");
-  SL_REQUIRE(env_init(&e));
+  FX_CLI_SETUP(env_init(&e));
   SL_REQUIRE(fill(&e, true));
   html = report(&e);
   SL_REQUIRE(html != NULL);
@@ -306,7 +291,7 @@ static void test_report_elevated(void)
 static double predict(const env_t *e, const char *kind)
 {
   char *cmd = sl_asprintf("'%s' predict '%s' --offline --model %s --input a=0.5 --input b=0.5 2>/dev/null",
-                          e->bin, e->config, kind);
+                          e->cli.bin, e->cli.config, kind);
   char *out = NULL;
   double y = NAN;
   int rc = sl_test_capture(cmd, &out);
@@ -326,9 +311,7 @@ static void test_predict_elevated(void)
   env_t e;
   double ys, ye;
 
-  if (!getenv("SPECLINE_BIN_DIR"))
-    SL_SKIP("SPECLINE_BIN_DIR not set (run through ctest)");
-  SL_REQUIRE(env_init(&e));
+  FX_CLI_SETUP(env_init(&e));
   SL_REQUIRE(fill(&e, true));
   ys = predict(&e, "surrogate");
   ye = predict(&e, "elevated");
@@ -346,11 +329,9 @@ static void test_suggest_from_store(void)
   char *cmd, *out = NULL, *line, *save;
   int rows = 0;
 
-  if (!getenv("SPECLINE_BIN_DIR"))
-    SL_SKIP("SPECLINE_BIN_DIR not set (run through ctest)");
-  SL_REQUIRE(env_init(&e));
+  FX_CLI_SETUP(env_init(&e));
   SL_REQUIRE(fill(&e, true));
-  cmd = sl_asprintf("'%s' shot suggest '%s' -n 2 --candidates 256 2>&1", e.bin, e.config);
+  cmd = sl_asprintf("'%s' shot suggest '%s' -n 2 --candidates 256 2>&1", e.cli.bin, e.cli.config);
   SL_CHECK_INT(sl_test_capture(cmd, &out), 0);
   SL_REQUIRE(out != NULL);
   SL_CHECKF(!strncmp(out, "rank,a,b,gain,sigma,dist\n", 24), "%s", out);

@@ -107,51 +107,48 @@ static void test_csv_row_errors(void)
   }
 }
 
+#define JSONL_GOOD                                                                                 \
+  "{\"zeta\": 0.1, \"omega0\": 1, \"F\": 0.5, \"omega\": 1.2, \"x0\": 0, \"amplitude\": 0.9, \"shot_number\": 1}\n"
+
+/* A JSON-lines file of a good first line and `line2`: refused, naming line 2 at `where`
+ * and why. */
+static void expect_line2_error(const char *name, const char *line2, const char *where, const char *why)
+{
+  char *t = sl_asprintf("%s%s", JSONL_GOOD, line2);
+
+  expect_error(name, t, where, why, 1);
+  free(t);
+}
+
 static void test_jsonl_errors(void)
 {
 #define J0 "{\"zeta\": 0.1, \"omega0\": 1, \"F\": 0.5, \"omega\": 1.2, \"x0\": 0, "
-  const char *good = J0 "\"amplitude\": 0.9, \"shot_number\": 1}\n";
-  char *t;
-
-  t = sl_asprintf("%s%s", good, J0 "\"amplitude\": 0.9, \"shot_number\": 2, \"power\": 1}\n");
-  expect_error("unknown.jsonl", t, "2:power", "unknown key 'power'", 1);
-  free(t);
-  t = sl_asprintf("%s%s", good, "{\"zeta\": 0.1, \"omega0\": 1, \"F\": 0.5, \"x0\": 0, \"amplitude\": 1}\n");
-  expect_error("missing.jsonl", t, "2:omega", "missing value for input 'omega' (every input is required)", 1);
-  free(t);
-  t = sl_asprintf("%s%s", good, J0 "\"amplitude\": null, \"max_abs_x\": null, \"shot_number\": 3}\n");
-  expect_error("null.jsonl", t, "2:amplitude", "no output value", 1);
-  free(t);
-  t = sl_asprintf("%s%s", good, J0 "\"amplitude\": \"0.9\", \"shot_number\": 3}\n");
-  expect_error("string.jsonl", t, "2:amplitude", "'amplitude' is not a number", 1);
-  free(t);
-  t = sl_asprintf("%s%s", good, J0 "\"amplitude\": NaN, \"shot_number\": 3}\n");
-  expect_error("nan.jsonl", t, "2:amplitude", "not a finite number", 1);
-  free(t);
-  t = sl_asprintf("%s%s", good, J0 "\"max_abs_x\": -Infinity, \"shot_number\": 3}\n");
-  expect_error("inf.jsonl", t, "2:max_abs_x", "not a finite number", 1);
-  free(t);
-  t = sl_asprintf("%s%s", good, J0 "\"max_abs_x\": 1e999, \"shot_number\": 3}\n");
-  expect_error("big.jsonl", t, "2:max_abs_x", "not a finite number", 1);
-  free(t);
-  t = sl_asprintf("%s%s", good, "{\"zeta\": 0.01, \"omega0\": 1, \"F\": 0.5, \"omega\": 1.2, \"x0\": 0, \"amplitude\": 1}\n");
-  expect_error("range.jsonl", t, "2:zeta", "input 'zeta' = 0.01 outside its value_range [0.05, 0.5]", 1);
-  free(t);
-  t = sl_asprintf("%s%s", good, "{\"zeta\": 0.1, \"zeta\": 0.2}\n");
-  expect_error("dupkey.jsonl", t, "2:zeta", "duplicate key 'zeta'", 1);
-  free(t);
-  t = sl_asprintf("%s%s", good, "[1, 2]\n");
-  expect_error("array.jsonl", t, "2:1", "not a JSON object", 1);
-  free(t);
-  t = sl_asprintf("%s%s", good, "{\"zeta\": \n");
-  expect_error("broken.json", t, "2:9", "not JSON", 1);
-  free(t);
-  t = sl_asprintf("%s%s", good, J0 "\"amplitude\": 1, \"date\": 20240501}\n");
-  expect_error("date.jsonl", t, "2:date", "'date' is not a string", 1);
-  free(t);
-  t = sl_asprintf("%s%s", good, good);
-  expect_error("dup.jsonl", t, "2:shot_number", "duplicate shot: same inputs and shot_number as line 1", 1);
-  free(t);
+  expect_line2_error("unknown.jsonl", J0 "\"amplitude\": 0.9, \"shot_number\": 2, \"power\": 1}\n", "2:power",
+                     "unknown key 'power'");
+  expect_line2_error("missing.jsonl",
+                     "{\"zeta\": 0.1, \"omega0\": 1, \"F\": 0.5, \"x0\": 0, \"amplitude\": 1}\n", "2:omega",
+                     "missing value for input 'omega' (every input is required)");
+  expect_line2_error("null.jsonl", J0 "\"amplitude\": null, \"max_abs_x\": null, \"shot_number\": 3}\n",
+                     "2:amplitude", "no output value");
+  expect_line2_error("string.jsonl", J0 "\"amplitude\": \"0.9\", \"shot_number\": 3}\n", "2:amplitude",
+                     "'amplitude' is not a number");
+  expect_line2_error("nan.jsonl", J0 "\"amplitude\": NaN, \"shot_number\": 3}\n", "2:amplitude",
+                     "not a finite number");
+  expect_line2_error("inf.jsonl", J0 "\"max_abs_x\": -Infinity, \"shot_number\": 3}\n", "2:max_abs_x",
+                     "not a finite number");
+  expect_line2_error("big.jsonl", J0 "\"max_abs_x\": 1e999, \"shot_number\": 3}\n", "2:max_abs_x",
+                     "not a finite number");
+  expect_line2_error(
+      "range.jsonl",
+      "{\"zeta\": 0.01, \"omega0\": 1, \"F\": 0.5, \"omega\": 1.2, \"x0\": 0, \"amplitude\": 1}\n", "2:zeta",
+      "input 'zeta' = 0.01 outside its value_range [0.05, 0.5]");
+  expect_line2_error("dupkey.jsonl", "{\"zeta\": 0.1, \"zeta\": 0.2}\n", "2:zeta", "duplicate key 'zeta'");
+  expect_line2_error("array.jsonl", "[1, 2]\n", "2:1", "not a JSON object");
+  expect_line2_error("broken.json", "{\"zeta\": \n", "2:9", "not JSON");
+  expect_line2_error("date.jsonl", J0 "\"amplitude\": 1, \"date\": 20240501}\n", "2:date",
+                     "'date' is not a string");
+  expect_line2_error("dup.jsonl", JSONL_GOOD, "2:shot_number",
+                     "duplicate shot: same inputs and shot_number as line 1");
 #undef J0
 }
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "sltest.h"
+#include "transfer_test.h"
 #include "specline/design.h"
 #include "specline/model.h"
 #include "specline/transfer.h"
@@ -56,38 +57,16 @@ static sl_model_t *surrogate(void)
 {
   static const double lo[D] = {-1, -1}, hi[D] = {1, 1};
   static const char *const out_names[P] = {"a", "b", "final"};
-  sl_model_spec_t spec;
-  sl_model_train_opts_t o;
   sl_rng_t r;
-  sl_error_t err;
   sl_model_t *m;
   size_t n = 400, i;
   float *x = sl_malloc(n * D * sizeof *x), *y = sl_malloc(n * P * sizeof *y);
 
-  sl_model_spec_init(&spec);
-  spec.members = 3;
-  spec.inputs = D;
-  spec.outputs = P;
-  spec.hidden = 24;
-  spec.layers = 2;
-  spec.input_lo = lo;
-  spec.input_hi = hi;
-  spec.output_names = out_names;
-  spec.seed = 7;
-  m = sl_model_new(&spec, &err);
   sl_rng_init(&r, 1);
   draw(&r, n, x);
   for (i = 0; i < n; i++)
     simulate(x + i * D, y + i * P);
-  sl_model_train_opts_init(&o);
-  o.epochs = 150;
-  o.batch_size = 32;
-  o.adam.lr = 3e-3f;
-  if (!m || !sl_model_train(m, n, x, y, NULL, &o, NULL, &err)) {
-    fprintf(stderr, "  surrogate: %s\n", err.message);
-    sl_model_destroy(m);
-    m = NULL;
-  }
+  m = tt_surrogate(D, P, lo, hi, NULL, out_names, 7, n, x, y, 150);
   free(x);
   free(y);
   return m;

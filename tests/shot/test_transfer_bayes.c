@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "sltest.h"
+#include "transfer_test.h"
 #include "specline/design.h"
 #include "specline/model.h"
 #include "specline/trainer.h"
@@ -59,10 +60,7 @@ static sl_model_t *sur(void)
 {
   static const double lo[D] = {-1, -1, 0}, hi[D] = {1, 1, 1};
   static const char *const in_names[D] = {"u", "v", "theta"}, *const out_names[P] = {"a", "b"};
-  sl_model_spec_t spec;
-  sl_model_train_opts_t o;
   sl_rng_t r;
-  sl_error_t err;
   size_t n = 600, i;
   float *x, *y;
 
@@ -70,30 +68,13 @@ static sl_model_t *sur(void)
     return g_sur;
   x = sl_malloc(n * D * sizeof *x);
   y = sl_malloc(n * P * sizeof *y);
-  sl_model_spec_init(&spec);
-  spec.members = 3;
-  spec.inputs = D;
-  spec.outputs = P;
-  spec.hidden = 24;
-  spec.layers = 2;
-  spec.input_lo = lo;
-  spec.input_hi = hi;
-  spec.input_names = in_names;
-  spec.output_names = out_names;
-  spec.seed = 3;
-  g_sur = sl_model_new(&spec, &err);
   sl_rng_init(&r, 2);
   draw(&r, n, x, NAN);
   for (i = 0; i < n; i++)
     simulate(x + i * D, y + i * P);
-  sl_model_train_opts_init(&o);
-  o.epochs = 200;
-  o.batch_size = 32;
-  o.adam.lr = 3e-3f;
-  if (!g_sur || !sl_model_train(g_sur, n, x, y, NULL, &o, NULL, &err)) {
-    fprintf(stderr, "  surrogate: %s\n", err.message);
+  g_sur = tt_surrogate(D, P, lo, hi, in_names, out_names, 3, n, x, y, 200);
+  if (!g_sur)
     exit(1);
-  }
   free(x);
   free(y);
   return g_sur;

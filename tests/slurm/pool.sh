@@ -12,6 +12,8 @@ SRC=${SPECLINE_SOURCE_DIR:?}
 . "${SPECLINE_TEST_BROKER_DIR:?}/broker.env"
 # shellcheck source=cluster.sh
 . "$HERE/cluster.sh"
+# shellcheck source=../osc_campaign.sh
+. "$HERE/../osc_campaign.sh"
 POOL=$SRC/deploy/slurm/simulate-pool.sbatch
 MAX_SIMS=24
 
@@ -87,24 +89,9 @@ userinfo=$(printf '%s' "$SPECLINE_AMQP_URL" | sed -nE 's#^amqps?://([^@/]*)@.*#\
 printf '%s\n' "${userinfo:-guest:guest}" >"$T/amqp-credentials"
 chmod 600 "$T/amqp-credentials"
 
-cat >"$T/config.yaml" <<YAML
-experiment: $C
-inputs:
-  - {name: zeta,   type: float, value_range: [0.05, 0.5]}
-  - {name: omega0, type: float, value_range: [0.5, 2.0]}
-  - {name: F,      type: float, value_range: [0.1, 1.0]}
-  - {name: omega,  type: float, value_range: [0.5, 2.0]}
-  - {name: x0,     type: float, value_range: [-1.0, 1.0]}
-outputs:
-  - {name: amplitude, type: float}
-  - {name: max_abs_x, type: float}
-history: {name: x, checkpoints: 16}
-simulator: {command: ["specline-sim-oscillator", "--step-delay", "0.015"], max_steps: 100}
-policy: {initial: sobol, initial_n: 8, acquisition: none, oversubscribe: 2, seed: 11}
-budget: {max_sims: $MAX_SIMS, wall_s: 420}
-workers: {simulate_workers: 2, slots: 2}
-store: sqlite:$T/store.db
-YAML
+osc_yaml "$T/config.yaml" experiment="$C" checkpoints=16 max_steps=100 seed=11 max_sims="$MAX_SIMS" \
+  command='"specline-sim-oscillator", "--step-delay", "0.015"' wall_s=420 simulate_workers=2 slots=2 \
+  store="sqlite:$T/store.db"
 
 export PATH="$BIN:$PATH"
 export SPECLINE_AMQP_URL="$URL" SPECLINE_AMQP_CREDENTIALS_FILE="$T/amqp-credentials"

@@ -1,4 +1,4 @@
-/* Helpers of the store tests (see store_fixture.h). */
+/* Helpers of the store tests and the store-reading command tests (see store_fixture.h). */
 #define _GNU_SOURCE
 #include "store_fixture.h"
 
@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "sltest.h"
+#include "specline/store.h"
 #include "specline/util.h"
 
 static void vars_fill(const char *const *names, sl_var_t **out, size_t *n)
@@ -206,4 +208,142 @@ int fx_point_diff(const sl_store_point_t *a, const sl_store_point_t *b, bool wit
       }
   }
   return d;
+}
+
+void fx_point_stopped(sl_store_point_t *p, const char *id)
+{
+  static const double h[3] = {0.5, 0.25, 0.125};
+
+  fx_point(p, "osc", id, SL_POINT_TERMINATED, 0.3, 0);
+  sl_values_release(&p->outputs);
+  sl_values_init(&p->outputs);
+  sl_series_add(&p->history, "x", h, 3);
+  p->steps = 3;
+  sl_values_add(&p->predicted, "x.3", 0.0625);
+  sl_values_add(&p->predicted, "x.3.std", 0.015625);
+  sl_values_add(&p->predicted, "x.4", 0.03125);
+  sl_values_add(&p->predicted, "x.4.std", 0.0078125);
+  sl_values_add(&p->predicted, "z2", 1.5);
+  sl_values_add(&p->predicted, "amplitude", 2.5);
+  sl_values_add(&p->predicted, "amplitude.std", 0.25);
+  sl_values_add(&p->predicted, "energy", 1.25);
+  sl_values_add(&p->predicted, "energy.std", 0.125);
+}
+
+bool fx_store_fill(const char *uri, const sl_config_t *cfg, sl_store_point_t *p, size_t n)
+{
+  const sl_store_point_t **v = sl_calloc(n ? n : 1, sizeof *v);
+  sl_error_t err = {0};
+  sl_store_t *st = sl_store_open(uri, cfg, &err);
+  bool ok = st != NULL;
+  size_t i;
+
+  for (i = 0; i < n; i++)
+    v[i] = &p[i];
+  if (ok && !sl_store_put(st, v, n, NULL, &err))
+    ok = false;
+  if (!ok)
+    fprintf(stderr, "  %s: %s\n", uri, err.message);
+  for (i = 0; i < n; i++)
+    sl_store_point_release(&p[i]);
+  sl_store_destroy(st);
+  free(v);
+  return ok;
+}
+
+bool fx_cli_init(fx_cli_t *c, const char *command)
+{
+  const char *bindir = getenv("SPECLINE_BIN_DIR");
+
+  memset(c, 0, sizeof *c);
+  if (!bindir)
+    return false;
+  c->bin = sl_asprintf("%s/specline", bindir);
+  c->dir = fx_tmpdir();
+  c->command = command;
+  return true;
+}
+
+bool fx_cli_config(fx_cli_t *c, const char *name, const char *fmt, ...)
+{
+  va_list ap;
+  FILE *f;
+  int rc;
+
+  free(c->config);
+  c->config = sl_asprintf("%s/%s", c->dir, name);
+  f = fopen(c->config, "w");
+  if (!f) {
+    perror(c->config);
+    return false;
+  }
+  va_start(ap, fmt);
+  rc = vfprintf(f, fmt, ap);
+  va_end(ap);
+  return fclose(f) == 0 && rc >= 0;
+}
+
+static char *vformat(const char *fmt, va_list ap)
+{
+  va_list ap2;
+  int n;
+  char *s;
+
+  va_copy(ap2, ap);
+  n = vsnprintf(NULL, 0, fmt, ap2);
+  va_end(ap2);
+  s = sl_malloc(n > 0 ? (size_t)n + 1 : 1);
+  if (n < 0)
+    n = 0;
+  vsnprintf(s, (size_t)n + 1, fmt, ap);
+  s[n] = '\0';
+  return s;
+}
+
+int fx_cli_vrun(const fx_cli_t *c, char **out, const char *args_fmt, va_list ap)
+{
+  char *args = vformat(args_fmt, ap);
+  char *cmd = sl_asprintf("'%s' %s %s 2>/dev/null", c->bin, c->command ? c->command : "", args);
+  int rc = sl_test_capture(cmd, out);
+
+  free(cmd);
+  free(args);
+  return rc;
+}
+
+int fx_cli_run(const fx_cli_t *c, char **out, const char *args_fmt, ...)
+{
+  va_list ap;
+  int rc;
+
+  va_start(ap, args_fmt);
+  rc = fx_cli_vrun(c, out, args_fmt, ap);
+  va_end(ap);
+  return rc;
+}
+
+int fx_cli_status(const fx_cli_t *c, const char *args_fmt, ...)
+{
+  va_list ap;
+  char *out = NULL;
+  int rc;
+
+  va_start(ap, args_fmt);
+  rc = fx_cli_vrun(c, &out, args_fmt, ap);
+  va_end(ap);
+  free(out);
+  return rc;
+}
+
+void fx_cli_release(fx_cli_t *c)
+{
+  free(c->config);
+  free(c->bin);
+  if (c->dir && getenv("SPECLINE_TEST_KEEP")) {
+    fprintf(stderr, "  kept %s\n", c->dir);
+    free(c->dir);
+  } else {
+    fx_rmrf(c->dir);
+  }
+  memset(c, 0, sizeof *c);
 }

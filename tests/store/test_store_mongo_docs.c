@@ -336,29 +336,6 @@ static void test_scan_filters(void)
 
 /* A point written by us reads back field for field. */
 
-/* A speculatively stopped run as simulate stores it: the observed prefix of x in history,
- * no outputs, the prediction the stop relied on (tail checkpoints 3 and 4 of x, the
- * finals, z2) in predicted (docs/store.md, "A stopped run"). */
-static void stopped_point(sl_store_point_t *p, const char *id)
-{
-  static const double h[3] = {0.5, 0.25, 0.125};
-
-  fx_point(p, "osc", id, SL_POINT_TERMINATED, 0.3, 0);
-  sl_values_release(&p->outputs);
-  sl_values_init(&p->outputs);
-  sl_series_add(&p->history, "x", h, 3);
-  p->steps = 3;
-  sl_values_add(&p->predicted, "x.3", 0.0625);
-  sl_values_add(&p->predicted, "x.3.std", 0.015625);
-  sl_values_add(&p->predicted, "x.4", 0.03125);
-  sl_values_add(&p->predicted, "x.4.std", 0.0078125);
-  sl_values_add(&p->predicted, "z2", 1.5);
-  sl_values_add(&p->predicted, "amplitude", 2.5);
-  sl_values_add(&p->predicted, "amplitude.std", 0.25);
-  sl_values_add(&p->predicted, "energy", 1.25);
-  sl_values_add(&p->predicted, "energy.std", 0.125);
-}
-
 /* A stop's prediction in the Synapse layout: no dotted field names, {mean, std} pairs
  * nested by checkpoint, z2 a number; read back to the same flat names. Older documents
  * with flat dotted keys still read. */
@@ -371,7 +348,7 @@ static void test_stopped_point_doc(void)
   char *j;
 
   schema_of(&s);
-  stopped_point(&p, "s7");
+  fx_point_stopped(&p, "s7");
   bson_init(&doc);
   sl__mongo_point_doc(&s, &p, &doc);
   j = json_at(&doc, "predicted");
@@ -404,7 +381,7 @@ static void test_stopped_point_doc(void)
   sl_store_point_release(&p);
   /* a stop whose simulator reported running finals: a `running` subdocument, never the
    * top-level outputs */
-  stopped_point(&p, "s10");
+  fx_point_stopped(&p, "s10");
   sl_values_add(&p.running, "amplitude", 2.25);
   bson_init(&doc);
   sl__mongo_point_doc(&s, &p, &doc);

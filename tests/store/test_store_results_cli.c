@@ -26,43 +26,34 @@ static const char config_yaml[] =
     "store: sqlite:%s/from-config.db\n";
 
 typedef struct env {
-  char *dir;
-  char *config;
-  char *uri;
-  char *bin;
+  fx_cli_t cli; /* the temp dir, the binary, config.yaml */
+  char *uri;    /* the store the points are in */
 } env_t;
 
-static bool setup(env_t *e)
+/* config.yaml from yaml (its one %s: the dir) and a store at dir/db holding the three points
+ * fill makes; false when SPECLINE_BIN_DIR is not set or a file cannot be written. */
+static bool setup_with(env_t *e, const char *yaml, const char *db, void (*fill)(sl_store_point_t p[3]))
 {
-  const char *bindir = getenv("SPECLINE_BIN_DIR");
-  sl_config_t *cfg;
-  sl_store_t *st;
   sl_store_point_t p[3];
-  const sl_store_point_t *v[3] = {&p[0], &p[1], &p[2]};
-  sl_error_t err = {0};
-  FILE *f;
-  int i;
+  sl_config_t *cfg;
+  bool ok;
 
   memset(e, 0, sizeof *e);
-  if (!bindir)
+  if (!fx_cli_init(&e->cli, "results"))
     return false;
-  e->bin = sl_asprintf("%s/specline", bindir);
-  e->dir = fx_tmpdir();
-  e->config = sl_asprintf("%s/config.yaml", e->dir);
-  e->uri = sl_asprintf("sqlite:%s/results.db", e->dir);
-  f = fopen(e->config, "w");
-  if (!f)
+  e->uri = sl_asprintf("sqlite:%s/%s", e->cli.dir, db);
+  if (!fx_cli_config(&e->cli, "config.yaml", yaml, e->cli.dir))
     return false;
-  fprintf(f, config_yaml, e->dir);
-  fclose(f);
-
   cfg = fx_osc_config(e->uri);
-  st = sl_store_open(e->uri, cfg, &err);
-  if (!st) {
-    fprintf(stderr, "  %s\n", err.message);
-    fx_config_free(cfg);
-    return false;
-  }
+  fill(p);
+  ok = fx_store_fill(e->uri, cfg, p, 3);
+  fx_config_free(cfg);
+  return ok;
+}
+
+/* A complete point, a speculative stop with its prediction and an experimental failure. */
+static void fill_results(sl_store_point_t p[3])
+{
   fx_point(&p[0], "osc", "s1", SL_POINT_COMPLETE, 0.25, 3.0);
   fx_point(&p[1], "osc", "s2", SL_POINT_TERMINATED, 0.5, 1.5);
   sl_values_add(&p[1].predicted, "amplitude", 1.75);
@@ -70,121 +61,82 @@ static bool setup(env_t *e)
   p[1].origin = sl_strdup("explore, speculative");
   fx_point(&p[2], "osc", "e1", SL_POINT_FAILED, 0.75, 0);
   p[2].experimental_flag = true;
-  if (!sl_store_put(st, v, 3, NULL, &err))
-    fprintf(stderr, "  %s\n", err.message);
-  for (i = 0; i < 3; i++)
-    sl_store_point_release(&p[i]);
-  sl_store_destroy(st);
-  fx_config_free(cfg);
-  return true;
+}
+
+static bool setup(env_t *e)
+{
+  return setup_with(e, config_yaml, "results.db", fill_results);
 }
 
 static void teardown(env_t *e)
 {
-  free(e->config);
   free(e->uri);
-  free(e->bin);
-  fx_rmrf(e->dir);
-}
-
-/* Runs the binary with args; returns its exit status and its stdout (malloc'd). */
-static int run(const env_t *e, const char *args, char **out)
-{
-  char *cmd = sl_asprintf("'%s' results %s 2>/dev/null", e->bin, args);
-  int rc = sl_test_capture(cmd, out);
-
-  free(cmd);
-  return rc;
+  fx_cli_release(&e->cli);
 }
 
 static void test_results_csv(void)
 {
   env_t e;
-  char *out = NULL, *args;
+  char *out = NULL;
 
-  if (!getenv("SPECLINE_BIN_DIR"))
-    SL_SKIP("SPECLINE_BIN_DIR not set (run through ctest)");
-  SL_REQUIRE(setup(&e));
-  args = sl_asprintf("'%s' --csv --store '%s'", e.config, e.uri);
-  SL_CHECK_INT(run(&e, args, &out), 0);
+  FX_CLI_SETUP(setup(&e));
+  SL_CHECK_INT(fx_cli_run(&e.cli, &out, "'%s' --csv --store '%s'", e.cli.config, e.uri), 0);
   SL_CHECK_STR(out, "sample_id,zeta,omega,amplitude,energy,status,steps,experimental_flag,origin,reason,predicted\n"
                     "s1,0.25,1.25,3,1.5,complete,100,false,,,\n"
                     "s2,0.5,1.25,1.5,0.75,terminated,40,false,\"explore, speculative\","
                     "speculative stop: tracked the model,\"{\"\"amplitude\"\":1.75}\"\n"
                     "e1,0.75,1.25,,,failed,40,true,,simulator exited with status 3,\n");
   free(out);
-  free(args);
 
-  args = sl_asprintf("'%s' --csv --store '%s' --status complete,failed --simulations", e.config, e.uri);
-  SL_CHECK_INT(run(&e, args, &out), 0);
+  SL_CHECK_INT(fx_cli_run(&e.cli, &out, "'%s' --csv --store '%s' --status complete,failed --simulations",
+                          e.cli.config, e.uri),
+               0);
   SL_CHECK_STR(out, "sample_id,zeta,omega,amplitude,energy,status,steps,experimental_flag,origin,reason\n"
                     "s1,0.25,1.25,3,1.5,complete,100,false,,\n");
   free(out);
-  free(args);
 
-  args = sl_asprintf("'%s' --csv --store=%s --experimental", e.config, e.uri);
-  SL_CHECK_INT(run(&e, args, &out), 0);
+  SL_CHECK_INT(fx_cli_run(&e.cli, &out, "'%s' --csv --store=%s --experimental", e.cli.config, e.uri), 0);
   SL_CHECK_STR(out, "sample_id,zeta,omega,amplitude,energy,status,steps,experimental_flag,origin,reason\n"
                     "e1,0.75,1.25,,,failed,40,true,,simulator exited with status 3\n");
   free(out);
-  free(args);
   teardown(&e);
 }
 
 static void test_results_table(void)
 {
   env_t e;
-  char *out = NULL, *args;
+  char *out = NULL;
 
-  if (!getenv("SPECLINE_BIN_DIR"))
-    SL_SKIP("SPECLINE_BIN_DIR not set (run through ctest)");
-  SL_REQUIRE(setup(&e));
-  args = sl_asprintf("'%s' --store '%s' --status terminated", e.config, e.uri);
-  SL_CHECK_INT(run(&e, args, &out), 0);
+  FX_CLI_SETUP(setup(&e));
+  SL_CHECK_INT(fx_cli_run(&e.cli, &out, "'%s' --store '%s' --status terminated", e.cli.config, e.uri), 0);
   SL_CHECK_STR(out, "sample_id  zeta  omega  amplitude  energy  status      steps  experimental_flag  origin                "
                     "reason                               predicted\n"
                     "s2         0.5   1.25   1.5        0.75    terminated  40     false              explore, speculative  "
                     "speculative stop: tracked the model  amplitude=1.75\n"
                     "1 point\n");
   free(out);
-  free(args);
 
   /* the config's own store is used without --store: empty there */
-  args = sl_asprintf("'%s' --csv", e.config);
-  SL_CHECK_INT(run(&e, args, &out), 0);
+  SL_CHECK_INT(fx_cli_run(&e.cli, &out, "'%s' --csv", e.cli.config), 0);
   SL_CHECK_STR(out, "sample_id,zeta,omega,amplitude,energy,status,steps,experimental_flag,origin,reason\n");
   free(out);
-  free(args);
   teardown(&e);
 }
 
 static void test_results_usage(void)
 {
   env_t e;
-  char *out = NULL, *args;
+  char *out = NULL;
 
-  if (!getenv("SPECLINE_BIN_DIR"))
-    SL_SKIP("SPECLINE_BIN_DIR not set (run through ctest)");
-  SL_REQUIRE(setup(&e));
-  SL_CHECK_INT(run(&e, "--help", &out), 0);
+  FX_CLI_SETUP(setup(&e));
+  SL_CHECK_INT(fx_cli_run(&e.cli, &out, "--help"), 0);
   SL_CHECK(strstr(out, "usage: specline results CONFIG") != NULL);
   free(out);
-  SL_CHECK_INT(run(&e, "", &out), 2);
-  free(out);
-  args = sl_asprintf("'%s' --bogus", e.config);
-  SL_CHECK_INT(run(&e, args, &out), 2);
-  free(out);
-  free(args);
-  args = sl_asprintf("'%s' --status done", e.config);
-  SL_CHECK_INT(run(&e, args, &out), 2);
-  free(out);
-  free(args);
-  SL_CHECK_INT(run(&e, "/nonexistent/config.yaml", &out), 1);
-  free(out);
-  args = sl_asprintf("'%s' --store postgres://x", e.config);
-  SL_CHECK_INT(run(&e, args, &out), 1);
-  free(out);
-  free(args);
+  SL_CHECK_INT(fx_cli_status(&e.cli, "%s", ""), 2);
+  SL_CHECK_INT(fx_cli_status(&e.cli, "'%s' --bogus", e.cli.config), 2);
+  SL_CHECK_INT(fx_cli_status(&e.cli, "'%s' --status done", e.cli.config), 2);
+  SL_CHECK_INT(fx_cli_status(&e.cli, "/nonexistent/config.yaml"), 1);
+  SL_CHECK_INT(fx_cli_status(&e.cli, "'%s' --store postgres://x", e.cli.config), 1);
   teardown(&e);
 }
 
@@ -203,37 +155,12 @@ static const char history_yaml[] =
     "budget: {max_sims: 10}\n"
     "store: sqlite:%s/history.db\n";
 
-static bool setup_history(env_t *e)
+/* A speculative stop carrying explore's flat prediction names, an operator's terminate and
+ * a failure with a two-line reason. */
+static void fill_history(sl_store_point_t p[3])
 {
   static const double x[] = {1, 2, 3};
-  const char *bindir = getenv("SPECLINE_BIN_DIR");
-  sl_config_t *cfg;
-  sl_store_t *st;
-  sl_store_point_t p[3];
-  const sl_store_point_t *v[3] = {&p[0], &p[1], &p[2]};
-  sl_error_t err = {0};
-  FILE *f;
-  int i;
 
-  memset(e, 0, sizeof *e);
-  if (!bindir)
-    return false;
-  e->bin = sl_asprintf("%s/specline", bindir);
-  e->dir = fx_tmpdir();
-  e->config = sl_asprintf("%s/config.yaml", e->dir);
-  e->uri = sl_asprintf("sqlite:%s/history.db", e->dir);
-  f = fopen(e->config, "w");
-  if (!f)
-    return false;
-  fprintf(f, history_yaml, e->dir);
-  fclose(f);
-  cfg = fx_osc_config(e->uri);
-  st = sl_store_open(e->uri, cfg, &err);
-  if (!st) {
-    fprintf(stderr, "  %s\n", err.message);
-    fx_config_free(cfg);
-    return false;
-  }
   fx_point(&p[0], "osc", "t1", SL_POINT_TERMINATED, 0.25, 3.0);
   sl_series_add(&p[0].history, "x", x, 3);
   sl_values_add(&p[0].predicted, "x.2", 5);
@@ -247,25 +174,20 @@ static bool setup_history(env_t *e)
   fx_point(&p[2], "osc", "f1", SL_POINT_FAILED, 0.75, 0);
   free(p[2].error);
   p[2].error = sl_strdup("not JSON near 'Starting'\nstderr tail: boom");
-  if (!sl_store_put(st, v, 3, NULL, &err))
-    fprintf(stderr, "  %s\n", err.message);
-  for (i = 0; i < 3; i++)
-    sl_store_point_release(&p[i]);
-  sl_store_destroy(st);
-  fx_config_free(cfg);
-  return true;
+}
+
+static bool setup_history(env_t *e)
+{
+  return setup_with(e, history_yaml, "history.db", fill_history);
 }
 
 static void test_results_json(void)
 {
   env_t e;
-  char *out = NULL, *args, *nl;
+  char *out = NULL, *nl;
 
-  if (!getenv("SPECLINE_BIN_DIR"))
-    SL_SKIP("SPECLINE_BIN_DIR not set (run through ctest)");
-  SL_REQUIRE(setup_history(&e));
-  args = sl_asprintf("'%s' --jsonl", e.config);
-  SL_CHECK_INT(run(&e, args, &out), 0);
+  FX_CLI_SETUP(setup_history(&e));
+  SL_CHECK_INT(fx_cli_run(&e.cli, &out, "'%s' --jsonl", e.cli.config), 0);
   SL_REQUIRE(out);
   nl = strchr(out, '\n');
   SL_REQUIRE(nl);
@@ -280,26 +202,21 @@ static void test_results_json(void)
   SL_CHECK(strstr(nl + 1, "\"sample_id\":\"t2\"") && strstr(nl + 1, "\"reason\":\"operator terminate\""));
   SL_CHECK(strstr(nl + 1, "\"reason\":\"not JSON near 'Starting'\\nstderr tail: boom\""));
   free(out);
-  free(args);
 
-  args = sl_asprintf("'%s' --json --status failed", e.config);
-  SL_CHECK_INT(run(&e, args, &out), 0);
+  SL_CHECK_INT(fx_cli_run(&e.cli, &out, "'%s' --json --status failed", e.cli.config), 0);
   SL_CHECK(out && !strncmp(out, "[{\"sample_id\":\"f1\"", 18) && strstr(out, "}]\n") != NULL);
   free(out);
-  free(args);
   teardown(&e);
 }
 
 static void test_results_columns(void)
 {
   env_t e;
-  char *out = NULL, *args;
+  char *out = NULL;
 
-  if (!getenv("SPECLINE_BIN_DIR"))
-    SL_SKIP("SPECLINE_BIN_DIR not set (run through ctest)");
-  SL_REQUIRE(setup_history(&e));
-  args = sl_asprintf("'%s' --csv --columns sample_id,omega,reason,predicted", e.config);
-  SL_CHECK_INT(run(&e, args, &out), 0);
+  FX_CLI_SETUP(setup_history(&e));
+  SL_CHECK_INT(
+      fx_cli_run(&e.cli, &out, "'%s' --csv --columns sample_id,omega,reason,predicted", e.cli.config), 0);
   SL_CHECK_STR(out, "sample_id,omega,reason,predicted\n"
                     "t1,1.25,speculative stop after checkpoint 2/4: tracked the model (z2 1.5),"
                     "\"{\"\"x\"\":{\"\"checkpoint\"\":[2,3],\"\"step\"\":[75,100],\"\"mean\"\":[5.0,6.0],"
@@ -307,11 +224,10 @@ static void test_results_columns(void)
                     "t2,1.25,operator terminate,\n"
                     "f1,1.25,\"not JSON near 'Starting'\nstderr tail: boom\",\n");
   free(out);
-  free(args);
 
   /* the table keeps one line per point and one short predicted cell */
-  args = sl_asprintf("'%s' --columns sample_id,reason,predicted,history", e.config);
-  SL_CHECK_INT(run(&e, args, &out), 0);
+  SL_CHECK_INT(fx_cli_run(&e.cli, &out, "'%s' --columns sample_id,reason,predicted,history", e.cli.config),
+               0);
   SL_CHECK_STR(out, "sample_id  reason                                                             predicted       "
                     "history\n"
                     "t1         speculative stop after checkpoint 2/4: tracked the model (z2 1.5)  x[2..3] z2=1.5  "
@@ -322,16 +238,9 @@ static void test_results_columns(void)
                     "-\n"
                     "3 points\n");
   free(out);
-  free(args);
 
-  args = sl_asprintf("'%s' --columns sample_id,bogus", e.config);
-  SL_CHECK_INT(run(&e, args, &out), 2);
-  free(out);
-  free(args);
-  args = sl_asprintf("'%s' --json --columns sample_id", e.config);
-  SL_CHECK_INT(run(&e, args, &out), 2);
-  free(out);
-  free(args);
+  SL_CHECK_INT(fx_cli_status(&e.cli, "'%s' --columns sample_id,bogus", e.cli.config), 2);
+  SL_CHECK_INT(fx_cli_status(&e.cli, "'%s' --json --columns sample_id", e.cli.config), 2);
   teardown(&e);
 }
 
@@ -343,18 +252,16 @@ static void test_results_other_cwd(void)
   char *out = NULL, *cfg2, *cmd;
   FILE *f;
 
-  if (!getenv("SPECLINE_BIN_DIR"))
-    SL_SKIP("SPECLINE_BIN_DIR not set (run through ctest)");
-  SL_REQUIRE(setup_history(&e));
-  cfg2 = sl_asprintf("%s/sub/relative.yaml", e.dir);
-  cmd = sl_asprintf("mkdir -p '%s/sub'", e.dir);
+  FX_CLI_SETUP(setup_history(&e));
+  cfg2 = sl_asprintf("%s/sub/relative.yaml", e.cli.dir);
+  cmd = sl_asprintf("mkdir -p '%s/sub'", e.cli.dir);
   SL_REQUIRE(system(cmd) == 0);
   free(cmd);
   f = fopen(cfg2, "w");
   SL_REQUIRE(f);
   fprintf(f, history_yaml, "..");
   fclose(f);
-  cmd = sl_asprintf("cd / && '%s' results '%s' --csv --columns sample_id,status 2>&1", e.bin, cfg2);
+  cmd = sl_asprintf("cd / && '%s' results '%s' --csv --columns sample_id,status 2>&1", e.cli.bin, cfg2);
   SL_CHECK_INT(sl_test_capture(cmd, &out), 0);
   SL_CHECK_STR(out, "sample_id,status\nt1,terminated\nt2,terminated\nf1,failed\n");
   free(out);

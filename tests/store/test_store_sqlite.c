@@ -86,30 +86,6 @@ static bool put1(sl_store_t *st, const sl_store_point_t *p, bool *is_new, sl_err
   return sl_store_put(st, v, 1, is_new, err);
 }
 
-
-/* A speculatively stopped run as simulate stores it: the observed prefix of x in history,
- * no outputs, the prediction the stop relied on (tail checkpoints 3 and 4 of x, the
- * finals, z2) in predicted (docs/store.md, "A stopped run"). */
-static void stopped_point(sl_store_point_t *p, const char *id)
-{
-  static const double h[3] = {0.5, 0.25, 0.125};
-
-  fx_point(p, "osc", id, SL_POINT_TERMINATED, 0.3, 0);
-  sl_values_release(&p->outputs);
-  sl_values_init(&p->outputs);
-  sl_series_add(&p->history, "x", h, 3);
-  p->steps = 3;
-  sl_values_add(&p->predicted, "x.3", 0.0625);
-  sl_values_add(&p->predicted, "x.3.std", 0.015625);
-  sl_values_add(&p->predicted, "x.4", 0.03125);
-  sl_values_add(&p->predicted, "x.4.std", 0.0078125);
-  sl_values_add(&p->predicted, "z2", 1.5);
-  sl_values_add(&p->predicted, "amplitude", 2.5);
-  sl_values_add(&p->predicted, "amplitude.std", 0.25);
-  sl_values_add(&p->predicted, "energy", 1.25);
-  sl_values_add(&p->predicted, "energy.std", 0.125);
-}
-
 /* A point carrying its received text (doc, as the store worker sets it) is stored with that
  * text verbatim as its doc, not encoded again, and reads back the same as an encoded one:
  * the running finals come from the doc. */
@@ -122,7 +98,7 @@ static void test_doc_as_received(void)
   char *enc, *text;
 
   SL_REQUIRE(fx_open(&f));
-  stopped_point(&p, "s00000000000000b3");
+  fx_point_stopped(&p, "s00000000000000b3");
   sl_values_add(&p.running, "amplitude", 2.25);
   enc = sl_store_point_encode(&p);
   p.doc = sl_asprintf(" %s\n", enc); /* blanks an encoder would not write */
@@ -151,7 +127,7 @@ static void test_stopped_run_roundtrip(void)
   bool found = false;
 
   SL_REQUIRE(fx_open(&f));
-  stopped_point(&p, "s00000000000000b1");
+  fx_point_stopped(&p, "s00000000000000b1");
   SL_CHECKF(put1(f.st, &p, NULL, &err), "%s", err.message);
   SL_CHECKF(sl_store_get(f.st, "s00000000000000b1", &got, &found, &err), "%s", err.message);
   SL_REQUIRE(found);
@@ -165,7 +141,7 @@ static void test_stopped_run_roundtrip(void)
   SL_CHECK_INT(sql_int(f.path, "SELECT count(*) FROM osc WHERE amplitude IS NULL AND energy IS NULL"), 1);
   sl_store_point_release(&p);
   /* with running finals: kept in the doc, never in the output columns */
-  stopped_point(&p, "s00000000000000b2");
+  fx_point_stopped(&p, "s00000000000000b2");
   sl_values_add(&p.running, "amplitude", 2.25);
   SL_CHECKF(put1(f.st, &p, NULL, &err), "%s", err.message);
   SL_CHECKF(sl_store_get(f.st, "s00000000000000b2", &got, &found, &err), "%s", err.message);

@@ -1570,7 +1570,9 @@ static void usage(FILE *f)
           "  --out DIR            where the table, CSVs and speculative.svg go (default the build dir)\n"
           "  --cache DIR          simulator output cache (default <build>/bench-speculative-cache)\n"
           "  --examples DIR       campaign configs (default <source>/examples)\n"
-          "  --bin DIR            simulator binaries (default <build>/bin or $SPECLINE_BIN_DIR)\n");
+          "  --bin DIR            simulator binaries (default <build>/bin or $SPECLINE_BIN_DIR)\n"
+          "\nBENCH_SPEC_TRACE=1 in the environment prints every decision of the speculative arms to\n"
+          "stderr (runs stored, checkpoint, action, surprise, z2 against its threshold, statistic).\n");
 }
 
 static bool parse_list(const char *arg, opts_t *o, bool arms)

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_util.h"
 #include "commands.h"
 #include "specline/amqp.h"
 #include "specline/broker.h"
@@ -23,8 +24,10 @@ static void err_print(const char *what, const sl_error_t *err)
 
 static int usage_error(const char *what, const char *msg)
 {
-  fprintf(stderr, "specline broker %s: %s (see 'specline broker %s --help')\n", what, msg, what);
-  return 2;
+  char cmd[32];
+
+  snprintf(cmd, sizeof cmd, "broker %s", what);
+  return sl_cli_usage_error(cmd, msg);
 }
 
 static bool parse_int64(const char *s, int64_t *out)

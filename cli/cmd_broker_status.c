@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_util.h"
 #include "commands.h"
 #include "specline/amqp.h"
 #include "specline/broker.h"
@@ -247,15 +248,12 @@ int sl__cmd_broker_status(int argc, char **argv)
       fputs(status_help, stdout);
       return 0;
     default:
-      fputs("specline broker status: unknown option (see 'specline broker status --help')\n", stderr);
-      return 2;
+      return sl_cli_usage_error("broker status", "unknown option");
     }
   }
   if (optind == argc && dir)
     return nodes_status(dir);
-  if (optind != argc - 1) {
-    fputs("specline broker status: needs CONFIG, or --dir DIR (see 'specline broker status --help')\n", stderr);
-    return 2;
-  }
+  if (optind != argc - 1)
+    return sl_cli_usage_error("broker status", "needs CONFIG, or --dir DIR");
   return campaign_status(argv[optind], dir);
 }

@@ -7,7 +7,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +14,7 @@
 #include <time.h>
 
 #include "broker_target.h"
+#include "cli_util.h"
 #include "commands.h"
 #include "dashboard_http.h"
 #include "specline/amqp.h"
@@ -81,18 +81,9 @@ typedef struct dash {
   double next_store; /* monotonic time of the next store read */
 } dash_t;
 
-static volatile sig_atomic_t dash_quit;
-
-static void on_quit_signal(int signum)
-{
-  (void)signum;
-  dash_quit = 1;
-}
-
 static int usage_error(const char *msg)
 {
-  fprintf(stderr, "specline dashboard: %s (see 'specline dashboard --help')\n", msg);
-  return 2;
+  return sl_cli_usage_error("dashboard", msg);
 }
 
 static int args_parse(int argc, char **argv, dash_args_t *a)
@@ -106,7 +97,6 @@ static int args_parse(int argc, char **argv, dash_args_t *a)
                                            {"once", no_argument, NULL, '1'},
                                            {"help", no_argument, NULL, 'h'},
                                            {NULL, 0, NULL, 0}};
-  char *end;
   int c;
 
   memset(a, 0, sizeof *a);
@@ -138,9 +128,7 @@ static int args_parse(int argc, char **argv, dash_args_t *a)
       a->once = true;
       break;
     case 'i':
-      errno = 0;
-      a->interval_s = strtod(optarg, &end);
-      if (errno || end == optarg || *end || !(a->interval_s >= 0.2) || a->interval_s > 3600)
+      if (!sl_cli_seconds_parse(optarg, 0.2, 3600, &a->interval_s))
         return usage_error("--interval needs a number of seconds between 0.2 and 3600");
       break;
     case 'h':
@@ -306,19 +294,13 @@ static int serve(dash_t *d, const sl_dash_addr_t *addr)
   sl_error_t err = {0};
   sl_dash_server_t *srv = sl_dash_server_start(&d->sh, addr, d->token, &err);
   char host[INET6_ADDRSTRLEN + 2];
-  struct sigaction sa;
   double next;
 
   if (!srv) {
     fprintf(stderr, "specline dashboard: --listen %s: %s\n", d->a.listen, err.message);
     return 1;
   }
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_quit_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
-  signal(SIGPIPE, SIG_IGN);
+  sl_cli_quit_catch();
   printf("specline dashboard: campaign '%s' on http://%s:%d/%s\n", d->cfg->experiment, url_host(addr, host),
          sl_dash_server_port(srv), d->token ? "?token=TOKEN" : "");
   if (!addr->loopback)
@@ -326,12 +308,10 @@ static int serve(dash_t *d, const sl_dash_addr_t *addr)
            sl_dash_server_port(srv));
   fflush(stdout);
   next = sl_mono();
-  while (!dash_quit) {
+  while (!sl_cli_quit_requested()) {
     collect(d);
-    next += d->a.interval_s;
-    if (next < sl_mono())
-      next = sl_mono() + d->a.interval_s;
-    while (!dash_quit && sl_mono() < next) {
+    next = sl_cli_next_tick(next, d->a.interval_s);
+    while (!sl_cli_quit_requested() && sl_mono() < next) {
       struct timespec ts = {0, 50 * 1000 * 1000};
       nanosleep(&ts, NULL);
     }

@@ -3,11 +3,9 @@
  * and the campaign's progress from the worker.status messages heard on a temporary
  * exclusive queue bound to "C.event.status". The model and its rendering live in
  * top_view.c; this file does the broker, the terminal and the loop. */
-#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +14,7 @@
 #include <unistd.h>
 
 #include "broker_target.h"
+#include "cli_util.h"
 #include "commands.h"
 #include "specline/amqp.h"
 #include "specline/broker.h"
@@ -73,18 +72,9 @@ typedef struct top_ctx {
   uint64_t bad_status; /* undecodable status messages heard */
 } top_ctx_t;
 
-static volatile sig_atomic_t top_quit;
-
-static void on_quit_signal(int signum)
-{
-  (void)signum;
-  top_quit = 1;
-}
-
 static int usage_error(const char *msg)
 {
-  fprintf(stderr, "specline top: %s (see 'specline top --help')\n", msg);
-  return 2;
+  return sl_cli_usage_error("top", msg);
 }
 
 static int args_parse(int argc, char **argv, top_args_t *a)
@@ -96,7 +86,6 @@ static int args_parse(int argc, char **argv, top_args_t *a)
                                            {"broker-dir", required_argument, NULL, 'b'},
                                            {"help", no_argument, NULL, 'h'},
                                            {NULL, 0, NULL, 0}};
-  char *end;
   int c;
 
   memset(a, 0, sizeof *a);
@@ -105,9 +94,7 @@ static int args_parse(int argc, char **argv, top_args_t *a)
   while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
     switch (c) {
     case 'i':
-      errno = 0;
-      a->interval_s = strtod(optarg, &end);
-      if (errno || end == optarg || *end || !(a->interval_s >= 0.1) || a->interval_s > 3600)
+      if (!sl_cli_seconds_parse(optarg, 0.1, 3600, &a->interval_s))
         return usage_error("--interval needs a number of seconds between 0.1 and 3600");
       break;
     case '1':
@@ -350,7 +337,7 @@ static bool listen_until(top_ctx_t *t, double until, int *rc)
   sl_error_t err;
   double left;
 
-  while (!top_quit && (left = until - sl_mono()) > 0) {
+  while (!sl_cli_quit_requested() && (left = until - sl_mono()) > 0) {
     int ms = (int)ceil(left * 1000);
     if (!sl_amqp_run_once(t->amqp, ms > 100 ? 100 : ms, &err)) {
       fprintf(stderr, "specline top: %s\n", err.message);
@@ -360,12 +347,11 @@ static bool listen_until(top_ctx_t *t, double until, int *rc)
     if (key_quit(t))
       return false;
   }
-  return !top_quit;
+  return !sl_cli_quit_requested();
 }
 
 int sl_cmd_top(int argc, char **argv)
 {
-  struct sigaction sa;
   top_ctx_t t;
   sl_error_t err;
   double next;
@@ -383,13 +369,7 @@ int sl_cmd_top(int argc, char **argv)
     top_close(&t);
     return 1;
   }
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_quit_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
-  signal(SIGPIPE, SIG_IGN);
-  top_quit = 0;
+  sl_cli_quit_catch();
   if (t.a.once) {
     if (listen_until(&t, sl_mono() + t.a.interval_s, &rc)) {
       refresh_queues(&t);
@@ -404,9 +384,7 @@ int sl_cmd_top(int argc, char **argv)
   for (;;) {
     refresh_queues(&t);
     show(&t);
-    next += t.a.interval_s;
-    if (next < sl_mono())
-      next = sl_mono() + t.a.interval_s; /* a slow refresh: do not race to catch up */
+    next = sl_cli_next_tick(next, t.a.interval_s);
     if (!listen_until(&t, next, &rc))
       break;
   }

@@ -388,6 +388,37 @@ void sl_model_normalize_outputs(const sl_model_t *m, size_t n, const float *y, f
       yn[i * m->P + j] = (float)((y[i * m->P + j] - m->out_mean[j]) / m->out_std[j]);
 }
 
+size_t sl__model_observed_rows(const sl_model_t *m, size_t n, const float *x, const float *y, const float *mask,
+                               float *xn, float *yn, float *mn, size_t *n_observed)
+{
+  size_t i, r = 0, seen = 0, d = (size_t)m->D, p = (size_t)m->P, j;
+
+  for (i = 0; i < n; i++) {
+    int obs = 0;
+
+    for (j = 0; j < p; j++) {
+      float v = y[i * p + j];
+      float mk = (mask ? mask[i * p + j] != 0 : 1) && isfinite(v) ? 1.f : 0.f;
+
+      mn[r * p + j] = mk;
+      yn[r * p + j] = mk != 0 ? v : 0.f;
+      obs += mk != 0;
+    }
+    if (!obs)
+      continue;
+    memcpy(xn + r * d, x + i * d, d * sizeof *xn);
+    seen += (size_t)obs;
+    r++;
+  }
+  if (r) {
+    sl_model_normalize_inputs(m, r, xn, xn);
+    sl_model_normalize_outputs(m, r, yn, yn);
+  }
+  if (n_observed)
+    *n_observed = seen;
+  return r;
+}
+
 void sl__model_forward(const struct sl_model *m, int e, size_t n, const float *xt, float *acts, float *out)
 {
   const float *p = m->params + (size_t)e * m->member_count;

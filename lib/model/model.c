@@ -128,7 +128,8 @@ static void init_member(struct sl_model *m, int e, uint64_t seed)
 }
 
 /* A model of this shape with its arrays allocated (zeroed parameters and statistics). */
-static struct sl_model *model_shell(int E, int D, int H, int L, int P, sl_model_act_t act, sl_model_loss_t loss)
+static struct sl_model *model_shell(int E, int D, int H, int L, int P, sl_model_act_t act,
+                                    sl_model_loss_t loss)
 {
   struct sl_model *m = sl_calloc(1, sizeof *m);
 
@@ -388,8 +389,8 @@ void sl_model_normalize_outputs(const sl_model_t *m, size_t n, const float *y, f
       yn[i * m->P + j] = (float)((y[i * m->P + j] - m->out_mean[j]) / m->out_std[j]);
 }
 
-size_t sl__model_observed_rows(const sl_model_t *m, size_t n, const float *x, const float *y, const float *mask,
-                               float *xn, float *yn, float *mn, size_t *n_observed)
+size_t sl__model_observed_rows(const sl_model_t *m, size_t n, const float *x, const float *y,
+                               const float *mask, float *xn, float *yn, float *mn, size_t *n_observed)
 {
   size_t i, r = 0, seen = 0, d = (size_t)m->D, p = (size_t)m->P, j;
 

@@ -752,29 +752,14 @@ static bool cookie_write(const sl_local_broker_t *b, const char *given, sl_error
 static bool env_file_write(const sl_local_broker_t *b, sl_error_t *err)
 {
   sl_buf_t e;
-  char *path = dir_file(b, "broker.env"), *tmp = dir_file(b, "broker.env.tmp");
-  bool ok = false;
+  bool ok;
 
   sl_buf_init(&e);
-  sl_buf_printf(&e,
-                "SPECLINE_AMQP_URL=%s\nSPECLINE_MGMT_URL=%s\nSPECLINE_BROKER_PID=%d\n"
-                "SPECLINE_BROKER_NODE=%s\nSPECLINE_BROKER_DIR=%s\nSPECLINE_BROKER_AMQP_PORT=%d\n"
-                "SPECLINE_BROKER_MGMT_PORT=%d\nSPECLINE_BROKER_DIST_PORT=%d\nSPECLINE_BROKER_EPMD_PORT=%d\n",
-                b->url, b->mgmt_url ? b->mgmt_url : "", (int)b->pid, b->nodename, b->dir, b->amqp_port,
-                b->mgmt_port, b->dist_port, b->epmd_port);
+  sl__dev_env_broker(&e, b, b->url);
   if (b->amqps_url)
     sl_buf_printf(&e, "SPECLINE_AMQPS_URL=%s\nSPECLINE_BROKER_AMQPS_PORT=%d\n", b->amqps_url, b->amqps_port);
-  if (!file_write(tmp, e.data, 0644, err))
-    goto out;
-  if (rename(tmp, path) != 0) {
-    sl_error_set(err, SL_ERR_SYS, errno, "cannot write '%s': %s", path, strerror(errno));
-    goto out;
-  }
-  ok = true;
-out:
+  ok = sl__dev_env_write(b->dir, e.data, err);
   sl_buf_release(&e);
-  free(path);
-  free(tmp);
   return ok;
 }
 
@@ -852,12 +837,8 @@ static bool stale_clear(const char *dir, bool force, sl_error_t *err)
   static const char *const names[] = {"mnesia", "log", "rabbit.pid", "broker.env", "tls", ".erlang.cookie"};
   size_t i;
 
-  path = sl_asprintf("%s/broker.env", dir);
-  if (access(path, F_OK) != 0) {
-    free(path);
+  if (!sl__dev_env_exists(dir))
     return true;
-  }
-  free(path);
   old = sl_local_broker_open(dir, NULL);
   alive = old && group_count(old->pid, old) > 0;
   if (!force) {
@@ -1116,9 +1097,37 @@ bool sl__dev_mkdir_p(const char *path, mode_t mode, sl_error_t *err)
   return mkdir_p(path, mode, err);
 }
 
-bool sl__dev_file_write(const char *path, const char *text, mode_t mode, sl_error_t *err)
+void sl__dev_env_broker(sl_buf_t *e, const sl_local_broker_t *b, const char *url)
 {
-  return file_write(path, text, mode, err);
+  sl_buf_printf(e,
+                "SPECLINE_AMQP_URL=%s\nSPECLINE_MGMT_URL=%s\nSPECLINE_BROKER_PID=%d\n"
+                "SPECLINE_BROKER_NODE=%s\nSPECLINE_BROKER_DIR=%s\nSPECLINE_BROKER_AMQP_PORT=%d\n"
+                "SPECLINE_BROKER_MGMT_PORT=%d\nSPECLINE_BROKER_DIST_PORT=%d\nSPECLINE_BROKER_EPMD_PORT=%d\n",
+                url, b->mgmt_url ? b->mgmt_url : "", (int)b->pid, b->nodename, b->dir, b->amqp_port, b->mgmt_port,
+                b->dist_port, b->epmd_port);
+}
+
+bool sl__dev_env_write(const char *dir, const char *text, sl_error_t *err)
+{
+  char *path = sl_asprintf("%s/broker.env", dir), *tmp = sl_asprintf("%s/broker.env.tmp", dir);
+  bool ok = file_write(tmp, text, 0644, err);
+
+  if (ok && rename(tmp, path) != 0) {
+    sl_error_set(err, SL_ERR_SYS, errno, "cannot write '%s': %s", path, strerror(errno));
+    ok = false;
+  }
+  free(path);
+  free(tmp);
+  return ok;
+}
+
+bool sl__dev_env_exists(const char *dir)
+{
+  char *path = sl_asprintf("%s/broker.env", dir);
+  bool there = access(path, F_OK) == 0;
+
+  free(path);
+  return there;
 }
 
 void sl__dev_tree_remove(const char *path)

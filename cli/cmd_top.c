@@ -51,11 +51,8 @@ static const char top_help[] =
     "consumers (passive declares), without rates. In the terminal, q or Ctrl-C quits.\n";
 
 typedef struct top_args {
-  const char *config;
-  const char *mgmt_url;
-  const char *broker_dir;
-  double interval_s;
-  bool once, json;
+  sl_cli_watch_t w; /* CONFIG, --interval, --once, --mgmt-url, --broker-dir */
+  bool json;
 } top_args_t;
 
 /* Everything one run of top holds. */
@@ -72,54 +69,31 @@ typedef struct top_ctx {
   uint64_t bad_status; /* undecodable status messages heard */
 } top_ctx_t;
 
-static int usage_error(const char *msg)
-{
-  return sl_cli_usage_error("top", msg);
-}
-
 static int args_parse(int argc, char **argv, top_args_t *a)
 {
-  static const struct option longopts[] = {{"interval", required_argument, NULL, 'i'},
-                                           {"once", no_argument, NULL, '1'},
+  static const struct option longopts[] = {SL_CLI_WATCH_OPTIONS,
                                            {"json", no_argument, NULL, 'j'},
-                                           {"mgmt-url", required_argument, NULL, 'm'},
-                                           {"broker-dir", required_argument, NULL, 'b'},
                                            {"help", no_argument, NULL, 'h'},
                                            {NULL, 0, NULL, 0}};
-  int c;
+  int c, rc;
 
   memset(a, 0, sizeof *a);
-  a->interval_s = 1.0;
+  a->w.interval_s = 1.0;
   optind = 1;
   while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
     switch (c) {
-    case 'i':
-      if (!sl_cli_seconds_parse(optarg, 0.1, 3600, &a->interval_s))
-        return usage_error("--interval needs a number of seconds between 0.1 and 3600");
-      break;
-    case '1':
-      a->once = true;
-      break;
     case 'j':
       a->json = true;
-      break;
-    case 'm':
-      a->mgmt_url = optarg;
-      break;
-    case 'b':
-      a->broker_dir = optarg;
       break;
     case 'h':
       fputs(top_help, stdout);
       return 0;
     default:
-      return usage_error("unknown option");
+      if ((rc = sl_cli_watch_option("top", c, optarg, 0.1, &a->w)) >= 0)
+        return rc;
     }
   }
-  if (optind != argc - 1)
-    return usage_error("needs exactly one CONFIG");
-  a->config = argv[optind];
-  return -1;
+  return sl_cli_watch_config("top", argc, argv, &a->w);
 }
 
 /* ---- broker ---- */
@@ -156,7 +130,7 @@ static bool top_setup(sl_amqp_t *s, void *ud, sl_error_t *err)
 /* The broker URL, the management URL, its credentials and the vhost (see top_help). */
 static bool resolve_broker(top_ctx_t *t, sl_error_t *err)
 {
-  return sl_cli_broker_resolve(t->cfg, t->a.broker_dir, t->a.mgmt_url, &t->b, err);
+  return sl_cli_broker_resolve(t->cfg, t->a.w.broker_dir, t->a.w.mgmt_url, &t->b, err);
 }
 
 static bool top_open(top_ctx_t *t, sl_error_t *err)
@@ -164,10 +138,10 @@ static bool top_open(top_ctx_t *t, sl_error_t *err)
   char host[64] = "host", suffix[128];
   sl_amqp_opts_t o;
 
-  t->cfg = sl_config_load(t->a.config, err);
+  t->cfg = sl_config_load(t->a.w.config, err);
   if (!t->cfg)
     return false;
-  sl_top_init(&t->view, t->cfg->experiment, t->a.interval_s);
+  sl_top_init(&t->view, t->cfg->experiment, t->a.w.interval_s);
   if (!resolve_broker(t, err))
     return false;
   gethostname(host, sizeof host - 1);
@@ -325,7 +299,7 @@ static void show(top_ctx_t *t)
     fputs("\nq quits", stdout);
   } else {
     text = sl_top_render(&t->view, now, wall, 0);
-    printf("%s%s", text, t->a.once ? "" : "\n");
+    printf("%s%s", text, t->a.w.once ? "" : "\n");
   }
   free(text);
   fflush(stdout);
@@ -370,8 +344,8 @@ int sl_cmd_top(int argc, char **argv)
     return 1;
   }
   sl_cli_quit_catch();
-  if (t.a.once) {
-    if (listen_until(&t, sl_mono() + t.a.interval_s, &rc)) {
+  if (t.a.w.once) {
+    if (listen_until(&t, sl_mono() + t.a.w.interval_s, &rc)) {
       refresh_queues(&t);
       show(&t);
     }
@@ -384,7 +358,7 @@ int sl_cmd_top(int argc, char **argv)
   for (;;) {
     refresh_queues(&t);
     show(&t);
-    next = sl_cli_next_tick(next, t.a.interval_s);
+    next = sl_cli_next_tick(next, t.a.w.interval_s);
     if (!listen_until(&t, next, &rc))
       break;
   }

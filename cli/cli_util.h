@@ -27,9 +27,11 @@ typedef struct sl_cli_watch {
 } sl_cli_watch_t;
 
 /* The getopt_long entries of those options, for a command's table. */
+/* clang-format off */
 #define SL_CLI_WATCH_OPTIONS                                                                       \
   {"interval", required_argument, NULL, 'i'}, {"once", no_argument, NULL, '1'},                    \
       {"mgmt-url", required_argument, NULL, 'm'}, {"broker-dir", required_argument, NULL, 'b'}
+/* clang-format on */
 
 /* Takes getopt_long's answer c, with its optarg arg, for a command's options that are not
  * its own: one of SL_CLI_WATCH_OPTIONS into *w (--interval within [min_interval_s, 3600]).

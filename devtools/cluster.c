@@ -40,26 +40,9 @@ void sl_local_cluster_opts_default(sl_local_cluster_opts_t *o)
 
 /* ---- DIR/broker.env ---- */
 
-static char *env_get(const char *text, const char *key)
-{
-  size_t klen = strlen(key);
-  const char *p = text, *e;
-
-  while (p && *p) {
-    if (!strncmp(p, key, klen) && p[klen] == '=') {
-      e = strchr(p + klen + 1, '\n');
-      return sl_strndup(p + klen + 1, e ? (size_t)(e - p - klen - 1) : strlen(p + klen + 1));
-    }
-    p = strchr(p, '\n');
-    if (p)
-      p++;
-  }
-  return NULL;
-}
-
 static int env_get_int(const char *text, const char *key)
 {
-  char *v = env_get(text, key);
+  char *v = sl_broker_env_get(text, key);
   int n = v ? atoi(v) : 0;
 
   free(v);
@@ -152,7 +135,7 @@ sl_local_cluster_t *sl_local_cluster_open(const char *dir, sl_error_t *err)
     return NULL;
   }
   c = sl_calloc(1, sizeof *c);
-  c->dir = env_get(text, "SPECLINE_CLUSTER_DIR");
+  c->dir = sl_broker_env_get(text, "SPECLINE_CLUSTER_DIR");
   if (!c->dir)
     c->dir = sl_strdup(dir);
   c->epmd_pid = (pid_t)env_get_int(text, "SPECLINE_CLUSTER_EPMD_PID");

@@ -441,6 +441,47 @@ static char *sbin_path(const char *name)
   return NULL;
 }
 
+/* Forks a child in a session of its own (its pid is its process group) with stdin from
+ * /dev/null, stdout and stderr appended to logpath (given to owner first when owner
+ * switches user), no other descriptor and every signal at its default action, none
+ * blocked. Returns the child's pid in the parent, 0 in the child, -1 with *err set. */
+static pid_t fork_logged(const char *logpath, const broker_user_t *owner, sl_error_t *err)
+{
+  pid_t pid;
+  int fd, i;
+
+  fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    sl_error_set(err, SL_ERR_SYS, errno, "cannot open '%s': %s", logpath, strerror(errno));
+    return -1;
+  }
+  if (owner && owner->switch_user && fchown(fd, owner->uid, owner->gid) != 0)
+    SL_DEBUG("cannot chown '%s': %s", logpath, strerror(errno));
+  pid = fork();
+  if (pid < 0) {
+    sl_error_set(err, SL_ERR_SYS, errno, "cannot fork: %s", strerror(errno));
+    close(fd);
+    return -1;
+  }
+  if (pid == 0) {
+    int devnull = open("/dev/null", O_RDONLY);
+    sigset_t none;
+    setsid();
+    if (devnull >= 0)
+      dup2(devnull, 0);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    close_range(3, ~0U, 0); /* nothing of ours (e.g. ctest's pipes) may live on in the child */
+    for (i = 1; i < NSIG; i++)
+      signal(i, SIG_DFL);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    return 0;
+  }
+  close(fd);
+  return pid;
+}
+
 /* Forks the server: a new session (so its pgid is its pid), stdout/stderr appended to
  * log/startup.log, the broker user, its own epmd started first (so it lives in the same
  * group), then rabbitmq-server. Returns the child's pid (the group id) or -1. */
@@ -452,7 +493,7 @@ static pid_t server_spawn(const sl_local_broker_t *b, const broker_user_t *u, sl
   char *epmd_argv[] = {"epmd", "-port", port, "-address", "127.0.0.1", NULL};
   pid_t pid = -1, epid;
   env_t env;
-  int fd, i;
+  int i;
 
   snprintf(port, sizeof port, "%d", b->epmd_port);
   env_build(&env, b);
@@ -461,32 +502,8 @@ static pid_t server_spawn(const sl_local_broker_t *b, const broker_user_t *u, sl
                  server ? "epmd" : RABBITMQ_SBIN "/rabbitmq-server");
     goto out;
   }
-  fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    sl_error_set(err, SL_ERR_SYS, errno, "cannot open '%s': %s", logpath, strerror(errno));
-    goto out;
-  }
-  if (u->switch_user && fchown(fd, u->uid, u->gid) != 0)
-    SL_DEBUG("cannot chown '%s': %s", logpath, strerror(errno));
-  pid = fork();
-  if (pid < 0) {
-    sl_error_set(err, SL_ERR_SYS, errno, "cannot fork: %s", strerror(errno));
-    close(fd);
-    goto out;
-  }
+  pid = fork_logged(logpath, u, err);
   if (pid == 0) {
-    int devnull = open("/dev/null", O_RDONLY);
-    setsid();
-    if (devnull >= 0)
-      dup2(devnull, 0);
-    dup2(fd, 1);
-    dup2(fd, 2);
-    close_range(3, ~0U, 0); /* nothing of ours (e.g. ctest's pipes) may live on in the broker */
-    sigset_t none;
-    for (i = 1; i < NSIG; i++)
-      signal(i, SIG_DFL);
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
     if (user_become(u) != 0 || chdir(b->dir) != 0) {
       static const char msg[] = "specline: cannot switch to the broker user or its directory\n";
       if (write(2, msg, sizeof msg - 1) < 0)
@@ -505,7 +522,6 @@ static pid_t server_spawn(const sl_local_broker_t *b, const broker_user_t *u, sl
     execve(server, server_argv, env.v);
     _exit(127);
   }
-  close(fd);
 out:
   env_release(&env);
   free(server);
@@ -1223,7 +1239,7 @@ pid_t sl__dev_epmd_spawn(const char *dir, int port, sl_error_t *err)
   char *envp[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8", NULL};
   broker_user_t u;
   pid_t pid = -1;
-  int fd, i;
+  int i;
 
   snprintf(portbuf, sizeof portbuf, "%d", port);
   if (!epmd) {
@@ -1232,36 +1248,15 @@ pid_t sl__dev_epmd_spawn(const char *dir, int port, sl_error_t *err)
   }
   if (!user_resolve(&u, err))
     goto out;
-  fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    sl_error_set(err, SL_ERR_SYS, errno, "cannot open '%s': %s", logpath, strerror(errno));
+  pid = fork_logged(logpath, NULL, err);
+  if (pid < 0)
     goto out;
-  }
-  pid = fork();
-  if (pid < 0) {
-    sl_error_set(err, SL_ERR_SYS, errno, "cannot fork: %s", strerror(errno));
-    close(fd);
-    goto out;
-  }
   if (pid == 0) {
-    int devnull = open("/dev/null", O_RDONLY);
-    sigset_t none;
-    setsid();
-    if (devnull >= 0)
-      dup2(devnull, 0);
-    dup2(fd, 1);
-    dup2(fd, 2);
-    close_range(3, ~0U, 0);
-    for (i = 1; i < NSIG; i++)
-      signal(i, SIG_DFL);
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
     if (user_become(&u) != 0 || chdir(dir) != 0)
       _exit(126);
     execve(epmd, argv, envp);
     _exit(127);
   }
-  close(fd);
   for (i = 0; i < 400 && !port_accepts(port); i++) {
     reap(pid);
     if (kill(pid, 0) != 0)

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker_target.h"
 #include "cli_util.h"
 #include "commands.h"
 #include "specline/amqp.h"
@@ -312,7 +313,6 @@ static int cmd_init(int argc, char **argv)
   const char *dir = NULL;
   sl_topology_opts_t to;
   sl_config_t *cfg = NULL;
-  sl_amqp_opts_t o;
   sl_amqp_t *s = NULL;
   char *url = NULL;
   sl_error_t err;
@@ -339,15 +339,8 @@ static int cmd_init(int argc, char **argv)
   if (optind != argc - 1)
     return usage_error("init", "needs exactly one CONFIG");
   cfg = sl_config_load(argv[optind], &err);
-  url = cfg ? sl_worker_broker_url(cfg, dir, &err) : NULL; /* the one order: docs/broker.md */
-  if (!url)
-    goto out;
-  memset(&o, 0, sizeof o);
-  o.url = url;
-  o.name = "specline-broker";
-  o.credentials_file = cfg->credentials_file;
-  s = sl_amqp_new(&o, &err);
-  if (!s || !sl_amqp_connect(s, 0, &err)) /* one attempt: one clear error line */
+  s = cfg ? sl_cli_amqp_connect(cfg, dir, "specline-broker", &url, &err) : NULL; /* docs/broker.md's order */
+  if (!s)
     goto out;
   sl_topology_opts_default(&to);
   to.quorum_group_size = group > 0 ? (int)group : sl_topology_group_size(url);

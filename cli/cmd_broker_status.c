@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker_target.h"
 #include "cli_util.h"
 #include "commands.h"
 #include "specline/amqp.h"
@@ -163,22 +164,15 @@ static bool queues_fetch(const char *dir, const char *prefix, sl_queue_info_t **
 
 static int queues_passive(const sl_config_t *cfg, const char *dir)
 {
-  sl_amqp_opts_t o;
-  sl_amqp_t *s = NULL;
   sl_error_t err;
-  char name[SL_NAME_MAX], *url = sl_worker_broker_url(cfg, dir, &err);
+  char name[SL_NAME_MAX];
+  sl_amqp_t *s = sl_cli_amqp_connect(cfg, dir, "specline-broker", NULL, &err);
   uint32_t ready, consumers;
   size_t i;
   int missing = 0;
 
-  memset(&o, 0, sizeof o);
-  o.url = url;
-  o.name = "specline-broker";
-  o.credentials_file = cfg->credentials_file;
-  if (!url || !(s = sl_amqp_new(&o, &err)) || !sl_amqp_connect(s, 0, &err)) {
+  if (!s) {
     fprintf(stderr, "specline broker status: %s\n", err.message);
-    sl_amqp_destroy(s);
-    free(url);
     return 1;
   }
   printf("%-40s %-8s %10s %10s %10s\n", "queue", "type", "ready", "unacked", "consumers");
@@ -193,7 +187,6 @@ static int queues_passive(const sl_config_t *cfg, const char *dir)
     printf("%-40s %-8s %10u %10s %10u\n", name, "?", ready, "?", consumers);
   }
   sl_amqp_destroy(s);
-  free(url);
   return missing ? 1 : 0;
 }
 

@@ -40,14 +40,20 @@ static void test_append_and_detach(void)
 }
 
 static char *vfmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* sl_vasprintf of the arguments, twice (through a va_copy): both must agree. */
 static char *vfmt(const char *fmt, ...)
 {
-  va_list ap;
-  char *s;
+  va_list ap, again;
+  char *s, *t;
 
   va_start(ap, fmt);
+  va_copy(again, ap);
   s = sl_vasprintf(fmt, ap);
+  t = sl_vasprintf(fmt, again);
+  va_end(again);
   va_end(ap);
+  SL_CHECK_STR(s, t);
+  free(t);
   return s;
 }
 

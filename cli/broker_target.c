@@ -105,3 +105,28 @@ void sl_cli_broker_release(sl_cli_broker_t *b)
   free(b->vhost);
   memset(b, 0, sizeof *b);
 }
+
+sl_amqp_t *sl_cli_amqp_connect(const sl_config_t *cfg, const char *broker_dir, const char *name, char **url,
+                               sl_error_t *err)
+{
+  char *u = sl_worker_broker_url(cfg, broker_dir, err);
+  sl_amqp_opts_t o;
+  sl_amqp_t *s;
+
+  if (!u)
+    return NULL;
+  memset(&o, 0, sizeof o);
+  o.url = u;
+  o.name = name;
+  o.credentials_file = cfg->credentials_file;
+  s = sl_amqp_new(&o, err);
+  if (s && !sl_amqp_connect(s, 0, err)) {
+    sl_amqp_destroy(s);
+    s = NULL;
+  }
+  if (s && url)
+    *url = u;
+  else
+    free(u);
+  return s;
+}

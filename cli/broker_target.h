@@ -1,11 +1,13 @@
 /* The broker and its management API as the CLI's readers find them (`specline top`,
  * `specline dashboard`): one resolver so both use the same URL, management URL, vhost and
- * credentials, in the order docs/broker.md gives. */
+ * credentials, in the order docs/broker.md gives; and the one-shot connection of the
+ * commands that talk to a campaign's broker once (`broker init|status`, `predict`). */
 #ifndef SPECLINE_CLI_BROKER_TARGET_H
 #define SPECLINE_CLI_BROKER_TARGET_H
 
 #include <stdbool.h>
 
+#include "specline/amqp.h"
 #include "specline/config.h"
 #include "specline/error.h"
 
@@ -31,5 +33,12 @@ bool sl_cli_broker_resolve(const sl_config_t *cfg, const char *broker_dir, const
                            sl_cli_broker_t *b, sl_error_t *err);
 /* Frees what *b holds (the password wiped first). */
 void sl_cli_broker_release(sl_cli_broker_t *b);
+
+/* A session with the campaign's broker, connected in one attempt (one clear error line):
+ * the URL in sl_worker_broker_url's order (broker_dir, SPECLINE_AMQP_URL, the config's
+ * broker:), the config's credentials file, name as the connection's name. Returns it
+ * (sl_amqp_destroy) with the URL in *url (may be NULL; free it), or NULL with *err set. */
+sl_amqp_t *sl_cli_amqp_connect(const sl_config_t *cfg, const char *broker_dir, const char *name, char **url,
+                               sl_error_t *err);
 
 #endif

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker_target.h"
+#include "cli_util.h"
 #include "commands.h"
 #include "specline/amqp.h"
 #include "specline/broker.h"
@@ -23,8 +25,10 @@ static void err_print(const char *what, const sl_error_t *err)
 
 static int usage_error(const char *what, const char *msg)
 {
-  fprintf(stderr, "specline broker %s: %s (see 'specline broker %s --help')\n", what, msg, what);
-  return 2;
+  char cmd[32];
+
+  snprintf(cmd, sizeof cmd, "broker %s", what);
+  return sl_cli_usage_error(cmd, msg);
 }
 
 static bool parse_int64(const char *s, int64_t *out)
@@ -309,7 +313,6 @@ static int cmd_init(int argc, char **argv)
   const char *dir = NULL;
   sl_topology_opts_t to;
   sl_config_t *cfg = NULL;
-  sl_amqp_opts_t o;
   sl_amqp_t *s = NULL;
   char *url = NULL;
   sl_error_t err;
@@ -336,15 +339,8 @@ static int cmd_init(int argc, char **argv)
   if (optind != argc - 1)
     return usage_error("init", "needs exactly one CONFIG");
   cfg = sl_config_load(argv[optind], &err);
-  url = cfg ? sl_worker_broker_url(cfg, dir, &err) : NULL; /* the one order: docs/broker.md */
-  if (!url)
-    goto out;
-  memset(&o, 0, sizeof o);
-  o.url = url;
-  o.name = "specline-broker";
-  o.credentials_file = cfg->credentials_file;
-  s = sl_amqp_new(&o, &err);
-  if (!s || !sl_amqp_connect(s, 0, &err)) /* one attempt: one clear error line */
+  s = cfg ? sl_cli_amqp_connect(cfg, dir, "specline-broker", &url, &err) : NULL; /* docs/broker.md's order */
+  if (!s)
     goto out;
   sl_topology_opts_default(&to);
   to.quorum_group_size = group > 0 ? (int)group : sl_topology_group_size(url);

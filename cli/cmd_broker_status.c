@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker_target.h"
+#include "cli_util.h"
 #include "commands.h"
 #include "specline/amqp.h"
 #include "specline/broker.h"
@@ -162,22 +164,15 @@ static bool queues_fetch(const char *dir, const char *prefix, sl_queue_info_t **
 
 static int queues_passive(const sl_config_t *cfg, const char *dir)
 {
-  sl_amqp_opts_t o;
-  sl_amqp_t *s = NULL;
   sl_error_t err;
-  char name[SL_NAME_MAX], *url = sl_worker_broker_url(cfg, dir, &err);
+  char name[SL_NAME_MAX];
+  sl_amqp_t *s = sl_cli_amqp_connect(cfg, dir, "specline-broker", NULL, &err);
   uint32_t ready, consumers;
   size_t i;
   int missing = 0;
 
-  memset(&o, 0, sizeof o);
-  o.url = url;
-  o.name = "specline-broker";
-  o.credentials_file = cfg->credentials_file;
-  if (!url || !(s = sl_amqp_new(&o, &err)) || !sl_amqp_connect(s, 0, &err)) {
+  if (!s) {
     fprintf(stderr, "specline broker status: %s\n", err.message);
-    sl_amqp_destroy(s);
-    free(url);
     return 1;
   }
   printf("%-40s %-8s %10s %10s %10s\n", "queue", "type", "ready", "unacked", "consumers");
@@ -192,7 +187,6 @@ static int queues_passive(const sl_config_t *cfg, const char *dir)
     printf("%-40s %-8s %10u %10s %10u\n", name, "?", ready, "?", consumers);
   }
   sl_amqp_destroy(s);
-  free(url);
   return missing ? 1 : 0;
 }
 
@@ -247,15 +241,12 @@ int sl__cmd_broker_status(int argc, char **argv)
       fputs(status_help, stdout);
       return 0;
     default:
-      fputs("specline broker status: unknown option (see 'specline broker status --help')\n", stderr);
-      return 2;
+      return sl_cli_usage_error("broker status", "unknown option");
     }
   }
   if (optind == argc && dir)
     return nodes_status(dir);
-  if (optind != argc - 1) {
-    fputs("specline broker status: needs CONFIG, or --dir DIR (see 'specline broker status --help')\n", stderr);
-    return 2;
-  }
+  if (optind != argc - 1)
+    return sl_cli_usage_error("broker status", "needs CONFIG, or --dir DIR");
   return campaign_status(argv[optind], dir);
 }

@@ -7,7 +7,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +14,7 @@
 #include <time.h>
 
 #include "broker_target.h"
+#include "cli_util.h"
 #include "commands.h"
 #include "dashboard_http.h"
 #include "specline/amqp.h"
@@ -64,9 +64,8 @@ static const char dash_help[] =
     "  --once              read once, print the snapshot as JSON and exit (no server)\n";
 
 typedef struct dash_args {
-  const char *config, *listen, *token_file, *store, *mgmt_url, *broker_dir;
-  double interval_s;
-  bool once;
+  sl_cli_watch_t w; /* CONFIG, --interval, --once, --mgmt-url, --broker-dir */
+  const char *listen, *token_file, *store;
 } dash_args_t;
 
 /* Everything one run of the dashboard holds. */
@@ -81,33 +80,20 @@ typedef struct dash {
   double next_store; /* monotonic time of the next store read */
 } dash_t;
 
-static volatile sig_atomic_t dash_quit;
-
-static void on_quit_signal(int signum)
-{
-  (void)signum;
-  dash_quit = 1;
-}
-
 static int usage_error(const char *msg)
 {
-  fprintf(stderr, "specline dashboard: %s (see 'specline dashboard --help')\n", msg);
-  return 2;
+  return sl_cli_usage_error("dashboard", msg);
 }
 
 static int args_parse(int argc, char **argv, dash_args_t *a)
 {
-  static const struct option longopts[] = {{"listen", required_argument, NULL, 'l'},
-                                           {"interval", required_argument, NULL, 'i'},
+  static const struct option longopts[] = {SL_CLI_WATCH_OPTIONS,
+                                           {"listen", required_argument, NULL, 'l'},
                                            {"token-file", required_argument, NULL, 't'},
                                            {"store", required_argument, NULL, 's'},
-                                           {"mgmt-url", required_argument, NULL, 'm'},
-                                           {"broker-dir", required_argument, NULL, 'b'},
-                                           {"once", no_argument, NULL, '1'},
                                            {"help", no_argument, NULL, 'h'},
                                            {NULL, 0, NULL, 0}};
-  char *end;
-  int c;
+  int c, rc;
 
   memset(a, 0, sizeof *a);
   for (c = 1; c < argc; c++) /* getopt would take --token as --token-file: say why not */
@@ -115,7 +101,7 @@ static int args_parse(int argc, char **argv, dash_args_t *a)
       return usage_error(
           "the token is never taken from the command line: --token-file or SPECLINE_DASHBOARD_TOKEN");
   a->listen = "127.0.0.1:8080";
-  a->interval_s = 2.0;
+  a->w.interval_s = 2.0;
   optind = 1;
   while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
     switch (c) {
@@ -128,32 +114,15 @@ static int args_parse(int argc, char **argv, dash_args_t *a)
     case 's':
       a->store = optarg;
       break;
-    case 'm':
-      a->mgmt_url = optarg;
-      break;
-    case 'b':
-      a->broker_dir = optarg;
-      break;
-    case '1':
-      a->once = true;
-      break;
-    case 'i':
-      errno = 0;
-      a->interval_s = strtod(optarg, &end);
-      if (errno || end == optarg || *end || !(a->interval_s >= 0.2) || a->interval_s > 3600)
-        return usage_error("--interval needs a number of seconds between 0.2 and 3600");
-      break;
     case 'h':
       fputs(dash_help, stdout);
       return 0;
     default:
-      return usage_error("unknown option");
+      if ((rc = sl_cli_watch_option("dashboard", c, optarg, 0.2, &a->w)) >= 0)
+        return rc;
     }
   }
-  if (optind != argc - 1)
-    return usage_error("needs exactly one CONFIG");
-  a->config = argv[optind];
-  return -1;
+  return sl_cli_watch_config("dashboard", argc, argv, &a->w);
 }
 
 /* The token from --token-file or SPECLINE_DASHBOARD_TOKEN (NULL when neither); false on a
@@ -199,7 +168,7 @@ static void mgmt_resolve(dash_t *d)
 {
   sl_error_t err = {0};
 
-  if (!sl_cli_broker_resolve(d->cfg, d->a.broker_dir, d->a.mgmt_url, &d->b, &err) && !d->b.mgmt_url)
+  if (!sl_cli_broker_resolve(d->cfg, d->a.w.broker_dir, d->a.w.mgmt_url, &d->b, &err) && !d->b.mgmt_url)
     d->mgmt_note = sl_asprintf("no management API: queues unknown (%s)", err.message);
   else if (!d->b.mgmt_url)
     d->mgmt_note = sl_strdup("no management API: queues unknown");
@@ -220,7 +189,7 @@ static bool read_store(dash_t *d, sl_dash_scan_t *scan, sl_dash_models_t *models
     return false;
   }
   /* a big store: read it no more than a fifth of the time */
-  d->next_store = sl_mono() + (5 * (sl_mono() - t0) > d->a.interval_s ? 5 * (sl_mono() - t0) : 0);
+  d->next_store = sl_mono() + (5 * (sl_mono() - t0) > d->a.w.interval_s ? 5 * (sl_mono() - t0) : 0);
   return true;
 }
 
@@ -306,19 +275,13 @@ static int serve(dash_t *d, const sl_dash_addr_t *addr)
   sl_error_t err = {0};
   sl_dash_server_t *srv = sl_dash_server_start(&d->sh, addr, d->token, &err);
   char host[INET6_ADDRSTRLEN + 2];
-  struct sigaction sa;
   double next;
 
   if (!srv) {
     fprintf(stderr, "specline dashboard: --listen %s: %s\n", d->a.listen, err.message);
     return 1;
   }
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_quit_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
-  signal(SIGPIPE, SIG_IGN);
+  sl_cli_quit_catch();
   printf("specline dashboard: campaign '%s' on http://%s:%d/%s\n", d->cfg->experiment, url_host(addr, host),
          sl_dash_server_port(srv), d->token ? "?token=TOKEN" : "");
   if (!addr->loopback)
@@ -326,12 +289,10 @@ static int serve(dash_t *d, const sl_dash_addr_t *addr)
            sl_dash_server_port(srv));
   fflush(stdout);
   next = sl_mono();
-  while (!dash_quit) {
+  while (!sl_cli_quit_requested()) {
     collect(d);
-    next += d->a.interval_s;
-    if (next < sl_mono())
-      next = sl_mono() + d->a.interval_s;
-    while (!dash_quit && sl_mono() < next) {
+    next = sl_cli_next_tick(next, d->a.w.interval_s);
+    while (!sl_cli_quit_requested() && sl_mono() < next) {
       struct timespec ts = {0, 50 * 1000 * 1000};
       nanosleep(&ts, NULL);
     }
@@ -351,15 +312,15 @@ int sl_cmd_dashboard(int argc, char **argv)
   rc = args_parse(argc, argv, &d.a);
   if (rc >= 0)
     return rc;
-  if (!d.a.once && !sl_dash_addr_parse(d.a.listen, &addr, &err))
+  if (!d.a.w.once && !sl_dash_addr_parse(d.a.listen, &addr, &err))
     return usage_error(err.message);
   if (!token_load(&d))
     return 2;
-  if (!d.a.once && !addr.loopback && !d.token)
+  if (!d.a.w.once && !addr.loopback && !d.token)
     return usage_error("listening beyond loopback needs a token (--token-file or SPECLINE_DASHBOARD_TOKEN)");
   if (!getenv("SPECLINE_LOG"))
     sl_log_set_level(SL_LOG_WARN);
-  d.cfg = sl_config_load(d.a.config, &err);
+  d.cfg = sl_config_load(d.a.w.config, &err);
   if (!d.cfg) {
     fprintf(stderr, "specline dashboard: %s\n", err.message);
     dash_close(&d);
@@ -368,7 +329,7 @@ int sl_cmd_dashboard(int argc, char **argv)
   mgmt_resolve(&d);
   sl_dash_shared_init(&d.sh, d.cfg, d.token != NULL);
   d.sh.store_uri = sl_strdup(d.a.store ? d.a.store : d.cfg->store);
-  if (d.a.once) {
+  if (d.a.w.once) {
     collect(&d);
     printf("%s\n", d.sh.snapshot);
     rc = 0;

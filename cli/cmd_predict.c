@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "broker_target.h"
 #include "commands.h"
 #include "specline/amqp.h"
 #include "specline/broker.h"
@@ -183,26 +184,17 @@ static void print_json(const sl_config_t *cfg, const double *x, const sl_predict
 static int call(const sl_config_t *cfg, const char *broker_dir, const sl_predict_request_t *rq, double timeout_s,
                 rpc_t *r, char *why, size_t why_len)
 {
-  sl_amqp_opts_t o;
   sl_amqp_props_t props = {.persistent = false, .mandatory = true, .type = "predict.request"};
   sl_amqp_t *s = NULL;
   sl_error_t err;
   char reply_q[SL_NAME_MAX], suffix[96], corr[64], rk[SL_NAME_MAX];
-  char *url, *body = NULL;
+  char *body = NULL;
   uint32_t ready = 0, consumers = 0;
   double deadline;
   int rc = CALL_NO_WORKER;
 
-  url = sl_worker_broker_url(cfg, broker_dir, &err);
-  if (!url)
-    goto out_err;
-  memset(&o, 0, sizeof o);
-  o.url = url;
-  o.name = "specline-predict-cli";
-  o.credentials_file = cfg->credentials_file;
-  s = sl_amqp_new(&o, &err);
-  free(url);
-  if (!s || !sl_amqp_connect(s, 0, &err))
+  s = sl_cli_amqp_connect(cfg, broker_dir, "specline-predict-cli", NULL, &err);
+  if (!s)
     goto out_err;
   sl_name(rk, cfg->experiment, "predict");
   if (!sl_amqp_queue_counts(s, rk, &ready, &consumers, &err) || consumers == 0) {

@@ -242,7 +242,6 @@ static void audit_compare(report_t *r, audit_row_t *row, const sl_store_point_t 
 {
   const char *h = r->cfg->history.name;
   int hi = sl_series_find(&full->history, h);
-  char name[96];
   int k;
 
   if (hi < 0 || stop->status != SL_POINT_TERMINATED)
@@ -251,10 +250,7 @@ static void audit_compare(report_t *r, audit_row_t *row, const sl_store_point_t 
     int64_t step = sl_dataset_checkpoint_step(r->cfg, k);
     const double *m, *s;
     double sigma, y;
-    snprintf(name, sizeof name, "%s.%d", h, k);
-    m = sl_values_get(&stop->predicted, name);
-    snprintf(name, sizeof name, "%s.%d.std", h, k);
-    s = sl_values_get(&stop->predicted, name);
+    sl_dataset_predicted_checkpoint(r->cfg, &stop->predicted, k, &m, &s);
     if (!m || !s || step < 1 || (size_t)step > full->history.lens[hi])
       continue;
     y = full->history.data[hi][step - 1];

@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cli_util.h"
 #include "commands.h"
 #include "run_summary.h"
 #include "specline/amqp.h"
@@ -485,7 +486,6 @@ int sl_cmd_run(int argc, char **argv)
   int c, i, n_workers = 0, slots = 0, rc = 1, explore_status = -1;
   double last_line = 0, last_broker_check = 0;
   bool broker_lost = false;
-  struct sigaction sa;
 
   memset(&rs, 0, sizeof rs);
   rs.nrmse = NAN;
@@ -522,11 +522,7 @@ int sl_cmd_run(int argc, char **argv)
   if (rs.cfg->n_outputs == 0 && !rs.cfg->history.present)
     with_model = false; /* nothing for a surrogate to learn */
 
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_sigint;
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
-  signal(SIGPIPE, SIG_IGN);
+  sl_cli_signals_catch(on_sigint);
 
   if (fresh && !start_fresh(rs.cfg, broker_dir ? broker_dir : "<config dir>/run/broker", yes)) {
     rc = 1;

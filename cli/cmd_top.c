@@ -3,11 +3,9 @@
  * and the campaign's progress from the worker.status messages heard on a temporary
  * exclusive queue bound to "C.event.status". The model and its rendering live in
  * top_view.c; this file does the broker, the terminal and the loop. */
-#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +14,7 @@
 #include <unistd.h>
 
 #include "broker_target.h"
+#include "cli_util.h"
 #include "commands.h"
 #include "specline/amqp.h"
 #include "specline/broker.h"
@@ -52,11 +51,8 @@ static const char top_help[] =
     "consumers (passive declares), without rates. In the terminal, q or Ctrl-C quits.\n";
 
 typedef struct top_args {
-  const char *config;
-  const char *mgmt_url;
-  const char *broker_dir;
-  double interval_s;
-  bool once, json;
+  sl_cli_watch_t w; /* CONFIG, --interval, --once, --mgmt-url, --broker-dir */
+  bool json;
 } top_args_t;
 
 /* Everything one run of top holds. */
@@ -73,66 +69,31 @@ typedef struct top_ctx {
   uint64_t bad_status; /* undecodable status messages heard */
 } top_ctx_t;
 
-static volatile sig_atomic_t top_quit;
-
-static void on_quit_signal(int signum)
-{
-  (void)signum;
-  top_quit = 1;
-}
-
-static int usage_error(const char *msg)
-{
-  fprintf(stderr, "specline top: %s (see 'specline top --help')\n", msg);
-  return 2;
-}
-
 static int args_parse(int argc, char **argv, top_args_t *a)
 {
-  static const struct option longopts[] = {{"interval", required_argument, NULL, 'i'},
-                                           {"once", no_argument, NULL, '1'},
+  static const struct option longopts[] = {SL_CLI_WATCH_OPTIONS,
                                            {"json", no_argument, NULL, 'j'},
-                                           {"mgmt-url", required_argument, NULL, 'm'},
-                                           {"broker-dir", required_argument, NULL, 'b'},
                                            {"help", no_argument, NULL, 'h'},
                                            {NULL, 0, NULL, 0}};
-  char *end;
-  int c;
+  int c, rc;
 
   memset(a, 0, sizeof *a);
-  a->interval_s = 1.0;
+  a->w.interval_s = 1.0;
   optind = 1;
   while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
     switch (c) {
-    case 'i':
-      errno = 0;
-      a->interval_s = strtod(optarg, &end);
-      if (errno || end == optarg || *end || !(a->interval_s >= 0.1) || a->interval_s > 3600)
-        return usage_error("--interval needs a number of seconds between 0.1 and 3600");
-      break;
-    case '1':
-      a->once = true;
-      break;
     case 'j':
       a->json = true;
-      break;
-    case 'm':
-      a->mgmt_url = optarg;
-      break;
-    case 'b':
-      a->broker_dir = optarg;
       break;
     case 'h':
       fputs(top_help, stdout);
       return 0;
     default:
-      return usage_error("unknown option");
+      if ((rc = sl_cli_watch_option("top", c, optarg, 0.1, &a->w)) >= 0)
+        return rc;
     }
   }
-  if (optind != argc - 1)
-    return usage_error("needs exactly one CONFIG");
-  a->config = argv[optind];
-  return -1;
+  return sl_cli_watch_config("top", argc, argv, &a->w);
 }
 
 /* ---- broker ---- */
@@ -169,7 +130,7 @@ static bool top_setup(sl_amqp_t *s, void *ud, sl_error_t *err)
 /* The broker URL, the management URL, its credentials and the vhost (see top_help). */
 static bool resolve_broker(top_ctx_t *t, sl_error_t *err)
 {
-  return sl_cli_broker_resolve(t->cfg, t->a.broker_dir, t->a.mgmt_url, &t->b, err);
+  return sl_cli_broker_resolve(t->cfg, t->a.w.broker_dir, t->a.w.mgmt_url, &t->b, err);
 }
 
 static bool top_open(top_ctx_t *t, sl_error_t *err)
@@ -177,10 +138,10 @@ static bool top_open(top_ctx_t *t, sl_error_t *err)
   char host[64] = "host", suffix[128];
   sl_amqp_opts_t o;
 
-  t->cfg = sl_config_load(t->a.config, err);
+  t->cfg = sl_config_load(t->a.w.config, err);
   if (!t->cfg)
     return false;
-  sl_top_init(&t->view, t->cfg->experiment, t->a.interval_s);
+  sl_top_init(&t->view, t->cfg->experiment, t->a.w.interval_s);
   if (!resolve_broker(t, err))
     return false;
   gethostname(host, sizeof host - 1);
@@ -338,7 +299,7 @@ static void show(top_ctx_t *t)
     fputs("\nq quits", stdout);
   } else {
     text = sl_top_render(&t->view, now, wall, 0);
-    printf("%s%s", text, t->a.once ? "" : "\n");
+    printf("%s%s", text, t->a.w.once ? "" : "\n");
   }
   free(text);
   fflush(stdout);
@@ -350,7 +311,7 @@ static bool listen_until(top_ctx_t *t, double until, int *rc)
   sl_error_t err;
   double left;
 
-  while (!top_quit && (left = until - sl_mono()) > 0) {
+  while (!sl_cli_quit_requested() && (left = until - sl_mono()) > 0) {
     int ms = (int)ceil(left * 1000);
     if (!sl_amqp_run_once(t->amqp, ms > 100 ? 100 : ms, &err)) {
       fprintf(stderr, "specline top: %s\n", err.message);
@@ -360,12 +321,11 @@ static bool listen_until(top_ctx_t *t, double until, int *rc)
     if (key_quit(t))
       return false;
   }
-  return !top_quit;
+  return !sl_cli_quit_requested();
 }
 
 int sl_cmd_top(int argc, char **argv)
 {
-  struct sigaction sa;
   top_ctx_t t;
   sl_error_t err;
   double next;
@@ -383,15 +343,9 @@ int sl_cmd_top(int argc, char **argv)
     top_close(&t);
     return 1;
   }
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_quit_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
-  signal(SIGPIPE, SIG_IGN);
-  top_quit = 0;
-  if (t.a.once) {
-    if (listen_until(&t, sl_mono() + t.a.interval_s, &rc)) {
+  sl_cli_quit_catch();
+  if (t.a.w.once) {
+    if (listen_until(&t, sl_mono() + t.a.w.interval_s, &rc)) {
       refresh_queues(&t);
       show(&t);
     }
@@ -404,9 +358,7 @@ int sl_cmd_top(int argc, char **argv)
   for (;;) {
     refresh_queues(&t);
     show(&t);
-    next += t.a.interval_s;
-    if (next < sl_mono())
-      next = sl_mono() + t.a.interval_s; /* a slow refresh: do not race to catch up */
+    next = sl_cli_next_tick(next, t.a.w.interval_s);
     if (!listen_until(&t, next, &rc))
       break;
   }

@@ -995,16 +995,12 @@ static json_t *audit_check_json(const sl_config_t *cfg, const sl_store_point_t *
   sl_spec_params_t sp;
   sl_audit_result_t r;
   json_t *o = json_null();
-  char name[160];
 
   sl_spec_params_default(&sp);
   for (k = 0; k < K && h >= 0; k++) {
     int64_t step = sl_dataset_checkpoint_step(cfg, k);
     const double *m, *s;
-    snprintf(name, sizeof name, "%s.%d", cfg->history.name, k);
-    m = sl_values_get(&stop->predicted, name);
-    snprintf(name, sizeof name, "%s.%d.std", cfg->history.name, k);
-    s = sl_values_get(&stop->predicted, name);
+    sl_dataset_predicted_checkpoint(cfg, &stop->predicted, k, &m, &s);
     if (!m || !s || step < 1 || (size_t)step > audit->history.lens[h])
       continue;
     y[n] = audit->history.data[h][step - 1];

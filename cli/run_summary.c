@@ -107,7 +107,6 @@ static run_rec_t rec_new(const tally_t *t, const sl_store_point_t *p)
 {
   const sl_config_t *cfg = t->cfg;
   run_rec_t r;
-  char name[160];
   size_t i;
   int k, h = cfg->history.present ? sl_series_find(&p->history, cfg->history.name) : -1;
 
@@ -122,10 +121,7 @@ static run_rec_t rec_new(const tally_t *t, const sl_store_point_t *p)
   for (k = 0; k < t->K; k++) {
     int64_t step = sl_dataset_checkpoint_step(cfg, k);
     const double *m, *s;
-    snprintf(name, sizeof name, "%s.%d", cfg->history.name, k);
-    m = sl_values_get(&p->predicted, name);
-    snprintf(name, sizeof name, "%s.%d.std", cfg->history.name, k);
-    s = sl_values_get(&p->predicted, name);
+    sl_dataset_predicted_checkpoint(cfg, &p->predicted, k, &m, &s);
     r.mu[k] = m ? *m : NAN;
     r.sd[k] = s ? *s : NAN;
     r.y[k] = h >= 0 && step >= 1 && (size_t)step <= p->history.lens[h] ? p->history.data[h][step - 1] : NAN;

@@ -87,14 +87,11 @@ static void strv_push(char ***v, size_t *n, char *s)
 
 void sl_top_note(sl_top_t *t, const char *fmt, ...)
 {
-  sl_buf_t b;
   va_list ap;
 
-  sl_buf_init(&b);
   va_start(ap, fmt);
-  sl_buf_vprintf(&b, fmt, ap);
+  strv_push(&t->notes, &t->n_notes, sl_vasprintf(fmt, ap));
   va_end(ap);
-  strv_push(&t->notes, &t->n_notes, sl_buf_detach(&b));
 }
 
 /* ---- workers ---- */
@@ -577,15 +574,12 @@ static void put_line(sl_buf_t *b, const char *line, int width)
 static void put_linef(sl_buf_t *b, int width, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void put_linef(sl_buf_t *b, int width, const char *fmt, ...)
 {
-  sl_buf_t l;
   va_list ap;
   char *s;
 
-  sl_buf_init(&l);
   va_start(ap, fmt);
-  sl_buf_vprintf(&l, fmt, ap);
+  s = sl_vasprintf(fmt, ap);
   va_end(ap);
-  s = sl_buf_detach(&l);
   put_line(b, s, width);
   free(s);
 }

@@ -40,26 +40,9 @@ void sl_local_cluster_opts_default(sl_local_cluster_opts_t *o)
 
 /* ---- DIR/broker.env ---- */
 
-static char *env_get(const char *text, const char *key)
-{
-  size_t klen = strlen(key);
-  const char *p = text, *e;
-
-  while (p && *p) {
-    if (!strncmp(p, key, klen) && p[klen] == '=') {
-      e = strchr(p + klen + 1, '\n');
-      return sl_strndup(p + klen + 1, e ? (size_t)(e - p - klen - 1) : strlen(p + klen + 1));
-    }
-    p = strchr(p, '\n');
-    if (p)
-      p++;
-  }
-  return NULL;
-}
-
 static int env_get_int(const char *text, const char *key)
 {
-  char *v = env_get(text, key);
+  char *v = sl_broker_env_get(text, key);
   int n = v ? atoi(v) : 0;
 
   free(v);
@@ -97,21 +80,16 @@ static void urls_join(sl_local_cluster_t *c)
 
 bool sl_local_cluster_env_write(const sl_local_cluster_t *c, sl_error_t *err)
 {
-  const sl_local_broker_t *n1 = c->nodes[0];
-  char *path = sl_asprintf("%s/broker.env", c->dir), *tmp = sl_asprintf("%s/broker.env.tmp", c->dir);
   sl_buf_t e;
   size_t i;
-  bool ok = false;
+  bool ok;
 
   sl_buf_init(&e);
+  sl__dev_env_broker(&e, c->nodes[0], c->urls);
   sl_buf_printf(&e,
-                "SPECLINE_AMQP_URL=%s\nSPECLINE_MGMT_URL=%s\nSPECLINE_BROKER_PID=%d\n"
-                "SPECLINE_BROKER_NODE=%s\nSPECLINE_BROKER_DIR=%s\nSPECLINE_BROKER_AMQP_PORT=%d\n"
-                "SPECLINE_BROKER_MGMT_PORT=%d\nSPECLINE_BROKER_DIST_PORT=%d\nSPECLINE_BROKER_EPMD_PORT=%d\n"
                 "SPECLINE_CLUSTER_DIR=%s\nSPECLINE_CLUSTER_NODES=%zu\nSPECLINE_CLUSTER_EPMD_PID=%d\n"
                 "SPECLINE_CLUSTER_EPMD_PORT=%d\n",
-                c->urls, n1->mgmt_url ? n1->mgmt_url : "", (int)n1->pid, n1->nodename, n1->dir, n1->amqp_port,
-                n1->mgmt_port, n1->dist_port, n1->epmd_port, c->dir, c->n, (int)c->epmd_pid, c->epmd_port);
+                c->dir, c->n, (int)c->epmd_pid, c->epmd_port);
   for (i = 0; i < c->n; i++) {
     const sl_local_broker_t *b = c->nodes[i];
     sl_buf_printf(&e,
@@ -120,17 +98,8 @@ bool sl_local_cluster_env_write(const sl_local_cluster_t *c, sl_error_t *err)
                   i + 1, b->nodename, i + 1, b->url, i + 1, b->mgmt_url ? b->mgmt_url : "", i + 1, b->dir, i + 1,
                   (int)b->pid);
   }
-  if (!sl__dev_file_write(tmp, e.data, 0644, err))
-    goto out;
-  if (rename(tmp, path) != 0) {
-    sl_error_set(err, SL_ERR_SYS, errno, "cannot write '%s': %s", path, strerror(errno));
-    goto out;
-  }
-  ok = true;
-out:
+  ok = sl__dev_env_write(c->dir, e.data, err);
   sl_buf_release(&e);
-  free(path);
-  free(tmp);
   return ok;
 }
 
@@ -166,7 +135,7 @@ sl_local_cluster_t *sl_local_cluster_open(const char *dir, sl_error_t *err)
     return NULL;
   }
   c = sl_calloc(1, sizeof *c);
-  c->dir = env_get(text, "SPECLINE_CLUSTER_DIR");
+  c->dir = sl_broker_env_get(text, "SPECLINE_CLUSTER_DIR");
   if (!c->dir)
     c->dir = sl_strdup(dir);
   c->epmd_pid = (pid_t)env_get_int(text, "SPECLINE_CLUSTER_EPMD_PID");
@@ -198,12 +167,8 @@ static bool stale_clear(const char *dir, bool force, sl_error_t *err)
   char *path;
   size_t i;
 
-  path = sl_asprintf("%s/broker.env", dir);
-  if (access(path, F_OK) != 0) {
-    free(path);
+  if (!sl__dev_env_exists(dir))
     return true;
-  }
-  free(path);
   if (!force) {
     sl_error_set(err, SL_ERR_SYS, EEXIST, "'%s' already holds a broker or cluster; use --force to replace it", dir);
     return false;

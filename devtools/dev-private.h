@@ -7,11 +7,22 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "specline/broker_env.h"
 #include "specline/error.h"
+#include "specline/util.h"
 
 bool sl__dev_mkdir_p(const char *path, mode_t mode, sl_error_t *err);
-bool sl__dev_file_write(const char *path, const char *text, mode_t mode, sl_error_t *err);
 void sl__dev_tree_remove(const char *path);
+
+/* broker.env, the file a local broker or cluster leaves in its directory for other
+ * processes (docs/broker.md). sl__dev_env_broker appends to e the nine SPECLINE_AMQP_URL ..
+ * SPECLINE_BROKER_EPMD_PORT lines of broker b, with url as SPECLINE_AMQP_URL (a cluster
+ * gives its list). sl__dev_env_write writes text as DIR/broker.env (0644) through
+ * DIR/broker.env.tmp and a rename, so readers never see half a file; false with *err
+ * naming the file. sl__dev_env_exists says whether DIR/broker.env exists. */
+void sl__dev_env_broker(sl_buf_t *e, const sl_local_broker_t *b, const char *url);
+bool sl__dev_env_write(const char *dir, const char *text, sl_error_t *err);
+bool sl__dev_env_exists(const char *dir);
 
 /* A free loopback port in [20000, 32000). 0 when none was found. */
 int sl__dev_port_pick(void);

@@ -441,6 +441,47 @@ static char *sbin_path(const char *name)
   return NULL;
 }
 
+/* Forks a child in a session of its own (its pid is its process group) with stdin from
+ * /dev/null, stdout and stderr appended to logpath (given to owner first when owner
+ * switches user), no other descriptor and every signal at its default action, none
+ * blocked. Returns the child's pid in the parent, 0 in the child, -1 with *err set. */
+static pid_t fork_logged(const char *logpath, const broker_user_t *owner, sl_error_t *err)
+{
+  pid_t pid;
+  int fd, i;
+
+  fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    sl_error_set(err, SL_ERR_SYS, errno, "cannot open '%s': %s", logpath, strerror(errno));
+    return -1;
+  }
+  if (owner && owner->switch_user && fchown(fd, owner->uid, owner->gid) != 0)
+    SL_DEBUG("cannot chown '%s': %s", logpath, strerror(errno));
+  pid = fork();
+  if (pid < 0) {
+    sl_error_set(err, SL_ERR_SYS, errno, "cannot fork: %s", strerror(errno));
+    close(fd);
+    return -1;
+  }
+  if (pid == 0) {
+    int devnull = open("/dev/null", O_RDONLY);
+    sigset_t none;
+    setsid();
+    if (devnull >= 0)
+      dup2(devnull, 0);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    close_range(3, ~0U, 0); /* nothing of ours (e.g. ctest's pipes) may live on in the child */
+    for (i = 1; i < NSIG; i++)
+      signal(i, SIG_DFL);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    return 0;
+  }
+  close(fd);
+  return pid;
+}
+
 /* Forks the server: a new session (so its pgid is its pid), stdout/stderr appended to
  * log/startup.log, the broker user, its own epmd started first (so it lives in the same
  * group), then rabbitmq-server. Returns the child's pid (the group id) or -1. */
@@ -452,7 +493,7 @@ static pid_t server_spawn(const sl_local_broker_t *b, const broker_user_t *u, sl
   char *epmd_argv[] = {"epmd", "-port", port, "-address", "127.0.0.1", NULL};
   pid_t pid = -1, epid;
   env_t env;
-  int fd, i;
+  int i;
 
   snprintf(port, sizeof port, "%d", b->epmd_port);
   env_build(&env, b);
@@ -461,32 +502,8 @@ static pid_t server_spawn(const sl_local_broker_t *b, const broker_user_t *u, sl
                  server ? "epmd" : RABBITMQ_SBIN "/rabbitmq-server");
     goto out;
   }
-  fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    sl_error_set(err, SL_ERR_SYS, errno, "cannot open '%s': %s", logpath, strerror(errno));
-    goto out;
-  }
-  if (u->switch_user && fchown(fd, u->uid, u->gid) != 0)
-    SL_DEBUG("cannot chown '%s': %s", logpath, strerror(errno));
-  pid = fork();
-  if (pid < 0) {
-    sl_error_set(err, SL_ERR_SYS, errno, "cannot fork: %s", strerror(errno));
-    close(fd);
-    goto out;
-  }
+  pid = fork_logged(logpath, u, err);
   if (pid == 0) {
-    int devnull = open("/dev/null", O_RDONLY);
-    setsid();
-    if (devnull >= 0)
-      dup2(devnull, 0);
-    dup2(fd, 1);
-    dup2(fd, 2);
-    close_range(3, ~0U, 0); /* nothing of ours (e.g. ctest's pipes) may live on in the broker */
-    sigset_t none;
-    for (i = 1; i < NSIG; i++)
-      signal(i, SIG_DFL);
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
     if (user_become(u) != 0 || chdir(b->dir) != 0) {
       static const char msg[] = "specline: cannot switch to the broker user or its directory\n";
       if (write(2, msg, sizeof msg - 1) < 0)
@@ -505,7 +522,6 @@ static pid_t server_spawn(const sl_local_broker_t *b, const broker_user_t *u, sl
     execve(server, server_argv, env.v);
     _exit(127);
   }
-  close(fd);
 out:
   env_release(&env);
   free(server);
@@ -752,29 +768,14 @@ static bool cookie_write(const sl_local_broker_t *b, const char *given, sl_error
 static bool env_file_write(const sl_local_broker_t *b, sl_error_t *err)
 {
   sl_buf_t e;
-  char *path = dir_file(b, "broker.env"), *tmp = dir_file(b, "broker.env.tmp");
-  bool ok = false;
+  bool ok;
 
   sl_buf_init(&e);
-  sl_buf_printf(&e,
-                "SPECLINE_AMQP_URL=%s\nSPECLINE_MGMT_URL=%s\nSPECLINE_BROKER_PID=%d\n"
-                "SPECLINE_BROKER_NODE=%s\nSPECLINE_BROKER_DIR=%s\nSPECLINE_BROKER_AMQP_PORT=%d\n"
-                "SPECLINE_BROKER_MGMT_PORT=%d\nSPECLINE_BROKER_DIST_PORT=%d\nSPECLINE_BROKER_EPMD_PORT=%d\n",
-                b->url, b->mgmt_url ? b->mgmt_url : "", (int)b->pid, b->nodename, b->dir, b->amqp_port,
-                b->mgmt_port, b->dist_port, b->epmd_port);
+  sl__dev_env_broker(&e, b, b->url);
   if (b->amqps_url)
     sl_buf_printf(&e, "SPECLINE_AMQPS_URL=%s\nSPECLINE_BROKER_AMQPS_PORT=%d\n", b->amqps_url, b->amqps_port);
-  if (!file_write(tmp, e.data, 0644, err))
-    goto out;
-  if (rename(tmp, path) != 0) {
-    sl_error_set(err, SL_ERR_SYS, errno, "cannot write '%s': %s", path, strerror(errno));
-    goto out;
-  }
-  ok = true;
-out:
+  ok = sl__dev_env_write(b->dir, e.data, err);
   sl_buf_release(&e);
-  free(path);
-  free(tmp);
   return ok;
 }
 
@@ -852,12 +853,8 @@ static bool stale_clear(const char *dir, bool force, sl_error_t *err)
   static const char *const names[] = {"mnesia", "log", "rabbit.pid", "broker.env", "tls", ".erlang.cookie"};
   size_t i;
 
-  path = sl_asprintf("%s/broker.env", dir);
-  if (access(path, F_OK) != 0) {
-    free(path);
+  if (!sl__dev_env_exists(dir))
     return true;
-  }
-  free(path);
   old = sl_local_broker_open(dir, NULL);
   alive = old && group_count(old->pid, old) > 0;
   if (!force) {
@@ -1116,9 +1113,37 @@ bool sl__dev_mkdir_p(const char *path, mode_t mode, sl_error_t *err)
   return mkdir_p(path, mode, err);
 }
 
-bool sl__dev_file_write(const char *path, const char *text, mode_t mode, sl_error_t *err)
+void sl__dev_env_broker(sl_buf_t *e, const sl_local_broker_t *b, const char *url)
 {
-  return file_write(path, text, mode, err);
+  sl_buf_printf(e,
+                "SPECLINE_AMQP_URL=%s\nSPECLINE_MGMT_URL=%s\nSPECLINE_BROKER_PID=%d\n"
+                "SPECLINE_BROKER_NODE=%s\nSPECLINE_BROKER_DIR=%s\nSPECLINE_BROKER_AMQP_PORT=%d\n"
+                "SPECLINE_BROKER_MGMT_PORT=%d\nSPECLINE_BROKER_DIST_PORT=%d\nSPECLINE_BROKER_EPMD_PORT=%d\n",
+                url, b->mgmt_url ? b->mgmt_url : "", (int)b->pid, b->nodename, b->dir, b->amqp_port, b->mgmt_port,
+                b->dist_port, b->epmd_port);
+}
+
+bool sl__dev_env_write(const char *dir, const char *text, sl_error_t *err)
+{
+  char *path = sl_asprintf("%s/broker.env", dir), *tmp = sl_asprintf("%s/broker.env.tmp", dir);
+  bool ok = file_write(tmp, text, 0644, err);
+
+  if (ok && rename(tmp, path) != 0) {
+    sl_error_set(err, SL_ERR_SYS, errno, "cannot write '%s': %s", path, strerror(errno));
+    ok = false;
+  }
+  free(path);
+  free(tmp);
+  return ok;
+}
+
+bool sl__dev_env_exists(const char *dir)
+{
+  char *path = sl_asprintf("%s/broker.env", dir);
+  bool there = access(path, F_OK) == 0;
+
+  free(path);
+  return there;
 }
 
 void sl__dev_tree_remove(const char *path)
@@ -1214,7 +1239,7 @@ pid_t sl__dev_epmd_spawn(const char *dir, int port, sl_error_t *err)
   char *envp[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8", NULL};
   broker_user_t u;
   pid_t pid = -1;
-  int fd, i;
+  int i;
 
   snprintf(portbuf, sizeof portbuf, "%d", port);
   if (!epmd) {
@@ -1223,36 +1248,15 @@ pid_t sl__dev_epmd_spawn(const char *dir, int port, sl_error_t *err)
   }
   if (!user_resolve(&u, err))
     goto out;
-  fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    sl_error_set(err, SL_ERR_SYS, errno, "cannot open '%s': %s", logpath, strerror(errno));
+  pid = fork_logged(logpath, NULL, err);
+  if (pid < 0)
     goto out;
-  }
-  pid = fork();
-  if (pid < 0) {
-    sl_error_set(err, SL_ERR_SYS, errno, "cannot fork: %s", strerror(errno));
-    close(fd);
-    goto out;
-  }
   if (pid == 0) {
-    int devnull = open("/dev/null", O_RDONLY);
-    sigset_t none;
-    setsid();
-    if (devnull >= 0)
-      dup2(devnull, 0);
-    dup2(fd, 1);
-    dup2(fd, 2);
-    close_range(3, ~0U, 0);
-    for (i = 1; i < NSIG; i++)
-      signal(i, SIG_DFL);
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
     if (user_become(&u) != 0 || chdir(dir) != 0)
       _exit(126);
     execve(epmd, argv, envp);
     _exit(127);
   }
-  close(fd);
   for (i = 0; i < 400 && !port_accepts(port); i++) {
     reap(pid);
     if (kill(pid, 0) != 0)

@@ -49,18 +49,10 @@ static void usage(FILE *f)
           "  C(s,t) = M / sqrt(4 pi D t) exp(-s^2 / (4 D t))\n"
           "         + 1{t > tau} M / sqrt(4 pi D (t - tau)) exp(-(s - L)^2 / (4 D (t - tau)))\n"
           "  t = %g i (closed form), max_steps default %ld (t = 60), s default %g\n"
-          "\n"
-          "inputs (all required; values outside the recommended range are accepted):\n",
+          "\n",
           OUT_DT, SIM_STEPS_DEFAULT, LOCATION_DEFAULT);
   simio_usage_inputs(f, INPUTS, N_INPUTS, 4);
-  fprintf(f, "\n"
-             "options:\n"
-             "  --location S    observe at s = S instead of %g\n"
-             "  --step-delay S  sleep S seconds after each output step (tests)\n"
-             "  --help          this text\n"
-             "\n"
-             "exit status: 0 ok, 1 output or numerical failure, 2 bad input or usage;\n"
-             "SIGTERM ends the run at once (default action)\n",
+  fprintf(f, "  --location S    observe at s = S instead of %g\n" SIMIO_USAGE_STEP_DELAY SIMIO_USAGE_TAIL,
           LOCATION_DEFAULT);
 }
 
@@ -74,29 +66,20 @@ static double concentration(const double *in, double s, double t)
   return c;
 }
 
+static void on_location(const char *opt, const char *val, void *s)
+{
+  *(double *)s = simio_parse_number(opt, val);
+}
+
 int main(int argc, char **argv)
 {
   double step_delay = 0, s = LOCATION_DEFAULT, in[N_INPUTS], c = 0, c_max = -INFINITY;
-  const char *val;
-  json_t *root;
   long n;
 
   simio_init(SIM_NAME);
-  for (int i = 1; i < argc; i++) {
-    if (simio_common_option(argv, &i, usage, &step_delay))
-      continue;
-    if (simio_option(argv, &i, "--location", &val)) {
-      s = simio_parse_number("--location", val);
-    } else {
-      simio_unknown_arg(usage, argv[i]);
-    }
-  }
-
+  simio_parse_args(argc, argv, usage, &step_delay, "--location", on_location, &s);
   /* one run per input line until stdin ends (persistent mode keeps it open) */
-  for (root = simio_read_request(); root; root = simio_next_request()) {
-    simio_parse_inputs(root, INPUTS, N_INPUTS, in);
-    n = simio_parse_max_steps(root, SIM_STEPS_DEFAULT);
-    json_decref(root);
+  while (simio_next_run(INPUTS, N_INPUTS, SIM_STEPS_DEFAULT, in, &n)) {
     if (!(in[IN_D] > 0))
       simio_fail(2, "input 'D' must be > 0");
     if (!(in[IN_TAU] >= 0))

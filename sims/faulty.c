@@ -141,24 +141,21 @@ static int run_mode(int mode, long n, double y, double step_delay)
   return 1;
 }
 
+static void on_mode(const char *opt, const char *val, void *mode)
+{
+  *(int *)mode = (int)simio_parse_long(opt, val, 0, N_MODES - 1, "a mode");
+}
+
 int main(int argc, char **argv)
 {
   double step_delay = -1, delay_opt, y;
   int mode_opt = -1, mode, rc;
   json_t *root, *in, *v;
-  const char *key, *val;
+  const char *key;
   long n;
 
   simio_init(SIM_NAME);
-  for (int i = 1; i < argc; i++) {
-    if (simio_common_option(argv, &i, usage, &step_delay))
-      continue;
-    if (simio_option(argv, &i, "--mode", &val)) {
-      mode_opt = (int)simio_parse_long("--mode", val, 0, N_MODES - 1, "a mode");
-    } else {
-      simio_unknown_arg(usage, argv[i]);
-    }
-  }
+  simio_parse_args(argc, argv, usage, &step_delay, "--mode", on_mode, &mode_opt);
 
   delay_opt = step_delay;
   /* one run per input line until stdin ends (persistent mode keeps it open) */

@@ -47,18 +47,10 @@ static void usage(FILE *f)
           "  dx_i/dt = (x_{i+1} - x_{i-2}) x_{i-1} - x_i + F,  i = 0..N-1 mod N\n"
           "  x_i(0) = F, x_0(0) = F + perturb\n"
           "  RK4, internal step %g, output step %g, max_steps default %ld (t = 20), N %d\n"
-          "\n"
-          "inputs (all required; values outside the recommended range are accepted):\n",
+          "\n",
           OUT_DT / SUBSTEPS, OUT_DT, SIM_STEPS_DEFAULT, N_DEFAULT);
   simio_usage_inputs(f, INPUTS, N_INPUTS, 8);
-  fprintf(f, "\n"
-             "options:\n"
-             "  --n N           number of variables, %d..%d (default %d)\n"
-             "  --step-delay S  sleep S seconds after each output step (tests)\n"
-             "  --help          this text\n"
-             "\n"
-             "exit status: 0 ok, 1 output or numerical failure, 2 bad input or usage;\n"
-             "SIGTERM ends the run at once (default action)\n",
+  fprintf(f, "  --n N           number of variables, %d..%d (default %d)\n" SIMIO_USAGE_STEP_DELAY SIMIO_USAGE_TAIL,
           N_MIN, N_MAX, N_DEFAULT);
 }
 
@@ -96,32 +88,22 @@ static void l96_rk4(l96_t *m, double h)
 
 static void run(const l96_t *mr, const double *in, long steps, double step_delay);
 
+static void on_n(const char *opt, const char *val, void *n)
+{
+  *(int *)n = (int)simio_parse_long(opt, val, N_MIN, N_MAX, "an integer");
+}
+
 int main(int argc, char **argv)
 {
   double step_delay = 0, in[N_INPUTS];
   l96_t m = {.n = N_DEFAULT};
-  const char *val;
-  json_t *root;
   long steps;
 
   simio_init(SIM_NAME);
-  for (int i = 1; i < argc; i++) {
-    if (simio_common_option(argv, &i, usage, &step_delay))
-      continue;
-    if (simio_option(argv, &i, "--n", &val)) {
-      m.n = (int)simio_parse_long("--n", val, N_MIN, N_MAX, "an integer");
-    } else {
-      simio_unknown_arg(usage, argv[i]);
-    }
-  }
-
+  simio_parse_args(argc, argv, usage, &step_delay, "--n", on_n, &m.n);
   /* one run per input line until stdin ends (persistent mode keeps it open) */
-  for (root = simio_read_request(); root; root = simio_next_request()) {
-    simio_parse_inputs(root, INPUTS, N_INPUTS, in);
-    steps = simio_parse_max_steps(root, SIM_STEPS_DEFAULT);
-    json_decref(root);
+  while (simio_next_run(INPUTS, N_INPUTS, SIM_STEPS_DEFAULT, in, &steps))
     run(&m, in, steps, step_delay);
-  }
   return 0;
 }
 

@@ -82,23 +82,17 @@ static void usage(FILE *f)
           "             internal substeps ([0, t], x0 included, while t is shorter); about A\n"
           "             for x = A cos(omega t - phi): the transient, then the steady amplitude\n"
           "  log_env:   per step, ln(env) (env floored at 1e-300)\n"
-          "\n"
-          "inputs (all required; values outside the recommended range are accepted):\n",
+          "\n",
           OUT_DT / SUBSTEPS, OUT_DT, OUT_DT, SIM_STEPS_DEFAULT);
   simio_usage_inputs(f, INPUTS, N_INPUTS, 8);
-  fprintf(f, "\n"
-             "options:\n"
-             "  --step-delay S  sleep S seconds after each output step (tests)\n"
+  fprintf(f, SIMIO_USAGE_STEP_DELAY
              "  --cubic K       add the cubic spring term K x^3 (K in [-100, 100], default 0)\n"
-             "  --help          this text\n"
-             "\n"
-             "exit status: 0 ok, 1 output or numerical failure, 2 bad input or usage;\n"
-             "SIGTERM ends the run at once (default action)\n");
+             SIMIO_USAGE_TAIL);
 }
 
-/* Parses the value s of option opt as K of --cubic, a number in [-100, 100]; fails with
- * status 2 otherwise. */
-static double parse_cubic(const char *opt, const char *s)
+/* Parses the value s of option opt as K of --cubic, a number in [-100, 100], into *k;
+ * fails with status 2 otherwise. */
+static void on_cubic(const char *opt, const char *s, void *k)
 {
   char *end;
   double v;
@@ -108,7 +102,7 @@ static double parse_cubic(const char *opt, const char *s)
   v = strtod(s, &end);
   if (errno || end == s || *end || !(v >= -100 && v <= 100))
     simio_fail(2, "option '%s': '%s' is not a number in [-100, 100]", opt, s);
-  return v;
+  *(double *)k = v;
 }
 
 typedef struct osc {
@@ -167,27 +161,13 @@ static double running_amplitude(const double *xs, const double *ts, size_t len, 
 int main(int argc, char **argv)
 {
   double step_delay = 0, cubic = 0, in[N_INPUTS];
-  const char *val;
   osc_t o;
-  json_t *root;
   long n;
 
   simio_init(SIM_NAME);
-  for (int i = 1; i < argc; i++) {
-    if (simio_common_option(argv, &i, usage, &step_delay))
-      continue;
-    if (simio_option(argv, &i, "--cubic", &val)) {
-      cubic = parse_cubic("--cubic", val);
-    } else {
-      simio_unknown_arg(usage, argv[i]);
-    }
-  }
-
+  simio_parse_args(argc, argv, usage, &step_delay, "--cubic", on_cubic, &cubic);
   /* one run per input line until stdin ends (persistent mode keeps it open) */
-  for (root = simio_read_request(); root; root = simio_next_request()) {
-    simio_parse_inputs(root, INPUTS, N_INPUTS, in);
-    n = simio_parse_max_steps(root, SIM_STEPS_DEFAULT);
-    json_decref(root);
+  while (simio_next_run(INPUTS, N_INPUTS, SIM_STEPS_DEFAULT, in, &n)) {
     o.zeta = in[IN_ZETA];
     o.omega0 = in[IN_OMEGA0];
     o.F = in[IN_F];

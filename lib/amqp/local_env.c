@@ -20,7 +20,7 @@ void sl_local_broker_free(sl_local_broker_t *b)
   free(b);
 }
 
-static char *env_value(const char *text, const char *key)
+char *sl_broker_env_get(const char *text, const char *key)
 {
   size_t klen = strlen(key);
   const char *p = text, *e;
@@ -39,7 +39,7 @@ static char *env_value(const char *text, const char *key)
 
 static bool env_value_int(const char *text, const char *key, int *out)
 {
-  char *v = env_value(text, key);
+  char *v = sl_broker_env_get(text, key);
   bool ok = v && *v;
 
   if (ok)
@@ -60,11 +60,11 @@ sl_local_broker_t *sl_local_broker_open(const char *dir, sl_error_t *err)
     goto out;
   }
   b = sl_calloc(1, sizeof *b);
-  b->dir = env_value(text, "SPECLINE_BROKER_DIR");
-  b->nodename = env_value(text, "SPECLINE_BROKER_NODE");
-  b->url = env_value(text, "SPECLINE_AMQP_URL");
-  b->mgmt_url = env_value(text, "SPECLINE_MGMT_URL");
-  b->amqps_url = env_value(text, "SPECLINE_AMQPS_URL");
+  b->dir = sl_broker_env_get(text, "SPECLINE_BROKER_DIR");
+  b->nodename = sl_broker_env_get(text, "SPECLINE_BROKER_NODE");
+  b->url = sl_broker_env_get(text, "SPECLINE_AMQP_URL");
+  b->mgmt_url = sl_broker_env_get(text, "SPECLINE_MGMT_URL");
+  b->amqps_url = sl_broker_env_get(text, "SPECLINE_AMQPS_URL");
   env_value_int(text, "SPECLINE_BROKER_PID", &pid);
   b->pid = (pid_t)pid;
   env_value_int(text, "SPECLINE_BROKER_AMQP_PORT", &b->amqp_port);

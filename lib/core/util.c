@@ -58,16 +58,24 @@ char *sl_strndup(const char *s, size_t n)
   return d;
 }
 
-char *sl_asprintf(const char *fmt, ...)
+char *sl_vasprintf(const char *fmt, va_list ap)
 {
   sl_buf_t b;
-  va_list ap;
 
   sl_buf_init(&b);
-  va_start(ap, fmt);
   sl_buf_vprintf(&b, fmt, ap);
-  va_end(ap);
   return sl_buf_detach(&b);
+}
+
+char *sl_asprintf(const char *fmt, ...)
+{
+  va_list ap;
+  char *s;
+
+  va_start(ap, fmt);
+  s = sl_vasprintf(fmt, ap);
+  va_end(ap);
+  return s;
 }
 
 double sl_now(void)

@@ -30,6 +30,17 @@ int64_t sl_dataset_checkpoint_step(const sl_config_t *cfg, int k)
   return sl_checkpoint_step(k, K, cfg->simulator.max_steps);
 }
 
+void sl_dataset_predicted_checkpoint(const sl_config_t *cfg, const sl_values_t *predicted, int k,
+                                     const double **mean, const double **std)
+{
+  char name[160];
+
+  snprintf(name, sizeof name, "%s.%d", cfg->history.name, k);
+  *mean = sl_values_get(predicted, name);
+  snprintf(name, sizeof name, "%s.%d.std", cfg->history.name, k);
+  *std = sl_values_get(predicted, name);
+}
+
 int sl_dataset_output_column(const sl_config_t *cfg, const char *name)
 {
   int i = name ? sl_config_output_index(cfg, name) : -1;

@@ -52,6 +52,14 @@ void sl__model_forward(const struct sl_model *m, int e, size_t n, const float *x
 float *sl__model_forward_pp(const struct sl_model *m, int e, size_t n, const float *xt, float *buf0,
                             float *buf1);
 
+/* The rows of x, y (n rows, mask as y, NULL: all entries given) that observe at least one
+ * finite output, copied in order into xn (rows x D), yn and mn (rows x P) and normalised
+ * (sl_model_normalize_inputs/_outputs); an entry masked out or not finite has mask 0 and
+ * target 0. Each buffer must hold n rows. Returns the rows kept; *n_observed (may be NULL)
+ * gets the observed entries among them (transfer.c, transfer_bayes.c). */
+size_t sl__model_observed_rows(const sl_model_t *m, size_t n, const float *x, const float *y,
+                               const float *mask, float *xn, float *yn, float *mn, size_t *n_observed);
+
 /* Last hidden features of member e on n normalised input rows xn (row-major n x D):
  * returns phi, n x (H + 1) row-major doubles (the last column is the bias's 1), owned by the
  * caller (transfer_bayes.c). */

@@ -127,6 +127,33 @@ static void init_member(struct sl_model *m, int e, uint64_t seed)
   }
 }
 
+/* A model of this shape with its arrays allocated (zeroed parameters and statistics). */
+static struct sl_model *model_shell(int E, int D, int H, int L, int P, sl_model_act_t act,
+                                    sl_model_loss_t loss)
+{
+  struct sl_model *m = sl_calloc(1, sizeof *m);
+
+  m->E = E;
+  m->D = D;
+  m->H = H;
+  m->L = L;
+  m->P = P;
+  m->act = act;
+  m->loss = loss;
+  sl__model_alloc(m);
+  return m;
+}
+
+/* Copies the input ranges and the input and output names (either list may be NULL). */
+static void model_fill_inputs(struct sl_model *m, const double *lo, const double *hi,
+                              const char *const *in_names, const char *const *out_names)
+{
+  memcpy(m->in_lo, lo, (size_t)m->D * sizeof(double));
+  memcpy(m->in_hi, hi, (size_t)m->D * sizeof(double));
+  m->in_names = names_dup(in_names, m->D);
+  m->out_names = names_dup(out_names, m->P);
+}
+
 sl_model_t *sl_model_new(const sl_model_spec_t *spec, sl_error_t *err)
 {
   struct sl_model *m;
@@ -153,21 +180,11 @@ sl_model_t *sl_model_new(const sl_model_spec_t *spec, sl_error_t *err)
       return NULL;
     }
   }
-  m = sl_calloc(1, sizeof *m);
-  m->E = spec->members;
-  m->D = spec->inputs;
-  m->H = spec->hidden;
-  m->L = spec->layers;
-  m->P = spec->outputs;
-  m->act = spec->activation;
-  m->loss = spec->loss;
-  sl__model_alloc(m);
-  memcpy(m->in_lo, spec->input_lo, (size_t)m->D * sizeof(double));
-  memcpy(m->in_hi, spec->input_hi, (size_t)m->D * sizeof(double));
+  m = model_shell(spec->members, spec->inputs, spec->hidden, spec->layers, spec->outputs, spec->activation,
+                  spec->loss);
+  model_fill_inputs(m, spec->input_lo, spec->input_hi, spec->input_names, spec->output_names);
   for (i = 0; i < m->P; i++)
     m->out_std[i] = 1.0;
-  m->in_names = names_dup(spec->input_names, m->D);
-  m->out_names = names_dup(spec->output_names, m->P);
   for (i = 0; i < m->E; i++)
     init_member(m, i, spec->seed);
   return m;
@@ -194,24 +211,14 @@ void sl_model_destroy(sl_model_t *m)
 
 sl_model_t *sl_model_clone(const sl_model_t *src)
 {
-  struct sl_model *m = sl_calloc(1, sizeof *m);
+  struct sl_model *m = model_shell(src->E, src->D, src->H, src->L, src->P, src->act, src->loss);
 
-  m->E = src->E;
-  m->D = src->D;
-  m->H = src->H;
-  m->L = src->L;
-  m->P = src->P;
-  m->act = src->act;
-  m->loss = src->loss;
   m->trained_rows = src->trained_rows;
-  sl__model_alloc(m);
   memcpy(m->params, src->params, m->count * sizeof(float));
-  memcpy(m->in_lo, src->in_lo, (size_t)m->D * sizeof(double));
-  memcpy(m->in_hi, src->in_hi, (size_t)m->D * sizeof(double));
+  model_fill_inputs(m, src->in_lo, src->in_hi, (const char *const *)src->in_names,
+                    (const char *const *)src->out_names);
   memcpy(m->out_mean, src->out_mean, (size_t)m->P * sizeof(double));
   memcpy(m->out_std, src->out_std, (size_t)m->P * sizeof(double));
-  m->in_names = names_dup((const char *const *)src->in_names, m->D);
-  m->out_names = names_dup((const char *const *)src->out_names, m->P);
   return m;
 }
 
@@ -322,33 +329,43 @@ bool sl_model_set_output_stats(sl_model_t *m, const double *mean, const double *
   return true;
 }
 
+/* The mean and the (population) standard deviation of column j of the row-major [n][p]
+ * matrix y over the entries mask leaves in (mask NULL: all); returns their count. Both
+ * are 0 for no entry. */
+static size_t column_stats(size_t n, int p, int j, const float *y, const float *mask, double *mu, double *sd)
+{
+  double s = 0, s2 = 0;
+  size_t c = 0, i;
+
+  for (i = 0; i < n; i++) {
+    if (mask && mask[i * (size_t)p + j] == 0)
+      continue;
+    s += y[i * (size_t)p + j];
+    c++;
+  }
+  *mu = c ? s / (double)c : 0.0;
+  for (i = 0; i < n; i++) {
+    double d;
+
+    if (mask && mask[i * (size_t)p + j] == 0)
+      continue;
+    d = y[i * (size_t)p + j] - *mu;
+    s2 += d * d;
+  }
+  *sd = c ? sqrt(s2 / (double)c) : 0.0;
+  return c;
+}
+
 void sl_model_fit_output_stats(sl_model_t *m, size_t n, const float *y, const float *mask)
 {
   int j;
-  size_t i;
 
   for (j = 0; j < m->P; j++) {
-    double s = 0, s2 = 0, mu, var;
-    size_t c = 0;
+    double mu, sd;
+    size_t c = column_stats(n, m->P, j, y, mask, &mu, &sd);
 
-    for (i = 0; i < n; i++) {
-      if (mask && mask[i * m->P + j] == 0)
-        continue;
-      s += y[i * m->P + j];
-      c++;
-    }
-    mu = c ? s / (double)c : 0.0;
-    for (i = 0; i < n; i++) {
-      double d;
-
-      if (mask && mask[i * m->P + j] == 0)
-        continue;
-      d = y[i * m->P + j] - mu;
-      s2 += d * d;
-    }
-    var = c ? s2 / (double)c : 0.0;
     m->out_mean[j] = mu;
-    m->out_std[j] = c >= 2 && sqrt(var) > 1e-12 ? sqrt(var) : 1.0;
+    m->out_std[j] = c >= 2 && sd > 1e-12 ? sd : 1.0;
   }
 }
 
@@ -370,6 +387,37 @@ void sl_model_normalize_outputs(const sl_model_t *m, size_t n, const float *y, f
   for (i = 0; i < n; i++)
     for (j = 0; j < m->P; j++)
       yn[i * m->P + j] = (float)((y[i * m->P + j] - m->out_mean[j]) / m->out_std[j]);
+}
+
+size_t sl__model_observed_rows(const sl_model_t *m, size_t n, const float *x, const float *y,
+                               const float *mask, float *xn, float *yn, float *mn, size_t *n_observed)
+{
+  size_t i, r = 0, seen = 0, d = (size_t)m->D, p = (size_t)m->P, j;
+
+  for (i = 0; i < n; i++) {
+    int obs = 0;
+
+    for (j = 0; j < p; j++) {
+      float v = y[i * p + j];
+      float mk = (mask ? mask[i * p + j] != 0 : 1) && isfinite(v) ? 1.f : 0.f;
+
+      mn[r * p + j] = mk;
+      yn[r * p + j] = mk != 0 ? v : 0.f;
+      obs += mk != 0;
+    }
+    if (!obs)
+      continue;
+    memcpy(xn + r * d, x + i * d, d * sizeof *xn);
+    seen += (size_t)obs;
+    r++;
+  }
+  if (r) {
+    sl_model_normalize_inputs(m, r, xn, xn);
+    sl_model_normalize_outputs(m, r, yn, yn);
+  }
+  if (n_observed)
+    *n_observed = seen;
+  return r;
 }
 
 void sl__model_forward(const struct sl_model *m, int e, size_t n, const float *xt, float *acts, float *out)
@@ -417,6 +465,27 @@ static void load_chunk(const struct sl_model *m, const float *x, size_t r0, size
   }
 }
 
+/* The buffers of a chunked forward pass: a normalised chunk and two layers' outputs. */
+typedef struct fwd_bufs {
+  float *xt, *b0, *b1;
+} fwd_bufs_t;
+
+static void fwd_bufs_init(const struct sl_model *m, fwd_bufs_t *f)
+{
+  size_t wmax = (size_t)(m->H > m->head ? m->H : m->head);
+
+  f->xt = sl_malloc((size_t)m->D * PREDICT_CHUNK * sizeof(float));
+  f->b0 = sl_malloc(wmax * PREDICT_CHUNK * sizeof(float));
+  f->b1 = sl_malloc(wmax * PREDICT_CHUNK * sizeof(float));
+}
+
+static void fwd_bufs_release(fwd_bufs_t *f)
+{
+  free(f->xt);
+  free(f->b0);
+  free(f->b1);
+}
+
 static bool predict_args(const sl_model_t *m, const float *x, const float *mean, sl_error_t *err)
 {
   if (!m || !x || !mean) {
@@ -433,17 +502,15 @@ static float clamp_logvar(float s)
 
 bool sl_model_predict(const sl_model_t *m, size_t n, const float *x, float *mean, float *std, sl_error_t *err)
 {
-  size_t wmax, r0;
-  float *xt, *b0, *b1, *mu, *m2, *vs, *om, *os;
+  size_t r0;
+  fwd_bufs_t f;
+  float *mu, *m2, *vs, *om, *os;
   int P, e, j;
 
   if (!predict_args(m, x, mean, err))
     return false;
   P = m->P;
-  wmax = (size_t)(m->H > m->head ? m->H : m->head);
-  xt = sl_malloc((size_t)m->D * PREDICT_CHUNK * sizeof(float));
-  b0 = sl_malloc(wmax * PREDICT_CHUNK * sizeof(float));
-  b1 = sl_malloc(wmax * PREDICT_CHUNK * sizeof(float));
+  fwd_bufs_init(m, &f);
   mu = sl_malloc((size_t)P * PREDICT_CHUNK * sizeof(float));
   m2 = sl_malloc((size_t)P * PREDICT_CHUNK * sizeof(float));
   vs = sl_malloc((size_t)P * PREDICT_CHUNK * sizeof(float));
@@ -456,18 +523,16 @@ bool sl_model_predict(const sl_model_t *m, size_t n, const float *x, float *mean
   for (r0 = 0; r0 < n; r0 += PREDICT_CHUNK) {
     size_t c = n - r0 < PREDICT_CHUNK ? n - r0 : PREDICT_CHUNK;
 
-    load_chunk(m, x, r0, c, xt);
+    load_chunk(m, x, r0, c, f.xt);
     for (e = 0; e < m->E; e++) {
-      const float *out = sl__model_forward_pp(m, e, c, xt, b0, b1);
+      const float *out = sl__model_forward_pp(m, e, c, f.xt, f.b0, f.b1);
 
       sl__ens_accumulate(e, (size_t)P * c, m->loss == SL_MODEL_LOSS_NLL, out, mu, m2, vs);
     }
     sl__ens_finish(P, c, m->E, m->loss == SL_MODEL_LOSS_NLL, mu, m2, vs, om, os, mean + r0 * P,
                    std ? std + r0 * P : NULL);
   }
-  free(xt);
-  free(b0);
-  free(b1);
+  fwd_bufs_release(&f);
   free(mu);
   free(m2);
   free(vs);
@@ -478,23 +543,20 @@ bool sl_model_predict(const sl_model_t *m, size_t n, const float *x, float *mean
 bool sl_model_predict_members(const sl_model_t *m, size_t n, const float *x, float *mean, float *var,
                               sl_error_t *err)
 {
-  size_t wmax, r0, i;
-  float *xt, *b0, *b1;
+  size_t r0, i;
+  fwd_bufs_t f;
   int P, e, j;
 
   if (!predict_args(m, x, mean, err))
     return false;
   P = m->P;
-  wmax = (size_t)(m->H > m->head ? m->H : m->head);
-  xt = sl_malloc((size_t)m->D * PREDICT_CHUNK * sizeof(float));
-  b0 = sl_malloc(wmax * PREDICT_CHUNK * sizeof(float));
-  b1 = sl_malloc(wmax * PREDICT_CHUNK * sizeof(float));
+  fwd_bufs_init(m, &f);
   for (r0 = 0; r0 < n; r0 += PREDICT_CHUNK) {
     size_t c = n - r0 < PREDICT_CHUNK ? n - r0 : PREDICT_CHUNK;
 
-    load_chunk(m, x, r0, c, xt);
+    load_chunk(m, x, r0, c, f.xt);
     for (e = 0; e < m->E; e++) {
-      const float *out = sl__model_forward_pp(m, e, c, xt, b0, b1);
+      const float *out = sl__model_forward_pp(m, e, c, f.xt, f.b0, f.b1);
       float *me = mean + (size_t)e * n * P, *ve = var ? var + (size_t)e * n * P : NULL;
 
       for (j = 0; j < P; j++) {
@@ -510,9 +572,7 @@ bool sl_model_predict_members(const sl_model_t *m, size_t n, const float *x, flo
       }
     }
   }
-  free(xt);
-  free(b0);
-  free(b1);
+  fwd_bufs_release(&f);
   return true;
 }
 
@@ -524,27 +584,16 @@ double sl_model_nrmse(size_t n, int p, const float *pred, const float *truth, co
   size_t i;
 
   for (j = 0; j < p; j++) {
-    double s = 0, s2 = 0, se = 0, mu, sd;
-    size_t c = 0;
+    double se = 0, mu, sd;
+    size_t c = column_stats(n, p, j, truth, mask, &mu, &sd);
 
     for (i = 0; i < n; i++) {
       size_t k = i * (size_t)p + j;
 
       if (mask && mask[k] == 0)
         continue;
-      s += truth[k];
       se += ((double)pred[k] - truth[k]) * ((double)pred[k] - truth[k]);
-      c++;
     }
-    mu = c ? s / (double)c : 0;
-    for (i = 0; i < n; i++) {
-      size_t k = i * (size_t)p + j;
-
-      if (mask && mask[k] == 0)
-        continue;
-      s2 += (truth[k] - mu) * (truth[k] - mu);
-    }
-    sd = c ? sqrt(s2 / (double)c) : 0;
     if (c < 2 || sd <= 1e-12) {
       if (per_col)
         per_col[j] = NAN;

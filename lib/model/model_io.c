@@ -17,31 +17,30 @@
 #define FLAG_NAMES 1u
 #define MAX_FILE ((size_t)1 << 34)
 
-static void put_u16(sl_buf_t *b, uint16_t v)
-{
-  unsigned char c[2] = {(unsigned char)v, (unsigned char)(v >> 8)};
-
-  sl_buf_append(b, c, 2);
-}
-
-static void put_u32(sl_buf_t *b, uint32_t v)
-{
-  unsigned char c[4];
-  int i;
-
-  for (i = 0; i < 4; i++)
-    c[i] = (unsigned char)(v >> (8 * i));
-  sl_buf_append(b, c, 4);
-}
-
-static void put_u64(sl_buf_t *b, uint64_t v)
+/* Appends the low `bytes` bytes of v, least significant first (get_le's mirror). */
+static void put_le(sl_buf_t *b, uint64_t v, int bytes)
 {
   unsigned char c[8];
   int i;
 
-  for (i = 0; i < 8; i++)
+  for (i = 0; i < bytes; i++)
     c[i] = (unsigned char)(v >> (8 * i));
-  sl_buf_append(b, c, 8);
+  sl_buf_append(b, c, (size_t)bytes);
+}
+
+static void put_u16(sl_buf_t *b, uint16_t v)
+{
+  put_le(b, v, 2);
+}
+
+static void put_u32(sl_buf_t *b, uint32_t v)
+{
+  put_le(b, v, 4);
+}
+
+static void put_u64(sl_buf_t *b, uint64_t v)
+{
+  put_le(b, v, 8);
 }
 
 static void put_f64(sl_buf_t *b, double d)

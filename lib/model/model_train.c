@@ -161,8 +161,7 @@ void sl_model_train_opts_init(sl_model_train_opts_t *o)
   o->patience = 20;
 }
 
-/* Fisher-Yates shuffle of 0..n-1 from (seed, epoch). */
-static void shuffle(size_t *perm, size_t n, uint64_t seed, int epoch)
+void sl_model_shuffle(size_t *perm, size_t n, uint64_t seed, int epoch)
 {
   uint64_t pair[2] = {seed, (uint64_t)epoch};
   uint64_t s = sl_hash64(pair, sizeof pair, 0x5bff1e);
@@ -291,7 +290,7 @@ bool sl_model_train(sl_model_t *m, size_t n, const float *x, const float *y, con
     size_t b0, i, nb = 0;
     bool improved = false, all_stale = true;
 
-    shuffle(perm, n, o->seed, epoch);
+    sl_model_shuffle(perm, n, o->seed, epoch);
     for (b0 = 0; b0 < n; b0 += bs) {
       size_t c = n - b0 < bs ? n - b0 : bs;
       double bsum = 0;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model-private.h"
 #include "specline/transfer.h"
 #include "specline/util.h"
 
@@ -143,8 +144,7 @@ static void tl_data_release(tl_data_t *t)
 static void tl_data_init(tl_data_t *t, const sl_model_t *m, size_t n, const float *x, const float *y,
                          const float *mask, size_t *n_observed)
 {
-  size_t i, r = 0;
-  int j;
+  size_t i, r;
 
   memset(t, 0, sizeof *t);
   t->d = sl_model_inputs(m);
@@ -152,29 +152,7 @@ static void tl_data_init(tl_data_t *t, const sl_model_t *m, size_t n, const floa
   t->xn = sl_malloc(n * (size_t)t->d * sizeof *t->xn);
   t->yn = sl_malloc(n * (size_t)t->p * sizeof *t->yn);
   t->mask = sl_malloc(n * (size_t)t->p * sizeof *t->mask);
-  *n_observed = 0;
-  for (i = 0; i < n; i++) {
-    int obs = 0;
-    for (j = 0; j < t->p; j++) {
-      float mk = mask ? (mask[i * (size_t)t->p + (size_t)j] != 0 ? 1.f : 0.f) : 1.f;
-      float v = y[i * (size_t)t->p + (size_t)j];
-      if (mk != 0 && !isfinite(v))
-        mk = 0; /* a non-finite target cannot be learnt from */
-      t->mask[r * (size_t)t->p + (size_t)j] = mk;
-      t->yn[r * (size_t)t->p + (size_t)j] = mk != 0 ? v : 0.f;
-      obs += mk != 0;
-    }
-    if (!obs)
-      continue;
-    memcpy(t->xn + r * (size_t)t->d, x + i * (size_t)t->d, (size_t)t->d * sizeof *t->xn);
-    *n_observed += (size_t)obs;
-    r++;
-  }
-  t->n = r;
-  if (r) {
-    sl_model_normalize_inputs(m, r, t->xn, t->xn);
-    sl_model_normalize_outputs(m, r, t->yn, t->yn);
-  }
+  t->n = r = sl__model_observed_rows(m, n, x, y, mask, t->xn, t->yn, t->mask, n_observed);
   t->order = sl_malloc((r ? r : 1) * sizeof *t->order);
   for (i = 0; i < r; i++)
     t->order[i] = i;

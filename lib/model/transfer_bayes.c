@@ -102,33 +102,12 @@ typedef struct bl_data {
 static void bl_data_init(bl_data_t *t, const sl_model_t *m, size_t n, const float *x, const float *y,
                          const float *mask)
 {
-  size_t i, r = 0;
-  int j;
-
   t->d = sl_model_inputs(m);
   t->p = sl_model_outputs(m);
   t->xn = sl_malloc((n ? n : 1) * (size_t)t->d * sizeof *t->xn);
   t->yn = sl_malloc((n ? n : 1) * (size_t)t->p * sizeof *t->yn);
   t->mask = sl_malloc((n ? n : 1) * (size_t)t->p * sizeof *t->mask);
-  for (i = 0; i < n; i++) {
-    int obs = 0;
-    for (j = 0; j < t->p; j++) {
-      float v = y[i * (size_t)t->p + (size_t)j];
-      float mk = (mask ? mask[i * (size_t)t->p + (size_t)j] != 0 : 1) && isfinite(v) ? 1.f : 0.f;
-      t->mask[r * (size_t)t->p + (size_t)j] = mk;
-      t->yn[r * (size_t)t->p + (size_t)j] = mk != 0 ? v : 0.f;
-      obs += mk != 0;
-    }
-    if (!obs)
-      continue;
-    memcpy(t->xn + r * (size_t)t->d, x + i * (size_t)t->d, (size_t)t->d * sizeof *t->xn);
-    r++;
-  }
-  t->n = r;
-  if (r) {
-    sl_model_normalize_inputs(m, r, t->xn, t->xn);
-    sl_model_normalize_outputs(m, r, t->yn, t->yn);
-  }
+  t->n = sl__model_observed_rows(m, n, x, y, mask, t->xn, t->yn, t->mask, NULL);
 }
 
 static void bl_data_release(bl_data_t *t)

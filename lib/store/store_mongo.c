@@ -305,44 +305,54 @@ void sl__mongo_bump_doc(bson_t *out)
   bson_append_document_end(out, &inc);
 }
 
+/* The key of an index: a field and its direction (1 ascending, -1 descending). */
+typedef struct index_key {
+  const char *field;
+  int dir;
+} index_key_t;
+
+/* Appends {key: {field: dir, ...}, name, unique: true (when unique), sparse: true (when
+ * sparse)} at position pos of the indexes array arr. */
+static void append_index(bson_t *arr, const char *pos, const index_key_t *keys, size_t n, const char *name,
+                         bool unique, bool sparse)
+{
+  bson_t idx, key;
+  size_t i;
+
+  BSON_APPEND_DOCUMENT_BEGIN(arr, pos, &idx);
+  BSON_APPEND_DOCUMENT_BEGIN(&idx, "key", &key);
+  for (i = 0; i < n; i++)
+    BSON_APPEND_INT32(&key, keys[i].field, keys[i].dir);
+  bson_append_document_end(&idx, &key);
+  BSON_APPEND_UTF8(&idx, "name", name);
+  if (unique)
+    BSON_APPEND_BOOL(&idx, "unique", true);
+  if (sparse)
+    BSON_APPEND_BOOL(&idx, "sparse", true);
+  bson_append_document_end(arr, &idx);
+}
+
 void sl__mongo_index_cmd(const char *collection, bson_t *out)
 {
-  bson_t arr, idx, key;
+  static const index_key_t id[] = {{"sample_id", 1}};
+  bson_t arr;
 
   BSON_APPEND_UTF8(out, "createIndexes", collection);
   BSON_APPEND_ARRAY_BEGIN(out, "indexes", &arr);
-  BSON_APPEND_DOCUMENT_BEGIN(&arr, "0", &idx);
-  BSON_APPEND_DOCUMENT_BEGIN(&idx, "key", &key);
-  BSON_APPEND_INT32(&key, "sample_id", 1);
-  bson_append_document_end(&idx, &key);
-  BSON_APPEND_UTF8(&idx, "name", "sample_id_1");
-  BSON_APPEND_BOOL(&idx, "unique", true);
-  BSON_APPEND_BOOL(&idx, "sparse", true);
-  bson_append_document_end(&arr, &idx);
+  append_index(&arr, "0", id, 1, "sample_id_1", true, true);
   bson_append_array_end(out, &arr);
 }
 
 void sl__mongo_models_index_cmd(bson_t *out)
 {
-  bson_t arr, idx, key;
+  static const index_key_t id[] = {{"model_id", 1}};
+  static const index_key_t newest[] = {{"campaign", 1}, {"kind", 1}, {"created_at", -1}};
+  bson_t arr;
 
   BSON_APPEND_UTF8(out, "createIndexes", SL__MONGO_MODELS);
   BSON_APPEND_ARRAY_BEGIN(out, "indexes", &arr);
-  BSON_APPEND_DOCUMENT_BEGIN(&arr, "0", &idx);
-  BSON_APPEND_DOCUMENT_BEGIN(&idx, "key", &key);
-  BSON_APPEND_INT32(&key, "model_id", 1);
-  bson_append_document_end(&idx, &key);
-  BSON_APPEND_UTF8(&idx, "name", "model_id_1");
-  BSON_APPEND_BOOL(&idx, "unique", true);
-  bson_append_document_end(&arr, &idx);
-  BSON_APPEND_DOCUMENT_BEGIN(&arr, "1", &idx);
-  BSON_APPEND_DOCUMENT_BEGIN(&idx, "key", &key);
-  BSON_APPEND_INT32(&key, "campaign", 1);
-  BSON_APPEND_INT32(&key, "kind", 1);
-  BSON_APPEND_INT32(&key, "created_at", -1);
-  bson_append_document_end(&idx, &key);
-  BSON_APPEND_UTF8(&idx, "name", "campaign_1_kind_1_created_at_-1");
-  bson_append_document_end(&arr, &idx);
+  append_index(&arr, "0", id, 1, "model_id_1", true, false);
+  append_index(&arr, "1", newest, 3, "campaign_1_kind_1_created_at_-1", false, false);
   bson_append_array_end(out, &arr);
 }
 
@@ -900,6 +910,36 @@ static void fail_bson(mongo_store_t *m, const bson_error_t *e, const bson_t *rep
                  m->base.schema.campaign, what, e->message, e->domain, e->code);
 }
 
+/* True, with *err set, when the cursor ended on an error (what: "reading a point"). */
+static bool cursor_failed(mongo_store_t *m, mongoc_cursor_t *cur, const char *what, sl_error_t *err)
+{
+  const bson_t *reply = NULL;
+  bson_error_t berr;
+
+  if (!mongoc_cursor_error_document(cur, &berr, &reply))
+    return false;
+  fail_bson(m, &berr, reply, what, err);
+  return true;
+}
+
+/* Upserts the document sel selects in coll with upd, with the majority write concern. */
+static bool upsert_one(mongo_store_t *m, mongoc_collection_t *coll, const bson_t *sel, const bson_t *upd,
+                       const char *what, sl_error_t *err)
+{
+  bson_t opts, reply;
+  bson_error_t berr;
+  bool ok;
+
+  bson_init(&opts);
+  sl__mongo_write_opts(true, &opts);
+  ok = mongoc_collection_update_one(coll, sel, upd, &opts, &reply, &berr);
+  if (!ok)
+    fail_bson(m, &berr, &reply, what, err);
+  bson_destroy(&reply);
+  bson_destroy(&opts);
+  return ok;
+}
+
 static void mongo_destroy(sl_store_t *st)
 {
   mongo_store_t *m = (mongo_store_t *)st;
@@ -1050,8 +1090,7 @@ static bool mongo_scan(sl_store_t *st, const sl_store_query_t *q, sl_store_visit
 {
   mongo_store_t *m = (mongo_store_t *)st;
   bson_t filter, opts;
-  const bson_t *doc, *reply = NULL;
-  bson_error_t berr;
+  const bson_t *doc;
   mongoc_cursor_t *cur;
   bool ok = false;
 
@@ -1069,10 +1108,8 @@ static bool mongo_scan(sl_store_t *st, const sl_store_query_t *q, sl_store_visit
     if (!go)
       break;
   }
-  if (mongoc_cursor_error_document(cur, &berr, &reply)) {
-    fail_bson(m, &berr, reply, "scanning points", err);
+  if (cursor_failed(m, cur, "scanning points", err))
     goto out;
-  }
   ok = true;
 out:
   mongoc_cursor_destroy(cur);
@@ -1085,8 +1122,7 @@ static bool mongo_get(sl_store_t *st, const char *sample_id, sl_store_point_t *o
 {
   mongo_store_t *m = (mongo_store_t *)st;
   bson_t filter, opts;
-  const bson_t *doc, *reply = NULL;
-  bson_error_t berr;
+  const bson_t *doc;
   mongoc_cursor_t *cur;
   bool ok = false;
 
@@ -1100,11 +1136,10 @@ static bool mongo_get(sl_store_t *st, const char *sample_id, sl_store_point_t *o
       goto out;
     *found = true;
   }
-  if (mongoc_cursor_error_document(cur, &berr, &reply)) {
+  if (cursor_failed(m, cur, "reading a point", err)) {
     if (*found)
       sl_store_point_release(out);
     *found = false;
-    fail_bson(m, &berr, reply, "reading a point", err);
     goto out;
   }
   ok = true;
@@ -1180,10 +1215,10 @@ static bool mongo_put_model(sl_store_t *st, const char *model_id, const char *ki
 {
   mongo_store_t *m = (mongo_store_t *)st;
   bson_t *metrics = NULL;
-  bson_t sel, upd, opts, reply;
+  bson_t sel, upd;
   bson_value_t gid;
   bson_error_t berr;
-  bool big = len > SL__MONGO_GRIDFS_THRESHOLD, ok = false;
+  bool big = len > SL__MONGO_GRIDFS_THRESHOLD, ok;
 
   if (metrics_json) {
     metrics = bson_new_from_json((const uint8_t *)metrics_json, -1, &berr);
@@ -1199,18 +1234,11 @@ static bool mongo_put_model(sl_store_t *st, const char *model_id, const char *ki
   }
   bson_init(&sel);
   bson_init(&upd);
-  bson_init(&opts);
   sl__mongo_model_update(model_id, m->base.schema.campaign, kind, sl_now(), metrics, blob,
                          len, big ? &gid : NULL, &sel, &upd);
-  sl__mongo_write_opts(true, &opts);
-  if (!mongoc_collection_update_one(m->models, &sel, &upd, &opts, &reply, &berr))
-    fail_bson(m, &berr, &reply, "writing a model", err);
-  else
-    ok = true;
-  bson_destroy(&reply);
+  ok = upsert_one(m, m->models, &sel, &upd, "writing a model", err);
   bson_destroy(&sel);
   bson_destroy(&upd);
-  bson_destroy(&opts);
   if (metrics)
     bson_destroy(metrics);
   if (big)
@@ -1255,8 +1283,7 @@ static bool mongo_get_model(sl_store_t *st, const char *kind, char **model_id, v
 {
   mongo_store_t *m = (mongo_store_t *)st;
   bson_t filter, opts;
-  const bson_t *doc, *reply = NULL;
-  bson_error_t berr;
+  const bson_t *doc;
   mongoc_cursor_t *cur;
   bson_iter_t it;
   void *data = NULL;
@@ -1300,10 +1327,8 @@ static bool mongo_get_model(sl_store_t *st, const char *kind, char **model_id, v
       *len = n;
     *found = true;
   }
-  if (mongoc_cursor_error_document(cur, &berr, &reply)) {
-    fail_bson(m, &berr, reply, "reading a model", err);
+  if (cursor_failed(m, cur, "reading a model", err))
     goto out;
-  }
   ok = true;
 out:
   free(data);
@@ -1317,8 +1342,7 @@ static bool mongo_list_models(sl_store_t *st, const char *kind, sl_store_model_l
 {
   mongo_store_t *m = (mongo_store_t *)st;
   bson_t filter, opts;
-  const bson_t *doc, *reply = NULL;
-  bson_error_t berr;
+  const bson_t *doc;
   mongoc_cursor_t *cur;
   bool ok = true;
 
@@ -1328,10 +1352,8 @@ static bool mongo_list_models(sl_store_t *st, const char *kind, sl_store_model_l
   cur = mongoc_collection_find_with_opts(m->models, &filter, &opts, NULL);
   while (mongoc_cursor_next(cur, &doc))
     sl__mongo_model_info_push(doc, out);
-  if (mongoc_cursor_error_document(cur, &berr, &reply)) {
-    fail_bson(m, &berr, reply, "listing models", err);
+  if (cursor_failed(m, cur, "listing models", err))
     ok = false;
-  }
   mongoc_cursor_destroy(cur);
   bson_destroy(&filter);
   bson_destroy(&opts);
@@ -1341,30 +1363,22 @@ static bool mongo_list_models(sl_store_t *st, const char *kind, sl_store_model_l
 static bool mongo_put_clock(sl_store_t *st, double running_s, double at, sl_error_t *err)
 {
   mongo_store_t *m = (mongo_store_t *)st;
-  bson_t sel, upd, opts, reply;
-  bson_error_t berr;
+  bson_t sel, upd;
   bool ok;
 
   bson_init(&sel);
   bson_init(&upd);
-  bson_init(&opts);
   sl__mongo_clock_update(m->base.schema.campaign, running_s, at, &sel, &upd);
-  sl__mongo_write_opts(true, &opts);
-  ok = mongoc_collection_update_one(m->clock, &sel, &upd, &opts, &reply, &berr);
-  if (!ok)
-    fail_bson(m, &berr, &reply, "writing the campaign's clock", err);
-  bson_destroy(&reply);
+  ok = upsert_one(m, m->clock, &sel, &upd, "writing the campaign's clock", err);
   bson_destroy(&sel);
   bson_destroy(&upd);
-  bson_destroy(&opts);
   return ok;
 }
 
 static bool mongo_get_clock(sl_store_t *st, double *running_s, double *at, bool *found, sl_error_t *err)
 {
   mongo_store_t *m = (mongo_store_t *)st;
-  const bson_t *doc, *reply = NULL;
-  bson_error_t berr;
+  const bson_t *doc;
   mongoc_cursor_t *cur;
   bson_t filter;
   bool ok = true;
@@ -1374,10 +1388,8 @@ static bool mongo_get_clock(sl_store_t *st, double *running_s, double *at, bool 
   cur = mongoc_collection_find_with_opts(m->clock, &filter, NULL, NULL);
   if (mongoc_cursor_next(cur, &doc))
     *found = sl__mongo_clock_from_doc(doc, running_s, at);
-  if (mongoc_cursor_error_document(cur, &berr, &reply)) {
-    fail_bson(m, &berr, reply, "reading the campaign's clock", err);
+  if (cursor_failed(m, cur, "reading the campaign's clock", err))
     ok = false;
-  }
   mongoc_cursor_destroy(cur);
   bson_destroy(&filter);
   return ok;

@@ -63,6 +63,19 @@ static bool campaign_check(const char *campaign, sl_error_t *err)
   return true;
 }
 
+/* campaign_check, then *o = *opts, or the defaults when opts is NULL. */
+static bool opts_check(const char *campaign, const sl_topology_opts_t *opts, sl_topology_opts_t *o,
+                       sl_error_t *err)
+{
+  if (!campaign_check(campaign, err))
+    return false;
+  if (opts)
+    *o = *opts;
+  else
+    sl_topology_opts_default(o);
+  return true;
+}
+
 /* Adapts args to an existing queue q that differs in one of the arguments an older
  * campaign may have been declared with (the group size, the delivery limit), as the
  * broker's refusal of the declare shows it (sl_amqp_refused_arg): returns true when args
@@ -167,12 +180,8 @@ bool sl_topology_declare(sl_amqp_t *s, const char *campaign, const sl_topology_o
   sl_topology_opts_t o;
   char q[SL_NAME_MAX], key[SL_NAME_MAX];
 
-  if (!campaign_check(campaign, err))
+  if (!opts_check(campaign, opts, &o, err))
     return false;
-  if (opts)
-    o = *opts;
-  else
-    sl_topology_opts_default(&o);
   if (!sl_amqp_declare_exchange(s, SL_EXCHANGE, "topic", true, err) ||
       !sl_amqp_declare_exchange(s, SL_DLX, "topic", true, err))
     return false;
@@ -223,12 +232,8 @@ bool sl_topology_declare_events(sl_amqp_t *s, const char *campaign, const char *
   char q[SL_NAME_MAX], suffix[SL_NAME_MAX], key[SL_NAME_MAX];
   size_t i;
 
-  if (!campaign_check(campaign, err))
+  if (!opts_check(campaign, opts, &o, err))
     return false;
-  if (opts)
-    o = *opts;
-  else
-    sl_topology_opts_default(&o);
   snprintf(suffix, sizeof suffix, "events.%s", worker);
   sl_name(q, campaign, suffix);
   {

@@ -97,6 +97,21 @@ void simio_unknown_arg(void (*usage)(FILE *), const char *arg)
   simio_fail(2, "unknown argument '%s'", arg);
 }
 
+void simio_parse_args(int argc, char **argv, void (*usage)(FILE *), double *step_delay, const char *name,
+                      void (*on_option)(const char *name, const char *value, void *ud), void *ud)
+{
+  const char *val;
+
+  for (int i = 1; i < argc; i++) {
+    if (simio_common_option(argv, &i, usage, step_delay))
+      continue;
+    if (simio_option(argv, &i, name, &val))
+      on_option(name, val, ud);
+    else
+      simio_unknown_arg(usage, argv[i]);
+  }
+}
+
 /* Converts the value s of option opt into *v; fails with status 2 when s is NULL (no value)
  * and returns false when s is not a number from end to end. */
 static bool option_double(const char *opt, const char *s, double *v)
@@ -246,6 +261,20 @@ json_t *simio_read_request(void)
   return root;
 }
 
+bool simio_next_run(const struct simio_input *table, int n, long dflt_steps, double *vals, long *max_steps)
+{
+  static bool started;
+  json_t *root = started ? simio_next_request() : simio_read_request();
+
+  started = true;
+  if (!root)
+    return false;
+  simio_parse_inputs(root, table, n, vals);
+  *max_steps = simio_parse_max_steps(root, dflt_steps);
+  json_decref(root);
+  return true;
+}
+
 static double mono_now(void)
 {
   struct timespec ts;
@@ -347,9 +376,11 @@ long simio_parse_max_steps(json_t *root, long dflt)
 
 void simio_usage_inputs(FILE *f, const struct simio_input *table, int n, int width)
 {
+  fputs("inputs (all required; values outside the recommended range are accepted):\n", f);
   for (int i = 0; i < n; i++)
     fprintf(f, "  %-*s [%g, %g]  %s\n", width, table[i].name, table[i].lo, table[i].hi,
             table[i].doc);
+  fputs("\noptions:\n", f);
 }
 
 void simio_sleep(double s)

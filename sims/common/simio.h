@@ -56,6 +56,13 @@ bool simio_common_option(char **argv, int *i, void (*usage)(FILE *), double *ste
 /* Prints usage(stderr) and fails with status 2 on the unknown argument arg. */
 void simio_unknown_arg(void (*usage)(FILE *), const char *arg) __attribute__((noreturn));
 
+/* Walks argv[1..argc-1] in order: the common options (simio_common_option), then the
+ * option name ("--name V" or "--name=V"), whose value (NULL when it is the last argument)
+ * is handed to on_option(name, value, ud) at each occurrence; any other argument fails
+ * (simio_unknown_arg). For a simulator with one option of its own. */
+void simio_parse_args(int argc, char **argv, void (*usage)(FILE *), double *step_delay, const char *name,
+                      void (*on_option)(const char *name, const char *value, void *ud), void *ud);
+
 /* Parses the value s of option opt as seconds in [0, 3600]; fails with status 2 when s is
  * NULL or not such a number. */
 double simio_parse_seconds(const char *opt, const char *s);
@@ -76,6 +83,13 @@ json_t *simio_read_request(void);
  * lines {"terminate": true} read between runs (their run ended first) are skipped. */
 json_t *simio_next_request(void);
 
+/* The next run's request for a simulator with a table of numeric inputs: the first call
+ * reads as simio_read_request (failing when stdin has no line at all), later ones as
+ * simio_next_request; fills vals as simio_parse_inputs and *max_steps as
+ * simio_parse_max_steps(root, dflt_steps), and frees the request. Returns false at the end
+ * of stdin. */
+bool simio_next_run(const struct simio_input *table, int n, long dflt_steps, double *vals, long *max_steps);
+
 /* Whether the current run was asked to stop by a terminate control line (persistent mode):
  * the simulator should write its final line now (simio_final writes an empty one). */
 bool simio_stopped(void);
@@ -91,9 +105,20 @@ void simio_parse_inputs(json_t *root, const struct simio_input *table, int n, do
  * is not an integer in [1, SIMIO_STEPS_MAX]. */
 long simio_parse_max_steps(json_t *root, long dflt);
 
-/* Lists table[0..n-1] on f for a usage text, one "  <name> [lo, hi]  doc" line each, the
- * name padded to width. */
+/* The middle of a usage text on f: the line "inputs (all required; ...):", table[0..n-1]
+ * one "  <name> [lo, hi]  doc" line each, the name padded to width, then an empty line and
+ * "options:". */
 void simio_usage_inputs(FILE *f, const struct simio_input *table, int n, int width);
+
+/* The end of a simulator's usage text: the --step-delay line (SIMIO_USAGE_STEP_DELAY),
+ * then --help and the exit statuses (SIMIO_USAGE_TAIL), as string literals to paste into a
+ * format. */
+#define SIMIO_USAGE_STEP_DELAY "  --step-delay S  sleep S seconds after each output step (tests)\n"
+#define SIMIO_USAGE_TAIL                                                                  \
+  "  --help          this text\n"                                                       \
+  "\n"                                                                                   \
+  "exit status: 0 ok, 1 output or numerical failure, 2 bad input or usage;\n"           \
+  "SIGTERM ends the run at once (default action)\n"
 
 /* Sleeps s seconds (nothing when s <= 0), resuming after signals that are handled. */
 void simio_sleep(double s);

@@ -95,6 +95,35 @@ static void test_stopped_row(void)
   sl_config_destroy(cfg);
 }
 
+/* sl_dataset_predicted_checkpoint: the stored mean and sigma of checkpoint k, borrowed from
+ * point.predicted; NULL for what was not recorded. */
+static void test_predicted_checkpoint(void)
+{
+  sl_error_t err;
+  sl_config_t *cfg = sl_config_load_string(YAML, strlen(YAML), "dsstop.yaml", &err);
+  sl_store_point_t p;
+  const double *m, *s;
+
+  SL_REQUIRE(cfg);
+  make_point(&p, "stop", SL_POINT_TERMINATED, 6, 0);
+  add_prediction(&p);
+  sl_values_add(&p.predicted, "x.0.std", 0.125); /* a sigma without its mean */
+  sl_dataset_predicted_checkpoint(cfg, &p.predicted, 2, &m, &s);
+  SL_REQUIRE(m && s);
+  SL_CHECK_NEAR(*m, 107.25, 0);
+  SL_CHECK_NEAR(*s, 0.5, 0);
+  SL_CHECK(m == sl_values_get(&p.predicted, "x.2")); /* borrowed, not copied */
+  sl_dataset_predicted_checkpoint(cfg, &p.predicted, 0, &m, &s);
+  SL_CHECK(m == NULL && s != NULL && *s == 0.125);
+  sl_dataset_predicted_checkpoint(cfg, &p.predicted, 3, &m, &s);
+  SL_CHECK(m && s && *m == 109.5 && *s == 1.0);
+  sl_values_add(&p.predicted, "y.1", 5.0); /* another series' name: not the history's */
+  sl_dataset_predicted_checkpoint(cfg, &p.predicted, 4, &m, &s);
+  SL_CHECK(m == NULL && s == NULL);
+  sl_store_point_release(&p);
+  sl_config_destroy(cfg);
+}
+
 static void test_weights(void)
 {
   sl_error_t err;
@@ -252,4 +281,4 @@ static void test_running_finals(void)
   sl_config_destroy(cfg);
 }
 
-SL_TEST_MAIN(SL_T(test_stopped_row), SL_T(test_weights), SL_T(test_weighted_loss), SL_T(test_running_finals))
+SL_TEST_MAIN(SL_T(test_stopped_row), SL_T(test_predicted_checkpoint), SL_T(test_weights), SL_T(test_weighted_loss), SL_T(test_running_finals))

@@ -642,6 +642,35 @@ static void test_corruption(void)
   sl_model_destroy(m);
 }
 
+/* sl_model_shuffle: a permutation, the same for the same (seed, epoch) on every machine
+ * (pinned: the order sl_model_train and the GPU learner visit rows in), another per epoch. */
+static void test_shuffle(void)
+{
+  static const size_t want0[10] = {1, 9, 3, 6, 5, 2, 0, 4, 8, 7}, want1[10] = {0, 9, 2, 4, 1, 6, 7, 8, 3, 5};
+  size_t p[1000], q[1000], i;
+  bool seen[1000] = {false}, same = true;
+
+  sl_model_shuffle(p, 10, 1, 0);
+  for (i = 0; i < 10; i++)
+    SL_CHECK_INT(p[i], want0[i]);
+  sl_model_shuffle(p, 10, 1, 1);
+  for (i = 0; i < 10; i++)
+    SL_CHECK_INT(p[i], want1[i]);
+  sl_model_shuffle(p, 1000, 42, 3);
+  sl_model_shuffle(q, 1000, 42, 3);
+  for (i = 0; i < 1000; i++) {
+    SL_REQUIRE(p[i] < 1000 && !seen[p[i]]);
+    seen[p[i]] = true;
+    SL_CHECK_INT(p[i], q[i]);
+  }
+  sl_model_shuffle(q, 1000, 42, 4);
+  for (i = 0; i < 1000; i++)
+    same = same && p[i] == q[i];
+  SL_CHECK(!same);
+  sl_model_shuffle(p, 1, 7, 0);
+  SL_CHECK_INT(p[0], 0);
+}
+
 static void test_bad_args(void)
 {
   sl_model_spec_t s;
@@ -687,4 +716,4 @@ static void test_bad_args(void)
 SL_TEST_MAIN(SL_T(test_grad_nll), SL_T(test_grad_mse), SL_T(test_mask), SL_T(test_adam),
              SL_T(test_train_smooth), SL_T(test_std_far), SL_T(test_last_layer), SL_T(test_determinism),
              SL_T(test_predict_consistency), SL_T(test_metrics), SL_T(test_roundtrip), SL_T(test_corruption),
-             SL_T(test_bad_args))
+             SL_T(test_shuffle), SL_T(test_bad_args))

@@ -2,6 +2,7 @@
  * the trainer's shuffle. */
 #include "dp.h"
 
+#include "specline/model.h"
 #include "specline/util.h"
 
 void sl_dp_split(size_t n, int R, int r, size_t *lo, size_t *hi)
@@ -76,24 +77,7 @@ uint64_t sl_dp_rank_seed(uint64_t seed, int rank)
   return z == seed ? z ^ 0x5851f42d4c957f2dull : z;
 }
 
-/* Must stay identical to shuffle() in lib/src/model_train.c (tested against it). */
 void sl_dp_shuffle(size_t *perm, size_t n, uint64_t seed, int epoch)
 {
-  uint64_t pair[2] = {seed, (uint64_t)epoch};
-  uint64_t s = sl_hash64(pair, sizeof pair, 0x5bff1e);
-  size_t i;
-
-  for (i = 0; i < n; i++)
-    perm[i] = i;
-  for (i = n; i > 1; i--) {
-    size_t j, t;
-
-    s ^= s << 13;
-    s ^= s >> 7;
-    s ^= s << 17;
-    j = (size_t)(s % i);
-    t = perm[i - 1];
-    perm[i - 1] = perm[j];
-    perm[j] = t;
-  }
+  sl_model_shuffle(perm, n, seed, epoch);
 }

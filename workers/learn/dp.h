@@ -35,7 +35,7 @@ void sl_dp_combine_loss(int R, int nloss, const double *const *losses, const siz
  * per rank; rank seeds never equal the shared seed. */
 uint64_t sl_dp_rank_seed(uint64_t seed, int rank);
 
-/* The permutation of 0..n-1 that sl_model_train uses for (seed, epoch). */
+/* The permutation of 0..n-1 that sl_model_train uses for (seed, epoch): sl_model_shuffle. */
 void sl_dp_shuffle(size_t *perm, size_t n, uint64_t seed, int epoch);
 
 #endif

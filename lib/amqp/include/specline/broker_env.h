@@ -26,6 +26,10 @@ typedef struct sl_local_broker {
 /* Reads DIR/broker.env of a broker started earlier (possibly by another process). */
 sl_local_broker_t *sl_local_broker_open(const char *dir, sl_error_t *err);
 
+/* The value of key in text, the contents of a broker.env ("KEY=value" lines): a new
+ * string (free it), "" for "KEY=", NULL when no line starts with "key=". Thread-safe. */
+char *sl_broker_env_get(const char *text, const char *key);
+
 /* Frees the struct only (no broker is touched, nothing removed). NULL ok. */
 void sl_local_broker_free(sl_local_broker_t *b);
 

@@ -14,6 +14,9 @@ void *sl_realloc(void *p, size_t n);
 char *sl_strdup(const char *s);                    /* NULL in, NULL out */
 char *sl_strndup(const char *s, size_t n);
 char *sl_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* sl_asprintf with the arguments in ap (left used, as vprintf leaves it): a new string the
+ * caller frees; aborts on out-of-memory like sl_malloc. */
+char *sl_vasprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 
 /* Seconds since the epoch (wall clock) and a monotonic clock in seconds and nanoseconds. */
 double sl_now(void);

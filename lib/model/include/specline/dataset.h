@@ -110,6 +110,11 @@ int sl_dataset_checkpoints(const sl_config_t *cfg);
 int sl_dataset_columns(const sl_config_t *cfg);
 /* The 1-based simulation step of checkpoint k in [0, K), or -1 when out of range. */
 int64_t sl_dataset_checkpoint_step(const sl_config_t *cfg, int k);
+/* The prediction a stopped run relied on at checkpoint k of cfg's history, as the store
+ * keeps it in point.predicted ("<history>.<k>" and "<history>.<k>.std"): *mean and *std
+ * point into predicted (borrowed), each NULL when not recorded. */
+void sl_dataset_predicted_checkpoint(const sl_config_t *cfg, const sl_values_t *predicted, int k,
+                                     const double **mean, const double **std);
 /* Column of an output name (K + its index), or -1 when unknown. */
 int sl_dataset_output_column(const sl_config_t *cfg, const char *name);
 /* Column of a 1-based step when it is a checkpoint, else -1. */

@@ -201,6 +201,12 @@ typedef struct sl_model_train_result {
 bool sl_model_train(sl_model_t *m, size_t n, const float *x, const float *y, const float *mask,
                     const sl_model_train_opts_t *opts, sl_model_train_result_t *result, sl_error_t *err);
 
+/* The order sl_model_train visits n rows in at epoch epoch for options seed: perm (n
+ * entries) gets a permutation of 0..n-1, a Fisher-Yates shuffle driven by a hash of (seed,
+ * epoch), the same on every machine. For trainers that must visit rows as sl_model_train
+ * does (the learner's data-parallel GPU path). Thread-safe. */
+void sl_model_shuffle(size_t *perm, size_t n, uint64_t seed, int epoch);
+
 /* Ensemble prediction for n raw input rows x (n x D): mean and std (n x P each, original
  * units). NLL: std = sqrt(mean of member variances + variance of member means) (mixture);
  * MSE: std = spread (population std) of the member means. std may be NULL. Thread-safe

@@ -595,7 +595,8 @@ static void persist_only(const sl_spec_params_t *p, sl_spec_resid_t *r, const do
   if (k_obs < out->k_min || k_obs >= r->K || out->surprised)
     return;
   pb = persist_bound(r, k_obs, flatness(y, k_obs), flo, p->plateau_pool);
-  if (!isfinite(pb) || persist_vetoed(p, cmu, y, k_obs, r->K, 2.0 * sqrt(d2) * run_sigma(csigma + k_obs, r->K - k_obs, flo)))
+  if (!isfinite(pb) ||
+      persist_vetoed(p, cmu, y, k_obs, r->K, 2.0 * sqrt(d2) * run_sigma(csigma + k_obs, r->K - k_obs, flo)))
     return;
   out->tail_std = persist_tail(r, pb, y, k_obs, cmu, csigma) / p->scale / SL_AUDIT_NRMSE_FACTOR;
   out->k_tail_max = r->K - 1;

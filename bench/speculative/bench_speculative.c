@@ -1537,10 +1537,11 @@ static void print_params(const opts_t *o, FILE *f)
 {
   fprintf(f, "bench_speculative: %d seeds, %d validation runs, cap %.0f runs, %d slots (x%.1f for spec+over), "
              "retrain every %d (cheap model every %d, %.2f of the epochs), min_fraction %.2f, confidence %.3f, "
-             "surprise_p %.3f, audit %.2f, %d jobs, stat %s, max_fraction %.3f, plateau_pool %d, veto %d, finals %s\n",
+             "surprise_p %.3f, audit %.2f, %d jobs, stat %s, max_fraction %.3f, plateau_pool %d, level %.3f, veto %d, finals %s\n",
           o->seeds, o->n_val, o->cap_runs, o->slots, o->oversubscribe, o->retrain_every, o->eval_every,
           o->refine_fraction, o->spec.min_fraction, o->spec.confidence, o->spec.surprise_p, o->audit_fraction, o->jobs,
-          sl_spec_stat_name(o->spec.stat), o->spec.max_fraction, o->spec.plateau_pool, (int)o->spec.plateau_veto,
+          sl_spec_stat_name(o->spec.stat), o->spec.max_fraction, o->spec.plateau_pool,
+          o->spec.plateau_level > 0 ? o->spec.plateau_level : SL_SPEC_PLATEAU_LEVEL, (int)o->spec.plateau_veto,
           o->no_running ? "predicted" : "running");
 }
 
@@ -1563,6 +1564,8 @@ static void usage(FILE *f)
           "  --eval-every E       between full trainings, evaluate a cheap model (the last one refined on\n"
           "                       the rows so far) every E stored points (default 4; 0: only full ones)\n"
           "  --refine-fraction F  the cheap model's share of a full training's epochs (default 0.25)\n"
+          "  --plateau-level Q    persistence's bound is this quantile of the calibration runs' tail error\n"
+          "                       (default 0.975)\n"
           "  --plateau-veto 0|1   persistence is not relied on where the model's conditioned prediction\n"
           "                       excludes it (default 1)\n"
           "  --acq-mix F          space-filling share of the mixed arms' batches (default 0.5)\n"
@@ -1636,7 +1639,8 @@ int main(int argc, char **argv)
       {"stat", required_argument, 0, 'Z'},     {"finals", required_argument, 0, 'F'},
       {"max-fraction", required_argument, 0, 'M'}, {"plateau-pool", required_argument, 0, 'W'},
       {"plateau-veto", required_argument, 0, 'P'}, {"eval-every", required_argument, 0, 'G'},
-      {"refine-fraction", required_argument, 0, 'R'}, {0, 0, 0, 0}};
+      {"refine-fraction", required_argument, 0, 'R'}, {"plateau-level", required_argument, 0, 'Q'},
+      {0, 0, 0, 0}};
   opts_t o;
   pool_t pool;
   simdef_t sims[MAX_SIMS];
@@ -1703,6 +1707,7 @@ int main(int argc, char **argv)
     case 'X': o.acq_mix = atof(optarg); break;
     case 'M': o.spec.max_fraction = atof(optarg); break;
     case 'W': o.spec.plateau_pool = atoi(optarg); break;
+    case 'Q': o.spec.plateau_level = atof(optarg); break;
     case 'G': o.eval_every = atoi(optarg); break;
     case 'R': o.refine_fraction = atof(optarg); break;
     case 'P': o.spec.plateau_veto = atoi(optarg) != 0; break;

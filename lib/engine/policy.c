@@ -278,6 +278,7 @@ void sl_spec_params_default(sl_spec_params_t *p)
   p->stat = SL_SPEC_STAT_MAX_SIGMA;
   p->max_fraction = SL_SPEC_MAX_FRACTION_DEFAULT;
   p->plateau_pool = SL_SPEC_PLATEAU_POOL_DEFAULT;
+  p->plateau_level = SL_SPEC_PLATEAU_LEVEL;
   p->plateau_veto = true;
 }
 

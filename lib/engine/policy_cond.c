@@ -328,14 +328,15 @@ static void fit_persist(sl_spec_resid_t *r, int w)
   r->h_fitted = true;
 }
 
-/* The SL_SPEC_PLATEAU_LEVEL quantile of e over the calibration runs whose flatness is
+/* The `level` quantile of e over the calibration runs whose flatness is
  * nearest f (in log, the n/3 nearest, at least SL_SPEC_PLATEAU_MIN_RUNS): runs alike, not
  * merely flatter ones (a slow drift looks flat over a few checkpoints and drifts on over
  * the rest). ratio: e is taken relative to each run's flatness (floored at flo) and the
  * quantile scaled back by f, so that a drift's persistence error, which grows with its
  * slope, is judged by the runs' error per unit of flatness. fs: n flatnesses, sorted; es
  * alongside. INFINITY when fewer runs than that or f is not finite. */
-static double flat_quantile(const double *fs, const double *es, size_t n, double f, bool ratio, double flo)
+static double flat_quantile(const double *fs, const double *es, size_t n, double f, bool ratio, double flo,
+                            double level)
 {
   size_t k = n / 3 > SL_SPEC_PLATEAU_MIN_RUNS ? n / 3 : SL_SPEC_PLATEAU_MIN_RUNS, lo = 0, hi, m = 0, i;
   double *e, b, lf;
@@ -356,24 +357,25 @@ static double flat_quantile(const double *fs, const double *es, size_t n, double
   e = sl_calloc(k, sizeof *e);
   for (i = lo; i < hi; i++)
     e[m++] = ratio ? es[i] / fmax(fs[i], flo) : es[i];
-  b = upper_quantile(e, m, SL_SPEC_PLATEAU_LEVEL) * (ratio ? f : 1.0);
+  b = upper_quantile(e, m, level) * (ratio ? f : 1.0);
   free(e);
   return b;
 }
 
 /* Persistence's bound at prefix o for flatness f (raw histories, pooled over w prefixes
  * either side; refit when stale or w changed). */
-static double persist_bound(sl_spec_resid_t *r, size_t o, double f, double flo, int w)
+static double persist_bound(sl_spec_resid_t *r, size_t o, double f, double flo, const sl_spec_params_t *p)
 {
   size_t ld;
+  int w = p->plateau_pool < 0 ? 0 : p->plateau_pool > 4 ? 4 : p->plateau_pool;
 
   if (o < 2 || o >= r->K)
     return INFINITY;
-  w = w < 0 ? 0 : w > 4 ? 4 : w;
   if (!r->h_fitted || w != r->h_pool || !r->ph_n)
     fit_persist(r, w);
   ld = (2 * (size_t)w + 1) * SL_SPEC_RESID_CAP;
-  return flat_quantile(r->ph_f + o * ld, r->ph_e + o * ld, r->ph_n[o], f, true, flo);
+  return flat_quantile(r->ph_f + o * ld, r->ph_e + o * ld, r->ph_n[o], f, true, flo,
+                       p->plateau_level > 0 && p->plateau_level < 1 ? p->plateau_level : SL_SPEC_PLATEAU_LEVEL);
 }
 
 bool sl_spec_resid_add_history(sl_spec_resid_t *r, const double *y)
@@ -562,7 +564,7 @@ static void tail_bound(const sl_spec_params_t *p, sl_spec_resid_t *r, size_t b, 
   double bound = r->c_rmse[k_obs * NB + b] * rms, pb, flo = SL_SPEC_SIGMA_FLOOR_DEFAULT * p->scale;
 
   if (p->stat == SL_SPEC_STAT_PLATEAU) {
-    pb = persist_bound(r, k_obs, flatness(y, k_obs), flo, p->plateau_pool);
+    pb = persist_bound(r, k_obs, flatness(y, k_obs), flo, p);
     if (pb < bound && !persist_vetoed(p, cmu, y, k_obs, r->K, bound))
       bound = persist_tail(r, pb, y, k_obs, cmu, csigma);
   }
@@ -594,7 +596,7 @@ static void persist_only(const sl_spec_params_t *p, sl_spec_resid_t *r, const do
   d2 = isfinite(d2) ? d2 : 1.0;
   if (k_obs < out->k_min || k_obs >= r->K || out->surprised)
     return;
-  pb = persist_bound(r, k_obs, flatness(y, k_obs), flo, p->plateau_pool);
+  pb = persist_bound(r, k_obs, flatness(y, k_obs), flo, p);
   if (!isfinite(pb) ||
       persist_vetoed(p, cmu, y, k_obs, r->K, 2.0 * sqrt(d2) * run_sigma(csigma + k_obs, r->K - k_obs, flo)))
     return;

@@ -110,6 +110,8 @@ typedef struct sl_spec_params {
                         * prefixes o-w..o+w (w = this, 0..4; default SL_SPEC_PLATEAU_POOL_DEFAULT):
                         * ~(2w+1) samples a run, so its quantile needs ~1/(2w+1) of
                         * SL_SPEC_PLATEAU_MIN_RUNS runs (docs/speculative.md) */
+  double plateau_level; /* persistence's bound: this quantile of the calibration runs' tail
+                         * error (0: SL_SPEC_PLATEAU_LEVEL) */
   bool plateau_veto;   /* PLATEAU: persistence is not relied on when the model's prediction
                         * of the rest, conditioned on the prefix, excludes it (its RMS
                         * distance from the latest value exceeds the model's own calibrated

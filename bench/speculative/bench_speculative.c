@@ -154,6 +154,8 @@ typedef struct result {
    * validation std), the stops' tail share e and the weight it gives them (dataset.h) */
   int64_t n_run;
   double run_err2[8], run_share2, run_w;
+  int64_t n_run_false;   /* of them, at stops the audit's test calls false (the full run) */
+  double run_err2_false[8];
 } result_t;
 
 /* An audited stop: the prediction it relied on, for the stopped point the audit reads. */
@@ -169,6 +171,7 @@ typedef struct flight {
   const simrun_t *run;
   int64_t step;
   bool done, stopped;
+  bool false_stop; /* the stop fails the audit's test against the full run */
   size_t k_obs;   /* at the stop */
   double *pred;   /* the stop's prediction: P values (K without the finals), or NULL */
   double *pred_sd; /* its sigma, alongside */
@@ -225,12 +228,16 @@ static void running_finals(campaign_t *c, flight_t *f, float *y, float *sdv)
       continue;
     y[sd->K + (int)j] = (float)v;
     sdv[sd->K + (int)j] = INFINITY;
-    if (j < 8 && s > 0)
+    if (j < 8 && s > 0) {
       c->r->run_err2[j] += pow((v - f->run->fin[j]) / s, 2);
+      if (f->false_stop)
+        c->r->run_err2_false[j] += pow((v - f->run->fin[j]) / s, 2);
+    }
     any = true;
   }
   if (any) {
     c->r->n_run++;
+    c->r->n_run_false += f->false_stop;
     c->r->run_share2 += e * e;
     c->r->run_w += sl_dataset_predicted_weight(e, SL_DATASET_NOISE_REF);
   }
@@ -380,9 +387,10 @@ static void maybe_train(campaign_t *c)
 /* The truth about a stop, from the cached full run: would the audit have called it false,
  * and would the surprise test have fired had the run gone on to the end? mu, sigma: the
  * band the surprise test used (the unweighted ensemble for spec-m). */
-static void judge_stop(campaign_t *c, const simrun_t *run, const sl_spec_decision_t *dec, const double *mu,
+static bool judge_stop(campaign_t *c, const simrun_t *run, const sl_spec_decision_t *dec, const double *mu,
                        const double *sigma)
 {
+  bool is_false = false;
   size_t K = (size_t)c->sd->K, k;
   double *y = sl_malloc(K * sizeof *y);
   sl_audit_result_t a;
@@ -393,8 +401,10 @@ static void judge_stop(campaign_t *c, const simrun_t *run, const sl_spec_decisio
     y[k] = run->hist[sl_dataset_checkpoint_step(&c->cfg, (int)k) - 1];
   if (sl_audit_check(y + dec->k_obs, dec->pred_mean, dec->pred_std, dec->n_pred, spec->scale, spec->confidence,
                      spec->sigma_floor, &a, NULL) &&
-      a.false_stop)
+      a.false_stop) {
     c->r->n_true_false++;
+    is_false = true;
+  }
   for (k = 0; k < dec->n_pred; k++) {
     c->r->n_tail_tot++;
     c->r->n_tail_in += fabs(y[dec->k_obs + k] - dec->pred_mean[k]) <= 2 * dec->pred_std[k];
@@ -402,6 +412,7 @@ static void judge_stop(campaign_t *c, const simrun_t *run, const sl_spec_decisio
   if (sl_spec_decide(spec, mu, sigma, K, y, K, &full, NULL) && full.surprised)
     c->r->n_surprise_later++;
   free(y);
+  return is_false;
 }
 
 static void on_decided(campaign_t *c, const sl_spec_decision_t *dec)
@@ -441,7 +452,7 @@ static void on_terminate(campaign_t *c, flight_t *f, const sl_planner_action_t *
   memcpy(f->pred, a->mu, f->n_pred * sizeof *f->pred);
   f->pred_sd = sl_malloc(f->n_pred * sizeof *f->pred_sd);
   memcpy(f->pred_sd, a->sigma, f->n_pred * sizeof *f->pred_sd);
-  judge_stop(c, f->run, &a->dec, a->band_mu, a->band_sigma);
+  f->false_stop = judge_stop(c, f->run, &a->dec, a->band_mu, a->band_sigma);
   if (!a->audit)
     return;
   if (c->n_stops == c->stops_cap) {
@@ -1309,7 +1320,8 @@ static void print_table(const opts_t *o, simdef_t *sims, result_t *res, size_t n
             "surpr-l", "final NRMSE all/hist/fin", "cov2σ");
     for (a = 0; a < N_ARMS; a++) {
       double q1, med, q3, m_all, m_hist, m_fin, stops = 0, audited = 0, afalse = 0, tfalse = 0, slater = 0, runs = 0;
-      double fracsum = 0, dec = 0, dsur = 0, *ts = NULL, rerr[8] = {0}, rshare = 0, rw = 0, nrun = 0;
+      double fracsum = 0, dec = 0, dsur = 0, *ts = NULL, rerr[8] = {0}, rerrf[8] = {0}, nrunf = 0, rshare = 0, rw = 0,
+             nrun = 0;
       size_t n_ts = 0, j;
       int n = 0;
       char b1[40], b2[40], b3[24], b4[24];
@@ -1329,8 +1341,11 @@ static void print_table(const opts_t *o, simdef_t *sims, result_t *res, size_t n
         nrun += (double)r->n_run;
         rshare += r->run_share2;
         rw += r->run_w;
-        for (j = 0; j < 8; j++)
+        nrunf += (double)r->n_run_false;
+        for (j = 0; j < 8; j++) {
           rerr[j] += r->run_err2[j];
+          rerrf[j] += r->run_err2_false[j];
+        }
         dec += (double)r->n_decisions;
         dsur += (double)r->n_dec_surprised;
         ts = sl_realloc(ts, (n_ts + r->n_tail_std + 1) * sizeof *ts);
@@ -1366,6 +1381,13 @@ static void print_table(const opts_t *o, simdef_t *sims, result_t *res, size_t n
         for (j = 0; j < sims[s].cfg->n_outputs && j < 8; j++)
           fprintf(out, " %.3f", sqrt(rerr[j] / nrun));
         fprintf(out, "; tail share e RMS %.3f, mean weight %.2f\n", sqrt(rshare / nrun), rw / nrun);
+        fprintf(out, "%-12s   the same at the %.0f false stops:", "", nrunf);
+        for (j = 0; j < sims[s].cfg->n_outputs && j < 8; j++)
+          fprintf(out, " %.3f", nrunf > 0 ? sqrt(rerrf[j] / nrunf) : 0.0);
+        fprintf(out, "; at the others:");
+        for (j = 0; j < sims[s].cfg->n_outputs && j < 8; j++)
+          fprintf(out, " %.3f", nrun > nrunf ? sqrt((rerr[j] - rerrf[j]) / (nrun - nrunf)) : 0.0);
+        fprintf(out, "\n");
       }
       free(ts);
     }

@@ -526,7 +526,54 @@ static void test_server_flow(void)
   free(dir);
 }
 
+/* The cheap model between trainings: a model trained on 60 points, refined on 240 for a
+ * quarter of the epochs (fewer than a full training's), is a new model evaluated on the
+ * new split like a full training; the base is left as it was; a bad fraction or no base
+ * is an error. */
+static void test_trainer_refine(void)
+{
+  char *dir = NULL;
+  sl_config_t *cfg = load_cfg(&dir);
+  sl_dataset_split_t few, all;
+  sl_trainer_result_t base, r;
+  sl_error_t err;
+  size_t np;
+  float *before;
+
+  SL_REQUIRE(cfg);
+  sl_dataset_split_init(&few, cfg, -1);
+  sl_dataset_split_init(&all, cfg, -1);
+  fill_split(&few, 60);
+  fill_split(&all, 240);
+  SL_REQUIRE(sl_trainer_run(cfg, &few, NULL, &base, &err));
+  np = sl_model_param_count(base.model);
+  before = malloc(np * sizeof *before);
+  memcpy(before, sl_model_params_const(base.model), np * sizeof *before);
+  SL_REQUIRE(sl_trainer_refine(cfg, &all, base.model, 0.25, NULL, &r, &err));
+  fprintf(stderr, "  refine: %d epochs in %.2f s, nrmse %.4f (base on the 60: %.4f), coverage %.3f\n", r.epochs_run,
+          r.train_s, r.nrmse, base.nrmse, r.coverage);
+  SL_CHECK(r.model != NULL && r.model != base.model);
+  SL_CHECK_INT(r.n_train, all.train.n);
+  SL_CHECK(isfinite(r.nrmse) && r.nrmse < 0.5 && isfinite(r.coverage));
+  SL_CHECK(r.epochs_run >= 1 && r.epochs_run < sl_trainer_epochs(cfg->learn.epochs, all.train.n, cfg->learn.batch));
+  SL_CHECK(memcmp(before, sl_model_params_const(base.model), np * sizeof *before) == 0); /* borrowed, unchanged */
+  SL_CHECK(memcmp(before, sl_model_params_const(r.model), np * sizeof *before) != 0);
+  sl_model_destroy(r.model);
+  SL_CHECK(!sl_trainer_refine(cfg, &all, base.model, 0.0, NULL, &r, &err));
+  SL_CHECK(strstr(err.message, "fraction") != NULL);
+  SL_CHECK(!sl_trainer_refine(cfg, &all, base.model, 1.5, NULL, &r, &err));
+  SL_CHECK(!sl_trainer_refine(cfg, &all, NULL, 0.25, NULL, &r, &err));
+  SL_CHECK(r.model == NULL);
+  free(before);
+  sl_model_destroy(base.model);
+  sl_dataset_split_release(&few);
+  sl_dataset_split_release(&all);
+  sl_config_destroy(cfg);
+  lt_rmrf(dir);
+  free(dir);
+}
+
 SL_TEST_MAIN(SL_T(test_trainer_trains_and_evaluates), SL_T(test_trainer_abandon_and_empty),
-             SL_T(test_trainer_backend_hook),
+             SL_T(test_trainer_backend_hook), SL_T(test_trainer_refine),
              SL_T(test_trainer_fits_log_envelope), SL_T(test_trainer_epoch_floor), SL_T(test_serve_checks),
              SL_T(test_serve_batch_slices), SL_T(test_server_flow))

@@ -18,6 +18,7 @@
 
 #include "gpu.h"
 #include "specline/model.h"
+#include "../../tests/model/model_test.h"
 
 static double now_s(void)
 {
@@ -41,25 +42,10 @@ static int parse_list(const char *s, int *out, int max)
   return n;
 }
 
+/* The bench's ensemble: NLL, inputs in [-1, 1], seed 1 (the model spec's defaults). */
 static sl_model_t *make_model(int E, int D, int H, int L, int P)
 {
-  double lo[256], hi[256];
-  sl_model_spec_t s;
-  int d;
-
-  for (d = 0; d < D; d++) {
-    lo[d] = -1;
-    hi[d] = 1;
-  }
-  sl_model_spec_init(&s);
-  s.members = E;
-  s.inputs = D;
-  s.hidden = H;
-  s.layers = L;
-  s.outputs = P;
-  s.input_lo = lo;
-  s.input_hi = hi;
-  return sl_model_new(&s, NULL);
+  return mt_model(SL_MODEL_LOSS_NLL, E, D, H, L, P, 1);
 }
 
 static void make_data(size_t n, int D, int P, float *x, float *y, float *mask)
@@ -227,7 +213,7 @@ int main(int argc, char **argv)
       return 2;
     }
   }
-  if (D < 1 || D > 256 || P < 1 || E < 1 || L < 1 || rows < 1 || epochs < 1) {
+  if (D < 1 || D > MT_MAX_INPUTS || P < 1 || E < 1 || L < 1 || rows < 1 || epochs < 1) {
     fprintf(stderr, "bench_learn: bad shape\n");
     return 2;
   }

@@ -19,16 +19,20 @@ static inline double mt_urand(uint64_t *state)
   return (double)(z >> 11) * (1.0 / 9007199254740992.0);
 }
 
-/* A model with E members, D inputs (at most 64) each in [lo, hi], L layers of H, P outputs,
- * the given loss and seed; NULL when sl_model_new refuses it. */
+/* A model with E members, D inputs (at most MT_MAX_INPUTS) each in [lo, hi], L layers of
+ * H, P outputs, the given loss and seed; NULL with more inputs or when sl_model_new
+ * refuses it. */
+#define MT_MAX_INPUTS 256
 static inline sl_model_t *mt_model_box(sl_model_loss_t loss, int E, int D, int H, int L, int P, double lo,
                                        double hi, uint64_t seed)
 {
-  double lov[64], hiv[64];
+  double lov[MT_MAX_INPUTS], hiv[MT_MAX_INPUTS];
   sl_model_spec_t s;
   int d;
 
-  for (d = 0; d < D && d < 64; d++) {
+  if (D > MT_MAX_INPUTS)
+    return NULL;
+  for (d = 0; d < D; d++) {
     lov[d] = lo;
     hiv[d] = hi;
   }

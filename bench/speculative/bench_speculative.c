@@ -98,6 +98,7 @@ typedef struct opts {
   sl_spec_params_t spec; /* min_fraction, confidence, surprise_p (scale per model) */
   double audit_fraction;
   bool quick, verbose;
+  bool trace; /* BENCH_SPEC_TRACE set: every decision to stderr */
   bool masked_tails; /* --tails masked: a stopped run trains on its prefix only */
   bool no_running;   /* --finals predicted: a stopped run's finals are not its running ones */
   double acq_mix;    /* the mixed arms' space-filling share */
@@ -422,7 +423,7 @@ static void on_decided(campaign_t *c, const sl_spec_decision_t *dec)
   r->n_decisions++;
   r->n_dec_surprised += dec->action == SL_SPEC_SURPRISED;
   r->n_dec_continue += dec->action == SL_SPEC_CONTINUE;
-  if (getenv("BENCH_SPEC_TRACE"))
+  if (c->o->trace)
     fprintf(stderr, "trace runs %lld k %zu action %d surprised %d z2 %.1f thr %.1f tail_std %.4f\n",
             (long long)r->n_runs, dec->k_obs, (int)dec->action, (int)dec->surprised, dec->z2, dec->threshold,
             dec->tail_std);
@@ -1691,6 +1692,7 @@ int main(int argc, char **argv)
   o.oversubscribe = 2;
   o.retrain_every = 16;
   o.eval_every = 4;
+  o.trace = getenv("BENCH_SPEC_TRACE") != NULL;
   o.refine_fraction = 0.25;
   sl_spec_params_default(&o.spec);
   o.spec.min_fraction = 0.25;
